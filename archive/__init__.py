@@ -1,0 +1,1 @@
+"""tickline.archive: stream recording and replay (not built yet; see the issues)."""

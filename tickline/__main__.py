@@ -1,0 +1,5 @@
+import sys
+
+from tickline.cli import main
+
+sys.exit(main())

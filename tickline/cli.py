@@ -3,7 +3,8 @@
 Each subsystem that has commands provides a module with
 ``register(subparsers: argparse._SubParsersAction) -> None``; the module adds its
 parsers and sets ``func`` (a callable taking the parsed ``argparse.Namespace``
-and returning an exit code) with ``parser.set_defaults(func=...)``.
+and returning an exit code) with ``parser.set_defaults(func=...)``.  A module that has a benchmark also provides
+``register_bench(bench_subparsers) -> None`` and adds ``tickline bench NAME``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ COMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickline", description="Aeron/SBE transport framework for trading systems")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    bench = subparsers.add_parser("bench", help="benchmarks, each against a named peer measured in the same run")
+    bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCH")
+    bench.set_defaults(func=lambda _args: bench.print_help() or 2)
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        module = importlib.import_module(name)
+        if hasattr(module, "register"):
+            module.register(subparsers)
+        if hasattr(module, "register_bench"):
+            module.register_bench(bench_subparsers)
     return parser
 
 

@@ -1,0 +1,397 @@
+"""FIX data dictionaries in QuickFIX's XML format, and message validation.
+
+A dictionary is read once (``load_dictionary("FIX44")`` or a path) into
+plain lookup tables: components are flattened into the messages that use
+them, so validation is a walk over the message's fields with set lookups.
+
+FIX 4.x uses one dictionary for everything.  FIXT.1.1 splits it: the
+transport dictionary (FIXT11) holds header, trailer and session messages,
+the application dictionary (FIX50SP2) the business messages; ``Validator``
+takes both (the same object twice for FIX 4.x).
+
+A failed check is a ``ValidationError`` carrying the SessionRejectReason
+(373) and the offending tag (371), which is what the session puts in its
+Reject (35=3).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .codec import FixMessage
+
+__all__ = [
+    "FieldDef",
+    "GroupDef",
+    "Layout",
+    "MessageDef",
+    "DataDictionary",
+    "DictionaryError",
+    "ValidationConfig",
+    "ValidationError",
+    "Validator",
+    "load_dictionary",
+    "spec_dir",
+    "SessionRejectReason",
+]
+
+
+class SessionRejectReason:
+    """Values of SessionRejectReason (373) the gateway sends."""
+
+    INVALID_TAG_NUMBER = 0
+    REQUIRED_TAG_MISSING = 1
+    TAG_NOT_DEFINED_FOR_MESSAGE_TYPE = 2
+    UNDEFINED_TAG = 3
+    TAG_WITHOUT_VALUE = 4
+    VALUE_INCORRECT = 5
+    INCORRECT_DATA_FORMAT = 6
+    COMPID_PROBLEM = 9
+    SENDING_TIME_ACCURACY_PROBLEM = 10
+    INVALID_MSGTYPE = 11
+    TAG_APPEARS_MORE_THAN_ONCE = 13
+    INCORRECT_NUM_IN_GROUP_COUNT = 16
+    OTHER = 99
+
+
+class DictionaryError(ValueError):
+    """A dictionary file that can't be read (the user's input)."""
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    number: int
+    name: str
+    type: str
+    values: frozenset[str] | None  # enum values, None when any value of the type goes
+
+
+@dataclass
+class Layout:
+    """The fields allowed at one level (message body, or one group instance)."""
+
+    fields: set[int] = field(default_factory=set)
+    required: set[int] = field(default_factory=set)
+    groups: dict[int, "GroupDef"] = field(default_factory=dict)  # counter tag -> group
+
+    def all_tags(self) -> set[int]:
+        return self.fields | set(self.groups)
+
+
+@dataclass
+class GroupDef:
+    counter_tag: int
+    delimiter_tag: int
+    layout: Layout
+
+
+@dataclass
+class MessageDef:
+    name: str
+    msg_type: str
+    category: str  # "admin" or "app"
+    layout: Layout
+
+
+@dataclass
+class DataDictionary:
+    begin_string: str  # "FIX.4.4", "FIXT.1.1", or "FIX.5.0SP2" for an application dictionary
+    fields_by_number: dict[int, FieldDef]
+    fields_by_name: dict[str, FieldDef]
+    header: Layout
+    trailer: Layout
+    messages: dict[str, MessageDef]
+    path: str = ""
+
+    def field_name(self, tag: int) -> str:
+        f = self.fields_by_number.get(tag)
+        return f.name if f else str(tag)
+
+
+def spec_dir() -> Path:
+    """Where dictionaries are loaded by name: ``TICKLINE_FIX_SPEC_DIR`` or the bundled ``spec/``."""
+    env = os.environ.get("TICKLINE_FIX_SPEC_DIR")
+    return Path(env) if env else Path(__file__).with_name("spec")
+
+
+def load_dictionary(name_or_path: str | os.PathLike[str]) -> DataDictionary:
+    """Load a QuickFIX-format dictionary by name (``"FIX44"``) or file path.
+
+    Results are cached per resolved path; dictionaries are read-only after load.
+    Raises ``DictionaryError`` naming the file and what is wrong.
+    """
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = spec_dir() / f"{name_or_path}.xml"
+    return _load(str(p.resolve()))
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: str) -> DataDictionary:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as e:
+        raise DictionaryError(f"cannot read FIX dictionary: fault=input path={path} error={e}") from None
+    if root.tag != "fix":
+        raise DictionaryError(f"not a FIX dictionary: fault=input path={path} root_element={root.tag}")
+    kind = root.get("type", "FIX")
+    major, minor, sp = root.get("major"), root.get("minor"), root.get("servicepack", "0")
+    if kind == "FIXT":
+        begin = f"FIXT.{major}.{minor}"
+    elif major == "5":
+        begin = f"FIX.{major}.{minor}" + (f"SP{sp}" if sp and sp != "0" else "")
+    else:
+        begin = f"FIX.{major}.{minor}"
+
+    by_num: dict[int, FieldDef] = {}
+    by_name: dict[str, FieldDef] = {}
+    fields_el = root.find("fields")
+    for f in (fields_el if fields_el is not None else []):
+        try:
+            num = int(f.get("number", ""))
+        except ValueError:
+            raise DictionaryError(f"bad field number: fault=input path={path} field={f.get('name')}") from None
+        vals = [v.get("enum", "") for v in f.findall("value")]
+        fd = FieldDef(num, f.get("name", ""), f.get("type", "STRING").upper(), frozenset(vals) if vals else None)
+        by_num[num] = fd
+        by_name[fd.name] = fd
+
+    components: dict[str, ET.Element] = {}
+    comps_el = root.find("components")
+    for c in (comps_el if comps_el is not None else []):
+        components[c.get("name", "")] = c
+
+    def build(el: ET.Element, layout: Layout, required_here: bool, where: str, depth: int = 0) -> None:
+        if depth > 50:
+            raise DictionaryError(f"component nesting too deep: fault=input path={path} at={where}")
+        for child in el:
+            req = required_here and child.get("required") == "Y"
+            name = child.get("name", "")
+            if child.tag == "field":
+                fd = by_name.get(name)
+                if fd is None:
+                    raise DictionaryError(f"undefined field: fault=input path={path} field={name} in={where}")
+                layout.fields.add(fd.number)
+                if req:
+                    layout.required.add(fd.number)
+            elif child.tag == "group":
+                fd = by_name.get(name)
+                if fd is None:
+                    raise DictionaryError(f"undefined group counter: fault=input path={path} group={name} in={where}")
+                g = Layout()
+                build(child, g, True, f"{where}.{name}", depth + 1)
+                first = _first_field(child, components, by_name)
+                if first is None:
+                    raise DictionaryError(f"empty group: fault=input path={path} group={name} in={where}")
+                layout.groups[fd.number] = GroupDef(fd.number, first, g)
+                if req:
+                    layout.required.add(fd.number)
+            elif child.tag == "component":
+                comp = components.get(name)
+                if comp is None:
+                    raise DictionaryError(f"undefined component: fault=input path={path} component={name} in={where}")
+                build(comp, layout, req, f"{where}.{name}", depth + 1)
+
+    header, trailer = Layout(), Layout()
+    h = root.find("header")
+    if h is not None:
+        build(h, header, True, "header")
+    t = root.find("trailer")
+    if t is not None:
+        build(t, trailer, True, "trailer")
+    messages: dict[str, MessageDef] = {}
+    msgs_el = root.find("messages")
+    for m in (msgs_el if msgs_el is not None else []):
+        lay = Layout()
+        build(m, lay, True, m.get("name", ""))
+        mt = m.get("msgtype", "")
+        messages[mt] = MessageDef(m.get("name", ""), mt, m.get("msgcat", "app"), lay)
+    return DataDictionary(begin, by_num, by_name, header, trailer, messages, path)
+
+
+def _first_field(el: ET.Element, components: dict[str, ET.Element], by_name: dict[str, FieldDef]) -> int | None:
+    for child in el:
+        if child.tag in ("field", "group"):
+            fd = by_name.get(child.get("name", ""))
+            return fd.number if fd else None
+        if child.tag == "component":
+            comp = components.get(child.get("name", ""))
+            if comp is not None:
+                return _first_field(comp, components, by_name)
+    return None
+
+
+_INT = re.compile(r"-?\d+\Z")
+_UINT = re.compile(r"\d+\Z")
+_FLOAT = re.compile(r"-?(\d+\.?\d*|\.\d+)\Z")
+_TIMESTAMP = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])-([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?\Z")
+_TIMEONLY = re.compile(r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?\Z")
+_DATE = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\Z")
+_MONTHYEAR = re.compile(r"\d{4}(0[1-9]|1[0-2])((0[1-9]|[12]\d|3[01])|w[1-5])?\Z")
+
+_TYPE_CHECKS: dict[str, Callable[[str], bool]] = {}
+for _t in ("INT", "DAYOFMONTH"):
+    _TYPE_CHECKS[_t] = lambda v: _INT.match(v) is not None
+for _t in ("LENGTH", "SEQNUM", "NUMINGROUP", "TAGNUM"):
+    _TYPE_CHECKS[_t] = lambda v: _UINT.match(v) is not None
+for _t in ("FLOAT", "PRICE", "QTY", "AMT", "PRICEOFFSET", "PERCENTAGE"):
+    _TYPE_CHECKS[_t] = lambda v: _FLOAT.match(v) is not None
+_TYPE_CHECKS["CHAR"] = lambda v: len(v) == 1
+_TYPE_CHECKS["BOOLEAN"] = lambda v: v in ("Y", "N")
+_TYPE_CHECKS["UTCTIMESTAMP"] = lambda v: _TIMESTAMP.match(v) is not None
+_TYPE_CHECKS["TZTIMESTAMP"] = lambda v: True
+_TYPE_CHECKS["UTCTIMEONLY"] = lambda v: _TIMEONLY.match(v) is not None
+for _t in ("UTCDATEONLY", "UTCDATE", "LOCALMKTDATE", "DATE"):
+    _TYPE_CHECKS[_t] = lambda v: _DATE.match(v) is not None
+_TYPE_CHECKS["MONTHYEAR"] = lambda v: _MONTHYEAR.match(v) is not None
+_MULTI = {"MULTIPLEVALUESTRING", "MULTIPLECHARVALUE", "MULTIPLESTRINGVALUE"}
+
+
+class ValidationError(Exception):
+    """A received message that breaks the dictionary (the peer's fault)."""
+
+    def __init__(self, reason: int, tag: int | None, text: str) -> None:
+        self.reason = reason
+        self.tag = tag
+        self.text = text
+        super().__init__(f"invalid FIX message: fault=remote reason={reason} tag={tag} {text}")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Which checks run on received messages (per session).
+
+    enabled: master switch; check_required: required fields present;
+    check_types: values match the field's type; check_values: enum values;
+    allow_unknown_fields: tags the dictionary does not define pass;
+    allow_user_defined_fields: tags >= 5000 pass even when undefined.
+    """
+
+    enabled: bool = True
+    check_required: bool = True
+    check_types: bool = True
+    check_values: bool = True
+    allow_unknown_fields: bool = False
+    allow_user_defined_fields: bool = True
+
+
+class Validator:
+    """Checks messages against a transport and an application dictionary.
+
+    Thread safe (read-only after construction).
+    """
+
+    def __init__(self, transport: DataDictionary, app: DataDictionary | None = None,
+                 config: ValidationConfig = ValidationConfig()) -> None:
+        self.transport = transport
+        self.app = app or transport
+        self.config = config
+
+    def validate(self, msg: FixMessage) -> None:
+        """Raise ``ValidationError`` for the first problem found; return None if valid."""
+        cfg = self.config
+        if not cfg.enabled:
+            return
+        mt = msg.msg_type
+        mdef = self.transport.messages.get(mt) or self.app.messages.get(mt)
+        if mdef is None:
+            raise ValidationError(SessionRejectReason.INVALID_MSGTYPE, 35, f"Invalid MsgType msg_type={mt}")
+        body_dict = self.transport if mt in self.transport.messages else self.app
+        header, trailer, body = self.transport.header, self.transport.trailer, mdef.layout
+        top = Layout(header.fields | body.fields | trailer.fields,
+                     header.required | body.required | trailer.required,
+                     {**header.groups, **body.groups, **trailer.groups})
+        fields = msg.fields
+        end = self._walk(fields, 0, top, body_dict, in_group=False)
+        if end != len(fields):  # only reachable through a group walk that stopped early
+            t = fields[end][0]
+            raise ValidationError(SessionRejectReason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE, t,
+                                  f"Tag not defined for this message type tag={t} msg_type={mt}")
+
+    def _field(self, tag: int, d: DataDictionary) -> FieldDef | None:
+        return d.fields_by_number.get(tag) or self.transport.fields_by_number.get(tag)
+
+    def _check_value(self, tag: int, value: str, d: DataDictionary) -> None:
+        cfg = self.config
+        if value == "":
+            raise ValidationError(SessionRejectReason.TAG_WITHOUT_VALUE, tag, f"Tag specified without a value tag={tag}")
+        fd = self._field(tag, d)
+        if fd is None:
+            return
+        if cfg.check_types:
+            check = _TYPE_CHECKS.get(fd.type)
+            if check is not None and not check(value):
+                raise ValidationError(SessionRejectReason.INCORRECT_DATA_FORMAT, tag,
+                                      f"Incorrect data format for value tag={tag} type={fd.type} value={value[:32]!r}")
+        if cfg.check_values and fd.values is not None:
+            parts = value.split(" ") if fd.type in _MULTI else (value,)
+            for p in parts:
+                if p not in fd.values:
+                    raise ValidationError(SessionRejectReason.VALUE_INCORRECT, tag,
+                                          f"Value is incorrect (out of range) for this tag tag={tag} value={p[:32]!r}")
+
+    def _walk(self, fields: list[tuple[int, str]], i: int, layout: Layout, d: DataDictionary, in_group: bool) -> int:
+        """Validate fields from ``i`` belonging to ``layout``; return the index of the first field that doesn't."""
+        cfg = self.config
+        seen: set[int] = set()
+        n = len(fields)
+        allowed = layout.fields
+        while i < n:
+            tag, value = fields[i]
+            if tag in layout.groups:
+                if tag in seen:
+                    raise ValidationError(SessionRejectReason.TAG_APPEARS_MORE_THAN_ONCE, tag,
+                                          f"Tag appears more than once tag={tag}")
+                seen.add(tag)
+                self._check_value(tag, value, d)
+                g = layout.groups[tag]
+                count = int(value)
+                got = 0
+                i += 1
+                while i < n and fields[i][0] == g.delimiter_tag:
+                    got += 1
+                    start = i
+                    # the delimiter starts the instance; the walk consumes the rest of it
+                    i = self._walk(fields, i, g.layout, d, in_group=True)
+                    if i == start:
+                        break
+                if got != count:
+                    raise ValidationError(SessionRejectReason.INCORRECT_NUM_IN_GROUP_COUNT, tag,
+                                          f"Incorrect NumInGroup count for repeating group tag={tag} declared={count} found={got}")
+                continue
+            if tag not in allowed:
+                if in_group:
+                    break
+                known = self._field(tag, d) is not None
+                if not known:
+                    if cfg.allow_unknown_fields or (cfg.allow_user_defined_fields and tag >= 5000):
+                        i += 1
+                        continue
+                    raise ValidationError(SessionRejectReason.INVALID_TAG_NUMBER, tag, f"Invalid tag number tag={tag}")
+                if cfg.allow_unknown_fields:
+                    i += 1
+                    continue
+                raise ValidationError(SessionRejectReason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE, tag,
+                                      f"Tag not defined for this message type tag={tag}")
+            if tag in seen:
+                if in_group:
+                    break  # a repeat of this level's tag: the next instance starts
+                raise ValidationError(SessionRejectReason.TAG_APPEARS_MORE_THAN_ONCE, tag,
+                                      f"Tag appears more than once tag={tag}")
+            seen.add(tag)
+            if tag not in (8, 9, 10):
+                self._check_value(tag, value, d)
+            i += 1
+        if cfg.check_required:
+            missing = layout.required - seen
+            if missing:
+                t = min(missing)
+                raise ValidationError(SessionRejectReason.REQUIRED_TAG_MISSING, t,
+                                      f"Required tag missing tag={t} name={d.field_name(t)}")
+        return i

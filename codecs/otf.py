@@ -1,0 +1,411 @@
+"""On-the-fly SBE decoding and encoding from the IR alone (no generated code).
+
+:func:`decode` turns one message into the JSON-ready form that
+``tickline sbe-decode`` prints; :func:`encode` turns that form back into the
+exact bytes a reference encoder writes (every byte not written by a field is
+zero).  The form is::
+
+    {"header": {<every header member>}, "message": NAME,
+     "fields": {<root fields>, <groups>, <var data>}}
+
+Values: integers as ints (full unsigned range); floats as their exact value
+widened to double, non-finite ones as "NaN"/"Infinity"/"-Infinity"; a single
+char as a 1-character string; a char array as the text before the first NUL
+in its characterEncoding (US-ASCII if none); other arrays as lists; optional
+values equal to their null value as None; enums by validValue name (None
+for the null value, the raw value if unknown); sets as the list of choice
+names that are set, in schema order; composites as objects; constants with
+their value; groups as lists of entry objects; var data as lowercase hex.
+A field, group or var data newer than the acting version is None, [] and "".
+
+Not thread-unsafe: functions keep no state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any
+
+from tickline.codecs.errors import MessageError
+from tickline.codecs.ir import (
+    INT_RANGE,
+    PRIMITIVES,
+    CompositeType,
+    EncodedType,
+    EnumType,
+    Field,
+    Group,
+    Message,
+    Schema,
+    SetType,
+    TypeDef,
+    VarData,
+    is_float,
+)
+from tickline.codecs.schema import py_encoding
+
+
+def _fmt(schema: Schema, primitive: str) -> struct.Struct:
+    return struct.Struct(schema.endian + PRIMITIVES[primitive][0])
+
+
+def float_to_json(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def float_from_json(value: Any) -> float:
+    if isinstance(value, str):
+        table = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+        if value not in table:
+            raise MessageError(f"not a float value={value!r}")
+        return table[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MessageError(f"not a float value={value!r}")
+    return float(value)
+
+
+class _Decoder:
+    def __init__(self, schema: Schema, buf: bytes | bytearray | memoryview, version: int) -> None:
+        self.s = schema
+        self.buf = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
+        self.version = version
+
+    def need(self, offset: int, size: int, what: str) -> None:
+        if offset < 0 or offset + size > len(self.buf):
+            raise MessageError(f"message truncated: {what} needs bytes [{offset}, {offset + size}) but the buffer has length={len(self.buf)}")
+
+    def prim(self, primitive: str, offset: int) -> int | float:
+        st = _fmt(self.s, primitive)
+        self.need(offset, st.size, primitive)
+        value: int | float = st.unpack_from(self.buf, offset)[0]
+        return value
+
+    def encoded(self, t: EncodedType, presence: str, offset: int) -> Any:
+        if presence == "constant" or t.presence == "constant":
+            return t.constant
+        if t.length == 1:
+            raw = self.prim(t.primitive, offset)
+            if presence == "optional":
+                if is_float(t.primitive):
+                    if math.isnan(raw) or (not math.isnan(t.null) and raw == t.null):
+                        return None
+                elif raw == t.null:
+                    return None
+            if t.primitive == "char":
+                return chr(int(raw))
+            return float_to_json(raw) if is_float(t.primitive) else raw
+        if t.primitive == "char":
+            self.need(offset, t.length, t.name)
+            raw_bytes = bytes(self.buf[offset:offset + t.length])
+            cut = raw_bytes.find(b"\0")
+            if cut >= 0:
+                raw_bytes = raw_bytes[:cut]
+            return raw_bytes.decode(py_encoding(t.character_encoding), errors="surrogateescape")
+        size = t.primitive_size
+        values = [self.prim(t.primitive, offset + i * size) for i in range(t.length)]
+        if is_float(t.primitive):
+            return [float_to_json(v) for v in values]
+        return values
+
+    def value(self, t: TypeDef, presence: str, offset: int, constant: Any = None) -> Any:
+        if isinstance(t, EncodedType):
+            if presence == "constant" and constant is not None:
+                return constant
+            return self.encoded(t, presence, offset)
+        if isinstance(t, EnumType):
+            if presence == "constant" or t.presence == "constant":
+                return constant
+            raw = int(self.prim(t.primitive, offset))
+            if raw == t.null_value:
+                return None
+            vv = t.by_value().get(raw)
+            if vv is None:
+                return chr(raw) if t.primitive == "char" else raw
+            return vv.name
+        if isinstance(t, SetType):
+            raw = int(self.prim(t.primitive, offset))
+            return [c.name for c in t.choices if raw >> c.bit & 1]
+        return self.composite(t, offset)
+
+    def composite(self, t: CompositeType, offset: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for m in t.members:
+            since = getattr(m.type, "since_version", 0)
+            if since > self.version:
+                out[m.name] = None
+                continue
+            presence = getattr(m.type, "presence", "required")
+            const = m.type.constant if isinstance(m.type, EncodedType) else None
+            out[m.name] = self.value(m.type, presence, offset + m.offset, const)
+        return out
+
+    def block(self, fields: list[Field], offset: int, block_length: int, out: dict[str, Any]) -> None:
+        for f in fields:
+            if f.since_version > self.version or (f.presence != "constant" and f.offset + f.size > block_length):
+                out[f.name] = None
+                continue
+            out[f.name] = self.value(f.type, f.presence, offset + f.offset, f.constant)
+
+    def rest(self, groups: list[Group], data: list[VarData], pos: int, out: dict[str, Any]) -> int:
+        for g in groups:
+            if g.since_version > self.version:
+                out[g.name] = []
+                continue
+            dim = g.dimension
+            bl_m, n_m = dim.member("blockLength"), dim.member("numInGroup")
+            assert bl_m is not None and n_m is not None
+            assert isinstance(bl_m.type, EncodedType) and isinstance(n_m.type, EncodedType)
+            self.need(pos, dim.size, f"group {g.name} dimensions")
+            block_length = int(self.prim(bl_m.type.primitive, pos + bl_m.offset))
+            count = int(self.prim(n_m.type.primitive, pos + n_m.offset))
+            pos += dim.size
+            entries: list[dict[str, Any]] = []
+            for _ in range(count):
+                entry: dict[str, Any] = {}
+                self.need(pos, block_length, f"group {g.name} entry")
+                self.block(g.fields, pos, block_length, entry)
+                pos = self.rest(g.groups, g.data, pos + block_length, entry)
+                entries.append(entry)
+            out[g.name] = entries
+        for d in data:
+            if d.since_version > self.version:
+                out[d.name] = ""
+                continue
+            lt = d.length_type
+            length = int(self.prim(lt.primitive, pos))
+            pos += lt.primitive_size
+            self.need(pos, length, f"var data {d.name}")
+            out[d.name] = bytes(self.buf[pos:pos + length]).hex()
+            pos += length
+        return pos
+
+
+def decode_header(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0) -> dict[str, Any]:
+    """Decode the message header at ``offset`` into a dict of every header member."""
+    dec = _Decoder(schema, buf, schema.version)
+    dec.need(offset, schema.header.size, "message header")
+    return dec.composite(schema.header, offset)
+
+
+def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[dict[str, Any], int]:
+    """Decode the message at ``offset``; returns (the JSON-ready form, bytes consumed).
+
+    Raises :class:`MessageError` for unknown templateIds, other schemas and truncated input.
+    """
+    header = decode_header(schema, buf, offset)
+    if header["schemaId"] != schema.id:
+        raise MessageError(f"message has schemaId={header['schemaId']} but the schema has id={schema.id}")
+    try:
+        msg = schema.message_by_id(header["templateId"])
+    except KeyError:
+        raise MessageError(f"unknown templateId={header['templateId']} for schema id={schema.id}") from None
+    dec = _Decoder(schema, buf, int(header["version"]))
+    start = offset + schema.header.size
+    block_length = int(header["blockLength"])
+    dec.need(start, block_length, f"message {msg.name} root block")
+    fields: dict[str, Any] = {}
+    dec.block(msg.fields, start, block_length, fields)
+    end = dec.rest(msg.groups, msg.data, start + block_length, fields)
+    return {"header": header, "message": msg.name, "fields": fields}, end - offset
+
+
+def decode_all(schema: Schema, buf: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
+    """Decode back-to-back messages until the buffer ends."""
+    out: list[dict[str, Any]] = []
+    pos = 0
+    while pos < len(buf):
+        doc, used = decode(schema, buf, pos)
+        out.append(doc)
+        pos += used
+    return out
+
+
+class _Encoder:
+    def __init__(self, schema: Schema, version: int) -> None:
+        self.s = schema
+        self.version = version
+
+    def prim(self, buf: bytearray, primitive: str, offset: int, value: Any, what: str) -> None:
+        st = _fmt(self.s, primitive)
+        if is_float(primitive):
+            value = float_from_json(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise MessageError(f"{what}: expected an integer, got value={value!r}")
+            lo, hi = INT_RANGE[primitive]
+            if not lo <= value <= hi:
+                raise MessageError(f"{what}: value={value} is out of range for {primitive} [{lo}, {hi}]")
+        st.pack_into(buf, offset, value)
+
+    def char(self, value: Any, what: str) -> int:
+        if not isinstance(value, str) or len(value) != 1 or ord(value) > 0xFF:
+            raise MessageError(f"{what}: expected a 1-character string, got value={value!r}")
+        return ord(value)
+
+    def encoded(self, buf: bytearray, t: EncodedType, presence: str, offset: int, value: Any, what: str) -> None:
+        if presence == "constant" or t.presence == "constant":
+            return
+        if t.length == 1:
+            if value is None:
+                if presence != "optional":
+                    raise MessageError(f"{what}: required value is null")
+                self.prim(buf, t.primitive, offset, float_to_json(t.null) if is_float(t.primitive) else t.null, what)
+                return
+            if t.primitive == "char":
+                value = self.char(value, what)
+            self.prim(buf, t.primitive, offset, value, what)
+            return
+        if t.primitive == "char":
+            if not isinstance(value, str):
+                raise MessageError(f"{what}: expected a string, got value={value!r}")
+            raw = value.encode(py_encoding(t.character_encoding), errors="surrogateescape")
+            if len(raw) > t.length:
+                raise MessageError(f"{what}: value={value!r} is {len(raw)} bytes, longer than length={t.length}")
+            buf[offset:offset + len(raw)] = raw
+            return
+        if not isinstance(value, list) or len(value) != t.length:
+            raise MessageError(f"{what}: expected a list of {t.length} values, got value={value!r}")
+        for i, v in enumerate(value):
+            self.prim(buf, t.primitive, offset + i * t.primitive_size, v, f"{what}[{i}]")
+
+    def value(self, buf: bytearray, t: TypeDef, presence: str, offset: int, value: Any, what: str) -> None:
+        if isinstance(t, EncodedType):
+            self.encoded(buf, t, presence, offset, value, what)
+        elif isinstance(t, EnumType):
+            if presence == "constant" or t.presence == "constant":
+                return
+            if value is None:
+                raw = t.null_value
+            elif isinstance(value, str) and any(v.name == value for v in t.values):
+                raw = next(v.value for v in t.values if v.name == value)
+            elif t.primitive == "char" and isinstance(value, str):
+                raw = self.char(value, what)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                raw = value
+            else:
+                raise MessageError(f"{what}: value={value!r} is not a validValue of enum {t.name}")
+            self.prim(buf, t.primitive, offset, raw, what)
+        elif isinstance(t, SetType):
+            if not isinstance(value, list):
+                raise MessageError(f"{what}: expected a list of choice names, got value={value!r}")
+            bits = {c.name: c.bit for c in t.choices}
+            raw = 0
+            for name in value:
+                if name not in bits:
+                    raise MessageError(f"{what}: name={name!r} is not a choice of set {t.name}")
+                raw |= 1 << bits[name]
+            self.prim(buf, t.primitive, offset, raw, what)
+        else:
+            if not isinstance(value, dict):
+                raise MessageError(f"{what}: expected an object, got value={value!r}")
+            for m in t.members:
+                if getattr(m.type, "since_version", 0) > self.version:
+                    continue
+                presence_m = getattr(m.type, "presence", "required")
+                self.value(buf, m.type, presence_m, offset + m.offset, value.get(m.name), f"{what}.{m.name}")
+
+    def block(self, buf: bytearray, fields: list[Field], offset: int, block_length: int, values: dict[str, Any], what: str) -> None:
+        for f in fields:
+            if f.since_version > self.version or f.presence == "constant":
+                continue
+            if f.name not in values:
+                raise MessageError(f"{what}: missing field name={f.name}")
+            if f.offset + f.size > block_length:
+                if values[f.name] is None:
+                    continue
+                raise MessageError(f"{what}: field name={f.name} does not fit blockLength={block_length}")
+            self.value(buf, f.type, f.presence, offset + f.offset, values[f.name], f"{what}.{f.name}")
+
+    def rest(self, out: bytearray, groups: list[Group], data: list[VarData], values: dict[str, Any], what: str) -> None:
+        for g in groups:
+            if g.since_version > self.version:
+                continue
+            entries = values.get(g.name)
+            if not isinstance(entries, list):
+                raise MessageError(f"{what}: group name={g.name} must be a list of entries")
+            dim = g.dimension
+            head = bytearray(dim.size)
+            bl_m, n_m = dim.member("blockLength"), dim.member("numInGroup")
+            assert bl_m is not None and n_m is not None
+            assert isinstance(bl_m.type, EncodedType) and isinstance(n_m.type, EncodedType)
+            self.prim(head, bl_m.type.primitive, bl_m.offset, g.block_length, f"{what}.{g.name}.blockLength")
+            self.prim(head, n_m.type.primitive, n_m.offset, len(entries), f"{what}.{g.name}.numInGroup")
+            out += head
+            for i, entry in enumerate(entries):
+                if not isinstance(entry, dict):
+                    raise MessageError(f"{what}.{g.name}[{i}]: expected an object")
+                block = bytearray(g.block_length)
+                self.block(block, g.fields, 0, g.block_length, entry, f"{what}.{g.name}[{i}]")
+                out += block
+                self.rest(out, g.groups, g.data, entry, f"{what}.{g.name}[{i}]")
+        for d in data:
+            if d.since_version > self.version:
+                continue
+            hexdata = values.get(d.name)
+            if not isinstance(hexdata, str):
+                raise MessageError(f"{what}: var data name={d.name} must be a hex string")
+            try:
+                payload = bytes.fromhex(hexdata)
+            except ValueError:
+                raise MessageError(f"{what}: var data name={d.name} is not valid hex") from None
+            lt = d.length_type
+            limit = INT_RANGE[lt.primitive][1]
+            if lt.max_value is not None:
+                limit = min(limit, int(lt.max_value))
+            if len(payload) > limit:
+                raise MessageError(f"{what}: var data name={d.name} has length={len(payload)} > max={limit}")
+            head = bytearray(lt.primitive_size)
+            self.prim(head, lt.primitive, 0, len(payload), f"{what}.{d.name}.length")
+            out += head
+            out += payload
+
+
+def encode(schema: Schema, doc: dict[str, Any]) -> bytes:
+    """Encode the JSON-ready form (as :func:`decode` returns it) into message bytes.
+
+    The header members are written as given; the acting version is the
+    header's ``version`` and the root block is the header's ``blockLength``
+    bytes long.  Raises :class:`MessageError` for input that does not fit.
+    """
+    try:
+        msg: Message = schema.message_by_name(doc["message"])
+    except (KeyError, TypeError):
+        raise MessageError(f"unknown message name={doc.get('message') if isinstance(doc, dict) else doc!r}") from None
+    header = doc.get("header")
+    fields = doc.get("fields")
+    if not isinstance(header, dict) or not isinstance(fields, dict):
+        raise MessageError("the document needs objects 'header' and 'fields'")
+    version = header.get("version", schema.version)
+    block_length = header.get("blockLength", msg.block_length)
+    if not isinstance(version, int) or not isinstance(block_length, int) or block_length < 0:
+        raise MessageError("header version and blockLength must be non-negative integers")
+    enc = _Encoder(schema, version)
+    out = bytearray(schema.header.size)
+    enc.value(out, schema.header, "required", 0, header, "header")
+    block = bytearray(block_length)
+    enc.block(block, msg.fields, 0, block_length, fields, msg.name)
+    out += block
+    enc.rest(out, msg.groups, msg.data, fields, msg.name)
+    return bytes(out)
+
+
+def to_json(doc: dict[str, Any] | list[dict[str, Any]], indent: int | None = 2) -> str:
+    """JSON text of decoded message(s); NaN/Infinity never appear as bare tokens."""
+    return json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def from_json(text: str) -> Any:
+    return json.loads(text)
+
+
+def default_header(schema: Schema, msg: Message) -> dict[str, Any]:
+    """The header a reference encoder writes for ``msg`` at the schema's version."""
+    header: dict[str, Any] = {m.name: 0 for m in schema.header.members}
+    header.update(blockLength=msg.block_length, templateId=msg.id, schemaId=schema.id, version=schema.version)
+    return header

@@ -1,0 +1,146 @@
+"""A small, hostile-input-safe XML reader for SBE schemas.
+
+Schema files are untrusted input.  This reader uses expat directly and
+refuses any document type declaration, so there are no external entities,
+no internal entity expansion (billion laughs) and no DTD fetching.  XInclude
+(``xi:include``) is honoured only for ``parse="xml"`` and only for files in
+the same directory as the including file -- no URLs, no paths that climb out.
+
+The result is a plain tree of :class:`Node` that remembers the file and line
+of every element, so that schema errors can say where they are.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.parsers.expat
+from dataclasses import dataclass, field
+
+from tickline.codecs.errors import SchemaError
+
+XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
+_MAX_INCLUDE_DEPTH = 8
+
+
+@dataclass
+class Node:
+    """One XML element: local name, namespace URI, attributes, text, children, location."""
+
+    tag: str
+    ns: str
+    attrib: dict[str, str]
+    file: str
+    line: int
+    children: list[Node] = field(default_factory=list)
+    text: str = ""
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.attrib.get(key, default)
+
+    def error(self, reason: str) -> SchemaError:
+        return SchemaError(reason, file=self.file, line=self.line, element=self.tag, name=self.attrib.get("name"))
+
+
+def _split(name: str) -> tuple[str, str]:
+    if " " in name:
+        ns, local = name.split(" ", 1)
+        return ns, local
+    return "", name
+
+
+def parse_bytes(data: bytes, file: str) -> Node:
+    """Parse one XML document (no includes resolved) into a :class:`Node` tree."""
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    stack: list[Node] = []
+    roots: list[Node] = []
+    base = os.path.basename(file)
+
+    def refuse(what: str) -> SchemaError:
+        return SchemaError(
+            f"{what} are not allowed in a schema (untrusted input: no DTDs, no entities)",
+            file=base, line=parser.CurrentLineNumber, element="!DOCTYPE",
+        )
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        ns, local = _split(name)
+        clean = {_split(k)[1]: v for k, v in attrs.items()}
+        node = Node(local, ns, clean, base, parser.CurrentLineNumber)
+        if stack:
+            stack[-1].children.append(node)
+        else:
+            roots.append(node)
+        stack.append(node)
+
+    def end(_name: str) -> None:
+        stack.pop()
+
+    def chars(text: str) -> None:
+        if stack:
+            stack[-1].text += text
+
+    def doctype(*_args: object) -> None:
+        raise refuse("document type declarations (DTDs)")
+
+    def entity(*_args: object) -> None:
+        raise refuse("entity declarations")
+
+    def external(*_args: object) -> int:
+        raise refuse("external entities")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = entity
+    parser.UnparsedEntityDeclHandler = entity
+    parser.ExternalEntityRefHandler = external
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError as exc:
+        raise SchemaError(f"not well-formed XML: {xml.parsers.expat.errors.messages[exc.code]}",
+                          file=base, line=exc.lineno, element="?") from None
+    if len(roots) != 1:
+        raise SchemaError("no root element", file=base, line=1, element="?")
+    return roots[0]
+
+
+def load(path: str | os.PathLike[str]) -> Node:
+    """Read a schema file and resolve its XIncludes (same directory only)."""
+    path = os.path.realpath(os.fspath(path))
+    with open(path, "rb") as f:
+        root = parse_bytes(f.read(), path)
+    _resolve_includes(root, os.path.dirname(path), (path,))
+    return root
+
+
+def _resolve_includes(node: Node, directory: str, chain: tuple[str, ...]) -> None:
+    out: list[Node] = []
+    for child in node.children:
+        if child.ns == XINCLUDE_NS and child.tag == "include":
+            out.append(_include(child, directory, chain))
+        else:
+            _resolve_includes(child, directory, chain)
+            out.append(child)
+    node.children = out
+
+
+def _include(node: Node, directory: str, chain: tuple[str, ...]) -> Node:
+    href = node.get("href")
+    if not href:
+        raise node.error("xi:include needs an href")
+    if node.get("parse", "xml") != "xml":
+        raise node.error(f"only parse=xml includes are supported, got parse={node.get('parse')}")
+    if "://" in href or href.startswith("/") or os.path.isabs(href) or os.sep in href or "/" in href or "\\" in href:
+        raise node.error(f"xi:include may only name a file next to the schema, got href={href}")
+    target = os.path.realpath(os.path.join(directory, href))
+    if os.path.dirname(target) != directory:
+        raise node.error(f"xi:include may only name a file next to the schema, got href={href}")
+    if target in chain or len(chain) > _MAX_INCLUDE_DEPTH:
+        raise node.error(f"xi:include cycle or nesting too deep at href={href}")
+    if not os.path.isfile(target):
+        raise node.error(f"xi:include file not found: href={href}")
+    with open(target, "rb") as f:
+        included = parse_bytes(f.read(), target)
+    _resolve_includes(included, directory, chain + (target,))
+    return included

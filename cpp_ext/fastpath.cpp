@@ -1,0 +1,818 @@
+// The hot paths: offer, try_claim, poll.  These are attached to the pybind11
+// classes as raw METH_FASTCALL methods because pybind11's generic dispatch
+// (argument conversion, overload resolution) costs more than the work itself.
+//
+// Zero-copy rules (documented on the Python side too):
+// - a fragment handler gets a read-only memoryview over the log buffer; after
+//   the handler returns the view is released, so a view kept past the call
+//   raises ValueError instead of reading reused memory;
+// - the Header passed beside it is only a view of the frame during the call;
+//   if the handler keeps it, it is frozen into a copy of the values;
+// - a BufferClaim is a writable view of the claimed frame until commit/abort.
+#include "tickline_aeron.h"
+
+#include <cstring>
+
+namespace tickline {
+
+namespace {
+
+template <class T>
+T *self_ptr(PyObject *self) {
+    auto *inst = reinterpret_cast<py::detail::instance *>(self);
+    if (inst->simple_layout) {
+        return static_cast<T *>(inst->simple_value_holder[0]);
+    }
+    return py::handle(self).cast<T *>();
+}
+
+// ---------------------------------------------------------------- Header
+
+struct HeaderObject {
+    PyObject_HEAD
+    aeron_header_t *header;      // valid only during the handler call
+    bool frozen;                 // values copied: valid forever
+    aeron_header_values_t values;
+    int64_t position;
+};
+
+PyTypeObject HeaderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+bool header_values(HeaderObject *h) {
+    if (h->frozen) return true;
+    if (h->header == nullptr) {
+        PyErr_SetString(PyExc_ValueError, "header is not valid outside the fragment handler call");
+        return false;
+    }
+    if (aeron_header_values(h->header, &h->values) < 0) {
+        PyErr_SetString(AeronError, aeron_errmsg());
+        return false;
+    }
+    return true;
+}
+
+void header_freeze(HeaderObject *h) {
+    if (h->header != nullptr && !h->frozen) {
+        aeron_header_values(h->header, &h->values);
+        h->position = aeron_header_position(h->header);
+        h->frozen = true;
+    }
+    h->header = nullptr;
+}
+
+#define HEADER_GETTER(name, expr)                                      \
+    PyObject *header_##name(PyObject *self, void *) {                  \
+        auto *h = reinterpret_cast<HeaderObject *>(self);              \
+        if (!header_values(h)) return nullptr;                         \
+        return PyLong_FromLongLong(static_cast<long long>(expr));      \
+    }
+
+HEADER_GETTER(session_id, h->values.frame.session_id)
+HEADER_GETTER(stream_id, h->values.frame.stream_id)
+HEADER_GETTER(term_id, h->values.frame.term_id)
+HEADER_GETTER(term_offset, h->values.frame.term_offset)
+HEADER_GETTER(flags, h->values.frame.flags)
+HEADER_GETTER(frame_type, h->values.frame.type)
+HEADER_GETTER(frame_length, h->values.frame.frame_length)
+HEADER_GETTER(reserved_value, h->values.frame.reserved_value)
+HEADER_GETTER(initial_term_id, h->values.initial_term_id)
+
+PyObject *header_position(PyObject *self, void *) {
+    auto *h = reinterpret_cast<HeaderObject *>(self);
+    if (h->frozen) return PyLong_FromLongLong(h->position);
+    if (h->header == nullptr) {
+        PyErr_SetString(PyExc_ValueError, "header is not valid outside the fragment handler call");
+        return nullptr;
+    }
+    return PyLong_FromLongLong(aeron_header_position(h->header));
+}
+
+PyObject *header_repr(PyObject *self) {
+    auto *h = reinterpret_cast<HeaderObject *>(self);
+    if (!header_values(h)) {
+        PyErr_Clear();
+        return PyUnicode_FromString("Header(<invalid outside the handler call>)");
+    }
+    int64_t pos = h->frozen ? h->position : aeron_header_position(h->header);
+    return PyUnicode_FromFormat("Header(session_id=%d, stream_id=%d, term_id=%d, term_offset=%d, flags=0x%x, position=%lld)",
+                                h->values.frame.session_id, h->values.frame.stream_id, h->values.frame.term_id,
+                                h->values.frame.term_offset, (unsigned)h->values.frame.flags, (long long)pos);
+}
+
+PyGetSetDef header_getset[] = {
+    {"session_id", header_session_id, nullptr, "session id of the publication that sent the fragment", nullptr},
+    {"stream_id", header_stream_id, nullptr, "stream id", nullptr},
+    {"term_id", header_term_id, nullptr, "term id of the frame", nullptr},
+    {"term_offset", header_term_offset, nullptr, "offset of the frame in its term", nullptr},
+    {"flags", header_flags, nullptr, "frame flags: 0x80 begin, 0x40 end, 0xC0 unfragmented", nullptr},
+    {"frame_type", header_frame_type, nullptr, "frame type", nullptr},
+    {"frame_length", header_frame_length, nullptr, "frame length including the 32-byte header", nullptr},
+    {"reserved_value", header_reserved_value, nullptr, "the frame's 64-bit reserved value", nullptr},
+    {"initial_term_id", header_initial_term_id, nullptr, "initial term id of the stream", nullptr},
+    {"position", header_position, nullptr, "stream position just after this fragment", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyObject *header_new_object() {
+    auto *h = PyObject_New(HeaderObject, &HeaderType);
+    if (h == nullptr) return nullptr;
+    h->header = nullptr;
+    h->frozen = false;
+    h->position = 0;
+    std::memset(&h->values, 0, sizeof(h->values));
+    return reinterpret_cast<PyObject *>(h);
+}
+
+// ---------------------------------------------------------------- BufferClaim
+
+struct ClaimObject {
+    PyObject_HEAD
+    aeron_buffer_claim_t claim;
+    bool active;
+    Py_ssize_t exports;
+};
+
+PyTypeObject ClaimType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *claim_new(PyTypeObject *type, PyObject *, PyObject *) {
+    auto *c = reinterpret_cast<ClaimObject *>(type->tp_alloc(type, 0));
+    if (c != nullptr) {
+        std::memset(&c->claim, 0, sizeof(c->claim));
+        c->active = false;
+        c->exports = 0;
+    }
+    return reinterpret_cast<PyObject *>(c);
+}
+
+void claim_dealloc(PyObject *self) {
+    auto *c = reinterpret_cast<ClaimObject *>(self);
+    if (c->active) {
+        // A claim dropped without commit or abort would stall the stream for
+        // every subscriber; abort it so the log stays consumable.
+        aeron_buffer_claim_abort(&c->claim);
+    }
+    Py_TYPE(self)->tp_free(self);
+}
+
+int claim_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    auto *c = reinterpret_cast<ClaimObject *>(self);
+    if (!c->active) {
+        PyErr_SetString(PyExc_BufferError, "buffer claim is not active: try_claim did not succeed, or commit/abort was called");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, self, c->claim.data, static_cast<Py_ssize_t>(c->claim.length), 0, flags) < 0) return -1;
+    c->exports++;
+    return 0;
+}
+
+void claim_releasebuffer(PyObject *self, Py_buffer *) {
+    reinterpret_cast<ClaimObject *>(self)->exports--;
+}
+
+PyBufferProcs claim_as_buffer = {claim_getbuffer, claim_releasebuffer};
+
+PyObject *claim_finish(PyObject *self, bool commit) {
+    auto *c = reinterpret_cast<ClaimObject *>(self);
+    if (!c->active) {
+        PyErr_SetString(PyExc_ValueError, "buffer claim is not active: try_claim did not succeed, or commit/abort was already called");
+        return nullptr;
+    }
+    c->active = false;
+    int rc = commit ? aeron_buffer_claim_commit(&c->claim) : aeron_buffer_claim_abort(&c->claim);
+    if (rc < 0) {
+        PyErr_Format(PublicationError, "buffer claim %s failed: error=%s", commit ? "commit" : "abort", aeron_errmsg());
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject *claim_commit(PyObject *self, PyObject *) { return claim_finish(self, true); }
+PyObject *claim_abort(PyObject *self, PyObject *) { return claim_finish(self, false); }
+
+PyObject *claim_enter(PyObject *self, PyObject *) {
+    Py_INCREF(self);
+    return self;
+}
+
+PyObject *claim_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    auto *c = reinterpret_cast<ClaimObject *>(self);
+    if (c->active) {
+        bool ok = nargs < 1 || args[0] == Py_None;
+        PyObject *r = claim_finish(self, ok);
+        if (r == nullptr) return nullptr;
+        Py_DECREF(r);
+    }
+    Py_RETURN_FALSE;
+}
+
+Py_ssize_t claim_len(PyObject *self) {
+    auto *c = reinterpret_cast<ClaimObject *>(self);
+    return c->active ? static_cast<Py_ssize_t>(c->claim.length) : 0;
+}
+
+PyObject *claim_is_active(PyObject *self, void *) {
+    return PyBool_FromLong(reinterpret_cast<ClaimObject *>(self)->active);
+}
+
+PyObject *claim_get_reserved(PyObject *self, void *) {
+    auto *c = reinterpret_cast<ClaimObject *>(self);
+    if (!c->active) {
+        PyErr_SetString(PyExc_ValueError, "buffer claim is not active");
+        return nullptr;
+    }
+    int64_t v;
+    std::memcpy(&v, c->claim.frame_header + 24, sizeof(v));  // reserved value field of the data frame header
+    return PyLong_FromLongLong(v);
+}
+
+int claim_set_reserved(PyObject *self, PyObject *value, void *) {
+    auto *c = reinterpret_cast<ClaimObject *>(self);
+    if (!c->active) {
+        PyErr_SetString(PyExc_ValueError, "buffer claim is not active");
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    int64_t v64 = v;
+    std::memcpy(c->claim.frame_header + 24, &v64, sizeof(v64));
+    return 0;
+}
+
+PyMethodDef claim_methods[] = {
+    {"commit", claim_commit, METH_NOARGS, "Publish the claimed message to subscribers."},
+    {"abort", claim_abort, METH_NOARGS, "Give the claimed space up; subscribers skip it as padding."},
+    {"__enter__", claim_enter, METH_NOARGS, nullptr},
+    {"__exit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(claim_exit)), METH_FASTCALL, "Commit on success, abort when the block raised."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef claim_getset[] = {
+    {"is_active", claim_is_active, nullptr, "True between a successful try_claim and commit/abort", nullptr},
+    {"reserved_value", claim_get_reserved, claim_set_reserved, "the frame's 64-bit reserved value", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PySequenceMethods claim_as_sequence = {claim_len};
+
+// ---------------------------------------------------------------- FragmentAssembler
+
+// Reassembles fragmented messages before calling the handler.  Built on
+// Aeron's controlled assembler so that an exception from the handler can stop
+// the poll (BREAK) instead of being swallowed.
+struct AssemblerObject {
+    PyObject_HEAD
+    aeron_controlled_fragment_assembler_t *assembler;
+    PyObject *handler;
+    bool controlled;
+};
+
+PyTypeObject AssemblerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+struct PollContext {
+    PyObject *handler;
+    Subscription *sub;        // owner of the reusable header
+    PyObject **header_slot;   // where the reusable Header lives
+    bool controlled;
+    bool failed;
+};
+
+PyObject *release_str = nullptr;
+
+inline void release_view(PyObject *view) {
+    if (Py_REFCNT(view) > 1) {
+        // The handler kept the view: release it so later use raises
+        // ValueError rather than reading memory the log reuses.
+        PyObject *r = PyObject_CallMethodNoArgs(view, release_str);
+        if (r == nullptr) {
+            PyErr_Clear();  // exported further (e.g. to numpy): can't revoke; documented
+        } else {
+            Py_DECREF(r);
+        }
+    }
+    Py_DECREF(view);
+}
+
+aeron_controlled_fragment_handler_action_t deliver(PollContext *ctx, const uint8_t *buffer, size_t length,
+                                                   aeron_header_t *header) {
+    if (ctx->failed) return AERON_ACTION_ABORT;
+    PyObject *hdr = *ctx->header_slot;
+    if (hdr == nullptr) {
+        hdr = header_new_object();
+        if (hdr == nullptr) {
+            ctx->failed = true;
+            return AERON_ACTION_ABORT;
+        }
+        *ctx->header_slot = hdr;
+    }
+    auto *h = reinterpret_cast<HeaderObject *>(hdr);
+    h->header = header;
+    h->frozen = false;
+    PyObject *view = PyMemoryView_FromMemory(const_cast<char *>(reinterpret_cast<const char *>(buffer)),
+                                             static_cast<Py_ssize_t>(length), PyBUF_READ);
+    if (view == nullptr) {
+        ctx->failed = true;
+        return AERON_ACTION_ABORT;
+    }
+    PyObject *args[2] = {view, hdr};
+    PyObject *result = PyObject_Vectorcall(ctx->handler, args, 2, nullptr);
+    release_view(view);
+    if (Py_REFCNT(hdr) > 1) {
+        header_freeze(h);  // kept by the handler: it becomes a copy
+        Py_DECREF(hdr);
+        *ctx->header_slot = nullptr;
+    } else {
+        h->header = nullptr;
+    }
+    if (result == nullptr) {
+        // The fragment that raised counts as consumed; the poll stops and the
+        // exception reaches the caller.  Fragments after it stay for the next poll.
+        ctx->failed = true;
+        return AERON_ACTION_BREAK;
+    }
+    aeron_controlled_fragment_handler_action_t action = AERON_ACTION_CONTINUE;
+    if (ctx->controlled && result != Py_None) {
+        long a = PyLong_AsLong(result);
+        if (a < AERON_ACTION_ABORT || a > AERON_ACTION_CONTINUE) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_ValueError,
+                             "controlled handler returned an invalid action: value=%R expected=ABORT(1)|BREAK(2)|COMMIT(3)|CONTINUE(4)|None",
+                             result);
+            }
+            Py_DECREF(result);
+            ctx->failed = true;
+            return AERON_ACTION_ABORT;
+        }
+        action = static_cast<aeron_controlled_fragment_handler_action_t>(a);
+    }
+    Py_DECREF(result);
+    return action;
+}
+
+aeron_controlled_fragment_handler_action_t on_fragment(void *clientd, const uint8_t *buffer, size_t length,
+                                                       aeron_header_t *header) {
+    return deliver(static_cast<PollContext *>(clientd), buffer, length, header);
+}
+
+// The assembler's delegate: clientd is the AssemblerObject; the current poll
+// context is parked on it for the duration of the poll.
+thread_local PollContext *current_assembler_ctx = nullptr;
+
+aeron_controlled_fragment_handler_action_t on_assembled(void *clientd, const uint8_t *buffer, size_t length,
+                                                        aeron_header_t *header) {
+    auto *a = static_cast<AssemblerObject *>(clientd);
+    PollContext *outer = current_assembler_ctx;
+    PollContext inner{a->handler, outer->sub, outer->header_slot, a->controlled, false};
+    aeron_controlled_fragment_handler_action_t action = deliver(&inner, buffer, length, header);
+    if (inner.failed) outer->failed = true;
+    return action;
+}
+
+PyObject *assembler_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static const char *kwlist[] = {"handler", "controlled", nullptr};
+    PyObject *handler;
+    int controlled = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p", const_cast<char **>(kwlist), &handler, &controlled)) return nullptr;
+    if (!PyCallable_Check(handler)) {
+        PyErr_Format(PyExc_TypeError, "handler must be callable: handler=%R", handler);
+        return nullptr;
+    }
+    auto *a = reinterpret_cast<AssemblerObject *>(type->tp_alloc(type, 0));
+    if (a == nullptr) return nullptr;
+    a->assembler = nullptr;
+    if (aeron_controlled_fragment_assembler_create(&a->assembler, on_assembled, a) < 0) {
+        Py_DECREF(a);
+        PyErr_Format(AeronError, "fragment assembler creation failed: error=%s", aeron_errmsg());
+        return nullptr;
+    }
+    Py_INCREF(handler);
+    a->handler = handler;
+    a->controlled = controlled != 0;
+    return reinterpret_cast<PyObject *>(a);
+}
+
+void assembler_dealloc(PyObject *self) {
+    auto *a = reinterpret_cast<AssemblerObject *>(self);
+    if (a->assembler != nullptr) aeron_controlled_fragment_assembler_delete(a->assembler);
+    Py_XDECREF(a->handler);
+    Py_TYPE(self)->tp_free(self);
+}
+
+PyObject *assembler_get_handler(PyObject *self, void *) {
+    auto *a = reinterpret_cast<AssemblerObject *>(self);
+    Py_INCREF(a->handler);
+    return a->handler;
+}
+
+PyGetSetDef assembler_getset[] = {
+    {"handler", assembler_get_handler, nullptr, "the handler that receives whole messages", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// ---------------------------------------------------------------- argument helpers
+
+bool arg_count(const char *fn, Py_ssize_t nargs, Py_ssize_t lo, Py_ssize_t hi) {
+    if (nargs < lo || nargs > hi) {
+        if (lo == hi) {
+            PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments: given=%zd", fn, lo, nargs);
+        } else {
+            PyErr_Format(PyExc_TypeError, "%s() takes %zd to %zd positional arguments: given=%zd", fn, lo, hi, nargs);
+        }
+        return false;
+    }
+    return true;
+}
+
+bool fragment_limit_arg(PyObject *o, int *out) {
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) return false;
+    if (v <= 0 || v > (1 << 20)) {
+        PyErr_Format(PyExc_ValueError, "fragment_limit out of range: fragment_limit=%ld expected=1..1048576", v);
+        return false;
+    }
+    *out = static_cast<int>(v);
+    return true;
+}
+
+PyObject *closed_error(const char *what, const std::string &channel, int32_t stream_id, bool client_closed) {
+    PyErr_Format(ClosedError, "%s is closed: channel=%s stream_id=%d reason=%s", what, channel.c_str(), stream_id,
+                 client_closed ? "client closed" : "closed by user");
+    return nullptr;
+}
+
+inline int64_t do_offer(Publication *p, const uint8_t *data, size_t len) {
+    return p->xpub != nullptr ? aeron_exclusive_publication_offer(p->xpub, data, len, nullptr, nullptr)
+                              : aeron_publication_offer(p->pub, data, len, nullptr, nullptr);
+}
+
+PyObject *offer_error(Publication *p, size_t len) {
+    if (len > p->max_message_length) {
+        PyErr_Format(PublicationError,
+                     "message too large: length=%zu max_message_length=%zu channel=%s stream_id=%d",
+                     len, p->max_message_length, p->channel.c_str(), p->stream_id);
+    } else {
+        PyErr_Format(PublicationError, "offer failed: length=%zu channel=%s stream_id=%d error=%s", len,
+                     p->channel.c_str(), p->stream_id, aeron_errmsg());
+    }
+    return nullptr;
+}
+
+// ---------------------------------------------------------------- Publication fast calls
+
+// offer(buffer[, offset[, length]]) -> position (> 0) or a negative status code
+PyObject *pub_offer(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arg_count("offer", nargs, 1, 3)) return nullptr;
+    Publication *p = self_ptr<Publication>(self);
+    if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
+    PyObject *obj = args[0];
+    const uint8_t *data;
+    Py_ssize_t size;
+    Py_buffer view;
+    bool have_view = false;
+    if (PyBytes_CheckExact(obj)) {
+        data = reinterpret_cast<const uint8_t *>(PyBytes_AS_STRING(obj));
+        size = PyBytes_GET_SIZE(obj);
+    } else {
+        if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) return nullptr;
+        have_view = true;
+        data = static_cast<const uint8_t *>(view.buf);
+        size = view.len;
+    }
+    Py_ssize_t offset = 0, length = size;
+    if (nargs >= 2) {
+        offset = PyLong_AsSsize_t(args[1]);
+        if (offset == -1 && PyErr_Occurred()) goto fail;
+        length = size - offset;
+    }
+    if (nargs == 3) {
+        length = PyLong_AsSsize_t(args[2]);
+        if (length == -1 && PyErr_Occurred()) goto fail;
+    }
+    if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+        PyErr_Format(PyExc_ValueError, "offset/length outside the buffer: offset=%zd length=%zd buffer_length=%zd",
+                     offset, length, size);
+        goto fail;
+    }
+    {
+        int64_t r = do_offer(p, data + offset, static_cast<size_t>(length));
+        if (have_view) PyBuffer_Release(&view);
+        if (r == AERON_PUBLICATION_ERROR) return offer_error(p, static_cast<size_t>(length));
+        return PyLong_FromLongLong(r);
+    }
+fail:
+    if (have_view) PyBuffer_Release(&view);
+    return nullptr;
+}
+
+// offer_batch(messages) -> number offered; stops at the first message not
+// accepted (back pressure etc.), so the caller retries from that index.
+PyObject *pub_offer_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arg_count("offer_batch", nargs, 1, 1)) return nullptr;
+    Publication *p = self_ptr<Publication>(self);
+    if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
+    PyObject *seq = PySequence_Fast(args[0], "offer_batch() needs a sequence of bytes-like messages");
+    if (seq == nullptr) return nullptr;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t i = 0;
+    for (; i < n; i++) {
+        PyObject *obj = items[i];
+        int64_t r;
+        size_t len;
+        if (PyBytes_CheckExact(obj)) {
+            len = static_cast<size_t>(PyBytes_GET_SIZE(obj));
+            r = do_offer(p, reinterpret_cast<const uint8_t *>(PyBytes_AS_STRING(obj)), len);
+        } else {
+            Py_buffer view;
+            if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
+                Py_DECREF(seq);
+                return nullptr;
+            }
+            len = static_cast<size_t>(view.len);
+            r = do_offer(p, static_cast<const uint8_t *>(view.buf), len);
+            PyBuffer_Release(&view);
+        }
+        if (r < 0) {
+            if (r == AERON_PUBLICATION_ERROR) {
+                Py_DECREF(seq);
+                return offer_error(p, len);
+            }
+            break;
+        }
+    }
+    Py_DECREF(seq);
+    return PyLong_FromSsize_t(i);
+}
+
+// offer_repeat(buffer, count) -> number offered: the same message count times
+// in one call (throughput tests, heartbeats); stops at the first refusal.
+PyObject *pub_offer_repeat(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arg_count("offer_repeat", nargs, 2, 2)) return nullptr;
+    Publication *p = self_ptr<Publication>(self);
+    if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
+    Py_ssize_t count = PyLong_AsSsize_t(args[1]);
+    if (count == -1 && PyErr_Occurred()) return nullptr;
+    if (count < 0) {
+        PyErr_Format(PyExc_ValueError, "count must be >= 0: count=%zd", count);
+        return nullptr;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return nullptr;
+    Py_ssize_t i = 0;
+    for (; i < count; i++) {
+        int64_t r = do_offer(p, static_cast<const uint8_t *>(view.buf), static_cast<size_t>(view.len));
+        if (r < 0) {
+            if (r == AERON_PUBLICATION_ERROR) {
+                PyBuffer_Release(&view);
+                return offer_error(p, static_cast<size_t>(view.len));
+            }
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(i);
+}
+
+// try_claim(length, claim) -> position (> 0) or a negative status code
+PyObject *pub_try_claim(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arg_count("try_claim", nargs, 2, 2)) return nullptr;
+    Publication *p = self_ptr<Publication>(self);
+    if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
+    if (Py_TYPE(args[1]) != &ClaimType) {
+        PyErr_Format(PyExc_TypeError, "try_claim() needs a BufferClaim: claim=%R", args[1]);
+        return nullptr;
+    }
+    auto *c = reinterpret_cast<ClaimObject *>(args[1]);
+    if (c->active) {
+        PyErr_SetString(PyExc_ValueError, "buffer claim is still active: commit or abort it before claiming again");
+        return nullptr;
+    }
+    Py_ssize_t length = PyLong_AsSsize_t(args[0]);
+    if (length == -1 && PyErr_Occurred()) return nullptr;
+    if (length < 0 || static_cast<size_t>(length) > p->max_payload_length) {
+        PyErr_Format(PyExc_ValueError,
+                     "claim length out of range: length=%zd expected=0..%zu (max_payload_length) channel=%s stream_id=%d",
+                     length, p->max_payload_length, p->channel.c_str(), p->stream_id);
+        return nullptr;
+    }
+    int64_t r = p->xpub != nullptr ? aeron_exclusive_publication_try_claim(p->xpub, static_cast<size_t>(length), &c->claim)
+                                   : aeron_publication_try_claim(p->pub, static_cast<size_t>(length), &c->claim);
+    if (r > 0) {
+        c->active = true;
+    } else if (r == AERON_PUBLICATION_ERROR) {
+        PyErr_Format(PublicationError, "try_claim failed: length=%zd channel=%s stream_id=%d error=%s", length,
+                     p->channel.c_str(), p->stream_id, aeron_errmsg());
+        return nullptr;
+    }
+    return PyLong_FromLongLong(r);
+}
+
+// ---------------------------------------------------------------- Subscription fast calls
+
+PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlled) {
+    if (s->events->pending.load(std::memory_order_relaxed) > 0) {
+        try {
+            dispatch_image_events(*s);
+        } catch (py::error_already_set &e) {
+            e.restore();
+            return nullptr;
+        }
+    }
+    int n;
+    if (Py_TYPE(handler) == &AssemblerType) {
+        auto *a = reinterpret_cast<AssemblerObject *>(handler);
+        PollContext ctx{a->handler, s, &s->header, a->controlled, false};
+        PollContext *saved = current_assembler_ctx;
+        current_assembler_ctx = &ctx;
+        n = aeron_subscription_controlled_poll(s->sub, aeron_controlled_fragment_assembler_handler, a->assembler,
+                                               static_cast<size_t>(limit));
+        current_assembler_ctx = saved;
+        if (ctx.failed) return nullptr;
+    } else {
+        PollContext ctx{handler, s, &s->header, controlled, false};
+        n = aeron_subscription_controlled_poll(s->sub, on_fragment, &ctx, static_cast<size_t>(limit));
+        if (ctx.failed) return nullptr;
+    }
+    if (n < 0) {
+        PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s->channel.c_str(), s->stream_id,
+                     aeron_errmsg());
+        return nullptr;
+    }
+    return PyLong_FromLong(n);
+}
+
+PyObject *sub_poll_common(PyObject *self, PyObject *const *args, Py_ssize_t nargs, bool controlled,
+                          const char *name) {
+    if (!arg_count(name, nargs, 2, 2)) return nullptr;
+    Subscription *s = self_ptr<Subscription>(self);
+    if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
+    int limit;
+    if (!fragment_limit_arg(args[1], &limit)) return nullptr;
+    return run_poll(s, args[0], limit, controlled);
+}
+
+// poll(handler, fragment_limit) -> fragments read
+PyObject *sub_poll(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return sub_poll_common(self, args, nargs, false, "poll");
+}
+
+// controlled_poll(handler, fragment_limit) -> fragments read
+PyObject *sub_controlled_poll(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return sub_poll_common(self, args, nargs, true, "controlled_poll");
+}
+
+void count_fragment(void *clientd, const uint8_t *, size_t length, aeron_header_t *) {
+    *static_cast<uint64_t *>(clientd) += length;
+}
+
+// drain(fragment_limit) -> fragments read, without calling Python: consumes
+// and discards (benchmarks, skipping a backlog).
+PyObject *sub_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arg_count("drain", nargs, 1, 1)) return nullptr;
+    Subscription *s = self_ptr<Subscription>(self);
+    if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
+    int limit;
+    if (!fragment_limit_arg(args[0], &limit)) return nullptr;
+    uint64_t bytes = 0;
+    int n = aeron_subscription_poll(s->sub, count_fragment, &bytes, static_cast<size_t>(limit));
+    if (n < 0) {
+        PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s->channel.c_str(), s->stream_id,
+                     aeron_errmsg());
+        return nullptr;
+    }
+    return PyLong_FromLong(n);
+}
+
+#define FASTCALL(fn) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(fn))
+
+PyMethodDef pub_fast[] = {
+    {"offer", FASTCALL(pub_offer), METH_FASTCALL,
+     "offer(buffer, offset=0, length=len-offset) -> int\n\n"
+     "Copy one message into the log.  Returns the new stream position (> 0) on\n"
+     "success, or a negative OfferResult: NOT_CONNECTED, BACK_PRESSURED,\n"
+     "ADMIN_ACTION, CLOSED, MAX_POSITION_EXCEEDED.  Raises PublicationError for a\n"
+     "terminal failure (message longer than max_message_length) and ClosedError\n"
+     "after close().  Messages longer than max_payload_length are fragmented."},
+    {"offer_batch", FASTCALL(pub_offer_batch), METH_FASTCALL,
+     "offer_batch(messages) -> int\n\n"
+     "Offer each message of a sequence in one call; returns how many were\n"
+     "accepted (stops at the first refusal, which the caller retries)."},
+    {"offer_repeat", FASTCALL(pub_offer_repeat), METH_FASTCALL,
+     "offer_repeat(buffer, count) -> int\n\nOffer the same message count times; returns how many were accepted."},
+    {"try_claim", FASTCALL(pub_try_claim), METH_FASTCALL,
+     "try_claim(length, claim) -> int\n\n"
+     "Reserve length bytes in the log and point claim (a BufferClaim) at them for\n"
+     "encoding in place; then claim.commit() or claim.abort().  Returns the\n"
+     "position (> 0) or a negative OfferResult.  length <= max_payload_length."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyMethodDef sub_fast[] = {
+    {"poll", FASTCALL(sub_poll), METH_FASTCALL,
+     "poll(handler, fragment_limit) -> int\n\n"
+     "Deliver up to fragment_limit fragments to handler(buffer, header) and return\n"
+     "how many were read.  buffer is a read-only memoryview over the log, valid\n"
+     "only during the call (it is released afterwards: copy with bytes(buffer) to\n"
+     "keep it).  Pass a FragmentAssembler to receive whole fragmented messages.\n"
+     "If the handler raises, that fragment counts as consumed and the exception\n"
+     "propagates; later fragments stay for the next poll.  Image available and\n"
+     "unavailable callbacks run at the start of poll, on the polling thread."},
+    {"controlled_poll", FASTCALL(sub_controlled_poll), METH_FASTCALL,
+     "controlled_poll(handler, fragment_limit) -> int\n\n"
+     "Like poll, but the handler returns a ControlledPollAction (ABORT, BREAK,\n"
+     "COMMIT, CONTINUE; None means CONTINUE)."},
+    {"drain", FASTCALL(sub_drain), METH_FASTCALL,
+     "drain(fragment_limit) -> int\n\nConsume and discard up to fragment_limit fragments without calling Python."},
+    {nullptr, nullptr, 0, nullptr}};
+
+void add_fast_methods(py::handle cls, PyMethodDef *defs) {
+    auto *type = reinterpret_cast<PyTypeObject *>(cls.ptr());
+    for (PyMethodDef *d = defs; d->ml_name != nullptr; d++) {
+        PyObject *descr = PyDescr_NewMethod(type, d);
+        if (descr == nullptr || PyObject_SetAttrString(cls.ptr(), d->ml_name, descr) < 0) {
+            Py_XDECREF(descr);
+            throw py::error_already_set();
+        }
+        Py_DECREF(descr);
+    }
+}
+
+void ready_type(py::module_ &m, PyTypeObject *type, const char *name) {
+    if (PyType_Ready(type) < 0) throw py::error_already_set();
+    Py_INCREF(type);
+    m.add_object(name, py::handle(reinterpret_cast<PyObject *>(type)));
+}
+
+}  // namespace
+
+int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragment_limit, bool controlled) {
+    aeron_image_t *image = aeron_subscription_image_by_session_id(s.sub, session_id);
+    if (image == nullptr) return -2;
+    int n;
+    bool failed;
+    if (Py_TYPE(handler) == &AssemblerType) {
+        // Aeron's subscription-level assembler keeps partial messages per
+        // session id, so the same assembler serves per-image polls too.
+        auto *a = reinterpret_cast<AssemblerObject *>(handler);
+        PollContext ctx{a->handler, &s, &s.header, a->controlled, false};
+        PollContext *saved = current_assembler_ctx;
+        current_assembler_ctx = &ctx;
+        n = aeron_image_controlled_poll(image, aeron_controlled_fragment_assembler_handler, a->assembler,
+                                        static_cast<size_t>(fragment_limit));
+        current_assembler_ctx = saved;
+        failed = ctx.failed;
+    } else {
+        PollContext ctx{handler, &s, &s.header, controlled, false};
+        n = aeron_image_controlled_poll(image, on_fragment, &ctx, static_cast<size_t>(fragment_limit));
+        failed = ctx.failed;
+    }
+    aeron_subscription_image_release(s.sub, image);
+    if (failed) return -1;
+    if (n < 0) {
+        PyErr_Format(AeronError, "image poll failed: session_id=%d error=%s", session_id, aeron_errmsg());
+        return -1;
+    }
+    return n;
+}
+
+void init_fastpath(py::module_ &m, py::class_<Publication, std::shared_ptr<Publication>> &pub_cls,
+                   py::class_<Subscription, std::shared_ptr<Subscription>> &sub_cls) {
+    release_str = PyUnicode_InternFromString("release");
+
+    HeaderType.tp_name = "tickline._aeron.Header";
+    HeaderType.tp_basicsize = sizeof(HeaderObject);
+    HeaderType.tp_flags = Py_TPFLAGS_DEFAULT;
+    HeaderType.tp_doc = "The frame header of a fragment: valid during the handler call; a copy if kept.";
+    HeaderType.tp_getset = header_getset;
+    HeaderType.tp_repr = header_repr;
+    HeaderType.tp_dealloc = [](PyObject *self) { PyObject_Free(self); };
+    ready_type(m, &HeaderType, "Header");
+
+    ClaimType.tp_name = "tickline._aeron.BufferClaim";
+    ClaimType.tp_basicsize = sizeof(ClaimObject);
+    ClaimType.tp_flags = Py_TPFLAGS_DEFAULT;
+    ClaimType.tp_doc =
+        "BufferClaim(): reusable target of Publication.try_claim.\n\n"
+        "While active it is a writable buffer over the claimed payload (use it with\n"
+        "struct.pack_into, memoryview, or an SBE encoder); commit() publishes it,\n"
+        "abort() gives it up.  As a context manager it commits on success and aborts\n"
+        "on an exception.  A claim dropped while active is aborted.";
+    ClaimType.tp_new = claim_new;
+    ClaimType.tp_dealloc = claim_dealloc;
+    ClaimType.tp_as_buffer = &claim_as_buffer;
+    ClaimType.tp_as_sequence = &claim_as_sequence;
+    ClaimType.tp_methods = claim_methods;
+    ClaimType.tp_getset = claim_getset;
+    ready_type(m, &ClaimType, "BufferClaim");
+
+    AssemblerType.tp_name = "tickline._aeron.FragmentAssembler";
+    AssemblerType.tp_basicsize = sizeof(AssemblerObject);
+    AssemblerType.tp_flags = Py_TPFLAGS_DEFAULT;
+    AssemblerType.tp_doc =
+        "FragmentAssembler(handler, controlled=False): pass to poll() instead of a\n"
+        "handler to receive whole messages that the publication fragmented.  With\n"
+        "controlled=True use it with controlled_poll and return actions.";
+    AssemblerType.tp_new = assembler_new;
+    AssemblerType.tp_dealloc = assembler_dealloc;
+    AssemblerType.tp_getset = assembler_getset;
+    ready_type(m, &AssemblerType, "FragmentAssembler");
+
+    add_fast_methods(pub_cls, pub_fast);
+    add_fast_methods(sub_cls, sub_fast);
+}
+
+}  // namespace tickline

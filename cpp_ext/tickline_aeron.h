@@ -1,0 +1,128 @@
+// Shared declarations of tickline._aeron: the Aeron C client and C media
+// driver wrapped for Python.
+//
+// Threading: every object here is used from Python threads holding the GIL.
+// Aeron's client conductor may run on its own C thread; the only code that
+// runs there is on_error / on_available_image / on_unavailable_image below,
+// which never touch Python: they queue records under a mutex and the records
+// are handed to Python on the polling thread.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "aeronc.h"
+}
+
+namespace py = pybind11;
+
+namespace tickline {
+
+// Exception types, created at module init.
+extern PyObject *AeronError;         // base of all errors below
+extern PyObject *DriverError;        // no driver / driver died / driver timed out
+extern PyObject *RegistrationError;  // the driver refused a resource (bad channel, ...)
+extern PyObject *ClosedError;        // a resource used after close
+extern PyObject *PublicationError;   // offer/try_claim failed for a terminal reason
+
+[[noreturn]] void raise(PyObject *type, const std::string &message);
+std::string aeron_error_text();
+
+struct ErrorRecord {
+    int code;
+    std::string message;
+};
+
+struct ImageEvent {
+    bool available;
+    int32_t session_id;
+    int64_t correlation_id;
+    int64_t join_position;
+    std::string source_identity;
+};
+
+// Image events for one subscription.  Owned by the client (not the
+// subscription) because the conductor may deliver an unavailable-image event
+// while a subscription is closing; it is freed only after aeron_close.
+struct ImageEvents {
+    std::mutex mu;
+    std::vector<ImageEvent> queue;
+    std::atomic<int> pending{0};
+};
+
+struct Client {
+    aeron_context_t *context = nullptr;
+    aeron_t *aeron = nullptr;
+    bool invoker = false;
+    bool closed = false;
+    std::string dir;
+    std::mutex errors_mu;
+    std::vector<ErrorRecord> errors;
+    std::atomic<bool> driver_lost{false};
+    std::vector<std::unique_ptr<ImageEvents>> image_events;
+
+    ~Client();
+    void close();
+    void check_open(const char *what) const;
+};
+
+struct Publication {
+    std::shared_ptr<Client> client;
+    aeron_publication_t *pub = nullptr;
+    aeron_exclusive_publication_t *xpub = nullptr;
+    bool closed = false;
+    std::string channel;
+    int32_t stream_id = 0;
+    int32_t session_id = 0;
+    int64_t registration_id = 0;
+    size_t max_message_length = 0;
+    size_t max_payload_length = 0;
+    size_t term_buffer_length = 0;
+
+    bool usable() const { return !closed && !client->closed; }
+    void check_open() const;
+    void close();
+    ~Publication();
+};
+
+struct Subscription {
+    std::shared_ptr<Client> client;
+    aeron_subscription_t *sub = nullptr;
+    ImageEvents *events = nullptr;
+    bool closed = false;
+    std::string channel;
+    int32_t stream_id = 0;
+    int64_t registration_id = 0;
+    py::object on_available;
+    py::object on_unavailable;
+    PyObject *header = nullptr;  // a reusable Header, owned
+
+    bool usable() const { return !closed && !client->closed; }
+    void check_open() const;
+    void close();
+    ~Subscription();
+};
+
+// Fast paths (fastpath.cpp).
+void init_fastpath(py::module_ &m, py::class_<Publication, std::shared_ptr<Publication>> &pub_cls,
+                   py::class_<Subscription, std::shared_ptr<Subscription>> &sub_cls);
+void dispatch_image_events(Subscription &s);
+int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragment_limit, bool controlled);
+
+// Embedded driver and CnC reading (driver.cpp).
+void init_driver(py::module_ &m);
+
+// Benchmark loops (bench.cpp).
+void init_bench(py::module_ &m);
+
+}  // namespace tickline

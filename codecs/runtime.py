@@ -1,0 +1,125 @@
+"""The small runtime that generated SBE flyweights import.
+
+Kept tiny on purpose: the hot paths (field getters and setters) are inlined
+in generated code as bound ``struct`` methods; only the less frequent work
+(strings, var data, JSON-form conversions, access-order errors) is here.
+Nothing here keeps state; all functions are thread-safe.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+from typing import Any, Union
+
+from tickline.codecs.errors import AccessOrderError, MessageError
+
+#: Anything a flyweight can wrap: bytes (read only), bytearray, memoryview, mmap.
+Buffer = Union[bytes, bytearray, memoryview, mmap.mmap]
+
+EMPTY: Buffer = b""
+
+__all__ = ["AccessOrderError", "Buffer", "EMPTY", "MessageError"]
+
+
+def check_bounds(buf: Buffer, end: int, what: str) -> None:
+    if end > len(buf):
+        raise MessageError(f"buffer too small: {what} needs {end} bytes, buffer length={len(buf)}")
+
+
+def zero(buf: Buffer, offset: int, length: int) -> None:
+    """Clear ``length`` bytes so that every byte no field writes is zero (as the reference encoder's output)."""
+    check_bounds(buf, offset + length, "block")
+    buf[offset:offset + length] = bytes(length)  # type: ignore[index]
+
+
+def get_str(buf: Buffer, offset: int, length: int, encoding: str) -> str:
+    raw = bytes(buf[offset:offset + length])
+    cut = raw.find(b"\0")
+    if cut >= 0:
+        raw = raw[:cut]
+    return raw.decode(encoding, errors="surrogateescape")
+
+
+def put_str(buf: Buffer, offset: int, length: int, value: str, encoding: str) -> None:
+    raw = value.encode(encoding, errors="surrogateescape")
+    if len(raw) > length:
+        raise MessageError(f"value={value!r} is {len(raw)} bytes, longer than length={length}")
+    check_bounds(buf, offset + length, "char array")
+    buf[offset:offset + length] = raw + bytes(length - len(raw))  # type: ignore[index]
+
+
+def put_bytes(buf: Buffer, offset: int, value: bytes) -> None:
+    check_bounds(buf, offset + len(value), "var data")
+    buf[offset:offset + len(value)] = value  # type: ignore[index]
+
+
+def get_bytes(buf: Buffer, offset: int, length: int) -> bytes:
+    check_bounds(buf, offset + length, "var data")
+    return bytes(buf[offset:offset + length])
+
+
+def fj(value: float | None) -> float | str | None:
+    """A float in the JSON form: non-finite values as strings."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def ff(value: Any) -> float:
+    """A float from the JSON form."""
+    if isinstance(value, str):
+        table = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+        if value not in table:
+            raise MessageError(f"not a float value={value!r}")
+        return table[value]
+    return float(value)
+
+
+def enum_json(raw: int | None, null: int, names: dict[int, str], is_char: bool) -> Any:
+    if raw is None or raw == null:
+        return None
+    name = names.get(raw)
+    if name is not None:
+        return name
+    return chr(raw) if is_char else raw
+
+
+def enum_from_json(value: Any, null: int, values: dict[str, int], is_char: bool) -> int:
+    if value is None:
+        return null
+    if isinstance(value, str) and value in values:
+        return values[value]
+    if is_char and isinstance(value, str) and len(value) == 1:
+        return ord(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise MessageError(f"value={value!r} is not a validValue")
+
+
+def set_json(raw: int | None, choices: tuple[tuple[str, int], ...]) -> list[str] | None:
+    if raw is None:
+        return None
+    return [name for name, bit in choices if raw >> bit & 1]
+
+
+def set_from_json(value: Any, choices: tuple[tuple[str, int], ...]) -> int:
+    bits = dict(choices)
+    raw = 0
+    for name in value:
+        if name not in bits:
+            raise MessageError(f"name={name!r} is not a choice of the set")
+        raw |= 1 << bits[name]
+    return raw
+
+
+def order_error(where: str, expected: str, got: str) -> AccessOrderError:
+    return AccessOrderError(
+        f"access out of schema order in {where}: expected={expected} got={got} "
+        "(groups and var data must be read/written in schema order, each group fully iterated; "
+        "set check_order=False on the class to turn checks off)"
+    )

@@ -18,6 +18,30 @@ _EXPORTS = {
     "SleepingIdleStrategy": "idle",
     "BackoffIdleStrategy": "idle",
     "idle_strategy_from_name": "idle",
+    # client
+    "Aeron": "client",
+    "OfferResult": "client",
+    "ControlledPollAction": "client",
+    "Publication": "client",
+    "Subscription": "client",
+    "BufferClaim": "client",
+    "FragmentAssembler": "client",
+    "Header": "client",
+    "ImageInfo": "client",
+    "ImageStatus": "client",
+    "AeronError": "client",
+    "ClosedError": "client",
+    "DriverError": "client",
+    "PublicationError": "client",
+    "RegistrationError": "client",
+    # driver
+    "MediaDriver": "driver",
+    # channel URIs
+    "ChannelUri": "uri",
+    "ChannelError": "uri",
+    "IPC": "uri",
+    # counters
+    "read_stat": "counters",
     # agents
     "Agent": "agent",
     "AgentTerminated": "agent",

@@ -1,0 +1,670 @@
+"""Raft consensus as a pure state machine, in the shape of etcd-raft and the
+vocabulary of Aeron Cluster.
+
+Inputs: :meth:`Consensus.step` (a message from a peer), :meth:`Consensus.tick`
+(the current time), :meth:`Consensus.propose` (a new entry, leader only) and
+:meth:`Consensus.transfer_leadership`.  Output: :meth:`Consensus.ready`, a
+:class:`~tickline.cluster.messages.Ready` batch the shell persists, applies and
+sends (persist before you send), acknowledged by :meth:`Consensus.advance`.
+No clock, socket, thread or hidden randomness inside: time is the ``now``
+argument and randomness comes from the ``rng`` passed in.
+
+Invariants (Raft §5; checked here where cheap, and by the simulator after every step):
+
+I1  Election safety: at most one leader per term.  A member votes at most
+    once per term (``voted_for`` is persisted before the vote is sent) and a
+    leader needs a quorum of votes.
+I2  Votes go only to candidates whose log is at least as up to date as the
+    voter's (last term, then last position) (§5.4.1).
+I3  Log matching: positions are byte offsets; two logs that hold an entry
+    with the same start position and term are identical up to its end.  A
+    follower accepts entries only after the entry ending at ``prev_position``
+    has ``prev_term``; a conflicting tail is truncated, never a committed one.
+I4  Commit: the leader's commit position is the largest position stored by a
+    quorum (its own *persisted* position counts, not merely appended) and only
+    when the entry ending there is of the leader's current term (§5.4.2).
+I5  Commit and applied positions never decrease; applied <= commit <= log end.
+I6  Pre-vote: a member campaigns (increments its term) only after a quorum
+    said it would vote for it; a member that heard from a live leader within
+    the minimum election timeout refuses pre-votes and votes (leader lease), so
+    a partitioned member cannot disrupt a healthy leader when it returns.
+I7  Check quorum: a leader that has not heard from a quorum within an
+    election timeout steps down, so the lease above cannot outlive it.
+
+Role transitions are all in :data:`TRANSITIONS`; nothing else assigns a role.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import random
+
+from .config import ConsensusConfig
+from .errors import LocalProtocolError, NotLeaderError, RemoteProtocolError, SafetyViolation
+from .messages import (
+    AppendRequest,
+    AppendResponse,
+    Entry,
+    EntryKind,
+    HardState,
+    InstallSnapshot,
+    Message,
+    Ready,
+    RequestVote,
+    Role,
+    RoleChange,
+    Snapshot,
+    TimeoutNow,
+    VoteResponse,
+)
+
+__all__ = ["Consensus", "Event", "TRANSITIONS"]
+
+
+class Event(enum.Enum):
+    ELECTION_TIMEOUT = "election_timeout"
+    PRE_VOTE_WON = "pre_vote_won"
+    PRE_VOTE_LOST = "pre_vote_lost"
+    VOTE_WON = "vote_won"
+    VOTE_LOST = "vote_lost"
+    HIGHER_TERM = "higher_term"
+    LEADER_SEEN = "leader_seen"
+    QUORUM_LOST = "quorum_lost"
+    TIMEOUT_NOW = "timeout_now"
+
+
+F, P, C, L = Role.FOLLOWER, Role.PRE_CANDIDATE, Role.CANDIDATE, Role.LEADER
+
+# (role, event) -> next role.  A pair missing here is a bug (SafetyViolation).
+TRANSITIONS: dict[tuple[Role, Event], Role] = {
+    (F, Event.ELECTION_TIMEOUT): P,
+    (P, Event.ELECTION_TIMEOUT): P,
+    (C, Event.ELECTION_TIMEOUT): P,
+    (P, Event.PRE_VOTE_WON): C,
+    (P, Event.PRE_VOTE_LOST): F,
+    (C, Event.VOTE_WON): L,
+    (C, Event.VOTE_LOST): F,
+    (F, Event.HIGHER_TERM): F,
+    (P, Event.HIGHER_TERM): F,
+    (C, Event.HIGHER_TERM): F,
+    (L, Event.HIGHER_TERM): F,
+    (F, Event.LEADER_SEEN): F,
+    (P, Event.LEADER_SEEN): F,
+    (C, Event.LEADER_SEEN): F,
+    (L, Event.QUORUM_LOST): F,
+    (F, Event.TIMEOUT_NOW): C,
+}
+
+
+class Consensus:
+    """One member's consensus state.  Not thread-safe: drive it from one thread.
+
+    ``hard_state``, ``snapshot`` and ``entries`` are what the member recovered
+    from disk (``entries`` are those after the snapshot position, already
+    durable).  ``rng`` supplies the randomized election timeouts.
+    """
+
+    def __init__(
+        self,
+        config: ConsensusConfig,
+        rng: random.Random,
+        *,
+        hard_state: HardState | None = None,
+        snapshot: Snapshot | None = None,
+        entries: tuple[Entry, ...] | list[Entry] = (),
+        now: int = 0,
+    ) -> None:
+        self.config = config
+        self.id = config.member_id
+        self.peers = tuple(m for m in config.members if m != self.id)
+        self._rng = rng
+        hs = hard_state or HardState()
+        self.term = hs.term
+        self.voted_for = hs.voted_for
+        self._snapshot = snapshot
+        self._base_position = snapshot.position if snapshot else 0
+        self._base_term = snapshot.term if snapshot else 0
+        self._entries: list[Entry] = []
+        self._starts: list[int] = []
+        expected = self._base_position
+        for e in entries:
+            if e.end <= self._base_position:
+                continue  # covered by the snapshot (a segment may start before it)
+            if e.position != expected:
+                raise LocalProtocolError("recovered log has a gap", expected_position=expected, entry_position=e.position)
+            self._entries.append(e)
+            self._starts.append(e.position)
+            expected = e.end
+        self.commit_position = max(self._base_position, min(hs.commit_position, self.last_position()))
+        self.applied_position = self._base_position
+        self._stable_end = self.last_position()
+        self._unstable_index = len(self._entries)
+        self._truncate_to: int | None = None
+        self._hard_dirty = False
+        self._pending_snapshot: Snapshot | None = None
+        self._msgs: list[Message] = []
+        self._role_change: RoleChange | None = None
+        self._in_flight_ready: Ready | None = None
+
+        self.role = Role.FOLLOWER
+        self.leader: int | None = None
+        self.now = now
+        self._leader_contact = -(10**18)
+        self._election_deadline = now + self._random_timeout()
+        self._votes: dict[int, bool] = {}
+        # leader state
+        self._next: dict[int, int] = {}
+        self._match: dict[int, int] = {}
+        self._active: set[int] = set()
+        self._heartbeat_due = 0
+        self._quorum_check_due = 0
+        self._transfer_target: int | None = None
+        self._transfer_deadline = 0
+        self._role_change = RoleChange(self.role, self.term, None)
+
+    # ------------------------------------------------------------------ log access
+
+    def last_position(self) -> int:
+        return self._entries[-1].end if self._entries else self._base_position
+
+    def last_term(self) -> int:
+        return self._entries[-1].term if self._entries else self._base_term
+
+    def last_timestamp(self) -> int:
+        return self._entries[-1].timestamp if self._entries else 0
+
+    @property
+    def base_position(self) -> int:
+        return self._base_position
+
+    def term_at(self, end_position: int) -> int | None:
+        """Term of the entry ending at ``end_position``; None if no entry ends there here."""
+        if end_position == self._base_position:
+            return self._base_term
+        if end_position < self._base_position or end_position > self.last_position():
+            return None
+        i = bisect.bisect_left(self._starts, end_position) - 1
+        if i < 0 or self._entries[i].end != end_position:
+            return None
+        return self._entries[i].term
+
+    def entries_between(self, start: int, end: int) -> list[Entry]:
+        """Entries with ``start < entry.end <= end`` (start must be >= base)."""
+        i = bisect.bisect_left(self._starts, start)
+        out = []
+        while i < len(self._entries) and self._entries[i].end <= end:
+            out.append(self._entries[i])
+            i += 1
+        return out
+
+    def _floor_boundary(self, position: int) -> int:
+        """Largest entry boundary <= position (may be below base: needs a snapshot)."""
+        if position <= self._base_position:
+            return position
+        i = bisect.bisect_right(self._starts, position) - 1
+        if i < 0:
+            return self._base_position
+        e = self._entries[i]
+        return e.end if e.end <= position else e.position
+
+    def _append(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
+        for e in entries:
+            if e.position != self.last_position():
+                raise SafetyViolation("append out of order", member=self.id, expected=self.last_position(), position=e.position)
+            self._entries.append(e)
+            self._starts.append(e.position)
+
+    def _truncate(self, position: int) -> None:
+        if position < self.commit_position:
+            raise SafetyViolation("truncating committed entries", member=self.id, position=position, commit=self.commit_position)
+        i = bisect.bisect_left(self._starts, position)
+        del self._entries[i:]
+        del self._starts[i:]
+        self._unstable_index = min(self._unstable_index, i)
+        self._stable_end = min(self._stable_end, position)
+        self._truncate_to = position if self._truncate_to is None else min(self._truncate_to, position)
+
+    # ------------------------------------------------------------------ roles
+
+    def _transition(self, event: Event) -> Role:
+        try:
+            new = TRANSITIONS[(self.role, event)]
+        except KeyError:
+            raise SafetyViolation("no such role transition", member=self.id, role=self.role.value, event=event.value) from None
+        self.role = new
+        self._role_change = RoleChange(new, self.term, self.leader)
+        return new
+
+    def _random_timeout(self) -> int:
+        return self._rng.randint(self.config.election_timeout_min, self.config.election_timeout_max)
+
+    def _reset_election_timer(self) -> None:
+        self._election_deadline = self.now + self._random_timeout()
+
+    def _set_term(self, term: int) -> None:
+        if term < self.term:
+            raise SafetyViolation("term went backwards", member=self.id, term=self.term, new_term=term)
+        if term > self.term:
+            self.term = term
+            self.voted_for = None
+            self._hard_dirty = True
+
+    def _become_follower(self, event: Event, term: int, leader: int | None) -> None:
+        self._set_term(term)
+        self.leader = leader
+        self._transfer_target = None
+        self._transition(event)
+        self._reset_election_timer()
+        if leader is not None:
+            self._leader_contact = self.now
+
+    def _in_lease(self) -> bool:
+        return self.leader is not None and self.now - self._leader_contact < self.config.election_timeout_min
+
+    def _quorum(self) -> int:
+        return self.config.quorum
+
+    def _start_pre_vote(self) -> None:
+        self._transition(Event.ELECTION_TIMEOUT)
+        self.leader = None
+        self._reset_election_timer()
+        self._votes = {self.id: True}
+        if self._count_votes():
+            return
+        for p in self.peers:
+            self._send(RequestVote(self.id, p, self.term + 1, self.last_term(), self.last_position(), pre_vote=True))
+
+    def _campaign(self, transfer: bool) -> None:
+        self._set_term(self.term + 1)
+        self.voted_for = self.id
+        self._hard_dirty = True
+        self.leader = None
+        self._transition(Event.TIMEOUT_NOW if transfer else Event.PRE_VOTE_WON)
+        self._reset_election_timer()
+        self._votes = {self.id: True}
+        if self._count_votes():
+            return
+        for p in self.peers:
+            self._send(RequestVote(self.id, p, self.term, self.last_term(), self.last_position(), transfer=transfer))
+
+    def _count_votes(self) -> bool:
+        """Act on the votes so far; True if the role changed."""
+        granted = sum(1 for v in self._votes.values() if v)
+        rejected = len(self._votes) - granted
+        if granted >= self._quorum():
+            if self.role is Role.PRE_CANDIDATE:
+                self._campaign(transfer=False)
+            else:
+                self._become_leader()
+            return True
+        if rejected >= self._quorum():
+            self._become_follower(Event.PRE_VOTE_LOST if self.role is Role.PRE_CANDIDATE else Event.VOTE_LOST, self.term, None)
+            return True
+        return False
+
+    def _become_leader(self) -> None:
+        self.leader = self.id
+        self._transition(Event.VOTE_WON)
+        last = self.last_position()
+        self._next = {p: last for p in self.peers}
+        self._match = {p: 0 for p in self.peers}
+        self._active = set()
+        self._heartbeat_due = self.now
+        self._quorum_check_due = self.now + self.config.election_timeout_min
+        self._transfer_target = None
+        # An entry of the new term lets everything before it commit (§5.4.2, §8).
+        self._append_local(EntryKind.NOOP, b"")
+        self._broadcast_append(heartbeat=True)
+
+    # ------------------------------------------------------------------ inputs
+
+    def tick(self, now: int) -> None:
+        """Advance time to ``now`` (never backwards) and fire due timers."""
+        if now < self.now:
+            raise LocalProtocolError("time went backwards", member=self.id, now=now, previous=self.now)
+        self.now = now
+        if self.role is Role.LEADER:
+            if self._transfer_target is not None and now >= self._transfer_deadline:
+                self._transfer_target = None  # transfer timed out; keep leading
+            if now >= self._quorum_check_due:
+                active = len(self._active) + 1
+                self._active = set()
+                self._quorum_check_due = now + self.config.election_timeout_min
+                if active < self._quorum():
+                    self._become_follower(Event.QUORUM_LOST, self.term, None)
+                    return
+            if now >= self._heartbeat_due:
+                self._broadcast_append(heartbeat=True)
+        elif now >= self._election_deadline:
+            self._start_pre_vote()
+
+    def step(self, m: Message) -> None:
+        """Handle one message from a peer."""
+        if m.dst != self.id or m.src not in self.config.members or m.src == self.id:
+            raise RemoteProtocolError("message not for this member", member=self.id, src=m.src, dst=m.dst, type=type(m).__name__)
+        if m.term > self.term:
+            if isinstance(m, RequestVote):
+                if not m.transfer and self._in_lease():
+                    return  # I6: a live leader exists; do not let this candidate disrupt it
+                if not m.pre_vote:
+                    self._become_follower(Event.HIGHER_TERM, m.term, None)
+            elif isinstance(m, VoteResponse) and m.pre_vote and m.granted:
+                pass  # a granted pre-vote carries the proposed term, not the voter's
+            else:
+                leader = m.src if isinstance(m, (AppendRequest, InstallSnapshot)) else None
+                self._become_follower(Event.HIGHER_TERM, m.term, leader)
+        elif m.term < self.term:
+            # A stale sender; answer so it learns the current term.  It cannot
+            # disrupt anyone: its pre-votes are refused while a leader is alive.
+            if isinstance(m, (AppendRequest, InstallSnapshot)):
+                self._send(AppendResponse(self.id, m.src, self.term, False, self.last_position(), -1))
+            elif isinstance(m, RequestVote) and m.pre_vote:
+                self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=True))
+            return
+
+        if isinstance(m, AppendRequest):
+            self._on_append(m)
+        elif isinstance(m, AppendResponse):
+            self._on_append_response(m)
+        elif isinstance(m, RequestVote):
+            self._on_request_vote(m)
+        elif isinstance(m, VoteResponse):
+            self._on_vote_response(m)
+        elif isinstance(m, InstallSnapshot):
+            self._on_install_snapshot(m)
+        elif isinstance(m, TimeoutNow):
+            if self.role is Role.FOLLOWER and m.src == self.leader:
+                self._campaign(transfer=True)
+        else:  # pragma: no cover - the Message union is closed
+            raise RemoteProtocolError("unknown message type", member=self.id, type=type(m).__name__)
+
+    def propose(self, kind: int, payload: bytes) -> Entry:
+        """Append an entry (leader only) stamped with the leader's cluster time.
+
+        Raises :class:`NotLeaderError` (with a leader hint) on other members and
+        while a leadership transfer is under way."""
+        if self.role is not Role.LEADER:
+            raise NotLeaderError("not the leader", leader=self.leader, member=self.id, role=self.role.value)
+        if self._transfer_target is not None:
+            raise NotLeaderError("leadership transfer in progress", leader=self._transfer_target, member=self.id)
+        entry = self._append_local(kind, payload)
+        self._broadcast_append(heartbeat=False)
+        return entry
+
+    def transfer_leadership(self, target: int | None = None) -> int | None:
+        """Hand leadership to ``target`` (default: the most up-to-date peer).
+
+        Used on clean shutdown.  Proposals are refused until the transfer
+        completes or times out (one minimum election timeout).  Returns the target."""
+        if self.role is not Role.LEADER or not self.peers:
+            return None
+        if target is None:
+            target = max(self.peers, key=lambda p: (self._match[p], -p))
+        if target not in self.peers:
+            raise LocalProtocolError("transfer target is not a peer", member=self.id, target=target)
+        self._transfer_target = target
+        self._transfer_deadline = self.now + self.config.election_timeout_min
+        if self._match[target] == self.last_position():
+            self._send(TimeoutNow(self.id, target, self.term))
+        else:
+            self._send_append(target)
+        return target
+
+    def compact(self, snapshot: Snapshot) -> None:
+        """Drop entries up to ``snapshot.position`` (<= applied) from memory; the
+        snapshot is what a lagging follower will be sent instead."""
+        if snapshot.position > self.applied_position:
+            raise LocalProtocolError("snapshot beyond applied position", member=self.id, position=snapshot.position, applied=self.applied_position)
+        if snapshot.position <= self._base_position:
+            return
+        term = self.term_at(snapshot.position)
+        if term != snapshot.term:
+            raise LocalProtocolError("snapshot term does not match log", member=self.id, position=snapshot.position, term=snapshot.term, log_term=term)
+        i = bisect.bisect_left(self._starts, snapshot.position)
+        del self._entries[:i]
+        del self._starts[:i]
+        self._unstable_index -= i
+        self._base_position = snapshot.position
+        self._base_term = snapshot.term
+        self._snapshot = snapshot
+
+    # ------------------------------------------------------------------ handlers
+
+    def _on_request_vote(self, m: RequestVote) -> None:
+        up_to_date = (m.last_term, m.last_position) >= (self.last_term(), self.last_position())  # I2
+        can_vote = (
+            self.voted_for == m.src
+            or (self.voted_for is None and self.leader is None)
+            or (m.pre_vote and m.term > self.term)
+        )
+        granted = can_vote and up_to_date
+        if granted and not m.pre_vote:
+            self.voted_for = m.src
+            self._hard_dirty = True
+            self._reset_election_timer()
+        # A granted pre-vote answers in the proposed term; a refusal in ours.
+        term = m.term if (granted and m.pre_vote) else self.term
+        self._send(VoteResponse(self.id, m.src, term, granted, pre_vote=m.pre_vote))
+
+    def _on_vote_response(self, m: VoteResponse) -> None:
+        if self.role is Role.PRE_CANDIDATE and m.pre_vote and (m.term == self.term + 1 or not m.granted):
+            self._votes[m.src] = m.granted
+            self._count_votes()
+        elif self.role is Role.CANDIDATE and not m.pre_vote and m.term == self.term:
+            self._votes[m.src] = m.granted
+            self._count_votes()
+
+    def _on_append(self, m: AppendRequest) -> None:
+        if self.role is not Role.FOLLOWER:
+            self._become_follower(Event.LEADER_SEEN, self.term, m.src)
+        if self.leader is None:
+            self.leader = m.src
+            self._role_change = RoleChange(self.role, self.term, m.src)
+        self._leader_contact = self.now
+        self._reset_election_timer()
+
+        prev, prev_term, entries = m.prev_position, m.prev_term, list(m.entries)
+        if prev < self.commit_position:
+            # Everything up to our commit position matches any current leader's
+            # log (leader completeness), so skip what we already have.
+            entries = [e for e in entries if e.end > self.commit_position]
+            if entries and entries[0].position != self.commit_position:
+                raise RemoteProtocolError("entry boundary mismatch below commit", member=self.id, leader=m.src, position=entries[0].position, commit=self.commit_position)
+            prev = self.commit_position
+            prev_term = self.term_at(prev)
+        if prev > self.last_position():
+            self._send(AppendResponse(self.id, m.src, self.term, False, self.last_position(), m.prev_position))
+            return
+        local_term = self.term_at(prev)
+        if local_term != prev_term:
+            self._send(AppendResponse(self.id, m.src, self.term, False, self._conflict_hint(prev), m.prev_position))
+            return
+        for k, e in enumerate(entries):
+            i = bisect.bisect_left(self._starts, e.position)
+            if i < len(self._entries) and self._entries[i].position == e.position:
+                if self._entries[i].term == e.term:
+                    continue
+                self._truncate(e.position)  # I3: divergent uncommitted tail
+            self._append(entries[k:])
+            break
+        verified = entries[-1].end if entries else prev
+        new_commit = min(m.commit_position, verified)
+        if new_commit > self.commit_position:
+            self.commit_position = new_commit
+            self._hard_dirty = True
+        self._send(AppendResponse(self.id, m.src, self.term, True, verified, m.prev_position))
+
+    def _conflict_hint(self, prev: int) -> int:
+        """Where the leader should retry: the start of our conflicting term's first entry."""
+        i = bisect.bisect_left(self._starts, prev) - 1
+        if i < 0:
+            return max(self.commit_position, self._base_position)
+        conflict_term = self._entries[i].term
+        while i > 0 and self._entries[i - 1].term == conflict_term:
+            i -= 1
+        return max(self.commit_position, self._entries[i].position)
+
+    def _on_append_response(self, m: AppendResponse) -> None:
+        if self.role is not Role.LEADER:
+            return
+        p = m.src
+        self._active.add(p)
+        if m.success:
+            if m.position > self._match[p]:
+                self._match[p] = m.position
+            if self._next[p] < m.position:
+                self._next[p] = m.position
+            self._maybe_commit()
+            if self._transfer_target == p and self._match[p] == self.last_position():
+                self._send(TimeoutNow(self.id, p, self.term))
+            elif self._next[p] < self.last_position():
+                self._send_append(p)
+        else:
+            if m.rejected_prev < self._match[p]:
+                return  # stale rejection of a request below what already matched
+            # The hint is below the rejected prev_position, so each rejection makes progress.
+            self._next[p] = max(self._match[p], self._floor_boundary(m.position))
+            self._send_append(p)
+
+    def _on_install_snapshot(self, m: InstallSnapshot) -> None:
+        if self.role is not Role.FOLLOWER:
+            self._become_follower(Event.LEADER_SEEN, self.term, m.src)
+        self.leader = m.src
+        self._leader_contact = self.now
+        self._reset_election_timer()
+        s = m.snapshot
+        if s.position <= self.commit_position:
+            self._send(AppendResponse(self.id, m.src, self.term, True, self.commit_position, -1))
+            return
+        if self.term_at(s.position) == s.term:
+            self.commit_position = s.position
+            self._hard_dirty = True
+            # we hold the entries; commit moves up and they apply normally
+        else:
+            # Our log diverges or is too short: replace everything with the snapshot.
+            self._entries.clear()
+            self._starts.clear()
+            self._unstable_index = 0
+            self._stable_end = s.position
+            self._truncate_to = None
+            self._base_position = s.position
+            self._base_term = s.term
+            self._snapshot = s
+            self._pending_snapshot = s
+            self.commit_position = s.position
+            self.applied_position = s.position
+            self._hard_dirty = True
+        self._send(AppendResponse(self.id, m.src, self.term, True, s.position, -1))
+
+    # ------------------------------------------------------------------ leader internals
+
+    def _append_local(self, kind: int, payload: bytes) -> Entry:
+        # Cluster time never goes backwards across leaders: service code relies on it.
+        entry = Entry(self.last_position(), self.term, max(self.now, self.last_timestamp()), int(kind), payload)
+        self._append([entry])
+        return entry
+
+    def _broadcast_append(self, heartbeat: bool) -> None:
+        if heartbeat:
+            self._heartbeat_due = self.now + self.config.heartbeat_interval
+        for p in self.peers:
+            if heartbeat or self._next[p] < self.last_position():
+                self._send_append(p)
+
+    def _send_append(self, p: int) -> None:
+        nxt = self._next[p]
+        if nxt < self._base_position:
+            if self._snapshot is None:
+                raise SafetyViolation("follower needs entries before base but no snapshot", member=self.id, follower=p, next=nxt, base=self._base_position)
+            self._send(InstallSnapshot(self.id, p, self.term, self._snapshot))
+            self._next[p] = self._base_position
+            return
+        prev_term = self.term_at(nxt)
+        if prev_term is None:
+            raise SafetyViolation("next position is not an entry boundary", member=self.id, follower=p, next=nxt)
+        i = bisect.bisect_left(self._starts, nxt)
+        batch: list[Entry] = []
+        size = 0
+        while i < len(self._entries) and (not batch or size + self._entries[i].end - self._entries[i].position <= self.config.max_append_bytes):
+            e = self._entries[i]
+            batch.append(e)
+            size += e.end - e.position
+            i += 1
+        if batch:
+            self._next[p] = batch[-1].end  # optimistic: pipeline; a rejection resets it
+        self._send(AppendRequest(self.id, p, self.term, nxt, prev_term, tuple(batch), self.commit_position))
+
+    def _maybe_commit(self) -> None:
+        positions = sorted([self._stable_end] + [self._match[p] for p in self.peers], reverse=True)
+        candidate = positions[self._quorum() - 1]
+        if candidate > self.commit_position and self.term_at(candidate) == self.term:  # I4
+            self.commit_position = candidate
+            self._hard_dirty = True
+
+    def _send(self, m: Message) -> None:
+        self._msgs.append(m)
+
+    # ------------------------------------------------------------------ ready / advance
+
+    def has_ready(self) -> bool:
+        return bool(
+            self._msgs or self._hard_dirty or self._unstable_index < len(self._entries)
+            or self._truncate_to is not None or self._pending_snapshot is not None
+            or self._role_change is not None or self.commit_position > self.applied_position
+        )
+
+    def ready(self) -> Ready:
+        """Collect the work to do; call :meth:`advance` with it when done."""
+        if self._in_flight_ready is not None:
+            raise LocalProtocolError("ready() called again before advance()", member=self.id)
+        entries = tuple(self._entries[self._unstable_index:])
+        truncate_to = self._truncate_to
+        if truncate_to is not None and entries:
+            truncate_to = min(truncate_to, entries[0].position)
+        committed = tuple(self.entries_between(self.applied_position, self.commit_position)) if self.commit_position > self.applied_position else ()
+        rd = Ready(
+            snapshot=self._pending_snapshot,
+            truncate_to=truncate_to,
+            entries=entries,
+            hard_state=HardState(self.term, self.voted_for, self.commit_position) if self._hard_dirty else None,
+            committed=committed,
+            messages=tuple(self._msgs),
+            role_change=self._role_change,
+        )
+        self._msgs = []
+        self._in_flight_ready = rd
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """Acknowledge that ``rd`` was persisted, applied and sent."""
+        if rd is not self._in_flight_ready:
+            raise LocalProtocolError("advance() with a Ready that is not the outstanding one", member=self.id)
+        self._in_flight_ready = None
+        if rd.snapshot is self._pending_snapshot:
+            self._pending_snapshot = None
+        if rd.truncate_to is not None and self._truncate_to is not None and self._truncate_to >= rd.truncate_to:
+            self._truncate_to = None
+        if rd.entries:
+            end = rd.entries[-1].end
+            # entries may have been truncated by a step between ready() and advance()
+            if self.term_at(end) == rd.entries[-1].term:
+                self._stable_end = max(self._stable_end, end)
+                self._unstable_index = max(self._unstable_index, bisect.bisect_left(self._starts, end))
+        if rd.hard_state is not None and rd.hard_state == HardState(self.term, self.voted_for, self.commit_position):
+            self._hard_dirty = False
+        if rd.committed:
+            self.applied_position = max(self.applied_position, rd.committed[-1].end)
+        if rd.role_change is self._role_change:
+            self._role_change = None
+        if self.role is Role.LEADER:
+            self._maybe_commit()
+
+    # ------------------------------------------------------------------ introspection
+
+    def status(self) -> dict[str, object]:
+        return {
+            "member": self.id, "role": self.role.value, "term": self.term, "leader": self.leader,
+            "log_position": self.last_position(), "commit_position": self.commit_position,
+            "applied_position": self.applied_position, "base_position": self._base_position,
+        }

@@ -1,0 +1,181 @@
+"""What flows into and out of the consensus core: log entries, member-to-member
+messages, persisted state and the :class:`Ready` batch.
+
+Log positions are byte offsets, as in Aeron Cluster: an entry occupies
+``ENTRY_HEADER_LENGTH + len(payload)`` bytes of the log starting at
+``position``, and ``end`` is the position of the next entry.  Append and
+commit positions are always entry ends (boundaries).  All types are frozen.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ENTRY_HEADER_LENGTH",
+    "EntryKind",
+    "Entry",
+    "HardState",
+    "Snapshot",
+    "RequestVote",
+    "VoteResponse",
+    "AppendRequest",
+    "AppendResponse",
+    "InstallSnapshot",
+    "TimeoutNow",
+    "Message",
+    "Role",
+    "RoleChange",
+    "Ready",
+]
+
+# length u32, crc32 u32, term i64, timestamp i64, kind u32: see log.py for the framing.
+ENTRY_HEADER_LENGTH = 28
+
+
+class EntryKind(enum.IntEnum):
+    NOOP = 0  # appended by each new leader so earlier-term entries can commit (Raft §5.4.2)
+    SESSION_OPEN = 1
+    SESSION_CLOSE = 2
+    MESSAGE = 3
+    TIMER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    position: int
+    term: int
+    timestamp: int  # the leader's cluster time when appended: the only clock service code sees
+    kind: int
+    payload: bytes = b""
+    end: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "end", self.position + ENTRY_HEADER_LENGTH + len(self.payload))
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must survive a crash for Raft to stay safe (term and vote) plus the
+    commit position, which may be written lazily: any value once true stays true."""
+
+    term: int = 0
+    voted_for: int | None = None
+    commit_position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Service state as of ``position`` (an entry end), taken in ``term``."""
+
+    position: int
+    term: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVote:
+    src: int
+    dst: int
+    term: int  # for a pre-vote: the term the candidate would campaign in
+    last_term: int
+    last_position: int
+    pre_vote: bool = False
+    transfer: bool = False  # sent after TimeoutNow: voters skip the leader-lease check
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    src: int
+    dst: int
+    term: int
+    granted: bool
+    pre_vote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    src: int
+    dst: int
+    term: int
+    prev_position: int
+    prev_term: int
+    entries: tuple[Entry, ...]
+    commit_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResponse:
+    src: int
+    dst: int
+    term: int
+    success: bool
+    # success: end of the prefix now known to match the leader's log (the append position);
+    # failure: a hint where the leader should retry from.
+    position: int
+    rejected_prev: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    src: int
+    dst: int
+    term: int
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    src: int
+    dst: int
+    term: int
+
+
+Message = RequestVote | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | TimeoutNow
+
+
+class Role(enum.Enum):
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre_candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChange:
+    role: Role
+    term: int
+    leader: int | None
+
+
+@dataclass(frozen=True)
+class Ready:
+    """One batch of work for the shell around :class:`Consensus`.
+
+    **Persist before you send.**  The shell must, in this order:
+
+    1. if ``snapshot`` is set, store it durably and reset the log to start at
+       its position (the service loads it before applying anything below);
+    2. if ``truncate_to`` is set, cut the stored log back to end there;
+    3. append ``entries`` to the stored log;
+    4. if ``hard_state`` is set, store it atomically;
+    5. make 1-4 durable (fsync, per the configured policy);
+    6. apply ``committed`` to the service, in order;
+    7. only now send ``messages``: a vote or an append position that reaches a
+       peer before the state it promises is on disk lets a crash undo a
+       decision the cluster already counted;
+    8. call ``Consensus.advance(ready)``.
+    """
+
+    snapshot: Snapshot | None
+    truncate_to: int | None
+    entries: tuple[Entry, ...]
+    hard_state: HardState | None
+    committed: tuple[Entry, ...]
+    messages: tuple[Message, ...]
+    role_change: RoleChange | None
+
+    def is_empty(self) -> bool:
+        return not (self.snapshot or self.truncate_to is not None or self.entries or self.hard_state
+                    or self.committed or self.messages or self.role_change)

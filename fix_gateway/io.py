@@ -1,0 +1,497 @@
+"""Acceptor and initiator: the thin I/O shell around ``Session``.
+
+Both are agents (``role_name``, ``on_start``, ``do_work() -> int``,
+``on_close``) with non-blocking sockets, run by
+``tickline.transport.AgentRunner`` or driven from the caller's loop with
+``AgentInvoker``.  Each duty cycle: accept/connect, read, feed sessions, run
+timers and the schedule, hand events to the application, then sync the
+stores and write (persist before send: ``store.sync()`` precedes every
+socket write).
+
+The application gets ``on_event(session_id, event)`` on the agent's thread.
+``submit(session_id, msg_type, fields)`` may be called from any thread: it
+queues the message for the agent's next duty cycle.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .codec import FieldValue, Frame, Framer, Garbled, Oversized, parse, GarbledMessage
+from .config import ConfigError
+from .schedule import SessionSchedule
+from .session import Disconnect, Event, LoggedOn, Session, SessionConfig, State
+from .store import MemoryStore, MessageStore
+
+__all__ = ["AcceptorConfig", "InitiatorConfig", "FixAcceptor", "FixInitiator", "SessionEntry", "UnknownSession"]
+
+EventHandler = Callable[[str, Event], None]
+_RECV = 65536
+
+
+@dataclass(frozen=True)
+class UnknownSession:
+    """An inbound connection whose first message names no configured session (closed)."""
+
+    peer: str
+    begin_string: str | None
+    sender_comp_id: str | None
+    target_comp_id: str | None
+    reason: str
+
+
+@dataclass
+class SessionEntry:
+    """A session and its I/O state, owned by one agent."""
+
+    session: Session
+    schedule: SessionSchedule = field(default_factory=SessionSchedule.always)
+    sock: socket.socket | None = None
+    out: bytearray = field(default_factory=bytearray)
+    connecting: bool = False
+    next_attempt: float = 0.0
+    backoff_s: float = 0.0
+    connect_started: float = 0.0
+
+    @property
+    def session_id(self) -> str:
+        return self.session.config.session_id
+
+
+def _close(sock: socket.socket | None) -> None:
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+class _Endpoint:
+    """What acceptor and initiator share: sessions, duty-cycle steps, flushing."""
+
+    name = "fix-endpoint"
+
+    def __init__(self, on_event: EventHandler | None, clock: Callable[[], float]) -> None:
+        self.on_event = on_event or (lambda sid, ev: None)
+        self.clock = clock
+        self.entries: dict[str, SessionEntry] = {}
+        self._submitted: collections.deque[tuple[str, str, list[tuple[int, FieldValue]]]] = collections.deque()
+
+    def add_session(self, config: SessionConfig, store: MessageStore | None = None,
+                    schedule: SessionSchedule | None = None, authenticator=None) -> Session:
+        if config.session_id in self.entries:
+            raise ConfigError(f"duplicate session: fault=config session={config.session_id}")
+        s = Session(config, store or MemoryStore(self.clock()), authenticator)
+        self.entries[config.session_id] = SessionEntry(s, schedule or SessionSchedule.always())
+        return s
+
+    def session(self, session_id: str) -> Session:
+        return self.entries[session_id].session
+
+    def submit(self, session_id: str, msg_type: str, fields: Iterable[tuple[int, FieldValue]]) -> None:
+        """Queue an application message for ``session_id`` (any thread)."""
+        if session_id not in self.entries:
+            raise KeyError(f"unknown session: fault=caller session={session_id}")
+        self._submitted.append((session_id, msg_type, list(fields)))
+
+    def logout_all(self, text: str = "") -> None:
+        """Start the Logout handshake on every logged-on session (agent thread only)."""
+        now = self.clock()
+        for e in self.entries.values():
+            if e.session.state in (State.ACTIVE, State.AWAITING_LOGON, State.LOGON_SENT):
+                e.session.logout(now, text)
+
+    # -- duty-cycle steps --------------------------------------------------
+
+    def _drain_submitted(self, now: float) -> int:
+        work = 0
+        while self._submitted:
+            sid, mt, fields = self._submitted.popleft()
+            self.entries[sid].session.send(mt, fields, now)
+            work += 1
+        return work
+
+    def _read(self, e: SessionEntry, now: float) -> int:
+        sock, work = e.sock, 0
+        if sock is None or e.connecting:
+            return 0
+        for _ in range(8):
+            try:
+                data = sock.recv(_RECV)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:
+                e.session.connection_lost(now)
+                break
+            e.session.receive_data(data, now)
+            work += 1
+            if e.session.state == State.DISCONNECTED or len(data) < _RECV:
+                break
+        return work
+
+    def _timers(self, e: SessionEntry, now: float) -> int:
+        s = e.session
+        d = s.next_deadline()
+        if d is not None and now >= d:
+            s.tick(now)
+            return 1
+        if e.sock is not None and s.state == State.ACTIVE and not e.schedule.is_in_session(now):
+            s.logout(now, "End of session")
+            return 1
+        return 0
+
+    def _dispatch(self, e: SessionEntry) -> int:
+        evs = e.session.events()
+        for ev in evs:
+            if isinstance(ev, LoggedOn):
+                e.backoff_s = 0.0
+            self.on_event(e.session_id, ev)
+        return len(evs)
+
+    def _flush(self, e: SessionEntry, now: float) -> int:
+        s = e.session
+        data = s.data_to_send()
+        if data:
+            s.store.sync()  # persist before send
+            if e.sock is not None:
+                e.out += data
+        work = 0
+        if e.out and e.sock is not None:
+            try:
+                n = e.sock.send(e.out)
+                del e.out[:n]
+                work = 1
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                e.out.clear()
+                s.connection_lost(now)
+                self._dispatch(e)
+        if s.state == State.DISCONNECTED and e.sock is not None and not e.connecting:
+            self._closed(e, now)
+        return work
+
+    def _closed(self, e: SessionEntry, now: float) -> None:
+        if e.out and e.sock is not None:
+            try:  # best effort: a final Logout or Reject
+                e.sock.send(e.out)
+            except OSError:
+                pass
+        e.out.clear()
+        _close(e.sock)
+        e.sock = None
+
+    def _daily_reset(self, e: SessionEntry, now: float) -> int:
+        s = e.session
+        if e.sock is None and s.state == State.DISCONNECTED and e.schedule.needs_reset(s.store.creation_time, now):
+            s.reset_sequence_numbers(now)
+            return 1
+        return 0
+
+    def _work_sessions(self, now: float) -> int:
+        work = self._drain_submitted(now)
+        for e in self.entries.values():
+            work += self._read(e, now)
+            work += self._timers(e, now)
+            work += self._dispatch(e)
+            work += self._flush(e, now)
+            work += self._daily_reset(e, now)
+        return work
+
+    def _close_all(self) -> None:
+        now = self.clock()
+        for e in self.entries.values():
+            if e.sock is not None:
+                e.session.connection_lost(now)
+                self._dispatch(e)
+                self._closed(e, now)
+            e.session.store.close()
+
+
+@dataclass(frozen=True)
+class AcceptorConfig:
+    """host/port: where to listen (port 0 = any free port); backlog; pending_timeout_s:
+    how long an unidentified connection may take to send its Logon; max_message_size."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    backlog: int = 64
+    pending_timeout_s: float = 10.0
+    max_message_size: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"bad port: fault=config key=port value={self.port}")
+        if self.pending_timeout_s <= 0:
+            raise ConfigError(f"bad timeout: fault=config key=pending_timeout_s value={self.pending_timeout_s}")
+
+
+@dataclass
+class _Pending:
+    sock: socket.socket
+    peer: str
+    since: float
+    framer: Framer
+    data: bytearray = field(default_factory=bytearray)
+
+
+class FixAcceptor(_Endpoint):
+    """Many sessions on one port; a connection is bound to the session its first
+    message names (its TargetCompID/SenderCompID are our SenderCompID/TargetCompID).
+
+    Not thread safe except ``submit``; run it as one agent.
+    """
+
+    name = "fix-acceptor"
+
+    def __init__(self, config: AcceptorConfig = AcceptorConfig(), on_event: EventHandler | None = None,
+                 clock: Callable[[], float] = time.time,
+                 on_unknown: Callable[[UnknownSession], None] | None = None) -> None:
+        super().__init__(on_event, clock)
+        self.config = config
+        self.on_unknown = on_unknown or (lambda u: None)
+        self._listener: socket.socket | None = None
+        self._pending: list[_Pending] = []
+        self.port = config.port
+
+    def role_name(self) -> str:
+        return f"{self.name}:{self.config.host}:{self.port}"
+
+    def on_start(self) -> None:
+        if self._listener is not None:
+            return
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            ls.bind((self.config.host, self.config.port))
+        except OSError as e:
+            ls.close()
+            raise OSError(e.errno, f"cannot listen: fault=local host={self.config.host} port={self.config.port} error={e.strerror}") from None
+        ls.listen(self.config.backlog)
+        ls.setblocking(False)
+        self._listener = ls
+        self.port = ls.getsockname()[1]
+
+    def do_work(self) -> int:
+        now = self.clock()
+        work = self._accept(now)
+        work += self._identify(now)
+        work += self._work_sessions(now)
+        return work
+
+    def on_close(self) -> None:
+        for p in self._pending:
+            _close(p.sock)
+        self._pending.clear()
+        self._close_all()
+        _close(self._listener)
+        self._listener = None
+
+    def _accept(self, now: float) -> int:
+        work = 0
+        ls = self._listener
+        if ls is None:
+            return 0
+        for _ in range(16):
+            try:
+                sock, addr = ls.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._pending.append(_Pending(sock, f"{addr[0]}:{addr[1]}", now, Framer(self.config.max_message_size)))
+            work += 1
+        return work
+
+    def _refuse(self, p: _Pending, reason: str, msg=None) -> None:
+        self.on_unknown(UnknownSession(p.peer, msg.get(8) if msg else None, msg.get(49) if msg else None,
+                                       msg.get(56) if msg else None, reason))
+        _close(p.sock)
+
+    def _identify(self, now: float) -> int:
+        work = 0
+        keep: list[_Pending] = []
+        for p in self._pending:
+            try:
+                chunk = p.sock.recv(_RECV)
+            except (BlockingIOError, InterruptedError):
+                chunk = None
+            except OSError:
+                chunk = b""
+            if chunk == b"":
+                _close(p.sock)
+                work += 1
+                continue
+            if chunk:
+                work += 1
+                p.data += chunk
+                p.framer.feed(chunk)
+            msg = None
+            verdict = None
+            while True:
+                item = p.framer.next()
+                if item is None:
+                    break
+                if isinstance(item, Oversized):
+                    verdict = f"oversized_first_message size={item.declared_size} max={item.max_size}"
+                    break
+                if isinstance(item, Frame):
+                    try:
+                        msg = parse(item.data)
+                        break
+                    except GarbledMessage:
+                        continue
+                # Garbled before the first message: ignored, as the spec says
+            if verdict is not None:
+                self._refuse(p, verdict)
+                continue
+            if msg is None:
+                if now - p.since >= self.config.pending_timeout_s:
+                    self._refuse(p, f"no_logon_within timeout_s={self.config.pending_timeout_s}")
+                else:
+                    keep.append(p)
+                continue
+            sid = f"{msg.get(8)}:{msg.get(56)}->{msg.get(49)}"
+            e = self.entries.get(sid)
+            if e is None:
+                self._refuse(p, f"unknown_session session={sid}", msg)
+                continue
+            if e.sock is not None or e.session.state != State.DISCONNECTED:
+                self._refuse(p, f"session_already_connected session={sid}", msg)
+                continue
+            if not e.schedule.is_in_session(now):
+                self._refuse(p, f"outside_session_schedule session={sid}", msg)
+                continue
+            if e.schedule.needs_reset(e.session.store.creation_time, now):
+                e.session.reset_sequence_numbers(now)
+            e.sock = p.sock
+            e.session.connection_made(now)
+            e.session.receive_data(bytes(p.data), now)
+            work += 1
+        self._pending = keep
+        return work
+
+
+@dataclass(frozen=True)
+class InitiatorConfig:
+    """reconnect_min_s/reconnect_max_s: backoff between connection attempts
+    (doubles after each failure, back to the minimum after a Logon);
+    connect_timeout_s: how long a TCP connect may take."""
+
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    connect_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise ConfigError(f"bad reconnect backoff: fault=config key=reconnect_min_s/reconnect_max_s value={(self.reconnect_min_s, self.reconnect_max_s)}")
+        if self.connect_timeout_s <= 0:
+            raise ConfigError(f"bad timeout: fault=config key=connect_timeout_s value={self.connect_timeout_s}")
+
+
+class FixInitiator(_Endpoint):
+    """Connects each session to its counterparty and keeps it connected (reconnect with backoff).
+
+    Not thread safe except ``submit``; run it as one agent.
+    """
+
+    name = "fix-initiator"
+
+    def __init__(self, config: InitiatorConfig = InitiatorConfig(), on_event: EventHandler | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(on_event, clock)
+        self.config = config
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self.enabled: dict[str, bool] = {}
+        self.connect_attempts: dict[str, int] = {}
+
+    def add_session(self, config: SessionConfig, store: MessageStore | None = None,  # type: ignore[override]
+                    schedule: SessionSchedule | None = None, authenticator=None,
+                    host: str = "127.0.0.1", port: int = 0) -> Session:
+        if config.role != "initiator":
+            raise ConfigError(f"initiator session needs role=initiator: fault=config session={config.session_id} role={config.role}")
+        s = super().add_session(config, store, schedule, authenticator)
+        self.addresses[config.session_id] = (host, port)
+        self.enabled[config.session_id] = True
+        self.connect_attempts[config.session_id] = 0
+        return s
+
+    def set_enabled(self, session_id: str, enabled: bool) -> None:
+        """Stop (False) or resume (True) connecting a session; a connected one is logged out."""
+        self.enabled[session_id] = enabled
+        e = self.entries[session_id]
+        if not enabled and e.sock is not None:
+            e.session.logout(self.clock(), "Session disabled")
+        if enabled:
+            e.next_attempt = 0.0
+            e.backoff_s = 0.0
+
+    def role_name(self) -> str:
+        return self.name
+
+    def on_start(self) -> None:
+        pass
+
+    def on_close(self) -> None:
+        self._close_all()
+
+    def do_work(self) -> int:
+        now = self.clock()
+        work = 0
+        for sid, e in self.entries.items():
+            work += self._connect(sid, e, now)
+        work += self._work_sessions(now)
+        for sid, e in self.entries.items():
+            if (e.sock is None and e.next_attempt <= now and e.session.state == State.DISCONNECTED
+                    and self.enabled[sid] and e.schedule.is_in_session(now) and self.connect_attempts[sid]):
+                self._schedule_retry(e, now)  # the connection ended: wait before the next attempt
+        return work
+
+    def _schedule_retry(self, e: SessionEntry, now: float) -> None:
+        c = self.config
+        e.backoff_s = c.reconnect_min_s if e.backoff_s == 0 else min(e.backoff_s * 2, c.reconnect_max_s)
+        e.next_attempt = now + e.backoff_s
+
+    def _connect(self, sid: str, e: SessionEntry, now: float) -> int:
+        if e.sock is None:
+            if not self.enabled[sid] or now < e.next_attempt or not e.schedule.is_in_session(now):
+                return 0
+            if e.schedule.needs_reset(e.session.store.creation_time, now):
+                e.session.reset_sequence_numbers(now)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connect_attempts[sid] += 1
+            rc = sock.connect_ex(self.addresses[sid])
+            if rc not in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+                _close(sock)
+                self._schedule_retry(e, now)
+                return 1
+            e.sock, e.connecting, e.connect_started = sock, True, now
+            return 1
+        if not e.connecting:
+            return 0
+        err = e.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err == 0:
+            try:
+                e.sock.getpeername()
+            except OSError:
+                if now - e.connect_started >= self.config.connect_timeout_s:
+                    err = errno.ETIMEDOUT
+                else:
+                    return 0
+        if err:
+            _close(e.sock)
+            e.sock, e.connecting = None, False
+            self._schedule_retry(e, now)
+            return 1
+        e.connecting = False
+        e.session.connection_made(now)
+        return 1

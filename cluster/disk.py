@@ -1,0 +1,172 @@
+"""The little file-system surface the durable log needs, with two implementations:
+
+- :class:`OsDisk`: real files in a directory (``os.fsync`` on files and the directory);
+- :class:`SimDisk`: in memory, tracking what is durable so the simulator can
+  crash it: unsynced appends survive only as a torn prefix, possibly with
+  garbage, exactly what a kill -9 or power cut can leave behind.
+
+Names are flat file names inside one directory.  Not thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Protocol
+
+__all__ = ["Disk", "OsDisk", "SimDisk"]
+
+
+class Disk(Protocol):
+    def list(self) -> list[str]: ...
+    def exists(self, name: str) -> bool: ...
+    def read(self, name: str) -> bytes: ...
+    def size(self, name: str) -> int: ...
+    def append(self, name: str, data: bytes) -> None: ...
+    def truncate(self, name: str, size: int) -> None: ...
+    def fsync(self, name: str) -> None: ...
+    def delete(self, name: str) -> None: ...
+    def write_atomic(self, name: str, data: bytes, sync: bool) -> None: ...
+
+
+class OsDisk:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self._handles: dict[str, object] = {}
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def list(self) -> list[str]:
+        return sorted(n for n in os.listdir(self.directory) if not n.endswith(".tmp"))
+
+    def exists(self, name: str) -> bool:
+        return os.path.exists(self._path(name))
+
+    def read(self, name: str) -> bytes:
+        self._flush(name)
+        with open(self._path(name), "rb") as f:
+            return f.read()
+
+    def size(self, name: str) -> int:
+        self._flush(name)
+        return os.path.getsize(self._path(name))
+
+    def _handle(self, name: str):
+        h = self._handles.get(name)
+        if h is None:
+            h = open(self._path(name), "ab")
+            self._handles[name] = h
+        return h
+
+    def _flush(self, name: str) -> None:
+        h = self._handles.get(name)
+        if h is not None:
+            h.flush()  # type: ignore[attr-defined]
+
+    def append(self, name: str, data: bytes) -> None:
+        new = name not in self._handles and not self.exists(name)
+        self._handle(name).write(data)  # type: ignore[attr-defined]
+        if new:
+            self._sync_dir()
+
+    def truncate(self, name: str, size: int) -> None:
+        self._flush(name)
+        os.truncate(self._path(name), size)
+
+    def fsync(self, name: str) -> None:
+        h = self._handle(name)
+        h.flush()  # type: ignore[attr-defined]
+        os.fsync(h.fileno())  # type: ignore[attr-defined]
+
+    def delete(self, name: str) -> None:
+        h = self._handles.pop(name, None)
+        if h is not None:
+            h.close()  # type: ignore[attr-defined]
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
+        self._sync_dir()
+
+    def write_atomic(self, name: str, data: bytes, sync: bool) -> None:
+        # write a temporary file, make it durable, then rename over the old one:
+        # a crash leaves either the old or the new content, never a mix.
+        tmp = self._path(name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, self._path(name))
+        if sync:
+            self._sync_dir()
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        for h in self._handles.values():
+            h.close()  # type: ignore[attr-defined]
+        self._handles.clear()
+
+
+class SimDisk:
+    """In-memory disk.  ``crash(rng)`` keeps durable bytes and a random torn
+    prefix of what was appended since the last fsync (sometimes with a flipped
+    byte).  File creation, deletion and atomic writes are modelled as durable
+    immediately (the OS shell syncs the directory for them)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytearray] = {}
+        self.durable: dict[str, bytes] = {}
+        self.fsyncs = 0
+
+    def list(self) -> list[str]:
+        return sorted(self.files)
+
+    def exists(self, name: str) -> bool:
+        return name in self.files
+
+    def read(self, name: str) -> bytes:
+        return bytes(self.files[name])
+
+    def size(self, name: str) -> int:
+        return len(self.files[name])
+
+    def append(self, name: str, data: bytes) -> None:
+        if name not in self.files:
+            self.files[name] = bytearray()
+            self.durable[name] = b""
+        self.files[name] += data
+
+    def truncate(self, name: str, size: int) -> None:
+        del self.files[name][size:]
+
+    def fsync(self, name: str) -> None:
+        self.fsyncs += 1
+        self.durable[name] = bytes(self.files[name])
+
+    def delete(self, name: str) -> None:
+        self.files.pop(name, None)
+        self.durable.pop(name, None)
+
+    def write_atomic(self, name: str, data: bytes, sync: bool) -> None:
+        self.files[name] = bytearray(data)
+        self.durable[name] = bytes(data)
+
+    def crash(self, rng: random.Random) -> None:
+        for name, data in self.files.items():
+            durable = self.durable[name]
+            if len(data) > len(durable) and data[: len(durable)] == durable:
+                torn = bytearray(data[len(durable): len(durable) + rng.randint(0, len(data) - len(durable))])
+                if torn and rng.random() < 0.3:
+                    torn[rng.randrange(len(torn))] ^= 1 << rng.randrange(8)
+                self.files[name] = bytearray(durable) + torn
+            else:
+                self.files[name] = bytearray(durable)

@@ -1,0 +1,42 @@
+"""Config is validated up front; every error names the key, the value and the user's fault."""
+
+import pytest
+
+from tickline.cluster.config import ConsensusConfig
+from tickline.cluster.errors import ConfigError
+from tickline.cluster.log import FsyncPolicy
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(member_id=4, members=(1, 2, 3)), "invalid cluster config: key=member_id value=4 expected='one of 1,2,3' fault=user"),
+    (dict(member_id=1, members=()), "key=members value=() expected='at least one member id' fault=user"),
+    (dict(member_id=1, members=(1, 1, 2)), "key=members value=1,1,2 expected='distinct member ids'"),
+    (dict(member_id=1, members=(1, -2)), "key=members value=-2 expected='non-negative integer member ids'"),
+    (dict(member_id=1, members=(1,), election_timeout_min=0), "key=election_timeout_min value=0 expected='positive integer'"),
+    (dict(member_id=1, members=(1,), election_timeout_min=100, election_timeout_max=100), "key=election_timeout_max value=100 expected=>election_timeout_min=100"),
+    (dict(member_id=1, members=(1,), election_timeout_min=100, election_timeout_max=200, heartbeat_interval=60), "key=heartbeat_interval value=60 expected=<=election_timeout_min/2=50"),
+    (dict(member_id=1, members=(1,), max_append_bytes=-1), "key=max_append_bytes value=-1"),
+])
+def test_invalid_config_is_rejected_with_a_precise_message(kwargs, message):
+    with pytest.raises(ConfigError) as exc:
+        ConsensusConfig(**kwargs)
+    assert message in str(exc.value)
+
+
+def test_config_from_environment_with_overrides():
+    env = {"TICKLINE_CLUSTER_MEMBERS": "1,2,3", "TICKLINE_CLUSTER_MEMBER_ID": "2", "TICKLINE_CLUSTER_HEARTBEAT_INTERVAL": "20"}
+    cfg = ConsensusConfig.from_env(env, election_timeout_min=100)
+    assert cfg.members == (1, 2, 3) and cfg.member_id == 2 and cfg.heartbeat_interval == 20
+    assert cfg.election_timeout_min == 100 and cfg.quorum == 2
+
+
+def test_non_integer_environment_value_names_the_variable():
+    with pytest.raises(ConfigError) as exc:
+        ConsensusConfig.from_env({"TICKLINE_CLUSTER_MEMBER_ID": "two", "TICKLINE_CLUSTER_MEMBERS": "1"})
+    assert "key=TICKLINE_CLUSTER_MEMBER_ID value=two expected=integer fault=user" in str(exc.value)
+
+
+def test_fsync_policy_parse():
+    assert FsyncPolicy.parse("always") is FsyncPolicy.ALWAYS
+    with pytest.raises(ConfigError, match="key=fsync value=sometimes expected=always|none"):
+        FsyncPolicy.parse("sometimes")

@@ -1,0 +1,202 @@
+"""The durable log, metadata and snapshots on real files: recovery after a crash,
+torn and corrupted tails truncated to the last good entry, never applied."""
+
+import os
+
+import pytest
+
+from tickline.cluster.disk import OsDisk, SimDisk
+from tickline.cluster.errors import LogCorruptionError
+from tickline.cluster.log import MetaStore, SegmentLog, SnapshotStore, encode_entry
+from tickline.cluster.messages import Entry, EntryKind, HardState, Snapshot
+
+
+def make_entries(n, start=0, term=1, size=10):
+    out, pos = [], start
+    for i in range(n):
+        e = Entry(pos, term, 1000 + i, EntryKind.MESSAGE, bytes([i % 256]) * size)
+        out.append(e)
+        pos = e.end
+    return out
+
+
+def open_log(path, **kw):
+    log = SegmentLog(OsDisk(path), **kw)
+    report = log.recover()
+    return log, report
+
+
+def test_entries_survive_a_reopen(tmp_path):
+    log, report = open_log(tmp_path)
+    assert report.entries == () and report.end_position == 0
+    entries = make_entries(5)
+    log.append(entries)
+    log.sync()
+    log2, report = open_log(tmp_path)
+    assert list(report.entries) == entries
+    assert report.truncated_at is None
+    assert log2.end_position == entries[-1].end
+
+
+def test_torn_tail_mid_entry_is_truncated_to_the_last_good_entry(tmp_path):
+    log, _ = open_log(tmp_path)
+    entries = make_entries(4)
+    log.append(entries)
+    log.sync()
+    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    os.truncate(seg, entries[3].position + 30)  # header plus 2 payload bytes of the last entry
+    log2, report = open_log(tmp_path)
+    assert list(report.entries) == entries[:3]
+    assert report.truncated_at == entries[3].position
+    assert report.reason == "short_payload"
+    assert os.path.getsize(seg) == entries[3].position  # cut on disk, not only in memory
+    # the log continues cleanly at the cut
+    more = make_entries(1, start=entries[2].end, term=2)
+    log2.append(more)
+    log2.sync()
+    assert list(open_log(tmp_path)[1].entries) == entries[:3] + more
+
+
+def test_torn_header_is_truncated(tmp_path):
+    log, _ = open_log(tmp_path)
+    entries = make_entries(2)
+    log.append(entries)
+    log.sync()
+    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    with open(seg, "ab") as f:
+        f.write(b"\x05\x00\x00")
+    _, report = open_log(tmp_path)
+    assert list(report.entries) == entries
+    assert report.reason == "short_header" and report.dropped_bytes == 3
+
+
+@pytest.mark.parametrize("where", ["payload", "term", "crc", "length"])
+def test_a_flipped_byte_is_detected_and_nothing_from_it_on_is_applied(tmp_path, where):
+    log, _ = open_log(tmp_path)
+    entries = make_entries(5)
+    log.append(entries)
+    log.sync()
+    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    victim = entries[2]
+    offset = victim.position + {"payload": 30, "term": 9, "crc": 5, "length": 1}[where]
+    with open(seg, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x40]))
+    _, report = open_log(tmp_path)
+    assert list(report.entries) == entries[:2]
+    assert report.truncated_at == victim.position
+    assert report.reason in ("crc_mismatch", "short_payload", "bad_length")
+
+
+def test_a_frame_copied_to_another_position_fails_its_checksum(tmp_path):
+    log, _ = open_log(tmp_path)
+    entries = make_entries(2)
+    log.append(entries)
+    log.sync()
+    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    with open(seg, "ab") as f:
+        f.write(encode_entry(entries[1]))  # valid frame, wrong position
+    _, report = open_log(tmp_path)
+    assert list(report.entries) == entries
+    assert report.reason == "crc_mismatch"
+
+
+def test_segments_roll_and_corruption_in_an_early_segment_drops_later_ones(tmp_path):
+    log, _ = open_log(tmp_path, segment_size=100)
+    entries = make_entries(12)
+    log.append(entries)
+    log.sync()
+    names = log.segment_names()
+    assert len(names) >= 3
+    first = os.path.join(tmp_path, names[0])
+    size = os.path.getsize(first)
+    with open(first, "r+b") as f:
+        f.seek(size - 1)
+        f.write(b"\xff")
+    log2, report = open_log(tmp_path, segment_size=100)
+    good = [e for e in entries if e.end < size]
+    assert list(report.entries) == good
+    assert log2.segment_names() == names[:1]
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".seg")) == names[:1]
+
+
+def test_truncate_then_append_across_segments(tmp_path):
+    log, _ = open_log(tmp_path, segment_size=100)
+    entries = make_entries(10)
+    log.append(entries)
+    log.truncate(entries[3].position)
+    other = make_entries(2, start=entries[3].position, term=2)
+    log.append(other)
+    log.sync()
+    assert list(open_log(tmp_path, segment_size=100)[1].entries) == entries[:3] + other
+
+
+def test_remove_before_keeps_the_segment_holding_the_position(tmp_path):
+    log, _ = open_log(tmp_path, segment_size=100)
+    entries = make_entries(12)
+    log.append(entries)
+    log.sync()
+    cut = entries[7].end
+    removed = log.remove_before(cut)
+    assert removed >= 1
+    assert log.start_position <= cut
+    log2, report = open_log(tmp_path, segment_size=100)
+    assert report.first_position == log.start_position
+    assert [e for e in report.entries if e.end > cut] == [e for e in entries if e.end > cut]
+
+
+def test_meta_round_trip_and_detects_corruption(tmp_path):
+    disk = OsDisk(tmp_path)
+    meta = MetaStore(disk)
+    assert meta.load() == HardState()
+    meta.save(HardState(7, 2, 1234))
+    assert MetaStore(OsDisk(tmp_path)).load() == HardState(7, 2, 1234)
+    meta.save(HardState(8, None, 2000))
+    assert MetaStore(OsDisk(tmp_path)).load() == HardState(8, None, 2000)
+    assert not any(n.endswith(".tmp") for n in os.listdir(tmp_path))
+    p = os.path.join(tmp_path, "meta")
+    data = bytearray(open(p, "rb").read())
+    data[6] ^= 1
+    open(p, "wb").write(bytes(data))
+    with pytest.raises(LogCorruptionError, match="metadata checksum mismatch: file=meta fault=storage"):
+        MetaStore(OsDisk(tmp_path)).load()
+
+
+def test_latest_valid_snapshot_is_loaded_and_a_corrupt_one_skipped(tmp_path):
+    disk = OsDisk(tmp_path)
+    store = SnapshotStore(disk, keep=3)
+    store.save(Snapshot(100, 1, b"first"))
+    store.save(Snapshot(200, 2, b"second"))
+    snap, skipped = store.load_latest()
+    assert snap == Snapshot(200, 2, b"second") and skipped == []
+    name = SnapshotStore._name(200, 2)
+    p = os.path.join(tmp_path, name)
+    data = bytearray(open(p, "rb").read())
+    data[-1] ^= 0xFF
+    open(p, "wb").write(bytes(data))
+    snap, skipped = SnapshotStore(OsDisk(tmp_path)).load_latest()
+    assert snap == Snapshot(100, 1, b"first") and skipped == [name]
+
+
+def test_snapshot_store_keeps_only_the_newest(tmp_path):
+    store = SnapshotStore(OsDisk(tmp_path), keep=2)
+    for i in range(1, 5):
+        store.save(Snapshot(i * 100, 1, b"s%d" % i))
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("snap-")) == [SnapshotStore._name(300, 1), SnapshotStore._name(400, 1)]
+
+
+def test_sim_disk_crash_keeps_synced_bytes_and_at_most_a_torn_prefix():
+    import random
+    disk = SimDisk()
+    log = SegmentLog(disk)
+    log.recover()
+    entries = make_entries(6)
+    log.append(entries[:3])
+    log.sync()
+    log.append(entries[3:])  # never synced
+    disk.crash(random.Random(3))
+    report = SegmentLog(disk).recover()
+    assert list(report.entries[:3]) == entries[:3]
+    assert all(e in entries for e in report.entries)

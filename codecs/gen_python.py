@@ -89,6 +89,12 @@ class _Gen:
         self.structs: dict[str, str] = {}  # name -> format
         self.classes: dict[int, str] = {}  # id(typedef) -> class name
         self.class_owner: dict[str, TypeDef] = {}
+        # Set while generating a decoder block or composite view: field -> (tuple expression, index expression).
+        self._cache: dict[str, tuple[str, str]] | None = None
+        self._views: dict[int, str] = {}
+        self.str_caches: set[str] = set()  # id(composite) -> view class name, for flat composites
+        self._block_struct = ""
+        self._block_span = 0
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -130,6 +136,8 @@ class _Gen:
         if isinstance(t, SetType):
             return self.cls(t)
         if isinstance(t, CompositeType):
+            if self._cache is not None and slot.py in self._cache and id(t) in self._views:
+                return self._views[id(t)]
             return self.cls(t)
         base = "str" if t.primitive == "char" else ("float" if is_float(t.primitive) else "int")
         if t.length > 1 and t.primitive != "char":
@@ -159,6 +167,8 @@ class _Gen:
         for name, t in list(self.class_owner.items()):
             if isinstance(t, CompositeType):
                 self.composite(name, t)
+                if self.is_flat(t):
+                    self.composite_view(name, t)
         for m in s.messages:
             self.message(m)
         self.dispatch()
@@ -192,12 +202,17 @@ class _Gen:
         for name, fmt in sorted(self.structs.items()):
             self.w(f"{name} = struct.Struct({fmt!r})")
             typ = "float" if fmt[-1] in "fd" else "int"
+            if name.startswith("_BLOCK_"):
+                continue
             if name[-1].isdigit() and "X" in name:
                 self.w(f"{name}_get: Callable[[Buffer, int], tuple[{typ}, ...]] = {name}.unpack_from")
                 self.w(f"{name}_put: Callable[..., None] = {name}.pack_into")
             else:
                 self.w(f"{name}_get: Callable[[Buffer, int], tuple[{typ}]] = {name}.unpack_from")
                 self.w(f"{name}_put: Callable[[Buffer, int, {typ}], None] = {name}.pack_into")
+        self.w()
+        for name in sorted(self.str_caches):
+            self.w(f"{name}: dict[bytes, str] = {{}}  # bounded by _rt.decode_str")
         self.w()
         self.lines.extend(body)
         _ = header_class
@@ -246,6 +261,10 @@ class _Gen:
         if versioned and slot.since:
             lines.append(f"if self._acting_version < {slot.since}:")
             lines.append("    return None")
+        cache = self._cache
+        if cache is not None and slot.py in cache and not (slot.presence == "constant" and not raw):
+            tup, idx = cache[slot.py]
+            return lines + self.cached_getter_lines(slot, tup, idx, raw)
         if slot.presence == "constant" and not raw:
             if isinstance(t, EnumType):
                 lines.append(f"return {self.cls(t)}.{naming.constant_name(str(slot.constant))}")
@@ -269,7 +288,11 @@ class _Gen:
             lines.append(f"return {self.cls(t)}({self.st(t.primitive)}_get(self._buf, {off})[0])")
             return lines
         if isinstance(t, CompositeType):
-            lines.append(f"return self._c_{slot.py}.wrap(self._buf, {off}, self._acting_version)")
+            lines.append(f"c = self._c_{slot.py}")
+            lines.append("c._buf = self._buf")
+            lines.append(f"c._offset = {off}")
+            lines.append("c._acting_version = self._acting_version")
+            lines.append("return c")
             return lines
         if t.primitive == "char" and t.length > 1:
             lines.append(f"return _rt.get_str(self._buf, {off}, {t.length}, {py_encoding(t.character_encoding)!r})")
@@ -293,6 +316,127 @@ class _Gen:
         else:
             lines.append(f"return {g}_get(self._buf, {off})[0]")
         return lines
+
+    def cached_getter_lines(self, slot: _Slot, tup: str, i: str, raw: bool) -> list[str]:
+        """Getter reading the block's values, unpacked once by wrap()/next() (decoders only)."""
+        t = slot.t
+        if isinstance(t, CompositeType):
+            return [f"return self._c_{slot.py}"]
+        if isinstance(t, EnumType):
+            if raw:
+                return [f"r: int = {tup}[{i}]", "return r"]
+            return [f"v: int = {tup}[{i}]", f"if v == {t.null_value}:", "    return None", "try:",
+                    f"    return {self.cls(t)}(v)", "except ValueError:",
+                    f'    raise MessageError(f"unknown {t.name} value={{v}} in field {slot.json}") from None']
+        if isinstance(t, SetType):
+            return [f"return {self.cls(t)}({tup}[{i}])"]
+        assert isinstance(t, EncodedType)
+        if t.primitive == "char" and t.length > 1:
+            enc = py_encoding(t.character_encoding)
+            cache = self.str_cache(enc)
+            return [f"b: bytes = {tup}[{i}]", f"s = {cache}.get(b)", "if s is None:",
+                    f"    s = _rt.decode_str(b, {enc!r}, {cache})", "return s"]
+        typ = "float" if is_float(t.primitive) else "int"
+        if t.length > 1:
+            return [f"a: tuple[{typ}, ...] = {tup}[{i}:{i} + {t.length}]", "return a"]
+        lines = [f"v: {typ} = {tup}[{i}]"]
+        if slot.presence == "optional":
+            null = t.null
+            if isinstance(null, float) and math.isnan(null):
+                lines.append("return None if v != v else v")
+            elif t.primitive == "char":
+                lines.append(f"return None if v == {null!r} else chr(v)")
+            else:
+                lines.append(f"return None if v == {self.null_literal(null)} else v")
+            return lines
+        lines.append("return chr(v)" if t.primitive == "char" else "return v")
+        return lines
+
+    def str_cache(self, enc: str) -> str:
+        """Module-level bytes -> str cache for decoded char arrays (symbols repeat; decoding them does not need to)."""
+        name = "_STRS_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
+        self.str_caches.add(name)
+        return name
+
+    def block_struct(self, slots: list[_Slot]) -> tuple[str, dict[str, tuple[str, str]], int, dict[str, int]]:
+        """struct format covering a block's plain fields and its flat composites' members, the tuple
+        index of each plain field, the bytes it spans, and the base index of each flat composite."""
+        fmt = self.s.endian
+        index: dict[str, tuple[str, str]] = {}
+        comp_base: dict[str, int] = {}
+        pos = 0
+        idx = 0
+        for sl in slots:
+            if sl.presence == "constant":
+                continue
+            if isinstance(sl.t, CompositeType):
+                if id(sl.t) not in self._views:
+                    continue
+                comp_base[sl.py] = idx
+                index[sl.py] = ("", "")
+                members = [(ms, sl.offset + ms.offset) for ms in _member_slots(sl.t) if ms.presence != "constant"]
+            else:
+                index[sl.py] = ("self._v", str(idx))
+                members = [(sl, sl.offset)]
+            for ms, offset in members:
+                t = ms.t
+                assert not isinstance(t, CompositeType)
+                if offset > pos:
+                    fmt += f"{offset - pos}x"
+                code = PRIMITIVES[t.primitive][0]
+                if isinstance(t, EncodedType) and t.length > 1:
+                    fmt += f"{t.length}s" if t.primitive == "char" else f"{t.length}{code}"
+                    idx += 1 if t.primitive == "char" else t.length
+                else:
+                    fmt += code
+                    idx += 1
+                pos = offset + t.size
+        return fmt, index, pos, comp_base
+
+    def view_index(self, t: CompositeType) -> dict[str, tuple[str, str]]:
+        index: dict[str, tuple[str, str]] = {}
+        k = 0
+        for ms in _member_slots(t):
+            if ms.presence == "constant":
+                continue
+            index[ms.py] = ("self._p._v", f"self._i + {k}" if k else "self._i")
+            mt = ms.t
+            k += mt.length if isinstance(mt, EncodedType) and mt.length > 1 and mt.primitive != "char" else 1
+        return index
+
+    @staticmethod
+    def is_flat(t: CompositeType) -> bool:
+        for m in t.members:
+            if isinstance(m.type, CompositeType) or getattr(m.type, "since_version", 0):
+                return False
+            if isinstance(m.type, EnumType) and m.type.presence == "constant":
+                return False
+        return True
+
+    def composite_view(self, name: str, t: CompositeType) -> None:
+        view = name + "View"
+        self._views[id(t)] = view
+        slots = _member_slots(t)
+        self.w()
+        self.w(f"class {view}:")
+        self.w(f'"""Read-only view of composite {t.name} inside a decoder\'s block (values unpacked by the decoder)."""', 1)
+        self.w()
+        self.w("ENCODED_LENGTH = " + str(t.size), 1)
+        self.w('__slots__ = ("_p", "_i", "_acting_version")', 1)
+        self.w()
+        self.w("def __init__(self, parent: Any, index: int) -> None:", 1)
+        self.w("self._p = parent", 2)
+        self.w("self._i = index", 2)
+        self.w("self._acting_version = SCHEMA_VERSION", 2)
+        self.w()
+        self._cache = self.view_index(t)
+        for sl in slots:
+            self.slot_accessors(sl, versioned=False, writable=False)
+        self.dict_methods(slots, [], [], versioned=False, encoder=False)
+        self._cache = None
+        self.w("def __repr__(self) -> str:", 1)
+        self.w(f'return f"{view}({{self._dict()!r}})"', 2)
+        self.w()
 
     def setter_lines(self, slot: _Slot, raw: bool = False) -> list[str]:
         t = slot.t
@@ -496,8 +640,16 @@ class _Gen:
         name = base + role
         dec = role == "Decoder"
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
+        self._cache = None
+        comp_base: dict[str, int] = {}
+        if dec:
+            fmt, index, span, comp_base = self.block_struct(slots)
+            self._block_struct = f"_BLOCK_{base}"
+            self._block_span = span
+            self.structs[self._block_struct] = fmt
+            self._cache = index
         elems = [("group", g) for g in groups] + [("data", d) for d in data]
-        slots_attr = ["_buf", "_offset", "_acting_version", "_step", "_open"] + ["_c_" + c.py for c in comps]
+        slots_attr = ["_buf", "_offset", "_acting_version", "_step", "_open", "_v"] + ["_c_" + c.py for c in comps]
         if msg is not None:
             slots_attr += ["_limit", "_acting_block_length", "_initial_offset"]
         else:
@@ -529,8 +681,12 @@ class _Gen:
         self.w("self._acting_version = SCHEMA_VERSION", 2)
         self.w("self._step = 0", 2)
         self.w("self._open: Any = None", 2)
+        self.w("self._v: tuple[Any, ...] = ()", 2)
         for c in comps:
-            self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
+            if c.py in comp_base:
+                self.w(f"self._c_{c.py} = {self._views[id(c.t)]}(self, {comp_base[c.py]})", 2)
+            else:
+                self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
         if msg is not None:
             self.w("self._limit = 0", 2)
             self.w("self._acting_block_length = self.BLOCK_LENGTH", 2)
@@ -564,6 +720,13 @@ class _Gen:
         self.w(f"return self._step == {len(elems)} and (self._open is None or bool(self._open._finished()))", 2)
         self.w()
         self.dict_methods(slots, groups, data, versioned=dec, decoder=dec, encoder=not dec)
+        self._cache = None
+
+    def unpack_line(self, block_length_expr: str) -> str:
+        """Statement that unpacks the block's plain fields once (zero-padded when the acting block is shorter)."""
+        st = self._block_struct
+        return (f"self._v = {st}.unpack_from(self._buf, self._offset) if {block_length_expr} >= {self._block_span} "
+                f"else {st}.unpack(_rt.padded(self._buf, self._offset, {block_length_expr}, {self._block_span}))")
 
     def message_methods(self, name: str, dec: bool, msg: Message) -> None:
         if dec:
@@ -575,6 +738,7 @@ class _Gen:
             self.w("self._acting_block_length = acting_block_length", 2)
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
+            self.w(self.unpack_line("acting_block_length"), 2)
             self.w("self._step = 0", 2)
             self.w("self._open = None", 2)
             self.w("return self", 2)
@@ -666,6 +830,7 @@ class _Gen:
             self.w("_rt.zero(self._buf, self._offset, self._block_length)", 2)
         else:
             self.w("_rt.check_bounds(self._buf, msg._limit, 'group entry')", 2)
+            self.w(self.unpack_line("self._block_length"), 2)
         self.w("self._index += 1", 2)
         self.w("self._step = 0", 2)
         self.w("self._open = None", 2)
@@ -825,3 +990,16 @@ def generate(schema: Schema, source: str = "?") -> str:
 
     gen.block_class = block_class  # type: ignore[method-assign]
     return gen.module()
+
+
+def load_module(schema: Schema, name: str, source: str = "?") -> Any:
+    """Generate the module for ``schema`` and import it in memory as ``name`` (tests, tooling, benchmarks)."""
+    import sys
+    import types
+
+    code = generate(schema, source)
+    module = types.ModuleType(name)
+    module.__file__ = f"<tickline codegen {source}>"
+    sys.modules[name] = module
+    exec(compile(code, module.__file__, "exec"), module.__dict__)
+    return module

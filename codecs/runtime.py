@@ -123,3 +123,21 @@ def order_error(where: str, expected: str, got: str) -> AccessOrderError:
         "(groups and var data must be read/written in schema order, each group fully iterated; "
         "set check_order=False on the class to turn checks off)"
     )
+
+
+def padded(buf: Buffer, offset: int, length: int, size: int) -> bytes:
+    """``length`` bytes at ``offset`` zero-extended to ``size``: an older, shorter block read by a newer decoder."""
+    raw = bytes(buf[offset:offset + max(length, 0)])
+    return raw + bytes(size - len(raw))
+
+
+STR_CACHE_LIMIT = 4096
+
+
+def decode_str(raw: bytes, encoding: str, cache: dict[bytes, str]) -> str:
+    """A char array's text (up to the first NUL), remembered in ``cache`` while it holds fewer than
+    STR_CACHE_LIMIT entries.  Caches are only ever added to; a dict assignment is atomic under the GIL."""
+    text = raw.partition(b"\0")[0].decode(encoding, errors="surrogateescape")
+    if len(cache) < STR_CACHE_LIMIT:
+        cache[raw] = text
+    return text

@@ -1,0 +1,146 @@
+"""``tickline codegen``, ``tickline sbe-decode``, ``tickline sbe-encode`` and ``tickline bench codecs``.
+
+Exit codes: 0 success, 1 bad input (schema, message or JSON; the message on
+stderr says which and where), 2 usage errors (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any
+
+from tickline.codecs.errors import MessageError, SchemaError
+from tickline.codecs.schema import load_schema
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("codegen", help="generate codecs from an SBE XML schema")
+    p.add_argument("schema", help="SBE XML schema file")
+    p.add_argument("--lang", choices=["python"], default="python", help="target language (default: python)")
+    p.add_argument("-o", "--output", required=True, help="directory to write the module into")
+    p.add_argument("--module", help="module name (default: the schema's package, made a valid identifier)")
+    p.add_argument("--strict", action="store_true", help="treat schema warnings as errors")
+    p.set_defaults(func=cmd_codegen)
+
+    p = subparsers.add_parser("sbe-decode", help="decode SBE message(s) to JSON using only the schema")
+    p.add_argument("schema", help="SBE XML schema file")
+    p.add_argument("file", help="binary file with a message (header included); '-' for stdin")
+    p.add_argument("--offset", type=int, default=0, help="byte offset of the first message")
+    p.add_argument("--all", action="store_true", help="decode back-to-back messages into a JSON list")
+    p.set_defaults(func=cmd_decode)
+
+    p = subparsers.add_parser("sbe-encode", help="encode JSON (sbe-decode's form) to SBE bytes on stdout")
+    p.add_argument("schema", help="SBE XML schema file")
+    p.add_argument("file", help="JSON file: one message object, or a list of them; '-' for stdin")
+    p.add_argument("-o", "--output", help="write here instead of stdout")
+    p.set_defaults(func=cmd_encode)
+
+
+def register_bench(bench_subparsers: Any) -> None:
+    p = bench_subparsers.add_parser("codecs", help="SBE codecs vs protobuf (upb), msgpack, json and struct")
+    p.add_argument("--iterations", type=int, default=20000, help="messages per measurement")
+    p.add_argument("--runs", type=int, default=5, help="measurements per case; the median is printed")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.set_defaults(func=cmd_bench)
+
+
+def _err(text: str) -> int:
+    print(text, file=sys.stderr)
+    return 1
+
+
+def _module_name(args: argparse.Namespace, package: str | None) -> str:
+    name = args.module or package or os.path.splitext(os.path.basename(args.schema))[0]
+    name = re.sub(r"\W", "_", name.replace(".", "_")).lower()
+    if not name or name[0].isdigit():
+        name = "sbe_" + name
+    return name
+
+
+def cmd_codegen(args: argparse.Namespace) -> int:
+    from tickline.codecs.gen_python import generate
+
+    try:
+        schema = load_schema(args.schema, strict=args.strict)
+        for w in schema.warnings:
+            print(w, file=sys.stderr)
+        source = generate(schema, os.path.basename(args.schema))
+    except SchemaError as exc:
+        return _err(str(exc))
+    except OSError as exc:
+        return _err(f"cannot read schema file={args.schema}: {exc.strerror}")
+    os.makedirs(args.output, exist_ok=True)
+    path = os.path.join(args.output, _module_name(args, schema.package) + ".py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(source)
+    print(path)
+    return 0
+
+
+def _read(path: str, binary: bool) -> Any:
+    if path == "-":
+        return sys.stdin.buffer.read() if binary else sys.stdin.read()
+    with open(path, "rb" if binary else "r") as f:
+        return f.read()
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from tickline.codecs import otf
+
+    try:
+        schema = load_schema(args.schema)
+        data = _read(args.file, True)
+        data = data[args.offset:]
+        if args.all:
+            out: Any = otf.decode_all(schema, data)
+        else:
+            out, used = otf.decode(schema, data)
+            if used != len(data):
+                return _err(f"message error (the input's fault): file={args.file} {len(data) - used} trailing bytes "
+                            f"after the message at offset={args.offset + used}; use --all for several messages")
+    except SchemaError as exc:
+        return _err(str(exc))
+    except MessageError as exc:
+        return _err(f"message error (the input's fault): file={args.file}: {exc}")
+    except OSError as exc:
+        return _err(f"cannot read file: {exc}")
+    print(otf.to_json(out))
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from tickline.codecs import otf
+
+    try:
+        schema = load_schema(args.schema)
+        doc = json.loads(_read(args.file, False))
+        docs = doc if isinstance(doc, list) else [doc]
+        blob = b"".join(otf.encode(schema, d) for d in docs)
+    except SchemaError as exc:
+        return _err(str(exc))
+    except (MessageError, ValueError) as exc:
+        return _err(f"message error (the input's fault): file={args.file}: {exc}")
+    except OSError as exc:
+        return _err(f"cannot read file: {exc}")
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(blob)
+    else:
+        sys.stdout.buffer.write(blob)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tickline.codecs import bench
+
+    results = bench.run(iterations=args.iterations, runs=args.runs)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(bench.format_table(results))
+    return 0

@@ -125,3 +125,75 @@ class Net:
 
     def payloads(self, i):
         return [e.payload for e in self.stores[i].applied if e.kind == EntryKind.MESSAGE]
+
+
+class NodeNet:
+    """Whole nodes (consensus + log + service container) with instant, ordered
+    delivery, a 1 ms clock and disks that are either in memory or real folders."""
+
+    def __init__(self, service_factory, n=3, *, disks=None, seed=0, snapshot_interval=0, segment_size=4096):
+        from tickline.cluster.disk import SimDisk
+        from tickline.cluster.node import NodeConfig
+        self.ids = tuple(range(1, n + 1))
+        self.service_factory = service_factory
+        self.disks = disks or {i: SimDisk() for i in self.ids}
+        self.configs = {i: NodeConfig(ConsensusConfig(i, self.ids, election_timeout_min=10, election_timeout_max=20, heartbeat_interval=3),
+                                      segment_size=segment_size, snapshot_interval=snapshot_interval) for i in self.ids}
+        self.seed = seed
+        self.queue = []
+        self.egress = {}  # client id -> list of messages
+        self.now = 0
+        self.nodes = {}
+        self.services = {}
+        for i in self.ids:
+            self.start(i)
+
+    def start(self, i):
+        from tickline.cluster.node import ClusterNode
+        net = self
+
+        class IO:
+            def send(self, member, message):
+                net.queue.append(("peer", member, message))
+
+            def send_egress(self, client_id, message):
+                net.egress.setdefault(client_id, []).append(message)
+
+        svc = self.service_factory()
+        self.services[i] = svc
+        self.nodes[i] = ClusterNode(self.configs[i], self.disks[i], svc, IO(), random.Random(self.seed * 10 + i + self.now), now=self.now)
+        return self.nodes[i]
+
+    def stop(self, i):
+        self.nodes[i] = None
+        self.queue = [q for q in self.queue if q[1] != i]
+
+    def deliver(self):
+        while self.queue:
+            _, dst, m = self.queue.pop(0)
+            if self.nodes.get(dst) is not None and self.nodes.get(m.src) is not None:
+                self.nodes[dst].on_member_message(m)
+
+    def run(self, ms):
+        end = self.now + ms
+        while self.now < end:
+            self.now += 1
+            for i in self.ids:
+                if self.nodes[i] is not None:
+                    self.nodes[i].tick(self.now)
+            self.deliver()
+
+    def leader(self):
+        ls = [i for i in self.ids if self.nodes[i] is not None and self.nodes[i].core.role is Role.LEADER]
+        return ls[0] if len(ls) == 1 else None
+
+    def elect(self):
+        for _ in range(500):
+            if self.leader() is not None:
+                return self.leader()
+            self.run(1)
+        raise AssertionError("no leader")
+
+    def ingress(self, i, msg):
+        self.nodes[i].on_ingress(msg)
+        self.deliver()

@@ -1,0 +1,180 @@
+"""One cluster member: the consensus core, the durable log and the service
+container behind a small I/O boundary.
+
+The node never opens sockets.  It talks through :class:`NodeIO` (send a
+consensus message to member N; send egress to a client), and is fed by its
+owner: :meth:`ClusterNode.on_member_message`, :meth:`ClusterNode.on_ingress`
+and :meth:`ClusterNode.tick`.  The simulator implements ``NodeIO`` with a
+simulated network; the Aeron shell will implement it with publications and
+call the ``on_*`` methods from its subscriptions' fragment handlers inside an
+agent's ``do_work``.  Not thread-safe: one agent drives it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .config import ConsensusConfig
+from .consensus import Consensus
+from .disk import Disk
+from .errors import LogCorruptionError, NotLeaderError
+from .log import FsyncPolicy, MetaStore, RecoveryReport, SegmentLog, SnapshotStore
+from .messages import EntryKind, Message, Ready, Role, Snapshot
+from .protocol import EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
+from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer
+
+__all__ = ["NodeIO", "NodeConfig", "ClusterNode"]
+
+
+class NodeIO(Protocol):
+    def send(self, member: int, message: Message) -> None: ...
+    def send_egress(self, client_id: int, message: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    consensus: ConsensusConfig
+    segment_size: int = 64 * 1024 * 1024
+    fsync: FsyncPolicy = FsyncPolicy.ALWAYS
+    # take a snapshot after this many bytes of log were applied since the last (0: only on request)
+    snapshot_interval: int = 0
+
+
+class ClusterNode:
+    def __init__(self, config: NodeConfig, disk: Disk, service: ClusteredService, io: NodeIO, rng: random.Random, *, now: int = 0) -> None:
+        self.config = config
+        self.id = config.consensus.member_id
+        self.io = io
+        self.log = SegmentLog(disk, segment_size=config.segment_size, fsync=config.fsync)
+        self.meta = MetaStore(disk, fsync=config.fsync)
+        self.snapshots = SnapshotStore(disk)
+        self.container = ServiceContainer(service)
+        snapshot, self.skipped_snapshots = self.snapshots.load_latest()
+        self.recovery: RecoveryReport = self.log.recover()
+        entries = self.recovery.entries
+        if snapshot is not None:
+            if self.log.start_position > snapshot.position:
+                raise LogCorruptionError("log starts after the newest valid snapshot", member=self.id, log_start=self.log.start_position,
+                                         snapshot=snapshot.position, skipped_snapshots=",".join(self.skipped_snapshots) or "none")
+            if self.log.end_position < snapshot.position:
+                # the log (cut at a damaged entry) ends before the snapshot: all it holds is covered
+                self.log.reset(snapshot.position)
+                entries = ()
+            self.container.load_snapshot(snapshot.data)
+        elif self.log.start_position != 0:
+            raise LogCorruptionError("log starts after 0 but no valid snapshot covers it", member=self.id, start=self.log.start_position, skipped_snapshots=",".join(self.skipped_snapshots) or "none")
+        self.core = Consensus(config.consensus, rng, hard_state=self.meta.load(), snapshot=snapshot, entries=entries, now=now)
+        self._last_snapshot = snapshot.position if snapshot else 0
+        self._prev_snapshot = self._last_snapshot
+        self._timers_proposed: set[int] = set()
+        self.applied: list[tuple[int, int]] = []  # (position, kind) of applied entries; used by tests
+        self.on_apply = None  # optional hook(entry, egress) for checkers
+        self._process()
+
+    # ---------------------------------------------------------------- inputs
+
+    def tick(self, now: int) -> None:
+        self.core.tick(now)
+        if self.core.role is Role.LEADER:
+            for c in self.container.due_timers(now):
+                if c not in self._timers_proposed:
+                    self._propose(EntryKind.TIMER, TIMER.pack(c))
+                    self._timers_proposed.add(c)
+        self._process()
+
+    def on_member_message(self, message: Message) -> None:
+        self.core.step(message)
+        self._process()
+
+    def on_ingress(self, msg: object) -> None:
+        if self.core.role is not Role.LEADER:
+            sid = getattr(msg, "session_id", 0)
+            cid = getattr(msg, "correlation_id", 0)
+            self.io.send_egress(msg.client_id, SessionEvent(sid, cid, EventCode.REDIRECT, leader=self.core.leader))  # type: ignore[attr-defined]
+            return
+        if isinstance(msg, IngressMessage):
+            ok = self._propose(EntryKind.MESSAGE, MESSAGE_HEADER.pack(msg.session_id, msg.correlation_id, msg.floor) + msg.payload)
+        elif isinstance(msg, SessionConnect):
+            ok = self._propose(EntryKind.SESSION_OPEN, OPEN.pack(msg.session_id, msg.client_id))
+        elif isinstance(msg, SessionClose):
+            ok = self._propose(EntryKind.SESSION_CLOSE, CLOSE.pack(msg.session_id))
+        else:
+            return
+        if not ok:
+            self.io.send_egress(msg.client_id, SessionEvent(msg.session_id, getattr(msg, "correlation_id", 0), EventCode.REDIRECT, leader=self.core.leader))
+        self._process()
+
+    def take_snapshot(self) -> Snapshot:
+        """Snapshot the service at the applied position, then drop older log segments."""
+        position = self.core.applied_position
+        term = self.core.term_at(position)
+        assert term is not None
+        snapshot = Snapshot(position, term, self.container.take_snapshot())
+        self.snapshots.save(snapshot)
+        self.core.compact(snapshot)
+        # Keep the log back to the previous snapshot, so that if this one is
+        # found damaged at recovery the previous one plus the log still work.
+        self.log.remove_before(self._last_snapshot)
+        self._prev_snapshot, self._last_snapshot = self._last_snapshot, position
+        return snapshot
+
+    def shutdown(self) -> int | None:
+        """Clean shutdown, step 1: hand leadership to the most up-to-date peer.
+        Keep driving the node until ``core.role`` is no longer leader (or the
+        transfer times out), then stop."""
+        target = self.core.transfer_leadership()
+        self._process()
+        return target
+
+    # ---------------------------------------------------------------- internals
+
+    def _propose(self, kind: int, payload: bytes) -> bool:
+        try:
+            self.core.propose(kind, payload)
+            return True
+        except NotLeaderError:
+            return False
+
+    def _process(self) -> None:
+        core = self.core
+        while core.has_ready():
+            rd = core.ready()
+            self._persist(rd)
+            if rd.role_change is not None:
+                if rd.role_change.role is not Role.LEADER:
+                    self._timers_proposed.clear()
+                self.container.set_role(rd.role_change.role)
+            leader = core.role is Role.LEADER
+            for e in rd.committed:
+                egress = self.container.apply(e)
+                self.applied.append((e.end, e.kind))
+                if self.on_apply is not None:
+                    self.on_apply(self, e, egress)
+                if e.kind == EntryKind.TIMER:
+                    self._timers_proposed.discard(TIMER.unpack(e.payload)[0])
+                if leader:
+                    for client_id, msg in egress:
+                        if client_id >= 0:
+                            self.io.send_egress(client_id, msg)
+            for m in rd.messages:  # only after _persist: persist before you send
+                self.io.send(m.dst, m)
+            core.advance(rd)
+            interval = self.config.snapshot_interval
+            if interval and core.applied_position - self._last_snapshot >= interval and core.applied_position > core.base_position:
+                self.take_snapshot()
+
+    def _persist(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            self.snapshots.save(rd.snapshot)
+            self.log.reset(rd.snapshot.position)
+            self.container.load_snapshot(rd.snapshot.data)
+            self._prev_snapshot = self._last_snapshot = rd.snapshot.position
+        if rd.truncate_to is not None:
+            self.log.truncate(rd.truncate_to)
+        if rd.entries:
+            self.log.append(rd.entries)
+        self.log.sync()
+        if rd.hard_state is not None:
+            self.meta.save(rd.hard_state)

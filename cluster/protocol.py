@@ -1,0 +1,63 @@
+"""Client <-> cluster messages (ingress and egress), as frozen dataclasses.
+
+The node shell carries them over whatever transport it has (Aeron streams in
+production, the simulated network in tests); a future SBE cluster-protocol
+schema maps one to one onto these types.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["SessionConnect", "SessionClose", "IngressMessage", "EventCode", "SessionEvent", "EgressMessage", "Ingress", "Egress"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConnect:
+    client_id: int  # where egress goes (an Aeron response channel/stream in production)
+    session_id: int  # chosen by the client, unique per client lifetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClose:
+    client_id: int
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngressMessage:
+    client_id: int
+    session_id: int
+    correlation_id: int
+    # every correlation id below ``floor`` has been answered; the cluster may forget them
+    floor: int
+    payload: bytes
+
+
+Ingress = SessionConnect | SessionClose | IngressMessage
+
+
+class EventCode(enum.IntEnum):
+    OK = 0  # session open (or closed, for a close)
+    REDIRECT = 1  # not the leader; ``leader`` is a hint (may be None)
+    ERROR = 2  # e.g. unknown session
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    session_id: int
+    correlation_id: int
+    code: EventCode
+    leader: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EgressMessage:
+    session_id: int
+    correlation_id: int
+    payload: bytes
+
+
+Egress = SessionEvent | EgressMessage

@@ -1,0 +1,201 @@
+"""The service container: runs a user's :class:`ClusteredService` on the
+committed log, identically on every member.
+
+Determinism rules for service code: the only clock is ``cluster.time`` (the
+timestamp the leader wrote into the entry being applied); timers are
+requested with ``cluster.schedule_timer`` and fire as TIMER entries in the log,
+so every member fires them at the same log position; no other source of time,
+randomness or I/O.  Egress written with ``session.offer`` is sent to clients
+only by the leader; followers compute and discard it (and cache it for
+duplicates, so a new leader can answer a retry).
+
+Exactly-once: each client message carries (session id, correlation id).  The
+container remembers the correlation ids at or above the session's floor (the
+client's lowest unanswered id) with the egress they produced; a repeat is not
+given to the service, its cached egress is re-sent instead.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import LogCorruptionError
+from .messages import Entry, EntryKind, Role
+from .protocol import EgressMessage, EventCode, SessionEvent
+
+__all__ = ["ClusteredService", "ClientSession", "ServiceContainer", "encode_ingress", "OPEN", "CLOSE", "MESSAGE_HEADER", "TIMER"]
+
+OPEN = struct.Struct("<qq")  # session id, client id
+CLOSE = struct.Struct("<q")  # session id
+MESSAGE_HEADER = struct.Struct("<qqq")  # session id, correlation id, floor
+TIMER = struct.Struct("<q")  # timer correlation id
+
+
+def encode_ingress(session_id: int, correlation_id: int, floor: int, payload: bytes) -> bytes:
+    return MESSAGE_HEADER.pack(session_id, correlation_id, floor) + payload
+
+
+class ClusteredService(Protocol):
+    """What a replicated service implements.  All calls happen on the node's
+    thread, in log order; ``timestamp`` is cluster time from the log."""
+
+    def on_start(self, cluster: "ServiceContainer") -> None: ...
+    def on_session_open(self, session: "ClientSession", timestamp: int) -> None: ...
+    def on_session_close(self, session: "ClientSession", timestamp: int) -> None: ...
+    def on_message(self, session: "ClientSession", timestamp: int, payload: bytes) -> None: ...
+    def on_timer(self, correlation_id: int, timestamp: int) -> None: ...
+    def on_take_snapshot(self) -> bytes: ...
+    def on_load_snapshot(self, data: bytes) -> None: ...
+    def on_role_change(self, role: Role) -> None: ...
+
+
+@dataclass
+class _SessionState:
+    client_id: int
+    floor: int = 0
+    # correlation id -> egress payloads it produced, kept while >= floor
+    answered: dict[int, list[bytes]] = field(default_factory=dict)
+
+
+class ClientSession:
+    """Handle a service uses to answer a client; valid only during the callback."""
+
+    __slots__ = ("id", "_container", "_correlation_id")
+
+    def __init__(self, session_id: int, container: "ServiceContainer", correlation_id: int) -> None:
+        self.id = session_id
+        self._container = container
+        self._correlation_id = correlation_id
+
+    @property
+    def correlation_id(self) -> int:
+        return self._correlation_id
+
+    def offer(self, payload: bytes) -> None:
+        self._container._offer(self.id, self._correlation_id, bytes(payload))
+
+
+class ServiceContainer:
+    def __init__(self, service: ClusteredService) -> None:
+        self.service = service
+        self.sessions: dict[int, _SessionState] = {}
+        self.timers: dict[int, int] = {}  # timer correlation id -> deadline (cluster time)
+        self.time = 0
+        self.log_position = 0
+        self.role = Role.FOLLOWER
+        self.duplicates = 0
+        self._out: list[tuple[int, object]] = []
+        self._current: list[bytes] | None = None
+        service.on_start(self)
+
+    # ---------------------------------------------------------------- service API
+
+    def schedule_timer(self, correlation_id: int, deadline: int) -> None:
+        """Ask for ``on_timer(correlation_id)`` once cluster time reaches ``deadline``
+        (replaces an earlier timer with the same id)."""
+        self.timers[correlation_id] = deadline
+
+    def cancel_timer(self, correlation_id: int) -> bool:
+        return self.timers.pop(correlation_id, None) is not None
+
+    def due_timers(self, now: int) -> list[int]:
+        return sorted(c for c, d in self.timers.items() if d <= now)
+
+    def _offer(self, session_id: int, correlation_id: int, payload: bytes) -> None:
+        s = self.sessions.get(session_id)
+        if s is None:
+            return
+        if self._current is not None:
+            self._current.append(payload)
+        self._out.append((s.client_id, EgressMessage(session_id, correlation_id, payload)))
+
+    # ---------------------------------------------------------------- log application
+
+    def apply(self, entry: Entry) -> list[tuple[int, object]]:
+        """Apply one committed entry; returns egress as (client id, message)."""
+        self._out = []
+        self.time = entry.timestamp
+        self.log_position = entry.end
+        kind = entry.kind
+        if kind == EntryKind.MESSAGE:
+            self._apply_message(entry)
+        elif kind == EntryKind.SESSION_OPEN:
+            session_id, client_id = OPEN.unpack(entry.payload)
+            if session_id not in self.sessions:
+                self.sessions[session_id] = _SessionState(client_id)
+                self.service.on_session_open(ClientSession(session_id, self, 0), entry.timestamp)
+            self._out.append((client_id, SessionEvent(session_id, 0, EventCode.OK)))
+        elif kind == EntryKind.SESSION_CLOSE:
+            (session_id,) = CLOSE.unpack(entry.payload)
+            s = self.sessions.get(session_id)
+            if s is not None:
+                self.service.on_session_close(ClientSession(session_id, self, 0), entry.timestamp)
+                del self.sessions[session_id]
+                self._out.append((s.client_id, SessionEvent(session_id, 0, EventCode.OK, detail="closed")))
+        elif kind == EntryKind.TIMER:
+            (correlation_id,) = TIMER.unpack(entry.payload)
+            deadline = self.timers.get(correlation_id)
+            # a TIMER entry for a cancelled or already fired timer is a no-op on every member
+            if deadline is not None and deadline <= entry.timestamp:
+                del self.timers[correlation_id]
+                self.service.on_timer(correlation_id, entry.timestamp)
+        elif kind != EntryKind.NOOP:
+            raise LogCorruptionError("unknown entry kind in committed log", position=entry.position, kind=kind)
+        out, self._out = self._out, []
+        return out
+
+    def _apply_message(self, entry: Entry) -> None:
+        session_id, correlation_id, floor = MESSAGE_HEADER.unpack_from(entry.payload)
+        s = self.sessions.get(session_id)
+        if s is None:
+            self._out.append((-1, SessionEvent(session_id, correlation_id, EventCode.ERROR, detail="unknown_session")))
+            return
+        if floor > s.floor:
+            s.floor = floor
+            for c in [c for c in s.answered if c < floor]:
+                del s.answered[c]
+        if correlation_id < s.floor or correlation_id in s.answered:
+            self.duplicates += 1
+            for payload in s.answered.get(correlation_id, ()):
+                self._out.append((s.client_id, EgressMessage(session_id, correlation_id, payload)))
+            return
+        self._current = s.answered.setdefault(correlation_id, [])
+        try:
+            self.service.on_message(ClientSession(session_id, self, correlation_id), entry.timestamp, entry.payload[MESSAGE_HEADER.size:])
+        finally:
+            self._current = None
+
+    def set_role(self, role: Role) -> None:
+        if role is not self.role:
+            self.role = role
+            self.service.on_role_change(role)
+
+    # ---------------------------------------------------------------- snapshots
+
+    def take_snapshot(self) -> bytes:
+        state = {
+            "time": self.time,
+            "position": self.log_position,
+            "timers": sorted(self.timers.items()),
+            "sessions": [
+                [sid, s.client_id, s.floor, [[c, [p.hex() for p in ps]] for c, ps in sorted(s.answered.items())]]
+                for sid, s in sorted(self.sessions.items())
+            ],
+        }
+        head = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
+        return struct.pack("<I", len(head)) + head + self.service.on_take_snapshot()
+
+    def load_snapshot(self, data: bytes) -> None:
+        (n,) = struct.unpack_from("<I", data)
+        state = json.loads(data[4: 4 + n])
+        self.time = state["time"]
+        self.log_position = state["position"]
+        self.timers = {c: d for c, d in state["timers"]}
+        self.sessions = {
+            sid: _SessionState(client, floor, {c: [bytes.fromhex(p) for p in ps] for c, ps in answered})
+            for sid, client, floor, answered in state["sessions"]
+        }
+        self.service.on_load_snapshot(bytes(data[4 + n:]))

@@ -1,0 +1,247 @@
+"""The service container and node: sessions, exactly-once, timers through the
+log, snapshots and recovery that replays only the log after the snapshot."""
+
+import json
+
+from cluster_harness import NodeNet
+from tickline.cluster.disk import OsDisk
+from tickline.cluster.errors import LogCorruptionError
+from tickline.cluster.messages import EntryKind, Role
+from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
+
+import pytest
+
+
+class Recorder:
+    """A service that records every callback and echoes messages; 'timer:N'
+    schedules a timer N ms of cluster time later."""
+
+    def __init__(self):
+        self.calls = []
+        self.cluster = None
+        self.roles = []
+
+    def on_start(self, cluster):
+        self.cluster = cluster
+
+    def on_session_open(self, session, timestamp):
+        self.calls.append(("open", session.id))
+
+    def on_session_close(self, session, timestamp):
+        self.calls.append(("close", session.id))
+
+    def on_message(self, session, timestamp, payload):
+        self.calls.append(("message", session.id, session.correlation_id, bytes(payload).decode()))
+        if payload.startswith(b"timer:"):
+            self.cluster.schedule_timer(session.correlation_id, timestamp + int(payload[6:]))
+        if payload == b"cancel":
+            self.cluster.cancel_timer(session.correlation_id - 1)
+        session.offer(b"echo:" + bytes(payload))
+
+    def on_timer(self, correlation_id, timestamp):
+        self.calls.append(("timer", correlation_id, timestamp, self.cluster.log_position))
+
+    def on_take_snapshot(self):
+        return json.dumps(self.calls).encode()
+
+    def on_load_snapshot(self, data):
+        self.calls = [tuple(c) for c in json.loads(data)]
+        self.calls.append(("loaded",))
+
+    def on_role_change(self, role):
+        self.roles.append(role)
+
+
+def open_session(net, leader, client=7, session=70):
+    net.ingress(leader, SessionConnect(client, session))
+    net.run(10)
+    assert SessionEvent(session, 0, EventCode.OK) in net.egress[client]
+
+
+def test_messages_reach_every_replica_once_and_only_the_leader_answers():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    net.ingress(leader, IngressMessage(7, 70, 1, 1, b"hello"))
+    net.run(10)
+    for i in net.ids:
+        assert net.services[i].calls == [("open", 70), ("message", 70, 1, "hello")]
+    assert net.egress[7].count(EgressMessage(70, 1, b"echo:hello")) == 1
+    assert Role.LEADER in net.services[leader].roles
+
+
+def test_a_follower_redirects_the_client_to_the_leader():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    net.run(5)
+    follower = next(i for i in net.ids if i != leader)
+    net.ingress(follower, SessionConnect(7, 70))
+    assert net.egress[7] == [SessionEvent(70, 0, EventCode.REDIRECT, leader=leader)]
+
+
+def test_a_retry_after_leader_change_is_applied_once_and_answered_from_the_cache():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    net.ingress(leader, IngressMessage(7, 70, 1, 1, b"buy"))
+    net.run(10)
+    net.stop(leader)  # the answer may never have reached the client
+    net.run(60)
+    new = net.leader()
+    assert new is not None and new != leader
+    net.egress[7] = []
+    net.ingress(new, IngressMessage(7, 70, 1, 1, b"buy"))  # the client retries
+    net.run(10)
+    assert net.egress[7] == [EgressMessage(70, 1, b"echo:buy")]
+    for i in net.ids:
+        if net.nodes[i] is not None:
+            assert [c for c in net.services[i].calls if c[0] == "message"] == [("message", 70, 1, "buy")]
+            assert net.nodes[i].container.duplicates == 1
+
+
+def test_ids_below_the_clients_floor_are_forgotten_and_never_reapplied():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    net.ingress(leader, IngressMessage(7, 70, 1, 1, b"a"))
+    net.ingress(leader, IngressMessage(7, 70, 2, 2, b"b"))  # floor 2: id 1 was answered
+    net.run(10)
+    net.ingress(leader, IngressMessage(7, 70, 1, 2, b"a"))
+    net.run(10)
+    container = net.nodes[leader].container
+    assert sorted(container.sessions[70].answered) == [2]
+    assert [c[2] for c in net.services[leader].calls if c[0] == "message"] == [1, 2]
+
+
+def test_message_for_an_unknown_session_is_not_applied():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    net.ingress(leader, IngressMessage(7, 99, 1, 1, b"x"))
+    net.run(10)
+    assert all(c[0] != "message" for c in net.services[leader].calls)
+
+
+def test_session_close_reaches_the_service_everywhere():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    net.ingress(leader, SessionClose(7, 70))
+    net.run(10)
+    for i in net.ids:
+        assert net.services[i].calls == [("open", 70), ("close", 70)]
+        assert 70 not in net.nodes[i].container.sessions
+
+
+def test_timers_fire_through_the_log_at_the_same_position_on_every_member():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    net.ingress(leader, IngressMessage(7, 70, 1, 1, b"timer:20"))
+    net.run(5)
+    scheduled_at = net.nodes[leader].container.time
+    assert all(c[0] != "timer" for c in net.services[leader].calls)
+    net.run(40)
+    fired = {i: [c for c in net.services[i].calls if c[0] == "timer"] for i in net.ids}
+    assert len(fired[leader]) == 1
+    assert all(f == fired[leader] for f in fired.values())
+    _, corr, ts, position = fired[leader][0]
+    assert corr == 1 and ts >= scheduled_at + 20
+    timer_entries = [p for p, k in net.nodes[leader].applied if k == EntryKind.TIMER]
+    assert timer_entries == [position]
+
+
+def test_a_cancelled_timer_never_fires():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    net.ingress(leader, IngressMessage(7, 70, 1, 1, b"timer:20"))
+    net.ingress(leader, IngressMessage(7, 70, 2, 1, b"cancel"))
+    net.run(50)
+    for i in net.ids:
+        assert all(c[0] != "timer" for c in net.services[i].calls)
+
+
+def test_recovery_loads_the_snapshot_and_replays_only_the_log_after_it(tmp_path):
+    disks = {i: OsDisk(tmp_path / f"m{i}") for i in (1, 2, 3)}
+    net = NodeNet(Recorder, disks=disks, segment_size=200)
+    leader = net.elect()
+    open_session(net, leader)
+    for c in range(1, 11):
+        net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
+    net.run(10)
+    f = next(i for i in net.ids if i != leader)
+    node = net.nodes[f]
+    segs_before = len(node.log.segment_names())
+    first = node.take_snapshot()
+    for c in range(11, 16):
+        net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
+    net.run(10)
+    snap = node.take_snapshot()  # the second snapshot drops segments below the first
+    assert len(node.log.segment_names()) < segs_before + 3
+    assert node.log.start_position <= first.position
+    assert not any(name for name in __import__("os").listdir(tmp_path / f"m{f}") if name.endswith(".seg") and int(name[4:-4]) + 200 < node.log.start_position)
+    for c in range(16, 19):
+        net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
+    net.run(10)
+    expected = list(net.services[f].calls)
+    net.stop(f)
+    node = net.start(f)
+    assert node.core.base_position == snap.position
+    # only entries after the snapshot were applied again
+    assert node.applied and all(p > snap.position for p, _ in node.applied)
+    assert [c for c in net.services[f].calls if c != ("loaded",)] == expected
+    assert len([p for p, k in node.applied if k == EntryKind.MESSAGE]) == 3
+
+
+def test_a_damaged_newest_snapshot_falls_back_to_the_previous_one_and_the_log(tmp_path):
+    disks = {i: OsDisk(tmp_path / f"m{i}") for i in (1, 2, 3)}
+    net = NodeNet(Recorder, disks=disks, segment_size=200)
+    leader = net.elect()
+    open_session(net, leader)
+    f = next(i for i in net.ids if i != leader)
+    for c in range(1, 21):
+        net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
+        net.run(2)
+        if c in (8, 16):
+            net.nodes[f].take_snapshot()
+    net.run(10)
+    expected = list(net.services[f].calls)
+    net.stop(f)
+    d = tmp_path / f"m{f}"
+    newest = sorted(p for p in d.iterdir() if p.name.startswith("snap-"))[-1]
+    data = bytearray(newest.read_bytes())
+    data[-2] ^= 0x10
+    newest.write_bytes(bytes(data))
+    node = net.start(f)
+    assert node.skipped_snapshots == [newest.name]
+    assert [c for c in net.services[f].calls if c != ("loaded",)] == expected
+
+
+def test_log_starting_after_every_valid_snapshot_is_refused(tmp_path):
+    disks = {i: OsDisk(tmp_path / f"m{i}") for i in (1, 2, 3)}
+    net = NodeNet(Recorder, disks=disks, segment_size=100)
+    leader = net.elect()
+    open_session(net, leader)
+    f = next(i for i in net.ids if i != leader)
+    for c in range(1, 21):
+        net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
+        net.run(2)
+        if c in (6, 12, 18):
+            net.nodes[f].take_snapshot()
+    net.stop(f)
+    for p in (tmp_path / f"m{f}").iterdir():
+        if p.name.startswith("snap-"):
+            p.write_bytes(b"garbage")
+    with pytest.raises(LogCorruptionError) as exc:
+        net.start(f)
+    assert "no valid snapshot covers it" in str(exc.value) and "fault=storage" in str(exc.value)
+
+
+def test_clean_shutdown_transfers_leadership():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    target = net.nodes[leader].shutdown()
+    net.deliver()
+    net.run(1)
+    assert net.leader() == target

@@ -1,0 +1,169 @@
+"""Example clustered service: an order sequencer.
+
+Every accepted order gets the next global sequence number; two risk checks
+run first, both on replicated state only:
+
+- position limit: an account's net position (buys minus sells of accepted
+  orders) must stay within +/- ``max_position``;
+- order-rate limit: at most ``max_orders`` accepted orders per account in any
+  ``window`` of cluster time (log timestamps, never a local clock).
+
+Wire format is behind :class:`OrderCodec` so the SBE codec generated from
+``schemas/orders.xml`` can replace :class:`StructOrderCodec` without touching
+the service logic.  :func:`decide` is the pure single-copy specification the
+service applies and the linearizability checker uses as its model.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .messages import Role
+
+__all__ = ["Side", "NewOrder", "OrderAck", "Status", "RiskLimits", "SequencerState", "decide", "OrderCodec", "StructOrderCodec", "OrderSequencer"]
+
+
+class Side(enum.IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class Status(enum.IntEnum):
+    ACCEPTED = 0
+    REJECTED_POSITION = 1
+    REJECTED_RATE = 2
+    REJECTED_INVALID = 3
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    account: int
+    side: Side
+    quantity: int
+    price: int
+    client_order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    client_order_id: int
+    status: Status
+    sequence: int  # global sequence number, 0 when rejected
+    timestamp: int  # cluster time the order was sequenced at
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    max_position: int = 1000
+    max_orders: int = 5
+    window: int = 100
+
+
+@dataclass
+class SequencerState:
+    next_sequence: int = 1
+    positions: dict[int, int] = field(default_factory=dict)
+    recent: dict[int, list[int]] = field(default_factory=dict)  # account -> accepted timestamps in window
+
+    def key(self) -> tuple:
+        return (self.next_sequence, tuple(sorted(self.positions.items())), tuple(sorted((a, tuple(t)) for a, t in self.recent.items())))
+
+    def copy(self) -> "SequencerState":
+        return SequencerState(self.next_sequence, dict(self.positions), {a: list(t) for a, t in self.recent.items()})
+
+
+def decide(state: SequencerState, order: NewOrder, timestamp: int, limits: RiskLimits) -> OrderAck:
+    """Apply ``order`` at cluster time ``timestamp`` to ``state`` (mutated) and return the ack."""
+    if order.quantity <= 0 or order.side not in (Side.BUY, Side.SELL):
+        return OrderAck(order.client_order_id, Status.REJECTED_INVALID, 0, timestamp)
+    recent = [t for t in state.recent.get(order.account, ()) if t > timestamp - limits.window]
+    if recent:
+        state.recent[order.account] = recent
+    else:
+        state.recent.pop(order.account, None)
+    if len(recent) >= limits.max_orders:
+        return OrderAck(order.client_order_id, Status.REJECTED_RATE, 0, timestamp)
+    signed = order.quantity if order.side is Side.BUY else -order.quantity
+    new_position = state.positions.get(order.account, 0) + signed
+    if abs(new_position) > limits.max_position:
+        return OrderAck(order.client_order_id, Status.REJECTED_POSITION, 0, timestamp)
+    state.positions[order.account] = new_position
+    state.recent[order.account] = recent + [timestamp]
+    seq = state.next_sequence
+    state.next_sequence += 1
+    return OrderAck(order.client_order_id, Status.ACCEPTED, seq, timestamp)
+
+
+class OrderCodec(Protocol):
+    def encode_order(self, order: NewOrder) -> bytes: ...
+    def decode_order(self, data: bytes) -> NewOrder: ...
+    def encode_ack(self, ack: OrderAck) -> bytes: ...
+    def decode_ack(self, data: bytes) -> OrderAck: ...
+
+
+class StructOrderCodec:
+    """Fixed little-endian layout, a stand-in until the SBE codec for
+    ``schemas/orders.xml`` lands (same fields, same meaning)."""
+
+    ORDER = struct.Struct("<qBqqq")
+    ACK = struct.Struct("<qBqq")
+
+    def encode_order(self, o: NewOrder) -> bytes:
+        return self.ORDER.pack(o.account, int(o.side), o.quantity, o.price, o.client_order_id)
+
+    def decode_order(self, data: bytes) -> NewOrder:
+        account, side, qty, price, coid = self.ORDER.unpack(data)
+        return NewOrder(account, Side(side) if side in (1, 2) else side, qty, price, coid)  # type: ignore[arg-type]
+
+    def encode_ack(self, a: OrderAck) -> bytes:
+        return self.ACK.pack(a.client_order_id, int(a.status), a.sequence, a.timestamp)
+
+    def decode_ack(self, data: bytes) -> OrderAck:
+        coid, status, seq, ts = self.ACK.unpack(data)
+        return OrderAck(coid, Status(status), seq, ts)
+
+
+class OrderSequencer:
+    """The ClusteredService.  A malformed order is answered REJECTED_INVALID."""
+
+    def __init__(self, limits: RiskLimits = RiskLimits(), codec: OrderCodec | None = None) -> None:
+        self.limits = limits
+        self.codec: OrderCodec = codec or StructOrderCodec()
+        self.state = SequencerState()
+        self.role = Role.FOLLOWER
+        self.cluster = None
+
+    def on_start(self, cluster) -> None:
+        self.cluster = cluster
+
+    def on_session_open(self, session, timestamp: int) -> None:
+        pass
+
+    def on_session_close(self, session, timestamp: int) -> None:
+        pass
+
+    def on_message(self, session, timestamp: int, payload: bytes) -> None:
+        try:
+            order = self.codec.decode_order(payload)
+        except (struct.error, ValueError):
+            session.offer(self.codec.encode_ack(OrderAck(0, Status.REJECTED_INVALID, 0, timestamp)))
+            return
+        session.offer(self.codec.encode_ack(decide(self.state, order, timestamp, self.limits)))
+
+    def on_timer(self, correlation_id: int, timestamp: int) -> None:
+        pass
+
+    def on_take_snapshot(self) -> bytes:
+        s = self.state
+        return json.dumps({"next": s.next_sequence, "positions": sorted(s.positions.items()), "recent": sorted(s.recent.items())}, separators=(",", ":")).encode()
+
+    def on_load_snapshot(self, data: bytes) -> None:
+        d = json.loads(data)
+        self.state = SequencerState(d["next"], {a: p for a, p in d["positions"]}, {a: list(t) for a, t in d["recent"]})
+
+    def on_role_change(self, role: Role) -> None:
+        self.role = role

@@ -92,7 +92,9 @@ class _Gen:
         # Set while generating a decoder block or composite view: field -> (tuple expression, index expression).
         self._cache: dict[str, tuple[str, str]] | None = None
         self._views: dict[int, str] = {}
-        self.str_caches: set[str] = set()  # id(composite) -> view class name, for flat composites
+        self.str_caches: set[str] = set()
+        self.bytes_caches: set[str] = set()
+        self.zero_consts: set[int] = set()  # id(composite) -> view class name, for flat composites
         self._block_struct = ""
         self._block_span = 0
 
@@ -201,7 +203,10 @@ class _Gen:
         self.w()
         for name, fmt in sorted(self.structs.items()):
             self.w(f"{name} = struct.Struct({fmt!r})")
-            typ = "float" if fmt[-1] in "fd" else "int"
+            typ = "float" if fmt[-1] in "fd" else ("bytes" if fmt[-1] == "s" else "int")
+            if fmt[-1] == "s":
+                self.w(f"{name}_put: Callable[[Buffer, int, bytes], None] = {name}.pack_into")
+                continue
             if name.startswith("_BLOCK_"):
                 continue
             if name[-1].isdigit() and "X" in name:
@@ -211,6 +216,10 @@ class _Gen:
                 self.w(f"{name}_get: Callable[[Buffer, int], tuple[{typ}]] = {name}.unpack_from")
                 self.w(f"{name}_put: Callable[[Buffer, int, {typ}], None] = {name}.pack_into")
         self.w()
+        for n in sorted(self.zero_consts):
+            self.w(f"_ZERO_{n} = bytes({n})")
+        for name in sorted(self.bytes_caches):
+            self.w(f"{name}: dict[str, bytes] = {{}}  # bounded by _rt.encode_str")
         for name in sorted(self.str_caches):
             self.w(f"{name}: dict[bytes, str] = {{}}  # bounded by _rt.decode_str")
         self.w()
@@ -234,6 +243,7 @@ class _Gen:
         self.w()
         self.w()
         self.w(f"_{name}_NAMES: dict[int, str] = {{{', '.join(f'{v.value}: {v.name!r}' for v in t.values)}}}")
+        self.w(f"_{name}_MEMBERS: dict[int, {name}] = {{m.value: m for m in {name}}}  # faster than calling the enum")
         self.w(f"_{name}_VALUES: dict[str, int] = {{{', '.join(f'{v.name!r}: {v.value}' for v in t.values)}}}")
         self.w()
 
@@ -277,13 +287,7 @@ class _Gen:
                 lines.append(f"return {g}_get(self._buf, {off})[0]")
                 return lines
             lines.append(f"v = {g}_get(self._buf, {off})[0]")
-            lines.append(f"if v == {t.null_value}:")
-            lines.append("    return None")
-            lines.append("try:")
-            lines.append(f"    return {self.cls(t)}(v)")
-            lines.append("except ValueError:")
-            lines.append(f'    raise MessageError(f"unknown {t.name} value={{v}} in field {slot.json}") from None')
-            return lines
+            return lines + self.enum_tail(slot, t)
         if isinstance(t, SetType):
             lines.append(f"return {self.cls(t)}({self.st(t.primitive)}_get(self._buf, {off})[0])")
             return lines
@@ -291,7 +295,8 @@ class _Gen:
             lines.append(f"c = self._c_{slot.py}")
             lines.append("c._buf = self._buf")
             lines.append(f"c._offset = {off}")
-            lines.append("c._acting_version = self._acting_version")
+            if _versioned(t):
+                lines.append("c._acting_version = self._acting_version")
             lines.append("return c")
             return lines
         if t.primitive == "char" and t.length > 1:
@@ -317,6 +322,12 @@ class _Gen:
             lines.append(f"return {g}_get(self._buf, {off})[0]")
         return lines
 
+    def enum_tail(self, slot: _Slot, t: EnumType) -> list[str]:
+        c = self.cls(t)
+        return [f"m = _{c}_MEMBERS.get(v)", "if m is None:", f"    if v == {t.null_value}:", "        return None",
+                f'    raise MessageError(f"unknown {t.name} value={{v}} in field {slot.json}; read {slot.py}_raw")',
+                "return m"]
+
     def cached_getter_lines(self, slot: _Slot, tup: str, i: str, raw: bool) -> list[str]:
         """Getter reading the block's values, unpacked once by wrap()/next() (decoders only)."""
         t = slot.t
@@ -325,9 +336,7 @@ class _Gen:
         if isinstance(t, EnumType):
             if raw:
                 return [f"r: int = {tup}[{i}]", "return r"]
-            return [f"v: int = {tup}[{i}]", f"if v == {t.null_value}:", "    return None", "try:",
-                    f"    return {self.cls(t)}(v)", "except ValueError:",
-                    f'    raise MessageError(f"unknown {t.name} value={{v}} in field {slot.json}") from None']
+            return [f"v: int = {tup}[{i}]"] + self.enum_tail(slot, t)
         if isinstance(t, SetType):
             return [f"return {self.cls(t)}({tup}[{i}])"]
         assert isinstance(t, EncodedType)
@@ -358,7 +367,7 @@ class _Gen:
         self.str_caches.add(name)
         return name
 
-    def block_struct(self, slots: list[_Slot]) -> tuple[str, dict[str, tuple[str, str]], int, dict[str, int]]:
+    def block_struct(self, slots: list[_Slot], total: int) -> tuple[str, dict[str, tuple[str, str]], int, dict[str, int]]:
         """struct format covering a block's plain fields and its flat composites' members, the tuple
         index of each plain field, the bytes it spans, and the base index of each flat composite."""
         fmt = self.s.endian
@@ -391,6 +400,9 @@ class _Gen:
                     fmt += code
                     idx += 1
                 pos = offset + t.size
+        if pos < total:
+            fmt += f"{total - pos}x"
+            pos = total
         return fmt, index, pos, comp_base
 
     def view_index(self, t: CompositeType) -> dict[str, tuple[str, str]]:
@@ -450,7 +462,14 @@ class _Gen:
             return [f"{self.st(t.primitive)}_put(self._buf, {off}, int(value))"]
         assert isinstance(t, EncodedType)
         if t.primitive == "char" and t.length > 1:
-            return [f"_rt.put_str(self._buf, {off}, {t.length}, value, {py_encoding(t.character_encoding)!r})"]
+            enc = py_encoding(t.character_encoding)
+            self.structs[f"_S{t.length}"] = f"{self.s.endian}{t.length}s"
+            cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
+            self.bytes_caches.add(cache)
+            return [f"raw = {cache}.get(value)", "if raw is None:", f"    raw = _rt.encode_str(value, {enc!r}, {cache})",
+                    f"if len(raw) > {t.length}:",
+                    f'    raise MessageError(f"{slot.json}: value={{value!r}} is {{len(raw)}} bytes, longer than length={t.length}")',
+                    f"_S{t.length}_put(self._buf, {off}, raw)"]
         if t.length > 1:
             return [f"{self.st(t.primitive, t.length)}_put(self._buf, {off}, *value)"]
         p = self.st(t.primitive)
@@ -643,7 +662,8 @@ class _Gen:
         self._cache = None
         comp_base: dict[str, int] = {}
         if dec:
-            fmt, index, span, comp_base = self.block_struct(slots)
+            total = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
+            fmt, index, span, comp_base = self.block_struct(slots, total)
             self._block_struct = f"_BLOCK_{base}"
             self._block_span = span
             self.structs[self._block_struct] = fmt
@@ -757,10 +777,14 @@ class _Gen:
         else:
             self.w(f"def wrap(self, buf: Buffer, offset: int) -> {name}:", 1)
             self.w('"""Wrap the root block at ``offset`` and clear it (unwritten bytes are zero)."""', 2)
-            self.w("_rt.zero(buf, offset, self.BLOCK_LENGTH)", 2)
+            self.w(f"end = offset + {msg.block_length}", 2)
+            self.w("if end > len(buf):", 2)
+            self.w("_rt.check_bounds(buf, end, 'root block')", 3)
+            self.w(f"buf[offset:end] = _ZERO_{msg.block_length}  # type: ignore[index]", 2)
+            self.zero_consts.add(msg.block_length)
             self.w("self._buf = buf", 2)
             self.w("self._offset = self._initial_offset = offset", 2)
-            self.w("self._limit = offset + self.BLOCK_LENGTH", 2)
+            self.w("self._limit = end", 2)
             self.w("self._step = 0", 2)
             self.w("self._open = None", 2)
             self.w("return self", 2)
@@ -768,13 +792,17 @@ class _Gen:
             header_cls = self.cls(self.s.header)
             self.w(f"def wrap_and_apply_header(self, buf: Buffer, offset: int = 0) -> {name}:", 1)
             self.w('"""Write the message header at ``offset``, then wrap the root block after it."""', 2)
-            self.w("_rt.zero(buf, offset, HEADER_LENGTH)", 2)
-            self.w(f"h = {header_cls}().wrap(buf, offset)", 2)
-            self.w("h.block_length = self.BLOCK_LENGTH", 2)
-            self.w("h.template_id = self.TEMPLATE_ID", 2)
-            self.w("h.schema_id = SCHEMA_ID", 2)
-            self.w("h.version = SCHEMA_VERSION", 2)
-            self.w("return self.wrap(buf, offset + HEADER_LENGTH)", 2)
+            hb = self.header_bytes(msg)
+            self.w(f"end = offset + {len(hb)}", 2)
+            self.w("if end > len(buf):", 2)
+            self.w("_rt.check_bounds(buf, end, 'header and root block')", 3)
+            self.w(f"buf[offset:end] = {hb!r}  # type: ignore[index]", 2)
+            self.w("self._buf = buf", 2)
+            self.w("self._offset = self._initial_offset = offset + HEADER_LENGTH", 2)
+            self.w("self._limit = end", 2)
+            self.w("self._step = 0", 2)
+            self.w("self._open = None", 2)
+            self.w("return self", 2)
             self.w()
             self.w("@classmethod", 1)
             self.w("def from_dict(cls, fields: dict[str, Any]) -> bytes:", 1)
@@ -800,6 +828,17 @@ class _Gen:
         self.w("def buffer(self) -> Buffer:", 1)
         self.w("return self._buf", 2)
         self.w()
+
+    def header_bytes(self, msg: Message) -> bytes:
+        """The message header for ``msg`` followed by its zeroed root block, precomputed."""
+        out = bytearray(self.s.header.size + msg.block_length)
+        values = {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": self.s.id, "version": self.s.version}
+        for m in self.s.header.members:
+            if m.name in values and isinstance(m.type, EncodedType):
+                import struct as _struct
+
+                _struct.pack_into(self.s.endian + PRIMITIVES[m.type.primitive][0], out, m.offset, values[m.name])
+        return bytes(out)
 
     def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
         self.w(f"def _wrap(self, msg: Any, count: int, block_length: int, acting_version: int) -> {name}:", 1)
@@ -827,7 +866,10 @@ class _Gen:
         self.w("self._offset = msg._limit", 2)
         self.w("msg._limit += self._block_length", 2)
         if not dec:
-            self.w("_rt.zero(self._buf, self._offset, self._block_length)", 2)
+            self.zero_consts.add(g.block_length)
+            self.w("if msg._limit > len(self._buf):", 2)
+            self.w("_rt.check_bounds(self._buf, msg._limit, 'group entry')", 3)
+            self.w(f"self._buf[self._offset:msg._limit] = _ZERO_{g.block_length}  # type: ignore[index]", 2)
         else:
             self.w("_rt.check_bounds(self._buf, msg._limit, 'group entry')", 2)
             self.w(self.unpack_line("self._block_length"), 2)
@@ -838,6 +880,22 @@ class _Gen:
         self.w()
         if dec:
             self.w(f"def __iter__(self) -> Iterator[{name}]:", 1)
+            if not elems:
+                # Flat entries of the expected size: let struct walk them all in C.
+                st = self._block_struct
+                self.w(f"if self._index == 0 and self._block_length == {st}.size and self._count:", 2)
+                self.w("msg = self._msg", 3)
+                self.w("start = off = msg._limit", 3)
+                self.w("end = start + self._block_length * self._count", 3)
+                self.w(f"_rt.check_bounds(self._buf, end, 'group {g.name} entries')", 3)
+                self.w("msg._limit = end", 3)
+                self.w(f"for v in {st}.iter_unpack(memoryview(self._buf)[start:end]):", 3)
+                self.w("self._v = v", 4)
+                self.w("self._offset = off", 4)
+                self.w("off += self._block_length", 4)
+                self.w("self._index += 1", 4)
+                self.w("yield self", 4)
+                self.w("return", 3)
             self.w("while self._index < self._count:", 2)
             self.w("yield self.next()", 3)
             self.w()
@@ -966,6 +1024,16 @@ class _Gen:
         self.w("for obj in list(globals().values()):", 1)
         self.w("if isinstance(obj, type) and 'check_order' in vars(obj):", 2)
         self.w("setattr(obj, 'check_order', enabled)", 3)
+
+
+def _versioned(t: CompositeType) -> bool:
+    """Whether any member (at any depth) has a sinceVersion, so the acting version must be passed down."""
+    for m in t.members:
+        if getattr(m.type, "since_version", 0):
+            return True
+        if isinstance(m.type, CompositeType) and _versioned(m.type):
+            return True
+    return False
 
 
 def INT_MAX(t: EncodedType) -> int:  # noqa: N802 - mirrors the spec's wording

@@ -141,3 +141,11 @@ def decode_str(raw: bytes, encoding: str, cache: dict[bytes, str]) -> str:
     if len(cache) < STR_CACHE_LIMIT:
         cache[raw] = text
     return text
+
+
+def encode_str(value: str, encoding: str, cache: dict[str, bytes]) -> bytes:
+    """A char array's bytes, remembered in ``cache`` while it holds fewer than STR_CACHE_LIMIT entries."""
+    raw = value.encode(encoding, errors="surrogateescape")
+    if len(cache) < STR_CACHE_LIMIT:
+        cache[value] = raw
+    return raw

@@ -81,6 +81,7 @@ class _Endpoint:
         self.clock = clock
         self.entries: dict[str, SessionEntry] = {}
         self._submitted: collections.deque[tuple[str, str, list[tuple[int, FieldValue]]]] = collections.deque()
+        self._commands: collections.deque[Callable[[], None]] = collections.deque()
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,
                     schedule: SessionSchedule | None = None, authenticator=None) -> Session:
@@ -99,6 +100,10 @@ class _Endpoint:
             raise KeyError(f"unknown session: fault=caller session={session_id}")
         self._submitted.append((session_id, msg_type, list(fields)))
 
+    def invoke_later(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the agent's thread at the start of its next duty cycle (any thread)."""
+        self._commands.append(fn)
+
     def logout_all(self, text: str = "") -> None:
         """Start the Logout handshake on every logged-on session (agent thread only)."""
         now = self.clock()
@@ -110,6 +115,9 @@ class _Endpoint:
 
     def _drain_submitted(self, now: float) -> int:
         work = 0
+        while self._commands:
+            self._commands.popleft()()
+            work += 1
         while self._submitted:
             sid, mt, fields = self._submitted.popleft()
             self.entries[sid].session.send(mt, fields, now)

@@ -1,0 +1,147 @@
+// qfpeer: a QuickFIX counterparty for tickline's interop tests.
+//
+// Usage: qfpeer CONFIG_FILE   (a QuickFIX settings file; ConnectionType picks initiator or acceptor)
+// Every callback prints one line on stdout: "EVENT key=value ..." with the message in |-separated form.
+// Commands on stdin, one per line:
+//   order CLORDID   send a NewOrderSingle (stored and sent later when not logged on, as QuickFIX does)
+//   logout          log the session out (an initiator then stays down until "logon")
+//   logon           let the session log on again
+//   seqnums         print "SEQNUMS sender=N target=M"
+//   quit            stop and exit
+// An incoming NewOrderSingle is answered with a filled ExecutionReport valid for the session's version.
+#include <quickfix/Application.h>
+#include <quickfix/FileStore.h>
+#include <quickfix/FileLog.h>
+#include <quickfix/Session.h>
+#include <quickfix/SessionSettings.h>
+#include <quickfix/SocketAcceptor.h>
+#include <quickfix/SocketInitiator.h>
+#include <quickfix/Message.h>
+#include <quickfix/Values.h>
+
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+// QuickFIX 1.15 (Debian bookworm) declares dynamic exception specifications; 1.16 has the EXCEPT macro.
+#ifdef EXCEPT
+#define QF_THROWS(...) EXCEPT(__VA_ARGS__)
+#else
+#define QF_THROWS(...) throw(__VA_ARGS__)
+#endif
+
+static std::mutex out_mutex;
+static int exec_id = 0;
+
+static std::string bars(const std::string& s) {
+  std::string r = s;
+  for (auto& c : r) if (c == '\x01') c = '|';
+  return r;
+}
+
+static void say(const std::string& line) {
+  std::lock_guard<std::mutex> g(out_mutex);
+  std::cout << line << std::endl;
+}
+
+class Peer : public FIX::Application {
+ public:
+  FIX::SessionID session;
+  void onCreate(const FIX::SessionID& id) override { session = id; say("CREATE session=" + id.toString()); }
+  void onLogon(const FIX::SessionID& id) override { say("LOGON session=" + id.toString()); }
+  void onLogout(const FIX::SessionID& id) override { say("LOGOUT session=" + id.toString()); }
+  void toAdmin(FIX::Message& m, const FIX::SessionID&) override { say("TOADMIN msg=" + bars(m.toString())); }
+  void toApp(FIX::Message& m, const FIX::SessionID&) QF_THROWS(FIX::DoNotSend) override { say("TOAPP msg=" + bars(m.toString())); }
+  void fromAdmin(const FIX::Message& m, const FIX::SessionID&)
+      QF_THROWS(FIX::FieldNotFound, FIX::IncorrectDataFormat, FIX::IncorrectTagValue, FIX::RejectLogon) override {
+    say("FROMADMIN msg=" + bars(m.toString()));
+  }
+  void fromApp(const FIX::Message& m, const FIX::SessionID& id)
+      QF_THROWS(FIX::FieldNotFound, FIX::IncorrectDataFormat, FIX::IncorrectTagValue, FIX::UnsupportedMessageType) override {
+    say("FROMAPP msg=" + bars(m.toString()));
+    FIX::MsgType type;
+    m.getHeader().getField(type);
+    if (type.getValue() != "D") return;
+    const std::string begin = id.getBeginString().getValue();
+    FIX::Message er;
+    er.getHeader().setField(FIX::MsgType("8"));
+    er.setField(37, "QF-" + m.getField(11));
+    er.setField(17, "QFE-" + std::to_string(++exec_id));
+    if (begin == "FIX.4.2") er.setField(20, "0");
+    er.setField(150, begin == "FIX.4.2" ? "2" : "F");
+    er.setField(39, "2");
+    er.setField(11, m.getField(11));
+    er.setField(55, m.getField(55));
+    er.setField(54, m.getField(54));
+    er.setField(38, m.getField(38));
+    er.setField(32, m.getField(38));
+    er.setField(31, m.isSetField(44) ? m.getField(44) : "0");
+    er.setField(151, "0");
+    er.setField(14, m.getField(38));
+    er.setField(6, m.isSetField(44) ? m.getField(44) : "0");
+    FIX::Session::sendToTarget(er, id);
+  }
+};
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: qfpeer CONFIG_FILE" << std::endl;
+    return 2;
+  }
+  try {
+    FIX::SessionSettings settings(argv[1]);
+    Peer app;
+    FIX::FileStoreFactory store(settings);
+    FIX::FileLogFactory log(settings);
+    std::unique_ptr<FIX::Initiator> ini;
+    std::unique_ptr<FIX::Acceptor> acc;
+    const std::string type = settings.get().getString("ConnectionType");
+    if (type == "initiator") {
+      ini.reset(new FIX::SocketInitiator(app, store, settings, log));
+      ini->start();
+    } else {
+      acc.reset(new FIX::SocketAcceptor(app, store, settings, log));
+      acc->start();
+    }
+    say("READY type=" + type);
+    std::string line;
+    int order = 0;
+    while (std::getline(std::cin, line)) {
+      FIX::Session* s = FIX::Session::lookupSession(app.session);
+      if (line.rfind("order ", 0) == 0) {
+        FIX::Message nos;
+        nos.getHeader().setField(FIX::MsgType("D"));
+        nos.setField(11, line.substr(6));
+        if (app.session.getBeginString().getValue() == "FIX.4.2") nos.setField(21, "1");
+        nos.setField(55, "IBM");
+        nos.setField(54, "1");
+        nos.setField(60, FIX::UtcTimeStampField(60).getString());
+        nos.setField(38, std::to_string(100 + ++order));
+        nos.setField(40, "2");
+        nos.setField(44, "10.5");
+        FIX::Session::sendToTarget(nos, app.session);
+        say("ORDER_SENT clordid=" + line.substr(6));
+      } else if (line == "logout") {
+        if (s) s->logout("peer logout");
+        say("OK cmd=logout");
+      } else if (line == "logon") {
+        if (s) s->logon();
+        say("OK cmd=logon");
+      } else if (line == "seqnums") {
+        if (s) say("SEQNUMS sender=" + std::to_string(s->getExpectedSenderNum()) +
+                   " target=" + std::to_string(s->getExpectedTargetNum()));
+      } else if (line == "quit") {
+        break;
+      }
+    }
+    if (ini) ini->stop();
+    if (acc) acc->stop();
+    say("STOPPED");
+  } catch (std::exception& e) {
+    std::cerr << "qfpeer error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

@@ -292,3 +292,26 @@ def test_append_below_commit_skips_entries_already_committed():
     entries = tuple(net.cores[leader].entries_between(0, commit))
     c.step(AppendRequest(leader, f, c.term, 0, 0, entries, commit))
     assert c.commit_position == commit and c.last_position() == commit
+
+
+def test_follower_commits_only_what_this_append_verified():
+    """Raft Fig. 2: commitIndex = min(leaderCommit, index of last new entry); a
+    stale tail beyond the verified prefix is not committed even if the leader's
+    commit position reaches past it."""
+    a = Entry(0, 1, 0, EntryKind.MESSAGE, b"a")
+    b = Entry(a.end, 1, 0, EntryKind.MESSAGE, b"b")
+    stale = Entry(b.end, 1, 0, EntryKind.MESSAGE, b"stale")  # from the old leader, never committed
+    c = Consensus(ConsensusConfig(2, (1, 2, 3)), random.Random(0), hard_state=HardState(term=1), entries=[a, b, stale])
+    c.step(AppendRequest(1, 2, 2, a.end, 1, (b,), stale.end + 500))
+    assert c.commit_position == b.end
+    rd = c.ready()
+    assert [e.payload for e in rd.committed] == [b"a", b"b"]
+
+
+def test_vote_is_persisted_even_when_the_term_does_not_change():
+    c = Consensus(ConsensusConfig(1, (1, 2, 3)), random.Random(0), hard_state=HardState(term=5))
+    c.advance(c.ready())
+    c.step(RequestVote(2, 1, 5, 0, 0))
+    rd = c.ready()
+    assert rd.hard_state == HardState(5, 2, 0)
+    assert any(isinstance(m, VoteResponse) and m.granted for m in rd.messages)

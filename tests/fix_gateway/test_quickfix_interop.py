@@ -90,18 +90,35 @@ def peers():
         p.stop()
 
 
-def filled_report(order):
-    """An ExecutionReport (FIX 4.4) filling a NewOrderSingle completely at its price."""
+# BeginString -> (transport dictionary, application dictionary)
+VERSIONS = {"FIX.4.2": ("FIX42", ""), "FIX.4.4": ("FIX44", ""), "FIXT.1.1": ("FIXT11", "FIX50SP2")}
+
+
+def fill_exec_type(begin):
+    return "2" if begin == "FIX.4.2" else "F"  # a fill is ExecType 2 on 4.2, F (Trade) from 4.4 on
+
+
+def filled_report(order, begin):
+    """An ExecutionReport filling a NewOrderSingle completely at its price, valid for ``begin``."""
     qty, px = order.get(38, "0"), order.get(44, "0")
-    return [(37, "TL-" + order[11]), (17, "TLE-" + order[11]), (150, "F"), (39, "2"), (11, order[11]),
-            (55, order.get(55, "")), (54, order[54]), (38, qty), (32, qty), (31, px), (151, "0"), (14, qty), (6, px)]
+    f = [(37, "TL-" + order[11]), (17, "TLE-" + order[11])]
+    if begin == "FIX.4.2":
+        f.append((20, "0"))  # ExecTransType: 4.2 only
+    return f + [(150, fill_exec_type(begin)), (39, "2"), (11, order[11]), (55, order.get(55, "")), (54, order[54]),
+                (38, qty), (32, qty), (31, px), (151, "0"), (14, qty), (6, px)]
 
 
-def test_quickfix_initiator_against_tickline_acceptor(tmp_path, qf_binary, runners, peers):
+def new_report(clordid, begin):
+    f = [(37, "TL-" + clordid), (17, "TLE-" + clordid)] + ([(20, "0")] if begin == "FIX.4.2" else [])
+    return f + [(150, "0"), (39, "0"), (11, clordid), (55, "IBM"), (54, "1"), (151, "100"), (14, "0"), (6, "0")]
+
+
+@pytest.mark.parametrize("begin", list(VERSIONS))
+def test_quickfix_initiator_against_tickline_acceptor(tmp_path, qf_binary, runners, peers, begin):
     port = free_port()
-    sid = "FIX.4.4:GW->QF"
-    cfg = SessionConfig(sender_comp_id="GW", target_comp_id="QF", role="acceptor",
-                        transport_dictionary="FIX44")
+    sid = f"{begin}:GW->QF"
+    cfg = SessionConfig(sender_comp_id="GW", target_comp_id="QF", role="acceptor", begin_string=begin,
+                        transport_dictionary=VERSIONS[begin][0], app_dictionary=VERSIONS[begin][1])
     ev = Events()
 
     def make_acceptor(events):
@@ -110,7 +127,7 @@ def test_quickfix_initiator_against_tickline_acceptor(tmp_path, qf_binary, runne
         def on_event(s, e):
             events(s, e)
             if isinstance(e, ApplicationMessage) and e.message.msg_type == "D":
-                acc.submit(sid, "8", filled_report(e.message))
+                acc.submit(sid, "8", filled_report(e.message, begin))
 
         acc.on_event = on_event
         acc.add_session(cfg, FileStore(tmp_path / "gw.log", "batch"))
@@ -119,7 +136,7 @@ def test_quickfix_initiator_against_tickline_acceptor(tmp_path, qf_binary, runne
 
     acc = make_acceptor(ev)
     runner = runners(acc)
-    peer = peers(qf_binary, qfpeer.settings("initiator", port, tmp_path / "qf"), tmp_path / "qf")
+    peer = peers(qf_binary, qfpeer.settings("initiator", port, tmp_path / "qf", begin=begin), tmp_path / "qf")
 
     # logon
     peer.wait_for(r"^LOGON ")
@@ -141,8 +158,7 @@ def test_quickfix_initiator_against_tickline_acceptor(tmp_path, qf_binary, runne
     assert ev.of(LoggedOut)[0].initiated_by == "remote"
     peer.cmd("order O2")
     peer.wait_for(r"^ORDER_SENT clordid=O2")
-    acc.submit(sid, "8", [(37, "TL-UNSOL"), (17, "TLE-UNSOL"), (150, "0"), (39, "0"), (11, "UNSOL"), (55, "IBM"),
-                          (54, "1"), (151, "100"), (14, "0"), (6, "0")])
+    acc.submit(sid, "8", new_report("UNSOL", begin))
 
     # restart the gateway: new acceptor object, the same store file (persisted sequence numbers)
     time.sleep(0.05)
@@ -181,14 +197,16 @@ def test_quickfix_initiator_against_tickline_acceptor(tmp_path, qf_binary, runne
     ev2.wait(lambda: ev2.of(LoggedOut), what="logout")
 
 
-def test_tickline_initiator_against_quickfix_acceptor(tmp_path, qf_binary, runners, peers):
+@pytest.mark.parametrize("begin", list(VERSIONS))
+def test_tickline_initiator_against_quickfix_acceptor(tmp_path, qf_binary, runners, peers, begin):
     port = free_port()
-    sid = "FIX.4.4:GW->QF"
-    peer = peers(qf_binary, qfpeer.settings("acceptor", port, tmp_path / "qf", sender="QF", target="GW"),
+    sid = f"{begin}:GW->QF"
+    peer = peers(qf_binary, qfpeer.settings("acceptor", port, tmp_path / "qf", begin=begin, sender="QF", target="GW"),
                  tmp_path / "qf")
     peer.wait_for(r"^READY ")
     cfg = SessionConfig(sender_comp_id="GW", target_comp_id="QF", role="initiator", heartbeat_interval_s=30,
-                        transport_dictionary="FIX44")
+                        begin_string=begin, transport_dictionary=VERSIONS[begin][0],
+                        app_dictionary=VERSIONS[begin][1])
 
     def make_initiator(events):
         ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.1, reconnect_max_s=0.5), on_event=events)
@@ -206,7 +224,8 @@ def test_tickline_initiator_against_quickfix_acceptor(tmp_path, qf_binary, runne
     ini.submit(sid, "D", order)
     ev.wait(lambda: ev.of(ApplicationMessage), what="fill from QuickFIX")
     er = ev.of(ApplicationMessage)[0].message
-    assert (er.msg_type, er[11], er[150], er[39], er[14]) == ("8", "T1", "F", "2", "100")
+    assert (er.msg_type, er[11], er[150], er[39], er[14]) == ("8", "T1", fill_exec_type(begin), "2", "100")
+    assert (20 in er) == (begin == "FIX.4.2")
     peer.wait_for(r"^FROMAPP msg=.*\|35=D\|.*\|11=T1\|")
 
     # we log out; both sides then send while disconnected

@@ -44,8 +44,8 @@ def build() -> Path:
 
 
 def settings(kind: str, port: int, workdir: Path, begin: str = "FIX.4.4", sender: str = "QF", target: str = "GW",
-             heartbeat_s: int = 30, dictionary: str = "FIX44") -> str:
-    spec = REPO / "fix_gateway" / "spec" / f"{dictionary}.xml"
+             heartbeat_s: int = 30) -> str:
+    spec_dir = REPO / "fix_gateway" / "spec"
     lines = [
         "[DEFAULT]",
         f"ConnectionType={kind}",
@@ -56,13 +56,17 @@ def settings(kind: str, port: int, workdir: Path, begin: str = "FIX.4.4", sender
         "EndTime=00:00:00",
         f"HeartBtInt={heartbeat_s}",
         "UseDataDictionary=Y",
-        f"DataDictionary={spec}",
         "ResetOnLogon=N",
         "[SESSION]",
         f"BeginString={begin}",
         f"SenderCompID={sender}",
         f"TargetCompID={target}",
     ]
+    if begin == "FIXT.1.1":
+        lines += [f"TransportDataDictionary={spec_dir / 'FIXT11.xml'}", f"AppDataDictionary={spec_dir / 'FIX50SP2.xml'}",
+                  "DefaultApplVerID=FIX.5.0SP2"]
+    else:
+        lines += [f"DataDictionary={spec_dir / (begin.replace('.', '') + '.xml')}"]
     if kind == "initiator":
         lines += ["SocketConnectHost=127.0.0.1", f"SocketConnectPort={port}"]
     else:

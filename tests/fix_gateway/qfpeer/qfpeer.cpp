@@ -69,7 +69,7 @@ class Peer : public FIX::Application {
     er.getHeader().setField(FIX::MsgType("8"));
     er.setField(37, "QF-" + m.getField(11));
     er.setField(17, "QFE-" + std::to_string(++exec_id));
-    if (begin == "FIX.4.2") er.setField(20, "0");
+    if (begin == "FIX.4.2") er.setField(20, "0");  // ExecTransType exists only up to 4.2
     er.setField(150, begin == "FIX.4.2" ? "2" : "F");
     er.setField(39, "2");
     er.setField(11, m.getField(11));

@@ -322,6 +322,13 @@ class _Encoder:
                 raise MessageError(f"{what}: field name={f.name} does not fit blockLength={block_length}")
             self.value(buf, f.type, f.presence, offset + f.offset, values[f.name], f"{what}.{f.name}")
 
+    def block_length_at(self, g: Group) -> int:
+        """A group's block length as an encoder of the acting version wrote it: fields newer than the
+        version did not exist yet (the schema's blockLength when the version is current)."""
+        if self.version >= self.s.version or all(f.since_version <= self.version for f in g.fields):
+            return g.block_length
+        return max((f.offset + f.size for f in g.fields if f.since_version <= self.version), default=0)
+
     def rest(self, out: bytearray, groups: list[Group], data: list[VarData], values: dict[str, Any], what: str) -> None:
         for g in groups:
             if g.since_version > self.version:
@@ -334,14 +341,15 @@ class _Encoder:
             bl_m, n_m = dim.member("blockLength"), dim.member("numInGroup")
             assert bl_m is not None and n_m is not None
             assert isinstance(bl_m.type, EncodedType) and isinstance(n_m.type, EncodedType)
-            self.prim(head, bl_m.type.primitive, bl_m.offset, g.block_length, f"{what}.{g.name}.blockLength")
+            block_length = self.block_length_at(g)
+            self.prim(head, bl_m.type.primitive, bl_m.offset, block_length, f"{what}.{g.name}.blockLength")
             self.prim(head, n_m.type.primitive, n_m.offset, len(entries), f"{what}.{g.name}.numInGroup")
             out += head
             for i, entry in enumerate(entries):
                 if not isinstance(entry, dict):
                     raise MessageError(f"{what}.{g.name}[{i}]: expected an object")
-                block = bytearray(g.block_length)
-                self.block(block, g.fields, 0, g.block_length, entry, f"{what}.{g.name}[{i}]")
+                block = bytearray(block_length)
+                self.block(block, g.fields, 0, block_length, entry, f"{what}.{g.name}[{i}]")
                 out += block
                 self.rest(out, g.groups, g.data, entry, f"{what}.{g.name}[{i}]")
         for d in data:

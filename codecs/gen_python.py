@@ -904,9 +904,9 @@ class _Gen:
             self.w()
 
     def _order_check(self, i: int, what: str, elems: list[tuple[str, Any]], where: str) -> None:
-        expected = ", ".join(e.name for _, e in elems)
         self.w(f"if self.check_order and (self._step != {i} or not (self._open is None or self._open._finished())):", 2)
-        self.w(f'raise _rt.order_error({where!r}, {expected!r}.split(", ")[self._step] if self._step < {len(elems)} else "nothing more", {what!r})', 3)
+        names = tuple(e.name for _, e in elems)
+        self.w(f"raise _rt.order_error({where!r}, _rt.expected({names!r}, self._step, self._open), {what!r})", 3)
 
     def group_accessor(self, base: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
         py = naming.python_name(g.name)[0]

@@ -149,3 +149,10 @@ def encode_str(value: str, encoding: str, cache: dict[str, bytes]) -> bytes:
     if len(cache) < STR_CACHE_LIMIT:
         cache[value] = raw
     return raw
+
+
+def expected(names: tuple[str, ...], step: int, open_group: Any) -> str:
+    """What an access-order check expected next, for its error message."""
+    if open_group is not None and not open_group._finished():
+        return f"the rest of group {names[step - 1]}"
+    return names[step] if step < len(names) else "nothing more"

@@ -435,6 +435,11 @@ class Session:
             raise LocalProtocolError(f"send() is for application messages: fault=local msg_type={msg_type}")
         return self._send(msg_type, list(fields), now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
 
+    def send_reject(self, fields: Iterable[tuple[int, FieldValue]], now: float) -> int:
+        """Send a session-level Reject (35=3) for a received message the application
+        can't process (``fields``: 45, 371, 372, 373, 58).  Stored like any message."""
+        return self._send("3", list(fields), now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
+
     def logout(self, now: float, text: str = "") -> None:
         """Start the Logout handshake (or drop the connection if not logged on)."""
         if self.state == State.ACTIVE:

@@ -1,0 +1,504 @@
+"""FIX <-> order-entry bridge.
+
+Translates NewOrderSingle / OrderCancelRequest / OrderCancelReplaceRequest
+into the order messages of ``schemas/orders.xml`` (as plain frozen
+dataclasses, field for field), and ExecutionReport / OrderReject back into
+FIX that is valid for the session's version (ExecTransType only on 4.2; a
+fill is ExecType 2 or 1 on 4.2 and F from 4.4 on; OrderID, ExecID, CumQty,
+LeavesQty, AvgPx always present).
+
+The transport is behind two small interfaces so Aeron plugs in later:
+
+- ``OrderSink.offer(session_id, request) -> bool``: take an order request
+  (False = back pressure: the order is refused on the FIX side, never
+  dropped);
+- ``ExecutionSource.poll(handler, limit) -> int``: hand out execution
+  reports and order rejects, ``handler(session_id | None, report)``.
+
+A message that can't be translated is answered on the FIX side
+(BusinessMessageReject for business problems, a session Reject for
+malformed fields) and reported through ``on_reject``.
+"""
+
+from __future__ import annotations
+
+import collections
+import decimal
+import enum
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol, Union
+
+from .codec import FieldValue, FixMessage
+from .dictionary import DataDictionary, SessionRejectReason, load_dictionary
+from .session import ApplicationMessage, Event, parse_utc_timestamp, utc_timestamp
+
+__all__ = [
+    "Side", "OrdType", "TimeInForce", "ExecType", "OrdStatus", "RejectReason", "CxlRejResponseTo",
+    "NewOrder", "CancelOrder", "ReplaceOrder", "ExecutionReport", "OrderReject", "OrderRequest", "VenueReport",
+    "OrderSink", "ExecutionSource", "TranslationError", "from_fix", "to_fix", "FixBridge", "PRICE_SCALE",
+    "BusinessRejectReason",
+]
+
+PRICE_SCALE = 10 ** 9  # schemas/common.xml: Price mantissa * 10^-9
+CLORDID_LEN, SYMBOL_LEN, ACCOUNT_LEN = 20, 16, 12  # the char[] lengths of schemas/orders.xml
+
+
+class Side(str, enum.Enum):
+    BUY = "1"
+    SELL = "2"
+
+
+class OrdType(str, enum.Enum):
+    MARKET = "1"
+    LIMIT = "2"
+    STOP = "3"
+    STOP_LIMIT = "4"
+
+
+class TimeInForce(str, enum.Enum):
+    DAY = "0"
+    GOOD_TILL_CANCEL = "1"
+    IMMEDIATE_OR_CANCEL = "3"
+    FILL_OR_KILL = "4"
+    GOOD_TILL_DATE = "6"
+
+
+class ExecType(str, enum.Enum):
+    NEW = "0"
+    CANCELED = "4"
+    REPLACED = "5"
+    REJECTED = "8"
+    TRADE = "F"
+
+
+class OrdStatus(str, enum.Enum):
+    NEW = "0"
+    PARTIALLY_FILLED = "1"
+    FILLED = "2"
+    CANCELED = "4"
+    REPLACED = "5"
+    REJECTED = "8"
+
+
+class RejectReason(enum.IntEnum):
+    BROKER_OPTION = 0
+    UNKNOWN_SYMBOL = 1
+    EXCHANGE_CLOSED = 2
+    EXCEEDS_LIMIT = 3
+    TOO_LATE_TO_CANCEL = 4
+    UNKNOWN_ORDER = 5
+    DUPLICATE_ORDER = 6
+    INVALID_PRICE = 7
+    INVALID_QUANTITY = 8
+    OTHER = 99
+
+
+class CxlRejResponseTo(str, enum.Enum):
+    CANCEL = "1"
+    REPLACE = "2"
+
+
+class BusinessRejectReason:
+    """BusinessRejectReason (380)."""
+
+    OTHER = 0
+    UNKNOWN_ID = 1
+    UNSUPPORTED_MESSAGE_TYPE = 3
+    APPLICATION_NOT_AVAILABLE = 4
+    CONDITIONALLY_REQUIRED_FIELD_MISSING = 5
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    cl_ord_id: str
+    account: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    time_in_force: TimeInForce
+    price: int | None  # mantissa, 10^-9
+    stop_price: int | None
+    quantity: int
+    transact_time: int  # ns since the epoch
+    expire_time: int | None = None
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: Side
+    transact_time: int
+
+
+@dataclass(frozen=True)
+class ReplaceOrder:
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    time_in_force: TimeInForce
+    price: int | None
+    quantity: int
+    transact_time: int
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    order_id: int
+    exec_id: int
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    exec_type: ExecType
+    ord_status: OrdStatus
+    price: int | None
+    last_price: int | None
+    last_quantity: int
+    leaves_quantity: int
+    cum_quantity: int
+    avg_price: int | None
+    transact_time: int
+    reject_reason: RejectReason | None = None
+    text: str = ""
+    orig_cl_ord_id: str = ""  # not on the SBE message; the bridge fills it in for cancels/replaces
+
+
+@dataclass(frozen=True)
+class OrderReject:
+    order_id: int | None
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    ord_status: OrdStatus
+    response_to: CxlRejResponseTo
+    reject_reason: RejectReason
+    transact_time: int
+    text: str = ""
+
+
+OrderRequest = Union[NewOrder, CancelOrder, ReplaceOrder]
+VenueReport = Union[ExecutionReport, OrderReject]
+
+
+class OrderSink(Protocol):
+    def offer(self, session_id: str, request: OrderRequest) -> bool: ...
+
+
+class ExecutionSource(Protocol):
+    def poll(self, handler: Callable[[str | None, VenueReport], None], limit: int) -> int: ...
+
+
+class TranslationError(Exception):
+    """A FIX message the bridge can't translate (the peer's fault).
+
+    ``kind`` is "business" (answer with BusinessMessageReject, ``reason`` is
+    380) or "session" (answer with Reject, ``reason`` is 373).
+    """
+
+    def __init__(self, kind: str, reason: int, tag: int | None, text: str) -> None:
+        self.kind, self.reason, self.tag, self.text = kind, reason, tag, text
+        super().__init__(f"untranslatable FIX message: fault=remote kind={kind} reason={reason} tag={tag} {text}")
+
+
+# -- FIX -> orders -------------------------------------------------------------
+
+
+def _req(msg: FixMessage, tag: int) -> str:
+    v = msg.get(tag)
+    if v is None or v == "":
+        raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
+    return v
+
+
+def _text(msg: FixMessage, tag: int, max_len: int, required: bool = True) -> str:
+    v = _req(msg, tag) if required else (msg.get(tag) or "")
+    if len(v) > max_len or not v.isascii():
+        raise TranslationError("business", BusinessRejectReason.OTHER, tag,
+                               f"value does not fit the order schema tag={tag} max_len={max_len} len={len(v)}")
+    return v
+
+
+def _enum(msg: FixMessage, tag: int, cls: type[enum.Enum], default: str | None = None) -> enum.Enum:
+    v = msg.get(tag) or default
+    if v is None:
+        raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
+    try:
+        return cls(v)
+    except ValueError:
+        raise TranslationError("business", BusinessRejectReason.OTHER, tag,
+                               f"unsupported value tag={tag} value={v!r} supported={','.join(str(m.value) for m in cls)}") from None
+
+
+def _decimal(msg: FixMessage, tag: int) -> decimal.Decimal | None:
+    v = msg.get(tag)
+    if v is None:
+        return None
+    try:
+        d = decimal.Decimal(v)
+    except decimal.InvalidOperation:
+        raise TranslationError("session", SessionRejectReason.INCORRECT_DATA_FORMAT, tag,
+                               f"Incorrect data format for value tag={tag} value={v[:32]!r}") from None
+    if not d.is_finite():
+        raise TranslationError("session", SessionRejectReason.INCORRECT_DATA_FORMAT, tag, f"Incorrect data format for value tag={tag}")
+    return d
+
+
+def _price(msg: FixMessage, tag: int) -> int | None:
+    d = _decimal(msg, tag)
+    if d is None:
+        return None
+    m = d.scaleb(9)
+    if m != m.to_integral_value() or abs(m) >= 2 ** 63:
+        raise TranslationError("business", BusinessRejectReason.OTHER, tag,
+                               f"price does not fit the order schema tag={tag} value={msg.get(tag)!r} max_decimals=9")
+    return int(m)
+
+
+def _qty(msg: FixMessage, tag: int) -> int:
+    d = _decimal(msg, tag)
+    if d is None:
+        raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
+    if d != d.to_integral_value() or d <= 0 or d >= 2 ** 64:
+        raise TranslationError("business", BusinessRejectReason.OTHER, tag,
+                               f"quantity must be a positive whole number tag={tag} value={msg.get(tag)!r}")
+    return int(d)
+
+
+def _time_ns(msg: FixMessage, tag: int, now: float, required: bool = False) -> int:
+    v = msg.get(tag)
+    if v is None:
+        if required:
+            raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
+        return int(now * 1e9)
+    t = parse_utc_timestamp(v)
+    if t is None:
+        raise TranslationError("session", SessionRejectReason.INCORRECT_DATA_FORMAT, tag,
+                               f"Incorrect data format for value tag={tag} value={v[:32]!r}")
+    return int(round(t * 1e9))
+
+
+def _limit_price(msg: FixMessage, ord_type: OrdType) -> int | None:
+    price = _price(msg, 44)
+    if ord_type in (OrdType.LIMIT, OrdType.STOP_LIMIT) and price is None:
+        raise TranslationError("business", BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING, 44,
+                               f"Conditionally required field missing tag=44 ord_type={ord_type.value}")
+    return price
+
+
+def from_fix(msg: FixMessage, now: float) -> OrderRequest:
+    """Translate one application message; raises ``TranslationError``."""
+    mt = msg.msg_type
+    if mt == "D":
+        ord_type = _enum(msg, 40, OrdType)
+        stop = _price(msg, 99)
+        if ord_type in (OrdType.STOP, OrdType.STOP_LIMIT) and stop is None:
+            raise TranslationError("business", BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING, 99,
+                                   f"Conditionally required field missing tag=99 ord_type={ord_type.value}")
+        expire = _time_ns(msg, 126, now) if msg.get(126) else None
+        return NewOrder(_text(msg, 11, CLORDID_LEN), _text(msg, 1, ACCOUNT_LEN, required=False),
+                        _text(msg, 55, SYMBOL_LEN), _enum(msg, 54, Side), ord_type,  # type: ignore[arg-type]
+                        _enum(msg, 59, TimeInForce, "0"), _limit_price(msg, ord_type), stop,  # type: ignore[arg-type]
+                        _qty(msg, 38), _time_ns(msg, 60, now), expire)
+    if mt == "F":
+        return CancelOrder(_text(msg, 11, CLORDID_LEN), _text(msg, 41, CLORDID_LEN), _text(msg, 55, SYMBOL_LEN),
+                           _enum(msg, 54, Side), _time_ns(msg, 60, now))  # type: ignore[arg-type]
+    if mt == "G":
+        ord_type = _enum(msg, 40, OrdType)
+        return ReplaceOrder(_text(msg, 11, CLORDID_LEN), _text(msg, 41, CLORDID_LEN), _text(msg, 55, SYMBOL_LEN),
+                            _enum(msg, 54, Side), ord_type, _enum(msg, 59, TimeInForce, "0"),  # type: ignore[arg-type]
+                            _limit_price(msg, ord_type), _qty(msg, 38), _time_ns(msg, 60, now))  # type: ignore[arg-type]
+    raise TranslationError("business", BusinessRejectReason.UNSUPPORTED_MESSAGE_TYPE, 35,
+                           f"Unsupported Message Type msg_type={mt}")
+
+
+# -- orders -> FIX -------------------------------------------------------------
+
+# Preference lists: the first value the session's dictionary allows is used.
+_ORD_REJ_REASON = {  # OrdRejReason (103) on an ExecutionReport
+    RejectReason.BROKER_OPTION: ["0"], RejectReason.UNKNOWN_SYMBOL: ["1"], RejectReason.EXCHANGE_CLOSED: ["2"],
+    RejectReason.EXCEEDS_LIMIT: ["3"], RejectReason.TOO_LATE_TO_CANCEL: ["4"], RejectReason.UNKNOWN_ORDER: ["5"],
+    RejectReason.DUPLICATE_ORDER: ["6"], RejectReason.INVALID_PRICE: ["99", "0"],
+    RejectReason.INVALID_QUANTITY: ["13", "99", "0"], RejectReason.OTHER: ["99", "0"],
+}
+_CXL_REJ_REASON = {  # CxlRejReason (102) on an OrderCancelReject
+    RejectReason.TOO_LATE_TO_CANCEL: ["0"], RejectReason.UNKNOWN_ORDER: ["1"], RejectReason.BROKER_OPTION: ["2"],
+    RejectReason.DUPLICATE_ORDER: ["6", "99", "2"],
+}
+
+
+def _pick(d: DataDictionary | None, tag: int, prefs: list[str]) -> str:
+    if d is None:
+        return prefs[0]
+    f = d.fields_by_number.get(tag)
+    allowed = f.values if f is not None else None
+    for v in prefs:
+        if allowed is None or v in allowed:
+            return v
+    return prefs[-1]
+
+
+def _allows(d: DataDictionary | None, tag: int, value: str) -> bool:
+    f = d.fields_by_number.get(tag) if d is not None else None
+    return f is None or f.values is None or value in f.values
+
+
+def _px(m: int | None) -> str:
+    if m is None:
+        return "0"
+    s = format(decimal.Decimal(m).scaleb(-9).normalize(), "f")
+    return s
+
+
+def _ts(ns: int) -> str:
+    return utc_timestamp(ns / 1e9)
+
+
+def to_fix(report: VenueReport, begin_string: str, app_dictionary: DataDictionary | None = None) -> tuple[str, list[tuple[int, FieldValue]]]:
+    """(MsgType, body fields) of the FIX message for ``report`` in ``begin_string``'s version."""
+    v42 = begin_string == "FIX.4.2"
+    if isinstance(report, ExecutionReport):
+        r = report
+        exec_type = r.exec_type.value
+        if r.exec_type is ExecType.TRADE and v42:
+            exec_type = "2" if r.leaves_quantity == 0 else "1"  # 4.2: Fill / Partial fill
+        f: list[tuple[int, FieldValue]] = [(37, str(r.order_id)), (17, str(r.exec_id))]
+        if v42:
+            f.append((20, "0"))  # ExecTransType=New: 4.2 only
+        status = r.ord_status.value
+        if status == "5" and (begin_string == "FIX.4.4" or not _allows(app_dictionary, 39, "5")):
+            # OrdStatus Replaced is gone from 4.4: report the replaced order's own state
+            status = "0" if r.cum_quantity == 0 else ("2" if r.leaves_quantity == 0 else "1")
+        f += [(150, exec_type), (39, status), (11, r.cl_ord_id)]
+        if r.orig_cl_ord_id:
+            f.append((41, r.orig_cl_ord_id))
+        f += [(55, r.symbol), (54, r.side.value)]
+        if r.price is not None:
+            f.append((44, _px(r.price)))
+        if r.exec_type is ExecType.TRADE:
+            f += [(32, r.last_quantity), (31, _px(r.last_price))]
+        f += [(151, r.leaves_quantity), (14, r.cum_quantity), (6, _px(r.avg_price)), (60, _ts(r.transact_time))]
+        if r.exec_type is ExecType.REJECTED:
+            f.append((103, _pick(app_dictionary, 103, _ORD_REJ_REASON.get(r.reject_reason or RejectReason.OTHER, ["0"]))))
+        if r.text:
+            f.append((58, r.text))
+        return "8", f
+    j = report
+    f = [(37, str(j.order_id) if j.order_id is not None else "NONE"), (11, j.cl_ord_id), (41, j.orig_cl_ord_id),
+         (39, j.ord_status.value), (434, j.response_to.value),
+         (102, _pick(app_dictionary, 102, _CXL_REJ_REASON.get(j.reject_reason, ["99", "2"])))]
+    if not v42:
+        f.append((60, _ts(j.transact_time)))
+    if j.text:
+        f.append((58, j.text))
+    return "9", f
+
+
+# -- the bridge -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BridgeReject:
+    """Reported for every FIX message the bridge refused (and answered on the FIX side)."""
+
+    session_id: str
+    msg_type: str
+    seq_num: int
+    kind: str
+    reason: int
+    tag: int | None
+    text: str
+
+
+class FixBridge:
+    """Connects an acceptor/initiator to an ``OrderSink`` and an ``ExecutionSource``.
+
+    Wire it as the endpoint's ``on_event`` (``endpoint.on_event = bridge.on_event``)
+    and run it as an agent next to the endpoint (``CompositeAgent([endpoint, bridge])``):
+    ``do_work`` polls the execution source and queues FIX messages on the endpoint.
+    Not thread safe: run on the endpoint's thread.
+    """
+
+    def __init__(self, endpoint, sink: OrderSink, source: ExecutionSource,
+                 clock: Callable[[], float], on_reject: Callable[[BridgeReject], None] | None = None,
+                 on_other_event: Callable[[str, Event], None] | None = None, poll_limit: int = 64) -> None:
+        self.endpoint = endpoint
+        self.sink = sink
+        self.source = source
+        self.clock = clock
+        self.on_reject = on_reject or (lambda r: None)
+        self.on_other_event = on_other_event or (lambda s, e: None)
+        self.poll_limit = poll_limit
+        self.routes: dict[str, str] = {}  # ClOrdID -> session id, for reports that don't name one
+        self.orig: dict[str, str] = {}  # ClOrdID of a cancel/replace -> OrigClOrdID
+        self.unroutable: collections.deque[VenueReport] = collections.deque(maxlen=1024)
+        self.rejects = 0
+
+    def role_name(self) -> str:
+        return "fix-bridge"
+
+    def on_start(self) -> None:
+        pass
+
+    def on_close(self) -> None:
+        pass
+
+    def on_event(self, session_id: str, event: Event) -> None:
+        if not isinstance(event, ApplicationMessage):
+            self.on_other_event(session_id, event)
+            return
+        msg = event.message
+        try:
+            req = from_fix(msg, self.clock())
+        except TranslationError as e:
+            self._refuse(session_id, msg, e)
+            return
+        if not self.sink.offer(session_id, req):
+            self._refuse(session_id, msg, TranslationError("business", BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
+                                                           None, "order entry back pressured, retry"))
+            return
+        self.routes[req.cl_ord_id] = session_id
+        if isinstance(req, (CancelOrder, ReplaceOrder)):
+            self.orig[req.cl_ord_id] = req.orig_cl_ord_id
+        self.on_other_event(session_id, event)
+
+    def _refuse(self, session_id: str, msg: FixMessage, e: TranslationError) -> None:
+        seq = msg.seq_num or 0
+        if e.kind == "business":
+            f: list[tuple[int, FieldValue]] = [(45, seq), (372, msg.msg_type)]
+            if msg.get(11):
+                f.append((379, msg[11]))
+            f += [(380, e.reason), (58, e.text)]
+            self.endpoint.submit(session_id, "j", f)
+        else:
+            f = [(45, seq)]
+            if e.tag is not None:
+                f.append((371, e.tag))
+            f += [(372, msg.msg_type), (373, e.reason), (58, e.text)]
+            self.endpoint.session(session_id).send_reject(f, self.clock())
+        self.rejects += 1
+        self.on_reject(BridgeReject(session_id, msg.msg_type, seq, e.kind, e.reason, e.tag, e.text))
+
+    def _deliver(self, session_id: str | None, report: VenueReport) -> None:
+        sid = session_id or self.routes.get(report.cl_ord_id)
+        if sid is None or sid not in self.endpoint.entries:
+            self.unroutable.append(report)
+            return
+        if isinstance(report, ExecutionReport) and not report.orig_cl_ord_id and report.cl_ord_id in self.orig:
+            report = ExecutionReport(**{**report.__dict__, "orig_cl_ord_id": self.orig[report.cl_ord_id]})
+        session = self.endpoint.session(sid)
+        mt, fields = to_fix(report, session.config.begin_string, _app_dict(session))
+        self.endpoint.submit(sid, mt, fields)
+
+    def do_work(self) -> int:
+        return self.source.poll(self._deliver, self.poll_limit)
+
+
+def _app_dict(session) -> DataDictionary | None:
+    v = session.validator
+    if v is not None:
+        return v.app
+    c = session.config
+    name = c.app_dictionary or c.transport_dictionary
+    return load_dictionary(name) if name else None

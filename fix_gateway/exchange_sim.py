@@ -1,0 +1,257 @@
+"""A simulated venue: price-time priority matching per symbol, plus per-symbol
+``auto-fill`` (ack, then fill at the limit price) and ``rest`` (orders rest
+until cancelled) modes.
+
+``ExchangeSim`` speaks the bridge's order messages (``NewOrder``,
+``CancelOrder``, ``ReplaceOrder`` in; ``ExecutionReport``, ``OrderReject``
+out) and is both an ``OrderSink`` and an ``ExecutionSource``, so it runs
+in-process behind a ``FixBridge`` today and behind Aeron streams once the
+transport carries the SBE messages of ``schemas/orders.xml``.
+
+Deterministic: no clock is read; ``clock_ns`` is injected. Not thread safe.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .bridge import (
+    CancelOrder, CxlRejResponseTo, ExecType, ExecutionReport, NewOrder, OrdStatus, OrdType, OrderReject,
+    OrderRequest, RejectReason, ReplaceOrder, Side, TimeInForce, VenueReport,
+)
+from .config import ConfigError
+
+__all__ = ["ExchangeSim", "MODES"]
+
+MODES = ("match", "auto-fill", "rest")
+
+
+@dataclass
+class _Order:
+    order_id: int
+    session_id: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    tif: TimeInForce
+    price: int | None
+    quantity: int
+    cum: int = 0
+    notional: int = 0  # sum of last_qty * last_price (mantissa), for AvgPx
+    orig_cl_ord_id: str = ""
+
+    @property
+    def leaves(self) -> int:
+        return self.quantity - self.cum
+
+    def avg(self) -> int | None:
+        return self.notional // self.cum if self.cum else None
+
+
+@dataclass
+class _Book:
+    # price -> FIFO of orders; prices kept sorted ascending in lists
+    bids: dict[int, collections.deque[_Order]] = field(default_factory=dict)
+    asks: dict[int, collections.deque[_Order]] = field(default_factory=dict)
+    bid_prices: list[int] = field(default_factory=list)
+    ask_prices: list[int] = field(default_factory=list)
+
+    def side(self, side: Side) -> tuple[dict[int, collections.deque[_Order]], list[int]]:
+        return (self.bids, self.bid_prices) if side is Side.BUY else (self.asks, self.ask_prices)
+
+    def add(self, o: _Order) -> None:
+        levels, prices = self.side(o.side)
+        assert o.price is not None
+        if o.price not in levels:
+            levels[o.price] = collections.deque()
+            bisect.insort(prices, o.price)
+        levels[o.price].append(o)
+
+    def remove(self, o: _Order) -> None:
+        levels, prices = self.side(o.side)
+        assert o.price is not None
+        q = levels.get(o.price)
+        if q is None:
+            return
+        try:
+            q.remove(o)
+        except ValueError:
+            return
+        if not q:
+            del levels[o.price]
+            prices.remove(o.price)
+
+    def best_opposite(self, side: Side) -> int | None:
+        if side is Side.BUY:
+            return self.ask_prices[0] if self.ask_prices else None
+        return self.bid_prices[-1] if self.bid_prices else None
+
+
+class ExchangeSim:
+    """The venue.  ``modes`` maps symbol -> match | auto-fill | rest (``default_mode`` otherwise)."""
+
+    def __init__(self, clock_ns: Callable[[], int], modes: dict[str, str] | None = None,
+                 default_mode: str = "match") -> None:
+        for sym, m in {**(modes or {}), "*": default_mode}.items():
+            if m not in MODES:
+                raise ConfigError(f"bad venue mode: fault=config key=modes symbol={sym} value={m!r} allowed={'|'.join(MODES)}")
+        self.clock_ns = clock_ns
+        self.modes = dict(modes or {})
+        self.default_mode = default_mode
+        self.books: dict[str, _Book] = {}
+        self.live: dict[tuple[str, str], _Order] = {}  # (session, ClOrdID) -> live order
+        self.seen: set[tuple[str, str]] = set()
+        self._next_order_id = 1
+        self._next_exec_id = 1
+        self._out: collections.deque[tuple[str, VenueReport]] = collections.deque()
+
+    # -- OrderSink / ExecutionSource ------------------------------------------
+
+    def offer(self, session_id: str, request: OrderRequest) -> bool:
+        if isinstance(request, NewOrder):
+            self._new(session_id, request)
+        elif isinstance(request, CancelOrder):
+            self._cancel(session_id, request)
+        else:
+            self._replace(session_id, request)
+        return True
+
+    def poll(self, handler: Callable[[str | None, VenueReport], None], limit: int) -> int:
+        n = 0
+        while self._out and n < limit:
+            sid, rep = self._out.popleft()
+            handler(sid, rep)
+            n += 1
+        return n
+
+    # -- internals ------------------------------------------------------------
+
+    def mode(self, symbol: str) -> str:
+        return self.modes.get(symbol, self.default_mode)
+
+    def _report(self, o: _Order, exec_type: ExecType, status: OrdStatus, cl_ord_id: str | None = None,
+                last_qty: int = 0, last_px: int | None = None, reason: RejectReason | None = None, text: str = "") -> None:
+        eid = self._next_exec_id
+        self._next_exec_id += 1
+        leaves = 0 if status in (OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.FILLED) else o.leaves
+        self._out.append((o.session_id, ExecutionReport(
+            o.order_id, eid, cl_ord_id or o.cl_ord_id, o.symbol, o.side, exec_type, status, o.price, last_px, last_qty,
+            leaves, o.cum, o.avg(), self.clock_ns(), reason, text, o.orig_cl_ord_id)))
+
+    def _reject_new(self, sid: str, r: NewOrder, reason: RejectReason, text: str) -> None:
+        o = _Order(0, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
+        self._report(o, ExecType.REJECTED, OrdStatus.REJECTED, reason=reason, text=text)
+
+    def _new(self, sid: str, r: NewOrder) -> None:
+        key = (sid, r.cl_ord_id)
+        if key in self.seen:
+            self._reject_new(sid, r, RejectReason.DUPLICATE_ORDER, f"duplicate ClOrdID cl_ord_id={r.cl_ord_id}")
+            return
+        self.seen.add(key)
+        mode = self.mode(r.symbol)
+        if r.ord_type in (OrdType.STOP, OrdType.STOP_LIMIT):
+            self._reject_new(sid, r, RejectReason.BROKER_OPTION, f"unsupported order type ord_type={r.ord_type.value}")
+            return
+        if mode == "auto-fill" and r.price is None:
+            self._reject_new(sid, r, RejectReason.INVALID_PRICE, "auto-fill venue needs a limit price")
+            return
+        o = _Order(self._next_order_id, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
+        self._next_order_id += 1
+        self._report(o, ExecType.NEW, OrdStatus.NEW)
+        if mode == "auto-fill":
+            assert o.price is not None
+            self._fill(o, o.leaves, o.price)
+            return
+        book = self.books.setdefault(r.symbol, _Book())
+        if mode == "match":
+            if o.tif is TimeInForce.FILL_OR_KILL and self._available(book, o) < o.quantity:
+                self._report(o, ExecType.CANCELED, OrdStatus.CANCELED, text="fill or kill: not enough liquidity")
+                return
+            self._match(book, o)
+            if o.leaves == 0:
+                return
+        if o.ord_type is OrdType.MARKET or o.tif in (TimeInForce.IMMEDIATE_OR_CANCEL, TimeInForce.FILL_OR_KILL):
+            self._report(o, ExecType.CANCELED, OrdStatus.CANCELED, text="unfilled remainder canceled")
+            return
+        book.add(o)
+        self.live[(sid, o.cl_ord_id)] = o
+
+    def _crosses(self, o: _Order, px: int) -> bool:
+        if o.ord_type is OrdType.MARKET:
+            return True
+        assert o.price is not None
+        return px <= o.price if o.side is Side.BUY else px >= o.price
+
+    def _available(self, book: _Book, o: _Order) -> int:
+        levels, prices = book.side(Side.SELL if o.side is Side.BUY else Side.BUY)
+        total = 0
+        for px in (prices if o.side is Side.BUY else reversed(prices)):
+            if not self._crosses(o, px):
+                break
+            total += sum(r.leaves for r in levels[px])
+        return total
+
+    def _fill(self, o: _Order, qty: int, px: int) -> None:
+        o.cum += qty
+        o.notional += qty * px
+        status = OrdStatus.FILLED if o.leaves == 0 else OrdStatus.PARTIALLY_FILLED
+        self._report(o, ExecType.TRADE, status, last_qty=qty, last_px=px)
+
+    def _match(self, book: _Book, o: _Order) -> None:
+        while o.leaves > 0:
+            px = book.best_opposite(o.side)
+            if px is None or not self._crosses(o, px):
+                return
+            levels, _ = book.side(Side.SELL if o.side is Side.BUY else Side.BUY)
+            resting = levels[px][0]
+            qty = min(o.leaves, resting.leaves)
+            self._fill(o, qty, px)  # the resting order's price: price-time priority
+            self._fill(resting, qty, px)
+            if resting.leaves == 0:
+                book.remove(resting)
+                self.live.pop((resting.session_id, resting.cl_ord_id), None)
+
+    def _cancel(self, sid: str, r: CancelOrder) -> None:
+        o = self.live.get((sid, r.orig_cl_ord_id))
+        if o is None:
+            self._out.append((sid, OrderReject(None, r.cl_ord_id, r.orig_cl_ord_id, OrdStatus.REJECTED,
+                                               CxlRejResponseTo.CANCEL, RejectReason.UNKNOWN_ORDER, self.clock_ns(),
+                                               f"unknown order orig_cl_ord_id={r.orig_cl_ord_id}")))
+            return
+        self.books[o.symbol].remove(o)
+        del self.live[(sid, r.orig_cl_ord_id)]
+        o.orig_cl_ord_id = o.cl_ord_id
+        o.cl_ord_id = r.cl_ord_id
+        self._report(o, ExecType.CANCELED, OrdStatus.CANCELED)
+
+    def _replace(self, sid: str, r: ReplaceOrder) -> None:
+        o = self.live.get((sid, r.orig_cl_ord_id))
+        status = OrdStatus.REJECTED
+        if o is None or r.quantity <= o.cum or r.side is not o.side or (r.ord_type is OrdType.LIMIT and r.price is None):
+            reason = RejectReason.UNKNOWN_ORDER if o is None else RejectReason.BROKER_OPTION
+            if o is not None:
+                status = OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW
+            self._out.append((sid, OrderReject(o.order_id if o else None, r.cl_ord_id, r.orig_cl_ord_id, status,
+                                               CxlRejResponseTo.REPLACE, reason, self.clock_ns(),
+                                               "unknown order" if o is None else "replace not allowed")))
+            return
+        book = self.books[o.symbol]
+        loses_priority = r.price != o.price or r.quantity > o.quantity
+        if loses_priority:
+            book.remove(o)
+        del self.live[(sid, o.cl_ord_id)]
+        o.orig_cl_ord_id, o.cl_ord_id = o.cl_ord_id, r.cl_ord_id
+        o.price, o.quantity, o.ord_type, o.tif = r.price, r.quantity, r.ord_type, r.time_in_force
+        self.live[(sid, o.cl_ord_id)] = o
+        self._report(o, ExecType.REPLACED, OrdStatus.REPLACED)
+        if loses_priority:
+            if self.mode(o.symbol) == "match":
+                self._match(book, o)
+            if o.leaves > 0:
+                book.add(o)
+            else:
+                del self.live[(sid, o.cl_ord_id)]

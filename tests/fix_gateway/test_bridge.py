@@ -1,0 +1,223 @@
+import pytest
+
+from tickline.fix_gateway.bridge import (
+    BridgeReject, CancelOrder, CxlRejResponseTo, ExecType, ExecutionReport, FixBridge, NewOrder, OrdStatus, OrdType,
+    OrderReject, RejectReason, ReplaceOrder, Side, TimeInForce, TranslationError, from_fix, to_fix,
+)
+from tickline.fix_gateway.codec import encode, parse
+from tickline.fix_gateway.dictionary import ValidationConfig, Validator, load_dictionary
+from tickline.fix_gateway.exchange_sim import ExchangeSim
+from tickline.fix_gateway.io import AcceptorConfig, FixAcceptor, FixInitiator
+from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, RejectReceived, SessionConfig, utc_timestamp
+from tickline.transport.agent import CompositeAgent
+
+T0 = 1767268800.0
+TS0 = "20260101-12:00:00.000"
+NS0 = int(T0 * 1e9)
+
+
+def fix(mt, body, begin="FIX.4.4"):
+    return parse(encode(begin, [(35, mt), (49, "C"), (56, "G"), (34, 7), (52, TS0)] + body))
+
+
+NOS = [(11, "O1"), (1, "ACC"), (55, "IBM"), (54, "1"), (60, TS0), (38, "100"), (40, "2"), (44, "10.25"), (59, "1")]
+
+
+def test_new_order_single_translates_field_for_field():
+    assert from_fix(fix("D", NOS), T0) == NewOrder("O1", "ACC", "IBM", Side.BUY, OrdType.LIMIT, TimeInForce.GOOD_TILL_CANCEL,
+                                                   10_250_000_000, None, 100, NS0, None)
+
+
+def test_cancel_and_replace_translate():
+    assert from_fix(fix("F", [(11, "C1"), (41, "O1"), (55, "IBM"), (54, "2"), (60, TS0)]), T0) == \
+        CancelOrder("C1", "O1", "IBM", Side.SELL, NS0)
+    assert from_fix(fix("G", [(11, "R1"), (41, "O1"), (55, "IBM"), (54, "1"), (60, TS0), (38, "200"), (40, "1")]), T0) == \
+        ReplaceOrder("R1", "O1", "IBM", Side.BUY, OrdType.MARKET, TimeInForce.DAY, None, 200, NS0)
+
+
+@pytest.mark.parametrize("mt,body,kind,reason,tag", [
+    ("E", [], "business", 3, 35),                                                        # unsupported message type
+    ("D", [(11, "X" * 21)] + NOS[1:], "business", 0, 11),                                # ClOrdID longer than the schema's 20
+    ("D", [t for t in NOS if t[0] != 44], "business", 5, 44),                            # limit order without price
+    ("D", [(38, "abc") if t[0] == 38 else t for t in NOS], "session", 6, 38),            # malformed quantity
+    ("D", [(38, "10.5") if t[0] == 38 else t for t in NOS], "business", 0, 38),          # fractional quantity
+    ("D", [(44, "1.0000000001") if t[0] == 44 else t for t in NOS], "business", 0, 44),  # finer than 10^-9
+    ("D", [(54, "5") if t[0] == 54 else t for t in NOS], "business", 0, 54),             # sell short: not in the schema
+    ("D", [t for t in NOS if t[0] != 55], "session", 1, 55),                             # no symbol
+])
+def test_untranslatable_messages(mt, body, kind, reason, tag):
+    with pytest.raises(TranslationError) as e:
+        from_fix(fix(mt, body), T0)
+    assert (e.value.kind, e.value.reason, e.value.tag) == (kind, reason, tag)
+    assert f"fault=remote kind={kind} reason={reason} tag={tag}" in str(e.value)
+
+
+VERSIONS = {"FIX.4.2": ("FIX42", None), "FIX.4.4": ("FIX44", None), "FIXT.1.1": ("FIXT11", "FIX50SP2")}
+
+
+def validator(begin):
+    t, a = VERSIONS[begin]
+    return Validator(load_dictionary(t), load_dictionary(a) if a else None, ValidationConfig())
+
+
+def er(exec_type, status, leaves, cum, last_qty=0, last_px=None, reason=None, orig=""):
+    return ExecutionReport(42, 7, "O1", "IBM", Side.BUY, exec_type, status, 10_250_000_000, last_px, last_qty,
+                           leaves, cum, 10_250_000_000 if cum else None, NS0, reason, "", orig)
+
+
+REPORTS = {
+    "ack": er(ExecType.NEW, OrdStatus.NEW, 100, 0),
+    "partial": er(ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 60, 40, 40, 10_250_000_000),
+    "fill": er(ExecType.TRADE, OrdStatus.FILLED, 0, 100, 60, 10_250_000_000),
+    "canceled": er(ExecType.CANCELED, OrdStatus.CANCELED, 0, 0, orig="O0"),
+    "replaced": er(ExecType.REPLACED, OrdStatus.REPLACED, 100, 0, orig="O0"),
+    "rejected": er(ExecType.REJECTED, OrdStatus.REJECTED, 0, 0, reason=RejectReason.INVALID_QUANTITY),
+    "cxl_reject": OrderReject(None, "C1", "O1", OrdStatus.REJECTED, CxlRejResponseTo.CANCEL, RejectReason.DUPLICATE_ORDER, NS0, "no"),
+}
+
+
+@pytest.mark.parametrize("begin", list(VERSIONS))
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_reports_are_valid_for_each_version(begin, name):
+    v = validator(begin)
+    mt, fields = to_fix(REPORTS[name], begin, v.app)
+    msg = parse(encode(begin, [(35, mt), (49, "G"), (56, "C"), (34, 1), (52, TS0)] + fields))
+    v.validate(msg)  # raises if the dictionary disagrees
+    if mt == "8":
+        for tag in (37, 17, 14, 151, 6):
+            assert tag in msg, tag
+        assert (20 in msg) == (begin == "FIX.4.2")
+
+
+def test_fill_exec_type_per_version():
+    full, part = REPORTS["fill"], REPORTS["partial"]
+    get = lambda rep, b: dict(to_fix(rep, b)[1])
+    assert (get(full, "FIX.4.2")[150], get(part, "FIX.4.2")[150]) == ("2", "1")
+    assert (get(full, "FIX.4.4")[150], get(part, "FIXT.1.1")[150]) == ("F", "F")
+    assert get(full, "FIX.4.4")[31] == "10.25" and get(full, "FIX.4.4")[6] == "10.25"
+    assert get(REPORTS["replaced"], "FIX.4.4")[39] == "0" and get(REPORTS["replaced"], "FIX.4.2")[39] == "5"
+    assert dict(to_fix(REPORTS["rejected"], "FIX.4.4", load_dictionary("FIX44"))[1])[103] == "13"
+    assert dict(to_fix(REPORTS["rejected"], "FIX.4.2", load_dictionary("FIX42"))[1])[103] == "0"
+
+
+# -- exchange simulator -----------------------------------------------------------------
+
+def sim(**kw):
+    return ExchangeSim(clock_ns=lambda: NS0, **kw)
+
+
+def drain(s):
+    out = []
+    s.poll(lambda sid, r: out.append((sid, r)), 1000)
+    return out
+
+
+def nos(cid, side, qty, px=None, ot=OrdType.LIMIT, tif=TimeInForce.DAY, sym="IBM"):
+    return NewOrder(cid, "", sym, side, ot, tif, px, None, qty, NS0)
+
+
+def test_sim_price_time_priority_and_partial_fills():
+    s = sim()
+    s.offer("A", nos("S1", Side.SELL, 50, 101))
+    s.offer("A", nos("S2", Side.SELL, 50, 100))
+    s.offer("B", nos("S3", Side.SELL, 50, 100))  # same price as S2, later: fills after S2
+    drain(s)
+    s.offer("C", nos("B1", Side.BUY, 120, 101))
+    fills = [(sid, r.cl_ord_id, r.last_quantity, r.last_price, r.ord_status) for sid, r in drain(s)
+             if isinstance(r, ExecutionReport) and r.exec_type is ExecType.TRADE]
+    assert fills == [
+        ("C", "B1", 50, 100, OrdStatus.PARTIALLY_FILLED), ("A", "S2", 50, 100, OrdStatus.FILLED),
+        ("C", "B1", 50, 100, OrdStatus.PARTIALLY_FILLED), ("B", "S3", 50, 100, OrdStatus.FILLED),
+        ("C", "B1", 20, 101, OrdStatus.FILLED), ("A", "S1", 20, 101, OrdStatus.PARTIALLY_FILLED),
+    ]
+
+
+def test_sim_market_ioc_fok_cancel_replace():
+    s = sim()
+    s.offer("A", nos("S1", Side.SELL, 30, 100))
+    s.offer("C", nos("M1", Side.BUY, 50, ot=OrdType.MARKET))
+    reps = [r for _, r in drain(s)]
+    assert reps[-1].exec_type is ExecType.CANCELED and reps[-1].cum_quantity == 30  # remainder canceled
+    s.offer("A", nos("S2", Side.SELL, 10, 100))
+    s.offer("C", nos("F1", Side.BUY, 20, 100, tif=TimeInForce.FILL_OR_KILL))
+    reps = [r for _, r in drain(s)]
+    assert [(r.cl_ord_id, r.exec_type) for r in reps][-1] == ("F1", ExecType.CANCELED) and \
+        not any(r.exec_type is ExecType.TRADE for r in reps)
+    s.offer("A", ReplaceOrder("S2b", "S2", "IBM", Side.SELL, OrdType.LIMIT, TimeInForce.DAY, 99, 10, NS0))
+    [(_, rep)] = drain(s)
+    assert (rep.exec_type, rep.cl_ord_id, rep.orig_cl_ord_id, rep.price) == (ExecType.REPLACED, "S2b", "S2", 99)
+    s.offer("A", CancelOrder("X1", "S2b", "IBM", Side.SELL, NS0))
+    [(_, rep)] = drain(s)
+    assert (rep.exec_type, rep.cl_ord_id, rep.orig_cl_ord_id, rep.leaves_quantity) == (ExecType.CANCELED, "X1", "S2b", 0)
+    s.offer("A", CancelOrder("X2", "NOPE", "IBM", Side.SELL, NS0))
+    [(_, rej)] = drain(s)
+    assert isinstance(rej, OrderReject) and rej.reject_reason is RejectReason.UNKNOWN_ORDER
+    s.offer("A", nos("S1", Side.SELL, 1, 100))
+    [(_, dup)] = drain(s)
+    assert dup.exec_type is ExecType.REJECTED and dup.reject_reason is RejectReason.DUPLICATE_ORDER
+
+
+def test_sim_modes():
+    s = sim(modes={"AF": "auto-fill", "RS": "rest"})
+    s.offer("A", nos("1", Side.BUY, 10, 5_000_000_000, sym="AF"))
+    assert [(r.exec_type, r.ord_status, r.last_quantity) for _, r in drain(s)] == [
+        (ExecType.NEW, OrdStatus.NEW, 0), (ExecType.TRADE, OrdStatus.FILLED, 10)]
+    s.offer("A", nos("2", Side.BUY, 10, 100, sym="RS"))
+    s.offer("B", nos("3", Side.SELL, 10, 100, sym="RS"))
+    assert [r.exec_type for _, r in drain(s)] == [ExecType.NEW, ExecType.NEW]  # resting, never matched
+    with pytest.raises(ValueError, match="fault=config key=modes symbol=X value='fast'"):
+        sim(modes={"X": "fast"})
+
+
+# -- bridge end to end: a FIX client trades against the simulated venue through the gateway -------------
+
+class Rec:
+    def __init__(self):
+        self.ev = []
+
+    def __call__(self, sid, e):
+        self.ev.append(e)
+
+    def apps(self, mt):
+        return [e.message for e in self.ev if isinstance(e, ApplicationMessage) and e.message.msg_type == mt]
+
+
+@pytest.mark.parametrize("begin", list(VERSIONS))
+def test_gateway_bridge_with_exchange_sim(loop, begin):
+    t, a = VERSIONS[begin]
+    acc = FixAcceptor(AcceptorConfig(port=0))
+    acc.add_session(SessionConfig(sender_comp_id="GW", target_comp_id="CLI", begin_string=begin,
+                                  transport_dictionary=t, app_dictionary=a or ""))
+    venue = sim(modes={"AF": "auto-fill"})
+    rejects = []
+    bridge = FixBridge(acc, venue, venue, clock=lambda: T0 + 0, on_reject=rejects.append)
+    acc.on_event = bridge.on_event
+    loop.add(CompositeAgent([acc, bridge]))
+    acc.on_start()
+    crec = Rec()
+    ini = FixInitiator(on_event=crec)
+    ini.add_session(SessionConfig(sender_comp_id="CLI", target_comp_id="GW", role="initiator", begin_string=begin,
+                                  transport_dictionary=t, app_dictionary=a or "", check_latency=False), port=acc.port)
+    loop.add(ini)
+    sid = f"{begin}:CLI->GW"
+    loop.run_until(lambda: any(isinstance(e, LoggedOn) for e in crec.ev), what="logon")
+    now = utc_timestamp(T0)
+    base = [(21, "1"), (55, "AF"), (54, "1"), (60, now), (38, "100"), (40, "2"), (44, "10.5")]
+    ini.submit(sid, "D", [(11, "O1")] + base)
+    loop.run_until(lambda: len(crec.apps("8")) == 2, what="ack and fill")
+    ack, fill = crec.apps("8")
+    fill_type = "2" if begin == "FIX.4.2" else "F"
+    assert (ack[150], fill[150], fill[39], fill[14], fill[151], fill[6]) == ("0", fill_type, "2", "100", "0", "10.5")
+    # untranslatable: fractional quantity -> BusinessMessageReject, reported
+    ini.submit(sid, "D", [(11, "O2")] + [(38, "1.5") if k == 38 else (k, v) for k, v in base])
+    loop.run_until(lambda: crec.apps("j"), what="business reject")
+    [bmr] = crec.apps("j")
+    assert (bmr[372], bmr[380], bmr[379]) == ("D", "0", "O2") and bmr[45] == "3"
+    assert rejects == [BridgeReject(f"{begin}:GW->CLI", "D", 3, "business", 0, 38, bmr[58])]
+    # cancel of an unknown order -> OrderCancelReject
+    ini.submit(sid, "F", [(11, "C1"), (41, "NOPE"), (55, "AF"), (54, "1"), (60, now)] +
+               ([(38, "100")] if begin == "FIX.4.2" else []))
+    loop.run_until(lambda: crec.apps("9"), what="cancel reject")
+    [cxl] = crec.apps("9")
+    assert (cxl[11], cxl[41], cxl[434], cxl[102]) == ("C1", "NOPE", "1", "1")
+    assert not [e for e in crec.ev if isinstance(e, RejectReceived)]

@@ -880,7 +880,7 @@ class _Gen:
         self.w()
         if dec:
             self.w(f"def __iter__(self) -> Iterator[{name}]:", 1)
-            if not elems:
+            if not elems and g.block_length > 0:
                 # Flat entries of the expected size: let struct walk them all in C.
                 st = self._block_struct
                 self.w(f"if self._index == 0 and self._block_length == {st}.size and self._count:", 2)

@@ -91,10 +91,11 @@ class _Gen:
         self.class_owner: dict[str, TypeDef] = {}
         # Set while generating a decoder block or composite view: field -> (tuple expression, index expression).
         self._cache: dict[str, tuple[str, str]] | None = None
-        self._views: dict[int, str] = {}
+        self._views: dict[int, str] = {}  # id(composite) -> view class name, for flat composites
         self.str_caches: set[str] = set()
         self.bytes_caches: set[str] = set()
-        self.zero_consts: set[int] = set()  # id(composite) -> view class name, for flat composites
+        self.zero_consts: set[int] = set()
+        self._is_message_ctx = True
         self._block_struct = ""
         self._block_span = 0
 
@@ -419,7 +420,7 @@ class _Gen:
     @staticmethod
     def is_flat(t: CompositeType) -> bool:
         for m in t.members:
-            if isinstance(m.type, CompositeType) or getattr(m.type, "since_version", 0):
+            if isinstance(m.type, CompositeType) or m.type.since_version > 0:
                 return False
             if isinstance(m.type, EnumType) and m.type.presence == "constant":
                 return False
@@ -658,6 +659,8 @@ class _Gen:
                     msg: Message | None, group: Group | None) -> None:
         name = base + role
         dec = role == "Decoder"
+        # group classes reach the message (which owns the read/write position) through ``self._msg``
+        self._is_message_ctx = msg is not None
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
         self._cache = None
         comp_base: dict[str, int] = {}
@@ -994,8 +997,6 @@ class _Gen:
             self.w(f"msg._limit += {lt.primitive_size} + len(raw)", 2)
             self.w()
 
-    _is_message_ctx = True
-
     def dispatch(self) -> None:
         header_cls = self.cls(self.s.header)
         decs = ", ".join(f"{naming.pascal(m.name)}Decoder" for m in self.s.messages)
@@ -1048,15 +1049,6 @@ def INT_MAX(t: EncodedType) -> int:  # noqa: N802 - mirrors the spec's wording
 def generate(schema: Schema, source: str = "?") -> str:
     """The Python module source for ``schema``; ``source`` names the schema file in the header."""
     gen = _Gen(schema, source)
-    # group classes refer to the message through ``self._msg``; message classes through ``self``.
-    original = gen.block_class
-
-    def block_class(base: str, role: str, label: str, slots: list[_Slot], groups: list[Group], data: list[VarData],
-                    msg: Message | None, group: Group | None) -> None:
-        gen._is_message_ctx = msg is not None
-        original(base, role, label, slots, groups, data, msg, group)
-
-    gen.block_class = block_class  # type: ignore[method-assign]
     return gen.module()
 
 

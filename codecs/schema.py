@@ -394,7 +394,7 @@ class _SchemaParser:
         null_value = null if null is not None else int(PRIMITIVES[prim][4])
         if null_value in raws:
             raise node.error(f"validValue {raws[null_value]} uses the null value {null_value} of the encoding")
-        presence = node.get("presence", "required")
+        presence = node.get("presence") or "required"
         return EnumType(name, prim, values, null_value, presence, self.since(node), _opt_int(node, "deprecated"),
                         node.get("description"), _opt_int(node, "offset"), node.line)
 
@@ -458,7 +458,7 @@ class _SchemaParser:
             offset += size
         if not members:
             raise node.error(f"composite {name} has no members")
-        return CompositeType(name, members, offset, node.get("presence", "required"), self.since(node),
+        return CompositeType(name, members, offset, node.get("presence") or "required", self.since(node),
                              _opt_int(node, "deprecated"), node.get("description"), node.get("semanticType"),
                              _opt_int(node, "offset"), node.line)
 

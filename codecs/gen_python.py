@@ -674,7 +674,7 @@ class _Gen:
         elems = [("group", g) for g in groups] + [("data", d) for d in data]
         slots_attr = ["_buf", "_offset", "_acting_version", "_step", "_open", "_v"] + ["_c_" + c.py for c in comps]
         if msg is not None:
-            slots_attr += ["_limit", "_acting_block_length", "_initial_offset"]
+            slots_attr += ["_limit", "_acting_block_length"]
         else:
             slots_attr += ["_msg", "_block_length", "_count", "_index"]
         self.w()
@@ -713,7 +713,6 @@ class _Gen:
         if msg is not None:
             self.w("self._limit = 0", 2)
             self.w("self._acting_block_length = self.BLOCK_LENGTH", 2)
-            self.w("self._initial_offset = 0", 2)
         else:
             self.w("self._msg: Any = None", 2)
             self.w("self._block_length = self.BLOCK_LENGTH", 2)
@@ -757,13 +756,14 @@ class _Gen:
                    f"acting_version: int = SCHEMA_VERSION) -> {name}:", 1)
             self.w('"""Wrap the root block at ``offset`` (just after the header); block length and version come from the header."""', 2)
             self.w("self._buf = buf", 2)
-            self.w("self._offset = self._initial_offset = offset", 2)
+            self.w("self._offset = offset", 2)
             self.w("self._acting_block_length = acting_block_length", 2)
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
             self.w(self.unpack_line("acting_block_length"), 2)
-            self.w("self._step = 0", 2)
-            self.w("self._open = None", 2)
+            if msg.groups or msg.data:
+                self.w("self._step = 0", 2)
+                self.w("self._open = None", 2)
             self.w("return self", 2)
             self.w()
             self.w("@property", 1)
@@ -772,7 +772,7 @@ class _Gen:
             self.w()
             self.w("def to_dict(self) -> dict[str, Any]:", 1)
             self.w('"""All fields in the ``sbe-decode`` JSON form (decodes a fresh copy of the flyweight)."""', 2)
-            self.w(f"return {name}().wrap(self._buf, self._initial_offset, self._acting_block_length, self._acting_version)._dict()", 2)
+            self.w(f"return {name}().wrap(self._buf, self._offset, self._acting_block_length, self._acting_version)._dict()", 2)
             self.w()
             self.w("def __repr__(self) -> str:", 1)
             self.w(f'return f"{name}({{self.to_dict()!r}})"', 2)
@@ -786,7 +786,7 @@ class _Gen:
             self.w(f"buf[offset:end] = _ZERO_{msg.block_length}  # type: ignore[index]", 2)
             self.zero_consts.add(msg.block_length)
             self.w("self._buf = buf", 2)
-            self.w("self._offset = self._initial_offset = offset", 2)
+            self.w("self._offset = offset", 2)
             self.w("self._limit = end", 2)
             self.w("self._step = 0", 2)
             self.w("self._open = None", 2)
@@ -801,7 +801,7 @@ class _Gen:
             self.w("_rt.check_bounds(buf, end, 'header and root block')", 3)
             self.w(f"buf[offset:end] = {hb!r}  # type: ignore[index]", 2)
             self.w("self._buf = buf", 2)
-            self.w("self._offset = self._initial_offset = offset + HEADER_LENGTH", 2)
+            self.w("self._offset = offset + HEADER_LENGTH", 2)
             self.w("self._limit = end", 2)
             self.w("self._step = 0", 2)
             self.w("self._open = None", 2)
@@ -825,7 +825,7 @@ class _Gen:
         self.w("@property", 1)
         self.w("def encoded_length(self) -> int:", 1)
         self.w('"""Bytes from the root block to the current position (the whole message once everything is visited)."""', 2)
-        self.w("return self._limit - self._initial_offset", 2)
+        self.w("return self._limit - self._offset", 2)
         self.w()
         self.w("@property", 1)
         self.w("def buffer(self) -> Buffer:", 1)

@@ -23,21 +23,25 @@ from conftest import HEADER_TYPES, import_generated
 PRIMS = ["char", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "double"]
 
 
+SIZE = {"char": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "float": 4,
+        "int64": 8, "uint64": 8, "double": 8}
+
+
 @st.composite
-def encoded_type(draw: st.DrawFn, name: str) -> str:
+def encoded_type(draw: st.DrawFn, name: str) -> tuple[str, int]:
     prim = draw(st.sampled_from(PRIMS))
     presence = draw(st.sampled_from(["required", "optional", "constant"]))
     if presence == "constant":
         if prim == "char":
             length = draw(st.integers(1, 4))
             text = draw(st.text(alphabet="ABCXYZ09", min_size=1, max_size=length))
-            return f'<type name="{name}" primitiveType="char" length="{length}" presence="constant">{text}</type>'
+            return f'<type name="{name}" primitiveType="char" length="{length}" presence="constant">{text}</type>', 0
         if prim in ("float", "double"):
             value: Any = draw(st.sampled_from(["1.5", "-0.25", "3"]))
         else:
             lo, hi = INT_RANGE[prim]
             value = draw(st.integers(lo, hi))
-        return f'<type name="{name}" primitiveType="{prim}" presence="constant">{value}</type>'
+        return f'<type name="{name}" primitiveType="{prim}" presence="constant">{value}</type>', 0
     length = draw(st.sampled_from([1, 1, 1, 2, 5]))
     extra = ""
     if presence == "optional" and prim not in ("char", "float", "double") and draw(st.booleans()):
@@ -45,11 +49,11 @@ def encoded_type(draw: st.DrawFn, name: str) -> str:
         extra = f' nullValue="{draw(st.sampled_from([lo, hi]))}"'
     if prim == "char" and length > 1 and draw(st.booleans()):
         extra += ' characterEncoding="ISO-8859-1"'
-    return f'<type name="{name}" primitiveType="{prim}" length="{length}" presence="{presence}"{extra}/>'
+    return f'<type name="{name}" primitiveType="{prim}" length="{length}" presence="{presence}"{extra}/>', SIZE[prim] * length
 
 
 @st.composite
-def enum_type(draw: st.DrawFn, name: str) -> str:
+def enum_type(draw: st.DrawFn, name: str) -> tuple[str, int]:
     enc = draw(st.sampled_from(["char", "uint8", "int16", "uint32"]))
     n = draw(st.integers(1, 4))
     if enc == "char":
@@ -57,51 +61,54 @@ def enum_type(draw: st.DrawFn, name: str) -> str:
     else:
         values = [str(v) for v in draw(st.lists(st.integers(0, 100), min_size=n, max_size=n, unique=True))]
     vv = "".join(f'<validValue name="V{i}">{v}</validValue>' for i, v in enumerate(values))
-    return f'<enum name="{name}" encodingType="{enc}">{vv}</enum>'
+    return f'<enum name="{name}" encodingType="{enc}">{vv}</enum>', SIZE[enc]
 
 
 @st.composite
-def set_type(draw: st.DrawFn, name: str) -> str:
+def set_type(draw: st.DrawFn, name: str) -> tuple[str, int]:
     enc = draw(st.sampled_from(["uint8", "uint16", "uint32", "uint64"]))
     bits = {"uint8": 8, "uint16": 16, "uint32": 32, "uint64": 64}[enc]
     chosen = draw(st.lists(st.integers(0, bits - 1), min_size=1, max_size=4, unique=True))
-    return f'<set name="{name}" encodingType="{enc}">' + "".join(f'<choice name="c{b}">{b}</choice>' for b in chosen) + "</set>"
+    return (f'<set name="{name}" encodingType="{enc}">' + "".join(f'<choice name="c{b}">{b}</choice>' for b in chosen)
+            + "</set>", SIZE[enc])
 
 
 @st.composite
 def schema_text(draw: st.DrawFn) -> str:
     types: list[str] = []
-    names: list[str] = []
-    for i in range(draw(st.integers(1, 5))):
-        types.append(draw(encoded_type(f"T{i}")))
-        names.append(f"T{i}")
-    for i in range(draw(st.integers(0, 2))):
-        types.append(draw(enum_type(f"E{i}")))
-        names.append(f"E{i}")
-    for i in range(draw(st.integers(0, 2))):
-        types.append(draw(set_type(f"S{i}")))
-        names.append(f"S{i}")
+    sizes: dict[str, int] = {"uint16": 2, "double": 8, "char": 1}
+    for prefix, make, lo, hi in (("T", encoded_type, 1, 5), ("E", enum_type, 0, 2), ("S", set_type, 0, 2)):
+        for i in range(draw(st.integers(lo, hi))):
+            xml, size = draw(make(f"{prefix}{i}"))
+            types.append(xml)
+            sizes[f"{prefix}{i}"] = size
     for i in range(draw(st.integers(0, 2))):
         members = []
-        offset = 0
+        end = 0
         for j in range(draw(st.integers(1, 3))):
-            ref = draw(st.sampled_from(names))
-            gap = draw(st.sampled_from([0, 0, 3]))
-            if gap:
-                offset += 100  # explicit offsets beyond anything the members before could need
-                members.append(f'<ref name="m{j}" type="{ref}" offset="{offset}"/>')
+            ref = draw(st.sampled_from(sorted(sizes)))
+            if draw(st.integers(0, 3)) == 0:
+                end += draw(st.integers(1, 3))  # an explicit offset leaving a gap
+                members.append(f'<ref name="m{j}" type="{ref}" offset="{end}"/>')
             else:
                 members.append(f'<ref name="m{j}" type="{ref}"/>')
+            end += sizes[ref]
         types.append(f'<composite name="C{i}">{"".join(members)}</composite>')
-        names.append(f"C{i}")
+        sizes[f"C{i}"] = end
+    names = sorted(sizes)
 
     def fields(prefix: str, n: int, start: int) -> tuple[str, int]:
         out = []
         fid = start
+        end = 0
         for k in range(n):
-            ref = draw(st.sampled_from(names + ["uint16", "double", "char"]))
+            ref = draw(st.sampled_from(names))
             presence = ' presence="optional"' if ref in ("uint16", "double", "char") and draw(st.booleans()) else ""
-            offset = f' offset="{draw(st.integers(0, 2)) + 200 * (k + 1)}"' if draw(st.integers(0, 5)) == 0 else ""
+            offset = ""
+            if draw(st.integers(0, 5)) == 0:
+                end += draw(st.integers(1, 3))
+                offset = f' offset="{end}"'
+            end += sizes[ref]
             out.append(f'<field name="{prefix}f{k}" id="{fid}" type="{ref}"{presence}{offset}/>')
             fid += 1
         return "".join(out), fid

@@ -1,0 +1,62 @@
+"""The codecs' commands plug into ``tickline``'s CLI; ``tickline bench codecs`` measures every peer (no timing asserted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tickline.cli
+from tickline.codecs import bench, load_schema, otf
+
+
+@pytest.fixture
+def codecs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Until tickline.codecs.cli is listed in COMMAND_MODULES, register it for the test alone.
+    monkeypatch.setattr(tickline.cli, "COMMAND_MODULES", ["tickline.codecs.cli"])
+
+
+def test_main_runs_codegen_and_decode(codecs_only: None, shared_dir: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert tickline.cli.main(["codegen", str(shared_dir / "example-schema.xml"), "--lang", "python",
+                              "-o", str(tmp_path), "--module", "car_codecs"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "car_codecs.py")
+    schema = load_schema(shared_dir / "example-schema.xml")
+    from test_layout import hand_encoded_car
+
+    (tmp_path / "car.bin").write_bytes(hand_encoded_car())
+    assert tickline.cli.main(["sbe-decode", str(shared_dir / "example-schema.xml"), str(tmp_path / "car.bin")]) == 0
+    assert otf.from_json(capsys.readouterr().out) == otf.decode(schema, hand_encoded_car())[0]
+
+
+def test_codegen_reports_schema_errors(codecs_only: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<sbe:messageSchema xmlns:sbe="http://fixprotocol.io/2016/sbe" id="1">\n<types/>\n</sbe:messageSchema>')
+    assert tickline.cli.main(["codegen", str(bad), "-o", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.strip() == ("schema error (the schema author's fault, fix the schema): file=bad.xml line=1 "
+                                               "element=messageSchema: headerType=messageHeader does not name a composite type")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_codecs_measures_every_case_against_every_peer(codecs_only: None, capsys: pytest.CaptureFixture[str]) -> None:
+    report = bench.run(iterations=20, runs=1)
+    assert set(report["results"]) == {"l1_encode", "l1_decode", "l1_field_read", "er_encode", "er_decode",
+                                      "book_encode", "book_decode"}
+    for case, row in report["results"].items():
+        expected = {"sbe", "protobuf", "msgpack", "json", "struct"}
+        assert set(row) == expected, case
+        assert all(isinstance(v, float) and v >= 0 for v in row.values())
+    assert report["machine"]["protobuf_backend"] == "upb"
+    table = bench.format_table(report)
+    assert table.splitlines()[1].split() == ["case", "sbe", "protobuf", "msgpack", "json", "struct"]
+    assert tickline.cli.main(["bench", "codecs", "--iterations", "10", "--runs", "1"]) == 0
+    assert "l1_decode" in capsys.readouterr().out
+
+
+def test_bench_peers_decode_the_same_values() -> None:
+    # The benchmark is only fair if every peer does the same work: check they all produce the same L1 tick.
+    table = bench.cases()
+    values = {peer: fn() for peer, fn in table["l1_decode"].items()}
+    assert values["sbe"] == values["protobuf"] == values["struct"] == values["msgpack"] == values["json"]
+    book = {peer: fn() for peer, fn in table["book_decode"].items() if peer in ("sbe", "protobuf", "struct")}
+    assert book["sbe"] == book["protobuf"] == book["struct"]

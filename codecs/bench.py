@@ -392,11 +392,15 @@ def run(iterations: int = 20000, runs: int = 5, only: set[str] | None = None) ->
     for case, peers in table.items():
         if only and case not in only:
             continue
-        results[case] = {}
-        for peer, fn in peers.items():
+        n = max(iterations // 10, 10) if case.startswith("book") else iterations
+        for fn in peers.values():
             fn()  # warm up, and fail fast
-            n = max(iterations // 10, 100) if case.startswith("book") else iterations
-            results[case][peer] = round(_time(fn, n, runs, baseline), 1)
+        # Interleave the peers run by run, so that a noisy neighbour slows them all alike.
+        samples: dict[str, list[float]] = {peer: [] for peer in peers}
+        for _ in range(runs):
+            for peer, fn in peers.items():
+                samples[peer].append(_time(fn, n, 1))
+        results[case] = {peer: round(max(statistics.median(v) - baseline, 0.0), 1) for peer, v in samples.items()}
     return {
         "machine": {"python": platform.python_version(), "implementation": platform.python_implementation(),
                     "processor": platform.processor() or platform.machine(),

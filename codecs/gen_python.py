@@ -9,6 +9,11 @@ are methods, in schema order.  ``decode(buf, offset)`` reads the header and
 dispatches on templateId.  ``to_dict()``/``from_dict()`` use the same form as
 ``tickline sbe-decode``'s ``fields``.
 
+Decoders unpack a block's fixed fields with one ``struct`` call when they are
+wrapped (or move to the next group entry) and serve properties from that
+tuple: a field read is a tuple index, not a buffer access.  The buffer itself
+is never copied; var data and group dimensions are read in place.
+
 Schema evolution: decoders take the acting block length and version from the
 header; fields newer than the acting version read as ``None``, newer groups
 as empty, newer var data as empty; unknown trailing block bytes are skipped.
@@ -682,7 +687,10 @@ class _Gen:
         if msg is not None:
             self.w(f'"""{role} flyweight for message {msg.name} (templateId={msg.id}, blockLength={msg.block_length}).', 1)
             self.w()
-            self.w("Wraps a buffer without copying; reuse one instance per stream.  Not thread-safe.", 1)
+            self.w("Wraps a buffer without copying it; reuse one instance per stream.  Not thread-safe.", 1)
+            if role == "Decoder":
+                self.w("wrap() unpacks the root block's fields once (one struct call), so later writes to the", 1)
+                self.w("buffer are seen only after the next wrap(); groups and var data are read in place.", 1)
             self.w('"""', 1)
         else:
             assert group is not None

@@ -1,0 +1,98 @@
+"""FIX gateway commands: ``tickline fix-gateway`` and ``tickline bench fix``.
+
+``tickline fix-gateway --config FILE`` runs the daemon in the foreground;
+SIGTERM/SIGINT log every session out, then it exits 0.
+``tickline fix-gateway --config FILE --status`` prints the sessions, their
+state and sequence numbers from the running daemon's status file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .gateway import Gateway, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"tickline fix-gateway: {e}", file=sys.stderr)
+        return 2
+    if args.status:
+        if not cfg.status_file:
+            print(f"tickline fix-gateway: no status_file configured: fault=config path={args.config}", file=sys.stderr)
+            return 2
+        try:
+            with open(cfg.status_file) as f:
+                st = json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"tickline fix-gateway: no status: path={cfg.status_file} error={e}", file=sys.stderr)
+            return 1
+        print(f"{'session':<40} {'role':<10} {'state':<16} {'next_out':>9} {'next_in':>9}")
+        for s in st["sessions"]:
+            print(f"{s['session']:<40} {s['role']:<10} {s['state']:<16} {s['next_sender_seq']:>9} {s['next_target_seq']:>9}")
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        gw = Gateway(cfg)
+    except (ConfigError, OSError) as e:
+        print(f"tickline fix-gateway: {e}", file=sys.stderr)
+        return 2
+    try:
+        gw.on_start()
+    except OSError as e:
+        print(f"tickline fix-gateway: {e}", file=sys.stderr)
+        return 1
+    port = gw.acceptor.port if gw.acceptor else None
+    print(f"tickline fix-gateway: running sessions={len(cfg.sessions)} acceptor_port={port}", file=sys.stderr, flush=True)
+    gw.run(stop)
+    print("tickline fix-gateway: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_fix_bench
+
+    return run_fix_bench(args.count, args.warmup, args.idle)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("fix-gateway", help="run the FIX session gateway (or print its status)")
+    p.add_argument("--config", required=True, help="topology file (TOML) with a [fix_gateway] section")
+    p.add_argument("--status", action="store_true", help="print sessions, state and sequence numbers, then exit")
+    p.set_defaults(func=_cmd_gateway)
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = bench_subparsers.add_parser("fix", help="NewOrderSingle -> ExecutionReport round trips: tickline gateway vs QuickFIX")
+    p.add_argument("--count", type=int, default=20_000, help="round trips per target")
+    p.add_argument("--warmup", type=int, default=2_000, help="round trips before measuring")
+    p.add_argument("--idle", default="busy-spin", help="idle strategy of the tickline gateway agent")
+    p.set_defaults(func=_cmd_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m tickline.fix_gateway.cli``), same commands as under ``tickline``."""
+    parser = argparse.ArgumentParser(prog="tickline")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    register(sub)
+    bench = sub.add_parser("bench")
+    register_bench(bench.add_subparsers(dest="bench", metavar="BENCH"))
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

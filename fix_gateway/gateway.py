@@ -1,0 +1,250 @@
+"""The gateway daemon: sessions from the topology file, acceptor and/or initiator,
+the bridge and (until the Aeron streams are wired) the in-process exchange
+simulator, on one agent.
+
+Topology file (TOML), section ``[fix_gateway]``::
+
+    [fix_gateway]
+    store_dir = "var/fix"          # one crash-safe log per session
+    fsync = "batch"                # always | batch | none
+    status_file = "var/fix/status.json"
+    idle = "backoff"               # busy-spin | yielding | sleeping | backoff
+    [fix_gateway.acceptor]
+    host = "127.0.0.1"
+    port = 9876
+    [fix_gateway.venue]            # in-process exchange simulator
+    default_mode = "match"         # match | auto-fill | rest
+    modes = { AAPL = "auto-fill" }
+    [[fix_gateway.sessions]]
+    role = "acceptor"              # or "initiator" with host/port of the counterparty
+    sender_comp_id = "GW"
+    target_comp_id = "CLIENT1"
+    begin_string = "FIX.4.4"
+    transport_dictionary = "FIX44"
+    start_time = "08:00"           # optional schedule
+    end_time = "17:00"
+    timezone = "America/New_York"
+
+Every ``[fix_gateway]`` scalar can be overridden by ``TICKLINE_FIX_GATEWAY_<KEY>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bridge import BridgeReject, FixBridge
+from .config import ConfigError, from_env
+from .exchange_sim import ExchangeSim
+from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
+from .schedule import SessionSchedule
+from .session import SessionConfig, State
+from .store import FSYNC_POLICIES, FileStore
+
+__all__ = ["GatewayConfig", "Gateway", "load_config"]
+
+_SCHEDULE_KEYS = {f.name for f in dataclasses.fields(SessionSchedule)}
+_SESSION_KEYS = {f.name for f in dataclasses.fields(SessionConfig)}
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    session: SessionConfig
+    schedule: SessionSchedule
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    store_dir: str = "fix-store"
+    fsync: str = "batch"
+    status_file: str = ""
+    status_interval_s: float = 1.0
+    idle: str = "backoff"
+    shutdown_timeout_s: float = 5.0
+    acceptor: AcceptorConfig | None = None
+    initiator: InitiatorConfig = field(default_factory=InitiatorConfig)
+    venue_default_mode: str = "match"
+    venue_modes: dict[str, str] = field(default_factory=dict)
+    sessions: tuple[SessionSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.fsync not in FSYNC_POLICIES:
+            raise ConfigError(f"bad fsync policy: fault=config key=fix_gateway.fsync value={self.fsync!r}")
+        if not self.sessions:
+            raise ConfigError("no sessions: fault=config key=fix_gateway.sessions")
+        if any(s.session.role == "acceptor" for s in self.sessions) and self.acceptor is None:
+            raise ConfigError("acceptor sessions need [fix_gateway.acceptor]: fault=config key=fix_gateway.acceptor")
+
+
+def _check_keys(where: str, d: dict[str, Any], allowed: set[str]) -> None:
+    for k in d:
+        if k not in allowed:
+            raise ConfigError(f"unknown key: fault=config key={where}.{k} allowed={','.join(sorted(allowed))}")
+
+
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> GatewayConfig:
+    """Read and validate the ``[fix_gateway]`` section; ``ConfigError`` names file and key."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read topology file: fault=config path={path} error={e}") from None
+    gw = doc.get("fix_gateway")
+    if not isinstance(gw, dict):
+        raise ConfigError(f"no [fix_gateway] section: fault=config path={path}")
+    top = {k: v for k, v in gw.items() if k not in ("acceptor", "initiator", "venue", "sessions")}
+    _check_keys("fix_gateway", top, {"store_dir", "fsync", "status_file", "status_interval_s", "idle", "shutdown_timeout_s"})
+    try:
+        acc = gw.get("acceptor")
+        acceptor = AcceptorConfig(**acc) if isinstance(acc, dict) else None
+        initiator = InitiatorConfig(**gw.get("initiator", {}))
+        venue = gw.get("venue", {})
+        _check_keys("fix_gateway.venue", venue, {"default_mode", "modes"})
+        specs = []
+        for i, s in enumerate(gw.get("sessions", [])):
+            where = f"fix_gateway.sessions[{i}]"
+            _check_keys(where, s, _SESSION_KEYS | _SCHEDULE_KEYS | {"host", "port"})
+            sched = SessionSchedule(**{k: v for k, v in s.items() if k in _SCHEDULE_KEYS})
+            sc = SessionConfig(**{k: v for k, v in s.items() if k in _SESSION_KEYS})
+            specs.append(SessionSpec(sc, sched, s.get("host", "127.0.0.1"), int(s.get("port", 0))))
+        return from_env(GatewayConfig, "TICKLINE_FIX_GATEWAY_", env, **top, acceptor=acceptor, initiator=initiator,
+                        venue_default_mode=venue.get("default_mode", "match"), venue_modes=dict(venue.get("modes", {})),
+                        sessions=tuple(specs))
+    except TypeError as e:  # an unknown keyword in a sub-table
+        raise ConfigError(f"bad topology file: fault=config path={path} error={e}") from None
+
+
+def _idle(name: str):
+    from tickline.transport.idle import idle_strategy_from_name
+
+    return idle_strategy_from_name(name)
+
+
+class Gateway:
+    """The daemon's agents, wired.  ``run(stop)`` blocks until ``stop`` is set, then
+    logs every session out (bounded by ``shutdown_timeout_s``) and closes."""
+
+    def __init__(self, config: GatewayConfig, clock=time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode)
+        self.rejects: list[BridgeReject] = []
+        self.endpoints: list[Any] = []
+        self.acceptor = FixAcceptor(config.acceptor, clock=clock) if config.acceptor else None
+        self.initiator = FixInitiator(config.initiator, clock=clock) if any(
+            s.session.role == "initiator" for s in config.sessions) else None
+        self.bridges: list[FixBridge] = []
+        for ep in (self.acceptor, self.initiator):
+            if ep is None:
+                continue
+            b = FixBridge(ep, self.venue, _Fanout(self, ep), clock, on_reject=self.rejects.append)
+            ep.on_event = b.on_event
+            self.endpoints.append(ep)
+            self.bridges.append(b)
+        for spec in config.sessions:
+            store = FileStore.for_session(_store_cfg(config), spec.session.session_id, clock())
+            if spec.session.role == "acceptor":
+                assert self.acceptor is not None
+                self.acceptor.add_session(spec.session, store, spec.schedule)
+            else:
+                assert self.initiator is not None
+                self.initiator.add_session(spec.session, store, spec.schedule, host=spec.host, port=spec.port)
+        self._last_status = 0.0
+
+    def role_name(self) -> str:
+        return "fix-gateway"
+
+    def on_start(self) -> None:
+        for ep in self.endpoints:
+            ep.on_start()
+
+    def do_work(self) -> int:
+        work = 0
+        for ep in self.endpoints:
+            work += ep.do_work()
+        for b in self.bridges:
+            work += b.do_work()
+        now = self.clock()
+        if self.config.status_file and now - self._last_status >= self.config.status_interval_s:
+            self._last_status = now
+            self.write_status()
+        return work
+
+    def on_close(self) -> None:
+        for ep in self.endpoints:
+            ep.on_close()
+        if self.config.status_file:
+            self.write_status()
+
+    def status(self) -> list[dict[str, Any]]:
+        out = []
+        for ep in self.endpoints:
+            for sid, e in ep.entries.items():
+                st = e.session.store
+                out.append({"session": sid, "role": e.session.config.role, "state": e.session.state.value,
+                            "next_sender_seq": st.next_sender_seq, "next_target_seq": st.next_target_seq})
+        return out
+
+    def write_status(self) -> None:
+        p = Path(self.config.status_file)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "time": self.clock(), "sessions": self.status()}, indent=1))
+        os.replace(tmp, p)
+
+    def all_disconnected(self) -> bool:
+        return all(e.session.state == State.DISCONNECTED for ep in self.endpoints for e in ep.entries.values())
+
+    def run(self, stop: threading.Event) -> None:
+        idle = _idle(self.config.idle)
+        self.on_start()
+        try:
+            while not stop.is_set():
+                idle.idle(self.do_work())
+            for ep in self.endpoints:
+                ep.logout_all("Gateway shutting down")
+                if isinstance(ep, FixInitiator):
+                    for sid in ep.entries:
+                        ep.enabled[sid] = False
+            deadline = time.monotonic() + self.config.shutdown_timeout_s
+            while not self.all_disconnected() and time.monotonic() < deadline:
+                idle.idle(self.do_work())
+            self.do_work()  # flush what the last cycle queued
+        finally:
+            self.on_close()
+
+
+def _store_cfg(config: GatewayConfig):
+    from .store import FileStoreConfig
+
+    return FileStoreConfig(config.store_dir, config.fsync)
+
+
+class _Fanout:
+    """The venue's reports, split by endpoint: each bridge delivers only its own sessions'."""
+
+    def __init__(self, gw: Gateway, endpoint: Any) -> None:
+        self.gw, self.endpoint = gw, endpoint
+
+    def poll(self, handler, limit: int) -> int:
+        if len(self.gw.endpoints) == 1:
+            return self.gw.venue.poll(handler, limit)
+        # two endpoints: the first bridge polls and routes for both
+        if self.endpoint is not self.gw.endpoints[0]:
+            return 0
+
+        def route(sid, rep):
+            for b in self.gw.bridges:
+                if sid in b.endpoint.entries or (sid is None and rep.cl_ord_id in b.routes):
+                    b._deliver(sid, rep)
+                    return
+        return self.gw.venue.poll(route, limit)

@@ -1,0 +1,144 @@
+"""The gateway daemon as a real process: topology file, orders through the simulated venue,
+status command, SIGTERM logs sessions out cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tickline.fix_gateway.config import ConfigError
+from tickline.fix_gateway.gateway import load_config
+from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
+from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, LoggedOut, SessionConfig, utc_timestamp
+
+pytestmark = pytest.mark.multiprocess
+
+SHIM = os.environ.get("PYTHONPATH", "")
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def topology(tmp_path, port):
+    p = tmp_path / "topology.toml"
+    p.write_text(f"""
+[fix_gateway]
+store_dir = "{tmp_path / 'store'}"
+fsync = "batch"
+status_file = "{tmp_path / 'status.json'}"
+status_interval_s = 0.05
+idle = "sleeping"
+
+[fix_gateway.acceptor]
+host = "127.0.0.1"
+port = {port}
+
+[fix_gateway.venue]
+default_mode = "match"
+modes = {{ AF = "auto-fill" }}
+
+[[fix_gateway.sessions]]
+role = "acceptor"
+sender_comp_id = "GW"
+target_comp_id = "C1"
+begin_string = "FIX.4.4"
+transport_dictionary = "FIX44"
+
+[[fix_gateway.sessions]]
+role = "acceptor"
+sender_comp_id = "GW"
+target_comp_id = "C2"
+begin_string = "FIX.4.2"
+transport_dictionary = "FIX42"
+""")
+    return p
+
+
+def cli(*args):
+    return [sys.executable, "-P", "-m", "tickline.fix_gateway.cli", *args]
+
+
+def test_config_errors_name_file_and_key(tmp_path):
+    p = tmp_path / "t.toml"
+    p.write_text('[fix_gateway]\nfsync = "batch"\nbogus = 1\n[[fix_gateway.sessions]]\nsender_comp_id="A"\ntarget_comp_id="B"\n')
+    with pytest.raises(ConfigError, match="unknown key: fault=config key=fix_gateway.bogus"):
+        load_config(p)
+    p.write_text('[fix_gateway]\n[[fix_gateway.sessions]]\nsender_comp_id="A"\ntarget_comp_id="B"\nheartbeat_interval_s=-5\n')
+    with pytest.raises(ConfigError, match="fault=config key=heartbeat_interval_s value=-5"):
+        load_config(p)
+    p.write_text('[fix_gateway]\n[[fix_gateway.sessions]]\nsender_comp_id="A"\ntarget_comp_id="B"\n')
+    with pytest.raises(ConfigError, match="acceptor sessions need"):
+        load_config(p)
+    p.write_text('[fix_gateway]\nfsync="batch"\n[fix_gateway.acceptor]\n[[fix_gateway.sessions]]\nsender_comp_id="A"\ntarget_comp_id="B"\n')
+    assert load_config(p, env={"TICKLINE_FIX_GATEWAY_FSYNC": "always"}).fsync == "batch"  # the file wins over env
+    p.write_text('[fix_gateway]\n[fix_gateway.acceptor]\n[[fix_gateway.sessions]]\nsender_comp_id="A"\ntarget_comp_id="B"\n')
+    assert load_config(p, env={"TICKLINE_FIX_GATEWAY_FSYNC": "always"}).fsync == "always"
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    procs = []
+
+    def start(cfg):
+        env = dict(os.environ)
+        p = subprocess.Popen(cli("fix-gateway", "--config", str(cfg)), stderr=subprocess.PIPE, text=True, env=env)
+        procs.append(p)
+        line = p.stderr.readline()
+        assert "tickline fix-gateway: running sessions=2" in line, line
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+        p.stderr.close()
+
+
+def test_daemon_trades_reports_status_and_logs_out_on_sigterm(tmp_path, daemon, loop):
+    port = free_port()
+    cfg = topology(tmp_path, port)
+    proc = daemon(cfg)
+    events = {"FIX.4.4:C1->GW": [], "FIX.4.2:C2->GW": []}
+    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=lambda sid, e: events[sid].append(e))
+    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator"), port=port)
+    ini.add_session(SessionConfig(sender_comp_id="C2", target_comp_id="GW", role="initiator", begin_string="FIX.4.2"),
+                    port=port)
+    loop.add(ini)
+    loop.run_until(lambda: all(any(isinstance(e, LoggedOn) for e in ev) for ev in events.values()), timeout=15,
+                   what="both sessions logged on")
+    now = utc_timestamp(time.time())
+    ini.submit("FIX.4.4:C1->GW", "D", [(11, "S1"), (55, "XYZ"), (54, "2"), (60, now), (38, "10"), (40, "2"), (44, "5")])
+    ini.submit("FIX.4.2:C2->GW", "D", [(11, "B1"), (21, "1"), (55, "XYZ"), (54, "1"), (60, now), (38, "4"), (40, "2"),
+                                       (44, "6")])
+    fills = lambda sid: [e.message for e in events[sid] if isinstance(e, ApplicationMessage) and e.message.get(32)]
+    loop.run_until(lambda: fills("FIX.4.4:C1->GW") and fills("FIX.4.2:C2->GW"), timeout=10, what="cross-session match")
+    s1, b1 = fills("FIX.4.4:C1->GW")[0], fills("FIX.4.2:C2->GW")[0]
+    assert (s1[150], s1[39], s1[32], s1[31], s1[151]) == ("F", "1", "4", "5", "6")   # partial at the resting price
+    assert (b1[150], b1[20], b1[39], b1[32], b1[31]) == ("2", "0", "2", "4", "5")    # 4.2 fill, price improvement
+
+    def status():
+        out = subprocess.run(cli("fix-gateway", "--config", str(cfg), "--status"), capture_output=True, text=True,
+                             timeout=30)
+        return out.stdout
+    loop.run_until(lambda: "active" in status() and status().count("active") == 2, timeout=10, what="status")
+    rows = {line.split()[0]: line.split()[1:] for line in status().splitlines()[1:]}
+    assert rows["FIX.4.4:GW->C1"] == ["acceptor", "active", "4", "3"]  # Logon, ack, partial out; Logon, order in
+
+    proc.send_signal(signal.SIGTERM)
+    loop.run_until(lambda: all(any(isinstance(e, LoggedOut) for e in ev) for ev in events.values()), timeout=10,
+                   what="logout on SIGTERM")
+    for ev in events.values():
+        lo = [e for e in ev if isinstance(e, LoggedOut)][0]
+        assert lo.initiated_by == "remote" and lo.text == "Gateway shutting down"
+    ini.enabled["FIX.4.4:C1->GW"] = ini.enabled["FIX.4.2:C2->GW"] = False
+    assert proc.wait(timeout=15) == 0

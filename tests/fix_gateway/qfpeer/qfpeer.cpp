@@ -7,6 +7,10 @@
 //   logout          log the session out (an initiator then stays down until "logon")
 //   logon           let the session log on again
 //   seqnums         print "SEQNUMS sender=N target=M"
+//   quiet           stop printing per-message lines (for benchmarks)
+//   bench N         N sequential NewOrderSingle -> filled ExecutionReport round trips; prints
+//                   "BENCH n=N p50_us=.. p99_us=.. max_us=.. msgs_per_s=.."
+//   burst N         send N orders back to back, wait for all N fills; prints "BURST n=N msgs_per_s=.."
 //   quit            stop and exit
 // An incoming NewOrderSingle is answered with a filled ExecutionReport valid for the session's version.
 #include <quickfix/Application.h>
@@ -19,7 +23,13 @@
 #include <quickfix/Message.h>
 #include <quickfix/Values.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <iostream>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -34,6 +44,10 @@
 
 static std::mutex out_mutex;
 static int exec_id = 0;
+static std::atomic<bool> quiet{false};
+static std::mutex fill_mutex;
+static std::condition_variable fill_cv;
+static long fills = 0;  // filled ExecutionReports received
 
 static std::string bars(const std::string& s) {
   std::string r = s;
@@ -42,6 +56,8 @@ static std::string bars(const std::string& s) {
 }
 
 static void say(const std::string& line) {
+  if (quiet && line.rfind("TO", 0) == 0) return;
+  if (quiet && line.rfind("FROM", 0) == 0) return;
   std::lock_guard<std::mutex> g(out_mutex);
   std::cout << line << std::endl;
 }
@@ -63,6 +79,12 @@ class Peer : public FIX::Application {
     say("FROMAPP msg=" + bars(m.toString()));
     FIX::MsgType type;
     m.getHeader().getField(type);
+    if (type.getValue() == "8" && m.isSetField(39) && m.getField(39) == "2") {
+      std::lock_guard<std::mutex> g(fill_mutex);
+      ++fills;
+      fill_cv.notify_all();
+      return;
+    }
     if (type.getValue() != "D") return;
     const std::string begin = id.getBeginString().getValue();
     FIX::Message er;
@@ -85,6 +107,30 @@ class Peer : public FIX::Application {
   }
 };
 
+static void send_order(const FIX::SessionID& sid, const std::string& clordid, int qty) {
+  FIX::Message nos;
+  nos.getHeader().setField(FIX::MsgType("D"));
+  nos.setField(11, clordid);
+  if (sid.getBeginString().getValue() == "FIX.4.2") nos.setField(21, "1");
+  nos.setField(55, "AF");
+  nos.setField(54, "1");
+  nos.setField(60, FIX::UtcTimeStampField(60).getString());
+  nos.setField(38, std::to_string(qty));
+  nos.setField(40, "2");
+  nos.setField(44, "10.5");
+  FIX::Session::sendToTarget(nos, sid);
+}
+
+static bool wait_fills(long target, int timeout_s) {
+  std::unique_lock<std::mutex> l(fill_mutex);
+  return fill_cv.wait_for(l, std::chrono::seconds(timeout_s), [&] { return fills >= target; });
+}
+
+static long fills_now() {
+  std::lock_guard<std::mutex> g(fill_mutex);
+  return fills;
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::cerr << "usage: qfpeer CONFIG_FILE" << std::endl;
@@ -95,14 +141,17 @@ int main(int argc, char** argv) {
     Peer app;
     FIX::FileStoreFactory store(settings);
     FIX::FileLogFactory log(settings);
+    const bool nolog = std::getenv("QFPEER_NOLOG") != nullptr;
     std::unique_ptr<FIX::Initiator> ini;
     std::unique_ptr<FIX::Acceptor> acc;
     const std::string type = settings.get().getString("ConnectionType");
     if (type == "initiator") {
-      ini.reset(new FIX::SocketInitiator(app, store, settings, log));
+      if (nolog) ini.reset(new FIX::SocketInitiator(app, store, settings));
+      else ini.reset(new FIX::SocketInitiator(app, store, settings, log));
       ini->start();
     } else {
-      acc.reset(new FIX::SocketAcceptor(app, store, settings, log));
+      if (nolog) acc.reset(new FIX::SocketAcceptor(app, store, settings));
+      else acc.reset(new FIX::SocketAcceptor(app, store, settings, log));
       acc->start();
     }
     say("READY type=" + type);
@@ -132,6 +181,37 @@ int main(int argc, char** argv) {
       } else if (line == "seqnums") {
         if (s) say("SEQNUMS sender=" + std::to_string(s->getExpectedSenderNum()) +
                    " target=" + std::to_string(s->getExpectedTargetNum()));
+      } else if (line == "quiet") {
+        quiet = true;
+        say("OK cmd=quiet");
+      } else if (line.rfind("bench ", 0) == 0) {
+        const int n = std::stoi(line.substr(6));
+        std::vector<double> us;
+        us.reserve(n);
+        bool ok = true;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < n && ok; ++i) {
+          const long before = fills_now();
+          const auto a = std::chrono::steady_clock::now();
+          send_order(app.session, "B" + std::to_string(++order), 100);
+          ok = wait_fills(before + 1, 10);
+          us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count());
+        }
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!ok) { say("BENCH error=timeout"); continue; }
+        std::sort(us.begin(), us.end());
+        auto pct = [&](double p) { return us[std::min(us.size() - 1, (size_t)(p * us.size()))]; };
+        say("BENCH n=" + std::to_string(n) + " p50_us=" + std::to_string(pct(0.5)) + " p99_us=" +
+            std::to_string(pct(0.99)) + " max_us=" + std::to_string(us.back()) + " msgs_per_s=" +
+            std::to_string(n / secs));
+      } else if (line.rfind("burst ", 0) == 0) {
+        const int n = std::stoi(line.substr(6));
+        const long before = fills_now();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < n; ++i) send_order(app.session, "U" + std::to_string(++order), 100);
+        const bool ok = wait_fills(before + n, 60);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        say(ok ? "BURST n=" + std::to_string(n) + " msgs_per_s=" + std::to_string(n / secs) : "BURST error=timeout");
       } else if (line == "quit") {
         break;
       }

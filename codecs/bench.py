@@ -1,9 +1,10 @@
 """``tickline bench codecs``: SBE flyweights vs protobuf (upb), msgpack, json and struct, same run.
 
 Three messages -- an L1 tick (TopOfBook), an ExecutionReport and a 20-level
-order book (OrderBook) -- each encoded in full, decoded in full (every field
-read into a Python value) and, for the tick, one field read from an already
-decoded/wrapped message.  Every peer does the same work on the same values.
+order book (OrderBook) -- each encoded in full and decoded in full (every field
+read into a Python value); for the tick also single reads from an already
+decoded/wrapped message: a plain integer (bid_size), a fixed-point price's
+mantissa (a composite member) and the symbol (a char array).  Every peer does the same work on the same values.
 Times are ns per message: the median over ``runs`` measurements of
 ``iterations`` calls each, minus the cost of calling an empty function.
 
@@ -141,6 +142,11 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
     out["l1_decode"] = {"sbe": sbe_tob_decode, "struct": struct_tob_decode, "json": json_tob_decode}
     out["l1_field_read"] = {"sbe": lambda: wrapped.bid_size, "struct": lambda: struct_tuple[8],
                             "json": lambda: parsed_json["bid_size"]}
+    out["l1_price_read"] = {"sbe": lambda: wrapped.bid_price.mantissa, "struct": lambda: struct_tuple[7],
+                            "json": lambda: parsed_json["bid_price"]}
+    out["l1_symbol_read"] = {"sbe": lambda: wrapped.symbol,
+                             "struct": lambda: struct_tuple[4].partition(b"\0")[0].decode("ascii"),
+                             "json": lambda: parsed_json["symbol"]}
 
     # --- ExecutionReport -------------------------------------------------------------------------
     er_buf = bytearray(512)
@@ -287,6 +293,8 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
         out["l1_encode"]["msgpack"] = lambda: msgpack.packb([SYMBOL, TS1, TS2, BID, 12, ASK, 7])
         out["l1_decode"]["msgpack"] = lambda: tuple(msgpack.unpackb(tob_mp))
         out["l1_field_read"]["msgpack"] = lambda: parsed_mp[4]
+        out["l1_price_read"]["msgpack"] = lambda: parsed_mp[3]
+        out["l1_symbol_read"]["msgpack"] = lambda: parsed_mp[0]
         er_list = list(er_dict.values())
         er_mp = msgpack.packb(er_list)
         out["er_encode"]["msgpack"] = lambda: msgpack.packb(er_list)
@@ -322,6 +330,8 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
         out["l1_encode"]["protobuf"] = pb_tob_encode
         out["l1_decode"]["protobuf"] = pb_tob_decode
         out["l1_field_read"]["protobuf"] = lambda: parsed_pb.bid_size
+        out["l1_price_read"]["protobuf"] = lambda: parsed_pb.bid_price
+        out["l1_symbol_read"]["protobuf"] = lambda: parsed_pb.symbol
 
         def pb_er_encode() -> bytes:
             m = ER()

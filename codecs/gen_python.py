@@ -10,9 +10,12 @@ dispatches on templateId.  ``to_dict()``/``from_dict()`` use the same form as
 ``tickline sbe-decode``'s ``fields``.
 
 Decoders unpack a block's fixed fields with one ``struct`` call when they are
-wrapped (or move to the next group entry) and serve properties from that
-tuple: a field read is a tuple index, not a buffer access.  The buffer itself
-is never copied; var data and group dimensions are read in place.
+wrapped (or move to the next group entry).  Plain numeric fields (and the
+numeric members of flat composites) are then copied into slot attributes, so
+reading one is an attribute load; the other fields are properties over the
+unpacked tuple (a tuple index plus a conversion).  The buffer itself is never
+copied; var data and group dimensions are read in place.  Encoders write
+through to the buffer on every assignment.
 
 Schema evolution: decoders take the acting block length and version from the
 header; fields newer than the acting version read as ``None``, newer groups
@@ -101,6 +104,10 @@ class _Gen:
         self.bytes_caches: set[str] = set()
         self.zero_consts: set[int] = set()
         self._is_message_ctx = True
+        self.emitted_views: set[str] = set()
+        self._slot_views: dict[str, str] = {}
+        self._plain: list[_Slot] = []
+        self.view_plain: dict[str, list[tuple[_Slot, int]]] = {}
         self._block_struct = ""
         self._block_span = 0
 
@@ -144,8 +151,8 @@ class _Gen:
         if isinstance(t, SetType):
             return self.cls(t)
         if isinstance(t, CompositeType):
-            if self._cache is not None and slot.py in self._cache and id(t) in self._views:
-                return self._views[id(t)]
+            if self._cache is not None and slot.py in self._slot_views:
+                return self._slot_views[slot.py]
             return self.cls(t)
         base = "str" if t.primitive == "char" else ("float" if is_float(t.primitive) else "int")
         if t.length > 1 and t.primitive != "char":
@@ -176,7 +183,7 @@ class _Gen:
             if isinstance(t, CompositeType):
                 self.composite(name, t)
                 if self.is_flat(t):
-                    self.composite_view(name, t)
+                    self._views[id(t)] = name
         for m in s.messages:
             self.message(m)
         self.dispatch()
@@ -228,6 +235,7 @@ class _Gen:
             self.w(f"{name}: dict[str, bytes] = {{}}  # bounded by _rt.encode_str")
         for name in sorted(self.str_caches):
             self.w(f"{name}: dict[bytes, str] = {{}}  # bounded by _rt.decode_str")
+            self.w(f"{name}_get = {name}.get")
         self.w()
         self.lines.extend(body)
         _ = header_class
@@ -349,7 +357,7 @@ class _Gen:
         if t.primitive == "char" and t.length > 1:
             enc = py_encoding(t.character_encoding)
             cache = self.str_cache(enc)
-            return [f"b: bytes = {tup}[{i}]", f"s = {cache}.get(b)", "if s is None:",
+            return [f"b: bytes = {tup}[{i}]", f"s = {cache}_get(b)", "if s is None:",
                     f"    s = _rt.decode_str(b, {enc!r}, {cache})", "return s"]
         typ = "float" if is_float(t.primitive) else "int"
         if t.length > 1:
@@ -411,13 +419,13 @@ class _Gen:
             pos = total
         return fmt, index, pos, comp_base
 
-    def view_index(self, t: CompositeType) -> dict[str, tuple[str, str]]:
+    def view_index(self, t: CompositeType, base: int) -> dict[str, tuple[str, str]]:
         index: dict[str, tuple[str, str]] = {}
-        k = 0
+        k = base
         for ms in _member_slots(t):
             if ms.presence == "constant":
                 continue
-            index[ms.py] = ("self._p._v", f"self._i + {k}" if k else "self._i")
+            index[ms.py] = ("self._p._v", str(k))
             mt = ms.t
             k += mt.length if isinstance(mt, EncodedType) and mt.length > 1 and mt.primitive != "char" else 1
         return index
@@ -431,30 +439,45 @@ class _Gen:
                 return False
         return True
 
-    def composite_view(self, name: str, t: CompositeType) -> None:
-        view = name + "View"
-        self._views[id(t)] = view
+    def composite_view(self, t: CompositeType, base: int) -> str:
+        """A read-only view of a flat composite whose members sit at tuple index ``base`` onwards of a
+        decoder's unpacked block (one class per composite and position, so every read is a constant index)."""
+        view = f"{self.cls(t)}ViewAt{base}"
+        if view in self.emitted_views:
+            return view
+        self.emitted_views.add(view)
+        saved = self._cache
         slots = _member_slots(t)
+        index = self.view_index(t, base)
+        plain = [sl for sl in slots if sl.py in index and isinstance(sl.t, EncodedType) and sl.t.length == 1
+                 and sl.t.primitive != "char" and sl.presence != "constant"]
+        self.view_plain[view] = [(sl, int(index[sl.py][1])) for sl in plain]
         self.w()
         self.w(f"class {view}:")
-        self.w(f'"""Read-only view of composite {t.name} inside a decoder\'s block (values unpacked by the decoder)."""', 1)
+        self.w(f'"""Composite {t.name} read from a decoder\'s unpacked block, its members from index {base}."""', 1)
         self.w()
         self.w("ENCODED_LENGTH = " + str(t.size), 1)
-        self.w('__slots__ = ("_p", "_i", "_acting_version")', 1)
+        self.w(f"__slots__ = ({''.join(repr(x) + ', ' for x in ['_p'] + [sl.py for sl in plain])})", 1)
         self.w()
-        self.w("def __init__(self, parent: Any, index: int) -> None:", 1)
+        self.w("def __init__(self, parent: Any) -> None:", 1)
         self.w("self._p = parent", 2)
-        self.w("self._i = index", 2)
-        self.w("self._acting_version = SCHEMA_VERSION", 2)
+        for sl in plain:
+            typ = self.py_type(sl)
+            self.w(f"self.{sl.py}: {typ} = {'None' if 'None' in typ else ('0.0' if typ == 'float' else '0')}"
+                   "  # filled by the decoder's wrap()/next()", 2)
         self.w()
-        self._cache = self.view_index(t)
+        self._cache = index
         for sl in slots:
+            if sl in plain:
+                continue
             self.slot_accessors(sl, versioned=False, writable=False)
         self.dict_methods(slots, [], [], versioned=False, encoder=False)
-        self._cache = None
         self.w("def __repr__(self) -> str:", 1)
         self.w(f'return f"{view}({{self._dict()!r}})"', 2)
         self.w()
+        self.w()
+        self._cache = saved
+        return view
 
     def setter_lines(self, slot: _Slot, raw: bool = False) -> list[str]:
         t = slot.t
@@ -669,15 +692,23 @@ class _Gen:
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
         self._cache = None
         comp_base: dict[str, int] = {}
+        self._plain = []
         if dec:
             total = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
             fmt, index, span, comp_base = self.block_struct(slots, total)
             self._block_struct = f"_BLOCK_{base}"
             self._block_span = span
             self.structs[self._block_struct] = fmt
+            # Plain numeric fields become slot attributes filled at wrap()/next(): a read is then an
+            # attribute load, not a property call (the largest cost of a decode in CPython).
+            self._plain = [sl for sl in slots if sl.py in index and isinstance(sl.t, EncodedType) and sl.t.length == 1
+                           and sl.t.primitive != "char" and sl.presence != "constant"]
+            comp_types = {sl.py: sl.t for sl in slots if isinstance(sl.t, CompositeType)}
+            self._slot_views = {py: self.composite_view(comp_types[py], b) for py, b in comp_base.items()}
             self._cache = index
         elems = [("group", g) for g in groups] + [("data", d) for d in data]
         slots_attr = ["_buf", "_offset", "_acting_version", "_step", "_open", "_v"] + ["_c_" + c.py for c in comps]
+        slots_attr += [sl.py for sl in self._plain]
         if msg is not None:
             slots_attr += ["_limit", "_acting_block_length"]
         else:
@@ -689,8 +720,9 @@ class _Gen:
             self.w()
             self.w("Wraps a buffer without copying it; reuse one instance per stream.  Not thread-safe.", 1)
             if role == "Decoder":
-                self.w("wrap() unpacks the root block's fields once (one struct call), so later writes to the", 1)
-                self.w("buffer are seen only after the next wrap(); groups and var data are read in place.", 1)
+                self.w("wrap() unpacks the root block's fields once (one struct call) and fills the plain numeric", 1)
+                self.w("ones as attributes, so later writes to the buffer are seen only after the next wrap();", 1)
+                self.w("groups and var data are read in place.", 1)
             self.w('"""', 1)
         else:
             assert group is not None
@@ -713,9 +745,14 @@ class _Gen:
         self.w("self._step = 0", 2)
         self.w("self._open: Any = None", 2)
         self.w("self._v: tuple[Any, ...] = ()", 2)
+        for sl in self._plain:
+            typ = self.py_type(sl)
+            if sl.since and "None" not in typ:
+                typ += " | None"
+            self.w(f"self.{sl.py}: {typ} = {'None' if 'None' in typ else ('0.0' if typ == 'float' else '0')}", 2)
         for c in comps:
             if c.py in comp_base:
-                self.w(f"self._c_{c.py} = {self._views[id(c.t)]}(self, {comp_base[c.py]})", 2)
+                self.w(f"self._c_{c.py} = {self._slot_views[c.py]}(self)", 2)
             else:
                 self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
         if msg is not None:
@@ -733,6 +770,8 @@ class _Gen:
             assert group is not None
             self.group_methods(name, dec, group, elems)
         for sl in slots:
+            if sl in self._plain:
+                continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
         for i, (kind, el) in enumerate(elems):
             if kind == "group":
@@ -752,6 +791,43 @@ class _Gen:
         self.dict_methods(slots, groups, data, versioned=dec, decoder=dec, encoder=not dec)
         self._cache = None
 
+    def plain_loads(self, tup: str, version_expr: str) -> list[str]:
+        """Statements copying the plain numeric fields out of the unpacked tuple into their attributes."""
+        lines: list[str] = []
+        assert self._cache is not None
+        for sl in self._plain:
+            t = sl.t
+            assert isinstance(t, EncodedType)
+            i = self._cache[sl.py][1]
+            expr = f"{tup}[{i}]"
+            if sl.presence == "optional":
+                null = t.null
+                if isinstance(null, float) and math.isnan(null):
+                    expr = f"None if {expr} != {expr} else {expr}"
+                else:
+                    expr = f"None if {expr} == {self.null_literal(null)} else {expr}"
+            if sl.since:
+                expr = f"None if {version_expr} < {sl.since} else ({expr})"
+            lines.append(f"self.{sl.py} = {expr}")
+        for py, view in self._slot_views.items():
+            members = self.view_plain.get(view, [])
+            if not members:
+                continue
+            lines.append(f"c_{py} = self._c_{py}")
+            for ms, i in members:
+                lines.append(f"c_{py}.{ms.py} = {self.plain_expr(ms, f'{tup}[{i}]')}")
+        return lines
+
+    def plain_expr(self, sl: _Slot, expr: str) -> str:
+        t = sl.t
+        assert isinstance(t, EncodedType)
+        if sl.presence == "optional":
+            null = t.null
+            if isinstance(null, float) and math.isnan(null):
+                return f"None if {expr} != {expr} else {expr}"
+            return f"None if {expr} == {self.null_literal(null)} else {expr}"
+        return expr
+
     def unpack_line(self, block_length_expr: str) -> str:
         """Statement that unpacks the block's plain fields once (zero-padded when the acting block is shorter)."""
         st = self._block_struct
@@ -769,6 +845,8 @@ class _Gen:
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
             self.w(self.unpack_line("acting_block_length"), 2)
+            for line in self.plain_loads("self._v", "acting_version"):
+                self.w(line, 2)
             if msg.groups or msg.data:
                 self.w("self._step = 0", 2)
                 self.w("self._open = None", 2)
@@ -884,6 +962,8 @@ class _Gen:
         else:
             self.w("_rt.check_bounds(self._buf, msg._limit, 'group entry')", 2)
             self.w(self.unpack_line("self._block_length"), 2)
+            for line in self.plain_loads("self._v", "self._acting_version"):
+                self.w(line, 2)
         self.w("self._index += 1", 2)
         self.w("self._step = 0", 2)
         self.w("self._open = None", 2)
@@ -902,6 +982,8 @@ class _Gen:
                 self.w("msg._limit = end", 3)
                 self.w(f"for v in {st}.iter_unpack(memoryview(self._buf)[start:end]):", 3)
                 self.w("self._v = v", 4)
+                for line in self.plain_loads("v", "self._acting_version"):
+                    self.w(line, 4)
                 self.w("self._offset = off", 4)
                 self.w("off += self._block_length", 4)
                 self.w("self._index += 1", 4)

@@ -40,8 +40,8 @@ def test_codegen_reports_schema_errors(codecs_only: None, tmp_path: Path, capsys
 
 def test_bench_codecs_measures_every_case_against_every_peer(codecs_only: None, capsys: pytest.CaptureFixture[str]) -> None:
     report = bench.run(iterations=20, runs=1)
-    assert set(report["results"]) == {"l1_encode", "l1_decode", "l1_field_read", "er_encode", "er_decode",
-                                      "book_encode", "book_decode"}
+    assert set(report["results"]) == {"l1_encode", "l1_decode", "l1_field_read", "l1_price_read", "l1_symbol_read",
+                                      "er_encode", "er_decode", "book_encode", "book_decode"}
     for case, row in report["results"].items():
         expected = {"sbe", "protobuf", "msgpack", "json", "struct"}
         assert set(row) == expected, case
@@ -58,5 +58,8 @@ def test_bench_peers_decode_the_same_values() -> None:
     table = bench.cases()
     values = {peer: fn() for peer, fn in table["l1_decode"].items()}
     assert values["sbe"] == values["protobuf"] == values["struct"] == values["msgpack"] == values["json"]
+    for case in ("l1_field_read", "l1_price_read", "l1_symbol_read"):
+        reads = {peer: fn() for peer, fn in table[case].items()}
+        assert len(set(reads.values())) == 1, (case, reads)
     book = {peer: fn() for peer, fn in table["book_decode"].items() if peer in ("sbe", "protobuf", "struct")}
     assert book["sbe"] == book["protobuf"] == book["struct"]

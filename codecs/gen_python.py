@@ -814,8 +814,8 @@ class _Gen:
             if not members:
                 continue
             lines.append(f"c_{py} = self._c_{py}")
-            for ms, i in members:
-                lines.append(f"c_{py}.{ms.py} = {self.plain_expr(ms, f'{tup}[{i}]')}")
+            for ms, k in members:
+                lines.append(f"c_{py}.{ms.py} = {self.plain_expr(ms, f'{tup}[{k}]')}")
         return lines
 
     def plain_expr(self, sl: _Slot, expr: str) -> str:

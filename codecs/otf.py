@@ -404,8 +404,18 @@ def encode(schema: Schema, doc: dict[str, Any]) -> bytes:
 
 
 def to_json(doc: dict[str, Any] | list[dict[str, Any]], indent: int | None = 2) -> str:
-    """JSON text of decoded message(s); NaN/Infinity never appear as bare tokens."""
-    return json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
+    """JSON text of decoded message(s); NaN/Infinity never appear as bare tokens.
+
+    Text is written as UTF-8 characters, except when a char array held bytes that are not valid
+    in its encoding (kept as lone surrogates so they round-trip): then everything non-ASCII is
+    \\u-escaped, which keeps the output valid UTF-8 and still round-trips through :func:`from_json`.
+    """
+    text = json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(doc, indent=indent, ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def from_json(text: str) -> Any:

@@ -217,3 +217,13 @@ def test_cli_reports_bad_schema(tmp_path: Path, write_schema: Callable[..., Path
     assert rc == 1 and out == b""
     assert err.strip() == ("schema error (the schema author's fault, fix the schema): file=schema.xml line=9 "
                            "element=field name=a: unknown type reference type=Nope")
+
+
+def test_invalid_bytes_in_a_char_array_survive_json(schema: Schema) -> None:
+    wire = bytearray(otf.encode(schema, doc_for(schema, FIELDS)))
+    wire[8 + 40:8 + 48] = b"AB\xff\x80\0\0\0\0"  # not US-ASCII
+    decoded, _ = otf.decode(schema, bytes(wire))
+    text = otf.to_json(decoded)
+    text.encode("utf-8")  # printable as UTF-8
+    assert '"sym": "AB\\udcff\\udc80"' in text
+    assert otf.encode(schema, otf.from_json(text)) == bytes(wire)

@@ -17,6 +17,7 @@ the next message starts).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence, Union
 
@@ -42,7 +43,7 @@ DATA_LENGTH_TAGS = {
     90: 91, 93: 89, 95: 96, 212: 213, 348: 349, 350: 351, 352: 353, 354: 355,
     356: 357, 358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
 }
-_DATA_LENGTH_MARKERS = tuple(f"\x01{t}=" for t in DATA_LENGTH_TAGS)
+_DATA_LENGTH_MARKER = re.compile("\x01(?:" + "|".join(str(t) for t in DATA_LENGTH_TAGS) + ")=")
 
 FieldValue = Union[str, int, float, bytes]
 
@@ -139,16 +140,14 @@ def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]]) -> bytes
     fault) for a value containing SOH outside a data field or a missing 35.
     """
     parts = []
-    first = True
     for tag, value in fields:
-        s = _fmt(value)
-        if first:
-            if tag != 35:
-                raise ValueError(f"FIX encode: fault=local reason=first_field_not_MsgType tag={tag}")
-            first = False
-        parts.append(f"{tag}={s}\x01")
-    if first:
+        if value.__class__ is not str:
+            value = _fmt(value)
+        parts.append(f"{tag}={value}\x01")
+    if not parts:
         raise ValueError("FIX encode: fault=local reason=no_fields")
+    if not parts[0].startswith("35="):
+        raise ValueError(f"FIX encode: fault=local reason=first_field_not_MsgType tag={parts[0].partition('=')[0]}")
     body = "".join(parts).encode("latin-1")
     head = f"8={begin_string}\x019={len(body)}\x01".encode("latin-1")
     msg = head + body
@@ -194,7 +193,7 @@ def parse(frame: bytes) -> FixMessage:
     text = frame.decode("latin-1")
     if not text.endswith(SOH):
         raise GarbledMessage("no_trailing_soh")
-    if any(m in text for m in _DATA_LENGTH_MARKERS):
+    if _DATA_LENGTH_MARKER.search(text) is not None:
         fields = _split_slow(text)
     else:
         fields = []

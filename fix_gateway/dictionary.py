@@ -292,6 +292,8 @@ class Validator:
         self.transport = transport
         self.app = app or transport
         self.config = config
+        self._top: dict[str, tuple[Layout, DataDictionary]] = {}  # msg type -> merged header+body+trailer
+        self._checks: dict[tuple[int, int], tuple[Callable[[str], bool] | None, frozenset[str] | None, bool, str]] = {}
 
     def validate(self, msg: FixMessage) -> None:
         """Raise ``ValidationError`` for the first problem found; return None if valid."""
@@ -299,14 +301,18 @@ class Validator:
         if not cfg.enabled:
             return
         mt = msg.msg_type
-        mdef = self.transport.messages.get(mt) or self.app.messages.get(mt)
-        if mdef is None:
-            raise ValidationError(SessionRejectReason.INVALID_MSGTYPE, 35, f"Invalid MsgType msg_type={mt}")
-        body_dict = self.transport if mt in self.transport.messages else self.app
-        header, trailer, body = self.transport.header, self.transport.trailer, mdef.layout
-        top = Layout(header.fields | body.fields | trailer.fields,
-                     header.required | body.required | trailer.required,
-                     {**header.groups, **body.groups, **trailer.groups})
+        cached = self._top.get(mt)
+        if cached is None:
+            mdef = self.transport.messages.get(mt) or self.app.messages.get(mt)
+            if mdef is None:
+                raise ValidationError(SessionRejectReason.INVALID_MSGTYPE, 35, f"Invalid MsgType msg_type={mt}")
+            body_dict = self.transport if mt in self.transport.messages else self.app
+            header, trailer, body = self.transport.header, self.transport.trailer, mdef.layout
+            top = Layout(header.fields | body.fields | trailer.fields,
+                         header.required | body.required | trailer.required,
+                         {**header.groups, **body.groups, **trailer.groups})
+            cached = self._top[mt] = (top, body_dict)
+        top, body_dict = cached
         fields = msg.fields
         end = self._walk(fields, 0, top, body_dict, in_group=False)
         if end != len(fields):  # only reachable through a group walk that stopped early
@@ -318,21 +324,27 @@ class Validator:
         return d.fields_by_number.get(tag) or self.transport.fields_by_number.get(tag)
 
     def _check_value(self, tag: int, value: str, d: DataDictionary) -> None:
-        cfg = self.config
         if value == "":
             raise ValidationError(SessionRejectReason.TAG_WITHOUT_VALUE, tag, f"Tag specified without a value tag={tag}")
-        fd = self._field(tag, d)
-        if fd is None:
-            return
-        if cfg.check_types:
-            check = _TYPE_CHECKS.get(fd.type)
-            if check is not None and not check(value):
-                raise ValidationError(SessionRejectReason.INCORRECT_DATA_FORMAT, tag,
-                                      f"Incorrect data format for value tag={tag} type={fd.type} value={value[:32]!r}")
-        if cfg.check_values and fd.values is not None:
-            parts = value.split(" ") if fd.type in _MULTI else (value,)
+        key = (id(d), tag)
+        info = self._checks.get(key)
+        if info is None:
+            fd = self._field(tag, d)
+            cfg = self.config
+            if fd is None:
+                info = (None, None, False, "")
+            else:
+                info = (_TYPE_CHECKS.get(fd.type) if cfg.check_types else None,
+                        fd.values if cfg.check_values else None, fd.type in _MULTI, fd.type)
+            self._checks[key] = info
+        check, values, multi, ftype = info
+        if check is not None and not check(value):
+            raise ValidationError(SessionRejectReason.INCORRECT_DATA_FORMAT, tag,
+                                  f"Incorrect data format for value tag={tag} type={ftype} value={value[:32]!r}")
+        if values is not None:
+            parts = value.split(" ") if multi else (value,)
             for p in parts:
-                if p not in fd.values:
+                if p not in values:
                     raise ValidationError(SessionRejectReason.VALUE_INCORRECT, tag,
                                           f"Value is incorrect (out of range) for this tag tag={tag} value={p[:32]!r}")
 

@@ -130,6 +130,7 @@ class FileStore:
         self.recovered_tail_bytes = 0
         self._index: dict[int, tuple[int, int]] = {}  # seq -> (offset of raw, length)
         self._dirty = False
+        self._last_saved = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self._replay()
@@ -223,6 +224,7 @@ class FileStore:
     def save(self, seq: int, raw: bytes) -> None:
         off = self._append(_SEQ.pack(MSG, seq) + raw)
         self._index[seq] = (off + _SEQ.size, len(raw))
+        self._last_saved = seq
 
     def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         out = []
@@ -240,6 +242,8 @@ class FileStore:
 
     def set_next_sender_seq(self, n: int) -> None:
         self.next_sender_seq = n
+        if self._index.get(n - 1) is not None and n - 1 == self._last_saved:
+            return  # replay derives it from the message record just written (max seq + 1)
         self._write_seqs()
 
     def set_next_target_seq(self, n: int) -> None:

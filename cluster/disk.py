@@ -2,8 +2,9 @@
 
 - :class:`OsDisk`: real files in a directory (``os.fsync`` on files and the directory);
 - :class:`SimDisk`: in memory, tracking what is durable so the simulator can
-  crash it: unsynced appends survive only as a torn prefix, possibly with
-  garbage, exactly what a kill -9 or power cut can leave behind.
+  crash it: after a power cut unsynced appends survive only as a torn prefix,
+  possibly with garbage; after a kill -9 they survive in the page cache but
+  are still not durable.
 
 Names are flat file names inside one directory.  Not thread-safe.
 """
@@ -160,7 +161,14 @@ class SimDisk:
         self.files[name] = bytearray(data)
         self.durable[name] = bytes(data)
 
-    def crash(self, rng: random.Random) -> None:
+    def crash(self, rng: random.Random, power_loss: bool = True) -> None:
+        """Simulate a crash.  ``power_loss``: unsynced appends survive only as a
+        random torn prefix (sometimes with a flipped bit), and whatever is left
+        is now what the platter holds.  Otherwise (kill -9): the page cache
+        survives, so every write is still readable, but what was not synced is
+        still not durable: a later power loss can take it away."""
+        if not power_loss:
+            return
         for name, data in self.files.items():
             durable = self.durable[name]
             if len(data) > len(durable) and data[: len(durable)] == durable:
@@ -170,3 +178,4 @@ class SimDisk:
                 self.files[name] = bytearray(durable) + torn
             else:
                 self.files[name] = bytearray(durable)
+            self.durable[name] = bytes(self.files[name])

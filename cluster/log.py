@@ -123,6 +123,10 @@ class SegmentLog:
                 truncated_at = base + offset
                 dropped += len(data) - offset
                 self.disk.truncate(name, offset)
+            # What we just read may be only in the page cache (a kill -9 keeps
+            # unsynced writes readable).  Make it durable before the member acts
+            # on it, or a later power cut could take back entries it acknowledged.
+            if offset < len(data) or self.fsync_policy is FsyncPolicy.ALWAYS:
                 self.disk.fsync(name)
             self._segments.append([base, offset])
             expected = base + offset

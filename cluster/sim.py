@@ -205,8 +205,11 @@ class Simulation:
         self.stats["crashes"] += 1
         self.stats["torn"] += torn
         self.disks[m].crash_on_fsync = False
-        self.disks[m].crash(self.fault_rng)
-        self.trace.append((self.now, "crash", m, torn))
+        # torn: killed inside a write and the power went too; otherwise a kill -9
+        # (page cache survives) or a power cut between writes, half and half
+        power_loss = torn or self.fault_rng.random() < 0.5
+        self.disks[m].crash(self.fault_rng, power_loss=power_loss)
+        self.trace.append((self.now, "crash", m, "torn" if torn else "power" if power_loss else "kill"))
 
     # ---------------------------------------------------------------- faults
 

@@ -1,0 +1,196 @@
+"""Binary encoding of the cluster's messages (member <-> member, client <-> cluster).
+
+Little-endian, one message per buffer: a one-byte type, then fixed fields,
+then variable parts each prefixed by a u32 length.  Any transport carries
+these bytes (an Aeron stream, or the UDP stand-in in :mod:`.daemon`); a
+future SBE ``cluster`` schema can replace this module without touching the
+consensus core, which only sees the dataclasses.
+
+:func:`decode` raises :class:`~tickline.cluster.errors.RemoteProtocolError`
+(the sender's fault) for anything malformed; it never returns a partial message.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .errors import RemoteProtocolError
+from .messages import AppendRequest, AppendResponse, Entry, InstallSnapshot, RequestVote, Snapshot, TimeoutNow, VoteResponse
+from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
+
+__all__ = ["encode", "decode", "StatusRequest", "StatusResponse"]
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """Operator tool -> member: report role, term and positions."""
+
+    client_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResponse:
+    member: int
+    role: str
+    term: int
+    leader: int
+    log_position: int
+    commit_position: int
+    applied_position: int
+    base_position: int
+
+
+_TYPES = {
+    RequestVote: 1, VoteResponse: 2, AppendRequest: 3, AppendResponse: 4, InstallSnapshot: 5, TimeoutNow: 6,
+    SessionConnect: 10, SessionClose: 11, IngressMessage: 12, SessionEvent: 13, EgressMessage: 14,
+    StatusRequest: 20, StatusResponse: 21,
+}
+_LEN = struct.Struct("<I")
+_RV = struct.Struct("<qqqqqBB")
+_VR = struct.Struct("<qqqBB")
+_AQ = struct.Struct("<qqqqqqI")
+_ENTRY = struct.Struct("<qqqII")
+_AR = struct.Struct("<qqqBqq")
+_IS = struct.Struct("<qqqqq")
+_TN = struct.Struct("<qqq")
+_SC = struct.Struct("<qq")
+_IM = struct.Struct("<qqqq")
+_SE = struct.Struct("<qqBq")
+_EM = struct.Struct("<qq")
+_SQ = struct.Struct("<q")
+_SR = struct.Struct("<q16sqqqqqq")
+
+
+def _var(b: bytes) -> bytes:
+    return _LEN.pack(len(b)) + b
+
+
+def encode(m: object) -> bytes:
+    t = _TYPES.get(type(m))
+    if t is None:
+        raise TypeError(f"not a cluster message: type={type(m).__name__}")
+    head = bytes([t])
+    if isinstance(m, RequestVote):
+        return head + _RV.pack(m.src, m.dst, m.term, m.last_term, m.last_position, m.pre_vote, m.transfer)
+    if isinstance(m, VoteResponse):
+        return head + _VR.pack(m.src, m.dst, m.term, m.granted, m.pre_vote)
+    if isinstance(m, AppendRequest):
+        parts = [head, _AQ.pack(m.src, m.dst, m.term, m.prev_position, m.prev_term, m.commit_position, len(m.entries))]
+        for e in m.entries:
+            parts.append(_ENTRY.pack(e.position, e.term, e.timestamp, e.kind, len(e.payload)))
+            parts.append(e.payload)
+        return b"".join(parts)
+    if isinstance(m, AppendResponse):
+        return head + _AR.pack(m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
+    if isinstance(m, InstallSnapshot):
+        s = m.snapshot
+        return head + _IS.pack(m.src, m.dst, m.term, s.position, s.term) + _var(s.data)
+    if isinstance(m, TimeoutNow):
+        return head + _TN.pack(m.src, m.dst, m.term)
+    if isinstance(m, (SessionConnect, SessionClose)):
+        return head + _SC.pack(m.client_id, m.session_id)
+    if isinstance(m, IngressMessage):
+        return head + _IM.pack(m.client_id, m.session_id, m.correlation_id, m.floor) + _var(m.payload)
+    if isinstance(m, SessionEvent):
+        return head + _SE.pack(m.session_id, m.correlation_id, int(m.code), -1 if m.leader is None else m.leader) + _var(m.detail.encode())
+    if isinstance(m, EgressMessage):
+        return head + _EM.pack(m.session_id, m.correlation_id) + _var(m.payload)
+    if isinstance(m, StatusRequest):
+        return head + _SQ.pack(m.client_id)
+    assert isinstance(m, StatusResponse)
+    return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position)
+
+
+class _Reader:
+    __slots__ = ("buf", "pos", "type")
+
+    def __init__(self, buf: bytes, t: int) -> None:
+        self.buf = buf
+        self.pos = 1
+        self.type = t
+
+    def fail(self, reason: str) -> RemoteProtocolError:
+        return RemoteProtocolError("malformed cluster message", type=self.type, length=len(self.buf), offset=self.pos, reason=reason)
+
+    def fixed(self, s: struct.Struct) -> tuple:
+        if self.pos + s.size > len(self.buf):
+            raise self.fail("short")
+        out = s.unpack_from(self.buf, self.pos)
+        self.pos += s.size
+        return out
+
+    def raw(self, n: int) -> bytes:
+        if self.pos + n > len(self.buf):
+            raise self.fail("short")
+        out = bytes(self.buf[self.pos: self.pos + n])
+        self.pos += n
+        return out
+
+    def var(self) -> bytes:
+        (n,) = self.fixed(_LEN)
+        return self.raw(n)
+
+    def done(self) -> None:
+        if self.pos != len(self.buf):
+            raise self.fail("trailing_bytes")
+
+
+def decode(buf: bytes | bytearray | memoryview) -> object:
+    buf = bytes(buf)
+    if not buf:
+        raise RemoteProtocolError("malformed cluster message", length=0, reason="empty")
+    t = buf[0]
+    r = _Reader(buf, t)
+    if t == 1:
+        src, dst, term, lt, lp, pv, tr = r.fixed(_RV)
+        m: object = RequestVote(src, dst, term, lt, lp, bool(pv), bool(tr))
+    elif t == 2:
+        src, dst, term, g, pv = r.fixed(_VR)
+        m = VoteResponse(src, dst, term, bool(g), bool(pv))
+    elif t == 3:
+        src, dst, term, prev, prev_term, commit, n = r.fixed(_AQ)
+        entries = []
+        for _ in range(n):
+            pos, eterm, ts, kind, ln = r.fixed(_ENTRY)
+            entries.append(Entry(pos, eterm, ts, kind, r.raw(ln)))
+        m = AppendRequest(src, dst, term, prev, prev_term, tuple(entries), commit)
+    elif t == 4:
+        src, dst, term, ok, pos, rp = r.fixed(_AR)
+        m = AppendResponse(src, dst, term, bool(ok), pos, rp)
+    elif t == 5:
+        src, dst, term, spos, sterm = r.fixed(_IS)
+        m = InstallSnapshot(src, dst, term, Snapshot(spos, sterm, r.var()))
+    elif t == 6:
+        m = TimeoutNow(*r.fixed(_TN))
+    elif t == 10:
+        m = SessionConnect(*r.fixed(_SC))
+    elif t == 11:
+        m = SessionClose(*r.fixed(_SC))
+    elif t == 12:
+        cid, sid, corr, floor = r.fixed(_IM)
+        m = IngressMessage(cid, sid, corr, floor, r.var())
+    elif t == 13:
+        sid, corr, code, leader = r.fixed(_SE)
+        try:
+            ec = EventCode(code)
+        except ValueError:
+            raise r.fail(f"event_code_{code}") from None
+        try:
+            detail = r.var().decode()
+        except UnicodeDecodeError:
+            raise r.fail("detail_not_utf8") from None
+        m = SessionEvent(sid, corr, ec, None if leader < 0 else leader, detail)
+    elif t == 14:
+        sid, corr = r.fixed(_EM)
+        m = EgressMessage(sid, corr, r.var())
+    elif t == 20:
+        m = StatusRequest(*r.fixed(_SQ))
+    elif t == 21:
+        member, role, *rest = r.fixed(_SR)
+        m = StatusResponse(member, role.rstrip(b"\0").decode(errors="replace"), *rest)
+    else:
+        raise r.fail("unknown_type")
+    r.done()
+    return m

@@ -1,43 +1,22 @@
-"""Fixtures for the SBE codec tests: the shared real-world schemas, generated modules, schema writers."""
+"""Fixtures for the SBE codec tests: the shared real-world schemas and schema writers."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-import uuid
 from pathlib import Path
-from types import ModuleType
 from typing import Callable
 
 import pytest
 
-from tickline.codecs.gen_python import generate
 from tickline.codecs.ir import Schema
 from tickline.codecs.schema import load_schema
 
-# The real schemas live next to the repository (../shared/sbe-schemas); TICKLINE_SBE_SCHEMAS overrides.
-SHARED = Path(os.environ.get("TICKLINE_SBE_SCHEMAS", Path(__file__).resolve().parents[3] / "shared" / "sbe-schemas"))
-DATA = Path(__file__).resolve().parent / "data"
+from codecs_helpers import HEADER_TYPES, SHARED
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     assert (SHARED / "example-schema.xml").is_file(), f"real SBE schemas not found at {SHARED} (set TICKLINE_SBE_SCHEMAS)"
     return SHARED
-
-
-def import_generated(schema: Schema, directory: Path, source: str = "test.xml") -> ModuleType:
-    """Write the generated module to ``directory`` and import it from the file, as a user would."""
-    name = f"tl_gen_{uuid.uuid4().hex[:12]}"
-    path = directory / f"{name}.py"
-    path.write_text(generate(schema, source), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -56,14 +35,6 @@ def write_schema(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-HEADER_TYPES = """<types>
-<composite name="messageHeader"><type name="blockLength" primitiveType="uint16"/><type name="templateId" primitiveType="uint16"/><type name="schemaId" primitiveType="uint16"/><type name="version" primitiveType="uint16"/></composite>
-<composite name="groupSizeEncoding"><type name="blockLength" primitiveType="uint16"/><type name="numInGroup" primitiveType="uint16"/></composite>
-<composite name="varDataEncoding"><type name="length" primitiveType="uint32"/><type name="varData" primitiveType="uint8" length="0"/></composite>
-</types>
-"""
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from tickline.codecs.gen_python import generate
 from tickline.codecs.ir import Schema
 
 import codecs_strategies
-from conftest import import_generated
+from codecs_helpers import import_generated
 
 REAL = ["example-schema.xml", "FixBinary.xml", "ilinkbinary.xml"]
 BUILTIN = ["market_data.xml", "orders.xml"]
@@ -40,7 +40,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> dic
 
 
 def all_messages() -> list[tuple[str, str]]:
-    from conftest import SHARED
+    from codecs_helpers import SHARED
 
     pairs = []
     for name in REAL:

@@ -22,7 +22,7 @@ from tickline.codecs import otf
 from tickline.codecs.ir import CompositeType, Schema
 from tickline.codecs.schema import load_schema
 
-from conftest import import_generated
+from codecs_helpers import import_generated
 
 FIELDS: dict[str, Any] = {
     "serialNumber": 1234, "modelYear": 2013, "available": "T", "code": "A", "someNumbers": [1, 2, 3, 4],

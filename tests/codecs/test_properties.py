@@ -18,7 +18,7 @@ from tickline.codecs import load_schema, otf
 from tickline.codecs.ir import INT_RANGE
 
 import codecs_strategies
-from conftest import HEADER_TYPES, import_generated
+from codecs_helpers import HEADER_TYPES, import_generated
 
 PRIMS = ["char", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "double"]
 

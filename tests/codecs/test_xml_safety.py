@@ -8,7 +8,7 @@ import pytest
 
 from tickline.codecs import SchemaError, load_schema
 
-from conftest import HEADER_TYPES
+from codecs_helpers import HEADER_TYPES
 
 OPEN = '<sbe:messageSchema xmlns:sbe="http://fixprotocol.io/2016/sbe" xmlns:xi="http://www.w3.org/2001/XInclude" package="t" id="7">'
 

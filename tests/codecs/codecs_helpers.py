@@ -1,0 +1,37 @@
+"""Helpers shared by the codec tests (a uniquely named module: other test folders have their own conftest)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+from tickline.codecs.gen_python import generate
+from tickline.codecs.ir import Schema
+
+# The real schemas live next to the repository (../shared/sbe-schemas); TICKLINE_SBE_SCHEMAS overrides.
+SHARED = Path(os.environ.get("TICKLINE_SBE_SCHEMAS", Path(__file__).resolve().parents[3] / "shared" / "sbe-schemas"))
+
+
+def import_generated(schema: Schema, directory: Path, source: str = "test.xml") -> ModuleType:
+    """Write the generated module to ``directory`` and import it from the file, as a user would."""
+    name = f"tl_gen_{uuid.uuid4().hex[:12]}"
+    path = directory / f"{name}.py"
+    path.write_text(generate(schema, source), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+HEADER_TYPES = """<types>
+<composite name="messageHeader"><type name="blockLength" primitiveType="uint16"/><type name="templateId" primitiveType="uint16"/><type name="schemaId" primitiveType="uint16"/><type name="version" primitiveType="uint16"/></composite>
+<composite name="groupSizeEncoding"><type name="blockLength" primitiveType="uint16"/><type name="numInGroup" primitiveType="uint16"/></composite>
+<composite name="varDataEncoding"><type name="length" primitiveType="uint32"/><type name="varData" primitiveType="uint8" length="0"/></composite>
+</types>
+"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -63,3 +64,16 @@ def test_bench_peers_decode_the_same_values() -> None:
         assert len(set(reads.values())) == 1, (case, reads)
     book = {peer: fn() for peer, fn in table["book_decode"].items() if peer in ("sbe", "protobuf", "struct")}
     assert book["sbe"] == book["protobuf"] == book["struct"]
+
+
+def test_codegen_warnings_mode_and_strict_mode(codecs_only: None, write_schema: Callable[..., Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_schema('<sbe:message name="M" id="1">\n<field name="from" id="1" type="uint8"/>\n</sbe:message>')
+    assert tickline.cli.main(["codegen", str(path), "-o", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == ("schema warning (the schema author's, tickline worked around it): file=schema.xml "
+                                    "line=9 element=field name=from: name=from is a Python keyword; the generated property is from_")
+    assert "def from_(self) -> int:" in (tmp_path / "out" / "t.py").read_text()
+    assert tickline.cli.main(["codegen", str(path), "--strict", "-o", str(tmp_path / "strict")]) == 1
+    assert "(an error in strict mode)" in capsys.readouterr().err
+    assert not (tmp_path / "strict").exists()

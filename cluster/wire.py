@@ -25,9 +25,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class StatusRequest:
-    """Operator tool -> member: report role, term and positions."""
+    """Operator tool -> member: report role, term and positions, after doing
+    ``action`` (0 nothing, 1 take a snapshot, 2 step down if leader)."""
 
     client_id: int
+    action: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ _SC = struct.Struct("<qq")
 _IM = struct.Struct("<qqqq")
 _SE = struct.Struct("<qqBq")
 _EM = struct.Struct("<qq")
-_SQ = struct.Struct("<q")
+_SQ = struct.Struct("<qB")
 _SR = struct.Struct("<q16sqqqqqq")
 
 
@@ -98,7 +100,7 @@ def encode(m: object) -> bytes:
     if isinstance(m, EgressMessage):
         return head + _EM.pack(m.session_id, m.correlation_id) + _var(m.payload)
     if isinstance(m, StatusRequest):
-        return head + _SQ.pack(m.client_id)
+        return head + _SQ.pack(m.client_id, m.action)
     assert isinstance(m, StatusResponse)
     return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position)
 

@@ -1,0 +1,77 @@
+"""``tickline cluster ...`` commands.
+
+- ``tickline cluster node --config FILE --member N``: run a member (see :mod:`.daemon`);
+- ``tickline cluster tool --config FILE status|snapshot N|step-down``: members, roles,
+  terms, log and commit positions; take a snapshot; step the leader down;
+- ``tickline cluster sim [--seed N | --seeds N --start S]``: the deterministic simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    from . import daemon
+    return daemon.main(["--config", args.config, "--member", str(args.member)])
+
+
+def _cmd_tool(args: argparse.Namespace) -> int:
+    from .daemon import load_topology, query_status
+    from .errors import ClusterError
+    try:
+        topo = load_topology(args.config)
+    except ClusterError as exc:
+        print(f"error: {exc}")
+        return 2
+    action = {"status": 0, "snapshot": 1, "step-down": 2}[args.action]
+    targets = sorted(topo.members)
+    if args.action == "snapshot":
+        if args.member is None:
+            print("error: snapshot needs --member N: fault=user")
+            return 2
+        targets = [args.member]
+    print(f"{'member':>6} {'role':<14} {'term':>6} {'leader':>6} {'log':>12} {'commit':>12} {'applied':>12} {'snapshot':>12}")
+    rc = 0
+    for m in targets:
+        act = action
+        if args.action == "step-down":
+            st = query_status(topo, m)
+            act = 2 if st is not None and st.role == "leader" else 0
+        st = query_status(topo, m, act)
+        if st is None:
+            print(f"{m:>6} {'(no answer)':<14}")
+            rc = 1
+            continue
+        leader = "-" if st.leader < 0 else st.leader
+        print(f"{st.member:>6} {st.role:<14} {st.term:>6} {leader:>6} {st.log_position:>12} {st.commit_position:>12} {st.applied_position:>12} {st.base_position:>12}")
+    return rc
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from . import sim
+    argv = ["--start", str(args.start), "--seeds", str(args.seeds), "--codec", args.codec]
+    if args.seed is not None:
+        argv += ["--seed", str(args.seed)]
+    return sim.main(argv)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("cluster", help="replicated sequencer: run a member, inspect members, simulate")
+    sub = p.add_subparsers(dest="cluster_command", metavar="CMD")
+    p.set_defaults(func=lambda _a: p.print_help() or 2)
+    n = sub.add_parser("node", help="run one cluster member")
+    n.add_argument("--config", required=True, help="topology TOML file")
+    n.add_argument("--member", type=int, required=True)
+    n.set_defaults(func=_cmd_node)
+    t = sub.add_parser("tool", help="show members; take a snapshot; step the leader down")
+    t.add_argument("--config", required=True)
+    t.add_argument("action", choices=["status", "snapshot", "step-down"], nargs="?", default="status")
+    t.add_argument("--member", type=int)
+    t.set_defaults(func=_cmd_tool)
+    s = sub.add_parser("sim", help="run the deterministic simulator over seeds")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--seeds", type=int, default=1000)
+    s.add_argument("--start", type=int, default=0)
+    s.add_argument("--codec", choices=["struct", "sbe"], default="struct")
+    s.set_defaults(func=_cmd_sim)

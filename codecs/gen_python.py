@@ -198,7 +198,9 @@ class _Gen:
         self.w()
         self.w("from __future__ import annotations")
         self.w()
-        self.w("import math")
+        uses_math = any("math." in line for line in body)
+        if uses_math:
+            self.w("import math")
         self.w("import struct")
         self.w("from enum import IntEnum, IntFlag")
         self.w("from typing import Any, Callable, Iterator, Union")
@@ -212,7 +214,6 @@ class _Gen:
         self.w(f"SCHEMA_VERSION = {s.version}")
         self.w(f"SCHEMA_PACKAGE = {s.package!r}")
         self.w(f"HEADER_LENGTH = {s.header.size}")
-        self.w("_ = math")
         self.w()
         for name, fmt in sorted(self.structs.items()):
             self.w(f"{name} = struct.Struct({fmt!r})")

@@ -402,7 +402,8 @@ def run(iterations: int = 20000, runs: int = 5, only: set[str] | None = None) ->
     for case, peers in table.items():
         if only and case not in only:
             continue
-        n = max(iterations // 10, 10) if case.startswith("book") else iterations
+        # Scale so that each sample lasts long enough to average out scheduler noise.
+        n = max(iterations // 10, 10) if case.startswith("book") else iterations * 10 if case.endswith("_read") else iterations
         for fn in peers.values():
             fn()  # warm up, and fail fast
         # Interleave the peers run by run, so that a noisy neighbour slows them all alike.

@@ -186,10 +186,10 @@ class NodeAgent:
         assert node is not None and self.transport is not None
         if isinstance(msg, _MEMBER_MESSAGES):
             if msg.dst == self.member and msg.src in self.topology.members:
-                node.on_member_message(msg)
+                node.on_member_message(msg, defer=True)
         elif isinstance(msg, _INGRESS):
             self.transport.clients[msg.client_id] = addr
-            node.on_ingress(msg)
+            node.on_ingress(msg, defer=True)
         elif isinstance(msg, wire.StatusRequest):
             if msg.action == 1:
                 node.take_snapshot()
@@ -202,7 +202,8 @@ class NodeAgent:
 
     def do_work(self) -> int:
         assert self.transport is not None and self.node is not None
-        work = self.transport.poll(self._on_message)
+        # one Ready (one fsync) for everything this duty cycle received: group commit
+        work = self.transport.poll(self._on_message, limit=256)
         self.node.tick(self.now())
         return work
 

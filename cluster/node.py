@@ -84,11 +84,18 @@ class ClusterNode:
                     self._timers_proposed.add(c)
         self._process()
 
-    def on_member_message(self, message: Message) -> None:
+    def on_member_message(self, message: Message, *, defer: bool = False) -> None:
+        """Step a peer's message.  ``defer``: leave persisting and sending to the
+        next :meth:`process` call, so a duty cycle's whole batch shares one fsync."""
         self.core.step(message)
+        if not defer:
+            self._process()
+
+    def process(self) -> None:
+        """Persist, apply and send whatever the core has ready."""
         self._process()
 
-    def on_ingress(self, msg: object) -> None:
+    def on_ingress(self, msg: object, *, defer: bool = False) -> None:
         if self.core.role is not Role.LEADER:
             sid = getattr(msg, "session_id", 0)
             cid = getattr(msg, "correlation_id", 0)
@@ -104,7 +111,8 @@ class ClusterNode:
             return
         if not ok:
             self.io.send_egress(msg.client_id, SessionEvent(msg.session_id, getattr(msg, "correlation_id", 0), EventCode.REDIRECT, leader=self.core.leader))
-        self._process()
+        if not defer:
+            self._process()
 
     def take_snapshot(self) -> Snapshot:
         """Snapshot the service at the applied position, then drop older log segments."""

@@ -57,10 +57,12 @@ class _CrashingDisk(SimDisk):
     def __init__(self) -> None:
         super().__init__()
         self.crash_on_fsync = False
+        self.tripped = False
 
     def fsync(self, name: str) -> None:
         if self.crash_on_fsync:
             self.crash_on_fsync = False
+            self.tripped = True
             raise _Crash()
         super().fsync(name)
 
@@ -132,6 +134,9 @@ class Simulation:
         self.fault_rng = random.Random(r.getrandbits(64))
         # small batches make followers hold divergent tails past what one append verifies
         self.max_append_bytes = r.choice([120, 400, 64 * 1024])
+        # batching: members step messages as they arrive but persist/send only on
+        # their tick, as the daemon's duty cycle does (one fsync per batch)
+        self.batching = r.random() < 0.3
         self.disks = {m: _CrashingDisk() for m in self.member_ids}
         self.nodes: dict[int, ClusterNode | None] = {}
         self.now = 0
@@ -293,7 +298,10 @@ class Simulation:
             try:
                 self._handle(ev)
             except _Crash:
-                self._crash(ev[1] if ev[0] == "tick" else ev[2], True)
+                for m, disk in self.disks.items():
+                    if disk.tripped:
+                        disk.tripped = False
+                        self._crash(m, True)
             except ClusterError as exc:
                 self._fail(f"cluster error: {exc}")
         self._final_checks()
@@ -315,14 +323,14 @@ class Simulation:
             if channel == "peer":
                 node = self.nodes[dst]
                 if node is not None:
-                    node.on_member_message(msg)
+                    node.on_member_message(msg, defer=self.batching)
                     self._check_node(dst)
             elif channel == "egress":
                 self._on_egress(dst, msg)
             else:
                 node = self.nodes[dst]
                 if node is not None:
-                    node.on_ingress(msg)
+                    node.on_ingress(msg, defer=self.batching)
                     self._check_node(dst)
         elif kind == "client":
             self._client_step(ev[1])

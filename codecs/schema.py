@@ -28,12 +28,10 @@ or var data names (the generator appends ``_``).
 from __future__ import annotations
 
 import importlib.resources
-import math
 import os
 import pathlib
 import shutil
 import tempfile
-from typing import Callable
 
 from tickline.codecs import naming
 from tickline.codecs.errors import SchemaError, SchemaWarning
@@ -613,12 +611,11 @@ def _is_var(t: CompositeType) -> bool:
 _ENCODINGS = {"ASCII": "ascii", "US-ASCII": "ascii", "UTF-8": "utf-8", "UTF8": "utf-8", "ISO-8859-1": "latin-1"}
 
 
-def _py_encoding(name: str | None) -> str:
+def py_encoding(name: str | None) -> str:
     """Python codec name for an SBE characterEncoding (US-ASCII when absent)."""
     if name is None:
         return "ascii"
     return _ENCODINGS.get(name.upper(), name)
 
 
-py_encoding: Callable[[str | None], str] = _py_encoding
-_ = math
+_py_encoding = py_encoding

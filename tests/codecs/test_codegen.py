@@ -214,3 +214,24 @@ def test_builtin_schemas_shape() -> None:
         ("askPrice", 48), ("askSize", 56)]
     assert tob.block_length == 64
     assert not md.warnings and not orders.warnings
+
+
+def test_encoder_on_a_dirty_buffer_writes_zeros_where_no_field_is(write_schema: Any, tmp_path: Path) -> None:
+    path = write_schema('<sbe:message name="Gap" id="1" blockLength="16">\n<field name="a" id="1" type="uint8"/>\n'
+                        '<field name="b" id="2" type="uint32" offset="8"/>\n'
+                        '<group name="g" id="3" blockLength="6"><field name="x" id="4" type="uint8" offset="2"/></group>\n'
+                        '</sbe:message>')
+    schema = load_schema(path)
+    mod = import_generated(schema, tmp_path)
+    buf = bytearray(b"\xff" * 64)
+    enc = mod.GapEncoder().wrap_and_apply_header(buf, 0)
+    enc.a = 1
+    enc.b = 2
+    g = enc.g_count(2)
+    g.next().x = 3
+    g.next().x = 4
+    expected = otf.encode(schema, {"header": otf.default_header(schema, schema.messages[0]), "message": "Gap",
+                                   "fields": {"a": 1, "b": 2, "g": [{"x": 3}, {"x": 4}]}})
+    assert len(expected) == 8 + 16 + 4 + 2 * 6
+    assert bytes(buf[:len(expected)]) == expected
+    assert buf[len(expected):] == b"\xff" * (64 - len(expected))  # nothing written past the message

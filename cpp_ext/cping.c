@@ -2,21 +2,31 @@
  * tickline-cping: the C reference for `tickline bench ping`.  Same Aeron
  * client, same driver, same message sizes as the Python benchmark, no Python.
  *
- *   tickline-cping ping DIR CHANNEL PING_STREAM PONG_STREAM LENGTH COUNT WARMUP OUTFILE
- *   tickline-cping pong DIR CHANNEL PING_STREAM PONG_STREAM COUNT_TOTAL
+ *   tickline-cping ping DIR PING_CHANNEL PONG_CHANNEL PING_STREAM PONG_STREAM LENGTH COUNT WARMUP OUTFILE
+ *   tickline-cping pong DIR PING_CHANNEL PONG_CHANNEL PING_STREAM PONG_STREAM COUNT_TOTAL
  *   tickline-cping tput-pub DIR CHANNEL STREAM LENGTH COUNT
  *   tickline-cping tput-sub DIR CHANNEL STREAM COUNT
+ *
+ * For UDP channels ping and pong each embed a media driver of their own in
+ * DIR, run in invoker mode from the same busy-spin loop as the client (on a
+ * two-core machine a driver thread beside two spinning processes would only
+ * get scheduler slices); for IPC they use the running driver in DIR.
  *
  * ping writes COUNT round-trip times (int64 ns, native order) to OUTFILE;
  * tput-sub prints "received=N elapsed_ns=T" from first to last message.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "aeronc.h"
+#include "aeronmd.h"
+
+static aeron_driver_t *g_driver = NULL;
+static aeron_t *g_client = NULL;
 
 static int64_t now_ns(void)
 {
@@ -31,15 +41,47 @@ static void fail(const char *what)
     exit(1);
 }
 
-static aeron_t *connect_client(aeron_context_t **ctx, const char *dir)
+static void start_embedded_driver(const char *dir)
+{
+    aeron_driver_context_t *dctx = NULL;
+    if (aeron_driver_context_init(&dctx) < 0) fail("driver context init");
+    aeron_driver_context_set_dir(dctx, dir);
+    aeron_driver_context_set_threading_mode(dctx, AERON_THREADING_MODE_INVOKER);
+    aeron_driver_context_set_dir_delete_on_shutdown(dctx, true);
+    aeron_driver_context_set_term_buffer_sparse_file(dctx, true);
+    if (aeron_driver_init(&g_driver, dctx) < 0) fail("driver init");
+    if (aeron_driver_start(g_driver, true) < 0) fail("driver start");
+}
+
+/* One turn of the duty cycle for whatever runs in invoker mode here. */
+static inline void duty(void)
+{
+    if (g_driver != NULL)
+    {
+        aeron_driver_main_do_work(g_driver);
+        aeron_main_do_work(g_client);
+    }
+}
+
+static aeron_t *connect_client(aeron_context_t **ctx, const char *dir, bool embedded)
 {
     aeron_t *client = NULL;
+    if (embedded) start_embedded_driver(dir);
     if (aeron_context_init(ctx) < 0) fail("context init");
     aeron_context_set_dir(*ctx, dir);
     aeron_context_set_pre_touch_mapped_memory(*ctx, true);
+    aeron_context_set_use_conductor_agent_invoker(*ctx, embedded);
     if (aeron_init(&client, *ctx) < 0) fail("client init");
     if (aeron_start(client) < 0) fail("client start");
+    g_client = client;
     return client;
+}
+
+static void disconnect_client(aeron_t *client, aeron_context_t *ctx)
+{
+    aeron_close(client);
+    aeron_context_close(ctx);
+    if (g_driver != NULL) aeron_driver_close(g_driver);
 }
 
 static aeron_publication_t *add_pub(aeron_t *client, const char *channel, int32_t stream)
@@ -48,7 +90,7 @@ static aeron_publication_t *add_pub(aeron_t *client, const char *channel, int32_
     aeron_publication_t *pub = NULL;
     if (aeron_async_add_publication(&async, client, channel, stream) < 0) fail("add publication");
     int rc;
-    while ((rc = aeron_async_add_publication_poll(&pub, async)) == 0) {}
+    while ((rc = aeron_async_add_publication_poll(&pub, async)) == 0) { duty(); }
     if (rc < 0) fail("add publication poll");
     return pub;
 }
@@ -59,7 +101,7 @@ static aeron_subscription_t *add_sub(aeron_t *client, const char *channel, int32
     aeron_subscription_t *sub = NULL;
     if (aeron_async_add_subscription(&async, client, channel, stream, NULL, NULL, NULL, NULL) < 0) fail("add subscription");
     int rc;
-    while ((rc = aeron_async_add_subscription_poll(&sub, async)) == 0) {}
+    while ((rc = aeron_async_add_subscription_poll(&sub, async)) == 0) { duty(); }
     if (rc < 0) fail("add subscription poll");
     return sub;
 }
@@ -69,6 +111,7 @@ static void offer_spin(aeron_publication_t *pub, const uint8_t *buf, size_t len)
     int64_t r;
     while ((r = aeron_publication_offer(pub, buf, len, NULL, NULL)) < 0)
     {
+        duty();
         if (r == AERON_PUBLICATION_CLOSED || r == AERON_PUBLICATION_ERROR || r == AERON_PUBLICATION_MAX_POSITION_EXCEEDED)
         {
             fail("offer");
@@ -118,14 +161,15 @@ int main(int argc, char **argv)
     aeron_context_t *ctx = NULL;
     state_t s = {0};
 
-    if (strcmp(mode, "ping") == 0 && argc == 10)
+    if (strcmp(mode, "ping") == 0 && argc == 11)
     {
-        aeron_t *client = connect_client(&ctx, argv[2]);
-        size_t length = (size_t)atol(argv[6]);
-        int64_t count = atoll(argv[7]), warmup = atoll(argv[8]);
-        aeron_publication_t *pub = add_pub(client, argv[3], atoi(argv[4]));
-        aeron_subscription_t *sub = add_sub(client, argv[3], atoi(argv[5]));
-        while (!aeron_publication_is_connected(pub) || !aeron_subscription_is_connected(sub)) {}
+        bool embedded = strncmp(argv[3], "aeron:udp", 9) == 0;
+        aeron_t *client = connect_client(&ctx, argv[2], embedded);
+        size_t length = (size_t)atol(argv[7]);
+        int64_t count = atoll(argv[8]), warmup = atoll(argv[9]);
+        aeron_publication_t *pub = add_pub(client, argv[3], atoi(argv[5]));
+        aeron_subscription_t *sub = add_sub(client, argv[4], atoi(argv[6]));
+        while (!aeron_publication_is_connected(pub) || !aeron_subscription_is_connected(sub)) { duty(); }
         uint8_t *msg = calloc(1, length < 8 ? 8 : length);
         int64_t *samples = malloc(sizeof(int64_t) * (size_t)count);
         for (int64_t i = 0; i < warmup + count; i++)
@@ -134,43 +178,49 @@ int main(int argc, char **argv)
             memcpy(msg, &t, sizeof(t));
             offer_spin(pub, msg, length);
             int64_t want = s.received + 1;
-            while (s.received < want) { aeron_subscription_poll(sub, on_pong, &s, 1); }
+            while (s.received < want)
+            {
+                if (aeron_subscription_poll(sub, on_pong, &s, 1) == 0) duty();
+            }
             if (i >= warmup) samples[i - warmup] = s.rtt;
         }
-        FILE *f = fopen(argv[9], "wb");
+        FILE *f = fopen(argv[10], "wb");
         if (f == NULL || fwrite(samples, sizeof(int64_t), (size_t)count, f) != (size_t)count) { perror("write samples"); return 1; }
         fclose(f);
-        aeron_close(client);
-        aeron_context_close(ctx);
+        disconnect_client(client, ctx);
         return 0;
     }
-    if (strcmp(mode, "pong") == 0 && argc == 7)
+    if (strcmp(mode, "pong") == 0 && argc == 8)
     {
-        aeron_t *client = connect_client(&ctx, argv[2]);
-        int64_t total = atoll(argv[6]);
-        aeron_subscription_t *sub = add_sub(client, argv[3], atoi(argv[4]));
-        s.pub = add_pub(client, argv[3], atoi(argv[5]));
-        while (s.received < total) { aeron_subscription_poll(sub, on_ping, &s, 10); }
-        aeron_close(client);
-        aeron_context_close(ctx);
+        bool embedded = strncmp(argv[3], "aeron:udp", 9) == 0;
+        aeron_t *client = connect_client(&ctx, argv[2], embedded);
+        int64_t total = atoll(argv[7]);
+        aeron_subscription_t *sub = add_sub(client, argv[3], atoi(argv[5]));
+        s.pub = add_pub(client, argv[4], atoi(argv[6]));
+        while (s.received < total)
+        {
+            if (aeron_subscription_poll(sub, on_ping, &s, 10) == 0) duty();
+        }
+        /* Let the last pong leave before the driver goes. */
+        for (int i = 0; i < 100000; i++) duty();
+        disconnect_client(client, ctx);
         return 0;
     }
     if (strcmp(mode, "tput-pub") == 0 && argc == 7)
     {
-        aeron_t *client = connect_client(&ctx, argv[2]);
+        aeron_t *client = connect_client(&ctx, argv[2], false);
         size_t length = (size_t)atol(argv[5]);
         int64_t count = atoll(argv[6]);
         aeron_publication_t *pub = add_pub(client, argv[3], atoi(argv[4]));
         while (!aeron_publication_is_connected(pub)) {}
         uint8_t *msg = calloc(1, length);
         for (int64_t i = 0; i < count; i++) { offer_spin(pub, msg, length); }
-        aeron_close(client);
-        aeron_context_close(ctx);
+        disconnect_client(client, ctx);
         return 0;
     }
     if (strcmp(mode, "tput-sub") == 0 && argc == 6)
     {
-        aeron_t *client = connect_client(&ctx, argv[2]);
+        aeron_t *client = connect_client(&ctx, argv[2], false);
         int64_t count = atoll(argv[5]);
         aeron_subscription_t *sub = add_sub(client, argv[3], atoi(argv[4]));
         printf("ready\n");
@@ -178,8 +228,7 @@ int main(int argc, char **argv)
         while (s.received < count) { aeron_subscription_poll(sub, on_count, &s, 1024); }
         printf("received=%" PRId64 " elapsed_ns=%" PRId64 "\n", s.received, s.last_ns - s.first_ns);
         fflush(stdout);
-        aeron_close(client);
-        aeron_context_close(ctx);
+        disconnect_client(client, ctx);
         return 0;
     }
     fprintf(stderr, "tickline-cping: bad arguments: mode=%s argc=%d (see cping.c)\n", mode, argc);

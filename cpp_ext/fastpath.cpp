@@ -312,6 +312,11 @@ aeron_controlled_fragment_handler_action_t deliver(PollContext *ctx, const uint8
     }
     PyObject *args[2] = {view, hdr};
     PyObject *result = PyObject_Vectorcall(ctx->handler, args, 2, nullptr);
+    // The handler's exception (if any) is parked while the view is released:
+    // its traceback may hold the view, and calling release() needs a clean
+    // error state.
+    PyObject *exc_type = nullptr, *exc_value = nullptr, *exc_tb = nullptr;
+    if (result == nullptr) PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     release_view(view);
     if (Py_REFCNT(hdr) > 1) {
         header_freeze(h);  // kept by the handler: it becomes a copy
@@ -321,6 +326,7 @@ aeron_controlled_fragment_handler_action_t deliver(PollContext *ctx, const uint8
         h->header = nullptr;
     }
     if (result == nullptr) {
+        PyErr_Restore(exc_type, exc_value, exc_tb);
         // The fragment that raised counts as consumed; the poll stops and the
         // exception reaches the caller.  Fragments after it stay for the next poll.
         ctx->failed = true;

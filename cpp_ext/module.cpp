@@ -87,6 +87,7 @@ Out *await_registration(Client &c, Async *async, PollFn poll, const char *what, 
         }
         if (c.invoker) {
             aeron_main_do_work(c.aeron);
+            if (!c.wait_hook.is_none()) c.wait_hook();
         } else {
             py::gil_scoped_release nogil;
             std::this_thread::sleep_for(std::chrono::microseconds(spins < 100 ? 10 : 1000));
@@ -123,9 +124,10 @@ Client::~Client() {
 }
 
 std::shared_ptr<Client> make_client(const std::string &dir, int64_t driver_timeout_ms, bool invoker, bool pre_touch,
-                                    const std::string &client_name, int64_t resource_linger_ns) {
+                                    const std::string &client_name, int64_t resource_linger_ns, py::object wait_hook) {
     auto c = std::make_shared<Client>();
     c->invoker = invoker;
+    c->wait_hook = std::move(wait_hook);
     if (aeron_context_init(&c->context) < 0) raise(AeronError, "client context init failed: error=" + aeron_error_text());
     if (!dir.empty()) aeron_context_set_dir(c->context, dir.c_str());
     c->dir = aeron_context_get_dir(c->context);
@@ -361,7 +363,7 @@ PYBIND11_MODULE(_aeron, m) {
     py::class_<Client, std::shared_ptr<Client>>(m, "Client", "A connection to a media driver (use tickline.transport.Aeron).")
         .def(py::init(&make_client), py::arg("dir") = "", py::arg("driver_timeout_ms") = 10000,
              py::arg("invoker") = false, py::arg("pre_touch") = false, py::arg("client_name") = "",
-             py::arg("resource_linger_ns") = -1)
+             py::arg("resource_linger_ns") = -1, py::arg("wait_hook") = py::none())
         .def_readonly("dir", &Client::dir)
         .def_readonly("invoker", &Client::invoker)
         .def_property_readonly("is_closed", [](Client &c) { return c.closed || (c.aeron != nullptr && aeron_is_closed(c.aeron)); })

@@ -70,6 +70,9 @@ struct Client {
     std::vector<ErrorRecord> errors;
     std::atomic<bool> driver_lost{false};
     std::vector<std::unique_ptr<ImageEvents>> image_events;
+    // Invoker mode: called beside aeron_main_do_work while a blocking call
+    // waits, so an invoker-mode driver on the same thread keeps turning.
+    py::object wait_hook;
 
     ~Client();
     void close();

@@ -103,6 +103,11 @@ class Aeron:
     ``timeout`` seconds.  ``pre_touch=True`` touches every page of a log buffer
     when it is mapped, so the first messages don't pay page faults (slower
     resource creation, flatter latency: benchmarks turn it on).
+
+    ``invoker=True``: no conductor thread; call ``do_work()`` from your duty
+    cycle.  Blocking calls (``add_*``) then turn the conductor themselves, and
+    call ``wait_hook()`` too, so an invoker-mode ``MediaDriver`` on the same
+    thread can be turned (``wait_hook=driver.do_work``).
     """
 
     def __init__(
@@ -113,12 +118,13 @@ class Aeron:
         invoker: bool = False,
         pre_touch: bool = False,
         client_name: str = "",
+        wait_hook: Callable[[], object] | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0: timeout={timeout}")
         self._client = _aeron.Client(
             dir or "", driver_timeout_ms=int(timeout * 1000), invoker=invoker, pre_touch=pre_touch,
-            client_name=client_name,
+            client_name=client_name, wait_hook=wait_hook,
         )
         self.dir: str = self._client.dir
         self.invoker: bool = invoker

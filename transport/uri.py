@@ -232,8 +232,9 @@ class ChannelUri:
                     f"unknown channel parameter: key={key!r} media={self.media} "
                     f"(known: {', '.join(sorted(_PARAMS))}; pass strict=False for keys a newer driver knows)"
                 )
-            return _any(value)
-        check, media = spec
+            check, media = _any, _MEDIA
+        else:
+            check, media = spec
         if self.media not in media:
             raise ChannelError(f"channel parameter not valid for this media: key={key} media={self.media}")
         try:
@@ -245,12 +246,12 @@ class ChannelUri:
         """Whole-URI rules: a UDP channel needs an endpoint, a control address or manual control mode."""
         if self.media == "udp":
             mode = self.params.get("control-mode")
+            if mode == "dynamic" and "control" not in self.params:
+                raise ChannelError(f"control-mode=dynamic needs control=host:port: channel={str(self)!r}")
             if "endpoint" not in self.params and "control" not in self.params and mode not in ("manual", "response"):
                 raise ChannelError(
                     f"udp channel needs endpoint=, control= or control-mode=manual: channel={str(self)!r}"
                 )
-            if mode == "dynamic" and "control" not in self.params:
-                raise ChannelError(f"control-mode=dynamic needs control=host:port: channel={str(self)!r}")
         return self
 
     # -- reading ----------------------------------------------------------

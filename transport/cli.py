@@ -1,0 +1,75 @@
+"""Transport commands: ``driver``, ``stat``, ``demo`` and ``bench ping``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def _cmd_driver(args: argparse.Namespace) -> int:
+    from .driver import aeronmd_path, default_dir, driver_pid_if_active
+
+    d = args.dir or default_dir()
+    pid = driver_pid_if_active(d)
+    if pid is not None:
+        print(f"tickline driver: a live media driver already uses this directory: dir={d} pid={pid}", file=sys.stderr)
+        return 1
+    argv = [aeronmd_path(), f"-Daeron.dir={d}"] + [f"-D{o}" for o in args.define]
+    print(f"tickline driver: dir={d} pid={os.getpid()}", file=sys.stderr, flush=True)
+    # exec: the daemon *is* aeronmd, so SIGTERM/SIGINT reach its clean shutdown directly.
+    os.execv(argv[0], argv)
+
+
+def _cmd_stat(args: argparse.Namespace) -> int:
+    from .._aeron import DriverError
+    from .counters import format_stat, read_stat
+    from .driver import default_dir
+
+    d = args.dir or default_dir()
+    while True:
+        try:
+            text = format_stat(read_stat(d), args.filter, errors=not args.no_errors)
+        except DriverError as e:
+            print(f"tickline stat: {e}", file=sys.stderr)
+            return 1
+        if args.watch:
+            print("\033[H\033[2J", end="")
+        print(text, flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(args.watch)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("driver", help="run the Aeron media driver (aeronmd) in the foreground")
+    p.add_argument("--dir", help="driver directory (default: $AERON_DIR or /dev/shm/aeron-$USER)")
+    p.add_argument("-D", dest="define", action="append", default=[], metavar="aeron.NAME=VALUE",
+                   help="an Aeron driver property, e.g. -D aeron.threading.mode=SHARED (repeatable)")
+    p.set_defaults(func=_cmd_driver)
+
+    p = subparsers.add_parser("stat", help="print a driver's counters and errors, like AeronStat")
+    p.add_argument("--dir", help="driver directory (default: $AERON_DIR or /dev/shm/aeron-$USER)")
+    p.add_argument("--filter", help="only counters whose label matches this regex")
+    p.add_argument("--no-errors", action="store_true", help="leave the error log out")
+    p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS")
+    p.set_defaults(func=_cmd_stat)
+
+    p = subparsers.add_parser("demo", help="ping-pong between two processes on an embedded driver, with percentiles")
+    p.add_argument("--count", type=int, default=100_000, help="round trips per message size")
+    p.set_defaults(func=lambda a: __import__("tickline.transport.bench", fromlist=["cmd_demo"]).cmd_demo(a))
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = bench_subparsers.add_parser("ping", help="IPC (and UDP) ping-pong and throughput, Python vs the C client")
+    p.add_argument("--udp", action="store_true", help="also measure UDP over loopback")
+    p.add_argument("--sizes", default="32,256", help="message sizes in bytes (comma separated)")
+    p.add_argument("--count", type=int, default=200_000, help="measured round trips per case")
+    p.add_argument("--warmup", type=int, default=50_000, help="round trips before measuring")
+    p.add_argument("--throughput-count", type=int, default=20_000_000, help="messages per throughput case (0 skips)")
+    p.add_argument("--batch", type=int, default=1024, help="messages per offer_batch call")
+    p.add_argument("--runs", type=int, default=1, help="repeat the whole benchmark")
+    p.add_argument("--python-only", action="store_true", help="skip the C reference")
+    p.add_argument("--json", help="write the figures to this file")
+    p.set_defaults(func=lambda a: __import__("tickline.transport.bench", fromlist=["cmd_bench_ping"]).cmd_bench_ping(a))

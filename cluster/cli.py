@@ -75,3 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     s.add_argument("--start", type=int, default=0)
     s.add_argument("--codec", choices=["struct", "sbe"], default="struct")
     s.set_defaults(func=_cmd_sim)
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .bench import register_bench as _register
+    _register(bench_subparsers)

@@ -181,3 +181,12 @@ def test_tool_shows_members_takes_a_snapshot_and_steps_the_leader_down(cluster, 
     args = parser.parse_args(["cluster", "tool", "--config", str(cluster.config), "step-down"])
     assert args.func(args) == 0
     load.pump(lambda: cluster.leader() not in (None, old), cluster, offer=False, what="a new leader after step-down")
+
+
+def test_bench_cluster_runs_and_reports_against_its_peer():
+    from tickline.cluster.bench import run
+    report = run(rate=200, seconds=0.5, window=8, fsync="none")
+    lines = report.splitlines()
+    assert lines[1].startswith("3-member") and "p99.9=" in lines[1] and "unanswered=0" in lines[1]
+    assert lines[2].startswith("1-member (peer: no replication)") and "unanswered=0" in lines[2]
+    assert "kill -9 leader -> first answer:" in lines[3] and "inf" not in lines[3]

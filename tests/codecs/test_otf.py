@@ -227,3 +227,47 @@ def test_invalid_bytes_in_a_char_array_survive_json(schema: Schema) -> None:
     text.encode("utf-8")  # printable as UTF-8
     assert '"sym": "AB\\udcff\\udc80"' in text
     assert otf.encode(schema, otf.from_json(text)) == bytes(wire)
+
+
+def test_truncated_input_gets_a_message_error(car_schema: Schema, tmp_path: Path) -> None:
+    from codecs_helpers import import_generated
+    from test_layout import hand_encoded_car
+
+    mod = import_generated(car_schema, tmp_path)
+    wire = hand_encoded_car()
+    for cut in range(len(wire)):
+        with pytest.raises(MessageError):
+            otf.decode(car_schema, wire[:cut])
+        with pytest.raises(MessageError):
+            mod.decode(wire[:cut]).to_dict()
+
+
+def test_garbled_input_gets_a_message_error_or_a_value(car_schema: Schema, tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from codecs_helpers import import_generated
+    from test_layout import hand_encoded_car
+
+    mod = import_generated(car_schema, tmp_path)
+    wire = hand_encoded_car()
+
+    positions = [0, 1, 6, 7, *range(8, len(wire))]  # blockLength, version and the body; the ids stay
+
+    @settings(max_examples=200, deadline=None)
+    @given(flips=st.lists(st.tuples(st.sampled_from(positions), st.integers(0, 255)), min_size=1, max_size=4))
+    def check(flips: list[tuple[int, int]]) -> None:
+        data = bytearray(wire)
+        for pos, value in flips:
+            data[pos] = value
+        try:
+            doc, used = otf.decode(car_schema, bytes(data))
+            assert used <= len(data)
+        except MessageError:
+            pass
+        try:
+            mod.decode(bytes(data)).to_dict()
+        except MessageError:
+            pass
+
+    check()

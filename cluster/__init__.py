@@ -3,8 +3,12 @@
 - :mod:`.consensus`: Raft as a pure state machine (Ready/advance);
 - :mod:`.log`: segment files, term/vote metadata, snapshots;
 - :mod:`.service`: the ``ClusteredService`` API and its container;
-- :mod:`.node`: one member wiring the above to an I/O boundary;
-- :mod:`.client`: the sans-IO cluster client;
-- :mod:`.sequencer`: the example order sequencer;
-- :mod:`.sim` and :mod:`.linearizability`: the deterministic simulator and history checker.
+- :mod:`.node`: one member wiring the above to an I/O boundary (``NodeIO``);
+- :mod:`.client`: the sans-IO cluster client; :mod:`.protocol`: ingress/egress types;
+- :mod:`.wire`: the binary encoding of every message;
+- :mod:`.daemon`: a member as a process (an agent over a UDP stand-in
+  transport until the Aeron one lands), the topology file, a UDP client;
+- :mod:`.sequencer` (+ :mod:`.sequencer_sbe`): the example order sequencer;
+- :mod:`.sim` and :mod:`.linearizability`: the deterministic simulator and history checker;
+- :mod:`.cli` and :mod:`.bench`: ``tickline cluster node|tool|sim`` and ``tickline bench cluster``.
 """

@@ -189,6 +189,12 @@ class Consensus:
             return None
         return self._entries[i].term
 
+    def _entry_term_at(self, end_position: int) -> int:
+        term = self.term_at(end_position)
+        if term is None:
+            raise SafetyViolation("no entry ends at a position that must be a boundary", member=self.id, position=end_position)
+        return term
+
     def entries_between(self, start: int, end: int) -> list[Entry]:
         """Entries with ``start < entry.end <= end`` (start must be >= base)."""
         i = bisect.bisect_left(self._starts, start)
@@ -472,7 +478,7 @@ class Consensus:
             if entries and entries[0].position != self.commit_position:
                 raise RemoteProtocolError("entry boundary mismatch below commit", member=self.id, leader=m.src, position=entries[0].position, commit=self.commit_position)
             prev = self.commit_position
-            prev_term = self.term_at(prev)
+            prev_term = self._base_term if prev == self._base_position else self._entry_term_at(prev)
         if prev > self.last_position():
             self._send(AppendResponse(self.id, m.src, self.term, False, self.last_position(), m.prev_position))
             return

@@ -62,7 +62,7 @@ def check_linearizable(
     explored = 0
     best: tuple[int, ...] = ()
     # explicit stack of (done mask, state, order so far, completed count)
-    stack = [(0, initial, (), 0)]
+    stack: list[tuple[int, object, tuple[int, ...], int]] = [(0, initial, (), 0)]
     while stack:
         mask, state, order, done_required = stack.pop()
         if done_required == required:
@@ -75,7 +75,7 @@ def check_linearizable(
         # the next operation to take effect must have been called before every
         # remaining completed operation returned
         horizon = min((rets[i] for i in range(n) if not mask >> i & 1 and ops[i].ret is not None), default=INF)
-        children = []
+        children: list[tuple[int, object, tuple[int, ...], int]] = []
         for i in by_call:
             if mask >> i & 1:
                 continue

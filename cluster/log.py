@@ -256,7 +256,7 @@ class SnapshotStore:
 
     def load_latest(self) -> tuple[Snapshot | None, list[str]]:
         """The newest snapshot that passes its checks, and the names of invalid ones skipped."""
-        skipped = []
+        skipped: list[str] = []
         for name in reversed(self._names()):
             data = self.disk.read(name)
             if len(data) >= _SNAP.size:

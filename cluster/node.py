@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from .config import ConsensusConfig
 from .consensus import Consensus
 from .disk import Disk
 from .errors import LogCorruptionError, NotLeaderError
 from .log import FsyncPolicy, MetaStore, RecoveryReport, SegmentLog, SnapshotStore
-from .messages import EntryKind, Message, Ready, Role, Snapshot
+from .messages import Entry, EntryKind, Message, Ready, Role, Snapshot
 from .protocol import EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer
 
@@ -70,7 +70,7 @@ class ClusterNode:
         self._prev_snapshot = self._last_snapshot
         self._timers_proposed: set[int] = set()
         self.applied: list[tuple[int, int]] = []  # (position, kind) of applied entries; used by tests
-        self.on_apply = None  # optional hook(entry, egress) for checkers
+        self.on_apply: Callable[[ClusterNode, Entry, list[tuple[int, object]]], None] | None = None  # hook for checkers
         self._process()
 
     # ---------------------------------------------------------------- inputs

@@ -41,16 +41,16 @@ class Status(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewOrder:
-    account: int
+    account: int | str  # int with the struct codec, the SBE Account text with the SBE codec
     side: Side
     quantity: int
     price: int
-    client_order_id: int
+    client_order_id: int | str
 
 
 @dataclass(frozen=True, slots=True)
 class OrderAck:
-    client_order_id: int
+    client_order_id: int | str
     status: Status
     sequence: int  # global sequence number, 0 when rejected
     timestamp: int  # cluster time the order was sequenced at
@@ -66,8 +66,8 @@ class RiskLimits:
 @dataclass
 class SequencerState:
     next_sequence: int = 1
-    positions: dict[int, int] = field(default_factory=dict)
-    recent: dict[int, list[int]] = field(default_factory=dict)  # account -> accepted timestamps in window
+    positions: dict[int | str, int] = field(default_factory=dict)
+    recent: dict[int | str, list[int]] = field(default_factory=dict)  # account -> accepted timestamps in window
 
     def key(self) -> tuple:
         return (self.next_sequence, tuple(sorted(self.positions.items())), tuple(sorted((a, tuple(t)) for a, t in self.recent.items())))

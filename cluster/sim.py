@@ -29,6 +29,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .client import ClusterClient
 from .config import ConsensusConfig
@@ -39,7 +40,7 @@ from .log import FsyncPolicy
 from .messages import Entry, EntryKind, InstallSnapshot, Role
 from .node import ClusterNode, NodeConfig
 from .protocol import EgressMessage
-from .sequencer import NewOrder, OrderSequencer, RiskLimits, SequencerState, Side, StructOrderCodec, decide
+from .sequencer import NewOrder, OrderCodec, OrderSequencer, RiskLimits, SequencerState, Side, StructOrderCodec, decide
 from .service import MESSAGE_HEADER
 
 __all__ = ["SimOptions", "Simulation", "SimFailure", "run_seed", "main"]
@@ -151,6 +152,7 @@ class Simulation:
         self.fresh: dict[tuple[int, int], int] = {}  # (session, correlation) -> position applied
         self._commit_seen: dict[int, int] = {}
         self._dups: dict[int, int] = {}
+        self.codec: OrderCodec
         if opts.codec == "sbe":
             from .sequencer_sbe import SbeOrderCodec
             self.codec = SbeOrderCodec()
@@ -266,7 +268,7 @@ class Simulation:
         if kind == "transfer":
             for m in alive:
                 node = self.nodes[m]
-                if node.core.role is Role.LEADER:
+                if node is not None and node.core.role is Role.LEADER:
                     if node.shutdown() is not None:
                         self.stats["transfers"] += 1
                         self.trace.append((self.now, "transfer", m))
@@ -382,7 +384,7 @@ class Simulation:
 
     # ---------------------------------------------------------------- checks
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, what: str) -> NoReturn:
         extra = "".join(f" --{k} {v}" for k, v in (("members", self.opts.members), ("codec", self.opts.codec if self.opts.codec != "struct" else None)) if v)
         lines = [f"{what}", f"seed={self.opts.seed} now={self.now}",
                  f"rerun: python -m tickline.cluster.sim --seed {self.opts.seed}{extra}", "recent events:"]
@@ -407,9 +409,9 @@ class Simulation:
         if core.commit_position > last:
             for e in core.entries_between(max(last, core.base_position), core.commit_position):
                 rec = (e.position, e.term, e.payload)
-                prev = self.committed.setdefault(e.end, rec)
-                if prev != rec:
-                    self._fail(f"committed entry changed: member={m} end={e.end} was={prev[:2]} now={rec[:2]}")
+                was = self.committed.setdefault(e.end, rec)
+                if was != rec:
+                    self._fail(f"committed entry changed: member={m} end={e.end} was={was[:2]} now={rec[:2]}")
             self._commit_seen[m] = core.commit_position
 
     def _check_snapshot_base(self, node: ClusterNode) -> None:
@@ -438,7 +440,7 @@ class Simulation:
                     self._fail(f"client message applied twice: session={sid} correlation={corr} first_end={where} again_end={e.end}")
 
     def _final_checks(self) -> None:
-        alive = [self.nodes[m] for m in self.member_ids if self.nodes[m] is not None]
+        alive = [n for n in (self.nodes[m] for m in self.member_ids) if n is not None]
         if len(alive) != len(self.member_ids):
             self._fail("not every member is running after healing")
         leaders = [n for n in alive if n.core.role is Role.LEADER]

@@ -22,7 +22,7 @@ class Loop:
     def _raise(e):
         raise e
 
-    def run_until(self, cond, timeout=5.0, max_cycles=200_000, what="condition"):
+    def run_until(self, cond, timeout=20.0, max_cycles=2_000_000, what="condition"):
         deadline = time.monotonic() + timeout
         for _ in range(max_cycles):
             if cond():

@@ -221,3 +221,38 @@ def test_gateway_bridge_with_exchange_sim(loop, begin):
     [cxl] = crec.apps("9")
     assert (cxl[11], cxl[41], cxl[434], cxl[102]) == ("C1", "NOPE", "1", "1")
     assert not [e for e in crec.ev if isinstance(e, RejectReceived)]
+
+
+class FakeEndpoint:
+    """Just enough of an endpoint for the bridge: records what it would send."""
+
+    def __init__(self):
+        self.sent = []
+        self.entries = {"S": None}
+
+    def submit(self, sid, mt, fields):
+        self.sent.append((sid, mt, list(fields)))
+
+
+class FullSink:
+    def offer(self, sid, req):
+        return False
+
+    def poll(self, handler, limit):
+        return 0
+
+
+def test_back_pressure_is_refused_with_business_reject_never_dropped():
+    ep, rejects = FakeEndpoint(), []
+    b = FixBridge(ep, FullSink(), FullSink(), clock=lambda: T0, on_reject=rejects.append)
+    b.on_event("S", ApplicationMessage(fix("D", NOS), False))
+    assert ep.sent == [("S", "j", [(45, 7), (372, "D"), (379, "O1"), (380, 4), (58, "order entry back pressured, retry")])]
+    assert rejects[0].reason == 4 and rejects[0].kind == "business"
+
+
+def test_reports_for_unknown_orders_are_kept_not_dropped():
+    ep = FakeEndpoint()
+    venue = sim()
+    b = FixBridge(ep, venue, venue, clock=lambda: T0)
+    venue._out.append((None, REPORTS["ack"]))
+    assert b.do_work() == 1 and ep.sent == [] and list(b.unroutable) == [REPORTS["ack"]]

@@ -237,3 +237,29 @@ def test_restart_resumes_seqnums_and_resends_pre_restart_messages(loop, tmp_path
     assert x2.message[37] == "X2" and x2.poss_dup and x2.message[34] == "3"
     assert [e.reset_seq_num for e in rec2.of(LoggedOn)] == [False]
     assert st.next_target_seq == ini.session("FIX.4.4:CLI->GW").store.next_sender_seq
+
+
+def test_acceptor_schedule_refuses_outside_hours_and_resets_daily(loop, raw_clients):
+    from tickline.fix_gateway.schedule import SessionSchedule
+    from tickline.fix_gateway.store import MemoryStore
+
+    day = 1767225600.0  # 2026-01-01 00:00 UTC
+    clock = [day + 7 * 3600]  # 07:00, before the 08:00-17:00 window
+    rec = Recorder()
+    acc = FixAcceptor(AcceptorConfig(port=0), on_event=rec, clock=lambda: clock[0], on_unknown=rec.unknown.append)
+    store = MemoryStore(creation_time=day - 86400)  # yesterday's sequence numbers
+    store.next_sender_seq, store.next_target_seq = 40, 30
+    acc.add_session(acc_cfg(check_latency=False), store, SessionSchedule("08:00", "17:00", "UTC"))
+    loop.add(acc)
+    logon = lambda seq: encode("FIX.4.4", [(35, "A"), (49, "CLI"), (56, "GW"), (34, seq), (52, utc_timestamp(clock[0])),
+                                           (98, 0), (108, 30)])
+    c = raw_clients(acc.port)
+    c.send(logon(1))
+    loop.run_until(lambda: not c.poll(), what="refused outside the window")
+    assert rec.unknown[0].reason == "outside_session_schedule session=FIX.4.4:GW->CLI"
+    clock[0] = day + 9 * 3600
+    c2 = raw_clients(acc.port)
+    c2.send(logon(1))
+    loop.run_until(lambda: c2.poll() and b"\x0135=A\x01" in c2.buf, what="logon in the window")
+    [reply] = messages(c2.buf)
+    assert reply[34] == "1" and store.creation_time == clock[0]  # the daily reset happened first

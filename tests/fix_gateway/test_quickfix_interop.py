@@ -37,7 +37,7 @@ class Events:
         with self.lock:
             return [e for e in self.items if isinstance(e, typ)]
 
-    def wait(self, pred, timeout=10.0, what="event"):
+    def wait(self, pred, timeout=20.0, what="event"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if pred():
@@ -278,3 +278,32 @@ def test_tickline_initiator_against_quickfix_acceptor(tmp_path, qf_binary, runne
     ini2.invoke_later(lambda: ini2.set_enabled(sid, False))
     ev2.wait(lambda: ev2.of(LoggedOut), what="final logout")
     assert ev2.of(LoggedOut)[0].initiated_by == "local"
+
+
+def test_quickfix_reset_seq_num_flag_on_logon_is_honoured(tmp_path, qf_binary, runners, peers):
+    port = free_port()
+    sid = "FIX.4.4:GW->QF"
+    store = FileStore(tmp_path / "gw.log", "batch")
+    store.set_next_sender_seq(40)
+    store.set_next_target_seq(30)
+    ev = Events()
+    acc = FixAcceptor(AcceptorConfig(port=port), on_event=ev)
+    acc.add_session(SessionConfig(sender_comp_id="GW", target_comp_id="QF", transport_dictionary="FIX44",
+                                  heartbeat_interval_s=1), store)
+    acc.on_start()
+    runners(acc)
+    peer = peers(qf_binary, qfpeer.settings("initiator", port, tmp_path / "qf", reset_on_logon=True, heartbeat_s=1),
+                 tmp_path / "qf")
+    peer.wait_for(r"^LOGON ")
+    ev.wait(lambda: ev.of(LoggedOn), what="logon")
+    assert ev.of(LoggedOn)[0] == LoggedOn(1, True)  # HeartBtInt=1 accepted, ResetSeqNumFlag honoured
+    line = peer.wait_for(r"^FROMADMIN msg=.*\|35=A\|")
+    assert "|34=1|" in line and "|141=Y|" in line
+    # a couple of 1 s heartbeats flow without test requests or disconnects
+    peer.wait_for(r"^FROMADMIN msg=.*\|35=0\|34=3\|", timeout=10)
+    assert not ev.of(Disconnect)
+
+    def agree():
+        qs, qt = peer.seqnums()
+        return (qs, qt) == (store.next_target_seq, store.next_sender_seq) and qs >= 3
+    ev.wait(agree, what="sequence numbers agree after the reset")

@@ -492,3 +492,15 @@ def test_two_sessions_logon_exchange_and_recover_gap():
     assert [(e.message[11], e.poss_dup) for e in got] == [("O2", True)]
     assert acc.store.next_target_seq == ini.store.next_sender_seq
     assert ini.store.next_target_seq == acc.store.next_sender_seq
+
+
+def test_one_second_heartbeat_interval_accepted():
+    s = Session(cfg(), MemoryStore())
+    s.connection_made(T0)
+    s.receive_data(peer("A", 1, [(98, 0), (108, 1)]), T0)
+    assert out(s) == [hdr("A", 1) + [(98, "0"), (108, "1")]] and s.events() == [LoggedOn(1, False)]
+    assert s.next_deadline() == T0 + 1
+    s.tick(T0 + 1)
+    assert out(s) == [hdr("0", 2, T0 + 1)]
+    s.tick(T0 + 1.2)
+    assert out(s) == [hdr("1", 3, T0 + 1.2) + [(112, "TEST-1")]]

@@ -44,7 +44,7 @@ def build() -> Path:
 
 
 def settings(kind: str, port: int, workdir: Path, begin: str = "FIX.4.4", sender: str = "QF", target: str = "GW",
-             heartbeat_s: int = 30) -> str:
+             heartbeat_s: int = 30, reset_on_logon: bool = False) -> str:
     spec_dir = REPO / "fix_gateway" / "spec"
     lines = [
         "[DEFAULT]",
@@ -56,7 +56,7 @@ def settings(kind: str, port: int, workdir: Path, begin: str = "FIX.4.4", sender
         "EndTime=00:00:00",
         f"HeartBtInt={heartbeat_s}",
         "UseDataDictionary=Y",
-        "ResetOnLogon=N",
+        f"ResetOnLogon={'Y' if reset_on_logon else 'N'}",
         "[SESSION]",
         f"BeginString={begin}",
         f"SenderCompID={sender}",

@@ -264,7 +264,11 @@ class _Encoder:
         if t.primitive == "char":
             if not isinstance(value, str):
                 raise MessageError(f"{what}: expected a string, got value={value!r}")
-            raw = value.encode(py_encoding(t.character_encoding), errors="surrogateescape")
+            try:
+                raw = value.encode(py_encoding(t.character_encoding), errors="surrogateescape")
+            except UnicodeEncodeError:
+                raise MessageError(f"{what}: value={value!r} is not representable in "
+                                   f"characterEncoding={t.character_encoding or 'US-ASCII'}") from None
             if len(raw) > t.length:
                 raise MessageError(f"{what}: value={value!r} is {len(raw)} bytes, longer than length={t.length}")
             buf[offset:offset + len(raw)] = raw
@@ -297,7 +301,7 @@ class _Encoder:
             bits = {c.name: c.bit for c in t.choices}
             raw = 0
             for name in value:
-                if name not in bits:
+                if not isinstance(name, str) or name not in bits:
                     raise MessageError(f"{what}: name={name!r} is not a choice of set {t.name}")
                 raw |= 1 << bits[name]
             self.prim(buf, t.primitive, offset, raw, what)

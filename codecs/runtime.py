@@ -110,8 +110,10 @@ def set_json(raw: int | None, choices: tuple[tuple[str, int], ...]) -> list[str]
 def set_from_json(value: Any, choices: tuple[tuple[str, int], ...]) -> int:
     bits = dict(choices)
     raw = 0
+    if not isinstance(value, list):
+        raise MessageError(f"expected a list of choice names, got value={value!r}")
     for name in value:
-        if name not in bits:
+        if not isinstance(name, str) or name not in bits:
             raise MessageError(f"name={name!r} is not a choice of the set")
         raw |= 1 << bits[name]
     return raw
@@ -145,7 +147,10 @@ def decode_str(raw: bytes, encoding: str, cache: dict[bytes, str]) -> str:
 
 def encode_str(value: str, encoding: str, cache: dict[str, bytes]) -> bytes:
     """A char array's bytes, remembered in ``cache`` while it holds fewer than STR_CACHE_LIMIT entries."""
-    raw = value.encode(encoding, errors="surrogateescape")
+    try:
+        raw = value.encode(encoding, errors="surrogateescape")
+    except UnicodeEncodeError:
+        raise MessageError(f"value={value!r} is not representable in {encoding}") from None
     if len(cache) < STR_CACHE_LIMIT:
         cache[value] = raw
     return raw

@@ -151,8 +151,6 @@ class _SchemaParser:
         if root.tag != "messageSchema":
             raise root.error("the root element must be messageSchema")
         schema_id = _int_attr(root, "id")
-        if schema_id > 0xFFFF:
-            raise root.error(f"id={schema_id} does not fit a uint16 schemaId")
         self.version = _int_attr(root, "version", 0)
         byte_order = root.get("byteOrder", "littleEndian")
         if byte_order not in ("littleEndian", "bigEndian"):
@@ -179,6 +177,11 @@ class _SchemaParser:
             m = header.member(member)
             if m is None or not isinstance(m.type, EncodedType) or m.type.primitive not in INT_RANGE or m.type.length != 1:
                 raise self.type_nodes[header_name].error(f"header composite needs an integer member {member}")
+        for member, value, key in (("schemaId", schema_id, "id"), ("version", self.version, "version")):
+            m = header.member(member)
+            assert m is not None and isinstance(m.type, EncodedType)
+            if value > INT_RANGE[m.type.primitive][1]:
+                raise root.error(f"{key}={value} does not fit the header's {member} ({m.type.primitive})")
         self._check_class_names()
         messages: list[Message] = []
         seen_ids: dict[int, Node] = {}

@@ -157,3 +157,35 @@ def test_generated_member_collision_is_reported(write_schema: Callable[..., Path
     with pytest.raises(SchemaError) as info:
         generate(load_schema(path))
     assert "element=field: generated member fills_count of class M collides with another member" in str(info.value)
+
+
+def test_mutated_schemas_give_schema_errors_never_crashes(shared_dir: Path, tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    common = (shared_dir / "common-types.xml").read_text().split("?>", 1)[1]
+    text = (shared_dir / "example-schema.xml").read_text().replace('<xi:include href="common-types.xml"/>', common)
+    values = st.sampled_from(["", "-1", "0", "99999999999999999999", "x", "uint8", "char", "Model.Z", "optional",
+                              "constant", "BooleanType", "groupSizeEncoding", "1.5", "Car"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(edits=st.lists(st.tuples(st.integers(0, len(text) - 1), values), min_size=1, max_size=3))
+    def check(edits: list[tuple[int, str]]) -> None:
+        mutated = text
+        for pos, value in edits:
+            # replace the attribute value (or text) that starts after position pos
+            start = mutated.find('"', pos)
+            end = mutated.find('"', start + 1)
+            if start < 0 or end < 0:
+                continue
+            mutated = mutated[:start + 1] + value + mutated[end:]
+        path = tmp_path / "mutated.xml"
+        path.write_text(mutated)
+        try:
+            schema = load_schema(path)
+        except SchemaError as exc:
+            assert "file=mutated.xml line=" in str(exc)
+            return
+        generate(schema)  # a schema that loads also generates
+
+    check()

@@ -271,3 +271,29 @@ def test_garbled_input_gets_a_message_error_or_a_value(car_schema: Schema, tmp_p
             pass
 
     check()
+
+
+def test_encoding_wrong_json_gets_a_message_error(car_schema: Schema) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from test_layout import FIELDS
+
+    junk = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                        max_leaves=6)
+    names = sorted(FIELDS) + ["blockLength", "version", "templateId"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(replacements=st.dictionaries(st.sampled_from(names), junk, min_size=1, max_size=3))
+    def check(replacements: dict[str, Any]) -> None:
+        fields = dict(FIELDS)
+        header = otf.default_header(car_schema, car_schema.messages[0])
+        for key, value in replacements.items():
+            (header if key in header else fields)[key] = value
+        try:
+            otf.encode(car_schema, {"header": header, "message": "Car", "fields": fields})
+        except MessageError:
+            pass
+
+    check()

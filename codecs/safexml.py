@@ -100,6 +100,8 @@ def parse_bytes(data: bytes, file: str) -> Node:
     except xml.parsers.expat.ExpatError as exc:
         raise SchemaError(f"not well-formed XML: {xml.parsers.expat.errors.messages[exc.code]}",
                           file=base, line=exc.lineno, element="?") from None
+    except SchemaError:
+        raise
     except (LookupError, ValueError) as exc:  # e.g. an unknown encoding in the XML declaration
         raise SchemaError(f"unreadable XML: {exc}", file=base, line=1, element="?xml") from None
     if len(roots) != 1:

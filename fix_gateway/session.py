@@ -395,6 +395,7 @@ class Session:
                 self._events.append(GarbledReceived(e.reason))
                 continue
             self._t.last_received = now
+            self._t.test_request_id = None  # any message from the peer answers our TestRequest
             self._on_message(msg, now)
 
     def tick(self, now: float) -> None:
@@ -630,13 +631,13 @@ class Session:
             self._logout_and_disconnect(now, "HeartBtInt(108) missing or invalid", f"bad_heartbeat_interval value={hb_s!r}")
             return
         reset = msg.get(141) == "Y"
-        if acceptor and reset:
-            self.store.reset(now)
         if acceptor and self.authenticator is not None:
             refusal = self.authenticator(msg)
             if refusal is not None:
                 self._logout_and_disconnect(now, refusal, f"logon_refused text={refusal!r}", "remote")
                 return
+        if acceptor and reset:
+            self.store.reset(now)  # only once the Logon is accepted: a refused peer can't wipe the store
         if self.validator is not None:
             try:
                 self.validator.validate(msg)

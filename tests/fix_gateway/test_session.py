@@ -504,3 +504,22 @@ def test_one_second_heartbeat_interval_accepted():
     assert out(s) == [hdr("0", 2, T0 + 1)]
     s.tick(T0 + 1.2)
     assert out(s) == [hdr("1", 3, T0 + 1.2) + [(112, "TEST-1")]]
+
+
+def test_any_message_answers_test_request_and_restarts_supervision():
+    s = logged_on_acceptor()
+    s.tick(T0 + 36)
+    assert out(s)[0][5] == (112, "TEST-1")
+    s.receive_data(peer("D", 2, [(11, "a")], now=T0 + 40), T0 + 40)
+    s.events()
+    s.tick(T0 + 40 + 36)  # silence again: a fresh TestRequest, not a disconnect
+    assert out(s) == [hdr("1", 3, T0 + 76) + [(112, "TEST-2")]]
+
+
+def test_refused_logon_with_reset_flag_keeps_store():
+    st = MemoryStore()
+    st.next_sender_seq, st.next_target_seq = 50, 40
+    s = Session(cfg(), st, authenticator=lambda m: "no")
+    s.connection_made(T0)
+    s.receive_data(peer("A", 1, [(98, 0), (108, 30), (141, "Y")]), T0)
+    assert (st.next_target_seq, st.next_sender_seq) == (40, 51)  # only the Logout was added

@@ -208,6 +208,7 @@ class _SchemaParser:
 
     def _check_class_names(self) -> None:
         seen: dict[str, str] = {}
+        owners: dict[str, int] = {}  # class name -> id() of the type that takes it
         for n, t in self.types.items():
             if isinstance(t, EncodedType):
                 continue
@@ -217,6 +218,28 @@ class _SchemaParser:
             if cls in seen:
                 raise self.type_nodes[n].error(f"type name={n} and name={seen[cls]} both become class {cls} in generated code")
             seen[cls] = n
+            owners[cls] = id(t)
+        # Enums, sets and composites defined inside a composite become classes too.
+        for n, t in self.types.items():
+            if isinstance(t, CompositeType):
+                self._check_inline(n, t, seen, owners)
+
+    def _check_inline(self, top: str, comp: CompositeType, seen: dict[str, str], owners: dict[str, int]) -> None:
+        for m in comp.members:
+            t = m.type
+            if isinstance(t, EncodedType):
+                continue
+            cls = naming.pascal(t.name)
+            if owners.get(cls, id(t)) != id(t):
+                raise self.type_nodes[top].error(
+                    f"type name={t.name} defined inside composite {comp.name} (line={t.line}) and type "
+                    f"name={seen[cls]} both become class {cls} in generated code")
+            if cls in naming.RESERVED_CLASSES or cls.endswith(("Decoder", "Encoder")):
+                raise self.type_nodes[top].error(f"type name={t.name} would collide with a name in generated code (class {cls})")
+            seen.setdefault(cls, t.name)
+            owners[cls] = id(t)
+            if isinstance(t, CompositeType):
+                self._check_inline(top, t, seen, owners)
 
     # -- types -----------------------------------------------------------------------------
 

@@ -106,6 +106,10 @@ CASES = [
     ("type-case-collision", '<types>\n<enum name="side" encodingType="uint8"><validValue name="A">1</validValue></enum>\n'
      '<enum name="Side" encodingType="uint8"><validValue name="A">1</validValue></enum>\n</types>', 0,
      "line=10 element=enum name=Side: type name=Side and name=side both become class Side in generated code"),
+    ("inline-type-collision", '<types>\n<enum name="Side" encodingType="uint8"><validValue name="A">1</validValue></enum>\n'
+     '<composite name="C"><enum name="side" encodingType="char"><validValue name="B">B</validValue></enum></composite>\n</types>', 0,
+     "line=10 element=composite name=C: type name=side defined inside composite C (line=10) and type name=Side both "
+     "become class Side in generated code"),
     ("not-an-identifier", f'{M}\n<field name="bid-price" id="1" type="uint8"/>\n{END}', 0,
      "line=9 element=field name=bid-price: name='bid-price' is not usable as an identifier in generated code"),
     # -- structure -----------------------------------------------------------------------------------------------------

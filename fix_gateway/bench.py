@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 import time
 
-from .codec import Framer, encode, parse
+from .codec import FieldValue, Framer, encode, parse
 
-NOS = [(35, "D"), (49, "CLIENT"), (56, "GATEWAY"), (34, 1234), (52, "20260101-12:00:00.000"),
+NOS: list[tuple[int, FieldValue]] = [(35, "D"), (49, "CLIENT"), (56, "GATEWAY"), (34, 1234), (52, "20260101-12:00:00.000"),
        (11, "ORD-000001"), (21, "1"), (55, "AAPL"), (54, "1"), (60, "20260101-12:00:00.000"),
        (38, 100), (40, "2"), (44, "187.25"), (59, "0")]
 
@@ -182,9 +182,9 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
                         m = e.message
                         n_exec[0] += 1
                         acc.session(s).send("8", [
-                            (37, "TL-" + m[11]), (17, n_exec[0]), (150, "F"), (39, "2"), (11, m[11]), (55, m.get(55, "")),
-                            (54, m[54]), (38, m[38]), (32, m[38]), (31, m.get(44, "0")), (151, 0), (14, m[38]),
-                            (6, m.get(44, "0"))], time.time())
+                            (37, "TL-" + m[11]), (17, n_exec[0]), (150, "F"), (39, "2"), (11, m[11]), (55, m.get(55) or ""),
+                            (54, m[54]), (38, m[38]), (32, m[38]), (31, m.get(44) or "0"), (151, 0), (14, m[38]),
+                            (6, m.get(44) or "0")], time.time())
                 acc.on_event = on_event
             else:
                 venue = ExchangeSim(lambda: time.time_ns(), default_mode="auto-fill")

@@ -27,7 +27,7 @@ def _parse_time(key: str, value: str) -> dt.time:
             parts.append(0)
         if len(parts) != 3:
             raise ValueError
-        return dt.time(*parts)
+        return dt.time(parts[0], parts[1], parts[2])
     except ValueError:
         raise ConfigError(f"bad time of day: fault=config key={key} value={value!r} expected=HH:MM[:SS]") from None
 

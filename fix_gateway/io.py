@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import errno
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -32,6 +33,19 @@ __all__ = ["AcceptorConfig", "InitiatorConfig", "FixAcceptor", "FixInitiator", "
 
 EventHandler = Callable[[str, Event], None]
 _RECV = 65536
+# "try again later" on a non-blocking socket, plain or TLS
+_AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _handshake(sock: socket.socket) -> bool | None:
+    """Advance a TLS handshake: True done, False not yet, None failed."""
+    try:
+        sock.do_handshake()  # type: ignore[attr-defined]
+        return True
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return False
+    except (ssl.SSLError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class SessionEntry:
     sock: socket.socket | None = None
     out: bytearray = field(default_factory=bytearray)
     connecting: bool = False
+    handshaking: bool = False
     next_attempt: float = 0.0
     backoff_s: float = 0.0
     connect_started: float = 0.0
@@ -131,7 +146,7 @@ class _Endpoint:
         for _ in range(8):
             try:
                 data = sock.recv(_RECV)
-            except (BlockingIOError, InterruptedError):
+            except _AGAIN:
                 break
             except OSError:
                 data = b""
@@ -176,7 +191,7 @@ class _Endpoint:
                 n = e.sock.send(e.out)
                 del e.out[:n]
                 work = 1
-            except (BlockingIOError, InterruptedError):
+            except _AGAIN:
                 pass
             except OSError:
                 e.out.clear()
@@ -233,8 +248,12 @@ class AcceptorConfig:
     backlog: int = 64
     pending_timeout_s: float = 10.0
     max_message_size: int = 1 << 20
+    tls_cert_file: str = ""  # TLS when set (PEM certificate chain); tls_key_file: its private key
+    tls_key_file: str = ""
 
     def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError(f"TLS needs both files: fault=config key=tls_cert_file/tls_key_file value={(self.tls_cert_file, self.tls_key_file)!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"bad port: fault=config key=port value={self.port}")
         if self.pending_timeout_s <= 0:
@@ -248,6 +267,7 @@ class _Pending:
     since: float
     framer: Framer
     data: bytearray = field(default_factory=bytearray)
+    handshaking: bool = False
 
 
 class FixAcceptor(_Endpoint):
@@ -268,6 +288,14 @@ class FixAcceptor(_Endpoint):
         self._listener: socket.socket | None = None
         self._pending: list[_Pending] = []
         self.port = config.port
+        self._tls: ssl.SSLContext | None = None
+        if config.tls_cert_file:
+            try:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+            except (OSError, ssl.SSLError) as e:
+                raise ConfigError(f"cannot load TLS certificate: fault=config key=tls_cert_file value={config.tls_cert_file!r} error={e}") from None
+            self._tls = ctx
 
     def role_name(self) -> str:
         return f"{self.name}:{self.config.host}:{self.port}"
@@ -314,7 +342,11 @@ class FixAcceptor(_Endpoint):
                 break
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._pending.append(_Pending(sock, f"{addr[0]}:{addr[1]}", now, Framer(self.config.max_message_size)))
+            tls = self._tls is not None
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            self._pending.append(_Pending(sock, f"{addr[0]}:{addr[1]}", now, Framer(self.config.max_message_size),
+                                          handshaking=tls))
             work += 1
         return work
 
@@ -327,9 +359,23 @@ class FixAcceptor(_Endpoint):
         work = 0
         keep: list[_Pending] = []
         for p in self._pending:
+            if p.handshaking:
+                done = _handshake(p.sock)
+                if done is None:
+                    self._refuse(p, "tls_handshake_failed")
+                    work += 1
+                    continue
+                if not done:
+                    if now - p.since >= self.config.pending_timeout_s:
+                        self._refuse(p, f"tls_handshake_timeout timeout_s={self.config.pending_timeout_s}")
+                    else:
+                        keep.append(p)
+                    continue
+                p.handshaking = False
+                work += 1
             try:
                 chunk = p.sock.recv(_RECV)
-            except (BlockingIOError, InterruptedError):
+            except _AGAIN:
                 chunk = None
             except OSError:
                 chunk = b""
@@ -419,16 +465,19 @@ class FixInitiator(_Endpoint):
         self.addresses: dict[str, tuple[str, int]] = {}
         self.enabled: dict[str, bool] = {}
         self.connect_attempts: dict[str, int] = {}
+        self.tls: dict[str, ssl.SSLContext | None] = {}
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,  # type: ignore[override]
                     schedule: SessionSchedule | None = None, authenticator=None,
-                    host: str = "127.0.0.1", port: int = 0) -> Session:
+                    host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> Session:
+        """``tls``: a client context (e.g. ``ssl.create_default_context(cafile=...)``) to speak TLS to ``host``."""
         if config.role != "initiator":
             raise ConfigError(f"initiator session needs role=initiator: fault=config session={config.session_id} role={config.role}")
         s = super().add_session(config, store, schedule, authenticator)
         self.addresses[config.session_id] = (host, port)
         self.enabled[config.session_id] = True
         self.connect_attempts[config.session_id] = 0
+        self.tls[config.session_id] = tls
         return s
 
     def set_enabled(self, session_id: str, enabled: bool) -> None:
@@ -484,6 +533,18 @@ class FixInitiator(_Endpoint):
                 return 1
             e.sock, e.connecting, e.connect_started = sock, True, now
             return 1
+        if e.handshaking:
+            done = _handshake(e.sock)
+            if done is None or (not done and now - e.connect_started >= self.config.connect_timeout_s):
+                _close(e.sock)
+                e.sock, e.connecting, e.handshaking = None, False, False
+                self._schedule_retry(e, now)
+                return 1
+            if not done:
+                return 0
+            e.handshaking = e.connecting = False
+            e.session.connection_made(now)
+            return 1
         if not e.connecting:
             return 0
         err = e.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -499,6 +560,11 @@ class FixInitiator(_Endpoint):
             _close(e.sock)
             e.sock, e.connecting = None, False
             self._schedule_retry(e, now)
+            return 1
+        ctx = self.tls.get(sid)
+        if ctx is not None:
+            e.sock = ctx.wrap_socket(e.sock, server_hostname=self.addresses[sid][0], do_handshake_on_connect=False)
+            e.handshaking = True  # still "connecting" for _read/_flush until the handshake is done
             return 1
         e.connecting = False
         e.session.connection_made(now)

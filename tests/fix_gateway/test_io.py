@@ -263,3 +263,47 @@ def test_acceptor_schedule_refuses_outside_hours_and_resets_daily(loop, raw_clie
     loop.run_until(lambda: c2.poll() and b"\x0135=A\x01" in c2.buf, what="logon in the window")
     [reply] = messages(c2.buf)
     assert reply[34] == "1" and store.creation_time == clock[0]  # the daily reset happened first
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    import subprocess
+
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
+
+
+def test_tls_initiator_and_acceptor(loop, tls_files, raw_clients):
+    import ssl
+
+    cert, key = tls_files
+    rec = Recorder()
+    acc = FixAcceptor(AcceptorConfig(port=0, tls_cert_file=cert, tls_key_file=key, pending_timeout_s=2), on_event=rec,
+                      on_unknown=rec.unknown.append)
+    acc.add_session(acc_cfg())
+    loop.add(acc)
+    irec = Recorder()
+    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=irec)
+    ini.add_session(ini_cfg(), port=acc.port, tls=ssl.create_default_context(cafile=cert))
+    loop.add(ini)
+    loop.run_until(lambda: irec.of(LoggedOn) and rec.of(LoggedOn), what="logon over TLS")
+    ini.submit("FIX.4.4:CLI->GW", "D", [(11, "T1")])
+    loop.run_until(lambda: rec.of(ApplicationMessage), what="order over TLS")
+    assert rec.of(ApplicationMessage)[0].message[11] == "T1"
+    # a plaintext client can't talk to the TLS port: its handshake fails and the socket is closed
+    c = raw_clients(acc.port)
+    c.send(raw_msg("A", 1, [(98, 0), (108, 30)]))
+    loop.run_until(lambda: not c.poll(), what="plaintext refused")
+    assert rec.unknown[-1].reason == "tls_handshake_failed"
+    assert acc.session("FIX.4.4:GW->CLI").state == State.ACTIVE
+
+
+def test_tls_config_needs_both_files():
+    from tickline.fix_gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match="fault=config key=tls_cert_file/tls_key_file"):
+        AcceptorConfig(tls_cert_file="c.pem")

@@ -11,12 +11,12 @@ Topology file (TOML), section ``[fix_gateway]``::
     idle = "backoff"               # busy-spin | yielding | sleeping | backoff
     [fix_gateway.acceptor]
     host = "127.0.0.1"
-    port = 9876
+    port = 9876                    # tls_cert_file/tls_key_file: TLS on this port
     [fix_gateway.venue]            # in-process exchange simulator
     default_mode = "match"         # match | auto-fill | rest
     modes = { AAPL = "auto-fill" }
     [[fix_gateway.sessions]]
-    role = "acceptor"              # or "initiator" with host/port of the counterparty
+    role = "acceptor"              # or "initiator" with host/port (and tls_ca_file) of the counterparty
     sender_comp_id = "GW"
     target_comp_id = "CLIENT1"
     begin_string = "FIX.4.4"
@@ -60,6 +60,7 @@ class SessionSpec:
     schedule: SessionSchedule
     host: str = "127.0.0.1"
     port: int = 0
+    tls_ca_file: str = ""  # initiator: speak TLS, trusting this CA bundle
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,10 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         specs = []
         for i, s in enumerate(gw.get("sessions", [])):
             where = f"fix_gateway.sessions[{i}]"
-            _check_keys(where, s, _SESSION_KEYS | _SCHEDULE_KEYS | {"host", "port"})
+            _check_keys(where, s, _SESSION_KEYS | _SCHEDULE_KEYS | {"host", "port", "tls_ca_file"})
             sched = SessionSchedule(**{k: v for k, v in s.items() if k in _SCHEDULE_KEYS})
             sc = SessionConfig(**{k: v for k, v in s.items() if k in _SESSION_KEYS})
-            specs.append(SessionSpec(sc, sched, s.get("host", "127.0.0.1"), int(s.get("port", 0))))
+            specs.append(SessionSpec(sc, sched, s.get("host", "127.0.0.1"), int(s.get("port", 0)), s.get("tls_ca_file", "")))
         return from_env(GatewayConfig, "TICKLINE_FIX_GATEWAY_", env, **top, acceptor=acceptor, initiator=initiator,
                         venue_default_mode=venue.get("default_mode", "match"), venue_modes=dict(venue.get("modes", {})),
                         sessions=tuple(specs))
@@ -157,7 +158,16 @@ class Gateway:
                 self.acceptor.add_session(spec.session, store, spec.schedule)
             else:
                 assert self.initiator is not None
-                self.initiator.add_session(spec.session, store, spec.schedule, host=spec.host, port=spec.port)
+                tls = None
+                if spec.tls_ca_file:
+                    import ssl
+
+                    try:
+                        tls = ssl.create_default_context(cafile=spec.tls_ca_file)
+                    except (OSError, ssl.SSLError) as e:
+                        raise ConfigError(f"cannot load CA file: fault=config session={spec.session.session_id} "
+                                          f"key=tls_ca_file value={spec.tls_ca_file!r} error={e}") from None
+                self.initiator.add_session(spec.session, store, spec.schedule, host=spec.host, port=spec.port, tls=tls)
         self._last_status = 0.0
 
     def role_name(self) -> str:

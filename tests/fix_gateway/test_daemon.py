@@ -142,3 +142,15 @@ def test_daemon_trades_reports_status_and_logs_out_on_sigterm(tmp_path, daemon, 
         assert lo.initiated_by == "remote" and lo.text == "Gateway shutting down"
     ini.enabled["FIX.4.4:C1->GW"] = ini.enabled["FIX.4.2:C2->GW"] = False
     assert proc.wait(timeout=15) == 0
+
+
+def test_initiator_session_tls_ca_file_must_load(tmp_path):
+    from tickline.fix_gateway.gateway import Gateway
+
+    p = tmp_path / "t.toml"
+    p.write_text(f'[fix_gateway]\nstore_dir="{tmp_path}/s"\n[[fix_gateway.sessions]]\nrole="initiator"\nsender_comp_id="A"\n'
+                 f'target_comp_id="B"\nport=1\ntls_ca_file="{tmp_path}/missing.pem"\n')
+    cfg = load_config(p)
+    assert cfg.sessions[0].tls_ca_file.endswith("missing.pem")
+    with pytest.raises(ConfigError, match="cannot load CA file: fault=config session=FIX.4.4:A->B key=tls_ca_file"):
+        Gateway(cfg)

@@ -212,9 +212,10 @@ class Simulation:
         self.stats["crashes"] += 1
         self.stats["torn"] += torn
         self.disks[m].crash_on_fsync = False
-        # torn: killed inside a write and the power went too; otherwise a kill -9
-        # (page cache survives) or a power cut between writes, half and half
-        power_loss = torn or self.fault_rng.random() < 0.5
+        # torn: killed inside a write, before its fsync.  Either way, half the
+        # time it is a kill -9 (the page cache keeps every write, durable or not)
+        # and half the time the power goes (only a torn prefix of unsynced bytes stays).
+        power_loss = self.fault_rng.random() < 0.5
         self.disks[m].crash(self.fault_rng, power_loss=power_loss)
         self.trace.append((self.now, "crash", m, "torn" if torn else "power" if power_loss else "kill"))
 

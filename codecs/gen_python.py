@@ -109,6 +109,7 @@ class _Gen:
         self.emitted_views: set[str] = set()
         self._slot_views: dict[str, str] = {}
         self._plain: list[_Slot] = []
+        self._attr_views: set[str] = set()
         self.view_plain: dict[str, list[tuple[_Slot, int]]] = {}
         self._block_struct = ""
         self._block_span = 0
@@ -450,8 +451,7 @@ class _Gen:
         saved = self._cache
         slots = _member_slots(t)
         index = self.view_index(t, base)
-        plain = [sl for sl in slots if sl.py in index and isinstance(sl.t, EncodedType) and sl.t.length == 1
-                 and sl.t.primitive != "char" and sl.presence != "constant"]
+        plain = [sl for sl in slots if sl.py in index and _is_plain(sl)]
         self.view_plain[view] = [(sl, int(index[sl.py][1])) for sl in plain]
         self.w()
         self.w(f"class {view}:")
@@ -464,8 +464,7 @@ class _Gen:
         self.w("self._p = parent", 2)
         for sl in plain:
             typ = self.py_type(sl)
-            self.w(f"self.{sl.py}: {typ} = {'None' if 'None' in typ else ('0.0' if typ == 'float' else '0')}"
-                   "  # filled by the decoder's wrap()/next()", 2)
+            self.w(f"self.{sl.py}: {typ} = {_default(typ)}  # filled by the decoder's wrap()/next()", 2)
         self.w()
         self._cache = index
         for sl in slots:
@@ -702,13 +701,16 @@ class _Gen:
             self.structs[self._block_struct] = fmt
             # Plain numeric fields become slot attributes filled at wrap()/next(): a read is then an
             # attribute load, not a property call (the largest cost of a decode in CPython).
-            self._plain = [sl for sl in slots if sl.py in index and isinstance(sl.t, EncodedType) and sl.t.length == 1
-                           and sl.t.primitive != "char" and sl.presence != "constant"]
+            self._plain = [sl for sl in slots if sl.py in index and _is_plain(sl)]
             comp_types = {sl.py: sl.t for sl in slots if isinstance(sl.t, CompositeType)}
             self._slot_views = {py: self.composite_view(comp_types[py], b) for py, b in comp_base.items()}
             self._cache = index
         elems = [("group", g) for g in groups] + [("data", d) for d in data]
-        slots_attr = ["_buf", "_offset", "_acting_version", "_step", "_open", "_v"] + ["_c_" + c.py for c in comps]
+        # A decoder's flat composites that exist in every version are plain attributes holding their view.
+        attr_views = {c.py for c in comps if c.py in self._slot_views and not c.since} if dec else set()
+        self._attr_views = attr_views
+        slots_attr = ["_buf", "_offset", "_acting_version", "_step", "_open", "_v"]
+        slots_attr += [c.py if c.py in attr_views else "_c_" + c.py for c in comps]
         slots_attr += [sl.py for sl in self._plain]
         if msg is not None:
             slots_attr += ["_limit", "_acting_block_length"]
@@ -750,10 +752,13 @@ class _Gen:
             typ = self.py_type(sl)
             if sl.since and "None" not in typ:
                 typ += " | None"
-            self.w(f"self.{sl.py}: {typ} = {'None' if 'None' in typ else ('0.0' if typ == 'float' else '0')}", 2)
+            self.w(f"self.{sl.py}: {typ} = {_default(typ)}", 2)
         for c in comps:
             if c.py in comp_base:
-                self.w(f"self._c_{c.py} = {self._slot_views[c.py]}(self)", 2)
+                if c.py in attr_views:
+                    self.w(f"self.{c.py} = {self._slot_views[c.py]}(self)", 2)
+                else:
+                    self.w(f"self._c_{c.py} = {self._slot_views[c.py]}(self)", 2)
             else:
                 self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
         if msg is not None:
@@ -771,7 +776,7 @@ class _Gen:
             assert group is not None
             self.group_methods(name, dec, group, elems)
         for sl in slots:
-            if sl in self._plain:
+            if sl in self._plain or sl.py in attr_views:
                 continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
         for i, (kind, el) in enumerate(elems):
@@ -800,13 +805,7 @@ class _Gen:
             t = sl.t
             assert isinstance(t, EncodedType)
             i = self._cache[sl.py][1]
-            expr = f"{tup}[{i}]"
-            if sl.presence == "optional":
-                null = t.null
-                if isinstance(null, float) and math.isnan(null):
-                    expr = f"None if {expr} != {expr} else {expr}"
-                else:
-                    expr = f"None if {expr} == {self.null_literal(null)} else {expr}"
+            expr = self.plain_expr(sl, f"{tup}[{i}]")
             if sl.since:
                 expr = f"None if {version_expr} < {sl.since} else ({expr})"
             lines.append(f"self.{sl.py} = {expr}")
@@ -814,7 +813,7 @@ class _Gen:
             members = self.view_plain.get(view, [])
             if not members:
                 continue
-            lines.append(f"c_{py} = self._c_{py}")
+            lines.append(f"c_{py} = self.{py}" if py in self._attr_views else f"c_{py} = self._c_{py}")
             for ms, k in members:
                 lines.append(f"c_{py}.{ms.py} = {self.plain_expr(ms, f'{tup}[{k}]')}")
         return lines
@@ -822,6 +821,10 @@ class _Gen:
     def plain_expr(self, sl: _Slot, expr: str) -> str:
         t = sl.t
         assert isinstance(t, EncodedType)
+        if t.primitive == "char":  # a char array: its text, through the module's bytes -> str cache
+            enc = py_encoding(t.character_encoding)
+            cache = self.str_cache(enc)
+            return f"{cache}_get({expr}) or _rt.decode_str({expr}, {enc!r}, {cache})"
         if sl.presence == "optional":
             null = t.null
             if isinstance(null, float) and math.isnan(null):
@@ -832,7 +835,7 @@ class _Gen:
     def unpack_line(self, block_length_expr: str) -> str:
         """Statement that unpacks the block's plain fields once (zero-padded when the acting block is shorter)."""
         st = self._block_struct
-        return (f"self._v = {st}.unpack_from(self._buf, self._offset) if {block_length_expr} >= {self._block_span} "
+        return (f"v = self._v = {st}.unpack_from(self._buf, self._offset) if {block_length_expr} >= {self._block_span} "
                 f"else {st}.unpack(_rt.padded(self._buf, self._offset, {block_length_expr}, {self._block_span}))")
 
     def message_methods(self, name: str, dec: bool, msg: Message) -> None:
@@ -846,7 +849,7 @@ class _Gen:
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
             self.w(self.unpack_line("acting_block_length"), 2)
-            for line in self.plain_loads("self._v", "acting_version"):
+            for line in self.plain_loads("v", "acting_version"):
                 self.w(line, 2)
             if msg.groups or msg.data:
                 self.w("self._step = 0", 2)
@@ -961,7 +964,7 @@ class _Gen:
         else:
             self.w("_rt.check_bounds(self._buf, msg._limit, 'group entry')", 2)
             self.w(self.unpack_line("self._block_length"), 2)
-            for line in self.plain_loads("self._v", "self._acting_version"):
+            for line in self.plain_loads("v", "self._acting_version"):
                 self.w(line, 2)
         self.w("self._index += 1", 2)
         self.w("self._step = 0", 2)
@@ -1114,6 +1117,20 @@ class _Gen:
         self.w("for obj in list(globals().values()):", 1)
         self.w("if isinstance(obj, type) and 'check_order' in vars(obj):", 2)
         self.w("setattr(obj, 'check_order', enabled)", 3)
+
+
+def _is_plain(sl: _Slot) -> bool:
+    """Whether a decoder copies this field into an attribute at wrap(): numeric scalars and char arrays."""
+    t = sl.t
+    if not isinstance(t, EncodedType) or sl.presence == "constant":
+        return False
+    return t.length == 1 and t.primitive != "char" or t.length > 1 and t.primitive == "char"
+
+
+def _default(typ: str) -> str:
+    if "None" in typ:
+        return "None"
+    return {"float": "0.0", "str": '""'}.get(typ, "0")
 
 
 def _versioned(t: CompositeType) -> bool:

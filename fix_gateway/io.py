@@ -181,10 +181,11 @@ class _Endpoint:
     def _flush(self, e: SessionEntry, now: float) -> int:
         s = e.session
         data = s.data_to_send()
-        if data:
-            s.store.sync()  # persist before send
-            if e.sock is not None:
-                e.out += data
+        # persist before send; also makes this cycle's received-sequence updates durable
+        # (a no-op when nothing was written)
+        s.store.sync()
+        if data and e.sock is not None:
+            e.out += data
         work = 0
         if e.out and e.sock is not None:
             try:

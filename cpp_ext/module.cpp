@@ -79,6 +79,10 @@ Out *await_registration(Client &c, Async *async, PollFn poll, const char *what, 
     for (;;) {
         int rc = poll(&out, async);
         if (rc > 0) return out;
+        if (rc == 0 && (c.driver_lost.load() || aeron_is_closed(c.aeron))) {
+            raise(DriverError, std::string(what) + " registration abandoned: media driver lost: channel=" + channel +
+                                   " stream_id=" + std::to_string(stream_id) + " dir=" + c.dir);
+        }
         if (rc < 0) {
             std::string err = aeron_error_text();
             PyObject *type = c.driver_lost.load() ? DriverError : RegistrationError;
@@ -100,6 +104,10 @@ Out *await_registration(Client &c, Async *async, PollFn poll, const char *what, 
 
 void Client::check_open(const char *what) const {
     if (closed) raise(ClosedError, std::string("client is closed: operation=") + what + " dir=" + dir);
+    if (driver_lost.load() || aeron_is_closed(aeron)) {
+        raise(DriverError, std::string("media driver lost: the client timed out waiting for it: operation=") + what +
+                               " dir=" + dir);
+    }
 }
 
 void Client::close() {

@@ -75,7 +75,17 @@ def driver(shm_dir: str) -> Iterator["object"]:
     """An embedded media driver with small term buffers, closed and removed at teardown."""
     from tickline.transport import MediaDriver
 
-    d = MediaDriver.embedded(shm_dir, options={"aeron.ipc.term.buffer.length": "64k", "aeron.term.buffer.length": "64k"})
+    # Small terms (back pressure comes quickly) and short client liveness and
+    # publication linger, so tests about dead clients don't wait Aeron's
+    # production timeouts.
+    d = MediaDriver.embedded(shm_dir, options={
+        "aeron.ipc.term.buffer.length": "64k",
+        "aeron.term.buffer.length": "64k",
+        "aeron.client.liveness.timeout": "2000000000",
+        "aeron.publication.linger.timeout": "200000000",
+        "aeron.image.liveness.timeout": "2000000000",
+        "aeron.publication.unblock.timeout": "3000000000",
+    })
     try:
         yield d
     finally:

@@ -147,6 +147,7 @@ class MediaDriver:
         *,
         options: Mapping[str, object] | None = None,
         timeout: float = 10.0,
+        stdout: int | None = None,
         stderr: int | None = None,
     ) -> "MediaDriver":
         """Start ``aeronmd`` as a child process and wait until its CnC heartbeat shows it is up."""
@@ -159,7 +160,7 @@ class MediaDriver:
         self = cls()
         self.dir = d
         self._remove_dir = dir is None
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=stderr)
+        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
         self.pid = self._process.pid
         deadline = time.monotonic() + timeout
         while True:
@@ -180,7 +181,10 @@ class MediaDriver:
         return self._process is not None and self._process.poll() is None
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the driver (SIGTERM for the daemon, then SIGKILL after ``timeout``) and remove its directory if we made it."""
+        """Stop the driver (SIGTERM for the daemon, then SIGKILL after ``timeout``) and remove its directory if we made it.
+
+        aeronmd exits with the signal's number as its status after a clean shutdown.
+        """
         if self._embedded is not None:
             self._embedded.close()
         if self._process is not None and self._process.poll() is None:

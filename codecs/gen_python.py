@@ -10,10 +10,11 @@ dispatches on templateId.  ``to_dict()``/``from_dict()`` use the same form as
 ``tickline sbe-decode``'s ``fields``.
 
 Decoders unpack a block's fixed fields with one ``struct`` call when they are
-wrapped (or move to the next group entry).  Plain numeric fields (and the
-numeric members of flat composites) are then copied into slot attributes, so
-reading one is an attribute load; the other fields are properties over the
-unpacked tuple (a tuple index plus a conversion).  The buffer itself is never
+wrapped (or move to the next group entry).  Numeric fields, char arrays (as
+text, through a bounded bytes->str cache) and the views of flat composites are
+then plain slot attributes, so reading one is an attribute load; the other
+fields (enums, sets, single chars, arrays, versioned composites) are
+properties over the unpacked tuple.  The buffer itself is never
 copied; var data and group dimensions are read in place.  Encoders write
 through to the buffer on every assignment.
 
@@ -723,9 +724,9 @@ class _Gen:
             self.w()
             self.w("Wraps a buffer without copying it; reuse one instance per stream.  Not thread-safe.", 1)
             if role == "Decoder":
-                self.w("wrap() unpacks the root block's fields once (one struct call) and fills the plain numeric", 1)
-                self.w("ones as attributes, so later writes to the buffer are seen only after the next wrap();", 1)
-                self.w("groups and var data are read in place.", 1)
+                self.w("wrap() unpacks the root block's fields once (one struct call) and fills numeric fields,", 1)
+                self.w("char arrays and flat composites as attributes, so later writes to the buffer are seen only", 1)
+                self.w("after the next wrap(); groups and var data are read in place.", 1)
             self.w('"""', 1)
         else:
             assert group is not None

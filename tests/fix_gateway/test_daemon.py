@@ -154,3 +154,43 @@ def test_initiator_session_tls_ca_file_must_load(tmp_path):
     assert cfg.sessions[0].tls_ca_file.endswith("missing.pem")
     with pytest.raises(ConfigError, match="cannot load CA file: fault=config session=FIX.4.4:A->B key=tls_ca_file"):
         Gateway(cfg)
+
+
+def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, loop):
+    port = free_port()
+    cfg = topology(tmp_path, port)
+    proc = daemon(cfg)
+    events = {"FIX.4.4:C1->GW": [], "FIX.4.2:C2->GW": []}
+    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05, reconnect_max_s=0.2),
+                       on_event=lambda sid, e: events[sid].append(e))
+    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator"), port=port)
+    ini.add_session(SessionConfig(sender_comp_id="C2", target_comp_id="GW", role="initiator", begin_string="FIX.4.2"),
+                    port=port)
+    loop.add(ini)
+    sid = "FIX.4.4:C1->GW"
+    logons = lambda: [e for e in events[sid] if isinstance(e, LoggedOn)]
+    reports = lambda: [e for e in events[sid] if isinstance(e, ApplicationMessage)]
+    loop.run_until(lambda: logons(), timeout=15, what="logon")
+    for i in range(5):
+        ini.submit(sid, "D", [(11, f"A{i}"), (55, "AF"), (54, "1"), (60, utc_timestamp(time.time())), (38, "1"),
+                              (40, "2"), (44, "1")])
+    loop.run_until(lambda: len(reports()) == 10, timeout=15, what="5 acks and 5 fills")
+    proc.kill()  # no clean shutdown: whatever was synced is all the gateway has
+    proc.wait(timeout=10)
+    loop.run_for(20)
+    proc2 = daemon(cfg)
+    loop.run_until(lambda: len(logons()) == 2, timeout=20, what="logon after restart")
+    assert logons()[1].reset_seq_num is False
+    ini.submit(sid, "D", [(11, "B0"), (55, "AF"), (54, "1"), (60, utc_timestamp(time.time())), (38, "1"), (40, "2"),
+                          (44, "1")])
+    loop.run_until(lambda: any(e.message.get(11) == "B0" and e.message.get(39) == "2" for e in reports()), timeout=15,
+                   what="fill after restart")
+    # every order acked and filled exactly once as a new message (resends, if any, are marked PossDup)
+    fresh = [(e.message[11], e.message[150]) for e in reports() if not e.poss_dup]
+    assert sorted(fresh) == sorted([(f"A{i}", t) for i in range(5) for t in ("0", "F")] + [("B0", "0"), ("B0", "F")])
+    st = ini.session(sid).store
+    # the gateway's sequence numbers continued: 1 Logon + 10 reports, then Logon, ack, fill
+    assert st.next_target_seq == 15 and st.next_sender_seq == 9
+    proc2.send_signal(signal.SIGTERM)
+    ini.enabled[sid] = ini.enabled["FIX.4.2:C2->GW"] = False
+    assert proc2.wait(timeout=15) == 0

@@ -30,7 +30,7 @@ import time
 from array import array
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import itertools
 
@@ -212,7 +212,7 @@ def _python_worker(*args: object) -> list[str]:
     return [sys.executable, "-m", "tickline.transport.bench", *map(str, args)]
 
 
-def _preexec(cpu: int | None):  # type: ignore[no-untyped-def]
+def _preexec(cpu: int | None) -> "Callable[[], None] | None":
     return (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None and cpu >= 0 else None
 
 
@@ -237,8 +237,8 @@ def _run_pair(ping_cmd: list[str], pong_cmd: list[str], ping_cpu: int | None, po
             pong.wait()
 
 
-def _histogram(samples: array) -> Any:
-    from hdrh.histogram import HdrHistogram
+def _histogram(samples: "array[int]") -> Any:
+    from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
     h = HdrHistogram(1, 60_000_000_000, 3)
     for s in samples:
@@ -278,7 +278,9 @@ def measure_latency(impl: str, dir: str, channels: tuple[str, str], transport: s
     if len(samples) != count:
         raise RuntimeError(f"ping wrote a short sample file: expected={count} got={len(samples)}")
     h = _histogram(samples)
-    us = lambda v: round(v / 1000.0, 3)  # noqa: E731
+    def us(ns: int) -> float:
+        return round(ns / 1000.0, 3)
+
     return Latency(impl, transport, size, count, us(h.get_value_at_percentile(50)), us(h.get_value_at_percentile(90)),
                    us(h.get_value_at_percentile(99)), us(h.get_value_at_percentile(99.9)), us(h.get_max_value()))
 

@@ -213,7 +213,7 @@ class ChannelUri:
     @classmethod
     def udp(cls, endpoint: str | None = None, **params: object) -> "ChannelUri":
         """``ChannelUri.udp("127.0.0.1:40123", mtu=1408)``; MDC: ``udp(control=..., control_mode="dynamic")``."""
-        p = {"endpoint": endpoint} if endpoint is not None else {}
+        p: dict[str, object] = {"endpoint": endpoint} if endpoint is not None else {}
         p.update(params)
         uri = cls("udp", _kwargs_to_params(p))
         uri.validate()
@@ -226,6 +226,8 @@ class ChannelUri:
 
     def _check(self, key: str, value: str) -> str:
         spec = _PARAMS.get(key)
+        check: Callable[[str], str]
+        media: tuple[str, ...]
         if spec is None:
             if self.strict:
                 raise ChannelError(

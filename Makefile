@@ -1,0 +1,41 @@
+# tickline's two set-up commands (see README):
+#   make demo   build, then run the ping-pong demo on the embedded driver
+#   make test   build, then run the tests
+# Both create .venv with python3 and install tickline into it (editable).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test install system-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Build requirements go in first so the editable build can reuse its CMake
+# build directory (build/) without build isolation: rebuilds take seconds.
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "cmake>=3.30" ninja
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,bench]"
+
+# What the tests need from Debian's packages, installed only when missing.
+DEBIAN_PACKAGES :=
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "tickline: the tests need these Debian packages:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+demo: install
+	$(BIN)/tickline demo
+
+test: install system-deps
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/tickline bench ping --udp --runs 3
+
+clean:
+	rm -rf build $(VENV)

@@ -267,18 +267,70 @@ PyTypeObject AssemblerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 struct PollContext {
     PyObject *handler;
-    Subscription *sub;        // owner of the reusable header
+    Subscription *sub;        // owner of the reusable header and view
     PyObject **header_slot;   // where the reusable Header lives
     bool controlled;
     bool failed;
+    PyObject **view_slot;     // where the reusable memoryview lives
 };
 
 PyObject *release_str = nullptr;
 
-inline void release_view(PyObject *view) {
+// A memoryview costs two allocations (the view and its managed buffer).  When
+// the handler kept no reference to the view, its slices or exports, the same
+// object is pointed at the next fragment instead.  That rewrites fields of
+// CPython's memoryview structs (Include/cpython/memoryobject.h, unchanged
+// from 3.8 through 3.13); other versions always allocate.
+#if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030E0000
+#define TICKLINE_REUSE_VIEWS 1
+#endif
+
+PyObject *view_for(PyObject **slot, const uint8_t *buffer, size_t length) {
+    auto *data = const_cast<char *>(reinterpret_cast<const char *>(buffer));
+    auto len = static_cast<Py_ssize_t>(length);
+#ifdef TICKLINE_REUSE_VIEWS
+    PyObject *mv = *slot;
+    if (mv != nullptr) {
+        auto *m = reinterpret_cast<PyMemoryViewObject *>(mv);
+        m->view.buf = data;
+        m->view.len = len;
+        m->view.shape[0] = len;
+        m->hash = -1;
+        m->mbuf->master.buf = data;
+        m->mbuf->master.len = len;
+        Py_INCREF(mv);
+        return mv;
+    }
+    mv = PyMemoryView_FromMemory(data, len, PyBUF_READ);
+    if (mv != nullptr) {
+        Py_INCREF(mv);
+        *slot = mv;  // the slot's reference
+    }
+    return mv;
+#else
+    (void)slot;
+    return PyMemoryView_FromMemory(data, len, PyBUF_READ);
+#endif
+}
+
+// After the handler: a view nobody else holds goes back to the slot; a view
+// the handler kept is released, so later use raises ValueError rather than
+// reading memory the log reuses.
+void finish_view(PyObject **slot, PyObject *view) {
+#ifdef TICKLINE_REUSE_VIEWS
+    auto *m = reinterpret_cast<PyMemoryViewObject *>(view);
+    if (Py_REFCNT(view) == 2 && m->exports == 0 && Py_REFCNT(reinterpret_cast<PyObject *>(m->mbuf)) == 1) {
+        Py_DECREF(view);  // back to the slot's single reference
+        return;
+    }
+    if (*slot == view) {
+        *slot = nullptr;
+        Py_DECREF(view);  // the slot's reference
+    }
+#else
+    (void)slot;
+#endif
     if (Py_REFCNT(view) > 1) {
-        // The handler kept the view: release it so later use raises
-        // ValueError rather than reading memory the log reuses.
         PyObject *r = PyObject_CallMethodNoArgs(view, release_str);
         if (r == nullptr) {
             PyErr_Clear();  // exported further (e.g. to numpy): can't revoke; documented
@@ -304,8 +356,7 @@ aeron_controlled_fragment_handler_action_t deliver(PollContext *ctx, const uint8
     auto *h = reinterpret_cast<HeaderObject *>(hdr);
     h->header = header;
     h->frozen = false;
-    PyObject *view = PyMemoryView_FromMemory(const_cast<char *>(reinterpret_cast<const char *>(buffer)),
-                                             static_cast<Py_ssize_t>(length), PyBUF_READ);
+    PyObject *view = view_for(ctx->view_slot, buffer, length);
     if (view == nullptr) {
         ctx->failed = true;
         return AERON_ACTION_ABORT;
@@ -317,7 +368,7 @@ aeron_controlled_fragment_handler_action_t deliver(PollContext *ctx, const uint8
     // error state.
     PyObject *exc_type = nullptr, *exc_value = nullptr, *exc_tb = nullptr;
     if (result == nullptr) PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    release_view(view);
+    finish_view(ctx->view_slot, view);
     if (Py_REFCNT(hdr) > 1) {
         header_freeze(h);  // kept by the handler: it becomes a copy
         Py_DECREF(hdr);
@@ -364,7 +415,7 @@ aeron_controlled_fragment_handler_action_t on_assembled(void *clientd, const uin
                                                         aeron_header_t *header) {
     auto *a = static_cast<AssemblerObject *>(clientd);
     PollContext *outer = current_assembler_ctx;
-    PollContext inner{a->handler, outer->sub, outer->header_slot, a->controlled, false};
+    PollContext inner{a->handler, outer->sub, outer->header_slot, a->controlled, false, outer->view_slot};
     aeron_controlled_fragment_handler_action_t action = deliver(&inner, buffer, length, header);
     if (inner.failed) outer->failed = true;
     return action;
@@ -622,7 +673,7 @@ PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlle
     int n;
     if (Py_TYPE(handler) == &AssemblerType) {
         auto *a = reinterpret_cast<AssemblerObject *>(handler);
-        PollContext ctx{a->handler, s, &s->header, a->controlled, false};
+        PollContext ctx{a->handler, s, &s->header, a->controlled, false, &s->view};
         PollContext *saved = current_assembler_ctx;
         current_assembler_ctx = &ctx;
         n = aeron_subscription_controlled_poll(s->sub, aeron_controlled_fragment_assembler_handler, a->assembler,
@@ -630,7 +681,7 @@ PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlle
         current_assembler_ctx = saved;
         if (ctx.failed) return nullptr;
     } else {
-        PollContext ctx{handler, s, &s->header, controlled, false};
+        PollContext ctx{handler, s, &s->header, controlled, false, &s->view};
         n = aeron_subscription_controlled_poll(s->sub, on_fragment, &ctx, static_cast<size_t>(limit));
         if (ctx.failed) return nullptr;
     }
@@ -754,7 +805,7 @@ int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragm
         // Aeron's subscription-level assembler keeps partial messages per
         // session id, so the same assembler serves per-image polls too.
         auto *a = reinterpret_cast<AssemblerObject *>(handler);
-        PollContext ctx{a->handler, &s, &s.header, a->controlled, false};
+        PollContext ctx{a->handler, &s, &s.header, a->controlled, false, &s.view};
         PollContext *saved = current_assembler_ctx;
         current_assembler_ctx = &ctx;
         n = aeron_image_controlled_poll(image, aeron_controlled_fragment_assembler_handler, a->assembler,
@@ -762,7 +813,7 @@ int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragm
         current_assembler_ctx = saved;
         failed = ctx.failed;
     } else {
-        PollContext ctx{handler, &s, &s.header, controlled, false};
+        PollContext ctx{handler, &s, &s.header, controlled, false, &s.view};
         n = aeron_image_controlled_poll(image, on_fragment, &ctx, static_cast<size_t>(fragment_limit));
         failed = ctx.failed;
     }

@@ -237,11 +237,13 @@ void Subscription::close() {
     closed = true;
     if (!client->closed && sub != nullptr) aeron_subscription_close(sub, nullptr, nullptr);
     Py_CLEAR(header);
+    Py_CLEAR(view);
 }
 
 Subscription::~Subscription() {
     if (!closed && !client->closed && sub != nullptr) aeron_subscription_close(sub, nullptr, nullptr);
     Py_CLEAR(header);
+    Py_CLEAR(view);
 }
 
 struct ImageInfo {

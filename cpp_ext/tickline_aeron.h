@@ -109,6 +109,7 @@ struct Subscription {
     py::object on_available;
     py::object on_unavailable;
     PyObject *header = nullptr;  // a reusable Header, owned
+    PyObject *view = nullptr;    // a reusable memoryview, owned (see fastpath.cpp)
 
     bool usable() const { return !closed && !client->closed; }
     void check_open() const;

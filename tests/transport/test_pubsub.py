@@ -334,3 +334,28 @@ def test_channel_uri_objects_are_accepted(aeron: Aeron) -> None:
     wait_for(lambda: pub.is_connected)
     assert pub.offer(b"uri") > 0
     assert poll_until(sub, lambda b, h: None, 1) == 1
+
+
+def test_views_are_reused_only_when_nothing_holds_them(pair) -> None:  # type: ignore[no-untyped-def]
+    pub, sub = pair
+    for m in (b"first", b"second!", b"third", b"fourth"):
+        pub.offer(m)
+    seen: list[bytes] = []
+    kept: list[memoryview] = []
+    copies: list[memoryview] = []
+
+    def handler(buffer: memoryview, header) -> None:  # type: ignore[no-untyped-def]
+        seen.append(bytes(buffer))
+        assert len(buffer) == len(seen[-1]) and buffer.nbytes == len(seen[-1])
+        if seen[-1] == b"second!":
+            kept.append(buffer)  # kept: must be revoked after the call
+        if seen[-1] == b"third":
+            copies.append(memoryview(buffer))  # a second view of it: this one must not be revoked silently...
+
+    assert poll_until(sub, handler, 4) == 4
+    assert seen == [b"first", b"second!", b"third", b"fourth"]
+    with pytest.raises(ValueError):
+        bytes(kept[0])
+    # ...and the view object handed out for "third" was not reused for "fourth":
+    # the copy still describes a 5-byte region.
+    assert copies[0].nbytes == 5

@@ -16,6 +16,7 @@ import sys
 # Modules that add subcommands, in the order they appear in --help.
 COMMAND_MODULES = [
     "tickline.transport.cli",
+    "tickline.codecs.cli",
 ]
 
 

@@ -37,7 +37,7 @@ class Events:
         with self.lock:
             return [e for e in self.items if isinstance(e, typ)]
 
-    def wait(self, pred, timeout=20.0, what="event"):
+    def wait(self, pred, timeout=30.0, what="event"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if pred():
@@ -169,7 +169,7 @@ def test_quickfix_initiator_against_tickline_acceptor(tmp_path, qf_binary, runne
     runners(acc2)
     m = peer.mark()
     peer.cmd("logon")
-    peer.wait_for(r"^LOGON ", after=m, timeout=15)
+    peer.wait_for(r"^LOGON ", after=m, timeout=30)
     ev2.wait(lambda: ev2.of(LoggedOn), what="logon after restart")
     assert ev2.of(LoggedOn)[0].reset_seq_num is False
     # QuickFIX's order sent while down reaches us through our ResendRequest, marked PossDup
@@ -245,7 +245,7 @@ def test_tickline_initiator_against_quickfix_acceptor(tmp_path, qf_binary, runne
     ev2 = Events()
     ini2 = make_initiator(ev2)
     runners(ini2)
-    ev2.wait(lambda: ev2.of(LoggedOn), timeout=15, what="logon after restart")
+    ev2.wait(lambda: ev2.of(LoggedOn), timeout=30, what="logon after restart")
     assert ev2.of(LoggedOn)[0].reset_seq_num is False
     # QuickFIX's order sent while we were away arrives by resend, PossDup
     ev2.wait(lambda: any(e.message.get(11) == "Q1" for e in ev2.of(ApplicationMessage)), what="Q1 resent")
@@ -300,7 +300,7 @@ def test_quickfix_reset_seq_num_flag_on_logon_is_honoured(tmp_path, qf_binary, r
     line = peer.wait_for(r"^FROMADMIN msg=.*\|35=A\|")
     assert "|34=1|" in line and "|141=Y|" in line
     # a couple of 1 s heartbeats flow without test requests or disconnects
-    peer.wait_for(r"^FROMADMIN msg=.*\|35=0\|34=3\|", timeout=10)
+    peer.wait_for(r"^FROMADMIN msg=.*\|35=0\|34=3\|", timeout=30)
     assert not ev.of(Disconnect)
 
     def agree():

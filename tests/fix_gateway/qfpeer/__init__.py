@@ -106,7 +106,7 @@ class QfPeer:
         self.proc.stdin.write(text + "\n")
         self.proc.stdin.flush()
 
-    def wait_for(self, pattern: str, timeout: float = 10.0, after: int | None = None) -> str:
+    def wait_for(self, pattern: str, timeout: float = 30.0, after: int | None = None) -> str:
         """First output line (from index ``after``, default: any) matching ``pattern``."""
         rx = re.compile(pattern)
         start = 0 if after is None else after

@@ -43,6 +43,7 @@ class NodeConfig:
 
 
 class ClusterNode:
+    COMMIT_SAVE_BYTES = 64 * 1024
     def __init__(self, config: NodeConfig, disk: Disk, service: ClusteredService, io: NodeIO, rng: random.Random, *, now: int = 0) -> None:
         self.config = config
         self.id = config.consensus.member_id
@@ -65,7 +66,8 @@ class ClusterNode:
             self.container.load_snapshot(snapshot.data)
         elif self.log.start_position != 0:
             raise LogCorruptionError("log starts after 0 but no valid snapshot covers it", member=self.id, start=self.log.start_position, skipped_snapshots=",".join(self.skipped_snapshots) or "none")
-        self.core = Consensus(config.consensus, rng, hard_state=self.meta.load(), snapshot=snapshot, entries=entries, now=now)
+        self._saved_hard_state = self.meta.load()
+        self.core = Consensus(config.consensus, rng, hard_state=self._saved_hard_state, snapshot=snapshot, entries=entries, now=now)
         self._last_snapshot = snapshot.position if snapshot else 0
         self._prev_snapshot = self._last_snapshot
         self._timers_proposed: set[int] = set()
@@ -184,5 +186,12 @@ class ClusterNode:
         if rd.entries:
             self.log.append(rd.entries)
         self.log.sync()
-        if rd.hard_state is not None:
-            self.meta.save(rd.hard_state)
+        hs = rd.hard_state
+        if hs is not None:
+            # Term and vote must be durable before any message leaves; the commit
+            # position only saves replay work at restart (any value once true
+            # stays true), so it is written with them or every COMMIT_SAVE_BYTES.
+            saved = self._saved_hard_state
+            if (hs.term, hs.voted_for) != (saved.term, saved.voted_for) or hs.commit_position - saved.commit_position >= self.COMMIT_SAVE_BYTES:
+                self.meta.save(hs)
+                self._saved_hard_state = hs

@@ -189,4 +189,4 @@ def test_bench_cluster_runs_and_reports_against_its_peer():
     lines = report.splitlines()
     assert lines[1].startswith("3-member") and "p99.9=" in lines[1] and "unanswered=0" in lines[1]
     assert lines[2].startswith("1-member (peer: no replication)") and "unanswered=0" in lines[2]
-    assert "kill -9 leader -> first answer:" in lines[3] and "inf" not in lines[3]
+    assert "kill -9 leader -> first answer to an order sent after it:" in lines[3] and "inf" not in lines[3]

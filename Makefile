@@ -20,7 +20,8 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,bench]"
 
 # What the tests need from Debian's packages, installed only when missing.
-DEBIAN_PACKAGES :=
+# libquickfix-dev: QuickFIX, the independent FIX engine the interop tests run against.
+DEBIAN_PACKAGES := g++ pkg-config libquickfix-dev openssl tzdata
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

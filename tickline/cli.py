@@ -17,6 +17,7 @@ import sys
 COMMAND_MODULES = [
     "tickline.transport.cli",
     "tickline.codecs.cli",
+    "tickline.fix_gateway.cli",
 ]
 
 

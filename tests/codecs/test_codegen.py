@@ -6,6 +6,7 @@ import argparse
 import mmap
 import shutil
 import subprocess
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -91,8 +92,6 @@ def test_generated_codec_agrees_with_otf(generated: dict[str, tuple[Schema, Modu
 
 
 def test_generated_code_is_mypy_strict_clean(tmp_path: Path, shared_dir: Path) -> None:
-    mypy = shutil.which("mypy")
-    assert mypy is not None, "mypy is a test dependency (pip install mypy)"
     paths = []
     for name in ["example-schema.xml", "FixBinary.xml"]:
         path = tmp_path / f"gen_{Path(name).stem.replace('-', '_')}.py"
@@ -101,11 +100,17 @@ def test_generated_code_is_mypy_strict_clean(tmp_path: Path, shared_dir: Path) -
     path = tmp_path / "gen_orders.py"
     path.write_text(generate(load_builtin("orders.xml"), "orders.xml"))
     paths.append(str(path))
-    import tickline
-
-    pkg_root = str(Path(tickline.__path__[0]).parent)
-    proc = subprocess.run([mypy, "--strict", "--follow-imports=silent", "--no-incremental", "--cache-dir", str(tmp_path / "mc"), *paths],
-                          capture_output=True, text=True, env={"MYPYPATH": pkg_root, "PATH": "/usr/bin:/bin"}, timeout=300)
+    # mypy sees tickline through the same mapping the wheel uses (root
+    # folders as subpackages), in a folder of its own.
+    root = Path(__file__).resolve().parents[2]
+    pkg = tmp_path / "typeshim" / "tickline"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").symlink_to(root / "tickline" / "__init__.py")
+    (pkg / "py.typed").symlink_to(root / "tickline" / "py.typed")
+    (pkg / "codecs").symlink_to(root / "codecs")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-incremental",
+                           "--cache-dir", str(tmp_path / "mc"), *paths],
+                          capture_output=True, text=True, env={**os.environ, "MYPYPATH": str(pkg.parent)}, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Success: no issues found in 3 source files" in proc.stdout
 

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "tickline.transport.cli",
     "tickline.codecs.cli",
     "tickline.fix_gateway.cli",
+    "tickline.cluster.cli",
 ]
 
 

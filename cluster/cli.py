@@ -17,7 +17,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
 
 def _cmd_tool(args: argparse.Namespace) -> int:
-    from .daemon import load_topology, query_status
+    from .aeron_io import ClusterLink, query_status
+    from .daemon import load_topology
     from .errors import ClusterError
     try:
         topo = load_topology(args.config)
@@ -30,21 +31,26 @@ def _cmd_tool(args: argparse.Namespace) -> int:
         if args.member is None:
             print("error: snapshot needs --member N: fault=user")
             return 2
+        if args.member not in topo.members:
+            print(f"error: member not in topology: member={args.member} members={','.join(map(str, targets))} fault=user")
+            return 2
         targets = [args.member]
-    print(f"{'member':>6} {'role':<14} {'term':>6} {'leader':>6} {'log':>12} {'commit':>12} {'applied':>12} {'snapshot':>12}")
+    print(f"{'member':>6} {'role':<14} {'term':>6} {'leader':>6} {'log':>12} {'commit':>12} {'applied':>12} {'snapshot':>12} {'dropped':>8}")
     rc = 0
-    for m in targets:
-        act = action
-        if args.action == "step-down":
-            st = query_status(topo, m)
-            act = 2 if st is not None and st.role == "leader" else 0
-        st = query_status(topo, m, act)
-        if st is None:
-            print(f"{m:>6} {'(no answer)':<14}")
-            rc = 1
-            continue
-        leader = "-" if st.leader < 0 else st.leader
-        print(f"{st.member:>6} {st.role:<14} {st.term:>6} {leader:>6} {st.log_position:>12} {st.commit_position:>12} {st.applied_position:>12} {st.base_position:>12}")
+    with ClusterLink(topo.members, aeron_base=topo.aeron_dir) as link:
+        for m in targets:
+            act = action
+            if args.action == "step-down":
+                st = query_status(link, m)
+                act = 2 if st is not None and st.role == "leader" else 0
+            st = query_status(link, m, act)
+            if st is None:
+                print(f"{m:>6} {'(no answer)':<14}")
+                rc = 1
+                continue
+            leader = "-" if st.leader < 0 else st.leader
+            print(f"{st.member:>6} {st.role:<14} {st.term:>6} {leader:>6} {st.log_position:>12} {st.commit_position:>12} "
+                  f"{st.applied_position:>12} {st.base_position:>12} {st.dropped:>8}")
     return rc
 
 

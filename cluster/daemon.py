@@ -1,12 +1,11 @@
-"""A cluster member as a process: the node behind a transport, run as an agent.
+"""A cluster member as a process: the node behind Aeron, run as an agent.
 
-The transport here is plain UDP datagrams carrying :mod:`.wire` messages, a
-stand-in until the Aeron binding lands: :class:`UdpTransport` implements the
-node's :class:`~tickline.cluster.node.NodeIO` boundary (send to member N,
-send egress to client C) plus ``poll``; an Aeron transport will implement the
-same three calls over publications and subscriptions.  Limits of the
-stand-in: one datagram per message (appends are batched to fit; a snapshot
-larger than a datagram cannot be sent to a lagging member) and no flow control.
+The member embeds its own media driver (invoker mode, turned from this
+agent's duty cycle; see :mod:`.aeron_io`) and talks Aeron UDP unicast: its
+consensus and ingress subscriptions listen on its ``host:port`` from the
+topology file, and it publishes to each peer's.  One duty cycle: turn the
+driver and client conductor, poll consensus and ingress (everything received
+shares one Ready, one fsync: group commit), tick the node, flush egress.
 
 Topology file (TOML)::
 
@@ -14,8 +13,9 @@ Topology file (TOML)::
     fsync = "always"                          # or "none"
     snapshot_interval = 1048576               # bytes of log between snapshots, 0 = off
     election_timeout_min = 300                # ms, optional (also heartbeat_interval, election_timeout_max)
+    aeron_dir = "/dev/shm"                    # optional: where each member makes its driver directory
     [members]
-    1 = "127.0.0.1:9010"
+    1 = "127.0.0.1:9010"                      # the member's Aeron UDP endpoint
     2 = "127.0.0.1:9011"
     3 = "127.0.0.1:9012"
 
@@ -29,7 +29,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 import sys
 import time
 import tomllib
@@ -37,18 +36,19 @@ from dataclasses import dataclass
 
 from .config import ConsensusConfig
 from .disk import OsDisk
-from .errors import ClusterError, ConfigError, RemoteProtocolError
+from .errors import ClusterError, ConfigError
 from .log import FsyncPolicy
 from .messages import AppendRequest, AppendResponse, InstallSnapshot, RequestVote, Role, TimeoutNow, VoteResponse
 from .node import ClusterNode, NodeConfig
-from .client import ClusterClient
 from .protocol import IngressMessage, SessionClose, SessionConnect
 from .sequencer import OrderSequencer
+from .aeron_io import AeronNodeIO, AeronStack
 from . import wire
 
-__all__ = ["Topology", "load_topology", "UdpTransport", "NodeAgent", "UdpClusterClient", "query_status", "main"]
+__all__ = ["Topology", "load_topology", "NodeAgent", "main"]
 
-MAX_DATAGRAM = 65000
+#: append batches stay well under the consensus stream's 512 KiB max message
+MAX_APPEND_BYTES = 64 * 1024
 _MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, TimeoutNow)
 _INGRESS = (SessionConnect, SessionClose, IngressMessage)
 
@@ -62,10 +62,11 @@ class Topology:
     election_timeout_min: int = 300
     election_timeout_max: int = 600
     heartbeat_interval: int = 50
+    aeron_dir: str | None = None
 
     def consensus(self, member: int) -> ConsensusConfig:
         return ConsensusConfig(member, tuple(sorted(self.members)), self.election_timeout_min, self.election_timeout_max,
-                               self.heartbeat_interval, max_append_bytes=MAX_DATAGRAM // 2)
+                               self.heartbeat_interval, max_append_bytes=MAX_APPEND_BYTES)
 
 
 def _addr(text: str, where: str) -> tuple[str, int]:
@@ -93,7 +94,7 @@ def load_topology(path: str) -> Topology:
         members[int(k)] = _addr(v, path)
     if "data_dir" not in doc:
         raise ConfigError("invalid cluster topology", file=path, key="data_dir", expected="a directory path")
-    known = {"members", "data_dir", "fsync", "snapshot_interval", "election_timeout_min", "election_timeout_max", "heartbeat_interval"}
+    known = {"members", "data_dir", "fsync", "snapshot_interval", "election_timeout_min", "election_timeout_max", "heartbeat_interval", "aeron_dir"}
     for k in doc:
         if k not in known:
             raise ConfigError("invalid cluster topology", file=path, key=k, expected="one of " + ",".join(sorted(known)))
@@ -101,62 +102,16 @@ def load_topology(path: str) -> Topology:
     for k, v in ints.items():
         if not isinstance(v, int) or v < 0:
             raise ConfigError("invalid cluster topology", file=path, key=k, value=v, expected="non-negative integer")
-    topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints)
+    aeron_dir = doc.get("aeron_dir")
+    if aeron_dir is not None and (not isinstance(aeron_dir, str) or not aeron_dir):
+        raise ConfigError("invalid cluster topology", file=path, key="aeron_dir", value=aeron_dir, expected="a directory path")
+    topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints, aeron_dir=aeron_dir)
     topo.consensus(next(iter(members)))  # validate timeouts now, not at start-up of a member
     return topo
 
 
-class UdpTransport:
-    """NodeIO over UDP datagrams.  Not thread-safe."""
-
-    def __init__(self, topology: Topology, member: int) -> None:
-        self.topology = topology
-        self.member = member
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(topology.members[member])
-        self.sock.setblocking(False)
-        self.clients: dict[int, tuple[str, int]] = {}
-        self.errors = 0
-
-    def send(self, member: int, message: object) -> None:
-        self._sendto(wire.encode(message), self.topology.members[member])
-
-    def send_egress(self, client_id: int, message: object) -> None:
-        addr = self.clients.get(client_id)
-        if addr is not None:
-            self._sendto(wire.encode(message), addr)
-
-    def _sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            self.sock.sendto(data, addr)
-        except (BlockingIOError, ConnectionRefusedError, OSError):
-            self.errors += 1  # like a dropped datagram: consensus and clients retry
-
-    def poll(self, handler, limit: int = 64) -> int:
-        n = 0
-        while n < limit:
-            try:
-                data, addr = self.sock.recvfrom(MAX_DATAGRAM + 1024)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self.errors += 1
-                break
-            n += 1
-            try:
-                msg = wire.decode(data)
-            except RemoteProtocolError:
-                self.errors += 1
-                continue
-            handler(msg, addr)
-        return n
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 class NodeAgent:
-    """Runs one member: ``do_work`` polls the transport and ticks the node."""
+    """Runs one member: ``do_work`` turns the embedded driver, polls Aeron and ticks the node."""
 
     def __init__(self, topology: Topology, member: int, clock=None) -> None:
         self.topology = topology
@@ -164,7 +119,9 @@ class NodeAgent:
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._now = 0
         self.node: ClusterNode | None = None
-        self.transport: UdpTransport | None = None
+        self.stack: AeronStack | None = None
+        self.io: AeronNodeIO | None = None
+        self.stop_requested = False
         self.stopping_until: int | None = None
 
     def role_name(self) -> str:
@@ -176,19 +133,23 @@ class NodeAgent:
 
     def on_start(self) -> None:
         t = self.topology
-        self.transport = UdpTransport(t, self.member)
-        disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"))
-        cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
-        self.node = ClusterNode(cfg, disk, OrderSequencer(), self.transport, random.Random(), now=self.now())
+        self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir)
+        try:
+            self.io = AeronNodeIO(self.stack, t.members, self.member)
+            disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"))
+            cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
+            self.node = ClusterNode(cfg, disk, OrderSequencer(), self.io, random.Random(), now=self.now())
+        except BaseException:
+            self.on_close()
+            raise
 
-    def _on_message(self, msg: object, addr: tuple[str, int]) -> None:
+    def _on_message(self, msg: object) -> None:
         node = self.node
-        assert node is not None and self.transport is not None
+        assert node is not None and self.io is not None
         if isinstance(msg, _MEMBER_MESSAGES):
             if msg.dst == self.member and msg.src in self.topology.members:
                 node.on_member_message(msg, defer=True)
         elif isinstance(msg, _INGRESS):
-            self.transport.clients[msg.client_id] = addr
             node.on_ingress(msg, defer=True)
         elif isinstance(msg, wire.StatusRequest):
             if msg.action == 1:
@@ -196,16 +157,19 @@ class NodeAgent:
             elif msg.action == 2:
                 node.shutdown()
             c = node.core
-            self.transport._sendto(wire.encode(wire.StatusResponse(
+            self.io.send_egress(msg.client_id, wire.StatusResponse(
                 self.member, c.role.value, c.term, -1 if c.leader is None else c.leader, c.last_position(),
-                c.commit_position, c.applied_position, c.base_position)), addr)
+                c.commit_position, c.applied_position, c.base_position, self.io.stats.dropped))
 
     def do_work(self) -> int:
-        assert self.transport is not None and self.node is not None
+        assert self.stack is not None and self.io is not None and self.node is not None
+        work = self.stack.do_work()
         # one Ready (one fsync) for everything this duty cycle received: group commit
-        work = self.transport.poll(self._on_message, limit=256)
+        work += self.io.poll(self._on_message)
+        if self.stop_requested:
+            self.begin_shutdown()
         self.node.tick(self.now())
-        return work
+        return work + self.io.flush()
 
     def begin_shutdown(self) -> None:
         """Clean shutdown: hand leadership over, then stop within one election timeout."""
@@ -218,80 +182,37 @@ class NodeAgent:
         return self.stopping_until is not None and (self.node is None or self.node.core.role is not Role.LEADER or self.now() >= self.stopping_until)
 
     def on_close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-class UdpClusterClient:
-    """The sans-IO :class:`~tickline.cluster.client.ClusterClient` over the UDP stand-in."""
-
-    def __init__(self, topology: Topology, client_id: int, session_id: int, *, retry_timeout: int = 200) -> None:
-        self.topology = topology
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((next(iter(topology.members.values()))[0], 0))
-        self.sock.setblocking(False)
-        self.client = ClusterClient(client_id, session_id, tuple(sorted(topology.members)), retry_timeout=retry_timeout)
-
-    @staticmethod
-    def now() -> int:
-        return int(time.monotonic() * 1000)
-
-    def offer(self, payload: bytes) -> int:
-        return self.client.offer(payload, self.now())
-
-    def poll(self) -> list[tuple[int, bytes]]:
-        """Send what is due, read what arrived; returns newly answered (correlation id, payload)."""
-        now = self.now()
-        for member, msg in self.client.poll(now):
-            try:
-                self.sock.sendto(wire.encode(msg), self.topology.members[member])
-            except OSError:
-                pass
-        out = []
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(MAX_DATAGRAM + 1024)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue  # e.g. ICMP port unreachable from a dead member
-            try:
-                out += self.client.on_egress(wire.decode(data), now)
-            except RemoteProtocolError:
-                continue
-        return out
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def query_status(topology: Topology, member: int, action: int = 0, timeout: float = 0.5) -> wire.StatusResponse | None:
-    """Ask one member for its status (after ``action``); None if it does not answer in time."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.sendto(wire.encode(wire.StatusRequest(0, action)), topology.members[member])
-            data, _ = s.recvfrom(4096)
-        except OSError:
-            return None
-    m = wire.decode(data)
-    return m if isinstance(m, wire.StatusResponse) else None
+        if self.io is not None:
+            s = self.io.stats
+            print(f"member={self.member} closing sent={s.sent} received={s.received} not_connected={s.not_connected} "
+                  f"back_pressured={s.back_pressured} too_large={s.too_large} malformed={s.malformed} "
+                  f"unknown_client={s.unknown_client}", flush=True)
+            self.io = None
+        if self.stack is not None:
+            self.stack.close()
+            self.stack = None
 
 
 def run(topology: Topology, member: int) -> int:
     """Run a member on the calling thread until SIGTERM/SIGINT (then shut down cleanly)."""
     from tickline.transport.idle import BackoffIdleStrategy
     agent = NodeAgent(topology, member)
-    signal.signal(signal.SIGTERM, lambda *_: agent.begin_shutdown())
-    signal.signal(signal.SIGINT, lambda *_: agent.begin_shutdown())
+
+    def request_stop(*_: object) -> None:
+        # only a flag: the handler may run inside a fragment handler, mid-step
+        agent.stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     idle = BackoffIdleStrategy()
     agent.on_start()
-    node = agent.node
-    assert node is not None
-    r = node.recovery
-    print(f"member={member} started log_start={r.first_position} log_end={r.end_position} truncated_at={r.truncated_at} "
-          f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)
     try:
+        node = agent.node
+        assert node is not None and agent.stack is not None
+        r = node.recovery
+        print(f"member={member} started transport=aeron-udp aeron_dir={agent.stack.dir} log_start={r.first_position} "
+              f"log_end={r.end_position} truncated_at={r.truncated_at} "
+              f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)
         while not agent.done():
             idle.idle(agent.do_work())
     finally:

@@ -18,7 +18,7 @@ from .errors import RemoteProtocolError
 from .messages import AppendRequest, AppendResponse, Entry, InstallSnapshot, RequestVote, Snapshot, TimeoutNow, VoteResponse
 from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 
-__all__ = ["encode", "decode", "StatusRequest", "StatusResponse"]
+__all__ = ["encode", "decode", "StatusRequest", "StatusResponse", "EgressChannel"]
 
 from dataclasses import dataclass
 
@@ -42,12 +42,23 @@ class StatusResponse:
     commit_position: int
     applied_position: int
     base_position: int
+    dropped: int = 0  # messages the member's I/O shell dropped (not connected, back pressure, too large)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressChannel:
+    """Client (or operator tool) -> member, on the ingress stream: send egress
+    for ``client_id`` to this Aeron ``channel`` (the client's egress endpoint).
+    A transport message: it never reaches the consensus core or the log."""
+
+    client_id: int
+    channel: str
 
 
 _TYPES = {
     RequestVote: 1, VoteResponse: 2, AppendRequest: 3, AppendResponse: 4, InstallSnapshot: 5, TimeoutNow: 6,
     SessionConnect: 10, SessionClose: 11, IngressMessage: 12, SessionEvent: 13, EgressMessage: 14,
-    StatusRequest: 20, StatusResponse: 21,
+    StatusRequest: 20, StatusResponse: 21, EgressChannel: 22,
 }
 _LEN = struct.Struct("<I")
 _RV = struct.Struct("<qqqqqBB")
@@ -62,7 +73,8 @@ _IM = struct.Struct("<qqqq")
 _SE = struct.Struct("<qqBq")
 _EM = struct.Struct("<qq")
 _SQ = struct.Struct("<qB")
-_SR = struct.Struct("<q16sqqqqqq")
+_SR = struct.Struct("<q16sqqqqqqq")
+_EC = struct.Struct("<q")
 
 
 def _var(b: bytes) -> bytes:
@@ -101,8 +113,10 @@ def encode(m: object) -> bytes:
         return head + _EM.pack(m.session_id, m.correlation_id) + _var(m.payload)
     if isinstance(m, StatusRequest):
         return head + _SQ.pack(m.client_id, m.action)
+    if isinstance(m, EgressChannel):
+        return head + _EC.pack(m.client_id) + _var(m.channel.encode())
     assert isinstance(m, StatusResponse)
-    return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position)
+    return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position, m.dropped)
 
 
 class _Reader:
@@ -192,6 +206,12 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
     elif t == 21:
         member, role, *rest = r.fixed(_SR)
         m = StatusResponse(member, role.rstrip(b"\0").decode(errors="replace"), *rest)
+    elif t == 22:
+        (cid,) = r.fixed(_EC)
+        try:
+            m = EgressChannel(cid, r.var().decode())
+        except UnicodeDecodeError:
+            raise r.fail("channel_not_utf8") from None
     else:
         raise r.fail("unknown_type")
     r.done()

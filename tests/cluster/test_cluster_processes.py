@@ -1,5 +1,6 @@
-"""Real processes: three members on loopback (UDP stand-in transport), a client
-under load, kill -9 of the leader, restart, catch-up, clean shutdown.
+"""Real processes: three members on loopback, each with its own embedded media
+driver, talking Aeron UDP; a client under load over Aeron ingress/egress,
+kill -9 of the leader, restart, catch-up, clean shutdown.
 
 No timing assertions: the deadlines below only bound how long the test waits
 for progress before declaring the cluster stuck.
@@ -7,16 +8,19 @@ for progress before declaring the cluster stuck.
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
 import tickline
-from tickline.cluster.daemon import UdpClusterClient, load_topology, query_status
+from tickline.cluster.aeron_io import AeronClusterClient, ClusterLink, query_status
+from tickline.cluster.daemon import load_topology
 from tickline.cluster.sequencer import NewOrder, Side, Status, StructOrderCodec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,17 +44,18 @@ def free_udp_ports(n):
 
 
 class Cluster:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, aeron_dir):
         ports = free_udp_ports(3)
         self.config = tmp_path / "cluster.toml"
         self.config.write_text(
-            f'data_dir = "{tmp_path / "data"}"\nfsync = "always"\nsnapshot_interval = 8192\n'
+            f'data_dir = "{tmp_path / "data"}"\nfsync = "always"\nsnapshot_interval = 8192\naeron_dir = "{aeron_dir}"\n'
             "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n"
             + "".join(f'{i + 1} = "127.0.0.1:{p}"\n' for i, p in enumerate(ports))
         )
         self.topo = load_topology(str(self.config))
         self.tmp = tmp_path
         self.procs = {}
+        self.link = ClusterLink(self.topo.members, aeron_base=aeron_dir)
         for m in self.topo.members:
             self.start(m)
 
@@ -62,19 +67,20 @@ class Cluster:
     def leader(self):
         for m, p in self.procs.items():
             if p.poll() is None:
-                st = query_status(self.topo, m)
+                st = query_status(self.link, m)
                 if st is not None and st.role == "leader":
                     return m
         return None
 
     def statuses(self):
-        return {m: query_status(self.topo, m) for m, p in self.procs.items() if p.poll() is None}
+        return {m: query_status(self.link, m) for m, p in self.procs.items() if p.poll() is None}
 
     def stop(self):
         for p in self.procs.values():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        self.link.close()
 
     def logs(self):
         return "\n".join((self.tmp / f"member-{m}.log").read_text() for m in self.procs)
@@ -83,7 +89,8 @@ class Cluster:
 class Load:
     def __init__(self, cluster):
         self.codec = StructOrderCodec()
-        self.client = UdpClusterClient(cluster.topo, client_id=1, session_id=random.getrandbits(48), retry_timeout=250)
+        self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
+                                         aeron_base=cluster.topo.aeron_dir)
         self.acks = {}
         self.sent = 0
 
@@ -105,14 +112,29 @@ class Load:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
+def aeron_dir():
+    """Every media driver of a test (members' and clients') lives under here; removed after."""
+    d = f"/dev/shm/tickline-cluster-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.makedirs(d)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(tmp_path, aeron_dir):
+    c = Cluster(tmp_path, aeron_dir)
     yield c
     c.stop()
 
 
-def test_kill_9_the_leader_under_load_then_restart_it(cluster):
-    load = Load(cluster)
+@pytest.fixture
+def load(cluster):
+    lo = Load(cluster)
+    yield lo
+    lo.client.close()
+
+
+def test_kill_9_the_leader_under_load_then_restart_it(cluster, load):
     load.pump(lambda: len(load.acks) >= 30, cluster, what="first acks")
     load.pump(lambda: cluster.leader() is not None, cluster, what="a leader")
     old = cluster.leader()
@@ -143,8 +165,7 @@ def test_kill_9_the_leader_under_load_then_restart_it(cluster):
     assert "truncated_at" in cluster.logs()  # the restarted member reported its recovery
 
 
-def test_sigterm_on_the_leader_hands_leadership_over_and_exits_cleanly(cluster):
-    load = Load(cluster)
+def test_sigterm_on_the_leader_hands_leadership_over_and_exits_cleanly(cluster, load):
     load.pump(lambda: len(load.acks) >= 10, cluster, what="first acks")
     load.pump(lambda: cluster.leader() is not None, cluster, offer=False, what="a leader")
     old = cluster.leader()
@@ -153,15 +174,16 @@ def test_sigterm_on_the_leader_hands_leadership_over_and_exits_cleanly(cluster):
     load.pump(lambda: cluster.leader() not in (None, old), cluster, offer=False, what="the transfer")
     out = (cluster.tmp / f"member-{old}.log").read_text()
     target = int(out.split("transfer_to=")[1].split()[0])
+    driver_dir = out.split("aeron_dir=")[1].split()[0]
+    assert driver_dir.startswith(cluster.topo.aeron_dir) and not os.path.exists(driver_dir)  # removed on exit
     assert cluster.leader() == target  # the member it handed over to, not an election's winner
     before = len(load.acks)
     load.pump(lambda: len(load.acks) >= before + 10, cluster, what="acks from the new leader")
 
 
-def test_tool_shows_members_takes_a_snapshot_and_steps_the_leader_down(cluster, capsys):
+def test_tool_shows_members_takes_a_snapshot_and_steps_the_leader_down(cluster, load, capsys):
     import argparse
     from tickline.cluster import cli
-    load = Load(cluster)
     load.pump(lambda: len(load.acks) >= 10, cluster, what="first acks")
     load.pump(lambda: cluster.leader() is not None, cluster, offer=False, what="a leader")
     parser = argparse.ArgumentParser()
@@ -175,7 +197,7 @@ def test_tool_shows_members_takes_a_snapshot_and_steps_the_leader_down(cluster, 
     follower = next(int(line.split()[0]) for line in out[1:] if line.split()[1] == "follower")
     args = parser.parse_args(["cluster", "tool", "--config", str(cluster.config), "snapshot", "--member", str(follower)])
     assert args.func(args) == 0
-    snap_col = int(capsys.readouterr().out.splitlines()[1].split()[-1])
+    snap_col = int(capsys.readouterr().out.splitlines()[1].split()[-2])
     assert snap_col > 0  # the member's log now starts at its new snapshot
     old = cluster.leader()
     args = parser.parse_args(["cluster", "tool", "--config", str(cluster.config), "step-down"])

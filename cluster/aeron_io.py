@@ -1,0 +1,408 @@
+"""The cluster over Aeron: the node's I/O boundary, the client link and the
+embedded media driver each process brings.
+
+Streams (all Aeron UDP unicast; a member's endpoint is its ``host:port`` in
+the topology file):
+
+- consensus, stream 100: one exclusive publication per peer, to the peer's
+  endpoint; one subscription per member on its own endpoint;
+- ingress, stream 101: clients (and the operator tool) publish to a member's
+  endpoint; the member subscribes on the same endpoint;
+- egress, stream 102: each client subscribes on an endpoint of its own and
+  tells members where it is with an :class:`~.wire.EgressChannel` message on
+  ingress, ahead of its requests (and again periodically, so a restarted
+  member learns it too); the member keeps one egress publication per client
+  channel.
+
+Aeron delivers in order, reliably and with flow control, and reassembles
+messages up to the publication's ``max_message_length`` (term length / 8):
+4 MiB consensus terms carry messages (append batches, snapshots for a lagging
+member) up to 512 KiB.  A larger one is not sent: it is counted under
+``too_large`` and reported on stderr with its size, because it means the
+consensus term length is too small for the service's snapshot (our
+configuration's fault, not the peer's).  ``NOT_CONNECTED`` and
+``BACK_PRESSURED`` never block the duty cycle: the message is dropped and
+counted (Raft retries appends and elections; clients retry requests).
+
+Each process embeds its own media driver in invoker mode and turns it, and
+the client conductor, from its own duty cycle (:meth:`AeronStack.do_work`):
+on a 2-core host a driver thread per process would only compete with the
+node's Python thread for the cores.  The driver directory is unique per
+process and removed on close.
+
+Not thread-safe: one duty cycle owns each object here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tickline.transport import Aeron, FragmentAssembler, MediaDriver, OfferResult, Publication
+
+from . import wire
+from .client import ClusterClient
+from .errors import RemoteProtocolError
+
+__all__ = [
+    "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "AeronStack", "AeronNodeIO", "IoStats",
+    "ClusterLink", "AeronClusterClient", "query_status", "free_udp_port",
+]
+
+CONSENSUS_STREAM = 100
+INGRESS_STREAM = 101
+EGRESS_STREAM = 102
+CONSENSUS_TERM_LENGTH = 4 * 1024 * 1024  # max message 512 KiB
+CLIENT_TERM_LENGTH = 1024 * 1024  # max message 128 KiB
+POLL_LIMIT = 256
+#: how often a client repeats its EgressChannel to each member it sends to (ms)
+BIND_INTERVAL_MS = 200
+#: egress held for a client whose new egress publication is not connected yet
+PENDING_EGRESS_LIMIT = 1024
+PENDING_EGRESS_MS = 2000
+MAX_CLIENT_CHANNELS = 256
+
+DRIVER_OPTIONS = {
+    # a member killed with -9 is noticed (its peers' publications go NOT_CONNECTED) in 2 s, not 5
+    "aeron.publication.connection.timeout": "2000000000",
+}
+
+
+def default_aeron_base() -> str:
+    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port the OS had free a moment ago (for client egress endpoints)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def udp_channel(host: str, port: int, term_length: int | None = None) -> str:
+    ch = f"aeron:udp?endpoint={host}:{port}"
+    return ch + f"|term-length={term_length}" if term_length else ch
+
+
+class AeronStack:
+    """An embedded invoker-mode media driver plus an invoker-mode client on it.
+
+    ``base``: the directory under which the driver's own directory is made
+    (``/dev/shm`` by default); ``name`` goes into that directory's name.
+    """
+
+    def __init__(self, name: str, base: str | None = None) -> None:
+        base = base or default_aeron_base()
+        os.makedirs(base, exist_ok=True)
+        self.dir = os.path.join(base, f"tickline-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.driver = MediaDriver.embedded(self.dir, invoker=True, options=DRIVER_OPTIONS)
+        try:
+            self.aeron = Aeron(self.dir, invoker=True, wait_hook=self.driver.do_work)
+        except BaseException:
+            self.driver.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def do_work(self) -> int:
+        return self.driver.do_work() + self.aeron.do_work()
+
+    def close(self) -> None:
+        try:
+            self.aeron.close()
+        finally:
+            self.driver.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class IoStats:
+    """Counts of what the I/O shell sent, received and dropped (never blocking)."""
+
+    sent: int = 0
+    received: int = 0
+    not_connected: int = 0
+    back_pressured: int = 0
+    too_large: int = 0
+    malformed: int = 0
+    unknown_client: int = 0
+    bad_channel: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.not_connected + self.back_pressured + self.too_large + self.unknown_client
+
+
+def _offer(pub: Publication, data: bytes, stats: IoStats, what: str) -> bool:
+    """Offer without blocking; count and drop what cannot go now."""
+    if len(data) > pub.max_message_length:
+        stats.too_large += 1
+        if stats.too_large % 100 == 1:
+            print(f"error: message larger than the stream's max_message_length, not sent: to={what} length={len(data)} "
+                  f"max_message_length={pub.max_message_length} channel={pub.channel} fault=ours "
+                  f"(raise the term length) count={stats.too_large}", file=sys.stderr, flush=True)
+        return False
+    for _ in range(2):  # ADMIN_ACTION (term rotation) succeeds on an immediate retry
+        r = pub.offer(data)
+        if r > 0:
+            stats.sent += 1
+            return True
+        if r != OfferResult.ADMIN_ACTION:
+            break
+    if r == OfferResult.BACK_PRESSURED:
+        stats.back_pressured += 1
+    else:
+        stats.not_connected += 1
+    return False
+
+
+@dataclass
+class _Egress:
+    pub: Publication
+    created: float
+    pending: deque = field(default_factory=deque)
+
+
+class AeronNodeIO:
+    """:class:`~tickline.cluster.node.NodeIO` for member ``member`` of ``topology`` over ``stack``.
+
+    :meth:`poll` reads consensus and ingress and hands each decoded message to
+    ``handler``; :meth:`flush` sends egress held for clients whose egress
+    publication was still connecting.
+    """
+
+    def __init__(self, stack: AeronStack, members: dict[int, tuple[str, int]], member: int) -> None:
+        self.stack = stack
+        self.member = member
+        self.stats = IoStats()
+        aeron = stack.aeron
+        host, port = members[member]
+        self.consensus_sub = aeron.add_subscription(udp_channel(host, port), CONSENSUS_STREAM)
+        self.ingress_sub = aeron.add_subscription(udp_channel(host, port), INGRESS_STREAM)
+        self.peers = {m: aeron.add_exclusive_publication(udp_channel(h, p, CONSENSUS_TERM_LENGTH), CONSENSUS_STREAM)
+                      for m, (h, p) in members.items() if m != member}
+        self.clients: dict[int, str] = {}
+        self.egress: dict[str, _Egress] = {}
+        self._handler: Callable[[object], None] = lambda m: None
+        self._consensus = FragmentAssembler(self._on_fragment)
+        self._ingress = FragmentAssembler(self._on_fragment)
+
+    # -- NodeIO
+    def send(self, member: int, message: object) -> None:
+        pub = self.peers.get(member)
+        if pub is None:
+            self.stats.not_connected += 1
+            return
+        _offer(pub, wire.encode(message), self.stats, f"member-{member}")
+
+    def send_egress(self, client_id: int, message: object) -> None:
+        channel = self.clients.get(client_id)
+        if channel is None:
+            self.stats.unknown_client += 1
+            return
+        e = self.egress[channel]
+        data = wire.encode(message)
+        if e.pending or not e.pub.is_connected:
+            if len(e.pending) < PENDING_EGRESS_LIMIT and time.monotonic() - e.created < PENDING_EGRESS_MS / 1000:
+                e.pending.append(data)
+            else:
+                self.stats.not_connected += 1
+            return
+        _offer(e.pub, data, self.stats, f"client-{client_id}")
+
+    # -- the duty cycle
+    def poll(self, handler: Callable[[object], None], limit: int = POLL_LIMIT) -> int:
+        self._handler = handler
+        return self.consensus_sub.poll(self._consensus, limit) + self.ingress_sub.poll(self._ingress, limit)
+
+    def flush(self) -> int:
+        work = 0
+        for channel, e in list(self.egress.items()):
+            if not e.pending:
+                continue
+            if e.pub.is_connected:
+                while e.pending and _offer(e.pub, e.pending[0], self.stats, channel):
+                    e.pending.popleft()
+                    work += 1
+            elif time.monotonic() - e.created >= PENDING_EGRESS_MS / 1000:
+                self.stats.not_connected += len(e.pending)
+                e.pending.clear()
+        return work
+
+    def _on_fragment(self, buffer: memoryview, header: object) -> None:
+        try:
+            msg = wire.decode(buffer)
+        except RemoteProtocolError as exc:
+            self.stats.malformed += 1
+            if self.stats.malformed % 100 == 1:
+                print(f"error: {exc} member={self.member} count={self.stats.malformed}", file=sys.stderr, flush=True)
+            return
+        self.stats.received += 1
+        if isinstance(msg, wire.EgressChannel):
+            self.bind(msg.client_id, msg.channel)
+        else:
+            self._handler(msg)
+
+    def bind(self, client_id: int, channel: str) -> None:
+        """Send egress for ``client_id`` to ``channel`` from now on."""
+        if channel not in self.egress:
+            try:
+                pub = self.stack.aeron.add_exclusive_publication(channel, EGRESS_STREAM)
+            except Exception as exc:  # the client's fault: a channel we cannot publish to
+                self.stats.bad_channel += 1
+                print(f"error: cannot publish egress to the client's channel: client={client_id} channel={channel!r} "
+                      f"reason={exc} fault=client", file=sys.stderr, flush=True)
+                return
+            if len(self.egress) >= MAX_CLIENT_CHANNELS:
+                old_channel = next(iter(self.egress))
+                self.egress.pop(old_channel).pub.close()
+                for c in [c for c, ch in self.clients.items() if ch == old_channel]:
+                    del self.clients[c]
+            self.egress[channel] = _Egress(pub, time.monotonic())
+        self.clients[client_id] = channel
+
+    def close(self) -> None:
+        for pub in self.peers.values():
+            pub.close()
+        for e in self.egress.values():
+            e.pub.close()
+        self.consensus_sub.close()
+        self.ingress_sub.close()
+
+
+class ClusterLink:
+    """A client's side of the streams: an ingress publication per member, an
+    egress subscription of its own, the EgressChannel handshake.  Owns an
+    :class:`AeronStack` unless given one.  Not thread-safe."""
+
+    def __init__(self, members: dict[int, tuple[str, int]], *, client_id: int | None = None,
+                 stack: AeronStack | None = None, aeron_base: str | None = None) -> None:
+        self.members = members
+        self.client_id = random.getrandbits(62) if client_id is None else client_id
+        self._own_stack = stack is None
+        self.stack = stack or AeronStack("cluster-client", aeron_base)
+        self.stats = IoStats()
+        try:
+            host = next(iter(members.values()))[0]
+            self.egress_channel = udp_channel(host, free_udp_port(host))
+            aeron = self.stack.aeron
+            self.egress_sub = aeron.add_subscription(self.egress_channel, EGRESS_STREAM)
+            self.pubs = {m: aeron.add_exclusive_publication(udp_channel(h, p, CLIENT_TERM_LENGTH), INGRESS_STREAM)
+                         for m, (h, p) in members.items()}
+        except BaseException:
+            if self._own_stack:
+                self.stack.close()
+            raise
+        self._bound_at = {m: -BIND_INTERVAL_MS for m in members}
+        self._was_connected = {m: False for m in members}
+        self._bind_msg = wire.encode(wire.EgressChannel(self.client_id, self.egress_channel))
+        self.inbox: list[object] = []
+        self._assembler = FragmentAssembler(self._on_fragment)
+
+    @staticmethod
+    def now() -> int:
+        return int(time.monotonic() * 1000)
+
+    def send(self, member: int, message: object, now: int) -> bool:
+        """Send to ``member`` (after an EgressChannel when due); False if dropped."""
+        pub = self.pubs[member]
+        connected = pub.is_connected
+        if not connected:
+            self._was_connected[member] = False
+            self.stats.not_connected += 1
+            return False
+        if not self._was_connected[member] or now - self._bound_at[member] >= BIND_INTERVAL_MS:
+            if not _offer(pub, self._bind_msg, self.stats, f"member-{member}"):
+                return False
+            self._bound_at[member] = now
+            self._was_connected[member] = True
+        return _offer(pub, wire.encode(message), self.stats, f"member-{member}")
+
+    def poll_egress(self, limit: int = POLL_LIMIT) -> int:
+        """Turn the driver and client, read egress into :attr:`inbox`."""
+        return self.stack.do_work() + self.egress_sub.poll(self._assembler, limit)
+
+    def _on_fragment(self, buffer: memoryview, header: object) -> None:
+        try:
+            self.inbox.append(wire.decode(buffer))
+        except RemoteProtocolError:
+            self.stats.malformed += 1
+
+    def close(self) -> None:
+        if self._own_stack:
+            self.stack.close()  # closes the publications and subscription with the client
+        else:
+            for pub in self.pubs.values():
+                pub.close()
+            self.egress_sub.close()
+
+    def __enter__(self) -> "ClusterLink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AeronClusterClient:
+    """The sans-IO :class:`~tickline.cluster.client.ClusterClient` over Aeron
+    ingress/egress: follower redirects and retries as the client decides."""
+
+    def __init__(self, members: dict[int, tuple[str, int]], client_id: int | None = None, session_id: int | None = None, *,
+                 retry_timeout: int = 200, aeron_base: str | None = None) -> None:
+        self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base)
+        sid = random.getrandbits(48) if session_id is None else session_id
+        self.client = ClusterClient(self.link.client_id, sid, tuple(sorted(members)), retry_timeout=retry_timeout)
+
+    now = staticmethod(ClusterLink.now)
+
+    def offer(self, payload: bytes) -> int:
+        return self.client.offer(payload, self.now())
+
+    def poll(self) -> list[tuple[int, bytes]]:
+        """Send what is due, read what arrived; returns newly answered (correlation id, payload)."""
+        link = self.link
+        now = self.now()
+        for member, msg in self.client.poll(now):
+            link.send(member, msg, now)
+        link.poll_egress()
+        out: list[tuple[int, bytes]] = []
+        if link.inbox:
+            inbox, link.inbox = link.inbox, []
+            for msg in inbox:
+                out += self.client.on_egress(msg, now)
+        return out
+
+    def close(self) -> None:
+        self.link.close()
+
+
+def query_status(link: ClusterLink, member: int, action: int = 0, timeout: float = 1.0) -> wire.StatusResponse | None:
+    """Ask one member for its status (after ``action``: 1 snapshot, 2 step down);
+    None if it does not answer within ``timeout`` seconds.  The request is
+    repeated while unanswered only when ``action`` is 0 (actions are not idempotent)."""
+    deadline = time.monotonic() + timeout
+    link.poll_egress()
+    link.inbox = [m for m in link.inbox if not isinstance(m, wire.StatusResponse)]
+    sent = False
+    next_send = 0.0
+    while time.monotonic() < deadline:
+        t = time.monotonic()
+        if (not sent or action == 0) and t >= next_send:
+            if link.send(member, wire.StatusRequest(link.client_id, action), link.now()):
+                sent = True
+                next_send = t + 0.1
+        link.poll_egress()
+        for i, m in enumerate(link.inbox):
+            if isinstance(m, wire.StatusResponse) and m.member == member:
+                del link.inbox[i]
+                return m
+        time.sleep(0.0005)
+    return None

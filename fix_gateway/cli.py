@@ -4,6 +4,8 @@
 SIGTERM/SIGINT log every session out, then it exits 0.
 ``tickline fix-gateway --config FILE --status`` prints the sessions, their
 state and sequence numbers from the running daemon's status file.
+``tickline exchange-sim --config FILE`` runs the simulated venue as an Aeron
+service (section ``[exchange_sim]``); SIGTERM/SIGINT stop it, exit 0.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from tickline.transport import AeronError
+
     try:
         gw = Gateway(cfg)
-    except (ConfigError, OSError) as e:
+    except (ConfigError, OSError, AeronError) as e:
         print(f"tickline fix-gateway: {e}", file=sys.stderr)
         return 2
     try:
@@ -52,9 +56,42 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"tickline fix-gateway: {e}", file=sys.stderr)
         return 1
     port = gw.acceptor.port if gw.acceptor else None
-    print(f"tickline fix-gateway: running sessions={len(cfg.sessions)} acceptor_port={port}", file=sys.stderr, flush=True)
+    print(f"tickline fix-gateway: running sessions={len(cfg.sessions)} acceptor_port={port} bridge={cfg.bridge_kind}",
+          file=sys.stderr, flush=True)
     gw.run(stop)
     print("tickline fix-gateway: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _cmd_exchange_sim(args: argparse.Namespace) -> int:
+    from tickline.transport import AeronError
+
+    from .config import ConfigError
+    from .exchange_service import load_exchange_config, run_exchange_sim
+
+    try:
+        cfg = load_exchange_config(args.config)
+    except ConfigError as e:
+        print(f"tickline exchange-sim: {e}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    s = cfg.streams
+
+    def running(agent) -> None:
+        print(f"tickline exchange-sim: running orders={s.order_channel}#{s.order_stream_id} "
+              f"reports={s.report_channel}#{s.report_stream_id} default_mode={cfg.default_mode}",
+              file=sys.stderr, flush=True)
+    try:
+        agent = run_exchange_sim(cfg, stop, running)
+    except (AeronError, ValueError) as e:
+        print(f"tickline exchange-sim: {e}", file=sys.stderr)
+        return 1
+    print(f"tickline exchange-sim: stopped orders={agent.orders} reports={agent.reports} bad={agent.bad} "
+          f"unsent={agent.venue.pending}", file=sys.stderr, flush=True)
+    for err in agent.errors:
+        print(f"tickline exchange-sim: bad input: {err}", file=sys.stderr)
     return 0
 
 
@@ -69,6 +106,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--config", required=True, help="topology file (TOML) with a [fix_gateway] section")
     p.add_argument("--status", action="store_true", help="print sessions, state and sequence numbers, then exit")
     p.set_defaults(func=_cmd_gateway)
+    p = subparsers.add_parser("exchange-sim", help="run the simulated venue as an Aeron service")
+    p.add_argument("--config", required=True, help="topology file (TOML) with an [exchange_sim] section")
+    p.set_defaults(func=_cmd_exchange_sim)
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

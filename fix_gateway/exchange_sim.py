@@ -5,8 +5,8 @@ until cancelled) modes.
 ``ExchangeSim`` speaks the bridge's order messages (``NewOrder``,
 ``CancelOrder``, ``ReplaceOrder`` in; ``ExecutionReport``, ``OrderReject``
 out) and is both an ``OrderSink`` and an ``ExecutionSource``, so it runs
-in-process behind a ``FixBridge`` today and behind Aeron streams once the
-transport carries the SBE messages of ``schemas/orders.xml``.
+in-process behind a ``FixBridge``, and behind Aeron streams as the
+``tickline exchange-sim`` service (``exchange_service.py``).
 
 Deterministic: no clock is read; ``clock_ns`` is injected. Not thread safe.
 """
@@ -120,13 +120,22 @@ class ExchangeSim:
             self._replace(session_id, request)
         return True
 
-    def poll(self, handler: Callable[[str | None, VenueReport], None], limit: int) -> int:
+    def poll(self, handler: Callable[[str | None, VenueReport], bool | None], limit: int) -> int:
+        """Hand out up to ``limit`` reports in order.  A handler that returns False
+        could not take the report: it stays first in line and the poll stops."""
         n = 0
         while self._out and n < limit:
-            sid, rep = self._out.popleft()
-            handler(sid, rep)
+            sid, rep = self._out[0]
+            if handler(sid, rep) is False:
+                break
+            self._out.popleft()
             n += 1
         return n
+
+    @property
+    def pending(self) -> int:
+        """Reports waiting to be polled."""
+        return len(self._out)
 
     # -- internals ------------------------------------------------------------
 

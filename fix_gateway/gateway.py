@@ -1,6 +1,8 @@
 """The gateway daemon: sessions from the topology file, acceptor and/or initiator,
-the bridge and (until the Aeron streams are wired) the in-process exchange
-simulator, on one agent.
+and the bridge to the venue, on one agent.  The bridge is either Aeron (SBE
+orders out on one stream, SBE execution reports in on another; a
+``tickline exchange-sim`` or any other service answers) or the in-process
+exchange simulator.
 
 Topology file (TOML), section ``[fix_gateway]``::
 
@@ -9,10 +11,20 @@ Topology file (TOML), section ``[fix_gateway]``::
     fsync = "batch"                # always | batch | none
     status_file = "var/fix/status.json"
     idle = "backoff"               # busy-spin | yielding | sleeping | backoff
+    bridge = "aeron"               # aeron | in-process; default: aeron when [fix_gateway.aeron] names a dir
+    [fix_gateway.aeron]            # the streams, same keys as [exchange_sim]
+    dir = "/dev/shm/tickline-prod" # media driver directory (tickline driver --dir ...)
+    embedded_driver = false        # true: start the C media driver inside the gateway, at dir
+    order_channel = "aeron:ipc"
+    order_stream_id = 1001
+    report_channel = "aeron:ipc"
+    report_stream_id = 1002
+    offer_max_attempts = 1000      # an order the stream won't take within these bounds is
+    offer_timeout_us = 2000        #   refused on FIX: BusinessMessageReject 380=4
     [fix_gateway.acceptor]
     host = "127.0.0.1"
     port = 9876                    # tls_cert_file/tls_key_file: TLS on this port
-    [fix_gateway.venue]            # in-process exchange simulator
+    [fix_gateway.venue]            # bridge = "in-process": the exchange simulator inside the gateway
     default_mode = "match"         # match | auto-fill | rest
     modes = { AAPL = "auto-fill" }
     [[fix_gateway.sessions]]
@@ -40,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, AeronStreams
 from .bridge import BridgeReject, FixBridge
 from .config import ConfigError, from_env
 from .exchange_sim import ExchangeSim
@@ -76,8 +89,16 @@ class GatewayConfig:
     venue_default_mode: str = "match"
     venue_modes: dict[str, str] = field(default_factory=dict)
     sessions: tuple[SessionSpec, ...] = ()
+    bridge: str = ""  # "" = aeron if aeron.dir is set, else in-process
+    aeron: AeronStreams = field(default_factory=AeronStreams)
+
+    @property
+    def bridge_kind(self) -> str:
+        return self.bridge or ("aeron" if self.aeron.dir else "in-process")
 
     def __post_init__(self) -> None:
+        if self.bridge not in ("", "aeron", "in-process"):
+            raise ConfigError(f"bad bridge: fault=config key=fix_gateway.bridge value={self.bridge!r} allowed=aeron|in-process")
         if self.fsync not in FSYNC_POLICIES:
             raise ConfigError(f"bad fsync policy: fault=config key=fix_gateway.fsync value={self.fsync!r}")
         if not self.sessions:
@@ -102,13 +123,19 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     gw = doc.get("fix_gateway")
     if not isinstance(gw, dict):
         raise ConfigError(f"no [fix_gateway] section: fault=config path={path}")
-    top = {k: v for k, v in gw.items() if k not in ("acceptor", "initiator", "venue", "sessions")}
-    _check_keys("fix_gateway", top, {"store_dir", "fsync", "status_file", "status_interval_s", "idle", "shutdown_timeout_s"})
+    top = {k: v for k, v in gw.items() if k not in ("acceptor", "initiator", "venue", "sessions", "aeron")}
+    _check_keys("fix_gateway", top, {"store_dir", "fsync", "status_file", "status_interval_s", "idle", "shutdown_timeout_s",
+                                     "bridge"})
     try:
         acc = gw.get("acceptor")
         acceptor = AcceptorConfig(**acc) if isinstance(acc, dict) else None
         initiator = InitiatorConfig(**gw.get("initiator", {}))
         venue = gw.get("venue", {})
+        aeron_table = gw.get("aeron", {})
+        if not isinstance(aeron_table, dict):
+            raise ConfigError(f"[fix_gateway.aeron] must be a table: fault=config path={path}")
+        _check_keys("fix_gateway.aeron", aeron_table, {f.name for f in dataclasses.fields(AeronStreams)})
+        streams = from_env(AeronStreams, "TICKLINE_FIX_GATEWAY_AERON_", env, **aeron_table)
         _check_keys("fix_gateway.venue", venue, {"default_mode", "modes"})
         specs = []
         for i, s in enumerate(gw.get("sessions", [])):
@@ -119,7 +146,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
             specs.append(SessionSpec(sc, sched, s.get("host", "127.0.0.1"), int(s.get("port", 0)), s.get("tls_ca_file", "")))
         return from_env(GatewayConfig, "TICKLINE_FIX_GATEWAY_", env, **top, acceptor=acceptor, initiator=initiator,
                         venue_default_mode=venue.get("default_mode", "match"), venue_modes=dict(venue.get("modes", {})),
-                        sessions=tuple(specs))
+                        sessions=tuple(specs), aeron=streams)
     except TypeError as e:  # an unknown keyword in a sub-table
         raise ConfigError(f"bad topology file: fault=config path={path} error={e}") from None
 
@@ -137,13 +164,31 @@ class Gateway:
     def __init__(self, config: GatewayConfig, clock=time.time) -> None:
         self.config = config
         self.clock = clock
-        self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode)
         self.rejects: list[BridgeReject] = []
+        self.link: AeronLink | None = None
+        self.venue: Any
+        self.reports: Any
+        if config.bridge_kind == "aeron":
+            self.link = AeronLink(config.aeron, "tickline-fix-gateway")
+            self.venue = AeronOrderSink(self.link.aeron, config.aeron)
+            self.reports = AeronExecutionSource(self.link.aeron, config.aeron)
+        else:
+            self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode)
+            self.reports = self.venue
         self.endpoints: list[Any] = []
         self.acceptor = FixAcceptor(config.acceptor, clock=clock) if config.acceptor else None
         self.initiator = FixInitiator(config.initiator, clock=clock) if any(
             s.session.role == "initiator" for s in config.sessions) else None
         self.bridges: list[FixBridge] = []
+        try:
+            self._wire(config, clock)
+        except BaseException:
+            if self.link is not None:
+                self.link.close()
+            raise
+        self._last_status = 0.0
+
+    def _wire(self, config: GatewayConfig, clock) -> None:
         for ep in (self.acceptor, self.initiator):
             if ep is None:
                 continue
@@ -168,7 +213,6 @@ class Gateway:
                         raise ConfigError(f"cannot load CA file: fault=config session={spec.session.session_id} "
                                           f"key=tls_ca_file value={spec.tls_ca_file!r} error={e}") from None
                 self.initiator.add_session(spec.session, store, spec.schedule, host=spec.host, port=spec.port, tls=tls)
-        self._last_status = 0.0
 
     def role_name(self) -> str:
         return "fix-gateway"
@@ -194,6 +238,17 @@ class Gateway:
             ep.on_close()
         if self.config.status_file:
             self.write_status()
+        if self.link is not None:
+            self.venue.close()
+            self.reports.close()
+            self.link.close()
+
+    def bridge_status(self) -> dict[str, Any]:
+        if self.link is None:
+            return {"kind": "in-process", "connected": True}
+        return {"kind": "aeron", "connected": self.venue.is_connected, "orders_sent": self.venue.sent,
+                "orders_refused": dict(self.venue.failed), "reports_received": self.reports.received,
+                "reports_bad": self.reports.bad, "rejects": sum(b.rejects for b in self.bridges)}
 
     def status(self) -> list[dict[str, Any]]:
         out = []
@@ -208,7 +263,8 @@ class Gateway:
         p = Path(self.config.status_file)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "time": self.clock(), "sessions": self.status()}, indent=1))
+        tmp.write_text(json.dumps({"pid": os.getpid(), "time": self.clock(), "sessions": self.status(),
+                                   "bridge": self.bridge_status()}, indent=1))
         os.replace(tmp, p)
 
     def all_disconnected(self) -> bool:
@@ -247,7 +303,7 @@ class _Fanout:
 
     def poll(self, handler, limit: int) -> int:
         if len(self.gw.endpoints) == 1:
-            return self.gw.venue.poll(handler, limit)
+            return self.gw.reports.poll(handler, limit)
         # two endpoints: the first bridge polls and routes for both
         if self.endpoint is not self.gw.endpoints[0]:
             return 0
@@ -257,4 +313,4 @@ class _Fanout:
                 if sid in b.endpoint.entries or (sid is None and rep.cl_ord_id in b.routes):
                     b._deliver(sid, rep)
                     return
-        return self.gw.venue.poll(route, limit)
+        return self.gw.reports.poll(route, limit)

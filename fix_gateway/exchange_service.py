@@ -1,0 +1,176 @@
+"""``tickline exchange-sim``: the exchange simulator as an Aeron service.
+
+One agent: polls SBE orders from the order stream, runs them through
+``ExchangeSim`` (price-time matching, ``auto-fill`` and ``rest`` per symbol),
+and publishes the SBE execution reports / order rejects on the report stream.
+
+Topology file (TOML), section ``[exchange_sim]``::
+
+    [exchange_sim]
+    dir = "/dev/shm/tickline-prod"   # media driver directory (or embedded_driver = true)
+    order_channel = "aeron:ipc"
+    order_stream_id = 1001           # what the gateway publishes orders on
+    report_channel = "aeron:ipc"
+    report_stream_id = 1002          # what the gateway subscribes to
+    idle = "backoff"
+    default_mode = "match"           # match | auto-fill | rest
+    modes = { AAPL = "auto-fill", MSFT = "rest" }
+
+Every scalar can be overridden by ``TICKLINE_EXCHANGE_SIM_<KEY>``.
+
+Each order publication (one per gateway) is one participant of the venue:
+books are shared, ClOrdIDs are unique per participant.  State is in memory;
+a restarted simulator starts with empty books.  A report the report stream
+can't take (no gateway subscribed, back pressure) stays queued, in order,
+and is retried every duty cycle; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .aeron_bridge import AeronLink, AeronStreams, offer_bounded
+from .bridge import OrderRequest, VenueReport
+from .config import ConfigError, from_env
+from .exchange_sim import MODES, ExchangeSim
+from .sbe_orders import OrderCodec, SbeDecodeError
+
+__all__ = ["ExchangeSimConfig", "ExchangeSimAgent", "load_exchange_config", "run_exchange_sim"]
+
+_STREAM_KEYS = {f.name for f in dataclasses.fields(AeronStreams)}
+
+
+@dataclass(frozen=True)
+class ExchangeSimConfig:
+    streams: AeronStreams = field(default_factory=AeronStreams)
+    idle: str = "backoff"
+    default_mode: str = "match"
+    modes: dict[str, str] = field(default_factory=dict)
+    poll_limit: int = 64
+    shutdown_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        for sym, m in {**self.modes, "*": self.default_mode}.items():
+            if m not in MODES:
+                raise ConfigError(f"bad venue mode: fault=config key=exchange_sim.modes symbol={sym} value={m!r} "
+                                  f"allowed={'|'.join(MODES)}")
+        if self.poll_limit < 1:
+            raise ConfigError(f"poll_limit must be >= 1: fault=config key=exchange_sim.poll_limit value={self.poll_limit}")
+
+
+def load_exchange_config(path: str, env: dict[str, str] | None = None) -> ExchangeSimConfig:
+    """Read and validate ``[exchange_sim]``; ``ConfigError`` names file and key."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read topology file: fault=config path={path} error={e}") from None
+    t = doc.get("exchange_sim")
+    if not isinstance(t, dict):
+        raise ConfigError(f"no [exchange_sim] section: fault=config path={path}")
+    top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s"}
+    for k in t:
+        if k not in top | _STREAM_KEYS | {"modes"}:
+            raise ConfigError(f"unknown key: fault=config key=exchange_sim.{k} "
+                              f"allowed={','.join(sorted(top | _STREAM_KEYS | {'modes'}))}")
+    modes = t.get("modes", {})
+    if not isinstance(modes, dict):
+        raise ConfigError(f"modes must be a table symbol = mode: fault=config key=exchange_sim.modes path={path}")
+    try:
+        streams = from_env(AeronStreams, "TICKLINE_EXCHANGE_SIM_", env, **{k: v for k, v in t.items() if k in _STREAM_KEYS})
+        return from_env(ExchangeSimConfig, "TICKLINE_EXCHANGE_SIM_", env, streams=streams, modes=dict(modes),
+                        **{k: v for k, v in t.items() if k in top})
+    except TypeError as e:
+        raise ConfigError(f"bad topology file: fault=config path={path} error={e}") from None
+
+
+class ExchangeSimAgent:
+    """The venue on Aeron.  ``aeron`` is a connected ``tickline.transport.Aeron``.
+
+    Not thread safe: run on one thread (an ``AgentRunner``, an ``AgentInvoker`` or
+    ``run_exchange_sim``).  Counters: ``orders``, ``reports``, ``bad`` (fragments
+    that were not orders; the sender's fault, kept in ``errors``).
+    """
+
+    def __init__(self, aeron: Any, config: ExchangeSimConfig, clock_ns=time.time_ns) -> None:
+        from tickline.transport import FragmentAssembler
+
+        self.config = config
+        s = config.streams
+        self.venue = ExchangeSim(clock_ns, config.modes, config.default_mode)
+        self.sub = aeron.add_subscription(s.order_channel, s.order_stream_id)
+        self.pub = aeron.add_exclusive_publication(s.report_channel, s.report_stream_id)
+        self.in_codec, self.out_codec = OrderCodec(), OrderCodec()
+        self._assembler = FragmentAssembler(self._on_fragment)
+        self.orders = self.reports = self.bad = 0
+        self.errors: collections.deque[str] = collections.deque(maxlen=32)
+
+    def role_name(self) -> str:
+        return "exchange-sim"
+
+    def on_start(self) -> None:
+        pass
+
+    def on_close(self) -> None:
+        self.sub.close()
+        self.pub.close()
+
+    def _on_fragment(self, buffer: Any, header: Any) -> None:
+        try:
+            msg = self.in_codec.decode(buffer)
+        except SbeDecodeError as e:
+            self.bad += 1
+            self.errors.append(f"{e} aeron_session={header.session_id}")
+            return
+        if not isinstance(msg, OrderRequest.__args__):  # type: ignore[attr-defined]
+            self.bad += 1
+            self.errors.append(f"a report on the order stream: fault=remote type={type(msg).__name__} "
+                               f"aeron_session={header.session_id}")
+            return
+        self.orders += 1
+        self.venue.offer(f"aeron-{header.session_id}", msg)  # type: ignore[arg-type]
+
+    def _publish(self, session_id: str | None, report: VenueReport) -> bool:
+        view, n = self.out_codec.encode(report)
+        s = self.config.streams
+        if offer_bounded(self.pub, view, n, s.offer_max_attempts, s.offer_timeout_us) > 0:
+            self.reports += 1
+            return True
+        return False  # stays queued in the venue, first in line
+
+    def do_work(self) -> int:
+        # reports first: a venue that can't publish stops taking new orders (back pressure to the gateway)
+        work = self.venue.poll(self._publish, self.config.poll_limit)
+        if self.venue.pending == 0:
+            work += int(self.sub.poll(self._assembler, self.config.poll_limit))
+        return work
+
+
+def run_exchange_sim(config: ExchangeSimConfig, stop: threading.Event, on_running=None) -> ExchangeSimAgent:
+    """Run the service on this thread until ``stop`` is set; then publish what is queued (bounded) and close."""
+    from tickline.transport.idle import idle_strategy_from_name
+
+    link = AeronLink(config.streams, "tickline-exchange-sim")
+    try:
+        agent = ExchangeSimAgent(link.aeron, config)
+        idle = idle_strategy_from_name(config.idle)
+        agent.on_start()
+        if on_running is not None:
+            on_running(agent)
+        try:
+            while not stop.is_set():
+                idle.idle(agent.do_work())
+            deadline = time.monotonic() + config.shutdown_timeout_s
+            while agent.venue.pending and agent.pub.is_connected and time.monotonic() < deadline:
+                idle.idle(agent.venue.poll(agent._publish, config.poll_limit))
+        finally:
+            agent.on_close()
+        return agent
+    finally:
+        link.close()

@@ -1,0 +1,154 @@
+"""The bridge's order messages <-> SBE bytes of ``schemas/orders.xml``.
+
+The flyweights are generated from the schema when this module is first
+imported (``tickline.codecs.gen_python``, the same code ``tickline codegen``
+writes), so the wire format can never drift from the schema file.
+
+``OrderCodec`` is one encoder/decoder set: not thread safe, reuse one per
+publication/subscription.  ``encode`` writes into the codec's own buffer and
+returns ``(buffer, length)``, valid until the next ``encode``; ``decode``
+reads a buffer (for example a fragment handler's view, valid only during the
+call) and returns a frozen dataclass, so nothing keeps a reference into it.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from .bridge import (
+    CancelOrder, CxlRejResponseTo, ExecType, ExecutionReport, NewOrder, OrdStatus, OrdType, OrderReject,
+    OrderRequest, RejectReason, ReplaceOrder, Side, TimeInForce, VenueReport,
+)
+
+__all__ = ["OrderCodec", "SbeDecodeError", "sbe_module"]
+
+
+class SbeDecodeError(ValueError):
+    """Bytes on an order/report stream that are not a message we understand (the sender's fault)."""
+
+
+_MODULE: types.ModuleType | None = None
+
+
+def sbe_module() -> types.ModuleType:
+    """The generated flyweight module for ``schemas/orders.xml`` (built once per process)."""
+    global _MODULE
+    if _MODULE is None:
+        from tickline.codecs import load_builtin
+        from tickline.codecs.gen_python import generate
+
+        src = generate(load_builtin("orders.xml"), "orders.xml")
+        mod = types.ModuleType("tickline.fix_gateway._orders_sbe")
+        exec(compile(src, "<generated from schemas/orders.xml>", "exec"), mod.__dict__)
+        mod.set_check_order(False)  # our encode/decode below visit fields in schema order
+        _MODULE = mod
+    return _MODULE
+
+
+def _ch(e: Any) -> int:
+    return ord(e.value)
+
+
+class OrderCodec:
+    def __init__(self, capacity: int = 4096) -> None:
+        m = self.m = sbe_module()
+        self.buf = bytearray(capacity)
+        self.view = memoryview(self.buf)
+        self._new = m.NewOrderEncoder()
+        self._cancel = m.CancelOrderEncoder()
+        self._replace = m.ReplaceOrderEncoder()
+        self._er = m.ExecutionReportEncoder()
+        self._rej = m.OrderRejectEncoder()
+        self._decoders = {c.TEMPLATE_ID: c() for c in (m.NewOrderDecoder, m.CancelOrderDecoder, m.ReplaceOrderDecoder,
+                                                         m.ExecutionReportDecoder, m.OrderRejectDecoder)}
+        self._header = m.MessageHeader()
+
+    # -- encode -------------------------------------------------------------
+
+    def encode(self, msg: OrderRequest | VenueReport) -> tuple[memoryview, int]:
+        text = getattr(msg, "text", "")
+        need = self.m.HEADER_LENGTH + 128 + 4 + len(text.encode("utf-8"))
+        if need > len(self.buf):
+            self.buf = bytearray(need)
+            self.view = memoryview(self.buf)
+        b = self.buf
+        if isinstance(msg, NewOrder):
+            e = self._new.wrap_and_apply_header(b, 0)
+            e.cl_ord_id, e.account, e.symbol = msg.cl_ord_id, msg.account, msg.symbol
+            e.side_raw, e.ord_type_raw, e.time_in_force_raw = _ch(msg.side), _ch(msg.ord_type), _ch(msg.time_in_force)
+            e.price.mantissa, e.stop_price.mantissa = msg.price, msg.stop_price
+            e.quantity, e.transact_time, e.expire_time = msg.quantity, msg.transact_time, msg.expire_time
+        elif isinstance(msg, CancelOrder):
+            e = self._cancel.wrap_and_apply_header(b, 0)
+            e.cl_ord_id, e.orig_cl_ord_id, e.symbol = msg.cl_ord_id, msg.orig_cl_ord_id, msg.symbol
+            e.side_raw, e.transact_time = _ch(msg.side), msg.transact_time
+        elif isinstance(msg, ReplaceOrder):
+            e = self._replace.wrap_and_apply_header(b, 0)
+            e.cl_ord_id, e.orig_cl_ord_id, e.symbol = msg.cl_ord_id, msg.orig_cl_ord_id, msg.symbol
+            e.side_raw, e.ord_type_raw, e.time_in_force_raw = _ch(msg.side), _ch(msg.ord_type), _ch(msg.time_in_force)
+            e.price.mantissa, e.quantity, e.transact_time = msg.price, msg.quantity, msg.transact_time
+        elif isinstance(msg, ExecutionReport):
+            e = self._er.wrap_and_apply_header(b, 0)
+            e.order_id, e.exec_id, e.cl_ord_id, e.symbol = msg.order_id, msg.exec_id, msg.cl_ord_id, msg.symbol
+            e.side_raw, e.exec_type_raw, e.ord_status_raw = _ch(msg.side), _ch(msg.exec_type), _ch(msg.ord_status)
+            e.reject_reason_raw = 255 if msg.reject_reason is None else int(msg.reject_reason)
+            e.price.mantissa, e.last_price.mantissa = msg.price, msg.last_price
+            e.last_quantity, e.leaves_quantity, e.cum_quantity = msg.last_quantity, msg.leaves_quantity, msg.cum_quantity
+            e.avg_price.mantissa, e.transact_time = msg.avg_price, msg.transact_time
+            e.put_text(msg.text)
+        elif isinstance(msg, OrderReject):
+            e = self._rej.wrap_and_apply_header(b, 0)
+            e.order_id, e.cl_ord_id, e.orig_cl_ord_id = msg.order_id, msg.cl_ord_id, msg.orig_cl_ord_id
+            e.ord_status_raw, e.response_to_raw = _ch(msg.ord_status), _ch(msg.response_to)
+            e.reject_reason_raw, e.transact_time = int(msg.reject_reason), msg.transact_time
+            e.put_text(msg.text)
+        else:
+            raise TypeError(f"not an order message: type={type(msg).__name__}")
+        return self.view, self.m.HEADER_LENGTH + e.encoded_length
+
+    # -- decode -------------------------------------------------------------
+
+    def decode(self, buf: Any, offset: int = 0, length: int | None = None) -> OrderRequest | VenueReport:
+        """Decode one message; raises ``SbeDecodeError`` naming what is wrong."""
+        m = self.m
+        end = len(buf) if length is None else offset + length
+        if end - offset < m.HEADER_LENGTH:
+            raise SbeDecodeError(f"message shorter than the SBE header: fault=remote length={end - offset}")
+        h = self._header.wrap(buf, offset)
+        if h.schema_id != m.SCHEMA_ID:
+            raise SbeDecodeError(f"wrong SBE schema: fault=remote schema_id={h.schema_id} expected={m.SCHEMA_ID}")
+        d = self._decoders.get(h.template_id)
+        if d is None:
+            raise SbeDecodeError(f"unknown SBE template: fault=remote schema_id={h.schema_id} template_id={h.template_id}")
+        if end - offset < m.HEADER_LENGTH + h.block_length or h.block_length < d.BLOCK_LENGTH:
+            raise SbeDecodeError(f"truncated SBE message: fault=remote template_id={h.template_id} "
+                                 f"length={end - offset} block_length={h.block_length}")
+        try:
+            d.wrap(buf, offset + m.HEADER_LENGTH, h.block_length, h.version)
+            return self._to_message(h.template_id, d)
+        except (ValueError, IndexError, m.MessageError) as e:  # enum values outside the schema, bad text
+            raise SbeDecodeError(f"bad SBE message: fault=remote template_id={h.template_id} error={e}") from None
+
+    @staticmethod
+    def _to_message(tid: int, d: Any) -> OrderRequest | VenueReport:
+        if tid == 1:
+            return NewOrder(d.cl_ord_id, d.account, d.symbol, Side(chr(d.side_raw)), OrdType(chr(d.ord_type_raw)),
+                            TimeInForce(chr(d.time_in_force_raw)), d.price.mantissa, d.stop_price.mantissa, d.quantity,
+                            d.transact_time, d.expire_time)
+        if tid == 2:
+            return CancelOrder(d.cl_ord_id, d.orig_cl_ord_id, d.symbol, Side(chr(d.side_raw)), d.transact_time)
+        if tid == 3:
+            return ReplaceOrder(d.cl_ord_id, d.orig_cl_ord_id, d.symbol, Side(chr(d.side_raw)),
+                                OrdType(chr(d.ord_type_raw)), TimeInForce(chr(d.time_in_force_raw)), d.price.mantissa,
+                                d.quantity, d.transact_time)
+        if tid == 4:
+            rr = d.reject_reason_raw
+            return ExecutionReport(d.order_id, d.exec_id, d.cl_ord_id, d.symbol, Side(chr(d.side_raw)),
+                                   ExecType(chr(d.exec_type_raw)), OrdStatus(chr(d.ord_status_raw)), d.price.mantissa,
+                                   d.last_price.mantissa, d.last_quantity, d.leaves_quantity, d.cum_quantity,
+                                   d.avg_price.mantissa, d.transact_time, None if rr == 255 else RejectReason(rr),
+                                   d.text())
+        return OrderReject(d.order_id, d.cl_ord_id, d.orig_cl_ord_id, OrdStatus(chr(d.ord_status_raw)),
+                           CxlRejResponseTo(chr(d.response_to_raw)), RejectReason(d.reject_reason_raw),
+                           d.transact_time, d.text())

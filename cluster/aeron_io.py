@@ -64,6 +64,7 @@ EGRESS_STREAM = 102
 CONSENSUS_TERM_LENGTH = 4 * 1024 * 1024  # max message 512 KiB
 CLIENT_TERM_LENGTH = 1024 * 1024  # max message 128 KiB
 POLL_LIMIT = 256
+DRIVER_TURNS = 16
 #: how often a client repeats its EgressChannel to each member it sends to (ms)
 BIND_INTERVAL_MS = 200
 #: egress held for a client whose new egress publication is not connected yet
@@ -100,20 +101,35 @@ class AeronStack:
     (``/dev/shm`` by default); ``name`` goes into that directory's name.
     """
 
-    def __init__(self, name: str, base: str | None = None) -> None:
+    def __init__(self, name: str, base: str | None = None, *, invoker: bool | None = None) -> None:
         base = base or default_aeron_base()
         os.makedirs(base, exist_ok=True)
+        if invoker is None:
+            invoker = os.environ.get("TICKLINE_CLUSTER_AERON_THREADING", "invoker") != "threaded"
+        self.invoker = invoker
         self.dir = os.path.join(base, f"tickline-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        self.driver = MediaDriver.embedded(self.dir, invoker=True, options=DRIVER_OPTIONS)
+        self.driver = MediaDriver.embedded(self.dir, invoker=invoker, options=DRIVER_OPTIONS)
         try:
-            self.aeron = Aeron(self.dir, invoker=True, wait_hook=self.driver.do_work)
+            self.aeron = Aeron(self.dir, invoker=True, wait_hook=self.driver.do_work) if invoker else Aeron(self.dir)
         except BaseException:
             self.driver.close()
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
 
     def do_work(self) -> int:
-        return self.driver.do_work() + self.aeron.do_work()
+        """Turn driver and client until they run dry (bounded): one driver cycle
+        sends only a few datagrams per publication and reads only a few, and a
+        node's duty cycle (fsync included) is long, so one turn per cycle would
+        cap the cluster at a few datagrams per fsync."""
+        work = 0
+        if not self.invoker:
+            return 0
+        for _ in range(DRIVER_TURNS):
+            n = self.driver.do_work() + self.aeron.do_work()
+            work += n
+            if n == 0:
+                break
+        return work
 
     def close(self) -> None:
         try:

@@ -8,9 +8,9 @@ Measures, in one run and against peers measured the same way:
 - maximum sustained throughput with a window of outstanding orders;
 - failover: time from kill -9 of the leader to the first answer after it.
 
-The members run as separate processes over the UDP stand-in transport (see
-:mod:`.daemon`), so these numbers measure the Python node and that transport,
-not Aeron.
+The members run as separate processes, each embedding its own media driver
+in invoker mode, talking Aeron UDP unicast on loopback (see :mod:`.aeron_io`);
+the client embeds one too.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +26,8 @@ import sys
 import tempfile
 import time
 
-from .daemon import UdpClusterClient, load_topology, query_status
+from .aeron_io import AeronClusterClient, ClusterLink, default_aeron_base, query_status
+from .daemon import load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
 
 _LAUNCH = (
@@ -52,12 +54,15 @@ class _Cluster:
         self.dir = directory
         ports = _ports(members)
         self.config = os.path.join(directory, "cluster.toml")
+        self.aeron_dir = tempfile.mkdtemp(prefix="tickline-bench-cluster-", dir=default_aeron_base())
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
+                    f'aeron_dir = "{self.aeron_dir}"\n'
                     "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
             for i, p in enumerate(ports):
                 f.write(f'{i + 1} = "127.0.0.1:{p}"\n')
         self.topo = load_topology(self.config)
+        self.link = ClusterLink(self.topo.members, aeron_base=self.aeron_dir)
         self.procs = {m: self._spawn(m) for m in self.topo.members}
 
     def _spawn(self, m: int) -> subprocess.Popen:
@@ -68,7 +73,7 @@ class _Cluster:
     def leader(self) -> int | None:
         for m, p in self.procs.items():
             if p.poll() is None:
-                st = query_status(self.topo, m, timeout=0.2)
+                st = query_status(self.link, m, timeout=0.2)
                 if st is not None and st.role == "leader":
                     return m
         return None
@@ -78,6 +83,8 @@ class _Cluster:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        self.link.close()
+        shutil.rmtree(self.aeron_dir, ignore_errors=True)
 
 
 def _percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -94,7 +101,8 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
 class _Driver:
     def __init__(self, cluster: _Cluster) -> None:
         self.codec = StructOrderCodec()
-        self.client = UdpClusterClient(cluster.topo, client_id=1, session_id=random.getrandbits(48), retry_timeout=250)
+        self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
+                                         aeron_base=cluster.aeron_dir)
         self.sent_at: dict[int, int] = {}
         self.latencies: list[int] = []
         self.answered = 0
@@ -124,68 +132,94 @@ class _Driver:
 
 def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]:
     d = _Driver(cluster)
-    d.connect(time.monotonic() + 30)
-    start = time.perf_counter()
-    i = 0
-    while time.perf_counter() - start < seconds:
-        due = start + i / rate
-        while time.perf_counter() >= due and time.perf_counter() - start < seconds:
-            d.offer()
-            i += 1
+    try:
+        d.connect(time.monotonic() + 30)
+        start = time.perf_counter()
+        i = 0
+        while time.perf_counter() - start < seconds:
             due = start + i / rate
-        d.poll()
-    drain = time.monotonic() + 10
-    while d.client.client.outstanding and time.monotonic() < drain:
-        d.poll()
-    out = _percentiles(d.latencies)
-    out["offered_per_s"] = rate
-    out["unanswered"] = len(d.client.client.outstanding)
-    return out
+            while time.perf_counter() >= due and time.perf_counter() - start < seconds:
+                d.offer()
+                i += 1
+                due = start + i / rate
+            d.poll()
+        drain = time.monotonic() + 10
+        while d.client.client.outstanding and time.monotonic() < drain:
+            d.poll()
+        out = _percentiles(d.latencies)
+        out["offered_per_s"] = rate
+        out["unanswered"] = len(d.client.client.outstanding)
+        return out
+    finally:
+        d.client.close()
 
 
 def throughput(cluster: _Cluster, window: int, seconds: float) -> float:
     d = _Driver(cluster)
-    d.connect(time.monotonic() + 30)
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        while len(d.client.client.outstanding) < window:
-            d.offer()
-        d.poll()
-    return d.answered / (time.perf_counter() - start)
+    try:
+        d.connect(time.monotonic() + 30)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            while len(d.client.client.outstanding) < window:
+                d.offer()
+            d.poll()
+        return d.answered / (time.perf_counter() - start)
+    finally:
+        d.client.close()
 
 
 def failover(cluster: _Cluster, rate: int) -> float:
     d = _Driver(cluster)
-    d.connect(time.monotonic() + 30)
-    leader = None
-    while leader is None:
-        leader = cluster.leader()
-    start = time.perf_counter()
-    i = 0
-    while time.perf_counter() - start < 0.5:  # warm, under load
-        if time.perf_counter() >= start + i / rate:
-            d.offer()
-            i += 1
-        d.poll()
-    cluster.procs[leader].send_signal(signal.SIGKILL)
-    killed = time.perf_counter()
-    cluster.procs[leader].wait()
-    first_after = d.client.client._next_correlation  # answers to orders offered before the kill don't count
-    while True:
-        if time.perf_counter() >= start + i / rate:
-            d.offer()
-            i += 1
-        got = d.client.poll()
-        if any(corr >= first_after for corr, _ in got):
-            return time.perf_counter() - killed
-        for corr, _ in got:
-            d.sent_at.pop(corr, None)
-        if time.perf_counter() - killed > 30:
-            return float("inf")
+    try:
+        d.connect(time.monotonic() + 30)
+        leader = None
+        deadline = time.monotonic() + 30
+        while leader is None:
+            leader = cluster.leader()
+            if leader is None and time.monotonic() > deadline:
+                raise RuntimeError("no leader within 30 s: check the member logs")
+        start = time.perf_counter()
+        i = 0
+        while time.perf_counter() - start < 0.5:  # warm, under load
+            if time.perf_counter() >= start + i / rate:
+                d.offer()
+                i += 1
+            d.poll()
+        cluster.procs[leader].send_signal(signal.SIGKILL)
+        killed = time.perf_counter()
+        cluster.procs[leader].wait()
+        first_after = d.client.client._next_correlation  # answers to orders offered before the kill don't count
+        while True:
+            if time.perf_counter() >= start + i / rate:
+                d.offer()
+                i += 1
+            got = d.client.poll()
+            if any(corr >= first_after for corr, _ in got):
+                return time.perf_counter() - killed
+            for corr, _ in got:
+                d.sent_at.pop(corr, None)
+            if time.perf_counter() - killed > 30:
+                return float("inf")
+    finally:
+        d.client.close()
+
+
+def _machine() -> str:
+    model = "unknown cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cpus, Python {sys.version.split()[0]}"
 
 
 def run(rate: int, seconds: float, window: int, fsync: str) -> str:
-    lines = [f"tickline bench cluster: UDP stand-in transport, fsync={fsync}, rate={rate}/s, {seconds}s per phase, window={window}"]
+    lines = [f"tickline bench cluster: Aeron UDP on loopback (driver embedded per process, invoker mode), fsync={fsync}, "
+             f"rate={rate}/s, {seconds}s per phase, window={window}; machine: {_machine()}"]
     for members in (3, 1):
         with tempfile.TemporaryDirectory() as tmp:
             c = _Cluster(tmp, members, fsync)

@@ -129,10 +129,61 @@ def _client_run(qf, binary, workdir, port: int, count: int, warmup: int) -> dict
     return out
 
 
-def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-spin") -> int:
+def _aeron_venue(root, idle: str):
+    """An embedded media driver here, ``tickline exchange-sim`` (auto-fill) as its own process;
+    returns (sink, source, close)."""
+    import subprocess
+    import sys
+    import time
+
+    from tickline.transport import Aeron, MediaDriver
+
+    from .aeron_bridge import AeronExecutionSource, AeronOrderSink, AeronStreams
+
+    driver = MediaDriver.embedded()
+    procs: list[subprocess.Popen[str]] = []
+    aeron = None
+
+    def close() -> None:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if aeron is not None:
+            aeron.close()
+        driver.close()
+
+    try:
+        cfg = root / "exchange-sim.toml"
+        cfg.write_text(f'[exchange_sim]\ndir = "{driver.dir}"\nidle = "{idle}"\ndefault_mode = "auto-fill"\n')
+        p = subprocess.Popen([sys.executable, "-m", "tickline.fix_gateway.cli", "exchange-sim", "--config", str(cfg)],
+                             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        line = p.stderr.readline() if p.stderr else ""
+        if "running" not in line:
+            raise RuntimeError(f"exchange-sim did not start: fault=ours line={line!r}")
+        aeron = Aeron(driver.dir)
+        streams = AeronStreams(dir=driver.dir)
+        sink, source = AeronOrderSink(aeron, streams), AeronExecutionSource(aeron, streams)
+        deadline = time.monotonic() + 10
+        while not sink.is_connected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"exchange-sim never subscribed: fault=ours dir={driver.dir} timeout_s=10")
+            time.sleep(0.001)
+        return sink, source, close
+    except BaseException:
+        close()
+        raise
+
+
+def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-spin", aeron: bool = False) -> int:
     """NewOrderSingle -> filled ExecutionReport round trips, one QuickFIX client, three servers:
     QuickFIX (its own acceptor), tickline's session layer with the same one-fill application, and
-    tickline's full path (bridge + exchange simulator: ack and fill per order)."""
+    tickline's full path (bridge + exchange simulator: ack and fill per order).  ``aeron=True`` adds
+    the deployed path: bridge -> SBE on Aeron IPC -> ``tickline exchange-sim`` process -> back."""
     import os
     import platform
     import tempfile
@@ -167,13 +218,17 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
             server.stop()
 
         # 2. and 3. QuickFIX to tickline
-        for name in ("quickfix -> tickline session", "quickfix -> tickline bridge+sim"):
+        names = ["quickfix -> tickline session", "quickfix -> tickline bridge+sim"]
+        if aeron:
+            names.append("quickfix -> tickline aeron+sim proc")
+        for name in names:
             port = _free_port()
             cfg = SessionConfig(sender_comp_id="GW", target_comp_id="CLIENT", transport_dictionary="FIX44")
             acc = FixAcceptor(AcceptorConfig(port=port))
             store = FileStore(root / f"tl-{len(results)}.log", "none")  # QuickFIX's FileStore doesn't fsync either
             acc.add_session(cfg, store)
             agent: object = acc
+            close_venue = None
             if name.endswith("session"):
                 n_exec = [0]
 
@@ -186,6 +241,11 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
                             (54, m[54]), (38, m[38]), (32, m[38]), (31, m.get(44) or "0"), (151, 0), (14, m[38]),
                             (6, m.get(44) or "0")], time.time())
                 acc.on_event = on_event
+            elif name.endswith("proc"):
+                sink, source, close_venue = _aeron_venue(root, idle)
+                bridge = FixBridge(acc, sink, source, time.time)
+                acc.on_event = bridge.on_event
+                agent = CompositeAgent([acc, bridge])
             else:
                 venue = ExchangeSim(lambda: time.time_ns(), default_mode="auto-fill")
                 bridge = FixBridge(acc, venue, venue, time.time)
@@ -198,6 +258,8 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
                 results[name] = _client_run(qf, binary, root / f"cli-{len(results)}", port, count, warmup)
             finally:
                 runner.close()
+                if close_venue is not None:
+                    close_venue()
 
     print(f"tickline bench fix: NewOrderSingle -> filled ExecutionReport, FIX.4.4, loopback, one session, "
           f"count={count} warmup={warmup} idle={idle}")

@@ -166,6 +166,7 @@ class Gateway:
         self.clock = clock
         self.rejects: list[BridgeReject] = []
         self.link: AeronLink | None = None
+        self._link_closed = False
         self.venue: Any
         self.reports: Any
         if config.bridge_kind == "aeron":
@@ -238,7 +239,12 @@ class Gateway:
             ep.on_close()
         if self.config.status_file:
             self.write_status()
-        if self.link is not None:
+        self.close_link()
+
+    def close_link(self) -> None:
+        """Close the Aeron side (publication, subscription, client, embedded driver); idempotent."""
+        if self.link is not None and not self._link_closed:
+            self._link_closed = True
             self.venue.close()
             self.reports.close()
             self.link.close()

@@ -177,3 +177,58 @@ def test_exchange_sim_config(tmp_path):
     p.write_text('[fix_gateway]\n')
     with pytest.raises(ConfigError, match="no \\[exchange_sim\\] section: fault=config path="):
         load_exchange_config(str(p), env={})
+
+
+def test_gateway_with_embedded_driver_trades_with_an_exchange_agent(tmp_path, loop):
+    """The daemon's wiring in this process: [fix_gateway.aeron] embedded_driver = true, the
+    exchange agent as another client of that driver, a tickline FIX initiator as the client."""
+    import socket
+    import time
+
+    from tickline.fix_gateway.gateway import Gateway
+    from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
+    from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, SessionConfig, utc_timestamp
+    from tickline.transport import Aeron
+    from tickline.transport.driver import unique_dir
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    d = unique_dir("tickline-test-gw")
+    p = tmp_path / "t.toml"
+    p.write_text(f'[fix_gateway]\nstore_dir = "{tmp_path}/s"\n[fix_gateway.aeron]\ndir = "{d}"\nembedded_driver = true\n'
+                 f'[fix_gateway.acceptor]\nport = {port}\n[[fix_gateway.sessions]]\nsender_comp_id = "GW"\n'
+                 f'target_comp_id = "C"\n')
+    gw = Gateway(load_config(p, env={}))
+    try:
+        assert gw.link is not None and gw.link.driver is not None and gw.bridge_status()["connected"] is False
+        sim_client = Aeron(d)
+        try:
+            loop.add(gw)
+            loop.add(ExchangeSimAgent(sim_client, ExchangeSimConfig(streams=gw.config.aeron, default_mode="auto-fill")))
+            events = []
+            ini = loop.add(FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=lambda sid, e: events.append(e)))
+            ini.add_session(SessionConfig(sender_comp_id="C", target_comp_id="GW", role="initiator"), port=port)
+            loop.run_until(lambda: any(isinstance(e, LoggedOn) for e in events) and gw.bridge_status()["connected"],
+                           timeout=20, what="logon and order stream connected")
+            ini.submit("FIX.4.4:C->GW", "D", [(11, "E1"), (55, "Q"), (54, "1"), (60, utc_timestamp(time.time())),
+                                               (38, "7"), (40, "2"), (44, "2.5")])
+            app = lambda: [e.message for e in events if isinstance(e, ApplicationMessage)]
+            loop.run_until(lambda: len(app()) == 2, timeout=10, what="ack and fill")
+            assert [(m[11], m[150], m[39]) for m in app()] == [("E1", "0", "0"), ("E1", "F", "2")]
+            assert gw.bridge_status() == {"kind": "aeron", "connected": True, "orders_sent": 1, "orders_refused": {},
+                                          "reports_received": 2, "reports_bad": 0, "rejects": 0}
+            loop.close()  # on_close of every agent: the gateway closes its client and the driver
+        finally:
+            sim_client.close()
+    finally:
+        gw.close_link()
+    import os
+    import shutil
+    deadline = time.monotonic() + 5
+    while os.path.exists(d) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    exists = os.path.exists(d)
+    shutil.rmtree(d, ignore_errors=True)
+    assert not exists  # the embedded driver deletes its directory on shutdown

@@ -99,7 +99,7 @@ def offer_bounded(pub: Any, view: Any, length: int, max_attempts: int, timeout_u
             wait()
         r = pub.offer(view, 0, length)
         attempts += 1
-    return r
+    return int(r)
 
 
 class AeronLink:

@@ -33,7 +33,7 @@ import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .aeron_bridge import AeronLink, AeronStreams, offer_bounded
 from .bridge import OrderRequest, VenueReport
@@ -98,7 +98,7 @@ class ExchangeSimAgent:
     that were not orders; the sender's fault, kept in ``errors``).
     """
 
-    def __init__(self, aeron: Any, config: ExchangeSimConfig, clock_ns=time.time_ns) -> None:
+    def __init__(self, aeron: Any, config: ExchangeSimConfig, clock_ns: Callable[[], int] = time.time_ns) -> None:
         from tickline.transport import FragmentAssembler
 
         self.config = config
@@ -134,7 +134,7 @@ class ExchangeSimAgent:
                                f"aeron_session={header.session_id}")
             return
         self.orders += 1
-        self.venue.offer(f"aeron-{header.session_id}", msg)  # type: ignore[arg-type]
+        self.venue.offer(f"aeron-{header.session_id}", msg)
 
     def _publish(self, session_id: str | None, report: VenueReport) -> bool:
         view, n = self.out_codec.encode(report)
@@ -152,7 +152,8 @@ class ExchangeSimAgent:
         return work
 
 
-def run_exchange_sim(config: ExchangeSimConfig, stop: threading.Event, on_running=None) -> ExchangeSimAgent:
+def run_exchange_sim(config: ExchangeSimConfig, stop: threading.Event,
+                     on_running: Callable[[ExchangeSimAgent], object] | None = None) -> ExchangeSimAgent:
     """Run the service on this thread until ``stop`` is set; then publish what is queued (bounded) and close."""
     from tickline.transport.idle import idle_strategy_from_name
 

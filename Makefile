@@ -35,8 +35,17 @@ demo: install
 test: install system-deps
 	$(BIN)/python -m pytest
 
-bench: install
-	$(BIN)/tickline bench ping --udp --runs 3
+# pyaeron, the other CPython binding of the same Aeron client, is the named
+# peer of `bench ping`; it needs Python >= 3.12 and builds from the same
+# pinned sdist the build fetched (~/.cache/tickline).
+PYTHON312 ?= python3.12
+PEER     := $(HOME)/.cache/tickline/pyaeron-py312
+$(PEER)/bin/python:
+	$(PYTHON312) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install -q "pyaeron==0.1.0"
+
+bench: install $(PEER)/bin/python
+	$(BIN)/tickline bench ping --udp --runs 3 --pyaeron $(PEER)/bin/python
 
 clean:
 	rm -rf build $(VENV)

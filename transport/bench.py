@@ -212,6 +212,25 @@ def _python_worker(*args: object) -> list[str]:
     return [sys.executable, "-m", "tickline.transport.bench", *map(str, args)]
 
 
+#: The interpreter that has pyaeron installed (set from --pyaeron).
+PYAERON_PYTHON: str | None = None
+
+
+def _pyaeron_worker(*args: object) -> list[str]:
+    if PYAERON_PYTHON is None:
+        raise RuntimeError("pyaeron peer requested without an interpreter: use --pyaeron PYTHON")
+    return [PYAERON_PYTHON, str(Path(__file__).with_name("bench_pyaeron.py")), *map(str, args)]
+
+
+def check_pyaeron(python: str) -> str:
+    """The pyaeron version importable by ``python``; a clear error if it isn't."""
+    r = subprocess.run([python, "-c", "import importlib.metadata as m, pyaeron; print(m.version('pyaeron'))"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise SystemExit(f"pyaeron is not importable by this interpreter: python={python} error={r.stderr.strip()[-300:]}")
+    return r.stdout.strip()
+
+
 def _preexec(cpu: int | None) -> "Callable[[], None] | None":
     return (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None and cpu >= 0 else None
 
@@ -262,6 +281,9 @@ def measure_latency(impl: str, dir: str, channels: tuple[str, str], transport: s
         if impl == "python":
             ping_cmd = _python_worker("ping", -1, ping_dir, ping_ch, pong_ch, ping_stream, pong_stream, size, count, warmup, out)
             pong_cmd = _python_worker("pong", -1, pong_dir, ping_ch, pong_ch, ping_stream, pong_stream, total)
+        elif impl == "pyaeron":
+            ping_cmd = _pyaeron_worker("ping", -1, ping_dir, ping_ch, pong_ch, ping_stream, pong_stream, size, count, warmup, out)
+            pong_cmd = _pyaeron_worker("pong", -1, pong_dir, ping_ch, pong_ch, ping_stream, pong_stream, total)
         else:
             c = cping_path()
             ping_cmd = [c, "ping", ping_dir, ping_ch, pong_ch, str(ping_stream), str(pong_stream), str(size), str(count),
@@ -297,6 +319,8 @@ def measure_throughput(impl: str, dir: str, channel: str, size: int, count: int,
             raise RuntimeError("throughput subscriber did not start")
         if impl == "c":
             pub_cmd = [c, "tput-pub", dir, channel, str(stream), str(size), str(count)]
+        elif impl == "pyaeron":
+            pub_cmd = _pyaeron_worker("tput-pub", -1, dir, channel, stream, size, count)
         else:
             pub_cmd = _python_worker("tput-pub", -1, dir, channel, stream, size, count, batch)
         pub = subprocess.Popen(pub_cmd, preexec_fn=_preexec(cpus[0]))
@@ -368,14 +392,19 @@ def run_bench(sizes: list[int], count: int, warmup: int, udp: bool, impls: list[
         for transport, channel in transports:
             for size in sizes:
                 for impl in impls:
+                    if impl == "pyaeron" and transport != "ipc":
+                        continue  # its workers use the shared driver: IPC only
                     report.latency.append(measure_latency(impl, driver.dir, channel, transport, size, count, warmup, cpus))
                     _print_latency(report.latency[-1])
         if tput_count > 0:
             runs = [("c", 1)] if "c" in impls else []
+            if "pyaeron" in impls:
+                runs += [("pyaeron", 1)]
             if "python" in impls:
                 runs += [("python", 1), ("python-batch", batch)]
             for impl, b in runs:
-                t = measure_throughput("c" if impl == "c" else "python", driver.dir, "aeron:ipc", 32, tput_count, b, cpus)
+                kind = "python" if impl.startswith("python") else impl
+                t = measure_throughput(kind, driver.dir, "aeron:ipc", 32, tput_count, b, cpus)
                 t.impl = impl
                 report.throughput.append(t)
                 print(f"  throughput {impl:<13} 32 B: {t.msgs_per_s / 1e6:7.2f} M msgs/s", flush=True)
@@ -384,7 +413,7 @@ def run_bench(sizes: list[int], count: int, warmup: int, udp: bool, impls: list[
 
 
 def _print_latency(r: Latency) -> None:
-    print(f"  {r.transport} {r.impl:<7} {r.size:4d} B: p50 {r.p50_us:8.3f}  p90 {r.p90_us:8.3f}  p99 {r.p99_us:8.3f}  "
+    print(f"  {r.transport} {r.impl:<8}{r.size:4d} B: p50 {r.p50_us:8.3f}  p90 {r.p90_us:8.3f}  p99 {r.p99_us:8.3f}  "
           f"p99.9 {r.p999_us:8.3f}  max {r.max_us:10.3f} us", flush=True)
 
 
@@ -397,9 +426,13 @@ def format_report(report: Report) -> str:
         "RTT (us)             p50       p90       p99     p99.9        max   vs C p50",
     ]
     c_p50 = {(r.transport, r.size): r.p50_us for r in report.latency if r.impl == "c"}
+    peer_p50 = {(r.transport, r.size): r.p50_us for r in report.latency if r.impl == "pyaeron"}
     for r in report.latency:
         ref = c_p50.get((r.transport, r.size))
         ratio = f"{r.p50_us / ref:6.2f}x" if ref and r.impl != "c" else ""
+        peer = peer_p50.get((r.transport, r.size))
+        if peer and r.impl == "python":
+            ratio += f"   ({r.p50_us / peer:.2f}x pyaeron)"
         lines.append(f"{r.transport} {r.impl:<7}{r.size:4d} B {r.p50_us:9.3f} {r.p90_us:9.3f} {r.p99_us:9.3f} "
                      f"{r.p999_us:9.3f} {r.max_us:10.3f}   {ratio}")
     if report.throughput:
@@ -411,12 +444,17 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def cmd_bench_ping(args: argparse.Namespace) -> int:
+def cmd_bench_ping(args: argparse.Namespace) -> int:  # noqa: C901
     sizes = [int(s) for s in args.sizes.split(",")]
     for s in sizes:
         if s < 8 or s > 65536:
             raise SystemExit(f"message size out of range: size={s} expected=8..65536")
     impls = ["python"] if args.python_only else ["python", "c"]
+    if args.pyaeron:
+        global PYAERON_PYTHON
+        PYAERON_PYTHON = args.pyaeron
+        print(f"peer: pyaeron {check_pyaeron(args.pyaeron)} under {args.pyaeron}", flush=True)
+        impls.append("pyaeron")
     reports = []
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", flush=True)

@@ -71,5 +71,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--batch", type=int, default=1024, help="messages per offer_batch call")
     p.add_argument("--runs", type=int, default=1, help="repeat the whole benchmark")
     p.add_argument("--python-only", action="store_true", help="skip the C reference")
+    p.add_argument("--pyaeron", metavar="PYTHON",
+                   help="also measure pyaeron (another binding of the same client) with this interpreter (IPC cases)")
     p.add_argument("--json", help="write the figures to this file")
     p.set_defaults(func=lambda a: __import__("tickline.transport.bench", fromlist=["cmd_bench_ping"]).cmd_bench_ping(a))

@@ -75,7 +75,14 @@ MAX_CLIENT_CHANNELS = 256
 DRIVER_OPTIONS = {
     # a member killed with -9 is noticed (its peers' publications go NOT_CONNECTED) in 2 s, not 5
     "aeron.publication.connection.timeout": "2000000000",
+    # Driver and client live in one process and are turned by the same duty
+    # cycle, so they stall together (a long fsync, a paused test loop): with
+    # the default 10 s the driver would declare its own client dead on the
+    # first turn after such a stall.  (Unblock must exceed client liveness.)
+    "aeron.client.liveness.timeout": str(60 * 10**9),
+    "aeron.publication.unblock.timeout": str(70 * 10**9),
 }
+CLIENT_DRIVER_TIMEOUT_S = 60.0
 
 
 def default_aeron_base() -> str:
@@ -110,7 +117,8 @@ class AeronStack:
         self.dir = os.path.join(base, f"tickline-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self.driver = MediaDriver.embedded(self.dir, invoker=invoker, options=DRIVER_OPTIONS)
         try:
-            self.aeron = Aeron(self.dir, invoker=True, wait_hook=self.driver.do_work) if invoker else Aeron(self.dir)
+            self.aeron = (Aeron(self.dir, invoker=True, wait_hook=self.driver.do_work, timeout=CLIENT_DRIVER_TIMEOUT_S) if invoker
+                          else Aeron(self.dir, timeout=CLIENT_DRIVER_TIMEOUT_S))
         except BaseException:
             self.driver.close()
             shutil.rmtree(self.dir, ignore_errors=True)

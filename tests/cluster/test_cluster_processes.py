@@ -94,13 +94,14 @@ class Load:
         self.acks = {}
         self.sent = 0
 
-    def pump(self, until, cluster, offer=True, what=""):
+    def pump(self, until, cluster, offer=True, what="", window=4, account=lambda n: 7):
         last_progress, n = time.monotonic(), len(self.acks)
         while not until():
-            if offer and len(self.client.client.outstanding) < 4:
+            while offer and len(self.client.client.outstanding) < window:
                 side = Side.BUY if self.sent % 2 == 0 else Side.SELL
-                self.client.offer(self.codec.encode_order(NewOrder(7, side, 1, 100, self.sent)))
+                self.client.offer(self.codec.encode_order(NewOrder(account(self.sent), side, 1, 100, self.sent)))
                 self.sent += 1
+            cluster.link.poll_egress()  # keep the status link's driver turning too
             for corr, payload in self.client.poll():
                 assert corr not in self.acks
                 self.acks[corr] = self.codec.decode_ack(payload)
@@ -163,6 +164,46 @@ def test_kill_9_the_leader_under_load_then_restart_it(cluster, load):
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(load.acks) == load.sent
     assert "truncated_at" in cluster.logs()  # the restarted member reported its recovery
+
+
+def test_a_lagging_member_catches_up_from_a_snapshot_larger_than_a_datagram(cluster, load):
+    # Every order from its own account: the sequencer's state (and so each
+    # snapshot) grows past 64 KiB, more than one UDP datagram could carry.
+    load.pump(lambda: len(load.acks) >= 10, cluster, what="first acks")
+    load.pump(lambda: cluster.leader() is not None, cluster, offer=False, what="a leader")
+    lagging = next(m for m in cluster.procs if m != cluster.leader())
+    cluster.procs[lagging].send_signal(signal.SIGKILL)
+    cluster.procs[lagging].wait()
+    snaps = cluster.tmp / "data" / f"member-{lagging}"
+    before = {p.name for p in snaps.glob("*.snap")}
+
+    def size(path):
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:  # the member removed an older snapshot meanwhile
+            return 0
+
+    def live_snapshot_size():
+        newest = [max((size(p) for p in (cluster.tmp / "data" / f"member-{m}").glob("*.snap")), default=0)
+                  for m in cluster.procs if m != lagging]
+        return min(newest)
+
+    load.pump(lambda: live_snapshot_size() > 72_000, cluster, window=32,
+              account=lambda n: 1000 + n, what="snapshots over 72 kB on the live members")
+    cluster.start(lagging)
+    load.pump(lambda: not load.client.client.outstanding, cluster, offer=False, what="every request answered")
+
+    def caught_up():
+        st = cluster.statuses()
+        if len(st) != 3 or any(s is None for s in st.values()):
+            return False
+        return len({s.applied_position for s in st.values()} | {s.commit_position for s in st.values()}) == 1
+
+    load.pump(caught_up, cluster, offer=False, what="the lagging member to catch up")
+    installed = [p for p in snaps.glob("*.snap") if p.name not in before]
+    assert installed and max(p.stat().st_size for p in installed) > 65_536  # it came as a snapshot, not log replay
+    seqs = sorted(a.sequence for a in load.acks.values() if a.status is Status.ACCEPTED)
+    assert seqs == list(range(1, len(seqs) + 1))
 
 
 def test_sigterm_on_the_leader_hands_leadership_over_and_exits_cleanly(cluster, load):

@@ -1,7 +1,8 @@
 """Real processes on one host: FIX client -> gateway acceptor -> Aeron -> exchange-sim
 process -> Aeron -> gateway -> FIX execution reports, through an aeronmd the test starts.
-The exchange simulator is killed and restarted; an order sent while it is down is
-refused on FIX (BusinessMessageReject 380=4), never lost."""
+The exchange simulator hangs, is killed and restarted: an order that went onto the stream
+while it hung is answered once by the restarted one; an order sent once the gateway knows it is
+down is refused on FIX (BusinessMessageReject 380=4) and never executed."""
 
 import json
 import os
@@ -36,8 +37,8 @@ def cli(*args):
 def driver():
     from tickline.transport import MediaDriver
 
-    # a short client liveness timeout: a SIGKILLed exchange-sim is noticed in about a second
-    d = MediaDriver.launch(options={"aeron.client.liveness.timeout": "1s", "aeron.timer.interval": "100ms"},
+    # a short client liveness timeout: a dead exchange-sim is noticed in about two seconds
+    d = MediaDriver.launch(options={"aeron.client.liveness.timeout": "2s", "aeron.timer.interval": "100ms"},
                            stdout=subprocess.DEVNULL)
     yield d
     d.close()  # SIGTERM, then SIGKILL by PID; removes its /dev/shm directory
@@ -158,10 +159,15 @@ def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path
     cancel = [e.message for e in app(c1) if e.message.get(11) == "R2"][0]
     assert cancel[41] == "R1"
 
-    # 4. the exchange simulator dies: the gateway notices, an order now is refused on FIX, not lost
+    # 4. the exchange simulator hangs (SIGSTOP): an order goes onto the stream, unread, and stays there
+    os.kill(sim.pid, signal.SIGSTOP)
+    nos(c1, "O1", "AF", "1", 1, "1")
+    loop.run_until(lambda: bridge().get("orders_sent") == 25, timeout=10, what="order on the stream")
+    loop.run_until(lambda: bridge().get("connected") is False, timeout=15, what="gateway sees the venue gone")
+    assert not [e for e in app(c1) if "O1" in (e.message.get(11), e.message.get(379))]
+    # 5. it dies: an order now is refused at once on FIX and never reaches a venue
     os.kill(sim.pid, signal.SIGKILL)
     sim.wait(timeout=10)
-    loop.run_until(lambda: bridge().get("connected") is False, timeout=15, what="gateway sees the venue gone")
     seen = len(app(c1))
     nos(c1, "D1", "AF", "1", 1, "1")
     loop.run_until(lambda: len(app(c1)) > seen, timeout=10, what="refusal")
@@ -170,25 +176,29 @@ def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path
     assert rej[58] == "order entry back pressured, retry" and int(rej[45]) > 0
     loop.run_until(lambda: bridge().get("orders_refused") == {"NOT_CONNECTED": 1}, timeout=5, what="refusal counted")
 
-    # 5. restarted (empty books): new orders trade, the refused one never reaches the venue
+    # 6. restarted (empty books): it joins the order stream where the last one stopped reading, so O1
+    #    is answered now, once; new orders trade; the refused D1 never reaches it
     sim2 = procs(cli("exchange-sim", "--config", str(cfg)), sim_banner)
     loop.run_until(lambda: bridge().get("connected") is True, timeout=15, what="reconnected")
     for i in range(5):
         nos(c1, f"N{i}", "AF", "2", 2, "3")
-    loop.run_until(lambda: sum(1 for e in app(c1) if e.message.get(11, "").startswith("N")) >= 10, timeout=20,
+    loop.run_until(lambda: sum(1 for e in app(c1) if e.message.get(11, "")[:1] in "NO") >= 12, timeout=20,
                    what="orders after restart")
     sim2.send_signal(signal.SIGTERM)
     assert sim2.wait(timeout=15) == 0
     tail = sim2.stderr.read()
-    assert "tickline exchange-sim: stopped orders=5 reports=10 bad=0 unsent=0" in tail, tail
+    assert "tickline exchange-sim: stopped orders=6 reports=12 bad=0 unsent=0" in tail, tail
     reports = [(e.message[11], e.message[150]) for e in app(c1) if e.message.msg_type == "8" and not e.poss_dup]
-    assert sorted(r for r in reports if r[0][0] in "ND") == sorted((f"N{i}", t) for i in range(5) for t in ("0", "F"))
+    assert sorted(r for r in reports if r[0][0] in "NDO") == sorted(
+        [(f"N{i}", t) for i in range(5) for t in ("0", "F")] + [("O1", "0"), ("O1", "F")])
+    assert [e.message.msg_type for e in app(c1) if "D1" in (e.message.get(11), e.message.get(379))] == ["j"]
     gw.send_signal(signal.SIGTERM)
     ini.enabled[c1] = ini.enabled[c2] = False
     assert gw.wait(timeout=15) == 0
     st = bridge()
-    # 20 auto-fill, S1, B1, R1, the cancel, 5 after the restart; D1 never sent
-    assert st["orders_sent"] == 20 + 3 + 1 + 5
-    # 40 auto-fill; S1 ack + partial, B1 ack + fill; R1 ack; cancelled; 10 after the restart
-    assert st["reports_received"] == 40 + 4 + 1 + 1 + 10
+    # 20 auto-fill, S1, B1, R1, the cancel, O1, 5 after the restart; D1 never sent
+    assert st["orders_sent"] == 20 + 3 + 1 + 1 + 5
+    assert st["rejects"] == 1  # D1
+    # 40 auto-fill; S1 ack + partial, B1 ack + fill; R1 ack; cancelled; O1 and 5 more after the restart
+    assert st["reports_received"] == 40 + 4 + 1 + 1 + 12
     assert st["reports_bad"] == 0

@@ -6,8 +6,9 @@
 - :mod:`.node`: one member wiring the above to an I/O boundary (``NodeIO``);
 - :mod:`.client`: the sans-IO cluster client; :mod:`.protocol`: ingress/egress types;
 - :mod:`.wire`: the binary encoding of every message;
-- :mod:`.daemon`: a member as a process (an agent over a UDP stand-in
-  transport until the Aeron one lands), the topology file, a UDP client;
+- :mod:`.aeron_io`: the transport over Aeron: the node's I/O (``AeronNodeIO``),
+  the client link and ``AeronClusterClient``, the embedded invoker-mode driver;
+- :mod:`.daemon`: a member as a process (an agent over Aeron), the topology file;
 - :mod:`.sequencer` (+ :mod:`.sequencer_sbe`): the example order sequencer;
 - :mod:`.sim` and :mod:`.linearizability`: the deterministic simulator and history checker;
 - :mod:`.cli` and :mod:`.bench`: ``tickline cluster node|tool|sim`` and ``tickline bench cluster``.

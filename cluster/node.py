@@ -5,9 +5,9 @@ The node never opens sockets.  It talks through :class:`NodeIO` (send a
 consensus message to member N; send egress to a client), and is fed by its
 owner: :meth:`ClusterNode.on_member_message`, :meth:`ClusterNode.on_ingress`
 and :meth:`ClusterNode.tick`.  The simulator implements ``NodeIO`` with a
-simulated network; the Aeron shell will implement it with publications and
-call the ``on_*`` methods from its subscriptions' fragment handlers inside an
-agent's ``do_work``.  Not thread-safe: one agent drives it.
+simulated network; :class:`~tickline.cluster.aeron_io.AeronNodeIO` with Aeron
+publications, and :class:`~tickline.cluster.daemon.NodeAgent` calls the
+``on_*`` methods from its subscriptions' fragment handlers inside ``do_work``.  Not thread-safe: one agent drives it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Little-endian, one message per buffer: a one-byte type, then fixed fields,
 then variable parts each prefixed by a u32 length.  Any transport carries
-these bytes (an Aeron stream, or the UDP stand-in in :mod:`.daemon`); a
+these bytes (Aeron streams, see :mod:`.aeron_io`; the simulator's network); a
 future SBE ``cluster`` schema can replace this module without touching the
 consensus core, which only sees the dataclasses.
 

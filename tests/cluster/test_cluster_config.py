@@ -64,3 +64,9 @@ def test_topology_file_errors_name_the_file_and_key(tmp_path):
     p.write_text('data_dir = "d"\nfsync = "none"\n[members]\n1 = "127.0.0.1:9000"\n2 = "127.0.0.1:9001"\n')
     t = load_topology(str(p))
     assert t.members == {1: ("127.0.0.1", 9000), 2: ("127.0.0.1", 9001)} and t.fsync is FsyncPolicy.NONE
+    assert t.aeron_dir is None  # members make their driver directories under /dev/shm
+    p.write_text('data_dir = "d"\naeron_dir = 5\n[members]\n1 = "127.0.0.1:9000"\n')
+    with pytest.raises(ConfigError, match="key=aeron_dir value=5 expected='a directory path'"):
+        load_topology(str(p))
+    p.write_text('data_dir = "d"\naeron_dir = "/dev/shm/x"\n[members]\n1 = "127.0.0.1:9000"\n')
+    assert load_topology(str(p)).aeron_dir == "/dev/shm/x"

@@ -100,6 +100,12 @@ class EmbeddedDriver {
         }
     }
 
+    // The fast path of do_work: no exceptions thrown, for callers holding a raw pointer.
+    int try_do_work() {
+        if (driver_ == nullptr || !manual_) return -1;
+        return aeron_driver_main_do_work(driver_);
+    }
+
     bool is_closed() const { return driver_ == nullptr; }
     const std::string &dir() const { return dir_; }
     bool manual() const { return manual_; }
@@ -181,6 +187,23 @@ CncSnapshot read_cnc(const std::string &dir, int64_t timeout_ms, bool with_count
 }
 
 }  // namespace
+
+int embedded_driver_do_work(PyObject *obj) {
+    EmbeddedDriver *d = nullptr;
+    auto *inst = reinterpret_cast<py::detail::instance *>(obj);
+    static PyTypeObject *type = nullptr;
+    if (type == nullptr) type = reinterpret_cast<PyTypeObject *>(py::type::of<EmbeddedDriver>().ptr());
+    if (PyObject_TypeCheck(obj, type)) {
+        d = inst->simple_layout ? static_cast<EmbeddedDriver *>(inst->simple_value_holder[0]) : py::handle(obj).cast<EmbeddedDriver *>();
+    }
+    if (d == nullptr) {
+        PyErr_Format(PyExc_TypeError, "expected an EmbeddedDriver: got=%R", obj);
+        return -1;
+    }
+    int n = d->try_do_work();
+    if (n < 0) PyErr_Format(PyExc_RuntimeError, "driver is closed or not in invoker mode: dir=%s", d->dir().c_str());
+    return n;
+}
 
 void init_driver(py::module_ &m) {
     py::class_<EmbeddedDriver>(m, "EmbeddedDriver",

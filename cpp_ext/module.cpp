@@ -370,8 +370,8 @@ PYBIND11_MODULE(_aeron, m) {
         .def_readonly("is_closed", &ImageStatus::is_closed)
         .def_readonly("source_identity", &ImageStatus::source_identity);
 
-    py::class_<Client, std::shared_ptr<Client>>(m, "Client", "A connection to a media driver (use tickline.transport.Aeron).")
-        .def(py::init(&make_client), py::arg("dir") = "", py::arg("driver_timeout_ms") = 10000,
+    auto client_cls = py::class_<Client, std::shared_ptr<Client>>(m, "Client", "A connection to a media driver (use tickline.transport.Aeron).");
+    client_cls.def(py::init(&make_client), py::arg("dir") = "", py::arg("driver_timeout_ms") = 10000,
              py::arg("invoker") = false, py::arg("pre_touch") = false, py::arg("client_name") = "",
              py::arg("resource_linger_ns") = -1, py::arg("wait_hook") = py::none())
         .def_readonly("dir", &Client::dir)
@@ -491,7 +491,7 @@ PYBIND11_MODULE(_aeron, m) {
         }, "Run pending image available/unavailable callbacks now (poll does this too).")
         .def("close", &Subscription::close);
 
-    init_fastpath(m, pub_cls, sub_cls);
+    init_fastpath(m, client_cls, pub_cls, sub_cls);
     init_driver(m);
     init_bench(m);
 }

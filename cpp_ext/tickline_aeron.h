@@ -118,13 +118,17 @@ struct Subscription {
 };
 
 // Fast paths (fastpath.cpp).
-void init_fastpath(py::module_ &m, py::class_<Publication, std::shared_ptr<Publication>> &pub_cls,
+void init_fastpath(py::module_ &m, py::class_<Client, std::shared_ptr<Client>> &client_cls,
+                   py::class_<Publication, std::shared_ptr<Publication>> &pub_cls,
                    py::class_<Subscription, std::shared_ptr<Subscription>> &sub_cls);
 void dispatch_image_events(Subscription &s);
 int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragment_limit, bool controlled);
 
 // Embedded driver and CnC reading (driver.cpp).
 void init_driver(py::module_ &m);
+// One duty cycle of an invoker-mode EmbeddedDriver object; -1 with a Python
+// error set if it is not one, or closed, or not in invoker mode.
+int embedded_driver_do_work(PyObject *driver);
 
 // Benchmark loops (bench.cpp).
 void init_bench(py::module_ &m);

@@ -59,12 +59,7 @@ class _Duty:
 
         self.driver = MediaDriver.embedded(dir, invoker=True) if udp else None
         self.aeron = Aeron(dir, pre_touch=True, invoker=udp, wait_hook=self.driver.do_work if self.driver else None)
-        self.turn = self._turn if udp else self._nothing
-
-    def _turn(self) -> None:
-        assert self.driver is not None
-        self.driver.do_work()
-        self.aeron.do_work()
+        self.turn: Callable[[], object] = self.aeron.duty_cycle(self.driver) if self.driver else self._nothing
 
     def _nothing(self) -> None:
         pass

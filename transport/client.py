@@ -21,8 +21,9 @@ publications, subscriptions and the client's own methods belong to one thread.
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import _aeron
 from .._aeron import (
@@ -40,6 +41,9 @@ from .._aeron import (
     Subscription,
 )
 from .uri import ChannelUri
+
+if TYPE_CHECKING:
+    from .driver import MediaDriver
 
 __all__ = [
     "Aeron",
@@ -150,6 +154,19 @@ class Aeron:
     def do_work(self) -> int:
         """One duty cycle of the client conductor (``invoker=True`` only); returns the work count."""
         return int(self._client.do_work())
+
+    def duty_cycle(self, driver: "MediaDriver | None" = None) -> Callable[[], int]:
+        """A zero-argument callable for a spin loop: each call turns this invoker-mode
+        client's conductor, and first ``driver`` (an invoker-mode embedded driver) if
+        given, in one call into C.  Returns the work count."""
+        if not self.invoker:
+            raise RuntimeError(f"duty_cycle() needs invoker=True: dir={self.dir}")
+        if driver is None:
+            return self._client.turn
+        embedded = driver._embedded
+        if embedded is None or not embedded.invoker:
+            raise ValueError(f"duty_cycle() needs an embedded invoker-mode driver: driver={driver!r}")
+        return functools.partial(self._client.turn, embedded)
 
     def as_agent(self) -> "_ClientAgent":
         """This invoker-mode client as an agent, to run its conductor in the caller's duty cycle."""

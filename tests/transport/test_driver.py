@@ -162,11 +162,42 @@ def test_invoker_mode_runs_driver_and_client_on_the_callers_thread(shm_dir: str)
         driver.close()
 
 
+def test_one_call_duty_cycle_turns_driver_and_client(driver) -> None:  # type: ignore[no-untyped-def]
+    inv_driver = MediaDriver.embedded(invoker=True)  # a directory of its own, removed on close
+    try:
+        with Aeron(inv_driver.dir, invoker=True, wait_hook=inv_driver.do_work) as aeron:
+            turn = aeron.duty_cycle(inv_driver)
+            sub = aeron.add_subscription("aeron:ipc", 5)
+            pub = aeron.add_publication("aeron:ipc", 5)
+            for _ in range(100_000):
+                turn()
+                if pub.is_connected:
+                    break
+            assert pub.offer(b"turned") > 0
+            got: list[bytes] = []
+            for _ in range(1000):
+                turn()
+                if sub.poll(lambda b, h: got.append(bytes(b)), 1):
+                    break
+            assert got == [b"turned"]
+            assert aeron.duty_cycle()() >= 0  # the conductor alone
+            with pytest.raises(ValueError, match="needs an embedded invoker-mode driver"):
+                aeron.duty_cycle(driver)  # the fixture's driver runs its own thread
+            with pytest.raises(TypeError, match="expected an EmbeddedDriver: got=42"):
+                aeron._client.turn(42)
+    finally:
+        inv_driver.close()
+    with pytest.raises(RuntimeError, match="turn\\(\\) needs an open invoker-mode client"):
+        turn()
+
+
 def test_do_work_needs_invoker_mode(aeron) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RuntimeError, match="do_work\\(\\) is only for invoker mode: dir=.* invoker=false"):
         aeron.do_work()
     with pytest.raises(RuntimeError, match="as_agent\\(\\) needs invoker=True"):
         aeron.as_agent()
+    with pytest.raises(RuntimeError, match="duty_cycle\\(\\) needs invoker=True"):
+        aeron.duty_cycle()
 
 
 def test_stat_reads_positions_and_errors(driver, aeron) -> None:  # type: ignore[no-untyped-def]

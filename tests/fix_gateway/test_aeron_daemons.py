@@ -130,6 +130,9 @@ def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path
     loop.run_until(lambda: all(any(isinstance(e, LoggedOn) for e in ev) for ev in events.values()), timeout=20,
                    what="both sessions logged on")
     loop.run_until(lambda: bridge().get("connected") is True, timeout=10, what="gateway's order stream connected")
+    status = subprocess.run(cli("fix-gateway", "--config", str(cfg), "--status"), capture_output=True, text=True,
+                            timeout=30).stdout
+    assert "bridge kind=aeron connected=True orders_sent=0 orders_refused={} reports_received=0" in status, status
     c1, c2 = "FIX.4.4:C1->GW", "FIX.4.2:C2->GW"
     app = lambda sid: [e for e in events[sid] if isinstance(e, ApplicationMessage)]
     now = lambda: utc_timestamp(time.time())

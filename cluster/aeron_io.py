@@ -192,7 +192,7 @@ def _offer(pub: Publication, data: bytes, stats: IoStats, what: str) -> bool:
 class _Egress:
     pub: Publication
     created: float
-    pending: deque = field(default_factory=deque)
+    pending: deque[bytes] = field(default_factory=deque)
 
 
 class AeronNodeIO:
@@ -245,7 +245,7 @@ class AeronNodeIO:
     # -- the duty cycle
     def poll(self, handler: Callable[[object], None], limit: int = POLL_LIMIT) -> int:
         self._handler = handler
-        return self.consensus_sub.poll(self._consensus, limit) + self.ingress_sub.poll(self._ingress, limit)
+        return int(self.consensus_sub.poll(self._consensus, limit)) + int(self.ingress_sub.poll(self._ingress, limit))
 
     def flush(self) -> int:
         work = 0
@@ -352,7 +352,7 @@ class ClusterLink:
 
     def poll_egress(self, limit: int = POLL_LIMIT) -> int:
         """Turn the driver and client, read egress into :attr:`inbox`."""
-        return self.stack.do_work() + self.egress_sub.poll(self._assembler, limit)
+        return self.stack.do_work() + int(self.egress_sub.poll(self._assembler, limit))
 
     def _on_fragment(self, buffer: memoryview, header: object) -> None:
         try:

@@ -65,7 +65,7 @@ class _Cluster:
         self.link = ClusterLink(self.topo.members, aeron_base=self.aeron_dir)
         self.procs = {m: self._spawn(m) for m in self.topo.members}
 
-    def _spawn(self, m: int) -> subprocess.Popen:
+    def _spawn(self, m: int) -> "subprocess.Popen[bytes]":
         log = open(os.path.join(self.dir, f"member-{m}.log"), "ab")
         return subprocess.Popen([sys.executable, "-c", _LAUNCH, _ROOT, "--config", self.config, "--member", str(m)],
                                 cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)

@@ -33,6 +33,7 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass
+from typing import Callable
 
 from .config import ConsensusConfig
 from .disk import OsDisk
@@ -113,7 +114,7 @@ def load_topology(path: str) -> Topology:
 class NodeAgent:
     """Runs one member: ``do_work`` turns the embedded driver, polls Aeron and ticks the node."""
 
-    def __init__(self, topology: Topology, member: int, clock=None) -> None:
+    def __init__(self, topology: Topology, member: int, clock: Callable[[], int] | None = None) -> None:
         self.topology = topology
         self.member = member
         self._clock = clock or (lambda: int(time.time() * 1000))

@@ -205,3 +205,16 @@ def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path
     # 40 auto-fill; S1 ack + partial, B1 ack + fill; R1 ack; cancelled; O1 and 5 more after the restart
     assert st["reports_received"] == 40 + 4 + 1 + 1 + 12
     assert st["reports_bad"] == 0
+
+
+def test_exchange_sim_daemon_refuses_bad_config_and_a_missing_driver(tmp_path):
+    p = tmp_path / "x.toml"
+    p.write_text('[exchange_sim]\nmodes = { AF = "fill" }\n')
+    out = subprocess.run(cli("exchange-sim", "--config", str(p)), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "tickline exchange-sim: bad venue mode: fault=config key=exchange_sim.modes symbol=AF" in out.stderr
+    missing = tmp_path / "no-driver-here"
+    p.write_text(f'[exchange_sim]\ndir = "{missing}"\ndriver_timeout_s = 0.5\n')
+    out = subprocess.run(cli("exchange-sim", "--config", str(p)), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and str(missing) in out.stderr, out.stderr
+    assert "running" not in out.stderr

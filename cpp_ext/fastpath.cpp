@@ -661,6 +661,36 @@ PyObject *pub_try_claim(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 // ---------------------------------------------------------------- Subscription fast calls
 
+// Polls with a Python handler or a FragmentAssembler through
+// poll_fn(handler, clientd) -- aeron_subscription_controlled_poll or
+// aeron_image_controlled_poll bound to their target and limit.  Returns the
+// fragment count, or -1 with a Python error set.
+template <class PollFn>
+int dispatch_poll(Subscription &s, PyObject *handler, bool controlled, PollFn poll_fn) {
+    int n;
+    bool failed;
+    if (Py_TYPE(handler) == &AssemblerType) {
+        auto *a = reinterpret_cast<AssemblerObject *>(handler);
+        PollContext ctx{a->handler, &s, &s.header, a->controlled, false, &s.view};
+        PollContext *saved = current_assembler_ctx;
+        current_assembler_ctx = &ctx;
+        n = poll_fn(aeron_controlled_fragment_assembler_handler, a->assembler);
+        current_assembler_ctx = saved;
+        failed = ctx.failed;
+    } else {
+        PollContext ctx{handler, &s, &s.header, controlled, false, &s.view};
+        n = poll_fn(on_fragment, &ctx);
+        failed = ctx.failed;
+    }
+    if (failed) return -1;
+    if (n < 0) {
+        PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s.channel.c_str(), s.stream_id,
+                     aeron_errmsg());
+        return -1;
+    }
+    return n;
+}
+
 PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlled) {
     if (s->events->pending.load(std::memory_order_relaxed) > 0) {
         try {
@@ -670,27 +700,10 @@ PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlle
             return nullptr;
         }
     }
-    int n;
-    if (Py_TYPE(handler) == &AssemblerType) {
-        auto *a = reinterpret_cast<AssemblerObject *>(handler);
-        PollContext ctx{a->handler, s, &s->header, a->controlled, false, &s->view};
-        PollContext *saved = current_assembler_ctx;
-        current_assembler_ctx = &ctx;
-        n = aeron_subscription_controlled_poll(s->sub, aeron_controlled_fragment_assembler_handler, a->assembler,
-                                               static_cast<size_t>(limit));
-        current_assembler_ctx = saved;
-        if (ctx.failed) return nullptr;
-    } else {
-        PollContext ctx{handler, s, &s->header, controlled, false, &s->view};
-        n = aeron_subscription_controlled_poll(s->sub, on_fragment, &ctx, static_cast<size_t>(limit));
-        if (ctx.failed) return nullptr;
-    }
-    if (n < 0) {
-        PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s->channel.c_str(), s->stream_id,
-                     aeron_errmsg());
-        return nullptr;
-    }
-    return PyLong_FromLong(n);
+    int n = dispatch_poll(*s, handler, controlled, [&](aeron_controlled_fragment_handler_t fn, void *clientd) {
+        return aeron_subscription_controlled_poll(s->sub, fn, clientd, static_cast<size_t>(limit));
+    });
+    return n < 0 ? nullptr : PyLong_FromLong(n);
 }
 
 PyObject *sub_poll_common(PyObject *self, PyObject *const *args, Py_ssize_t nargs, bool controlled,
@@ -831,30 +844,12 @@ void ready_type(py::module_ &m, PyTypeObject *type, const char *name) {
 int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragment_limit, bool controlled) {
     aeron_image_t *image = aeron_subscription_image_by_session_id(s.sub, session_id);
     if (image == nullptr) return -2;
-    int n;
-    bool failed;
-    if (Py_TYPE(handler) == &AssemblerType) {
-        // Aeron's subscription-level assembler keeps partial messages per
-        // session id, so the same assembler serves per-image polls too.
-        auto *a = reinterpret_cast<AssemblerObject *>(handler);
-        PollContext ctx{a->handler, &s, &s.header, a->controlled, false, &s.view};
-        PollContext *saved = current_assembler_ctx;
-        current_assembler_ctx = &ctx;
-        n = aeron_image_controlled_poll(image, aeron_controlled_fragment_assembler_handler, a->assembler,
-                                        static_cast<size_t>(fragment_limit));
-        current_assembler_ctx = saved;
-        failed = ctx.failed;
-    } else {
-        PollContext ctx{handler, &s, &s.header, controlled, false, &s.view};
-        n = aeron_image_controlled_poll(image, on_fragment, &ctx, static_cast<size_t>(fragment_limit));
-        failed = ctx.failed;
-    }
+    // Aeron's subscription-level assembler keeps partial messages per session
+    // id, so the same FragmentAssembler serves per-image polls too.
+    int n = dispatch_poll(s, handler, controlled, [&](aeron_controlled_fragment_handler_t fn, void *clientd) {
+        return aeron_image_controlled_poll(image, fn, clientd, static_cast<size_t>(fragment_limit));
+    });
     aeron_subscription_image_release(s.sub, image);
-    if (failed) return -1;
-    if (n < 0) {
-        PyErr_Format(AeronError, "image poll failed: session_id=%d error=%s", session_id, aeron_errmsg());
-        return -1;
-    }
     return n;
 }
 

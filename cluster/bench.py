@@ -218,7 +218,8 @@ def _machine() -> str:
 
 
 def run(rate: int, seconds: float, window: int, fsync: str) -> str:
-    lines = [f"tickline bench cluster: Aeron UDP on loopback (driver embedded per process, invoker mode), fsync={fsync}, "
+    mode = "threaded" if os.environ.get("TICKLINE_CLUSTER_AERON_THREADING") == "threaded" else "invoker"
+    lines = [f"tickline bench cluster: Aeron UDP on loopback (driver embedded per process, {mode} mode), fsync={fsync}, "
              f"rate={rate}/s, {seconds}s per phase, window={window}; machine: {_machine()}"]
     for members in (3, 1):
         with tempfile.TemporaryDirectory() as tmp:

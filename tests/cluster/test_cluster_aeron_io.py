@@ -104,3 +104,11 @@ def test_a_channel_the_member_cannot_publish_to_is_the_clients_fault(stack, memb
     assert a.stats.bad_channel == 1 and 5 not in a.clients
     err = capfd.readouterr().err
     assert "client=5" in err and "fault=client" in err
+
+
+def test_threading_mode_from_the_environment_is_validated(monkeypatch):
+    from tickline.cluster.errors import ConfigError
+    monkeypatch.setenv("TICKLINE_CLUSTER_AERON_THREADING", "threads")
+    with pytest.raises(ConfigError) as exc:
+        AeronStack("bad-mode", "/dev/shm")
+    assert "key=TICKLINE_CLUSTER_AERON_THREADING value=threads expected=invoker|threaded" in str(exc.value)

@@ -42,6 +42,19 @@ def _cmd_stat(args: argparse.Namespace) -> int:
         time.sleep(args.watch)
 
 
+# The benchmark module loads only when one of its commands runs.
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .bench import cmd_demo
+
+    return cmd_demo(args)
+
+
+def _cmd_bench_ping(args: argparse.Namespace) -> int:
+    from .bench import cmd_bench_ping
+
+    return cmd_bench_ping(args)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("driver", help="run the Aeron media driver (aeronmd) in the foreground")
     p.add_argument("--dir", help="driver directory (default: $AERON_DIR or /dev/shm/aeron-$USER)")
@@ -58,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p = subparsers.add_parser("demo", help="ping-pong between two processes on an embedded driver, with percentiles")
     p.add_argument("--count", type=int, default=100_000, help="round trips per message size")
-    p.set_defaults(func=lambda a: __import__("tickline.transport.bench", fromlist=["cmd_demo"]).cmd_demo(a))
+    p.set_defaults(func=_cmd_demo)
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -74,4 +87,4 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--pyaeron", metavar="PYTHON",
                    help="also measure pyaeron (another binding of the same client) with this interpreter (IPC cases)")
     p.add_argument("--json", help="write the figures to this file")
-    p.set_defaults(func=lambda a: __import__("tickline.transport.bench", fromlist=["cmd_bench_ping"]).cmd_bench_ping(a))
+    p.set_defaults(func=_cmd_bench_ping)

@@ -16,7 +16,7 @@ $(BIN)/python:
 # build directory (build/) without build isolation: rebuilds take seconds.
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "cmake>=3.30" ninja
+	$(BIN)/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "cmake>=3.30" ninja setuptools
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,bench]"
 
 # What the tests need from Debian's packages, installed only when missing.

@@ -17,6 +17,7 @@ Reject (35=3).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -115,9 +116,19 @@ class DataDictionary:
 
 
 def spec_dir() -> Path:
-    """Where dictionaries are loaded by name: ``TICKLINE_FIX_SPEC_DIR`` or the bundled ``spec/``."""
+    """Where dictionaries are loaded by name: ``TICKLINE_FIX_SPEC_DIR``, or the
+    ``fix_spec/`` folder the build installs beside the extension (QuickFIX's
+    FIX42, FIX44, FIXT11 and FIX50SP2 dictionaries, with QuickFIX's licence,
+    fetched from the pinned ``quickfix`` sdist: they are not part of this
+    repository)."""
     env = os.environ.get("TICKLINE_FIX_SPEC_DIR")
-    return Path(env) if env else Path(__file__).with_name("spec")
+    if env:
+        return Path(env)
+    ext = importlib.util.find_spec("tickline._aeron")
+    if ext is None or ext.origin is None:
+        raise DictionaryError("the FIX dictionaries come with the built package: fault=local tickline._aeron not found "
+                              "(install tickline, or set TICKLINE_FIX_SPEC_DIR)")
+    return Path(ext.origin).parent / "fix_spec"
 
 
 def load_dictionary(name_or_path: str | os.PathLike[str]) -> DataDictionary:

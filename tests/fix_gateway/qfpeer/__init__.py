@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from tickline.fix_gateway.dictionary import spec_dir as dictionary_dir
+
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "qfpeer.cpp"
 REPO = HERE.parents[2]
@@ -45,7 +47,7 @@ def build() -> Path:
 
 def settings(kind: str, port: int, workdir: Path, begin: str = "FIX.4.4", sender: str = "QF", target: str = "GW",
              heartbeat_s: int = 30, reset_on_logon: bool = False) -> str:
-    spec_dir = REPO / "fix_gateway" / "spec"
+    spec_dir = dictionary_dir()  # the same dictionaries the gateway validates against
     lines = [
         "[DEFAULT]",
         f"ConnectionType={kind}",

@@ -124,6 +124,8 @@ class AeronStack:
         try:
             self.aeron = (Aeron(self.dir, invoker=True, wait_hook=self.driver.do_work, timeout=CLIENT_DRIVER_TIMEOUT_S) if invoker
                           else Aeron(self.dir, timeout=CLIENT_DRIVER_TIMEOUT_S))
+            # one call into C turns the driver, then the client conductor
+            self._turn = self.aeron.duty_cycle(self.driver) if invoker else None
         except BaseException:
             self.driver.close()
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -137,8 +139,10 @@ class AeronStack:
         work = 0
         if not self.invoker:
             return 0
+        turn = self._turn
+        assert turn is not None
         for _ in range(DRIVER_TURNS):
-            n = self.driver.do_work() + self.aeron.do_work()
+            n = turn()
             work += n
             if n == 0:
                 break
@@ -364,6 +368,8 @@ class ClusterLink:
             self.inbox.append(wire.decode(buffer))
         except RemoteProtocolError:
             self.stats.malformed += 1
+            return
+        self.stats.received += 1
 
     def close(self) -> None:
         if self._own_stack:

@@ -67,27 +67,24 @@ void on_unavailable_image(void *clientd, aeron_subscription_t *, aeron_image_t *
     queue_image_event(clientd, image, false);
 }
 
-// Waits for an asynchronous registration.  The client conductor itself
-// answers every registration (the driver's reply or its own timeout), so the
-// loop ends; it releases the GIL while the conductor thread works, and in
-// invoker mode it drives the conductor itself.
-template <class Out, class Async, class PollFn>
-Out *await_registration(Client &c, Async *async, PollFn poll, const char *what, const std::string &channel,
-                        int32_t stream_id) {
-    Out *out = nullptr;
+// Waits for an asynchronous request to the driver: poll_once() returns 1 when
+// done, 0 while pending, -1 on error.  The client conductor itself answers
+// every request (the driver's reply or its own timeout), so the loop ends; it
+// releases the GIL while the conductor thread works, and in invoker mode it
+// drives the conductor itself.
+template <class PollOnce>
+void wait_for_driver(Client &c, PollOnce poll_once, const std::string &what, const std::string &where) {
     int spins = 0;
     for (;;) {
-        int rc = poll(&out, async);
-        if (rc > 0) return out;
+        int rc = poll_once();
+        if (rc > 0) return;
         if (rc == 0 && (c.driver_lost.load() || aeron_is_closed(c.aeron))) {
-            raise(DriverError, std::string(what) + " registration abandoned: media driver lost: channel=" + channel +
-                                   " stream_id=" + std::to_string(stream_id) + " dir=" + c.dir);
+            raise(DriverError, what + " abandoned: media driver lost: " + where + " dir=" + c.dir);
         }
         if (rc < 0) {
             std::string err = aeron_error_text();
             PyObject *type = c.driver_lost.load() ? DriverError : RegistrationError;
-            raise(type, std::string(what) + " registration failed: channel=" + channel +
-                            " stream_id=" + std::to_string(stream_id) + " dir=" + c.dir + " error=" + err);
+            raise(type, what + " failed: " + where + " dir=" + c.dir + " error=" + err);
         }
         if (c.invoker) {
             aeron_main_do_work(c.aeron);
@@ -98,6 +95,25 @@ Out *await_registration(Client &c, Async *async, PollFn poll, const char *what, 
         }
         if (++spins % 64 == 0 && PyErr_CheckSignals() < 0) throw py::error_already_set();
     }
+}
+
+template <class Out, class Async, class PollFn>
+Out *await_registration(Client &c, Async *async, PollFn poll, const char *what, const std::string &channel,
+                        int32_t stream_id) {
+    Out *out = nullptr;
+    wait_for_driver(c, [&] { return poll(&out, async); }, std::string(what) + " registration",
+                    "channel=" + channel + " stream_id=" + std::to_string(stream_id));
+    return out;
+}
+
+// Adds or removes a destination of a manual multi-destination-cast
+// publication, or of a multi-destination subscription.
+template <class Start, class PollFn>
+void change_destination(Client &c, Start start, PollFn poll, const std::string &what, const std::string &uri) {
+    c.check_open(what.c_str());
+    aeron_async_destination_t *async = nullptr;
+    if (start(&async) < 0) raise(RegistrationError, what + " failed: destination=" + uri + " error=" + aeron_error_text());
+    wait_for_driver(c, [&] { return poll(async); }, what, "destination=" + uri);
 }
 
 }  // namespace
@@ -434,6 +450,28 @@ PYBIND11_MODULE(_aeron, m) {
             p.check_open();
             return p.xpub ? aeron_exclusive_publication_channel_status(p.xpub) : aeron_publication_channel_status(p.pub);
         })
+        .def("add_destination", [](Publication &p, const std::string &uri) {
+            p.check_open();
+            Client &c = *p.client;
+            if (p.xpub) {
+                change_destination(c, [&](aeron_async_destination_t **a) { return aeron_exclusive_publication_async_add_destination(a, c.aeron, p.xpub, uri.c_str()); },
+                                   aeron_exclusive_publication_async_destination_poll, "add_destination", uri);
+            } else {
+                change_destination(c, [&](aeron_async_destination_t **a) { return aeron_publication_async_add_destination(a, c.aeron, p.pub, uri.c_str()); },
+                                   aeron_publication_async_destination_poll, "add_destination", uri);
+            }
+        }, py::arg("uri"), "Add a destination to a manual multi-destination-cast publication (control-mode=manual).")
+        .def("remove_destination", [](Publication &p, const std::string &uri) {
+            p.check_open();
+            Client &c = *p.client;
+            if (p.xpub) {
+                change_destination(c, [&](aeron_async_destination_t **a) { return aeron_exclusive_publication_async_remove_destination(a, c.aeron, p.xpub, uri.c_str()); },
+                                   aeron_exclusive_publication_async_destination_poll, "remove_destination", uri);
+            } else {
+                change_destination(c, [&](aeron_async_destination_t **a) { return aeron_publication_async_remove_destination(a, c.aeron, p.pub, uri.c_str()); },
+                                   aeron_publication_async_destination_poll, "remove_destination", uri);
+            }
+        }, py::arg("uri"), "Remove a destination from a manual multi-destination-cast publication.")
         .def("close", &Publication::close);
 
     auto sub_cls = py::class_<Subscription, std::shared_ptr<Subscription>>(m, "Subscription",
@@ -485,6 +523,18 @@ PYBIND11_MODULE(_aeron, m) {
             return n;
         }, py::arg("session_id"), py::arg("handler"), py::arg("fragment_limit"), py::arg("controlled") = false,
            "Poll only the image with this session id.")
+        .def("add_destination", [](Subscription &s, const std::string &uri) {
+            s.check_open();
+            Client &c = *s.client;
+            change_destination(c, [&](aeron_async_destination_t **a) { return aeron_subscription_async_add_destination(a, c.aeron, s.sub, uri.c_str()); },
+                               aeron_subscription_async_destination_poll, "add_destination", uri);
+        }, py::arg("uri"), "Add a destination to a multi-destination subscription (channel aeron:udp?control-mode=manual).")
+        .def("remove_destination", [](Subscription &s, const std::string &uri) {
+            s.check_open();
+            Client &c = *s.client;
+            change_destination(c, [&](aeron_async_destination_t **a) { return aeron_subscription_async_remove_destination(a, c.aeron, s.sub, uri.c_str()); },
+                               aeron_subscription_async_destination_poll, "remove_destination", uri);
+        }, py::arg("uri"), "Remove a destination from a multi-destination subscription.")
         .def("dispatch_image_events", [](Subscription &s) {
             s.check_open();
             dispatch_image_events(s);

@@ -87,3 +87,47 @@ def test_image_unavailable_when_the_publisher_is_killed(procs, driver) -> None: 
             sub.poll(lambda b, h: None, 10)
             time.sleep(0.01)
         assert events == [("up", session_id), ("down", session_id)]
+
+
+
+def test_manual_multi_destination_cast(aeron, udp_port: int) -> None:  # type: ignore[no-untyped-def]
+    """A control-mode=manual publication sends to the destinations it is given, and stops on removal."""
+    from conftest import free_udp_port
+
+    ports = [udp_port, free_udp_port()]
+    subs = [aeron.add_subscription(f"aeron:udp?endpoint=127.0.0.1:{p}", 12) for p in ports]
+    pub = aeron.add_publication("aeron:udp?control-mode=manual", 12)
+    for p in ports:
+        pub.add_destination(f"aeron:udp?endpoint=127.0.0.1:{p}")
+    deadline = time.monotonic() + 10
+    while not all(s.is_connected for s in subs) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+    def receive(sub, n: int) -> list[bytes]:  # type: ignore[no-untyped-def]
+        got: list[bytes] = []
+        end = time.monotonic() + 5
+        while len(got) < n and time.monotonic() < end:
+            sub.poll(lambda b, h: got.append(bytes(b)), 10)
+        return got
+
+    while pub.offer(b"to both") < 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert [receive(s, 1) for s in subs] == [[b"to both"], [b"to both"]]
+
+    pub.remove_destination(f"aeron:udp?endpoint=127.0.0.1:{ports[1]}")
+    while pub.offer(b"to the first") < 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert receive(subs[0], 1) == [b"to the first"]
+    end = time.monotonic() + 0.5
+    leftover: list[bytes] = []
+    while time.monotonic() < end:
+        subs[1].poll(lambda b, h: leftover.append(bytes(b)), 10)
+    assert leftover == []
+
+    from tickline.transport import RegistrationError
+
+    with pytest.raises(RegistrationError, match="add_destination failed: destination=bogus dir=.* invalid channel"):
+        pub.add_destination("bogus")
+    ipc = aeron.add_publication("aeron:ipc", 13)
+    with pytest.raises(RegistrationError, match="add_destination failed: destination=aeron:udp.* unknown publication"):
+        ipc.add_destination(f"aeron:udp?endpoint=127.0.0.1:{ports[0]}")  # not a multi-destination publication

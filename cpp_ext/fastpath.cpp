@@ -691,7 +691,10 @@ int dispatch_poll(Subscription &s, PyObject *handler, bool controlled, PollFn po
     return n;
 }
 
+void revoke_pulled(Subscription *s);
+
 PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlled) {
+    revoke_pulled(s);
     if (s->events->pending.load(std::memory_order_relaxed) > 0) {
         try {
             dispatch_image_events(*s);
@@ -724,6 +727,89 @@ PyObject *sub_poll(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 // controlled_poll(handler, fragment_limit) -> fragments read
 PyObject *sub_controlled_poll(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return sub_poll_common(self, args, nargs, true, "controlled_poll");
+}
+
+// ---- pull-style polling
+
+struct Pulled {
+    const uint8_t *buffer;
+    size_t length;
+    aeron_header_values_t values;
+    int64_t position;
+    bool got;
+};
+
+aeron_controlled_fragment_handler_action_t on_pull(void *clientd, const uint8_t *buffer, size_t length,
+                                                   aeron_header_t *header) {
+    auto *p = static_cast<Pulled *>(clientd);
+    p->buffer = buffer;
+    p->length = length;
+    aeron_header_values(header, &p->values);  // the header itself lives on poll's stack
+    p->position = aeron_header_position(header);
+    p->got = true;
+    return AERON_ACTION_BREAK;
+}
+
+// Revokes the view poll_one() returned last, unless nothing but us holds it.
+void revoke_pulled(Subscription *s) {
+    if (s->pulled != nullptr) {
+        finish_view(&s->view, s->pulled);  // reuses it when unheld, releases it when kept
+        s->pulled = nullptr;
+    }
+}
+
+// poll_one() -> memoryview | None: the next fragment, consumed, as a
+// read-only view over the log that stays valid until the next poll_one(),
+// poll() or controlled_poll() on this subscription (the publisher cannot
+// reach that memory again before then: its limit is the subscriber position
+// plus at most half a term, and a term is reused only two rotations later).
+// The fragment's header is in last_header.  Raw fragments: no reassembly.
+PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
+    if (!arg_count("poll_one", nargs, 0, 0)) return nullptr;
+    Subscription *s = self_ptr<Subscription>(self);
+    if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
+    revoke_pulled(s);
+    if (s->events->pending.load(std::memory_order_relaxed) > 0) {
+        try {
+            dispatch_image_events(*s);
+        } catch (py::error_already_set &e) {
+            e.restore();
+            return nullptr;
+        }
+    }
+    Pulled p{nullptr, 0, {}, 0, false};
+    int n = aeron_subscription_controlled_poll(s->sub, on_pull, &p, 1);
+    if (n < 0) {
+        PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s->channel.c_str(), s->stream_id,
+                     aeron_errmsg());
+        return nullptr;
+    }
+    if (!p.got) Py_RETURN_NONE;
+    PyObject *hdr = s->header;
+    if (hdr == nullptr || Py_REFCNT(hdr) > 1) {
+        // A header the caller kept is left as it is; last_header gets a new one.
+        Py_XDECREF(hdr);
+        hdr = header_new_object();
+        if (hdr == nullptr) return nullptr;
+        s->header = hdr;
+    }
+    auto *h = reinterpret_cast<HeaderObject *>(hdr);
+    h->header = nullptr;
+    h->frozen = true;
+    h->values = p.values;
+    h->position = p.position;
+    PyObject *view = view_for(&s->view, p.buffer, p.length);
+    if (view == nullptr) return nullptr;
+    Py_INCREF(view);
+    s->pulled = view;  // our reference, for revoking at the next poll
+    return view;
+}
+
+PyObject *sub_last_header(PyObject *self, void *) {
+    Subscription *s = self_ptr<Subscription>(self);
+    if (s->header == nullptr) Py_RETURN_NONE;
+    Py_INCREF(s->header);
+    return s->header;
 }
 
 void count_fragment(void *clientd, const uint8_t *, size_t length, aeron_header_t *) {
@@ -817,9 +903,18 @@ PyMethodDef sub_fast[] = {
      "controlled_poll(handler, fragment_limit) -> int\n\n"
      "Like poll, but the handler returns a ControlledPollAction (ABORT, BREAK,\n"
      "COMMIT, CONTINUE; None means CONTINUE)."},
+    {"poll_one", FASTCALL(sub_poll_one), METH_FASTCALL,
+     "poll_one() -> memoryview | None\n\n"
+     "Pull style: the next fragment as a read-only view over the log, or None.\n"
+     "The view stays valid until the next poll_one/poll/controlled_poll on this\n"
+     "subscription (then it is released); its header is last_header.  Raw\n"
+     "fragments: use poll with a FragmentAssembler for fragmented messages."},
     {"drain", FASTCALL(sub_drain), METH_FASTCALL,
      "drain(fragment_limit) -> int\n\nConsume and discard up to fragment_limit fragments without calling Python."},
     {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef sub_last_header_def = {"last_header", sub_last_header, nullptr,
+                                    "Header of the fragment poll_one() returned last (None before any).", nullptr};
 
 void add_fast_methods(py::handle cls, PyMethodDef *defs) {
     auto *type = reinterpret_cast<PyTypeObject *>(cls.ptr());
@@ -896,6 +991,8 @@ void init_fastpath(py::module_ &m, py::class_<Client, std::shared_ptr<Client>> &
     AssemblerType.tp_getset = assembler_getset;
     ready_type(m, &AssemblerType, "FragmentAssembler");
 
+    sub_cls.attr("last_header") = py::reinterpret_steal<py::object>(
+        PyDescr_NewGetSet(reinterpret_cast<PyTypeObject *>(sub_cls.ptr()), &sub_last_header_def));
     add_fast_methods(client_cls, client_fast);
     add_fast_methods(pub_cls, pub_fast);
     add_fast_methods(sub_cls, sub_fast);

@@ -254,12 +254,14 @@ void Subscription::close() {
     if (!client->closed && sub != nullptr) aeron_subscription_close(sub, nullptr, nullptr);
     Py_CLEAR(header);
     Py_CLEAR(view);
+    Py_CLEAR(pulled);
 }
 
 Subscription::~Subscription() {
     if (!closed && !client->closed && sub != nullptr) aeron_subscription_close(sub, nullptr, nullptr);
     Py_CLEAR(header);
     Py_CLEAR(view);
+    Py_CLEAR(pulled);
 }
 
 struct ImageInfo {

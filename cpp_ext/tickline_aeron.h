@@ -110,6 +110,7 @@ struct Subscription {
     py::object on_unavailable;
     PyObject *header = nullptr;  // a reusable Header, owned
     PyObject *view = nullptr;    // a reusable memoryview, owned (see fastpath.cpp)
+    PyObject *pulled = nullptr;  // the view poll_one() last returned, owned, revoked at the next poll
 
     bool usable() const { return !closed && !client->closed; }
     void check_open() const;

@@ -90,16 +90,27 @@ def _worker_ping(dir: str, ping_channel: str, pong_channel: str, ping_stream: in
         def on_pong(buffer: memoryview, header: object) -> None:
             got[0] += 1
 
-        for i in range(warmup + count):
-            t0 = perf_counter_ns()
-            while offer(msg) < 0:
-                turn()
-            want = got[0] + 1
-            while got[0] < want:
-                if poll(on_pong, 1) == 0:
+        if PULL:
+            poll_one = sub.poll_one
+            for i in range(warmup + count):
+                t0 = perf_counter_ns()
+                while offer(msg) < 0:
                     turn()
-            if i >= warmup:
-                samples[i - warmup] = perf_counter_ns() - t0
+                while poll_one() is None:
+                    turn()
+                if i >= warmup:
+                    samples[i - warmup] = perf_counter_ns() - t0
+        else:
+            for i in range(warmup + count):
+                t0 = perf_counter_ns()
+                while offer(msg) < 0:
+                    turn()
+                want = got[0] + 1
+                while got[0] < want:
+                    if poll(on_pong, 1) == 0:
+                        turn()
+                if i >= warmup:
+                    samples[i - warmup] = perf_counter_ns() - t0
         Path(out).write_bytes(samples.tobytes())
     finally:
         media.close()
@@ -118,10 +129,18 @@ def _worker_pong(dir: str, ping_channel: str, pong_channel: str, ping_stream: in
                 turn()
             got[0] += 1
 
-        poll = sub.poll
-        while got[0] < total:
-            if poll(on_ping, 10) == 0:
-                turn()
+        if PULL:
+            poll_one = sub.poll_one
+            for _ in range(total):
+                while (view := poll_one()) is None:
+                    turn()
+                while offer(view) < 0:
+                    turn()
+        else:
+            poll = sub.poll
+            while got[0] < total:
+                if poll(on_ping, 10) == 0:
+                    turn()
     finally:
         media.close(linger_turns=100_000)  # let the last pong leave before the driver goes
 
@@ -147,8 +166,15 @@ def _worker_tput_pub(dir: str, channel: str, stream: int, size: int, count: int,
                 sent += offer_batch(messages if n == batch else messages[:n])
 
 
+#: Workers poll pull-style (``poll_one``) instead of with a handler.
+PULL = False
+
+
 def worker_main(argv: list[str]) -> int:
+    global PULL
     role, cpu = argv[0], int(argv[1])
+    if role.endswith("-pull"):
+        PULL, role = True, role[: -len("-pull")]
     _pin(cpu)
     if role == "ping":
         _worker_ping(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]), int(argv[7]), int(argv[8]), int(argv[9]), argv[10])
@@ -273,9 +299,10 @@ def measure_latency(impl: str, dir: str, channels: tuple[str, str], transport: s
     pong_stream = ping_stream + 1
     try:
         total = warmup + count
-        if impl == "python":
-            ping_cmd = _python_worker("ping", -1, ping_dir, ping_ch, pong_ch, ping_stream, pong_stream, size, count, warmup, out)
-            pong_cmd = _python_worker("pong", -1, pong_dir, ping_ch, pong_ch, ping_stream, pong_stream, total)
+        if impl in ("python", "python-pull"):
+            suffix = "-pull" if impl == "python-pull" else ""
+            ping_cmd = _python_worker("ping" + suffix, -1, ping_dir, ping_ch, pong_ch, ping_stream, pong_stream, size, count, warmup, out)
+            pong_cmd = _python_worker("pong" + suffix, -1, pong_dir, ping_ch, pong_ch, ping_stream, pong_stream, total)
         elif impl == "pyaeron":
             ping_cmd = _pyaeron_worker("ping", -1, ping_dir, ping_ch, pong_ch, ping_stream, pong_stream, size, count, warmup, out)
             pong_cmd = _pyaeron_worker("pong", -1, pong_dir, ping_ch, pong_ch, ping_stream, pong_stream, total)
@@ -396,7 +423,7 @@ def run_bench(sizes: list[int], count: int, warmup: int, udp: bool, impls: list[
             if "pyaeron" in impls:
                 runs += [("pyaeron", 1)]
             if "python" in impls:
-                runs += [("python", 1), ("python-batch", batch)]
+                runs += [("python", 1), ("python-batch", batch)]  # the pull case differs only on the receive side
             for impl, b in runs:
                 kind = "python" if impl.startswith("python") else impl
                 t = measure_throughput(kind, driver.dir, "aeron:ipc", 32, tput_count, b, cpus)
@@ -408,7 +435,7 @@ def run_bench(sizes: list[int], count: int, warmup: int, udp: bool, impls: list[
 
 
 def _print_latency(r: Latency) -> None:
-    print(f"  {r.transport} {r.impl:<8}{r.size:4d} B: p50 {r.p50_us:8.3f}  p90 {r.p90_us:8.3f}  p99 {r.p99_us:8.3f}  "
+    print(f"  {r.transport} {r.impl:<12}{r.size:4d} B: p50 {r.p50_us:8.3f}  p90 {r.p90_us:8.3f}  p99 {r.p99_us:8.3f}  "
           f"p99.9 {r.p999_us:8.3f}  max {r.max_us:10.3f} us", flush=True)
 
 
@@ -418,7 +445,7 @@ def format_report(report: Report) -> str:
         f"machine: {m['cpu']} ({m['cpus']} cpus), Python {m['python']}, kernel {m['kernel']}",
         f"core-to-core cache-line RTT: {report.core_rtt_ns_before} ns before, {report.core_rtt_ns_after} ns after",
         "",
-        "RTT (us)             p50       p90       p99     p99.9        max   vs C p50",
+        "RTT (us)                  p50       p90       p99     p99.9        max   vs C p50",
     ]
     c_p50 = {(r.transport, r.size): r.p50_us for r in report.latency if r.impl == "c"}
     peer_p50 = {(r.transport, r.size): r.p50_us for r in report.latency if r.impl == "pyaeron"}
@@ -426,9 +453,9 @@ def format_report(report: Report) -> str:
         ref = c_p50.get((r.transport, r.size))
         ratio = f"{r.p50_us / ref:6.2f}x" if ref and r.impl != "c" else ""
         peer = peer_p50.get((r.transport, r.size))
-        if peer and r.impl == "python":
+        if peer and r.impl.startswith("python"):
             ratio += f"   ({r.p50_us / peer:.2f}x pyaeron)"
-        lines.append(f"{r.transport} {r.impl:<7}{r.size:4d} B {r.p50_us:9.3f} {r.p90_us:9.3f} {r.p99_us:9.3f} "
+        lines.append(f"{r.transport} {r.impl:<12}{r.size:4d} B {r.p50_us:9.3f} {r.p90_us:9.3f} {r.p99_us:9.3f} "
                      f"{r.p999_us:9.3f} {r.max_us:10.3f}   {ratio}")
     if report.throughput:
         c_rate = next((t.msgs_per_s for t in report.throughput if t.impl == "c"), None)
@@ -444,7 +471,7 @@ def cmd_bench_ping(args: argparse.Namespace) -> int:  # noqa: C901
     for s in sizes:
         if s < 8 or s > 65536:
             raise SystemExit(f"message size out of range: size={s} expected=8..65536")
-    impls = ["python"] if args.python_only else ["python", "c"]
+    impls = ["python", "python-pull"] if args.python_only else ["python", "python-pull", "c"]
     if args.pyaeron:
         global PYAERON_PYTHON
         PYAERON_PYTHON = args.pyaeron

@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.multiprocess
 
 
-def test_bench_ping_reports_python_and_c_for_every_case(tmp_path: Path) -> None:
+def test_bench_ping_reports_python_pull_and_c_for_every_case(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     r = subprocess.run(
         [sys.executable, "-m", "tickline", "bench", "ping", "--udp", "--count", "2000", "--warmup", "200",
@@ -21,7 +21,7 @@ def test_bench_ping_reports_python_and_c_for_every_case(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     [report] = json.loads(out.read_text())
     cases = {(x["transport"], x["impl"], x["size"]) for x in report["latency"]}
-    assert cases == {(t, i, s) for t in ("ipc", "udp") for i in ("python", "c") for s in (32, 256)}
+    assert cases == {(t, i, s) for t in ("ipc", "udp") for i in ("python", "python-pull", "c") for s in (32, 256)}
     for x in report["latency"]:
         assert x["count"] == 2000
         assert 0 < x["p50_us"] <= x["p90_us"] <= x["p99_us"] <= x["p999_us"] <= x["max_us"]

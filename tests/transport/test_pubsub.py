@@ -359,3 +359,28 @@ def test_views_are_reused_only_when_nothing_holds_them(pair) -> None:  # type: i
     # ...and the view object handed out for "third" was not reused for "fourth":
     # the copy still describes a 5-byte region.
     assert copies[0].nbytes == 5
+
+
+def test_poll_one_pulls_fragments_valid_until_the_next_poll(pair) -> None:  # type: ignore[no-untyped-def]
+    pub, sub = pair
+    assert sub.poll_one() is None and sub.last_header is None
+    p1 = pub.offer(b"first")
+    p2 = pub.offer(b"second")
+    pub.offer(b"third")
+    v1 = sub.poll_one()
+    assert bytes(v1) == b"first" and v1.readonly
+    assert sub.last_header.position == p1 and sub.last_header.session_id == pub.session_id
+    v2 = sub.poll_one()  # the previous view is revoked now: it was kept (v1)
+    with pytest.raises(ValueError):
+        bytes(v1)
+    assert bytes(v2) == b"second" and sub.last_header.position == p2
+    got: list[bytes] = []
+    assert sub.poll(lambda b, h: got.append(bytes(b)), 10) == 1  # a handler poll revokes it too
+    with pytest.raises(ValueError):
+        bytes(v2)
+    assert got == [b"third"] and sub.poll_one() is None
+    with pytest.raises(TypeError, match="poll_one\\(\\) takes 0 positional arguments: given=1"):
+        sub.poll_one(1)
+    sub.close()
+    with pytest.raises(ClosedError):
+        sub.poll_one()

@@ -18,19 +18,18 @@ two cores is probed before and after and printed beside the results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
-import time
 from array import array
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import itertools
 
@@ -256,25 +255,27 @@ def _preexec(cpu: int | None) -> "Callable[[], None] | None":
     return (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None and cpu >= 0 else None
 
 
-def _run_pair(ping_cmd: list[str], pong_cmd: list[str], ping_cpu: int | None, pong_cpu: int | None, timeout: float) -> None:
-    pong = subprocess.Popen(pong_cmd, preexec_fn=_preexec(pong_cpu))
+@contextlib.contextmanager
+def _child(cmd: list[str], cpu: int | None, **kwargs: Any) -> "Iterator[subprocess.Popen[Any]]":
+    """A child process pinned to ``cpu``, killed and reaped on the way out if still running."""
+    p = subprocess.Popen(cmd, preexec_fn=_preexec(cpu), **kwargs)
     try:
-        ping = subprocess.Popen(ping_cmd, preexec_fn=_preexec(ping_cpu))
-        try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def _run_pair(ping_cmd: list[str], pong_cmd: list[str], ping_cpu: int | None, pong_cpu: int | None, timeout: float) -> None:
+    with _child(pong_cmd, pong_cpu) as pong:
+        with _child(ping_cmd, ping_cpu) as ping:
             rc = ping.wait(timeout)
-        finally:
-            if ping.poll() is None:
-                ping.kill()
-                ping.wait()
         if rc != 0:
             raise RuntimeError(f"ping process failed: returncode={rc} cmd={' '.join(ping_cmd)}")
         pong.wait(timeout)
         if pong.returncode != 0:
             raise RuntimeError(f"pong process failed: returncode={pong.returncode} cmd={' '.join(pong_cmd)}")
-    finally:
-        if pong.poll() is None:
-            pong.kill()
-            pong.wait()
 
 
 def _histogram(samples: "array[int]") -> Any:
@@ -333,9 +334,7 @@ def measure_throughput(impl: str, dir: str, channel: str, size: int, count: int,
                        cpus: tuple[int | None, int | None], timeout: float = 300.0) -> Throughput:
     c = cping_path()
     stream = next(_streams)
-    sub = subprocess.Popen([c, "tput-sub", dir, channel, str(stream), str(count)], stdout=subprocess.PIPE,
-                           text=True, preexec_fn=_preexec(cpus[1]))
-    try:
+    with _child([c, "tput-sub", dir, channel, str(stream), str(count)], cpus[1], stdout=subprocess.PIPE, text=True) as sub:
         assert sub.stdout is not None
         if sub.stdout.readline().strip() != "ready":
             raise RuntimeError("throughput subscriber did not start")
@@ -345,21 +344,12 @@ def measure_throughput(impl: str, dir: str, channel: str, size: int, count: int,
             pub_cmd = _pyaeron_worker("tput-pub", -1, dir, channel, stream, size, count)
         else:
             pub_cmd = _python_worker("tput-pub", -1, dir, channel, stream, size, count, batch)
-        pub = subprocess.Popen(pub_cmd, preexec_fn=_preexec(cpus[0]))
-        try:
+        with _child(pub_cmd, cpus[0]) as pub:
             rc = pub.wait(timeout)
-        finally:
-            if pub.poll() is None:
-                pub.kill()
-                pub.wait()
         if rc != 0:
             raise RuntimeError(f"throughput publisher failed: impl={impl} returncode={rc}")
         line = sub.stdout.readline().strip()
         sub.wait(timeout)
-    finally:
-        if sub.poll() is None:
-            sub.kill()
-            sub.wait()
     fields = dict(kv.split("=") for kv in line.split())
     elapsed = int(fields["elapsed_ns"])
     return Throughput(impl, size, count, round(int(fields["received"]) / (elapsed / 1e9)) if elapsed > 0 else 0.0)

@@ -14,7 +14,6 @@ import pytest
 from tickline.transport import (
     Aeron,
     AgentInvoker,
-    ClosedError,
     CompositeAgent,
     DriverError,
     MediaDriver,

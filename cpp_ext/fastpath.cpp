@@ -691,18 +691,24 @@ int dispatch_poll(Subscription &s, PyObject *handler, bool controlled, PollFn po
     return n;
 }
 
+// Runs pending image callbacks (cheap check first); false with a Python
+// error set if a callback raised.
+bool dispatch_pending_image_events(Subscription *s) {
+    if (s->events->pending.load(std::memory_order_relaxed) == 0) return true;
+    try {
+        dispatch_image_events(*s);
+    } catch (py::error_already_set &e) {
+        e.restore();
+        return false;
+    }
+    return true;
+}
+
 void revoke_pulled(Subscription *s);
 
 PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlled) {
     revoke_pulled(s);
-    if (s->events->pending.load(std::memory_order_relaxed) > 0) {
-        try {
-            dispatch_image_events(*s);
-        } catch (py::error_already_set &e) {
-            e.restore();
-            return nullptr;
-        }
-    }
+    if (!dispatch_pending_image_events(s)) return nullptr;
     int n = dispatch_poll(*s, handler, controlled, [&](aeron_controlled_fragment_handler_t fn, void *clientd) {
         return aeron_subscription_controlled_poll(s->sub, fn, clientd, static_cast<size_t>(limit));
     });
@@ -769,14 +775,7 @@ PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
     Subscription *s = self_ptr<Subscription>(self);
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
     revoke_pulled(s);
-    if (s->events->pending.load(std::memory_order_relaxed) > 0) {
-        try {
-            dispatch_image_events(*s);
-        } catch (py::error_already_set &e) {
-            e.restore();
-            return nullptr;
-        }
-    }
+    if (!dispatch_pending_image_events(s)) return nullptr;
     Pulled p{nullptr, 0, {}, 0, false};
     int n = aeron_subscription_controlled_poll(s->sub, on_pull, &p, 1);
     if (n < 0) {

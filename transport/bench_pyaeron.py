@@ -16,7 +16,7 @@ import sys
 from array import array
 from time import perf_counter_ns
 
-import pyaeron  # type: ignore[import-not-found]
+import pyaeron  # type: ignore[import-not-found, import-untyped, unused-ignore]  # runs under its own interpreter
 
 
 def client(dir: str):  # type: ignore[no-untyped-def]

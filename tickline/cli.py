@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCH")
     bench.set_defaults(func=lambda _args: bench.print_help() or 2)
     for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # one broken subsystem must not take every other command down with it
+            print(f"tickline: the commands of {name} are unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         if hasattr(module, "register"):
             module.register(subparsers)
         if hasattr(module, "register_bench"):

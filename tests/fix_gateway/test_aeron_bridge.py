@@ -179,9 +179,11 @@ def test_exchange_sim_config(tmp_path):
         load_exchange_config(str(p), env={})
 
 
-def test_gateway_with_embedded_driver_trades_with_an_exchange_agent(tmp_path, loop):
+@pytest.mark.parametrize("transport", ["ipc", "udp"])
+def test_gateway_with_embedded_driver_trades_with_an_exchange_agent(tmp_path, loop, transport, udp_port):
     """The daemon's wiring in this process: [fix_gateway.aeron] embedded_driver = true, the
-    exchange agent as another client of that driver, a tickline FIX initiator as the client."""
+    exchange agent as another client of that driver, a tickline FIX initiator as the client.
+    Orders and reports go over IPC, or over UDP on loopback as between hosts."""
     import socket
     import time
 
@@ -196,13 +198,18 @@ def test_gateway_with_embedded_driver_trades_with_an_exchange_agent(tmp_path, lo
     port = s.getsockname()[1]
     s.close()
     d = unique_dir("tickline-test-gw")
+    channels = ""
+    if transport == "udp":
+        channels = (f'order_channel = "aeron:udp?endpoint=127.0.0.1:{udp_port}"\n'
+                    f'report_channel = "aeron:udp?endpoint=127.0.0.1:{udp_port}"\n')
     p = tmp_path / "t.toml"
     p.write_text(f'[fix_gateway]\nstore_dir = "{tmp_path}/s"\n[fix_gateway.aeron]\ndir = "{d}"\nembedded_driver = true\n'
-                 f'[fix_gateway.acceptor]\nport = {port}\n[[fix_gateway.sessions]]\nsender_comp_id = "GW"\n'
+                 f'{channels}[fix_gateway.acceptor]\nport = {port}\n[[fix_gateway.sessions]]\nsender_comp_id = "GW"\n'
                  f'target_comp_id = "C"\n')
     gw = Gateway(load_config(p, env={}))
     try:
         assert gw.link is not None and gw.link.driver is not None and gw.bridge_status()["connected"] is False
+        assert gw.config.aeron.order_channel.startswith(f"aeron:{transport}")
         sim_client = Aeron(d)
         try:
             loop.add(gw)

@@ -201,7 +201,9 @@ def _offer(pub: Publication, data: bytes, stats: IoStats, what: str) -> bool:
 class _Egress:
     pub: Publication
     created: float
-    pending: deque[bytes] = field(default_factory=deque)
+    pending: deque[bytes] = field(default_factory=deque)  # waiting for the publication to connect
+    batch: list[bytes] = field(default_factory=list)  # this duty cycle's egress, offered by flush()
+    connected: bool = False
 
 
 class AeronNodeIO:
@@ -225,6 +227,7 @@ class AeronNodeIO:
         self.clients: dict[int, str] = {}
         self.egress: dict[str, _Egress] = {}
         self._handler: Callable[[object], None] = lambda m: None
+        self._to_flush: list[_Egress] = []
         self._consensus = FragmentAssembler(self._on_fragment)
         self._ingress = FragmentAssembler(self._on_fragment)
 
@@ -243,13 +246,23 @@ class AeronNodeIO:
             return
         e = self.egress[channel]
         data = wire.encode(message)
-        if e.pending or not e.pub.is_connected:
-            if len(e.pending) < PENDING_EGRESS_LIMIT and time.monotonic() - e.created < PENDING_EGRESS_MS / 1000:
-                e.pending.append(data)
-            else:
-                self.stats.not_connected += 1
+        if len(data) > e.pub.max_message_length:
+            _offer(e.pub, data, self.stats, f"client-{client_id}")  # counts and reports it
             return
-        _offer(e.pub, data, self.stats, f"client-{client_id}")
+        if e.connected:
+            # held until flush(): a duty cycle's egress to one client goes out in one offer_batch call
+            e.batch.append(data)
+            if len(e.batch) == 1:
+                self._to_flush.append(e)
+            return
+        if e.pub.is_connected:
+            e.connected = True
+            e.batch.append(data)
+            self._to_flush.append(e)
+        elif len(e.pending) < PENDING_EGRESS_LIMIT and time.monotonic() - e.created < PENDING_EGRESS_MS / 1000:
+            e.pending.append(data)
+        else:
+            self.stats.not_connected += 1
 
     # -- the duty cycle
     def poll(self, handler: Callable[[object], None], limit: int = POLL_LIMIT) -> int:
@@ -257,7 +270,25 @@ class AeronNodeIO:
         return int(self.consensus_sub.poll(self._consensus, limit)) + int(self.ingress_sub.poll(self._ingress, limit))
 
     def flush(self) -> int:
+        """Offer the egress held this duty cycle (one ``offer_batch`` per client
+        channel) and what waited for a client's egress publication to connect."""
         work = 0
+        if self._to_flush:
+            to_flush, self._to_flush = self._to_flush, []
+            for e in to_flush:
+                batch, e.batch = e.batch, []
+                if e.pending:  # older egress still waiting: keep the order
+                    e.pending.extend(batch)
+                    continue
+                n = e.pub.offer_batch(batch)
+                self.stats.sent += n
+                work += n
+                # refused: ADMIN_ACTION succeeds on a retry; anything else drops it, as _offer does
+                for data in batch[n:]:
+                    if _offer(e.pub, data, self.stats, e.pub.channel):
+                        work += 1
+                    else:
+                        e.connected = e.pub.is_connected
         for channel, e in list(self.egress.items()):
             if not e.pending:
                 continue

@@ -22,7 +22,7 @@ from .disk import Disk
 from .errors import LogCorruptionError, NotLeaderError
 from .log import FsyncPolicy, MetaStore, RecoveryReport, SegmentLog, SnapshotStore
 from .messages import Entry, EntryKind, Message, Ready, Role, Snapshot
-from .protocol import EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
+from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer
 
 __all__ = ["NodeIO", "NodeConfig", "ClusterNode"]
@@ -71,6 +71,15 @@ class ClusterNode:
         self._last_snapshot = snapshot.position if snapshot else 0
         self._prev_snapshot = self._last_snapshot
         self._timers_proposed: set[int] = set()
+        # Leader only: (session, correlation) of client messages this member
+        # appended in its current term and has not applied yet.  A retry of one
+        # of them is dropped instead of appended again: while this member stays
+        # leader in this term the entry commits and its answer goes out when
+        # applied; if it loses leadership the set is cleared and the client
+        # retries at the new leader (whose service container dedups on apply).
+        self._in_log: dict[tuple[int, int], None] = {}
+        self._in_log_term = -1
+        self.duplicates_dropped = 0  # retries answered or dropped without a log append
         self.applied: list[tuple[int, int]] = []  # (position, kind) of applied entries; used by tests
         self.on_apply: Callable[[ClusterNode, Entry, list[tuple[int, object]]], None] | None = None  # hook for checkers
         self._process()
@@ -103,8 +112,24 @@ class ClusterNode:
             cid = getattr(msg, "correlation_id", 0)
             self.io.send_egress(msg.client_id, SessionEvent(sid, cid, EventCode.REDIRECT, leader=self.core.leader))  # type: ignore[attr-defined]
             return
-        if isinstance(msg, IngressMessage):
+        if type(msg) is IngressMessage:
+            key = (msg.session_id, msg.correlation_id)
+            if self._in_log_term != self.core.term:
+                self._in_log.clear()
+                self._in_log_term = self.core.term
+            if key in self._in_log:
+                self.duplicates_dropped += 1  # appended in this term, not yet applied: its answer is coming
+                return
+            s = self.container.sessions.get(msg.session_id)
+            if s is not None and (msg.correlation_id < s.floor or msg.correlation_id in s.answered):
+                # Applied already (so committed): answer from the cache without a log append.
+                self.duplicates_dropped += 1
+                for payload in s.answered.get(msg.correlation_id, ()):
+                    self.io.send_egress(s.client_id, EgressMessage(msg.session_id, msg.correlation_id, payload))
+                return
             ok = self._propose(EntryKind.MESSAGE, MESSAGE_HEADER.pack(msg.session_id, msg.correlation_id, msg.floor) + msg.payload)
+            if ok:
+                self._in_log[key] = None
         elif isinstance(msg, SessionConnect):
             ok = self._propose(EntryKind.SESSION_OPEN, OPEN.pack(msg.session_id, msg.client_id))
         elif isinstance(msg, SessionClose):
@@ -157,7 +182,13 @@ class ClusterNode:
                     self._timers_proposed.clear()
                 self.container.set_role(rd.role_change.role)
             leader = core.role is Role.LEADER
+            if not leader or (rd.role_change is not None and rd.role_change.term != core.term):
+                self._in_log.clear()
+            in_log = self._in_log
             for e in rd.committed:
+                if in_log and e.kind == EntryKind.MESSAGE:
+                    sid, cid, _ = MESSAGE_HEADER.unpack_from(e.payload)
+                    in_log.pop((sid, cid), None)
                 egress = self.container.apply(e)
                 self.applied.append((e.end, e.kind))
                 if self.on_apply is not None:

@@ -264,6 +264,13 @@ class AeronNodeIO:
         else:
             self.stats.not_connected += 1
 
+    def kick(self) -> None:
+        """Turn the embedded driver once, so what was just offered leaves now
+        (the node calls this after replicating and before its fsync)."""
+        turn = self.stack._turn
+        if turn is not None:
+            turn()
+
     # -- the duty cycle
     def poll(self, handler: Callable[[object], None], limit: int = POLL_LIMIT) -> int:
         self._handler = handler
@@ -390,6 +397,30 @@ class ClusterLink:
             self._was_connected[member] = True
         return _offer(pub, wire.encode(message), self.stats, f"member-{member}")
 
+    def send_batch(self, member: int, messages: list[object], now: int) -> int:
+        """Send ``messages`` to ``member`` in one ``offer_batch`` (after an
+        EgressChannel when due); returns how many went (the rest were dropped)."""
+        pub = self.pubs[member]
+        if not pub.is_connected:
+            self._was_connected[member] = False
+            self.stats.not_connected += len(messages)
+            return 0
+        if not self._was_connected[member] or now - self._bound_at[member] >= BIND_INTERVAL_MS:
+            if not _offer(pub, self._bind_msg, self.stats, f"member-{member}"):
+                return 0
+            self._bound_at[member] = now
+            self._was_connected[member] = True
+        encode = wire.encode
+        data = [encode(m) for m in messages]
+        n = 0
+        if max(map(len, data)) <= pub.max_message_length:  # else offer_batch raises; _offer reports it
+            n = pub.offer_batch(data)
+            self.stats.sent += n
+        for d in data[n:]:  # refused: ADMIN_ACTION succeeds on a retry, anything else is counted and dropped
+            if _offer(pub, d, self.stats, f"member-{member}"):
+                n += 1
+        return n
+
     def poll_egress(self, limit: int = POLL_LIMIT) -> int:
         """Turn the driver and client, read egress into :attr:`inbox`."""
         return self.stack.do_work() + int(self.egress_sub.poll(self._assembler, limit))
@@ -426,6 +457,7 @@ class AeronClusterClient:
         self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base)
         sid = random.getrandbits(48) if session_id is None else session_id
         self.client = ClusterClient(self.link.client_id, sid, tuple(sorted(members)), retry_timeout=retry_timeout)
+        self.work = 0  # what the last poll did (sent, received, driver work): for an idle strategy
 
     now = staticmethod(ClusterLink.now)
 
@@ -436,9 +468,15 @@ class AeronClusterClient:
         """Send what is due, read what arrived; returns newly answered (correlation id, payload)."""
         link = self.link
         now = self.now()
-        for member, msg in self.client.poll(now):
-            link.send(member, msg, now)
-        link.poll_egress()
+        sends = self.client.poll(now)
+        if sends:
+            by_member: dict[int, list[object]] = {}
+            for member, msg in sends:
+                by_member.setdefault(member, []).append(msg)
+            for member, msgs in by_member.items():
+                link.send_batch(member, msgs, now)
+        link.stack.do_work()
+        self.work = len(sends) + int(link.egress_sub.poll(link._assembler, POLL_LIMIT))  # messages only, as NodeAgent.do_work
         out: list[tuple[int, bytes]] = []
         if link.inbox:
             inbox, link.inbox = link.inbox, []

@@ -164,9 +164,13 @@ class NodeAgent:
 
     def do_work(self) -> int:
         assert self.stack is not None and self.io is not None and self.node is not None
-        work = self.stack.do_work()
+        # The driver's own work count is not returned: it is rarely zero (timers,
+        # status messages), and on a host with fewer cores than busy processes a
+        # member that never idles takes CPU from the one that has messages to
+        # handle.  Messages received or sent are the work that keeps it spinning.
+        self.stack.do_work()
         # one Ready (one fsync) for everything this duty cycle received: group commit
-        work += self.io.poll(self._on_message)
+        work = self.io.poll(self._on_message)
         if self.stop_requested:
             self.begin_shutdown()
         self.node.tick(self.now())

@@ -21,7 +21,7 @@ from .consensus import Consensus
 from .disk import Disk
 from .errors import LogCorruptionError, NotLeaderError
 from .log import FsyncPolicy, MetaStore, RecoveryReport, SegmentLog, SnapshotStore
-from .messages import Entry, EntryKind, Message, Ready, Role, Snapshot
+from .messages import AppendRequest, Entry, EntryKind, Message, Ready, Role, Snapshot
 from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer
 
@@ -43,7 +43,10 @@ class NodeConfig:
 
 
 class ClusterNode:
-    COMMIT_SAVE_BYTES = 64 * 1024
+    # how much the commit position may move before it is saved without a term/vote change (each save is
+    # two fsyncs: file and directory); it only saves replay work at restart
+    COMMIT_SAVE_BYTES = 1024 * 1024
+
     def __init__(self, config: NodeConfig, disk: Disk, service: ClusteredService, io: NodeIO, rng: random.Random, *, now: int = 0) -> None:
         self.config = config
         self.id = config.consensus.member_id
@@ -176,6 +179,17 @@ class ClusterNode:
         core = self.core
         while core.has_ready():
             rd = core.ready()
+            early = ()
+            hs, saved = rd.hard_state, self._saved_hard_state
+            if rd.entries and core.role is Role.LEADER and (hs is None or (hs.term, hs.voted_for) == (saved.term, saved.voted_for)):
+                # Raft thesis §10.2.1: the leader may replicate while it writes
+                # its own copy (see Ready, rule 7).  Saves one fsync of latency.
+                early = tuple(m for m in rd.messages if type(m) is AppendRequest)
+                for m in early:
+                    self.io.send(m.dst, m)
+                kick = getattr(self.io, "kick", None)  # a transport that sends only when turned (Aeron invoker mode)
+                if early and kick is not None:
+                    kick()
             self._persist(rd)
             if rd.role_change is not None:
                 if rd.role_change.role is not Role.LEADER:
@@ -200,6 +214,8 @@ class ClusterNode:
                         if client_id >= 0:
                             self.io.send_egress(client_id, msg)
             for m in rd.messages:  # only after _persist: persist before you send
+                if early and type(m) is AppendRequest:
+                    continue  # sent before persisting, above
                 self.io.send(m.dst, m)
             core.advance(rd)
             interval = self.config.snapshot_interval

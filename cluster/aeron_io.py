@@ -265,8 +265,10 @@ class AeronNodeIO:
             self.stats.not_connected += 1
 
     def kick(self) -> None:
-        """Turn the embedded driver once, so what was just offered leaves now
-        (the node calls this after replicating and before its fsync)."""
+        """Offer the egress held so far and turn the embedded driver once, so
+        what was just offered leaves now (the node calls this before an fsync)."""
+        if self._to_flush:
+            self.flush()
         turn = self.stack._turn
         if turn is not None:
             turn()

@@ -341,7 +341,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p = bench_subparsers.add_parser("cluster", help="orders through a 3-member cluster on this host vs a 1-member peer")
     p.add_argument("--rate", type=int, default=1000, help="offered orders per second in the latency phase")
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--window", type=int, default=64, help="outstanding orders in the throughput phase")
+    p.add_argument("--window", type=int, default=256, help="outstanding orders in the throughput phase (64 measures latency, not capacity)")
     p.add_argument("--fsync", choices=["always", "none"], default="always")
     p.add_argument("--runs", type=int, default=1, help="repeat every phase N times and report medians")
     p.set_defaults(func=cmd_bench)

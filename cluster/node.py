@@ -177,20 +177,9 @@ class ClusterNode:
 
     def _process(self) -> None:
         core = self.core
+        kick = getattr(self.io, "kick", None)  # a transport that sends only when turned (Aeron invoker mode)
         while core.has_ready():
             rd = core.ready()
-            early = ()
-            hs, saved = rd.hard_state, self._saved_hard_state
-            if rd.entries and core.role is Role.LEADER and (hs is None or (hs.term, hs.voted_for) == (saved.term, saved.voted_for)):
-                # Raft thesis §10.2.1: the leader may replicate while it writes
-                # its own copy (see Ready, rule 7).  Saves one fsync of latency.
-                early = tuple(m for m in rd.messages if type(m) is AppendRequest)
-                for m in early:
-                    self.io.send(m.dst, m)
-                kick = getattr(self.io, "kick", None)  # a transport that sends only when turned (Aeron invoker mode)
-                if early and kick is not None:
-                    kick()
-            self._persist(rd)
             if rd.role_change is not None:
                 if rd.role_change.role is not Role.LEADER:
                     self._timers_proposed.clear()
@@ -198,21 +187,26 @@ class ClusterNode:
             leader = core.role is Role.LEADER
             if not leader or (rd.role_change is not None and rd.role_change.term != core.term):
                 self._in_log.clear()
-            in_log = self._in_log
-            for e in rd.committed:
-                if in_log and e.kind == EntryKind.MESSAGE:
-                    sid, cid, _ = MESSAGE_HEADER.unpack_from(e.payload)
-                    in_log.pop((sid, cid), None)
-                egress = self.container.apply(e)
-                self.applied.append((e.end, e.kind))
-                if self.on_apply is not None:
-                    self.on_apply(self, e, egress)
-                if e.kind == EntryKind.TIMER:
-                    self._timers_proposed.discard(TIMER.unpack(e.payload)[0])
-                if leader:
-                    for client_id, msg in egress:
-                        if client_id >= 0:
-                            self.io.send_egress(client_id, msg)
+            # Committed entries are durable on a quorum already, so applying them
+            # (and answering clients) need not wait for this Ready's own writes,
+            # which concern later entries (see Ready, rule 6).  A snapshot to
+            # install must be loaded first, so then the order stays 1-6.
+            apply_first = rd.snapshot is None and bool(rd.committed)
+            if apply_first:
+                self._apply(rd.committed, leader)
+            early = ()
+            hs, saved = rd.hard_state, self._saved_hard_state
+            if rd.entries and leader and (hs is None or (hs.term, hs.voted_for) == (saved.term, saved.voted_for)):
+                # Raft thesis §10.2.1: the leader may replicate while it writes
+                # its own copy (see Ready, rule 7).  Saves one fsync of latency.
+                early = tuple(m for m in rd.messages if type(m) is AppendRequest)
+                for m in early:
+                    self.io.send(m.dst, m)
+            if kick is not None and (early or apply_first) and (rd.entries or rd.hard_state is not None):
+                kick()  # what was just offered leaves before the fsync below
+            self._persist(rd)
+            if not apply_first and rd.committed:
+                self._apply(rd.committed, leader)
             for m in rd.messages:  # only after _persist: persist before you send
                 if early and type(m) is AppendRequest:
                     continue  # sent before persisting, above
@@ -221,6 +215,24 @@ class ClusterNode:
             interval = self.config.snapshot_interval
             if interval and core.applied_position - self._last_snapshot >= interval and core.applied_position > core.base_position:
                 self.take_snapshot()
+
+    def _apply(self, committed: tuple[Entry, ...], leader: bool) -> None:
+        in_log = self._in_log
+        container = self.container
+        for e in committed:
+            if in_log and e.kind == EntryKind.MESSAGE:
+                sid, cid, _ = MESSAGE_HEADER.unpack_from(e.payload)
+                in_log.pop((sid, cid), None)
+            egress = container.apply(e)
+            self.applied.append((e.end, e.kind))
+            if self.on_apply is not None:
+                self.on_apply(self, e, egress)
+            if e.kind == EntryKind.TIMER:
+                self._timers_proposed.discard(TIMER.unpack(e.payload)[0])
+            if leader:
+                for client_id, msg in egress:
+                    if client_id >= 0:
+                        self.io.send_egress(client_id, msg)
 
     def _persist(self, rd: Ready) -> None:
         if rd.snapshot is not None:

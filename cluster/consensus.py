@@ -624,8 +624,8 @@ class Consensus:
             i = self._ack_at.get(m.dst)
             if i is not None and i == len(msgs) - 1:
                 prev = msgs[i]
-                if prev.term == m.term:  # type: ignore[union-attr]
-                    if m.position >= prev.position:  # type: ignore[union-attr]
+                if isinstance(prev, AppendResponse) and prev.term == m.term:
+                    if m.position >= prev.position:
                         msgs[i] = m
                     return
             self._ack_at[m.dst] = len(msgs)

@@ -194,7 +194,7 @@ class ClusterNode:
             apply_first = rd.snapshot is None and bool(rd.committed)
             if apply_first:
                 self._apply(rd.committed, leader)
-            early = ()
+            early: tuple[Message, ...] = ()
             hs, saved = rd.hard_state, self._saved_hard_state
             if rd.entries and leader and (hs is None or (hs.term, hs.voted_for) == (saved.term, saved.voted_for)):
                 # Raft thesis §10.2.1: the leader may replicate while it writes

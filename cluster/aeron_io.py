@@ -28,7 +28,8 @@ Each process embeds its own media driver in invoker mode and turns it, and
 the client conductor, from its own duty cycle (:meth:`AeronStack.do_work`):
 on a 2-core host a driver thread per process would only compete with the
 node's Python thread for the cores (measured with ``tickline bench cluster``:
-threaded mode, ``TICKLINE_CLUSTER_AERON_THREADING=threaded``, had 10x the
+threaded mode, ``aeron_threading = "threaded"`` in the topology file or
+``TICKLINE_CLUSTER_AERON_THREADING=threaded``, had 10x the
 3-member p99 at 1,000 orders/s).  The driver directory is unique per process
 and removed on close.
 
@@ -56,7 +57,7 @@ from .client import ClusterClient
 from .errors import ConfigError, RemoteProtocolError
 
 __all__ = [
-    "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "AeronStack", "AeronNodeIO", "IoStats",
+    "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "THREADING_MODES", "threading_mode", "AeronStack", "AeronNodeIO", "IoStats",
     "ClusterLink", "AeronClusterClient", "query_status", "free_udp_port",
 ]
 
@@ -103,6 +104,21 @@ def udp_channel(host: str, port: int, term_length: int | None = None) -> str:
     return ch + f"|term-length={term_length}" if term_length else ch
 
 
+THREADING_MODES = ("invoker", "threaded")
+
+
+def threading_mode(configured: str | None = None) -> str:
+    """The Aeron threading mode: ``TICKLINE_CLUSTER_AERON_THREADING`` when set
+    (so one member can be switched for an experiment), else ``configured``
+    (the topology file's ``aeron_threading``), else ``invoker``."""
+    env = os.environ.get("TICKLINE_CLUSTER_AERON_THREADING")
+    mode = env if env is not None else configured or "invoker"
+    if mode not in THREADING_MODES:
+        key = "TICKLINE_CLUSTER_AERON_THREADING" if env is not None else "aeron_threading"
+        raise ConfigError("invalid cluster config", key=key, value=mode, expected="|".join(THREADING_MODES))
+    return mode
+
+
 class AeronStack:
     """An embedded invoker-mode media driver plus an invoker-mode client on it.
 
@@ -114,10 +130,7 @@ class AeronStack:
         base = base or default_aeron_base()
         os.makedirs(base, exist_ok=True)
         if invoker is None:
-            mode = os.environ.get("TICKLINE_CLUSTER_AERON_THREADING", "invoker")
-            if mode not in ("invoker", "threaded"):
-                raise ConfigError("invalid cluster config", key="TICKLINE_CLUSTER_AERON_THREADING", value=mode, expected="invoker|threaded")
-            invoker = mode == "invoker"
+            invoker = threading_mode() == "invoker"
         self.invoker = invoker
         self.dir = os.path.join(base, f"tickline-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self.driver = MediaDriver.embedded(self.dir, invoker=invoker, options=DRIVER_OPTIONS)
@@ -357,11 +370,11 @@ class ClusterLink:
     :class:`AeronStack` unless given one.  Not thread-safe."""
 
     def __init__(self, members: dict[int, tuple[str, int]], *, client_id: int | None = None,
-                 stack: AeronStack | None = None, aeron_base: str | None = None) -> None:
+                 stack: AeronStack | None = None, aeron_base: str | None = None, invoker: bool | None = None) -> None:
         self.members = members
         self.client_id = random.getrandbits(62) if client_id is None else client_id
         self._own_stack = stack is None
-        self.stack = stack or AeronStack("cluster-client", aeron_base)
+        self.stack = stack or AeronStack("cluster-client", aeron_base, invoker=invoker)
         self.stats = IoStats()
         try:
             host = next(iter(members.values()))[0]
@@ -455,8 +468,8 @@ class AeronClusterClient:
     ingress/egress: follower redirects and retries as the client decides."""
 
     def __init__(self, members: dict[int, tuple[str, int]], client_id: int | None = None, session_id: int | None = None, *,
-                 retry_timeout: int = 200, aeron_base: str | None = None) -> None:
-        self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base)
+                 retry_timeout: int = 200, aeron_base: str | None = None, invoker: bool | None = None) -> None:
+        self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base, invoker=invoker)
         sid = random.getrandbits(48) if session_id is None else session_id
         self.client = ClusterClient(self.link.client_id, sid, tuple(sorted(members)), retry_timeout=retry_timeout)
         self.work = 0  # what the last poll did (sent, received, driver work): for an idle strategy

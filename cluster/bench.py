@@ -30,7 +30,7 @@ import time
 
 from tickline.transport.idle import BackoffIdleStrategy
 
-from .aeron_io import AeronClusterClient, ClusterLink, default_aeron_base, query_status
+from .aeron_io import THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, query_status, threading_mode
 from .daemon import load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
 
@@ -54,14 +54,15 @@ def _ports(n: int) -> list[int]:
 
 
 class _Cluster:
-    def __init__(self, directory: str, members: int, fsync: str) -> None:
+    def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker") -> None:
+        self.threading = threading
         self.dir = directory
         ports = _ports(members)
         self.config = os.path.join(directory, "cluster.toml")
         self.aeron_dir = tempfile.mkdtemp(prefix="tickline-bench-cluster-", dir=default_aeron_base())
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
-                    f'aeron_dir = "{self.aeron_dir}"\n'
+                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n'
                     "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
             for i, p in enumerate(ports):
                 f.write(f'{i + 1} = "127.0.0.1:{p}"\n')
@@ -71,8 +72,9 @@ class _Cluster:
 
     def _spawn(self, m: int) -> "subprocess.Popen[bytes]":
         log = open(os.path.join(self.dir, f"member-{m}.log"), "ab")
+        env = dict(os.environ, TICKLINE_CLUSTER_AERON_THREADING=self.threading)  # the environment would override the file
         return subprocess.Popen([sys.executable, "-c", _LAUNCH, _ROOT, "--config", self.config, "--member", str(m)],
-                                cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=self.dir, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def leader(self) -> int | None:
         for m, p in self.procs.items():
@@ -125,7 +127,7 @@ class _Driver:
     def __init__(self, cluster: _Cluster) -> None:
         self.codec = StructOrderCodec()
         self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
-                                         aeron_base=cluster.aeron_dir)
+                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker")
         self.sent_at: dict[int, int] = {}
         self.latencies: list[int] = []
         self.answered = 0
@@ -283,9 +285,9 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1) -> str:
+def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threading: str | None = None) -> str:
     """``runs`` rounds of every phase; figures are medians over the rounds."""
-    mode = "threaded" if os.environ.get("TICKLINE_CLUSTER_AERON_THREADING") == "threaded" else "invoker"
+    mode = threading or threading_mode()
     lines = [f"tickline bench cluster: Aeron UDP on loopback (driver embedded per process, {mode} mode), fsync={fsync}, "
              f"rate={rate}/s, {seconds}s per phase, window={window}, medians of {runs} run(s); machine: {_machine()}"]
     results: dict[int, list[tuple[dict[str, float], dict[str, float]]]] = {3: [], 1: []}
@@ -293,13 +295,13 @@ def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1) -> st
     for _ in range(runs):
         for members in (3, 1):
             with tempfile.TemporaryDirectory() as tmp:
-                c = _Cluster(tmp, members, fsync)
+                c = _Cluster(tmp, members, fsync, mode)
                 try:
                     results[members].append((fixed_rate(c, rate, seconds), throughput(c, window, seconds)))
                 finally:
                     c.close()
         with tempfile.TemporaryDirectory() as tmp:
-            c = _Cluster(tmp, 3, fsync)
+            c = _Cluster(tmp, 3, fsync, mode)
             try:
                 failovers.append(failover(c, rate))
             finally:
@@ -333,7 +335,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.runs < 1:
         print(f"error: --runs must be >= 1: runs={args.runs}", file=sys.stderr)
         return 2
-    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs))
+    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading))
     return 0
 
 
@@ -344,4 +346,6 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--window", type=int, default=256, help="outstanding orders in the throughput phase (64 measures latency, not capacity)")
     p.add_argument("--fsync", choices=["always", "none"], default="always")
     p.add_argument("--runs", type=int, default=1, help="repeat every phase N times and report medians")
+    p.add_argument("--aeron-threading", choices=list(THREADING_MODES), default=None,
+                   help="Aeron threading mode of members and client (default: TICKLINE_CLUSTER_AERON_THREADING or invoker)")
     p.set_defaults(func=cmd_bench)

@@ -52,6 +52,8 @@ __all__ = ["Topology", "load_topology", "NodeAgent", "main"]
 
 #: append batches stay well under the consensus stream's 512 KiB max message
 MAX_APPEND_BYTES = 64 * 1024
+#: log segments grow in steps of this many bytes of zeros, so most fsyncs are fdatasyncs (see OsDisk)
+PREALLOCATE_BYTES = 1024 * 1024
 _MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, TimeoutNow)
 _INGRESS = (SessionConnect, SessionClose, IngressMessage)
 
@@ -146,7 +148,7 @@ class NodeAgent:
         self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir, invoker=threading_mode(t.aeron_threading) == "invoker")
         try:
             self.io = AeronNodeIO(self.stack, t.members, self.member)
-            disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"))
+            disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, OrderSequencer(), self.io, random.Random(), now=self.now())
         except BaseException:

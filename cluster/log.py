@@ -119,6 +119,12 @@ class SegmentLog:
                     break
                 entries.append(Entry(position, term, timestamp, kind, payload))
                 offset += ENTRY_HEADER_LENGTH + length
+            if offset < len(data) and len(data) - offset >= ENTRY_HEADER_LENGTH and len(data.rstrip(b"\0")) <= offset:
+                # Only zeros from here: preallocated space (see OsDisk), the clean end of
+                # this segment.  No entry starts with a zero header (terms start at 1).
+                self.disk.truncate(name, offset)
+                data = data[:offset]
+                reason = None  # what stopped the scan was the zeros
             if offset < len(data):
                 truncated_at = base + offset
                 dropped += len(data) - offset

@@ -28,7 +28,8 @@ Each process embeds its own media driver in invoker mode and turns it, and
 the client conductor, from its own duty cycle (:meth:`AeronStack.do_work`):
 on a 2-core host a driver thread per process would only compete with the
 node's Python thread for the cores (measured with ``tickline bench cluster``:
-threaded mode, ``TICKLINE_CLUSTER_AERON_THREADING=threaded``, had 10x the
+threaded mode, ``aeron_threading = "threaded"`` in the topology file or
+``TICKLINE_CLUSTER_AERON_THREADING=threaded``, had 10x the
 3-member p99 at 1,000 orders/s).  The driver directory is unique per process
 and removed on close.
 
@@ -56,7 +57,7 @@ from .client import ClusterClient
 from .errors import ConfigError, RemoteProtocolError
 
 __all__ = [
-    "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "AeronStack", "AeronNodeIO", "IoStats",
+    "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "THREADING_MODES", "threading_mode", "AeronStack", "AeronNodeIO", "IoStats",
     "ClusterLink", "AeronClusterClient", "query_status", "free_udp_port",
 ]
 
@@ -103,6 +104,21 @@ def udp_channel(host: str, port: int, term_length: int | None = None) -> str:
     return ch + f"|term-length={term_length}" if term_length else ch
 
 
+THREADING_MODES = ("invoker", "threaded")
+
+
+def threading_mode(configured: str | None = None) -> str:
+    """The Aeron threading mode: ``TICKLINE_CLUSTER_AERON_THREADING`` when set
+    (so one member can be switched for an experiment), else ``configured``
+    (the topology file's ``aeron_threading``), else ``invoker``."""
+    env = os.environ.get("TICKLINE_CLUSTER_AERON_THREADING")
+    mode = env if env is not None else configured or "invoker"
+    if mode not in THREADING_MODES:
+        key = "TICKLINE_CLUSTER_AERON_THREADING" if env is not None else "aeron_threading"
+        raise ConfigError("invalid cluster config", key=key, value=mode, expected="|".join(THREADING_MODES))
+    return mode
+
+
 class AeronStack:
     """An embedded invoker-mode media driver plus an invoker-mode client on it.
 
@@ -114,10 +130,7 @@ class AeronStack:
         base = base or default_aeron_base()
         os.makedirs(base, exist_ok=True)
         if invoker is None:
-            mode = os.environ.get("TICKLINE_CLUSTER_AERON_THREADING", "invoker")
-            if mode not in ("invoker", "threaded"):
-                raise ConfigError("invalid cluster config", key="TICKLINE_CLUSTER_AERON_THREADING", value=mode, expected="invoker|threaded")
-            invoker = mode == "invoker"
+            invoker = threading_mode() == "invoker"
         self.invoker = invoker
         self.dir = os.path.join(base, f"tickline-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self.driver = MediaDriver.embedded(self.dir, invoker=invoker, options=DRIVER_OPTIONS)
@@ -201,7 +214,9 @@ def _offer(pub: Publication, data: bytes, stats: IoStats, what: str) -> bool:
 class _Egress:
     pub: Publication
     created: float
-    pending: deque[bytes] = field(default_factory=deque)
+    pending: deque[bytes] = field(default_factory=deque)  # waiting for the publication to connect
+    batch: list[bytes] = field(default_factory=list)  # this duty cycle's egress, offered by flush()
+    connected: bool = False
 
 
 class AeronNodeIO:
@@ -225,6 +240,7 @@ class AeronNodeIO:
         self.clients: dict[int, str] = {}
         self.egress: dict[str, _Egress] = {}
         self._handler: Callable[[object], None] = lambda m: None
+        self._to_flush: list[_Egress] = []
         self._consensus = FragmentAssembler(self._on_fragment)
         self._ingress = FragmentAssembler(self._on_fragment)
 
@@ -243,13 +259,32 @@ class AeronNodeIO:
             return
         e = self.egress[channel]
         data = wire.encode(message)
-        if e.pending or not e.pub.is_connected:
-            if len(e.pending) < PENDING_EGRESS_LIMIT and time.monotonic() - e.created < PENDING_EGRESS_MS / 1000:
-                e.pending.append(data)
-            else:
-                self.stats.not_connected += 1
+        if len(data) > e.pub.max_message_length:
+            _offer(e.pub, data, self.stats, f"client-{client_id}")  # counts and reports it
             return
-        _offer(e.pub, data, self.stats, f"client-{client_id}")
+        if e.connected:
+            # held until flush(): a duty cycle's egress to one client goes out in one offer_batch call
+            e.batch.append(data)
+            if len(e.batch) == 1:
+                self._to_flush.append(e)
+            return
+        if e.pub.is_connected:
+            e.connected = True
+            e.batch.append(data)
+            self._to_flush.append(e)
+        elif len(e.pending) < PENDING_EGRESS_LIMIT and time.monotonic() - e.created < PENDING_EGRESS_MS / 1000:
+            e.pending.append(data)
+        else:
+            self.stats.not_connected += 1
+
+    def kick(self) -> None:
+        """Offer the egress held so far and turn the embedded driver once, so
+        what was just offered leaves now (the node calls this before an fsync)."""
+        if self._to_flush:
+            self.flush()
+        turn = self.stack._turn
+        if turn is not None:
+            turn()
 
     # -- the duty cycle
     def poll(self, handler: Callable[[object], None], limit: int = POLL_LIMIT) -> int:
@@ -257,7 +292,25 @@ class AeronNodeIO:
         return int(self.consensus_sub.poll(self._consensus, limit)) + int(self.ingress_sub.poll(self._ingress, limit))
 
     def flush(self) -> int:
+        """Offer the egress held this duty cycle (one ``offer_batch`` per client
+        channel) and what waited for a client's egress publication to connect."""
         work = 0
+        if self._to_flush:
+            to_flush, self._to_flush = self._to_flush, []
+            for e in to_flush:
+                batch, e.batch = e.batch, []
+                if e.pending:  # older egress still waiting: keep the order
+                    e.pending.extend(batch)
+                    continue
+                n = e.pub.offer_batch(batch)
+                self.stats.sent += n
+                work += n
+                # refused: ADMIN_ACTION succeeds on a retry; anything else drops it, as _offer does
+                for data in batch[n:]:
+                    if _offer(e.pub, data, self.stats, e.pub.channel):
+                        work += 1
+                    else:
+                        e.connected = e.pub.is_connected
         for channel, e in list(self.egress.items()):
             if not e.pending:
                 continue
@@ -317,11 +370,11 @@ class ClusterLink:
     :class:`AeronStack` unless given one.  Not thread-safe."""
 
     def __init__(self, members: dict[int, tuple[str, int]], *, client_id: int | None = None,
-                 stack: AeronStack | None = None, aeron_base: str | None = None) -> None:
+                 stack: AeronStack | None = None, aeron_base: str | None = None, invoker: bool | None = None) -> None:
         self.members = members
         self.client_id = random.getrandbits(62) if client_id is None else client_id
         self._own_stack = stack is None
-        self.stack = stack or AeronStack("cluster-client", aeron_base)
+        self.stack = stack or AeronStack("cluster-client", aeron_base, invoker=invoker)
         self.stats = IoStats()
         try:
             host = next(iter(members.values()))[0]
@@ -359,6 +412,30 @@ class ClusterLink:
             self._was_connected[member] = True
         return _offer(pub, wire.encode(message), self.stats, f"member-{member}")
 
+    def send_batch(self, member: int, messages: list[object], now: int) -> int:
+        """Send ``messages`` to ``member`` in one ``offer_batch`` (after an
+        EgressChannel when due); returns how many went (the rest were dropped)."""
+        pub = self.pubs[member]
+        if not pub.is_connected:
+            self._was_connected[member] = False
+            self.stats.not_connected += len(messages)
+            return 0
+        if not self._was_connected[member] or now - self._bound_at[member] >= BIND_INTERVAL_MS:
+            if not _offer(pub, self._bind_msg, self.stats, f"member-{member}"):
+                return 0
+            self._bound_at[member] = now
+            self._was_connected[member] = True
+        encode = wire.encode
+        data = [encode(m) for m in messages]
+        n = 0
+        if max(map(len, data)) <= pub.max_message_length:  # else offer_batch raises; _offer reports it
+            n = pub.offer_batch(data)
+            self.stats.sent += n
+        for d in data[n:]:  # refused: ADMIN_ACTION succeeds on a retry, anything else is counted and dropped
+            if _offer(pub, d, self.stats, f"member-{member}"):
+                n += 1
+        return n
+
     def poll_egress(self, limit: int = POLL_LIMIT) -> int:
         """Turn the driver and client, read egress into :attr:`inbox`."""
         return self.stack.do_work() + int(self.egress_sub.poll(self._assembler, limit))
@@ -391,10 +468,11 @@ class AeronClusterClient:
     ingress/egress: follower redirects and retries as the client decides."""
 
     def __init__(self, members: dict[int, tuple[str, int]], client_id: int | None = None, session_id: int | None = None, *,
-                 retry_timeout: int = 200, aeron_base: str | None = None) -> None:
-        self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base)
+                 retry_timeout: int = 200, aeron_base: str | None = None, invoker: bool | None = None) -> None:
+        self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base, invoker=invoker)
         sid = random.getrandbits(48) if session_id is None else session_id
         self.client = ClusterClient(self.link.client_id, sid, tuple(sorted(members)), retry_timeout=retry_timeout)
+        self.work = 0  # what the last poll did (sent, received, driver work): for an idle strategy
 
     now = staticmethod(ClusterLink.now)
 
@@ -405,9 +483,15 @@ class AeronClusterClient:
         """Send what is due, read what arrived; returns newly answered (correlation id, payload)."""
         link = self.link
         now = self.now()
-        for member, msg in self.client.poll(now):
-            link.send(member, msg, now)
-        link.poll_egress()
+        sends = self.client.poll(now)
+        if sends:
+            by_member: dict[int, list[object]] = {}
+            for member, msg in sends:
+                by_member.setdefault(member, []).append(msg)
+            for member, msgs in by_member.items():
+                link.send_batch(member, msgs, now)
+        link.stack.do_work()
+        self.work = len(sends) + int(link.egress_sub.poll(link._assembler, POLL_LIMIT))  # messages only, as NodeAgent.do_work
         out: list[tuple[int, bytes]] = []
         if link.inbox:
             inbox, link.inbox = link.inbox, []

@@ -18,15 +18,19 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from .aeron_io import AeronClusterClient, ClusterLink, default_aeron_base, query_status
+from tickline.transport.idle import BackoffIdleStrategy
+
+from .aeron_io import THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, query_status, threading_mode
 from .daemon import load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
 
@@ -50,14 +54,15 @@ def _ports(n: int) -> list[int]:
 
 
 class _Cluster:
-    def __init__(self, directory: str, members: int, fsync: str) -> None:
+    def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker") -> None:
+        self.threading = threading
         self.dir = directory
         ports = _ports(members)
         self.config = os.path.join(directory, "cluster.toml")
         self.aeron_dir = tempfile.mkdtemp(prefix="tickline-bench-cluster-", dir=default_aeron_base())
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
-                    f'aeron_dir = "{self.aeron_dir}"\n'
+                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n'
                     "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
             for i, p in enumerate(ports):
                 f.write(f'{i + 1} = "127.0.0.1:{p}"\n')
@@ -67,8 +72,9 @@ class _Cluster:
 
     def _spawn(self, m: int) -> "subprocess.Popen[bytes]":
         log = open(os.path.join(self.dir, f"member-{m}.log"), "ab")
+        env = dict(os.environ, TICKLINE_CLUSTER_AERON_THREADING=self.threading)  # the environment would override the file
         return subprocess.Popen([sys.executable, "-c", _LAUNCH, _ROOT, "--config", self.config, "--member", str(m)],
-                                cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=self.dir, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def leader(self) -> int | None:
         for m, p in self.procs.items():
@@ -98,11 +104,30 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
     return {"n": len(s), "p50_us": pct(0.50), "p99_us": pct(0.99), "p999_us": pct(0.999), "max_us": s[-1] / 1000.0}
 
 
+def _idle() -> BackoffIdleStrategy:
+    # The client shares 2 cores with 3 members: spinning when there is nothing
+    # to do would take the CPU the members need (measured: a spinning client
+    # used more CPU per order than the leader).  Parks stay short (<= 100 us)
+    # because the client's embedded driver sends only when turned.
+    return BackoffIdleStrategy(max_spins=10, max_yields=5, min_park_ns=1_000, max_park_ns=100_000)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 class _Driver:
     def __init__(self, cluster: _Cluster) -> None:
         self.codec = StructOrderCodec()
         self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
-                                         aeron_base=cluster.aeron_dir)
+                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker")
         self.sent_at: dict[int, int] = {}
         self.latencies: list[int] = []
         self.answered = 0
@@ -115,12 +140,14 @@ class _Driver:
         self.n += 1
 
     def poll(self) -> int:
+        """Send, receive; returns the work done (for the idle strategy)."""
         got = self.client.poll()
-        now = time.perf_counter_ns()
-        for corr, _ in got:
-            self.latencies.append(now - self.sent_at.pop(corr))
-        self.answered += len(got)
-        return len(got)
+        if got:
+            now = time.perf_counter_ns()
+            for corr, _ in got:
+                self.latencies.append(now - self.sent_at.pop(corr))
+            self.answered += len(got)
+        return self.client.work
 
     def connect(self, deadline: float) -> None:
         while not self.client.client.connected:
@@ -134,36 +161,67 @@ def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]
     d = _Driver(cluster)
     try:
         d.connect(time.monotonic() + 30)
+        idle = _idle()
         start = time.perf_counter()
         i = 0
         while time.perf_counter() - start < seconds:
             due = start + i / rate
+            work = 0
             while time.perf_counter() >= due and time.perf_counter() - start < seconds:
                 d.offer()
                 i += 1
+                work += 1
                 due = start + i / rate
-            d.poll()
+            idle.idle(work + d.poll())
         drain = time.monotonic() + 10
         while d.client.client.outstanding and time.monotonic() < drain:
-            d.poll()
+            idle.idle(d.poll())
         out = _percentiles(d.latencies)
         out["offered_per_s"] = rate
         out["unanswered"] = len(d.client.client.outstanding)
+        out["retries"] = d.client.client.retries
         return out
     finally:
         d.client.close()
 
 
-def throughput(cluster: _Cluster, window: int, seconds: float) -> float:
+def throughput(cluster: _Cluster, window: int, seconds: float) -> dict[str, float]:
+    """Orders/s with ``window`` outstanding, and CPU us per answered order of
+    each process (leader, followers, this client) over the same interval."""
     d = _Driver(cluster)
     try:
         d.connect(time.monotonic() + 30)
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
+        idle = _idle()
+        warm = time.perf_counter()
+        while time.perf_counter() - warm < min(1.0, seconds / 3):
             while len(d.client.client.outstanding) < window:
                 d.offer()
-            d.poll()
-        return d.answered / (time.perf_counter() - start)
+            idle.idle(d.poll())
+        leader = cluster.leader()
+        alive = {m: p.pid for m, p in cluster.procs.items() if p.poll() is None}
+        cpu0 = {m: _cpu_seconds(pid) for m, pid in alive.items()}
+        me0 = _self_cpu()
+        answered0 = d.answered
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            work = 0
+            while len(d.client.client.outstanding) < window:
+                d.offer()
+                work += 1
+            idle.idle(work + d.poll())
+        elapsed = time.perf_counter() - start
+        n = max(1, d.answered - answered0)
+        out = {"per_s": (d.answered - answered0) / elapsed, "client_us": 1e6 * (_self_cpu() - me0) / n}
+        followers = []
+        for m, pid in alive.items():
+            us = 1e6 * (_cpu_seconds(pid) - cpu0[m]) / n
+            if m == leader:
+                out["leader_us"] = us
+            else:
+                followers.append(us)
+        if followers:
+            out["follower_us"] = statistics.mean(followers)
+        return out
     finally:
         d.client.close()
 
@@ -178,22 +236,28 @@ def failover(cluster: _Cluster, rate: int) -> float:
             leader = cluster.leader()
             if leader is None and time.monotonic() > deadline:
                 raise RuntimeError("no leader within 30 s: check the member logs")
+        idle = _idle()
         start = time.perf_counter()
         i = 0
         while time.perf_counter() - start < 0.5:  # warm, under load
+            work = 0
             if time.perf_counter() >= start + i / rate:
                 d.offer()
                 i += 1
-            d.poll()
+                work = 1
+            idle.idle(work + d.poll())
         cluster.procs[leader].send_signal(signal.SIGKILL)
         killed = time.perf_counter()
         cluster.procs[leader].wait()
         first_after = d.client.client._next_correlation  # answers to orders offered before the kill don't count
         while True:
+            work = 0
             if time.perf_counter() >= start + i / rate:
                 d.offer()
                 i += 1
+                work = 1
             got = d.client.poll()
+            idle.idle(work + d.client.work)
             if any(corr >= first_after for corr, _ in got):
                 return time.perf_counter() - killed
             for corr, _ in got:
@@ -217,37 +281,61 @@ def _machine() -> str:
     return f"{model}, {os.cpu_count()} cpus, Python {sys.version.split()[0]}"
 
 
-def run(rate: int, seconds: float, window: int, fsync: str) -> str:
-    mode = "threaded" if os.environ.get("TICKLINE_CLUSTER_AERON_THREADING") == "threaded" else "invoker"
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threading: str | None = None) -> str:
+    """``runs`` rounds of every phase; figures are medians over the rounds."""
+    mode = threading or threading_mode()
     lines = [f"tickline bench cluster: Aeron UDP on loopback (driver embedded per process, {mode} mode), fsync={fsync}, "
-             f"rate={rate}/s, {seconds}s per phase, window={window}; machine: {_machine()}"]
-    for members in (3, 1):
+             f"rate={rate}/s, {seconds}s per phase, window={window}, medians of {runs} run(s); machine: {_machine()}"]
+    results: dict[int, list[tuple[dict[str, float], dict[str, float]]]] = {3: [], 1: []}
+    failovers: list[float] = []
+    for _ in range(runs):
+        for members in (3, 1):
+            with tempfile.TemporaryDirectory() as tmp:
+                c = _Cluster(tmp, members, fsync, mode)
+                try:
+                    results[members].append((fixed_rate(c, rate, seconds), throughput(c, window, seconds)))
+                finally:
+                    c.close()
         with tempfile.TemporaryDirectory() as tmp:
-            c = _Cluster(tmp, members, fsync)
+            c = _Cluster(tmp, 3, fsync, mode)
             try:
-                lat = fixed_rate(c, rate, seconds)
-                tput = throughput(c, window, seconds)
+                failovers.append(failover(c, rate))
             finally:
                 c.close()
+    for members in (3, 1):
         name = f"{members}-member" + (" (peer: no replication)" if members == 1 else "")
-        if lat["n"]:
-            lines.append(f"{name:<34} latency p50={lat['p50_us']:.0f}us p99={lat['p99_us']:.0f}us p99.9={lat['p999_us']:.0f}us "
-                         f"max={lat['max_us']:.0f}us n={lat['n']} unanswered={lat['unanswered']}  max_throughput={tput:.0f}/s")
-        else:
-            lines.append(f"{name:<34} no answers")
-    with tempfile.TemporaryDirectory() as tmp:
-        c = _Cluster(tmp, 3, fsync)
-        try:
-            fo = failover(c, rate)
-        finally:
-            c.close()
-    lines.append(f"{'3-member failover':<34} kill -9 leader -> first answer to an order sent after it: {fo * 1000:.0f} ms "
-                 "(election timeout 300-600 ms + client retry 250 ms)")
+        rs = results[members]
+        if not all(lat["n"] for lat, _ in rs):
+            lines.append(f"{name:<34} no answers in some run")
+            continue
+
+        def med(key: str, which: int = 0) -> float:
+            return _median([r[which][key] for r in rs if key in r[which]])
+
+        runs_tput = " ".join(f"{r[1]['per_s']:.0f}" for r in rs)
+        lines.append(f"{name:<34} latency at {rate}/s p50={med('p50_us'):.0f}us p99={med('p99_us'):.0f}us "
+                     f"p99.9={med('p999_us'):.0f}us max={med('max_us'):.0f}us n={med('n'):.0f} "
+                     f"unanswered={med('unanswered'):.0f} retries={med('retries'):.0f}")
+        cpu = f"leader={med('leader_us', 1):.1f}"
+        if members > 1:
+            cpu += f" follower={med('follower_us', 1):.1f}"
+        lines.append(f"{'':<34} max_throughput={med('per_s', 1):.0f}/s (runs: {runs_tput}); "
+                     f"CPU us/order at that rate: {cpu} client={med('client_us', 1):.1f}")
+    lines.append(f"{'3-member failover':<34} kill -9 leader -> first answer to an order sent after it: "
+                 f"{_median(failovers) * 1000:.0f} ms (runs: {' '.join(f'{f * 1000:.0f}' for f in failovers)}; "
+                 "election timeout 300-600 ms)")
     return "\n".join(lines)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    print(run(args.rate, args.seconds, args.window, args.fsync))
+    if args.runs < 1:
+        print(f"error: --runs must be >= 1: runs={args.runs}", file=sys.stderr)
+        return 2
+    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading))
     return 0
 
 
@@ -255,6 +343,9 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p = bench_subparsers.add_parser("cluster", help="orders through a 3-member cluster on this host vs a 1-member peer")
     p.add_argument("--rate", type=int, default=1000, help="offered orders per second in the latency phase")
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--window", type=int, default=64, help="outstanding orders in the throughput phase")
+    p.add_argument("--window", type=int, default=256, help="outstanding orders in the throughput phase (64 measures latency, not capacity)")
     p.add_argument("--fsync", choices=["always", "none"], default="always")
+    p.add_argument("--runs", type=int, default=1, help="repeat every phase N times and report medians")
+    p.add_argument("--aeron-threading", choices=list(THREADING_MODES), default=None,
+                   help="Aeron threading mode of members and client (default: TICKLINE_CLUSTER_AERON_THREADING or invoker)")
     p.set_defaults(func=cmd_bench)

@@ -10,6 +10,8 @@ of something it already applied and answer from its cache instead.
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from dataclasses import dataclass
 
 from .protocol import EgressMessage, EventCode, IngressMessage, SessionConnect, SessionEvent
@@ -17,21 +19,40 @@ from .protocol import EgressMessage, EventCode, IngressMessage, SessionConnect, 
 __all__ = ["ClusterClient", "Outstanding"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Outstanding:
     payload: bytes
     first_sent: int
-    next_retry: int
+    next_retry: int  # when it is resent unless answered (its entry in the retry heap)
+    last_sent: int = 0
+    sends: int = 0
 
 
 class ClusterClient:
-    """Not thread-safe.  ``members`` are the member ids to try, in order."""
+    """Not thread-safe.  ``members`` are the member ids to try, in order.
 
-    def __init__(self, client_id: int, session_id: int, members: tuple[int, ...], *, retry_timeout: int = 100) -> None:
+    Retries, and why they are bounded: a message is sent once when offered and
+    resent only (a) to a new leader, after a redirect or a reconnect, or (b)
+    when it has gone unanswered for the retry timeout, which is
+    ``max(retry_timeout, 4 x the smoothed latency of answers)`` (capped at
+    ``8 x retry_timeout``), so a cluster that is merely behind is not flooded
+    with copies of its own backlog.  At most ``retry_window`` timed-out
+    messages are resent per :meth:`poll` and at most ``send_window`` messages
+    go out per :meth:`poll` in all (the rest wait for the next one).  A
+    timeout rotates the leader guess at most once per poll.
+    """
+
+    def __init__(self, client_id: int, session_id: int, members: tuple[int, ...], *, retry_timeout: int = 100,
+                 retry_window: int = 64, send_window: int = 1024) -> None:
+        if retry_timeout <= 0 or retry_window <= 0 or send_window <= 0:
+            raise ValueError(f"retry_timeout, retry_window and send_window must be > 0: retry_timeout={retry_timeout} "
+                             f"retry_window={retry_window} send_window={send_window}")
         self.client_id = client_id
         self.session_id = session_id
         self.members = tuple(members)
         self.retry_timeout = retry_timeout
+        self.retry_window = retry_window
+        self.send_window = send_window
         self.leader_guess = self.members[0]
         self.connected = False
         self._connect_retry = 0
@@ -39,16 +60,32 @@ class ClusterClient:
         self.outstanding: dict[int, Outstanding] = {}
         self._out: list[tuple[int, object]] = []
         self._stale = 0
+        self._floor = 1
+        self._to_send: deque[int] = deque()  # correlation ids to send on the next poll, in order
+        self._timers: list[tuple[int, int]] = []  # heap of (due, correlation id); stale entries skipped
+        self.latency = 0.0  # smoothed ms from (only) send to answer, of messages sent once
+        self.retries = 0  # messages resent after a timeout
+        self._stale_check = 0
 
     @property
     def floor(self) -> int:
-        return min(self.outstanding) if self.outstanding else self._next_correlation
+        """The lowest unanswered correlation id (amortized O(1))."""
+        f, out, end = self._floor, self.outstanding, self._next_correlation
+        while f < end and f not in out:
+            f += 1
+        self._floor = f
+        return f
+
+    def retry_after(self) -> int:
+        """The current retry timeout in ms."""
+        return int(max(self.retry_timeout, min(4 * self.latency, 8 * self.retry_timeout)))
 
     def offer(self, payload: bytes, now: int) -> int:
         """Queue a message; returns its correlation id.  It is sent (and retried) by :meth:`poll`."""
         c = self._next_correlation
         self._next_correlation += 1
         self.outstanding[c] = Outstanding(bytes(payload), now, now)
+        self._to_send.append(c)
         return c
 
     def poll(self, now: int) -> list[tuple[int, object]]:
@@ -59,17 +96,48 @@ class ClusterClient:
                 self._connect_retry = now + self.retry_timeout
                 self._rotate_if_stale()
         else:
-            for c, o in sorted(self.outstanding.items()):
-                if now >= o.next_retry:
-                    if o.next_retry > o.first_sent:
+            out, timers, to_send = self.outstanding, self._timers, self._to_send
+            if timers and timers[0][0] <= now:
+                timed_out = 0
+                while timers and timers[0][0] <= now and timed_out < self.retry_window:
+                    due, c = heapq.heappop(timers)
+                    o = out.get(c)
+                    if o is not None and o.next_retry == due:
+                        to_send.append(c)
+                        timed_out += 1
+                if timed_out:
+                    self.retries += timed_out
+                    # No answer within the timeout: the guess may be dead or partitioned.  Counted
+                    # at most every retry_timeout/4 however many messages timed out, and any
+                    # answer resets the count, so a live leader that is only behind keeps its clients.
+                    if now >= self._stale_check:
+                        self._stale_check = now + max(1, self.retry_timeout // 4)
                         self._rotate_if_stale()
-                    o.next_retry = now + self.retry_timeout
-                    self._out.append((self.leader_guess, IngressMessage(self.client_id, self.session_id, c, self.floor, o.payload)))
-        out, self._out = self._out, []
-        return out
+            if to_send:
+                floor = self.floor
+                due = now + self.retry_after()
+                leader, cid, sid = self.leader_guess, self.client_id, self.session_id
+                send = self._out.append
+                for _ in range(min(len(to_send), self.send_window)):
+                    c = to_send.popleft()
+                    o = out.get(c)
+                    if o is None or o.next_retry > now and o.sends:
+                        continue  # answered, or already resent since it was queued
+                    o.next_retry = due
+                    o.last_sent = now
+                    o.sends += 1
+                    heapq.heappush(timers, (due, c))
+                    send((leader, IngressMessage(cid, sid, c, floor, o.payload)))
+        out_msgs, self._out = self._out, []
+        return out_msgs
+
+    def _resend_all(self, now: int) -> None:
+        """After a (re)connect: every unanswered message goes to the new leader, oldest first."""
+        self._to_send = deque(self.outstanding)
+        for o in self.outstanding.values():
+            o.next_retry = now
 
     def _rotate_if_stale(self) -> None:
-        # no answer within the timeout: the guess may be dead or partitioned
         i = self.members.index(self.leader_guess)
         self._stale += 1
         if self._stale >= 2:
@@ -78,18 +146,21 @@ class ClusterClient:
 
     def on_egress(self, msg: object, now: int) -> list[tuple[int, bytes]]:
         """Handle egress; returns newly answered (correlation id, payload) pairs."""
-        if isinstance(msg, EgressMessage):
+        if type(msg) is EgressMessage:
             if msg.session_id != self.session_id:
                 return []
             self._stale = 0
             o = self.outstanding.pop(msg.correlation_id, None)
-            return [] if o is None else [(msg.correlation_id, msg.payload)]
+            if o is None:
+                return []
+            if o.sends == 1:
+                self.latency += (now - o.last_sent - self.latency) / 8
+            return [(msg.correlation_id, msg.payload)]
         if isinstance(msg, SessionEvent) and msg.session_id == self.session_id:
             if msg.code is EventCode.OK and msg.detail != "closed":
                 if not self.connected:
                     self.connected = True
-                    for o in self.outstanding.values():
-                        o.next_retry = now
+                    self._resend_all(now)
                 self._stale = 0
             elif msg.code is EventCode.REDIRECT:
                 if msg.leader is not None and msg.leader in self.members:
@@ -102,5 +173,7 @@ class ClusterClient:
                     self._connect_retry = min(self._connect_retry, now + self.retry_timeout // 4)
                 elif msg.correlation_id in self.outstanding:
                     o = self.outstanding[msg.correlation_id]
-                    o.next_retry = min(o.next_retry, now + self.retry_timeout // 4)
+                    if o.next_retry > now + self.retry_timeout // 4:
+                        o.next_retry = now + self.retry_timeout // 4
+                        heapq.heappush(self._timers, (o.next_retry, msg.correlation_id))
         return []

@@ -144,6 +144,8 @@ class Consensus:
         self._hard_dirty = False
         self._pending_snapshot: Snapshot | None = None
         self._msgs: list[Message] = []
+        self._replicate = False  # entries proposed since the last ready() still to be sent to peers
+        self._ack_at: dict[int, int] = {}  # peer -> index in _msgs of a success AppendResponse to it (coalescing)
         self._role_change: RoleChange | None = None
         self._in_flight_ready: Ready | None = None
 
@@ -395,7 +397,10 @@ class Consensus:
         if self._transfer_target is not None:
             raise NotLeaderError("leadership transfer in progress", leader=self._transfer_target, member=self.id)
         entry = self._append_local(kind, payload)
-        self._broadcast_append(heartbeat=False)
+        # Replication is deferred to ready(): every entry proposed before it
+        # goes to each peer in one AppendRequest (batching, as Aeron Cluster
+        # streams its log), instead of one request per entry.
+        self._replicate = True
         return entry
 
     def transfer_leadership(self, target: int | None = None) -> int | None:
@@ -609,13 +614,28 @@ class Consensus:
             self._hard_dirty = True
 
     def _send(self, m: Message) -> None:
-        self._msgs.append(m)
+        msgs = self._msgs
+        if type(m) is AppendResponse and m.success:
+            # A follower stepping a batch of AppendRequests in one duty cycle
+            # answers once: a success acknowledgement carries an append
+            # position, and a later, higher one to the same leader in the same
+            # term says everything an earlier one said.  Only the last queued
+            # message may be replaced, so nothing else is reordered.
+            i = self._ack_at.get(m.dst)
+            if i is not None and i == len(msgs) - 1:
+                prev = msgs[i]
+                if isinstance(prev, AppendResponse) and prev.term == m.term:
+                    if m.position >= prev.position:
+                        msgs[i] = m
+                    return
+            self._ack_at[m.dst] = len(msgs)
+        msgs.append(m)
 
     # ------------------------------------------------------------------ ready / advance
 
     def has_ready(self) -> bool:
         return bool(
-            self._msgs or self._hard_dirty or self._unstable_index < len(self._entries)
+            self._msgs or self._replicate or self._hard_dirty or self._unstable_index < len(self._entries)
             or self._truncate_to is not None or self._pending_snapshot is not None
             or self._role_change is not None or self.commit_position > self.applied_position
         )
@@ -624,6 +644,10 @@ class Consensus:
         """Collect the work to do; call :meth:`advance` with it when done."""
         if self._in_flight_ready is not None:
             raise LocalProtocolError("ready() called again before advance()", member=self.id)
+        if self._replicate:
+            self._replicate = False
+            if self.role is Role.LEADER:
+                self._broadcast_append(heartbeat=False)
         entries = tuple(self._entries[self._unstable_index:])
         truncate_to = self._truncate_to
         if truncate_to is not None and entries:
@@ -639,6 +663,7 @@ class Consensus:
             role_change=self._role_change,
         )
         self._msgs = []
+        self._ack_at.clear()
         self._in_flight_ready = rd
         return rd
 

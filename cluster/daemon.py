@@ -14,6 +14,8 @@ Topology file (TOML)::
     snapshot_interval = 1048576               # bytes of log between snapshots, 0 = off
     election_timeout_min = 300                # ms, optional (also heartbeat_interval, election_timeout_max)
     aeron_dir = "/dev/shm"                    # optional: where each member makes its driver directory
+    aeron_threading = "invoker"               # optional: or "threaded" (driver and conductor on their own
+                                              # C threads); env TICKLINE_CLUSTER_AERON_THREADING overrides
     [members]
     1 = "127.0.0.1:9010"                      # the member's Aeron UDP endpoint
     2 = "127.0.0.1:9011"
@@ -43,13 +45,15 @@ from .messages import AppendRequest, AppendResponse, InstallSnapshot, RequestVot
 from .node import ClusterNode, NodeConfig
 from .protocol import IngressMessage, SessionClose, SessionConnect
 from .sequencer import OrderSequencer
-from .aeron_io import AeronNodeIO, AeronStack
+from .aeron_io import THREADING_MODES, AeronNodeIO, AeronStack, threading_mode
 from . import wire
 
 __all__ = ["Topology", "load_topology", "NodeAgent", "main"]
 
 #: append batches stay well under the consensus stream's 512 KiB max message
 MAX_APPEND_BYTES = 64 * 1024
+#: log segments grow in steps of this many bytes of zeros, so most fsyncs are fdatasyncs (see OsDisk)
+PREALLOCATE_BYTES = 1024 * 1024
 _MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, TimeoutNow)
 _INGRESS = (SessionConnect, SessionClose, IngressMessage)
 
@@ -64,6 +68,7 @@ class Topology:
     election_timeout_max: int = 600
     heartbeat_interval: int = 50
     aeron_dir: str | None = None
+    aeron_threading: str | None = None  # None: TICKLINE_CLUSTER_AERON_THREADING or "invoker"
 
     def consensus(self, member: int) -> ConsensusConfig:
         return ConsensusConfig(member, tuple(sorted(self.members)), self.election_timeout_min, self.election_timeout_max,
@@ -95,7 +100,8 @@ def load_topology(path: str) -> Topology:
         members[int(k)] = _addr(v, path)
     if "data_dir" not in doc:
         raise ConfigError("invalid cluster topology", file=path, key="data_dir", expected="a directory path")
-    known = {"members", "data_dir", "fsync", "snapshot_interval", "election_timeout_min", "election_timeout_max", "heartbeat_interval", "aeron_dir"}
+    known = {"members", "data_dir", "fsync", "snapshot_interval", "election_timeout_min", "election_timeout_max", "heartbeat_interval", "aeron_dir",
+             "aeron_threading"}
     for k in doc:
         if k not in known:
             raise ConfigError("invalid cluster topology", file=path, key=k, expected="one of " + ",".join(sorted(known)))
@@ -106,7 +112,12 @@ def load_topology(path: str) -> Topology:
     aeron_dir = doc.get("aeron_dir")
     if aeron_dir is not None and (not isinstance(aeron_dir, str) or not aeron_dir):
         raise ConfigError("invalid cluster topology", file=path, key="aeron_dir", value=aeron_dir, expected="a directory path")
-    topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints, aeron_dir=aeron_dir)
+    aeron_threading = doc.get("aeron_threading")
+    if aeron_threading is not None and aeron_threading not in THREADING_MODES:
+        raise ConfigError("invalid cluster topology", file=path, key="aeron_threading", value=aeron_threading,
+                          expected="|".join(THREADING_MODES))
+    topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints, aeron_dir=aeron_dir,
+                    aeron_threading=aeron_threading)
     topo.consensus(next(iter(members)))  # validate timeouts now, not at start-up of a member
     return topo
 
@@ -134,10 +145,10 @@ class NodeAgent:
 
     def on_start(self) -> None:
         t = self.topology
-        self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir)
+        self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir, invoker=threading_mode(t.aeron_threading) == "invoker")
         try:
             self.io = AeronNodeIO(self.stack, t.members, self.member)
-            disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"))
+            disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, OrderSequencer(), self.io, random.Random(), now=self.now())
         except BaseException:
@@ -164,9 +175,13 @@ class NodeAgent:
 
     def do_work(self) -> int:
         assert self.stack is not None and self.io is not None and self.node is not None
-        work = self.stack.do_work()
+        # The driver's own work count is not returned: it is rarely zero (timers,
+        # status messages), and on a host with fewer cores than busy processes a
+        # member that never idles takes CPU from the one that has messages to
+        # handle.  Messages received or sent are the work that keeps it spinning.
+        self.stack.do_work()
         # one Ready (one fsync) for everything this duty cycle received: group commit
-        work += self.io.poll(self._on_message)
+        work = self.io.poll(self._on_message)
         if self.stop_requested:
             self.begin_shutdown()
         self.node.tick(self.now())
@@ -211,7 +226,8 @@ def run(topology: Topology, member: int) -> int:
         node = agent.node
         assert node is not None and agent.stack is not None
         r = node.recovery
-        print(f"member={member} started transport=aeron-udp aeron_dir={agent.stack.dir} log_start={r.first_position} "
+        print(f"member={member} started transport=aeron-udp aeron_dir={agent.stack.dir} "
+              f"aeron_threading={'invoker' if agent.stack.invoker else 'threaded'} log_start={r.first_position} "
               f"log_end={r.end_position} truncated_at={r.truncated_at} "
               f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)
         while not agent.done():

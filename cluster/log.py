@@ -119,6 +119,12 @@ class SegmentLog:
                     break
                 entries.append(Entry(position, term, timestamp, kind, payload))
                 offset += ENTRY_HEADER_LENGTH + length
+            if offset < len(data) and len(data) - offset >= ENTRY_HEADER_LENGTH and len(data.rstrip(b"\0")) <= offset:
+                # Only zeros from here: preallocated space (see OsDisk), the clean end of
+                # this segment.  No entry starts with a zero header (terms start at 1).
+                self.disk.truncate(name, offset)
+                data = data[:offset]
+                reason = None  # what stopped the scan was the zeros
             if offset < len(data):
                 truncated_at = base + offset
                 dropped += len(data) - offset
@@ -146,16 +152,29 @@ class SegmentLog:
         return self._segments[0][0] if self._segments else self._start
 
     def append(self, entries: tuple[Entry, ...] | list[Entry]) -> None:
+        """Append a batch: one write per segment touched, not one per entry."""
+        end = self.end_position
+        seg: list[int] | None = self._segments[-1] if self._segments else None
+        parts: list[bytes] = []
         for e in entries:
-            if e.position != self.end_position:
-                raise LogCorruptionError("append at wrong position", expected=self.end_position, position=e.position)
-            if not self._segments or self._segments[-1][1] >= self.segment_size:
-                self._segments.append([e.position, 0])
-            seg = self._segments[-1]
+            if e.position != end:
+                raise LogCorruptionError("append at wrong position", expected=end, position=e.position)
+            if seg is None or seg[1] >= self.segment_size:
+                if parts:
+                    self._write(seg, parts)  # type: ignore[arg-type]
+                    parts = []
+                seg = [e.position, 0]
+                self._segments.append(seg)
             data = encode_entry(e)
-            self.disk.append(_segment_name(seg[0]), data)
+            parts.append(data)
             seg[1] += len(data)
-            self._dirty.add(seg[0])
+            end += len(data)
+        if parts:
+            self._write(seg, parts)  # type: ignore[arg-type]
+
+    def _write(self, seg: list[int], parts: list[bytes]) -> None:
+        self.disk.append(_segment_name(seg[0]), b"".join(parts))
+        self._dirty.add(seg[0])
 
     def truncate(self, position: int) -> None:
         """Cut the log back to end at ``position`` (no-op at or past the end)."""

@@ -161,10 +161,17 @@ class Ready:
     3. append ``entries`` to the stored log;
     4. if ``hard_state`` is set, store it atomically;
     5. make 1-4 durable (fsync, per the configured policy);
-    6. apply ``committed`` to the service, in order;
+    6. apply ``committed`` to the service, in order (this may come first,
+       before 1-5, when ``snapshot`` is not set: committed entries are
+       durable on a quorum already, and the writes concern later entries);
     7. only now send ``messages``: a vote or an append position that reaches a
        peer before the state it promises is on disk lets a crash undo a
-       decision the cluster already counted;
+       decision the cluster already counted.  One exception: a leader's
+       ``AppendRequest`` may be sent before steps 1-5 (Raft thesis §10.2.1,
+       the leader writes in parallel with its followers): it promises nothing
+       about the leader's disk (the leader's own position counts towards
+       commit only once ``advance`` says it is durable, I4), and the term it
+       carries was made durable before the leader's first vote request;
     8. call ``Consensus.advance(ready)``.
     """
 

@@ -75,6 +75,9 @@ _EM = struct.Struct("<qq")
 _SQ = struct.Struct("<qB")
 _SR = struct.Struct("<q16sqqqqqqq")
 _EC = struct.Struct("<q")
+_EM_HEAD = struct.Struct("<BqqI")
+_IM_HEAD = struct.Struct("<BqqqqI")
+_AR_HEAD = struct.Struct("<BqqqBqq")
 
 
 def _var(b: bytes) -> bytes:
@@ -82,7 +85,15 @@ def _var(b: bytes) -> bytes:
 
 
 def encode(m: object) -> bytes:
-    t = _TYPES.get(type(m))
+    tp = type(m)
+    # the per-order messages first (isinstance narrows for the type checker; type() is the fast test)
+    if tp is EgressMessage and isinstance(m, EgressMessage):
+        return _EM_HEAD.pack(14, m.session_id, m.correlation_id, len(m.payload)) + m.payload
+    if tp is IngressMessage and isinstance(m, IngressMessage):
+        return _IM_HEAD.pack(12, m.client_id, m.session_id, m.correlation_id, m.floor, len(m.payload)) + m.payload
+    if tp is AppendResponse and isinstance(m, AppendResponse):
+        return _AR_HEAD.pack(4, m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
+    t = _TYPES.get(tp)
     if t is None:
         raise TypeError(f"not a cluster message: type={type(m).__name__}")
     head = bytes([t])
@@ -92,9 +103,10 @@ def encode(m: object) -> bytes:
         return head + _VR.pack(m.src, m.dst, m.term, m.granted, m.pre_vote)
     if isinstance(m, AppendRequest):
         parts = [head, _AQ.pack(m.src, m.dst, m.term, m.prev_position, m.prev_term, m.commit_position, len(m.entries))]
+        append, pack = parts.append, _ENTRY.pack
         for e in m.entries:
-            parts.append(_ENTRY.pack(e.position, e.term, e.timestamp, e.kind, len(e.payload)))
-            parts.append(e.payload)
+            append(pack(e.position, e.term, e.timestamp, e.kind, len(e.payload)))
+            append(e.payload)
         return b"".join(parts)
     if isinstance(m, AppendResponse):
         return head + _AR.pack(m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
@@ -153,11 +165,33 @@ class _Reader:
             raise self.fail("trailing_bytes")
 
 
+_IM_VAR = _IM.size + 1 + _LEN.size
+_EM_VAR = _EM.size + 1 + _LEN.size
+_AR_LEN = _AR.size + 1
+_IM_LEN = struct.Struct("<qqqqI")
+_EM_LEN = struct.Struct("<qqI")
+
+
 def decode(buf: bytes | bytearray | memoryview) -> object:
-    buf = bytes(buf)
-    if not buf:
+    n = len(buf)
+    if not n:
         raise RemoteProtocolError("malformed cluster message", length=0, reason="empty")
     t = buf[0]
+    # Fast paths for the per-order messages (ingress, egress, append acks):
+    # one unpack, no intermediate copy of the whole buffer; anything that does
+    # not fit exactly falls through to the checked general path below.
+    if t == 12 and n >= _IM_VAR:
+        cid, sid, corr, floor, ln = _IM_LEN.unpack_from(buf, 1)
+        if n == _IM_VAR + ln:
+            return IngressMessage(cid, sid, corr, floor, bytes(buf[_IM_VAR:]))
+    elif t == 14 and n >= _EM_VAR:
+        sid, corr, ln = _EM_LEN.unpack_from(buf, 1)
+        if n == _EM_VAR + ln:
+            return EgressMessage(sid, corr, bytes(buf[_EM_VAR:]))
+    elif t == 4 and n == _AR_LEN:
+        src, dst, term, ok, pos, rp = _AR.unpack_from(buf, 1)
+        return AppendResponse(src, dst, term, bool(ok), pos, rp)
+    buf = bytes(buf)
     r = _Reader(buf, t)
     if t == 1:
         src, dst, term, lt, lp, pv, tr = r.fixed(_RV)
@@ -168,9 +202,19 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
     elif t == 3:
         src, dst, term, prev, prev_term, commit, n = r.fixed(_AQ)
         entries = []
+        unpack, size, at, total = _ENTRY.unpack_from, _ENTRY.size, r.pos, len(buf)
         for _ in range(n):
-            pos, eterm, ts, kind, ln = r.fixed(_ENTRY)
-            entries.append(Entry(pos, eterm, ts, kind, r.raw(ln)))
+            if at + size > total:
+                r.pos = at
+                raise r.fail("short")
+            pos, eterm, ts, kind, ln = unpack(buf, at)
+            at += size
+            if at + ln > total:
+                r.pos = at
+                raise r.fail("short")
+            entries.append(Entry(pos, eterm, ts, kind, buf[at: at + ln]))
+            at += ln
+        r.pos = at
         m = AppendRequest(src, dst, term, prev, prev_term, tuple(entries), commit)
     elif t == 4:
         src, dst, term, ok, pos, rp = r.fixed(_AR)

@@ -70,3 +70,20 @@ def test_topology_file_errors_name_the_file_and_key(tmp_path):
         load_topology(str(p))
     p.write_text('data_dir = "d"\naeron_dir = "/dev/shm/x"\n[members]\n1 = "127.0.0.1:9000"\n')
     assert load_topology(str(p)).aeron_dir == "/dev/shm/x"
+
+
+def test_aeron_threading_comes_from_the_topology_and_the_environment_overrides_it(tmp_path, monkeypatch):
+    from tickline.cluster.aeron_io import threading_mode
+    from tickline.cluster.daemon import load_topology
+    monkeypatch.delenv("TICKLINE_CLUSTER_AERON_THREADING", raising=False)
+    p = tmp_path / "c.toml"
+    p.write_text('data_dir = "d"\n[members]\n1 = "127.0.0.1:9000"\n')
+    assert load_topology(str(p)).aeron_threading is None and threading_mode(None) == "invoker"
+    p.write_text('data_dir = "d"\naeron_threading = "threaded"\n[members]\n1 = "127.0.0.1:9000"\n')
+    t = load_topology(str(p))
+    assert t.aeron_threading == "threaded" and threading_mode(t.aeron_threading) == "threaded"
+    monkeypatch.setenv("TICKLINE_CLUSTER_AERON_THREADING", "invoker")
+    assert threading_mode(t.aeron_threading) == "invoker"
+    p.write_text('data_dir = "d"\naeron_threading = "threads"\n[members]\n1 = "127.0.0.1:9000"\n')
+    with pytest.raises(ConfigError, match=r"key=aeron_threading value=threads expected=invoker\|threaded"):
+        load_topology(str(p))

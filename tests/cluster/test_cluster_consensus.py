@@ -315,3 +315,28 @@ def test_vote_is_persisted_even_when_the_term_does_not_change():
     rd = c.ready()
     assert rd.hard_state == HardState(5, 2, 0)
     assert any(isinstance(m, VoteResponse) and m.granted for m in rd.messages)
+
+
+def test_proposals_between_two_readies_go_to_each_peer_in_one_append_and_are_acknowledged_once():
+    net = Net(3)
+    leader = net.elect()
+    net.deliver()
+    net.flush()
+    net.queue = []  # start from a quiet network
+    core = net.cores[leader]
+    for k in range(5):
+        core.propose(EntryKind.MESSAGE, b"m%d" % k)  # a duty cycle's worth of ingress
+    net.flush()
+    appends = [m for m in net.queue if isinstance(m, AppendRequest)]
+    assert sorted(m.dst for m in appends) == sorted(p for p in net.ids if p != leader)
+    assert all([e.payload for e in m.entries] == [b"m0", b"m1", b"m2", b"m3", b"m4"] for m in appends)
+    # a follower that steps several requests in one duty cycle answers once, with the highest position
+    follower = appends[0].dst
+    halves = (appends[0].entries[:2], appends[0].entries[2:])
+    f = net.cores[follower]
+    prev, prev_term = appends[0].prev_position, appends[0].prev_term
+    for part in halves:
+        f.step(AppendRequest(leader, follower, core.term, prev, prev_term, part, appends[0].commit_position))
+        prev, prev_term = part[-1].end, part[-1].term
+    acks = [m for m in f.ready().messages if m.dst == leader]
+    assert len(acks) == 1 and acks[0].success and acks[0].position == appends[0].entries[-1].end

@@ -229,3 +229,54 @@ def test_power_loss_keeps_at_most_a_torn_prefix_and_that_prefix_is_then_on_disk(
         disk.crash(random.Random(seed), power_loss=True)
     name = log.segment_names()[0]
     assert disk.durable[name] == bytes(disk.files[name])
+
+
+def test_preallocated_segments_reopen_cleanly_and_a_torn_tail_inside_them_is_still_cut(tmp_path):
+    disk = OsDisk(tmp_path, preallocate=4096)
+    log = SegmentLog(disk)
+    log.recover()
+    entries = make_entries(5)
+    log.append(entries)
+    log.sync()
+    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    assert os.path.getsize(seg) >= 4096 > entries[-1].end  # zeros run ahead of the entries
+    assert disk.size(log.segment_names()[-1]) == entries[-1].end
+    more = make_entries(2, start=entries[-1].end)
+    log.append(more)  # overwrites zeros; the length does not change
+    log.sync()
+    disk.close()
+    log2, report = open_log(tmp_path)
+    assert list(report.entries) == entries + more
+    assert report.truncated_at is None and report.reason is None  # the zeros are the clean end, not damage
+    assert os.path.getsize(seg) == more[-1].end
+    # a torn entry followed by preallocated zeros is damage, and is cut
+    disk3 = OsDisk(tmp_path, preallocate=4096)
+    log3 = SegmentLog(disk3)
+    log3.recover()
+    tail = [Entry(more[-1].end, 1, 2000, EntryKind.MESSAGE, b"\x07" * 40)]
+    log3.append(tail)
+    log3.sync()
+    disk3.close()
+    with open(seg, "r+b") as f:
+        f.seek(tail[0].position + 30)
+        f.write(bytes(20))  # part of the payload never reached the disk
+    _, report = open_log(tmp_path)
+    assert list(report.entries) == entries + more
+    assert report.truncated_at == tail[0].position and report.reason == "crc_mismatch"
+
+
+def test_preallocated_disk_grows_by_whole_steps_and_syncs_length_changes_fully(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync"))
+    monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append("fdatasync"))
+    disk = OsDisk(tmp_path, preallocate=100)
+    disk.append("f", b"a" * 30)
+    disk.fsync("f")
+    disk.append("f", b"b" * 30)
+    disk.fsync("f")
+    disk.append("f", b"c" * 70)  # past the first step
+    disk.fsync("f")
+    # creating the file syncs its directory; then a full fsync per step of growth, fdatasync otherwise
+    assert calls == ["fsync", "fsync", "fdatasync", "fsync"]
+    assert disk.read("f") == b"a" * 30 + b"b" * 30 + b"c" * 70 and disk.size("f") == 130
+    assert os.path.getsize(tmp_path / "f") == 200  # two steps of 100

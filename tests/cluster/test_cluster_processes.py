@@ -251,5 +251,7 @@ def test_bench_cluster_runs_and_reports_against_its_peer():
     report = run(rate=200, seconds=0.5, window=8, fsync="none")
     lines = report.splitlines()
     assert lines[1].startswith("3-member") and "p99.9=" in lines[1] and "unanswered=0" in lines[1]
-    assert lines[2].startswith("1-member (peer: no replication)") and "unanswered=0" in lines[2]
-    assert "kill -9 leader -> first answer to an order sent after it:" in lines[3] and "inf" not in lines[3]
+    assert "max_throughput=" in lines[2] and "leader=" in lines[2] and "follower=" in lines[2] and "client=" in lines[2]
+    assert lines[3].startswith("1-member (peer: no replication)") and "unanswered=0" in lines[3]
+    assert "max_throughput=" in lines[4] and "follower=" not in lines[4]
+    assert "kill -9 leader -> first answer to an order sent after it:" in lines[5] and "inf" not in lines[5]

@@ -90,13 +90,34 @@ def test_a_retry_after_leader_change_is_applied_once_and_answered_from_the_cache
     new = net.leader()
     assert new is not None and new != leader
     net.egress[7] = []
+    end = net.nodes[new].core.last_position()
     net.ingress(new, IngressMessage(7, 70, 1, 1, b"buy"))  # the client retries
     net.run(10)
     assert net.egress[7] == [EgressMessage(70, 1, b"echo:buy")]
+    # the new leader had applied it: answered from the cache, nothing appended
+    assert net.nodes[new].duplicates_dropped == 1 and net.nodes[new].core.last_position() == end
     for i in net.ids:
         if net.nodes[i] is not None:
             assert [c for c in net.services[i].calls if c[0] == "message"] == [("message", 70, 1, "buy")]
-            assert net.nodes[i].container.duplicates == 1
+            assert net.nodes[i].container.duplicates == 0
+
+
+def test_a_retry_of_a_message_still_in_the_leaders_log_is_dropped_without_an_append():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    open_session(net, leader)
+    node = net.nodes[leader]
+    node.on_ingress(IngressMessage(7, 70, 1, 1, b"buy"))  # appended and sent to the followers, not yet committed
+    end = node.core.last_position()
+    node.on_ingress(IngressMessage(7, 70, 1, 1, b"buy"))  # the client resends before the answer came
+    assert node.duplicates_dropped == 1 and node.core.last_position() == end
+    net.deliver()
+    node.on_ingress(IngressMessage(7, 70, 1, 1, b"buy"))  # applied now: answered from the cache, not appended
+    assert node.duplicates_dropped == 2 and node.core.last_position() == end
+    net.run(10)
+    assert net.egress[7].count(EgressMessage(70, 1, b"echo:buy")) == 2
+    assert [c for c in net.services[leader].calls if c[0] == "message"] == [("message", 70, 1, "buy")]
+    assert node._in_log == {}  # forgotten once applied
 
 
 def test_ids_below_the_clients_floor_are_forgotten_and_never_reapplied():

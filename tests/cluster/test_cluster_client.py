@@ -1,0 +1,82 @@
+"""The sans-IO cluster client's retry discipline: one send per message, resends
+only after a timeout that follows observed latency or after a leader change,
+bounded per poll, so a cluster that is merely behind is not flooded."""
+
+from tickline.cluster.client import ClusterClient
+from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionEvent
+
+
+def connected(**kw):
+    c = ClusterClient(7, 70, (1, 2, 3), **kw)
+    assert [type(m).__name__ for _, m in c.poll(0)] == ["SessionConnect"]
+    c.on_egress(SessionEvent(70, 0, EventCode.OK), 0)
+    return c
+
+
+def ingress(sends):
+    return [m.correlation_id for _, m in sends if isinstance(m, IngressMessage)]
+
+
+def test_each_message_is_sent_once_while_within_its_timeout():
+    c = connected(retry_timeout=100)
+    for k in range(1000):
+        c.offer(b"o%d" % k, 0)
+    assert ingress(c.poll(0)) == list(range(1, 1001))
+    for now in range(1, 100):
+        assert c.poll(now) == []  # a backlog of 1000 in flight: nothing resent
+    assert c.retries == 0
+
+
+def test_timed_out_messages_are_resent_at_most_retry_window_per_poll_and_the_guess_rotates_once():
+    c = connected(retry_timeout=100, retry_window=16)
+    for k in range(100):
+        c.offer(b"o%d" % k, 0)
+    c.poll(0)
+    first = ingress(c.poll(100))
+    assert first == list(range(1, 17))  # oldest first, bounded
+    assert ingress(c.poll(100)) == list(range(17, 33))
+    assert c.leader_guess == 1  # one stale check per retry_timeout/4, however many timed out
+    c.poll(125)
+    assert c.leader_guess == 2  # second check without any answer: try the next member
+
+
+def test_the_timeout_follows_the_observed_latency():
+    c = connected(retry_timeout=25)
+    now = 0
+    for k in range(50):  # every answer takes 40 ms
+        corr = c.offer(b"x", now)
+        c.poll(now)
+        now += 40
+        c.on_egress(EgressMessage(70, corr, b"ack"), now)
+    assert 100 < c.retry_after() <= 200  # 4 x ~40 ms (capped at 8 x 25), not the 25 ms floor
+    corr = c.offer(b"y", now)
+    c.poll(now)
+    assert c.poll(now + 100) == []  # an answer 100 ms late is not yet a reason to resend
+    assert ingress(c.poll(now + 200)) == [corr]
+
+
+def test_a_new_leader_gets_every_unanswered_message_once_oldest_first():
+    c = connected(retry_timeout=100, send_window=4)
+    for k in range(6):
+        c.offer(b"o%d" % k, 0)
+    c.poll(0)
+    c.on_egress(EgressMessage(70, 2, b"ack"), 1)
+    c.connected = False  # the session is re-established with a new leader
+    c.on_egress(SessionEvent(70, 0, EventCode.OK), 5)
+    assert ingress(c.poll(5)) == [1, 3, 4, 5]  # send_window per poll
+    assert ingress(c.poll(5)) == [6]
+    assert all(m.floor == 1 for _, m in c.poll(6) if isinstance(m, IngressMessage))
+
+
+def test_floor_is_the_lowest_unanswered_correlation():
+    c = connected()
+    for k in range(5):
+        c.offer(b"x", 0)
+    sends = c.poll(0)
+    assert {m.floor for _, m in sends} == {1}
+    for corr in (1, 2, 4):
+        c.on_egress(EgressMessage(70, corr, b"a"), 1)
+    assert c.floor == 3
+    c.on_egress(EgressMessage(70, 3, b"a"), 1)
+    c.on_egress(EgressMessage(70, 5, b"a"), 1)
+    assert c.floor == 6 and not c.outstanding

@@ -376,24 +376,27 @@ class Session:
         """Bytes from the socket, in any chunking."""
         if self.state == State.DISCONNECTED:
             return
-        self._framer.feed(data)
+        framer = self._framer
+        framer.feed(data)
         while self.state != State.DISCONNECTED:
-            item = self._framer.next()
-            if item is None:
-                return
-            if isinstance(item, Oversized):
-                self._logout_and_disconnect(
-                    now, f"Message too large: size={item.declared_size} max={item.max_size}",
-                    f"oversized_message size={item.declared_size} max={item.max_size}")
-                return
-            if isinstance(item, Garbled):
-                self._events.append(GarbledReceived(item.reason))
-                continue
-            try:
-                msg = parse(item.data)
-            except GarbledMessage as e:
-                self._events.append(GarbledReceived(e.reason))
-                continue
+            msg = framer.next_message()  # the well-formed case, framed and parsed in one native call
+            if msg is None:
+                item = framer.next()
+                if item is None:
+                    return
+                if isinstance(item, Oversized):
+                    self._logout_and_disconnect(
+                        now, f"Message too large: size={item.declared_size} max={item.max_size}",
+                        f"oversized_message size={item.declared_size} max={item.max_size}")
+                    return
+                if isinstance(item, Garbled):
+                    self._events.append(GarbledReceived(item.reason))
+                    continue
+                try:
+                    msg = parse(item.data)
+                except GarbledMessage as e:
+                    self._events.append(GarbledReceived(e.reason))
+                    continue
             self._t.last_received = now
             self._t.test_request_id = None  # any message from the peer answers our TestRequest
             self._on_message(msg, now)

@@ -292,6 +292,59 @@ class ValidationConfig:
     allow_user_defined_fields: bool = True
 
 
+_UNPLANNED = object()
+_NO_VALUE_CHECK: tuple[None, None, bool] = (None, None, False)
+_ENUM_CACHE_MAX = 4096
+
+
+class _FastPlan:
+    """A precompiled, allocation-light check for the common case: a message
+    without repeating groups, unknown or repeated tags, whose values all pass.
+
+    ``accepts(fields)`` answers True only when ``Validator._validate_walk``
+    would accept the message too; False means "not sure", and the walk then
+    decides (and raises the precise error).  Enum values already seen valid
+    are remembered per (tag, value) pair, bounded by ``_ENUM_CACHE_MAX``.
+    """
+
+    __slots__ = ("checks", "required", "seen_valid")
+
+    def __init__(self, checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]],
+                 required: frozenset[int]) -> None:
+        self.checks = checks
+        self.required = required
+        self.seen_valid: set[tuple[int, str]] = set()
+
+    def accepts(self, fields: list[tuple[int, str]]) -> bool:
+        by_tag = dict(fields)
+        if len(by_tag) != len(fields) or not by_tag.keys() >= self.required:
+            return False  # a repeated tag (or a group) or a missing required one: the walk decides
+        checks, seen_valid = self.checks, self.seen_valid
+        for f in fields:
+            if f in seen_valid:
+                continue
+            tag, value = f
+            c = checks.get(tag)
+            if c is None:
+                return False  # not defined for this message type, or a group counter
+            if c is _NO_VALUE_CHECK:
+                continue
+            if value == "":
+                return False
+            check, values, multi = c
+            if check is not None and not check(value):
+                return False
+            if values is not None:
+                if multi:
+                    if not all(p in values for p in value.split(" ")):
+                        return False
+                elif value not in values:
+                    return False
+                if len(seen_valid) < _ENUM_CACHE_MAX:
+                    seen_valid.add(f)
+        return True
+
+
 class Validator:
     """Checks messages against a transport and an application dictionary.
 
@@ -305,6 +358,7 @@ class Validator:
         self.config = config
         self._top: dict[str, tuple[Layout, DataDictionary]] = {}  # msg type -> merged header+body+trailer
         self._checks: dict[tuple[int, int], tuple[Callable[[str], bool] | None, frozenset[str] | None, bool, str]] = {}
+        self._fast: dict[str, _FastPlan | None] = {}
 
     def validate(self, msg: FixMessage) -> None:
         """Raise ``ValidationError`` for the first problem found; return None if valid."""
@@ -312,6 +366,37 @@ class Validator:
         if not cfg.enabled:
             return
         mt = msg.msg_type
+        plan = self._fast.get(mt, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._fast[mt] = self._plan(mt)
+        if plan is not None and plan.accepts(msg.fields):
+            return
+        self._validate_walk(msg, mt)
+
+    def _plan(self, mt: str) -> "_FastPlan | None":
+        """The precompiled check for a flat message of type ``mt`` (None: the walk does it all)."""
+        if mt not in self.transport.messages and mt not in self.app.messages:
+            return None  # the walk raises InvalidMsgType
+        top, d = self._layout(mt)
+        cfg = self.config
+        checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]] = {}
+        for tag in top.fields:
+            if tag in top.groups:
+                continue
+            if tag in (8, 9, 10):  # the walk checks no value for these
+                checks[tag] = _NO_VALUE_CHECK
+                continue
+            fd = self._field(tag, d)
+            if fd is None:
+                checks[tag] = (None, None, False)
+            else:
+                checks[tag] = (_TYPE_CHECKS.get(fd.type) if cfg.check_types else None,
+                               fd.values if cfg.check_values else None, fd.type in _MULTI)
+        required = frozenset(top.required) if cfg.check_required else frozenset()
+        return _FastPlan(checks, required)
+
+    def _layout(self, mt: str) -> tuple[Layout, DataDictionary]:
+        """Header + body + trailer of ``mt`` merged, and the dictionary its body comes from."""
         cached = self._top.get(mt)
         if cached is None:
             mdef = self.transport.messages.get(mt) or self.app.messages.get(mt)
@@ -323,7 +408,11 @@ class Validator:
                          header.required | body.required | trailer.required,
                          {**header.groups, **body.groups, **trailer.groups})
             cached = self._top[mt] = (top, body_dict)
-        top, body_dict = cached
+        return cached
+
+    def _validate_walk(self, msg: FixMessage, mt: str) -> None:
+        """The reference check: a walk over the fields that raises the first problem found."""
+        top, body_dict = self._layout(mt)
         fields = msg.fields
         end = self._walk(fields, 0, top, body_dict, in_group=False)
         if end != len(fields):  # only reachable through a group walk that stopped early

@@ -293,55 +293,99 @@ class ValidationConfig:
 
 
 _UNPLANNED = object()
-_NO_VALUE_CHECK: tuple[None, None, bool] = (None, None, False)
-_ENUM_CACHE_MAX = 4096
+
+
+def _ascii_uint(v: str) -> bool:
+    return v.isdigit() and v.isascii()
+
+
+def _ascii_int(v: str) -> bool:
+    t = v[1:] if v[:1] == "-" else v
+    return t.isdigit() and t.isascii()
+
+
+def _ascii_float(v: str) -> bool:
+    t = v[1:] if v[:1] == "-" else v
+    return t.isascii() and t.replace(".", "", 1).isdigit()
+
+
+_TIMESTAMP_HEAD = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])-([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)\Z")
+_last_timestamp_head = ""
+
+
+def _ascii_timestamp(v: str) -> bool:
+    # The date-time part changes once a second: remember the last one that passed.
+    global _last_timestamp_head
+    head = v[:17]
+    if head != _last_timestamp_head:
+        if len(head) != 17 or not head.isascii() or _TIMESTAMP_HEAD.match(head) is None:
+            return False
+        _last_timestamp_head = head
+    tail = v[17:]
+    return not tail or (tail[0] == "." and 2 <= len(tail) <= 10 and tail[1:].isdigit() and tail[1:].isascii())
+
+
+# Stricter-or-equal stand-ins for _TYPE_CHECKS, used only by _FastPlan: each
+# accepts a subset of what its reference accepts (ASCII only), so a value they
+# refuse goes to the walk, which decides with the reference check.
+_FAST_TYPE_CHECKS: dict[str, Callable[[str], bool]] = {}
+for _t in ("INT", "DAYOFMONTH"):
+    _FAST_TYPE_CHECKS[_t] = _ascii_int
+for _t in ("LENGTH", "SEQNUM", "NUMINGROUP", "TAGNUM"):
+    _FAST_TYPE_CHECKS[_t] = _ascii_uint
+for _t in ("FLOAT", "PRICE", "QTY", "AMT", "PRICEOFFSET", "PERCENTAGE"):
+    _FAST_TYPE_CHECKS[_t] = _ascii_float
+_FAST_TYPE_CHECKS["UTCTIMESTAMP"] = _ascii_timestamp
 
 
 class _FastPlan:
-    """A precompiled, allocation-light check for the common case: a message
-    without repeating groups, unknown or repeated tags, whose values all pass.
+    """A precompiled check for the common case: a message without repeating
+    groups, unknown, undefined-here or repeated tags, whose values all pass.
 
     ``accepts(fields)`` answers True only when ``Validator._validate_walk``
     would accept the message too; False means "not sure", and the walk then
-    decides (and raises the precise error).  Enum values already seen valid
-    are remembered per (tag, value) pair, bounded by ``_ENUM_CACHE_MAX``.
+    decides (and raises the precise error).  The set operations run in C; the
+    Python loops visit only the fields that have a type or enum check.
     """
 
-    __slots__ = ("checks", "required", "seen_valid")
+    __slots__ = ("allowed", "required", "enums", "typed", "multi", "checked")
 
     def __init__(self, checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]],
-                 required: frozenset[int]) -> None:
-        self.checks = checks
+                 allowed: frozenset[int], required: frozenset[int]) -> None:
+        """``checks``: tag -> (type check, enum values, multi-valued), for the tags that have either."""
+        self.allowed = allowed
         self.required = required
-        self.seen_valid: set[tuple[int, str]] = set()
+        # single-valued enums: the values that also pass the type check (one set lookup decides)
+        self.enums = {t: frozenset(x for x in vals if chk is None or chk(x))
+                      for t, (chk, vals, multi) in checks.items() if vals is not None and not multi}
+        self.typed = {t: chk for t, (chk, vals, multi) in checks.items() if vals is None and chk is not None}
+        self.multi = {t: c for t, c in checks.items() if c[1] is not None and c[2]}
+        self.checked = frozenset(checks)
 
     def accepts(self, fields: list[tuple[int, str]]) -> bool:
         by_tag = dict(fields)
-        if len(by_tag) != len(fields) or not by_tag.keys() >= self.required:
-            return False  # a repeated tag (or a group) or a missing required one: the walk decides
-        checks, seen_valid = self.checks, self.seen_valid
-        for f in fields:
-            if f in seen_valid:
-                continue
-            tag, value = f
-            c = checks.get(tag)
-            if c is None:
-                return False  # not defined for this message type, or a group counter
-            if c is _NO_VALUE_CHECK:
-                continue
-            if value == "":
-                return False
-            check, values, multi = c
-            if check is not None and not check(value):
-                return False
-            if values is not None:
-                if multi:
-                    if not all(p in values for p in value.split(" ")):
-                        return False
-                elif value not in values:
+        if len(by_tag) != len(fields) or not self.allowed.issuperset(by_tag) or not by_tag.keys() >= self.required:
+            return False
+        if "" in by_tag.values():
+            return False
+        enums, typed = self.enums, self.typed
+        for tag in self.checked.intersection(by_tag):
+            v = by_tag[tag]
+            ok_values = enums.get(tag)
+            if ok_values is not None:
+                if v not in ok_values:
                     return False
-                if len(seen_valid) < _ENUM_CACHE_MAX:
-                    seen_valid.add(f)
+                continue
+            check = typed.get(tag)
+            if check is not None:
+                if not check(v):
+                    return False
+                continue
+            check, values, _ = self.multi[tag]
+            if check is not None and not check(v):
+                return False
+            if not all(p in values for p in v.split(" ")):  # type: ignore[operator]
+                return False
         return True
 
 
@@ -381,19 +425,17 @@ class Validator:
         cfg = self.config
         checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]] = {}
         for tag in top.fields:
-            if tag in top.groups:
-                continue
-            if tag in (8, 9, 10):  # the walk checks no value for these
-                checks[tag] = _NO_VALUE_CHECK
-                continue
             fd = self._field(tag, d)
-            if fd is None:
-                checks[tag] = (None, None, False)
-            else:
-                checks[tag] = (_TYPE_CHECKS.get(fd.type) if cfg.check_types else None,
-                               fd.values if cfg.check_values else None, fd.type in _MULTI)
+            if tag in (8, 9, 10) or fd is None:  # the walk checks only that a value is there
+                continue
+            ref = _TYPE_CHECKS.get(fd.type) if cfg.check_types else None
+            check = (_FAST_TYPE_CHECKS.get(fd.type) or ref) if ref is not None else None
+            values = fd.values if cfg.check_values else None
+            if check is not None or values is not None:
+                checks[tag] = (check, values, fd.type in _MULTI)
+        allowed = frozenset(t for t in top.fields if t not in top.groups)
         required = frozenset(top.required) if cfg.check_required else frozenset()
-        return _FastPlan(checks, required)
+        return _FastPlan(checks, allowed, required)
 
     def _layout(self, mt: str) -> tuple[Layout, DataDictionary]:
         """Header + body + trailer of ``mt`` merged, and the dictionary its body comes from."""

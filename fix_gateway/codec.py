@@ -109,10 +109,10 @@ class FixMessage:
         return idx
 
     def get(self, tag: int, default: str | None = None) -> str | None:
-        return self._idx().get(tag, default)
+        return (self._index or self._idx()).get(tag, default)
 
     def __getitem__(self, tag: int) -> str:
-        return self._idx()[tag]
+        return (self._index or self._idx())[tag]
 
     def __contains__(self, tag: int) -> bool:
         return tag in self._idx()
@@ -128,7 +128,7 @@ class FixMessage:
 
     @property
     def msg_type(self) -> str:
-        return self._idx().get(35, "")
+        return (self._index or self._idx()).get(35, "")
 
     @property
     def seq_num(self) -> int | None:

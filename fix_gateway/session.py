@@ -171,22 +171,38 @@ Event = Union[LoggedOn, LoggedOut, ApplicationMessage, RejectReceived, RejectSen
 # time
 
 
+# One-entry caches of the last whole second formatted / parsed: every message
+# carries a SendingTime, and consecutive ones almost always share the second.
+_fmt_second: tuple[int, str] = (-1, "")
+_parsed_second: tuple[str, int] = ("", 0)
+
+
 def utc_timestamp(now: float) -> str:
     """UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
+    global _fmt_second
     secs = int(now)
     ms = int(round((now - secs) * 1000))
     if ms >= 1000:
         secs, ms = secs + 1, ms - 1000
-    t = time.gmtime(secs)
-    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}-{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}"
+    cached_secs, prefix = _fmt_second
+    if cached_secs != secs:
+        t = time.gmtime(secs)
+        prefix = f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}-{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        _fmt_second = (secs, prefix)
+    return f"{prefix}{ms:03d}"
 
 
 def parse_utc_timestamp(s: str) -> float | None:
     """Seconds since the epoch for a UTCTimestamp, or None if malformed."""
+    global _parsed_second
     try:
         if len(s) < 17 or s[8] != "-" or s[11] != ":" or s[14] != ":":
             return None
-        secs = calendar.timegm((int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[12:14]), int(s[15:17]), 0, 0, 0))
+        head = s[:17]
+        cached_head, secs = _parsed_second
+        if head != cached_head:
+            secs = calendar.timegm((int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[12:14]), int(s[15:17]), 0, 0, 0))
+            _parsed_second = (head, secs)
         frac = s[17:]
         if frac:
             if frac[0] != "." or not frac[1:].isdigit():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import select
 import socket
 import ssl
 import time
@@ -78,6 +79,60 @@ class SessionEntry:
         return self.session.config.session_id
 
 
+_HAVE_EPOLL = hasattr(select, "epoll")
+
+
+class _Readiness:
+    """Which sockets have input, from one ``epoll_wait(0)`` per duty cycle.
+
+    An idle duty cycle then costs one system call instead of an ``accept``
+    and a ``recv`` per socket that each fail with EAGAIN (an exception in
+    Python).  Level-triggered: input a cycle leaves unread is reported again.
+    ``may_read(sock)`` is True for a socket with input, for one not watched
+    yet (it is watched from then on), for a TLS socket (decrypted bytes can
+    wait inside the SSL object where epoll cannot see them), and always
+    where epoll does not exist.  A closed socket leaves the epoll set by
+    itself; a new socket that gets its descriptor number is watched afresh
+    (``_watched`` maps the number to the socket object).
+    """
+
+    def __init__(self) -> None:
+        self._ep: select.epoll | None = None  # made on first use, again after close()
+        self._watched: dict[int, socket.socket] = {}
+        self._ready: set[int] = set()
+
+    def poll(self) -> None:
+        if self._ep is not None:
+            self._ready = {fd for fd, _ in self._ep.poll(0)}
+
+    def may_read(self, sock: socket.socket) -> bool:
+        ep = self._ep
+        if ep is None:
+            if not _HAVE_EPOLL:
+                return True
+            ep = self._ep = select.epoll()
+        if isinstance(sock, ssl.SSLSocket):
+            return True
+        fd = sock.fileno()
+        if fd < 0:
+            return True  # closed: let the caller find out
+        if self._watched.get(fd) is not sock:
+            try:
+                ep.register(fd, select.EPOLLIN)
+            except FileExistsError:
+                ep.modify(fd, select.EPOLLIN)
+            self._watched[fd] = sock
+            return True
+        return fd in self._ready
+
+    def close(self) -> None:
+        if self._ep is not None:
+            self._ep.close()
+            self._ep = None
+        self._watched.clear()
+        self._ready = set()
+
+
 def _close(sock: socket.socket | None) -> None:
     if sock is not None:
         try:
@@ -97,6 +152,7 @@ class _Endpoint:
         self.entries: dict[str, SessionEntry] = {}
         self._submitted: collections.deque[tuple[str, str, list[tuple[int, FieldValue]]]] = collections.deque()
         self._commands: collections.deque[Callable[[], None]] = collections.deque()
+        self._io = _Readiness()
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,
                     schedule: SessionSchedule | None = None, authenticator=None) -> Session:
@@ -141,7 +197,7 @@ class _Endpoint:
 
     def _read(self, e: SessionEntry, now: float) -> int:
         sock, work = e.sock, 0
-        if sock is None or e.connecting:
+        if sock is None or e.connecting or not self._io.may_read(sock):
             return 0
         for _ in range(8):
             try:
@@ -220,6 +276,7 @@ class _Endpoint:
         return 0
 
     def _work_sessions(self, now: float) -> int:
+        """One duty cycle over the sessions; the caller has run ``self._io.poll()``."""
         work = self._drain_submitted(now)
         for e in self.entries.values():
             work += self._read(e, now)
@@ -237,6 +294,7 @@ class _Endpoint:
                 self._dispatch(e)
                 self._closed(e, now)
             e.session.store.close()
+        self._io.close()
 
 
 @dataclass(frozen=True)
@@ -318,6 +376,7 @@ class FixAcceptor(_Endpoint):
 
     def do_work(self) -> int:
         now = self.clock()
+        self._io.poll()
         work = self._accept(now)
         work += self._identify(now)
         work += self._work_sessions(now)
@@ -334,7 +393,7 @@ class FixAcceptor(_Endpoint):
     def _accept(self, now: float) -> int:
         work = 0
         ls = self._listener
-        if ls is None:
+        if ls is None or not self._io.may_read(ls):
             return 0
         for _ in range(16):
             try:
@@ -375,7 +434,7 @@ class FixAcceptor(_Endpoint):
                 p.handshaking = False
                 work += 1
             try:
-                chunk = p.sock.recv(_RECV)
+                chunk = p.sock.recv(_RECV) if self._io.may_read(p.sock) else None
             except _AGAIN:
                 chunk = None
             except OSError:
@@ -502,6 +561,7 @@ class FixInitiator(_Endpoint):
 
     def do_work(self) -> int:
         now = self.clock()
+        self._io.poll()
         work = 0
         for sid, e in self.entries.items():
             work += self._connect(sid, e, now)

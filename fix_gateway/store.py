@@ -3,8 +3,11 @@
 The session calls ``save(seq, raw)`` and ``set_next_sender_seq`` *before*
 it hands the message's bytes out, so a message is on record before the peer
 can have seen it; ``sync()`` makes that durable (the I/O shell calls it once
-per duty cycle before writing to sockets when the fsync policy is
-``batch``; with ``always`` every write is fsynced as it happens).
+per duty cycle before writing to sockets).  ``FileStore`` queues the
+records of a duty cycle and hands them to the OS in one write at ``sync()``,
+which also fsyncs when the policy is ``batch``; with ``always`` every record
+is written and fsynced as it happens; with ``none`` the OS has them (they
+survive a crash of this process, not of the machine).
 
 ``FileStore`` keeps one append-only log per session.  Each record is
 ``[u32 payload_len][u32 crc32(payload)][payload]`` with payload
@@ -129,13 +132,15 @@ class FileStore:
         self.creation_time = now
         self.recovered_tail_bytes = 0
         self._index: dict[int, tuple[int, int]] = {}  # seq -> (offset of raw, length)
-        self._dirty = False
+        # Records appended since the last write to the file, and the log's end
+        # offset counting them: one write() per sync() instead of one per record.
+        self._pending = bytearray()
+        self._end = 0
         self._last_saved = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self._replay()
-            self._f = open(self.path, "r+b")
-            self._f.seek(0, os.SEEK_END)
+            self._open_for_append()
         else:
             self._rewrite(now)
 
@@ -185,20 +190,42 @@ class FileStore:
         if index and max(index) >= self.next_sender_seq:
             self.next_sender_seq = max(index) + 1
 
-    def _append(self, payload: bytes) -> int:
-        rec = _HDR.pack(len(payload), zlib.crc32(payload)) + payload
-        f = self._f
-        off = f.tell()
+    def _open_for_append(self) -> None:
+        self._f = open(self.path, "r+b", buffering=0)
+        self._end = self._f.seek(0, os.SEEK_END)
+        self._pending = bytearray()
+
+    def _append(self, payload: bytes, data: bytes = b"") -> int:
+        """Queue the record ``payload + data``; returns the file offset of its payload."""
+        crc = zlib.crc32(data, zlib.crc32(payload)) if data else zlib.crc32(payload)
+        pending = self._pending
+        off = self._end + _HDR.size
+        pending += _HDR.pack(len(payload) + len(data), crc)
+        pending += payload
+        if data:
+            pending += data
+        self._end = off + len(payload) + len(data)
+        if self.fsync == "always":
+            self._write_pending()
+            try:
+                os.fsync(self._f.fileno())
+            except OSError as e:
+                raise StoreError(f"cannot write message store: fault=local path={self.path} error={e}") from None
+        return off
+
+    def _write_pending(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
         try:
-            f.write(rec)
-            if self.fsync == "always":
-                f.flush()
-                os.fsync(f.fileno())
-            else:
-                self._dirty = True
+            view = memoryview(pending)
+            done = 0
+            while done < len(pending):
+                done += self._f.write(view[done:])
+            view.release()
         except OSError as e:
             raise StoreError(f"cannot write message store: fault=local path={self.path} error={e}") from None
-        return off + _HDR.size
+        self._pending = bytearray()
 
     def _rewrite(self, now: float) -> None:
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
@@ -215,20 +242,19 @@ class FileStore:
             os.close(dfd)
         if getattr(self, "_f", None) is not None:
             self._f.close()
-        self._f = open(self.path, "r+b")
-        self._f.seek(0, os.SEEK_END)
+        self._open_for_append()  # records queued for the old log are void with it
         self._index = {}
         self.next_sender_seq = self.next_target_seq = 1
         self.creation_time = now
 
     def save(self, seq: int, raw: bytes) -> None:
-        off = self._append(_SEQ.pack(MSG, seq) + raw)
+        off = self._append(_SEQ.pack(MSG, seq), raw)
         self._index[seq] = (off + _SEQ.size, len(raw))
         self._last_saved = seq
 
     def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         out = []
-        self._f.flush()
+        self._write_pending()
         with open(self.path, "rb") as r:
             for seq in range(begin, end + 1):
                 loc = self._index.get(seq)
@@ -254,14 +280,13 @@ class FileStore:
         self._rewrite(now)
 
     def sync(self) -> None:
-        if self._dirty:
-            self._dirty = False
-            try:
-                self._f.flush()
-                if self.fsync == "batch":
+        if self._pending:
+            self._write_pending()
+            if self.fsync == "batch":
+                try:
                     os.fsync(self._f.fileno())
-            except OSError as e:
-                raise StoreError(f"cannot sync message store: fault=local path={self.path} error={e}") from None
+                except OSError as e:
+                    raise StoreError(f"cannot sync message store: fault=local path={self.path} error={e}") from None
 
     def close(self) -> None:
         f = getattr(self, "_f", None)

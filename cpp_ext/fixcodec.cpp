@@ -1,5 +1,6 @@
 // FIX tag=value fast paths for tickline.fix_gateway.codec: framing with the
-// BodyLength/CheckSum checks, splitting a frame into fields, and encoding.
+// BodyLength/CheckSum checks, splitting a frame into fields, encoding; and the
+// flat-message check of tickline.fix_gateway.dictionary's validator.
 //
 // The Python implementation in fix_gateway/codec.py is the reference and
 // keeps every error path.  These functions only take the common, well-formed
@@ -8,7 +9,10 @@
 // which decides exactly as before; tests/fix_gateway/test_codec_native.py
 // checks that the two agree.
 //
-// All three are METH_FASTCALL functions (no pybind11 dispatch): they are
+// fix_check_flat is the same idea for dictionary validation: it answers
+// "certainly valid" or "not sure", never "invalid".
+//
+// All four are METH_FASTCALL functions (no pybind11 dispatch): they are
 // called once per message and their call overhead is part of the point.
 #include "tickline_aeron.h"
 
@@ -244,6 +248,106 @@ PyObject *fix_encode(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
     return PyBytes_FromStringAndSize(msg.data(), static_cast<Py_ssize_t>(msg.size()));
 }
 
+// Type codes of fix_check_flat's ``typed`` table (dictionary._NATIVE_TYPE_CODES).
+enum TypeCode { kUint = 1, kInt = 2, kFloat = 3, kTimestamp = 4, kChar = 5, kBoolean = 6 };
+
+bool all_digits(const Py_UCS1 *p, Py_ssize_t n) {
+    if (n <= 0) return false;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (p[i] < '0' || p[i] > '9') return false;
+    return true;
+}
+
+int two(const Py_UCS1 *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+// YYYYMMDD-HH:MM:SS[.s{1,9}], the grammar of dictionary._TIMESTAMP, ASCII digits only.
+bool is_timestamp(const Py_UCS1 *p, Py_ssize_t n) {
+    if (n < 17 || !all_digits(p, 8) || p[8] != '-' || !all_digits(p + 9, 2) || p[11] != ':' ||
+        !all_digits(p + 12, 2) || p[14] != ':' || !all_digits(p + 15, 2))
+        return false;
+    int mon = two(p + 4), day = two(p + 6), hh = two(p + 9), mm = two(p + 12), ss = two(p + 15);
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) return false;
+    if (n == 17) return true;
+    return p[17] == '.' && n - 18 >= 1 && n - 18 <= 9 && all_digits(p + 18, n - 18);
+}
+
+bool type_ok(long code, PyObject *v) {
+    if (PyUnicode_READY(v) != 0 || PyUnicode_KIND(v) != PyUnicode_1BYTE_KIND) return false;
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(v);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    switch (code) {
+        case kUint:
+            return all_digits(p, n);
+        case kInt:
+            return n > 0 && p[0] == '-' ? all_digits(p + 1, n - 1) : all_digits(p, n);
+        case kFloat: {
+            Py_ssize_t i = (n > 0 && p[0] == '-') ? 1 : 0;
+            bool digits = false, dot = false;
+            for (; i < n; ++i) {
+                if (p[i] >= '0' && p[i] <= '9') digits = true;
+                else if (p[i] == '.' && !dot) dot = true;
+                else return false;
+            }
+            return digits;
+        }
+        case kTimestamp:
+            return is_timestamp(p, n);
+        case kChar:
+            return n == 1;
+        case kBoolean:
+            return n == 1 && (p[0] == 'Y' || p[0] == 'N');
+        default:
+            return false;
+    }
+}
+
+// fix_check_flat(index, nfields, allowed, required, enums, typed) -> bool
+// True only when a message whose first-occurrence index is ``index`` (and
+// that has ``nfields`` fields) is certainly valid: no repeated tag, every tag
+// in ``allowed``, every ``required`` tag present, no empty value, each enum
+// value in ``enums[tag]``, each typed value passing ``typed[tag]``'s check
+// (a tuple ``required``; code 0 in ``typed``: not sure whenever the tag is there).
+// False means "not sure": dictionary.Validator's walk decides.
+PyObject *fix_check_flat(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyDict_Check(args[0]) || !PyAnySet_Check(args[2]) || !PyTuple_Check(args[3]) ||
+        !PyDict_Check(args[4]) || !PyDict_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "fix_check_flat(index: dict, nfields: int, allowed: frozenset, "
+                                         "required: tuple, enums: dict, typed: dict)");
+        return nullptr;
+    }
+    PyObject *index = args[0], *allowed = args[2], *required = args[3], *enums = args[4], *typed = args[5];
+    Py_ssize_t nfields = PyLong_AsSsize_t(args[1]);
+    if (nfields == -1 && PyErr_Occurred()) return nullptr;
+    if (PyDict_GET_SIZE(index) != nfields) Py_RETURN_FALSE;
+    Py_ssize_t pos = 0;
+    PyObject *tag, *value;
+    while (PyDict_Next(index, &pos, &tag, &value)) {
+        int in = PySet_Contains(allowed, tag);
+        if (in < 0) return nullptr;
+        if (in == 0 || !PyUnicode_Check(value) || PyUnicode_GET_LENGTH(value) == 0) Py_RETURN_FALSE;
+        PyObject *ok_values = PyDict_GetItemWithError(enums, tag);
+        if (ok_values != nullptr) {
+            int has = PySet_Contains(ok_values, value);
+            if (has < 0) return nullptr;
+            if (has == 0) Py_RETURN_FALSE;
+            continue;
+        }
+        if (PyErr_Occurred()) return nullptr;
+        PyObject *code = PyDict_GetItemWithError(typed, tag);
+        if (code != nullptr) {
+            if (!type_ok(PyLong_AsLong(code), value)) Py_RETURN_FALSE;  // code 0: a check done only in Python
+        } else if (PyErr_Occurred()) {
+            return nullptr;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(required); ++i) {
+        int has = PyDict_Contains(index, PyTuple_GET_ITEM(required, i));
+        if (has < 0) return nullptr;
+        if (has == 0) Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
 PyMethodDef kMethods[] = {
     {"fix_split", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_split)), METH_FASTCALL,
      "fix_split(frame: bytes) -> (fields, index) | None: the fields of a well-formed frame, or None "
@@ -254,6 +358,9 @@ PyMethodDef kMethods[] = {
     {"fix_encode", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_encode)), METH_FASTCALL,
      "fix_encode(begin_string: str, fields: list) -> bytes | None: a message with BodyLength and CheckSum, "
      "or None for input the Python encoder must handle."},
+    {"fix_check_flat", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_check_flat)), METH_FASTCALL,
+     "fix_check_flat(index, nfields, allowed, required, enums, typed) -> bool: True when a flat message is "
+     "certainly valid, False when tickline.fix_gateway.dictionary's walk must decide."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -338,6 +338,24 @@ for _t in ("FLOAT", "PRICE", "QTY", "AMT", "PRICEOFFSET", "PERCENTAGE"):
 _FAST_TYPE_CHECKS["UTCTIMESTAMP"] = _ascii_timestamp
 
 
+def _load_native_check():
+    from .codec import NATIVE
+
+    if not NATIVE:
+        return None
+    from tickline import _aeron
+
+    return _aeron.fix_check_flat
+
+
+_native_check_flat = _load_native_check()
+# dictionary type -> the type code of cpp_ext/fixcodec.cpp's check (ASCII-only, never more
+# permissive than _TYPE_CHECKS); a type with a reference check and no code here gets code 0
+_NATIVE_TYPE_CODES = {"INT": 2, "DAYOFMONTH": 2, "LENGTH": 1, "SEQNUM": 1, "NUMINGROUP": 1, "TAGNUM": 1,
+                      "FLOAT": 3, "PRICE": 3, "QTY": 3, "AMT": 3, "PRICEOFFSET": 3, "PERCENTAGE": 3,
+                      "UTCTIMESTAMP": 4, "CHAR": 5, "BOOLEAN": 6}
+
+
 class _FastPlan:
     """A precompiled check for the common case: a message without repeating
     groups, unknown, undefined-here or repeated tags, whose values all pass.
@@ -348,22 +366,30 @@ class _FastPlan:
     Python loops visit only the fields that have a type or enum check.
     """
 
-    __slots__ = ("allowed", "required", "enums", "typed", "multi", "checked")
+    __slots__ = ("allowed", "required", "enums", "typed", "multi", "checked", "required_tuple", "type_codes")
 
     def __init__(self, checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]],
-                 allowed: frozenset[int], required: frozenset[int]) -> None:
-        """``checks``: tag -> (type check, enum values, multi-valued), for the tags that have either."""
+                 allowed: frozenset[int], required: frozenset[int], type_names: dict[int, str]) -> None:
+        """``checks``: tag -> (type check, enum values, multi-valued), for the tags that have either;
+        ``type_names``: tag -> dictionary type, for those tags."""
         self.allowed = allowed
         self.required = required
+        self.required_tuple = tuple(required)
         # single-valued enums: the values that also pass the type check (one set lookup decides)
         self.enums = {t: frozenset(x for x in vals if chk is None or chk(x))
                       for t, (chk, vals, multi) in checks.items() if vals is not None and not multi}
         self.typed = {t: chk for t, (chk, vals, multi) in checks.items() if vals is None and chk is not None}
         self.multi = {t: c for t, c in checks.items() if c[1] is not None and c[2]}
         self.checked = frozenset(checks)
+        self.type_codes = {t: (_NATIVE_TYPE_CODES.get(type_names[t], 0) if c[0] is not None and not c[2] else 0)
+                           for t, c in checks.items() if t not in self.enums}
 
-    def accepts(self, fields: list[tuple[int, str]]) -> bool:
-        by_tag = dict(fields)
+    def accepts(self, fields: list[tuple[int, str]], index: dict[int, str] | None = None) -> bool:
+        """``index``: tag -> first value of ``fields``, when the parser built one."""
+        if index is not None and _native_check_flat is not None:
+            return _native_check_flat(index, len(fields), self.allowed, self.required_tuple, self.enums,
+                                      self.type_codes)
+        by_tag = index if index is not None else dict(fields)
         if len(by_tag) != len(fields) or not self.allowed.issuperset(by_tag) or not by_tag.keys() >= self.required:
             return False
         if "" in by_tag.values():
@@ -413,7 +439,7 @@ class Validator:
         plan = self._fast.get(mt, _UNPLANNED)
         if plan is _UNPLANNED:
             plan = self._fast[mt] = self._plan(mt)
-        if plan is not None and plan.accepts(msg.fields):
+        if plan is not None and plan.accepts(msg.fields, msg._index):
             return
         self._validate_walk(msg, mt)
 
@@ -424,6 +450,7 @@ class Validator:
         top, d = self._layout(mt)
         cfg = self.config
         checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]] = {}
+        type_names: dict[int, str] = {}
         for tag in top.fields:
             fd = self._field(tag, d)
             if tag in (8, 9, 10) or fd is None:  # the walk checks only that a value is there
@@ -433,9 +460,10 @@ class Validator:
             values = fd.values if cfg.check_values else None
             if check is not None or values is not None:
                 checks[tag] = (check, values, fd.type in _MULTI)
+                type_names[tag] = fd.type
         allowed = frozenset(t for t in top.fields if t not in top.groups)
         required = frozenset(top.required) if cfg.check_required else frozenset()
-        return _FastPlan(checks, allowed, required)
+        return _FastPlan(checks, allowed, required, type_names)
 
     def _layout(self, mt: str) -> tuple[Layout, DataDictionary]:
         """Header + body + trailer of ``mt`` merged, and the dictionary its body comes from."""

@@ -69,8 +69,17 @@ def validators():
 def test_fast_path_agrees_with_walk(validators, muts, ci, mt):
     v = validators[ci]
     fields = [(t, mt if t == 35 else val) for t, val in HDR + NOS + TRAILER]
-    m = FixMessage(mutate(fields, muts))
-    assert outcome(v.validate, m) == outcome(lambda x: v._validate_walk(x, x.msg_type), m)
+    fields = mutate(fields, muts)
+    walk = outcome(lambda x: v._validate_walk(x, x.msg_type), FixMessage(fields))
+    assert outcome(v.validate, FixMessage(fields)) == walk  # the Python plan (no index from the parser)
+    assert outcome(v.validate, FixMessage(fields, None, first_index(fields))) == walk  # the native check
+
+
+def first_index(fields):
+    idx = {}
+    for t, val in fields:
+        idx.setdefault(t, val)
+    return idx
 
 
 def test_fast_path_is_used_for_a_valid_order_and_refuses_a_bad_enum(validators):
@@ -98,3 +107,15 @@ def test_fast_type_checks_accept_ordinary_values(value):
     for type_name, fast in dd._FAST_TYPE_CHECKS.items():
         if dd._TYPE_CHECKS[type_name](value) and value.isascii():
             assert fast(value), (type_name, value)
+
+
+@pytest.mark.skipif(dd._native_check_flat is None, reason="native FIX codec disabled")
+@given(st.one_of(st.text(max_size=30), st.sampled_from(["20260101-12:00:00.5", "20260229-23:59:60", "-.5", "5.", "-"])))
+@settings(max_examples=500)
+def test_native_type_checks_accept_a_subset_of_the_reference(value):
+    for type_name, code in dd._NATIVE_TYPE_CODES.items():
+        native = dd._native_check_flat({1: value}, 1, frozenset({1}), (), {}, {1: code})
+        if native:
+            assert value and dd._TYPE_CHECKS[type_name](value), (type_name, value)
+        elif value.isascii() and value and dd._TYPE_CHECKS[type_name](value):
+            raise AssertionError(f"native refuses an ordinary valid value: type={type_name} value={value!r}")

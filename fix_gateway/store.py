@@ -131,7 +131,9 @@ class FileStore:
         self.next_target_seq = 1
         self.creation_time = now
         self.recovered_tail_bytes = 0
-        self._index: dict[int, tuple[int, int]] = {}  # seq -> (offset of raw, length)
+        # seq -> offset of raw << 32 | length: an int, which the cyclic GC does not track (a tuple
+        # per sent message made the collector run every few hundred messages)
+        self._index: dict[int, int] = {}
         # Records appended since the last write to the file, and the log's end
         # offset counting them: one write() per sync() instead of one per record.
         self._pending = bytearray()
@@ -155,7 +157,7 @@ class FileStore:
         except OSError as e:
             raise StoreError(f"cannot read message store: fault=local path={self.path} error={e}") from None
         pos, n = 0, len(data)
-        index: dict[int, tuple[int, int]] = {}
+        index: dict[int, int] = {}
         sender, target, created = 1, 1, self.creation_time
         while pos + _HDR.size <= n:
             length, crc = _HDR.unpack_from(data, pos)
@@ -168,7 +170,7 @@ class FileStore:
             kind = payload[0]
             if kind == MSG and length >= _SEQ.size:
                 _, seq = _SEQ.unpack_from(payload)
-                index[seq] = (start + _SEQ.size, length - _SEQ.size)
+                index[seq] = (start + _SEQ.size) << 32 | (length - _SEQ.size)
             elif kind == SEQS and length == _SEQS.size:
                 _, sender, target = _SEQS.unpack_from(payload)
             elif kind == RESET and length == _RESET.size:
@@ -249,7 +251,7 @@ class FileStore:
 
     def save(self, seq: int, raw: bytes) -> None:
         off = self._append(_SEQ.pack(MSG, seq), raw)
-        self._index[seq] = (off + _SEQ.size, len(raw))
+        self._index[seq] = (off + _SEQ.size) << 32 | len(raw)
         self._last_saved = seq
 
     def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
@@ -259,8 +261,8 @@ class FileStore:
             for seq in range(begin, end + 1):
                 loc = self._index.get(seq)
                 if loc is not None:
-                    r.seek(loc[0])
-                    out.append((seq, r.read(loc[1])))
+                    r.seek(loc >> 32)
+                    out.append((seq, r.read(loc & 0xFFFFFFFF)))
         return out
 
     def _write_seqs(self) -> None:

@@ -132,8 +132,9 @@ class FixMessage:
 
     @property
     def seq_num(self) -> int | None:
-        v = self._idx().get(34)
-        return int(v) if v is not None and v.isdigit() else None
+        v = (self._index or self._idx()).get(34)
+        # isascii: str.isdigit also accepts superscript digits, which int() refuses
+        return int(v) if v is not None and v.isdigit() and v.isascii() else None
 
     def body_fields(self) -> list[tuple[int, str]]:
         """Fields after the standard header fields 8, 9, 35 and before 10."""

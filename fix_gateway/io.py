@@ -74,12 +74,17 @@ class SessionEntry:
     backoff_s: float = 0.0
     connect_started: float = 0.0
 
+    def __post_init__(self) -> None:
+        # schedules are frozen: whether this one is "always" is known once (checked every duty cycle)
+        self.always_in_session = self.schedule.is_always
+
     @property
     def session_id(self) -> str:
         return self.session.config.session_id
 
 
 _HAVE_EPOLL = hasattr(select, "epoll")
+_NONE_READY: frozenset[int] = frozenset()
 
 
 class _Readiness:
@@ -99,11 +104,12 @@ class _Readiness:
     def __init__(self) -> None:
         self._ep: select.epoll | None = None  # made on first use, again after close()
         self._watched: dict[int, socket.socket] = {}
-        self._ready: set[int] = set()
+        self._ready: set[int] | frozenset[int] = _NONE_READY
 
     def poll(self) -> None:
         if self._ep is not None:
-            self._ready = {fd for fd, _ in self._ep.poll(0)}
+            events = self._ep.poll(0)
+            self._ready = {fd for fd, _ in events} if events else _NONE_READY
 
     def may_read(self, sock: socket.socket) -> bool:
         ep = self._ep
@@ -130,7 +136,7 @@ class _Readiness:
             self._ep.close()
             self._ep = None
         self._watched.clear()
-        self._ready = set()
+        self._ready = _NONE_READY
 
 
 def _close(sock: socket.socket | None) -> None:
@@ -221,7 +227,7 @@ class _Endpoint:
         if d is not None and now >= d:
             s.tick(now)
             return 1
-        if e.sock is not None and s.state == State.ACTIVE and not e.schedule.is_in_session(now):
+        if e.sock is not None and not e.always_in_session and s.state == State.ACTIVE and not e.schedule.is_in_session(now):
             s.logout(now, "End of session")
             return 1
         return 0

@@ -549,8 +549,8 @@ class Session:
         table = RECEIVE[self.state]
         handler = table.get(msg.msg_type) or table[ANY]
         getattr(self, handler)(msg, now)
-        if self.state in (State.ACTIVE, State.LOGOUT_SENT):
-            self._drain_queue(now)
+        if (self._queue or self._resend_until) and self.state in (State.ACTIVE, State.LOGOUT_SENT):
+            self._drain_queue(now)  # (with neither, it has nothing to do)
 
     def _drain_queue(self, now: float) -> None:
         q = self._queue
@@ -569,7 +569,8 @@ class Session:
     def _verify(self, msg: FixMessage, now: float, check_too_high: bool = True, check_too_low: bool = True) -> bool:
         """Header checks every message passes; False when the message must not be processed now."""
         c = self.config
-        if msg.get(49) != c.target_comp_id or msg.get(56) != c.sender_comp_id:
+        get = (msg._index or msg._idx()).get
+        if get(49) != c.target_comp_id or get(56) != c.sender_comp_id:
             text = f"CompID problem expected_sender={c.target_comp_id} expected_target={c.sender_comp_id} received_sender={msg.get(49)} received_target={msg.get(56)}"
             self._reject(msg, R.COMPID_PROBLEM, 49 if msg.get(49) != c.target_comp_id else 56, "CompID problem", now)
             self._logout_and_disconnect(now, "CompID problem", "wrong_comp_id " + text)
@@ -578,8 +579,8 @@ class Session:
         if seq is None:
             self._logout_and_disconnect(now, "MsgSeqNum(34) missing or invalid", "seq_num_missing")
             return False
-        poss_dup = msg.get(43) == "Y"
-        sending = msg.get(52)
+        poss_dup = get(43) == "Y"
+        sending = get(52)
         sending_t = parse_utc_timestamp(sending) if sending else None
         if c.check_latency:
             if sending_t is None or abs(now - sending_t) > c.max_latency_s:

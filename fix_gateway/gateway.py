@@ -25,7 +25,7 @@ Topology file (TOML), section ``[fix_gateway]``::
     host = "127.0.0.1"
     port = 9876                    # tls_cert_file/tls_key_file: TLS on this port
     [fix_gateway.venue]            # bridge = "in-process": the exchange simulator inside the gateway
-    default_mode = "match"         # match | auto-fill | rest
+    default_mode = "match"         # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill" }
     [[fix_gateway.sessions]]
     role = "acceptor"              # or "initiator" with host/port (and tls_ca_file) of the counterparty

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Any, Iterable, Iterator, Sequence, Union
 
 __all__ = [
     "SOH",
@@ -56,7 +56,7 @@ _DATA_LENGTH_MARKER = re.compile("\x01(?:" + "|".join(str(t) for t in DATA_LENGT
 FieldValue = Union[str, int, float, bytes]
 
 
-def _load_native():
+def _load_native() -> tuple[Any, Any, Any]:
     if os.environ.get("TICKLINE_FIX_NATIVE", "1") == "0":
         return None, None, None
     try:
@@ -164,7 +164,7 @@ def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]]) -> bytes
     fault) for a missing 35.
     """
     if _native_encode is not None:
-        raw = _native_encode(begin_string, fields)  # None (nothing consumed) unless a list/tuple of (int, str|int)
+        raw: bytes | None = _native_encode(begin_string, fields)  # None (nothing consumed) unless a list/tuple of (int, str|int)
         if raw is not None:
             return raw
     return py_encode(begin_string, fields)

@@ -338,7 +338,7 @@ for _t in ("FLOAT", "PRICE", "QTY", "AMT", "PRICEOFFSET", "PERCENTAGE"):
 _FAST_TYPE_CHECKS["UTCTIMESTAMP"] = _ascii_timestamp
 
 
-def _load_native_check():
+def _load_native_check() -> Callable[..., bool] | None:
     from .codec import NATIVE
 
     if not NATIVE:
@@ -387,8 +387,8 @@ class _FastPlan:
     def accepts(self, fields: list[tuple[int, str]], index: dict[int, str] | None = None) -> bool:
         """``index``: tag -> first value of ``fields``, when the parser built one."""
         if index is not None and _native_check_flat is not None:
-            return _native_check_flat(index, len(fields), self.allowed, self.required_tuple, self.enums,
-                                      self.type_codes)
+            return bool(_native_check_flat(index, len(fields), self.allowed, self.required_tuple, self.enums,
+                                           self.type_codes))
         by_tag = index if index is not None else dict(fields)
         if len(by_tag) != len(fields) or not self.allowed.issuperset(by_tag) or not by_tag.keys() >= self.required:
             return False
@@ -428,7 +428,7 @@ class Validator:
         self.config = config
         self._top: dict[str, tuple[Layout, DataDictionary]] = {}  # msg type -> merged header+body+trailer
         self._checks: dict[tuple[int, int], tuple[Callable[[str], bool] | None, frozenset[str] | None, bool, str]] = {}
-        self._fast: dict[str, _FastPlan | None] = {}
+        self._fast: dict[str, object] = {}  # msg type -> _FastPlan, or None: the walk alone
 
     def validate(self, msg: FixMessage) -> None:
         """Raise ``ValidationError`` for the first problem found; return None if valid."""
@@ -439,7 +439,7 @@ class Validator:
         plan = self._fast.get(mt, _UNPLANNED)
         if plan is _UNPLANNED:
             plan = self._fast[mt] = self._plan(mt)
-        if plan is not None and plan.accepts(msg.fields, msg._index):
+        if isinstance(plan, _FastPlan) and plan.accepts(msg.fields, msg._index):
             return
         self._validate_walk(msg, mt)
 

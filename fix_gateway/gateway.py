@@ -43,6 +43,7 @@ Every ``[fix_gateway]`` scalar can be overridden by ``TICKLINE_FIX_GATEWAY_<KEY>
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import threading
@@ -279,6 +280,9 @@ class Gateway:
     def run(self, stop: threading.Event) -> None:
         idle = _idle(self.config.idle)
         self.on_start()
+        # The daemon owns its process: move what start-up made (modules, dictionaries, plans) out of
+        # the cyclic GC's generations, so its collections walk only what the duty cycles make.
+        gc.freeze()
         try:
             while not stop.is_set():
                 idle.idle(self.do_work())

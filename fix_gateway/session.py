@@ -201,7 +201,7 @@ def parse_utc_timestamp(s: str) -> float | None:
         head = s[:17]
         cached_head, secs = _parsed_second
         if head != cached_head:
-            secs = calendar.timegm((int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[12:14]), int(s[15:17]), 0, 0, 0))
+            secs = int(calendar.timegm((int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[12:14]), int(s[15:17]), 0, 0, 0)))
             _parsed_second = (head, secs)
         frac = s[17:]
         if frac:

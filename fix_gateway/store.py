@@ -3,11 +3,13 @@
 The session calls ``save(seq, raw)`` and ``set_next_sender_seq`` *before*
 it hands the message's bytes out, so a message is on record before the peer
 can have seen it; ``sync()`` makes that durable (the I/O shell calls it once
-per duty cycle before writing to sockets).  ``FileStore`` queues the
-records of a duty cycle and hands them to the OS in one write at ``sync()``,
-which also fsyncs when the policy is ``batch``; with ``always`` every record
-is written and fsynced as it happens; with ``none`` the OS has them (they
-survive a crash of this process, not of the machine).
+per duty cycle before writing to sockets).  ``FileStore`` writes records
+into a shared memory map of its log, so the OS has each record as soon as
+it is appended, without a system call (it survives a crash of this process,
+not of the machine: the ``none`` policy); ``batch`` flushes them to disk at
+``sync()``, ``always`` after every record.  The log grows in reserved
+chunks (``posix_fallocate``: a full disk is a ``StoreError`` at growth, not
+a SIGBUS on a later write) and is cut back to its records on ``close()``.
 
 ``FileStore`` keeps one append-only log per session.  Each record is
 ``[u32 payload_len][u32 crc32(payload)][payload]`` with payload
@@ -19,12 +21,14 @@ survive a crash of this process, not of the machine).
 
 On open the log is replayed; a torn or corrupt tail (short record, bad CRC)
 is cut off and the valid prefix kept (``recovered_tail_bytes`` says how much
-was dropped).  A reset rewrites the log to a new file and renames it over
+was dropped; zero bytes left by a chunk reserved before a crash are not
+records and are cut off without counting).  A reset rewrites the log to a new file and renames it over
 the old one, so a crash leaves either the old or the new log.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zlib
@@ -113,6 +117,7 @@ _SEQ = struct.Struct("<BQ")
 _SEQS = struct.Struct("<BQQ")
 _RESET = struct.Struct("<Bd")
 _MAX_RECORD = 64 << 20
+_CHUNK = 1 << 20  # the least the log grows by
 MSG, SEQS, RESET = 1, 2, 3
 
 
@@ -134,10 +139,10 @@ class FileStore:
         # seq -> offset of raw << 32 | length: an int, which the cyclic GC does not track (a tuple
         # per sent message made the collector run every few hundred messages)
         self._index: dict[int, int] = {}
-        # Records appended since the last write to the file, and the log's end
-        # offset counting them: one write() per sync() instead of one per record.
-        self._pending = bytearray()
+        self._mm: mmap.mmap | None = None  # the log mapped, [0, _cap); records end at _end
         self._end = 0
+        self._cap = 0
+        self._dirty = False
         self._last_saved = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
@@ -181,7 +186,8 @@ class FileStore:
                 break
             pos = start + length
         if pos < n:
-            self.recovered_tail_bytes = n - pos
+            if data.count(0, pos) != n - pos:  # not just the zero rest of a reserved chunk
+                self.recovered_tail_bytes = n - pos
             with open(self.path, "r+b") as f:
                 f.truncate(pos)
                 f.flush()
@@ -194,40 +200,66 @@ class FileStore:
 
     def _open_for_append(self) -> None:
         self._f = open(self.path, "r+b", buffering=0)
-        self._end = self._f.seek(0, os.SEEK_END)
-        self._pending = bytearray()
+        self._end = self._cap = self._f.seek(0, os.SEEK_END)
+        self._mm = mmap.mmap(self._f.fileno(), self._cap) if self._cap else None
+
+    def _reserve(self, need: int) -> None:
+        """Grow the log (and its map) so ``need`` more bytes fit after ``_end``."""
+        cap = self._end + need + max(_CHUNK, self._end // 4)
+        fd = self._f.fileno()
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, cap)
+            else:
+                os.ftruncate(fd, cap)
+            if self._mm is not None:
+                self._mm.close()
+            self._mm = mmap.mmap(fd, cap)
+        except OSError as e:
+            raise StoreError(f"cannot grow message store: fault=local path={self.path} size={cap} error={e}") from None
+        self._cap = cap
 
     def _append(self, payload: bytes, data: bytes = b"") -> int:
-        """Queue the record ``payload + data``; returns the file offset of its payload."""
+        """Write the record ``payload + data``; returns the file offset of its payload."""
+        n = len(payload) + len(data)
+        off = self._end
+        if off + _HDR.size + n > self._cap:
+            self._reserve(_HDR.size + n)
+        mm = self._mm
+        assert mm is not None
         crc = zlib.crc32(data, zlib.crc32(payload)) if data else zlib.crc32(payload)
-        pending = self._pending
-        off = self._end + _HDR.size
-        pending += _HDR.pack(len(payload) + len(data), crc)
-        pending += payload
+        _HDR.pack_into(mm, off, n, crc)
+        p = off + _HDR.size
+        mm[p:p + len(payload)] = payload
         if data:
-            pending += data
-        self._end = off + len(payload) + len(data)
+            mm[p + len(payload):p + n] = data
+        self._end = p + n
+        self._dirty = True
         if self.fsync == "always":
-            self._write_pending()
-            try:
-                os.fsync(self._f.fileno())
-            except OSError as e:
-                raise StoreError(f"cannot write message store: fault=local path={self.path} error={e}") from None
-        return off
+            self._flush_to_disk()
+        return p
 
-    def _write_pending(self) -> None:
-        pending = self._pending
-        if not pending:
-            return
+    def _flush_to_disk(self) -> None:
         try:
-            view = memoryview(pending)
-            done = 0
-            while done < len(pending):
-                done += self._f.write(view[done:])
-            view.release()
+            if self._mm is not None:
+                self._mm.flush()
+            os.fsync(self._f.fileno())
         except OSError as e:
-            raise StoreError(f"cannot write message store: fault=local path={self.path} error={e}") from None
-        self._pending = bytearray()
+            raise StoreError(f"cannot sync message store: fault=local path={self.path} error={e}") from None
+        self._dirty = False
+
+    def _close_file(self) -> None:
+        """Unmap and close, cutting the reserved rest off the log."""
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        f = getattr(self, "_f", None)
+        if f is not None and not f.closed:
+            try:
+                if self._cap > self._end:
+                    os.ftruncate(f.fileno(), self._end)
+            finally:
+                f.close()
 
     def _rewrite(self, now: float) -> None:
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
@@ -242,9 +274,8 @@ class FileStore:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-        if getattr(self, "_f", None) is not None:
-            self._f.close()
-        self._open_for_append()  # records queued for the old log are void with it
+        self._close_file()
+        self._open_for_append()
         self._index = {}
         self.next_sender_seq = self.next_target_seq = 1
         self.creation_time = now
@@ -256,13 +287,12 @@ class FileStore:
 
     def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         out = []
-        self._write_pending()
-        with open(self.path, "rb") as r:
-            for seq in range(begin, end + 1):
-                loc = self._index.get(seq)
-                if loc is not None:
-                    r.seek(loc >> 32)
-                    out.append((seq, r.read(loc & 0xFFFFFFFF)))
+        mm = self._mm
+        for seq in range(begin, end + 1):
+            loc = self._index.get(seq)
+            if loc is not None and mm is not None:
+                off = loc >> 32
+                out.append((seq, mm[off:off + (loc & 0xFFFFFFFF)]))
         return out
 
     def _write_seqs(self) -> None:
@@ -282,16 +312,12 @@ class FileStore:
         self._rewrite(now)
 
     def sync(self) -> None:
-        if self._pending:
-            self._write_pending()
-            if self.fsync == "batch":
-                try:
-                    os.fsync(self._f.fileno())
-                except OSError as e:
-                    raise StoreError(f"cannot sync message store: fault=local path={self.path} error={e}") from None
+        # records are in the OS's page cache as soon as they are appended; only "batch" has work here
+        if self._dirty and self.fsync == "batch":
+            self._flush_to_disk()
 
     def close(self) -> None:
         f = getattr(self, "_f", None)
         if f is not None and not f.closed:
             self.sync()
-            f.close()
+            self._close_file()

@@ -282,13 +282,17 @@ class _Endpoint:
         return 0
 
     def _work_sessions(self, now: float) -> int:
-        """One duty cycle over the sessions; the caller has run ``self._io.poll()``."""
+        """One duty cycle over the sessions; the caller has run ``self._io.poll()``.
+
+        Input is read, handed to the application and its answers written before timers and
+        schedules are looked at: what they produce goes out on the next cycle, a few
+        microseconds later, and a message's round trip doesn't wait for them."""
         work = self._drain_submitted(now)
         for e in self.entries.values():
             work += self._read(e, now)
-            work += self._timers(e, now)
             work += self._dispatch(e)
             work += self._flush(e, now)
+            work += self._timers(e, now)
             work += self._daily_reset(e, now)
         return work
 
@@ -383,9 +387,9 @@ class FixAcceptor(_Endpoint):
     def do_work(self) -> int:
         now = self.clock()
         self._io.poll()
-        work = self._accept(now)
+        work = self._work_sessions(now)  # connected sessions first: new connections can wait a cycle
+        work += self._accept(now)
         work += self._identify(now)
-        work += self._work_sessions(now)
         return work
 
     def on_close(self) -> None:

@@ -224,6 +224,9 @@ def _enum(msg: FixMessage, tag: int, cls: type[enum.Enum], default: str | None =
     v = msg.get(tag) or default
     if v is None:
         raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
+    member = cls._value2member_map_.get(v)  # what cls(v) finds first, without the metaclass call
+    if member is not None:
+        return member
     try:
         return cls(v)
     except ValueError:
@@ -245,7 +248,25 @@ def _decimal(msg: FixMessage, tag: int) -> decimal.Decimal | None:
     return d
 
 
+def _plain_mantissa(v: str) -> int | None:
+    """The price mantissa (10^-9) of a plain ASCII decimal with at most 9 decimals ("187.25",
+    "-0.5"), the same int the Decimal path computes; None for anything else (that path decides)."""
+    t = v[1:] if v[:1] == "-" else v
+    whole, dot, frac = t.partition(".")
+    if not (whole.isdigit() and whole.isascii()) or len(frac) > 9 or (dot and not (frac.isdigit() and frac.isascii())):
+        return None
+    m = int(whole) * PRICE_SCALE + (int(frac.ljust(9, "0")) if frac else 0)
+    if m >= 2 ** 63:
+        return None
+    return -m if t is not v else m
+
+
 def _price(msg: FixMessage, tag: int) -> int | None:
+    v = msg.get(tag)
+    if v is not None:
+        m = _plain_mantissa(v)
+        if m is not None:
+            return m
     d = _decimal(msg, tag)
     if d is None:
         return None
@@ -257,6 +278,11 @@ def _price(msg: FixMessage, tag: int) -> int | None:
 
 
 def _qty(msg: FixMessage, tag: int) -> int:
+    v = msg.get(tag)
+    if v is not None and v.isdigit() and v.isascii():
+        q = int(v)
+        if 0 < q < 2 ** 64:
+            return q
     d = _decimal(msg, tag)
     if d is None:
         raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
@@ -345,10 +371,12 @@ def _allows(d: DataDictionary | None, tag: int, value: str) -> bool:
 
 
 def _px(m: int | None) -> str:
+    """A price mantissa (10^-9) as FIX text without trailing zeros: 10500000000 -> "10.5"."""
     if m is None:
         return "0"
-    s = format(decimal.Decimal(m).scaleb(-9).normalize(), "f")
-    return s
+    whole, frac = divmod(abs(m), PRICE_SCALE)
+    text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".") if frac else str(whole)
+    return "-" + text if m < 0 else text
 
 
 def _ts(ns: int) -> str:
@@ -462,6 +490,9 @@ class FixBridge:
         if isinstance(req, (CancelOrder, ReplaceOrder)):
             self.orig[req.cl_ord_id] = req.orig_cl_ord_id
         self.on_other_event(session_id, event)
+        # A venue that answered at once (in-process) has its reports on the endpoint's queue now,
+        # sent in this duty cycle rather than after one more trip round the agents' loop.
+        self.source.poll(self._deliver, self.poll_limit)
 
     def _refuse(self, session_id: str, msg: FixMessage, e: TranslationError) -> None:
         seq = msg.seq_num or 0

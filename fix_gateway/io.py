@@ -291,6 +291,8 @@ class _Endpoint:
         for e in self.entries.values():
             work += self._read(e, now)
             work += self._dispatch(e)
+            if self._submitted or self._commands:  # what the application queued while handling the events
+                work += self._drain_submitted(now)
             work += self._flush(e, now)
             work += self._timers(e, now)
             work += self._daily_reset(e, now)

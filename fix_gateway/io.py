@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import math
 import select
 import socket
 import ssl
@@ -77,6 +78,11 @@ class SessionEntry:
     def __post_init__(self) -> None:
         # schedules are frozen: whether this one is "always" is known once (checked every duty cycle)
         self.always_in_session = self.schedule.is_always
+        # The session's next timer deadline as last computed, and the state it was computed in.
+        # Traffic only moves a session's deadlines later and a state change is seen here, so until
+        # this time (in this state) there is nothing to tick; ticking early would be harmless anyway.
+        self.timer_check_at = 0.0
+        self.timer_state: State | None = None
 
     @property
     def session_id(self) -> str:
@@ -223,9 +229,15 @@ class _Endpoint:
 
     def _timers(self, e: SessionEntry, now: float) -> int:
         s = e.session
-        d = s.next_deadline()
+        if now < e.timer_check_at and s.state is e.timer_state:
+            d = None
+        else:
+            d = s.next_deadline()
+            e.timer_state = s.state
+            e.timer_check_at = math.inf if d is None else d
         if d is not None and now >= d:
             s.tick(now)
+            e.timer_check_at = 0.0  # recompute next cycle
             return 1
         if e.sock is not None and not e.always_in_session and s.state == State.ACTIVE and not e.schedule.is_in_session(now):
             s.logout(now, "End of session")
@@ -233,6 +245,8 @@ class _Endpoint:
         return 0
 
     def _dispatch(self, e: SessionEntry) -> int:
+        if not e.session.has_events:
+            return 0
         evs = e.session.events()
         for ev in evs:
             if isinstance(ev, LoggedOn):

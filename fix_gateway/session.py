@@ -338,6 +338,11 @@ class Session:
         self._out.clear()
         return out
 
+    @property
+    def has_events(self) -> bool:
+        """Whether ``events()`` has anything (cheaper than asking it every duty cycle)."""
+        return bool(self._events)
+
     def events(self) -> list[Event]:
         """Events since the last call, in order; drains the list."""
         ev, self._events = self._events, []

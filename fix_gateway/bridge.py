@@ -370,13 +370,21 @@ def _allows(d: DataDictionary | None, tag: int, value: str) -> bool:
     return f is None or f.values is None or value in f.values
 
 
+_last_px: tuple[int | None, str] = (None, "0")
+
+
 def _px(m: int | None) -> str:
     """A price mantissa (10^-9) as FIX text without trailing zeros: 10500000000 -> "10.5"."""
+    global _last_px
+    if m == _last_px[0]:  # an ExecutionReport's Price, LastPx and AvgPx are often the same
+        return _last_px[1]
     if m is None:
         return "0"
     whole, frac = divmod(abs(m), PRICE_SCALE)
     text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".") if frac else str(whole)
-    return "-" + text if m < 0 else text
+    text = "-" + text if m < 0 else text
+    _last_px = (m, text)
+    return text
 
 
 def _ts(ns: int) -> str:
@@ -388,20 +396,20 @@ def to_fix(report: VenueReport, begin_string: str, app_dictionary: DataDictionar
     v42 = begin_string == "FIX.4.2"
     if isinstance(report, ExecutionReport):
         r = report
-        exec_type = r.exec_type.value
+        exec_type = r.exec_type._value_  # _value_: the member's value without Enum.value's descriptor call
         if r.exec_type is ExecType.TRADE and v42:
             exec_type = "2" if r.leaves_quantity == 0 else "1"  # 4.2: Fill / Partial fill
         f: list[tuple[int, FieldValue]] = [(37, str(r.order_id)), (17, str(r.exec_id))]
         if v42:
             f.append((20, "0"))  # ExecTransType=New: 4.2 only
-        status = r.ord_status.value
+        status = r.ord_status._value_
         if status == "5" and (begin_string == "FIX.4.4" or not _allows(app_dictionary, 39, "5")):
             # OrdStatus Replaced is gone from 4.4: report the replaced order's own state
             status = "0" if r.cum_quantity == 0 else ("2" if r.leaves_quantity == 0 else "1")
         f += [(150, exec_type), (39, status), (11, r.cl_ord_id)]
         if r.orig_cl_ord_id:
             f.append((41, r.orig_cl_ord_id))
-        f += [(55, r.symbol), (54, r.side.value)]
+        f += [(55, r.symbol), (54, r.side._value_)]
         if r.price is not None:
             f.append((44, _px(r.price)))
         if r.exec_type is ExecType.TRADE:

@@ -546,4 +546,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_fastpath(m, client_cls, pub_cls, sub_cls);
     init_driver(m);
     init_bench(m);
+    init_fixcodec(m);
 }

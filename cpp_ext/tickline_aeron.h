@@ -133,5 +133,6 @@ int embedded_driver_do_work(PyObject *driver);
 
 // Benchmark loops (bench.cpp).
 void init_bench(py::module_ &m);
+void init_fixcodec(py::module_ &m);  // fixcodec.cpp: FIX tag=value fast paths
 
 }  // namespace tickline

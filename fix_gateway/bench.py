@@ -31,7 +31,12 @@ def run(n: int = 100_000) -> dict[str, float]:
         f = Framer()
         for _ in range(k // 100):
             f.feed(stream)
-            for fr in f:
+            while True:  # as Session.receive_data: the native fast path, then the reference framer
+                if f.next_message() is not None:
+                    continue
+                fr = f.next()
+                if fr is None:
+                    break
                 parse(fr.data)  # type: ignore[union-attr]
 
     def tl_encode(k: int) -> None:
@@ -129,8 +134,8 @@ def _client_run(qf, binary, workdir, port: int, count: int, warmup: int) -> dict
     return out
 
 
-def _aeron_venue(root, idle: str):
-    """An embedded media driver here, ``tickline exchange-sim`` (auto-fill) as its own process;
+def _aeron_venue(root, idle: str, mode: str = "auto-fill"):
+    """An embedded media driver here, ``tickline exchange-sim`` (``mode``) as its own process;
     returns (sink, source, close)."""
     import subprocess
     import sys
@@ -158,7 +163,7 @@ def _aeron_venue(root, idle: str):
 
     try:
         cfg = root / "exchange-sim.toml"
-        cfg.write_text(f'[exchange_sim]\ndir = "{driver.dir}"\nidle = "{idle}"\ndefault_mode = "auto-fill"\n')
+        cfg.write_text(f'[exchange_sim]\ndir = "{driver.dir}"\nidle = "{idle}"\ndefault_mode = "{mode}"\n')
         p = subprocess.Popen([sys.executable, "-m", "tickline.fix_gateway.cli", "exchange-sim", "--config", str(cfg)],
                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         procs.append(p)
@@ -179,11 +184,35 @@ def _aeron_venue(root, idle: str):
         raise
 
 
-def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-spin", aeron: bool = False) -> int:
-    """NewOrderSingle -> filled ExecutionReport round trips, one QuickFIX client, three servers:
-    QuickFIX (its own acceptor), tickline's session layer with the same one-fill application, and
-    tickline's full path (bridge + exchange simulator: ack and fill per order).  ``aeron=True`` adds
-    the deployed path: bridge -> SBE on Aeron IPC -> ``tickline exchange-sim`` process -> back."""
+# The rows of ``tickline bench fix``: (name, server, what it does per NewOrderSingle).  The client
+# is always the same QuickFIX initiator; it counts a round trip when the fill (39=2) arrives.
+ROWS = [
+    ("quickfix -> quickfix", "quickfix",
+     "QuickFIX acceptor, its application answers with one fill ER"),
+    ("quickfix -> tickline session", "session",
+     "tickline acceptor + session layer, the same one-fill application"),
+    ("quickfix -> tickline bridge+sim fill", "fill-only",
+     "real gateway path: FIX -> bridge -> in-process exchange-sim (fill-only) -> FIX; one fill ER"),
+    ("quickfix -> tickline bridge+sim ack+fill", "auto-fill",
+     "real gateway path, exchange-sim auto-fill: ack ER then fill ER (two ERs per order)"),
+]
+AERON_ROW = ("quickfix -> tickline aeron+sim ack+fill", "aeron",
+             "bridge -> SBE on Aeron IPC -> tickline exchange-sim process (auto-fill) -> back; two ERs")
+
+
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
+
+
+def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-spin", aeron: bool = False,
+                  runs: int = 1) -> int:
+    """NewOrderSingle -> filled ExecutionReport round trips, one QuickFIX client against each server of
+    ``ROWS`` (and ``AERON_ROW`` with ``aeron=True``), all in one run; ``runs`` > 1 repeats the whole set
+    and prints the median of each figure.  Validation is on for every server (the FIX44 dictionary:
+    QuickFIX's UseDataDictionary=Y, tickline's default checks)."""
+    import gc
     import os
     import platform
     import tempfile
@@ -194,78 +223,93 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
     from tickline.transport.idle import idle_strategy_from_name
 
     from .bridge import FixBridge
+    from .codec import NATIVE
     from .exchange_sim import ExchangeSim
     from .io import AcceptorConfig, FixAcceptor
     from .session import ApplicationMessage, SessionConfig
     from .store import FileStore
 
+    if runs < 1 or count < 1 or warmup < 0:
+        raise ValueError(f"bad bench arguments: fault=caller runs={runs} count={count} warmup={warmup}")
     qf = _load_qfpeer()
     binary = qf.build()
     os.environ["QFPEER_NOLOG"] = "1"  # neither side logs messages to files
-    results: dict[str, dict[str, float]] = {}
-    sid = "FIX.4.4:GW->CLIENT"
-    with tempfile.TemporaryDirectory(prefix="tickline-bench-fix-") as tmp:
-        root = Path(tmp)
-        # 1. QuickFIX to QuickFIX
-        port = _free_port()
-        server = qf.QfPeer(binary, qf.settings("acceptor", port, root / "qf-acc", sender="GW", target="CLIENT"),
-                           root / "qf-acc")
-        try:
-            server.wait_for(r"^READY ")
-            server.cmd("quiet")
-            results["quickfix -> quickfix"] = _client_run(qf, binary, root / "qf-cli1", port, count, warmup)
-        finally:
-            server.stop()
+    rows = ROWS + ([AERON_ROW] if aeron else [])
+    per_run: list[dict[str, dict[str, float]]] = []
+    for run in range(runs):
+        results: dict[str, dict[str, float]] = {}
+        with tempfile.TemporaryDirectory(prefix="tickline-bench-fix-") as tmp:
+            root = Path(tmp)
+            for i, (name, server, _) in enumerate(rows):
+                port = _free_port()
+                if server == "quickfix":
+                    qf_server = qf.QfPeer(binary, qf.settings("acceptor", port, root / f"qf-acc-{i}", sender="GW",
+                                                              target="CLIENT"), root / f"qf-acc-{i}")
+                    try:
+                        qf_server.wait_for(r"^READY ")
+                        qf_server.cmd("quiet")
+                        results[name] = _client_run(qf, binary, root / f"cli-{i}", port, count, warmup)
+                    finally:
+                        qf_server.stop()
+                    continue
+                cfg = SessionConfig(sender_comp_id="GW", target_comp_id="CLIENT", transport_dictionary="FIX44")
+                acc = FixAcceptor(AcceptorConfig(port=port))
+                store = FileStore(root / f"tl-{i}.log", "none")  # QuickFIX's FileStore doesn't fsync either
+                acc.add_session(cfg, store)
+                agent: object = acc
+                close_venue = None
+                if server == "session":
+                    n_exec = [0]
 
-        # 2. and 3. QuickFIX to tickline
-        names = ["quickfix -> tickline session", "quickfix -> tickline bridge+sim"]
-        if aeron:
-            names.append("quickfix -> tickline aeron+sim proc")
-        for name in names:
-            port = _free_port()
-            cfg = SessionConfig(sender_comp_id="GW", target_comp_id="CLIENT", transport_dictionary="FIX44")
-            acc = FixAcceptor(AcceptorConfig(port=port))
-            store = FileStore(root / f"tl-{len(results)}.log", "none")  # QuickFIX's FileStore doesn't fsync either
-            acc.add_session(cfg, store)
-            agent: object = acc
-            close_venue = None
-            if name.endswith("session"):
-                n_exec = [0]
-
-                def on_event(s: str, e: object, acc: FixAcceptor = acc, n_exec: list[int] = n_exec) -> None:
-                    if isinstance(e, ApplicationMessage) and e.message.msg_type == "D":
-                        m = e.message
-                        n_exec[0] += 1
-                        acc.session(s).send("8", [
-                            (37, "TL-" + m[11]), (17, n_exec[0]), (150, "F"), (39, "2"), (11, m[11]), (55, m.get(55) or ""),
-                            (54, m[54]), (38, m[38]), (32, m[38]), (31, m.get(44) or "0"), (151, 0), (14, m[38]),
-                            (6, m.get(44) or "0")], time.time())
-                acc.on_event = on_event
-            elif name.endswith("proc"):
-                sink, source, close_venue = _aeron_venue(root, idle)
-                bridge = FixBridge(acc, sink, source, time.time)
-                acc.on_event = bridge.on_event
-                agent = CompositeAgent([acc, bridge])
-            else:
-                venue = ExchangeSim(lambda: time.time_ns(), default_mode="auto-fill")
-                bridge = FixBridge(acc, venue, venue, time.time)
-                acc.on_event = bridge.on_event
-                agent = CompositeAgent([acc, bridge])
-            acc.on_start()
-            runner = AgentRunner(agent, idle_strategy_from_name(idle))  # type: ignore[arg-type]
-            runner.start()
-            try:
-                results[name] = _client_run(qf, binary, root / f"cli-{len(results)}", port, count, warmup)
-            finally:
-                runner.close()
-                if close_venue is not None:
-                    close_venue()
+                    def on_event(s: str, e: object, acc: FixAcceptor = acc, n_exec: list[int] = n_exec) -> None:
+                        if isinstance(e, ApplicationMessage) and e.message.msg_type == "D":
+                            m = e.message
+                            n_exec[0] += 1
+                            acc.session(s).send("8", [
+                                (37, "TL-" + m[11]), (17, n_exec[0]), (150, "F"), (39, "2"), (11, m[11]),
+                                (55, m.get(55) or ""), (54, m[54]), (38, m[38]), (32, m[38]), (31, m.get(44) or "0"),
+                                (151, 0), (14, m[38]), (6, m.get(44) or "0")], time.time())
+                    acc.on_event = on_event
+                elif server == "aeron":
+                    sink, source, close_venue = _aeron_venue(root, idle)
+                    bridge = FixBridge(acc, sink, source, time.time)
+                    acc.on_event = bridge.on_event
+                    agent = CompositeAgent([acc, bridge])
+                else:
+                    venue = ExchangeSim(lambda: time.time_ns(), default_mode=server)
+                    bridge = FixBridge(acc, venue, venue, time.time)
+                    acc.on_event = bridge.on_event
+                    agent = CompositeAgent([acc, bridge])
+                acc.on_start()
+                gc.freeze()  # as `tickline fix-gateway` does once started
+                runner = AgentRunner(agent, idle_strategy_from_name(idle))  # type: ignore[arg-type]
+                runner.start()
+                try:
+                    results[name] = _client_run(qf, binary, root / f"cli-{i}", port, count, warmup)
+                finally:
+                    runner.close()
+                    if close_venue is not None:
+                        close_venue()
+                    gc.unfreeze()
+        per_run.append(results)
+        if runs > 1:
+            print(f"run {run + 1}/{runs}: " + "  ".join(
+                f"{n.split(' -> ')[1]}: p50={r['p50_us']:.1f} p99={r['p99_us']:.1f} rtt/s={r['msgs_per_s']:.0f} "
+                f"burst/s={r['burst_msgs_per_s']:.0f}" for n, r in results.items()), flush=True)
 
     print(f"tickline bench fix: NewOrderSingle -> filled ExecutionReport, FIX.4.4, loopback, one session, "
-          f"count={count} warmup={warmup} idle={idle}")
-    print(f"machine: {platform.processor() or platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}")
-    print(f"{'path':<34} {'p50_us':>9} {'p99_us':>9} {'max_us':>9} {'rtt_msgs/s':>11} {'burst_msgs/s':>13}")
-    for name, r in results.items():
-        print(f"{name:<34} {r['p50_us']:>9.1f} {r['p99_us']:>9.1f} {r['max_us']:>9.1f} {r['msgs_per_s']:>11.0f} "
-              f"{r['burst_msgs_per_s']:>13.0f}")
+          f"count={count} warmup={warmup} idle={idle} runs={runs}" + (" (medians)" if runs > 1 else ""))
+    print(f"machine: {platform.processor() or platform.machine()} cpus={os.cpu_count()} "
+          f"python={platform.python_version()}")
+    print(f"validation: on, FIX44 dictionary, both engines; tickline store: FileStore fsync=none; "
+          f"tickline native codec: {'on' if NATIVE else 'off (TICKLINE_FIX_NATIVE=0)'}")
+    print(f"{'path':<42} {'p50_us':>9} {'p99_us':>9} {'max_us':>9} {'rtt_msgs/s':>11} {'burst_msgs/s':>13}")
+    cols = ("p50_us", "p99_us", "max_us", "msgs_per_s", "burst_msgs_per_s")
+    for name, _, _ in rows:
+        med = {c: _median([r[name][c] for r in per_run]) for c in cols}
+        print(f"{name:<42} {med['p50_us']:>9.1f} {med['p99_us']:>9.1f} {med['max_us']:>9.1f} "
+              f"{med['msgs_per_s']:>11.0f} {med['burst_msgs_per_s']:>13.0f}")
+    print("rows:")
+    for name, _, what in rows:
+        print(f"  {name}: {what}")
     return 0

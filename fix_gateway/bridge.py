@@ -224,6 +224,9 @@ def _enum(msg: FixMessage, tag: int, cls: type[enum.Enum], default: str | None =
     v = msg.get(tag) or default
     if v is None:
         raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
+    member = cls._value2member_map_.get(v)  # what cls(v) finds first, without the metaclass call
+    if member is not None:
+        return member
     try:
         return cls(v)
     except ValueError:
@@ -245,7 +248,25 @@ def _decimal(msg: FixMessage, tag: int) -> decimal.Decimal | None:
     return d
 
 
+def _plain_mantissa(v: str) -> int | None:
+    """The price mantissa (10^-9) of a plain ASCII decimal with at most 9 decimals ("187.25",
+    "-0.5"), the same int the Decimal path computes; None for anything else (that path decides)."""
+    t = v[1:] if v[:1] == "-" else v
+    whole, dot, frac = t.partition(".")
+    if not (whole.isdigit() and whole.isascii()) or len(frac) > 9 or (dot and not (frac.isdigit() and frac.isascii())):
+        return None
+    m = int(whole) * PRICE_SCALE + (int(frac.ljust(9, "0")) if frac else 0)
+    if m >= 2 ** 63:
+        return None
+    return -m if t is not v else m
+
+
 def _price(msg: FixMessage, tag: int) -> int | None:
+    v = msg.get(tag)
+    if v is not None:
+        m = _plain_mantissa(v)
+        if m is not None:
+            return m
     d = _decimal(msg, tag)
     if d is None:
         return None
@@ -257,6 +278,11 @@ def _price(msg: FixMessage, tag: int) -> int | None:
 
 
 def _qty(msg: FixMessage, tag: int) -> int:
+    v = msg.get(tag)
+    if v is not None and v.isdigit() and v.isascii():
+        q = int(v)
+        if 0 < q < 2 ** 64:
+            return q
     d = _decimal(msg, tag)
     if d is None:
         raise TranslationError("session", SessionRejectReason.REQUIRED_TAG_MISSING, tag, f"Required tag missing tag={tag}")
@@ -344,11 +370,21 @@ def _allows(d: DataDictionary | None, tag: int, value: str) -> bool:
     return f is None or f.values is None or value in f.values
 
 
+_last_px: tuple[int | None, str] = (None, "0")
+
+
 def _px(m: int | None) -> str:
+    """A price mantissa (10^-9) as FIX text without trailing zeros: 10500000000 -> "10.5"."""
+    global _last_px
+    if m == _last_px[0]:  # an ExecutionReport's Price, LastPx and AvgPx are often the same
+        return _last_px[1]
     if m is None:
         return "0"
-    s = format(decimal.Decimal(m).scaleb(-9).normalize(), "f")
-    return s
+    whole, frac = divmod(abs(m), PRICE_SCALE)
+    text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".") if frac else str(whole)
+    text = "-" + text if m < 0 else text
+    _last_px = (m, text)
+    return text
 
 
 def _ts(ns: int) -> str:
@@ -360,20 +396,20 @@ def to_fix(report: VenueReport, begin_string: str, app_dictionary: DataDictionar
     v42 = begin_string == "FIX.4.2"
     if isinstance(report, ExecutionReport):
         r = report
-        exec_type = r.exec_type.value
+        exec_type = r.exec_type._value_  # _value_: the member's value without Enum.value's descriptor call
         if r.exec_type is ExecType.TRADE and v42:
             exec_type = "2" if r.leaves_quantity == 0 else "1"  # 4.2: Fill / Partial fill
         f: list[tuple[int, FieldValue]] = [(37, str(r.order_id)), (17, str(r.exec_id))]
         if v42:
             f.append((20, "0"))  # ExecTransType=New: 4.2 only
-        status = r.ord_status.value
+        status = r.ord_status._value_
         if status == "5" and (begin_string == "FIX.4.4" or not _allows(app_dictionary, 39, "5")):
             # OrdStatus Replaced is gone from 4.4: report the replaced order's own state
             status = "0" if r.cum_quantity == 0 else ("2" if r.leaves_quantity == 0 else "1")
         f += [(150, exec_type), (39, status), (11, r.cl_ord_id)]
         if r.orig_cl_ord_id:
             f.append((41, r.orig_cl_ord_id))
-        f += [(55, r.symbol), (54, r.side.value)]
+        f += [(55, r.symbol), (54, r.side._value_)]
         if r.price is not None:
             f.append((44, _px(r.price)))
         if r.exec_type is ExecType.TRADE:
@@ -462,6 +498,9 @@ class FixBridge:
         if isinstance(req, (CancelOrder, ReplaceOrder)):
             self.orig[req.cl_ord_id] = req.orig_cl_ord_id
         self.on_other_event(session_id, event)
+        # A venue that answered at once (in-process) has its reports on the endpoint's queue now,
+        # sent in this duty cycle rather than after one more trip round the agents' loop.
+        self.source.poll(self._deliver, self.poll_limit)
 
     def _refuse(self, session_id: str, msg: FixMessage, e: TranslationError) -> None:
         seq = msg.seq_num or 0

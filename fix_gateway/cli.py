@@ -100,7 +100,7 @@ def _cmd_exchange_sim(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_fix_bench
 
-    return run_fix_bench(args.count, args.warmup, args.idle, args.aeron)
+    return run_fix_bench(args.count, args.warmup, args.idle, args.aeron, args.runs)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -118,6 +118,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--count", type=int, default=20_000, help="round trips per target")
     p.add_argument("--warmup", type=int, default=2_000, help="round trips before measuring")
     p.add_argument("--idle", default="busy-spin", help="idle strategy of the tickline gateway agent")
+    p.add_argument("--runs", type=int, default=1, help="repeat the whole set; print the median of each figure")
     p.add_argument("--aeron", action="store_true",
                    help="also measure gateway -> Aeron IPC -> tickline exchange-sim process -> gateway")
     p.set_defaults(func=_cmd_bench)

@@ -7,6 +7,13 @@ measures both in the same run (see the README of this package for numbers).
 Values are ``str`` (the wire is decoded as latin-1, which maps every byte to
 one code point, so encode(parse(x)) == x byte for byte).
 
+Speed: ``encode``, ``parse`` and ``Framer.next_message`` first try the
+native fast paths of ``tickline._aeron`` (cpp_ext/fixcodec.cpp), which take
+only well-formed input and answer None for anything else; the Python code
+below (``py_encode``, ``py_parse``, ``Framer.next``) is the reference and
+makes every decision about bad input.  ``TICKLINE_FIX_NATIVE=0`` turns the
+fast paths off.
+
 Framing (``Framer``) follows the FIX session layer's rules for garbled input:
 a message whose BeginString, BodyLength or CheckSum is wrong is dropped and
 reported, the stream resynchronises on the next ``8=FIX``; a message larger
@@ -17,9 +24,10 @@ the next message starts).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Any, Iterable, Iterator, Sequence, Union
 
 __all__ = [
     "SOH",
@@ -48,6 +56,20 @@ _DATA_LENGTH_MARKER = re.compile("\x01(?:" + "|".join(str(t) for t in DATA_LENGT
 FieldValue = Union[str, int, float, bytes]
 
 
+def _load_native() -> tuple[Any, Any, Any]:
+    if os.environ.get("TICKLINE_FIX_NATIVE", "1") == "0":
+        return None, None, None
+    try:
+        from tickline import _aeron
+    except ImportError:  # a source tree without the built extension: the reference code alone
+        return None, None, None
+    return _aeron.fix_encode, _aeron.fix_split, _aeron.fix_next
+
+
+_native_encode, _native_split, _native_next = _load_native()
+NATIVE = _native_encode is not None
+
+
 class GarbledMessage(ValueError):
     """A frame that is not a well-formed FIX message (the peer's fault)."""
 
@@ -70,10 +92,11 @@ class FixMessage:
 
     __slots__ = ("fields", "raw", "_index")
 
-    def __init__(self, fields: list[tuple[int, str]], raw: bytes | None = None) -> None:
+    def __init__(self, fields: list[tuple[int, str]], raw: bytes | None = None,
+                 index: dict[int, str] | None = None) -> None:
         self.fields = fields
         self.raw = raw
-        self._index: dict[int, str] | None = None
+        self._index = index  # tag -> first value; built on first use unless the parser gave it
 
     def _idx(self) -> dict[int, str]:
         idx = self._index
@@ -86,10 +109,10 @@ class FixMessage:
         return idx
 
     def get(self, tag: int, default: str | None = None) -> str | None:
-        return self._idx().get(tag, default)
+        return (self._index or self._idx()).get(tag, default)
 
     def __getitem__(self, tag: int) -> str:
-        return self._idx()[tag]
+        return (self._index or self._idx())[tag]
 
     def __contains__(self, tag: int) -> bool:
         return tag in self._idx()
@@ -105,12 +128,13 @@ class FixMessage:
 
     @property
     def msg_type(self) -> str:
-        return self._idx().get(35, "")
+        return (self._index or self._idx()).get(35, "")
 
     @property
     def seq_num(self) -> int | None:
-        v = self._idx().get(34)
-        return int(v) if v is not None and v.isdigit() else None
+        v = (self._index or self._idx()).get(34)
+        # isascii: str.isdigit also accepts superscript digits, which int() refuses
+        return int(v) if v is not None and v.isdigit() and v.isascii() else None
 
     def body_fields(self) -> list[tuple[int, str]]:
         """Fields after the standard header fields 8, 9, 35 and before 10."""
@@ -137,8 +161,17 @@ def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]]) -> bytes
     """Encode a message: ``fields`` start with MsgType (35) and exclude 8, 9, 10.
 
     BodyLength and CheckSum are computed here.  Raises ``ValueError`` (our
-    fault) for a value containing SOH outside a data field or a missing 35.
+    fault) for a missing 35.
     """
+    if _native_encode is not None:
+        raw: bytes | None = _native_encode(begin_string, fields)  # None (nothing consumed) unless a list/tuple of (int, str|int)
+        if raw is not None:
+            return raw
+    return py_encode(begin_string, fields)
+
+
+def py_encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]]) -> bytes:
+    """The reference encoder (what ``encode`` does without the native fast path)."""
     parts = []
     for tag, value in fields:
         if value.__class__ is not str:
@@ -164,7 +197,7 @@ def _split_slow(text: str) -> list[tuple[int, str]]:
         if eq < 0:
             raise GarbledMessage("field_without_equals", f"offset={pos}")
         tag_s = text[pos:eq]
-        if not tag_s.isdigit():
+        if not tag_s.isdigit() or not tag_s.isascii():
             raise GarbledMessage("bad_tag", f"tag={tag_s!r} offset={pos}")
         tag = int(tag_s)
         if tag in data_len:
@@ -190,6 +223,15 @@ def parse(frame: bytes) -> FixMessage:
     with 10; BodyLength and CheckSum values were checked by the framer (use
     ``parse_checked`` for a frame from elsewhere).  Raises ``GarbledMessage``.
     """
+    if _native_split is not None and frame.__class__ is bytes:
+        r = _native_split(frame)
+        if r is not None:
+            return FixMessage(r[0], frame, r[1])
+    return py_parse(frame)
+
+
+def py_parse(frame: bytes) -> FixMessage:
+    """The reference parser (what ``parse`` does without the native fast path)."""
     text = frame.decode("latin-1")
     if not text.endswith(SOH):
         raise GarbledMessage("no_trailing_soh")
@@ -200,7 +242,7 @@ def parse(frame: bytes) -> FixMessage:
         append = fields.append
         for item in text[:-1].split(SOH):
             tag_s, sep, value = item.partition("=")
-            if not sep or not tag_s.isdigit():
+            if not sep or not tag_s.isdigit() or not tag_s.isascii():
                 raise GarbledMessage("bad_field", f"field={item[:40]!r}")
             append((int(tag_s), value))
     if len(fields) < 4 or fields[0][0] != 8 or fields[1][0] != 9 or fields[2][0] != 35 or fields[-1][0] != 10:
@@ -304,6 +346,19 @@ class Framer:
         dropped = bytes(buf[start:end])
         self._pos = end
         return Garbled(reason, dropped)
+
+    def next_message(self) -> FixMessage | None:
+        """The next message, already parsed, when it is complete and well formed
+        (the native fast path); None means "call ``next()``", which then decides
+        about everything else (more bytes needed, garbled, oversized) exactly
+        as without this method."""
+        if self.failed or _native_next is None:
+            return None
+        r = _native_next(self._buf, self._pos, self.max_message_size)
+        if r is None:
+            return None
+        self._pos = r[0]
+        return FixMessage(r[2], r[1], r[3])
 
     def next(self) -> FramerOutput | None:
         if self.failed:

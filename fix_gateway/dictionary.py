@@ -292,6 +292,129 @@ class ValidationConfig:
     allow_user_defined_fields: bool = True
 
 
+_UNPLANNED = object()
+
+
+def _ascii_uint(v: str) -> bool:
+    return v.isdigit() and v.isascii()
+
+
+def _ascii_int(v: str) -> bool:
+    t = v[1:] if v[:1] == "-" else v
+    return t.isdigit() and t.isascii()
+
+
+def _ascii_float(v: str) -> bool:
+    t = v[1:] if v[:1] == "-" else v
+    return t.isascii() and t.replace(".", "", 1).isdigit()
+
+
+_TIMESTAMP_HEAD = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])-([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)\Z")
+_last_timestamp_head = ""
+
+
+def _ascii_timestamp(v: str) -> bool:
+    # The date-time part changes once a second: remember the last one that passed.
+    global _last_timestamp_head
+    head = v[:17]
+    if head != _last_timestamp_head:
+        if len(head) != 17 or not head.isascii() or _TIMESTAMP_HEAD.match(head) is None:
+            return False
+        _last_timestamp_head = head
+    tail = v[17:]
+    return not tail or (tail[0] == "." and 2 <= len(tail) <= 10 and tail[1:].isdigit() and tail[1:].isascii())
+
+
+# Stricter-or-equal stand-ins for _TYPE_CHECKS, used only by _FastPlan: each
+# accepts a subset of what its reference accepts (ASCII only), so a value they
+# refuse goes to the walk, which decides with the reference check.
+_FAST_TYPE_CHECKS: dict[str, Callable[[str], bool]] = {}
+for _t in ("INT", "DAYOFMONTH"):
+    _FAST_TYPE_CHECKS[_t] = _ascii_int
+for _t in ("LENGTH", "SEQNUM", "NUMINGROUP", "TAGNUM"):
+    _FAST_TYPE_CHECKS[_t] = _ascii_uint
+for _t in ("FLOAT", "PRICE", "QTY", "AMT", "PRICEOFFSET", "PERCENTAGE"):
+    _FAST_TYPE_CHECKS[_t] = _ascii_float
+_FAST_TYPE_CHECKS["UTCTIMESTAMP"] = _ascii_timestamp
+
+
+def _load_native_check() -> Callable[..., bool] | None:
+    from .codec import NATIVE
+
+    if not NATIVE:
+        return None
+    from tickline import _aeron
+
+    return _aeron.fix_check_flat
+
+
+_native_check_flat = _load_native_check()
+# dictionary type -> the type code of cpp_ext/fixcodec.cpp's check (ASCII-only, never more
+# permissive than _TYPE_CHECKS); a type with a reference check and no code here gets code 0
+_NATIVE_TYPE_CODES = {"INT": 2, "DAYOFMONTH": 2, "LENGTH": 1, "SEQNUM": 1, "NUMINGROUP": 1, "TAGNUM": 1,
+                      "FLOAT": 3, "PRICE": 3, "QTY": 3, "AMT": 3, "PRICEOFFSET": 3, "PERCENTAGE": 3,
+                      "UTCTIMESTAMP": 4, "CHAR": 5, "BOOLEAN": 6}
+
+
+class _FastPlan:
+    """A precompiled check for the common case: a message without repeating
+    groups, unknown, undefined-here or repeated tags, whose values all pass.
+
+    ``accepts(fields)`` answers True only when ``Validator._validate_walk``
+    would accept the message too; False means "not sure", and the walk then
+    decides (and raises the precise error).  The set operations run in C; the
+    Python loops visit only the fields that have a type or enum check.
+    """
+
+    __slots__ = ("allowed", "required", "enums", "typed", "multi", "checked", "required_tuple", "type_codes")
+
+    def __init__(self, checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]],
+                 allowed: frozenset[int], required: frozenset[int], type_names: dict[int, str]) -> None:
+        """``checks``: tag -> (type check, enum values, multi-valued), for the tags that have either;
+        ``type_names``: tag -> dictionary type, for those tags."""
+        self.allowed = allowed
+        self.required = required
+        self.required_tuple = tuple(required)
+        # single-valued enums: the values that also pass the type check (one set lookup decides)
+        self.enums = {t: frozenset(x for x in vals if chk is None or chk(x))
+                      for t, (chk, vals, multi) in checks.items() if vals is not None and not multi}
+        self.typed = {t: chk for t, (chk, vals, multi) in checks.items() if vals is None and chk is not None}
+        self.multi = {t: c for t, c in checks.items() if c[1] is not None and c[2]}
+        self.checked = frozenset(checks)
+        self.type_codes = {t: (_NATIVE_TYPE_CODES.get(type_names[t], 0) if c[0] is not None and not c[2] else 0)
+                           for t, c in checks.items() if t not in self.enums}
+
+    def accepts(self, fields: list[tuple[int, str]], index: dict[int, str] | None = None) -> bool:
+        """``index``: tag -> first value of ``fields``, when the parser built one."""
+        if index is not None and _native_check_flat is not None:
+            return bool(_native_check_flat(index, len(fields), self.allowed, self.required_tuple, self.enums,
+                                           self.type_codes))
+        by_tag = index if index is not None else dict(fields)
+        if len(by_tag) != len(fields) or not self.allowed.issuperset(by_tag) or not by_tag.keys() >= self.required:
+            return False
+        if "" in by_tag.values():
+            return False
+        enums, typed = self.enums, self.typed
+        for tag in self.checked.intersection(by_tag):
+            v = by_tag[tag]
+            ok_values = enums.get(tag)
+            if ok_values is not None:
+                if v not in ok_values:
+                    return False
+                continue
+            check = typed.get(tag)
+            if check is not None:
+                if not check(v):
+                    return False
+                continue
+            check, values, _ = self.multi[tag]
+            if check is not None and not check(v):
+                return False
+            if not all(p in values for p in v.split(" ")):  # type: ignore[operator]
+                return False
+        return True
+
+
 class Validator:
     """Checks messages against a transport and an application dictionary.
 
@@ -305,6 +428,7 @@ class Validator:
         self.config = config
         self._top: dict[str, tuple[Layout, DataDictionary]] = {}  # msg type -> merged header+body+trailer
         self._checks: dict[tuple[int, int], tuple[Callable[[str], bool] | None, frozenset[str] | None, bool, str]] = {}
+        self._fast: dict[str, object] = {}  # msg type -> _FastPlan, or None: the walk alone
 
     def validate(self, msg: FixMessage) -> None:
         """Raise ``ValidationError`` for the first problem found; return None if valid."""
@@ -312,6 +436,37 @@ class Validator:
         if not cfg.enabled:
             return
         mt = msg.msg_type
+        plan = self._fast.get(mt, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._fast[mt] = self._plan(mt)
+        if isinstance(plan, _FastPlan) and plan.accepts(msg.fields, msg._index):
+            return
+        self._validate_walk(msg, mt)
+
+    def _plan(self, mt: str) -> "_FastPlan | None":
+        """The precompiled check for a flat message of type ``mt`` (None: the walk does it all)."""
+        if mt not in self.transport.messages and mt not in self.app.messages:
+            return None  # the walk raises InvalidMsgType
+        top, d = self._layout(mt)
+        cfg = self.config
+        checks: dict[int, tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]] = {}
+        type_names: dict[int, str] = {}
+        for tag in top.fields:
+            fd = self._field(tag, d)
+            if tag in (8, 9, 10) or fd is None:  # the walk checks only that a value is there
+                continue
+            ref = _TYPE_CHECKS.get(fd.type) if cfg.check_types else None
+            check = (_FAST_TYPE_CHECKS.get(fd.type) or ref) if ref is not None else None
+            values = fd.values if cfg.check_values else None
+            if check is not None or values is not None:
+                checks[tag] = (check, values, fd.type in _MULTI)
+                type_names[tag] = fd.type
+        allowed = frozenset(t for t in top.fields if t not in top.groups)
+        required = frozenset(top.required) if cfg.check_required else frozenset()
+        return _FastPlan(checks, allowed, required, type_names)
+
+    def _layout(self, mt: str) -> tuple[Layout, DataDictionary]:
+        """Header + body + trailer of ``mt`` merged, and the dictionary its body comes from."""
         cached = self._top.get(mt)
         if cached is None:
             mdef = self.transport.messages.get(mt) or self.app.messages.get(mt)
@@ -323,7 +478,11 @@ class Validator:
                          header.required | body.required | trailer.required,
                          {**header.groups, **body.groups, **trailer.groups})
             cached = self._top[mt] = (top, body_dict)
-        top, body_dict = cached
+        return cached
+
+    def _validate_walk(self, msg: FixMessage, mt: str) -> None:
+        """The reference check: a walk over the fields that raises the first problem found."""
+        top, body_dict = self._layout(mt)
         fields = msg.fields
         end = self._walk(fields, 0, top, body_dict, in_group=False)
         if end != len(fields):  # only reachable through a group walk that stopped early

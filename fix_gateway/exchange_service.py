@@ -1,7 +1,7 @@
 """``tickline exchange-sim``: the exchange simulator as an Aeron service.
 
 One agent: polls SBE orders from the order stream, runs them through
-``ExchangeSim`` (price-time matching, ``auto-fill`` and ``rest`` per symbol),
+``ExchangeSim`` (price-time matching, ``auto-fill``, ``fill-only`` and ``rest`` per symbol),
 and publishes the SBE execution reports / order rejects on the report stream.
 
 Topology file (TOML), section ``[exchange_sim]``::
@@ -13,7 +13,7 @@ Topology file (TOML), section ``[exchange_sim]``::
     report_channel = "aeron:ipc"
     report_stream_id = 1002          # what the gateway subscribes to
     idle = "backoff"
-    default_mode = "match"           # match | auto-fill | rest
+    default_mode = "match"           # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill", MSFT = "rest" }
 
 Every scalar can be overridden by ``TICKLINE_EXCHANGE_SIM_<KEY>``.

@@ -1,6 +1,7 @@
 """A simulated venue: price-time priority matching per symbol, plus per-symbol
-``auto-fill`` (ack, then fill at the limit price) and ``rest`` (orders rest
-until cancelled) modes.
+``auto-fill`` (ack, then fill at the limit price), ``fill-only`` (the fill
+at the limit price and no ack, as venues report an order filled on arrival)
+and ``rest`` (orders rest until cancelled) modes.
 
 ``ExchangeSim`` speaks the bridge's order messages (``NewOrder``,
 ``CancelOrder``, ``ReplaceOrder`` in; ``ExecutionReport``, ``OrderReject``
@@ -26,7 +27,7 @@ from .config import ConfigError
 
 __all__ = ["ExchangeSim", "MODES"]
 
-MODES = ("match", "auto-fill", "rest")
+MODES = ("match", "auto-fill", "fill-only", "rest")
 
 
 @dataclass
@@ -165,13 +166,14 @@ class ExchangeSim:
         if r.ord_type in (OrdType.STOP, OrdType.STOP_LIMIT):
             self._reject_new(sid, r, RejectReason.BROKER_OPTION, f"unsupported order type ord_type={r.ord_type.value}")
             return
-        if mode == "auto-fill" and r.price is None:
-            self._reject_new(sid, r, RejectReason.INVALID_PRICE, "auto-fill venue needs a limit price")
+        if mode in ("auto-fill", "fill-only") and r.price is None:
+            self._reject_new(sid, r, RejectReason.INVALID_PRICE, f"{mode} venue needs a limit price")
             return
         o = _Order(self._next_order_id, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
         self._next_order_id += 1
-        self._report(o, ExecType.NEW, OrdStatus.NEW)
-        if mode == "auto-fill":
+        if mode != "fill-only":
+            self._report(o, ExecType.NEW, OrdStatus.NEW)
+        if mode in ("auto-fill", "fill-only"):
             assert o.price is not None
             self._fill(o, o.leaves, o.price)
             return

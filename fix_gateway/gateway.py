@@ -25,7 +25,7 @@ Topology file (TOML), section ``[fix_gateway]``::
     host = "127.0.0.1"
     port = 9876                    # tls_cert_file/tls_key_file: TLS on this port
     [fix_gateway.venue]            # bridge = "in-process": the exchange simulator inside the gateway
-    default_mode = "match"         # match | auto-fill | rest
+    default_mode = "match"         # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill" }
     [[fix_gateway.sessions]]
     role = "acceptor"              # or "initiator" with host/port (and tls_ca_file) of the counterparty
@@ -43,6 +43,7 @@ Every ``[fix_gateway]`` scalar can be overridden by ``TICKLINE_FIX_GATEWAY_<KEY>
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import threading
@@ -279,6 +280,9 @@ class Gateway:
     def run(self, stop: threading.Event) -> None:
         idle = _idle(self.config.idle)
         self.on_start()
+        # The daemon owns its process: move what start-up made (modules, dictionaries, plans) out of
+        # the cyclic GC's generations, so its collections walk only what the duty cycles make.
+        gc.freeze()
         try:
             while not stop.is_set():
                 idle.idle(self.do_work())

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import collections
 import errno
+import math
+import select
 import socket
 import ssl
 import time
@@ -73,9 +75,74 @@ class SessionEntry:
     backoff_s: float = 0.0
     connect_started: float = 0.0
 
+    def __post_init__(self) -> None:
+        # schedules are frozen: whether this one is "always" is known once (checked every duty cycle)
+        self.always_in_session = self.schedule.is_always
+        # The session's next timer deadline as last computed, and the state it was computed in.
+        # Traffic only moves a session's deadlines later and a state change is seen here, so until
+        # this time (in this state) there is nothing to tick; ticking early would be harmless anyway.
+        self.timer_check_at = 0.0
+        self.timer_state: State | None = None
+
     @property
     def session_id(self) -> str:
         return self.session.config.session_id
+
+
+_HAVE_EPOLL = hasattr(select, "epoll")
+_NONE_READY: frozenset[int] = frozenset()
+
+
+class _Readiness:
+    """Which sockets have input, from one ``epoll_wait(0)`` per duty cycle.
+
+    An idle duty cycle then costs one system call instead of an ``accept``
+    and a ``recv`` per socket that each fail with EAGAIN (an exception in
+    Python).  Level-triggered: input a cycle leaves unread is reported again.
+    ``may_read(sock)`` is True for a socket with input, for one not watched
+    yet (it is watched from then on), for a TLS socket (decrypted bytes can
+    wait inside the SSL object where epoll cannot see them), and always
+    where epoll does not exist.  A closed socket leaves the epoll set by
+    itself; a new socket that gets its descriptor number is watched afresh
+    (``_watched`` maps the number to the socket object).
+    """
+
+    def __init__(self) -> None:
+        self._ep: select.epoll | None = None  # made on first use, again after close()
+        self._watched: dict[int, socket.socket] = {}
+        self._ready: set[int] | frozenset[int] = _NONE_READY
+
+    def poll(self) -> None:
+        if self._ep is not None:
+            events = self._ep.poll(0)
+            self._ready = {fd for fd, _ in events} if events else _NONE_READY
+
+    def may_read(self, sock: socket.socket) -> bool:
+        ep = self._ep
+        if ep is None:
+            if not _HAVE_EPOLL:
+                return True
+            ep = self._ep = select.epoll()
+        if isinstance(sock, ssl.SSLSocket):
+            return True
+        fd = sock.fileno()
+        if fd < 0:
+            return True  # closed: let the caller find out
+        if self._watched.get(fd) is not sock:
+            try:
+                ep.register(fd, select.EPOLLIN)
+            except FileExistsError:
+                ep.modify(fd, select.EPOLLIN)
+            self._watched[fd] = sock
+            return True
+        return fd in self._ready
+
+    def close(self) -> None:
+        if self._ep is not None:
+            self._ep.close()
+            self._ep = None
+        self._watched.clear()
+        self._ready = _NONE_READY
 
 
 def _close(sock: socket.socket | None) -> None:
@@ -97,6 +164,7 @@ class _Endpoint:
         self.entries: dict[str, SessionEntry] = {}
         self._submitted: collections.deque[tuple[str, str, list[tuple[int, FieldValue]]]] = collections.deque()
         self._commands: collections.deque[Callable[[], None]] = collections.deque()
+        self._io = _Readiness()
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,
                     schedule: SessionSchedule | None = None, authenticator=None) -> Session:
@@ -141,7 +209,7 @@ class _Endpoint:
 
     def _read(self, e: SessionEntry, now: float) -> int:
         sock, work = e.sock, 0
-        if sock is None or e.connecting:
+        if sock is None or e.connecting or not self._io.may_read(sock):
             return 0
         for _ in range(8):
             try:
@@ -161,16 +229,24 @@ class _Endpoint:
 
     def _timers(self, e: SessionEntry, now: float) -> int:
         s = e.session
-        d = s.next_deadline()
+        if now < e.timer_check_at and s.state is e.timer_state:
+            d = None
+        else:
+            d = s.next_deadline()
+            e.timer_state = s.state
+            e.timer_check_at = math.inf if d is None else d
         if d is not None and now >= d:
             s.tick(now)
+            e.timer_check_at = 0.0  # recompute next cycle
             return 1
-        if e.sock is not None and s.state == State.ACTIVE and not e.schedule.is_in_session(now):
+        if e.sock is not None and not e.always_in_session and s.state == State.ACTIVE and not e.schedule.is_in_session(now):
             s.logout(now, "End of session")
             return 1
         return 0
 
     def _dispatch(self, e: SessionEntry) -> int:
+        if not e.session.has_events:
+            return 0
         evs = e.session.events()
         for ev in evs:
             if isinstance(ev, LoggedOn):
@@ -220,12 +296,19 @@ class _Endpoint:
         return 0
 
     def _work_sessions(self, now: float) -> int:
+        """One duty cycle over the sessions; the caller has run ``self._io.poll()``.
+
+        Input is read, handed to the application and its answers written before timers and
+        schedules are looked at: what they produce goes out on the next cycle, a few
+        microseconds later, and a message's round trip doesn't wait for them."""
         work = self._drain_submitted(now)
         for e in self.entries.values():
             work += self._read(e, now)
-            work += self._timers(e, now)
             work += self._dispatch(e)
+            if self._submitted or self._commands:  # what the application queued while handling the events
+                work += self._drain_submitted(now)
             work += self._flush(e, now)
+            work += self._timers(e, now)
             work += self._daily_reset(e, now)
         return work
 
@@ -237,6 +320,7 @@ class _Endpoint:
                 self._dispatch(e)
                 self._closed(e, now)
             e.session.store.close()
+        self._io.close()
 
 
 @dataclass(frozen=True)
@@ -318,9 +402,10 @@ class FixAcceptor(_Endpoint):
 
     def do_work(self) -> int:
         now = self.clock()
-        work = self._accept(now)
+        self._io.poll()
+        work = self._work_sessions(now)  # connected sessions first: new connections can wait a cycle
+        work += self._accept(now)
         work += self._identify(now)
-        work += self._work_sessions(now)
         return work
 
     def on_close(self) -> None:
@@ -334,7 +419,7 @@ class FixAcceptor(_Endpoint):
     def _accept(self, now: float) -> int:
         work = 0
         ls = self._listener
-        if ls is None:
+        if ls is None or not self._io.may_read(ls):
             return 0
         for _ in range(16):
             try:
@@ -375,7 +460,7 @@ class FixAcceptor(_Endpoint):
                 p.handshaking = False
                 work += 1
             try:
-                chunk = p.sock.recv(_RECV)
+                chunk = p.sock.recv(_RECV) if self._io.may_read(p.sock) else None
             except _AGAIN:
                 chunk = None
             except OSError:
@@ -502,6 +587,7 @@ class FixInitiator(_Endpoint):
 
     def do_work(self) -> int:
         now = self.clock()
+        self._io.poll()
         work = 0
         for sid, e in self.entries.items():
             work += self._connect(sid, e, now)

@@ -171,22 +171,38 @@ Event = Union[LoggedOn, LoggedOut, ApplicationMessage, RejectReceived, RejectSen
 # time
 
 
+# One-entry caches of the last whole second formatted / parsed: every message
+# carries a SendingTime, and consecutive ones almost always share the second.
+_fmt_second: tuple[int, str] = (-1, "")
+_parsed_second: tuple[str, int] = ("", 0)
+
+
 def utc_timestamp(now: float) -> str:
     """UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
+    global _fmt_second
     secs = int(now)
     ms = int(round((now - secs) * 1000))
     if ms >= 1000:
         secs, ms = secs + 1, ms - 1000
-    t = time.gmtime(secs)
-    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}-{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}"
+    cached_secs, prefix = _fmt_second
+    if cached_secs != secs:
+        t = time.gmtime(secs)
+        prefix = f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}-{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        _fmt_second = (secs, prefix)
+    return f"{prefix}{ms:03d}"
 
 
 def parse_utc_timestamp(s: str) -> float | None:
     """Seconds since the epoch for a UTCTimestamp, or None if malformed."""
+    global _parsed_second
     try:
         if len(s) < 17 or s[8] != "-" or s[11] != ":" or s[14] != ":":
             return None
-        secs = calendar.timegm((int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[12:14]), int(s[15:17]), 0, 0, 0))
+        head = s[:17]
+        cached_head, secs = _parsed_second
+        if head != cached_head:
+            secs = int(calendar.timegm((int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[12:14]), int(s[15:17]), 0, 0, 0)))
+            _parsed_second = (head, secs)
         frac = s[17:]
         if frac:
             if frac[0] != "." or not frac[1:].isdigit():
@@ -322,6 +338,11 @@ class Session:
         self._out.clear()
         return out
 
+    @property
+    def has_events(self) -> bool:
+        """Whether ``events()`` has anything (cheaper than asking it every duty cycle)."""
+        return bool(self._events)
+
     def events(self) -> list[Event]:
         """Events since the last call, in order; drains the list."""
         ev, self._events = self._events, []
@@ -376,24 +397,27 @@ class Session:
         """Bytes from the socket, in any chunking."""
         if self.state == State.DISCONNECTED:
             return
-        self._framer.feed(data)
+        framer = self._framer
+        framer.feed(data)
         while self.state != State.DISCONNECTED:
-            item = self._framer.next()
-            if item is None:
-                return
-            if isinstance(item, Oversized):
-                self._logout_and_disconnect(
-                    now, f"Message too large: size={item.declared_size} max={item.max_size}",
-                    f"oversized_message size={item.declared_size} max={item.max_size}")
-                return
-            if isinstance(item, Garbled):
-                self._events.append(GarbledReceived(item.reason))
-                continue
-            try:
-                msg = parse(item.data)
-            except GarbledMessage as e:
-                self._events.append(GarbledReceived(e.reason))
-                continue
+            msg = framer.next_message()  # the well-formed case, framed and parsed in one native call
+            if msg is None:
+                item = framer.next()
+                if item is None:
+                    return
+                if isinstance(item, Oversized):
+                    self._logout_and_disconnect(
+                        now, f"Message too large: size={item.declared_size} max={item.max_size}",
+                        f"oversized_message size={item.declared_size} max={item.max_size}")
+                    return
+                if isinstance(item, Garbled):
+                    self._events.append(GarbledReceived(item.reason))
+                    continue
+                try:
+                    msg = parse(item.data)
+                except GarbledMessage as e:
+                    self._events.append(GarbledReceived(e.reason))
+                    continue
             self._t.last_received = now
             self._t.test_request_id = None  # any message from the peer answers our TestRequest
             self._on_message(msg, now)
@@ -530,8 +554,8 @@ class Session:
         table = RECEIVE[self.state]
         handler = table.get(msg.msg_type) or table[ANY]
         getattr(self, handler)(msg, now)
-        if self.state in (State.ACTIVE, State.LOGOUT_SENT):
-            self._drain_queue(now)
+        if (self._queue or self._resend_until) and self.state in (State.ACTIVE, State.LOGOUT_SENT):
+            self._drain_queue(now)  # (with neither, it has nothing to do)
 
     def _drain_queue(self, now: float) -> None:
         q = self._queue
@@ -550,7 +574,8 @@ class Session:
     def _verify(self, msg: FixMessage, now: float, check_too_high: bool = True, check_too_low: bool = True) -> bool:
         """Header checks every message passes; False when the message must not be processed now."""
         c = self.config
-        if msg.get(49) != c.target_comp_id or msg.get(56) != c.sender_comp_id:
+        get = (msg._index or msg._idx()).get
+        if get(49) != c.target_comp_id or get(56) != c.sender_comp_id:
             text = f"CompID problem expected_sender={c.target_comp_id} expected_target={c.sender_comp_id} received_sender={msg.get(49)} received_target={msg.get(56)}"
             self._reject(msg, R.COMPID_PROBLEM, 49 if msg.get(49) != c.target_comp_id else 56, "CompID problem", now)
             self._logout_and_disconnect(now, "CompID problem", "wrong_comp_id " + text)
@@ -559,8 +584,8 @@ class Session:
         if seq is None:
             self._logout_and_disconnect(now, "MsgSeqNum(34) missing or invalid", "seq_num_missing")
             return False
-        poss_dup = msg.get(43) == "Y"
-        sending = msg.get(52)
+        poss_dup = get(43) == "Y"
+        sending = get(52)
         sending_t = parse_utc_timestamp(sending) if sending else None
         if c.check_latency:
             if sending_t is None or abs(now - sending_t) > c.max_latency_s:

@@ -3,8 +3,13 @@
 The session calls ``save(seq, raw)`` and ``set_next_sender_seq`` *before*
 it hands the message's bytes out, so a message is on record before the peer
 can have seen it; ``sync()`` makes that durable (the I/O shell calls it once
-per duty cycle before writing to sockets when the fsync policy is
-``batch``; with ``always`` every write is fsynced as it happens).
+per duty cycle before writing to sockets).  ``FileStore`` writes records
+into a shared memory map of its log, so the OS has each record as soon as
+it is appended, without a system call (it survives a crash of this process,
+not of the machine: the ``none`` policy); ``batch`` flushes them to disk at
+``sync()``, ``always`` after every record.  The log grows in reserved
+chunks (``posix_fallocate``: a full disk is a ``StoreError`` at growth, not
+a SIGBUS on a later write) and is cut back to its records on ``close()``.
 
 ``FileStore`` keeps one append-only log per session.  Each record is
 ``[u32 payload_len][u32 crc32(payload)][payload]`` with payload
@@ -16,12 +21,14 @@ per duty cycle before writing to sockets when the fsync policy is
 
 On open the log is replayed; a torn or corrupt tail (short record, bad CRC)
 is cut off and the valid prefix kept (``recovered_tail_bytes`` says how much
-was dropped).  A reset rewrites the log to a new file and renames it over
+was dropped; zero bytes left by a chunk reserved before a crash are not
+records and are cut off without counting).  A reset rewrites the log to a new file and renames it over
 the old one, so a crash leaves either the old or the new log.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zlib
@@ -110,6 +117,7 @@ _SEQ = struct.Struct("<BQ")
 _SEQS = struct.Struct("<BQQ")
 _RESET = struct.Struct("<Bd")
 _MAX_RECORD = 64 << 20
+_CHUNK = 1 << 20  # the least the log grows by
 MSG, SEQS, RESET = 1, 2, 3
 
 
@@ -128,14 +136,18 @@ class FileStore:
         self.next_target_seq = 1
         self.creation_time = now
         self.recovered_tail_bytes = 0
-        self._index: dict[int, tuple[int, int]] = {}  # seq -> (offset of raw, length)
+        # seq -> offset of raw << 32 | length: an int, which the cyclic GC does not track (a tuple
+        # per sent message made the collector run every few hundred messages)
+        self._index: dict[int, int] = {}
+        self._mm: mmap.mmap | None = None  # the log mapped, [0, _cap); records end at _end
+        self._end = 0
+        self._cap = 0
         self._dirty = False
         self._last_saved = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self._replay()
-            self._f = open(self.path, "r+b")
-            self._f.seek(0, os.SEEK_END)
+            self._open_for_append()
         else:
             self._rewrite(now)
 
@@ -150,7 +162,7 @@ class FileStore:
         except OSError as e:
             raise StoreError(f"cannot read message store: fault=local path={self.path} error={e}") from None
         pos, n = 0, len(data)
-        index: dict[int, tuple[int, int]] = {}
+        index: dict[int, int] = {}
         sender, target, created = 1, 1, self.creation_time
         while pos + _HDR.size <= n:
             length, crc = _HDR.unpack_from(data, pos)
@@ -163,7 +175,7 @@ class FileStore:
             kind = payload[0]
             if kind == MSG and length >= _SEQ.size:
                 _, seq = _SEQ.unpack_from(payload)
-                index[seq] = (start + _SEQ.size, length - _SEQ.size)
+                index[seq] = (start + _SEQ.size) << 32 | (length - _SEQ.size)
             elif kind == SEQS and length == _SEQS.size:
                 _, sender, target = _SEQS.unpack_from(payload)
             elif kind == RESET and length == _RESET.size:
@@ -174,7 +186,8 @@ class FileStore:
                 break
             pos = start + length
         if pos < n:
-            self.recovered_tail_bytes = n - pos
+            if data.count(0, pos) != n - pos:  # not just the zero rest of a reserved chunk
+                self.recovered_tail_bytes = n - pos
             with open(self.path, "r+b") as f:
                 f.truncate(pos)
                 f.flush()
@@ -185,20 +198,70 @@ class FileStore:
         if index and max(index) >= self.next_sender_seq:
             self.next_sender_seq = max(index) + 1
 
-    def _append(self, payload: bytes) -> int:
-        rec = _HDR.pack(len(payload), zlib.crc32(payload)) + payload
-        f = self._f
-        off = f.tell()
+    def _open_for_append(self) -> None:
+        self._f = open(self.path, "r+b", buffering=0)
+        self._end = self._cap = self._f.seek(0, os.SEEK_END)
+        self._mm = mmap.mmap(self._f.fileno(), self._cap) if self._cap else None
+
+    def _reserve(self, need: int) -> None:
+        """Grow the log (and its map) so ``need`` more bytes fit after ``_end``."""
+        cap = self._end + need + max(_CHUNK, self._end // 4)
+        fd = self._f.fileno()
         try:
-            f.write(rec)
-            if self.fsync == "always":
-                f.flush()
-                os.fsync(f.fileno())
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, cap)
             else:
-                self._dirty = True
+                os.ftruncate(fd, cap)
+            if self._mm is not None:
+                self._mm.close()
+            # MAP_POPULATE: fault the chunk's pages in now rather than one page fault per
+            # 4 KiB of records on the send path
+            self._mm = mmap.mmap(fd, cap, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
         except OSError as e:
-            raise StoreError(f"cannot write message store: fault=local path={self.path} error={e}") from None
-        return off + _HDR.size
+            raise StoreError(f"cannot grow message store: fault=local path={self.path} size={cap} error={e}") from None
+        self._cap = cap
+
+    def _append(self, payload: bytes, data: bytes = b"") -> int:
+        """Write the record ``payload + data``; returns the file offset of its payload."""
+        n = len(payload) + len(data)
+        off = self._end
+        if off + _HDR.size + n > self._cap:
+            self._reserve(_HDR.size + n)
+        mm = self._mm
+        assert mm is not None
+        crc = zlib.crc32(data, zlib.crc32(payload)) if data else zlib.crc32(payload)
+        _HDR.pack_into(mm, off, n, crc)
+        p = off + _HDR.size
+        mm[p:p + len(payload)] = payload
+        if data:
+            mm[p + len(payload):p + n] = data
+        self._end = p + n
+        self._dirty = True
+        if self.fsync == "always":
+            self._flush_to_disk()
+        return p
+
+    def _flush_to_disk(self) -> None:
+        try:
+            if self._mm is not None:
+                self._mm.flush()
+            os.fsync(self._f.fileno())
+        except OSError as e:
+            raise StoreError(f"cannot sync message store: fault=local path={self.path} error={e}") from None
+        self._dirty = False
+
+    def _close_file(self) -> None:
+        """Unmap and close, cutting the reserved rest off the log."""
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        f = getattr(self, "_f", None)
+        if f is not None and not f.closed:
+            try:
+                if self._cap > self._end:
+                    os.ftruncate(f.fileno(), self._end)
+            finally:
+                f.close()
 
     def _rewrite(self, now: float) -> None:
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
@@ -213,28 +276,25 @@ class FileStore:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-        if getattr(self, "_f", None) is not None:
-            self._f.close()
-        self._f = open(self.path, "r+b")
-        self._f.seek(0, os.SEEK_END)
+        self._close_file()
+        self._open_for_append()
         self._index = {}
         self.next_sender_seq = self.next_target_seq = 1
         self.creation_time = now
 
     def save(self, seq: int, raw: bytes) -> None:
-        off = self._append(_SEQ.pack(MSG, seq) + raw)
-        self._index[seq] = (off + _SEQ.size, len(raw))
+        off = self._append(_SEQ.pack(MSG, seq), raw)
+        self._index[seq] = (off + _SEQ.size) << 32 | len(raw)
         self._last_saved = seq
 
     def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         out = []
-        self._f.flush()
-        with open(self.path, "rb") as r:
-            for seq in range(begin, end + 1):
-                loc = self._index.get(seq)
-                if loc is not None:
-                    r.seek(loc[0])
-                    out.append((seq, r.read(loc[1])))
+        mm = self._mm
+        for seq in range(begin, end + 1):
+            loc = self._index.get(seq)
+            if loc is not None and mm is not None:
+                off = loc >> 32
+                out.append((seq, mm[off:off + (loc & 0xFFFFFFFF)]))
         return out
 
     def _write_seqs(self) -> None:
@@ -254,17 +314,12 @@ class FileStore:
         self._rewrite(now)
 
     def sync(self) -> None:
-        if self._dirty:
-            self._dirty = False
-            try:
-                self._f.flush()
-                if self.fsync == "batch":
-                    os.fsync(self._f.fileno())
-            except OSError as e:
-                raise StoreError(f"cannot sync message store: fault=local path={self.path} error={e}") from None
+        # records are in the OS's page cache as soon as they are appended; only "batch" has work here
+        if self._dirty and self.fsync == "batch":
+            self._flush_to_disk()
 
     def close(self) -> None:
         f = getattr(self, "_f", None)
         if f is not None and not f.closed:
             self.sync()
-            f.close()
+            self._close_file()

@@ -167,6 +167,13 @@ def test_sim_modes():
     assert [r.exec_type for _, r in drain(s)] == [ExecType.NEW, ExecType.NEW]  # resting, never matched
     with pytest.raises(ValueError, match="fault=config key=modes symbol=X value='fast'"):
         sim(modes={"X": "fast"})
+    s = sim(default_mode="fill-only")
+    s.offer("A", nos("4", Side.SELL, 7, 100))
+    assert [(r.exec_type, r.ord_status, r.last_quantity, r.leaves_quantity) for _, r in drain(s)] == [
+        (ExecType.TRADE, OrdStatus.FILLED, 7, 0)]  # one report: the fill, no ack
+    s.offer("A", nos("5", Side.SELL, 7, ot=OrdType.MARKET))
+    [(_, rej)] = drain(s)
+    assert rej.exec_type is ExecType.REJECTED and rej.text == "fill-only venue needs a limit price"
 
 
 # -- bridge end to end: a FIX client trades against the simulated venue through the gateway -------------

@@ -523,3 +523,11 @@ def test_refused_logon_with_reset_flag_keeps_store():
     s.connection_made(T0)
     s.receive_data(peer("A", 1, [(98, 0), (108, 30), (141, "Y")]), T0)
     assert (st.next_target_seq, st.next_sender_seq) == (40, 51)  # only the Logout was added
+
+
+def test_msgseqnum_with_non_ascii_digits_logs_out_instead_of_raising():
+    # "\xb2" (superscript two) passes str.isdigit but not int(): it used to escape receive_data as ValueError
+    s = logged_on_acceptor()
+    s.receive_data(peer("0", "\xb2"), T0)
+    assert out(s) == [hdr("5", 2) + [(58, "MsgSeqNum(34) missing or invalid")]]
+    assert s.events()[-1] == Disconnect("seq_num_missing", "remote")

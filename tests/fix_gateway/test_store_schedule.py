@@ -148,3 +148,42 @@ def test_schedule_overnight_and_24h_and_daily_reset():
 def test_schedule_config_errors(kw, key):
     with pytest.raises(ConfigError, match=f"fault=config key={key} "):
         SessionSchedule(**kw)
+
+
+@pytest.mark.parametrize("policy", ["always", "batch", "none"])
+def test_file_store_after_a_crash_keeps_every_record_and_ignores_the_reserved_rest(tmp_path, policy):
+    # records go into a memory map of the log, which grows in reserved (zero) chunks; a process that
+    # dies without close() leaves that zero rest behind: it is not a torn record
+    p = tmp_path / "s.log"
+    st = FileStore(p, policy, now=5.0)
+    for seq in (1, 2):
+        st.save(seq, raw(seq))
+        st.set_next_sender_seq(seq + 1)
+    st.set_next_target_seq(4)
+    st.sync()
+    assert os.path.getsize(p) > st._end  # reserved, not yet cut back
+    st2 = FileStore(p, policy)  # as a restarted process would (st never closed)
+    assert st2.recovered_tail_bytes == 0
+    assert (st2.next_sender_seq, st2.next_target_seq, st2.get(1, 2)) == (3, 4, [(1, raw(1)), (2, raw(2))])
+    assert os.path.getsize(p) == st2._end
+    st2.close()
+
+
+def test_file_store_close_cuts_the_reserved_rest(tmp_path):
+    p = tmp_path / "s.log"
+    st = FileStore(p, "none")
+    st.save(1, raw(1))
+    st.close()
+    data = p.read_bytes()
+    assert not data.endswith(b"\0\0\0\0") and FileStore(p).get(1, 1) == [(1, raw(1))]
+
+
+def test_file_store_torn_record_followed_by_zeros_still_counts(tmp_path):
+    p = tmp_path / "s.log"
+    size = _fill(p)
+    with open(p, "r+b") as f:
+        f.truncate(size - 5)  # a torn last record ...
+        f.truncate(size + 4096)  # ... and a reserved zero chunk after it
+    st = FileStore(p)
+    assert st.recovered_tail_bytes == size + 4096 - os.path.getsize(p) > 4096
+    assert st.get(1, 1) == [(1, raw(1))]

@@ -122,7 +122,13 @@ class QfPeer:
                 self._pull()
                 tail = "\n".join(self.lines[-30:])
                 raise AssertionError(f"qfpeer: no line matching {pattern!r} within {timeout}s; last lines:\n{tail}")
-            time.sleep(0.01)
+            # block until the next line (not a sleep loop: a thread waking every few ms takes the GIL
+            # from whatever else runs in this process, e.g. a gateway agent under benchmark)
+            start = max(start, len(self.lines))
+            try:
+                self.lines.append(self._q.get(timeout=min(0.5, max(0.001, deadline - time.monotonic()))))
+            except queue.Empty:
+                pass
 
     def mark(self) -> int:
         self._pull()

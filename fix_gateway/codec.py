@@ -111,6 +111,10 @@ class FixMessage:
     def get(self, tag: int, default: str | None = None) -> str | None:
         return (self._index or self._idx()).get(tag, default)
 
+    def index(self) -> dict[int, str]:
+        """tag -> first value, for reading many fields with one lookup each; don't modify it."""
+        return self._index or self._idx()
+
     def __getitem__(self, tag: int) -> str:
         return (self._index or self._idx())[tag]
 

@@ -28,22 +28,32 @@ from .config import ConfigError
 __all__ = ["ExchangeSim", "MODES"]
 
 MODES = ("match", "auto-fill", "fill-only", "rest")
+_DONE = frozenset((OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.FILLED))  # leaves is 0 on these reports
+_STOPS = frozenset((OrdType.STOP, OrdType.STOP_LIMIT))
+_AT_LIMIT = frozenset(("auto-fill", "fill-only"))  # modes that fill every order at its limit price
 
 
-@dataclass
 class _Order:
-    order_id: int
-    session_id: str
-    cl_ord_id: str
-    symbol: str
-    side: Side
-    ord_type: OrdType
-    tif: TimeInForce
-    price: int | None
-    quantity: int
-    cum: int = 0
-    notional: int = 0  # sum of last_qty * last_price (mantissa), for AvgPx
-    orig_cl_ord_id: str = ""
+    """A live order's state (mutable).  A slotted class: one is made per order, and a
+    dataclass's generated __init__ with defaults costs about twice as much."""
+
+    __slots__ = ("order_id", "session_id", "cl_ord_id", "symbol", "side", "ord_type", "tif", "price", "quantity",
+                 "cum", "notional", "orig_cl_ord_id")
+
+    def __init__(self, order_id: int, session_id: str, cl_ord_id: str, symbol: str, side: Side, ord_type: OrdType,
+                 tif: TimeInForce, price: int | None, quantity: int) -> None:
+        self.order_id = order_id
+        self.session_id = session_id
+        self.cl_ord_id = cl_ord_id
+        self.symbol = symbol
+        self.side = side
+        self.ord_type = ord_type
+        self.tif = tif
+        self.price = price
+        self.quantity = quantity
+        self.cum = 0
+        self.notional = 0  # sum of last_qty * last_price (mantissa), for AvgPx
+        self.orig_cl_ord_id = ""
 
     @property
     def leaves(self) -> int:
@@ -51,6 +61,9 @@ class _Order:
 
     def avg(self) -> int | None:
         return self.notional // self.cum if self.cum else None
+
+    def __repr__(self) -> str:
+        return "_Order(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 @dataclass
@@ -146,11 +159,12 @@ class ExchangeSim:
     def _report(self, o: _Order, exec_type: ExecType, status: OrdStatus, cl_ord_id: str | None = None,
                 last_qty: int = 0, last_px: int | None = None, reason: RejectReason | None = None, text: str = "") -> None:
         eid = self._next_exec_id
-        self._next_exec_id += 1
-        leaves = 0 if status in (OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.FILLED) else o.leaves
+        self._next_exec_id = eid + 1
+        cum = o.cum
+        leaves = 0 if status in _DONE else o.quantity - cum
         self._out.append((o.session_id, ExecutionReport(
             o.order_id, eid, cl_ord_id or o.cl_ord_id, o.symbol, o.side, exec_type, status, o.price, last_px, last_qty,
-            leaves, o.cum, o.avg(), self.clock_ns(), reason, text, o.orig_cl_ord_id)))
+            leaves, cum, o.notional // cum if cum else None, self.clock_ns(), reason, text, o.orig_cl_ord_id)))
 
     def _reject_new(self, sid: str, r: NewOrder, reason: RejectReason, text: str) -> None:
         o = _Order(0, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
@@ -162,20 +176,22 @@ class ExchangeSim:
             self._reject_new(sid, r, RejectReason.DUPLICATE_ORDER, f"duplicate ClOrdID cl_ord_id={r.cl_ord_id}")
             return
         self.seen.add(key)
-        mode = self.mode(r.symbol)
-        if r.ord_type in (OrdType.STOP, OrdType.STOP_LIMIT):
+        mode = self.modes.get(r.symbol, self.default_mode)
+        if r.ord_type in _STOPS:
             self._reject_new(sid, r, RejectReason.BROKER_OPTION, f"unsupported order type ord_type={r.ord_type.value}")
             return
-        if mode in ("auto-fill", "fill-only") and r.price is None:
+        at_limit = mode in _AT_LIMIT
+        if at_limit and r.price is None:
             self._reject_new(sid, r, RejectReason.INVALID_PRICE, f"{mode} venue needs a limit price")
             return
-        o = _Order(self._next_order_id, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
-        self._next_order_id += 1
+        oid = self._next_order_id
+        self._next_order_id = oid + 1
+        o = _Order(oid, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
         if mode != "fill-only":
             self._report(o, ExecType.NEW, OrdStatus.NEW)
-        if mode in ("auto-fill", "fill-only"):
+        if at_limit:
             assert o.price is not None
-            self._fill(o, o.leaves, o.price)
+            self._fill(o, o.quantity, o.price)
             return
         book = self.books.setdefault(r.symbol, _Book())
         if mode == "match":
@@ -209,7 +225,7 @@ class ExchangeSim:
     def _fill(self, o: _Order, qty: int, px: int) -> None:
         o.cum += qty
         o.notional += qty * px
-        status = OrdStatus.FILLED if o.leaves == 0 else OrdStatus.PARTIALLY_FILLED
+        status = OrdStatus.FILLED if o.cum == o.quantity else OrdStatus.PARTIALLY_FILLED
         self._report(o, ExecType.TRADE, status, last_qty=qty, last_px=px)
 
     def _match(self, book: _Book, o: _Order) -> None:

@@ -4,7 +4,7 @@ import decimal
 
 from hypothesis import given, settings, strategies as st
 
-from tickline.fix_gateway.bridge import TranslationError, _plain_mantissa, _price, _px, _qty
+from tickline.fix_gateway.bridge import TranslationError, _new_order, _new_order_fast, _plain_mantissa, _price, _px, _qty, from_fix
 from tickline.fix_gateway.codec import FixMessage
 
 
@@ -63,3 +63,32 @@ def test_qty_fast_path_matches_decimal(v):
     d = decimal.Decimal(v)
     ref = int(d) if d == d.to_integral_value() and 0 < d < 2 ** 64 else ("error", "business")
     assert outcome(_qty, m, 38) == ref
+
+
+# NewOrderSingle fields as a peer might send them: mostly plain, sometimes odd, sometimes absent.
+_ABSENT = None
+nos_fields = st.fixed_dictionaries({
+    11: st.sampled_from(["O1", "X" * 20, "X" * 21, "", "\u00e9t\u00e9", _ABSENT]),
+    1: st.sampled_from(["ACC", "", "A" * 12, "A" * 13, "\u00e9", _ABSENT]),
+    55: st.sampled_from(["IBM", "S" * 16, "S" * 17, "", _ABSENT]),
+    54: st.sampled_from(["1", "2", "5", "", _ABSENT]),
+    40: st.sampled_from(["1", "2", "3", "4", "9", _ABSENT]),
+    59: st.sampled_from(["0", "1", "3", "4", "6", "", "7", _ABSENT]),
+    44: st.one_of(st.just(_ABSENT), prices),
+    99: st.sampled_from([_ABSENT, _ABSENT, "10.5", "x"]),
+    126: st.sampled_from([_ABSENT, _ABSENT, "", "20260102-12:00:00", "bad"]),
+    38: st.sampled_from(["100", "0", "10.5", "1e3", "-5", "18446744073709551616", "18446744073709551615", "\u00b2", _ABSENT]),
+    60: st.sampled_from(["20260101-12:00:00.123", "20260101-12:00:00", "20260101-12:00:00.123456", "2026-01-01", _ABSENT]),
+})
+
+
+@given(nos_fields)
+@settings(max_examples=1500)
+def test_new_order_fast_path_matches_checked_path(fields):
+    now = 1767268800.25
+    m = FixMessage([(8, "FIX.4.4"), (35, "D")] + [(t, v) for t, v in fields.items() if v is not _ABSENT])
+    fast = _new_order_fast(m.index(), now)
+    checked = outcome(_new_order, m, now)
+    if fast is not None:
+        assert fast == checked
+    assert outcome(from_fix, m, now) == checked

@@ -23,6 +23,7 @@ __all__ = [
     "AppendRequest",
     "AppendResponse",
     "InstallSnapshot",
+    "InstallSnapshotResponse",
     "TimeoutNow",
     "Message",
     "Role",
@@ -119,10 +120,36 @@ class AppendResponse:
 
 @dataclass(frozen=True, slots=True)
 class InstallSnapshot:
+    """One chunk of the leader's snapshot: bytes ``[offset, offset + len(data))``
+    of a snapshot at ``position`` taken in ``snapshot_term``, ``length`` bytes in
+    all, whose CRC-32 is ``checksum``.  The four together name the snapshot, so a
+    follower can resume a transfer under a new leader that holds the same one.
+    The chunk ending at ``length`` completes it (a zero-length snapshot is one
+    empty chunk)."""
+
     src: int
     dst: int
     term: int
-    snapshot: Snapshot
+    position: int
+    snapshot_term: int
+    length: int
+    checksum: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotResponse:
+    """Follower -> leader during a snapshot transfer: it holds the first
+    ``offset`` bytes of the snapshot at ``position`` and needs the rest from
+    there (0: start again).  Completion is answered with an AppendResponse at
+    ``position`` instead, as any other catch-up."""
+
+    src: int
+    dst: int
+    term: int
+    position: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +159,7 @@ class TimeoutNow:
     term: int
 
 
-Message = RequestVote | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | TimeoutNow
+Message = RequestVote | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | InstallSnapshotResponse | TimeoutNow
 
 
 class Role(enum.Enum):

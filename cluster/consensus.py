@@ -665,8 +665,16 @@ class Consensus:
 
     def _append_local(self, kind: int, payload: bytes) -> Entry:
         # Cluster time never goes backwards across leaders: service code relies on it.
-        entry = Entry(self.last_position(), self.term, max(self.now, self.last_timestamp()), int(kind), payload)
-        self._append([entry])
+        entries = self._entries
+        if entries:
+            last = entries[-1]
+            position, timestamp = last.end, max(self.now, last.timestamp)
+        else:
+            position, timestamp = self._base_position, self.now
+        # appended at the log's end by construction: no order check needed (cf. _append)
+        entry = Entry(position, self.term, timestamp, int(kind), payload)
+        entries.append(entry)
+        self._starts.append(position)
         return entry
 
     def _broadcast_append(self, heartbeat: bool) -> None:

@@ -16,11 +16,12 @@ the topology file):
 
 Aeron delivers in order, reliably and with flow control, and reassembles
 messages up to the publication's ``max_message_length`` (term length / 8):
-4 MiB consensus terms carry messages (append batches, snapshots for a lagging
-member) up to 512 KiB.  A larger one is not sent: it is counted under
-``too_large`` and reported on stderr with its size, because it means the
-consensus term length is too small for the service's snapshot (our
-configuration's fault, not the peer's).  ``NOT_CONNECTED`` and
+4 MiB consensus terms carry messages up to 512 KiB: append batches (64 KiB)
+and snapshot chunks (256 KiB; a snapshot of any size goes to a lagging member
+as many of them, see ``InstallSnapshot``).  A larger message is not sent: it
+is counted under ``too_large`` and reported on stderr with its size, because
+it means our configuration (term length vs. batch or chunk size) is wrong,
+not the peer.  ``NOT_CONNECTED`` and
 ``BACK_PRESSURED`` never block the duty cycle: the message is dropped and
 counted (Raft retries appends and elections; clients retry requests).
 

@@ -24,6 +24,9 @@ class ConsensusConfig:
     election_timeout_max: int = 300
     heartbeat_interval: int = 50
     max_append_bytes: int = 64 * 1024
+    # bytes of snapshot per InstallSnapshot message; a transport must carry a
+    # message this large plus a small header (Aeron: term length / 8)
+    snapshot_chunk_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "members", tuple(self.members))
@@ -37,7 +40,7 @@ class ConsensusConfig:
                 raise ConfigError("invalid cluster config", key="members", value=repr(member), expected="non-negative integer member ids")
         if self.member_id not in ids:
             raise ConfigError("invalid cluster config", key="member_id", value=self.member_id, expected="one of " + ",".join(map(str, ids)))
-        for name in ("election_timeout_min", "election_timeout_max", "heartbeat_interval", "max_append_bytes"):
+        for name in ("election_timeout_min", "election_timeout_max", "heartbeat_interval", "max_append_bytes", "snapshot_chunk_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError("invalid cluster config", key=name, value=value, expected="positive integer")

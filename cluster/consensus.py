@@ -30,6 +30,17 @@ I6  Pre-vote: a member campaigns (increments its term) only after a quorum
     a partitioned member cannot disrupt a healthy leader when it returns.
 I7  Check quorum: a leader that has not heard from a quorum within an
     election timeout steps down, so the lease above cannot outlive it.
+I8  Snapshot transfer: a follower that needs entries the leader compacted
+    away gets the leader's snapshot in chunks of ``snapshot_chunk_bytes``
+    (:class:`InstallSnapshot`).  It assembles them in memory, in order, only
+    for the snapshot named by (position, term, length, checksum); a chunk
+    out of order is answered with where it stands (:class:`InstallSnapshotResponse`),
+    and a transfer of the same snapshot resumes under a new leader.  Nothing
+    reaches its log or Ready until every byte is there and the CRC-32 of the
+    whole matches; then it is installed at once, as one Ready.snapshot.  The
+    leader sends the next chunk only on an acknowledgement that moves forward
+    (and resends the current one each heartbeat), so lost, duplicated and
+    reordered chunks neither stall a transfer nor multiply.
 
 Role transitions are all in :data:`TRANSITIONS`; nothing else assigns a role.
 """
@@ -39,6 +50,7 @@ from __future__ import annotations
 import bisect
 import enum
 import random
+import zlib
 
 from .config import ConsensusConfig
 from .errors import LocalProtocolError, NotLeaderError, RemoteProtocolError, SafetyViolation
@@ -49,6 +61,7 @@ from .messages import (
     EntryKind,
     HardState,
     InstallSnapshot,
+    InstallSnapshotResponse,
     Message,
     Ready,
     RequestVote,
@@ -97,6 +110,18 @@ TRANSITIONS: dict[tuple[Role, Event], Role] = {
 }
 
 
+class _IncomingSnapshot:
+    """A snapshot a follower is assembling: the name its chunks carry, the
+    bytes so far (always a prefix), and the highest term it was sent in."""
+
+    __slots__ = ("key", "data", "term")
+
+    def __init__(self, key: tuple[int, int, int, int], term: int) -> None:
+        self.key = key  # (position, snapshot_term, length, checksum)
+        self.data = bytearray()
+        self.term = term
+
+
 class Consensus:
     """One member's consensus state.  Not thread-safe: drive it from one thread.
 
@@ -123,6 +148,10 @@ class Consensus:
         self.term = hs.term
         self.voted_for = hs.voted_for
         self._snapshot = snapshot
+        self._snapshot_crc = zlib.crc32(snapshot.data) if snapshot else 0
+        self._incoming: _IncomingSnapshot | None = None  # follower: a snapshot being received (I8)
+        self.snapshots_received = 0  # installed from a leader's transfer (counters for tests and the simulator)
+        self.snapshot_checksum_failures = 0
         self._base_position = snapshot.position if snapshot else 0
         self._base_term = snapshot.term if snapshot else 0
         self._entries: list[Entry] = []
@@ -159,6 +188,7 @@ class Consensus:
         self._next: dict[int, int] = {}
         self._match: dict[int, int] = {}
         self._active: set[int] = set()
+        self._snap_acked: dict[int, tuple[int, int]] = {}  # peer -> (snapshot position, bytes it acknowledged)
         self._heartbeat_due = 0
         self._quorum_check_due = 0
         self._transfer_target: int | None = None
@@ -318,6 +348,7 @@ class Consensus:
         self._next = {p: last for p in self.peers}
         self._match = {p: 0 for p in self.peers}
         self._active = set()
+        self._snap_acked = {}
         self._heartbeat_due = self.now
         self._quorum_check_due = self.now + self.config.election_timeout_min
         self._transfer_target = None
@@ -381,6 +412,8 @@ class Consensus:
             self._on_vote_response(m)
         elif isinstance(m, InstallSnapshot):
             self._on_install_snapshot(m)
+        elif isinstance(m, InstallSnapshotResponse):
+            self._on_install_snapshot_response(m)
         elif isinstance(m, TimeoutNow):
             if self.role is Role.FOLLOWER and m.src == self.leader:
                 self._campaign(transfer=True)
@@ -439,6 +472,7 @@ class Consensus:
         self._base_position = snapshot.position
         self._base_term = snapshot.term
         self._snapshot = snapshot
+        self._snapshot_crc = zlib.crc32(snapshot.data)
 
     # ------------------------------------------------------------------ handlers
 
@@ -504,6 +538,8 @@ class Consensus:
         if new_commit > self.commit_position:
             self.commit_position = new_commit
             self._hard_dirty = True
+            if self._incoming is not None and self._incoming.key[0] <= new_commit:
+                self._incoming = None  # caught up by appends: that snapshot is no longer needed
         self._send(AppendResponse(self.id, m.src, self.term, True, verified, m.prev_position))
 
     def _conflict_hint(self, prev: int) -> int:
@@ -544,43 +580,112 @@ class Consensus:
         self.leader = m.src
         self._leader_contact = self.now
         self._reset_election_timer()
-        s = m.snapshot
-        if s.position <= self.commit_position:
+        if m.offset < 0 or m.length < 0 or m.offset + len(m.data) > m.length:
+            raise RemoteProtocolError("snapshot chunk outside the snapshot", member=self.id, leader=m.src, position=m.position,
+                                      offset=m.offset, chunk=len(m.data), length=m.length)
+        position = m.position
+        if position <= self.commit_position:
+            self._incoming = None
             self._send(AppendResponse(self.id, m.src, self.term, True, self.commit_position, -1))
             return
-        if self.term_at(s.position) == s.term:
-            self.commit_position = s.position
+        if self.term_at(position) == m.snapshot_term:
+            # We hold the entries up to it (log matching, I3): commit moves up
+            # and they apply normally; no transfer needed.
+            self._incoming = None
+            self.commit_position = position
             self._hard_dirty = True
-            # we hold the entries; commit moves up and they apply normally
-        else:
-            # Our log diverges or is too short: replace everything with the snapshot.
-            self._entries.clear()
-            self._starts.clear()
-            self._unstable_index = 0
-            self._stable_end = s.position
-            self._truncate_to = None
-            self._base_position = s.position
-            self._base_term = s.term
-            self._snapshot = s
-            self._pending_snapshot = s
-            self.commit_position = s.position
-            self.applied_position = s.position
-            self._hard_dirty = True
+            self._send(AppendResponse(self.id, m.src, self.term, True, position, -1))
+            return
+        key = (position, m.snapshot_term, m.length, m.checksum)
+        inc = self._incoming
+        if inc is None or inc.key != key:
+            # Another snapshot.  Within one term a leader's snapshots only move
+            # forward, so a chunk of an older one from the same term is a
+            # reordered leftover: ignore it rather than lose progress.
+            if inc is not None and m.term == inc.term and position < inc.key[0]:
+                return
+            if m.offset != 0:
+                self._incoming = None
+                self._send(InstallSnapshotResponse(self.id, m.src, self.term, position, 0))
+                return
+            inc = self._incoming = _IncomingSnapshot(key, m.term)
+        inc.term = max(inc.term, m.term)
+        have = len(inc.data)
+        if m.offset != have:
+            # duplicate (below) or after a lost chunk (above): say where we stand
+            self._send(InstallSnapshotResponse(self.id, m.src, self.term, position, have))
+            return
+        inc.data += m.data
+        if len(inc.data) < m.length:
+            self._send(InstallSnapshotResponse(self.id, m.src, self.term, position, len(inc.data)))
+            return
+        self._incoming = None
+        if zlib.crc32(inc.data) != m.checksum:
+            # Never install what does not verify; start the transfer again.
+            self.snapshot_checksum_failures += 1
+            self._send(InstallSnapshotResponse(self.id, m.src, self.term, position, 0))
+            return
+        s = Snapshot(position, m.snapshot_term, bytes(inc.data))
+        # Our log diverges or is too short: replace everything with the snapshot.
+        self._entries.clear()
+        self._starts.clear()
+        self._unstable_index = 0
+        self._stable_end = s.position
+        self._truncate_to = None
+        self._base_position = s.position
+        self._base_term = s.term
+        self._snapshot = s
+        self._snapshot_crc = m.checksum
+        self._pending_snapshot = s
+        self.commit_position = s.position
+        self.applied_position = s.position
+        self._hard_dirty = True
+        self.snapshots_received += 1
         self._send(AppendResponse(self.id, m.src, self.term, True, s.position, -1))
+
+    def _on_install_snapshot_response(self, m: InstallSnapshotResponse) -> None:
+        if self.role is not Role.LEADER:
+            return
+        p = m.src
+        self._active.add(p)
+        s = self._snapshot
+        if s is None or m.position != s.position or self._next[p] >= self._base_position:
+            return  # about a snapshot we no longer send, or the transfer is over
+        acked = self._snap_acked.get(p)
+        have = acked[1] if acked is not None and acked[0] == s.position else 0
+        offset = min(m.offset, len(s.data))
+        self._snap_acked[p] = (s.position, offset)
+        # Only progress sends: a duplicate or reordered acknowledgement must not
+        # add a chunk in flight.  A lower offset (the follower restarted or
+        # rejected the checksum) is resent from there on the next heartbeat.
+        if offset > have:
+            self._send_snapshot_chunk(p)
 
     # ------------------------------------------------------------------ leader internals
 
     def _append_local(self, kind: int, payload: bytes) -> Entry:
         # Cluster time never goes backwards across leaders: service code relies on it.
-        entry = Entry(self.last_position(), self.term, max(self.now, self.last_timestamp()), int(kind), payload)
-        self._append([entry])
+        entries = self._entries
+        if entries:
+            last = entries[-1]
+            position, timestamp = last.end, max(self.now, last.timestamp)
+        else:
+            position, timestamp = self._base_position, self.now
+        # appended at the log's end by construction: no order check needed (cf. _append)
+        entry = Entry(position, self.term, timestamp, int(kind), payload)
+        entries.append(entry)
+        self._starts.append(position)
         return entry
 
     def _broadcast_append(self, heartbeat: bool) -> None:
         if heartbeat:
             self._heartbeat_due = self.now + self.config.heartbeat_interval
+        base = self._base_position
         for p in self.peers:
-            if heartbeat or self._next[p] < self.last_position():
+            nxt = self._next[p]
+            # A peer receiving a snapshot is driven by its acknowledgements and
+            # the heartbeat (I8), not by every new batch of entries.
+            if heartbeat or (base <= nxt < self.last_position()):
                 self._send_append(p)
 
     def _send_append(self, p: int) -> None:
@@ -588,8 +693,7 @@ class Consensus:
         if nxt < self._base_position:
             if self._snapshot is None:
                 raise SafetyViolation("follower needs entries before base but no snapshot", member=self.id, follower=p, next=nxt, base=self._base_position)
-            self._send(InstallSnapshot(self.id, p, self.term, self._snapshot))
-            self._next[p] = self._base_position
+            self._send_snapshot_chunk(p)
             return
         prev_term = self.term_at(nxt)
         if prev_term is None:
@@ -605,6 +709,18 @@ class Consensus:
         if batch:
             self._next[p] = batch[-1].end  # optimistic: pipeline; a rejection resets it
         self._send(AppendRequest(self.id, p, self.term, nxt, prev_term, tuple(batch), self.commit_position))
+
+    def _send_snapshot_chunk(self, p: int) -> None:
+        """Send peer ``p`` the chunk of our snapshot after what it acknowledged
+        (``_next[p]`` stays below base until it says the install is done)."""
+        s = self._snapshot
+        assert s is not None
+        acked = self._snap_acked.get(p)
+        if acked is None or acked[0] != s.position:
+            acked = self._snap_acked[p] = (s.position, 0)
+        offset = acked[1]
+        n = self.config.snapshot_chunk_bytes
+        self._send(InstallSnapshot(self.id, p, self.term, s.position, s.term, len(s.data), self._snapshot_crc, offset, s.data[offset: offset + n]))
 
     def _maybe_commit(self) -> None:
         positions = sorted([self._stable_end] + [self._match[p] for p in self.peers], reverse=True)

@@ -41,7 +41,7 @@ from .config import ConsensusConfig
 from .disk import OsDisk
 from .errors import ClusterError, ConfigError
 from .log import FsyncPolicy
-from .messages import AppendRequest, AppendResponse, InstallSnapshot, RequestVote, Role, TimeoutNow, VoteResponse
+from .messages import AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, RequestVote, Role, TimeoutNow, VoteResponse
 from .node import ClusterNode, NodeConfig
 from .protocol import IngressMessage, SessionClose, SessionConnect
 from .sequencer import OrderSequencer
@@ -52,9 +52,11 @@ __all__ = ["Topology", "load_topology", "NodeAgent", "main"]
 
 #: append batches stay well under the consensus stream's 512 KiB max message
 MAX_APPEND_BYTES = 64 * 1024
+#: a snapshot of any size goes to a lagging member in chunks of this many bytes, under that max message too
+SNAPSHOT_CHUNK_BYTES = 256 * 1024
 #: log segments grow in steps of this many bytes of zeros, so most fsyncs are fdatasyncs (see OsDisk)
 PREALLOCATE_BYTES = 1024 * 1024
-_MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, TimeoutNow)
+_MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, TimeoutNow)
 _INGRESS = (SessionConnect, SessionClose, IngressMessage)
 
 
@@ -72,7 +74,8 @@ class Topology:
 
     def consensus(self, member: int) -> ConsensusConfig:
         return ConsensusConfig(member, tuple(sorted(self.members)), self.election_timeout_min, self.election_timeout_max,
-                               self.heartbeat_interval, max_append_bytes=MAX_APPEND_BYTES)
+                               self.heartbeat_interval, max_append_bytes=MAX_APPEND_BYTES,
+                               snapshot_chunk_bytes=SNAPSHOT_CHUNK_BYTES)
 
 
 def _addr(text: str, where: str) -> tuple[str, int]:

@@ -23,6 +23,7 @@ __all__ = [
     "AppendRequest",
     "AppendResponse",
     "InstallSnapshot",
+    "InstallSnapshotResponse",
     "TimeoutNow",
     "Message",
     "Role",
@@ -51,8 +52,24 @@ class Entry:
     payload: bytes = b""
     end: int = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "end", self.position + ENTRY_HEADER_LENGTH + len(self.payload))
+
+
+def _entry_init(self: Entry, position: int, term: int, timestamp: int, kind: int, payload: bytes = b"") -> None:
+    # One Entry per order on every member: the dataclass-generated __init__ of a
+    # frozen class goes through object.__setattr__ per field (plus one for
+    # ``end``); writing through the slots' own descriptors is about half the
+    # cost.  Frozenness for everyone else, eq, repr and hash stay the dataclass's.
+    _set_position(self, position)
+    _set_term(self, term)
+    _set_timestamp(self, timestamp)
+    _set_kind(self, kind)
+    _set_payload(self, payload)
+    _set_end(self, position + ENTRY_HEADER_LENGTH + len(payload))
+
+
+_set_position, _set_term, _set_timestamp, _set_kind, _set_payload, _set_end = (
+    Entry.__dict__[name].__set__ for name in ("position", "term", "timestamp", "kind", "payload", "end"))
+Entry.__init__ = _entry_init  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +136,36 @@ class AppendResponse:
 
 @dataclass(frozen=True, slots=True)
 class InstallSnapshot:
+    """One chunk of the leader's snapshot: bytes ``[offset, offset + len(data))``
+    of a snapshot at ``position`` taken in ``snapshot_term``, ``length`` bytes in
+    all, whose CRC-32 is ``checksum``.  The four together name the snapshot, so a
+    follower can resume a transfer under a new leader that holds the same one.
+    The chunk ending at ``length`` completes it (a zero-length snapshot is one
+    empty chunk)."""
+
     src: int
     dst: int
     term: int
-    snapshot: Snapshot
+    position: int
+    snapshot_term: int
+    length: int
+    checksum: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotResponse:
+    """Follower -> leader during a snapshot transfer: it holds the first
+    ``offset`` bytes of the snapshot at ``position`` and needs the rest from
+    there (0: start again).  Completion is answered with an AppendResponse at
+    ``position`` instead, as any other catch-up."""
+
+    src: int
+    dst: int
+    term: int
+    position: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +175,7 @@ class TimeoutNow:
     term: int
 
 
-Message = RequestVote | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | TimeoutNow
+Message = RequestVote | VoteResponse | AppendRequest | AppendResponse | InstallSnapshot | InstallSnapshotResponse | TimeoutNow
 
 
 class Role(enum.Enum):

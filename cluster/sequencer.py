@@ -115,9 +115,11 @@ class StructOrderCodec:
     def encode_order(self, o: NewOrder) -> bytes:
         return self.ORDER.pack(o.account, int(o.side), o.quantity, o.price, o.client_order_id)
 
+    _SIDES = {1: Side.BUY, 2: Side.SELL}  # a dict lookup, not an enum call, per order
+
     def decode_order(self, data: bytes) -> NewOrder:
         account, side, qty, price, coid = self.ORDER.unpack(data)
-        return NewOrder(account, Side(side) if side in (1, 2) else side, qty, price, coid)  # type: ignore[arg-type]
+        return NewOrder(account, self._SIDES.get(side, side), qty, price, coid)  # type: ignore[arg-type]
 
     def encode_ack(self, a: OrderAck) -> bytes:
         return self.ACK.pack(a.client_order_id, int(a.status), a.sequence, a.timestamp)

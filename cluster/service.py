@@ -89,6 +89,9 @@ class ServiceContainer:
         self.duplicates = 0
         self._out: list[tuple[int, object]] = []
         self._current: list[bytes] | None = None
+        # One handle reused for every message: it is valid only during the
+        # callback (see ClientSession), so no allocation per applied message.
+        self._session = ClientSession(0, self, 0)
         service.on_start(self)
 
     # ---------------------------------------------------------------- service API
@@ -162,9 +165,12 @@ class ServiceContainer:
             for payload in s.answered.get(correlation_id, ()):
                 self._out.append((s.client_id, EgressMessage(session_id, correlation_id, payload)))
             return
-        self._current = s.answered.setdefault(correlation_id, [])
+        self._current = s.answered[correlation_id] = []
+        session = self._session
+        session.id = session_id
+        session._correlation_id = correlation_id
         try:
-            self.service.on_message(ClientSession(session_id, self, correlation_id), entry.timestamp, entry.payload[MESSAGE_HEADER.size:])
+            self.service.on_message(session, entry.timestamp, entry.payload[MESSAGE_HEADER.size:])
         finally:
             self._current = None
 

@@ -113,7 +113,7 @@ class _NodeIO:
 
     def send(self, member: int, message) -> None:
         if isinstance(message, InstallSnapshot):
-            self.sim.stats["snapshots_installed"] += 1
+            self.sim.stats["snapshot_chunks"] += 1
         self.sim._send(self.member, member, ("peer", message))
 
     def send_egress(self, client_id: int, message) -> None:
@@ -135,6 +135,10 @@ class Simulation:
         self.fault_rng = random.Random(r.getrandbits(64))
         # small batches make followers hold divergent tails past what one append verifies
         self.max_append_bytes = r.choice([120, 400, 64 * 1024])
+        # the sequencer's snapshots are a few hundred bytes: small chunks make
+        # most transfers many chunks long, under loss, duplication, reordering,
+        # crashes and leader changes; the largest sends each in one
+        self.snapshot_chunk_bytes = r.choice([16, 64, 256 * 1024])
         # batching: members step messages as they arrive but persist/send only on
         # their tick, as the daemon's duty cycle does (one fsync per batch)
         self.batching = r.random() < 0.3
@@ -162,7 +166,8 @@ class Simulation:
         self.history: dict[tuple[int, int], Operation] = {}
         self.acked: dict[tuple[int, int], bytes] = {}
         self.stats = {"crashes": 0, "torn": 0, "tails_truncated": 0, "recovered_from_snapshot": 0, "transfers": 0,
-                      "snapshots_installed": 0, "duplicates_suppressed": 0, "messages": 0}
+                      "snapshots_installed": 0, "snapshot_chunks": 0, "duplicates_suppressed": 0, "messages": 0}
+        self._installs_seen: dict[int, int] = {}
         for m in self.member_ids:
             self._start_node(m)
         for i in range(opts.clients):
@@ -187,7 +192,7 @@ class Simulation:
     def _config(self, m: int) -> NodeConfig:
         return NodeConfig(
             ConsensusConfig(m, self.member_ids, election_timeout_min=40, election_timeout_max=80, heartbeat_interval=10,
-                            max_append_bytes=self.max_append_bytes),
+                            max_append_bytes=self.max_append_bytes, snapshot_chunk_bytes=self.snapshot_chunk_bytes),
             segment_size=self.opts.segment_size,
             fsync=FsyncPolicy.ALWAYS,
             snapshot_interval=self.opts.snapshot_interval,
@@ -203,6 +208,7 @@ class Simulation:
             self.stats["recovered_from_snapshot"] += 1
         self.nodes[m] = node
         self._commit_seen[m] = node.core.commit_position
+        self._installs_seen[m] = 0
         self._dups[m] = node.container.duplicates
         if node.core.base_position:
             self._check_snapshot_base(node)
@@ -397,6 +403,13 @@ class Simulation:
         if node is None:
             return
         core = node.core
+        if core.snapshots_received != self._installs_seen[m]:
+            self.stats["snapshots_installed"] += core.snapshots_received - self._installs_seen[m]
+            self._installs_seen[m] = core.snapshots_received
+        if core.snapshot_checksum_failures:
+            # the simulated network loses, repeats and reorders but never corrupts: a
+            # mismatch here means chunks were assembled wrongly
+            self._fail(f"assembled snapshot failed its checksum: member={m} failures={core.snapshot_checksum_failures}")
         if core.role is Role.LEADER:
             prev = self.leaders.setdefault(core.term, m)
             if prev != m:

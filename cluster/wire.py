@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 
 from .errors import RemoteProtocolError
-from .messages import AppendRequest, AppendResponse, Entry, InstallSnapshot, RequestVote, Snapshot, TimeoutNow, VoteResponse
+from .messages import AppendRequest, AppendResponse, Entry, InstallSnapshot, InstallSnapshotResponse, RequestVote, TimeoutNow, VoteResponse
 from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 
 __all__ = ["encode", "decode", "StatusRequest", "StatusResponse", "EgressChannel"]
@@ -56,7 +56,7 @@ class EgressChannel:
 
 
 _TYPES = {
-    RequestVote: 1, VoteResponse: 2, AppendRequest: 3, AppendResponse: 4, InstallSnapshot: 5, TimeoutNow: 6,
+    RequestVote: 1, VoteResponse: 2, AppendRequest: 3, AppendResponse: 4, InstallSnapshot: 5, TimeoutNow: 6, InstallSnapshotResponse: 7,
     SessionConnect: 10, SessionClose: 11, IngressMessage: 12, SessionEvent: 13, EgressMessage: 14,
     StatusRequest: 20, StatusResponse: 21, EgressChannel: 22,
 }
@@ -66,7 +66,8 @@ _VR = struct.Struct("<qqqBB")
 _AQ = struct.Struct("<qqqqqqI")
 _ENTRY = struct.Struct("<qqqII")
 _AR = struct.Struct("<qqqBqq")
-_IS = struct.Struct("<qqqqq")
+_IS = struct.Struct("<qqqqqqIq")  # src dst term position snapshot_term length checksum offset, then the chunk
+_ISR = struct.Struct("<qqqqq")
 _TN = struct.Struct("<qqq")
 _SC = struct.Struct("<qq")
 _IM = struct.Struct("<qqqq")
@@ -111,8 +112,9 @@ def encode(m: object) -> bytes:
     if isinstance(m, AppendResponse):
         return head + _AR.pack(m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
     if isinstance(m, InstallSnapshot):
-        s = m.snapshot
-        return head + _IS.pack(m.src, m.dst, m.term, s.position, s.term) + _var(s.data)
+        return head + _IS.pack(m.src, m.dst, m.term, m.position, m.snapshot_term, m.length, m.checksum, m.offset) + _var(m.data)
+    if isinstance(m, InstallSnapshotResponse):
+        return head + _ISR.pack(m.src, m.dst, m.term, m.position, m.offset)
     if isinstance(m, TimeoutNow):
         return head + _TN.pack(m.src, m.dst, m.term)
     if isinstance(m, (SessionConnect, SessionClose)):
@@ -220,8 +222,13 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         src, dst, term, ok, pos, rp = r.fixed(_AR)
         m = AppendResponse(src, dst, term, bool(ok), pos, rp)
     elif t == 5:
-        src, dst, term, spos, sterm = r.fixed(_IS)
-        m = InstallSnapshot(src, dst, term, Snapshot(spos, sterm, r.var()))
+        src, dst, term, spos, sterm, length, crc, offset = r.fixed(_IS)
+        data = r.var()
+        if offset < 0 or length < 0 or offset + len(data) > length:
+            raise r.fail(f"chunk_outside_snapshot:offset={offset},chunk={len(data)},snapshot_length={length}")
+        m = InstallSnapshot(src, dst, term, spos, sterm, length, crc, offset, data)
+    elif t == 7:
+        m = InstallSnapshotResponse(*r.fixed(_ISR))
     elif t == 6:
         m = TimeoutNow(*r.fixed(_TN))
     elif t == 10:

@@ -161,7 +161,8 @@ class NodeNet:
 
         svc = self.service_factory()
         self.services[i] = svc
-        self.nodes[i] = ClusterNode(self.configs[i], self.disks[i], svc, IO(), random.Random(self.seed * 10 + i + self.now), now=self.now)
+        self.nodes[i] = ClusterNode(self.configs[i], self.disks[i], svc, IO(), random.Random(self.seed * 10 + i + self.now), now=self.now,
+                                     record_applied=True)
         return self.nodes[i]
 
     def stop(self, i):

@@ -12,7 +12,8 @@ import pytest
 
 from tickline.cluster import wire
 from tickline.cluster.aeron_io import AeronNodeIO, AeronStack, ClusterLink, free_udp_port
-from tickline.cluster.messages import AppendResponse, InstallSnapshot, Snapshot
+from tickline.cluster.daemon import SNAPSHOT_CHUNK_BYTES
+from tickline.cluster.messages import AppendResponse, InstallSnapshot
 from tickline.cluster.protocol import EventCode, SessionEvent
 
 CYCLES = 200_000  # duty cycles before a wait counts as stuck
@@ -43,14 +44,15 @@ def wait_for(stack, ios, got, what):
     raise AssertionError(f"stuck waiting for {what}: stats={[io.stats for io, _ in ios]}")
 
 
-def test_a_snapshot_larger_than_a_datagram_reaches_the_peer_whole(stack, members):
+def test_a_full_snapshot_chunk_reaches_the_peer_whole(stack, members):
     a, b = AeronNodeIO(stack, members, 1), AeronNodeIO(stack, members, 2)
     got_a, got_b = [], []
     wait_for(stack, [(a, got_a), (b, got_b)], lambda: a.peers[2].is_connected, "member 1's publication to member 2")
-    data = bytes(range(256)) * 1200  # 300 KiB: several times a UDP datagram, many MTUs
-    msg = InstallSnapshot(1, 2, 3, Snapshot(4096, 2, data))
+    # the daemon's chunk size: many UDP datagrams, reassembled by Aeron, under the stream's max message
+    data = bytes(range(256)) * (SNAPSHOT_CHUNK_BYTES // 256)
+    msg = InstallSnapshot(1, 2, 3, 4096, 2, 3 * len(data) + 5, 12345, len(data), data)
     a.send(2, msg)
-    wait_for(stack, [(a, got_a), (b, got_b)], lambda: got_b, "the snapshot at member 2")
+    wait_for(stack, [(a, got_a), (b, got_b)], lambda: got_b, "the snapshot chunk at member 2")
     assert got_b == [msg]
     assert a.stats.dropped == 0 and b.stats.malformed == 0
 
@@ -60,7 +62,7 @@ def test_too_large_and_unconnected_sends_are_counted_not_raised_or_blocking(stac
     got = []
     wait_for(stack, [(a, got), (b, got)], lambda: a.peers[2].is_connected, "member 1's publication to member 2")
     limit = a.peers[2].max_message_length
-    a.send(2, InstallSnapshot(1, 2, 3, Snapshot(4096, 2, b"x" * limit)))
+    a.send(2, InstallSnapshot(1, 2, 3, 4096, 2, limit, 0, 0, b"x" * limit))
     assert a.stats.too_large == 1
     err = capfd.readouterr().err
     assert "max_message_length" in err and f"max_message_length={limit}" in err and "fault=ours" in err and "to=member-2" in err

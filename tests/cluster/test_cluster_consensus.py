@@ -9,7 +9,8 @@ from tickline.cluster.config import ConsensusConfig
 from tickline.cluster.consensus import TRANSITIONS, Consensus, Event
 from tickline.cluster.errors import LocalProtocolError, NotLeaderError, RemoteProtocolError
 from tickline.cluster.messages import (
-    AppendRequest, Entry, EntryKind, HardState, RequestVote, Role, Snapshot, VoteResponse,
+    AppendRequest, Entry, EntryKind, HardState, InstallSnapshot, InstallSnapshotResponse, RequestVote, Role, Snapshot,
+    VoteResponse,
 )
 
 
@@ -340,3 +341,172 @@ def test_proposals_between_two_readies_go_to_each_peer_in_one_append_and_are_ack
         prev, prev_term = part[-1].end, part[-1].term
     acks = [m for m in f.ready().messages if m.dst == leader]
     assert len(acks) == 1 and acks[0].success and acks[0].position == appends[0].entries[-1].end
+
+
+# ---------------------------------------------------------------- snapshot transfer in chunks (I8)
+
+def _lagging_behind_a_big_snapshot(chunk=1000, size=10_500, **cfg):
+    """A 3-member net whose leader compacted past a crashed follower with a
+    ``size``-byte snapshot; returns (net, leader, lagger, snapshot)."""
+    net = Net(3, snapshot_chunk_bytes=chunk, **cfg)
+    leader = net.elect()
+    lagger = next(i for i in net.ids if i != leader)
+    net.crash(lagger)
+    for k in range(5):
+        net.propose(leader, b"m%d" % k)
+        net.advance_time(net.now + 1)
+    c = net.cores[leader]
+    data = random.Random(7).randbytes(size)
+    snap = Snapshot(c.applied_position, c.term_at(c.applied_position), data)
+    c.compact(snap)
+    return net, leader, lagger, snap
+
+
+def _chunks(msgs):
+    return [m for m in msgs if isinstance(m, InstallSnapshot)]
+
+
+def test_a_snapshot_larger_than_one_chunk_arrives_in_chunks_and_installs_whole():
+    net, leader, lagger, snap = _lagging_behind_a_big_snapshot()
+    net.restart(lagger)
+    sent = []
+    real_step = net.cores[lagger].step
+
+    def spy(m):
+        sent.append(m)
+        real_step(m)
+
+    net.cores[lagger].step = spy
+    net.advance_time(net.now + 60)
+    chunks = _chunks(sent)
+    assert len({m.offset for m in chunks}) == 11  # 10 full chunks of 1000 bytes and one of 500
+    assert all(len(m.data) <= 1000 and m.length == len(snap.data) for m in chunks)
+    installs = [rd.snapshot for rd in net.readies[lagger] if rd.snapshot is not None]
+    assert installs == [snap]  # one Ready carries it, whole
+    assert net.cores[lagger].applied_position == snap.position
+    net.propose(net.leader(), b"after")
+    net.advance_time(net.now + 20)
+    assert net.payloads(lagger) == [b"after"]
+
+
+def test_chunks_lost_duplicated_and_reordered_still_install_exactly_the_snapshot():
+    net, leader, lagger, snap = _lagging_behind_a_big_snapshot()
+    net.restart(lagger)
+    rng = random.Random(3)
+    real_deliver = net.deliver
+
+    def unreliable(rounds=50, only=None):
+        # drop a third of chunks and acknowledgements, repeat some, shuffle the rest
+        q = []
+        for m in net.queue:
+            if isinstance(m, (InstallSnapshot, InstallSnapshotResponse)):
+                r = rng.random()
+                if r < 0.33:
+                    continue
+                if r < 0.5:
+                    q.append(m)
+            q.append(m)
+        rng.shuffle(q)
+        net.queue = q
+        real_deliver(rounds=1, only=only)
+
+    net.deliver = unreliable
+    net.advance_time(net.now + 400)
+    installs = [rd.snapshot for rd in net.readies[lagger] if rd.snapshot is not None]
+    assert installs == [snap]
+    assert net.stores[lagger].snapshot == snap
+    assert net.cores[lagger].snapshot_checksum_failures == 0
+
+
+def test_a_partial_snapshot_is_never_in_a_ready_and_a_new_leader_resumes_the_same_one():
+    net, leader, lagger, snap = _lagging_behind_a_big_snapshot()
+    other = next(i for i in net.ids if i not in (leader, lagger))
+    net.advance_time(net.now + 5)  # the other follower applies up to the snapshot too
+    net.cores[other].compact(snap)  # so the next leader holds the same snapshot
+    net.restart(lagger)
+    # one delivery round at a time, until the lagger holds four chunks; then the leader dies
+    for _ in range(200):
+        inc = net.cores[lagger]._incoming
+        if inc is not None and len(inc.data) >= 4000:
+            break
+        net.now += 1
+        for i in net.ids:
+            net.cores[i].tick(net.now)
+        net.flush()
+        net.deliver(rounds=1)
+    assert len(net.cores[lagger]._incoming.data) == 4000
+    assert all(rd.snapshot is None for rd in net.readies[lagger])
+    assert net.cores[lagger].base_position == 0
+    net.crash(leader)
+    seen = []
+    real_step = net.cores[lagger].step
+
+    def spy(m):
+        seen.append(m)
+        real_step(m)
+
+    net.cores[lagger].step = spy
+    net.advance_time(net.now + 200)
+    assert net.leader() == other
+    from_new = [m for m in _chunks(seen) if m.src == other]
+    assert from_new and min(m.offset for m in from_new[1:] or from_new) >= 0
+    # after one chunk of the new leader the lagger says it holds 4000 bytes; nothing before that is resent
+    assert sorted({m.offset for m in from_new}) == [0] + list(range(4000, 10_001, 1000))
+    assert net.stores[lagger].snapshot == snap
+
+
+def test_a_new_leader_with_another_snapshot_restarts_the_transfer_from_zero():
+    net, leader, lagger, snap = _lagging_behind_a_big_snapshot()
+    net.restart(lagger)
+    first = []
+    for _ in range(100):  # the lagger rejects a heartbeat, so the leader finds it behind its base
+        net.now += 1
+        for i in net.ids:
+            net.cores[i].tick(net.now)
+        net.flush()
+        net.deliver(rounds=1, only=lambda m: not isinstance(m, InstallSnapshot))
+        first = [m for m in net.queue if isinstance(m, InstallSnapshot) and m.dst == lagger]
+        if first:
+            break
+    net.queue = []
+    net.cores[lagger].step(first[0])
+    net.flush()
+    assert net.cores[lagger]._incoming is not None
+    c = net.cores[lagger]
+    # a chunk from the middle of a different snapshot (term 9 leader): start again from 0
+    other = next(i for i in net.ids if i not in (leader, lagger))
+    c.step(InstallSnapshot(other, lagger, c.term + 5, snap.position + 28, c.term + 5, 2000, 1234, 1000, b"x" * 1000))
+    rd = c.ready()
+    assert [type(m).__name__ for m in rd.messages] == ["InstallSnapshotResponse"]
+    assert rd.messages[0].offset == 0 and rd.snapshot is None
+    c.advance(rd)
+
+
+def test_a_snapshot_whose_checksum_fails_is_not_installed_and_the_transfer_restarts():
+    c = Consensus(ConsensusConfig(2, (1, 2, 3)), random.Random(1))
+    data = b"abcdefgh" * 10
+    import zlib
+    c.step(InstallSnapshot(1, 2, 1, 500, 1, len(data), zlib.crc32(data) ^ 1, 0, data[:50]))
+    c.step(InstallSnapshot(1, 2, 1, 500, 1, len(data), zlib.crc32(data) ^ 1, 50, data[50:]))
+    rd = c.ready()
+    assert rd.snapshot is None and c.base_position == 0
+    assert [(type(m).__name__, getattr(m, "offset", None)) for m in rd.messages][-1] == ("InstallSnapshotResponse", 0)
+    assert c.snapshot_checksum_failures == 1
+    c.advance(rd)
+    c.step(InstallSnapshot(1, 2, 1, 500, 1, len(data), zlib.crc32(data), 0, data))
+    rd = c.ready()
+    assert rd.snapshot == Snapshot(500, 1, data)
+    c.advance(rd)
+
+
+def test_a_chunk_reaching_past_its_snapshot_is_the_leaders_fault():
+    c = Consensus(ConsensusConfig(2, (1, 2, 3)), random.Random(1))
+    with pytest.raises(RemoteProtocolError) as e:
+        c.step(InstallSnapshot(1, 2, 1, 500, 1, 10, 0, 8, b"abcd"))
+    assert "offset=8" in str(e.value) and "chunk=4" in str(e.value) and "length=10" in str(e.value)
+
+
+def test_snapshot_chunk_size_is_validated():
+    with pytest.raises(Exception) as e:
+        ConsensusConfig(1, (1, 2, 3), snapshot_chunk_bytes=0)
+    assert "snapshot_chunk_bytes" in str(e.value)

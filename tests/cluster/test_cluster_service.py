@@ -268,3 +268,53 @@ def test_clean_shutdown_transfers_leadership():
     net.deliver()
     net.run(1)
     assert net.leader() == target
+
+
+class Ballast(Recorder):
+    """A Recorder whose snapshot also carries 3 MiB of state: many chunks, and
+    far over the consensus stream's 512 KiB max message."""
+
+    BALLAST = bytes(range(251)) * (3 * 1024 * 1024 // 251)
+
+    def on_take_snapshot(self):
+        return self.BALLAST + super().on_take_snapshot()
+
+    def on_load_snapshot(self, data):
+        assert data[: len(self.BALLAST)] == self.BALLAST
+        super().on_load_snapshot(data[len(self.BALLAST):])
+
+
+def test_a_lagging_member_gets_a_multi_megabyte_snapshot_in_chunks_and_keeps_it_on_disk(tmp_path):
+    disks = {i: OsDisk(tmp_path / f"m{i}") for i in (1, 2, 3)}
+    net = NodeNet(Ballast, disks=disks, segment_size=200)
+    leader = net.elect()
+    open_session(net, leader)
+    f = next(i for i in net.ids if i != leader)
+    net.stop(f)
+    for c in range(1, 6):
+        net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
+    net.run(10)
+    snap = net.nodes[leader].take_snapshot()  # the leader's log no longer holds what f lacks
+    assert len(snap.data) > 3 * 1024 * 1024
+    chunks = []
+    node = net.start(f)
+    step = node.on_member_message
+
+    def counting(m, **kw):
+        if type(m).__name__ == "InstallSnapshot":
+            chunks.append(m)
+        step(m, **kw)
+
+    node.on_member_message = counting
+    net.run(200)
+    assert node.core.snapshots_received == 1
+    chunk = node.config.consensus.snapshot_chunk_bytes
+    assert max(len(m.data) for m in chunks) == chunk
+    assert sorted({m.offset for m in chunks}) == list(range(0, len(snap.data), chunk))
+    assert node.core.base_position == snap.position
+    expected = [c for c in net.services[leader].calls]
+    assert [c for c in net.services[f].calls if c != ("loaded",)] == expected
+    # installed on disk whole: a restart loads it from there
+    net.stop(f)
+    node = net.start(f)
+    assert node.core.base_position == snap.position and node.skipped_snapshots == []

@@ -21,17 +21,21 @@ CHUNKS = [(START + k, min(START + SEEDS, START + k + CHUNK)) for k in range(0, S
 
 @pytest.mark.parametrize("first,end", CHUNKS, ids=[f"seeds{a}-{b - 1}" for a, b in CHUNKS])
 def test_seeds_keep_every_invariant(first, end):
-    totals = {"acked": 0, "crashes": 0, "torn": 0, "leader_terms": 0}
+    totals = {"acked": 0, "crashes": 0, "torn": 0, "leader_terms": 0, "snapshots_installed": 0, "snapshot_chunks": 0}
     for seed in range(first, end):
         sim = run_seed(seed)  # raises SimFailure with the seed and a rerun command
         totals["acked"] += len(sim.acked)
         totals["crashes"] += sim.stats["crashes"]
         totals["torn"] += sim.stats["torn"]
         totals["leader_terms"] += sim.terms
+        totals["snapshots_installed"] += sim.stats["snapshots_installed"]
+        totals["snapshot_chunks"] += sim.stats["snapshot_chunks"]
     n = end - first
     # the faults really happen and the cluster still does work under them
     assert totals["crashes"] >= n and totals["torn"] >= n // 10
     assert totals["leader_terms"] > n and totals["acked"] > 10 * n
+    # lagging members get snapshots, most of them in many chunks
+    assert totals["snapshots_installed"] > 0 and totals["snapshot_chunks"] > 3 * totals["snapshots_installed"]
 
 
 def test_a_seed_replays_exactly():

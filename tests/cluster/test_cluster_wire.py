@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 from tickline.cluster import wire
 from tickline.cluster.errors import RemoteProtocolError
 from tickline.cluster.messages import (
-    AppendRequest, AppendResponse, Entry, InstallSnapshot, RequestVote, Snapshot, TimeoutNow, VoteResponse,
+    AppendRequest, AppendResponse, Entry, InstallSnapshot, InstallSnapshotResponse, RequestVote, TimeoutNow, VoteResponse,
 )
 from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 
@@ -20,7 +20,10 @@ messages = st.one_of(
     st.builds(VoteResponse, nat, nat, nat, st.booleans(), st.booleans()),
     st.builds(AppendRequest, nat, nat, nat, nat, nat, st.lists(entry, max_size=4).map(tuple), nat),
     st.builds(AppendResponse, nat, nat, nat, st.booleans(), nat, i64),
-    st.builds(InstallSnapshot, nat, nat, nat, st.builds(Snapshot, nat, nat, blob)),
+    st.builds(lambda src, dst, term, pos, sterm, crc, offset, tail, data: InstallSnapshot(src, dst, term, pos, sterm, offset + len(data) + tail,
+                                                                                       crc, offset, data),
+              nat, nat, nat, nat, nat, st.integers(min_value=0, max_value=2**32 - 1), nat, nat, blob),
+    st.builds(InstallSnapshotResponse, nat, nat, nat, nat, nat),
     st.builds(TimeoutNow, nat, nat, nat),
     st.builds(SessionConnect, i64, i64),
     st.builds(SessionClose, i64, i64),
@@ -59,3 +62,11 @@ def test_entries_keep_byte_offset_positions():
     e = Entry(1000, 3, 77, 3, b"abc")
     m = wire.decode(wire.encode(AppendRequest(1, 2, 3, 1000, 2, (e,), 900)))
     assert m.entries[0].end == 1000 + 28 + 3
+
+
+def test_a_snapshot_chunk_reaching_past_its_snapshot_is_rejected_with_its_numbers():
+    b = wire.encode(InstallSnapshot(1, 2, 3, 4096, 2, 10, 0, 8, b"abcd"))
+    with pytest.raises(RemoteProtocolError) as exc:
+        wire.decode(b)
+    assert "type=5" in str(exc.value) and "reason=chunk_outside_snapshot:offset=8,chunk=4,snapshot_length=10" in str(exc.value)
+    assert "fault=peer" in str(exc.value)

@@ -13,7 +13,7 @@ publications, and :class:`~tickline.cluster.daemon.NodeAgent` calls the
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from .config import ConsensusConfig

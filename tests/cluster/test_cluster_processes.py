@@ -18,7 +18,6 @@ import uuid
 
 import pytest
 
-import tickline
 from tickline.cluster.aeron_io import AeronClusterClient, ClusterLink, query_status
 from tickline.cluster.daemon import load_topology
 from tickline.cluster.sequencer import NewOrder, Side, Status, StructOrderCodec

@@ -30,7 +30,7 @@ FILES = sorted(DATA.glob("*.txt"))
 
 
 def parse(text):
-    blocks, cur = [], None
+    blocks = []
     lines = text.split("\n")
     i = 0
     while i < len(lines):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import mmap
-import shutil
 import subprocess
 import os
 import sys

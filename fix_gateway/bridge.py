@@ -508,7 +508,8 @@ class FixBridge:
 
     Wire it as the endpoint's ``on_event`` (``endpoint.on_event = bridge.on_event``)
     and run it as an agent next to the endpoint (``CompositeAgent([endpoint, bridge])``):
-    ``do_work`` polls the execution source and queues FIX messages on the endpoint.
+    ``do_work`` polls the execution source and hands FIX messages to the sessions' send path (stored,
+    then written by the endpoint in its duty cycle).
     Not thread safe: run on the endpoint's thread.
     """
 

@@ -508,7 +508,8 @@ class FixBridge:
 
     Wire it as the endpoint's ``on_event`` (``endpoint.on_event = bridge.on_event``)
     and run it as an agent next to the endpoint (``CompositeAgent([endpoint, bridge])``):
-    ``do_work`` polls the execution source and queues FIX messages on the endpoint.
+    ``do_work`` polls the execution source and hands FIX messages to the sessions' send path (stored,
+    then written by the endpoint in its duty cycle).
     Not thread safe: run on the endpoint's thread.
     """
 
@@ -520,10 +521,17 @@ class FixBridge:
         self.source = source
         self.clock = clock
         self.on_reject = on_reject or (lambda r: None)
-        self.on_other_event = on_other_event or (lambda s, e: None)
+        # None when not given: the per-order hot path then skips the call
+        self.on_other_event = on_other_event
         self.poll_limit = poll_limit
-        self.routes: dict[str, str] = {}  # ClOrdID -> session id, for reports that don't name one
-        self.orig: dict[str, str] = {}  # ClOrdID of a cancel/replace -> OrigClOrdID
+        # ClOrdID -> session id, for reports that don't name one; ClOrdID of a cancel/replace ->
+        # OrigClOrdID.  Both hold only requests still open at the venue: a terminal report
+        # (filled, canceled, rejected; an OrderCancelReject for the cancel/replace's own ClOrdID;
+        # a Replaced report for the replaced ClOrdID) drops its entries once it has been sent.
+        # A late cancel needs nothing kept here: it gets its own entry and the venue answers
+        # it with an OrderCancelReject "unknown order", routed by that entry.
+        self.routes: dict[str, str] = {}
+        self.orig: dict[str, str] = {}
         self.unroutable: collections.deque[VenueReport] = collections.deque(maxlen=1024)
         # session id -> (session, BeginString, application dictionary) that to_fix needs for it
         self._shapes: dict[str, tuple[object, str, DataDictionary | None]] = {}
@@ -539,12 +547,14 @@ class FixBridge:
         pass
 
     def on_event(self, session_id: str, event: Event) -> None:
-        if not isinstance(event, ApplicationMessage):
-            self.on_other_event(session_id, event)
+        if event.__class__ is not ApplicationMessage:
+            if self.on_other_event is not None:
+                self.on_other_event(session_id, event)
             return
-        msg = event.message
+        msg = event.message  # type: ignore[union-attr]
+        now = self.clock()
         try:
-            req = from_fix(msg, self.clock())
+            req = (msg.msg_type == "D" and _new_order_fast(msg.index(), now)) or from_fix(msg, now)
         except TranslationError as e:
             self._refuse(session_id, msg, e)
             return
@@ -552,47 +562,80 @@ class FixBridge:
             self._refuse(session_id, msg, TranslationError("business", BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
                                                            None, "order entry back pressured, retry"))
             return
-        self.routes[req.cl_ord_id] = session_id
-        if isinstance(req, (CancelOrder, ReplaceOrder)):
-            self.orig[req.cl_ord_id] = req.orig_cl_ord_id
-        self.on_other_event(session_id, event)
-        # A venue that answered at once (in-process) has its reports on the endpoint's queue now,
-        # sent in this duty cycle rather than after one more trip round the agents' loop.
+        cl = req.cl_ord_id
+        self.routes[cl] = session_id
+        if req.__class__ is not NewOrder:
+            self.orig[cl] = req.orig_cl_ord_id  # type: ignore[union-attr]
+        if self.on_other_event is not None:
+            self.on_other_event(session_id, event)
+        # A venue that answered at once (in-process) has its reports sent in this duty cycle
+        # rather than after one more trip round the agents' loop.
         self.source.poll(self._deliver, self.poll_limit)
 
     def _refuse(self, session_id: str, msg: FixMessage, e: TranslationError) -> None:
         seq = msg.seq_num or 0
+        session = self.endpoint.session(session_id)
         if e.kind == "business":
             f: list[tuple[int, FieldValue]] = [(45, seq), (372, msg.msg_type)]
             if msg.get(11):
                 f.append((379, msg[11]))
             f += [(380, e.reason), (58, e.text)]
-            self.endpoint.submit(session_id, "j", f)
+            session.send("j", f, self.clock())
         else:
             f = [(45, seq)]
             if e.tag is not None:
                 f.append((371, e.tag))
             f += [(372, msg.msg_type), (373, e.reason), (58, e.text)]
-            self.endpoint.session(session_id).send_reject(f, self.clock())
+            session.send_reject(f, self.clock())
         self.rejects += 1
         self.on_reject(BridgeReject(session_id, msg.msg_type, seq, e.kind, e.reason, e.tag, e.text))
 
     def _deliver(self, session_id: str | None, report: VenueReport) -> None:
-        sid = session_id or self.routes.get(report.cl_ord_id)
-        if sid is None or sid not in self.endpoint.entries:
+        """Translate ``report`` and hand it straight to its session's send path (stored, then
+        queued for the socket; the endpoint writes it in this duty cycle or the next).  The
+        bridge runs on the endpoint's thread, so it needs neither ``submit``'s queue nor its copy."""
+        cl = report.cl_ord_id
+        routes = self.routes
+        sid = session_id or routes.get(cl)
+        entry = self.endpoint.entries.get(sid) if sid is not None else None
+        if entry is None:
             self.unroutable.append(report)
             return
-        if isinstance(report, ExecutionReport) and not report.orig_cl_ord_id and report.cl_ord_id in self.orig:
-            report = report._replace(orig_cl_ord_id=self.orig[report.cl_ord_id])
-        session = self.endpoint.session(sid)
-        shape = self._shapes.get(sid)
+        session = entry.session
+        shape = self._shapes.get(sid)  # type: ignore[arg-type]
         if shape is None or shape[0] is not session:  # first report, or the session was replaced
-            shape = self._shapes[sid] = (session, session.config.begin_string, _app_dict(session))
-        mt, fields = to_fix(report, shape[1], shape[2])
-        self.endpoint.submit(sid, mt, fields)
+            shape = self._shapes[sid] = (session, session.config.begin_string, _app_dict(session))  # type: ignore[index]
+        if report.__class__ is ExecutionReport:
+            orig = self.orig.get(cl)
+            if orig is not None and not report.orig_cl_ord_id:  # type: ignore[union-attr]
+                report = report._replace(orig_cl_ord_id=orig)  # type: ignore[union-attr]
+            mt, fields = to_fix(report, shape[1], shape[2])
+            session.send(mt, fields, self.clock())
+            st = report.ord_status  # type: ignore[union-attr]
+            if st in _TERMINAL:
+                if st is not OrdStatus.REJECTED or report.reject_reason is not RejectReason.DUPLICATE_ORDER:  # type: ignore[union-attr]
+                    # (a duplicate's reject names the live order's ClOrdID: that entry stays)
+                    routes.pop(cl, None)
+                    prior = self.orig.pop(cl, None) or report.orig_cl_ord_id  # type: ignore[union-attr]
+                    if prior:  # the order a cancel named (or a replaced order's former ClOrdID)
+                        routes.pop(prior, None)
+                        self.orig.pop(prior, None)
+            elif report.exec_type is ExecType.REPLACED:  # type: ignore[union-attr]
+                prior = report.orig_cl_ord_id  # type: ignore[union-attr]
+                if prior:  # the order goes on under its new ClOrdID
+                    routes.pop(prior, None)
+                    self.orig.pop(prior, None)
+        else:
+            mt, fields = to_fix(report, shape[1], shape[2])
+            session.send(mt, fields, self.clock())
+            routes.pop(cl, None)  # the cancel/replace request is answered; its order is untouched
+            self.orig.pop(cl, None)
 
     def do_work(self) -> int:
         return self.source.poll(self._deliver, self.poll_limit)
+
+
+_TERMINAL = frozenset((OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED))
 
 
 def _app_dict(session) -> DataDictionary | None:

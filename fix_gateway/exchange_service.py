@@ -15,6 +15,7 @@ Topology file (TOML), section ``[exchange_sim]``::
     idle = "backoff"
     default_mode = "match"           # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill", MSFT = "rest" }
+    duplicate_window = 100000        # ended ClOrdIDs remembered for duplicate detection (0 = none)
 
 Every scalar can be overridden by ``TICKLINE_EXCHANGE_SIM_<KEY>``.
 
@@ -38,7 +39,7 @@ from typing import Any, Callable
 from .aeron_bridge import AeronLink, AeronStreams, offer_bounded
 from .bridge import OrderRequest, VenueReport
 from .config import ConfigError, from_env
-from .exchange_sim import MODES, ExchangeSim
+from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, MODES, ExchangeSim
 from .sbe_orders import OrderCodec, SbeDecodeError
 
 __all__ = ["ExchangeSimConfig", "ExchangeSimAgent", "load_exchange_config", "run_exchange_sim"]
@@ -54,8 +55,12 @@ class ExchangeSimConfig:
     modes: dict[str, str] = field(default_factory=dict)
     poll_limit: int = 64
     shutdown_timeout_s: float = 2.0
+    duplicate_window: int = DEFAULT_DUPLICATE_WINDOW
 
     def __post_init__(self) -> None:
+        if not isinstance(self.duplicate_window, int) or self.duplicate_window < 0:
+            raise ConfigError(f"duplicate_window must be a whole number >= 0: fault=config "
+                              f"key=exchange_sim.duplicate_window value={self.duplicate_window!r}")
         for sym, m in {**self.modes, "*": self.default_mode}.items():
             if m not in MODES:
                 raise ConfigError(f"bad venue mode: fault=config key=exchange_sim.modes symbol={sym} value={m!r} "
@@ -74,7 +79,7 @@ def load_exchange_config(path: str, env: dict[str, str] | None = None) -> Exchan
     t = doc.get("exchange_sim")
     if not isinstance(t, dict):
         raise ConfigError(f"no [exchange_sim] section: fault=config path={path}")
-    top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s"}
+    top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s", "duplicate_window"}
     for k in t:
         if k not in top | _STREAM_KEYS | {"modes"}:
             raise ConfigError(f"unknown key: fault=config key=exchange_sim.{k} "
@@ -103,7 +108,7 @@ class ExchangeSimAgent:
 
         self.config = config
         s = config.streams
-        self.venue = ExchangeSim(clock_ns, config.modes, config.default_mode)
+        self.venue = ExchangeSim(clock_ns, config.modes, config.default_mode, config.duplicate_window)
         self.sub = aeron.add_subscription(s.order_channel, s.order_stream_id)
         self.pub = aeron.add_exclusive_publication(s.report_channel, s.report_stream_id)
         self.in_codec, self.out_codec = OrderCodec(), OrderCodec()

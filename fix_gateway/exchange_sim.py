@@ -9,6 +9,14 @@ out) and is both an ``OrderSink`` and an ``ExecutionSource``, so it runs
 in-process behind a ``FixBridge``, and behind Aeron streams as the
 ``tickline exchange-sim`` service (``exchange_service.py``).
 
+Duplicate ClOrdIDs: a NewOrder whose (session, ClOrdID) names a live order, or one of the
+last ``duplicate_window`` orders that ended (filled, canceled, rejected, or replaced away
+from that ClOrdID), is rejected with DUPLICATE_ORDER.  Older ended orders are forgotten, so a
+long-running venue keeps at most ``duplicate_window`` ended ClOrdIDs besides its live orders
+(real venues scope uniqueness to a trading day; a window bounded by count is what a simulator
+running for days can afford).  A cancel or replace of a forgotten order is answered with an
+OrderCancelReject "unknown order", as for any order that is not live.
+
 Deterministic: no clock is read; ``clock_ns`` is injected. Not thread safe.
 """
 
@@ -28,6 +36,7 @@ from .config import ConfigError
 __all__ = ["ExchangeSim", "MODES"]
 
 MODES = ("match", "auto-fill", "fill-only", "rest")
+DEFAULT_DUPLICATE_WINDOW = 100_000
 _DONE = frozenset((OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.FILLED))  # leaves is 0 on these reports
 _STOPS = frozenset((OrdType.STOP, OrdType.STOP_LIMIT))
 _AT_LIMIT = frozenset(("auto-fill", "fill-only"))  # modes that fill every order at its limit price
@@ -109,16 +118,23 @@ class ExchangeSim:
     """The venue.  ``modes`` maps symbol -> match | auto-fill | rest (``default_mode`` otherwise)."""
 
     def __init__(self, clock_ns: Callable[[], int], modes: dict[str, str] | None = None,
-                 default_mode: str = "match") -> None:
+                 default_mode: str = "match", duplicate_window: int = DEFAULT_DUPLICATE_WINDOW) -> None:
         for sym, m in {**(modes or {}), "*": default_mode}.items():
             if m not in MODES:
                 raise ConfigError(f"bad venue mode: fault=config key=modes symbol={sym} value={m!r} allowed={'|'.join(MODES)}")
+        if not isinstance(duplicate_window, int) or duplicate_window < 0:
+            raise ConfigError(f"duplicate_window must be a whole number >= 0: fault=config key=duplicate_window "
+                              f"value={duplicate_window!r}")
         self.clock_ns = clock_ns
         self.modes = dict(modes or {})
         self.default_mode = default_mode
         self.books: dict[str, _Book] = {}
         self.live: dict[tuple[str, str], _Order] = {}  # (session, ClOrdID) -> live order
-        self.seen: set[tuple[str, str]] = set()
+        # (session, ClOrdID) of the last ``duplicate_window`` ended orders, oldest first, and the
+        # same keys as a set for the lookup; live orders are found in ``live``
+        self.duplicate_window = duplicate_window
+        self._ended: collections.deque[tuple[str, str]] = collections.deque()
+        self._ended_set: set[tuple[str, str]] = set()
         self._next_order_id = 1
         self._next_exec_id = 1
         self._out: collections.deque[tuple[str, VenueReport]] = collections.deque()
@@ -151,7 +167,27 @@ class ExchangeSim:
         """Reports waiting to be polled."""
         return len(self._out)
 
+    @property
+    def tracked_cl_ord_ids(self) -> int:
+        """How many (session, ClOrdID) keys the venue holds: live orders plus the ended window."""
+        return len(self.live) + len(self._ended_set)
+
+    def is_known(self, session_id: str, cl_ord_id: str) -> bool:
+        """Whether a NewOrder with this ClOrdID would be rejected as a duplicate now."""
+        key = (session_id, cl_ord_id)
+        return key in self.live or key in self._ended_set
+
     # -- internals ------------------------------------------------------------
+
+    def _ended_key(self, key: tuple[str, str]) -> None:
+        """Remember an ended order's key for duplicate detection, forgetting the oldest beyond the window."""
+        if self.duplicate_window == 0 or key in self._ended_set:
+            return
+        ended = self._ended
+        if len(ended) >= self.duplicate_window:
+            self._ended_set.discard(ended.popleft())
+        ended.append(key)
+        self._ended_set.add(key)
 
     def mode(self, symbol: str) -> str:
         return self.modes.get(symbol, self.default_mode)
@@ -172,16 +208,17 @@ class ExchangeSim:
 
     def _new(self, sid: str, r: NewOrder) -> None:
         key = (sid, r.cl_ord_id)
-        if key in self.seen:
+        if key in self.live or key in self._ended_set:
             self._reject_new(sid, r, RejectReason.DUPLICATE_ORDER, f"duplicate ClOrdID cl_ord_id={r.cl_ord_id}")
             return
-        self.seen.add(key)
         mode = self.modes.get(r.symbol, self.default_mode)
         if r.ord_type in _STOPS:
+            self._ended_key(key)
             self._reject_new(sid, r, RejectReason.BROKER_OPTION, f"unsupported order type ord_type={r.ord_type.value}")
             return
         at_limit = mode in _AT_LIMIT
         if at_limit and r.price is None:
+            self._ended_key(key)
             self._reject_new(sid, r, RejectReason.INVALID_PRICE, f"{mode} venue needs a limit price")
             return
         oid = self._next_order_id
@@ -192,17 +229,21 @@ class ExchangeSim:
         if at_limit:
             assert o.price is not None
             self._fill(o, o.quantity, o.price)
+            self._ended_key(key)
             return
         book = self.books.setdefault(r.symbol, _Book())
         if mode == "match":
             if o.tif is TimeInForce.FILL_OR_KILL and self._available(book, o) < o.quantity:
                 self._report(o, ExecType.CANCELED, OrdStatus.CANCELED, text="fill or kill: not enough liquidity")
+                self._ended_key(key)
                 return
             self._match(book, o)
             if o.leaves == 0:
+                self._ended_key(key)
                 return
         if o.ord_type is OrdType.MARKET or o.tif in (TimeInForce.IMMEDIATE_OR_CANCEL, TimeInForce.FILL_OR_KILL):
             self._report(o, ExecType.CANCELED, OrdStatus.CANCELED, text="unfilled remainder canceled")
+            self._ended_key(key)
             return
         book.add(o)
         self.live[(sid, o.cl_ord_id)] = o
@@ -240,7 +281,9 @@ class ExchangeSim:
             self._fill(resting, qty, px)
             if resting.leaves == 0:
                 book.remove(resting)
-                self.live.pop((resting.session_id, resting.cl_ord_id), None)
+                key = (resting.session_id, resting.cl_ord_id)
+                self.live.pop(key, None)
+                self._ended_key(key)
 
     def _cancel(self, sid: str, r: CancelOrder) -> None:
         o = self.live.get((sid, r.orig_cl_ord_id))
@@ -251,6 +294,7 @@ class ExchangeSim:
             return
         self.books[o.symbol].remove(o)
         del self.live[(sid, r.orig_cl_ord_id)]
+        self._ended_key((sid, r.orig_cl_ord_id))
         o.orig_cl_ord_id = o.cl_ord_id
         o.cl_ord_id = r.cl_ord_id
         self._report(o, ExecType.CANCELED, OrdStatus.CANCELED)
@@ -271,6 +315,7 @@ class ExchangeSim:
         if loses_priority:
             book.remove(o)
         del self.live[(sid, o.cl_ord_id)]
+        self._ended_key((sid, o.cl_ord_id))  # the order goes on under the new ClOrdID
         o.orig_cl_ord_id, o.cl_ord_id = o.cl_ord_id, r.cl_ord_id
         o.price, o.quantity, o.ord_type, o.tif = r.price, r.quantity, r.ord_type, r.time_in_force
         self.live[(sid, o.cl_ord_id)] = o
@@ -282,3 +327,4 @@ class ExchangeSim:
                 book.add(o)
             else:
                 del self.live[(sid, o.cl_ord_id)]
+                self._ended_key((sid, o.cl_ord_id))

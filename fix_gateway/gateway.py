@@ -27,6 +27,7 @@ Topology file (TOML), section ``[fix_gateway]``::
     [fix_gateway.venue]            # bridge = "in-process": the exchange simulator inside the gateway
     default_mode = "match"         # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill" }
+    duplicate_window = 100000      # ended ClOrdIDs remembered for duplicate detection (0 = none)
     [[fix_gateway.sessions]]
     role = "acceptor"              # or "initiator" with host/port (and tls_ca_file) of the counterparty
     sender_comp_id = "GW"
@@ -56,7 +57,7 @@ from typing import Any
 from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, AeronStreams
 from .bridge import BridgeReject, FixBridge
 from .config import ConfigError, from_env
-from .exchange_sim import ExchangeSim
+from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, ExchangeSim
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
 from .schedule import SessionSchedule
 from .session import SessionConfig, State
@@ -89,6 +90,7 @@ class GatewayConfig:
     initiator: InitiatorConfig = field(default_factory=InitiatorConfig)
     venue_default_mode: str = "match"
     venue_modes: dict[str, str] = field(default_factory=dict)
+    venue_duplicate_window: int = DEFAULT_DUPLICATE_WINDOW
     sessions: tuple[SessionSpec, ...] = ()
     bridge: str = ""  # "" = aeron if aeron.dir is set, else in-process
     aeron: AeronStreams = field(default_factory=AeronStreams)
@@ -106,6 +108,9 @@ class GatewayConfig:
             raise ConfigError("no sessions: fault=config key=fix_gateway.sessions")
         if any(s.session.role == "acceptor" for s in self.sessions) and self.acceptor is None:
             raise ConfigError("acceptor sessions need [fix_gateway.acceptor]: fault=config key=fix_gateway.acceptor")
+        if not isinstance(self.venue_duplicate_window, int) or self.venue_duplicate_window < 0:
+            raise ConfigError(f"duplicate_window must be a whole number >= 0: fault=config "
+                              f"key=fix_gateway.venue.duplicate_window value={self.venue_duplicate_window!r}")
 
 
 def _check_keys(where: str, d: dict[str, Any], allowed: set[str]) -> None:
@@ -137,7 +142,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
             raise ConfigError(f"[fix_gateway.aeron] must be a table: fault=config path={path}")
         _check_keys("fix_gateway.aeron", aeron_table, {f.name for f in dataclasses.fields(AeronStreams)})
         streams = from_env(AeronStreams, "TICKLINE_FIX_GATEWAY_AERON_", env, **aeron_table)
-        _check_keys("fix_gateway.venue", venue, {"default_mode", "modes"})
+        _check_keys("fix_gateway.venue", venue, {"default_mode", "modes", "duplicate_window"})
         specs = []
         for i, s in enumerate(gw.get("sessions", [])):
             where = f"fix_gateway.sessions[{i}]"
@@ -147,6 +152,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
             specs.append(SessionSpec(sc, sched, s.get("host", "127.0.0.1"), int(s.get("port", 0)), s.get("tls_ca_file", "")))
         return from_env(GatewayConfig, "TICKLINE_FIX_GATEWAY_", env, **top, acceptor=acceptor, initiator=initiator,
                         venue_default_mode=venue.get("default_mode", "match"), venue_modes=dict(venue.get("modes", {})),
+                        **({"venue_duplicate_window": venue["duplicate_window"]} if "duplicate_window" in venue else {}),
                         sessions=tuple(specs), aeron=streams)
     except TypeError as e:  # an unknown keyword in a sub-table
         raise ConfigError(f"bad topology file: fault=config path={path} error={e}") from None
@@ -175,7 +181,8 @@ class Gateway:
             self.venue = AeronOrderSink(self.link.aeron, config.aeron)
             self.reports = AeronExecutionSource(self.link.aeron, config.aeron)
         else:
-            self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode)
+            self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode,
+                                     config.venue_duplicate_window)
             self.reports = self.venue
         self.endpoints: list[Any] = []
         self.acceptor = FixAcceptor(config.acceptor, clock=clock) if config.acceptor else None

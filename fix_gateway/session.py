@@ -458,12 +458,12 @@ class Session:
         """
         if msg_type in ADMIN_MSG_TYPES:
             raise LocalProtocolError(f"send() is for application messages: fault=local msg_type={msg_type}")
-        return self._send(msg_type, list(fields), now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
+        return self._send(msg_type, fields, now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
 
     def send_reject(self, fields: Iterable[tuple[int, FieldValue]], now: float) -> int:
         """Send a session-level Reject (35=3) for a received message the application
         can't process (``fields``: 45, 371, 372, 373, 58).  Stored like any message."""
-        return self._send("3", list(fields), now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
+        return self._send("3", fields, now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
 
     def logout(self, now: float, text: str = "") -> None:
         """Start the Logout handshake (or drop the connection if not logged on)."""
@@ -497,9 +497,11 @@ class Session:
         c = self.config
         return [(35, msg_type), (49, c.sender_comp_id), (56, c.target_comp_id), (34, seq), (52, utc_timestamp(now))]
 
-    def _send(self, msg_type: str, fields: list[tuple[int, FieldValue]], now: float, emit: bool = True) -> int:
+    def _send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, emit: bool = True) -> int:
         seq = self.store.next_sender_seq
-        raw = encode(self.config.begin_string, self._header(msg_type, seq, now) + fields)
+        msg = self._header(msg_type, seq, now)
+        msg += fields  # the one copy of the caller's fields (any iterable), behind the header
+        raw = encode(self.config.begin_string, msg)
         # persist before send (invariant 1)
         self.store.save(seq, raw)
         self.store.set_next_sender_seq(seq + 1)

@@ -230,15 +230,34 @@ def test_gateway_bridge_with_exchange_sim(loop, begin):
     assert not [e for e in crec.ev if isinstance(e, RejectReceived)]
 
 
+class FakeSession:
+    """Just enough of a Session for the bridge: records what it would send."""
+
+    def __init__(self, sid, sent):
+        self.sid, self.sent, self.validator = sid, sent, None
+        self.config = SessionConfig(sender_comp_id="GW", target_comp_id="CLI", transport_dictionary="FIX44")
+
+    def send(self, mt, fields, now):
+        self.sent.append((self.sid, mt, list(fields)))
+
+    def send_reject(self, fields, now):
+        self.send("3", fields, now)
+
+
+class FakeEntry:
+    def __init__(self, session):
+        self.session = session
+
+
 class FakeEndpoint:
-    """Just enough of an endpoint for the bridge: records what it would send."""
+    """Just enough of an endpoint for the bridge (sessions "S" and "T"): records what it would send."""
 
     def __init__(self):
         self.sent = []
-        self.entries = {"S": None}
+        self.entries = {sid: FakeEntry(FakeSession(sid, self.sent)) for sid in ("S", "T")}
 
-    def submit(self, sid, mt, fields):
-        self.sent.append((sid, mt, list(fields)))
+    def session(self, sid):
+        return self.entries[sid].session
 
 
 class FullSink:
@@ -263,3 +282,77 @@ def test_reports_for_unknown_orders_are_kept_not_dropped():
     b = FixBridge(ep, venue, venue, clock=lambda: T0)
     venue._out.append((None, REPORTS["ack"]))
     assert b.do_work() == 1 and ep.sent == [] and list(b.unroutable) == [REPORTS["ack"]]
+
+
+# -- bounded tables: a long-running gateway forgets orders once they have ended -------------------
+
+def nos_fix(cl, sym="IBM", qty="10", px="10.5"):
+    return ApplicationMessage(fix("D", [(11, cl), (21, "1"), (55, sym), (54, "1"), (60, utc_timestamp(T0)),
+                                        (38, qty), (40, "2"), (44, px)]), False)
+
+
+def cxl_fix(cl, orig, sym="IBM"):
+    return ApplicationMessage(fix("F", [(11, cl), (41, orig), (55, sym), (54, "1"), (60, utc_timestamp(T0))]), False)
+
+
+def rpl_fix(cl, orig, px, sym="IBM", qty="10"):
+    return ApplicationMessage(fix("G", [(11, cl), (41, orig), (21, "1"), (55, sym), (54, "1"), (60, utc_timestamp(T0)),
+                                        (38, qty), (40, "2"), (44, px)]), False)
+
+
+@pytest.mark.parametrize("mode", ["fill-only", "auto-fill", "match"])
+def test_tables_stay_bounded_over_many_orders(mode):
+    ep = FakeEndpoint()
+    venue = sim(default_mode=mode, duplicate_window=500)
+    b = FixBridge(ep, venue, venue, clock=lambda: T0)
+    for i in range(5000):
+        b.on_event("S", nos_fix(f"B{i}"))
+        if mode == "match":  # a resting buy, then a sell that fills it: both end
+            b.on_event("S", ApplicationMessage(fix("D", [(11, f"S{i}"), (21, "1"), (55, "IBM"), (54, "2"),
+                                                         (60, utc_timestamp(T0)), (38, "10"), (40, "2"), (44, "10.5")]), False))
+    filled = [f for _, mt, f in ep.sent if mt == "8" and dict(f)[39] == "2"]
+    assert len(filled) == (10000 if mode == "match" else 5000)  # every order was answered
+    assert b.routes == {} and b.orig == {} and not b.unroutable
+    assert venue.live == {} and venue.tracked_cl_ord_ids == 500  # the window, not 5000 or 10000
+
+
+def test_cancel_and_replace_chains_leave_no_entries_and_late_cancel_is_answered():
+    ep = FakeEndpoint()
+    venue = sim(default_mode="rest")
+    b = FixBridge(ep, venue, venue, clock=lambda: T0)
+    b.on_event("S", nos_fix("O1"))
+    assert b.routes == {"O1": "S"}  # resting: still open
+    b.on_event("S", rpl_fix("O2", "O1", "11"))  # O1 goes on as O2
+    assert b.routes == {"O2": "S"} and b.orig == {"O2": "O1"}
+    b.on_event("S", cxl_fix("C1", "NOPE"))  # cancel of an unknown order: rejected, the entry goes
+    assert ep.sent[-1][1] == "9" and b.routes == {"O2": "S"}
+    b.on_event("S", cxl_fix("C2", "O2"))
+    assert dict(ep.sent[-1][2])[39] == "4" and dict(ep.sent[-1][2])[41] == "O2"
+    assert b.routes == {} and b.orig == {} and venue.live == {}
+    b.on_event("S", cxl_fix("C3", "O2"))  # late cancel of the canceled order: OrderCancelReject unknown order
+    mt, f = ep.sent[-1][1], dict(ep.sent[-1][2])
+    assert (mt, f[11], f[41], f[102]) == ("9", "C3", "O2", "1")
+    assert b.routes == {} and b.orig == {}
+
+
+def test_duplicate_clordid_detected_within_window_and_forgotten_after():
+    ep = FakeEndpoint()
+    venue = sim(default_mode="fill-only", duplicate_window=3)
+    b = FixBridge(ep, venue, venue, clock=lambda: T0)
+    for cl in ("A", "B", "C"):
+        b.on_event("S", nos_fix(cl))
+    b.on_event("S", nos_fix("A"))  # A ended 3 orders ago: inside the window
+    f = dict(ep.sent[-1][2])
+    assert (f[150], f[39], f[103], f[11]) == ("8", "8", "6", "A")
+    b.on_event("S", nos_fix("D"))  # pushes A out of the window
+    b.on_event("S", nos_fix("A"))
+    assert dict(ep.sent[-1][2])[39] == "2"  # accepted (and filled) again
+    assert venue.tracked_cl_ord_ids == 3 and b.routes == {}
+    # a duplicate of a live order is refused and the live order keeps its route
+    rest = sim(default_mode="rest")
+    b2 = FixBridge(ep, rest, rest, clock=lambda: T0)
+    b2.on_event("T", nos_fix("L1"))
+    b2.on_event("T", nos_fix("L1"))
+    assert dict(ep.sent[-1][2])[103] == "6" and b2.routes == {"L1": "T"}
+    with pytest.raises(ValueError, match="fault=config key=duplicate_window value=-1"):
+        sim(duplicate_window=-1)

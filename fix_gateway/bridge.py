@@ -26,7 +26,7 @@ import collections
 import decimal
 import enum
 from dataclasses import dataclass
-from typing import Callable, Iterable, NamedTuple, Protocol, Union
+from typing import Callable, NamedTuple, Protocol, Union
 
 from .codec import FieldValue, FixMessage
 from .dictionary import DataDictionary, SessionRejectReason, load_dictionary

@@ -25,10 +25,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .codec import FieldValue, Frame, Framer, Garbled, Oversized, parse, GarbledMessage
+from .codec import FieldValue, Frame, Framer, Oversized, parse, GarbledMessage
 from .config import ConfigError
 from .schedule import SessionSchedule
-from .session import Disconnect, Event, LoggedOn, Session, SessionConfig, State
+from .session import Event, LoggedOn, Session, SessionConfig, State
 from .store import MemoryStore, MessageStore
 
 __all__ = ["AcceptorConfig", "InitiatorConfig", "FixAcceptor", "FixInitiator", "SessionEntry", "UnknownSession"]

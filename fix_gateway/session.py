@@ -33,10 +33,10 @@ from __future__ import annotations
 import calendar
 import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Union
 
-from .codec import FixMessage, Frame, Framer, Garbled, GarbledMessage, Oversized, encode, parse, FieldValue
+from .codec import FixMessage, Framer, Garbled, GarbledMessage, Oversized, encode, parse, FieldValue
 from .config import ConfigError
 from .dictionary import SessionRejectReason as R, ValidationConfig, ValidationError, Validator, load_dictionary
 from .store import MessageStore

@@ -282,7 +282,6 @@ def test_tickline_initiator_against_quickfix_acceptor(tmp_path, qf_binary, runne
 
 def test_quickfix_reset_seq_num_flag_on_logon_is_honoured(tmp_path, qf_binary, runners, peers):
     port = free_port()
-    sid = "FIX.4.4:GW->QF"
     store = FileStore(tmp_path / "gw.log", "batch")
     store.set_next_sender_seq(40)
     store.set_next_target_seq(30)

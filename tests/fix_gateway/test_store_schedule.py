@@ -7,7 +7,7 @@ from tickline.fix_gateway.codec import encode
 from tickline.fix_gateway.config import ConfigError, from_env
 from tickline.fix_gateway.schedule import SessionSchedule
 from tickline.fix_gateway.session import Session, SessionConfig
-from tickline.fix_gateway.store import FileStore, FileStoreConfig, MemoryStore
+from tickline.fix_gateway.store import FileStore, FileStoreConfig
 
 
 def raw(seq, text="x"):

@@ -119,9 +119,11 @@ class SegmentLog:
                     break
                 entries.append(Entry(position, term, timestamp, kind, payload))
                 offset += ENTRY_HEADER_LENGTH + length
-            if offset < len(data) and len(data) - offset >= ENTRY_HEADER_LENGTH and len(data.rstrip(b"\0")) <= offset:
-                # Only zeros from here: preallocated space (see OsDisk), the clean end of
-                # this segment.  No entry starts with a zero header (terms start at 1).
+            if offset < len(data) and len(data.rstrip(b"\0")) <= offset:
+                # Only zeros from here, however few: preallocated space (see OsDisk), the
+                # clean end of this segment (a full segment keeps the zeros it was grown
+                # by when the log moves on).  No entry starts with a zero header (terms
+                # start at 1), and an entry that reached the disk in part is not all zeros.
                 self.disk.truncate(name, offset)
                 data = data[:offset]
                 reason = None  # what stopped the scan was the zeros

@@ -265,6 +265,27 @@ def test_preallocated_segments_reopen_cleanly_and_a_torn_tail_inside_them_is_sti
     assert report.truncated_at == tail[0].position and report.reason == "crc_mismatch"
 
 
+@pytest.mark.parametrize("zeros", [1, 10, 27, 28, 200])
+def test_a_full_segment_left_with_a_short_run_of_preallocated_zeros_keeps_the_segments_after_it(tmp_path, zeros):
+    # A segment fills up and the log moves on, leaving that segment's preallocated
+    # zeros behind it; any length of zeros there, shorter than an entry header too,
+    # is its clean end, and the acknowledged entries in later segments survive.
+    first = Entry(0, 1, 1, EntryKind.MESSAGE, b"\x05" * 200)
+    disk = OsDisk(tmp_path, preallocate=first.end + zeros)
+    log = SegmentLog(disk, segment_size=first.end)
+    log.recover()
+    later = make_entries(3, start=first.end)
+    log.append([first])
+    log.append(later)
+    log.sync()
+    assert len(log.segment_names()) == 2
+    assert os.path.getsize(os.path.join(tmp_path, log.segment_names()[0])) == first.end + zeros
+    disk.close()
+    _, report = open_log(tmp_path, segment_size=first.end)
+    assert list(report.entries) == [first] + later
+    assert report.truncated_at is None and report.reason is None and report.dropped_bytes == 0
+
+
 def test_preallocated_disk_grows_by_whole_steps_and_syncs_length_changes_fully(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync"))

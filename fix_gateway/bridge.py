@@ -558,11 +558,19 @@ class FixBridge:
         except TranslationError as e:
             self._refuse(session_id, msg, e)
             return
+        cl = req.cl_ord_id
+        if cl in self.routes:
+            # Reports carry no session: a second open request under one ClOrdID would take over
+            # the route of the first, and its reports would go to the wrong session.  Refused here,
+            # before the venue sees it; the open order keeps its route.
+            self._refuse(session_id, msg, TranslationError(
+                "business", BusinessRejectReason.OTHER, 11,
+                f"duplicate ClOrdID: an order or request with ClOrdID {cl} is open"))
+            return
         if not self.sink.offer(session_id, req):
             self._refuse(session_id, msg, TranslationError("business", BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
                                                            None, "order entry back pressured, retry"))
             return
-        cl = req.cl_ord_id
         self.routes[cl] = session_id
         if req.__class__ is not NewOrder:
             self.orig[cl] = req.orig_cl_ord_id  # type: ignore[union-attr]
@@ -613,13 +621,13 @@ class FixBridge:
             session.send(mt, fields, self.clock())
             st = report.ord_status  # type: ignore[union-attr]
             if st in _TERMINAL:
-                if st is not OrdStatus.REJECTED or report.reject_reason is not RejectReason.DUPLICATE_ORDER:  # type: ignore[union-attr]
-                    # (a duplicate's reject names the live order's ClOrdID: that entry stays)
-                    routes.pop(cl, None)
-                    prior = self.orig.pop(cl, None) or report.orig_cl_ord_id  # type: ignore[union-attr]
-                    if prior:  # the order a cancel named (or a replaced order's former ClOrdID)
-                        routes.pop(prior, None)
-                        self.orig.pop(prior, None)
+                # (a venue's duplicate-ClOrdID reject concerns an order that has ended: the bridge
+                # refuses a ClOrdID that is open through it before the venue sees it)
+                routes.pop(cl, None)
+                prior = self.orig.pop(cl, None) or report.orig_cl_ord_id  # type: ignore[union-attr]
+                if prior:  # the order a cancel named (or a replaced order's former ClOrdID)
+                    routes.pop(prior, None)
+                    self.orig.pop(prior, None)
             elif report.exec_type is ExecType.REPLACED:  # type: ignore[union-attr]
                 prior = report.orig_cl_ord_id  # type: ignore[union-attr]
                 if prior:  # the order goes on under its new ClOrdID

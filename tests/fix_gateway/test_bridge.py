@@ -348,11 +348,33 @@ def test_duplicate_clordid_detected_within_window_and_forgotten_after():
     b.on_event("S", nos_fix("A"))
     assert dict(ep.sent[-1][2])[39] == "2"  # accepted (and filled) again
     assert venue.tracked_cl_ord_ids == 3 and b.routes == {}
-    # a duplicate of a live order is refused and the live order keeps its route
+    # a duplicate of a live order is refused by the bridge itself and the live order keeps its route
     rest = sim(default_mode="rest")
     b2 = FixBridge(ep, rest, rest, clock=lambda: T0)
     b2.on_event("T", nos_fix("L1"))
     b2.on_event("T", nos_fix("L1"))
-    assert dict(ep.sent[-1][2])[103] == "6" and b2.routes == {"L1": "T"}
+    assert ep.sent[-1][1] == "j" and dict(ep.sent[-1][2])[379] == "L1" and b2.routes == {"L1": "T"}
     with pytest.raises(ValueError, match="fault=config key=duplicate_window value=-1"):
         sim(duplicate_window=-1)
+
+
+def test_a_clordid_open_in_one_session_is_refused_in_another_and_its_reports_stay_with_the_first():
+    # Reports carry no session (the Aeron path): a second request under an open ClOrdID must not
+    # take the first one's route.  It is refused with BusinessMessageReject before the venue sees it.
+    ep, rejects = FakeEndpoint(), []
+    venue = sim(default_mode="match")
+    b = FixBridge(ep, venue, venue, clock=lambda: T0, on_reject=rejects.append)
+    b.on_event("S", nos_fix("X", qty="10", px="10.5"))  # rests on the book
+    b.on_event("T", nos_fix("X", qty="5", px="11"))  # T reuses S's open ClOrdID
+    sid, mt, f = ep.sent[-1]
+    f = dict(f)
+    assert (sid, mt, f[372], f[379], f[380]) == ("T", "j", "D", "X", 0) and "ClOrdID X is open" in f[58]
+    assert rejects[-1].kind == "business" and b.routes == {"X": "S"}
+    b.on_event("T", cxl_fix("X", "X"))  # nor may a cancel reuse it
+    assert ep.sent[-1][:2] == ("T", "j") and b.routes == {"X": "S"} and b.orig == {}
+    # a sell from T fills S's order: the fill goes to S, whose order it is
+    b.on_event("T", ApplicationMessage(fix("D", [(11, "Y"), (21, "1"), (55, "IBM"), (54, "2"), (60, utc_timestamp(T0)),
+                                                 (38, "10"), (40, "2"), (44, "10.5")]), False))
+    fills = [(sid, dict(f)[11]) for sid, mt, f in ep.sent if mt == "8" and dict(f)[39] == "2"]
+    assert ("S", "X") in fills and ("T", "Y") in fills and ("T", "X") not in fills
+    assert b.routes == {} and b.orig == {}

@@ -95,9 +95,19 @@ def default_aeron_base() -> str:
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
     """A UDP port the OS had free a moment ago (for client egress endpoints)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return free_udp_ports(1, host)[0]
+
+
+def free_udp_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct UDP ports the OS had free a moment ago (all bound at once, so none repeats)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def udp_channel(host: str, port: int, term_length: int | None = None) -> str:

@@ -21,7 +21,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import time
 
 from tickline.transport.idle import BackoffIdleStrategy
 
-from .aeron_io import THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, query_status, threading_mode
+from .aeron_io import THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, free_udp_ports, query_status, threading_mode
 from .daemon import load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
 
@@ -43,21 +42,11 @@ _LAUNCH = (
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 class _Cluster:
     def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker") -> None:
         self.threading = threading
         self.dir = directory
-        ports = _ports(members)
+        ports = free_udp_ports(members)
         self.config = os.path.join(directory, "cluster.toml")
         self.aeron_dir = tempfile.mkdtemp(prefix="tickline-bench-cluster-", dir=default_aeron_base())
         with open(self.config, "w") as f:

@@ -10,7 +10,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import uuid
 
 import pytest
 
-from tickline.cluster.aeron_io import AeronClusterClient, ClusterLink, query_status
+from tickline.cluster.aeron_io import AeronClusterClient, ClusterLink, free_udp_ports, query_status
 from tickline.cluster.daemon import load_topology
 from tickline.cluster.sequencer import NewOrder, Side, Status, StructOrderCodec
 
@@ -30,16 +29,6 @@ LAUNCH = (
     "sys.exit(main(sys.argv[2:]))\n"
 )
 WAIT = 90.0  # seconds without progress before the cluster counts as stuck
-
-
-def free_udp_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Cluster:

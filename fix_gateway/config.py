@@ -13,13 +13,29 @@ import os
 import typing
 from typing import Any, Mapping, TypeVar
 
-__all__ = ["ConfigError", "from_env", "parse_bool"]
+__all__ = ["ConfigError", "from_env", "parse_bool", "read_section"]
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """Invalid configuration (the user's input)."""
+
+
+def read_section(path: str | os.PathLike[str], section: str) -> dict[str, Any]:
+    """The ``[section]`` table of the TOML topology file at ``path``; ``ConfigError`` names the
+    file when it can't be read or parsed, or has no such table."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read topology file: fault=config path={path} error={e}") from None
+    table = doc.get(section)
+    if not isinstance(table, dict):
+        raise ConfigError(f"no [{section}] section: fault=config path={path}")
+    return table
 
 
 def parse_bool(key: str, value: str) -> bool:

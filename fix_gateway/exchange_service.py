@@ -32,13 +32,12 @@ import collections
 import dataclasses
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .aeron_bridge import AeronLink, AeronStreams, offer_bounded
 from .bridge import OrderRequest, VenueReport
-from .config import ConfigError, from_env
+from .config import ConfigError, from_env, read_section
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, MODES, ExchangeSim
 from .sbe_orders import OrderCodec, SbeDecodeError
 
@@ -71,14 +70,7 @@ class ExchangeSimConfig:
 
 def load_exchange_config(path: str, env: dict[str, str] | None = None) -> ExchangeSimConfig:
     """Read and validate ``[exchange_sim]``; ``ConfigError`` names file and key."""
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot read topology file: fault=config path={path} error={e}") from None
-    t = doc.get("exchange_sim")
-    if not isinstance(t, dict):
-        raise ConfigError(f"no [exchange_sim] section: fault=config path={path}")
+    t = read_section(path, "exchange_sim")
     top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s", "duplicate_window"}
     for k in t:
         if k not in top | _STREAM_KEYS | {"modes"}:

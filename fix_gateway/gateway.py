@@ -49,14 +49,13 @@ import json
 import os
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, AeronStreams
 from .bridge import BridgeReject, FixBridge
-from .config import ConfigError, from_env
+from .config import ConfigError, from_env, read_section
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, ExchangeSim
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
 from .schedule import SessionSchedule
@@ -121,14 +120,7 @@ def _check_keys(where: str, d: dict[str, Any], allowed: set[str]) -> None:
 
 def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> GatewayConfig:
     """Read and validate the ``[fix_gateway]`` section; ``ConfigError`` names file and key."""
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot read topology file: fault=config path={path} error={e}") from None
-    gw = doc.get("fix_gateway")
-    if not isinstance(gw, dict):
-        raise ConfigError(f"no [fix_gateway] section: fault=config path={path}")
+    gw = read_section(path, "fix_gateway")
     top = {k: v for k, v in gw.items() if k not in ("acceptor", "initiator", "venue", "sessions", "aeron")}
     _check_keys("fix_gateway", top, {"store_dir", "fsync", "status_file", "status_interval_s", "idle", "shutdown_timeout_s",
                                      "bridge"})

@@ -23,7 +23,25 @@ def _kv(value: object) -> str:
     return text
 
 
-class SchemaError(ValueError):
+class _SchemaProblem:
+    """What a schema error and a schema warning both carry: where it is."""
+
+    reason: str
+    file: str
+    line: int
+    element: str
+    name: str | None
+
+    def _locate(self, reason: str, file: str, line: int, element: str, name: str | None) -> str:
+        """Set the attributes; return the ``key=value`` location for the message."""
+        self.reason, self.file, self.line, self.element, self.name = reason, file, line, element, name
+        where = f"file={_kv(file)} line={line} element={element}"
+        if name is not None:
+            where += f" name={_kv(name)}"
+        return where
+
+
+class SchemaError(_SchemaProblem, ValueError):
     """The schema is invalid; the schema author has to fix it.
 
     Attributes: ``file``, ``line`` (1-based, 0 if unknown), ``element`` (the
@@ -34,29 +52,15 @@ class SchemaError(ValueError):
     kind = "schema error"
 
     def __init__(self, reason: str, *, file: str = "?", line: int = 0, element: str = "?", name: str | None = None) -> None:
-        self.reason = reason
-        self.file = file
-        self.line = line
-        self.element = element
-        self.name = name
-        where = f"file={_kv(file)} line={line} element={element}"
-        if name is not None:
-            where += f" name={_kv(name)}"
+        where = self._locate(reason, file, line, element, name)
         super().__init__(f"{self.kind} (the schema author's fault, fix the schema): {where}: {reason}")
 
 
-class SchemaWarning(UserWarning):
+class SchemaWarning(_SchemaProblem, UserWarning):
     """Something in the schema that tickline works around; an error in strict mode."""
 
     def __init__(self, reason: str, *, file: str = "?", line: int = 0, element: str = "?", name: str | None = None) -> None:
-        self.reason = reason
-        self.file = file
-        self.line = line
-        self.element = element
-        self.name = name
-        where = f"file={_kv(file)} line={line} element={element}"
-        if name is not None:
-            where += f" name={_kv(name)}"
+        where = self._locate(reason, file, line, element, name)
         super().__init__(f"schema warning (the schema author's, tickline worked around it): {where}: {reason}")
 
 

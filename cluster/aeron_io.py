@@ -252,6 +252,7 @@ class AeronNodeIO:
         self.egress: dict[str, _Egress] = {}
         self._handler: Callable[[object], None] = lambda m: None
         self._to_flush: list[_Egress] = []
+        self._waiting: dict[str, _Egress] = {}  # channels whose egress waits for the publication to connect
         self._consensus = FragmentAssembler(self._on_fragment)
         self._ingress = FragmentAssembler(self._on_fragment)
 
@@ -285,6 +286,7 @@ class AeronNodeIO:
             self._to_flush.append(e)
         elif len(e.pending) < PENDING_EGRESS_LIMIT and time.monotonic() - e.created < PENDING_EGRESS_MS / 1000:
             e.pending.append(data)
+            self._waiting[channel] = e
         else:
             self.stats.not_connected += 1
 
@@ -322,16 +324,17 @@ class AeronNodeIO:
                         work += 1
                     else:
                         e.connected = e.pub.is_connected
-        for channel, e in list(self.egress.items()):
-            if not e.pending:
-                continue
-            if e.pub.is_connected:
-                while e.pending and _offer(e.pub, e.pending[0], self.stats, channel):
-                    e.pending.popleft()
-                    work += 1
-            elif time.monotonic() - e.created >= PENDING_EGRESS_MS / 1000:
-                self.stats.not_connected += len(e.pending)
-                e.pending.clear()
+        if self._waiting:  # only the channels holding egress from before they connected
+            for channel, e in list(self._waiting.items()):
+                if e.pub.is_connected:
+                    while e.pending and _offer(e.pub, e.pending[0], self.stats, channel):
+                        e.pending.popleft()
+                        work += 1
+                elif time.monotonic() - e.created >= PENDING_EGRESS_MS / 1000:
+                    self.stats.not_connected += len(e.pending)
+                    e.pending.clear()
+                if not e.pending:
+                    del self._waiting[channel]
         return work
 
     def _on_fragment(self, buffer: memoryview, header: object) -> None:
@@ -361,6 +364,7 @@ class AeronNodeIO:
             if len(self.egress) >= MAX_CLIENT_CHANNELS:
                 old_channel = next(iter(self.egress))
                 self.egress.pop(old_channel).pub.close()
+                self._waiting.pop(old_channel, None)
                 for c in [c for c, ch in self.clients.items() if ch == old_channel]:
                     del self.clients[c]
             self.egress[channel] = _Egress(pub, time.monotonic())

@@ -798,8 +798,9 @@ class Consensus:
             if self.term_at(end) == rd.entries[-1].term:
                 self._stable_end = max(self._stable_end, end)
                 self._unstable_index = max(self._unstable_index, bisect.bisect_left(self._starts, end))
-        if rd.hard_state is not None and rd.hard_state == HardState(self.term, self.voted_for, self.commit_position):
-            self._hard_dirty = False
+        hs = rd.hard_state
+        if hs is not None and hs.commit_position == self.commit_position and hs.term == self.term and hs.voted_for == self.voted_for:
+            self._hard_dirty = False  # nothing changed since ready(): what was persisted is current
         if rd.committed:
             self.applied_position = max(self.applied_position, rd.committed[-1].end)
         if rd.role_change is self._role_change:

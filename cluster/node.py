@@ -95,7 +95,7 @@ class ClusterNode:
 
     def tick(self, now: int) -> None:
         self.core.tick(now)
-        if self.core.role is Role.LEADER:
+        if self.container.timers and self.core.role is Role.LEADER:
             for c in self.container.due_timers(now):
                 if c not in self._timers_proposed:
                     self._propose(EntryKind.TIMER, TIMER.pack(c))

@@ -255,6 +255,7 @@ class AeronNodeIO:
         self._waiting: dict[str, _Egress] = {}  # channels whose egress waits for the publication to connect
         self._consensus = FragmentAssembler(self._on_fragment)
         self._ingress = FragmentAssembler(self._on_fragment)
+        self.polled_since_turn = True  # False after kick() until the next poll()
 
     # -- NodeIO
     def send(self, member: int, message: object) -> None:
@@ -298,10 +299,15 @@ class AeronNodeIO:
         turn = self.stack._turn
         if turn is not None:
             turn()
+            # That turn may have read datagrams into the subscriptions' images
+            # after this cycle's poll: the owner must poll again before it
+            # idles, or a received message waits out a whole park.
+            self.polled_since_turn = False
 
     # -- the duty cycle
     def poll(self, handler: Callable[[object], None], limit: int = POLL_LIMIT) -> int:
         self._handler = handler
+        self.polled_since_turn = True
         return int(self.consensus_sub.poll(self._consensus, limit)) + int(self.ingress_sub.poll(self._ingress, limit))
 
     def flush(self) -> int:

@@ -188,7 +188,10 @@ class NodeAgent:
         if self.stop_requested:
             self.begin_shutdown()
         self.node.tick(self.now())
-        return work + self.io.flush()
+        work += self.io.flush()
+        if not self.io.polled_since_turn:
+            work += 1  # a kick may have received what this cycle's poll missed: poll before idling
+        return work
 
     def begin_shutdown(self) -> None:
         """Clean shutdown: hand leadership over, then stop within one election timeout."""

@@ -114,3 +114,19 @@ def test_threading_mode_from_the_environment_is_validated(monkeypatch):
     with pytest.raises(ConfigError) as exc:
         AeronStack("bad-mode", "/dev/shm")
     assert "key=TICKLINE_CLUSTER_AERON_THREADING value=threads expected=invoker|threaded" in str(exc.value)
+
+
+def test_after_a_kick_the_owner_must_poll_before_idling(stack, members):
+    # A kick turns the driver mid-cycle (before an fsync): what it reads goes
+    # into the images after this cycle's poll.  A member that then parked
+    # would sit on a received message for the whole park.
+    a, b = AeronNodeIO(stack, members, 1), AeronNodeIO(stack, members, 2)
+    got_a, got_b = [], []
+    wait_for(stack, [(a, got_a), (b, got_b)], lambda: a.peers[2].is_connected, "member 1's publication to member 2")
+    msg = AppendResponse(1, 2, 3, True, 4096, -1)
+    a.send(2, msg)
+    for _ in range(100):
+        b.kick()  # sends it and, on this one stack, receives it too
+    assert b.polled_since_turn is False  # the owner is told to poll (NodeAgent.do_work counts it as work)
+    b.poll(got_b.append)  # no driver turn needed: it is in the image already
+    assert got_b == [msg] and b.polled_since_turn is True

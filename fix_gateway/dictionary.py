@@ -532,6 +532,9 @@ class Validator:
                                           f"Tag appears more than once tag={tag}")
                 seen.add(tag)
                 self._check_value(tag, value, d)
+                if not _ascii_uint(value):  # the count shapes the rest of the walk: checked even with check_types off
+                    raise ValidationError(SessionRejectReason.INCORRECT_DATA_FORMAT, tag,
+                                          f"Incorrect data format for value tag={tag} type=NUMINGROUP value={value[:32]!r}")
                 g = layout.groups[tag]
                 count = int(value)
                 got = 0

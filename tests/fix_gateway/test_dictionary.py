@@ -75,6 +75,16 @@ def test_repeating_groups_counted(fix44):
     assert (e.value.reason, e.value.tag) == (R.INCORRECT_NUM_IN_GROUP_COUNT, 453)
 
 
+@pytest.mark.parametrize("count", ["0.5", "\u00b2", "+1", "-1", "x"])
+@pytest.mark.parametrize("check_types", [True, False])
+def test_a_group_count_that_is_not_a_number_is_a_format_reject(count, check_types):
+    # The count decides how the rest of the message is read, so it is checked
+    # even with type checks off (it used to escape as a ValueError there).
+    v = Validator(load_dictionary("FIX44"), config=ValidationConfig(check_types=check_types))
+    with pytest.raises(ValidationError) as e:
+        v.validate(msg("FIX.4.4", "D", NOS44 + [(453, count), (448, "P1"), (447, "D"), (452, "1")]))
+    assert (e.value.reason, e.value.tag) == (R.INCORRECT_DATA_FORMAT, 453)
+
 def test_checks_are_configurable():
     lax = Validator(load_dictionary("FIX44"), config=ValidationConfig(check_values=False, check_required=False))
     lax.validate(msg("FIX.4.4", "D", [(54, "Z") if t[0] == 54 else t for t in NOS44 if t[0] != 55]))

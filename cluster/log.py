@@ -16,7 +16,9 @@ The position is in the checksum, so a frame found at the wrong offset fails
 it.  Recovery scans every segment in order and stops at the first frame that
 is short or fails its checksum: that tail (torn by a crash, or corrupted) is
 truncated and later segments are deleted, so a damaged entry is never applied;
-the member fetches what it lost from the leader.
+the member fetches what it lost from the leader.  That recovers a prefix of
+the log as written only because a cut (:meth:`SegmentLog.truncate`) is made
+durable before anything is written after it.
 """
 
 from __future__ import annotations
@@ -179,19 +181,35 @@ class SegmentLog:
         self._dirty.add(seg[0])
 
     def truncate(self, position: int) -> None:
-        """Cut the log back to end at ``position`` (no-op at or past the end)."""
+        """Cut the log back to end at ``position`` (no-op at or past the end).
+
+        The cut is durable when this returns (policy ``always``), before
+        anything is appended after it.  Otherwise a power cut could bring back
+        the old tail of this segment while entries written after the cut
+        survive in the next one: if the old tail ends exactly where that next
+        segment starts, recovery reads one contiguous, checksummed log that
+        splices two histories, and its last entries would then match a
+        leader's (same position and term) above a prefix that does not."""
         if position >= self.end_position:
             return
         while self._segments and self._segments[-1][0] > position:
             base, _ = self._segments.pop()
-            self.disk.delete(_segment_name(base))
+            self.disk.delete(_segment_name(base))  # deletes are durable (the disk syncs the directory)
             self._dirty.discard(base)
         if not self._segments or position < self._segments[0][0]:
             raise LogCorruptionError("truncate below the start of the log", position=position, start=self.start_position)
         seg = self._segments[-1]
-        seg[1] = position - seg[0]
-        self.disk.truncate(_segment_name(seg[0]), seg[1])
-        self._dirty.add(seg[0])
+        size = position - seg[0]
+        if seg[1] == size:
+            return  # the cut fell on this segment's end: only later segments went
+        seg[1] = size
+        name = _segment_name(seg[0])
+        self.disk.truncate(name, size)
+        if self.fsync_policy is FsyncPolicy.ALWAYS:
+            self.disk.fsync(name)
+            self._dirty.discard(seg[0])
+        else:
+            self._dirty.add(seg[0])
 
     def reset(self, position: int) -> None:
         """Delete every segment; the next entry appended starts at ``position``."""

@@ -200,7 +200,12 @@ class Ready:
 
     1. if ``snapshot`` is set, store it durably and reset the log to start at
        its position (the service loads it before applying anything below);
-    2. if ``truncate_to`` is set, cut the stored log back to end there;
+    2. if ``truncate_to`` is set, cut the stored log back to end there, and
+       make the cut durable before step 3 writes anything after it: a crash
+       must leave the old tail or a prefix of what replaces it, never the old
+       tail in one file with new entries after it in the next (recovery would
+       read one valid log splicing two histories, breaking I3 on this
+       member's own disk);
     3. append ``entries`` to the stored log;
     4. if ``hard_state`` is set, store it atomically;
     5. make 1-4 durable (fsync, per the configured policy);

@@ -11,6 +11,7 @@ import random
 
 from tickline.cluster.config import ConsensusConfig
 from tickline.cluster.consensus import Consensus
+from tickline.cluster.disk import SimDisk
 from tickline.cluster.messages import EntryKind, HardState, Role
 
 
@@ -198,3 +199,38 @@ class NodeNet:
     def ingress(self, i, msg):
         self.nodes[i].on_ingress(msg)
         self.deliver()
+
+
+class Died(Exception):
+    """A member killed inside a write (raised by :class:`DyingDisk`)."""
+
+
+class DyingDisk(SimDisk):
+    """A SimDisk that raises :class:`Died` inside its ``fail_at``-th fsync from
+    now (0: the next one), before anything of it reaches the platter; ``None``: never."""
+
+    fail_at: int | None = None
+
+    def fsync(self, name: str) -> None:
+        if self.fail_at is not None:
+            self.fail_at -= 1
+            if self.fail_at < 0:
+                self.fail_at = None
+                raise Died(name)
+        super().fsync(name)
+
+
+class KeepUnsynced:
+    """A stand-in for the ``rng`` of ``SimDisk.crash``: a power cut that keeps
+    every unsynced byte appended since the last fsync (``everything``) or none,
+    and never flips a bit.  A file whose unsynced change was not an append (a
+    truncation, a rewrite) goes back to its durable bytes either way."""
+
+    def __init__(self, everything: bool) -> None:
+        self.everything = everything
+
+    def randint(self, a: int, b: int) -> int:
+        return b if self.everything else a
+
+    def random(self) -> float:
+        return 1.0

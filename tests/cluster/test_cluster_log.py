@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from cluster_harness import Died, DyingDisk, KeepUnsynced
 from tickline.cluster.disk import OsDisk, SimDisk
 from tickline.cluster.errors import LogCorruptionError
 from tickline.cluster.log import MetaStore, SegmentLog, SnapshotStore, encode_entry
@@ -131,6 +132,41 @@ def test_truncate_then_append_across_segments(tmp_path):
     log.append(other)
     log.sync()
     assert list(open_log(tmp_path, segment_size=100)[1].entries) == entries[:3] + other
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["unsynced-kept", "unsynced-lost"])
+@pytest.mark.parametrize("dies_at", [0, 1, 2, None])
+def test_a_power_cut_while_a_divergent_tail_is_replaced_never_splices_old_and_new(dies_at, keep):
+    """Found by the simulator (seed 3017712): the old tail (term 2) filled a
+    segment to exactly where the next one starts; the replacement (term 3) was
+    written over it and on into a new segment, and the power went before the
+    cut was durable.  The first segment came back with its old tail, the new
+    one kept its entries, and recovery read them as one valid log: old
+    entries followed by new ones, a history no leader ever had.  Whenever the
+    writes stop, recovery must give a prefix of the old log or of the new."""
+    disk = DyingDisk()
+    log = SegmentLog(disk, segment_size=100)
+    log.recover()
+    kept = make_entries(1)
+    old = make_entries(2, start=kept[-1].end, term=2)
+    log.append(kept + old)
+    log.sync()
+    assert log.segment_names() == ["log-00000000000000000000.seg"] and log.end_position == old[-1].end >= 100  # full
+    new = make_entries(4, start=kept[-1].end, term=3)
+    disk.fail_at = dies_at
+    try:
+        log.truncate(kept[-1].end)
+        log.append(new)
+        log.sync()
+    except Died:
+        pass
+    disk.fail_at = None
+    disk.crash(KeepUnsynced(keep), power_loss=True)
+    recovered = list(SegmentLog(disk, segment_size=100).recover().entries)
+    assert recovered in [(kept + old)[:n] for n in range(len(kept + old) + 1)] + [(kept + new)[:n] for n in range(len(kept + new) + 1)]
+    assert recovered[: len(kept)] == kept  # synced before the cut: never lost
+    if dies_at is None:
+        assert recovered == kept + new
 
 
 def test_remove_before_keeps_the_segment_holding_the_position(tmp_path):

@@ -5,7 +5,9 @@ where the paper has indexes."""
 
 import random
 
-from cluster_harness import Net, NodeNet
+import pytest
+
+from cluster_harness import Died, DyingDisk, KeepUnsynced, Net, NodeNet
 from tickline.cluster.config import ConsensusConfig
 from tickline.cluster.consensus import Consensus
 from tickline.cluster.disk import SimDisk
@@ -131,6 +133,61 @@ def test_5_3_a_conflicting_entry_and_all_that_follow_it_are_deleted():
     rd = c.ready()
     assert rd.truncate_to == old[0].end and rd.entries == (new,)
     assert c.last_position() == new.end
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["unsynced-kept", "unsynced-lost"])
+@pytest.mark.parametrize("dies_at", [0, 1, 2])
+def test_5_3_log_matching_holds_on_a_follower_that_lost_power_while_overwriting_a_conflict(dies_at, keep):
+    """§5.3 Log Matching: "If two entries in different logs have the same index and term,
+    then the logs are identical in all preceding entries."  That holds on disk only if
+    a crash leaves each member a prefix of what it wrote.  Seed 3017712 of the simulator:
+    a follower's conflicting term-1 tail filled a log segment exactly; the term-2 leader's
+    entries replaced it and ran on into a new segment; the power went before the cut
+    was durable.  Back came the old tail followed by the new segment's term-2 entries,
+    the next leader's append matched on the last of those, and the follower committed
+    its old term-1 entry where the cluster had committed a term-2 one."""
+    from tickline.cluster.node import ClusterNode, NodeConfig
+    from tickline.cluster.sequencer import OrderSequencer
+
+    class IO:
+        def send(self, member, m):
+            pass
+
+        def send_egress(self, client, m):
+            pass
+
+    def noops(term, n, start):
+        out = []
+        for _ in range(n):
+            out.append(Entry(start, term, 0, EntryKind.NOOP, b"p" * 10))  # 38 bytes each
+            start = out[-1].end
+        return out
+
+    def node(disk):
+        config = NodeConfig(ConsensusConfig(1, (1, 2, 3), **CFG), segment_size=100)
+        return ClusterNode(config, disk, OrderSequencer(), IO(), random.Random(1))
+
+    disk = DyingDisk()
+    follower = node(disk)
+    committed = noops(1, 1, 0)
+    conflict = noops(1, 2, committed[-1].end)  # from leader 2 in term 1; never committed
+    follower.on_member_message(AppendRequest(2, 1, 1, 0, 0, tuple(committed + conflict), committed[-1].end))
+    assert follower.log.segment_names() == ["log-00000000000000000000.seg"] and follower.log.end_position == 114  # full
+    leaders_log = committed + noops(2, 4, committed[-1].end)  # leader 3 in term 2: commits all of it
+    disk.fail_at = dies_at
+    try:
+        follower.on_member_message(AppendRequest(3, 1, 2, committed[-1].end, 1, tuple(leaders_log[1:]), leaders_log[-1].end))
+    except Died:
+        pass
+    disk.fail_at = None
+    disk.crash(KeepUnsynced(keep), power_loss=True)
+    follower = node(disk)
+    stored = follower.core.entries_between(0, follower.core.last_position())
+    # the leader's heartbeat: prev is the end of its log; the follower accepts only if it holds that log
+    follower.on_member_message(AppendRequest(3, 1, 2, leaders_log[-1].end, 2, (), leaders_log[-1].end))
+    now_committed = follower.core.entries_between(0, follower.core.commit_position)
+    assert now_committed == leaders_log[: len(now_committed)]
+    assert stored in [(committed + conflict)[:n] for n in range(4)] + [leaders_log[:n] for n in range(6)]
 
 
 def test_fig2_append_only_entries_not_already_in_the_log():

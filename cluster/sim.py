@@ -135,10 +135,14 @@ class Simulation:
         self.fault_rng = random.Random(r.getrandbits(64))
         # small batches make followers hold divergent tails past what one append verifies
         self.max_append_bytes = r.choice([120, 400, 64 * 1024])
-        # the sequencer's snapshots are a few hundred bytes: small chunks make
-        # most transfers many chunks long, under loss, duplication, reordering,
-        # crashes and leader changes; the largest sends each in one
-        self.snapshot_chunk_bytes = r.choice([16, 64, 256 * 1024])
+        # the sequencer's snapshots are a few hundred bytes (1-2 KB with the
+        # SBE codec): small chunks make most transfers tens of chunks long,
+        # under loss, duplication, reordering, crashes and leader changes; the
+        # largest sends each in one.  One chunk is in flight at a time, so a
+        # transfer takes a round trip per chunk: a hundred or more would not
+        # end inside heal_time, and the liveness check would fail for that.
+        small = (64, 256) if opts.codec == "sbe" else (16, 64)
+        self.snapshot_chunk_bytes = r.choice([*small, 256 * 1024])
         # batching: members step messages as they arrive but persist/send only on
         # their tick, as the daemon's duty cycle does (one fsync per batch)
         self.batching = r.random() < 0.3

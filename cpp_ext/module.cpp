@@ -547,4 +547,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_driver(m);
     init_bench(m);
     init_fixcodec(m);
+    init_fixbridge(m);
 }

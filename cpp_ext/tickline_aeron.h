@@ -134,5 +134,6 @@ int embedded_driver_do_work(PyObject *driver);
 // Benchmark loops (bench.cpp).
 void init_bench(py::module_ &m);
 void init_fixcodec(py::module_ &m);  // fixcodec.cpp: FIX tag=value fast paths
+void init_fixbridge(py::module_ &m);  // fixbridge.cpp: FIX <-> order message fast paths
 
 }  // namespace tickline

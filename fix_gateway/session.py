@@ -448,17 +448,19 @@ class Session:
         if now - t.last_sent >= hb:
             self._send_admin("0", [], now)
 
-    def send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float) -> int:
+    def send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, body: bytes = b"") -> int:
         """Send an application message; returns its MsgSeqNum.
 
         ``fields`` are the body (and optional extra header fields), without
-        8, 9, 35, 49, 56, 34, 52, 10.  Stored before it is queued for the
-        socket; when not logged on it is only stored (the peer recovers it
-        by ResendRequest).  Raises ``LocalProtocolError`` for admin types.
+        8, 9, 35, 49, 56, 34, 52, 10; ``body`` is more body fields already
+        encoded (``codec.encode``), after ``fields``.  Stored before it is
+        queued for the socket; when not logged on it is only stored (the peer
+        recovers it by ResendRequest).  Raises ``LocalProtocolError`` for
+        admin types.
         """
         if msg_type in ADMIN_MSG_TYPES:
             raise LocalProtocolError(f"send() is for application messages: fault=local msg_type={msg_type}")
-        return self._send(msg_type, fields, now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
+        return self._send(msg_type, fields, now, self.state in (State.ACTIVE, State.LOGOUT_SENT), body)
 
     def send_reject(self, fields: Iterable[tuple[int, FieldValue]], now: float) -> int:
         """Send a session-level Reject (35=3) for a received message the application
@@ -497,11 +499,12 @@ class Session:
         c = self.config
         return [(35, msg_type), (49, c.sender_comp_id), (56, c.target_comp_id), (34, seq), (52, utc_timestamp(now))]
 
-    def _send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, emit: bool = True) -> int:
+    def _send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, emit: bool = True,
+              body: bytes = b"") -> int:
         seq = self.store.next_sender_seq
         msg = self._header(msg_type, seq, now)
         msg += fields  # the one copy of the caller's fields (any iterable), behind the header
-        raw = encode(self.config.begin_string, msg)
+        raw = encode(self.config.begin_string, msg, body)
         # persist before send (invariant 1)
         self.store.save(seq, raw)
         self.store.set_next_sender_seq(seq + 1)

@@ -237,8 +237,10 @@ class FakeSession:
         self.sid, self.sent, self.validator = sid, sent, None
         self.config = SessionConfig(sender_comp_id="GW", target_comp_id="CLI", transport_dictionary="FIX44")
 
-    def send(self, mt, fields, now):
-        self.sent.append((self.sid, mt, list(fields)))
+    def send(self, mt, fields, now, body=b""):
+        # an encoded body (the bridge's native ExecutionReport) recorded as its fields, values as text
+        encoded = [f.partition("=") for f in body.decode("latin-1").split("\x01")[:-1]]
+        self.sent.append((self.sid, mt, list(fields) + [(int(t), v) for t, _, v in encoded]))
 
     def send_reject(self, fields, now):
         self.send("3", fields, now)

@@ -49,6 +49,17 @@ def test_encode_matches_reference(fields, begin):
     assert encode(begin, iter(fields)) == py_encode(begin, fields)  # not a list: the reference takes it
 
 
+@given(bodies, bodies, st.sampled_from(["FIX.4.2", "FIX.4.4", "FIXT.1.1"]))
+@settings(max_examples=300)
+def test_encode_with_an_encoded_body_matches_reference(fields, more, begin):
+    """``body`` (fields already encoded) goes after ``fields``, as if they had been listed there."""
+    body = py_encode(begin, more).split(b"\x0135=D\x01", 1)[1].rsplit(b"10=", 1)[0]
+    assert encode(begin, fields, body) == py_encode(begin, fields, body)
+    assert py_encode(begin, fields, body) == py_encode(begin, fields + more[1:])
+    with pytest.raises(TypeError, match="body: bytes"):
+        _aeron.fix_encode(begin, fields, "37=1\x01")
+
+
 def test_encode_native_declines_what_it_does_not_know():
     assert _aeron.fix_encode("FIX.4.4", [(49, "A")]) is None  # MsgType not first: the reference raises
     assert _aeron.fix_encode("FIX.4.4", []) is None

@@ -11,9 +11,7 @@
 #include "tickline_aeron.h"
 #include "fixtext.h"
 
-#include <cmath>
 #include <cstring>
-#include <ctime>
 
 namespace tickline {
 
@@ -22,6 +20,7 @@ namespace {
 using fixtext::append_i64;
 using fixtext::append_latin1;
 using fixtext::append_pylong;
+using fixtext::digits;
 
 constexpr std::int64_t kPriceScale = 1000000000;  // bridge.PRICE_SCALE
 
@@ -37,13 +36,6 @@ bool ascii(PyObject *o, const char **p, Py_ssize_t *n) {
     if (!PyUnicode_Check(o) || PyUnicode_READY(o) != 0 || !PyUnicode_IS_ASCII(o)) return false;
     *p = static_cast<const char *>(PyUnicode_DATA(o));
     *n = PyUnicode_GET_LENGTH(o);
-    return true;
-}
-
-bool digits(const char *p, Py_ssize_t n) {
-    if (n <= 0) return false;
-    for (Py_ssize_t i = 0; i < n; ++i)
-        if (p[i] < '0' || p[i] > '9') return false;
     return true;
 }
 
@@ -69,45 +61,12 @@ bool plain_mantissa(const char *p, Py_ssize_t n, std::int64_t *out) {
     return true;
 }
 
-int two(const char *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
-
-// Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (what calendar.timegm counts).
-std::int64_t days_from_civil(std::int64_t y, int m, int d) {
-    y -= m <= 2;
-    std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    std::int64_t yoe = y - era * 400;
-    std::int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-// Python's round() of a float: half to even.
-double round_half_even(double x) {
-    double r = std::round(x);
-    if (std::fabs(x - r) == 0.5) r = 2.0 * std::round(x / 2.0);
-    return r;
-}
-
-// int(round(session.parse_utc_timestamp(s) * 1e9)) for YYYYMMDD-HH:MM:SS[.f{1,9}] with
-// in-range fields, computed with the same float operations; false for anything else.
+// int(round(session.parse_utc_timestamp(s) * 1e9)) for the timestamps fixtext::parse_utc_seconds
+// takes, with at most 9 decimals (what NewOrder's TransactTime can hold); false for anything else.
 bool timestamp_ns(const char *s, Py_ssize_t n, PyObject **out) {
-    if (n < 17 || !digits(s, 8) || s[8] != '-' || !digits(s + 9, 2) || s[11] != ':' || !digits(s + 12, 2) ||
-        s[14] != ':' || !digits(s + 15, 2))
-        return false;
-    int year = two(s) * 100 + two(s + 2), mon = two(s + 4), day = two(s + 6);
-    int hh = two(s + 9), mm = two(s + 12), ss = two(s + 15);
-    if (year < 1 || mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) return false;
-    std::int64_t secs = ((days_from_civil(year, mon, 1) + day - 1) * 24 + hh) * 3600 + mm * 60 + ss;
-    double t = static_cast<double>(secs);
-    if (n > 17) {
-        Py_ssize_t nf = n - 18;
-        if (s[17] != '.' || nf < 1 || nf > 9 || !digits(s + 18, nf)) return false;
-        std::int64_t frac = 0, scale = 1;
-        for (Py_ssize_t i = 0; i < nf; ++i) frac = frac * 10 + (s[18 + i] - '0'), scale *= 10;
-        // int / int is correctly rounded in Python, as this division of two exact doubles is
-        t = static_cast<double>(secs) + static_cast<double>(frac) / static_cast<double>(scale);
-    }
-    *out = PyLong_FromDouble(round_half_even(t * 1e9));
+    double t;
+    if (n > 27 || !fixtext::parse_utc_seconds(s, n, &t)) return false;
+    *out = PyLong_FromDouble(fixtext::round_half_even(t * 1e9));
     return true;
 }
 
@@ -256,24 +215,12 @@ bool append_px(std::string &out, PyObject *v) {
 bool append_utc_ms(std::string &out, PyObject *v) {
     int overflow = 0;
     long long ns = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow != 0 || (ns == -1 && PyErr_Occurred()) || ns < 0) {
+    if (overflow != 0 || (ns == -1 && PyErr_Occurred())) {
         PyErr_Clear();
         return false;
     }
-    double now = static_cast<double>(ns) / 1e9;
-    auto secs = static_cast<long long>(now);
-    auto ms = static_cast<long long>(round_half_even((now - static_cast<double>(secs)) * 1000));
-    if (ms >= 1000) secs += 1, ms -= 1000;
-    std::time_t t = static_cast<std::time_t>(secs);
-    std::tm tm{};
-    if (gmtime_r(&t, &tm) == nullptr || tm.tm_year + 1900 > 9999) return false;
-    char b[21];
-    int year = tm.tm_year + 1900;
-    auto put2 = [](char *w, int x) { w[0] = static_cast<char>('0' + x / 10), w[1] = static_cast<char>('0' + x % 10); };
-    put2(b, year / 100), put2(b + 2, year % 100), put2(b + 4, tm.tm_mon + 1), put2(b + 6, tm.tm_mday);
-    b[8] = '-', put2(b + 9, tm.tm_hour), b[11] = ':', put2(b + 12, tm.tm_min), b[14] = ':', put2(b + 15, tm.tm_sec);
-    b[17] = '.', b[18] = static_cast<char>('0' + ms / 100), b[19] = static_cast<char>('0' + ms / 10 % 10);
-    b[20] = static_cast<char>('0' + ms % 10);
+    char b[fixtext::kUtcMsLen];
+    if (!fixtext::format_utc_ms(static_cast<double>(ns) / 1e9, b)) return false;
     out.append(b, sizeof b);
     return true;
 }

@@ -9,10 +9,13 @@
 // which decides exactly as before; tests/fix_gateway/test_codec_native.py
 // checks that the two agree.
 //
+// fix_utc_timestamp / fix_parse_utc_timestamp do the same for the session's
+// UTCTimestamp formatting and parsing (fix_gateway/session.py is the reference).
+//
 // fix_check_flat is the same idea for dictionary validation: it answers
 // "certainly valid" or "not sure", never "invalid".
 //
-// All four are METH_FASTCALL functions (no pybind11 dispatch): they are
+// All are METH_FASTCALL functions (no pybind11 dispatch): they are
 // called once per message and their call overhead is part of the point.
 #include "tickline_aeron.h"
 #include "fixtext.h"
@@ -224,6 +227,46 @@ PyObject *fix_encode(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
                                   static_cast<size_t>(PyUnicode_GET_LENGTH(begin)), body);
 }
 
+// fix_utc_timestamp(now: float) -> str | None
+// session.utc_timestamp(now) (YYYYMMDD-HH:MM:SS.sss), or None outside 1970..9999 (Python formats those).
+PyObject *fix_utc_timestamp(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "fix_utc_timestamp(now: float)");
+        return nullptr;
+    }
+    double now;
+    if (PyFloat_CheckExact(args[0])) {
+        now = PyFloat_AS_DOUBLE(args[0]);
+    } else if (PyLong_CheckExact(args[0])) {
+        now = PyLong_AsDouble(args[0]);
+        if (now == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    } else {
+        Py_RETURN_NONE;
+    }
+    char b[fixtext::kUtcMsLen];
+    if (!fixtext::format_utc_ms(now, b)) Py_RETURN_NONE;
+    return PyUnicode_DecodeASCII(b, sizeof b, nullptr);
+}
+
+// fix_parse_utc_timestamp(s: str) -> float | None
+// session.parse_utc_timestamp(s) for a well-formed UTCTimestamp with every field in range; None
+// for anything else, malformed or not (Python decides those).
+PyObject *fix_parse_utc_timestamp(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "fix_parse_utc_timestamp(s: str)");
+        return nullptr;
+    }
+    PyObject *v = args[0];
+    if (!PyUnicode_CheckExact(v) || PyUnicode_READY(v) != 0 || !PyUnicode_IS_ASCII(v)) Py_RETURN_NONE;
+    double t;
+    if (!fixtext::parse_utc_seconds(static_cast<const char *>(PyUnicode_DATA(v)), PyUnicode_GET_LENGTH(v), &t))
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(t);
+}
+
 // Type codes of fix_check_flat's ``typed`` table (dictionary._NATIVE_TYPE_CODES).
 enum TypeCode { kUint = 1, kInt = 2, kFloat = 3, kTimestamp = 4, kChar = 5, kBoolean = 6 };
 
@@ -337,6 +380,13 @@ PyMethodDef kMethods[] = {
     {"fix_check_flat", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_check_flat)), METH_FASTCALL,
      "fix_check_flat(index, nfields, allowed, required, enums, typed) -> bool: True when a flat message is "
      "certainly valid, False when tickline.fix_gateway.dictionary's walk must decide."},
+    {"fix_utc_timestamp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_utc_timestamp)), METH_FASTCALL,
+     "fix_utc_timestamp(now: float) -> str | None: tickline.fix_gateway.session.utc_timestamp(now), or None "
+     "where the Python function must format it."},
+    {"fix_parse_utc_timestamp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_parse_utc_timestamp)),
+     METH_FASTCALL,
+     "fix_parse_utc_timestamp(s: str) -> float | None: tickline.fix_gateway.session.parse_utc_timestamp(s) for a "
+     "well-formed timestamp, or None where the Python function must decide."},
     {nullptr, nullptr, 0, nullptr},
 };
 

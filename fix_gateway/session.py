@@ -34,9 +34,9 @@ import calendar
 import enum
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
-from .codec import FixMessage, Framer, Garbled, GarbledMessage, Oversized, encode, parse, FieldValue
+from .codec import NATIVE, FixMessage, Framer, Garbled, GarbledMessage, Oversized, encode, parse, FieldValue
 from .config import ConfigError
 from .dictionary import SessionRejectReason as R, ValidationConfig, ValidationError, Validator, load_dictionary
 from .store import MessageStore
@@ -177,8 +177,39 @@ _fmt_second: tuple[int, str] = (-1, "")
 _parsed_second: tuple[str, int] = ("", 0)
 
 
+def _load_native_time() -> tuple[Any, Any]:
+    if not NATIVE:  # TICKLINE_FIX_NATIVE=0, or no extension
+        return None, None
+    from tickline import _aeron
+
+    return _aeron.fix_utc_timestamp, _aeron.fix_parse_utc_timestamp
+
+
+# Native fast paths (cpp_ext/fixcodec.cpp): the same answers for ordinary times, None for
+# anything else, which the Python functions below then decide (test_codec_native.py).
+_native_utc_timestamp, _native_parse_utc_timestamp = _load_native_time()
+
+
 def utc_timestamp(now: float) -> str:
     """UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
+    if _native_utc_timestamp is not None:
+        s: str | None = _native_utc_timestamp(now)
+        if s is not None:
+            return s
+    return py_utc_timestamp(now)
+
+
+def parse_utc_timestamp(s: str) -> float | None:
+    """Seconds since the epoch for a UTCTimestamp, or None if malformed."""
+    if _native_parse_utc_timestamp is not None:
+        t: float | None = _native_parse_utc_timestamp(s)
+        if t is not None:
+            return t
+    return py_parse_utc_timestamp(s)
+
+
+def py_utc_timestamp(now: float) -> str:
+    """The reference ``utc_timestamp``."""
     global _fmt_second
     secs = int(now)
     ms = int(round((now - secs) * 1000))
@@ -192,8 +223,8 @@ def utc_timestamp(now: float) -> str:
     return f"{prefix}{ms:03d}"
 
 
-def parse_utc_timestamp(s: str) -> float | None:
-    """Seconds since the epoch for a UTCTimestamp, or None if malformed."""
+def py_parse_utc_timestamp(s: str) -> float | None:
+    """The reference ``parse_utc_timestamp``."""
     global _parsed_second
     try:
         if len(s) < 17 or s[8] != "-" or s[11] != ":" or s[14] != ":":

@@ -548,4 +548,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_bench(m);
     init_fixcodec(m);
     init_fixbridge(m);
+    init_fixstore(m);
 }

@@ -9,12 +9,16 @@
 // which decides exactly as before; tests/fix_gateway/test_codec_native.py
 // checks that the two agree.
 //
+// fix_utc_timestamp / fix_parse_utc_timestamp do the same for the session's
+// UTCTimestamp formatting and parsing (fix_gateway/session.py is the reference).
+//
 // fix_check_flat is the same idea for dictionary validation: it answers
 // "certainly valid" or "not sure", never "invalid".
 //
-// All four are METH_FASTCALL functions (no pybind11 dispatch): they are
+// All are METH_FASTCALL functions (no pybind11 dispatch): they are
 // called once per message and their call overhead is part of the point.
 #include "tickline_aeron.h"
+#include "fixtext.h"
 
 #include <cstring>
 
@@ -182,31 +186,13 @@ PyObject *fix_next(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
     return out;
 }
 
-bool append_latin1(std::string &out, PyObject *s) {
-    if (!PyUnicode_Check(s) || PyUnicode_READY(s) != 0 || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) return false;
-    out.append(reinterpret_cast<const char *>(PyUnicode_1BYTE_DATA(s)), static_cast<size_t>(PyUnicode_GET_LENGTH(s)));
-    return true;
-}
-
-bool append_long(std::string &out, PyObject *v) {
-    int overflow = 0;
-    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return false;
-    }
-    char tmp[24];
-    int k = std::snprintf(tmp, sizeof tmp, "%lld", x);
-    out.append(tmp, static_cast<size_t>(k));
-    return true;
-}
-
-// fix_encode(begin_string: str, fields: list | tuple) -> bytes | None
+// fix_encode(begin_string: str, fields: list | tuple, body: bytes = b"") -> bytes | None
 // Fields must be (int, str | int) pairs starting with tag 35; None otherwise
 // (codec.encode then formats other value types and raises its errors).
+// ``body`` is fields already encoded ("tag=value<SOH>..."), written after ``fields``.
 PyObject *fix_encode(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "fix_encode(begin_string: str, fields: list)");
+    if (nargs != 2 && !(nargs == 3 && PyBytes_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "fix_encode(begin_string: str, fields: list, body: bytes = b\"\")");
         return nullptr;
     }
     PyObject *seq = args[1];
@@ -221,31 +207,64 @@ PyObject *fix_encode(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
         if (!PyTuple_CheckExact(it) || PyTuple_GET_SIZE(it) != 2) Py_RETURN_NONE;
         PyObject *tag = PyTuple_GET_ITEM(it, 0);
         PyObject *val = PyTuple_GET_ITEM(it, 1);
-        if (!PyLong_CheckExact(tag) || !append_long(body, tag)) Py_RETURN_NONE;
+        if (!PyLong_CheckExact(tag) || !fixtext::append_pylong(body, tag)) Py_RETURN_NONE;
         if (i == 0 && (body.size() != 2 || body[0] != '3' || body[1] != '5')) Py_RETURN_NONE;
         body.push_back('=');
         if (PyUnicode_CheckExact(val)) {
-            if (!append_latin1(body, val)) Py_RETURN_NONE;
+            if (!fixtext::append_latin1(body, val)) Py_RETURN_NONE;
         } else if (PyLong_CheckExact(val)) {
-            if (!append_long(body, val)) Py_RETURN_NONE;
+            if (!fixtext::append_pylong(body, val)) Py_RETURN_NONE;
         } else {
             Py_RETURN_NONE;
         }
         body.push_back('\x01');
     }
-    thread_local std::string msg;
-    msg.assign("8=");
-    if (!PyUnicode_CheckExact(args[0]) || !append_latin1(msg, args[0])) Py_RETURN_NONE;
-    msg.append("\x01" "9=");
-    char tmp[32];
-    int k = std::snprintf(tmp, sizeof tmp, "%zu\x01", body.size());
-    msg.append(tmp, static_cast<size_t>(k));
-    msg.append(body);
-    unsigned sum = 0;
-    for (unsigned char c : msg) sum += c;
-    k = std::snprintf(tmp, sizeof tmp, "10=%03u\x01", sum & 0xFF);
-    msg.append(tmp, static_cast<size_t>(k));
-    return PyBytes_FromStringAndSize(msg.data(), static_cast<Py_ssize_t>(msg.size()));
+    if (nargs == 3) body.append(PyBytes_AS_STRING(args[2]), static_cast<size_t>(PyBytes_GET_SIZE(args[2])));
+    PyObject *begin = args[0];
+    if (!PyUnicode_CheckExact(begin) || PyUnicode_READY(begin) != 0 || PyUnicode_KIND(begin) != PyUnicode_1BYTE_KIND)
+        Py_RETURN_NONE;
+    return fixtext::frame_message(reinterpret_cast<const char *>(PyUnicode_1BYTE_DATA(begin)),
+                                  static_cast<size_t>(PyUnicode_GET_LENGTH(begin)), body);
+}
+
+// fix_utc_timestamp(now: float) -> str | None
+// session.utc_timestamp(now) (YYYYMMDD-HH:MM:SS.sss), or None outside 1970..9999 (Python formats those).
+PyObject *fix_utc_timestamp(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "fix_utc_timestamp(now: float)");
+        return nullptr;
+    }
+    double now;
+    if (PyFloat_CheckExact(args[0])) {
+        now = PyFloat_AS_DOUBLE(args[0]);
+    } else if (PyLong_CheckExact(args[0])) {
+        now = PyLong_AsDouble(args[0]);
+        if (now == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    } else {
+        Py_RETURN_NONE;
+    }
+    char b[fixtext::kUtcMsLen];
+    if (!fixtext::format_utc_ms(now, b)) Py_RETURN_NONE;
+    return PyUnicode_DecodeASCII(b, sizeof b, nullptr);
+}
+
+// fix_parse_utc_timestamp(s: str) -> float | None
+// session.parse_utc_timestamp(s) for a well-formed UTCTimestamp with every field in range; None
+// for anything else, malformed or not (Python decides those).
+PyObject *fix_parse_utc_timestamp(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "fix_parse_utc_timestamp(s: str)");
+        return nullptr;
+    }
+    PyObject *v = args[0];
+    if (!PyUnicode_CheckExact(v) || PyUnicode_READY(v) != 0 || !PyUnicode_IS_ASCII(v)) Py_RETURN_NONE;
+    double t;
+    if (!fixtext::parse_utc_seconds(static_cast<const char *>(PyUnicode_DATA(v)), PyUnicode_GET_LENGTH(v), &t))
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(t);
 }
 
 // Type codes of fix_check_flat's ``typed`` table (dictionary._NATIVE_TYPE_CODES).
@@ -356,11 +375,18 @@ PyMethodDef kMethods[] = {
      "fix_next(buf: bytearray, start: int, max_size: int) -> (end, frame, fields, index) | None: the complete, "
      "well-formed message at buf[start:], or None (the Python Framer decides)."},
     {"fix_encode", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_encode)), METH_FASTCALL,
-     "fix_encode(begin_string: str, fields: list) -> bytes | None: a message with BodyLength and CheckSum, "
-     "or None for input the Python encoder must handle."},
+     "fix_encode(begin_string: str, fields: list, body: bytes = b'') -> bytes | None: a message with BodyLength "
+     "and CheckSum (``body``: fields already encoded, after ``fields``), or None for input the Python encoder must handle."},
     {"fix_check_flat", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_check_flat)), METH_FASTCALL,
      "fix_check_flat(index, nfields, allowed, required, enums, typed) -> bool: True when a flat message is "
      "certainly valid, False when tickline.fix_gateway.dictionary's walk must decide."},
+    {"fix_utc_timestamp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_utc_timestamp)), METH_FASTCALL,
+     "fix_utc_timestamp(now: float) -> str | None: tickline.fix_gateway.session.utc_timestamp(now), or None "
+     "where the Python function must format it."},
+    {"fix_parse_utc_timestamp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fix_parse_utc_timestamp)),
+     METH_FASTCALL,
+     "fix_parse_utc_timestamp(s: str) -> float | None: tickline.fix_gateway.session.parse_utc_timestamp(s) for a "
+     "well-formed timestamp, or None where the Python function must decide."},
     {nullptr, nullptr, 0, nullptr},
 };
 

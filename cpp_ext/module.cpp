@@ -547,4 +547,6 @@ PYBIND11_MODULE(_aeron, m) {
     init_driver(m);
     init_bench(m);
     init_fixcodec(m);
+    init_fixbridge(m);
+    init_fixstore(m);
 }

@@ -134,5 +134,7 @@ int embedded_driver_do_work(PyObject *driver);
 // Benchmark loops (bench.cpp).
 void init_bench(py::module_ &m);
 void init_fixcodec(py::module_ &m);  // fixcodec.cpp: FIX tag=value fast paths
+void init_fixbridge(py::module_ &m);  // fixbridge.cpp: FIX <-> order message fast paths
+void init_fixstore(py::module_ &m);   // fixstore.cpp: the FileStore's record append
 
 }  // namespace tickline

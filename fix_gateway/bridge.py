@@ -25,10 +25,11 @@ from __future__ import annotations
 import collections
 import decimal
 import enum
+import functools
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Protocol, Union
+from typing import Any, Callable, NamedTuple, Protocol, Union
 
-from .codec import FieldValue, FixMessage
+from .codec import NATIVE, FieldValue, FixMessage
 from .dictionary import DataDictionary, SessionRejectReason, load_dictionary
 from .session import ApplicationMessage, Event, parse_utc_timestamp, utc_timestamp
 
@@ -320,12 +321,13 @@ _LIMIT_OR_MARKET = {OrdType.MARKET._value_: OrdType.MARKET, OrdType.LIMIT._value
 _TIF = {m._value_: m for m in TimeInForce}
 
 
-def _new_order_fast(idx: dict[int, str], now: float) -> NewOrder | None:
+def _py_new_order_fast(idx: dict[int, str], now: float) -> NewOrder | None:
     """The NewOrder of a plain NewOrderSingle (market or limit, no StopPx or ExpireTime, every
     value well formed), read straight from the tag index; None for anything else, which
     ``_new_order`` then translates or refuses with the error naming the field.  For the
     messages it takes it gives exactly what ``_new_order`` gives (test_bridge_numbers.py runs
-    both on generated messages)."""
+    both on generated messages).  ``_new_order_fast`` is the native version of this function
+    (cpp_ext/fixbridge.cpp) when the extension is there, else this one."""
     g = idx.get
     cl, sym, acct = g(11), g(55), g(1) or ""
     side, ord_type, tif = _SIDE.get(g(54)), _LIMIT_OR_MARKET.get(g(40)), _TIF.get(g(59) or "0")
@@ -357,6 +359,21 @@ def _new_order_fast(idx: dict[int, str], now: float) -> NewOrder | None:
             return None
         tt = int(round(t * 1e9))
     return NewOrder(cl, acct, sym, side, ord_type, tif, price, None, qty, tt, None)
+
+
+def _load_native() -> tuple[Any, Any]:
+    if not NATIVE:  # TICKLINE_FIX_NATIVE=0, or no extension: the Python code alone
+        return None, None
+    from tickline import _aeron
+
+    return _aeron.fix_new_order, _aeron.fix_execution_report_body
+
+
+_native_new_order, _native_er_body = _load_native()
+# What fix_new_order needs to know of the order schema, in the order it reads it
+_NATIVE_NOS_SPEC = (NewOrder, _SIDE, _LIMIT_OR_MARKET, _TIF, OrdType.MARKET, CLORDID_LEN, SYMBOL_LEN, ACCOUNT_LEN)
+_new_order_fast: Callable[[dict[int, str], float], NewOrder | None] = (
+    _py_new_order_fast if _native_new_order is None else functools.partial(_native_new_order, _NATIVE_NOS_SPEC))
 
 
 def _new_order(msg: FixMessage, now: float) -> NewOrder:
@@ -533,8 +550,8 @@ class FixBridge:
         self.routes: dict[str, str] = {}
         self.orig: dict[str, str] = {}
         self.unroutable: collections.deque[VenueReport] = collections.deque(maxlen=1024)
-        # session id -> (session, BeginString, application dictionary) that to_fix needs for it
-        self._shapes: dict[str, tuple[object, str, DataDictionary | None]] = {}
+        # session id -> (session, BeginString, application dictionary, is FIX 4.2) that to_fix needs for it
+        self._shapes: dict[str, tuple[object, str, DataDictionary | None, bool]] = {}
         self.rejects = 0
 
     def role_name(self) -> str:
@@ -612,13 +629,19 @@ class FixBridge:
         session = entry.session
         shape = self._shapes.get(sid)  # type: ignore[arg-type]
         if shape is None or shape[0] is not session:  # first report, or the session was replaced
-            shape = self._shapes[sid] = (session, session.config.begin_string, _app_dict(session))  # type: ignore[index]
+            begin = session.config.begin_string
+            shape = self._shapes[sid] = (session, begin, _app_dict(session), begin == "FIX.4.2")  # type: ignore[index]
         if report.__class__ is ExecutionReport:
             orig = self.orig.get(cl)
             if orig is not None and not report.orig_cl_ord_id:  # type: ignore[union-attr]
                 report = report._replace(orig_cl_ord_id=orig)  # type: ignore[union-attr]
-            mt, fields = to_fix(report, shape[1], shape[2])
-            session.send(mt, fields, self.clock())
+            # the fields to_fix gives, encoded natively when the report is a plain one
+            body = _native_er_body(report, shape[3]) if _native_er_body is not None else None
+            if body is not None:
+                session.send("8", (), self.clock(), body)
+            else:
+                mt, fields = to_fix(report, shape[1], shape[2])
+                session.send(mt, fields, self.clock())
             st = report.ord_status  # type: ignore[union-attr]
             if st in _TERMINAL:
                 # (a venue's duplicate-ClOrdID reject concerns an order that has ended: the bridge

@@ -161,20 +161,22 @@ def _fmt(v: FieldValue) -> str:
     return str(v)
 
 
-def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]]) -> bytes:
+def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: bytes = b"") -> bytes:
     """Encode a message: ``fields`` start with MsgType (35) and exclude 8, 9, 10.
 
-    BodyLength and CheckSum are computed here.  Raises ``ValueError`` (our
-    fault) for a missing 35.
+    ``body`` is more fields already encoded (``b"37=1\x0117=2\x01"``), written after
+    ``fields`` as they are: the caller answers for their form.  BodyLength and CheckSum
+    are computed here.  Raises ``ValueError`` (our fault) for a missing 35.
     """
     if _native_encode is not None:
-        raw: bytes | None = _native_encode(begin_string, fields)  # None (nothing consumed) unless a list/tuple of (int, str|int)
+        # None (nothing consumed) unless a list/tuple of (int, str|int)
+        raw: bytes | None = _native_encode(begin_string, fields, body)
         if raw is not None:
             return raw
-    return py_encode(begin_string, fields)
+    return py_encode(begin_string, fields, body)
 
 
-def py_encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]]) -> bytes:
+def py_encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: bytes = b"") -> bytes:
     """The reference encoder (what ``encode`` does without the native fast path)."""
     parts = []
     for tag, value in fields:
@@ -185,9 +187,9 @@ def py_encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]]) -> by
         raise ValueError("FIX encode: fault=local reason=no_fields")
     if not parts[0].startswith("35="):
         raise ValueError(f"FIX encode: fault=local reason=first_field_not_MsgType tag={parts[0].partition('=')[0]}")
-    body = "".join(parts).encode("latin-1")
-    head = f"8={begin_string}\x019={len(body)}\x01".encode("latin-1")
-    msg = head + body
+    data = "".join(parts).encode("latin-1") + body
+    head = f"8={begin_string}\x019={len(data)}\x01".encode("latin-1")
+    msg = head + data
     return msg + b"10=%03d\x01" % (sum(msg) & 0xFF)
 
 

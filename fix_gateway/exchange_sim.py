@@ -216,21 +216,17 @@ class ExchangeSim:
             self._ended_key(key)
             self._reject_new(sid, r, RejectReason.BROKER_OPTION, f"unsupported order type ord_type={r.ord_type.value}")
             return
-        at_limit = mode in _AT_LIMIT
-        if at_limit and r.price is None:
+        if mode in _AT_LIMIT:
             self._ended_key(key)
-            self._reject_new(sid, r, RejectReason.INVALID_PRICE, f"{mode} venue needs a limit price")
+            if r.price is None:
+                self._reject_new(sid, r, RejectReason.INVALID_PRICE, f"{mode} venue needs a limit price")
+            else:
+                self._fill_at_limit(sid, r, mode == "auto-fill")
             return
         oid = self._next_order_id
         self._next_order_id = oid + 1
         o = _Order(oid, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
-        if mode != "fill-only":
-            self._report(o, ExecType.NEW, OrdStatus.NEW)
-        if at_limit:
-            assert o.price is not None
-            self._fill(o, o.quantity, o.price)
-            self._ended_key(key)
-            return
+        self._report(o, ExecType.NEW, OrdStatus.NEW)
         book = self.books.setdefault(r.symbol, _Book())
         if mode == "match":
             if o.tif is TimeInForce.FILL_OR_KILL and self._available(book, o) < o.quantity:
@@ -247,6 +243,24 @@ class ExchangeSim:
             return
         book.add(o)
         self.live[(sid, o.cl_ord_id)] = o
+
+    def _fill_at_limit(self, sid: str, r: NewOrder, ack: bool) -> None:
+        """auto-fill (``ack``) and fill-only: the whole quantity fills at the limit price at once.
+        The reports are the ones ``_report`` and ``_fill`` would make for an ``_Order`` (an ack,
+        then the fill, or the fill alone), made straight from the request: these modes serve
+        benchmarks and load tests, where the venue's cost per order counts."""
+        oid = self._next_order_id
+        self._next_order_id = oid + 1
+        eid = self._next_exec_id
+        cl, sym, side, px, qty = r.cl_ord_id, r.symbol, r.side, r.price, r.quantity
+        out = self._out
+        if ack:
+            out.append((sid, ExecutionReport(oid, eid, cl, sym, side, ExecType.NEW, OrdStatus.NEW, px, None, 0, qty, 0,
+                                             None, self.clock_ns(), None, "", "")))
+            eid += 1
+        out.append((sid, ExecutionReport(oid, eid, cl, sym, side, ExecType.TRADE, OrdStatus.FILLED, px, px, qty, 0, qty,
+                                         px, self.clock_ns(), None, "", "")))  # AvgPx: (qty * px) // qty
+        self._next_exec_id = eid + 1
 
     def _crosses(self, o: _Order, px: int) -> bool:
         if o.ord_type is OrdType.MARKET:

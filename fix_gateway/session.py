@@ -34,9 +34,9 @@ import calendar
 import enum
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
-from .codec import FixMessage, Framer, Garbled, GarbledMessage, Oversized, encode, parse, FieldValue
+from .codec import NATIVE, FixMessage, Framer, Garbled, GarbledMessage, Oversized, encode, parse, FieldValue
 from .config import ConfigError
 from .dictionary import SessionRejectReason as R, ValidationConfig, ValidationError, Validator, load_dictionary
 from .store import MessageStore
@@ -177,8 +177,39 @@ _fmt_second: tuple[int, str] = (-1, "")
 _parsed_second: tuple[str, int] = ("", 0)
 
 
+def _load_native_time() -> tuple[Any, Any]:
+    if not NATIVE:  # TICKLINE_FIX_NATIVE=0, or no extension
+        return None, None
+    from tickline import _aeron
+
+    return _aeron.fix_utc_timestamp, _aeron.fix_parse_utc_timestamp
+
+
+# Native fast paths (cpp_ext/fixcodec.cpp): the same answers for ordinary times, None for
+# anything else, which the Python functions below then decide (test_codec_native.py).
+_native_utc_timestamp, _native_parse_utc_timestamp = _load_native_time()
+
+
 def utc_timestamp(now: float) -> str:
     """UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
+    if _native_utc_timestamp is not None:
+        s: str | None = _native_utc_timestamp(now)
+        if s is not None:
+            return s
+    return py_utc_timestamp(now)
+
+
+def parse_utc_timestamp(s: str) -> float | None:
+    """Seconds since the epoch for a UTCTimestamp, or None if malformed."""
+    if _native_parse_utc_timestamp is not None:
+        t: float | None = _native_parse_utc_timestamp(s)
+        if t is not None:
+            return t
+    return py_parse_utc_timestamp(s)
+
+
+def py_utc_timestamp(now: float) -> str:
+    """The reference ``utc_timestamp``."""
     global _fmt_second
     secs = int(now)
     ms = int(round((now - secs) * 1000))
@@ -192,8 +223,8 @@ def utc_timestamp(now: float) -> str:
     return f"{prefix}{ms:03d}"
 
 
-def parse_utc_timestamp(s: str) -> float | None:
-    """Seconds since the epoch for a UTCTimestamp, or None if malformed."""
+def py_parse_utc_timestamp(s: str) -> float | None:
+    """The reference ``parse_utc_timestamp``."""
     global _parsed_second
     try:
         if len(s) < 17 or s[8] != "-" or s[11] != ":" or s[14] != ":":
@@ -448,17 +479,19 @@ class Session:
         if now - t.last_sent >= hb:
             self._send_admin("0", [], now)
 
-    def send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float) -> int:
+    def send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, body: bytes = b"") -> int:
         """Send an application message; returns its MsgSeqNum.
 
         ``fields`` are the body (and optional extra header fields), without
-        8, 9, 35, 49, 56, 34, 52, 10.  Stored before it is queued for the
-        socket; when not logged on it is only stored (the peer recovers it
-        by ResendRequest).  Raises ``LocalProtocolError`` for admin types.
+        8, 9, 35, 49, 56, 34, 52, 10; ``body`` is more body fields already
+        encoded (``codec.encode``), after ``fields``.  Stored before it is
+        queued for the socket; when not logged on it is only stored (the peer
+        recovers it by ResendRequest).  Raises ``LocalProtocolError`` for
+        admin types.
         """
         if msg_type in ADMIN_MSG_TYPES:
             raise LocalProtocolError(f"send() is for application messages: fault=local msg_type={msg_type}")
-        return self._send(msg_type, fields, now, emit=self.state in (State.ACTIVE, State.LOGOUT_SENT))
+        return self._send(msg_type, fields, now, self.state in (State.ACTIVE, State.LOGOUT_SENT), body)
 
     def send_reject(self, fields: Iterable[tuple[int, FieldValue]], now: float) -> int:
         """Send a session-level Reject (35=3) for a received message the application
@@ -497,11 +530,12 @@ class Session:
         c = self.config
         return [(35, msg_type), (49, c.sender_comp_id), (56, c.target_comp_id), (34, seq), (52, utc_timestamp(now))]
 
-    def _send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, emit: bool = True) -> int:
+    def _send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, emit: bool = True,
+              body: bytes = b"") -> int:
         seq = self.store.next_sender_seq
         msg = self._header(msg_type, seq, now)
         msg += fields  # the one copy of the caller's fields (any iterable), behind the header
-        raw = encode(self.config.begin_string, msg)
+        raw = encode(self.config.begin_string, msg, body)
         # persist before send (invariant 1)
         self.store.save(seq, raw)
         self.store.set_next_sender_seq(seq + 1)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .codec import NATIVE
+
 __all__ = ["MessageStore", "MemoryStore", "FileStore", "FileStoreConfig", "StoreError", "FSYNC_POLICIES"]
 
 FSYNC_POLICIES = ("always", "batch", "none")
@@ -119,6 +121,18 @@ _RESET = struct.Struct("<Bd")
 _MAX_RECORD = 64 << 20
 _CHUNK = 1 << 20  # the least the log grows by
 MSG, SEQS, RESET = 1, 2, 3
+
+
+def _load_native_append():
+    if not NATIVE:  # TICKLINE_FIX_NATIVE=0, or no extension
+        return None
+    from tickline import _aeron
+
+    return _aeron.fix_store_append
+
+
+# cpp_ext/fixstore.cpp: writes a record as FileStore._append's Python code does, in one call
+_native_append = _load_native_append()
 
 
 class FileStore:
@@ -229,12 +243,15 @@ class FileStore:
             self._reserve(_HDR.size + n)
         mm = self._mm
         assert mm is not None
-        crc = zlib.crc32(data, zlib.crc32(payload)) if data else zlib.crc32(payload)
-        _HDR.pack_into(mm, off, n, crc)
         p = off + _HDR.size
-        mm[p:p + len(payload)] = payload
-        if data:
-            mm[p + len(payload):p + n] = data
+        if _native_append is not None:
+            _native_append(mm, off, payload, data)  # the same bytes as below, in one call
+        else:
+            crc = zlib.crc32(data, zlib.crc32(payload)) if data else zlib.crc32(payload)
+            _HDR.pack_into(mm, off, n, crc)
+            mm[p:p + len(payload)] = payload
+            if data:
+                mm[p + len(payload):p + n] = data
         self._end = p + n
         self._dirty = True
         if self.fsync == "always":

@@ -176,6 +176,24 @@ def test_sim_modes():
     assert rej.exec_type is ExecType.REJECTED and rej.text == "fill-only venue needs a limit price"
 
 
+@pytest.mark.parametrize("mode", ["auto-fill", "fill-only"])
+def test_sim_fill_at_limit_reports_field_for_field(mode):
+    s = sim(modes={"AF": mode}, default_mode="match")
+    s.offer("A", nos("F1", Side.SELL, 7, -2_500_000_000, sym="AF"))  # a negative price (spreads) fills as well
+    s.offer("A", nos("M1", Side.BUY, 3, 10_000_000_000))  # the other symbols keep matching, ids go on
+    ack = ExecutionReport(1, 1, "F1", "AF", Side.SELL, ExecType.NEW, OrdStatus.NEW, -2_500_000_000, None, 0, 7, 0,
+                          None, NS0, None, "", "")
+    fill = ExecutionReport(1, 2 if mode == "auto-fill" else 1, "F1", "AF", Side.SELL, ExecType.TRADE, OrdStatus.FILLED,
+                           -2_500_000_000, -2_500_000_000, 7, 0, 7, -2_500_000_000, NS0, None, "", "")
+    resting = ExecutionReport(2, fill.exec_id + 1, "M1", "IBM", Side.BUY, ExecType.NEW, OrdStatus.NEW,
+                              10_000_000_000, None, 0, 3, 0, None, NS0, None, "", "")
+    assert drain(s) == [("A", r) for r in ([ack] if mode == "auto-fill" else []) + [fill, resting]]
+    assert s.live.keys() == {("A", "M1")} and s.is_known("A", "F1")  # filled: ended, still a duplicate
+    s.offer("A", nos("F1", Side.SELL, 7, 100, sym="AF"))
+    [(_, dup)] = drain(s)
+    assert (dup.exec_type, dup.reject_reason) == (ExecType.REJECTED, RejectReason.DUPLICATE_ORDER)
+
+
 # -- bridge end to end: a FIX client trades against the simulated venue through the gateway -------------
 
 class Rec:
@@ -237,8 +255,10 @@ class FakeSession:
         self.sid, self.sent, self.validator = sid, sent, None
         self.config = SessionConfig(sender_comp_id="GW", target_comp_id="CLI", transport_dictionary="FIX44")
 
-    def send(self, mt, fields, now):
-        self.sent.append((self.sid, mt, list(fields)))
+    def send(self, mt, fields, now, body=b""):
+        # an encoded body (the bridge's native ExecutionReport) recorded as its fields, values as text
+        encoded = [f.partition("=") for f in body.decode("latin-1").split("\x01")[:-1]]
+        self.sent.append((self.sid, mt, list(fields) + [(int(t), v) for t, _, v in encoded]))
 
     def send_reject(self, fields, now):
         self.send("3", fields, now)

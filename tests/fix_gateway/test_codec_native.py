@@ -5,6 +5,8 @@ reference answers, or answers None ("not mine") and the reference decides;
 it never accepts what the reference refuses.
 """
 
+import datetime
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -13,6 +15,7 @@ from tickline.fix_gateway import codec
 from tickline.fix_gateway.codec import (
     Frame, Framer, Garbled, GarbledMessage, Oversized, encode, parse, py_encode, py_parse,
 )
+from tickline.fix_gateway.session import py_parse_utc_timestamp, py_utc_timestamp
 
 pytestmark = pytest.mark.skipif(not codec.NATIVE, reason="native FIX codec disabled (TICKLINE_FIX_NATIVE=0)")
 
@@ -47,6 +50,17 @@ def test_encode_matches_reference(fields, begin):
     assert encode(begin, fields) == py_encode(begin, fields)
     assert encode(begin, tuple(fields)) == py_encode(begin, fields)
     assert encode(begin, iter(fields)) == py_encode(begin, fields)  # not a list: the reference takes it
+
+
+@given(bodies, bodies, st.sampled_from(["FIX.4.2", "FIX.4.4", "FIXT.1.1"]))
+@settings(max_examples=300)
+def test_encode_with_an_encoded_body_matches_reference(fields, more, begin):
+    """``body`` (fields already encoded) goes after ``fields``, as if they had been listed there."""
+    body = py_encode(begin, more).split(b"\x0135=D\x01", 1)[1].rsplit(b"10=", 1)[0]
+    assert encode(begin, fields, body) == py_encode(begin, fields, body)
+    assert py_encode(begin, fields, body) == py_encode(begin, fields + more[1:])
+    with pytest.raises(TypeError, match="body: bytes"):
+        _aeron.fix_encode(begin, fields, "37=1\x01")
 
 
 def test_encode_native_declines_what_it_does_not_know():
@@ -175,3 +189,61 @@ def test_framer_fast_path_bad_input_cases():
     assert f.next_message() is None and f.next() is None
     f.feed(good[-1:])
     assert f.next_message().raw == good
+
+
+# -- UTCTimestamps (session.utc_timestamp / parse_utc_timestamp) ------------------------------
+
+seconds = st.one_of(
+    st.floats(min_value=0, max_value=253402300799.9994, allow_nan=False),
+    st.integers(min_value=0, max_value=253402300799),
+    st.integers(min_value=0, max_value=4 * 10 ** 9).map(lambda s: s + 0.9995),  # rounds up into the next second
+    st.integers(min_value=0, max_value=4 * 10 ** 9).map(lambda s: s + 0.0005),
+    st.sampled_from([1767268800.0, 1767268799.9999999, 0.0, 951782399.9996]))
+
+
+@given(seconds)
+@settings(max_examples=1000)
+def test_utc_timestamp_matches_reference(now):
+    native = _aeron.fix_utc_timestamp(now)
+    assert native is not None and native == py_utc_timestamp(now)
+
+
+def test_utc_timestamp_native_declines_what_python_formats():
+    for now in (-1.0, -0.5, 253402300800.0, float("inf"), float("nan"), 2 ** 80, "x"):
+        assert _aeron.fix_utc_timestamp(now) is None
+    with pytest.raises(TypeError, match=r"fix_utc_timestamp\(now: float\)"):
+        _aeron.fix_utc_timestamp()
+
+
+stamps = st.one_of(
+    st.builds(lambda d, frac: d.strftime("%Y%m%d-%H:%M:%S") + frac,
+              st.datetimes(min_value=datetime.datetime(1000, 1, 1)),
+              st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,16}", fullmatch=True))),
+    st.from_regex(r"[0-9]{8}-[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,3})?", fullmatch=True),
+    st.from_regex(r"\d{8}-\d\d:\d\d:\d\d(\.\d{0,3})?", fullmatch=True),
+    st.text(max_size=24))
+
+
+@given(stamps)
+@settings(max_examples=1500)
+def test_parse_utc_timestamp_matches_reference(s):
+    native = _aeron.fix_parse_utc_timestamp(s)
+    if native is not None:
+        assert native == py_parse_utc_timestamp(s)
+
+
+@pytest.mark.parametrize("s,expected", [
+    ("20260101-12:00:00", 1767268800.0),
+    ("20260101-12:00:00.5", 1767268800.5),
+    ("20260231-00:00:00", 1772496000.0),       # Feb 31st: counted on, as calendar.timegm does
+    ("20261231-23:59:60.999", 1798761600.999),  # a leap second
+])
+def test_parse_utc_timestamp_native_values(s, expected):
+    assert _aeron.fix_parse_utc_timestamp(s) == expected == py_parse_utc_timestamp(s)
+
+
+@pytest.mark.parametrize("s", ["20260101-24:00:00", "20261301-12:00:00", "20260100-12:00:00", "2026-01-01",
+                               "20260101-12:00:00.", "20260101-12:00:00.1234567890123456", "20260101 12:00:00",
+                               "2026\u00b20101-12:00:00"])
+def test_parse_utc_timestamp_native_declines_the_rest(s):
+    assert _aeron.fix_parse_utc_timestamp(s) is None

@@ -1,8 +1,13 @@
 import calendar
 import os
+import struct
+import zlib
 
 import pytest
+from hypothesis import given, settings, strategies
 
+from tickline import _aeron
+from tickline.fix_gateway import store as store_module
 from tickline.fix_gateway.codec import encode
 from tickline.fix_gateway.config import ConfigError, from_env
 from tickline.fix_gateway.schedule import SessionSchedule
@@ -187,3 +192,41 @@ def test_file_store_torn_record_followed_by_zeros_still_counts(tmp_path):
     st = FileStore(p)
     assert st.recovered_tail_bytes == size + 4096 - os.path.getsize(p) > 4096
     assert st.get(1, 1) == [(1, raw(1))]
+
+
+# -- the native record append (cpp_ext/fixstore.cpp) writes what the Python code writes ------------
+
+@given(strategies.binary(max_size=40), strategies.binary(max_size=3000), strategies.integers(min_value=0, max_value=64))
+@settings(max_examples=500)
+def test_native_record_append_writes_the_python_record(head, data, off):
+    buf = bytearray(off + 8 + len(head) + len(data) + 5)
+    _aeron.fix_store_append(buf, off, head, data)
+    record = struct.pack("<II", len(head) + len(data), zlib.crc32(data, zlib.crc32(head))) + head + data
+    assert bytes(buf) == bytes(off) + record + bytes(5)
+
+
+def test_native_record_append_refuses_what_does_not_fit():
+    with pytest.raises(ValueError, match="store record does not fit the log: fault=local offset=4 size=13 capacity=16"):
+        _aeron.fix_store_append(bytearray(16), 4, b"\x01", b"abcd")
+    with pytest.raises(ValueError, match="offset=-1"):
+        _aeron.fix_store_append(bytearray(16), -1, b"", b"")
+    with pytest.raises(BufferError, match="not writable"):
+        _aeron.fix_store_append(b"read-only", 0, b"", b"")
+
+
+def test_file_store_log_is_the_same_with_and_without_the_native_append(tmp_path, monkeypatch):
+    def write(path):
+        st = FileStore(path, "none", now=100.0)
+        for seq in range(1, 200):
+            st.save(seq, raw(seq, "y" * seq))
+            st.set_next_sender_seq(seq + 1)
+            st.set_next_target_seq(seq * 2)
+        st.close()
+        return path.read_bytes()
+
+    native = write(tmp_path / "native.log")
+    monkeypatch.setattr(store_module, "_native_append", None)
+    assert write(tmp_path / "python.log") == native
+    st = FileStore(tmp_path / "native.log", "none")  # and it replays
+    assert (st.next_sender_seq, st.next_target_seq, st.get(150, 150)) == (200, 398, [(150, raw(150, "y" * 150))])
+    st.close()

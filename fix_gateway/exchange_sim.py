@@ -11,7 +11,8 @@ in-process behind a ``FixBridge``, and behind Aeron streams as the
 
 Duplicate ClOrdIDs: a NewOrder whose (session, ClOrdID) names a live order, or one of the
 last ``duplicate_window`` orders that ended (filled, canceled, rejected, or replaced away
-from that ClOrdID), is rejected with DUPLICATE_ORDER.  Older ended orders are forgotten, so a
+from that ClOrdID), is rejected with DUPLICATE_ORDER; so is a replace to such a ClOrdID (an OrderCancelReject,
+the order stays as it was).  Older ended orders are forgotten, so a
 long-running venue keeps at most ``duplicate_window`` ended ClOrdIDs besides its live orders
 (real venues scope uniqueness to a trading day; a window bounded by count is what a simulator
 running for days can afford).  A cancel or replace of a forgotten order is answered with an
@@ -323,6 +324,14 @@ class ExchangeSim:
             self._out.append((sid, OrderReject(o.order_id if o else None, r.cl_ord_id, r.orig_cl_ord_id, status,
                                                CxlRejResponseTo.REPLACE, reason, self.clock_ns(),
                                                "unknown order" if o is None else "replace not allowed")))
+            return
+        if self.is_known(sid, r.cl_ord_id):
+            # the order would go on under a ClOrdID another order holds (or held):
+            # that order's key, and with it its cancels and replaces, would be lost
+            self._out.append((sid, OrderReject(o.order_id, r.cl_ord_id, r.orig_cl_ord_id,
+                                               OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW,
+                                               CxlRejResponseTo.REPLACE, RejectReason.DUPLICATE_ORDER, self.clock_ns(),
+                                               f"duplicate ClOrdID cl_ord_id={r.cl_ord_id}")))
             return
         book = self.books[o.symbol]
         loses_priority = r.price != o.price or r.quantity > o.quantity

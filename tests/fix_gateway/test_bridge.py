@@ -157,6 +157,23 @@ def test_sim_market_ioc_fok_cancel_replace():
     assert dup.exec_type is ExecType.REJECTED and dup.reject_reason is RejectReason.DUPLICATE_ORDER
 
 
+@pytest.mark.parametrize("new_id", ["S2", "S1", "GONE"])  # another live order's, its own, an ended order's
+def test_sim_refuses_a_replace_under_a_clordid_already_used(new_id):
+    s = sim()
+    s.offer("A", nos("S1", Side.SELL, 10, 101))
+    s.offer("A", nos("S2", Side.SELL, 10, 102))
+    s.offer("A", nos("GONE", Side.SELL, 10, 103))
+    s.offer("A", CancelOrder("X0", "GONE", "IBM", Side.SELL, NS0))
+    drain(s)
+    s.offer("A", ReplaceOrder(new_id, "S1", "IBM", Side.SELL, OrdType.LIMIT, TimeInForce.DAY, 100, 10, NS0))
+    [(_, rej)] = drain(s)
+    assert isinstance(rej, OrderReject) and rej.reject_reason is RejectReason.DUPLICATE_ORDER
+    assert (rej.cl_ord_id, rej.orig_cl_ord_id, rej.ord_status) == (new_id, "S1", OrdStatus.NEW)
+    # both orders are still live under their own ClOrdIDs, at their own prices
+    s.offer("B", nos("B1", Side.BUY, 20, 102))
+    fills = [(r.cl_ord_id, r.last_price) for sid, r in drain(s) if sid == "A" and r.exec_type is ExecType.TRADE]
+    assert fills == [("S1", 101), ("S2", 102)]
+
 def test_sim_modes():
     s = sim(modes={"AF": "auto-fill", "RS": "rest"})
     s.offer("A", nos("1", Side.BUY, 10, 5_000_000_000, sym="AF"))

@@ -34,7 +34,7 @@ import shutil
 import tempfile
 
 from tickline.codecs import naming
-from tickline.codecs.errors import SchemaError, SchemaWarning
+from tickline.codecs.errors import SchemaWarning
 from tickline.codecs.ir import (
     INT_RANGE,
     PRIMITIVES,

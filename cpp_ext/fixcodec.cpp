@@ -393,11 +393,7 @@ PyMethodDef kMethods[] = {
 }  // namespace
 
 void init_fixcodec(py::module_ &m) {
-    for (PyMethodDef *d = kMethods; d->ml_name != nullptr; ++d) {
-        PyObject *f = PyCFunction_NewEx(d, nullptr, m.attr("__name__").ptr());
-        if (f == nullptr) throw py::error_already_set();
-        m.add_object(d->ml_name, py::reinterpret_steal<py::object>(f));  // the module takes its own reference
-    }
+    add_functions(m, kMethods);
 }
 
 }  // namespace tickline

@@ -328,6 +328,14 @@ ImageStatus image_status(aeron_image_t *image) {
                        k.source_identity != nullptr ? k.source_identity : ""};
 }
 
+void add_functions(py::module_ &m, PyMethodDef *methods) {
+    for (PyMethodDef *d = methods; d->ml_name != nullptr; ++d) {
+        PyObject *f = PyCFunction_NewEx(d, nullptr, m.attr("__name__").ptr());
+        if (f == nullptr) throw py::error_already_set();
+        m.add_object(d->ml_name, py::reinterpret_steal<py::object>(f));  // the module takes its own reference
+    }
+}
+
 }  // namespace tickline
 
 using namespace tickline;

@@ -133,6 +133,9 @@ int embedded_driver_do_work(PyObject *driver);
 
 // Benchmark loops (bench.cpp).
 void init_bench(py::module_ &m);
+// Adds each function of a {nullptr}-terminated table (raw METH_FASTCALL functions, cheaper to call
+// than pybind11's dispatch) to ``m``; the table must live as long as the process.
+void add_functions(py::module_ &m, PyMethodDef *methods);
 void init_fixcodec(py::module_ &m);  // fixcodec.cpp: FIX tag=value fast paths
 void init_fixbridge(py::module_ &m);  // fixbridge.cpp: FIX <-> order message fast paths
 void init_fixstore(py::module_ &m);   // fixstore.cpp: the FileStore's record append

@@ -1,7 +1,17 @@
 """The cluster over Aeron: the node's I/O boundary, the client link and the
-embedded media driver each process brings.
+media driver under them.
 
-Streams (all Aeron UDP unicast; a member's endpoint is its ``host:port`` in
+Two transports, chosen by the topology's member endpoints:
+
+- **UDP** (``host:port``; members on one host or several): each process
+  embeds its own media driver, see below.
+- **IPC** (every endpoint ``ipc``; all members and clients on one host): they
+  share one media driver that runs on its own (``tickline driver``,
+  ``aeronmd``), whose directory is the topology's ``aeron_dir``, and talk
+  through its shared-memory logs: no datagram, system call or driver turn on
+  the data path (stream ids below).
+
+UDP streams (Aeron UDP unicast; a member's endpoint is its ``host:port`` in
 the topology file):
 
 - consensus, stream 100: one exclusive publication per peer, to the peer's
@@ -14,6 +24,11 @@ the topology file):
   member learns it too); the member keeps one egress publication per client
   channel.
 
+IPC streams, all on channel ``aeron:ipc``: consensus to member N on stream
+``IPC_CONSENSUS_BASE + N``, ingress to member N on ``IPC_INGRESS_BASE + N``,
+egress to a client on a stream id the client draws at random from
+``[IPC_EGRESS_MIN, 2**31)`` and announces in its EgressChannel message.
+
 Aeron delivers in order, reliably and with flow control, and reassembles
 messages up to the publication's ``max_message_length`` (term length / 8):
 4 MiB consensus terms carry messages up to 512 KiB: append batches (64 KiB)
@@ -25,14 +40,15 @@ not the peer.  ``NOT_CONNECTED`` and
 ``BACK_PRESSURED`` never block the duty cycle: the message is dropped and
 counted (Raft retries appends and elections; clients retry requests).
 
-Each process embeds its own media driver in invoker mode and turns it, and
+Over UDP each process embeds its own media driver in invoker mode and turns it, and
 the client conductor, from its own duty cycle (:meth:`AeronStack.do_work`):
 on a 2-core host a driver thread per process would only compete with the
 node's Python thread for the cores (measured with ``tickline bench cluster``:
 threaded mode, ``aeron_threading = "threaded"`` in the topology file or
 ``TICKLINE_CLUSTER_AERON_THREADING=threaded``, had 10x the
 3-member p99 at 1,000 orders/s).  The driver directory is unique per process
-and removed on close.
+and removed on close.  Over IPC each process runs only an invoker-mode
+client conductor on the shared driver, turned the same way.
 
 Not thread-safe: one duty cycle owns each object here.
 """
@@ -52,6 +68,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tickline.transport import Aeron, FragmentAssembler, MediaDriver, OfferResult, Publication
+from tickline.transport.driver import driver_pid_if_active
 
 from . import wire
 from .client import ClusterClient
@@ -87,6 +104,36 @@ DRIVER_OPTIONS = {
     "aeron.publication.unblock.timeout": str(70 * 10**9),
 }
 CLIENT_DRIVER_TIMEOUT_S = 60.0
+#: how the benchmark and tests run the shared driver of ipc members (``tickline driver -D NAME=VALUE``):
+#: one thread for conductor, sender and receiver (only the conductor has work over IPC), and Aeron's
+#: default client liveness, 10 s.  A member killed with -9 keeps its subscriptions (and so the
+#: position its peers' publications may run ahead of) until the driver times its client out; a
+#: member stalled longer than that (an fsync, a pause) is declared dead and must be restarted.
+SHARED_DRIVER_OPTIONS = {
+    "aeron.threading.mode": "SHARED",
+    "aeron.client.liveness.timeout": str(10 * 10**9),
+    "aeron.publication.connection.timeout": "2000000000",
+}
+#: a member endpoint of ``ipc`` in the topology: reached through the shared driver's IPC streams
+IPC_ENDPOINT = ("ipc", 0)
+IPC_CONSENSUS_BASE = 10_000_000
+IPC_INGRESS_BASE = 20_000_000
+IPC_EGRESS_MIN = 100_000_000
+#: member ids stay below this over IPC, so the consensus and ingress stream ids do not overlap
+IPC_MAX_MEMBER_ID = 1_000_000
+
+
+def is_ipc(members: dict[int, tuple[str, int]]) -> bool:
+    """True if the members are reached over IPC (every endpoint ``ipc``), False
+    for UDP (none is); a mix is a ConfigError."""
+    ipc = [m for m, ep in members.items() if ep == IPC_ENDPOINT]
+    if ipc and len(ipc) != len(members):
+        raise ConfigError("invalid cluster topology: members mix ipc and host:port endpoints", ipc=",".join(map(str, sorted(ipc))),
+                          expected="every member ipc (one host, one shared media driver) or every member host:port")
+    for m in ipc:
+        if not 0 <= m < IPC_MAX_MEMBER_ID:
+            raise ConfigError("invalid cluster topology: member id out of range for ipc", member=m, expected=f"0..{IPC_MAX_MEMBER_ID - 1}")
+    return bool(ipc)
 
 
 def default_aeron_base() -> str:
@@ -131,13 +178,32 @@ def threading_mode(configured: str | None = None) -> str:
 
 
 class AeronStack:
-    """An embedded invoker-mode media driver plus an invoker-mode client on it.
+    """An embedded invoker-mode media driver plus an invoker-mode client on it;
+    or, with ``shared=True``, only an invoker-mode client on the running media
+    driver whose directory is ``base``.
 
     ``base``: the directory under which the driver's own directory is made
     (``/dev/shm`` by default); ``name`` goes into that directory's name.
     """
 
-    def __init__(self, name: str, base: str | None = None, *, invoker: bool | None = None) -> None:
+    def __init__(self, name: str, base: str | None = None, *, invoker: bool | None = None, shared: bool = False) -> None:
+        self.shared = shared
+        self.driver: MediaDriver | None = None
+        if shared:
+            if not base:
+                raise ConfigError("ipc members share a running media driver: give its directory", key="aeron_dir")
+            self.invoker = True
+            self.dir = base
+            if driver_pid_if_active(base) is None:
+                raise ConfigError("no running media driver in aeron_dir: ipc members and their clients share one "
+                                  "(start it with `tickline driver --dir DIR`)", aeron_dir=base)
+            try:
+                self.aeron = Aeron(base, invoker=True, timeout=CLIENT_DRIVER_TIMEOUT_S)
+            except Exception as exc:
+                raise ConfigError("cannot connect to the shared media driver (start it with `tickline driver --dir DIR`)",
+                                  aeron_dir=base, reason=exc) from None
+            self._turn = self.aeron.duty_cycle()
+            return
         base = base or default_aeron_base()
         os.makedirs(base, exist_ok=True)
         if invoker is None:
@@ -176,8 +242,9 @@ class AeronStack:
         try:
             self.aeron.close()
         finally:
-            self.driver.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if self.driver is not None:  # never the shared driver, nor its directory
+                self.driver.close()
+                shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass
@@ -243,16 +310,25 @@ class AeronNodeIO:
         self.member = member
         self.stats = IoStats()
         aeron = stack.aeron
-        host, port = members[member]
-        self.consensus_sub = aeron.add_subscription(udp_channel(host, port), CONSENSUS_STREAM)
-        self.ingress_sub = aeron.add_subscription(udp_channel(host, port), INGRESS_STREAM)
-        self.peers = {m: aeron.add_exclusive_publication(udp_channel(h, p, CONSENSUS_TERM_LENGTH), CONSENSUS_STREAM)
-                      for m, (h, p) in members.items() if m != member}
-        self.clients: dict[int, str] = {}
-        self.egress: dict[str, _Egress] = {}
+        self.ipc = is_ipc(members)
+        if self.ipc:
+            if not stack.shared:
+                raise ConfigError("ipc members need a stack on the shared media driver (AeronStack(shared=True))", member=member)
+            self.consensus_sub = aeron.add_subscription("aeron:ipc", IPC_CONSENSUS_BASE + member)
+            self.ingress_sub = aeron.add_subscription("aeron:ipc", IPC_INGRESS_BASE + member)
+            ipc = f"aeron:ipc?term-length={CONSENSUS_TERM_LENGTH}"
+            self.peers = {m: aeron.add_exclusive_publication(ipc, IPC_CONSENSUS_BASE + m) for m in members if m != member}
+        else:
+            host, port = members[member]
+            self.consensus_sub = aeron.add_subscription(udp_channel(host, port), CONSENSUS_STREAM)
+            self.ingress_sub = aeron.add_subscription(udp_channel(host, port), INGRESS_STREAM)
+            self.peers = {m: aeron.add_exclusive_publication(udp_channel(h, p, CONSENSUS_TERM_LENGTH), CONSENSUS_STREAM)
+                          for m, (h, p) in members.items() if m != member}
+        self.clients: dict[int, tuple[str, int]] = {}  # client id -> its egress (channel, stream id)
+        self.egress: dict[tuple[str, int], _Egress] = {}
         self._handler: Callable[[object], None] = lambda m: None
         self._to_flush: list[_Egress] = []
-        self._waiting: dict[str, _Egress] = {}  # channels whose egress waits for the publication to connect
+        self._waiting: dict[tuple[str, int], _Egress] = {}  # channels whose egress waits for the publication to connect
         self._consensus = FragmentAssembler(self._on_fragment)
         self._ingress = FragmentAssembler(self._on_fragment)
         self.polled_since_turn = True  # False after kick() until the next poll()
@@ -266,11 +342,11 @@ class AeronNodeIO:
         _offer(pub, wire.encode(message), self.stats, f"member-{member}")
 
     def send_egress(self, client_id: int, message: object) -> None:
-        channel = self.clients.get(client_id)
-        if channel is None:
+        key = self.clients.get(client_id)
+        if key is None:
             self.stats.unknown_client += 1
             return
-        e = self.egress[channel]
+        e = self.egress[key]
         data = wire.encode(message)
         if len(data) > e.pub.max_message_length:
             _offer(e.pub, data, self.stats, f"client-{client_id}")  # counts and reports it
@@ -287,7 +363,7 @@ class AeronNodeIO:
             self._to_flush.append(e)
         elif len(e.pending) < PENDING_EGRESS_LIMIT and time.monotonic() - e.created < PENDING_EGRESS_MS / 1000:
             e.pending.append(data)
-            self._waiting[channel] = e
+            self._waiting[key] = e
         else:
             self.stats.not_connected += 1
 
@@ -297,7 +373,7 @@ class AeronNodeIO:
         if self._to_flush:
             self.flush()
         turn = self.stack._turn
-        if turn is not None:
+        if turn is not None and not self.stack.shared:  # over IPC an offer is in the subscriber's log already
             turn()
             # That turn may have read datagrams into the subscriptions' images
             # after this cycle's poll: the owner must poll again before it
@@ -331,16 +407,16 @@ class AeronNodeIO:
                     else:
                         e.connected = e.pub.is_connected
         if self._waiting:  # only the channels holding egress from before they connected
-            for channel, e in list(self._waiting.items()):
+            for key, e in list(self._waiting.items()):
                 if e.pub.is_connected:
-                    while e.pending and _offer(e.pub, e.pending[0], self.stats, channel):
+                    while e.pending and _offer(e.pub, e.pending[0], self.stats, e.pub.channel):
                         e.pending.popleft()
                         work += 1
                 elif time.monotonic() - e.created >= PENDING_EGRESS_MS / 1000:
                     self.stats.not_connected += len(e.pending)
                     e.pending.clear()
                 if not e.pending:
-                    del self._waiting[channel]
+                    del self._waiting[key]
         return work
 
     def _on_fragment(self, buffer: memoryview, header: object) -> None:
@@ -353,28 +429,31 @@ class AeronNodeIO:
             return
         self.stats.received += 1
         if isinstance(msg, wire.EgressChannel):
-            self.bind(msg.client_id, msg.channel)
+            self.bind(msg.client_id, msg.channel, msg.stream_id)
         else:
             self._handler(msg)
 
-    def bind(self, client_id: int, channel: str) -> None:
-        """Send egress for ``client_id`` to ``channel`` from now on."""
-        if channel not in self.egress:
+    def bind(self, client_id: int, channel: str, stream_id: int = EGRESS_STREAM) -> None:
+        """Send egress for ``client_id`` to ``channel`` and ``stream_id`` from now on."""
+        key = (channel, stream_id)
+        if key not in self.egress:
             try:
-                pub = self.stack.aeron.add_exclusive_publication(channel, EGRESS_STREAM)
+                if self.ipc != channel.startswith("aeron:ipc"):
+                    raise ValueError(f"this member's egress goes over {'ipc' if self.ipc else 'udp'} only")
+                pub = self.stack.aeron.add_exclusive_publication(channel, stream_id)
             except Exception as exc:  # the client's fault: a channel we cannot publish to
                 self.stats.bad_channel += 1
                 print(f"error: cannot publish egress to the client's channel: client={client_id} channel={channel!r} "
-                      f"reason={exc} fault=client", file=sys.stderr, flush=True)
+                      f"stream={stream_id} reason={exc} fault=client", file=sys.stderr, flush=True)
                 return
             if len(self.egress) >= MAX_CLIENT_CHANNELS:
-                old_channel = next(iter(self.egress))
-                self.egress.pop(old_channel).pub.close()
-                self._waiting.pop(old_channel, None)
-                for c in [c for c, ch in self.clients.items() if ch == old_channel]:
+                old = next(iter(self.egress))
+                self.egress.pop(old).pub.close()
+                self._waiting.pop(old, None)
+                for c in [c for c, k in self.clients.items() if k == old]:
                     del self.clients[c]
-            self.egress[channel] = _Egress(pub, time.monotonic())
-        self.clients[client_id] = channel
+            self.egress[key] = _Egress(pub, time.monotonic())
+        self.clients[client_id] = key
 
     def close(self) -> None:
         for pub in self.peers.values():
@@ -392,25 +471,33 @@ class ClusterLink:
 
     def __init__(self, members: dict[int, tuple[str, int]], *, client_id: int | None = None,
                  stack: AeronStack | None = None, aeron_base: str | None = None, invoker: bool | None = None) -> None:
+        """``aeron_base``: over UDP, where this link's own driver directory is
+        made; over IPC (``ipc`` members), the shared media driver's directory."""
         self.members = members
         self.client_id = random.getrandbits(62) if client_id is None else client_id
+        ipc = is_ipc(members)
         self._own_stack = stack is None
-        self.stack = stack or AeronStack("cluster-client", aeron_base, invoker=invoker)
+        self.stack = stack or AeronStack("cluster-client", aeron_base, invoker=invoker, shared=ipc)
         self.stats = IoStats()
         try:
-            host = next(iter(members.values()))[0]
-            self.egress_channel = udp_channel(host, free_udp_port(host))
             aeron = self.stack.aeron
-            self.egress_sub = aeron.add_subscription(self.egress_channel, EGRESS_STREAM)
-            self.pubs = {m: aeron.add_exclusive_publication(udp_channel(h, p, CLIENT_TERM_LENGTH), INGRESS_STREAM)
-                         for m, (h, p) in members.items()}
+            if ipc:
+                self.egress_channel, self.egress_stream = "aeron:ipc", random.randrange(IPC_EGRESS_MIN, 2**31)
+                ch = f"aeron:ipc?term-length={CLIENT_TERM_LENGTH}"
+                self.pubs = {m: aeron.add_exclusive_publication(ch, IPC_INGRESS_BASE + m) for m in members}
+            else:
+                host = next(iter(members.values()))[0]
+                self.egress_channel, self.egress_stream = udp_channel(host, free_udp_port(host)), EGRESS_STREAM
+                self.pubs = {m: aeron.add_exclusive_publication(udp_channel(h, p, CLIENT_TERM_LENGTH), INGRESS_STREAM)
+                             for m, (h, p) in members.items()}
+            self.egress_sub = aeron.add_subscription(self.egress_channel, self.egress_stream)
         except BaseException:
             if self._own_stack:
                 self.stack.close()
             raise
         self._bound_at = {m: -BIND_INTERVAL_MS for m in members}
         self._was_connected = {m: False for m in members}
-        self._bind_msg = wire.encode(wire.EgressChannel(self.client_id, self.egress_channel))
+        self._bind_msg = wire.encode(wire.EgressChannel(self.client_id, self.egress_channel, self.egress_stream))
         self.inbox: list[object] = []
         self._assembler = FragmentAssembler(self._on_fragment)
 

@@ -8,9 +8,15 @@ Measures, in one run and against peers measured the same way:
 - maximum sustained throughput with a window of outstanding orders;
 - failover: time from kill -9 of the leader to the first answer after it.
 
-The members run as separate processes, each embedding its own media driver
-in invoker mode, talking Aeron UDP unicast on loopback (see :mod:`.aeron_io`);
-the client embeds one too.
+Two transports, each measured the same way (``--transport``):
+
+- ``udp``: the members run as separate processes, each embedding its own
+  media driver in invoker mode, talking Aeron UDP unicast on loopback (see
+  :mod:`.aeron_io`); the client embeds one too.  What members on separate
+  hosts would run.
+- ``ipc``: the same processes share one media driver (``aeronmd``, started
+  by the benchmark) and talk through its IPC streams: what members on one
+  host would run.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ import sys
 import tempfile
 import time
 
+from tickline.transport import MediaDriver
 from tickline.transport.idle import BackoffIdleStrategy
 
-from .aeron_io import THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, free_udp_ports, query_status, threading_mode
+from .aeron_io import (SHARED_DRIVER_OPTIONS, THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, free_udp_ports, query_status,
+                       threading_mode)
 from .daemon import load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
 
@@ -42,21 +50,38 @@ _LAUNCH = (
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+TRANSPORTS = ("udp", "ipc")
+
+
 class _Cluster:
-    def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker") -> None:
+    def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker", transport: str = "udp") -> None:
         self.threading = threading
         self.dir = directory
-        ports = free_udp_ports(members)
+        self.driver: MediaDriver | None = None
         self.config = os.path.join(directory, "cluster.toml")
         self.aeron_dir = tempfile.mkdtemp(prefix="tickline-bench-cluster-", dir=default_aeron_base())
+        if transport == "ipc":
+            # the members' shared driver: aeronmd in its own process, with the members' embedded-driver settings
+            shutil.rmtree(self.aeron_dir)
+            with open(os.path.join(directory, "aeronmd.log"), "ab") as log:
+                self.driver = MediaDriver.launch(self.aeron_dir, options=SHARED_DRIVER_OPTIONS,
+                                                 stdout=log, stderr=subprocess.STDOUT)
+            endpoints = ["ipc"] * members
+        else:
+            endpoints = [f"127.0.0.1:{p}" for p in free_udp_ports(members)]
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
                     f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n'
                     "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
-            for i, p in enumerate(ports):
-                f.write(f'{i + 1} = "127.0.0.1:{p}"\n')
-        self.topo = load_topology(self.config)
-        self.link = ClusterLink(self.topo.members, aeron_base=self.aeron_dir)
+            for i, ep in enumerate(endpoints):
+                f.write(f'{i + 1} = "{ep}"\n')
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        try:
+            self.topo = load_topology(self.config)
+            self.link = ClusterLink(self.topo.members, aeron_base=self.aeron_dir)
+        except BaseException:
+            self._close_driver()
+            raise
         self.procs = {m: self._spawn(m) for m in self.topo.members}
 
     def _spawn(self, m: int) -> "subprocess.Popen[bytes]":
@@ -79,6 +104,11 @@ class _Cluster:
                 p.kill()
                 p.wait()
         self.link.close()
+        self._close_driver()
+
+    def _close_driver(self) -> None:
+        if self.driver is not None:
+            self.driver.close()
         shutil.rmtree(self.aeron_dir, ignore_errors=True)
 
 
@@ -116,7 +146,7 @@ class _Driver:
     def __init__(self, cluster: _Cluster) -> None:
         self.codec = StructOrderCodec()
         self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
-                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker")
+                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker" or cluster.driver is not None)
         self.sent_at: dict[int, int] = {}
         self.latencies: list[int] = []
         self.answered = 0
@@ -274,49 +304,57 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threading: str | None = None) -> str:
+def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threading: str | None = None,
+        transports: tuple[str, ...] = TRANSPORTS) -> str:
     """``runs`` rounds of every phase; figures are medians over the rounds."""
     mode = threading or threading_mode()
-    lines = [f"tickline bench cluster: Aeron UDP on loopback (driver embedded per process, {mode} mode), fsync={fsync}, "
-             f"rate={rate}/s, {seconds}s per phase, window={window}, medians of {runs} run(s); machine: {_machine()}"]
-    results: dict[int, list[tuple[dict[str, float], dict[str, float]]]] = {3: [], 1: []}
-    failovers: list[float] = []
+    lines = [f"tickline bench cluster: fsync={fsync}, rate={rate}/s, {seconds}s per phase, window={window}, medians of {runs} run(s); "
+             f"machine: {_machine()}"]
+    if "udp" in transports:
+        lines.append(f"  udp: Aeron UDP on loopback, a media driver embedded in each process ({mode} mode)")
+    if "ipc" in transports:
+        lines.append("  ipc: Aeron IPC, one media driver (aeronmd) shared by all processes")
+    results: dict[tuple[str, int], list[tuple[dict[str, float], dict[str, float]]]] = {(t, m): [] for t in transports for m in (3, 1)}
+    failovers: dict[str, list[float]] = {t: [] for t in transports}
     for _ in range(runs):
-        for members in (3, 1):
+        for transport in transports:  # interleaved run by run: the machine's noise falls on both alike
+            for members in (3, 1):
+                with tempfile.TemporaryDirectory() as tmp:
+                    c = _Cluster(tmp, members, fsync, mode, transport)
+                    try:
+                        results[(transport, members)].append((fixed_rate(c, rate, seconds), throughput(c, window, seconds)))
+                    finally:
+                        c.close()
             with tempfile.TemporaryDirectory() as tmp:
-                c = _Cluster(tmp, members, fsync, mode)
+                c = _Cluster(tmp, 3, fsync, mode, transport)
                 try:
-                    results[members].append((fixed_rate(c, rate, seconds), throughput(c, window, seconds)))
+                    failovers[transport].append(failover(c, rate))
                 finally:
                     c.close()
-        with tempfile.TemporaryDirectory() as tmp:
-            c = _Cluster(tmp, 3, fsync, mode)
-            try:
-                failovers.append(failover(c, rate))
-            finally:
-                c.close()
-    for members in (3, 1):
-        name = f"{members}-member" + (" (peer: no replication)" if members == 1 else "")
-        rs = results[members]
-        if not all(lat["n"] for lat, _ in rs):
-            lines.append(f"{name:<34} no answers in some run")
-            continue
+    for transport in transports:
+        for members in (3, 1):
+            name = f"{transport} {members}-member" + (" (peer: no replication)" if members == 1 else "")
+            rs = results[(transport, members)]
+            if not all(lat["n"] for lat, _ in rs):
+                lines.append(f"{name:<38} no answers in some run")
+                continue
 
-        def med(key: str, which: int = 0) -> float:
-            return _median([r[which][key] for r in rs if key in r[which]])
+            def med(key: str, which: int = 0) -> float:
+                return _median([r[which][key] for r in rs if key in r[which]])
 
-        runs_tput = " ".join(f"{r[1]['per_s']:.0f}" for r in rs)
-        lines.append(f"{name:<34} latency at {rate}/s p50={med('p50_us'):.0f}us p99={med('p99_us'):.0f}us "
-                     f"p99.9={med('p999_us'):.0f}us max={med('max_us'):.0f}us n={med('n'):.0f} "
-                     f"unanswered={med('unanswered'):.0f} retries={med('retries'):.0f}")
-        cpu = f"leader={med('leader_us', 1):.1f}"
-        if members > 1:
-            cpu += f" follower={med('follower_us', 1):.1f}"
-        lines.append(f"{'':<34} max_throughput={med('per_s', 1):.0f}/s (runs: {runs_tput}); "
-                     f"CPU us/order at that rate: {cpu} client={med('client_us', 1):.1f}")
-    lines.append(f"{'3-member failover':<34} kill -9 leader -> first answer to an order sent after it: "
-                 f"{_median(failovers) * 1000:.0f} ms (runs: {' '.join(f'{f * 1000:.0f}' for f in failovers)}; "
-                 "election timeout 300-600 ms)")
+            runs_tput = " ".join(f"{r[1]['per_s']:.0f}" for r in rs)
+            lines.append(f"{name:<38} latency at {rate}/s p50={med('p50_us'):.0f}us p99={med('p99_us'):.0f}us "
+                         f"p99.9={med('p999_us'):.0f}us max={med('max_us'):.0f}us n={med('n'):.0f} "
+                         f"unanswered={med('unanswered'):.0f} retries={med('retries'):.0f}")
+            cpu = f"leader={med('leader_us', 1):.1f}"
+            if members > 1:
+                cpu += f" follower={med('follower_us', 1):.1f}"
+            lines.append(f"{'':<38} max_throughput={med('per_s', 1):.0f}/s (runs: {runs_tput}); "
+                         f"CPU us/order at that rate: {cpu} client={med('client_us', 1):.1f}")
+        fo = failovers[transport]
+        lines.append(f"{transport + ' 3-member failover':<38} kill -9 leader -> first answer to an order sent after it: "
+                     f"{_median(fo) * 1000:.0f} ms (runs: {' '.join(f'{f * 1000:.0f}' for f in fo)}; "
+                     "election timeout 300-600 ms)")
     return "\n".join(lines)
 
 
@@ -324,7 +362,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.runs < 1:
         print(f"error: --runs must be >= 1: runs={args.runs}", file=sys.stderr)
         return 2
-    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading))
+    transports = TRANSPORTS if args.transport == "both" else (args.transport,)
+    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading, transports))
     return 0
 
 
@@ -335,6 +374,8 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--window", type=int, default=256, help="outstanding orders in the throughput phase (64 measures latency, not capacity)")
     p.add_argument("--fsync", choices=["always", "none"], default="always")
     p.add_argument("--runs", type=int, default=1, help="repeat every phase N times and report medians")
+    p.add_argument("--transport", choices=[*TRANSPORTS, "both"], default="both",
+                   help="udp: a driver embedded per process; ipc: one shared driver (members on one host); both (default)")
     p.add_argument("--aeron-threading", choices=list(THREADING_MODES), default=None,
-                   help="Aeron threading mode of members and client (default: TICKLINE_CLUSTER_AERON_THREADING or invoker)")
+                   help="Aeron threading mode of the udp members and client (default: TICKLINE_CLUSTER_AERON_THREADING or invoker)")
     p.set_defaults(func=cmd_bench)

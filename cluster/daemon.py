@@ -1,11 +1,14 @@
 """A cluster member as a process: the node behind Aeron, run as an agent.
 
-The member embeds its own media driver (invoker mode, turned from this
-agent's duty cycle; see :mod:`.aeron_io`) and talks Aeron UDP unicast: its
-consensus and ingress subscriptions listen on its ``host:port`` from the
-topology file, and it publishes to each peer's.  One duty cycle: turn the
-driver and client conductor, poll consensus and ingress (everything received
-shares one Ready, one fsync: group commit), tick the node, flush egress.
+Over UDP the member embeds its own media driver (invoker mode, turned from
+this agent's duty cycle; see :mod:`.aeron_io`) and talks Aeron UDP unicast:
+its consensus and ingress subscriptions listen on its ``host:port`` from the
+topology file, and it publishes to each peer's.  Over IPC (every member
+``ipc``: one host) the members and their clients share the running media
+driver in ``aeron_dir`` and talk through its IPC streams.  One duty cycle:
+turn the driver and client conductor, poll consensus and ingress (everything
+received shares one Ready, one fsync: group commit), tick the node, flush
+egress.
 
 Topology file (TOML)::
 
@@ -20,6 +23,13 @@ Topology file (TOML)::
     1 = "127.0.0.1:9010"                      # the member's Aeron UDP endpoint
     2 = "127.0.0.1:9011"
     3 = "127.0.0.1:9012"
+
+All members on one host can use IPC instead: every member's endpoint is
+``"ipc"`` and ``aeron_dir`` is then the directory of the running media driver
+they share, and their clients use (start it first, e.g. ``tickline driver
+--dir /dev/shm/aeron-cluster -D aeron.threading.mode=SHARED``; see
+``aeron_io.SHARED_DRIVER_OPTIONS`` for the client liveness trade-off).
+``aeron_threading`` does not apply.
 
 Cluster time is the wall clock in milliseconds since the epoch (never going
 backwards within a process), as every member's entries must be comparable.
@@ -45,7 +55,7 @@ from .messages import AppendRequest, AppendResponse, InstallSnapshot, InstallSna
 from .node import ClusterNode, NodeConfig
 from .protocol import IngressMessage, SessionClose, SessionConnect
 from .sequencer import OrderSequencer
-from .aeron_io import THREADING_MODES, AeronNodeIO, AeronStack, threading_mode
+from .aeron_io import IPC_ENDPOINT, THREADING_MODES, AeronNodeIO, AeronStack, is_ipc, threading_mode
 from . import wire
 
 __all__ = ["Topology", "load_topology", "NodeAgent", "main"]
@@ -79,9 +89,11 @@ class Topology:
 
 
 def _addr(text: str, where: str) -> tuple[str, int]:
+    if text == "ipc":
+        return IPC_ENDPOINT
     host, sep, port = str(text).rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise ConfigError("invalid cluster topology", file=where, key="members", value=text, expected="host:port")
+        raise ConfigError("invalid cluster topology", file=where, key="members", value=text, expected="host:port or ipc")
     return host, int(port)
 
 
@@ -115,6 +127,13 @@ def load_topology(path: str) -> Topology:
     aeron_dir = doc.get("aeron_dir")
     if aeron_dir is not None and (not isinstance(aeron_dir, str) or not aeron_dir):
         raise ConfigError("invalid cluster topology", file=path, key="aeron_dir", value=aeron_dir, expected="a directory path")
+    try:
+        ipc = is_ipc(members)
+    except ConfigError as exc:
+        raise ConfigError(exc.what, file=path, **exc.fields) from None
+    if ipc and aeron_dir is None:
+        raise ConfigError("invalid cluster topology: ipc members share a running media driver", file=path, key="aeron_dir",
+                          expected="the directory of that driver (tickline driver --dir DIR)")
     aeron_threading = doc.get("aeron_threading")
     if aeron_threading is not None and aeron_threading not in THREADING_MODES:
         raise ConfigError("invalid cluster topology", file=path, key="aeron_threading", value=aeron_threading,
@@ -148,7 +167,8 @@ class NodeAgent:
 
     def on_start(self) -> None:
         t = self.topology
-        self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir, invoker=threading_mode(t.aeron_threading) == "invoker")
+        ipc = is_ipc(t.members)
+        self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir, invoker=ipc or threading_mode(t.aeron_threading) == "invoker", shared=ipc)
         try:
             self.io = AeronNodeIO(self.stack, t.members, self.member)
             disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES)
@@ -232,7 +252,7 @@ def run(topology: Topology, member: int) -> int:
         node = agent.node
         assert node is not None and agent.stack is not None
         r = node.recovery
-        print(f"member={member} started transport=aeron-udp aeron_dir={agent.stack.dir} "
+        print(f"member={member} started transport={'aeron-ipc' if agent.stack.shared else 'aeron-udp'} aeron_dir={agent.stack.dir} "
               f"aeron_threading={'invoker' if agent.stack.invoker else 'threaded'} log_start={r.first_position} "
               f"log_end={r.end_position} truncated_at={r.truncated_at} "
               f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)

@@ -48,11 +48,14 @@ class StatusResponse:
 @dataclass(frozen=True, slots=True)
 class EgressChannel:
     """Client (or operator tool) -> member, on the ingress stream: send egress
-    for ``client_id`` to this Aeron ``channel`` (the client's egress endpoint).
-    A transport message: it never reaches the consensus core or the log."""
+    for ``client_id`` to this Aeron ``channel`` and ``stream_id`` (the client's
+    egress subscription: its own UDP endpoint on the egress stream, or, over
+    IPC, ``aeron:ipc`` on a stream id of its own).  A transport message: it
+    never reaches the consensus core or the log."""
 
     client_id: int
     channel: str
+    stream_id: int = 102  # aeron_io.EGRESS_STREAM
 
 
 _TYPES = {
@@ -75,7 +78,7 @@ _SE = struct.Struct("<qqBq")
 _EM = struct.Struct("<qq")
 _SQ = struct.Struct("<qB")
 _SR = struct.Struct("<q16sqqqqqqq")
-_EC = struct.Struct("<q")
+_EC = struct.Struct("<qi")
 _EM_HEAD = struct.Struct("<BqqI")
 _IM_HEAD = struct.Struct("<BqqqqI")
 _AR_HEAD = struct.Struct("<BqqqBqq")
@@ -128,7 +131,7 @@ def encode(m: object) -> bytes:
     if isinstance(m, StatusRequest):
         return head + _SQ.pack(m.client_id, m.action)
     if isinstance(m, EgressChannel):
-        return head + _EC.pack(m.client_id) + _var(m.channel.encode())
+        return head + _EC.pack(m.client_id, m.stream_id) + _var(m.channel.encode())
     assert isinstance(m, StatusResponse)
     return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position, m.dropped)
 
@@ -258,9 +261,9 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         member, role, *rest = r.fixed(_SR)
         m = StatusResponse(member, role.rstrip(b"\0").decode(errors="replace"), *rest)
     elif t == 22:
-        (cid,) = r.fixed(_EC)
+        cid, stream_id = r.fixed(_EC)
         try:
-            m = EgressChannel(cid, r.var().decode())
+            m = EgressChannel(cid, r.var().decode(), stream_id)
         except UnicodeDecodeError:
             raise r.fail("channel_not_utf8") from None
     else:

@@ -1,5 +1,6 @@
 """The node's I/O boundary over Aeron, in one process: two members' AeronNodeIO
-and a client link on one embedded invoker-mode driver, on loopback UDP.
+and a client link on one embedded invoker-mode driver, on loopback UDP; and
+the same over IPC, on a shared driver running on its own threads.
 
 Loops are bounded by a count of duty cycles, never by a clock assertion.
 """
@@ -11,7 +12,9 @@ import uuid
 import pytest
 
 from tickline.cluster import wire
-from tickline.cluster.aeron_io import AeronNodeIO, AeronStack, ClusterLink, free_udp_port
+from tickline.cluster.aeron_io import IPC_EGRESS_MIN, IPC_ENDPOINT, AeronNodeIO, AeronStack, ClusterLink, free_udp_port
+from tickline.cluster.errors import ConfigError
+from tickline.transport import MediaDriver
 from tickline.cluster.daemon import SNAPSHOT_CHUNK_BYTES
 from tickline.cluster.messages import AppendResponse, InstallSnapshot
 from tickline.cluster.protocol import EventCode, SessionEvent
@@ -85,7 +88,7 @@ def test_egress_follows_the_clients_channel_and_waits_for_its_publication_to_con
             break
     assert link.send(1, wire.StatusRequest(77, 0), link.now())  # preceded by the EgressChannel bind
     wait_for(stack, [(a, received)], lambda: received, "the request at member 1")
-    assert received == [wire.StatusRequest(77, 0)] and a.clients[77] == link.egress_channel
+    assert received == [wire.StatusRequest(77, 0)] and a.clients[77] == (link.egress_channel, link.egress_stream)
     a.send_egress(77, event)  # the new egress publication is still connecting: held, not dropped
     for _ in range(CYCLES):
         stack.do_work()
@@ -130,3 +133,71 @@ def test_after_a_kick_the_owner_must_poll_before_idling(stack, members):
     assert b.polled_since_turn is False  # the owner is told to poll (NodeAgent.do_work counts it as work)
     b.poll(got_b.append)  # no driver turn needed: it is in the image already
     assert got_b == [msg] and b.polled_since_turn is True
+
+
+@pytest.fixture
+def shared_driver():
+    """A media driver on its own threads, as ``tickline driver`` would run it for ipc members."""
+    d = f"/dev/shm/tickline-cluster-ipc-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    drv = MediaDriver.embedded(d)
+    yield d
+    drv.close()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_ipc_members_and_a_client_talk_through_the_shared_driver(shared_driver):
+    members = {1: IPC_ENDPOINT, 2: IPC_ENDPOINT, 3: IPC_ENDPOINT}
+    s1, s2 = AeronStack("m1", shared_driver, shared=True), AeronStack("m2", shared_driver, shared=True)
+    a, b = AeronNodeIO(s1, members, 1), AeronNodeIO(s2, members, 2)
+    link = ClusterLink(members, aeron_base=shared_driver, client_id=77)
+    try:
+        assert link.egress_channel == "aeron:ipc" and IPC_EGRESS_MIN <= link.egress_stream < 2**31
+        got_a, got_b = [], []
+
+        def cycle():
+            for s in (s1, s2):
+                s.do_work()
+            a.poll(got_a.append)
+            b.poll(got_b.append)
+            a.flush()
+            link.poll_egress()
+
+        for _ in range(CYCLES):
+            cycle()
+            if a.peers[2].is_connected and link.pubs[1].is_connected:
+                break
+        msg = AppendResponse(1, 2, 3, True, 4096, -1)
+        a.send(2, msg)
+        assert link.send(1, wire.StatusRequest(77, 0), link.now())
+        for _ in range(CYCLES):
+            cycle()
+            if got_b and got_a:
+                break
+        assert got_b == [msg] and got_a == [wire.StatusRequest(77, 0)]
+        assert a.clients[77] == ("aeron:ipc", link.egress_stream)
+        event = SessionEvent(5, 9, EventCode.OK)
+        a.send_egress(77, event)
+        for _ in range(CYCLES):
+            cycle()
+            if link.inbox:
+                break
+        assert link.inbox == [event]
+        # a UDP egress channel is refused by an ipc member: the client's fault, counted, not raised
+        a.bind(78, "aeron:udp?endpoint=127.0.0.1:40123", 102)
+        assert a.stats.bad_channel == 1 and 78 not in a.clients
+        assert a.stats.dropped == 0 and b.stats.dropped == 0
+    finally:
+        link.close()
+        a.close()
+        b.close()
+        s1.close()
+        s2.close()
+    assert os.path.isdir(shared_driver)  # a member's stack never removes the shared driver's directory
+
+
+def test_ipc_without_a_running_driver_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        AeronStack("m1", str(tmp_path / "no-driver"), shared=True)
+    assert "no running media driver in aeron_dir" in str(exc.value) and f"aeron_dir={tmp_path / 'no-driver'}" in str(exc.value)
+    with pytest.raises(ConfigError, match="mix ipc and host:port"):
+        ClusterLink({1: IPC_ENDPOINT, 2: ("127.0.0.1", 9000)}, aeron_base=str(tmp_path))

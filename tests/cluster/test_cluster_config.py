@@ -48,7 +48,7 @@ def test_topology_file_errors_name_the_file_and_key(tmp_path):
     p.write_text('data_dir = "/tmp/x"\n[members]\n1 = "127.0.0.1"\n')
     with pytest.raises(ConfigError) as exc:
         load_topology(str(p))
-    assert f"file={p} key=members value=127.0.0.1 expected=host:port fault=user" in str(exc.value)
+    assert f"file={p} key=members value=127.0.0.1 expected='host:port or ipc' fault=user" in str(exc.value)
     p.write_text('data_dir = "/tmp/x"\nelection_timeot_min = 5\n[members]\n1 = "h:1"\n')
     with pytest.raises(ConfigError, match="key=election_timeot_min"):
         load_topology(str(p))
@@ -70,6 +70,26 @@ def test_topology_file_errors_name_the_file_and_key(tmp_path):
         load_topology(str(p))
     p.write_text('data_dir = "d"\naeron_dir = "/dev/shm/x"\n[members]\n1 = "127.0.0.1:9000"\n')
     assert load_topology(str(p)).aeron_dir == "/dev/shm/x"
+
+
+def test_ipc_topology_needs_every_member_on_ipc_and_the_shared_drivers_directory(tmp_path):
+    from tickline.cluster.aeron_io import IPC_ENDPOINT
+    from tickline.cluster.daemon import load_topology
+    p = tmp_path / "c.toml"
+    p.write_text('data_dir = "d"\naeron_dir = "/dev/shm/shared"\n[members]\n1 = "ipc"\n2 = "ipc"\n3 = "ipc"\n')
+    t = load_topology(str(p))
+    assert t.members == {1: IPC_ENDPOINT, 2: IPC_ENDPOINT, 3: IPC_ENDPOINT} and t.aeron_dir == "/dev/shm/shared"
+    p.write_text('data_dir = "d"\n[members]\n1 = "ipc"\n2 = "ipc"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_topology(str(p))
+    assert f"ipc members share a running media driver: file={p} key=aeron_dir" in str(exc.value)
+    p.write_text('data_dir = "d"\naeron_dir = "/dev/shm/shared"\n[members]\n1 = "ipc"\n2 = "127.0.0.1:9001"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_topology(str(p))
+    assert "members mix ipc and host:port endpoints" in str(exc.value) and f"file={p} ipc=1 " in str(exc.value)
+    p.write_text('data_dir = "d"\naeron_dir = "/dev/shm/shared"\n[members]\n1 = "ipc"\n1000000 = "ipc"\n')
+    with pytest.raises(ConfigError, match="member id out of range for ipc: .*member=1000000"):
+        load_topology(str(p))
 
 
 def test_aeron_threading_comes_from_the_topology_and_the_environment_overrides_it(tmp_path, monkeypatch):

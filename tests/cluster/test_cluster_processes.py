@@ -1,5 +1,6 @@
 """Real processes: three members on loopback, each with its own embedded media
-driver, talking Aeron UDP; a client under load over Aeron ingress/egress,
+driver, talking Aeron UDP (and, for kill -9, also three members sharing one
+aeronmd over Aeron IPC); a client under load over Aeron ingress/egress,
 kill -9 of the leader, restart, catch-up, clean shutdown.
 
 No timing assertions: the deadlines below only bound how long the test waits
@@ -17,9 +18,10 @@ import uuid
 
 import pytest
 
-from tickline.cluster.aeron_io import AeronClusterClient, ClusterLink, free_udp_ports, query_status
+from tickline.cluster.aeron_io import SHARED_DRIVER_OPTIONS, AeronClusterClient, ClusterLink, free_udp_ports, query_status
 from tickline.cluster.daemon import load_topology
 from tickline.cluster.sequencer import NewOrder, Side, Status, StructOrderCodec
+from tickline.transport import MediaDriver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH = (
@@ -32,13 +34,20 @@ WAIT = 90.0  # seconds without progress before the cluster counts as stuck
 
 
 class Cluster:
-    def __init__(self, tmp_path, aeron_dir):
-        ports = free_udp_ports(3)
+    def __init__(self, tmp_path, aeron_dir, transport="udp"):
+        self.driver = None
+        if transport == "ipc":  # the members' shared driver, as `tickline driver` runs it
+            aeron_dir = os.path.join(aeron_dir, "shared")
+            self.driver = MediaDriver.launch(aeron_dir, options=SHARED_DRIVER_OPTIONS,
+                                             stdout=subprocess.DEVNULL)
+            endpoints = ["ipc"] * 3
+        else:
+            endpoints = [f"127.0.0.1:{p}" for p in free_udp_ports(3)]
         self.config = tmp_path / "cluster.toml"
         self.config.write_text(
             f'data_dir = "{tmp_path / "data"}"\nfsync = "always"\nsnapshot_interval = 8192\naeron_dir = "{aeron_dir}"\n'
             "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n"
-            + "".join(f'{i + 1} = "127.0.0.1:{p}"\n' for i, p in enumerate(ports))
+            + "".join(f'{i + 1} = "{ep}"\n' for i, ep in enumerate(endpoints))
         )
         self.topo = load_topology(str(self.config))
         self.tmp = tmp_path
@@ -69,6 +78,8 @@ class Cluster:
                 p.kill()
                 p.wait()
         self.link.close()
+        if self.driver is not None:
+            self.driver.close()
 
     def logs(self):
         return "\n".join((self.tmp / f"member-{m}.log").read_text() for m in self.procs)
@@ -110,8 +121,13 @@ def aeron_dir():
 
 
 @pytest.fixture
-def cluster(tmp_path, aeron_dir):
-    c = Cluster(tmp_path, aeron_dir)
+def transport():
+    return "udp"  # tests parametrized over "transport" override this
+
+
+@pytest.fixture
+def cluster(tmp_path, aeron_dir, transport):
+    c = Cluster(tmp_path, aeron_dir, transport)
     yield c
     c.stop()
 
@@ -123,6 +139,7 @@ def load(cluster):
     lo.client.close()
 
 
+@pytest.mark.parametrize("transport", ["udp", "ipc"])
 def test_kill_9_the_leader_under_load_then_restart_it(cluster, load):
     load.pump(lambda: len(load.acks) >= 30, cluster, what="first acks")
     load.pump(lambda: cluster.leader() is not None, cluster, what="a leader")
@@ -238,8 +255,11 @@ def test_bench_cluster_runs_and_reports_against_its_peer():
     from tickline.cluster.bench import run
     report = run(rate=200, seconds=0.5, window=8, fsync="none")
     lines = report.splitlines()
-    assert lines[1].startswith("3-member") and "p99.9=" in lines[1] and "unanswered=0" in lines[1]
-    assert "max_throughput=" in lines[2] and "leader=" in lines[2] and "follower=" in lines[2] and "client=" in lines[2]
-    assert lines[3].startswith("1-member (peer: no replication)") and "unanswered=0" in lines[3]
-    assert "max_throughput=" in lines[4] and "follower=" not in lines[4]
-    assert "kill -9 leader -> first answer to an order sent after it:" in lines[5] and "inf" not in lines[5]
+    assert lines[1].startswith("  udp: Aeron UDP") and lines[2].startswith("  ipc: Aeron IPC")
+    for i, transport in ((3, "udp"), (8, "ipc")):
+        assert lines[i].startswith(f"{transport} 3-member ") and "p99.9=" in lines[i] and "unanswered=0" in lines[i]
+        assert "max_throughput=" in lines[i + 1] and "leader=" in lines[i + 1] and "follower=" in lines[i + 1] and "client=" in lines[i + 1]
+        assert lines[i + 2].startswith(f"{transport} 1-member (peer: no replication)") and "unanswered=0" in lines[i + 2]
+        assert "max_throughput=" in lines[i + 3] and "follower=" not in lines[i + 3]
+        assert lines[i + 4].startswith(f"{transport} 3-member failover") and "first answer to an order sent after it:" in lines[i + 4]
+        assert "inf" not in lines[i + 4]

@@ -31,7 +31,7 @@ messages = st.one_of(
     st.builds(SessionEvent, i64, i64, st.sampled_from(list(EventCode)), st.one_of(st.none(), nat), st.text(max_size=20)),
     st.builds(EgressMessage, i64, i64, blob),
     st.builds(wire.StatusRequest, i64, st.integers(min_value=0, max_value=2)),
-    st.builds(wire.EgressChannel, i64, st.text(max_size=60)),
+    st.builds(wire.EgressChannel, i64, st.text(max_size=60), st.integers(-(2**31), 2**31 - 1)),
 )
 
 

@@ -371,7 +371,8 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p = bench_subparsers.add_parser("cluster", help="orders through a 3-member cluster on this host vs a 1-member peer")
     p.add_argument("--rate", type=int, default=1000, help="offered orders per second in the latency phase")
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--window", type=int, default=256, help="outstanding orders in the throughput phase (64 measures latency, not capacity)")
+    p.add_argument("--window", type=int, default=1024,
+                   help="outstanding orders in the throughput phase (at 256, no more than one poll takes, client and leader take turns: that measures the window, not capacity)")
     p.add_argument("--fsync", choices=["always", "none"], default="always")
     p.add_argument("--runs", type=int, default=1, help="repeat every phase N times and report medians")
     p.add_argument("--transport", choices=[*TRANSPORTS, "both"], default="both",

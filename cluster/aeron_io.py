@@ -112,7 +112,7 @@ CLIENT_DRIVER_TIMEOUT_S = 60.0
 SHARED_DRIVER_OPTIONS = {
     "aeron.threading.mode": "SHARED",
     "aeron.client.liveness.timeout": str(10 * 10**9),
-    "aeron.publication.connection.timeout": "2000000000",
+    "aeron.publication.connection.timeout": DRIVER_OPTIONS["aeron.publication.connection.timeout"],
 }
 #: a member endpoint of ``ipc`` in the topology: reached through the shared driver's IPC streams
 IPC_ENDPOINT = ("ipc", 0)
@@ -160,6 +160,10 @@ def free_udp_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 def udp_channel(host: str, port: int, term_length: int | None = None) -> str:
     ch = f"aeron:udp?endpoint={host}:{port}"
     return ch + f"|term-length={term_length}" if term_length else ch
+
+
+def ipc_channel(term_length: int | None = None) -> str:
+    return f"aeron:ipc?term-length={term_length}" if term_length else "aeron:ipc"
 
 
 THREADING_MODES = ("invoker", "threaded")
@@ -314,10 +318,10 @@ class AeronNodeIO:
         if self.ipc:
             if not stack.shared:
                 raise ConfigError("ipc members need a stack on the shared media driver (AeronStack(shared=True))", member=member)
-            self.consensus_sub = aeron.add_subscription("aeron:ipc", IPC_CONSENSUS_BASE + member)
-            self.ingress_sub = aeron.add_subscription("aeron:ipc", IPC_INGRESS_BASE + member)
-            ipc = f"aeron:ipc?term-length={CONSENSUS_TERM_LENGTH}"
-            self.peers = {m: aeron.add_exclusive_publication(ipc, IPC_CONSENSUS_BASE + m) for m in members if m != member}
+            self.consensus_sub = aeron.add_subscription(ipc_channel(), IPC_CONSENSUS_BASE + member)
+            self.ingress_sub = aeron.add_subscription(ipc_channel(), IPC_INGRESS_BASE + member)
+            self.peers = {m: aeron.add_exclusive_publication(ipc_channel(CONSENSUS_TERM_LENGTH), IPC_CONSENSUS_BASE + m)
+                          for m in members if m != member}
         else:
             host, port = members[member]
             self.consensus_sub = aeron.add_subscription(udp_channel(host, port), CONSENSUS_STREAM)
@@ -482,9 +486,8 @@ class ClusterLink:
         try:
             aeron = self.stack.aeron
             if ipc:
-                self.egress_channel, self.egress_stream = "aeron:ipc", random.randrange(IPC_EGRESS_MIN, 2**31)
-                ch = f"aeron:ipc?term-length={CLIENT_TERM_LENGTH}"
-                self.pubs = {m: aeron.add_exclusive_publication(ch, IPC_INGRESS_BASE + m) for m in members}
+                self.egress_channel, self.egress_stream = ipc_channel(), random.randrange(IPC_EGRESS_MIN, 2**31)
+                self.pubs = {m: aeron.add_exclusive_publication(ipc_channel(CLIENT_TERM_LENGTH), IPC_INGRESS_BASE + m) for m in members}
             else:
                 host = next(iter(members.values()))[0]
                 self.egress_channel, self.egress_stream = udp_channel(host, free_udp_port(host)), EGRESS_STREAM

@@ -61,7 +61,7 @@ class _Cluster:
         self.config = os.path.join(directory, "cluster.toml")
         self.aeron_dir = tempfile.mkdtemp(prefix="tickline-bench-cluster-", dir=default_aeron_base())
         if transport == "ipc":
-            # the members' shared driver: aeronmd in its own process, with the members' embedded-driver settings
+            # the members' shared driver: aeronmd in its own process (see aeron_io.SHARED_DRIVER_OPTIONS)
             shutil.rmtree(self.aeron_dir)
             with open(os.path.join(directory, "aeronmd.log"), "ab") as log:
                 self.driver = MediaDriver.launch(self.aeron_dir, options=SHARED_DRIVER_OPTIONS,
@@ -146,7 +146,7 @@ class _Driver:
     def __init__(self, cluster: _Cluster) -> None:
         self.codec = StructOrderCodec()
         self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
-                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker" or cluster.driver is not None)
+                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker")
         self.sent_at: dict[int, int] = {}
         self.latencies: list[int] = []
         self.answered = 0

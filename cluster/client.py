@@ -66,6 +66,7 @@ class ClusterClient:
         self.latency = 0.0  # smoothed ms from (only) send to answer, of messages sent once
         self.retries = 0  # messages resent after a timeout
         self._stale_check = 0
+        self._hops = 0  # redirects followed at once since the last answer
 
     @property
     def floor(self) -> int:
@@ -150,6 +151,7 @@ class ClusterClient:
             if msg.session_id != self.session_id:
                 return []
             self._stale = 0
+            self._hops = 0
             o = self.outstanding.pop(msg.correlation_id, None)
             if o is None:
                 return []
@@ -162,18 +164,31 @@ class ClusterClient:
                     self.connected = True
                     self._resend_all(now)
                 self._stale = 0
+                self._hops = 0
             elif msg.code is EventCode.REDIRECT:
-                if msg.leader is not None and msg.leader in self.members:
-                    self.leader_guess = msg.leader
+                hinted = msg.leader is not None and msg.leader in self.members
+                # A member naming the leader is fresh news: go there at once (and
+                # do not count the redirect against it as a timeout would).  At
+                # most len(members) such hops without an answer in between, so
+                # two members with stale views cannot bounce a message in a
+                # tight loop; otherwise, and when no leader is named, retry
+                # after a quarter of the retry timeout.
+                if hinted and msg.leader != self.leader_guess and self._hops < len(self.members):
+                    self._hops += 1
+                    self._stale = 0
+                    delay = 0
+                else:
+                    delay = self.retry_timeout // 4
+                if hinted:
+                    self.leader_guess = msg.leader  # type: ignore[assignment]
                 else:
                     i = self.members.index(self.leader_guess)
                     self.leader_guess = self.members[(i + 1) % len(self.members)]
-                # retry promptly, but not in a tight loop while there is no leader
                 if not self.connected:
-                    self._connect_retry = min(self._connect_retry, now + self.retry_timeout // 4)
+                    self._connect_retry = min(self._connect_retry, now + delay)
                 elif msg.correlation_id in self.outstanding:
                     o = self.outstanding[msg.correlation_id]
-                    if o.next_retry > now + self.retry_timeout // 4:
-                        o.next_retry = now + self.retry_timeout // 4
+                    if o.next_retry > now + delay:
+                        o.next_retry = now + delay
                         heapq.heappush(self._timers, (o.next_retry, msg.correlation_id))
         return []

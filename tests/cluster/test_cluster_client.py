@@ -80,3 +80,51 @@ def test_floor_is_the_lowest_unanswered_correlation():
     c.on_egress(EgressMessage(70, 3, b"a"), 1)
     c.on_egress(EgressMessage(70, 5, b"a"), 1)
     assert c.floor == 6 and not c.outstanding
+
+
+def redirect(c, corr, leader, now):
+    c.on_egress(SessionEvent(c.session_id, corr, EventCode.REDIRECT, leader=leader), now)
+
+
+def test_a_redirect_naming_the_leader_is_followed_at_once_while_connecting_and_not_counted_as_a_timeout():
+    # Seen in `tickline bench cluster`: a connect redirected to member 2 waited a
+    # quarter timeout, its resend then counted as a second stale check and the
+    # guess rotated to 3 just before 2 accepted, so every order of the session's
+    # first poll went to a follower and waited out another redirect.
+    c = ClusterClient(7, 70, (1, 2, 3), retry_timeout=100)
+    assert [(dst, type(m).__name__) for dst, m in c.poll(0)] == [(1, "SessionConnect")]
+    redirect(c, 0, 2, 1)
+    assert [(dst, type(m).__name__) for dst, m in c.poll(1)] == [(2, "SessionConnect")]
+    c.poll(60)
+    assert c.leader_guess == 2
+    c.on_egress(SessionEvent(70, 0, EventCode.OK), 70)
+    c.offer(b"o", 70)
+    assert [dst for dst, _ in c.poll(70)] == [2]
+
+
+def test_a_redirected_message_goes_to_the_named_leader_on_the_next_poll():
+    c = connected(retry_timeout=100)
+    c.offer(b"o", 0)
+    assert [dst for dst, _ in c.poll(0)] == [1]
+    redirect(c, 1, 3, 2)
+    sends = c.poll(2)
+    assert [(dst, m.correlation_id) for dst, m in sends] == [(3, 1)]
+    assert c.poll(3) == []  # once
+
+
+def test_members_bouncing_a_message_between_them_slow_it_to_the_quarter_timeout():
+    c = connected(retry_timeout=100)
+    c.offer(b"o", 0)
+    c.poll(0)
+    hops = 0
+    for now, named in enumerate([2, 1, 2, 1, 2, 1], start=1):
+        redirect(c, 1, named, now)
+        if ingress(c.poll(now)):
+            hops += 1
+    assert hops == 3  # len(members) hops at once, then none before retry_timeout // 4
+    assert ingress(c.poll(6 + 25)) == [1]
+    c.on_egress(EgressMessage(70, 1, b"ok"), 40)
+    c.offer(b"p", 40)
+    c.poll(40)
+    redirect(c, 2, 2, 41)
+    assert ingress(c.poll(41)) == [2]  # an answer resets the count

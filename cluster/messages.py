@@ -211,7 +211,8 @@ class Ready:
     5. make 1-4 durable (fsync, per the configured policy);
     6. apply ``committed`` to the service, in order (this may come first,
        before 1-5, when ``snapshot`` is not set: committed entries are
-       durable on a quorum already, and the writes concern later entries);
+       durable on a quorum already, and the writes concern later entries; or
+       last, after 7: the messages promise nothing about the service);
     7. only now send ``messages``: a vote or an append position that reaches a
        peer before the state it promises is on disk lets a crash undo a
        decision the cluster already counted.  One exception: a leader's

@@ -194,8 +194,11 @@ class ClusterNode:
             # Committed entries are durable on a quorum already, so applying them
             # (and answering clients) need not wait for this Ready's own writes,
             # which concern later entries (see Ready, rule 6).  A snapshot to
-            # install must be loaded first, so then the order stays 1-6.
-            apply_first = rd.snapshot is None and bool(rd.committed)
+            # install must be loaded first, so then the order stays 1-6.  A
+            # follower answers no client: it applies after sending, so that its
+            # append position, which the leader waits for to commit, does not
+            # wait for the service.
+            apply_first = leader and rd.snapshot is None and bool(rd.committed)
             if apply_first:
                 self._apply(rd.committed, leader)
             early: tuple[Message, ...] = ()
@@ -209,12 +212,14 @@ class ClusterNode:
             if kick is not None and (early or apply_first) and (rd.entries or rd.hard_state is not None):
                 kick()  # what was just offered leaves before the fsync below
             self._persist(rd)
-            if not apply_first and rd.committed:
+            if not apply_first and rd.committed and leader:
                 self._apply(rd.committed, leader)
             for m in rd.messages:  # only after _persist: persist before you send
                 if early and type(m) is AppendRequest:
                     continue  # sent before persisting, above
                 self.io.send(m.dst, m)
+            if not leader and rd.committed:
+                self._apply(rd.committed, leader)
             core.advance(rd)
             interval = self.config.snapshot_interval
             if interval and core.applied_position - self._last_snapshot >= interval and core.applied_position > core.base_position:

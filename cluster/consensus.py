@@ -143,6 +143,7 @@ class Consensus:
         self.config = config
         self.id = config.member_id
         self.peers = tuple(m for m in config.members if m != self.id)
+        self._quorum_index = config.quorum - 1  # in positions sorted high to low, the one a quorum holds
         self._rng = rng
         hs = hard_state or HardState()
         self.term = hs.term
@@ -723,8 +724,10 @@ class Consensus:
         self._send(InstallSnapshot(self.id, p, self.term, s.position, s.term, len(s.data), self._snapshot_crc, offset, s.data[offset: offset + n]))
 
     def _maybe_commit(self) -> None:
-        positions = sorted([self._stable_end] + [self._match[p] for p in self.peers], reverse=True)
-        candidate = positions[self._quorum() - 1]
+        # the highest position a quorum holds: _match has exactly the peers as keys
+        positions = [self._stable_end, *self._match.values()]
+        positions.sort(reverse=True)
+        candidate = positions[self._quorum_index]
         if candidate > self.commit_position and self.term_at(candidate) == self.term:  # I4
             self.commit_position = candidate
             self._hard_dirty = True

@@ -9,8 +9,10 @@ commit positions are always entry ends (boundaries).  All types are frozen.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = [
     "ENTRY_HEADER_LENGTH",
@@ -30,6 +32,33 @@ __all__ = [
     "RoleChange",
     "Ready",
 ]
+
+_T = TypeVar("_T")
+
+
+def fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` that writes each field
+    through its slot's descriptor instead of ``object.__setattr__``: about half
+    the cost, for the types made once or more per order on every member.  Same
+    parameters and defaults; frozenness, eq, repr and hash stay the dataclass's."""
+    ns: dict[str, object] = {}
+    params, body = [], []
+    for i, f in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
+        if not f.init or f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"fast_init: {cls.__name__}.{f.name} needs the dataclass __init__")
+        ns[f"_set{i}"] = cls.__dict__[f.name].__set__
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            ns[f"_default{i}"] = f.default
+            params.append(f"{f.name}=_default{i}")
+        body.append(f"    _set{i}(self, {f.name})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), ns)
+    init = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
+
 
 # length u32, crc32 u32, term i64, timestamp i64, kind u32: see log.py for the framing.
 ENTRY_HEADER_LENGTH = 28
@@ -72,6 +101,7 @@ _set_position, _set_term, _set_timestamp, _set_kind, _set_payload, _set_end = (
 Entry.__init__ = _entry_init  # type: ignore[method-assign]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HardState:
     """What must survive a crash for Raft to stay safe (term and vote) plus the
@@ -111,6 +141,7 @@ class VoteResponse:
     pre_vote: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AppendRequest:
     src: int
@@ -122,6 +153,7 @@ class AppendRequest:
     commit_position: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AppendResponse:
     src: int
@@ -185,6 +217,7 @@ class Role(enum.Enum):
     LEADER = "leader"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RoleChange:
     role: Role
@@ -192,7 +225,8 @@ class RoleChange:
     leader: int | None
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Ready:
     """One batch of work for the shell around :class:`Consensus`.
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .messages import fast_init
+
 __all__ = ["SessionConnect", "SessionClose", "IngressMessage", "EventCode", "SessionEvent", "EgressMessage", "Ingress", "Egress"]
 
 
@@ -25,6 +27,7 @@ class SessionClose:
     session_id: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IngressMessage:
     client_id: int
@@ -44,6 +47,7 @@ class EventCode(enum.IntEnum):
     ERROR = 2  # e.g. unknown session
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SessionEvent:
     session_id: int
@@ -53,6 +57,7 @@ class SessionEvent:
     detail: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EgressMessage:
     session_id: int

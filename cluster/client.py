@@ -66,7 +66,7 @@ class ClusterClient:
         self.latency = 0.0  # smoothed ms from (only) send to answer, of messages sent once
         self.retries = 0  # messages resent after a timeout
         self._stale_check = 0
-        self._hops = 0  # redirects followed at once since the last answer
+        self._hops = 0  # leader guess changes on redirects since the last answer
 
     @property
     def floor(self) -> int:
@@ -166,24 +166,24 @@ class ClusterClient:
                 self._stale = 0
                 self._hops = 0
             elif msg.code is EventCode.REDIRECT:
-                hinted = msg.leader is not None and msg.leader in self.members
-                # A member naming the leader is fresh news: go there at once (and
-                # do not count the redirect against it as a timeout would).  At
-                # most len(members) such hops without an answer in between, so
-                # two members with stale views cannot bounce a message in a
-                # tight loop; otherwise, and when no leader is named, retry
-                # after a quarter of the retry timeout.
-                if hinted and msg.leader != self.leader_guess and self._hops < len(self.members):
-                    self._hops += 1
-                    self._stale = 0
-                    delay = 0
-                else:
-                    delay = self.retry_timeout // 4
-                if hinted:
-                    self.leader_guess = msg.leader  # type: ignore[assignment]
+                # A member naming the leader is fresh news: go there at once, and
+                # do not count the redirect against it as a timeout would.  Every
+                # message the old guess redirects goes at once, but the guess may
+                # change at most len(members) times between answers, so members
+                # with stale views cannot bounce messages in a tight loop; beyond
+                # that, and when no leader is named, retry after a quarter of the
+                # retry timeout.
+                if msg.leader is not None and msg.leader in self.members:
+                    if msg.leader != self.leader_guess:
+                        self._hops += 1
+                        self.leader_guess = msg.leader
+                        self._stale = 0
+                    prompt = self._hops <= len(self.members)
                 else:
                     i = self.members.index(self.leader_guess)
                     self.leader_guess = self.members[(i + 1) % len(self.members)]
+                    prompt = False
+                delay = 0 if prompt else self.retry_timeout // 4
                 if not self.connected:
                     self._connect_retry = min(self._connect_retry, now + delay)
                 elif msg.correlation_id in self.outstanding:

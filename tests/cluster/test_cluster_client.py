@@ -128,3 +128,16 @@ def test_members_bouncing_a_message_between_them_slow_it_to_the_quarter_timeout(
     c.poll(40)
     redirect(c, 2, 2, 41)
     assert ingress(c.poll(41)) == [2]  # an answer resets the count
+
+
+def test_every_message_a_follower_redirects_goes_to_the_named_leader_at_once():
+    # the first redirect changes the guess; the rest of the batch, sent to the
+    # follower before it, must not wait because the guess already names the leader
+    c = connected(retry_timeout=100)
+    for k in range(5):
+        c.offer(b"o%d" % k, 0)
+    assert {dst for dst, _ in c.poll(0)} == {1}
+    for corr in range(1, 6):
+        redirect(c, corr, 3, 1)
+    sends = c.poll(1)
+    assert [(dst, m.correlation_id) for dst, m in sends] == [(3, k) for k in range(1, 6)]

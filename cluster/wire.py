@@ -82,10 +82,20 @@ _EC = struct.Struct("<qi")
 _EM_HEAD = struct.Struct("<BqqI")
 _IM_HEAD = struct.Struct("<BqqqqI")
 _AR_HEAD = struct.Struct("<BqqqBqq")
+_AQ_HEAD = struct.Struct("<BqqqqqqI")
 
 
 def _var(b: bytes) -> bytes:
     return _LEN.pack(len(b)) + b
+
+
+def _append_request(m: AppendRequest) -> bytes:
+    parts = [_AQ_HEAD.pack(3, m.src, m.dst, m.term, m.prev_position, m.prev_term, m.commit_position, len(m.entries))]
+    append, pack = parts.append, _ENTRY.pack
+    for e in m.entries:
+        append(pack(e.position, e.term, e.timestamp, e.kind, len(e.payload)))
+        append(e.payload)
+    return b"".join(parts)
 
 
 def encode(m: object) -> bytes:
@@ -97,6 +107,8 @@ def encode(m: object) -> bytes:
         return _IM_HEAD.pack(12, m.client_id, m.session_id, m.correlation_id, m.floor, len(m.payload)) + m.payload
     if tp is AppendResponse and isinstance(m, AppendResponse):
         return _AR_HEAD.pack(4, m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
+    if tp is AppendRequest and isinstance(m, AppendRequest):
+        return _append_request(m)
     t = _TYPES.get(tp)
     if t is None:
         raise TypeError(f"not a cluster message: type={type(m).__name__}")
@@ -105,13 +117,6 @@ def encode(m: object) -> bytes:
         return head + _RV.pack(m.src, m.dst, m.term, m.last_term, m.last_position, m.pre_vote, m.transfer)
     if isinstance(m, VoteResponse):
         return head + _VR.pack(m.src, m.dst, m.term, m.granted, m.pre_vote)
-    if isinstance(m, AppendRequest):
-        parts = [head, _AQ.pack(m.src, m.dst, m.term, m.prev_position, m.prev_term, m.commit_position, len(m.entries))]
-        append, pack = parts.append, _ENTRY.pack
-        for e in m.entries:
-            append(pack(e.position, e.term, e.timestamp, e.kind, len(e.payload)))
-            append(e.payload)
-        return b"".join(parts)
     if isinstance(m, AppendResponse):
         return head + _AR.pack(m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
     if isinstance(m, InstallSnapshot):

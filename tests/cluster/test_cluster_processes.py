@@ -227,6 +227,7 @@ def test_sigterm_on_the_leader_hands_leadership_over_and_exits_cleanly(cluster, 
     load.pump(lambda: len(load.acks) >= before + 10, cluster, what="acks from the new leader")
 
 
+@pytest.mark.parametrize("transport", ["udp", "ipc"])
 def test_tool_shows_members_takes_a_snapshot_and_steps_the_leader_down(cluster, load, capsys):
     import argparse
     from tickline.cluster import cli

@@ -171,7 +171,6 @@ class NodeAgent:
         # frozen while alive and dropped later is not reclaimed, and the
         # member's long-lived state (log entries, sessions, service state)
         # holds no cycles.
-        self.freeze_gc = True
         self._gc_freeze_due = 0
 
     def role_name(self) -> str:
@@ -226,7 +225,7 @@ class NodeAgent:
         now = self.now()
         self.node.tick(now)
         work += self.io.flush()
-        if now >= self._gc_freeze_due and self.freeze_gc:
+        if now >= self._gc_freeze_due:
             gc.freeze()
             self._gc_freeze_due = now + GC_FREEZE_MS
         if not self.io.polled_since_turn:

@@ -193,11 +193,11 @@ class ClusterNode:
                 self._in_log.clear()
             # Committed entries are durable on a quorum already, so applying them
             # (and answering clients) need not wait for this Ready's own writes,
-            # which concern later entries (see Ready, rule 6).  A snapshot to
-            # install must be loaded first, so then the order stays 1-6.  A
-            # follower answers no client: it applies after sending, so that its
-            # append position, which the leader waits for to commit, does not
-            # wait for the service.
+            # which concern later entries (see Ready, rule 6).  Otherwise (a
+            # follower, which answers no client, or a snapshot to load first)
+            # they are applied last, after sending: a follower's append
+            # position, which the leader's commit waits for, does not wait for
+            # the service.
             apply_first = leader and rd.snapshot is None and bool(rd.committed)
             if apply_first:
                 self._apply(rd.committed, leader)
@@ -212,13 +212,11 @@ class ClusterNode:
             if kick is not None and (early or apply_first) and (rd.entries or rd.hard_state is not None):
                 kick()  # what was just offered leaves before the fsync below
             self._persist(rd)
-            if not apply_first and rd.committed and leader:
-                self._apply(rd.committed, leader)
             for m in rd.messages:  # only after _persist: persist before you send
                 if early and type(m) is AppendRequest:
                     continue  # sent before persisting, above
                 self.io.send(m.dst, m)
-            if not leader and rd.committed:
+            if rd.committed and not apply_first:
                 self._apply(rd.committed, leader)
             core.advance(rd)
             interval = self.config.snapshot_interval

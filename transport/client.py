@@ -148,7 +148,11 @@ class Aeron:
         on_available_image: ImageHandler | None = None,
         on_unavailable_image: ImageHandler | None = None,
     ) -> Subscription:
-        """A subscription.  Image callbacks get an ``ImageInfo`` and run on the polling thread, at the start of ``poll``."""
+        """A subscription.  Image callbacks get an ``ImageInfo`` and run on the polling thread, at the start of ``poll``.
+
+        As in Aeron, the client conductor adds an image to the subscription before it
+        reports it, so an image's first fragments can arrive one poll before its
+        ``on_available_image`` call."""
         return self._client.add_subscription(_channel(channel), _stream_id(stream_id), on_available_image, on_unavailable_image)
 
     def do_work(self) -> int:

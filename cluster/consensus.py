@@ -786,8 +786,10 @@ class Consensus:
         self._in_flight_ready = rd
         return rd
 
-    def advance(self, rd: Ready) -> None:
-        """Acknowledge that ``rd`` was persisted, applied and sent."""
+    def advance(self, rd: Ready, *, durable: bool = True) -> None:
+        """Acknowledge that ``rd`` was persisted, applied and sent.  ``durable=False``:
+        its entries were written but are still being made durable (and its
+        messages are held until they are); call :meth:`persisted` when they are."""
         if rd is not self._in_flight_ready:
             raise LocalProtocolError("advance() with a Ready that is not the outstanding one", member=self.id)
         self._in_flight_ready = None
@@ -799,7 +801,8 @@ class Consensus:
             end = rd.entries[-1].end
             # entries may have been truncated by a step between ready() and advance()
             if self.term_at(end) == rd.entries[-1].term:
-                self._stable_end = max(self._stable_end, end)
+                if durable:
+                    self._stable_end = max(self._stable_end, end)
                 self._unstable_index = max(self._unstable_index, bisect.bisect_left(self._starts, end))
         hs = rd.hard_state
         if hs is not None and hs.commit_position == self.commit_position and hs.term == self.term and hs.voted_for == self.voted_for:
@@ -810,6 +813,16 @@ class Consensus:
             self._role_change = None
         if self.role is Role.LEADER:
             self._maybe_commit()
+
+    def persisted(self, end: int, term: int) -> None:
+        """The entries written up to ``end`` (the last of them of ``term``) are now
+        durable: a leader counts its own copy towards commit from here (I4).
+        Ignored if they were truncated meanwhile.  Like a step, it may come
+        between ready() and advance()."""
+        if end > self._stable_end and self.term_at(end) == term:
+            self._stable_end = end
+            if self.role is Role.LEADER:
+                self._maybe_commit()
 
     # ------------------------------------------------------------------ introspection
 

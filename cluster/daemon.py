@@ -186,7 +186,9 @@ class NodeAgent:
         self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir, invoker=ipc or threading_mode(t.aeron_threading) == "invoker", shared=ipc)
         try:
             self.io = AeronNodeIO(self.stack, t.members, self.member)
-            disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES)
+            # fsync on a native thread: the duty cycle (and the driver it turns) goes on meanwhile
+            disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES,
+                          sync_thread=t.fsync is FsyncPolicy.ALWAYS)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, OrderSequencer(), self.io, random.Random(), now=self.now())
         except BaseException:
@@ -243,6 +245,8 @@ class NodeAgent:
         return self.stopping_until is not None and (self.node is None or self.node.core.role is not Role.LEADER or self.now() >= self.stopping_until)
 
     def on_close(self) -> None:
+        if self.node is not None:
+            self.node.close()  # what waits for a sync in flight still goes out
         if self.io is not None:
             s = self.io.stats
             print(f"member={self.member} closing sent={s.sent} received={s.received} not_connected={s.not_connected} "

@@ -6,7 +6,14 @@
   possibly with garbage; after a kill -9 they survive in the page cache but
   are still not durable.
 
-Names are flat file names inside one directory.  Not thread-safe.
+Besides the blocking ``fsync``, a disk can make files durable in the
+background: ``sync_begin(names)`` returns a ticket, ``synced()`` the highest
+ticket completed (tickets complete in order), ``sync_wait(ticket)`` blocks.
+What ``sync_begin`` covers is what was written before it.  A disk without a
+background writer completes the ticket before returning it.
+
+Names are flat file names inside one directory.  Not thread-safe: one caller
+(the background writer of :class:`OsDisk` only ever sees file descriptors).
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ class Disk(Protocol):
     def fsync(self, name: str) -> None: ...
     def delete(self, name: str) -> None: ...
     def write_atomic(self, name: str, data: bytes, sync: bool) -> None: ...
+    def sync_begin(self, names: list[str]) -> int: ...
+    def synced(self) -> int: ...
+    def sync_wait(self, ticket: int) -> None: ...
 
 
 class _Preallocated:
@@ -49,9 +59,15 @@ class OsDisk:
     journaling file system an append that extends a file makes every fsync
     commit the journal (the length changed); measured on the benchmark host
     with three members fsyncing at once, this halves the fsync time.  The log
-    reads a run of zeros at the end of a segment as its clean end."""
+    reads a run of zeros at the end of a segment as its clean end.
 
-    def __init__(self, directory: str | os.PathLike[str], *, preallocate: int = 0) -> None:
+    ``sync_thread``: ``sync_begin`` hands the file descriptors to a native
+    thread (``tickline._aeron.Syncer``) and returns at once, so the caller's
+    duty cycle (and the Aeron driver it turns) keeps running during the
+    fsync.  Every call that closes, truncates or deletes a file first waits
+    for the syncs in flight, so the thread never syncs a closed descriptor."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, preallocate: int = 0, sync_thread: bool = False) -> None:
         if preallocate < 0:
             raise ValueError(f"preallocate must be >= 0: preallocate={preallocate}")
         self.directory = os.fspath(directory)
@@ -59,6 +75,11 @@ class OsDisk:
         self._handles: dict[str, object] = {}
         self.preallocate = preallocate
         self._pre: dict[str, _Preallocated] = {}
+        self._tickets = 0  # without a sync thread: every ticket completes before it is returned
+        self._syncer = None
+        if sync_thread:
+            from tickline._aeron import Syncer
+            self._syncer = Syncer()
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -124,6 +145,7 @@ class OsDisk:
             self._sync_dir()
 
     def truncate(self, name: str, size: int) -> None:
+        self._drain()
         f = self._pre.get(name)
         if f is not None:
             os.ftruncate(f.fd, size)
@@ -146,7 +168,37 @@ class OsDisk:
         h.flush()  # type: ignore[attr-defined]
         os.fsync(h.fileno())  # type: ignore[attr-defined]
 
+    def sync_begin(self, names: list[str]) -> int:
+        if self._syncer is None:
+            for name in names:
+                self.fsync(name)
+            self._tickets += 1
+            return self._tickets
+        files = []
+        for name in names:
+            if self.preallocate:
+                f = self._open_preallocated(name)
+                files.append((f.fd, f.grown))  # a length change needs a full fsync
+                f.grown = False
+            else:
+                h = self._handle(name)
+                h.flush()  # type: ignore[attr-defined]
+                files.append((h.fileno(), True))  # type: ignore[attr-defined]
+        return int(self._syncer.submit(files))
+
+    def synced(self) -> int:
+        return self._tickets if self._syncer is None else int(self._syncer.completed())
+
+    def sync_wait(self, ticket: int) -> None:
+        if self._syncer is not None:
+            self._syncer.wait(ticket)
+
+    def _drain(self) -> None:
+        if self._syncer is not None:
+            self._syncer.wait(self._syncer.submitted)
+
     def delete(self, name: str) -> None:
+        self._drain()
         f = self._pre.pop(name, None)
         if f is not None:
             os.close(f.fd)
@@ -180,6 +232,9 @@ class OsDisk:
             os.close(fd)
 
     def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.close()  # serves what is queued first
+            self._syncer = None
         for f in self._pre.values():
             os.close(f.fd)
         self._pre.clear()
@@ -192,12 +247,20 @@ class SimDisk:
     """In-memory disk.  ``crash(rng)`` keeps durable bytes and a random torn
     prefix of what was appended since the last fsync (sometimes with a flipped
     byte).  File creation, deletion and atomic writes are modelled as durable
-    immediately (the OS shell syncs the directory for them)."""
+    immediately (the OS shell syncs the directory for them).
 
-    def __init__(self) -> None:
+    ``background``: ``sync_begin`` only records what the sync will make
+    durable; :meth:`complete_syncs` (the simulator, after a delay it draws)
+    makes it so, and a crash before then loses it."""
+
+    def __init__(self, *, background: bool = False) -> None:
         self.files: dict[str, bytearray] = {}
         self.durable: dict[str, bytes] = {}
         self.fsyncs = 0
+        self.background = background
+        self._tickets = 0
+        self._synced = 0
+        self._pending: list[tuple[int, dict[str, bytes]]] = []
 
     def list(self) -> list[str]:
         return sorted(self.files)
@@ -224,6 +287,31 @@ class SimDisk:
         self.fsyncs += 1
         self.durable[name] = bytes(self.files[name])
 
+    def sync_begin(self, names: list[str]) -> int:
+        self.fsyncs += 1
+        self._tickets += 1
+        self._pending.append((self._tickets, {name: bytes(self.files[name]) for name in names}))
+        if not self.background:
+            self.complete_syncs(self._tickets)
+        return self._tickets
+
+    def synced(self) -> int:
+        return self._synced
+
+    def sync_wait(self, ticket: int) -> None:
+        self.complete_syncs(ticket)
+
+    def complete_syncs(self, ticket: int) -> None:
+        """Make durable what the syncs up to ``ticket`` covered (no-op for tickets a crash lost)."""
+        while self._pending and self._pending[0][0] <= ticket:
+            t, contents = self._pending.pop(0)
+            for name, data in contents.items():
+                current = self.files.get(name)
+                # content cut since (which the node does only with no sync in flight) stays as durable as it was
+                if current is not None and current[: len(data)] == data and len(data) >= len(self.durable[name]):
+                    self.durable[name] = data
+            self._synced = t
+
     def delete(self, name: str) -> None:
         self.files.pop(name, None)
         self.durable.pop(name, None)
@@ -237,7 +325,10 @@ class SimDisk:
         random torn prefix (sometimes with a flipped bit), and whatever is left
         is now what the platter holds.  Otherwise (kill -9): the page cache
         survives, so every write is still readable, but what was not synced is
-        still not durable: a later power loss can take it away."""
+        still not durable: a later power loss can take it away.  Syncs in
+        flight never complete."""
+        self._pending.clear()
+        self._synced = self._tickets  # nobody is left to wait for them
         if not power_loss:
             return
         for name, data in self.files.items():

@@ -236,6 +236,17 @@ class SegmentLog:
                 self.disk.fsync(_segment_name(base))
         self._dirty.clear()
 
+    def sync_begin(self) -> int | None:
+        """Start making what was appended durable, in the background if the disk
+        can (see :mod:`.disk`); the disk's ticket for it, or None if there is
+        nothing to sync under this policy."""
+        if self.fsync_policy is not FsyncPolicy.ALWAYS or not self._dirty:
+            self._dirty.clear()
+            return None
+        names = [_segment_name(base) for base in sorted(self._dirty)]
+        self._dirty.clear()
+        return self.disk.sync_begin(names)
+
     def segment_names(self) -> list[str]:
         return [_segment_name(b) for b, _ in self._segments]
 

@@ -13,6 +13,7 @@ publications, and :class:`~tickline.cluster.daemon.NodeAgent` calls the
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -42,6 +43,19 @@ class NodeConfig:
     snapshot_interval: int = 0
 
 
+class _Held:
+    """Messages waiting for a log sync (``ticket``) to complete, and the end and
+    term of the entries that sync makes durable (end -1: none)."""
+
+    __slots__ = ("ticket", "end", "term", "messages")
+
+    def __init__(self, ticket: int, end: int, term: int, messages: list[Message]) -> None:
+        self.ticket = ticket
+        self.end = end
+        self.term = term
+        self.messages = messages
+
+
 class ClusterNode:
     # how much the commit position may move before it is saved without a term/vote change (each save is
     # two fsyncs: file and directory); it only saves replay work at restart
@@ -52,6 +66,7 @@ class ClusterNode:
         self.config = config
         self.id = config.consensus.member_id
         self.io = io
+        self.disk = disk
         self.log = SegmentLog(disk, segment_size=config.segment_size, fsync=config.fsync)
         self.meta = MetaStore(disk, fsync=config.fsync)
         self.snapshots = SnapshotStore(disk)
@@ -89,6 +104,9 @@ class ClusterNode:
         self.applied: list[tuple[int, int]] = []
         self._record_applied = record_applied
         self.on_apply: Callable[[ClusterNode, Entry, list[tuple[int, object]]], None] | None = None  # hook for checkers
+        # Log syncs in flight (a disk that syncs in the background), oldest first,
+        # each with the messages that wait for it: see _process.
+        self._held: deque[_Held] = deque()
         self._process()
 
     # ---------------------------------------------------------------- inputs
@@ -148,8 +166,21 @@ class ClusterNode:
         if not defer:
             self._process()
 
+    @property
+    def syncing(self) -> bool:
+        """A log sync is in flight, with messages waiting for it."""
+        return bool(self._held)
+
+    def close(self) -> None:
+        """Wait for the log syncs in flight, send what waited for them, close the disk."""
+        self._drain()
+        close = getattr(self.disk, "close", None)
+        if close is not None:
+            close()
+
     def take_snapshot(self) -> Snapshot:
         """Snapshot the service at the applied position, then drop older log segments."""
+        self._drain()
         position = self.core.applied_position
         term = self.core.term_at(position)
         assert term is not None
@@ -181,9 +212,19 @@ class ClusterNode:
 
     def _process(self) -> None:
         core = self.core
+        held = self._held
         kick = getattr(self.io, "kick", None)  # a transport that sends only when turned (Aeron invoker mode)
+        if held:
+            self._release_synced()
         while core.has_ready():
             rd = core.ready()
+            hs, saved = rd.hard_state, self._saved_hard_state
+            vote_change = hs is not None and (hs.term, hs.voted_for) != (saved.term, saved.voted_for)
+            # A snapshot, a cut or a new term or vote is rare: it waits for the
+            # syncs in flight and is made durable before anything else goes on.
+            barrier = rd.snapshot is not None or rd.truncate_to is not None or vote_change
+            if barrier and held:
+                self._drain()
             if rd.role_change is not None:
                 if rd.role_change.role is not Role.LEADER:
                     self._timers_proposed.clear()
@@ -201,27 +242,56 @@ class ClusterNode:
             apply_first = leader and rd.snapshot is None and bool(rd.committed)
             if apply_first:
                 self._apply(rd.committed, leader)
-            early: tuple[Message, ...] = ()
-            hs, saved = rd.hard_state, self._saved_hard_state
-            if rd.entries and leader and (hs is None or (hs.term, hs.voted_for) == (saved.term, saved.voted_for)):
+            messages = rd.messages
+            early = False
+            if leader and not vote_change and messages:
                 # Raft thesis §10.2.1: the leader may replicate while it writes
                 # its own copy (see Ready, rule 7).  Saves one fsync of latency.
-                early = tuple(m for m in rd.messages if type(m) is AppendRequest)
-                for m in early:
-                    self.io.send(m.dst, m)
-            if kick is not None and (early or apply_first) and (rd.entries or rd.hard_state is not None):
+                for m in messages:
+                    if type(m) is AppendRequest:
+                        self.io.send(m.dst, m)
+                        early = True
+                if early:
+                    messages = tuple(m for m in messages if type(m) is not AppendRequest)
+            if kick is not None and (early or apply_first) and (rd.entries or hs is not None):
                 kick()  # what was just offered leaves before the fsync below
-            self._persist(rd)
-            for m in rd.messages:  # only after _persist: persist before you send
-                if early and type(m) is AppendRequest:
-                    continue  # sent before persisting, above
-                self.io.send(m.dst, m)
+            ticket = self._persist(rd, wait=barrier)
+            # Persist before you send: messages wait for this Ready's sync, and
+            # for any still in flight before it (they promise what those write).
+            if ticket is not None:
+                last = rd.entries[-1] if rd.entries else None
+                held.append(_Held(ticket, last.end if last else -1, last.term if last else -1, list(messages)))
+            elif held:
+                held[-1].messages.extend(messages)
+            else:
+                for m in messages:
+                    self.io.send(m.dst, m)
             if rd.committed and not apply_first:
                 self._apply(rd.committed, leader)
-            core.advance(rd)
+            core.advance(rd, durable=ticket is None)
+            if held:
+                self._release_synced()
             interval = self.config.snapshot_interval
             if interval and core.applied_position - self._last_snapshot >= interval and core.applied_position > core.base_position:
                 self.take_snapshot()
+
+    def _release_synced(self) -> None:
+        """Send what waited for the syncs that completed; a leader's own copy of
+        their entries now counts towards commit."""
+        held = self._held
+        done = self.disk.synced()  # raises if a sync failed: the member stops, nothing unsynced was promised
+        while held and held[0].ticket <= done:
+            h = held.popleft()
+            for m in h.messages:
+                self.io.send(m.dst, m)
+            if h.end >= 0:
+                self.core.persisted(h.end, h.term)
+
+    def _drain(self) -> None:
+        """Wait for every sync in flight and send what waited for them."""
+        if self._held:
+            self.disk.sync_wait(self._held[-1].ticket)
+            self._release_synced()
 
     def _apply(self, committed: tuple[Entry, ...], leader: bool) -> None:
         in_log = self._in_log
@@ -242,7 +312,9 @@ class ClusterNode:
                     if client_id >= 0:
                         self.io.send_egress(client_id, msg)
 
-    def _persist(self, rd: Ready) -> None:
+    def _persist(self, rd: Ready, *, wait: bool) -> int | None:
+        """Steps 1-5 of Ready.  Returns the ticket of the log sync still in
+        flight, or None if what was written is durable (or needs no sync)."""
         if rd.snapshot is not None:
             self.snapshots.save(rd.snapshot)
             self.log.reset(rd.snapshot.position)
@@ -252,7 +324,10 @@ class ClusterNode:
             self.log.truncate(rd.truncate_to)
         if rd.entries:
             self.log.append(rd.entries)
-        self.log.sync()
+        ticket = self.log.sync_begin()
+        if ticket is not None and (wait or self.disk.synced() >= ticket and not self._held):
+            self.disk.sync_wait(ticket)
+            ticket = None
         hs = rd.hard_state
         if hs is not None:
             # Term and vote must be durable before any message leaves; the commit
@@ -262,3 +337,4 @@ class ClusterNode:
             if (hs.term, hs.voted_for) != (saved.term, saved.voted_for) or hs.commit_position - saved.commit_position >= self.COMMIT_SAVE_BYTES:
                 self.meta.save(hs)
                 self._saved_hard_state = hs
+        return ticket

@@ -23,13 +23,14 @@ command that replays it::
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import random
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from .client import ClusterClient
 from .config import ConsensusConfig
@@ -55,17 +56,30 @@ class _Crash(Exception):
 
 
 class _CrashingDisk(SimDisk):
-    def __init__(self) -> None:
-        super().__init__()
+    """``on_sync_begin(ticket)``: called for each background sync, to schedule its completion."""
+
+    def __init__(self, background: bool = False, on_sync_begin: Callable[[int], None] | None = None) -> None:
+        super().__init__(background=background)
         self.crash_on_fsync = False
         self.tripped = False
+        self.on_sync_begin = on_sync_begin
 
-    def fsync(self, name: str) -> None:
+    def _trip(self) -> None:
         if self.crash_on_fsync:
             self.crash_on_fsync = False
             self.tripped = True
             raise _Crash()
+
+    def fsync(self, name: str) -> None:
+        self._trip()
         super().fsync(name)
+
+    def sync_begin(self, names: list[str]) -> int:
+        self._trip()
+        ticket = super().sync_begin(names)
+        if self.background and self.on_sync_begin is not None:
+            self.on_sync_begin(ticket)
+        return ticket
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,9 @@ class SimOptions:
     partitions: bool = True
     snapshot_interval: int = 1500
     segment_size: int = 700
+    # the most ms a log sync takes in the background while the member goes on
+    # (0: syncs block, as with a disk without a sync thread); None: chosen by the seed
+    sync_delay: int | None = None
     limits: RiskLimits = RiskLimits(max_position=600, max_orders=4, window=60)
     codec: str = "struct"  # or "sbe": orders as SBE messages of schemas/orders.xml
 
@@ -146,7 +163,11 @@ class Simulation:
         # batching: members step messages as they arrive but persist/send only on
         # their tick, as the daemon's duty cycle does (one fsync per batch)
         self.batching = r.random() < 0.3
-        self.disks = {m: _CrashingDisk() for m in self.member_ids}
+        # From a generator of its own, so that seeds drawing 0 replay as they did before syncs could run in the background.
+        sync_rng = random.Random(f"sync:{opts.seed}")
+        self.sync_delay = opts.sync_delay if opts.sync_delay is not None else sync_rng.choice([0, 0, 1, 4, 12])
+        self.disks = {m: _CrashingDisk(self.sync_delay > 0, functools.partial(self._sync_begun, m)) for m in self.member_ids}
+        self._sync_rng = sync_rng
         self.nodes: dict[int, ClusterNode | None] = {}
         self.now = 0
         self._q: list = []
@@ -187,6 +208,9 @@ class Simulation:
     def _schedule(self, delay: int, event: tuple) -> None:
         self._seq += 1
         heapq.heappush(self._q, (self.now + delay, self._seq, event))
+
+    def _sync_begun(self, m: int, ticket: int) -> None:
+        self._schedule(self._sync_rng.randint(0, self.sync_delay), ("synced", m, ticket))
 
     def _send(self, src: int, dst: int, payload: tuple) -> None:
         self.stats["messages"] += 1
@@ -345,6 +369,13 @@ class Simulation:
                 if node is not None:
                     node.on_ingress(msg, defer=self.batching)
                     self._check_node(dst)
+        elif kind == "synced":
+            m = ev[1]
+            self.disks[m].complete_syncs(ev[2])  # no-op for a sync the member's crash lost
+            node = self.nodes[m]
+            if node is not None:
+                node.process()
+                self._check_node(m)
         elif kind == "client":
             self._client_step(ev[1])
         elif kind == "partition":
@@ -517,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--codec", choices=["struct", "sbe"], default="struct")
     p.add_argument("--members", type=int, default=None, help="default: chosen by the seed (3 or 5)")
+    p.add_argument("--sync-delay", type=int, default=None, help="most ms a background log sync takes (0: syncs block); default: chosen by the seed")
     args = p.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.start, args.start + args.seeds)
     t0 = time.perf_counter()
@@ -524,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     totals: dict[str, int] = {}
     for s in seeds:
         try:
-            sim = run_seed(s, codec=args.codec, **({"members": args.members} if args.members else {}))
+            overrides = {k: v for k, v in (("members", args.members), ("sync_delay", args.sync_delay)) if v is not None}
+            sim = run_seed(s, codec=args.codec, **overrides)
             for k, v in sim.stats.items():
                 totals[k] = totals.get(k, 0) + v
             totals["leader_terms"] = totals.get("leader_terms", 0) + sim.terms

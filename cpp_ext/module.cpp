@@ -557,4 +557,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_fixcodec(m);
     init_fixbridge(m);
     init_fixstore(m);
+    init_syncer(m);
 }

@@ -139,5 +139,6 @@ void add_functions(py::module_ &m, PyMethodDef *methods);
 void init_fixcodec(py::module_ &m);  // fixcodec.cpp: FIX tag=value fast paths
 void init_fixbridge(py::module_ &m);  // fixbridge.cpp: FIX <-> order message fast paths
 void init_fixstore(py::module_ &m);   // fixstore.cpp: the FileStore's record append
+void init_syncer(py::module_ &m);     // syncer.cpp: fsync on a native thread (the cluster log)
 
 }  // namespace tickline

@@ -298,6 +298,11 @@ class SimDisk:
     def synced(self) -> int:
         return self._synced
 
+    @property
+    def in_flight(self) -> int:
+        """Syncs begun and not completed."""
+        return len(self._pending)
+
     def sync_wait(self, ticket: int) -> None:
         self.complete_syncs(ticket)
 

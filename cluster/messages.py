@@ -256,6 +256,15 @@ class Ready:
        commit only once ``advance`` says it is durable, I4), and the term it
        carries was made durable before the leader's first vote request;
     8. call ``Consensus.advance(ready)``.
+
+    Step 5 may run in the background (a disk with a sync thread): then the
+    shell calls ``advance(ready, durable=False)`` once the writes are issued,
+    holds step 7's messages, in order, behind every sync still in flight,
+    sends them when that sync completes and calls ``Consensus.persisted``
+    with the end of the entries it covered.  The leader's ``AppendRequest``
+    still goes at once.  A Ready with a snapshot, a cut or a new term or vote
+    first waits for the syncs in flight and is made durable before anything
+    else goes on.
     """
 
     snapshot: Snapshot | None

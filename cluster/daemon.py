@@ -8,7 +8,10 @@ topology file, and it publishes to each peer's.  Over IPC (every member
 driver in ``aeron_dir`` and talk through its IPC streams.  One duty cycle:
 turn the driver and client conductor, poll consensus and ingress (everything
 received shares one Ready, one fsync: group commit), tick the node, flush
-egress.
+egress.  With ``fsync = "always"`` the fsync runs on a native thread: the
+duty cycle, and the driver it turns, go on while the disk works, and what
+must wait for the sync (a follower's append position, the leader's own vote
+towards commit) goes when it completes (see :class:`~.messages.Ready`).
 
 Topology file (TOML)::
 

@@ -160,6 +160,8 @@ class ClusterClient:
             return [(msg.correlation_id, msg.payload)]
         if isinstance(msg, SessionEvent) and msg.session_id == self.session_id:
             if msg.code is EventCode.OK and msg.detail != "closed":
+                if msg.leader is not None and msg.leader in self.members:
+                    self.leader_guess = msg.leader  # the leader answered: a connect sent earlier may outlive the guess
                 if not self.connected:
                     self.connected = True
                     self._resend_all(now)

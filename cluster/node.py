@@ -12,6 +12,7 @@ publications, and :class:`~tickline.cluster.daemon.NodeAgent` calls the
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -310,6 +311,10 @@ class ClusterNode:
             if leader:
                 for client_id, msg in egress:
                     if client_id >= 0:
+                        if type(msg) is SessionEvent and msg.leader is None:
+                            # the answer to a connect names who gave it: a client whose
+                            # guess moved on while it waited learns the leader
+                            msg = dataclasses.replace(msg, leader=self.id)
                         self.io.send_egress(client_id, msg)
 
     def _persist(self, rd: Ready, *, wait: bool) -> int | None:

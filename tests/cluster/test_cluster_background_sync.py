@@ -147,3 +147,4 @@ def test_a_failed_background_sync_raises_with_the_descriptor_and_stays_failed() 
         s.close()
     with pytest.raises(RuntimeError, match="Syncer is closed"):
         s.submit([(0, False)])
+

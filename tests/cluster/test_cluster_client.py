@@ -2,8 +2,11 @@
 only after a timeout that follows observed latency or after a leader change,
 bounded per poll, so a cluster that is merely behind is not flooded."""
 
+from cluster_harness import NodeNet
+
 from tickline.cluster.client import ClusterClient
-from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionEvent
+from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionConnect, SessionEvent
+from tickline.cluster.sequencer import OrderSequencer
 
 
 def connected(**kw):
@@ -141,3 +144,28 @@ def test_every_message_a_follower_redirects_goes_to_the_named_leader_at_once():
         redirect(c, corr, 3, 1)
     sends = c.poll(1)
     assert [(dst, m.correlation_id) for dst, m in sends] == [(3, k) for k in range(1, 6)]
+
+
+def test_a_connect_answered_after_the_guess_moved_on_sends_orders_to_the_member_that_answered():
+    # Seen in bench cluster right after start: the connect went to member 1 before
+    # any leader existed, the others redirected with no leader named so the guess
+    # moved to 2, then 1 won the election and accepted the first connect.
+    c = ClusterClient(7, 70, (1, 2, 3), retry_timeout=100)
+    assert [m for m, _ in c.poll(0)] == [1]
+    c.on_egress(SessionEvent(70, 0, EventCode.REDIRECT, leader=None), 1)
+    assert c.leader_guess == 2
+    c.on_egress(SessionEvent(70, 0, EventCode.OK, leader=1), 2)
+    assert c.connected and c.leader_guess == 1
+    c.offer(b"first", 2)
+    assert [m for m, _ in c.poll(2)] == [1]
+    c.on_egress(SessionEvent(70, 0, EventCode.OK, leader=9), 3)  # not a member: ignored
+    assert c.leader_guess == 1
+
+
+def test_the_leader_names_itself_in_its_answer_to_a_connect():
+    net = NodeNet(OrderSequencer)
+    leader = net.elect()
+    net.ingress(leader, SessionConnect(client_id=7, session_id=70))
+    net.run(20)
+    [ok] = [m for m in net.egress[7] if type(m) is SessionEvent]
+    assert ok.code == EventCode.OK and ok.leader == leader

@@ -55,7 +55,7 @@ class Recorder:
 def open_session(net, leader, client=7, session=70):
     net.ingress(leader, SessionConnect(client, session))
     net.run(10)
-    assert SessionEvent(session, 0, EventCode.OK) in net.egress[client]
+    assert SessionEvent(session, 0, EventCode.OK, leader=leader) in net.egress[client]
 
 
 def test_messages_reach_every_replica_once_and_only_the_leader_answers():

@@ -148,3 +148,20 @@ def test_a_failed_background_sync_raises_with_the_descriptor_and_stays_failed() 
     with pytest.raises(RuntimeError, match="Syncer is closed"):
         s.submit([(0, False)])
 
+
+
+def test_waiting_for_a_ticket_never_submitted_is_refused(tmp_path) -> None:
+    from tickline._aeron import Syncer
+
+    s = Syncer()
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"x")
+        t = s.submit([(fd, True)])
+        s.wait(t)
+        assert s.completed() == t == s.submitted
+        with pytest.raises(ValueError, match=f"never submitted: ticket={t + 1} submitted={t}"):
+            s.wait(t + 1)  # would otherwise block for ever
+    finally:
+        s.close()
+        os.close(fd)

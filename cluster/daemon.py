@@ -22,6 +22,8 @@ Topology file (TOML)::
     aeron_dir = "/dev/shm"                    # optional: where each member makes its driver directory
     aeron_threading = "invoker"               # optional: or "threaded" (driver and conductor on their own
                                               # C threads); env TICKLINE_CLUSTER_AERON_THREADING overrides
+    fsync_thread = true                       # optional: false runs fsync = "always" in the duty cycle, on
+                                              # the caller's thread; env TICKLINE_CLUSTER_FSYNC_THREAD overrides
     [members]
     1 = "127.0.0.1:9010"                      # the member's Aeron UDP endpoint
     2 = "127.0.0.1:9011"
@@ -87,6 +89,7 @@ class Topology:
     heartbeat_interval: int = 50
     aeron_dir: str | None = None
     aeron_threading: str | None = None  # None: TICKLINE_CLUSTER_AERON_THREADING or "invoker"
+    fsync_thread: bool | None = None  # None: TICKLINE_CLUSTER_FSYNC_THREAD or True
 
     def consensus(self, member: int) -> ConsensusConfig:
         return ConsensusConfig(member, tuple(sorted(self.members)), self.election_timeout_min, self.election_timeout_max,
@@ -122,7 +125,7 @@ def load_topology(path: str) -> Topology:
     if "data_dir" not in doc:
         raise ConfigError("invalid cluster topology", file=path, key="data_dir", expected="a directory path")
     known = {"members", "data_dir", "fsync", "snapshot_interval", "election_timeout_min", "election_timeout_max", "heartbeat_interval", "aeron_dir",
-             "aeron_threading"}
+             "aeron_threading", "fsync_thread"}
     for k in doc:
         if k not in known:
             raise ConfigError("invalid cluster topology", file=path, key=k, expected="one of " + ",".join(sorted(known)))
@@ -144,10 +147,26 @@ def load_topology(path: str) -> Topology:
     if aeron_threading is not None and aeron_threading not in THREADING_MODES:
         raise ConfigError("invalid cluster topology", file=path, key="aeron_threading", value=aeron_threading,
                           expected="|".join(THREADING_MODES))
+    fsync_thread = doc.get("fsync_thread")
+    if fsync_thread is not None and not isinstance(fsync_thread, bool):
+        raise ConfigError("invalid cluster topology", file=path, key="fsync_thread", value=fsync_thread, expected="true|false")
     topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints, aeron_dir=aeron_dir,
-                    aeron_threading=aeron_threading)
+                    aeron_threading=aeron_threading, fsync_thread=fsync_thread)
     topo.consensus(next(iter(members)))  # validate timeouts now, not at start-up of a member
     return topo
+
+
+def fsync_thread_enabled(configured: bool | None = None) -> bool:
+    """Whether log fsyncs run on a native thread: ``TICKLINE_CLUSTER_FSYNC_THREAD``
+    (``true``/``false``, also ``1``/``0``) when set, else ``configured`` (the
+    topology file's ``fsync_thread``), else true."""
+    env = os.environ.get("TICKLINE_CLUSTER_FSYNC_THREAD")
+    if env is None:
+        return True if configured is None else configured
+    value = {"true": True, "1": True, "false": False, "0": False}.get(env.strip().lower())
+    if value is None:
+        raise ConfigError("invalid cluster config", key="TICKLINE_CLUSTER_FSYNC_THREAD", value=env, expected="true|false")
+    return value
 
 
 class NodeAgent:
@@ -163,6 +182,7 @@ class NodeAgent:
         self.io: AeronNodeIO | None = None
         self.stop_requested = False
         self.stopping_until: int | None = None
+        self.fsync_thread = topology.fsync is FsyncPolicy.ALWAYS and fsync_thread_enabled(topology.fsync_thread)
         # The member's heap grows by an Entry per log entry until a snapshot
         # compacts it, and a full collection of the cyclic GC walks all of it:
         # measured in `bench cluster`, stalls of 10-40 ms once a member held a
@@ -191,7 +211,7 @@ class NodeAgent:
             self.io = AeronNodeIO(self.stack, t.members, self.member)
             # fsync on a native thread: the duty cycle (and the driver it turns) goes on meanwhile
             disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES,
-                          sync_thread=t.fsync is FsyncPolicy.ALWAYS)
+                          sync_thread=self.fsync_thread)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, OrderSequencer(), self.io, random.Random(), now=self.now())
         except BaseException:
@@ -279,7 +299,8 @@ def run(topology: Topology, member: int) -> int:
         assert node is not None and agent.stack is not None
         r = node.recovery
         print(f"member={member} started transport={'aeron-ipc' if agent.stack.shared else 'aeron-udp'} aeron_dir={agent.stack.dir} "
-              f"aeron_threading={'invoker' if agent.stack.invoker else 'threaded'} log_start={r.first_position} "
+              f"aeron_threading={'invoker' if agent.stack.invoker else 'threaded'} fsync={topology.fsync.value} "
+              f"fsync_thread={str(agent.fsync_thread).lower()} log_start={r.first_position} "
               f"log_end={r.end_position} truncated_at={r.truncated_at} "
               f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)
         while not agent.done():

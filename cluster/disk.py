@@ -81,6 +81,11 @@ class OsDisk:
             from tickline._aeron import Syncer
             self._syncer = Syncer()
 
+    @property
+    def sync_thread(self) -> bool:
+        """Syncs run on a native thread (until :meth:`close`)."""
+        return self._syncer is not None
+
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
 

@@ -1,5 +1,9 @@
 """Config is validated up front; every error names the key, the value and the user's fault."""
 
+import os
+import shutil
+import uuid
+
 import pytest
 
 from tickline.cluster.config import ConsensusConfig
@@ -107,3 +111,46 @@ def test_aeron_threading_comes_from_the_topology_and_the_environment_overrides_i
     p.write_text('data_dir = "d"\naeron_threading = "threads"\n[members]\n1 = "127.0.0.1:9000"\n')
     with pytest.raises(ConfigError, match=r"key=aeron_threading value=threads expected=invoker\|threaded"):
         load_topology(str(p))
+
+
+def test_fsync_thread_comes_from_the_topology_and_the_environment_overrides_it(tmp_path, monkeypatch):
+    from tickline.cluster.daemon import NodeAgent, fsync_thread_enabled, load_topology
+    monkeypatch.delenv("TICKLINE_CLUSTER_FSYNC_THREAD", raising=False)
+    p = tmp_path / "c.toml"
+    p.write_text('data_dir = "d"\n[members]\n1 = "127.0.0.1:9000"\n')
+    t = load_topology(str(p))
+    assert t.fsync_thread is None and NodeAgent(t, 1).fsync_thread  # on by default with fsync = "always"
+    p.write_text('data_dir = "d"\nfsync_thread = false\n[members]\n1 = "127.0.0.1:9000"\n')
+    t = load_topology(str(p))
+    assert t.fsync_thread is False and not NodeAgent(t, 1).fsync_thread
+    monkeypatch.setenv("TICKLINE_CLUSTER_FSYNC_THREAD", "true")
+    assert fsync_thread_enabled(t.fsync_thread) and NodeAgent(t, 1).fsync_thread
+    p.write_text('data_dir = "d"\nfsync = "none"\n[members]\n1 = "127.0.0.1:9000"\n')
+    assert not NodeAgent(load_topology(str(p)), 1).fsync_thread  # nothing to sync
+    monkeypatch.setenv("TICKLINE_CLUSTER_FSYNC_THREAD", "0")
+    assert not fsync_thread_enabled(True)
+    monkeypatch.setenv("TICKLINE_CLUSTER_FSYNC_THREAD", "sometimes")
+    with pytest.raises(ConfigError, match="key=TICKLINE_CLUSTER_FSYNC_THREAD value=sometimes expected=true|false"):
+        fsync_thread_enabled(None)
+    monkeypatch.delenv("TICKLINE_CLUSTER_FSYNC_THREAD")
+    p.write_text('data_dir = "d"\nfsync_thread = "yes"\n[members]\n1 = "127.0.0.1:9000"\n')
+    with pytest.raises(ConfigError, match=f"file={p} key=fsync_thread value=yes expected=true"):
+        load_topology(str(p))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_started_member_syncs_its_log_where_the_topology_says(tmp_path, monkeypatch, enabled):
+    from tickline.cluster.aeron_io import free_udp_port
+    from tickline.cluster.daemon import NodeAgent, load_topology
+    monkeypatch.delenv("TICKLINE_CLUSTER_FSYNC_THREAD", raising=False)
+    aeron_dir = f"/dev/shm/tickline-cluster-cfg-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    p = tmp_path / "c.toml"
+    p.write_text(f'data_dir = "{tmp_path / "data"}"\naeron_dir = "{aeron_dir}"\nfsync_thread = {str(enabled).lower()}\n'
+                 f'[members]\n1 = "127.0.0.1:{free_udp_port()}"\n')
+    agent = NodeAgent(load_topology(str(p)), 1)
+    try:
+        agent.on_start()
+        assert agent.node is not None and agent.node.disk.sync_thread is enabled
+    finally:
+        agent.on_close()
+        shutil.rmtree(aeron_dir, ignore_errors=True)

@@ -3,7 +3,7 @@ GC_FREEZE_MS of its clock it freezes what survived (see NodeAgent)."""
 
 import gc
 
-from tickline.cluster.daemon import GC_FREEZE_MS, NodeAgent
+from tickline.cluster.daemon import GC_FREEZE_MS, NodeAgent, Topology
 
 
 class _Stack:
@@ -31,7 +31,7 @@ class _Node:
 
 def test_a_running_member_freezes_what_survived_once_per_interval():
     clock = [5_000]
-    agent = NodeAgent(None, 1, clock=lambda: clock[0])
+    agent = NodeAgent(Topology({1: ("127.0.0.1", 9000)}, "unused"), 1, clock=lambda: clock[0])  # never started
     agent.stack, agent.io, agent.node = _Stack(), _IO(), _Node()
     gc.unfreeze()
     try:

@@ -14,9 +14,13 @@ $(BIN)/python:
 
 # Build requirements go in first so the editable build can reuse its CMake
 # build directory (build/) without build isolation: rebuilds take seconds.
+# setuptools >= 70.1 has bdist_wheel built in: pip >= 25.3 prepares the
+# metadata of sdists without a pyproject.toml (quickfix, fetched at build time)
+# through it, and the venv's bundled setuptools 65 fails with "invalid command
+# 'bdist_wheel'".
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "cmake>=3.30" ninja setuptools
+	$(BIN)/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "cmake>=3.30" ninja "setuptools>=70.1"
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,bench]"
 
 # What the tests need from Debian's packages, installed only when missing.

@@ -2,6 +2,8 @@
 on replicated state and log time only, behind a codec seam."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cluster_harness import NodeNet
 from tickline.cluster.protocol import EgressMessage, IngressMessage, SessionConnect
@@ -36,6 +38,48 @@ def test_order_rate_limit_uses_cluster_time_windows():
     assert decide(s, NewOrder(2, Side.BUY, 1, 5, 9), 49, LIMITS).status is Status.REJECTED_RATE
     assert decide(s, NewOrder(3, Side.BUY, 1, 5, 9), 49, LIMITS).status is Status.ACCEPTED  # other account unaffected
     assert decide(s, NewOrder(2, Side.BUY, 1, 5, 10), 50, LIMITS).status is Status.ACCEPTED  # t=0 left the window
+
+
+def _reference_decide(state, order, timestamp, limits):
+    """The rules written as plainly as possible: the specification decide() is held to."""
+    if order.quantity <= 0 or order.side not in (Side.BUY, Side.SELL):
+        return OrderAck(order.client_order_id, Status.REJECTED_INVALID, 0, timestamp)
+    recent = [t for t in state.recent.get(order.account, ()) if t > timestamp - limits.window]
+    if recent:
+        state.recent[order.account] = recent
+    else:
+        state.recent.pop(order.account, None)
+    if len(recent) >= limits.max_orders:
+        return OrderAck(order.client_order_id, Status.REJECTED_RATE, 0, timestamp)
+    signed = order.quantity if order.side is Side.BUY else -order.quantity
+    position = state.positions.get(order.account, 0) + signed
+    if abs(position) > limits.max_position:
+        return OrderAck(order.client_order_id, Status.REJECTED_POSITION, 0, timestamp)
+    state.positions[order.account] = position
+    state.recent[order.account] = recent + [timestamp]
+    state.next_sequence += 1
+    return OrderAck(order.client_order_id, Status.ACCEPTED, state.next_sequence - 1, timestamp)
+
+
+_orders = st.lists(st.tuples(st.integers(0, 3), st.sampled_from([Side.BUY, Side.SELL, 0, 1, 2]), st.integers(-1, 40), st.integers(0, 30)),
+                   max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_orders, st.integers(0, 4), st.integers(1, 60), st.integers(0, 100),
+       st.dictionaries(st.integers(0, 3), st.lists(st.integers(-20, 20), max_size=4), max_size=3))
+def test_decide_matches_the_plain_rules(orders, max_orders, window, max_position, recent):
+    """decide() filters the rate window only when a timestamp left it and extends it in
+    place; whatever the order stream (timestamps that go back, a zero rate limit, an
+    empty window list loaded from a snapshot), acks and state match the plain rules."""
+    limits = RiskLimits(max_position=max_position, max_orders=max_orders, window=window)
+    fast, plain = SequencerState(recent={a: list(t) for a, t in recent.items()}), SequencerState(recent={a: list(t) for a, t in recent.items()})
+    clock = 0
+    for k, (account, side, quantity, step) in enumerate(orders):
+        clock += step - 5  # mostly forward, sometimes back
+        order = NewOrder(account, side, quantity, 7, k)
+        assert decide(fast, order, clock, limits) == _reference_decide(plain, order, clock, limits)
+        assert fast.key() == plain.key()
 
 
 def test_invalid_quantity_is_rejected():

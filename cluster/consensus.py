@@ -179,7 +179,7 @@ class Consensus:
         self._role_change: RoleChange | None = None
         self._in_flight_ready: Ready | None = None
 
-        self.role = Role.FOLLOWER
+        self.role = F
         self.leader: int | None = None
         self.now = now
         self._leader_contact = -(10**18)
@@ -332,13 +332,13 @@ class Consensus:
         granted = sum(1 for v in self._votes.values() if v)
         rejected = len(self._votes) - granted
         if granted >= self._quorum():
-            if self.role is Role.PRE_CANDIDATE:
+            if self.role is P:
                 self._campaign(transfer=False)
             else:
                 self._become_leader()
             return True
         if rejected >= self._quorum():
-            self._become_follower(Event.PRE_VOTE_LOST if self.role is Role.PRE_CANDIDATE else Event.VOTE_LOST, self.term, None)
+            self._become_follower(Event.PRE_VOTE_LOST if self.role is P else Event.VOTE_LOST, self.term, None)
             return True
         return False
 
@@ -364,7 +364,7 @@ class Consensus:
         if now < self.now:
             raise LocalProtocolError("time went backwards", member=self.id, now=now, previous=self.now)
         self.now = now
-        if self.role is Role.LEADER:
+        if self.role is L:
             if self._transfer_target is not None and now >= self._transfer_deadline:
                 self._transfer_target = None  # transfer timed out; keep leading
             if now >= self._quorum_check_due:
@@ -416,7 +416,7 @@ class Consensus:
         elif isinstance(m, InstallSnapshotResponse):
             self._on_install_snapshot_response(m)
         elif isinstance(m, TimeoutNow):
-            if self.role is Role.FOLLOWER and m.src == self.leader:
+            if self.role is F and m.src == self.leader:
                 self._campaign(transfer=True)
         else:  # pragma: no cover - the Message union is closed
             raise RemoteProtocolError("unknown message type", member=self.id, type=type(m).__name__)
@@ -426,7 +426,7 @@ class Consensus:
 
         Raises :class:`NotLeaderError` (with a leader hint) on other members and
         while a leadership transfer is under way."""
-        if self.role is not Role.LEADER:
+        if self.role is not L:
             raise NotLeaderError("not the leader", leader=self.leader, member=self.id, role=self.role.value)
         if self._transfer_target is not None:
             raise NotLeaderError("leadership transfer in progress", leader=self._transfer_target, member=self.id)
@@ -442,7 +442,7 @@ class Consensus:
 
         Used on clean shutdown.  Proposals are refused until the transfer
         completes or times out (one minimum election timeout).  Returns the target."""
-        if self.role is not Role.LEADER or not self.peers:
+        if self.role is not L or not self.peers:
             return None
         if target is None:
             target = max(self.peers, key=lambda p: (self._match[p], -p))
@@ -494,15 +494,15 @@ class Consensus:
         self._send(VoteResponse(self.id, m.src, term, granted, pre_vote=m.pre_vote))
 
     def _on_vote_response(self, m: VoteResponse) -> None:
-        if self.role is Role.PRE_CANDIDATE and m.pre_vote and (m.term == self.term + 1 or not m.granted):
+        if self.role is P and m.pre_vote and (m.term == self.term + 1 or not m.granted):
             self._votes[m.src] = m.granted
             self._count_votes()
-        elif self.role is Role.CANDIDATE and not m.pre_vote and m.term == self.term:
+        elif self.role is C and not m.pre_vote and m.term == self.term:
             self._votes[m.src] = m.granted
             self._count_votes()
 
     def _on_append(self, m: AppendRequest) -> None:
-        if self.role is not Role.FOLLOWER:
+        if self.role is not F:
             self._become_follower(Event.LEADER_SEEN, self.term, m.src)
         if self.leader is None:
             self.leader = m.src
@@ -554,7 +554,7 @@ class Consensus:
         return max(self.commit_position, self._entries[i].position)
 
     def _on_append_response(self, m: AppendResponse) -> None:
-        if self.role is not Role.LEADER:
+        if self.role is not L:
             return
         p = m.src
         self._active.add(p)
@@ -576,7 +576,7 @@ class Consensus:
             self._send_append(p)
 
     def _on_install_snapshot(self, m: InstallSnapshot) -> None:
-        if self.role is not Role.FOLLOWER:
+        if self.role is not F:
             self._become_follower(Event.LEADER_SEEN, self.term, m.src)
         self.leader = m.src
         self._leader_contact = self.now
@@ -645,7 +645,7 @@ class Consensus:
         self._send(AppendResponse(self.id, m.src, self.term, True, s.position, -1))
 
     def _on_install_snapshot_response(self, m: InstallSnapshotResponse) -> None:
-        if self.role is not Role.LEADER:
+        if self.role is not L:
             return
         p = m.src
         self._active.add(p)
@@ -765,7 +765,7 @@ class Consensus:
             raise LocalProtocolError("ready() called again before advance()", member=self.id)
         if self._replicate:
             self._replicate = False
-            if self.role is Role.LEADER:
+            if self.role is L:
                 self._broadcast_append(heartbeat=False)
         entries = tuple(self._entries[self._unstable_index:])
         truncate_to = self._truncate_to
@@ -811,7 +811,7 @@ class Consensus:
             self.applied_position = max(self.applied_position, rd.committed[-1].end)
         if rd.role_change is self._role_change:
             self._role_change = None
-        if self.role is Role.LEADER:
+        if self.role is L:
             self._maybe_commit()
 
     def persisted(self, end: int, term: int) -> None:
@@ -821,7 +821,7 @@ class Consensus:
         between ready() and advance()."""
         if end > self._stable_end and self.term_at(end) == term:
             self._stable_end = end
-            if self.role is Role.LEADER:
+            if self.role is L:
                 self._maybe_commit()
 
     # ------------------------------------------------------------------ introspection

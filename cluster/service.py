@@ -34,6 +34,11 @@ MESSAGE_HEADER = struct.Struct("<qqq")  # session id, correlation id, floor
 TIMER = struct.Struct("<q")  # timer correlation id
 
 
+# Enum members as module globals for apply(), once per entry on every member
+_NOOP, _SESSION_OPEN, _SESSION_CLOSE, _MESSAGE, _TIMER = (
+    EntryKind.NOOP, EntryKind.SESSION_OPEN, EntryKind.SESSION_CLOSE, EntryKind.MESSAGE, EntryKind.TIMER)
+
+
 def encode_ingress(session_id: int, correlation_id: int, floor: int, payload: bytes) -> bytes:
     return MESSAGE_HEADER.pack(session_id, correlation_id, floor) + payload
 
@@ -75,7 +80,7 @@ class ClientSession:
         return self._correlation_id
 
     def offer(self, payload: bytes) -> None:
-        self._container._offer(self.id, self._correlation_id, bytes(payload))
+        self._container._offer(self.id, self._correlation_id, payload if type(payload) is bytes else bytes(payload))
 
 
 class ServiceContainer:
@@ -123,29 +128,29 @@ class ServiceContainer:
         self.time = entry.timestamp
         self.log_position = entry.end
         kind = entry.kind
-        if kind == EntryKind.MESSAGE:
+        if kind == _MESSAGE:
             self._apply_message(entry)
-        elif kind == EntryKind.SESSION_OPEN:
+        elif kind == _SESSION_OPEN:
             session_id, client_id = OPEN.unpack(entry.payload)
             if session_id not in self.sessions:
                 self.sessions[session_id] = _SessionState(client_id)
                 self.service.on_session_open(ClientSession(session_id, self, 0), entry.timestamp)
             self._out.append((client_id, SessionEvent(session_id, 0, EventCode.OK)))
-        elif kind == EntryKind.SESSION_CLOSE:
+        elif kind == _SESSION_CLOSE:
             (session_id,) = CLOSE.unpack(entry.payload)
             s = self.sessions.get(session_id)
             if s is not None:
                 self.service.on_session_close(ClientSession(session_id, self, 0), entry.timestamp)
                 del self.sessions[session_id]
                 self._out.append((s.client_id, SessionEvent(session_id, 0, EventCode.OK, detail="closed")))
-        elif kind == EntryKind.TIMER:
+        elif kind == _TIMER:
             (correlation_id,) = TIMER.unpack(entry.payload)
             deadline = self.timers.get(correlation_id)
             # a TIMER entry for a cancelled or already fired timer is a no-op on every member
             if deadline is not None and deadline <= entry.timestamp:
                 del self.timers[correlation_id]
                 self.service.on_timer(correlation_id, entry.timestamp)
-        elif kind != EntryKind.NOOP:
+        elif kind != _NOOP:
             raise LogCorruptionError("unknown entry kind in committed log", position=entry.position, kind=kind)
         out, self._out = self._out, []
         return out

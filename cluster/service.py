@@ -17,8 +17,10 @@ given to the service, its cached egress is re-sent instead.
 
 from __future__ import annotations
 
+import bisect
 import json
 import struct
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -63,6 +65,20 @@ class _SessionState:
     floor: int = 0
     # correlation id -> egress payloads it produced, kept while >= floor
     answered: dict[int, list[bytes]] = field(default_factory=dict)
+    # The keys of ``answered``, ascending: a rising floor drops them from the
+    # front, O(dropped), instead of scanning every cached answer (a client that
+    # raises its floor once per message would otherwise cost O(window) each).
+    ids: deque[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.ids = deque(sorted(self.answered))
+
+    def raise_floor(self, floor: int) -> None:
+        """Forget every answer below ``floor``."""
+        self.floor = floor
+        ids, answered = self.ids, self.answered
+        while ids and ids[0] < floor:
+            del answered[ids.popleft()]
 
 
 class ClientSession:
@@ -162,15 +178,18 @@ class ServiceContainer:
             self._out.append((-1, SessionEvent(session_id, correlation_id, EventCode.ERROR, detail="unknown_session")))
             return
         if floor > s.floor:
-            s.floor = floor
-            for c in [c for c in s.answered if c < floor]:
-                del s.answered[c]
+            s.raise_floor(floor)
         if correlation_id < s.floor or correlation_id in s.answered:
             self.duplicates += 1
             for payload in s.answered.get(correlation_id, ()):
                 self._out.append((s.client_id, EgressMessage(session_id, correlation_id, payload)))
             return
         self._current = s.answered[correlation_id] = []
+        ids = s.ids
+        if not ids or correlation_id > ids[-1]:
+            ids.append(correlation_id)
+        else:  # applied after a higher id (a retry that overtook it): rare; keep ids ascending
+            bisect.insort(ids, correlation_id)
         session = self._session
         session.id = session_id
         session._correlation_id = correlation_id

@@ -10,6 +10,11 @@ from tickline.cluster.messages import EntryKind, Role
 from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickline.cluster.messages import Entry
+from tickline.cluster.service import MESSAGE_HEADER, OPEN, ServiceContainer
 
 
 class Recorder:
@@ -132,6 +137,48 @@ def test_ids_below_the_clients_floor_are_forgotten_and_never_reapplied():
     container = net.nodes[leader].container
     assert sorted(container.sessions[70].answered) == [2]
     assert [c[2] for c in net.services[leader].calls if c[0] == "message"] == [1, 2]
+
+
+def _apply_all(container, messages, session=70, client=7):
+    """Apply (correlation id, floor) messages of one session straight to a container."""
+    position = 0
+    for kind, payload in [(EntryKind.SESSION_OPEN, OPEN.pack(session, client))] + [
+            (EntryKind.MESSAGE, MESSAGE_HEADER.pack(session, c, floor) + b"x") for c, floor in messages]:
+        e = Entry(position, 1, 1000, kind, payload)
+        container.apply(e)
+        position = e.end
+
+
+def test_a_rising_floor_forgets_exactly_the_ids_below_it_even_when_they_were_applied_out_of_order():
+    container = ServiceContainer(Recorder())
+    # 3 overtook 2 (a retry of 2 reached the log after 3), then the floor rises past both
+    _apply_all(container, [(1, 1), (3, 1), (2, 1), (5, 1), (4, 1), (6, 4)])
+    s = container.sessions[70]
+    assert sorted(s.answered) == [4, 5, 6] and list(s.ids) == [4, 5, 6]
+    _apply_all(container, [(2, 4)])  # below the floor: a duplicate, not applied
+    assert container.duplicates == 1 and [c[2] for c in container.service.calls if c[0] == "message"] == [1, 3, 2, 5, 4, 6]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(0, 45)), max_size=80))
+def test_the_answer_cache_holds_exactly_the_applied_ids_at_or_above_the_floor(messages):
+    """Whatever order ids arrive in and however the floor moves, the cache (and its
+    ascending index) is every id applied once and not below the highest floor
+    seen, and the service sees an id at most once and never one below the floor."""
+    container = ServiceContainer(Recorder())
+    _apply_all(container, messages)
+    floor, applied = 0, []
+    for c, f in messages:
+        floor = max(floor, f)
+        if c >= floor and c not in applied:
+            applied.append(c)
+    s = container.sessions[70]
+    assert sorted(s.answered) == sorted(c for c in applied if c >= floor) == list(s.ids)
+    assert [c[2] for c in container.service.calls if c[0] == "message"] == applied
+    # a snapshot brings the same cache and index back
+    other = ServiceContainer(Recorder())
+    other.load_snapshot(container.take_snapshot())
+    assert other.sessions[70].answered == s.answered and list(other.sessions[70].ids) == list(s.ids)
 
 
 def test_message_for_an_unknown_session_is_not_applied():

@@ -71,6 +71,7 @@ def test_a_broken_invariant_fails_with_its_seed_and_a_rerun_command(monkeypatch)
     def forgetful(self, entry):
         for s in self.sessions.values():
             s.answered.clear()
+            s.ids.clear()
         original(self, entry)
 
     monkeypatch.setattr(service_mod.ServiceContainer, "_apply_message", forgetful)

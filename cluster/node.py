@@ -122,7 +122,7 @@ class ClusterNode:
         if self.container.timers and self.core.role is _LEADER:
             for c in self.container.due_timers(now):
                 if c not in self._timers_proposed:
-                    self._propose(EntryKind.TIMER, TIMER.pack(c))
+                    self._propose(_TIMER, TIMER.pack(c))
                     self._timers_proposed.add(c)
         self._process()
 

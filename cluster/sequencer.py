@@ -81,6 +81,7 @@ class SequencerState:
 # Enum members as module globals: a class attribute lookup on an Enum costs
 # about ten times a global's, several times per order.
 _BUY, _SELL = Side.BUY, Side.SELL
+_SIDES = (_BUY, _SELL)
 _ACCEPTED, _REJECTED_POSITION, _REJECTED_RATE, _REJECTED_INVALID = (
     Status.ACCEPTED, Status.REJECTED_POSITION, Status.REJECTED_RATE, Status.REJECTED_INVALID)
 
@@ -88,7 +89,7 @@ _ACCEPTED, _REJECTED_POSITION, _REJECTED_RATE, _REJECTED_INVALID = (
 def decide(state: SequencerState, order: NewOrder, timestamp: int, limits: RiskLimits) -> OrderAck:
     """Apply ``order`` at cluster time ``timestamp`` to ``state`` (mutated) and return the ack."""
     side = order.side
-    if order.quantity <= 0 or (side is not _BUY and side is not _SELL and side not in (_BUY, _SELL)):
+    if order.quantity <= 0 or side not in _SIDES:
         return OrderAck(order.client_order_id, _REJECTED_INVALID, 0, timestamp)
     # The account's accepted timestamps still inside the window.  Filtered only
     # when one has left it (a list of at most max_orders; cheaper than a

@@ -42,7 +42,9 @@ test: install system-deps
 # pyaeron, the other CPython binding of the same Aeron client, is the named
 # peer of `bench ping`; it needs Python >= 3.12 and builds from the same
 # pinned sdist the build fetched (~/.cache/tickline).
-PYTHON312 ?= python3.12
+# pyenv's python3.12 shim refuses to run unless 3.12 is selected: take the
+# interpreter itself when pyenv has one.
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
 PEER     := $(HOME)/.cache/tickline/pyaeron-py312
 $(PEER)/bin/python:
 	$(PYTHON312) -m venv $(PEER)

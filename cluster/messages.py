@@ -17,6 +17,11 @@ from typing import TypeVar
 __all__ = [
     "ENTRY_HEADER_LENGTH",
     "EntryKind",
+    "KIND_NOOP",
+    "KIND_SESSION_OPEN",
+    "KIND_SESSION_CLOSE",
+    "KIND_MESSAGE",
+    "KIND_TIMER",
     "Entry",
     "HardState",
     "Snapshot",
@@ -70,6 +75,12 @@ class EntryKind(enum.IntEnum):
     SESSION_CLOSE = 2
     MESSAGE = 3
     TIMER = 4
+
+
+# The kinds as plain module globals for per-entry code: a class attribute
+# lookup on an Enum costs about ten times a global's (~67 ns against ~6).
+KIND_NOOP, KIND_SESSION_OPEN, KIND_SESSION_CLOSE, KIND_MESSAGE, KIND_TIMER = (
+    EntryKind.NOOP, EntryKind.SESSION_OPEN, EntryKind.SESSION_CLOSE, EntryKind.MESSAGE, EntryKind.TIMER)
 
 
 @dataclass(frozen=True, slots=True)

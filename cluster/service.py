@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import LogCorruptionError
-from .messages import Entry, EntryKind, Role
+from .messages import KIND_MESSAGE, KIND_NOOP, KIND_SESSION_CLOSE, KIND_SESSION_OPEN, KIND_TIMER, Entry, Role
 from .protocol import EgressMessage, EventCode, SessionEvent
 
 __all__ = ["ClusteredService", "ClientSession", "ServiceContainer", "encode_ingress", "OPEN", "CLOSE", "MESSAGE_HEADER", "TIMER"]
@@ -34,11 +34,6 @@ OPEN = struct.Struct("<qq")  # session id, client id
 CLOSE = struct.Struct("<q")  # session id
 MESSAGE_HEADER = struct.Struct("<qqq")  # session id, correlation id, floor
 TIMER = struct.Struct("<q")  # timer correlation id
-
-
-# Enum members as module globals for apply(), once per entry on every member
-_NOOP, _SESSION_OPEN, _SESSION_CLOSE, _MESSAGE, _TIMER = (
-    EntryKind.NOOP, EntryKind.SESSION_OPEN, EntryKind.SESSION_CLOSE, EntryKind.MESSAGE, EntryKind.TIMER)
 
 
 def encode_ingress(session_id: int, correlation_id: int, floor: int, payload: bytes) -> bytes:
@@ -72,6 +67,17 @@ class _SessionState:
 
     def __post_init__(self) -> None:
         self.ids = deque(sorted(self.answered))
+
+    def remember(self, correlation_id: int) -> list[bytes]:
+        """Start the cache entry of a newly applied id; returns its (empty) payload list."""
+        payloads: list[bytes] = []
+        self.answered[correlation_id] = payloads
+        ids = self.ids
+        if not ids or correlation_id > ids[-1]:
+            ids.append(correlation_id)
+        else:  # applied after a higher id (a retry that overtook it): rare; keep ids ascending
+            bisect.insort(ids, correlation_id)
+        return payloads
 
     def raise_floor(self, floor: int) -> None:
         """Forget every answer below ``floor``."""
@@ -144,29 +150,29 @@ class ServiceContainer:
         self.time = entry.timestamp
         self.log_position = entry.end
         kind = entry.kind
-        if kind == _MESSAGE:
+        if kind == KIND_MESSAGE:
             self._apply_message(entry)
-        elif kind == _SESSION_OPEN:
+        elif kind == KIND_SESSION_OPEN:
             session_id, client_id = OPEN.unpack(entry.payload)
             if session_id not in self.sessions:
                 self.sessions[session_id] = _SessionState(client_id)
                 self.service.on_session_open(ClientSession(session_id, self, 0), entry.timestamp)
             self._out.append((client_id, SessionEvent(session_id, 0, EventCode.OK)))
-        elif kind == _SESSION_CLOSE:
+        elif kind == KIND_SESSION_CLOSE:
             (session_id,) = CLOSE.unpack(entry.payload)
             s = self.sessions.get(session_id)
             if s is not None:
                 self.service.on_session_close(ClientSession(session_id, self, 0), entry.timestamp)
                 del self.sessions[session_id]
                 self._out.append((s.client_id, SessionEvent(session_id, 0, EventCode.OK, detail="closed")))
-        elif kind == _TIMER:
+        elif kind == KIND_TIMER:
             (correlation_id,) = TIMER.unpack(entry.payload)
             deadline = self.timers.get(correlation_id)
             # a TIMER entry for a cancelled or already fired timer is a no-op on every member
             if deadline is not None and deadline <= entry.timestamp:
                 del self.timers[correlation_id]
                 self.service.on_timer(correlation_id, entry.timestamp)
-        elif kind != _NOOP:
+        elif kind != KIND_NOOP:
             raise LogCorruptionError("unknown entry kind in committed log", position=entry.position, kind=kind)
         out, self._out = self._out, []
         return out
@@ -184,12 +190,7 @@ class ServiceContainer:
             for payload in s.answered.get(correlation_id, ()):
                 self._out.append((s.client_id, EgressMessage(session_id, correlation_id, payload)))
             return
-        self._current = s.answered[correlation_id] = []
-        ids = s.ids
-        if not ids or correlation_id > ids[-1]:
-            ids.append(correlation_id)
-        else:  # applied after a higher id (a retry that overtook it): rare; keep ids ascending
-            bisect.insort(ids, correlation_id)
+        self._current = s.remember(correlation_id)
         session = self._session
         session.id = session_id
         session._correlation_id = correlation_id

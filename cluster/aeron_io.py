@@ -58,7 +58,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ from typing import Callable
 
 from tickline.transport import Aeron, FragmentAssembler, MediaDriver, OfferResult, Publication
 from tickline.transport.driver import driver_pid_if_active
+from tickline.transport.uri import free_ports
 
 from . import wire
 from .client import ClusterClient
@@ -76,7 +76,7 @@ from .errors import ConfigError, RemoteProtocolError
 
 __all__ = [
     "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "THREADING_MODES", "threading_mode", "AeronStack", "AeronNodeIO", "IoStats",
-    "ClusterLink", "AeronClusterClient", "query_status", "free_udp_port",
+    "ClusterLink", "AeronClusterClient", "query_status",
 ]
 
 CONSENSUS_STREAM = 100
@@ -138,23 +138,6 @@ def is_ipc(members: dict[int, tuple[str, int]]) -> bool:
 
 def default_aeron_base() -> str:
     return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-
-
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    """A UDP port the OS had free a moment ago (for client egress endpoints)."""
-    return free_udp_ports(1, host)[0]
-
-
-def free_udp_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct UDP ports the OS had free a moment ago (all bound at once, so none repeats)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind((host, 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def udp_channel(host: str, port: int, term_length: int | None = None) -> str:
@@ -494,7 +477,7 @@ class ClusterLink:
                 self.pubs = {m: aeron.add_exclusive_publication(ipc_channel(CLIENT_TERM_LENGTH), IPC_INGRESS_BASE + m) for m in members}
             else:
                 host = next(iter(members.values()))[0]
-                self.egress_channel, self.egress_stream = udp_channel(host, free_udp_port(host)), EGRESS_STREAM
+                self.egress_channel, self.egress_stream = udp_channel(host, free_ports(1, host)[0]), EGRESS_STREAM
                 self.pubs = {m: aeron.add_exclusive_publication(udp_channel(h, p, CLIENT_TERM_LENGTH), INGRESS_STREAM)
                              for m, (h, p) in members.items()}
             self.egress_sub = aeron.add_subscription(self.egress_channel, self.egress_stream)

@@ -33,10 +33,10 @@ import sys
 import tempfile
 import time
 
-from tickline.transport import MediaDriver
+from tickline.transport import MediaDriver, free_ports
 from tickline.transport.idle import BackoffIdleStrategy
 
-from .aeron_io import (SHARED_DRIVER_OPTIONS, THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, free_udp_ports, query_status,
+from .aeron_io import (SHARED_DRIVER_OPTIONS, THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, query_status,
                        threading_mode)
 from .daemon import load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
@@ -68,7 +68,7 @@ class _Cluster:
                                                  stdout=log, stderr=subprocess.STDOUT)
             endpoints = ["ipc"] * members
         else:
-            endpoints = [f"127.0.0.1:{p}" for p in free_udp_ports(members)]
+            endpoints = [f"127.0.0.1:{p}" for p in free_ports(members)]
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
                     f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n'

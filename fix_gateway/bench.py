@@ -97,13 +97,9 @@ def _load_qfpeer():
 
 
 def _free_port() -> int:
-    import socket
+    from tickline.transport.uri import free_ports
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(kind="tcp")[0]
 
 
 def _client_run(qf, binary, workdir, port: int, count: int, warmup: int) -> dict[str, float]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -103,12 +102,8 @@ def aeron(driver: "object") -> Iterator["object"]:
         a.close()
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def udp_port() -> int:
-    return free_udp_port()
+    from tickline.transport import free_ports
+
+    return free_ports()[0]

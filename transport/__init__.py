@@ -40,6 +40,7 @@ _EXPORTS = {
     "ChannelUri": "uri",
     "ChannelError": "uri",
     "IPC": "uri",
+    "free_ports": "uri",
     # counters
     "read_stat": "counters",
     # agents

@@ -16,11 +16,13 @@ what was expected.  Keys this module doesn't know are refused unless
 
 from __future__ import annotations
 
+import random
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-__all__ = ["ChannelError", "ChannelUri", "IPC", "parse_size", "parse_duration_ns"]
+__all__ = ["ChannelError", "ChannelUri", "IPC", "parse_size", "parse_duration_ns", "free_ports"]
 
 IPC = "aeron:ipc"
 
@@ -321,3 +323,52 @@ def channel_str(channel: "str | ChannelUri") -> str:
     if isinstance(channel, ChannelUri):
         return str(channel.validate())
     return str(ChannelUri.parse(channel))
+
+
+_EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+_LOWEST_PICKED_PORT = 10000
+_PICK_ATTEMPTS = 256
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open(_EPHEMERAL_RANGE) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_ports(n: int = 1, host: str = "127.0.0.1", kind: str = "udp") -> list[int]:
+    """``n`` distinct ports on ``host`` that were free a moment ago, for endpoints fixed before they are bound.
+
+    They are drawn at random from below the kernel's ephemeral range, so a
+    socket that asks the kernel for any port (an Aeron publication's send
+    endpoint, a TCP connect) cannot be handed one between this call and the
+    bind that uses it; a port from ``bind(0)`` could be, and a member that
+    started second then failed with "Address already in use".  Each port is
+    checked by binding it, all ``n`` at once.  ``kind`` is ``"udp"`` or ``"tcp"``.
+    """
+    if kind not in ("udp", "tcp"):
+        raise ValueError(f"free_ports: kind={kind!r} expected='udp' or 'tcp'")
+    if n < 1:
+        raise ValueError(f"free_ports: n={n} expected=at least 1")
+    sock_type = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+    high = _ephemeral_low()
+    rng = random.SystemRandom()  # not the caller's seeded generator: two runs must not draw the same ports
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, sock_type)
+            socks.append(s)
+            for _ in range(_PICK_ATTEMPTS if high > _LOWEST_PICKED_PORT else 0):
+                try:
+                    s.bind((host, rng.randrange(_LOWEST_PICKED_PORT, high)))
+                    break
+                except OSError:
+                    continue
+            else:  # no room below the ephemeral range, or all of it taken: let the kernel choose
+                s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()

@@ -12,9 +12,9 @@ import uuid
 import pytest
 
 from tickline.cluster import wire
-from tickline.cluster.aeron_io import IPC_EGRESS_MIN, IPC_ENDPOINT, AeronNodeIO, AeronStack, ClusterLink, free_udp_port
+from tickline.cluster.aeron_io import IPC_EGRESS_MIN, IPC_ENDPOINT, AeronNodeIO, AeronStack, ClusterLink
 from tickline.cluster.errors import ConfigError
-from tickline.transport import MediaDriver
+from tickline.transport import MediaDriver, free_ports
 from tickline.cluster.daemon import SNAPSHOT_CHUNK_BYTES
 from tickline.cluster.messages import AppendResponse, InstallSnapshot
 from tickline.cluster.protocol import EventCode, SessionEvent
@@ -33,7 +33,7 @@ def stack():
 
 @pytest.fixture
 def members():
-    return {1: ("127.0.0.1", free_udp_port()), 2: ("127.0.0.1", free_udp_port()), 3: ("127.0.0.1", free_udp_port())}
+    return dict(zip((1, 2, 3), (("127.0.0.1", p) for p in free_ports(3))))
 
 
 def wait_for(stack, ios, got, what):

@@ -140,13 +140,13 @@ def test_fsync_thread_comes_from_the_topology_and_the_environment_overrides_it(t
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_a_started_member_syncs_its_log_where_the_topology_says(tmp_path, monkeypatch, enabled):
-    from tickline.cluster.aeron_io import free_udp_port
+    from tickline.transport import free_ports
     from tickline.cluster.daemon import NodeAgent, load_topology
     monkeypatch.delenv("TICKLINE_CLUSTER_FSYNC_THREAD", raising=False)
     aeron_dir = f"/dev/shm/tickline-cluster-cfg-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     p = tmp_path / "c.toml"
     p.write_text(f'data_dir = "{tmp_path / "data"}"\naeron_dir = "{aeron_dir}"\nfsync_thread = {str(enabled).lower()}\n'
-                 f'[members]\n1 = "127.0.0.1:{free_udp_port()}"\n')
+                 f'[members]\n1 = "127.0.0.1:{free_ports()[0]}"\n')
     agent = NodeAgent(load_topology(str(p)), 1)
     try:
         agent.on_start()

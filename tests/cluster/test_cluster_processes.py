@@ -18,10 +18,10 @@ import uuid
 
 import pytest
 
-from tickline.cluster.aeron_io import SHARED_DRIVER_OPTIONS, AeronClusterClient, ClusterLink, free_udp_ports, query_status
+from tickline.cluster.aeron_io import SHARED_DRIVER_OPTIONS, AeronClusterClient, ClusterLink, query_status
 from tickline.cluster.daemon import load_topology
 from tickline.cluster.sequencer import NewOrder, Side, Status, StructOrderCodec
-from tickline.transport import MediaDriver
+from tickline.transport import MediaDriver, free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH = (
@@ -42,7 +42,7 @@ class Cluster:
                                              stdout=subprocess.DEVNULL)
             endpoints = ["ipc"] * 3
         else:
-            endpoints = [f"127.0.0.1:{p}" for p in free_udp_ports(3)]
+            endpoints = [f"127.0.0.1:{p}" for p in free_ports(3)]
         self.config = tmp_path / "cluster.toml"
         self.config.write_text(
             f'data_dir = "{tmp_path / "data"}"\nfsync = "always"\nsnapshot_interval = 8192\naeron_dir = "{aeron_dir}"\n'
@@ -108,6 +108,9 @@ class Load:
                 last_progress, n = time.monotonic(), len(self.acks)
             if time.monotonic() - last_progress > WAIT:
                 raise AssertionError(f"no progress while waiting for {what}: acks={len(self.acks)}\n{cluster.logs()}")
+            failed = {m: p.returncode for m, p in cluster.procs.items() if p.poll() not in (None, 0, -signal.SIGKILL)}
+            if failed:  # the tests stop members only with SIGTERM (exit 0) or SIGKILL
+                raise AssertionError(f"member(s) failed while waiting for {what}: exit codes {failed}\n{cluster.logs()}")
             time.sleep(0.001)
 
 

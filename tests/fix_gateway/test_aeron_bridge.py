@@ -184,19 +184,15 @@ def test_gateway_with_embedded_driver_trades_with_an_exchange_agent(tmp_path, lo
     """The daemon's wiring in this process: [fix_gateway.aeron] embedded_driver = true, the
     exchange agent as another client of that driver, a tickline FIX initiator as the client.
     Orders and reports go over IPC, or over UDP on loopback as between hosts."""
-    import socket
     import time
 
     from tickline.fix_gateway.gateway import Gateway
     from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
     from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, SessionConfig, utc_timestamp
-    from tickline.transport import Aeron
+    from tickline.transport import Aeron, free_ports
     from tickline.transport.driver import unique_dir
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_ports(kind="tcp")[0]
     d = unique_dir("tickline-test-gw")
     channels = ""
     if transport == "udp":

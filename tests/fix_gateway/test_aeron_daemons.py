@@ -15,18 +15,14 @@ import time
 import pytest
 
 from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
+from tickline.transport import free_ports
 from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, SessionConfig, utc_timestamp
 
 pytestmark = pytest.mark.multiprocess
 
 
 def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return free_ports(kind="tcp")[0]
 
 
 def cli(*args):

@@ -12,6 +12,7 @@ import pytest
 from tickline.fix_gateway.config import ConfigError
 from tickline.fix_gateway.gateway import load_config
 from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
+from tickline.transport import free_ports
 from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, LoggedOut, SessionConfig, utc_timestamp
 
 pytestmark = pytest.mark.multiprocess
@@ -20,12 +21,7 @@ SHIM = os.environ.get("PYTHONPATH", "")
 
 
 def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return free_ports(kind="tcp")[0]
 
 
 def topology(tmp_path, port):

@@ -189,12 +189,9 @@ def test_initiator_reconnects_with_backoff(loop):
     clock = [1000.0]
     rec = Recorder()
     ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.5, reconnect_max_s=2.0), on_event=rec, clock=lambda: clock[0])
-    # a port nobody listens on: take a free one and close it
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    # a port nobody listens on: one that was free a moment ago
+    from tickline.transport import free_ports
+    port = free_ports(kind="tcp")[0]
     ini.add_session(ini_cfg(), port=port)
     loop.add(ini)
     e = ini.entries["FIX.4.4:CLI->GW"]

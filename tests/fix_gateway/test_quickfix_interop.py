@@ -4,7 +4,6 @@ tickline runs on an AgentRunner thread (the production shape); QuickFIX runs as 
 validating everything it receives against the same FIX44 dictionary.
 """
 
-import socket
 import threading
 import time
 
@@ -16,6 +15,7 @@ from tickline.fix_gateway.session import (
     ApplicationMessage, Disconnect, LoggedOn, LoggedOut, RejectReceived, SessionConfig,
 )
 from tickline.fix_gateway.store import FileStore
+from tickline.transport import free_ports
 from tickline.transport.agent import AgentRunner
 from tickline.transport.idle import SleepingIdleStrategy
 
@@ -49,11 +49,7 @@ class Events:
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(kind="tcp")[0]
 
 
 @pytest.fixture(scope="module")

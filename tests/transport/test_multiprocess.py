@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tickline.transport import Aeron, OfferResult
+from tickline.transport import Aeron, OfferResult, free_ports
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -93,12 +92,9 @@ def test_image_unavailable_when_the_publisher_is_killed(procs, driver) -> None: 
 
 
 
-def test_manual_multi_destination_cast(aeron, udp_port: int) -> None:  # type: ignore[no-untyped-def]
+def test_manual_multi_destination_cast(aeron) -> None:  # type: ignore[no-untyped-def]
     """A control-mode=manual publication sends to the destinations it is given, and stops on removal."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        second_port = s.getsockname()[1]
-    ports = [udp_port, second_port]
+    ports = free_ports(2)
     subs = [aeron.add_subscription(f"aeron:udp?endpoint=127.0.0.1:{p}", 12) for p in ports]
     pub = aeron.add_publication("aeron:udp?control-mode=manual", 12)
     for p in ports:

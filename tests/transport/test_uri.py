@@ -1,9 +1,12 @@
 """Channel URIs: what the builder produces, what the parser accepts, and the
 exact errors for what it refuses."""
 
+import socket
+
 import pytest
 
-from tickline.transport.uri import ChannelError, ChannelUri, parse_duration_ns, parse_size
+from tickline.transport import uri
+from tickline.transport.uri import ChannelError, ChannelUri, free_ports, parse_duration_ns, parse_size
 
 
 def test_builders_produce_driver_strings() -> None:
@@ -82,3 +85,66 @@ def test_sizes_and_durations() -> None:
         parse_size("12kb")
     with pytest.raises(ValueError, match="not a duration: value='1h'"):
         parse_duration_ns("1h")
+
+
+def _hold(kind: str, port: int) -> "socket.socket | None":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range(kind: str) -> None:
+    ports = free_ports(6, kind=kind)
+    low = uri._ephemeral_low()
+    assert len(set(ports)) == 6 and all(uri._LOWEST_PICKED_PORT <= p < low for p in ports)
+    held = [_hold(kind, p) for p in ports]
+    try:
+        assert all(held), "every returned port binds"
+    finally:
+        for s in held:
+            if s:
+                s.close()
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+def test_free_ports_skip_a_port_that_is_taken(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for base in free_ports(20, kind=kind):  # find three free neighbours, hold the first two
+        held = [_hold(kind, base + i) for i in range(3)]
+        if held[2] is not None:
+            held.pop().close()  # the third is only checked
+        if len(held) == 2 and all(held):
+            break
+        for s in held:
+            if s:
+                s.close()
+    else:
+        pytest.fail("no three free neighbouring ports below the ephemeral range")
+    monkeypatch.setattr(uri, "_LOWEST_PICKED_PORT", base)
+    monkeypatch.setattr(uri, "_ephemeral_low", lambda: base + 3)
+    try:
+        assert free_ports(kind=kind) == [base + 2]
+        # nothing left in the range: the second comes from the kernel, still distinct and bindable
+        two = free_ports(2, kind=kind)
+        assert two[0] == base + 2 and two[1] not in (base, base + 1, base + 2)
+    finally:
+        for s in held:
+            assert s is not None
+            s.close()
+
+
+def test_free_ports_fall_back_to_the_kernel_when_there_is_no_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uri, "_ephemeral_low", lambda: 1024)
+    ports = free_ports(3)
+    assert len(set(ports)) == 3 and all(p >= 1024 for p in ports)
+
+
+def test_free_ports_refuse_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="kind='sctp' expected='udp' or 'tcp'"):
+        free_ports(kind="sctp")
+    with pytest.raises(ValueError, match="n=0 expected=at least 1"):
+        free_ports(0)

@@ -38,7 +38,7 @@ from tickline.transport.idle import BackoffIdleStrategy
 
 from .aeron_io import (SHARED_DRIVER_OPTIONS, THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, query_status,
                        threading_mode)
-from .daemon import load_topology
+from .daemon import DEFAULT_MAX_PARK_US, load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
 
 _LAUNCH = (
@@ -54,7 +54,8 @@ TRANSPORTS = ("udp", "ipc")
 
 
 class _Cluster:
-    def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker", transport: str = "udp") -> None:
+    def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker", transport: str = "udp",
+                 max_park_us: int = DEFAULT_MAX_PARK_US) -> None:
         self.threading = threading
         self.dir = directory
         self.driver: MediaDriver | None = None
@@ -71,7 +72,7 @@ class _Cluster:
             endpoints = [f"127.0.0.1:{p}" for p in free_ports(members)]
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
-                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n'
+                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\nidle_max_park_us = {max_park_us}\n'
                     "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
             for i, ep in enumerate(endpoints):
                 f.write(f'{i + 1} = "{ep}"\n')
@@ -176,11 +177,45 @@ class _Driver:
             time.sleep(0.001)
 
 
+def _busy_cores(cluster: _Cluster, leader: int | None, cpu0: dict[str, float], me0: float, seconds: float) -> dict[str, float]:
+    """Cores each process kept busy over ``seconds`` since ``cpu0``/``me0``
+    (a member's embedded driver counts as the member's; the shared aeronmd as driver)."""
+    out = {"client_cores": (_self_cpu() - me0) / seconds}
+    followers = []
+    for key, pid in _pids(cluster).items():
+        try:
+            cores = (_cpu_seconds(pid) - cpu0[key]) / seconds
+        except (OSError, KeyError):  # exited meanwhile
+            continue
+        if key == "driver":
+            out["driver_cores"] = cores
+        elif key == str(leader):
+            out["leader_cores"] = cores
+        else:
+            followers.append(cores)
+    if followers:
+        out["follower_cores"] = statistics.mean(followers)
+    out["total_cores"] = out["client_cores"] + out.get("driver_cores", 0.0) + out.get("leader_cores", 0.0) + sum(followers)
+    return out
+
+
+def _pids(cluster: _Cluster) -> dict[str, int]:
+    pids = {str(m): p.pid for m, p in cluster.procs.items() if p.poll() is None}
+    if cluster.driver is not None and cluster.driver.pid:
+        pids["driver"] = cluster.driver.pid
+    return pids
+
+
 def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]:
+    """Latency from offer to answer at ``rate`` orders/s, and the cores each
+    process kept busy meanwhile (how close the host is to saturation)."""
     d = _Driver(cluster)
     try:
         d.connect(time.monotonic() + 30)
+        leader = cluster.leader()
         idle = _idle()
+        cpu0 = {key: _cpu_seconds(pid) for key, pid in _pids(cluster).items()}
+        me0 = _self_cpu()
         start = time.perf_counter()
         i = 0
         while time.perf_counter() - start < seconds:
@@ -192,10 +227,12 @@ def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]
                 work += 1
                 due = start + i / rate
             idle.idle(work + d.poll())
+        busy = _busy_cores(cluster, leader, cpu0, me0, time.perf_counter() - start)
         drain = time.monotonic() + 10
         while d.client.client.outstanding and time.monotonic() < drain:
             idle.idle(d.poll())
         out = _percentiles(d.latencies)
+        out.update(busy)
         out["offered_per_s"] = rate
         out["unanswered"] = len(d.client.client.outstanding)
         out["retries"] = d.client.client.retries
@@ -305,11 +342,11 @@ def _median(values: list[float]) -> float:
 
 
 def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threading: str | None = None,
-        transports: tuple[str, ...] = TRANSPORTS) -> str:
+        transports: tuple[str, ...] = TRANSPORTS, max_park_us: int = DEFAULT_MAX_PARK_US) -> str:
     """``runs`` rounds of every phase; figures are medians over the rounds."""
     mode = threading or threading_mode()
     lines = [f"tickline bench cluster: fsync={fsync}, rate={rate}/s, {seconds}s per phase, window={window}, medians of {runs} run(s); "
-             f"machine: {_machine()}"]
+             f"members' idle_max_park_us={max_park_us}; machine: {_machine()}"]
     if "udp" in transports:
         lines.append(f"  udp: Aeron UDP on loopback, a media driver embedded in each process ({mode} mode)")
     if "ipc" in transports:
@@ -320,13 +357,13 @@ def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threa
         for transport in transports:  # interleaved run by run: the machine's noise falls on both alike
             for members in (3, 1):
                 with tempfile.TemporaryDirectory() as tmp:
-                    c = _Cluster(tmp, members, fsync, mode, transport)
+                    c = _Cluster(tmp, members, fsync, mode, transport, max_park_us)
                     try:
                         results[(transport, members)].append((fixed_rate(c, rate, seconds), throughput(c, window, seconds)))
                     finally:
                         c.close()
             with tempfile.TemporaryDirectory() as tmp:
-                c = _Cluster(tmp, 3, fsync, mode, transport)
+                c = _Cluster(tmp, 3, fsync, mode, transport, max_park_us)
                 try:
                     failovers[transport].append(failover(c, rate))
                 finally:
@@ -346,6 +383,13 @@ def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threa
             lines.append(f"{name:<38} latency at {rate}/s p50={med('p50_us'):.0f}us p99={med('p99_us'):.0f}us "
                          f"p99.9={med('p999_us'):.0f}us max={med('max_us'):.0f}us n={med('n'):.0f} "
                          f"unanswered={med('unanswered'):.0f} retries={med('retries'):.0f}")
+            busy = f"leader={med('leader_cores'):.2f}"
+            if members > 1:
+                busy += f" follower={med('follower_cores'):.2f}"
+            if "driver_cores" in rs[0][0]:
+                busy += f" driver={med('driver_cores'):.2f}"
+            lines.append(f"{'':<38} busy cores at {rate}/s: {busy} client={med('client_cores'):.2f} "
+                         f"total={med('total_cores'):.2f} of {os.cpu_count()}")
             cpu = f"leader={med('leader_us', 1):.1f}"
             if members > 1:
                 cpu += f" follower={med('follower_us', 1):.1f}"
@@ -363,7 +407,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"error: --runs must be >= 1: runs={args.runs}", file=sys.stderr)
         return 2
     transports = TRANSPORTS if args.transport == "both" else (args.transport,)
-    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading, transports))
+    if not 1 <= args.idle_max_park_us <= 1_000_000:
+        print(f"error: --idle-max-park-us must be 1..1000000: idle_max_park_us={args.idle_max_park_us}", file=sys.stderr)
+        return 2
+    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading, transports, args.idle_max_park_us))
     return 0
 
 
@@ -379,4 +426,6 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
                    help="udp: a driver embedded per process; ipc: one shared driver (members on one host); both (default)")
     p.add_argument("--aeron-threading", choices=list(THREADING_MODES), default=None,
                    help="Aeron threading mode of the udp members and client (default: TICKLINE_CLUSTER_AERON_THREADING or invoker)")
+    p.add_argument("--idle-max-park-us", type=int, default=DEFAULT_MAX_PARK_US,
+                   help="the members' idle_max_park_us (the longest sleep of their backoff idle strategy; sets latency when orders are sparse)")
     p.set_defaults(func=cmd_bench)

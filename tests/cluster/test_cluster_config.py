@@ -154,3 +154,47 @@ def test_a_started_member_syncs_its_log_where_the_topology_says(tmp_path, monkey
     finally:
         agent.on_close()
         shutil.rmtree(aeron_dir, ignore_errors=True)
+
+
+def test_the_idle_strategy_comes_from_the_topology(tmp_path):
+    from tickline.cluster.daemon import DEFAULT_MAX_PARK_US, load_topology
+    from tickline.transport.idle import BackoffIdleStrategy, BusySpinIdleStrategy, YieldingIdleStrategy
+    p = tmp_path / "c.toml"
+    members = '[members]\n1 = "127.0.0.1:9000"\n'
+    p.write_text('data_dir = "d"\n' + members)
+    s = load_topology(str(p)).idle_strategy()
+    assert isinstance(s, BackoffIdleStrategy) and s.max_park_ns == DEFAULT_MAX_PARK_US * 1000 == 1_000_000
+    p.write_text('data_dir = "d"\nidle_max_park_us = 100\n' + members)
+    s = load_topology(str(p)).idle_strategy()
+    assert isinstance(s, BackoffIdleStrategy) and s.max_park_ns == 100_000 and s.min_park_ns == 1000
+    p.write_text('data_dir = "d"\nidle = "busy-spin"\n' + members)
+    assert isinstance(load_topology(str(p)).idle_strategy(), BusySpinIdleStrategy)
+    p.write_text('data_dir = "d"\nidle = "yielding"\n' + members)
+    assert isinstance(load_topology(str(p)).idle_strategy(), YieldingIdleStrategy)
+
+
+@pytest.mark.parametrize("setting, error", [
+    ('idle = "spin"', r"key=idle value=spin expected=backoff\|busy-spin\|yielding\|sleeping\|noop"),
+    ("idle = 3", r"key=idle value=3 expected=backoff"),
+    ("idle_max_park_us = 0", r"key=idle_max_park_us value=0 expected=1..1000000"),
+    ("idle_max_park_us = 2000000", r"key=idle_max_park_us value=2000000 expected="),
+    ("idle_max_park_us = 1.5", r"key=idle_max_park_us value=1.5 expected="),
+    ("idle_max_park_us = true", r"key=idle_max_park_us value=True expected="),
+    ('idle = "yielding"\nidle_max_park_us = 100', r"applies to the backoff strategy only: file=.* key=idle_max_park_us idle=yielding"),
+])
+def test_a_bad_idle_setting_is_refused_naming_the_key(tmp_path, setting, error):
+    from tickline.cluster.daemon import load_topology
+    p = tmp_path / "c.toml"
+    p.write_text(f'data_dir = "d"\n{setting}\n[members]\n1 = "127.0.0.1:9000"\n')
+    with pytest.raises(ConfigError, match=error):
+        load_topology(str(p))
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--runs", "0"], "--runs must be >= 1: runs=0"),
+    (["--idle-max-park-us", "0"], "--idle-max-park-us must be 1..1000000: idle_max_park_us=0"),
+])
+def test_bench_cluster_refuses_bad_arguments_before_starting_anything(capsys, argv, error):
+    import tickline.cli
+    assert tickline.cli.main(["bench", "cluster", *argv]) == 2
+    assert error in capsys.readouterr().err

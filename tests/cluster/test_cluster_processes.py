@@ -260,10 +260,14 @@ def test_bench_cluster_runs_and_reports_against_its_peer():
     report = run(rate=200, seconds=0.5, window=8, fsync="none")
     lines = report.splitlines()
     assert lines[1].startswith("  udp: Aeron UDP") and lines[2].startswith("  ipc: Aeron IPC")
-    for i, transport in ((3, "udp"), (8, "ipc")):
+    for i, transport in ((3, "udp"), (10, "ipc")):
         assert lines[i].startswith(f"{transport} 3-member ") and "p99.9=" in lines[i] and "unanswered=0" in lines[i]
-        assert "max_throughput=" in lines[i + 1] and "leader=" in lines[i + 1] and "follower=" in lines[i + 1] and "client=" in lines[i + 1]
-        assert lines[i + 2].startswith(f"{transport} 1-member (peer: no replication)") and "unanswered=0" in lines[i + 2]
-        assert "max_throughput=" in lines[i + 3] and "follower=" not in lines[i + 3]
-        assert lines[i + 4].startswith(f"{transport} 3-member failover") and "first answer to an order sent after it:" in lines[i + 4]
-        assert "inf" not in lines[i + 4]
+        busy = dict(kv.split("=") for kv in lines[i + 1].split(": ", 1)[1].split() if "=" in kv)
+        assert "busy cores at 200/s" in lines[i + 1] and set(busy) == {"leader", "follower", "client", "total"} | ({"driver"} if transport == "ipc" else set())
+        assert all(0 <= float(v) for v in busy.values()) and float(busy["leader"]) > 0 and float(busy["total"]) >= float(busy["leader"]) + float(busy["follower"])
+        assert "max_throughput=" in lines[i + 2] and "leader=" in lines[i + 2] and "follower=" in lines[i + 2] and "client=" in lines[i + 2]
+        assert lines[i + 3].startswith(f"{transport} 1-member (peer: no replication)") and "unanswered=0" in lines[i + 3]
+        assert "busy cores" in lines[i + 4] and "follower=" not in lines[i + 4]
+        assert "max_throughput=" in lines[i + 5] and "follower=" not in lines[i + 5]
+        assert lines[i + 6].startswith(f"{transport} 3-member failover") and "first answer to an order sent after it:" in lines[i + 6]
+        assert "inf" not in lines[i + 6]

@@ -177,7 +177,7 @@ class _Driver:
             time.sleep(0.001)
 
 
-def _busy_cores(cluster: _Cluster, leader: int | None, cpu0: dict[str, float], me0: float, seconds: float) -> dict[str, float]:
+def _busy_cores(cluster: _Cluster, leader: int, cpu0: dict[str, float], me0: float, seconds: float) -> dict[str, float]:
     """Cores each process kept busy over ``seconds`` since ``cpu0``/``me0``
     (a member's embedded driver counts as the member's; the shared aeronmd as driver)."""
     out = {"client_cores": (_self_cpu() - me0) / seconds}
@@ -199,6 +199,14 @@ def _busy_cores(cluster: _Cluster, leader: int | None, cpu0: dict[str, float], m
     return out
 
 
+def _wait_leader(cluster: _Cluster, seconds: float = 30.0) -> int:
+    deadline = time.monotonic() + seconds
+    while (leader := cluster.leader()) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no leader within {seconds:.0f} s: check the member logs")
+    return leader
+
+
 def _pids(cluster: _Cluster) -> dict[str, int]:
     pids = {str(m): p.pid for m, p in cluster.procs.items() if p.poll() is None}
     if cluster.driver is not None and cluster.driver.pid:
@@ -212,7 +220,7 @@ def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]
     d = _Driver(cluster)
     try:
         d.connect(time.monotonic() + 30)
-        leader = cluster.leader()
+        leader = _wait_leader(cluster)
         idle = _idle()
         cpu0 = {key: _cpu_seconds(pid) for key, pid in _pids(cluster).items()}
         me0 = _self_cpu()
@@ -253,7 +261,7 @@ def throughput(cluster: _Cluster, window: int, seconds: float) -> dict[str, floa
             while len(d.client.client.outstanding) < window:
                 d.offer()
             idle.idle(d.poll())
-        leader = cluster.leader()
+        leader = _wait_leader(cluster)
         alive = {m: p.pid for m, p in cluster.procs.items() if p.poll() is None}
         cpu0 = {m: _cpu_seconds(pid) for m, pid in alive.items()}
         me0 = _self_cpu()
@@ -286,12 +294,7 @@ def failover(cluster: _Cluster, rate: int) -> float:
     d = _Driver(cluster)
     try:
         d.connect(time.monotonic() + 30)
-        leader = None
-        deadline = time.monotonic() + 30
-        while leader is None:
-            leader = cluster.leader()
-            if leader is None and time.monotonic() > deadline:
-                raise RuntimeError("no leader within 30 s: check the member logs")
+        leader = _wait_leader(cluster)
         idle = _idle()
         start = time.perf_counter()
         i = 0

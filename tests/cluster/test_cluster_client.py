@@ -43,6 +43,26 @@ def test_timed_out_messages_are_resent_at_most_retry_window_per_poll_and_the_gue
     assert c.leader_guess == 2  # second check without any answer: try the next member
 
 
+def test_timeouts_of_messages_sent_together_skip_the_answered_and_keep_the_oldest_first():
+    # messages sent in one poll share one timer entry: the answered are skipped,
+    # what the window leaves goes first on the next poll, and a message resent
+    # since (here by a redirect) is not resent again by the older entry
+    c = connected(retry_timeout=100, retry_window=4)
+    for k in range(6):
+        c.offer(b"a%d" % k, 0)
+    assert ingress(c.poll(0)) == [1, 2, 3, 4, 5, 6]
+    for k in range(3):
+        c.offer(b"b%d" % k, 0)
+    assert ingress(c.poll(0)) == [7, 8, 9]  # same due time, a second entry
+    assert c.on_egress(EgressMessage(70, 2, b"ack"), 50) == [(2, b"ack")]
+    c.on_egress(SessionEvent(70, 8, EventCode.REDIRECT, leader=1), 60)  # the leader it went to: resend at once
+    assert ingress(c.poll(60)) == [8]
+    assert ingress(c.poll(100)) == [1, 3, 4, 5]
+    assert ingress(c.poll(100)) == [6, 7, 9]
+    assert ingress(c.poll(100)) == []
+    assert c.retries == 8  # the redirected one counts: it went through the timers (due at once)
+
+
 def test_the_timeout_follows_the_observed_latency():
     c = connected(retry_timeout=25)
     now = 0

@@ -57,6 +57,7 @@ class _Cluster:
     def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker", transport: str = "udp",
                  max_park_us: int = DEFAULT_MAX_PARK_US) -> None:
         self.threading = threading
+        self.max_park_us = max_park_us
         self.dir = directory
         self.driver: MediaDriver | None = None
         self.config = os.path.join(directory, "cluster.toml")
@@ -78,7 +79,7 @@ class _Cluster:
                 f.write(f'{i + 1} = "{ep}"\n')
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         try:
-            self.topo = load_topology(self.config)
+            self.topo = load_topology(self.config, env={})  # what the members run: _spawn sets their environment
             self.link = ClusterLink(self.topo.members, aeron_base=self.aeron_dir)
         except BaseException:
             self._close_driver()
@@ -87,7 +88,9 @@ class _Cluster:
 
     def _spawn(self, m: int) -> "subprocess.Popen[bytes]":
         log = open(os.path.join(self.dir, f"member-{m}.log"), "ab")
-        env = dict(os.environ, TICKLINE_CLUSTER_AERON_THREADING=self.threading)  # the environment would override the file
+        # the environment would override the file: the members run what this benchmark says
+        env = dict(os.environ, TICKLINE_CLUSTER_AERON_THREADING=self.threading, TICKLINE_CLUSTER_IDLE="backoff",
+                   TICKLINE_CLUSTER_IDLE_MAX_PARK_US=str(self.max_park_us))
         return subprocess.Popen([sys.executable, "-c", _LAUNCH, _ROOT, "--config", self.config, "--member", str(m)],
                                 cwd=self.dir, stdout=log, stderr=subprocess.STDOUT, env=env)
 

@@ -25,8 +25,9 @@ Topology file (TOML)::
     fsync_thread = true                       # optional: false runs fsync = "always" in the duty cycle, on
                                               # the caller's thread; env TICKLINE_CLUSTER_FSYNC_THREAD overrides
     idle = "backoff"                          # optional: the duty cycle's idle strategy (busy-spin, yielding,
-                                              # sleeping, noop, backoff)
-    idle_max_park_us = 1000                   # optional, backoff only: its longest sleep (see below)
+                                              # sleeping, noop, backoff); env TICKLINE_CLUSTER_IDLE overrides
+    idle_max_park_us = 1000                   # optional, backoff only: its longest sleep (see below);
+                                              # env TICKLINE_CLUSTER_IDLE_MAX_PARK_US overrides
     [members]
     1 = "127.0.0.1:9010"                      # the member's Aeron UDP endpoint
     2 = "127.0.0.1:9011"
@@ -65,7 +66,7 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from tickline.transport.idle import BackoffIdleStrategy, IdleStrategy, idle_strategy_from_name
 
@@ -131,7 +132,36 @@ def _addr(text: str, where: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def load_topology(path: str) -> Topology:
+def _idle_settings(doc: dict, path: str, env: Mapping[str, str]) -> tuple[str, int]:
+    """``idle`` and ``idle_max_park_us``, each overridden by ``TICKLINE_CLUSTER_IDLE``
+    / ``TICKLINE_CLUSTER_IDLE_MAX_PARK_US`` when set; a bad value's error names
+    where it came from."""
+    idle_key, park_key = "idle", "idle_max_park_us"
+    idle = doc.get("idle", "backoff")
+    if "TICKLINE_CLUSTER_IDLE" in env:
+        idle_key, idle = "TICKLINE_CLUSTER_IDLE", env["TICKLINE_CLUSTER_IDLE"]
+    max_park = doc.get("idle_max_park_us", DEFAULT_MAX_PARK_US)
+    park_set = "idle_max_park_us" in doc
+    if "TICKLINE_CLUSTER_IDLE_MAX_PARK_US" in env:
+        park_key, max_park, park_set = "TICKLINE_CLUSTER_IDLE_MAX_PARK_US", env["TICKLINE_CLUSTER_IDLE_MAX_PARK_US"], True
+        max_park = int(max_park) if max_park.strip().isdigit() else max_park
+    try:
+        if not isinstance(idle, str):
+            raise ValueError("not a name")
+        idle_strategy_from_name(idle)
+    except ValueError:
+        raise ConfigError("invalid cluster topology", file=path, key=idle_key, value=idle, expected="backoff|busy-spin|yielding|sleeping|noop") from None
+    if not isinstance(max_park, int) or isinstance(max_park, bool) or not 1 <= max_park <= 1_000_000:
+        raise ConfigError("invalid cluster topology", file=path, key=park_key, value=max_park, expected="1..1000000")
+    if park_set and idle != "backoff":
+        raise ConfigError("invalid cluster topology: idle_max_park_us applies to the backoff strategy only", file=path,
+                          key=park_key, idle=idle)
+    return idle, max_park
+
+
+def load_topology(path: str, env: Mapping[str, str] | None = None) -> Topology:
+    """Read and check a topology file; ``env`` (default ``os.environ``) may
+    override the idle settings (see :func:`_idle_settings`)."""
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -175,19 +205,7 @@ def load_topology(path: str) -> Topology:
     fsync_thread = doc.get("fsync_thread")
     if fsync_thread is not None and not isinstance(fsync_thread, bool):
         raise ConfigError("invalid cluster topology", file=path, key="fsync_thread", value=fsync_thread, expected="true|false")
-    idle = doc.get("idle", "backoff")
-    try:
-        if not isinstance(idle, str):
-            raise ValueError("not a name")
-        idle_strategy_from_name(idle)
-    except ValueError:
-        raise ConfigError("invalid cluster topology", file=path, key="idle", value=idle, expected="backoff|busy-spin|yielding|sleeping|noop") from None
-    max_park = doc.get("idle_max_park_us", DEFAULT_MAX_PARK_US)
-    if not isinstance(max_park, int) or isinstance(max_park, bool) or not 1 <= max_park <= 1_000_000:
-        raise ConfigError("invalid cluster topology", file=path, key="idle_max_park_us", value=max_park, expected="1..1000000")
-    if "idle_max_park_us" in doc and idle != "backoff":
-        raise ConfigError("invalid cluster topology: idle_max_park_us applies to the backoff strategy only", file=path,
-                          key="idle_max_park_us", idle=idle)
+    idle, max_park = _idle_settings(doc, path, os.environ if env is None else env)
     topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints, aeron_dir=aeron_dir,
                     aeron_threading=aeron_threading, fsync_thread=fsync_thread, idle=idle, idle_max_park_us=max_park)
     topo.consensus(next(iter(members)))  # validate timeouts now, not at start-up of a member

@@ -198,3 +198,24 @@ def test_bench_cluster_refuses_bad_arguments_before_starting_anything(capsys, ar
     import tickline.cli
     assert tickline.cli.main(["bench", "cluster", *argv]) == 2
     assert error in capsys.readouterr().err
+
+
+def test_the_environment_overrides_the_idle_settings_and_its_errors_name_the_variable(tmp_path):
+    from tickline.cluster.daemon import load_topology
+    from tickline.transport.idle import BackoffIdleStrategy, BusySpinIdleStrategy
+    p = tmp_path / "c.toml"
+    p.write_text('data_dir = "d"\nidle_max_park_us = 500\n[members]\n1 = "127.0.0.1:9000"\n')
+    assert load_topology(str(p), env={}).idle_max_park_us == 500
+    s = load_topology(str(p), env={"TICKLINE_CLUSTER_IDLE_MAX_PARK_US": "50"}).idle_strategy()
+    assert isinstance(s, BackoffIdleStrategy) and s.max_park_ns == 50_000
+    with pytest.raises(ConfigError, match="applies to the backoff strategy only: .* key=idle_max_park_us idle=busy-spin"):
+        load_topology(str(p), env={"TICKLINE_CLUSTER_IDLE": "busy-spin"})  # the file's max park does not fit it
+    p.write_text('data_dir = "d"\n[members]\n1 = "127.0.0.1:9000"\n')
+    t = load_topology(str(p), env={"TICKLINE_CLUSTER_IDLE": "busy-spin"})
+    assert t.idle == "busy-spin" and isinstance(t.idle_strategy(), BusySpinIdleStrategy)
+    with pytest.raises(ConfigError, match="key=TICKLINE_CLUSTER_IDLE value=spinning expected=backoff"):
+        load_topology(str(p), env={"TICKLINE_CLUSTER_IDLE": "spinning"})
+    with pytest.raises(ConfigError, match="key=TICKLINE_CLUSTER_IDLE_MAX_PARK_US value=fast expected=1..1000000"):
+        load_topology(str(p), env={"TICKLINE_CLUSTER_IDLE_MAX_PARK_US": "fast"})
+    with pytest.raises(ConfigError, match="key=TICKLINE_CLUSTER_IDLE_MAX_PARK_US value=0 expected=1..1000000"):
+        load_topology(str(p), env={"TICKLINE_CLUSTER_IDLE_MAX_PARK_US": "0"})

@@ -1,10 +1,13 @@
 """Binary encoding of the cluster's messages (member <-> member, client <-> cluster).
 
-Little-endian, one message per buffer: a one-byte type, then fixed fields,
-then variable parts each prefixed by a u32 length.  Any transport carries
-these bytes (Aeron streams, see :mod:`.aeron_io`; the simulator's network); a
-future SBE ``cluster`` schema can replace this module without touching the
-consensus core, which only sees the dataclasses.
+Each message is one SBE message of ``schemas/cluster.xml`` (schema id 102):
+the 8-byte message header, the fixed block, then the AppendRequest's entries
+group or the var data, little-endian.  Encoded and decoded here by hand with
+``struct`` (a generated flyweight per message costs more per order in
+Python); the tests hold every message to the schema through the project's
+on-the-fly SBE decoder, so ``tickline`` tools that read SBE read this traffic
+too.  Any transport carries these bytes (Aeron streams, see
+:mod:`.aeron_io`).  The consensus core only sees the dataclasses.
 
 :func:`decode` raises :class:`~tickline.cluster.errors.RemoteProtocolError`
 (the sender's fault) for anything malformed; it never returns a partial message.
@@ -63,11 +66,16 @@ _TYPES = {
     SessionConnect: 10, SessionClose: 11, IngressMessage: 12, SessionEvent: 13, EgressMessage: 14,
     StatusRequest: 20, StatusResponse: 21, EgressChannel: 22,
 }
-_LEN = struct.Struct("<I")
+SCHEMA_ID = 102  # schemas/cluster.xml
+SCHEMA_VERSION = 0
+_HEADER = struct.Struct("<HHHH")  # SBE message header: block length, template id, schema id, version
+_GROUP = struct.Struct("<HH")  # groupSizeEncoding: block length, count
+_LEN = struct.Struct("<I")  # varDataEncoding / varStringEncoding length
 _RV = struct.Struct("<qqqqqBB")
 _VR = struct.Struct("<qqqBB")
-_AQ = struct.Struct("<qqqqqqI")
-_ENTRY = struct.Struct("<qqqII")
+_AQ = struct.Struct("<qqqqqq")
+_ENTRY = struct.Struct("<qqqII")  # an entries group element (position term timestamp kind) and its payload's length
+_ENTRY_BLOCK = _ENTRY.size - _LEN.size
 _AR = struct.Struct("<qqqBqq")
 _IS = struct.Struct("<qqqqqqIq")  # src dst term position snapshot_term length checksum offset, then the chunk
 _ISR = struct.Struct("<qqqqq")
@@ -79,10 +87,13 @@ _EM = struct.Struct("<qq")
 _SQ = struct.Struct("<qB")
 _SR = struct.Struct("<q16sqqqqqqq")
 _EC = struct.Struct("<qi")
-_EM_HEAD = struct.Struct("<BqqI")
-_IM_HEAD = struct.Struct("<BqqqqI")
-_AR_HEAD = struct.Struct("<BqqqBqq")
-_AQ_HEAD = struct.Struct("<BqqqqqqI")
+_BLOCKS = {1: _RV, 2: _VR, 3: _AQ, 4: _AR, 5: _IS, 6: _TN, 7: _ISR, 10: _SC, 11: _SC, 12: _IM, 13: _SE, 14: _EM, 20: _SQ, 21: _SR, 22: _EC}
+_HEADS = {t: _HEADER.pack(_BLOCKS[t].size, t, SCHEMA_ID, SCHEMA_VERSION) for t in _BLOCKS}
+# the per-order messages' header, fixed block and (for those with one) var data length, packed at once
+_EM_HEAD = struct.Struct("<HHHHqqI")
+_IM_HEAD = struct.Struct("<HHHHqqqqI")
+_AR_HEAD = struct.Struct("<HHHHqqqBqq")
+_AQ_HEAD = struct.Struct("<HHHHqqqqqqHH")
 
 
 def _var(b: bytes) -> bytes:
@@ -90,7 +101,8 @@ def _var(b: bytes) -> bytes:
 
 
 def _append_request(m: AppendRequest) -> bytes:
-    parts = [_AQ_HEAD.pack(3, m.src, m.dst, m.term, m.prev_position, m.prev_term, m.commit_position, len(m.entries))]
+    parts = [_AQ_HEAD.pack(_AQ.size, 3, SCHEMA_ID, SCHEMA_VERSION, m.src, m.dst, m.term, m.prev_position, m.prev_term, m.commit_position,
+                           _ENTRY_BLOCK, len(m.entries))]
     append, pack = parts.append, _ENTRY.pack
     for e in m.entries:
         append(pack(e.position, e.term, e.timestamp, e.kind, len(e.payload)))
@@ -99,20 +111,24 @@ def _append_request(m: AppendRequest) -> bytes:
 
 
 def encode(m: object) -> bytes:
+    """``m`` as one SBE message of ``schemas/cluster.xml``.  An AppendRequest
+    holds at most 65535 entries (its group's count is a uint16)."""
     tp = type(m)
     # the per-order messages first (isinstance narrows for the type checker; type() is the fast test)
     if tp is EgressMessage and isinstance(m, EgressMessage):
-        return _EM_HEAD.pack(14, m.session_id, m.correlation_id, len(m.payload)) + m.payload
+        return _EM_HEAD.pack(16, 14, SCHEMA_ID, SCHEMA_VERSION, m.session_id, m.correlation_id, len(m.payload)) + m.payload
     if tp is IngressMessage and isinstance(m, IngressMessage):
-        return _IM_HEAD.pack(12, m.client_id, m.session_id, m.correlation_id, m.floor, len(m.payload)) + m.payload
+        return _IM_HEAD.pack(32, 12, SCHEMA_ID, SCHEMA_VERSION, m.client_id, m.session_id, m.correlation_id, m.floor, len(m.payload)) + m.payload
     if tp is AppendResponse and isinstance(m, AppendResponse):
-        return _AR_HEAD.pack(4, m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
+        return _AR_HEAD.pack(41, 4, SCHEMA_ID, SCHEMA_VERSION, m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
     if tp is AppendRequest and isinstance(m, AppendRequest):
+        if len(m.entries) > 0xFFFF:
+            raise ValueError(f"an AppendRequest holds at most 65535 entries: entries={len(m.entries)}")
         return _append_request(m)
     t = _TYPES.get(tp)
     if t is None:
         raise TypeError(f"not a cluster message: type={type(m).__name__}")
-    head = bytes([t])
+    head = _HEADS[t]
     if isinstance(m, RequestVote):
         return head + _RV.pack(m.src, m.dst, m.term, m.last_term, m.last_position, m.pre_vote, m.transfer)
     if isinstance(m, VoteResponse):
@@ -142,15 +158,15 @@ def encode(m: object) -> bytes:
 
 
 class _Reader:
-    __slots__ = ("buf", "pos", "type")
+    __slots__ = ("buf", "pos", "template")
 
-    def __init__(self, buf: bytes, t: int) -> None:
+    def __init__(self, buf: bytes, template: int, pos: int) -> None:
         self.buf = buf
-        self.pos = 1
-        self.type = t
+        self.pos = pos
+        self.template = template
 
     def fail(self, reason: str) -> RemoteProtocolError:
-        return RemoteProtocolError("malformed cluster message", type=self.type, length=len(self.buf), offset=self.pos, reason=reason)
+        return RemoteProtocolError("malformed cluster message", template=self.template, length=len(self.buf), offset=self.pos, reason=reason)
 
     def fixed(self, s: struct.Struct) -> tuple:
         if self.pos + s.size > len(self.buf):
@@ -175,50 +191,71 @@ class _Reader:
             raise self.fail("trailing_bytes")
 
 
-_IM_VAR = _IM.size + 1 + _LEN.size
-_EM_VAR = _EM.size + 1 + _LEN.size
-_AR_LEN = _AR.size + 1
-_IM_LEN = struct.Struct("<qqqqI")
-_EM_LEN = struct.Struct("<qqI")
+_H = _HEADER.size
+_IM_VAR = _IM_HEAD.size
+_EM_VAR = _EM_HEAD.size
+_AR_LEN = _AR_HEAD.size
 
 
 def decode(buf: bytes | bytearray | memoryview) -> object:
+    """One message from ``buf`` (exactly: trailing bytes are an error).  A newer
+    version's longer fixed block is accepted (its extra fields skipped, as SBE
+    says); another schema, an unknown template or a short block is the sender's
+    fault."""
     n = len(buf)
-    if not n:
-        raise RemoteProtocolError("malformed cluster message", length=0, reason="empty")
-    t = buf[0]
-    # Fast paths for the per-order messages (ingress, egress, append acks):
-    # one unpack, no intermediate copy of the whole buffer; anything that does
-    # not fit exactly falls through to the checked general path below.
+    if n < _H:
+        raise RemoteProtocolError("malformed cluster message", length=n, reason="empty" if not n else "short_header")
+    # Fast paths for the per-order messages (ingress, egress, append acks) with
+    # version 0's block: one unpack, no intermediate copy of the whole buffer;
+    # anything that does not fit exactly falls through to the checked path.
+    t = buf[2] | buf[3] << 8
     if t == 12 and n >= _IM_VAR:
-        cid, sid, corr, floor, ln = _IM_LEN.unpack_from(buf, 1)
-        if n == _IM_VAR + ln:
+        block, _, schema, _, cid, sid, corr, floor, ln = _IM_HEAD.unpack_from(buf)
+        if n == _IM_VAR + ln and block == 32 and schema == SCHEMA_ID:
             return IngressMessage(cid, sid, corr, floor, bytes(buf[_IM_VAR:]))
     elif t == 14 and n >= _EM_VAR:
-        sid, corr, ln = _EM_LEN.unpack_from(buf, 1)
-        if n == _EM_VAR + ln:
+        block, _, schema, _, sid, corr, ln = _EM_HEAD.unpack_from(buf)
+        if n == _EM_VAR + ln and block == 16 and schema == SCHEMA_ID:
             return EgressMessage(sid, corr, bytes(buf[_EM_VAR:]))
     elif t == 4 and n == _AR_LEN:
-        src, dst, term, ok, pos, rp = _AR.unpack_from(buf, 1)
-        return AppendResponse(src, dst, term, bool(ok), pos, rp)
+        block, _, schema, _, src, dst, term, ok, pos, rp = _AR_HEAD.unpack_from(buf)
+        if block == 41 and schema == SCHEMA_ID:
+            return AppendResponse(src, dst, term, bool(ok), pos, rp)
+    block, t, schema, _version = _HEADER.unpack_from(buf)
     buf = bytes(buf)
-    r = _Reader(buf, t)
+    r = _Reader(buf, t, _H)
+    if schema != SCHEMA_ID:
+        raise r.fail(f"schema_{schema}_not_{SCHEMA_ID}")
+    fmt = _BLOCKS.get(t)
+    if fmt is None:
+        raise r.fail("unknown_template")
+    if block < fmt.size:
+        raise r.fail(f"block_length_{block}_below_{fmt.size}")
+    if _H + block > n:
+        raise r.fail("short")
+    fields = fmt.unpack_from(buf, _H)
+    r.pos = _H + block  # what follows the fixed block: groups, then var data
     if t == 1:
-        src, dst, term, lt, lp, pv, tr = r.fixed(_RV)
+        src, dst, term, lt, lp, pv, tr = fields
         m: object = RequestVote(src, dst, term, lt, lp, bool(pv), bool(tr))
     elif t == 2:
-        src, dst, term, g, pv = r.fixed(_VR)
+        src, dst, term, g, pv = fields
         m = VoteResponse(src, dst, term, bool(g), bool(pv))
     elif t == 3:
-        src, dst, term, prev, prev_term, commit, n = r.fixed(_AQ)
+        src, dst, term, prev, prev_term, commit = fields
+        entry_block, count = r.fixed(_GROUP)
+        if entry_block < _ENTRY_BLOCK:
+            raise r.fail(f"entry_block_length_{entry_block}_below_{_ENTRY_BLOCK}")
         entries = []
-        unpack, size, at, total = _ENTRY.unpack_from, _ENTRY.size, r.pos, len(buf)
-        for _ in range(n):
-            if at + size > total:
+        unpack, at, total = _ENTRY.unpack_from, r.pos, len(buf)
+        for _ in range(count):
+            if at + entry_block + _LEN.size > total:
                 r.pos = at
                 raise r.fail("short")
-            pos, eterm, ts, kind, ln = unpack(buf, at)
-            at += size
+            pos, eterm, ts, kind, _ = unpack(buf, at)
+            at += entry_block
+            (ln,) = _LEN.unpack_from(buf, at)
+            at += _LEN.size
             if at + ln > total:
                 r.pos = at
                 raise r.fail("short")
@@ -227,27 +264,27 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         r.pos = at
         m = AppendRequest(src, dst, term, prev, prev_term, tuple(entries), commit)
     elif t == 4:
-        src, dst, term, ok, pos, rp = r.fixed(_AR)
+        src, dst, term, ok, pos, rp = fields
         m = AppendResponse(src, dst, term, bool(ok), pos, rp)
     elif t == 5:
-        src, dst, term, spos, sterm, length, crc, offset = r.fixed(_IS)
+        src, dst, term, spos, sterm, length, crc, offset = fields
         data = r.var()
         if offset < 0 or length < 0 or offset + len(data) > length:
             raise r.fail(f"chunk_outside_snapshot:offset={offset},chunk={len(data)},snapshot_length={length}")
         m = InstallSnapshot(src, dst, term, spos, sterm, length, crc, offset, data)
     elif t == 7:
-        m = InstallSnapshotResponse(*r.fixed(_ISR))
+        m = InstallSnapshotResponse(*fields)
     elif t == 6:
-        m = TimeoutNow(*r.fixed(_TN))
+        m = TimeoutNow(*fields)
     elif t == 10:
-        m = SessionConnect(*r.fixed(_SC))
+        m = SessionConnect(*fields)
     elif t == 11:
-        m = SessionClose(*r.fixed(_SC))
+        m = SessionClose(*fields)
     elif t == 12:
-        cid, sid, corr, floor = r.fixed(_IM)
+        cid, sid, corr, floor = fields
         m = IngressMessage(cid, sid, corr, floor, r.var())
     elif t == 13:
-        sid, corr, code, leader = r.fixed(_SE)
+        sid, corr, code, leader = fields
         try:
             ec = EventCode(code)
         except ValueError:
@@ -258,20 +295,19 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
             raise r.fail("detail_not_utf8") from None
         m = SessionEvent(sid, corr, ec, None if leader < 0 else leader, detail)
     elif t == 14:
-        sid, corr = r.fixed(_EM)
+        sid, corr = fields
         m = EgressMessage(sid, corr, r.var())
     elif t == 20:
-        m = StatusRequest(*r.fixed(_SQ))
+        m = StatusRequest(*fields)
     elif t == 21:
-        member, role, *rest = r.fixed(_SR)
+        member, role, *rest = fields
         m = StatusResponse(member, role.rstrip(b"\0").decode(errors="replace"), *rest)
-    elif t == 22:
-        cid, stream_id = r.fixed(_EC)
+    else:
+        assert t == 22
+        cid, stream_id = fields
         try:
             m = EgressChannel(cid, r.var().decode(), stream_id)
         except UnicodeDecodeError:
             raise r.fail("channel_not_utf8") from None
-    else:
-        raise r.fail("unknown_type")
     r.done()
     return m

@@ -23,7 +23,7 @@ import codecs_strategies
 from codecs_helpers import import_generated
 
 REAL = ["example-schema.xml", "FixBinary.xml", "ilinkbinary.xml"]
-BUILTIN = ["market_data.xml", "orders.xml"]
+BUILTIN = ["market_data.xml", "orders.xml", "cluster.xml"]
 
 
 @pytest.fixture(scope="module")

@@ -73,13 +73,13 @@ class _Cluster:
             endpoints = [f"127.0.0.1:{p}" for p in free_ports(members)]
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
-                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\nidle_max_park_us = {max_park_us}\n'
+                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n'
                     "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
             for i, ep in enumerate(endpoints):
                 f.write(f'{i + 1} = "{ep}"\n')
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         try:
-            self.topo = load_topology(self.config, env={})  # what the members run: _spawn sets their environment
+            self.topo = load_topology(self.config)
             self.link = ClusterLink(self.topo.members, aeron_base=self.aeron_dir)
         except BaseException:
             self._close_driver()
@@ -180,26 +180,40 @@ class _Driver:
             time.sleep(0.001)
 
 
-def _busy_cores(cluster: _Cluster, leader: int, cpu0: dict[str, float], me0: float, seconds: float) -> dict[str, float]:
-    """Cores each process kept busy over ``seconds`` since ``cpu0``/``me0``
-    (a member's embedded driver counts as the member's; the shared aeronmd as driver)."""
-    out = {"client_cores": (_self_cpu() - me0) / seconds}
-    followers = []
-    for key, pid in _pids(cluster).items():
-        try:
-            cores = (_cpu_seconds(pid) - cpu0[key]) / seconds
-        except (OSError, KeyError):  # exited meanwhile
-            continue
-        if key == "driver":
-            out["driver_cores"] = cores
-        elif key == str(leader):
-            out["leader_cores"] = cores
-        else:
-            followers.append(cores)
-    if followers:
-        out["follower_cores"] = statistics.mean(followers)
-    out["total_cores"] = out["client_cores"] + out.get("driver_cores", 0.0) + out.get("leader_cores", 0.0) + sum(followers)
-    return out
+class _CpuMeter:
+    """CPU seconds each process of a cluster used since the meter was made, by
+    role: the leader, the followers (mean), the shared aeronmd (``driver``; a
+    member's embedded driver counts as the member's) and this client, with
+    ``total`` of them all, each divided by ``per`` (seconds or orders)."""
+
+    def __init__(self, cluster: _Cluster, leader: int) -> None:
+        self.cluster, self.leader = cluster, leader
+        self.pids = {str(m): p.pid for m, p in cluster.procs.items() if p.poll() is None}
+        if cluster.driver is not None and cluster.driver.pid:
+            self.pids["driver"] = cluster.driver.pid
+        self.cpu0 = {key: _cpu_seconds(pid) for key, pid in self.pids.items()}
+        self.me0 = _self_cpu()
+
+    def used(self, per: float, suffix: str) -> dict[str, float]:
+        client = (_self_cpu() - self.me0) / per
+        out = {f"client{suffix}": client}
+        total, followers = client, []
+        for key, pid in self.pids.items():
+            try:
+                v = (_cpu_seconds(pid) - self.cpu0[key]) / per
+            except OSError:  # exited meanwhile
+                continue
+            total += v
+            if key == "driver":
+                out[f"driver{suffix}"] = v
+            elif key == str(self.leader):
+                out[f"leader{suffix}"] = v
+            else:
+                followers.append(v)
+        if followers:
+            out[f"follower{suffix}"] = statistics.mean(followers)
+        out[f"total{suffix}"] = total
+        return out
 
 
 def _wait_leader(cluster: _Cluster, seconds: float = 30.0) -> int:
@@ -210,13 +224,6 @@ def _wait_leader(cluster: _Cluster, seconds: float = 30.0) -> int:
     return leader
 
 
-def _pids(cluster: _Cluster) -> dict[str, int]:
-    pids = {str(m): p.pid for m, p in cluster.procs.items() if p.poll() is None}
-    if cluster.driver is not None and cluster.driver.pid:
-        pids["driver"] = cluster.driver.pid
-    return pids
-
-
 def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]:
     """Latency from offer to answer at ``rate`` orders/s, and the cores each
     process kept busy meanwhile (how close the host is to saturation)."""
@@ -225,8 +232,7 @@ def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]
         d.connect(time.monotonic() + 30)
         leader = _wait_leader(cluster)
         idle = _idle()
-        cpu0 = {key: _cpu_seconds(pid) for key, pid in _pids(cluster).items()}
-        me0 = _self_cpu()
+        meter = _CpuMeter(cluster, leader)
         start = time.perf_counter()
         i = 0
         while time.perf_counter() - start < seconds:
@@ -238,7 +244,7 @@ def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]
                 work += 1
                 due = start + i / rate
             idle.idle(work + d.poll())
-        busy = _busy_cores(cluster, leader, cpu0, me0, time.perf_counter() - start)
+        busy = meter.used(time.perf_counter() - start, "_cores")
         drain = time.monotonic() + 10
         while d.client.client.outstanding and time.monotonic() < drain:
             idle.idle(d.poll())
@@ -264,10 +270,7 @@ def throughput(cluster: _Cluster, window: int, seconds: float) -> dict[str, floa
             while len(d.client.client.outstanding) < window:
                 d.offer()
             idle.idle(d.poll())
-        leader = _wait_leader(cluster)
-        alive = {m: p.pid for m, p in cluster.procs.items() if p.poll() is None}
-        cpu0 = {m: _cpu_seconds(pid) for m, pid in alive.items()}
-        me0 = _self_cpu()
+        meter = _CpuMeter(cluster, _wait_leader(cluster))
         answered0 = d.answered
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
@@ -278,17 +281,7 @@ def throughput(cluster: _Cluster, window: int, seconds: float) -> dict[str, floa
             idle.idle(work + d.poll())
         elapsed = time.perf_counter() - start
         n = max(1, d.answered - answered0)
-        out = {"per_s": (d.answered - answered0) / elapsed, "client_us": 1e6 * (_self_cpu() - me0) / n}
-        followers = []
-        for m, pid in alive.items():
-            us = 1e6 * (_cpu_seconds(pid) - cpu0[m]) / n
-            if m == leader:
-                out["leader_us"] = us
-            else:
-                followers.append(us)
-        if followers:
-            out["follower_us"] = statistics.mean(followers)
-        return out
+        return {"per_s": (d.answered - answered0) / elapsed, **meter.used(n / 1e6, "_us")}
     finally:
         d.client.close()
 

@@ -74,8 +74,9 @@ _LEN = struct.Struct("<I")  # varDataEncoding / varStringEncoding length
 _RV = struct.Struct("<qqqqqBB")
 _VR = struct.Struct("<qqqBB")
 _AQ = struct.Struct("<qqqqqq")
-_ENTRY = struct.Struct("<qqqII")  # an entries group element (position term timestamp kind) and its payload's length
-_ENTRY_BLOCK = _ENTRY.size - _LEN.size
+_ENTRY_FIXED = struct.Struct("<qqqI")  # an entries group element's block: position term timestamp kind
+_ENTRY = struct.Struct("<qqqII")  # that block and its payload's length, packed at once
+_ENTRY_BLOCK = _ENTRY_FIXED.size
 _AR = struct.Struct("<qqqBqq")
 _IS = struct.Struct("<qqqqqqIq")  # src dst term position snapshot_term length checksum offset, then the chunk
 _ISR = struct.Struct("<qqqqq")
@@ -116,11 +117,11 @@ def encode(m: object) -> bytes:
     tp = type(m)
     # the per-order messages first (isinstance narrows for the type checker; type() is the fast test)
     if tp is EgressMessage and isinstance(m, EgressMessage):
-        return _EM_HEAD.pack(16, 14, SCHEMA_ID, SCHEMA_VERSION, m.session_id, m.correlation_id, len(m.payload)) + m.payload
+        return _EM_HEAD.pack(_EM.size, 14, SCHEMA_ID, SCHEMA_VERSION, m.session_id, m.correlation_id, len(m.payload)) + m.payload
     if tp is IngressMessage and isinstance(m, IngressMessage):
-        return _IM_HEAD.pack(32, 12, SCHEMA_ID, SCHEMA_VERSION, m.client_id, m.session_id, m.correlation_id, m.floor, len(m.payload)) + m.payload
+        return _IM_HEAD.pack(_IM.size, 12, SCHEMA_ID, SCHEMA_VERSION, m.client_id, m.session_id, m.correlation_id, m.floor, len(m.payload)) + m.payload
     if tp is AppendResponse and isinstance(m, AppendResponse):
-        return _AR_HEAD.pack(41, 4, SCHEMA_ID, SCHEMA_VERSION, m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
+        return _AR_HEAD.pack(_AR.size, 4, SCHEMA_ID, SCHEMA_VERSION, m.src, m.dst, m.term, m.success, m.position, m.rejected_prev)
     if tp is AppendRequest and isinstance(m, AppendRequest):
         if len(m.entries) > 0xFFFF:
             raise ValueError(f"an AppendRequest holds at most 65535 entries: entries={len(m.entries)}")
@@ -193,6 +194,7 @@ class _Reader:
 
 _H = _HEADER.size
 _IM_VAR = _IM_HEAD.size
+_IM_BLOCK, _EM_BLOCK, _AR_BLOCK = _IM.size, _EM.size, _AR.size
 _EM_VAR = _EM_HEAD.size
 _AR_LEN = _AR_HEAD.size
 
@@ -211,15 +213,15 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
     t = buf[2] | buf[3] << 8
     if t == 12 and n >= _IM_VAR:
         block, _, schema, _, cid, sid, corr, floor, ln = _IM_HEAD.unpack_from(buf)
-        if n == _IM_VAR + ln and block == 32 and schema == SCHEMA_ID:
+        if n == _IM_VAR + ln and block == _IM_BLOCK and schema == SCHEMA_ID:
             return IngressMessage(cid, sid, corr, floor, bytes(buf[_IM_VAR:]))
     elif t == 14 and n >= _EM_VAR:
         block, _, schema, _, sid, corr, ln = _EM_HEAD.unpack_from(buf)
-        if n == _EM_VAR + ln and block == 16 and schema == SCHEMA_ID:
+        if n == _EM_VAR + ln and block == _EM_BLOCK and schema == SCHEMA_ID:
             return EgressMessage(sid, corr, bytes(buf[_EM_VAR:]))
     elif t == 4 and n == _AR_LEN:
         block, _, schema, _, src, dst, term, ok, pos, rp = _AR_HEAD.unpack_from(buf)
-        if block == 41 and schema == SCHEMA_ID:
+        if block == _AR_BLOCK and schema == SCHEMA_ID:
             return AppendResponse(src, dst, term, bool(ok), pos, rp)
     block, t, schema, _version = _HEADER.unpack_from(buf)
     buf = bytes(buf)
@@ -247,12 +249,12 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         if entry_block < _ENTRY_BLOCK:
             raise r.fail(f"entry_block_length_{entry_block}_below_{_ENTRY_BLOCK}")
         entries = []
-        unpack, at, total = _ENTRY.unpack_from, r.pos, len(buf)
+        unpack, at, total = _ENTRY_FIXED.unpack_from, r.pos, len(buf)
         for _ in range(count):
             if at + entry_block + _LEN.size > total:
                 r.pos = at
                 raise r.fail("short")
-            pos, eterm, ts, kind, _ = unpack(buf, at)
+            pos, eterm, ts, kind = unpack(buf, at)
             at += entry_block
             (ln,) = _LEN.unpack_from(buf, at)
             at += _LEN.size

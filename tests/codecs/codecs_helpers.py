@@ -12,8 +12,9 @@ from types import ModuleType
 from tickline.codecs.gen_python import generate
 from tickline.codecs.ir import Schema
 
-# The real schemas live next to the repository (../shared/sbe-schemas); TICKLINE_SBE_SCHEMAS overrides.
-SHARED = Path(os.environ.get("TICKLINE_SBE_SCHEMAS", Path(__file__).resolve().parents[3] / "shared" / "sbe-schemas"))
+# The real-world schemas the tests use are kept in the repository (tests/testdata/sbe-schemas, see its README);
+# TICKLINE_SBE_SCHEMAS points the tests at another directory holding files of the same names.
+SCHEMAS = Path(os.environ.get("TICKLINE_SBE_SCHEMAS") or Path(__file__).resolve().parents[1] / "testdata" / "sbe-schemas")
 
 
 def import_generated(schema: Schema, directory: Path, source: str = "test.xml") -> ModuleType:

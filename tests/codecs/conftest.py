@@ -1,4 +1,4 @@
-"""Fixtures for the SBE codec tests: the shared real-world schemas and schema writers."""
+"""Fixtures for the SBE codec tests: the real-world schemas kept in tests/testdata/sbe-schemas and schema writers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from tickline.codecs.ir import Schema
 from tickline.codecs.schema import load_schema
 
-from codecs_helpers import HEADER_TYPES, SHARED
+from codecs_helpers import HEADER_TYPES, SCHEMAS
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    assert (SHARED / "example-schema.xml").is_file(), f"real SBE schemas not found at {SHARED} (set TICKLINE_SBE_SCHEMAS)"
-    return SHARED
+def schemas_dir() -> Path:
+    assert (SCHEMAS / "example-schema.xml").is_file(), f"real SBE schemas not found at {SCHEMAS} (set TICKLINE_SBE_SCHEMAS)"
+    return SCHEMAS
 
 
 @pytest.fixture
@@ -38,5 +38,5 @@ def write_schema(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
-def car_schema(shared_dir: Path) -> Schema:
-    return load_schema(shared_dir / "example-schema.xml")
+def car_schema(schemas_dir: Path) -> Schema:
+    return load_schema(schemas_dir / "example-schema.xml")

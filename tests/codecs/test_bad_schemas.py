@@ -163,12 +163,12 @@ def test_generated_member_collision_is_reported(write_schema: Callable[..., Path
     assert "element=field: generated member fills_count of class M collides with another member" in str(info.value)
 
 
-def test_mutated_schemas_give_schema_errors_never_crashes(shared_dir: Path, tmp_path: Path) -> None:
+def test_mutated_schemas_give_schema_errors_never_crashes(schemas_dir: Path, tmp_path: Path) -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    common = (shared_dir / "common-types.xml").read_text().split("?>", 1)[1]
-    text = (shared_dir / "example-schema.xml").read_text().replace('<xi:include href="common-types.xml"/>', common)
+    common = (schemas_dir / "common-types.xml").read_text().split("?>", 1)[1]
+    text = (schemas_dir / "example-schema.xml").read_text().replace('<xi:include href="common-types.xml"/>', common)
     values = st.sampled_from(["", "-1", "0", "99999999999999999999", "x", "uint8", "char", "Model.Z", "optional",
                               "constant", "BooleanType", "groupSizeEncoding", "1.5", "Car"])
 

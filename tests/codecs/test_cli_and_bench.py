@@ -17,16 +17,16 @@ def codecs_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tickline.cli, "COMMAND_MODULES", ["tickline.codecs.cli"])
 
 
-def test_main_runs_codegen_and_decode(codecs_only: None, shared_dir: Path, tmp_path: Path,
+def test_main_runs_codegen_and_decode(codecs_only: None, schemas_dir: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    assert tickline.cli.main(["codegen", str(shared_dir / "example-schema.xml"), "--lang", "python",
+    assert tickline.cli.main(["codegen", str(schemas_dir / "example-schema.xml"), "--lang", "python",
                               "-o", str(tmp_path), "--module", "car_codecs"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "car_codecs.py")
-    schema = load_schema(shared_dir / "example-schema.xml")
+    schema = load_schema(schemas_dir / "example-schema.xml")
     from test_layout import hand_encoded_car
 
     (tmp_path / "car.bin").write_bytes(hand_encoded_car())
-    assert tickline.cli.main(["sbe-decode", str(shared_dir / "example-schema.xml"), str(tmp_path / "car.bin")]) == 0
+    assert tickline.cli.main(["sbe-decode", str(schemas_dir / "example-schema.xml"), str(tmp_path / "car.bin")]) == 0
     assert otf.from_json(capsys.readouterr().out) == otf.decode(schema, hand_encoded_car())[0]
 
 

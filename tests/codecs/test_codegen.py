@@ -27,11 +27,11 @@ BUILTIN = ["market_data.xml", "orders.xml", "cluster.xml"]
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> dict[str, tuple[Schema, ModuleType]]:
+def generated(tmp_path_factory: pytest.TempPathFactory, schemas_dir: Path) -> dict[str, tuple[Schema, ModuleType]]:
     out: dict[str, tuple[Schema, ModuleType]] = {}
     directory = tmp_path_factory.mktemp("generated")
     for name in REAL:
-        schema = load_schema(shared_dir / name)
+        schema = load_schema(schemas_dir / name)
         out[name] = (schema, import_generated(schema, directory, name))
     for name in BUILTIN:
         schema = load_builtin(name)
@@ -40,11 +40,11 @@ def generated(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> dic
 
 
 def all_messages() -> list[tuple[str, str]]:
-    from codecs_helpers import SHARED
+    from codecs_helpers import SCHEMAS
 
     pairs = []
     for name in REAL:
-        pairs += [(name, m.name) for m in load_schema(SHARED / name).messages]
+        pairs += [(name, m.name) for m in load_schema(SCHEMAS / name).messages]
     for name in BUILTIN:
         pairs += [(name, m.name) for m in load_builtin(name).messages]
     return pairs
@@ -90,11 +90,11 @@ def test_generated_codec_agrees_with_otf(generated: dict[str, tuple[Schema, Modu
     assert dec.to_dict() == decoded["fields"]
 
 
-def test_generated_code_is_mypy_strict_clean(tmp_path: Path, shared_dir: Path) -> None:
+def test_generated_code_is_mypy_strict_clean(tmp_path: Path, schemas_dir: Path) -> None:
     paths = []
     for name in ["example-schema.xml", "FixBinary.xml"]:
         path = tmp_path / f"gen_{Path(name).stem.replace('-', '_')}.py"
-        path.write_text(generate(load_schema(shared_dir / name), name))
+        path.write_text(generate(load_schema(schemas_dir / name), name))
         paths.append(str(path))
     path = tmp_path / "gen_orders.py"
     path.write_text(generate(load_builtin("orders.xml"), "orders.xml"))
@@ -114,10 +114,10 @@ def test_generated_code_is_mypy_strict_clean(tmp_path: Path, shared_dir: Path) -
     assert "Success: no issues found in 3 source files" in proc.stdout
 
 
-def test_codegen_command_writes_an_importable_module(tmp_path: Path, shared_dir: Path) -> None:
+def test_codegen_command_writes_an_importable_module(tmp_path: Path, schemas_dir: Path) -> None:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
-    args = parser.parse_args(["codegen", str(shared_dir / "example-schema.xml"), "--lang", "python", "-o", str(tmp_path / "out")])
+    args = parser.parse_args(["codegen", str(schemas_dir / "example-schema.xml"), "--lang", "python", "-o", str(tmp_path / "out")])
     assert args.func(args) == 0
     path = tmp_path / "out" / "baseline.py"
     assert path.is_file()

@@ -157,9 +157,9 @@ def test_car_generated_decoder_reads_hand_encoding(car_schema: Schema, tmp_path:
 
 # -- the extension version: version 1 adds a root field, a group entry field and a trailing var data -------
 
-def write_extension(shared: Path, tmp: Path) -> Path:
-    base = (shared / "example-schema.xml").read_text()
-    common = (shared / "common-types.xml").read_text().split("?>", 1)[1]
+def write_extension(schemas: Path, tmp: Path) -> Path:
+    base = (schemas / "example-schema.xml").read_text()
+    common = (schemas / "common-types.xml").read_text().split("?>", 1)[1]
     text = base.replace('<xi:include href="common-types.xml"/>', common).replace('version="0"', 'version="1"')
     text = text.replace('<field name="engine" id="9" type="Engine"/>',
                         '<field name="engine" id="9" type="Engine"/>\n'
@@ -184,8 +184,8 @@ def extension_fields() -> dict[str, Any]:
     return fields
 
 
-def test_extension_layout(shared_dir: Path, tmp_path: Path) -> None:
-    ext = load_schema(write_extension(shared_dir, tmp_path))
+def test_extension_layout(schemas_dir: Path, tmp_path: Path) -> None:
+    ext = load_schema(write_extension(schemas_dir, tmp_path))
     car = ext.message_by_name("Car")
     assert car.block_length == 46 and car.fields[-1].offset == 45
     assert car.groups[0].block_length == 7 and car.groups[0].fields[-1].offset == 6
@@ -198,8 +198,8 @@ def test_extension_layout(shared_dir: Path, tmp_path: Path) -> None:
     assert struct.unpack_from("<HfB", wire, 8 + 46 + 4) == (30, pytest.approx(35.9, rel=1e-6), 77)
 
 
-def test_old_decoder_reads_new_message(car_schema: Schema, shared_dir: Path, tmp_path: Path) -> None:
-    ext = load_schema(write_extension(shared_dir, tmp_path))
+def test_old_decoder_reads_new_message(car_schema: Schema, schemas_dir: Path, tmp_path: Path) -> None:
+    ext = load_schema(write_extension(schemas_dir, tmp_path))
     doc = {"header": otf.default_header(ext, ext.messages[0]), "message": "Car", "fields": extension_fields()}
     wire = otf.encode(ext, doc)
     old_doc, used = otf.decode(car_schema, wire)  # the v0 schema skips the unknown block bytes
@@ -209,8 +209,8 @@ def test_old_decoder_reads_new_message(car_schema: Schema, shared_dir: Path, tmp
     assert old.decode(wire).to_dict() == FIELDS
 
 
-def test_new_decoder_reads_old_message(car_schema: Schema, shared_dir: Path, tmp_path: Path) -> None:
-    ext = load_schema(write_extension(shared_dir, tmp_path))
+def test_new_decoder_reads_old_message(car_schema: Schema, schemas_dir: Path, tmp_path: Path) -> None:
+    ext = load_schema(write_extension(schemas_dir, tmp_path))
     wire = hand_encoded_car()
     new_doc, used = otf.decode(ext, wire)
     assert used == len(wire)

@@ -48,7 +48,9 @@ from tickline.codecs.ir import (
     SetType,
     TypeDef,
     VarData,
+    block_needs,
     is_float,
+    tail_mins,
 )
 from tickline.codecs.schema import py_encoding
 
@@ -714,7 +716,7 @@ class _Gen:
         slots_attr += [c.py if c.py in attr_views else "_c_" + c.py for c in comps]
         slots_attr += [sl.py for sl in self._plain]
         if msg is not None:
-            slots_attr += ["_limit", "_acting_block_length"]
+            slots_attr += ["_limit", "_acting_block_length"] + (["_empty_left"] if dec and _has_empty(groups) else [])
         else:
             slots_attr += ["_msg", "_block_length", "_count", "_index"]
         self.w()
@@ -765,6 +767,8 @@ class _Gen:
         if msg is not None:
             self.w("self._limit = 0", 2)
             self.w("self._acting_block_length = self.BLOCK_LENGTH", 2)
+            if dec and _has_empty(groups):
+                self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES  # zero-byte group entries this message may still hold", 2)
         else:
             self.w("self._msg: Any = None", 2)
             self.w("self._block_length = self.BLOCK_LENGTH", 2)
@@ -783,7 +787,7 @@ class _Gen:
         for i, (kind, el) in enumerate(elems):
             if kind == "group":
                 assert isinstance(el, Group)
-                self.group_accessor(base, dec, i, el, elems)
+                self.group_accessor(base, label, dec, i, el, elems)
             else:
                 assert isinstance(el, VarData)
                 self.data_accessor(dec, i, el, elems)
@@ -849,7 +853,21 @@ class _Gen:
             self.w("self._acting_block_length = acting_block_length", 2)
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
-            self.w(self.unpack_line("acting_block_length"), 2)
+            if _has_empty(msg.groups):
+                self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
+            st = self._block_struct
+            self.w(f"if acting_block_length >= {self._block_span}:", 2)
+            self.w(f"v = self._v = {st}.unpack_from(buf, offset)", 3)
+            self.w("else:", 2)
+            need = _piecewise(block_needs(msg.fields), "acting_version")
+            error = f"raise _rt.short_block({'message=' + msg.name!r}, offset, acting_block_length, acting_version, {need})"
+            if need == str(self._block_span):  # every version has all the fields: a shorter block is always an error
+                self.w(error, 3)
+            else:
+                if need != "0":
+                    self.w(f"if acting_block_length < {need}:", 3)
+                    self.w(error, 4)
+                self.w(f"v = self._v = {st}.unpack(_rt.padded(buf, offset, acting_block_length, {self._block_span}))", 3)
             for line in self.plain_loads("v", "acting_version"):
                 self.w(line, 2)
             if msg.groups or msg.data:
@@ -1003,7 +1021,7 @@ class _Gen:
         names = tuple(e.name for _, e in elems)
         self.w(f"raise _rt.order_error({where!r}, _rt.expected({names!r}, self._step, self._open), {what!r})", 3)
 
-    def group_accessor(self, base: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
         py = naming.python_name(g.name)[0]
         gcls = base + naming.pascal(g.name) + ("Decoder" if dec else "Encoder")
         dim = g.dimension
@@ -1026,6 +1044,21 @@ class _Gen:
             self.w(f"block_length = {self.st(bl.type.primitive)}_get(self._buf, msg._limit + {bl.offset})[0]", 2)
             self.w(f"count = {self.st(n.type.primitive)}_get(self._buf, msg._limit + {n.offset})[0]", 2)
             self.w(f"msg._limit += {dim.size}", 2)
+            what = f"{label}.{g.name}"
+            if block_needs(g.fields):
+                need = _piecewise(block_needs(g.fields), "self._acting_version")
+                self.w(f"if block_length < {need}:", 2)
+                self.w(f"raise _rt.short_block({'group=' + what!r}, msg._limit, block_length, self._acting_version, {need})", 3)
+            # Bound the work by the bytes present: each entry needs its block and its nested headers.
+            tail = _piecewise(tail_mins(g.groups, g.data), "self._acting_version")
+            self.w("entry = block_length" + (f" + {tail}" if tail != "0" else ""), 2)
+            self.w("if count * entry > len(self._buf) - msg._limit:", 2)
+            self.w(f"raise _rt.count_too_large({what!r}, msg._limit, count, entry, len(self._buf) - msg._limit)", 3)
+            if _may_be_empty(g):
+                self.w("if not entry:", 2)
+                self.w("msg._empty_left -= count", 3)
+                self.w("if msg._empty_left < 0:", 3)
+                self.w(f"raise _rt.too_many_empty({what!r}, msg._limit, count)", 4)
             self.w(f"self._open = {gcls}()._wrap(msg, count, block_length, self._acting_version)", 2)
             self.w("return self._open  # type: ignore[no-any-return]", 2)
             self.w()
@@ -1117,6 +1150,23 @@ class _Gen:
         self.w("for obj in list(globals().values()):", 1)
         self.w("if isinstance(obj, type) and 'check_order' in vars(obj):", 2)
         self.w("setattr(obj, 'check_order', enabled)", 3)
+
+
+def _piecewise(steps: list[tuple[int, int]], version: str) -> str:
+    """An expression of the ``version`` expression for ``(sinceVersion, value)`` steps (ir.block_needs, ir.tail_mins)."""
+    expr = "0"
+    for since, value in steps:
+        expr = str(value) if since == 0 else f"({value} if {version} >= {since} else {expr})"
+    return expr
+
+
+def _may_be_empty(g: Group) -> bool:
+    """Whether an entry of ``g`` can take no bytes: no field and no nested group or var data in version 0."""
+    return not any(since == 0 for since, _ in block_needs(g.fields) + tail_mins(g.groups, g.data))
+
+
+def _has_empty(groups: list[Group]) -> bool:
+    return any(_may_be_empty(g) or _has_empty(g.groups) for g in groups)
 
 
 def _is_plain(sl: _Slot) -> bool:

@@ -55,6 +55,50 @@ def is_float(primitive: str) -> bool:
     return primitive in ("float", "double")
 
 
+def block_needs(fields: list[Field]) -> list[tuple[int, int]]:
+    """How long a block must be to hold the fields of each version: ``(sinceVersion, bytes)`` steps,
+    ascending; a block of acting version ``v`` needs the bytes of the last step with sinceVersion <= v
+    (none: 0).  Constant fields take no bytes."""
+    steps: list[tuple[int, int]] = []
+    need = 0
+    for since in sorted({f.since_version for f in fields}):
+        need = max([need] + [f.offset + f.size for f in fields if f.since_version == since])
+        if need and (not steps or steps[-1][1] < need):
+            steps.append((since, need))
+    return steps
+
+
+def tail_mins(groups: list[Group], data: list[VarData]) -> list[tuple[int, int]]:
+    """The fewest bytes the groups and var data after a block take, as ``(sinceVersion, bytes)`` steps like
+    :func:`block_needs`: each group's dimension header (no entries) and each var data's length prefix (no bytes)."""
+    parts = [(g.since_version, g.dimension.size) for g in groups] + [(d.since_version, d.length_type.primitive_size) for d in data]
+    steps: list[tuple[int, int]] = []
+    total = 0
+    for since in sorted({p[0] for p in parts}):
+        total += sum(size for s, size in parts if s == since)
+        if total:
+            steps.append((since, total))
+    return steps
+
+
+def tail_min(groups: list[Group], data: list[VarData], version: int) -> int:
+    """The fewest bytes the groups and var data after a block take at acting ``version``."""
+    return _at(tail_mins(groups, data), version)
+
+
+def _at(steps: list[tuple[int, int]], version: int) -> int:
+    value = 0
+    for since, n in steps:
+        if since <= version:
+            value = n
+    return value
+
+
+def block_need(fields: list[Field], version: int) -> int:
+    """Bytes a block of acting ``version`` must have: the end of its last field that exists at that version."""
+    return _at(block_needs(fields), version)
+
+
 @dataclass
 class EncodedType:
     """A ``<type>``: one primitive, or a fixed array of them (``length``)."""

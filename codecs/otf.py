@@ -18,6 +18,11 @@ names that are set, in schema order; composites as objects; constants with
 their value; groups as lists of entry objects; var data as lowercase hex.
 A field, group or var data newer than the acting version is None, [] and "".
 
+Hostile bytes raise :class:`MessageError` (see the runtime's ``short_block``, ``count_too_large`` and
+``too_many_empty``): a block shorter than the fields of its acting version, a group count the rest of
+the buffer cannot hold, too many group entries that take no bytes.  A decode's work is bounded by the
+bytes present.
+
 Not thread-unsafe: functions keep no state.
 """
 
@@ -42,9 +47,13 @@ from tickline.codecs.ir import (
     SetType,
     TypeDef,
     VarData,
+    block_need,
     is_float,
+    tail_min,
 )
+from tickline.codecs.runtime import MAX_EMPTY_ENTRIES, count_too_large, short_block, too_many_empty
 from tickline.codecs.schema import py_encoding
+
 
 
 def _fmt(schema: Schema, primitive: str) -> struct.Struct:
@@ -75,6 +84,7 @@ class _Decoder:
         self.s = schema
         self.buf = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
         self.version = version
+        self.empty_left = MAX_EMPTY_ENTRIES
 
     def need(self, offset: int, size: int, what: str) -> None:
         if offset < 0 or offset + size > len(self.buf):
@@ -152,25 +162,47 @@ class _Decoder:
                 continue
             out[f.name] = self.value(f.type, f.presence, offset + f.offset, f.constant)
 
-    def rest(self, groups: list[Group], data: list[VarData], pos: int, out: dict[str, Any]) -> int:
+    def check_block(self, fields: list[Field], block_length: int, offset: int, what: str) -> None:
+        """A block shorter than the fields of its acting version is the producer's error, never silent nulls."""
+        need = block_need(fields, self.version)
+        if block_length < need:
+            raise short_block(what, offset, block_length, self.version, need)
+
+    def check_count(self, g: Group, count: int, block_length: int, pos: int, what: str) -> None:
+        """Bound the work by the bytes present: refuse a count the rest of the buffer cannot hold (each entry
+        needs its block and its nested group headers and var data lengths), and spend the allowance of
+        entries that take no bytes at all."""
+        entry = block_length + tail_min(g.groups, g.data, self.version)
+        room = len(self.buf) - pos
+        if entry and count * entry > room:
+            raise count_too_large(what, pos, count, entry, room)
+        if not entry:
+            self.empty_left -= count
+            if self.empty_left < 0:
+                raise too_many_empty(what, pos, count)
+
+    def rest(self, groups: list[Group], data: list[VarData], pos: int, out: dict[str, Any], where: str) -> int:
         for g in groups:
             if g.since_version > self.version:
                 out[g.name] = []
                 continue
+            what = f"{where}.{g.name}"
             dim = g.dimension
             bl_m, n_m = dim.member("blockLength"), dim.member("numInGroup")
             assert bl_m is not None and n_m is not None
             assert isinstance(bl_m.type, EncodedType) and isinstance(n_m.type, EncodedType)
-            self.need(pos, dim.size, f"group {g.name} dimensions")
+            self.need(pos, dim.size, f"group {what} dimensions")
             block_length = int(self.prim(bl_m.type.primitive, pos + bl_m.offset))
             count = int(self.prim(n_m.type.primitive, pos + n_m.offset))
             pos += dim.size
+            self.check_block(g.fields, block_length, pos, f"group={what}")
+            self.check_count(g, count, block_length, pos, what)
             entries: list[dict[str, Any]] = []
             for _ in range(count):
                 entry: dict[str, Any] = {}
-                self.need(pos, block_length, f"group {g.name} entry")
+                self.need(pos, block_length, f"group {what} entry")
                 self.block(g.fields, pos, block_length, entry)
-                pos = self.rest(g.groups, g.data, pos + block_length, entry)
+                pos = self.rest(g.groups, g.data, pos + block_length, entry, what)
                 entries.append(entry)
             out[g.name] = entries
         for d in data:
@@ -209,9 +241,10 @@ def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0)
     start = offset + schema.header.size
     block_length = int(header["blockLength"])
     dec.need(start, block_length, f"message {msg.name} root block")
+    dec.check_block(msg.fields, block_length, start, f"message={msg.name}")
     fields: dict[str, Any] = {}
     dec.block(msg.fields, start, block_length, fields)
-    end = dec.rest(msg.groups, msg.data, start + block_length, fields)
+    end = dec.rest(msg.groups, msg.data, start + block_length, fields, msg.name)
     return {"header": header, "message": msg.name, "fields": fields}, end - offset
 
 

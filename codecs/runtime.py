@@ -27,6 +27,29 @@ def check_bounds(buf: Buffer, end: int, what: str) -> None:
         raise MessageError(f"buffer too small: {what} needs {end} bytes, buffer length={len(buf)}")
 
 
+#: Group entries that take no bytes on the wire (no fields, groups or var data at the acting version) one
+#: message may hold.  Every other entry is paid for by bytes present in the buffer, which bounds the work of
+#: decoding hostile bytes by their length.
+MAX_EMPTY_ENTRIES = 65535
+
+
+def short_block(what: str, offset: int, block_length: int, version: int, need: int) -> MessageError:
+    """A block shorter than the fields of its acting version: the producer's error, never silent zeros."""
+    return MessageError(f"block too short: {what} offset={offset} blockLength={block_length} but version={version} "
+                        f"has fields up to length={need} (fault=peer)")
+
+
+def count_too_large(what: str, offset: int, count: int, entry: int, room: int) -> MessageError:
+    """A group count whose entries (block plus nested headers each) cannot fit in the bytes left."""
+    return MessageError(f"group count too large: group={what} offset={offset} numInGroup={count} entries of at least "
+                        f"{entry} bytes need {count * entry} but {room} bytes remain (fault=peer)")
+
+
+def too_many_empty(what: str, offset: int, count: int) -> MessageError:
+    return MessageError(f"too many empty group entries: group={what} offset={offset} numInGroup={count} entries take no "
+                        f"bytes, and one message may hold at most {MAX_EMPTY_ENTRIES} of them (fault=peer)")
+
+
 def zero(buf: Buffer, offset: int, length: int) -> None:
     """Clear ``length`` bytes so that every byte no field writes is zero (as the reference encoder's output)."""
     check_bounds(buf, offset + length, "block")

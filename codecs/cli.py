@@ -117,7 +117,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     try:
         schema = load_schema(args.schema)
-        doc = json.loads(_read(args.file, False))
+        doc = otf.from_json(_read(args.file, False))
         docs = doc if isinstance(doc, list) else [doc]
         blob = b"".join(otf.encode(schema, d) for d in docs)
     except SchemaError as exc:

@@ -455,8 +455,15 @@ def to_json(doc: dict[str, Any] | list[dict[str, Any]], indent: int | None = 2) 
     return text
 
 
-def from_json(text: str) -> Any:
-    return json.loads(text)
+def from_json(text: str | bytes) -> Any:
+    """Parse JSON text; malformed or too deeply nested JSON is a :class:`MessageError` (the input's fault)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        # json's parser recurses once per nesting level and stops cleanly at the interpreter's limit.
+        raise MessageError("JSON nested too deeply (arrays/objects nested beyond Python's recursion limit)") from None
+    except ValueError as exc:
+        raise MessageError(f"not valid JSON: {exc}") from None
 
 
 def default_header(schema: Schema, msg: Message) -> dict[str, Any]:

@@ -8,6 +8,11 @@ the same directory as the including file -- no URLs, no paths that climb out.
 
 The result is a plain tree of :class:`Node` that remembers the file and line
 of every element, so that schema errors can say where they are.
+
+What one load may cost is capped (:class:`Limits`): the nesting depth of
+elements (counted through includes), the total number of elements, of files
+read (a file included twice counts twice) and of bytes read.  Exceeding a
+cap is a :class:`SchemaError`, never a ``RecursionError`` or a stalled load.
 """
 
 from __future__ import annotations
@@ -20,6 +25,44 @@ from tickline.codecs.errors import SchemaError
 
 XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
 _MAX_INCLUDE_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what loading one schema may read.  The defaults are far above real schemas (CME's
+    iLink 3 schema has about 1,500 elements, nesting depth 6, one file of 290 kB)."""
+
+    max_depth: int = 64  # element nesting, through includes (bounds the parser's recursion)
+    max_elements: int = 200_000  # elements in all files together
+    max_files: int = 100  # the schema and every file it includes, each time it is included
+    max_bytes: int = 32 << 20  # bytes of all files together
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _Budget:
+    """What is left of the limits during one load."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.elements = limits.max_elements
+        self.files = limits.max_files
+        self.bytes = limits.max_bytes
+
+    def read(self, path: str, node: Node | None) -> bytes:
+        """Read one file, counting it and its bytes."""
+        where = node.error if node is not None else (lambda r: SchemaError(r, file=os.path.basename(path), line=0, element="?"))
+        self.files -= 1
+        if self.files < 0:
+            raise where(f"too many files: more than max_files={self.limits.max_files} read for one schema "
+                        f"(includes are counted each time they are included)")
+        with open(path, "rb") as f:
+            data = f.read(self.bytes + 1)
+        self.bytes -= len(data)
+        if self.bytes < 0:
+            raise where(f"too large: the schema and its includes exceed max_bytes={self.limits.max_bytes}")
+        return data
 
 
 @dataclass
@@ -48,8 +91,12 @@ def _split(name: str) -> tuple[str, str]:
     return "", name
 
 
-def parse_bytes(data: bytes, file: str) -> Node:
-    """Parse one XML document (no includes resolved) into a :class:`Node` tree."""
+def parse_bytes(data: bytes, file: str, *, depth: int = 0, budget: _Budget | None = None) -> Node:
+    """Parse one XML document (no includes resolved) into a :class:`Node` tree.
+
+    ``depth`` is the nesting depth where the document's root will sit (an include's place); ``budget``
+    the limits left for the whole load (default: a fresh :data:`DEFAULT_LIMITS`)."""
+    budget = budget if budget is not None else _Budget(DEFAULT_LIMITS)
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
     parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
     stack: list[Node] = []
@@ -65,6 +112,13 @@ def parse_bytes(data: bytes, file: str) -> Node:
     def start(name: str, attrs: dict[str, str]) -> None:
         ns, local = _split(name)
         clean = {_split(k)[1]: v for k, v in attrs.items()}
+        if depth + len(stack) >= budget.limits.max_depth:
+            raise SchemaError(f"elements nested deeper than max_depth={budget.limits.max_depth}",
+                              file=base, line=parser.CurrentLineNumber, element=local, name=clean.get("name"))
+        budget.elements -= 1
+        if budget.elements < 0:
+            raise SchemaError(f"too many elements: more than max_elements={budget.limits.max_elements} in the schema "
+                              "and its includes", file=base, line=parser.CurrentLineNumber, element=local, name=clean.get("name"))
         node = Node(local, ns, clean, base, parser.CurrentLineNumber)
         if stack:
             stack[-1].children.append(node)
@@ -109,27 +163,28 @@ def parse_bytes(data: bytes, file: str) -> Node:
     return roots[0]
 
 
-def load(path: str | os.PathLike[str]) -> Node:
-    """Read a schema file and resolve its XIncludes (same directory only)."""
+def load(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Node:
+    """Read a schema file and resolve its XIncludes (same directory only), within ``limits``."""
     path = os.path.realpath(os.fspath(path))
-    with open(path, "rb") as f:
-        root = parse_bytes(f.read(), path)
-    _resolve_includes(root, os.path.dirname(path), (path,))
+    budget = _Budget(limits)
+    root = parse_bytes(budget.read(path, None), path, budget=budget)
+    _resolve_includes(root, os.path.dirname(path), (path,), 1, budget)
     return root
 
 
-def _resolve_includes(node: Node, directory: str, chain: tuple[str, ...]) -> None:
+def _resolve_includes(node: Node, directory: str, chain: tuple[str, ...], depth: int, budget: _Budget) -> None:
+    """Replace the include elements among ``node``'s children (``node`` sits at ``depth``, the root at 1)."""
     out: list[Node] = []
     for child in node.children:
         if child.ns == XINCLUDE_NS and child.tag == "include":
-            out.append(_include(child, directory, chain))
+            out.append(_include(child, directory, chain, depth, budget))
         else:
-            _resolve_includes(child, directory, chain)
+            _resolve_includes(child, directory, chain, depth + 1, budget)
             out.append(child)
     node.children = out
 
 
-def _include(node: Node, directory: str, chain: tuple[str, ...]) -> Node:
+def _include(node: Node, directory: str, chain: tuple[str, ...], depth: int, budget: _Budget) -> Node:
     href = node.get("href")
     if not href:
         raise node.error("xi:include needs an href")
@@ -144,7 +199,6 @@ def _include(node: Node, directory: str, chain: tuple[str, ...]) -> Node:
         raise node.error(f"xi:include cycle or nesting too deep at href={href}")
     if not os.path.isfile(target):
         raise node.error(f"xi:include file not found: href={href}")
-    with open(target, "rb") as f:
-        included = parse_bytes(f.read(), target)
-    _resolve_includes(included, directory, chain + (target,))
+    included = parse_bytes(budget.read(target, node), target, depth=depth, budget=budget)
+    _resolve_includes(included, directory, chain + (target,), depth + 1, budget)
     return included

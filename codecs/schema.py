@@ -53,18 +53,21 @@ from tickline.codecs.ir import (
     VarData,
     is_float,
 )
-from tickline.codecs.safexml import Node, load
+from tickline.codecs.safexml import DEFAULT_LIMITS, Limits, Node, load
 
 _TYPE_TAGS = ("type", "composite", "enum", "set")
+# Composites referring to composites: bounds the resolver's recursion (real schemas nest 2 or 3 deep).
+_MAX_TYPE_DEPTH = 64
 
 
-def load_schema(path: str | os.PathLike[str], *, strict: bool = False) -> Schema:
+def load_schema(path: str | os.PathLike[str], *, strict: bool = False, limits: Limits = DEFAULT_LIMITS) -> Schema:
     """Parse, lay out and validate the schema at ``path``.
 
-    ``strict`` turns warnings into errors.  Raises :class:`SchemaError`.
+    ``strict`` turns warnings into errors; ``limits`` caps what the file and its includes may
+    cost to read (:class:`~tickline.codecs.safexml.Limits`).  Raises :class:`SchemaError`.
     Warnings are collected in ``Schema.warnings`` (one message each).
     """
-    root = load(path)
+    root = load(path, limits)
     return parse_schema(root, strict=strict)
 
 
@@ -185,19 +188,21 @@ class _SchemaParser:
         self._check_class_names()
         messages: list[Message] = []
         seen_ids: dict[int, Node] = {}
-        seen_names: dict[str, Node] = {}
+        seen_classes: dict[str, Node] = {}  # the class name each message takes -> its element
+        type_classes = {naming.pascal(k) for k, t in self.types.items() if not isinstance(t, EncodedType)}
         for mn in root.children:
             if mn.tag != "message":
                 continue
             msg = self.message(mn, header)
             if msg.id in seen_ids:
                 raise mn.error(f"duplicate message id={msg.id} (also at line={seen_ids[msg.id].line})")
-            if msg.name in seen_names or naming.pascal(msg.name) in {naming.pascal(k) for k in seen_names}:
-                raise mn.error(f"duplicate message name={msg.name}")
-            if naming.pascal(msg.name) in {naming.pascal(k) for k in self.types if not isinstance(self.types[k], EncodedType)}:
+            cls = naming.pascal(msg.name)
+            if cls in seen_classes:
+                raise mn.error(f"duplicate message name={msg.name} (as class {cls}, also at line={seen_classes[cls].line})")
+            if cls in type_classes:
                 raise mn.error(f"message name={msg.name} collides with a type of the same name in generated code")
             seen_ids[msg.id] = mn
-            seen_names[msg.name] = mn
+            seen_classes[cls] = mn
             messages.append(msg)
         return Schema(
             package=root.get("package"), id=schema_id, version=self.version,
@@ -255,6 +260,9 @@ class _SchemaParser:
                 return EncodedType(name=name, primitive=name)
         if name in self.resolving:
             raise node.error(f"type name={name} refers to itself (cycle: {' -> '.join(self.resolving + [name])})")
+        if len(self.resolving) >= _MAX_TYPE_DEPTH:
+            raise node.error(f"types nested deeper than {_MAX_TYPE_DEPTH} (a composite referring to a composite ... "
+                             f"from {self.resolving[0]})")
         self.resolving.append(name)
         try:
             t = self.typedef(node)

@@ -39,7 +39,12 @@ CASES = [
     ("duplicate-message-id", f'{M}{END}\n<sbe:message name="N" id="1"/>', 0,
      "line=9 element=message name=N: duplicate message id=1 (also at line=8)"),
     ("duplicate-message-name", f'{M}{END}\n<sbe:message name="M" id="2"/>', 0,
-     "line=9 element=message name=M: duplicate message name=M"),
+     "line=9 element=message name=M: duplicate message name=M (as class M, also at line=8)"),
+    ("message-names-same-class", f'{M}{END}\n<sbe:message name="m" id="2"/>', 0,
+     "line=9 element=message name=m: duplicate message name=m (as class M, also at line=8)"),
+    ("message-name-is-a-type-class", '<types>\n<enum name="m" encodingType="uint8"><validValue name="A">1</validValue></enum>\n'
+     f'</types>\n{M}{END}', 0,
+     "line=11 element=message name=M: message name=M collides with a type of the same name in generated code"),
     ("duplicate-type-name", '<types>\n<type name="T" primitiveType="uint8"/>\n<type name="T" primitiveType="uint16"/>\n</types>', 0,
      "line=10 element=type name=T: duplicate type name=T (first defined at line=9 file=schema.xml)"),
     ("duplicate-field-name", f'{M}\n<field name="a" id="1" type="uint8"/>\n<field name="a" id="2" type="uint8"/>\n{END}', 0,

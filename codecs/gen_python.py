@@ -43,6 +43,7 @@ from tickline.codecs.ir import (
     EnumType,
     Field,
     Group,
+    Member,
     Message,
     Schema,
     SetType,
@@ -61,10 +62,10 @@ _SHORT = {"char": "CHAR", "int8": "I8", "int16": "I16", "int32": "I32", "int64":
 class _Slot:
     """A fixed-position value: a field of a block or a member of a composite."""
 
-    def __init__(self, json_name: str, t: TypeDef, presence: str, offset: int, since: int,
+    def __init__(self, json_name: str, py: str, t: TypeDef, presence: str, offset: int, since: int,
                  constant: Any, line: int, doc: str) -> None:
         self.json = json_name
-        self.py = naming.python_name(json_name)[0]
+        self.py = py
         self.t = t
         self.presence = presence
         self.offset = offset
@@ -78,7 +79,12 @@ def _field_slot(f: Field) -> _Slot:
     doc = f"id={f.id} offset={f.offset} type={getattr(f.type, 'name', '?')}"
     if f.since_version:
         doc += f" sinceVersion={f.since_version}"
-    return _Slot(f.name, f.type, f.presence, f.offset, f.since_version, f.constant, f.line, doc)
+    return _Slot(f.name, _py(f), f.type, f.presence, f.offset, f.since_version, f.constant, f.line, doc)
+
+
+def _py(el: Field | Group | VarData | Member) -> str:
+    """An element's name in generated code: as the parser assigned it (naming.assign), else derived."""
+    return el.py or naming.python_name(el.name)[0]
 
 
 def _member_slots(c: CompositeType) -> list[_Slot]:
@@ -89,7 +95,7 @@ def _member_slots(c: CompositeType) -> list[_Slot]:
         if presence == "constant" and isinstance(m.type, EnumType):
             presence = "required"  # a constant enum member without valueRef carries no value; treat as stored
         since = getattr(m.type, "since_version", 0)
-        out.append(_Slot(m.name, m.type, presence, m.offset, since, const, getattr(m.type, "line", 0),
+        out.append(_Slot(m.name, _py(m), m.type, presence, m.offset, since, const, getattr(m.type, "line", 0),
                          f"offset={m.offset}"))
     return out
 
@@ -629,9 +635,9 @@ class _Gen:
             for sl in slots:
                 self.w(f"out[{sl.json!r}] = {self.json_expr(sl)}", 2)
             for g in groups:
-                self.w(f"out[{g.name!r}] = [e._dict() for e in self.{naming.python_name(g.name)[0]}()]", 2)
+                self.w(f"out[{g.name!r}] = [e._dict() for e in self.{_py(g)}()]", 2)
             for d in data:
-                self.w(f"out[{d.name!r}] = self._{naming.python_name(d.name)[0]}_bytes().hex()", 2)
+                self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().hex()", 2)
             self.w("return out", 2)
             self.w()
         if encoder:
@@ -642,13 +648,13 @@ class _Gen:
                     self.w(line, 2)
                     n += 1
             for g in groups:
-                py = naming.python_name(g.name)[0]
+                py = _py(g)
                 self.w(f"g_{py} = self.{py}_count(len(d[{g.name!r}]))", 2)
                 self.w(f"for e_{py} in d[{g.name!r}]:", 2)
                 self.w(f"g_{py}.next()._apply(e_{py})", 3)
                 n += 1
             for dd in data:
-                py = naming.python_name(dd.name)[0]
+                py = _py(dd)
                 self.w(f"self.put_{py}(bytes.fromhex(d[{dd.name!r}]))", 2)
                 n += 1
             if n == 0:
@@ -677,10 +683,10 @@ class _Gen:
         slots = [_field_slot(f) for f in fields]
         names = [(sl.py, sl.line) for sl in slots] + [(sl.py + "_raw", sl.line) for sl in slots if isinstance(sl.t, EnumType)]
         for g in groups:
-            py = naming.python_name(g.name)[0]
+            py = _py(g)
             names += [(py, g.line), (py + "_count", g.line)]
         for d in data:
-            py = naming.python_name(d.name)[0]
+            py = _py(d)
             names += [(py, d.line), ("put_" + py, d.line)]
         self.check_names(cls, names)
         for role in ("Decoder", "Encoder"):
@@ -945,7 +951,7 @@ class _Gen:
         out = bytearray(self.s.header.size + msg.block_length)
         values = {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": self.s.id, "version": self.s.version}
         for m in self.s.header.members:
-            if m.name in values and isinstance(m.type, EncodedType):
+            if m.name in values and isinstance(m.type, EncodedType) and m.type.presence != "constant":
                 struct.pack_into(self.s.endian + PRIMITIVES[m.type.primitive][0], out, m.offset, values[m.name])
         return bytes(out)
 
@@ -1022,7 +1028,7 @@ class _Gen:
         self.w(f"raise _rt.order_error({where!r}, _rt.expected({names!r}, self._step, self._open), {what!r})", 3)
 
     def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
-        py = naming.python_name(g.name)[0]
+        py = _py(g)
         gcls = base + naming.pascal(g.name) + ("Decoder" if dec else "Encoder")
         dim = g.dimension
         bl = dim.member("blockLength")
@@ -1077,7 +1083,7 @@ class _Gen:
             self.w()
 
     def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
-        py = naming.python_name(d.name)[0]
+        py = _py(d)
         lt = d.length_type
         g = self.st(lt.primitive)
         msg_ref = "self" if self._is_message_ctx else "self._msg"
@@ -1136,8 +1142,9 @@ class _Gen:
         self.w('"""Read the message header at ``offset`` and wrap the decoder its templateId names."""', 1)
         self.w("_rt.check_bounds(buf, offset + HEADER_LENGTH, 'message header')", 1)
         self.w(f"h = {header_cls}().wrap(buf, offset)", 1)
-        self.w("if h.schema_id != SCHEMA_ID:", 1)
-        self.w('raise MessageError(f"message has schemaId={h.schema_id}, this module decodes schema id={SCHEMA_ID}")', 2)
+        if self.s.header_constant("schemaId") is None:  # a constant schemaId carries nothing to check
+            self.w("if h.schema_id != SCHEMA_ID:", 1)
+            self.w('raise MessageError(f"message has schemaId={h.schema_id}, this module decodes schema id={SCHEMA_ID}")', 2)
         self.w("cls = DECODERS.get(h.template_id)", 1)
         self.w("if cls is None:", 1)
         self.w('raise MessageError(f"unknown templateId={h.template_id} for schema id={SCHEMA_ID}")', 2)

@@ -204,6 +204,7 @@ class Member:
     name: str
     type: TypeDef
     offset: int
+    py: str = ""  # the name in generated code (naming.assign); "" until the parser sets it
 
 
 @dataclass
@@ -244,6 +245,7 @@ class Field:
     semantic_type: str | None = None
     description: str | None = None
     line: int = 0
+    py: str = ""  # the name in generated code (naming.assign)
 
     @property
     def size(self) -> int:
@@ -271,6 +273,7 @@ class VarData:
     deprecated: int | None = None
     description: str | None = None
     line: int = 0
+    py: str = ""  # the name in generated code (naming.assign)
 
     @property
     def length_type(self) -> EncodedType:
@@ -303,6 +306,7 @@ class Group:
     deprecated: int | None = None
     description: str | None = None
     line: int = 0
+    py: str = ""  # the name in generated code (naming.assign)
 
 
 @dataclass
@@ -338,6 +342,15 @@ class Schema:
     def endian(self) -> str:
         """The struct module's byte-order prefix."""
         return "<" if self.byte_order == "littleEndian" else ">"
+
+    def header_constant(self, member: str) -> Scalar | None:
+        """The value of a header member the schema fixes as a constant (it takes no bytes), else None.
+        sbe-tool accepts a constant ``schemaId`` or ``version`` that differs from the schema's own: such
+        a header carries no schema id to check, and its constant version is the acting version."""
+        m = self.header.member(member)
+        if m is not None and isinstance(m.type, EncodedType) and m.type.presence == "constant":
+            return m.type.constant
+        return None
 
     def message_by_id(self, template_id: int) -> Message:
         for m in self.messages:

@@ -2,9 +2,12 @@
 
 Names follow the schema: message and type names become classes as written
 (first letter upper-cased), fields, groups and var data become PEP 8
-``snake_case`` properties.  Two schema names that map to the same Python name,
-or a name that would shadow the flyweight's own members, are schema errors;
-a Python keyword gets a trailing underscore and a warning.
+``snake_case`` properties.  A name clash is the generator's problem, not the
+schema author's (sbe-tool accepts these schemas): a Python keyword, a name the
+flyweight uses itself (``header``, ``wrap``, ``_buf``...), a name that meets
+another's snake_case form or a generated method (``fills_count`` of a group
+``fills``) gets a trailing underscore (``header_``; a leading underscore
+becomes ``f_``), and the parser records a warning.  See :func:`assign`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,38 @@ def constant_name(name: str) -> str:
 
 def is_identifier(name: str) -> bool:
     return name.isidentifier() and name.isascii()
+
+
+# Members every generated composite flyweight has (its private attributes start with "_").
+RESERVED_COMPOSITE_MEMBERS = frozenset({"wrap"})
+
+
+def derived(kind: str, py: str) -> set[str]:
+    """Every attribute a generated class gets for one element: ``kind`` is field, enum (a field of an enum
+    type: it also has ``<py>_raw``), group (``<py>_count``) or data (``put_<py>`` and ``_<py>_bytes``)."""
+    extra = {"enum": {py + "_raw"}, "group": {py + "_count"}, "data": {"put_" + py, f"_{py}_bytes"}}
+    return {py} | extra.get(kind, set())
+
+
+def assign(items: list[tuple[str, str]], reserved: frozenset[str] = RESERVED_MEMBERS) -> list[tuple[str, str | None]]:
+    """Python names for the elements of one block or composite, in schema order: ``items`` are
+    ``(kind, schema name)`` (see :func:`derived`).  Returns ``(python name, why it was mangled or None)``;
+    no two returned names, nor anything derived from them, collide with each other or with ``reserved``."""
+    taken = set(reserved)
+    out: list[tuple[str, str | None]] = []
+    for kind, name in items:
+        py, is_keyword = python_name(name)
+        why = f"name={name} is a Python keyword" if is_keyword else None
+        if py.startswith("_"):
+            py = "f" + py
+            why = f"name={name} would be private in generated code"
+        while derived(kind, py) & taken:
+            clash = sorted(derived(kind, py) & taken)[0]
+            why = why or f"name={name} would collide with {clash} in generated code"
+            py += "_"
+        taken |= derived(kind, py)
+        out.append((py, why))
+    return out
 
 
 def python_name(name: str) -> tuple[str, bool]:

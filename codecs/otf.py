@@ -231,7 +231,7 @@ def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0)
     Raises :class:`MessageError` for unknown templateIds, other schemas and truncated input.
     """
     header = decode_header(schema, buf, offset)
-    if header["schemaId"] != schema.id:
+    if header["schemaId"] != schema.id and schema.header_constant("schemaId") is None:
         raise MessageError(f"message has schemaId={header['schemaId']} but the schema has id={schema.id}")
     try:
         msg = schema.message_by_id(header["templateId"])
@@ -470,4 +470,8 @@ def default_header(schema: Schema, msg: Message) -> dict[str, Any]:
     """The header a reference encoder writes for ``msg`` at the schema's version."""
     header: dict[str, Any] = {m.name: 0 for m in schema.header.members}
     header.update(blockLength=msg.block_length, templateId=msg.id, schemaId=schema.id, version=schema.version)
+    for m in schema.header.members:
+        value = schema.header_constant(m.name)
+        if value is not None:
+            header[m.name] = value
     return header

@@ -17,12 +17,20 @@ Every rule below raises :class:`SchemaError` naming file, line and element:
 - malformed or out-of-range ``nullValue``/``minValue``/``maxValue``/constant
   values, a ``nullValue`` on a type that is not optional;
 - any ``sinceVersion`` greater than the schema's ``version``;
-- names that would collide in generated code (two names with the same
-  snake_case form, names shadowing flyweight members, names not valid as
-  identifiers).
+- names not valid as identifiers, and type or message names that would
+  become the same class in generated code.
 
-Warnings (errors with ``strict=True``): Python keywords used as field, group
-or var data names (the generator appends ``_``).
+Warnings (errors with ``strict=True``): field, group, var data and composite
+member names that would clash in generated code -- Python keywords, names the
+flyweights use themselves (``header``, ``wrap``, private ``_x``), two names
+with the same snake_case form, a name meeting a generated method
+(``fills_count``).  sbe-tool accepts these; the generator mangles the name
+(:func:`tickline.codecs.naming.assign`) and the JSON form keeps the schema's.
+
+Also as sbe-tool: a var data type's ``varData`` member is the variable part
+whatever ``length`` it declares, and a header may fix ``schemaId`` or
+``version`` as constants different from the schema's (no schema id is then
+checked when decoding; the constant version is the acting version).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Sequence
 
 from tickline.codecs import naming
 from tickline.codecs.errors import SchemaWarning
@@ -475,9 +484,6 @@ class _SchemaParser:
                 raise mn.error(f"unexpected element {mn.tag} inside composite {name}")
             if mname in seen:
                 raise mn.error(f"duplicate member name={mname} in composite {name}")
-            py, _ = naming.python_name(mname)
-            if any(naming.python_name(k)[0] == py for k in seen):
-                raise mn.error(f"member name={mname} collides with another member as {py} in generated code")
             seen[mname] = mn
             if explicit is not None:
                 if explicit < offset:
@@ -490,6 +496,8 @@ class _SchemaParser:
             offset += size
         if not members:
             raise node.error(f"composite {name} has no members")
+        self.name_elements(members, ["enum" if isinstance(m.type, EnumType) else "member" for m in members], seen,
+                           naming.RESERVED_COMPOSITE_MEMBERS)
         return CompositeType(name, members, offset, node.get("presence") or "required", self.since(node),
                              _opt_int(node, "deprecated"), node.get("description"), node.get("semanticType"),
                              _opt_int(node, "offset"), node.line)
@@ -526,7 +534,6 @@ class _SchemaParser:
         groups: list[Group] = []
         data: list[VarData] = []
         names: dict[str, Node] = {}
-        pynames: dict[str, str] = {}
         ids: dict[int, Node] = {}
         stage = 0  # 0 fields, 1 groups, 2 data
         offset = 0
@@ -536,15 +543,7 @@ class _SchemaParser:
             cname = self.name(child)
             if cname in names:
                 raise child.error(f"duplicate name={cname} in {node.tag} {node.get('name')} (also at line={names[cname].line})")
-            py, mangled = naming.python_name(cname)
-            if py in naming.RESERVED_MEMBERS or py.startswith("_"):
-                raise child.error(f"name={cname} would collide with the generated flyweight's member {py}")
-            if py in pynames:
-                raise child.error(f"name={cname} collides with name={pynames[py]} as {py} in generated code")
-            if mangled:
-                self.warn(child, f"name={cname} is a Python keyword; the generated property is {py}")
             names[cname] = child
-            pynames[py] = cname
             cid = _int_attr(child, "id")
             if cid in ids:
                 raise child.error(f"duplicate id={cid} in {node.tag} {node.get('name')} (also name={ids[cid].get('name')})")
@@ -572,7 +571,18 @@ class _SchemaParser:
             else:
                 stage = 2
                 data.append(self.var_data(child, cname, cid, since))
+        elements: list[Field | Group | VarData] = [*fields, *groups, *data]
+        kinds = ["enum" if isinstance(f.type, EnumType) else "field" for f in fields] + ["group"] * len(groups) + ["data"] * len(data)
+        self.name_elements(elements, kinds, names, naming.RESERVED_MEMBERS)
         return fields, groups, data, offset
+
+    def name_elements(self, elements: Sequence[Field | Group | VarData | Member], kinds: list[str],
+                      nodes: dict[str, Node], reserved: frozenset[str]) -> None:
+        """Give each element its name in generated code; a mangled name is a warning, never an error."""
+        for el, (py, why) in zip(elements, naming.assign([(k, el.name) for k, el in zip(kinds, elements)], reserved)):
+            el.py = py
+            if why is not None:
+                self.warn(nodes[el.name], f"{why}; the generated property is {py}")
 
     def field(self, node: Node, name: str, fid: int, since: int) -> Field:
         t = self.lookup(node, "type")
@@ -628,8 +638,14 @@ class _SchemaParser:
 
     def var_data(self, node: Node, name: str, did: int, since: int) -> VarData:
         t = self.lookup(node, "type")
-        if not isinstance(t, CompositeType) or not _is_var(t):
-            raise node.error(f"type={node.get('type')} must be a composite with members length and varData (length=0)")
+        # Like sbe-tool, the varData member is the variable part whatever length it declares (real schemas
+        # often leave out length="0"); only the length member's type matters on the wire.
+        if not isinstance(t, CompositeType) or t.member("length") is None or t.member("varData") is None:
+            raise node.error(f"type={node.get('type')} must be a composite with members length and varData")
+        data = t.member("varData")
+        assert data is not None
+        if not isinstance(data.type, EncodedType):
+            raise node.error(f"type={t.name}: the varData member must be a primitive type")
         length = t.member("length")
         assert length is not None
         if not isinstance(length.type, EncodedType) or length.type.primitive not in ("uint8", "uint16", "uint32"):

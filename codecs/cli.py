@@ -30,7 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("schema", help="SBE XML schema file")
     p.add_argument("file", help="binary file with a message (header included); '-' for stdin")
     p.add_argument("--offset", type=int, default=0, help="byte offset of the first message")
-    p.add_argument("--all", action="store_true", help="decode back-to-back messages into a JSON list")
+    p.add_argument("--all", action="store_true",
+                   help="decode back-to-back messages into a JSON list (each must end where the schema says it ends)")
     p.set_defaults(func=cmd_decode)
 
     p = subparsers.add_parser("sbe-encode", help="encode JSON (sbe-decode's form) to SBE bytes on stdout")
@@ -99,7 +100,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
             out: Any = otf.decode_all(schema, data)
         else:
             out, used = otf.decode(schema, data)
-            if used != len(data):
+            # A message of a newer version than the schema may end in parts this schema does not know (newer
+            # groups and var data): the acting block length and the header found everything known, the rest
+            # is skipped.  From an older or the same version, bytes left over are not part of the message.
+            if used != len(data) and int(out["header"]["version"]) <= schema.version:
                 return _err(f"message error (the input's fault): file={args.file} {len(data) - used} trailing bytes "
                             f"after the message at offset={args.offset + used}; use --all for several messages")
     except SchemaError as exc:

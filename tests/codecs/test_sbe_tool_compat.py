@@ -110,3 +110,39 @@ def test_header_with_a_constant_schema_id_of_its_own(write_schema: Callable[...,
     enc = mod.MEncoder().wrap_and_apply_header(buf)
     enc.a = 5
     assert bytes(buf[:4]) == struct.pack("<HH", 2, 1)  # nothing written for the constant members
+
+
+# -- item 2: a newer message read with an older schema ---------------------------------------------------------------
+
+OLD = """<sbe:message name="M" id="1"><field name="a" id="1" type="uint32"/>
+<group name="g" id="2"><field name="x" id="3" type="uint8"/></group>
+</sbe:message>"""
+NEW = """<sbe:message name="M" id="1"><field name="a" id="1" type="uint32"/><field name="b" id="4" type="uint16" sinceVersion="1"/>
+<group name="g" id="2"><field name="x" id="3" type="uint8"/><field name="y" id="5" type="uint32" sinceVersion="1"/></group>
+<group name="h" id="6" sinceVersion="1"><field name="z" id="7" type="uint8"/></group>
+<data name="e" id="8" type="varDataEncoding" sinceVersion="1"/>
+</sbe:message>"""
+
+
+def test_newer_message_with_an_older_schema_skips_what_it_does_not_know(
+        write_schema: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    new = load_schema(write_schema(NEW, version=1, name="new.xml"))
+    old_path = write_schema(OLD, version=0, name="old.xml")
+    old = load_schema(old_path)
+    fields = {"a": 1, "b": 2, "g": [{"x": 3, "y": 4}, {"x": 5, "y": 6}], "h": [{"z": 7}], "e": b"newer".hex()}
+    wire = otf.encode(new, {"header": otf.default_header(new, new.messages[0]), "message": "M", "fields": fields})
+    known = {"a": 1, "g": [{"x": 3}, {"x": 5}]}
+    doc, used = otf.decode(old, wire)
+    assert doc["fields"] == known and doc["header"]["version"] == 1
+    assert used == 8 + 6 + 4 + 2 * 5  # header, the acting block, g's header and its two 5-byte entries
+    assert import_generated(old, tmp_path).decode(wire).to_dict() == known
+    (tmp_path / "m.bin").write_bytes(wire)
+    rc, out, err = run_cli(["sbe-decode", str(old_path), str(tmp_path / "m.bin")], capsys, monkeypatch)
+    assert (rc, err) == (0, "")
+    assert otf.from_json(out)["fields"] == known
+    # bytes after a message of the schema's own version are still not part of it
+    same = otf.encode(old, {"header": otf.default_header(old, old.messages[0]), "message": "M", "fields": known})
+    (tmp_path / "m.bin").write_bytes(same + b"\0")
+    rc, out, err = run_cli(["sbe-decode", str(old_path), str(tmp_path / "m.bin")], capsys, monkeypatch)
+    assert rc == 1 and "1 trailing bytes after the message" in err

@@ -32,6 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--offset", type=int, default=0, help="byte offset of the first message")
     p.add_argument("--all", action="store_true",
                    help="decode back-to-back messages into a JSON list (each must end where the schema says it ends)")
+    p.add_argument("--strict-enums", action="store_true",
+                   help="an enum value the schema does not know is an error (default: printed as its raw value)")
     p.set_defaults(func=cmd_decode)
 
     p = subparsers.add_parser("sbe-encode", help="encode JSON (sbe-decode's form) to SBE bytes on stdout")
@@ -97,9 +99,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
         data = _read(args.file, True)
         data = data[args.offset:]
         if args.all:
-            out: Any = otf.decode_all(schema, data)
+            out: Any = otf.decode_all(schema, data, strict_enums=args.strict_enums)
         else:
-            out, used = otf.decode(schema, data)
+            out, used = otf.decode(schema, data, strict_enums=args.strict_enums)
             # A message of a newer version than the schema may end in parts this schema does not know (newer
             # groups and var data): the acting block length and the header found everything known, the rest
             # is skipped.  From an older or the same version, bytes left over are not part of the message.

@@ -219,12 +219,13 @@ class _Gen:
         self.w("from tickline.codecs import runtime as _rt")
         self.w("from tickline.codecs.runtime import AccessOrderError, Buffer, MessageError")
         self.w()
-        self.w('__all__ = ["AccessOrderError", "MessageError", "decode", "set_check_order"]')
+        self.w('__all__ = ["AccessOrderError", "MessageError", "decode", "set_check_order", "set_strict_enums"]')
         self.w()
         self.w(f"SCHEMA_ID = {s.id}")
         self.w(f"SCHEMA_VERSION = {s.version}")
         self.w(f"SCHEMA_PACKAGE = {s.package!r}")
         self.w(f"HEADER_LENGTH = {s.header.size}")
+        self.w("_STRICT_ENUMS = False  # set_strict_enums()")
         self.w()
         for name, fmt in sorted(self.structs.items()):
             self.w(f"{name} = struct.Struct({fmt!r})")
@@ -265,6 +266,7 @@ class _Gen:
             if since:
                 comment = (comment or "  #") + since
             self.w(f"{naming.constant_name(v.name)} = {v.value}{comment}", 1)
+        self.w(f"{_unknown_name(t)} = {UNKNOWN_VALUE}  # a value read that is none of the above (see the field's _raw)", 1)
         self.w()
         self.w()
         self.w(f"_{name}_NAMES: dict[int, str] = {{{', '.join(f'{v.value}: {v.name!r}' for v in t.values)}}}")
@@ -350,8 +352,9 @@ class _Gen:
     def enum_tail(self, slot: _Slot, t: EnumType) -> list[str]:
         c = self.cls(t)
         return [f"m = _{c}_MEMBERS.get(v)", "if m is None:", f"    if v == {t.null_value}:", "        return None",
-                f'    raise MessageError(f"unknown {t.name} value={{v}} in field {slot.json}; read {slot.py}_raw")',
-                "return m"]
+                "    if _STRICT_ENUMS:",
+                f'        raise MessageError(f"unknown {t.name} value={{v}} in field {slot.json} (strict enums; read {slot.py}_raw)")',
+                f"    return {c}.{_unknown_name(t)}", "return m"]
 
     def cached_getter_lines(self, slot: _Slot, tup: str, i: str, raw: bool) -> list[str]:
         """Getter reading the block's values, unpacked once by wrap()/next() (decoders only)."""
@@ -1152,11 +1155,31 @@ class _Gen:
         self.w("return cls().wrap(buf, offset + HEADER_LENGTH, h.block_length, h.version)", 1)
         self.w()
         self.w()
+        self.w("def set_strict_enums(enabled: bool) -> None:")
+        self.w('"""Whether reading an enum value the schema does not know raises MessageError (on) or gives the', 1)
+        self.w("enum's SBE_UNKNOWN member, the raw value staying readable as ``<field>_raw`` (off, the default: an", 1)
+        self.w('older reader of a newer producer\'s values, as sbe-tool\'s decoders)."""', 1)
+        self.w("global _STRICT_ENUMS", 1)
+        self.w("_STRICT_ENUMS = enabled", 1)
+        self.w()
+        self.w()
         self.w("def set_check_order(enabled: bool) -> None:")
         self.w('"""Turn access-order checks of every generated class on or off (off is faster)."""', 1)
         self.w("for obj in list(globals().values()):", 1)
         self.w("if isinstance(obj, type) and 'check_order' in vars(obj):", 2)
         self.w("setattr(obj, 'check_order', enabled)", 3)
+
+
+#: The value of every generated enum's SBE_UNKNOWN member: outside every primitive's range, so never on the wire.
+UNKNOWN_VALUE = 2**64
+
+
+def _unknown_name(t: EnumType) -> str:
+    """The name of the enum member an unknown value reads as: SBE_UNKNOWN, unless a validValue has it."""
+    name = "SBE_UNKNOWN"
+    while name in {naming.constant_name(v.name) for v in t.values}:
+        name += "_"
+    return name
 
 
 def _piecewise(steps: list[tuple[int, int]], version: str) -> str:

@@ -80,8 +80,9 @@ def float_from_json(value: Any) -> float:
 
 
 class _Decoder:
-    def __init__(self, schema: Schema, buf: bytes | bytearray | memoryview, version: int) -> None:
+    def __init__(self, schema: Schema, buf: bytes | bytearray | memoryview, version: int, strict_enums: bool = False) -> None:
         self.s = schema
+        self.strict_enums = strict_enums
         self.buf = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
         self.version = version
         self.empty_left = MAX_EMPTY_ENTRIES
@@ -136,6 +137,8 @@ class _Decoder:
                 return None
             vv = t.by_value().get(raw)
             if vv is None:
+                if self.strict_enums:
+                    raise MessageError(f"unknown value={raw} of enum {t.name} at offset={offset} (strict enums)")
                 return chr(raw) if t.primitive == "char" else raw
             return vv.name
         if isinstance(t, SetType):
@@ -225,10 +228,13 @@ def decode_header(schema: Schema, buf: bytes | bytearray | memoryview, offset: i
     return dec.composite(schema.header, offset)
 
 
-def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[dict[str, Any], int]:
+def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0, *,
+           strict_enums: bool = False) -> tuple[dict[str, Any], int]:
     """Decode the message at ``offset``; returns (the JSON-ready form, bytes consumed).
 
-    Raises :class:`MessageError` for unknown templateIds, other schemas and truncated input.
+    An enum value the schema does not know (a newer producer's) reads as its raw value, or raises
+    :class:`MessageError` with ``strict_enums``.  Raises :class:`MessageError` for unknown templateIds,
+    other schemas and truncated or hostile input.
     """
     header = decode_header(schema, buf, offset)
     if header["schemaId"] != schema.id and schema.header_constant("schemaId") is None:
@@ -237,7 +243,7 @@ def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0)
         msg = schema.message_by_id(header["templateId"])
     except KeyError:
         raise MessageError(f"unknown templateId={header['templateId']} for schema id={schema.id}") from None
-    dec = _Decoder(schema, buf, int(header["version"]))
+    dec = _Decoder(schema, buf, int(header["version"]), strict_enums)
     start = offset + schema.header.size
     block_length = int(header["blockLength"])
     dec.need(start, block_length, f"message {msg.name} root block")
@@ -248,12 +254,12 @@ def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0)
     return {"header": header, "message": msg.name, "fields": fields}, end - offset
 
 
-def decode_all(schema: Schema, buf: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
+def decode_all(schema: Schema, buf: bytes | bytearray | memoryview, *, strict_enums: bool = False) -> list[dict[str, Any]]:
     """Decode back-to-back messages until the buffer ends."""
     out: list[dict[str, Any]] = []
     pos = 0
     while pos < len(buf):
-        doc, used = decode(schema, buf, pos)
+        doc, used = decode(schema, buf, pos, strict_enums=strict_enums)
         out.append(doc)
         pos += used
     return out

@@ -186,9 +186,13 @@ def test_enum_set_optional_and_constant_accessors(generated: dict[str, tuple[Sch
     e.reject_reason = None
     assert mod.decode(buf).reject_reason is None
     e.side_raw = 0x33  # not a validValue
-    with pytest.raises(MessageError, match="unknown Side value=51 in field side; read side_raw"):
-        mod.decode(buf).side
-    assert mod.decode(buf).side_raw == 0x33
+    assert mod.decode(buf).side is mod.Side.SBE_UNKNOWN and mod.decode(buf).side_raw == 0x33  # issue 16 item 4
+    mod.set_strict_enums(True)
+    try:
+        with pytest.raises(MessageError, match=r"unknown Side value=51 in field side \(strict enums; read side_raw\)"):
+            mod.decode(buf).side
+    finally:
+        mod.set_strict_enums(False)
     with pytest.raises(MessageError, match=r"clOrdId: value='x{21}' is 21 bytes, longer than length=20"):
         e.cl_ord_id = "x" * 21
 

@@ -146,3 +146,37 @@ def test_newer_message_with_an_older_schema_skips_what_it_does_not_know(
     (tmp_path / "m.bin").write_bytes(same + b"\0")
     rc, out, err = run_cli(["sbe-decode", str(old_path), str(tmp_path / "m.bin")], capsys, monkeypatch)
     assert rc == 1 and "1 trailing bytes after the message" in err
+
+
+# -- item 4: enum values the schema does not know --------------------------------------------------------------------
+
+ENUMS = """<types>
+<enum name="Side" encodingType="uint8"><validValue name="Buy">1</validValue><validValue name="Sell">2</validValue></enum>
+<enum name="Kind" encodingType="char"><validValue name="A">A</validValue><validValue name="SBE_UNKNOWN">U</validValue></enum>
+</types>
+<sbe:message name="M" id="1"><field name="side" id="1" type="Side"/><field name="kind" id="2" type="Kind"/></sbe:message>"""
+
+
+def test_unknown_enum_values_read_as_a_sentinel_and_keep_the_raw_value(
+        write_schema: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_schema(ENUMS)
+    schema = load_schema(path)
+    mod = import_generated(schema, tmp_path)
+    wire = struct.pack("<HHHH", 2, 1, 7, 0) + bytes([3, ord("Z")])  # a newer producer's Side=3 and Kind='Z'
+    dec = mod.decode(wire)
+    assert (dec.side, dec.side_raw, dec.kind, dec.kind_raw) == (mod.Side.SBE_UNKNOWN, 3, mod.Kind.SBE_UNKNOWN_, ord("Z"))
+    assert mod.Kind.SBE_UNKNOWN == ord("U")  # a validValue of that name keeps it; the sentinel moves aside
+    assert dec.to_dict() == {"side": 3, "kind": "Z"} == otf.decode(schema, wire)[0]["fields"]
+    assert otf.encode(schema, otf.decode(schema, wire)[0]) == wire
+    # strict mode is opt-in, in both codecs and in sbe-decode
+    mod.set_strict_enums(True)
+    with pytest.raises(MessageError, match=r"unknown Side value=3 in field side \(strict enums; read side_raw\)"):
+        mod.decode(wire).side
+    with pytest.raises(MessageError, match=r"unknown value=3 of enum Side at offset=8 \(strict enums\)"):
+        otf.decode(schema, wire, strict_enums=True)
+    (tmp_path / "m.bin").write_bytes(wire)
+    rc, out, err = run_cli(["sbe-decode", "--strict-enums", str(path), str(tmp_path / "m.bin")], capsys, monkeypatch)
+    assert rc == 1 and "unknown value=3 of enum Side" in err
+    rc, out, err = run_cli(["sbe-decode", str(path), str(tmp_path / "m.bin")], capsys, monkeypatch)
+    assert rc == 0 and otf.from_json(out)["fields"] == {"side": 3, "kind": "Z"}

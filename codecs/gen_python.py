@@ -168,7 +168,7 @@ class _Gen:
             return self.cls(t)
         base = "str" if t.primitive == "char" else ("float" if is_float(t.primitive) else "int")
         if t.length > 1 and t.primitive != "char":
-            return f"tuple[{base}, ...]"
+            return f"tuple[{base}{' | None' if slot.presence == 'optional' else ''}, ...]"
         if t.length > 1:
             return base  # char arrays: "" when empty, never None (the JSON form's rule)
         return base + (" | None" if slot.presence == "optional" else "")
@@ -330,7 +330,10 @@ class _Gen:
             lines.append(f"return _rt.get_str(self._buf, {off}, {t.length}, {py_encoding(t.character_encoding)!r})")
             return lines
         if t.length > 1:
-            lines.append(f"return {self.st(t.primitive, t.length)}_get(self._buf, {off})")
+            get = f"{self.st(t.primitive, t.length)}_get(self._buf, {off})"
+            if slot.presence == "optional":  # each element holding the null value reads None
+                get = f"_rt.array_nulls({get}, {self.null_literal(t.null)})"
+            lines.append(f"return {get}")
             return lines
         g = self.st(t.primitive)
         if slot.presence == "optional":
@@ -375,6 +378,9 @@ class _Gen:
                     f"    s = _rt.decode_str(b, {enc!r}, {cache})", "return s"]
         typ = "float" if is_float(t.primitive) else "int"
         if t.length > 1:
+            if slot.presence == "optional":
+                return [f"a: tuple[{typ} | None, ...] = _rt.array_nulls({tup}[{i}:{i} + {t.length}], {self.null_literal(t.null)})",
+                        "return a"]
             return [f"a: tuple[{typ}, ...] = {tup}[{i}:{i} + {t.length}]", "return a"]
         lines = [f"v: {typ} = {tup}[{i}]"]
         if slot.presence == "optional":
@@ -512,6 +518,8 @@ class _Gen:
                     f'    raise MessageError(f"{slot.json}: value={{value!r}} is {{len(raw)}} bytes, longer than length={t.length}")',
                     f"_S{t.length}_put(self._buf, {off}, raw)"]
         if t.length > 1:
+            if slot.presence == "optional":
+                return [f"{self.st(t.primitive, t.length)}_put(self._buf, {off}, *_rt.array_put(value, {self.null_literal(t.null)}))"]
             return [f"{self.st(t.primitive, t.length)}_put(self._buf, {off}, *value)"]
         p = self.st(t.primitive)
         val = "ord(value)" if t.primitive == "char" else "value"
@@ -588,6 +596,8 @@ class _Gen:
             return [f"self.{slot.py}._apply({key})"]
         if is_float(t.primitive):
             if t.length > 1:
+                if slot.presence == "optional":
+                    return [f"self.{slot.py} = tuple(None if x is None else _rt.ff(x) for x in {key})"]
                 return [f"self.{slot.py} = tuple(_rt.ff(x) for x in {key})"]
             if slot.presence == "optional":
                 return [f"self.{slot.py} = None if {key} is None else _rt.ff({key})"]

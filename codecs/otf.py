@@ -120,6 +120,10 @@ class _Decoder:
             return raw_bytes.decode(py_encoding(t.character_encoding), errors="surrogateescape")
         size = t.primitive_size
         values = [self.prim(t.primitive, offset + i * size) for i in range(t.length)]
+        if presence == "optional":  # each element holding the null value is null
+            nan_null = is_float(t.primitive) and math.isnan(t.null)
+            return [None if (math.isnan(v) if nan_null else v == t.null) else float_to_json(v) if is_float(t.primitive) else v
+                    for v in values]
         if is_float(t.primitive):
             return [float_to_json(v) for v in values]
         return values
@@ -315,6 +319,8 @@ class _Encoder:
         if not isinstance(value, list) or len(value) != t.length:
             raise MessageError(f"{what}: expected a list of {t.length} values, got value={value!r}")
         for i, v in enumerate(value):
+            if v is None and presence == "optional":
+                v = float_to_json(t.null) if is_float(t.primitive) else t.null
             self.prim(buf, t.primitive, offset + i * t.primitive_size, v, f"{what}[{i}]")
 
     def value(self, buf: bytearray, t: TypeDef, presence: str, offset: int, value: Any, what: str) -> None:

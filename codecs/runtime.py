@@ -82,6 +82,18 @@ def get_bytes(buf: Buffer, offset: int, length: int) -> bytes:
     return bytes(buf[offset:offset + length])
 
 
+def array_nulls(values: tuple[Any, ...], null: float) -> tuple[Any, ...]:
+    """An optional array's elements, each None where it holds the null value (any NaN for a NaN null)."""
+    if null != null:
+        return tuple(None if x != x else x for x in values)
+    return tuple(None if x == null else x for x in values)
+
+
+def array_put(values: Any, null: float) -> tuple[Any, ...]:
+    """An optional array's elements to write: None as the null value."""
+    return tuple(null if x is None else x for x in values)
+
+
 def fj(value: float | None) -> float | str | None:
     """A float in the JSON form: non-finite values as strings."""
     if value is None:

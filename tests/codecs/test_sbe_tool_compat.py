@@ -180,3 +180,45 @@ def test_unknown_enum_values_read_as_a_sentinel_and_keep_the_raw_value(
     assert rc == 1 and "unknown value=3 of enum Side" in err
     rc, out, err = run_cli(["sbe-decode", str(path), str(tmp_path / "m.bin")], capsys, monkeypatch)
     assert rc == 0 and otf.from_json(out)["fields"] == {"side": 3, "kind": "Z"}
+
+
+# -- item 3: null values in arrays, chars and enums -------------------------------------------------------------------
+
+NULLS = """<types>
+<type name="OptInts" primitiveType="int32" length="3" presence="optional"/>
+<type name="OptDoubles" primitiveType="double" length="2" presence="optional"/>
+<type name="Ints" primitiveType="int32" length="2"/>
+<type name="charNULL" primitiveType="char" presence="optional" nullValue="0"/>
+<type name="u8NULL" primitiveType="uint8" presence="optional" nullValue="255"/>
+<enum name="Code" encodingType="charNULL"><validValue name="Yes">Y</validValue></enum>
+<enum name="Level" encodingType="u8NULL"><validValue name="Low">0</validValue></enum>
+<composite name="Legs"><type name="qty" primitiveType="uint16" length="2" presence="optional"/></composite>
+</types>
+<sbe:message name="M" id="1">
+<field name="ints" id="1" type="OptInts"/>
+<field name="doubles" id="2" type="OptDoubles"/>
+<field name="plain" id="3" type="Ints"/>
+<field name="ch" id="4" type="charNULL"/>
+<field name="code" id="5" type="Code"/>
+<field name="level" id="6" type="Level"/>
+<field name="legs" id="7" type="Legs"/>
+</sbe:message>"""
+
+
+def test_null_values_in_optional_arrays_chars_and_enums(write_schema: Callable[..., Path], tmp_path: Path) -> None:
+    schema = load_schema(write_schema(NULLS))
+    mod = import_generated(schema, tmp_path)
+    fields = {"ints": [1, None, -3], "doubles": [None, 2.5], "plain": [-2**31, 0], "ch": None, "code": None, "level": None,
+              "legs": {"qty": [None, 7]}}
+    wire = round_trip(schema, mod, fields)
+    nan = struct.pack("<d", float("nan"))
+    assert wire[8:] == (struct.pack("<3i", 1, -2**31, -3) + nan + struct.pack("<d", 2.5) + struct.pack("<2i", -2**31, 0)
+                        + bytes([0, 0, 255]) + struct.pack("<2H", 65535, 7))
+    dec = mod.decode(wire)
+    assert (dec.ints, dec.doubles, dec.plain, dec.ch, dec.code, dec.level, dec.legs.qty) == (
+        (1, None, -3), (None, 2.5), (-2**31, 0), None, None, None, (None, 7))  # a required array has no null
+    assert round_trip(schema, mod, dict(fields, ch="x", code="Yes", level="Low"))[8 + 36:8 + 39] == b"xY\0"
+    buf = bytearray(len(wire))
+    enc = mod.MEncoder().wrap_and_apply_header(buf)
+    enc.ints, enc.doubles = (None, None, 4), (1.0, None)
+    assert mod.decode(buf).ints == (None, None, 4) and mod.decode(buf).doubles == (1.0, None)

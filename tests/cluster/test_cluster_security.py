@@ -10,7 +10,12 @@ import time
 
 from test_cluster_processes import Cluster, aeron_dir, cluster, transport  # noqa: F401  (fixtures)
 
-from tickline.cluster.aeron_io import CONSENSUS_STREAM, query_status
+from tickline.cluster import wire
+from tickline.cluster.aeron_io import (
+    CONSENSUS_STREAM, INGRESS_STREAM, AeronClusterClient, AeronStack, ClusterLink, query_status, udp_channel,
+)
+from tickline.cluster.messages import AppendRequest, Entry, RequestVote
+from tickline.cluster.sequencer import NewOrder, Side, StructOrderCodec
 
 # Aeron's SETUP frame (aeron_udp_protocol.h): frame length, version, flags, type (0x05),
 # then term offset, session id, stream id, initial term id, active term id, term length, mtu, ttl.
@@ -42,3 +47,114 @@ def test_a_setup_frame_whose_active_term_precedes_the_initial_one_does_not_kill_
         time.sleep(0.2)
     st = query_status(cluster.link, 1, timeout=10)
     assert st is not None and st.member == 1
+
+
+def wait_for(what, cond, cluster, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        cluster.link.poll_egress()
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}\n{cluster.logs()}")
+
+
+def leader_status(cluster):
+    m = wait_for("a leader", cluster.leader, cluster)
+    return query_status(cluster.link, m, timeout=10)
+
+
+def offer_all(stack, pub, messages, seconds=20):
+    deadline = time.monotonic() + seconds
+    while not pub.is_connected and time.monotonic() < deadline:
+        stack.do_work()
+        time.sleep(0.01)
+    assert pub.is_connected
+    for data in messages:
+        while pub.offer(data) < 0 and time.monotonic() < deadline:
+            stack.do_work()
+            time.sleep(0.001)
+    for _ in range(50):
+        stack.do_work()
+        time.sleep(0.002)
+
+
+def test_forged_consensus_messages_from_a_non_member_are_dropped_and_counted(cluster, aeron_dir):
+    before = leader_status(cluster)
+    leader = before.member
+    follower = next(m for m in cluster.topo.members if m != leader)
+    host, port = cluster.topo.members[leader]
+    # A higher term from a "follower" would make the leader step down, and entries
+    # would overwrite its log; the forger has no key, so its messages carry no tag
+    # (or a wrong one).
+    forged = AppendRequest(follower, leader, before.term + 5, 0, 0, (Entry(0, before.term + 5, 0, 3, b"forged"),), 0)
+    vote = RequestVote(follower, leader, before.term + 7, before.term + 7, 10**9, False, True)
+    data = [wire.encode(forged), wire.encode(forged) + b"\0" * 32, wire.encode(vote), wire.encode(vote) + b"\x01" * 32]
+    stack = AeronStack("forger", aeron_dir)
+    try:
+        consensus = stack.aeron.add_exclusive_publication(udp_channel(host, port), CONSENSUS_STREAM)
+        ingress = stack.aeron.add_exclusive_publication(udp_channel(host, port), INGRESS_STREAM)
+        offer_all(stack, consensus, data)
+        offer_all(stack, ingress, data[::2])  # consensus messages on the client stream
+    finally:
+        stack.close()
+    st = wait_for("the forged messages counted", lambda: (s := query_status(cluster.link, leader)) and s.unauthenticated >= 6 and s,
+                  cluster)
+    assert st.role == "leader" and st.term == before.term  # not stepped down, no new term
+    assert cluster.procs[leader].poll() is None
+    logs = cluster.logs()
+    assert "consensus message dropped: reason=bad_or_missing_tag" in logs and "fault=peer" in logs
+
+
+def test_a_status_request_without_the_admin_credential_changes_nothing(cluster, aeron_dir):
+    before = leader_status(cluster)
+    with ClusterLink(cluster.topo.members, aeron_base=aeron_dir, credentials=b"admin:wrong") as outsider:
+        refused = query_status(outsider, before.member, action=2, timeout=10)
+        assert refused is not None and refused.refused and refused.role == "leader"
+        snap = query_status(outsider, before.member, action=1, timeout=10)
+        assert snap is not None and snap.refused and snap.base_position == before.base_position
+    with ClusterLink(cluster.topo.members, aeron_base=aeron_dir) as anonymous:
+        st = query_status(anonymous, before.member, action=2, timeout=10)
+        assert st is not None and st.refused
+    after = query_status(cluster.link, before.member, timeout=10)
+    assert after.role == "leader" and after.term == before.term
+    # the admin credential does step it down
+    st = query_status(cluster.link, before.member, action=2, timeout=10)
+    assert st is not None and not st.refused
+    wait_for("another leader", lambda: cluster.leader() not in (None, before.member), cluster)
+
+
+def pump_client(client, cluster, until, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answered = client.poll()
+        if until(answered):
+            return True
+        cluster.link.poll_egress()
+        time.sleep(0.002)
+    return False
+
+
+def test_a_client_with_bad_credentials_is_rejected_with_an_answer_and_a_good_one_is_served(cluster, aeron_dir):
+    leader_status(cluster)
+    codec = StructOrderCodec()
+    order = codec.encode_order(NewOrder(7, Side.BUY, 1, 100, 1))
+    for bad in (b"client:not-the-secret", b"nobody:x", b"", b"client"):
+        client = AeronClusterClient(cluster.topo.members, aeron_base=aeron_dir, credentials=bad, retry_timeout=250)
+        try:
+            client.offer(order)
+            assert pump_client(client, cluster, lambda _: client.rejected is not None), f"no answer for credentials={bad!r}"
+            assert "unknown principal or wrong secret" in client.rejected or "not principal:secret" in client.rejected
+            assert not client.client.connected
+        finally:
+            client.close()
+    good = AeronClusterClient(cluster.topo.members, aeron_base=aeron_dir, credentials=cluster.secrets.client, retry_timeout=250)
+    try:
+        good.offer(order)
+        got = []
+        assert pump_client(good, cluster, lambda answered: got.extend(answered) or got)
+        assert codec.decode_ack(got[0][1]) is not None and good.rejected is None
+    finally:
+        good.close()
+    # an admin may connect as a client too; a principal without the client role may not (see test_cluster_auth)

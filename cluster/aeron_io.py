@@ -432,6 +432,7 @@ class AeronNodeIO:
         self._handler: Callable[[object], None] = lambda m: None
         self._to_flush: list[_Egress] = []
         self._waiting: dict[tuple[str, int], _Egress] = {}  # channels whose egress waits for the publication to connect
+        self._refused_logged: set[tuple[str, int]] = set()
         self._consensus = FragmentAssembler(self._on_consensus)
         self._ingress = FragmentAssembler(self._on_ingress)
         self.polled_since_turn = True  # False after kick() until the next poll()
@@ -576,7 +577,11 @@ class AeronNodeIO:
                 pub = self.stack.aeron.add_exclusive_publication(checked, stream_id)
             except Exception as exc:  # the client's fault: a channel we will not or cannot publish to
                 self.stats.bad_channel += 1
-                if self.stats.bad_channel % 100 == 1:
+                # each refused channel once (clients repeat their EgressChannel), then every 100th
+                first = len(self._refused_logged) < 64 and (channel, stream_id) not in self._refused_logged
+                if first:
+                    self._refused_logged.add((channel, stream_id))
+                if first or self.stats.bad_channel % 100 == 1:
                     print(f"error: egress channel refused: client={client_id} channel={channel[:200]!r} stream={stream_id} "
                           f"reason={exc} fault=client count={self.stats.bad_channel}", file=sys.stderr, flush=True)
                 answer = getattr(exc, "answer_channel", None)

@@ -35,8 +35,9 @@ WAIT = 90.0  # seconds without progress before the cluster counts as stuck
 
 
 class Cluster:
-    def __init__(self, tmp_path, aeron_dir, transport="udp", extra=""):
-        """``extra``: more topology lines (e.g. security settings)."""
+    def __init__(self, tmp_path, aeron_dir, transport="udp", extra="", link_channel=None):
+        """``extra``: more topology lines (e.g. security settings); ``link_channel``:
+        the status link's egress channel (default: a free port)."""
         self.driver = None
         self.secrets = provision(str(tmp_path / "secrets"))
         if transport == "ipc":  # the members' shared driver, as `tickline driver` runs it
@@ -56,7 +57,7 @@ class Cluster:
         self.topo = load_topology(str(self.config))
         self.tmp = tmp_path
         self.procs = {}
-        self.link = ClusterLink(self.topo.members, aeron_base=aeron_dir, credentials=self.secrets.admin)
+        self.link = ClusterLink(self.topo.members, aeron_base=aeron_dir, credentials=self.secrets.admin, egress_channel=link_channel)
         for m in self.topo.members:
             self.start(m)
 

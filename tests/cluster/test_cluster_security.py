@@ -158,3 +158,42 @@ def test_a_client_with_bad_credentials_is_rejected_with_an_answer_and_a_good_one
     finally:
         good.close()
     # an admin may connect as a client too; a principal without the client role may not (see test_cluster_auth)
+
+
+def driver_log_bytes(cluster):
+    """The largest log buffer file in the members' media driver directories."""
+    import glob
+    import os
+    sizes = [os.path.getsize(f) for f in glob.glob(os.path.join(cluster.topo.aeron_dir, "tickline-cluster-m*", "publications", "*"))]
+    return max(sizes, default=0)
+
+
+def test_client_egress_channels_outside_the_topology_are_refused(tmp_path, aeron_dir):
+    from tickline.cluster.protocol import EventCode, SessionEvent
+    from tickline.transport import free_ports
+    p_link, p_ok, p_unlisted = free_ports(3)
+    c = Cluster(tmp_path, aeron_dir, extra=f'client_egress = ["127.0.0.1:{p_link}", "127.0.0.1:{p_ok}"]\n',
+                link_channel=udp_channel("127.0.0.1", p_link))
+    try:
+        leader = leader_status(c).member
+        # an allowed endpoint asking for a 1 GiB term: refused, and told why on that endpoint
+        with ClusterLink(c.topo.members, aeron_base=aeron_dir, egress_channel=f"aeron:udp?endpoint=127.0.0.1:{p_ok}|term-length=1g") as big:
+            assert query_status(big, leader, timeout=3) is None  # no egress publication was made for it
+
+            def told():
+                big.poll_egress()
+                return next((m for m in big.inbox if isinstance(m, SessionEvent) and m.session_id == -1), None)
+            ev = wait_for("the refusal", told, c)
+            assert ev.code is EventCode.ERROR
+            assert "egress channel refused: term length above client_term_length_max: term-length=1g max=1048576" in ev.detail
+        assert driver_log_bytes(c) < 64 * 1024 * 1024  # nothing near 3 x 1 GiB was allocated
+        # an endpoint the topology does not list: nothing is published to it
+        with ClusterLink(c.topo.members, aeron_base=aeron_dir, egress_channel=udp_channel("127.0.0.1", p_unlisted)) as stray:
+            assert query_status(stray, leader, timeout=3) is None
+            stray.poll_egress()
+            assert stray.inbox == []
+        st = query_status(c.link, leader, timeout=10)
+        assert st.bad_channels >= 2 and st.role == "leader"
+        assert "egress channel refused: client=" in c.logs() and "endpoint not allowed by client_egress" in c.logs()
+    finally:
+        c.stop()

@@ -116,13 +116,37 @@ DRIVER_OPTIONS = {
     "aeron.publication.unblock.timeout": str(70 * 10**9),
 }
 CLIENT_DRIVER_TIMEOUT_S = 60.0
+#: Over IPC a member killed with -9 leaves its subscriptions in the shared driver
+#: until the driver's client liveness timeout (10 s), and a tethered subscription
+#: that no longer reads holds every publication into its stream back once a
+#: window (half a term) is ahead of it: the member restarted in its place, and so
+#: the cluster's writes, stalled for seconds (issue 13, item 9).  So members
+#: subscribe untethered (``tether=false``), and the publications into a member
+#: (peers' consensus, clients' ingress) let an untethered subscriber that has
+#: fallen 3/4 of a window behind go after IPC_UNTETHERED_WINDOW_MS, keep it
+#: lingering IPC_UNTETHERED_LINGER_MS, then rest it for IPC_UNTETHERED_RESTING_MS
+#: before it rejoins at the current position.  A stall then lasts about window
+#: + linger (0.5 s) per window of traffic, however long the driver keeps the
+#: dead client.  The trade-off: a live member whose duty cycle stalls while 3/4
+#: of a window (1.5 MiB of consensus, 384 KiB of ingress) waits for it, for
+#: longer than those 250 ms, loses that backlog and rejoins about 1.5 s later;
+#: Raft resends what a follower lacks and clients retry, so nothing committed
+#: is lost, only time.  The client liveness timeout stays at 10 s: a shorter one
+#: would declare a member dead (and end it) after any stall that long.
+IPC_UNTETHERED_WINDOW_MS = 250
+IPC_UNTETHERED_LINGER_MS = 250
+IPC_UNTETHERED_RESTING_MS = 1000
+IPC_TIMER_INTERVAL_MS = 100  # the shared driver's aeron.timer.interval (SHARED_DRIVER_OPTIONS)
 #: how the benchmark and tests run the shared driver of ipc members (``tickline driver -D NAME=VALUE``):
 #: one thread for conductor, sender and receiver (only the conductor has work over IPC), and Aeron's
-#: default client liveness, 10 s.  A member killed with -9 keeps its subscriptions (and so the
-#: position its peers' publications may run ahead of) until the driver times its client out; a
+#: default client liveness, 10 s.  A member killed with -9 keeps its subscriptions until the
+#: driver times its client out, but untethered they hold nothing back for long (above); a
 #: member stalled longer than that (an fsync, a pause) is declared dead and must be restarted.
 SHARED_DRIVER_OPTIONS = {
     "aeron.threading.mode": "SHARED",
+    # the conductor checks untethered subscriptions (see IPC_UNTETHERED_WINDOW_MS) on this timer:
+    # Aeron's default, 1 s, would make each of those steps take up to a second
+    "aeron.timer.interval": str(IPC_TIMER_INTERVAL_MS * 10**6),
     "aeron.client.liveness.timeout": str(10 * 10**9),
     "aeron.publication.connection.timeout": DRIVER_OPTIONS["aeron.publication.connection.timeout"],
 }
@@ -251,6 +275,18 @@ def udp_channel(host: str, port: int, term_length: int | None = None) -> str:
 
 def ipc_channel(term_length: int | None = None) -> str:
     return f"aeron:ipc?term-length={term_length}" if term_length else "aeron:ipc"
+
+
+def ipc_member_subscription() -> str:
+    """A member's IPC subscription: untethered (see IPC_UNTETHERED_WINDOW_MS)."""
+    return "aeron:ipc?tether=false"
+
+
+def ipc_into_member(term_length: int) -> str:
+    """A publication into a member's IPC stream: lets a dead member's untethered
+    subscription go (see IPC_UNTETHERED_WINDOW_MS)."""
+    return (f"aeron:ipc?term-length={term_length}|untethered-window-limit-timeout={IPC_UNTETHERED_WINDOW_MS}ms"
+            f"|untethered-linger-timeout={IPC_UNTETHERED_LINGER_MS}ms|untethered-resting-timeout={IPC_UNTETHERED_RESTING_MS}ms")
 
 
 THREADING_MODES = ("invoker", "threaded")
@@ -417,9 +453,9 @@ class AeronNodeIO:
         if self.ipc:
             if not stack.shared:
                 raise ConfigError("ipc members need a stack on the shared media driver (AeronStack(shared=True))", member=member)
-            self.consensus_sub = aeron.add_subscription(ipc_channel(), IPC_CONSENSUS_BASE + member)
-            self.ingress_sub = aeron.add_subscription(ipc_channel(), IPC_INGRESS_BASE + member)
-            self.peers = {m: aeron.add_exclusive_publication(ipc_channel(CONSENSUS_TERM_LENGTH), IPC_CONSENSUS_BASE + m)
+            self.consensus_sub = aeron.add_subscription(ipc_member_subscription(), IPC_CONSENSUS_BASE + member)
+            self.ingress_sub = aeron.add_subscription(ipc_member_subscription(), IPC_INGRESS_BASE + member)
+            self.peers = {m: aeron.add_exclusive_publication(ipc_into_member(CONSENSUS_TERM_LENGTH), IPC_CONSENSUS_BASE + m)
                           for m in members if m != member}
         else:
             host, port = members[member]
@@ -653,7 +689,7 @@ class ClusterLink:
             aeron = self.stack.aeron
             if ipc:
                 self.egress_channel, self.egress_stream = egress_channel or ipc_channel(), random.randrange(IPC_EGRESS_MIN, 2**31)
-                self.pubs = {m: aeron.add_exclusive_publication(ipc_channel(CLIENT_TERM_LENGTH), IPC_INGRESS_BASE + m) for m in members}
+                self.pubs = {m: aeron.add_exclusive_publication(ipc_into_member(CLIENT_TERM_LENGTH), IPC_INGRESS_BASE + m) for m in members}
             else:
                 host = next(iter(members.values()))[0]
                 self.egress_channel = egress_channel or udp_channel(host, free_ports(1, host)[0])

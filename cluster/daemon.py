@@ -43,8 +43,10 @@ Topology file (TOML)::
 All members on one host can use IPC instead: every member's endpoint is
 ``"ipc"`` and ``aeron_dir`` is then the directory of the running media driver
 they share, and their clients use (start it first, e.g. ``tickline driver
---dir /dev/shm/aeron-cluster -D aeron.threading.mode=SHARED``; see
-``aeron_io.SHARED_DRIVER_OPTIONS`` for the client liveness trade-off).
+--dir /dev/shm/aeron-cluster -D aeron.threading.mode=SHARED -D aeron.timer.interval=100ms``;
+see ``aeron_io.SHARED_DRIVER_OPTIONS`` for the client liveness trade-off, and
+``aeron_io.IPC_UNTETHERED_WINDOW_MS`` for why a member killed with -9 and
+restarted at once does not stall the streams into it).
 ``aeron_threading`` does not apply.
 
 A member with nothing to do backs off as Aeron's default does: 10 spins, 5

@@ -35,14 +35,15 @@ WAIT = 90.0  # seconds without progress before the cluster counts as stuck
 
 
 class Cluster:
-    def __init__(self, tmp_path, aeron_dir, transport="udp", extra="", link_channel=None):
+    def __init__(self, tmp_path, aeron_dir, transport="udp", extra="", link_channel=None, driver_options=None):
         """``extra``: more topology lines (e.g. security settings); ``link_channel``:
-        the status link's egress channel (default: a free port)."""
+        the status link's egress channel (default: a free port); ``driver_options``:
+        the shared driver's (ipc; default SHARED_DRIVER_OPTIONS)."""
         self.driver = None
         self.secrets = provision(str(tmp_path / "secrets"))
         if transport == "ipc":  # the members' shared driver, as `tickline driver` runs it
             aeron_dir = os.path.join(aeron_dir, "shared")
-            self.driver = MediaDriver.launch(aeron_dir, options=SHARED_DRIVER_OPTIONS,
+            self.driver = MediaDriver.launch(aeron_dir, options=driver_options or SHARED_DRIVER_OPTIONS,
                                              stdout=subprocess.DEVNULL)
             endpoints = ["ipc"] * 3
         else:

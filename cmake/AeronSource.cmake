@@ -43,12 +43,20 @@ if (NOT EXISTS "${_tl_copy}/.tickline-patched")
     file(REMOVE_RECURSE "${_tl_copy}")
     # file(COPY) keeps timestamps: an unchanged file is not rebuilt
     file(COPY "${AERON_SOURCE_DIR}/" DESTINATION "${_tl_copy}" PATTERN ".git" EXCLUDE)
+    # patch(1), else git apply (a clone has git); the ceiling keeps git from taking the
+    # copy for part of this repository, whose build directory it lies in
     find_program(TICKLINE_PATCH_EXECUTABLE patch)
-    if (NOT TICKLINE_PATCH_EXECUTABLE)
-        message(FATAL_ERROR "the build patches Aeron's sources and needs the patch program: missing=patch (Debian: apt-get install patch)")
+    find_program(TICKLINE_GIT_EXECUTABLE git)
+    if (TICKLINE_PATCH_EXECUTABLE)
+        set(_tl_apply "${TICKLINE_PATCH_EXECUTABLE}" -p1 --forward --batch --no-backup-if-mismatch -i "${_tl_patch}")
+    elseif (TICKLINE_GIT_EXECUTABLE)
+        set(_tl_apply "${CMAKE_COMMAND}" -E env "GIT_CEILING_DIRECTORIES=${CMAKE_BINARY_DIR}"
+                      "${TICKLINE_GIT_EXECUTABLE}" apply -p1 "${_tl_patch}")
+    else ()
+        message(FATAL_ERROR "the build patches Aeron's sources and needs patch or git: missing=patch,git (Debian: apt-get install patch)")
     endif ()
     execute_process(
-        COMMAND "${TICKLINE_PATCH_EXECUTABLE}" -p1 --forward --batch --no-backup-if-mismatch -i "${_tl_patch}"
+        COMMAND ${_tl_apply}
         WORKING_DIRECTORY "${_tl_copy}"
         RESULT_VARIABLE _tl_rc OUTPUT_VARIABLE _tl_out ERROR_VARIABLE _tl_err)
     file(SHA256 "${_tl_copy}/${_tl_patched_file}" _tl_got)

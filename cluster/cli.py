@@ -54,7 +54,7 @@ def _cmd_tool(args: argparse.Namespace) -> int:
             print(f"error: member not in topology: member={args.member} members={','.join(map(str, targets))} fault=user")
             return 2
         targets = [args.member]
-    print(f"{'member':>6} {'role':<14} {'term':>6} {'leader':>6} {'log':>12} {'commit':>12} {'applied':>12} {'snapshot':>12} {'dropped':>8}")
+    print(f"{'member':>6} {'role':<14} {'term':>6} {'leader':>6} {'log':>12} {'commit':>12} {'applied':>12} {'snapshot':>12} {'dropped':>8} {'unauth':>8}")
     rc = 0
     with ClusterLink(topo.members, aeron_base=topo.aeron_dir, credentials=credentials) as link:
         for m in targets:
@@ -72,7 +72,7 @@ def _cmd_tool(args: argparse.Namespace) -> int:
                 rc = 1
             leader = "-" if st.leader < 0 else st.leader
             print(f"{st.member:>6} {st.role:<14} {st.term:>6} {leader:>6} {st.log_position:>12} {st.commit_position:>12} "
-                  f"{st.applied_position:>12} {st.base_position:>12} {st.dropped:>8}")
+                  f"{st.applied_position:>12} {st.base_position:>12} {st.dropped:>8} {st.unauthenticated:>8}")
     return rc
 
 

@@ -227,3 +227,22 @@ def test_ipc_egress_and_the_default_policy():
             EgressPolicy.parse(bad, ipc=False)
     with pytest.raises(ValueError, match="power of two"):
         EgressPolicy.parse([], ipc=True, max_term_length=3 * 1024 * 1024)
+
+
+def test_keygen_and_credentials_commands_make_files_the_member_accepts(tmp_path, capsys):
+    import argparse
+    from tickline.cluster import cli
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    key, creds, out = str(tmp_path / "k"), str(tmp_path / "c"), str(tmp_path / "ops")
+    args = parser.parse_args(["cluster", "keygen", key])
+    assert args.func(args) == 0 and len(load_member_key(key)) == 32
+    assert args.func(args) == 2 and "key file exists, not overwritten" in capsys.readouterr().out
+    args = parser.parse_args(["cluster", "credentials", "--file", creds, "--principal", "ops", "--roles", "client,admin", "--out", out])
+    assert args.func(args) == 0
+    assert os.stat(creds).st_mode & 0o777 == 0o600 and os.stat(out).st_mode & 0o777 == 0o600
+    secret = open(out, "rb").read().strip()
+    assert secret.startswith(b"ops:") and secret.split(b":", 1)[1] not in open(creds, "rb").read()
+    assert CredentialsFileAuthenticator(creds).is_admin(secret)
+    args = parser.parse_args(["cluster", "credentials", "--file", creds, "--principal", "a:b", "--out", str(tmp_path / "x")])
+    assert args.func(args) == 2 and "principal must be non-empty without ':'" in capsys.readouterr().out

@@ -79,7 +79,7 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from tickline.transport.idle import BackoffIdleStrategy, IdleStrategy, idle_strategy_from_name
 
@@ -195,9 +195,9 @@ def _idle_settings(doc: dict, path: str, env: Mapping[str, str]) -> tuple[str, i
     return idle, max_park
 
 
-def _security_settings(doc: dict, path: str) -> dict:
+def _security_settings(doc: dict[str, Any], path: str) -> dict[str, Any]:
     """The topology's security keys, type-checked (the files are read when a member starts)."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     member_auth = doc.get("member_auth", "hmac-sha256")
     if member_auth not in MEMBER_AUTH:
         raise ConfigError("invalid cluster topology", file=path, key="member_auth", value=member_auth, expected="|".join(MEMBER_AUTH))

@@ -303,11 +303,14 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
     elif t == 6:
         m = TimeoutNow(*fields)
     elif t == 10:
-        m = SessionConnect(*fields, r.var() if version >= 1 else b"")
+        cid, sid = fields
+        m = SessionConnect(cid, sid, r.var() if version >= 1 else b"")
     elif t == 16:
-        m = ChallengeResponse(*fields, r.var())
+        cid, sid = fields
+        m = ChallengeResponse(cid, sid, r.var())
     elif t == 15:
-        m = Challenge(*fields, r.var())
+        (sid,) = fields
+        m = Challenge(sid, r.var())
     elif t == 11:
         m = SessionClose(*fields)
     elif t == 12:
@@ -328,7 +331,8 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         sid, corr = fields
         m = EgressMessage(sid, corr, r.var())
     elif t == 20:
-        m = StatusRequest(*fields, r.var() if version >= 1 else b"")
+        cid, action = fields
+        m = StatusRequest(cid, action, r.var() if version >= 1 else b"")
     elif t == 21:
         member, role, *rest = fields
         if len(rest) == 10:

@@ -22,7 +22,16 @@ the topology file):
   tells members where it is with an :class:`~.wire.EgressChannel` message on
   ingress, ahead of its requests (and again periodically, so a restarted
   member learns it too); the member keeps one egress publication per client
-  channel.
+  channel.  A client's channel is checked first (:class:`EgressPolicy`): only
+  ``udp`` with ``endpoint``, ``term-length`` and ``mtu`` (or ``ipc`` with
+  ``term-length``), an endpoint the topology allows (``client_egress``) and a
+  term length within its bound (``client_term_length_max``).
+
+The consensus stream carries only consensus messages, each sealed with the
+cluster key's HMAC (:class:`~.auth.MemberAuth`); the ingress stream carries
+only client and operator messages.  What arrives on the wrong stream, without
+a valid tag, or from a member id not in the topology is dropped and counted
+(``unauthenticated``), never stepped.
 
 IPC streams, all on channel ``aeron:ipc``: consensus to member N on stream
 ``IPC_CONSENSUS_BASE + N``, ingress to member N on ``IPC_INGRESS_BASE + N``,
@@ -68,15 +77,18 @@ from typing import Callable
 
 from tickline.transport import Aeron, FragmentAssembler, MediaDriver, OfferResult, Publication
 from tickline.transport.driver import driver_pid_if_active
-from tickline.transport.uri import free_ports
+from tickline.transport.uri import ChannelError, ChannelUri, free_ports, parse_size
 
 from . import wire
+from .auth import MemberAuth
 from .client import ClusterClient
 from .errors import ConfigError, RemoteProtocolError
+from .protocol import EventCode, SessionEvent
+from .messages import AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, RequestVote, TimeoutNow, VoteResponse
 
 __all__ = [
     "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "THREADING_MODES", "threading_mode", "AeronStack", "AeronNodeIO", "IoStats",
-    "ClusterLink", "AeronClusterClient", "query_status",
+    "ClusterLink", "AeronClusterClient", "query_status", "EgressPolicy", "EgressRefused",
 ]
 
 CONSENSUS_STREAM = 100
@@ -104,13 +116,37 @@ DRIVER_OPTIONS = {
     "aeron.publication.unblock.timeout": str(70 * 10**9),
 }
 CLIENT_DRIVER_TIMEOUT_S = 60.0
+#: Over IPC a member killed with -9 leaves its subscriptions in the shared driver
+#: until the driver's client liveness timeout (10 s), and a tethered subscription
+#: that no longer reads holds every publication into its stream back once a
+#: window (half a term) is ahead of it: the member restarted in its place, and so
+#: the cluster's writes, stalled for seconds (issue 13, item 9).  So members
+#: subscribe untethered (``tether=false``), and the publications into a member
+#: (peers' consensus, clients' ingress) let an untethered subscriber that has
+#: fallen 3/4 of a window behind go after IPC_UNTETHERED_WINDOW_MS, keep it
+#: lingering IPC_UNTETHERED_LINGER_MS, then rest it for IPC_UNTETHERED_RESTING_MS
+#: before it rejoins at the current position.  A stall then lasts about window
+#: + linger (0.5 s) per window of traffic, however long the driver keeps the
+#: dead client.  The trade-off: a live member whose duty cycle stalls while 3/4
+#: of a window (1.5 MiB of consensus, 384 KiB of ingress) waits for it, for
+#: longer than those 250 ms, loses that backlog and rejoins about 1.5 s later;
+#: Raft resends what a follower lacks and clients retry, so nothing committed
+#: is lost, only time.  The client liveness timeout stays at 10 s: a shorter one
+#: would declare a member dead (and end it) after any stall that long.
+IPC_UNTETHERED_WINDOW_MS = 250
+IPC_UNTETHERED_LINGER_MS = 250
+IPC_UNTETHERED_RESTING_MS = 1000
+IPC_TIMER_INTERVAL_MS = 100  # the shared driver's aeron.timer.interval (SHARED_DRIVER_OPTIONS)
 #: how the benchmark and tests run the shared driver of ipc members (``tickline driver -D NAME=VALUE``):
 #: one thread for conductor, sender and receiver (only the conductor has work over IPC), and Aeron's
-#: default client liveness, 10 s.  A member killed with -9 keeps its subscriptions (and so the
-#: position its peers' publications may run ahead of) until the driver times its client out; a
+#: default client liveness, 10 s.  A member killed with -9 keeps its subscriptions until the
+#: driver times its client out, but untethered they hold nothing back for long (above); a
 #: member stalled longer than that (an fsync, a pause) is declared dead and must be restarted.
 SHARED_DRIVER_OPTIONS = {
     "aeron.threading.mode": "SHARED",
+    # the conductor checks untethered subscriptions (see IPC_UNTETHERED_WINDOW_MS) on this timer:
+    # Aeron's default, 1 s, would make each of those steps take up to a second
+    "aeron.timer.interval": str(IPC_TIMER_INTERVAL_MS * 10**6),
     "aeron.client.liveness.timeout": str(10 * 10**9),
     "aeron.publication.connection.timeout": DRIVER_OPTIONS["aeron.publication.connection.timeout"],
 }
@@ -121,6 +157,98 @@ IPC_INGRESS_BASE = 20_000_000
 IPC_EGRESS_MIN = 100_000_000
 #: member ids stay below this over IPC, so the consensus and ingress stream ids do not overlap
 IPC_MAX_MEMBER_ID = 1_000_000
+#: what may arrive on each stream (anything else there is dropped and counted)
+MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, TimeoutNow)
+#: the keys a client's egress channel may have, by media; anything else is refused
+EGRESS_KEYS = {"udp": frozenset({"endpoint", "term-length", "mtu"}), "ipc": frozenset({"term-length"})}
+
+
+class EgressRefused(ValueError):
+    """A client's egress channel the member will not publish to.  ``answerable``:
+    its endpoint is allowed, so the refusal can be told on it (with safe settings)."""
+
+    def __init__(self, reason: str, answer_channel: str | None = None) -> None:
+        super().__init__(reason)
+        self.answer_channel = answer_channel
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """Where a member may publish a client's egress (the topology's
+    ``client_egress`` and ``client_term_length_max``).
+
+    ``endpoints``: ``(host, lowest port, highest port)``, the host compared
+    as written (no name lookup); ``ipc``: the members talk IPC, so egress is
+    ``aeron:ipc`` only.  A channel without ``term-length`` gets
+    ``CLIENT_TERM_LENGTH``.  The member holds at most ``MAX_CLIENT_CHANNELS``
+    egress publications, so egress log buffers stay under
+    ``MAX_CLIENT_CHANNELS x 3 x max_term_length``."""
+
+    endpoints: tuple[tuple[str, int, int], ...] = ()
+    ipc: bool = False
+    max_term_length: int = CLIENT_TERM_LENGTH
+
+    @classmethod
+    def parse(cls, entries: list[str] | tuple[str, ...], *, ipc: bool, max_term_length: int = CLIENT_TERM_LENGTH) -> "EgressPolicy":
+        """``entries``: ``host:port``, ``host:low-high`` or ``host:*``; raises ValueError naming a bad one."""
+        out = []
+        for e in entries:
+            host, sep, ports = str(e).rpartition(":")
+            lo_s, dash, hi_s = ports.partition("-")
+            if not sep or not host:
+                raise ValueError(f"not host:port, host:low-high or host:*: {e!r}")
+            if ports == "*":
+                lo, hi = 1, 65535
+            elif lo_s.isdigit() and (hi_s.isdigit() if dash else True):
+                lo, hi = int(lo_s), int(hi_s) if dash else int(lo_s)
+            else:
+                raise ValueError(f"not host:port, host:low-high or host:*: {e!r}")
+            if not 1 <= lo <= hi <= 65535:
+                raise ValueError(f"port range outside 1..65535 or reversed: {e!r}")
+            out.append((host, lo, hi))
+        if not 64 * 1024 <= max_term_length <= 1024**3 or max_term_length & (max_term_length - 1):
+            raise ValueError(f"term length bound not a power of two in 64k..1g: {max_term_length}")
+        return cls(tuple(out), ipc, max_term_length)
+
+    @classmethod
+    def for_members(cls, members: dict[int, tuple[str, int]], max_term_length: int = CLIENT_TERM_LENGTH) -> "EgressPolicy":
+        """The default: clients on the members' hosts, any port (or IPC)."""
+        if is_ipc(members):
+            return cls((), True, max_term_length)
+        return cls(tuple(sorted({(h, 1, 65535) for h, _ in members.values()})), False, max_term_length)
+
+    def check(self, channel: str) -> str:
+        """The channel to publish the client's egress on (``term-length`` set), or
+        :class:`EgressRefused` saying why not."""
+        try:
+            uri = ChannelUri.parse(channel)
+        except ChannelError as exc:
+            raise EgressRefused(f"malformed channel: {exc}") from None
+        if (uri.media == "ipc") != self.ipc:
+            raise EgressRefused(f"this member's egress goes over {'ipc' if self.ipc else 'udp'} only")
+        answer = None
+        if uri.media == "udp":
+            endpoint = uri.get("endpoint")
+            if endpoint is None:
+                raise EgressRefused("udp egress needs endpoint=host:port")
+            host, _, port_s = endpoint.rpartition(":")
+            port = int(port_s) if port_s.isdigit() else -1
+            if not any(h == host and lo <= port <= hi for h, lo, hi in self.endpoints):
+                # no answer: publishing to an endpoint the topology does not list is what is refused
+                raise EgressRefused(f"endpoint not allowed by client_egress: endpoint={endpoint}")
+            answer = str(ChannelUri("udp", {"endpoint": endpoint, "term-length": str(CLIENT_TERM_LENGTH)}))
+        else:
+            answer = str(ChannelUri("ipc", {"term-length": str(CLIENT_TERM_LENGTH)}))
+        extra = sorted(set(uri.params) - EGRESS_KEYS[uri.media])
+        if extra:
+            raise EgressRefused(f"channel keys not allowed: keys={','.join(extra)} allowed={','.join(sorted(EGRESS_KEYS[uri.media]))}", answer)
+        term = uri.get("term-length")
+        term_length = parse_size(term) if term is not None else CLIENT_TERM_LENGTH
+        if term_length > self.max_term_length:
+            raise EgressRefused(f"term length above client_term_length_max: term-length={term} max={self.max_term_length}", answer)
+        params = dict(uri.params)
+        params["term-length"] = str(term_length)
+        return str(ChannelUri(uri.media, params))
 
 
 def is_ipc(members: dict[int, tuple[str, int]]) -> bool:
@@ -147,6 +275,18 @@ def udp_channel(host: str, port: int, term_length: int | None = None) -> str:
 
 def ipc_channel(term_length: int | None = None) -> str:
     return f"aeron:ipc?term-length={term_length}" if term_length else "aeron:ipc"
+
+
+def ipc_member_subscription() -> str:
+    """A member's IPC subscription: untethered (see IPC_UNTETHERED_WINDOW_MS)."""
+    return "aeron:ipc?tether=false"
+
+
+def ipc_into_member(term_length: int) -> str:
+    """A publication into a member's IPC stream: lets a dead member's untethered
+    subscription go (see IPC_UNTETHERED_WINDOW_MS)."""
+    return (f"aeron:ipc?term-length={term_length}|untethered-window-limit-timeout={IPC_UNTETHERED_WINDOW_MS}ms"
+            f"|untethered-linger-timeout={IPC_UNTETHERED_LINGER_MS}ms|untethered-resting-timeout={IPC_UNTETHERED_RESTING_MS}ms")
 
 
 THREADING_MODES = ("invoker", "threaded")
@@ -246,6 +386,7 @@ class IoStats:
     malformed: int = 0
     unknown_client: int = 0
     bad_channel: int = 0
+    unauthenticated: int = 0  # consensus messages with a bad or missing tag, from a non-member, or on the wrong stream
 
     @property
     def dropped(self) -> int:
@@ -296,18 +437,25 @@ class AeronNodeIO:
     publication was still connecting.
     """
 
-    def __init__(self, stack: AeronStack, members: dict[int, tuple[str, int]], member: int) -> None:
+    def __init__(self, stack: AeronStack, members: dict[int, tuple[str, int]], member: int, *,
+                 member_auth: MemberAuth | None = None, egress_policy: EgressPolicy | None = None) -> None:
+        """``member_auth``: seals and checks consensus messages (None: no tags, a
+        trusted network); ``egress_policy``: where clients' egress may go (None:
+        :meth:`EgressPolicy.for_members`)."""
         self.stack = stack
         self.member = member
+        self.members = frozenset(members)
+        self.auth = member_auth or MemberAuth(None)
+        self.egress_policy = egress_policy or EgressPolicy.for_members(members)
         self.stats = IoStats()
         aeron = stack.aeron
         self.ipc = is_ipc(members)
         if self.ipc:
             if not stack.shared:
                 raise ConfigError("ipc members need a stack on the shared media driver (AeronStack(shared=True))", member=member)
-            self.consensus_sub = aeron.add_subscription(ipc_channel(), IPC_CONSENSUS_BASE + member)
-            self.ingress_sub = aeron.add_subscription(ipc_channel(), IPC_INGRESS_BASE + member)
-            self.peers = {m: aeron.add_exclusive_publication(ipc_channel(CONSENSUS_TERM_LENGTH), IPC_CONSENSUS_BASE + m)
+            self.consensus_sub = aeron.add_subscription(ipc_member_subscription(), IPC_CONSENSUS_BASE + member)
+            self.ingress_sub = aeron.add_subscription(ipc_member_subscription(), IPC_INGRESS_BASE + member)
+            self.peers = {m: aeron.add_exclusive_publication(ipc_into_member(CONSENSUS_TERM_LENGTH), IPC_CONSENSUS_BASE + m)
                           for m in members if m != member}
         else:
             host, port = members[member]
@@ -320,8 +468,9 @@ class AeronNodeIO:
         self._handler: Callable[[object], None] = lambda m: None
         self._to_flush: list[_Egress] = []
         self._waiting: dict[tuple[str, int], _Egress] = {}  # channels whose egress waits for the publication to connect
-        self._consensus = FragmentAssembler(self._on_fragment)
-        self._ingress = FragmentAssembler(self._on_fragment)
+        self._refused_logged: set[tuple[str, int]] = set()
+        self._consensus = FragmentAssembler(self._on_consensus)
+        self._ingress = FragmentAssembler(self._on_ingress)
         self.polled_since_turn = True  # False after kick() until the next poll()
 
     # -- NodeIO
@@ -330,7 +479,7 @@ class AeronNodeIO:
         if pub is None:
             self.stats.not_connected += 1
             return
-        _offer(pub, wire.encode(message), self.stats, f"member-{member}")
+        _offer(pub, self.auth.seal(wire.encode(message)), self.stats, f"member-{member}")
 
     def send_egress(self, client_id: int, message: object) -> None:
         key = self.clients.get(client_id)
@@ -410,13 +559,44 @@ class AeronNodeIO:
                     del self._waiting[key]
         return work
 
-    def _on_fragment(self, buffer: memoryview, header: object) -> None:
+    def _decode(self, buffer: memoryview) -> object | None:
         try:
-            msg = wire.decode(buffer)
+            return wire.decode(buffer)
         except RemoteProtocolError as exc:
             self.stats.malformed += 1
             if self.stats.malformed % 100 == 1:
                 print(f"error: {exc} member={self.member} count={self.stats.malformed}", file=sys.stderr, flush=True)
+            return None
+
+    def _unauthenticated(self, why: str, detail: str = "") -> None:
+        self.stats.unauthenticated += 1
+        if self.stats.unauthenticated % 100 == 1:
+            print(f"error: consensus message dropped: reason={why}{detail} member={self.member} fault=peer "
+                  f"count={self.stats.unauthenticated}", file=sys.stderr, flush=True)
+
+    def _on_consensus(self, buffer: memoryview, header: object) -> None:
+        body = self.auth.open(buffer)
+        if body is None:
+            self._unauthenticated("bad_or_missing_tag", f" length={len(buffer)}")
+            return
+        msg = self._decode(body)
+        if msg is None:
+            return
+        if not isinstance(msg, MEMBER_MESSAGES):
+            self._unauthenticated("not_a_consensus_message", f" type={type(msg).__name__}")
+            return
+        if msg.dst != self.member or msg.src == self.member or msg.src not in self.members:
+            self._unauthenticated("not_from_a_member_to_this_one", f" src={msg.src} dst={msg.dst}")
+            return
+        self.stats.received += 1
+        self._handler(msg)
+
+    def _on_ingress(self, buffer: memoryview, header: object) -> None:
+        msg = self._decode(buffer)
+        if msg is None:
+            return
+        if isinstance(msg, MEMBER_MESSAGES):
+            self._unauthenticated("consensus_message_on_ingress", f" type={type(msg).__name__}")
             return
         self.stats.received += 1
         if isinstance(msg, wire.EgressChannel):
@@ -429,22 +609,51 @@ class AeronNodeIO:
         key = (channel, stream_id)
         if key not in self.egress:
             try:
-                if self.ipc != channel.startswith("aeron:ipc"):
-                    raise ValueError(f"this member's egress goes over {'ipc' if self.ipc else 'udp'} only")
-                pub = self.stack.aeron.add_exclusive_publication(channel, stream_id)
-            except Exception as exc:  # the client's fault: a channel we cannot publish to
+                checked = self.egress_policy.check(channel)
+                pub = self.stack.aeron.add_exclusive_publication(checked, stream_id)
+            except Exception as exc:  # the client's fault: a channel we will not or cannot publish to
                 self.stats.bad_channel += 1
-                print(f"error: cannot publish egress to the client's channel: client={client_id} channel={channel!r} "
-                      f"stream={stream_id} reason={exc} fault=client", file=sys.stderr, flush=True)
+                # each refused channel once (clients repeat their EgressChannel), then every 100th
+                first = len(self._refused_logged) < 64 and (channel, stream_id) not in self._refused_logged
+                if first:
+                    self._refused_logged.add((channel, stream_id))
+                if first or self.stats.bad_channel % 100 == 1:
+                    print(f"error: egress channel refused: client={client_id} channel={channel[:200]!r} stream={stream_id} "
+                          f"reason={exc} fault=client count={self.stats.bad_channel}", file=sys.stderr, flush=True)
+                answer = getattr(exc, "answer_channel", None)
+                if answer is not None:
+                    self._answer_refusal(answer, stream_id, f"egress channel refused: {exc}")
                 return
-            if len(self.egress) >= MAX_CLIENT_CHANNELS:
-                old = next(iter(self.egress))
-                self.egress.pop(old).pub.close()
-                self._waiting.pop(old, None)
-                for c in [c for c, k in self.clients.items() if k == old]:
-                    del self.clients[c]
+            self._evict_if_full()
             self.egress[key] = _Egress(pub, time.monotonic())
         self.clients[client_id] = key
+
+    def _answer_refusal(self, channel: str, stream_id: int, detail: str) -> None:
+        """Tell a client why its egress channel was refused, on its endpoint with
+        safe settings: a SessionEvent ERROR with session id -1 (about the link,
+        not a session).  Best effort: the publication is kept like any client's
+        (bounded by MAX_CLIENT_CHANNELS) until the client names a good channel."""
+        key = (channel, stream_id)
+        e = self.egress.get(key)
+        if e is None:
+            try:
+                pub = self.stack.aeron.add_exclusive_publication(channel, stream_id)
+            except Exception:
+                return
+            self._evict_if_full()
+            e = self.egress[key] = _Egress(pub, time.monotonic())
+        data = wire.encode(SessionEvent(-1, 0, EventCode.ERROR, detail=detail[:500]))
+        if len(e.pending) < PENDING_EGRESS_LIMIT:
+            e.pending.append(data)
+            self._waiting[key] = e
+
+    def _evict_if_full(self) -> None:
+        if len(self.egress) >= MAX_CLIENT_CHANNELS:
+            old = next(iter(self.egress))
+            self.egress.pop(old).pub.close()
+            self._waiting.pop(old, None)
+            for c in [c for c, k in self.clients.items() if k == old]:
+                del self.clients[c]
 
     def close(self) -> None:
         for pub in self.peers.values():
@@ -461,9 +670,15 @@ class ClusterLink:
     :class:`AeronStack` unless given one.  Not thread-safe."""
 
     def __init__(self, members: dict[int, tuple[str, int]], *, client_id: int | None = None,
-                 stack: AeronStack | None = None, aeron_base: str | None = None, invoker: bool | None = None) -> None:
+                 stack: AeronStack | None = None, aeron_base: str | None = None, invoker: bool | None = None,
+                 egress_channel: str | None = None, credentials: bytes = b"") -> None:
         """``aeron_base``: over UDP, where this link's own driver directory is
-        made; over IPC (``ipc`` members), the shared media driver's directory."""
+        made; over IPC (``ipc`` members), the shared media driver's directory.
+        ``egress_channel``: where members send egress (default: a free port on
+        the first member's host, or IPC); it must be one the topology's
+        ``client_egress`` allows.  ``credentials``: what the link's admin
+        requests carry (:func:`query_status`)."""
+        self.credentials = bytes(credentials)
         self.members = members
         self.client_id = random.getrandbits(62) if client_id is None else client_id
         ipc = is_ipc(members)
@@ -473,11 +688,12 @@ class ClusterLink:
         try:
             aeron = self.stack.aeron
             if ipc:
-                self.egress_channel, self.egress_stream = ipc_channel(), random.randrange(IPC_EGRESS_MIN, 2**31)
-                self.pubs = {m: aeron.add_exclusive_publication(ipc_channel(CLIENT_TERM_LENGTH), IPC_INGRESS_BASE + m) for m in members}
+                self.egress_channel, self.egress_stream = egress_channel or ipc_channel(), random.randrange(IPC_EGRESS_MIN, 2**31)
+                self.pubs = {m: aeron.add_exclusive_publication(ipc_into_member(CLIENT_TERM_LENGTH), IPC_INGRESS_BASE + m) for m in members}
             else:
                 host = next(iter(members.values()))[0]
-                self.egress_channel, self.egress_stream = udp_channel(host, free_ports(1, host)[0]), EGRESS_STREAM
+                self.egress_channel = egress_channel or udp_channel(host, free_ports(1, host)[0])
+                self.egress_stream = EGRESS_STREAM
                 self.pubs = {m: aeron.add_exclusive_publication(udp_channel(h, p, CLIENT_TERM_LENGTH), INGRESS_STREAM)
                              for m, (h, p) in members.items()}
             self.egress_sub = aeron.add_subscription(self.egress_channel, self.egress_stream)
@@ -566,13 +782,24 @@ class AeronClusterClient:
     ingress/egress: follower redirects and retries as the client decides."""
 
     def __init__(self, members: dict[int, tuple[str, int]], client_id: int | None = None, session_id: int | None = None, *,
-                 retry_timeout: int = 200, aeron_base: str | None = None, invoker: bool | None = None) -> None:
-        self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base, invoker=invoker)
+                 retry_timeout: int = 200, aeron_base: str | None = None, invoker: bool | None = None, credentials: bytes = b"",
+                 on_challenge: Callable[[bytes], bytes] | None = None, egress_channel: str | None = None) -> None:
+        """``credentials`` go with the session's connect (the default authenticator
+        reads ``principal:secret``); ``on_challenge`` answers an authenticator's
+        challenge.  If the cluster rejects them, :attr:`rejected` says why."""
+        self.link = ClusterLink(members, client_id=client_id, aeron_base=aeron_base, invoker=invoker, egress_channel=egress_channel,
+                                credentials=credentials)
         sid = random.getrandbits(48) if session_id is None else session_id
-        self.client = ClusterClient(self.link.client_id, sid, tuple(sorted(members)), retry_timeout=retry_timeout)
+        self.client = ClusterClient(self.link.client_id, sid, tuple(sorted(members)), retry_timeout=retry_timeout,
+                                    credentials=credentials, on_challenge=on_challenge)
         self.work = 0  # what the last poll did (sent, received, driver work): for an idle strategy
 
     now = staticmethod(ClusterLink.now)
+
+    @property
+    def rejected(self) -> str | None:
+        """The cluster's reason for refusing this client's credentials, or None."""
+        return self.client.rejected
 
     def offer(self, payload: bytes) -> int:
         return self.client.offer(payload, self.now())
@@ -602,9 +829,11 @@ class AeronClusterClient:
 
 
 def query_status(link: ClusterLink, member: int, action: int = 0, timeout: float = 1.0) -> wire.StatusResponse | None:
-    """Ask one member for its status (after ``action``: 1 snapshot, 2 step down);
-    None if it does not answer within ``timeout`` seconds.  The request is
-    repeated while unanswered only when ``action`` is 0 (actions are not idempotent)."""
+    """Ask one member for its status (after ``action``: 1 snapshot, 2 step down,
+    which need the admin credential: the link's ``credentials``; a refused
+    action comes back with ``refused`` set); None if it does not answer within
+    ``timeout`` seconds.  The request is repeated while unanswered only when
+    ``action`` is 0 (actions are not idempotent)."""
     deadline = time.monotonic() + timeout
     link.poll_egress()
     link.inbox = [m for m in link.inbox if not isinstance(m, wire.StatusResponse)]
@@ -613,7 +842,7 @@ def query_status(link: ClusterLink, member: int, action: int = 0, timeout: float
     while time.monotonic() < deadline:
         t = time.monotonic()
         if (not sent or action == 0) and t >= next_send:
-            if link.send(member, wire.StatusRequest(link.client_id, action), link.now()):
+            if link.send(member, wire.StatusRequest(link.client_id, action, link.credentials if action else b""), link.now()):
                 sent = True
                 next_send = t + 0.1
         link.poll_egress()

@@ -38,6 +38,7 @@ from tickline.transport.idle import BackoffIdleStrategy
 
 from .aeron_io import (SHARED_DRIVER_OPTIONS, THREADING_MODES, AeronClusterClient, ClusterLink, default_aeron_base, query_status,
                        threading_mode)
+from .auth import provision
 from .daemon import DEFAULT_MAX_PARK_US, load_topology
 from .sequencer import NewOrder, Side, StructOrderCodec
 
@@ -71,9 +72,13 @@ class _Cluster:
             endpoints = ["ipc"] * members
         else:
             endpoints = [f"127.0.0.1:{p}" for p in free_ports(members)]
+        # members sign consensus messages and clients present credentials, as deployed;
+        # TICKLINE_BENCH_CLUSTER_AUTH=off measures the trusted-network opt-out instead
+        self.secrets = None if os.environ.get("TICKLINE_BENCH_CLUSTER_AUTH") == "off" else provision(os.path.join(directory, "secrets"))
+        security = self.secrets.topology() if self.secrets else 'member_auth = "none"\nauthenticator = "none"\n'
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
-                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n'
+                    f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n{security}'
                     "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
             for i, ep in enumerate(endpoints):
                 f.write(f'{i + 1} = "{ep}"\n')
@@ -81,6 +86,7 @@ class _Cluster:
         try:
             self.topo = load_topology(self.config)
             self.link = ClusterLink(self.topo.members, aeron_base=self.aeron_dir)
+            self.credentials = self.secrets.client if self.secrets else b""
         except BaseException:
             self._close_driver()
             raise
@@ -150,7 +156,8 @@ class _Driver:
     def __init__(self, cluster: _Cluster) -> None:
         self.codec = StructOrderCodec()
         self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
-                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker")
+                                         aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker",
+                                         credentials=cluster.credentials)
         self.sent_at: dict[int, int] = {}
         self.latencies: list[int] = []
         self.answered = 0

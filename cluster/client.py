@@ -13,8 +13,9 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
-from .protocol import EgressMessage, EventCode, IngressMessage, SessionConnect, SessionEvent
+from .protocol import Challenge, ChallengeResponse, EgressMessage, EventCode, IngressMessage, SessionConnect, SessionEvent
 
 __all__ = ["ClusterClient", "Outstanding"]
 
@@ -43,7 +44,12 @@ class ClusterClient:
     """
 
     def __init__(self, client_id: int, session_id: int, members: tuple[int, ...], *, retry_timeout: int = 100,
-                 retry_window: int = 64, send_window: int = 1024) -> None:
+                 retry_window: int = 64, send_window: int = 1024, credentials: bytes = b"",
+                 on_challenge: Callable[[bytes], bytes] | None = None) -> None:
+        """``credentials``: what SessionConnect carries for the cluster's authenticator
+        (the default one reads ``principal:secret``); ``on_challenge``: the answer to
+        an authenticator's challenge (none: a challenge is answered with ``credentials``).
+        A rejected client stops connecting: :attr:`rejected` holds the cluster's reason."""
         if retry_timeout <= 0 or retry_window <= 0 or send_window <= 0:
             raise ValueError(f"retry_timeout, retry_window and send_window must be > 0: retry_timeout={retry_timeout} "
                              f"retry_window={retry_window} send_window={send_window}")
@@ -54,6 +60,9 @@ class ClusterClient:
         self.retry_window = retry_window
         self.send_window = send_window
         self.leader_guess = self.members[0]
+        self.credentials = bytes(credentials)
+        self.on_challenge = on_challenge
+        self.rejected: str | None = None
         self.connected = False
         self._connect_retry = 0
         self._next_correlation = 1
@@ -98,9 +107,11 @@ class ClusterClient:
 
     def poll(self, now: int) -> list[tuple[int, object]]:
         """Messages to send now, as (member id, message)."""
-        if not self.connected:
+        if self.rejected is not None:
+            pass  # the cluster refused our credentials: retrying them would only be refused again
+        elif not self.connected:
             if now >= self._connect_retry:
-                self._out.append((self.leader_guess, SessionConnect(self.client_id, self.session_id)))
+                self._out.append((self.leader_guess, SessionConnect(self.client_id, self.session_id, self.credentials)))
                 self._connect_retry = now + self.retry_timeout
                 self._rotate_if_stale()
         else:
@@ -176,7 +187,16 @@ class ClusterClient:
             if o.sends == 1:
                 self.latency += (now - o.last_sent - self.latency) / 8
             return [(msg.correlation_id, msg.payload)]
+        if isinstance(msg, Challenge) and msg.session_id == self.session_id and not self.connected and self.rejected is None:
+            answer = self.on_challenge(msg.data) if self.on_challenge is not None else self.credentials
+            self._out.append((self.leader_guess, ChallengeResponse(self.client_id, self.session_id, answer)))
+            self._connect_retry = now + self.retry_timeout
+            return []
         if isinstance(msg, SessionEvent) and msg.session_id == self.session_id:
+            if msg.code is EventCode.AUTHENTICATION_REJECTED:
+                if not self.connected:
+                    self.rejected = msg.detail or "rejected"
+                return []
             if msg.code is EventCode.OK and msg.detail != "closed":
                 if msg.leader is not None and msg.leader in self.members:
                     self.leader_guess = msg.leader  # the leader answered: a connect sent earlier may outlive the guess

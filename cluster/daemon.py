@@ -28,6 +28,13 @@ Topology file (TOML)::
                                               # sleeping, noop, backoff); env TICKLINE_CLUSTER_IDLE overrides
     idle_max_park_us = 1000                   # optional, backoff only: its longest sleep (see below);
                                               # env TICKLINE_CLUSTER_IDLE_MAX_PARK_US overrides
+    member_key_file = "/etc/tickline/cluster.key"   # the cluster key: members sign consensus messages with it
+    member_auth = "hmac-sha256"               # optional: or "none" (a trusted network only; no key file then)
+    credentials_file = "/etc/tickline/cluster.credentials"  # clients' and operators' hashed secrets
+    authenticator = "credentials-file"        # optional: or "none", or "package.module:factory"
+    client_egress = ["127.0.0.1:*"]           # optional: where clients' egress may go (host:port, host:lo-hi,
+                                              # host:*); default: the members' hosts, any port
+    client_term_length_max = 1048576          # optional: the largest term length a client's egress may ask
     [members]
     1 = "127.0.0.1:9010"                      # the member's Aeron UDP endpoint
     2 = "127.0.0.1:9011"
@@ -36,8 +43,10 @@ Topology file (TOML)::
 All members on one host can use IPC instead: every member's endpoint is
 ``"ipc"`` and ``aeron_dir`` is then the directory of the running media driver
 they share, and their clients use (start it first, e.g. ``tickline driver
---dir /dev/shm/aeron-cluster -D aeron.threading.mode=SHARED``; see
-``aeron_io.SHARED_DRIVER_OPTIONS`` for the client liveness trade-off).
+--dir /dev/shm/aeron-cluster -D aeron.threading.mode=SHARED -D aeron.timer.interval=100ms``;
+see ``aeron_io.SHARED_DRIVER_OPTIONS`` for the client liveness trade-off, and
+``aeron_io.IPC_UNTETHERED_WINDOW_MS`` for why a member killed with -9 and
+restarted at once does not stall the streams into it).
 ``aeron_threading`` does not apply.
 
 A member with nothing to do backs off as Aeron's default does: 10 spins, 5
@@ -50,6 +59,10 @@ members over IPC on one 2-vCPU host (``tickline bench cluster``, 200 orders/s):
 gives p50 0.5 ms, p99 0.8 ms and 0.14 cores per idle member.  Under load
 (10,000/s) it makes no difference: there is always work.  ``busy-spin`` is
 the lowest latency when each member has a core of its own.
+
+Security (see :mod:`.auth`): a member refuses to start without its key file
+(unless ``member_auth = "none"``) and without its credentials file (unless
+``authenticator`` is ``"none"`` or a plug-in); both must be mode 0600.
 
 Cluster time is the wall clock in milliseconds since the epoch (never going
 backwards within a process), as every member's entries must be comparable.
@@ -66,7 +79,7 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from tickline.transport.idle import BackoffIdleStrategy, IdleStrategy, idle_strategy_from_name
 
@@ -78,7 +91,9 @@ from .messages import AppendRequest, AppendResponse, InstallSnapshot, InstallSna
 from .node import ClusterNode, NodeConfig
 from .protocol import IngressMessage, SessionClose, SessionConnect
 from .sequencer import OrderSequencer
-from .aeron_io import IPC_ENDPOINT, THREADING_MODES, AeronNodeIO, AeronStack, is_ipc, threading_mode
+from .aeron_io import CLIENT_TERM_LENGTH, IPC_ENDPOINT, THREADING_MODES, AeronNodeIO, AeronStack, EgressPolicy, is_ipc, threading_mode
+from .auth import MemberAuth, SessionGate, load_authenticator, load_member_key
+from .protocol import ChallengeResponse
 from . import wire
 
 __all__ = ["Topology", "load_topology", "NodeAgent", "main"]
@@ -94,7 +109,8 @@ GC_FREEZE_MS = 1000
 #: the backoff idle strategy's longest sleep, as Aeron's default (see the module docstring for the trade-off)
 DEFAULT_MAX_PARK_US = 1000
 _MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, TimeoutNow)
-_INGRESS = (SessionConnect, SessionClose, IngressMessage)
+_INGRESS = (SessionClose, IngressMessage)
+MEMBER_AUTH = ("hmac-sha256", "none")
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,26 @@ class Topology:
     fsync_thread: bool | None = None  # None: TICKLINE_CLUSTER_FSYNC_THREAD or True
     idle: str = "backoff"
     idle_max_park_us: int = DEFAULT_MAX_PARK_US
+    member_auth: str = "hmac-sha256"
+    member_key_file: str | None = None
+    authenticator: str = "credentials-file"
+    credentials_file: str | None = None
+    client_egress: tuple[str, ...] | None = None  # None: the members' hosts, any port
+    client_term_length_max: int = CLIENT_TERM_LENGTH
+
+    def egress_policy(self) -> EgressPolicy:
+        if self.client_egress is None:
+            return EgressPolicy.for_members(self.members, self.client_term_length_max)
+        return EgressPolicy.parse(self.client_egress, ipc=is_ipc(self.members), max_term_length=self.client_term_length_max)
+
+    def member_key(self) -> bytes | None:
+        """The cluster key, or None with ``member_auth = "none"``; a ConfigError if it cannot be had."""
+        if self.member_auth == "none":
+            return None
+        if not self.member_key_file:
+            raise ConfigError("members authenticate consensus messages with a key: name its file", key="member_key_file",
+                              expected='a path to a 0600 file of hex (tickline cluster keygen FILE), or member_auth = "none" on a trusted network')
+        return load_member_key(self.member_key_file)
 
     def idle_strategy(self) -> IdleStrategy:
         if self.idle == "backoff":
@@ -159,6 +195,31 @@ def _idle_settings(doc: dict, path: str, env: Mapping[str, str]) -> tuple[str, i
     return idle, max_park
 
 
+def _security_settings(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    """The topology's security keys, type-checked (the files are read when a member starts)."""
+    out: dict[str, Any] = {}
+    member_auth = doc.get("member_auth", "hmac-sha256")
+    if member_auth not in MEMBER_AUTH:
+        raise ConfigError("invalid cluster topology", file=path, key="member_auth", value=member_auth, expected="|".join(MEMBER_AUTH))
+    out["member_auth"] = member_auth
+    for k in ("member_key_file", "credentials_file", "authenticator"):
+        if k in doc:
+            if not isinstance(doc[k], str) or not doc[k]:
+                raise ConfigError("invalid cluster topology", file=path, key=k, value=doc[k], expected="a non-empty string")
+            out[k] = doc[k]
+    if "client_egress" in doc:
+        v = doc["client_egress"]
+        if not isinstance(v, list) or not all(isinstance(e, str) for e in v):
+            raise ConfigError("invalid cluster topology", file=path, key="client_egress", value=v, expected='a list of "host:port|host:lo-hi|host:*"')
+        out["client_egress"] = tuple(v)
+    if "client_term_length_max" in doc:
+        v = doc["client_term_length_max"]
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ConfigError("invalid cluster topology", file=path, key="client_term_length_max", value=v, expected="a power of two in 65536..1073741824")
+        out["client_term_length_max"] = v
+    return out
+
+
 def load_topology(path: str, env: Mapping[str, str] | None = None) -> Topology:
     """Read and check a topology file; ``env`` (default ``os.environ``) may
     override the idle settings (see :func:`_idle_settings`)."""
@@ -180,7 +241,8 @@ def load_topology(path: str, env: Mapping[str, str] | None = None) -> Topology:
     if "data_dir" not in doc:
         raise ConfigError("invalid cluster topology", file=path, key="data_dir", expected="a directory path")
     known = {"members", "data_dir", "fsync", "snapshot_interval", "election_timeout_min", "election_timeout_max", "heartbeat_interval", "aeron_dir",
-             "aeron_threading", "fsync_thread", "idle", "idle_max_park_us"}
+             "aeron_threading", "fsync_thread", "idle", "idle_max_park_us", "member_auth", "member_key_file", "authenticator",
+             "credentials_file", "client_egress", "client_term_length_max"}
     for k in doc:
         if k not in known:
             raise ConfigError("invalid cluster topology", file=path, key=k, expected="one of " + ",".join(sorted(known)))
@@ -206,9 +268,14 @@ def load_topology(path: str, env: Mapping[str, str] | None = None) -> Topology:
     if fsync_thread is not None and not isinstance(fsync_thread, bool):
         raise ConfigError("invalid cluster topology", file=path, key="fsync_thread", value=fsync_thread, expected="true|false")
     idle, max_park = _idle_settings(doc, path, os.environ if env is None else env)
+    security = _security_settings(doc, path)
     topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints, aeron_dir=aeron_dir,
-                    aeron_threading=aeron_threading, fsync_thread=fsync_thread, idle=idle, idle_max_park_us=max_park)
+                    aeron_threading=aeron_threading, fsync_thread=fsync_thread, idle=idle, idle_max_park_us=max_park, **security)
     topo.consensus(next(iter(members)))  # validate timeouts now, not at start-up of a member
+    try:
+        topo.egress_policy()
+    except ValueError as exc:
+        raise ConfigError("invalid cluster topology", file=path, key="client_egress", reason=exc) from None
     return topo
 
 
@@ -234,6 +301,7 @@ class NodeAgent:
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._now = 0
         self.node: ClusterNode | None = None
+        self.gate: SessionGate | None = None
         self.stack: AeronStack | None = None
         self.io: AeronNodeIO | None = None
         self.stop_requested = False
@@ -262,9 +330,12 @@ class NodeAgent:
     def on_start(self) -> None:
         t = self.topology
         ipc = is_ipc(t.members)
+        # secrets first: a member that cannot authenticate does not join
+        member_auth = MemberAuth(t.member_key())
+        self.gate = SessionGate(load_authenticator(t.authenticator, t.credentials_file))
         self.stack = AeronStack(f"cluster-m{self.member}", t.aeron_dir, invoker=ipc or threading_mode(t.aeron_threading) == "invoker", shared=ipc)
         try:
-            self.io = AeronNodeIO(self.stack, t.members, self.member)
+            self.io = AeronNodeIO(self.stack, t.members, self.member, member_auth=member_auth, egress_policy=t.egress_policy())
             # fsync on a native thread: the duty cycle (and the driver it turns) goes on meanwhile
             disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES,
                           sync_thread=self.fsync_thread)
@@ -276,21 +347,37 @@ class NodeAgent:
 
     def _on_message(self, msg: object) -> None:
         node = self.node
-        assert node is not None and self.io is not None
+        assert node is not None and self.io is not None and self.gate is not None
         if isinstance(msg, _MEMBER_MESSAGES):
-            if msg.dst == self.member and msg.src in self.topology.members:
-                node.on_member_message(msg, defer=True)
+            # the I/O shell passed only tagged messages from another configured member to this one
+            node.on_member_message(msg, defer=True)
         elif isinstance(msg, _INGRESS):
             node.on_ingress(msg, defer=True)
+        elif isinstance(msg, (SessionConnect, ChallengeResponse)):
+            if node.core.role is not Role.LEADER:
+                # not authenticated here: the leader does it, this member redirects
+                node.on_ingress(SessionConnect(msg.client_id, msg.session_id), defer=True)
+                return
+            now = self.now()
+            opened, answer = self.gate.on_connect(msg, now) if isinstance(msg, SessionConnect) else self.gate.on_challenge_response(msg, now)
+            if opened is not None:
+                node.on_ingress(opened, defer=True)
+            elif answer is not None:
+                self.io.send_egress(msg.client_id, answer)
         elif isinstance(msg, wire.StatusRequest):
-            if msg.action == 1:
+            refused = msg.action != 0 and not self.gate.is_admin(msg.credentials)
+            if refused:
+                print(f"error: admin request refused: member={self.member} client={msg.client_id} action={msg.action} "
+                      f"reason=no_admin_credential fault=client", file=sys.stderr, flush=True)
+            elif msg.action == 1:
                 node.take_snapshot()
             elif msg.action == 2:
                 node.shutdown()
             c = node.core
+            s = self.io.stats
             self.io.send_egress(msg.client_id, wire.StatusResponse(
                 self.member, c.role.value, c.term, -1 if c.leader is None else c.leader, c.last_position(),
-                c.commit_position, c.applied_position, c.base_position, self.io.stats.dropped))
+                c.commit_position, c.applied_position, c.base_position, s.dropped, s.unauthenticated, s.bad_channel, refused))
 
     def do_work(self) -> int:
         assert self.stack is not None and self.io is not None and self.node is not None
@@ -330,7 +417,8 @@ class NodeAgent:
             s = self.io.stats
             print(f"member={self.member} closing sent={s.sent} received={s.received} not_connected={s.not_connected} "
                   f"back_pressured={s.back_pressured} too_large={s.too_large} malformed={s.malformed} "
-                  f"unknown_client={s.unknown_client}", flush=True)
+                  f"unknown_client={s.unknown_client} unauthenticated={s.unauthenticated} bad_channel={s.bad_channel} "
+                  f"sessions_rejected={self.gate.rejected if self.gate else 0}", flush=True)
             self.io = None
         if self.stack is not None:
             self.stack.close()

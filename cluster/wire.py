@@ -11,6 +11,14 @@ too.  Any transport carries these bytes (Aeron streams, see
 
 :func:`decode` raises :class:`~tickline.cluster.errors.RemoteProtocolError`
 (the sender's fault) for anything malformed; it never returns a partial message.
+
+Schema version 1 added, the SBE way (``sinceVersion="1"``): credentials on
+SessionConnect and StatusRequest, the ``Challenge`` / ``ChallengeResponse``
+messages, ``AUTHENTICATION_REJECTED``, and StatusResponse's
+``unauthenticated``, ``badChannels`` and ``refused``.  Version 0 messages still decode (the new
+fields empty).  On the consensus stream each message is followed by the
+32-byte HMAC-SHA256 tag of its bytes (outside the SBE message: see
+:mod:`.auth`); :func:`decode` is given the message without it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import struct
 
 from .errors import RemoteProtocolError
 from .messages import AppendRequest, AppendResponse, Entry, InstallSnapshot, InstallSnapshotResponse, RequestVote, TimeoutNow, VoteResponse
-from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
+from .protocol import Challenge, ChallengeResponse, EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 
 __all__ = ["encode", "decode", "StatusRequest", "StatusResponse", "EgressChannel"]
 
@@ -29,10 +37,12 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class StatusRequest:
     """Operator tool -> member: report role, term and positions, after doing
-    ``action`` (0 nothing, 1 take a snapshot, 2 step down if leader)."""
+    ``action`` (0 nothing, 1 take a snapshot, 2 step down if leader).  An
+    action needs the admin credential in ``credentials`` (see :mod:`.auth`)."""
 
     client_id: int
     action: int = 0
+    credentials: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,9 @@ class StatusResponse:
     applied_position: int
     base_position: int
     dropped: int = 0  # messages the member's I/O shell dropped (not connected, back pressure, too large)
+    unauthenticated: int = 0  # consensus messages dropped: bad or missing tag, or not from a configured member
+    bad_channels: int = 0  # clients' egress channels refused (see aeron_io.EgressPolicy)
+    refused: bool = False  # this request's action was refused (no admin credential)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +77,10 @@ class EgressChannel:
 _TYPES = {
     RequestVote: 1, VoteResponse: 2, AppendRequest: 3, AppendResponse: 4, InstallSnapshot: 5, TimeoutNow: 6, InstallSnapshotResponse: 7,
     SessionConnect: 10, SessionClose: 11, IngressMessage: 12, SessionEvent: 13, EgressMessage: 14,
-    StatusRequest: 20, StatusResponse: 21, EgressChannel: 22,
+    StatusRequest: 20, StatusResponse: 21, EgressChannel: 22, Challenge: 15, ChallengeResponse: 16,
 }
 SCHEMA_ID = 102  # schemas/cluster.xml
-SCHEMA_VERSION = 0
+SCHEMA_VERSION = 1
 _HEADER = struct.Struct("<HHHH")  # SBE message header: block length, template id, schema id, version
 _GROUP = struct.Struct("<HH")  # groupSizeEncoding: block length, count
 _LEN = struct.Struct("<I")  # varDataEncoding / varStringEncoding length
@@ -86,9 +99,11 @@ _IM = struct.Struct("<qqqq")
 _SE = struct.Struct("<qqBq")
 _EM = struct.Struct("<qq")
 _SQ = struct.Struct("<qB")
-_SR = struct.Struct("<q16sqqqqqqq")
+_SR = struct.Struct("<q16sqqqqqqqqqB")
+_SR_V0 = struct.Struct("<q16sqqqqqqq")  # version 0's block, without unauthenticated and refused
+_CH = struct.Struct("<q")
 _EC = struct.Struct("<qi")
-_BLOCKS = {1: _RV, 2: _VR, 3: _AQ, 4: _AR, 5: _IS, 6: _TN, 7: _ISR, 10: _SC, 11: _SC, 12: _IM, 13: _SE, 14: _EM, 20: _SQ, 21: _SR, 22: _EC}
+_BLOCKS = {1: _RV, 2: _VR, 3: _AQ, 4: _AR, 5: _IS, 6: _TN, 7: _ISR, 10: _SC, 11: _SC, 12: _IM, 13: _SE, 14: _EM, 20: _SQ, 21: _SR, 22: _EC, 15: _CH, 16: _SC}
 _HEADS = {t: _HEADER.pack(_BLOCKS[t].size, t, SCHEMA_ID, SCHEMA_VERSION) for t in _BLOCKS}
 # the per-order messages' header, fixed block and (for those with one) var data length, packed at once
 _EM_HEAD = struct.Struct("<HHHHqqI")
@@ -142,8 +157,14 @@ def encode(m: object) -> bytes:
         return head + _ISR.pack(m.src, m.dst, m.term, m.position, m.offset)
     if isinstance(m, TimeoutNow):
         return head + _TN.pack(m.src, m.dst, m.term)
-    if isinstance(m, (SessionConnect, SessionClose)):
+    if isinstance(m, SessionConnect):
+        return head + _SC.pack(m.client_id, m.session_id) + _var(m.credentials)
+    if isinstance(m, SessionClose):
         return head + _SC.pack(m.client_id, m.session_id)
+    if isinstance(m, ChallengeResponse):
+        return head + _SC.pack(m.client_id, m.session_id) + _var(m.credentials)
+    if isinstance(m, Challenge):
+        return head + _CH.pack(m.session_id) + _var(m.data)
     if isinstance(m, IngressMessage):
         return head + _IM.pack(m.client_id, m.session_id, m.correlation_id, m.floor) + _var(m.payload)
     if isinstance(m, SessionEvent):
@@ -151,11 +172,12 @@ def encode(m: object) -> bytes:
     if isinstance(m, EgressMessage):
         return head + _EM.pack(m.session_id, m.correlation_id) + _var(m.payload)
     if isinstance(m, StatusRequest):
-        return head + _SQ.pack(m.client_id, m.action)
+        return head + _SQ.pack(m.client_id, m.action) + _var(m.credentials)
     if isinstance(m, EgressChannel):
         return head + _EC.pack(m.client_id, m.stream_id) + _var(m.channel.encode())
     assert isinstance(m, StatusResponse)
-    return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position, m.dropped)
+    return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position, m.dropped,
+                          m.unauthenticated, m.bad_channels, m.refused)
 
 
 class _Reader:
@@ -223,7 +245,7 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         block, _, schema, _, src, dst, term, ok, pos, rp = _AR_HEAD.unpack_from(buf)
         if block == _AR_BLOCK and schema == SCHEMA_ID:
             return AppendResponse(src, dst, term, bool(ok), pos, rp)
-    block, t, schema, _version = _HEADER.unpack_from(buf)
+    block, t, schema, version = _HEADER.unpack_from(buf)
     buf = bytes(buf)
     r = _Reader(buf, t, _H)
     if schema != SCHEMA_ID:
@@ -231,6 +253,8 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
     fmt = _BLOCKS.get(t)
     if fmt is None:
         raise r.fail("unknown_template")
+    if version < 1 and t == 21:
+        fmt = _SR_V0
     if block < fmt.size:
         raise r.fail(f"block_length_{block}_below_{fmt.size}")
     if _H + block > n:
@@ -279,7 +303,14 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
     elif t == 6:
         m = TimeoutNow(*fields)
     elif t == 10:
-        m = SessionConnect(*fields)
+        cid, sid = fields
+        m = SessionConnect(cid, sid, r.var() if version >= 1 else b"")
+    elif t == 16:
+        cid, sid = fields
+        m = ChallengeResponse(cid, sid, r.var())
+    elif t == 15:
+        (sid,) = fields
+        m = Challenge(sid, r.var())
     elif t == 11:
         m = SessionClose(*fields)
     elif t == 12:
@@ -300,9 +331,12 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         sid, corr = fields
         m = EgressMessage(sid, corr, r.var())
     elif t == 20:
-        m = StatusRequest(*fields)
+        cid, action = fields
+        m = StatusRequest(cid, action, r.var() if version >= 1 else b"")
     elif t == 21:
         member, role, *rest = fields
+        if len(rest) == 10:
+            rest[-1] = bool(rest[-1])
         m = StatusResponse(member, role.rstrip(b"\0").decode(errors="replace"), *rest)
     else:
         assert t == 22

@@ -146,6 +146,7 @@ def test_a_started_member_syncs_its_log_where_the_topology_says(tmp_path, monkey
     aeron_dir = f"/dev/shm/tickline-cluster-cfg-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     p = tmp_path / "c.toml"
     p.write_text(f'data_dir = "{tmp_path / "data"}"\naeron_dir = "{aeron_dir}"\nfsync_thread = {str(enabled).lower()}\n'
+                 'member_auth = "none"\nauthenticator = "none"\n'
                  f'[members]\n1 = "127.0.0.1:{free_ports()[0]}"\n')
     agent = NodeAgent(load_topology(str(p)), 1)
     try:

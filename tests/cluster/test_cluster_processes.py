@@ -19,6 +19,7 @@ import uuid
 import pytest
 
 from tickline.cluster.aeron_io import SHARED_DRIVER_OPTIONS, AeronClusterClient, ClusterLink, query_status
+from tickline.cluster.auth import provision
 from tickline.cluster.daemon import load_topology
 from tickline.cluster.sequencer import NewOrder, Side, Status, StructOrderCodec
 from tickline.transport import MediaDriver, free_ports
@@ -34,11 +35,15 @@ WAIT = 90.0  # seconds without progress before the cluster counts as stuck
 
 
 class Cluster:
-    def __init__(self, tmp_path, aeron_dir, transport="udp"):
+    def __init__(self, tmp_path, aeron_dir, transport="udp", extra="", link_channel=None, driver_options=None):
+        """``extra``: more topology lines (e.g. security settings); ``link_channel``:
+        the status link's egress channel (default: a free port); ``driver_options``:
+        the shared driver's (ipc; default SHARED_DRIVER_OPTIONS)."""
         self.driver = None
+        self.secrets = provision(str(tmp_path / "secrets"))
         if transport == "ipc":  # the members' shared driver, as `tickline driver` runs it
             aeron_dir = os.path.join(aeron_dir, "shared")
-            self.driver = MediaDriver.launch(aeron_dir, options=SHARED_DRIVER_OPTIONS,
+            self.driver = MediaDriver.launch(aeron_dir, options=driver_options or SHARED_DRIVER_OPTIONS,
                                              stdout=subprocess.DEVNULL)
             endpoints = ["ipc"] * 3
         else:
@@ -46,13 +51,14 @@ class Cluster:
         self.config = tmp_path / "cluster.toml"
         self.config.write_text(
             f'data_dir = "{tmp_path / "data"}"\nfsync = "always"\nsnapshot_interval = 8192\naeron_dir = "{aeron_dir}"\n'
-            "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n"
+            "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n" + self.secrets.topology() + extra
+            + "[members]\n"
             + "".join(f'{i + 1} = "{ep}"\n' for i, ep in enumerate(endpoints))
         )
         self.topo = load_topology(str(self.config))
         self.tmp = tmp_path
         self.procs = {}
-        self.link = ClusterLink(self.topo.members, aeron_base=aeron_dir)
+        self.link = ClusterLink(self.topo.members, aeron_base=aeron_dir, credentials=self.secrets.admin, egress_channel=link_channel)
         for m in self.topo.members:
             self.start(m)
 
@@ -89,7 +95,7 @@ class Load:
     def __init__(self, cluster):
         self.codec = StructOrderCodec()
         self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
-                                         aeron_base=cluster.topo.aeron_dir)
+                                         aeron_base=cluster.topo.aeron_dir, credentials=cluster.secrets.client)
         self.acks = {}
         self.sent = 0
 
@@ -245,12 +251,14 @@ def test_tool_shows_members_takes_a_snapshot_and_steps_the_leader_down(cluster, 
     roles = sorted(line.split()[1] for line in out[1:])
     assert roles == ["follower", "follower", "leader"]
     follower = next(int(line.split()[0]) for line in out[1:] if line.split()[1] == "follower")
-    args = parser.parse_args(["cluster", "tool", "--config", str(cluster.config), "snapshot", "--member", str(follower)])
+    args = parser.parse_args(["cluster", "tool", "--config", str(cluster.config), "snapshot", "--member", str(follower),
+                              "--credentials", cluster.secrets.admin_file])
     assert args.func(args) == 0
-    snap_col = int(capsys.readouterr().out.splitlines()[1].split()[-2])
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    snap_col = int(row.split()[header.split().index("snapshot")])
     assert snap_col > 0  # the member's log now starts at its new snapshot
     old = cluster.leader()
-    args = parser.parse_args(["cluster", "tool", "--config", str(cluster.config), "step-down"])
+    args = parser.parse_args(["cluster", "tool", "--config", str(cluster.config), "step-down", "--credentials", cluster.secrets.admin_file])
     assert args.func(args) == 0
     load.pump(lambda: cluster.leader() not in (None, old), cluster, offer=False, what="a new leader after step-down")
 

@@ -13,7 +13,9 @@ from tickline.cluster.errors import RemoteProtocolError
 from tickline.cluster.messages import (
     AppendRequest, AppendResponse, Entry, InstallSnapshot, InstallSnapshotResponse, RequestVote, TimeoutNow, VoteResponse,
 )
-from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
+from tickline.cluster.protocol import (
+    Challenge, ChallengeResponse, EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent,
+)
 
 i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 nat = st.integers(min_value=0, max_value=2**62)
@@ -31,11 +33,15 @@ messages = st.one_of(
     st.builds(InstallSnapshotResponse, nat, nat, nat, nat, nat),
     st.builds(TimeoutNow, nat, nat, nat),
     st.builds(SessionConnect, i64, i64),
+    st.builds(SessionConnect, i64, i64, blob),
+    st.builds(Challenge, i64, blob),
+    st.builds(ChallengeResponse, i64, i64, blob),
     st.builds(SessionClose, i64, i64),
     st.builds(IngressMessage, i64, i64, i64, i64, blob),
     st.builds(SessionEvent, i64, i64, st.sampled_from(list(EventCode)), st.one_of(st.none(), nat), st.text(max_size=20)),
     st.builds(EgressMessage, i64, i64, blob),
     st.builds(wire.StatusRequest, i64, st.integers(min_value=0, max_value=2)),
+    st.builds(wire.StatusRequest, i64, st.integers(min_value=0, max_value=2), blob),
     st.builds(wire.EgressChannel, i64, st.text(max_size=60), st.integers(-(2**31), 2**31 - 1)),
 )
 
@@ -58,7 +64,7 @@ _NAMES = {"last_term": "lastTerm", "last_position": "lastPosition", "pre_vote": 
           "prev_term": "prevTerm", "commit_position": "commitPosition", "rejected_prev": "rejectedPrev", "snapshot_term": "snapshotTerm",
           "length": "snapshotLength", "offset": "chunkOffset", "client_id": "clientId", "session_id": "sessionId",
           "correlation_id": "correlationId", "log_position": "logPosition", "applied_position": "appliedPosition",
-          "base_position": "basePosition", "stream_id": "streamId"}
+          "base_position": "basePosition", "stream_id": "streamId", "bad_channels": "badChannels"}
 
 
 def schema_fields(m):
@@ -91,17 +97,30 @@ def test_every_message_is_the_sbe_message_of_the_cluster_schema_byte_for_byte(m)
     doc, consumed = otf.decode(SCHEMA, b)
     assert consumed == len(b)
     assert doc["header"] == {"blockLength": SCHEMA.message_by_name(type(m).__name__).block_length,
-                             "templateId": SCHEMA.message_by_name(type(m).__name__).id, "schemaId": 102, "version": 0}
+                             "templateId": SCHEMA.message_by_name(type(m).__name__).id, "schemaId": 102,
+                             "version": wire.SCHEMA_VERSION}
     assert doc["message"] == type(m).__name__ and doc["fields"] == schema_fields(m)
     assert otf.encode(SCHEMA, doc) == b  # and the schema's own encoder writes the same bytes
 
 
 def test_status_response_is_the_schema_message_too():
-    m = wire.StatusResponse(1, "leader", 3, -1, 400, 300, 200, 100, 7)
+    m = wire.StatusResponse(1, "leader", 3, -1, 400, 300, 200, 100, 7, 5, 2, True)
     doc, _ = otf.decode(SCHEMA, wire.encode(m))
     assert doc["fields"] == {"member": 1, "role": "leader", "term": 3, "leader": -1, "logPosition": 400, "commitPosition": 300,
-                             "appliedPosition": 200, "basePosition": 100, "dropped": 7}
+                             "appliedPosition": 200, "basePosition": 100, "dropped": 7, "unauthenticated": 5, "badChannels": 2,
+                             "refused": "True"}
     assert wire.decode(otf.encode(SCHEMA, doc)) == m
+
+
+def test_version_0_messages_still_decode_with_the_new_fields_empty():
+    # SBE's sinceVersion: a version 0 sender has no credentials var data and a shorter StatusResponse block
+    assert wire.decode(struct.pack("<HHHHqq", 16, 10, 102, 0, 5, 6)) == SessionConnect(5, 6)
+    assert wire.decode(struct.pack("<HHHHqB", 9, 20, 102, 0, 5, 2)) == wire.StatusRequest(5, 2)
+    v0 = struct.pack("<HHHHq16sqqqqqqq", 80, 21, 102, 0, 1, b"leader", 3, 2, 400, 300, 200, 100, 7)
+    assert wire.decode(v0) == wire.StatusResponse(1, "leader", 3, 2, 400, 300, 200, 100, 7)
+    # a version 1 message must carry its credentials field
+    with pytest.raises(RemoteProtocolError, match="reason=short"):
+        wire.decode(struct.pack("<HHHHqq", 16, 10, 102, 1, 5, 6))
 
 
 def test_a_newer_version_with_a_longer_block_is_read_and_its_extra_fields_skipped():

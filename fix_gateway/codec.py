@@ -40,6 +40,8 @@ __all__ = [
     "checksum",
     "encode",
     "parse",
+    "ascii_uint",
+    "MAX_SEQ_NUM",
 ]
 
 SOH = "\x01"
@@ -54,6 +56,24 @@ DATA_LENGTH_TAGS = {
 _DATA_LENGTH_MARKER = re.compile("\x01(?:" + "|".join(str(t) for t in DATA_LENGTH_TAGS) + ")=")
 
 FieldValue = Union[str, int, float, bytes]
+
+# The largest MsgSeqNum (and NewSeqNo, BeginSeqNo, stored sequence number) this engine takes:
+# a signed 32-bit int, the range QuickFIX/J and Artio use.  Anything larger from the wire or a
+# store is refused where it enters, so no sequence arithmetic can leave the store's u64 fields.
+MAX_SEQ_NUM = 2**31 - 1
+_UINT_MAX_DIGITS = 18  # 10**18 - 1 < 2**63; also far below int()'s 4300-digit limit
+
+
+def ascii_uint(s: str | None) -> int | None:
+    """``s`` as an int when it is 1 to 18 ASCII digits, else None.
+
+    ``str.isdigit`` alone also takes Unicode digits such as "\xb2" (superscript two),
+    which ``int()`` then refuses or reads as a number the peer never wrote in ASCII:
+    every integer from the wire is read through this function.
+    """
+    if s and len(s) <= _UINT_MAX_DIGITS and s.isascii() and s.isdigit():
+        return int(s)
+    return None
 
 
 def _load_native() -> tuple[Any, Any, Any]:
@@ -125,10 +145,15 @@ class FixMessage:
         return [v for t, v in self.fields if t == tag]
 
     def get_int(self, tag: int, default: int | None = None) -> int | None:
+        """The field as a non-negative int of ASCII digits; ``default`` when absent,
+        ``GarbledMessage`` (the peer's fault) when it is not such a number."""
         v = self._idx().get(tag)
         if v is None:
             return default
-        return int(v)
+        n = ascii_uint(v)
+        if n is None:
+            raise GarbledMessage("bad_int", f"tag={tag} value={v[:20]!r}")
+        return n
 
     @property
     def msg_type(self) -> str:
@@ -137,8 +162,8 @@ class FixMessage:
     @property
     def seq_num(self) -> int | None:
         v = (self._index or self._idx()).get(34)
-        # isascii: str.isdigit also accepts superscript digits, which int() refuses
-        return int(v) if v is not None and v.isdigit() and v.isascii() else None
+        n = ascii_uint(v)
+        return n if n is not None and 0 < n <= MAX_SEQ_NUM else None
 
     def body_fields(self) -> list[tuple[int, str]]:
         """Fields after the standard header fields 8, 9, 35 and before 10."""
@@ -215,8 +240,11 @@ def _split_slow(text: str) -> list[tuple[int, str]]:
             if end < 0:
                 raise GarbledMessage("unterminated_field", f"tag={tag} offset={pos}")
         value = text[eq + 1:end]
-        if tag in DATA_LENGTH_TAGS and value.isdigit():
-            data_len[DATA_LENGTH_TAGS[tag]] = int(value)
+        if tag in DATA_LENGTH_TAGS:
+            length = ascii_uint(value)
+            if length is None:  # the data field after it could not be delimited
+                raise GarbledMessage("bad_data_length", f"tag={tag} value={value[:20]!r} offset={pos}")
+            data_len[DATA_LENGTH_TAGS[tag]] = length
         out.append((tag, value))
         pos = end + 1
     return out

@@ -26,12 +26,15 @@ import collections
 import decimal
 import enum
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Protocol, Union
 
 from .codec import NATIVE, FieldValue, FixMessage
 from .dictionary import DataDictionary, SessionRejectReason, load_dictionary
 from .session import ApplicationMessage, Event, parse_utc_timestamp, utc_timestamp
+
+_log = logging.getLogger("tickline.fix_gateway")
 
 __all__ = [
     "Side", "OrdType", "TimeInForce", "ExecType", "OrdStatus", "RejectReason", "CxlRejResponseTo",
@@ -553,6 +556,7 @@ class FixBridge:
         # session id -> (session, BeginString, application dictionary, is FIX 4.2) that to_fix needs for it
         self._shapes: dict[str, tuple[object, str, DataDictionary | None, bool]] = {}
         self.rejects = 0
+        self.reports_refused = 0  # venue reports that could not be written as FIX (see _deliver)
 
     def role_name(self) -> str:
         return "fix-bridge"
@@ -627,6 +631,20 @@ class FixBridge:
             self.unroutable.append(report)
             return
         session = entry.session
+        if "\x01" in report.text:
+            # free text from the venue goes into Text(58), where SOH would end the field and make
+            # the rest of the text read as fields of its own: it is written as a space
+            report = report._replace(text=report.text.replace("\x01", " "))
+        try:
+            self._send_report(sid, session, report)  # type: ignore[arg-type]
+        except ValueError as e:  # another field the venue sent can't be FIX (SOH in a ClOrdID, a symbol)
+            self.reports_refused += 1
+            self.unroutable.append(report)
+            _log.warning("venue report not sendable: fault=remote session=%s cl_ord_id=%r error=%s", sid, cl[:64], e)
+
+    def _send_report(self, sid: str, session: Any, report: VenueReport) -> None:
+        cl = report.cl_ord_id
+        routes = self.routes
         shape = self._shapes.get(sid)  # type: ignore[arg-type]
         if shape is None or shape[0] is not session:  # first report, or the session was replaced
             begin = session.config.begin_string

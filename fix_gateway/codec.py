@@ -53,6 +53,7 @@ DATA_LENGTH_TAGS = {
     90: 91, 93: 89, 95: 96, 212: 213, 348: 349, 350: 351, 352: 353, 354: 355,
     356: 357, 358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
 }
+_DATA_TAGS = {data: length for length, data in DATA_LENGTH_TAGS.items()}  # data tag -> its length tag
 _DATA_LENGTH_MARKER = re.compile("\x01(?:" + "|".join(str(t) for t in DATA_LENGTH_TAGS) + ")=")
 
 FieldValue = Union[str, int, float, bytes]
@@ -191,7 +192,11 @@ def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: by
 
     ``body`` is more fields already encoded (``b"37=1\x0117=2\x01"``), written after
     ``fields`` as they are: the caller answers for their form.  BodyLength and CheckSum
-    are computed here.  Raises ``ValueError`` (our fault) for a missing 35.
+    are computed here.  Raises ``ValueError`` (our fault) for a missing 35, a tag that is
+    not a positive int, and a value containing SOH: that would end the field early and
+    let the rest of the value read as fields of its own (field injection).  SOH is legal
+    only in a data field (e.g. RawData 96) right after its length field (95) giving its
+    length.  '=' in a value is legal FIX (a field splits at its first '=') and is kept.
     """
     if _native_encode is not None:
         # None (nothing consumed) unless a list/tuple of (int, str|int)
@@ -204,10 +209,17 @@ def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: by
 def py_encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: bytes = b"") -> bytes:
     """The reference encoder (what ``encode`` does without the native fast path)."""
     parts = []
+    prev_tag, prev_value = 0, ""
     for tag, value in fields:
         if value.__class__ is not str:
             value = _fmt(value)
+        if tag.__class__ is not int or tag <= 0:
+            raise ValueError(f"FIX encode: fault=local reason=bad_tag tag={tag!r}")
+        if "\x01" in value and not (_DATA_TAGS.get(tag) == prev_tag and prev_value == str(len(value))):
+            raise ValueError(f"FIX encode: fault=local reason=soh_in_value tag={tag} value={value[:40]!r} "
+                             "(SOH only in a data field after its length field)")
         parts.append(f"{tag}={value}\x01")
+        prev_tag, prev_value = tag, value
     if not parts:
         raise ValueError("FIX encode: fault=local reason=no_fields")
     if not parts[0].startswith("35="):

@@ -24,6 +24,10 @@ Topology file (TOML), section ``[fix_gateway]``::
     [fix_gateway.acceptor]
     host = "127.0.0.1"
     port = 9876                    # tls_cert_file/tls_key_file: TLS on this port
+    max_message_size = 1048576     # every message on this port, Logon included
+    max_connections = 1000         # and max_connections_per_address = 100
+    max_failed_logons = 5          # per address within failed_logon_window_s = 60: refused meanwhile
+    tls_client_cert = "none"       # none | optional | required (with tls_client_ca_file): mutual TLS
     [fix_gateway.venue]            # bridge = "in-process": the exchange simulator inside the gateway
     default_mode = "match"         # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill" }
@@ -34,6 +38,9 @@ Topology file (TOML), section ``[fix_gateway]``::
     target_comp_id = "CLIENT1"
     begin_string = "FIX.4.4"
     transport_dictionary = "FIX44"
+    username = "client1"           # acceptor: 553/554 checked against password_hash (or credentials_file)
+    password_hash = "scrypt$16384$8$1$..."   # tickline fix-gateway --hash-password
+    allowed_addresses = ["10.0.0.0/24"]      # optional; tls_client_cn = "client1" needs a verified client cert
     start_time = "08:00"           # optional schedule
     end_time = "17:00"
     timezone = "America/New_York"
@@ -250,11 +257,13 @@ class Gateway:
             self.link.close()
 
     def bridge_status(self) -> dict[str, Any]:
+        refused = sum(b.reports_refused for b in self.bridges)
         if self.link is None:
-            return {"kind": "in-process", "connected": True}
+            return {"kind": "in-process", "connected": True, "reports_refused": refused}
         return {"kind": "aeron", "connected": self.venue.is_connected, "orders_sent": self.venue.sent,
                 "orders_refused": dict(self.venue.failed), "reports_received": self.reports.received,
-                "reports_bad": self.reports.bad, "rejects": sum(b.rejects for b in self.bridges)}
+                "reports_bad": self.reports.bad, "reports_refused": refused,
+                "rejects": sum(b.rejects for b in self.bridges)}
 
     def status(self) -> list[dict[str, Any]]:
         out = []
@@ -269,8 +278,10 @@ class Gateway:
         p = Path(self.config.status_file)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "time": self.clock(), "sessions": self.status(),
-                                   "bridge": self.bridge_status()}, indent=1))
+        doc = {"pid": os.getpid(), "time": self.clock(), "sessions": self.status(), "bridge": self.bridge_status()}
+        if self.acceptor is not None:  # connections and logons refused, by reason
+            doc["acceptor"] = {"connections": self.acceptor.connections, **self.acceptor.counters}
+        tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, p)
 
     def all_disconnected(self) -> bool:

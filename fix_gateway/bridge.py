@@ -556,6 +556,10 @@ class FixBridge:
         # session id -> (session, BeginString, application dictionary, is FIX 4.2) that to_fix needs for it
         self._shapes: dict[str, tuple[object, str, DataDictionary | None, bool]] = {}
         self.rejects = 0
+        self.possdup_ignored = 0  # PossDup NewOrderSingles the venue had seen: not sent again
+        # whether the venue has seen (session, ClOrdID): an in-process venue can tell; a venue
+        # behind a stream decides duplicates itself
+        self._known: Callable[[str, str], bool] | None = getattr(sink, "is_known", None)
         self.reports_refused = 0  # venue reports that could not be written as FIX (see _deliver)
 
     def role_name(self) -> str:
@@ -580,6 +584,14 @@ class FixBridge:
             self._refuse(session_id, msg, e)
             return
         cl = req.cl_ord_id
+        if event.poss_dup and req.__class__ is NewOrder and self._known is not None and self._known(session_id, cl):  # type: ignore[union-attr]
+            # PossDupFlag=Y: the peer is not sure it sent this before; the venue has seen the
+            # ClOrdID (live, ended, or remembered across a restart), so it is not executed again.
+            # Its reports went out when it was first executed (a ResendRequest gets them again).
+            self.possdup_ignored += 1
+            if self.on_other_event is not None:
+                self.on_other_event(session_id, event)
+            return
         if cl in self.routes:
             # Reports carry no session: a second open request under one ClOrdID would take over
             # the route of the first, and its reports would go to the wrong session.  Refused here,

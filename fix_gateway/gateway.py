@@ -62,6 +62,7 @@ from typing import Any
 
 from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, AeronStreams
 from .bridge import BridgeReject, FixBridge
+from .codec import GarbledMessage, ascii_uint, parse
 from .config import ConfigError, from_env, read_section
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, ExchangeSim
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
@@ -175,13 +176,19 @@ class Gateway:
         self._link_closed = False
         self.venue: Any
         self.reports: Any
+        self.stores = {spec.session.session_id: FileStore.for_session(_store_cfg(config), spec.session.session_id,
+                                                                      clock()) for spec in config.sessions}
         if config.bridge_kind == "aeron":
             self.link = AeronLink(config.aeron, "tickline-fix-gateway")
             self.venue = AeronOrderSink(self.link.aeron, config.aeron)
             self.reports = AeronExecutionSource(self.link.aeron, config.aeron)
         else:
+            # a restarted in-process venue continues from what the stores say it did
+            seen, top = _venue_history(self.stores)
             self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode,
-                                     config.venue_duplicate_window)
+                                     config.venue_duplicate_window, first_id=max(_first_venue_id(clock()), top + 1))
+            for sid, cl in seen:
+                self.venue.remember(sid, cl)
             self.reports = self.venue
         self.endpoints: list[Any] = []
         self.acceptor = FixAcceptor(config.acceptor, clock=clock) if config.acceptor else None
@@ -205,7 +212,7 @@ class Gateway:
             self.endpoints.append(ep)
             self.bridges.append(b)
         for spec in config.sessions:
-            store = FileStore.for_session(_store_cfg(config), spec.session.session_id, clock())
+            store = self.stores[spec.session.session_id]
             if spec.session.role == "acceptor":
                 assert self.acceptor is not None
                 self.acceptor.add_session(spec.session, store, spec.schedule)
@@ -259,7 +266,8 @@ class Gateway:
     def bridge_status(self) -> dict[str, Any]:
         refused = sum(b.reports_refused for b in self.bridges)
         if self.link is None:
-            return {"kind": "in-process", "connected": True, "reports_refused": refused}
+            return {"kind": "in-process", "connected": True, "reports_refused": refused,
+                "possdup_ignored": sum(b.possdup_ignored for b in self.bridges)}
         return {"kind": "aeron", "connected": self.venue.is_connected, "orders_sent": self.venue.sent,
                 "orders_refused": dict(self.venue.failed), "reports_received": self.reports.received,
                 "reports_bad": self.reports.bad, "reports_refused": refused,
@@ -307,6 +315,43 @@ class Gateway:
             self.do_work()  # flush what the last cycle queued
         finally:
             self.on_close()
+
+
+def _first_venue_id(now: float) -> int:
+    """The in-process venue's first OrderID/ExecID: the start time in microseconds x 100 (18
+    digits), so a restarted gateway issues ids above the last run's (which would need 100 ids a
+    microsecond to catch up) while the clock does not step back; ``_venue_history`` raises it
+    past every id in the stores, which covers a clock that did."""
+    return int(now * 1e6) * 100
+
+
+def _venue_history(stores: dict[str, FileStore]) -> tuple[list[tuple[str, str]], int]:
+    """What the sessions' stores say the in-process venue did before a restart: the (session,
+    ClOrdID) of every order it reported on, oldest first, and the highest OrderID/ExecID sent.
+    A PossDup resend of such an order is then not executed again, a new order under its ClOrdID
+    is a duplicate (within the venue's window), and new ids continue above the old.  Reads each
+    stored ExecutionReport once, at start, in slices of the store."""
+    marker = b"\x0135=8\x01"
+    seen: list[tuple[str, str]] = []
+    top = 0
+    for sid, store in stores.items():
+        last = store.next_sender_seq - 1
+        for start in range(1, last + 1, 4096):
+            for _, raw in store.get(start, min(last, start + 4095)):
+                if marker not in raw:
+                    continue
+                try:
+                    msg = parse(bytes(raw))
+                except GarbledMessage:
+                    continue
+                cl = msg.get(11)
+                if cl:
+                    seen.append((sid, cl))
+                for tag in (37, 17):
+                    n = ascii_uint(msg.get(tag))
+                    if n is not None and n > top:
+                        top = n
+    return seen, top
 
 
 def _store_cfg(config: GatewayConfig):

@@ -80,26 +80,6 @@ def test_config_errors_name_file_and_key(tmp_path):
     assert load_config(p, env={"TICKLINE_FIX_GATEWAY_FSYNC": "always"}).fsync == "always"
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    procs = []
-
-    def start(cfg):
-        env = dict(os.environ)
-        p = subprocess.Popen(cli("fix-gateway", "--config", str(cfg)), stderr=subprocess.PIPE, text=True, env=env)
-        procs.append(p)
-        line = p.stderr.readline()
-        assert "tickline fix-gateway: running sessions=2" in line, line
-        return p
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=10)
-        p.stderr.close()
-
-
 def test_daemon_trades_reports_status_and_logs_out_on_sigterm(tmp_path, daemon, loop):
     port = free_port()
     cfg = topology(tmp_path, port)

@@ -132,7 +132,8 @@ def test_initiator_session_tls_ca_file_must_load(tmp_path):
         Gateway(cfg)
 
 
-def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, loop):
+def restartable_gateway(tmp_path, daemon, loop):
+    """The daemon with the two sessions of ``topology``, and an initiator that reconnects quickly."""
     port = free_port()
     cfg = topology(tmp_path, port)
     proc = daemon(cfg)
@@ -143,6 +144,11 @@ def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, 
     ini.add_session(SessionConfig(sender_comp_id="C2", target_comp_id="GW", role="initiator", begin_string="FIX.4.2"),
                     port=port)
     loop.add(ini)
+    return cfg, proc, ini, events
+
+
+def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, loop):
+    cfg, proc, ini, events = restartable_gateway(tmp_path, daemon, loop)
     sid = "FIX.4.4:C1->GW"
     logons = lambda: [e for e in events[sid] if isinstance(e, LoggedOn)]
     reports = lambda: [e for e in events[sid] if isinstance(e, ApplicationMessage)]
@@ -175,16 +181,7 @@ def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, 
 def test_restart_with_in_process_venue_keeps_ids_unique_and_does_not_execute_a_possdup_twice(tmp_path, daemon, loop):
     # issue 14 item 7: after a restart the in-process venue began again at OrderID/ExecID 1, and a
     # NewOrderSingle resent with PossDupFlag=Y was filled a second time
-    port = free_port()
-    cfg = topology(tmp_path, port)
-    proc = daemon(cfg)
-    events = {"FIX.4.4:C1->GW": [], "FIX.4.2:C2->GW": []}
-    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05, reconnect_max_s=0.2),
-                       on_event=lambda sid, e: events[sid].append(e))
-    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator"), port=port)
-    ini.add_session(SessionConfig(sender_comp_id="C2", target_comp_id="GW", role="initiator", begin_string="FIX.4.2"),
-                    port=port)
-    loop.add(ini)
+    cfg, proc, ini, events = restartable_gateway(tmp_path, daemon, loop)
     sid = "FIX.4.4:C1->GW"
     logons = lambda: [e for e in events[sid] if isinstance(e, LoggedOn)]
     reports = lambda: [e.message for e in events[sid] if isinstance(e, ApplicationMessage)]

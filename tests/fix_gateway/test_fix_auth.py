@@ -13,29 +13,20 @@ import time
 import pytest
 
 from tickline.fix_gateway.auth import LogonRequest, hash_password, load_credentials, verify_password
-from tickline.fix_gateway.codec import Framer, encode, parse
+from tickline.fix_gateway.codec import encode
 from tickline.fix_gateway.config import ConfigError
 from tickline.fix_gateway.io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
 from tickline.fix_gateway.session import Disconnect, LoggedOn, LogonRefused, SessionConfig, State, utc_timestamp
 from tickline.fix_gateway.store import FileStore
 
+from test_fix_hardening import Recorder, received  # (this folder is on sys.path: pytest's rootdir imports)
+
 SID = "FIX.4.4:GW->CLI"
 HASH = hash_password("s3cret pass")
 
 
-class Rec:
-    def __init__(self):
-        self.events, self.unknown = [], []
-
-    def __call__(self, sid, ev):
-        self.events.append((sid, ev))
-
-    def of(self, typ):
-        return [ev for _, ev in self.events if isinstance(ev, typ)]
-
-
 def acceptor(loop, acfg=None, hook=None, **session):
-    rec = Rec()
+    rec = Recorder()
     a = FixAcceptor(acfg or AcceptorConfig(port=0, pending_timeout_s=2), on_event=rec, on_unknown=rec.unknown.append)
     a.add_session(SessionConfig(sender_comp_id="GW", target_comp_id="CLI", **session), authenticator=hook)
     a.rec = rec
@@ -46,12 +37,6 @@ def acceptor(loop, acfg=None, hook=None, **session):
 def logon_bytes(user=None, pw=None, sender="CLI"):
     body = [(98, 0), (108, 30)] + ([(553, user)] if user is not None else []) + ([(554, pw)] if pw is not None else [])
     return encode("FIX.4.4", [(35, "A"), (49, sender), (56, "GW"), (34, 1), (52, utc_timestamp(time.time()))] + body)
-
-
-def received(buf):
-    f = Framer()
-    f.feed(buf)
-    return [parse(fr.data) for fr in f]
 
 
 def answer(loop, raw_clients, port, data, source=None):
@@ -107,7 +92,7 @@ def test_password_hash_checked_and_nothing_stored_for_a_refused_peer(loop, raw_c
 
 def test_initiator_password_is_sent_but_never_stored(loop, tmp_path):
     a = acceptor(loop, username="client1", password_hash=HASH)
-    irec = Rec()
+    irec = Recorder()
     ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=irec)
     store = FileStore(tmp_path / "ini.log", "always")
     ini.add_session(SessionConfig(sender_comp_id="CLI", target_comp_id="GW", role="initiator", username="client1",
@@ -273,7 +258,7 @@ def test_mutual_tls_required_client_certificate_and_cn(loop, pki):
     a = acceptor(loop, acfg, tls_client_cn="client1")
     sessions = {}
     for name in (None, "intruder", "client1"):
-        rec = Rec()
+        rec = Recorder()
         ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05, reconnect_max_s=0.1), on_event=rec)
         ini.add_session(SessionConfig(sender_comp_id="CLI", target_comp_id="GW", role="initiator"), port=a.port,
                         tls=_client_ctx(pki, name))

@@ -44,7 +44,8 @@ _AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWr
 # stays readable, so retrying at once would spin) and keep serving the connected sessions
 _ACCEPT_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _ACCEPT_PAUSE_S = 0.1
-_MAX_TRACKED_HOSTS = 10_000  # failed-logon history kept for at most this many addresses
+_MAX_TRACKED_HOSTS = 10_000
+DEFAULT_MAX_SEND_BUFFER = 64 << 20  # failed-logon history kept for at most this many addresses
 _log = logging.getLogger("tickline.fix_gateway")
 
 
@@ -200,6 +201,7 @@ class _Endpoint:
         self._submitted: collections.deque[tuple[str, str, list[tuple[int, FieldValue]]]] = collections.deque()
         self._commands: collections.deque[Callable[[], None]] = collections.deque()
         self._io = _Readiness()
+        self.max_send_buffer = DEFAULT_MAX_SEND_BUFFER  # bytes queued for one socket before it is dropped
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,
                     schedule: SessionSchedule | None = None, authenticator=None) -> Session:
@@ -323,6 +325,15 @@ class _Endpoint:
                 e.out.clear()
                 s.connection_lost(now)
                 self._dispatch(e)
+            if len(e.out) > self.max_send_buffer:
+                # a peer that asks (ResendRequest) but doesn't read would grow this without bound:
+                # the connection is dropped, what it missed stays in the store for its next logon
+                unsent = len(e.out)
+                _log.warning("slow consumer disconnected: fault=remote session=%s unsent=%d max_send_buffer=%d",
+                             e.session_id, unsent, self.max_send_buffer)
+                e.out.clear()
+                s.connection_lost(now, f"slow_consumer unsent={unsent} max_send_buffer={self.max_send_buffer}")
+                self._dispatch(e)
         if s.state == State.DISCONNECTED and e.sock is not None and not e.connecting:
             self._closed(e, now)
         return work
@@ -390,11 +401,12 @@ class AcceptorConfig:
     tls_key_file: str = ""
     tls_client_cert: str = "none"  # none | optional | required: client certificates (mutual TLS)
     tls_client_ca_file: str = ""  # the CAs client certificates must chain to
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER  # unsent bytes for one connection before it is dropped
 
     def __post_init__(self) -> None:
         if self.max_message_size < 64:
             raise ConfigError(f"bad max_message_size: fault=config key=max_message_size value={self.max_message_size} min=64")
-        for key in ("max_connections", "max_connections_per_address", "max_failed_logons"):
+        for key in ("max_connections", "max_connections_per_address", "max_failed_logons", "max_send_buffer"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"bad limit: fault=config key={key} value={getattr(self, key)!r} min=1")
         if self.failed_logon_window_s <= 0:
@@ -450,6 +462,7 @@ class FixAcceptor(_Endpoint):
         self._logs = _LogLimiter()
         # what was refused, by reason (also in the gateway's status file)
         self.counters: collections.Counter[str] = collections.Counter()
+        self.max_send_buffer = config.max_send_buffer
         if config.tls_cert_file:
             try:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

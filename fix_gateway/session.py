@@ -474,10 +474,11 @@ class Session:
         else:
             self._set_state(State.AWAITING_LOGON)
 
-    def connection_lost(self, now: float) -> None:
-        """The transport closed (either side); no-op if already disconnected."""
+    def connection_lost(self, now: float, reason: str = "connection_lost") -> None:
+        """The transport closed (either side; ``reason`` when the I/O shell closed it);
+        no-op if already disconnected."""
         if self.state != State.DISCONNECTED:
-            self._disconnect("connection_lost", "remote")
+            self._disconnect(reason, "remote")
         self._out.clear()
 
     def receive_data(self, data: bytes, now: float) -> None:

@@ -389,3 +389,24 @@ def test_venue_text_with_soh_reaches_the_client_as_one_text_field(loop, raw_clie
     assert er[58] == "ok 39=2 32=100" and er.get_all(39) == ["0"] and 32 not in er
     assert b.reports_refused == 1  # the symbol with SOH: not sendable, kept as unroutable
     still_serves(loop, c, 3)
+
+
+def test_a_peer_that_requests_resends_but_never_reads_is_dropped(loop, raw_clients):
+    # each ResendRequest 1..infinity queues every stored message again for a socket nobody reads
+    a = make_acceptor(loop, max_send_buffer=1 << 20, max_message_size=1 << 20)
+    c = raw_clients(a.port)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    logon(c, loop)
+    for i in range(500):
+        a.submit(SID, "8", [(37, f"X{i}"), (58, "r" * 1000)])
+    loop.run_for(10)
+    try:
+        for seq in range(2, 42):
+            c.send(msg("2", seq, [(7, 1), (16, 0)]))
+            loop.run_for(3)
+    except OSError:
+        pass  # the gateway hung up mid-way: what this test waits for
+    loop.run_until(lambda: a.session(SID).state == State.DISCONNECTED, what="slow consumer dropped")
+    d = a.rec.of(Disconnect)[-1]
+    assert d.reason.startswith("slow_consumer unsent=") and d.reason.endswith(" max_send_buffer=1048576")
+    assert a.entries[SID].sock is None and not a.entries[SID].out

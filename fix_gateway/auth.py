@@ -210,7 +210,8 @@ class SessionAuth:
             else:
                 h = self.password_hash if not self.username or user == self.username else None
             # a hash is computed for an unknown user too, so timing does not tell which part was wrong
-            ok = verify_password(pw, h or self.password_hash or next(iter(self.credentials.values()), _DUMMY))
+            fallback = self.password_hash or (next(iter(self.credentials.values()), _DUMMY) if self.credentials else _DUMMY)
+            ok = verify_password(pw, h or fallback)
             if h is None or not ok:
                 return f"bad_credentials username={user[:64]!r}"
         if self.hook is not None:

@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .auth import Peer
-from .codec import FieldValue, Frame, Framer, Oversized, parse, GarbledMessage
+from .auth import Authenticator, Peer
+from .codec import FieldValue, FixMessage, Frame, Framer, Oversized, parse, GarbledMessage
 from .config import ConfigError
 from .schedule import SessionSchedule
 from .session import DEFAULT_MAX_MESSAGE_SIZE, Event, LoggedOn, LogonRefused, Session, SessionConfig, State
@@ -204,7 +204,7 @@ class _Endpoint:
         self.max_send_buffer = DEFAULT_MAX_SEND_BUFFER  # bytes queued for one socket before it is dropped
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,
-                    schedule: SessionSchedule | None = None, authenticator=None) -> Session:
+                    schedule: SessionSchedule | None = None, authenticator: Authenticator | None = None) -> Session:
         if config.session_id in self.entries:
             raise ConfigError(f"duplicate session: fault=config session={config.session_id}")
         s = Session(config, store or MemoryStore(self.clock()), authenticator)
@@ -289,7 +289,7 @@ class _Endpoint:
             if isinstance(ev, LoggedOn):
                 e.backoff_s = 0.0
             elif ev.__class__ is LogonRefused:
-                self._logon_refused(e, ev)  # type: ignore[arg-type]
+                self._logon_refused(e, ev)
             try:
                 self.on_event(e.session_id, ev)
             except Exception as exc:  # noqa: BLE001 - one session's message must not stop the others
@@ -477,7 +477,7 @@ class FixAcceptor(_Endpoint):
             self._tls = ctx
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,
-                    schedule: SessionSchedule | None = None, authenticator=None) -> Session:
+                    schedule: SessionSchedule | None = None, authenticator: Authenticator | None = None) -> Session:
         """An acceptor session; its ``max_message_size`` is the acceptor's unless it sets one no larger
         (one limit per connection: the first message is read under the acceptor's)."""
         if config.role != "acceptor":
@@ -607,7 +607,7 @@ class FixAcceptor(_Endpoint):
         p = ev.peer or e.peer
         self._failed_logon(p.host if p else "?", p.port if p else 0, e.session_id, ev.reason, self.clock())
 
-    def _refuse(self, p: _Pending, reason: str, msg=None, now: float | None = None) -> None:
+    def _refuse(self, p: _Pending, reason: str, msg: FixMessage | None = None, now: float | None = None) -> None:
         self.counters[reason.partition(" ")[0]] += 1
         if msg is not None:  # a logon attempt that named a session (or tried to)
             self._failed_logon(p.host, p.port, f"{msg.get(8)}:{msg.get(56)}->{msg.get(49)}", reason,
@@ -748,8 +748,8 @@ class FixInitiator(_Endpoint):
         self.connect_attempts: dict[str, int] = {}
         self.tls: dict[str, ssl.SSLContext | None] = {}
 
-    def add_session(self, config: SessionConfig, store: MessageStore | None = None,  # type: ignore[override]
-                    schedule: SessionSchedule | None = None, authenticator=None,
+    def add_session(self, config: SessionConfig, store: MessageStore | None = None,
+                    schedule: SessionSchedule | None = None, authenticator: Authenticator | None = None,
                     host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> Session:
         """``tls``: a client context (e.g. ``ssl.create_default_context(cafile=...)``) to speak TLS to ``host``."""
         if config.role != "initiator":

@@ -609,9 +609,11 @@ class FixAcceptor(_Endpoint):
 
     def _refuse(self, p: _Pending, reason: str, msg: FixMessage | None = None, now: float | None = None) -> None:
         self.counters[reason.partition(" ")[0]] += 1
+        now = self.clock() if now is None else now
         if msg is not None:  # a logon attempt that named a session (or tried to)
-            self._failed_logon(p.host, p.port, f"{msg.get(8)}:{msg.get(56)}->{msg.get(49)}", reason,
-                               self.clock() if now is None else now)
+            self._failed_logon(p.host, p.port, f"{msg.get(8)}:{msg.get(56)}->{msg.get(49)}", reason, now)
+        else:
+            self._logs.warning(now, "connection closed before logon: fault=remote peer=%s reason=%s", p.peer, reason)
         self.on_unknown(UnknownSession(p.peer, msg.get(8) if msg else None, msg.get(49) if msg else None,
                                        msg.get(56) if msg else None, reason))
         _close(p.sock)

@@ -281,3 +281,50 @@ def test_client_certificates_need_tls_and_a_ca():
         AcceptorConfig(tls_client_cert="required")
     with pytest.raises(ConfigError, match="key=tls_client_cert value='maybe'"):
         AcceptorConfig(tls_client_cert="maybe")
+
+
+def test_topology_file_carries_the_security_settings(tmp_path, pki):
+    from tickline.fix_gateway.gateway import Gateway, load_config
+
+    creds = tmp_path / "creds"
+    creds.write_text(f"client2:{hash_password('pw2')}\n")
+    os.chmod(creds, 0o600)
+    p = tmp_path / "t.toml"
+    p.write_text(f"""
+[fix_gateway]
+store_dir = "{tmp_path / 'store'}"
+[fix_gateway.acceptor]
+tls_cert_file = "{pki / 'server.pem'}"
+tls_key_file = "{pki / 'server.key'}"
+tls_client_cert = "optional"
+tls_client_ca_file = "{pki / 'ca.pem'}"
+max_connections = 50
+max_connections_per_address = 5
+max_failed_logons = 3
+failed_logon_window_s = 30
+max_send_buffer = 1048576
+[[fix_gateway.sessions]]
+sender_comp_id = "GW"
+target_comp_id = "C1"
+username = "client1"
+password_hash = "{HASH}"
+allowed_addresses = ["127.0.0.1", "10.1.0.0/16"]
+tls_client_cn = "client1"
+[[fix_gateway.sessions]]
+sender_comp_id = "GW"
+target_comp_id = "C2"
+credentials_file = "{creds}"
+""")
+    cfg = load_config(p)
+    s1 = cfg.sessions[0].session
+    assert s1.allowed_addresses == ("127.0.0.1", "10.1.0.0/16") and s1.password_hash == HASH
+    assert (cfg.acceptor.max_connections, cfg.acceptor.tls_client_cert) == (50, "optional")
+    gw = Gateway(cfg)
+    try:
+        auth = gw.acceptor.session("FIX.4.4:GW->C2")._auth
+        assert set(auth.credentials) == {"client2"}
+    finally:
+        gw.on_close()
+    p.write_text(p.read_text().replace(HASH, "md5:abc"))
+    with pytest.raises(ConfigError, match="bad password hash: fault=config key=password_hash"):
+        load_config(p)

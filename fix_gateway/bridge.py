@@ -259,8 +259,9 @@ def _plain_mantissa(v: str) -> int | None:
     "-0.5"), the same int the Decimal path computes; None for anything else (that path decides)."""
     t = v[1:] if v[:1] == "-" else v
     whole, dot, frac = t.partition(".")
-    if not (whole.isdigit() and whole.isascii()) or len(frac) > 9 or (dot and not (frac.isdigit() and frac.isascii())):
-        return None
+    if (len(whole) > 19 or not (whole.isdigit() and whole.isascii()) or len(frac) > 9
+            or (dot and not (frac.isdigit() and frac.isascii()))):
+        return None  # (more than 19 digits can't fit; int() would even refuse past 4300)
     m = int(whole) * PRICE_SCALE + (int(frac.ljust(9, "0")) if frac else 0)
     if m >= 2 ** 63:
         return None
@@ -285,7 +286,7 @@ def _price(msg: FixMessage, tag: int) -> int | None:
 
 def _qty(msg: FixMessage, tag: int) -> int:
     v = msg.get(tag)
-    if v is not None and v.isdigit() and v.isascii():
+    if v is not None and len(v) <= 20 and v.isdigit() and v.isascii():
         q = int(v)
         if 0 < q < 2 ** 64:
             return q
@@ -348,7 +349,7 @@ def _py_new_order_fast(idx: dict[int, str], now: float) -> NewOrder | None:
         if price is None:
             return None
     q = g(38)
-    if q is None or not (q.isdigit() and q.isascii()):
+    if q is None or len(q) > 20 or not (q.isdigit() and q.isascii()):
         return None
     qty = int(q)
     if not 0 < qty < 2 ** 64:

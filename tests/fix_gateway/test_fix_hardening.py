@@ -410,3 +410,22 @@ def test_a_peer_that_requests_resends_but_never_reads_is_dropped(loop, raw_clien
     d = a.rec.of(Disconnect)[-1]
     assert d.reason.startswith("slow_consumer unsent=") and d.reason.endswith(" max_send_buffer=1048576")
     assert a.entries[SID].sock is None and not a.entries[SID].out
+
+
+def test_numbers_longer_than_int_takes_are_rejected_not_raised():
+    # int() refuses strings of more than 4300 digits with ValueError: such a quantity, price or
+    # group count must end in a reject, like any other bad value
+    from tickline.fix_gateway.bridge import TranslationError, from_fix
+    from tickline.fix_gateway.dictionary import ValidationError, Validator, load_dictionary
+
+    huge = "1" * 5000
+    base = [(11, "O1"), (55, "IBM"), (54, "1"), (60, utc_timestamp(time.time())), (38, "10"), (40, "2"), (44, "10")]
+    for tag in (38, 44):
+        m = parse(msg("D", 2, [(t, huge if t == tag else v) for t, v in base]))
+        with pytest.raises(TranslationError) as e:
+            from_fix(m, time.time())
+        assert e.value.tag == tag
+    v = Validator(load_dictionary("FIX44"), None)
+    with pytest.raises(ValidationError) as e:
+        v.validate(parse(msg("D", 2, base + [(453, huge), (448, "P"), (447, "D"), (452, "1")])))
+    assert e.value.tag == 453

@@ -54,8 +54,9 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"{'session':<40} {'role':<10} {'state':<16} {'next_out':>9} {'next_in':>9}")
         for s in st["sessions"]:
             print(f"{s['session']:<40} {s['role']:<10} {s['state']:<16} {s['next_sender_seq']:>9} {s['next_target_seq']:>9}")
-        if "bridge" in st:
-            print("bridge " + " ".join(f"{k}={v}" for k, v in st["bridge"].items()))
+        for part in ("bridge", "acceptor"):  # acceptor: open connections, refusals by reason
+            if part in st:
+                print(part + " " + " ".join(f"{k}={v}" for k, v in st[part].items()))
         return 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -10,6 +10,8 @@ these fixes buffered an unidentified connection's bytes until its logon timeout:
 import os
 import random
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -154,4 +156,7 @@ transport_dictionary = "FIX44"
 
     counters = json.loads((tmp_path / "status.json").read_text())["acceptor"]
     assert counters.get("too_much_before_logon", 0) >= 1
+    out = subprocess.run([sys.executable, "-P", "-m", "tickline.fix_gateway.cli", "fix-gateway", "--config", str(cfg),
+                          "--status"], capture_output=True, text=True, timeout=30).stdout
+    assert "acceptor connections=1 " in out and "too_much_before_logon=" in out
     assert os.path.exists(f"/proc/{proc.pid}")

@@ -17,7 +17,8 @@ answers the Logon with a Logout that says only "Logon refused" (the reason goes 
 the log and the ``LogonRefused`` event, not to the peer) and stores nothing.
 
 ``credentials_file``: one ``username:hash`` per line, ``#`` comments; it must not be
-readable by group or others (``ConfigError`` otherwise, as for a missing file).
+readable by group or others (``ConfigError`` otherwise, as for a missing file).  An initiator
+session's password can come from ``password_file`` (the same rule) instead of the topology file.
 ``tickline fix-gateway --hash-password`` prints a hash for a password read from stdin.
 """
 
@@ -36,7 +37,7 @@ from .codec import FixMessage
 from .config import ConfigError
 
 __all__ = ["Peer", "LogonRequest", "Authenticator", "SessionAuth", "hash_password", "verify_password",
-           "check_password_hash", "load_credentials", "parse_networks"]
+           "check_password_hash", "load_credentials", "parse_networks", "read_private_file"]
 
 # scrypt cost: 16 MiB and some tens of milliseconds per check (OWASP's minimum for scrypt is
 # N=2**17 with r=8 at p=1, or N=2**14 with higher p; failed logons are rate-limited per address,
@@ -137,18 +138,22 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(got, dk)
 
 
-def load_credentials(path: str) -> dict[str, str]:
-    """username -> password hash from a credentials file (see the module doc)."""
+def read_private_file(path: str, key: str) -> str:
+    """The text of a file only its owner may read (``ConfigError`` naming ``key`` otherwise)."""
     try:
         st = os.stat(path)
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"credentials file readable by others: fault=config key=credentials_file path={path} "
+            raise ConfigError(f"secret file readable by others: fault=config key={key} path={path} "
                               f"mode={stat.S_IMODE(st.st_mode):o} (chmod 600)")
         with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            return f.read()
     except OSError as e:
-        raise ConfigError(f"cannot read credentials file: fault=config key=credentials_file path={path} "
-                          f"error={e.strerror}") from None
+        raise ConfigError(f"cannot read secret file: fault=config key={key} path={path} error={e.strerror}") from None
+
+
+def load_credentials(path: str) -> dict[str, str]:
+    """username -> password hash from a credentials file (see the module doc)."""
+    lines = read_private_file(path, "credentials_file").splitlines()
     out: dict[str, str] = {}
     for i, line in enumerate(lines, 1):
         line = line.strip()

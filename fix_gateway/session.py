@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Union
 from .codec import (
     MAX_SEQ_NUM, NATIVE, FixMessage, Framer, Garbled, GarbledMessage, Oversized, ascii_uint, encode, parse, FieldValue,
 )
-from .auth import Authenticator, LogonRequest, Peer, SessionAuth, check_password_hash, parse_networks
+from .auth import Authenticator, LogonRequest, Peer, SessionAuth, check_password_hash, parse_networks, read_private_file
 from .config import ConfigError
 from .dictionary import SessionRejectReason as R, ValidationConfig, ValidationError, Validator, load_dictionary
 from .store import MessageStore
@@ -277,7 +277,7 @@ class SessionConfig:
     (app defaults to transport; for FIXT.1.1 e.g. FIXT11 + FIX50SP2); empty
     disables validation.  default_appl_ver_id: 1137 on a FIXT Logon.
     username / password: sent on the initiator's Logon (553/554); the password is
-    never written to the message store.  Acceptor authentication (``auth.py``):
+    never written to the message store (password_file: read it from a 0600 file instead).  Acceptor authentication (``auth.py``):
     password_hash (with username: the one account), credentials_file,
     allowed_addresses, tls_client_cn.
     max_message_size: the largest message (bytes) taken from the peer; 0 = the
@@ -309,6 +309,7 @@ class SessionConfig:
     default_appl_ver_id: str = "9"
     username: str = ""
     password: str = ""
+    password_file: str = ""
     password_hash: str = ""
     credentials_file: str = ""
     allowed_addresses: tuple[str, ...] = ()
@@ -340,6 +341,13 @@ class SessionConfig:
         for key in ("username", "password"):
             if "\x01" in getattr(self, key):
                 raise bad(key, "...", "must not contain SOH")
+        if self.password_file:
+            if self.role != "initiator" or self.password:
+                raise bad("password_file", self.password_file, "initiator sessions only, instead of password")
+            pw = read_private_file(self.password_file, "password_file").rstrip("\r\n")
+            if not pw or "\x01" in pw:
+                raise bad("password_file", self.password_file, "must hold one password without SOH")
+            object.__setattr__(self, "password", pw)
         if self.role == "acceptor" and self.password:
             raise bad("password", "...", "an acceptor checks password_hash (tickline fix-gateway --hash-password), "
                       "never a plain-text password")

@@ -95,8 +95,14 @@ def test_initiator_password_is_sent_but_never_stored(loop, tmp_path):
     irec = Recorder()
     ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=irec)
     store = FileStore(tmp_path / "ini.log", "always")
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret pass\n")
+    pw.chmod(0o640)
+    with pytest.raises(ConfigError, match="secret file readable by others: fault=config key=password_file"):
+        SessionConfig(sender_comp_id="CLI", target_comp_id="GW", role="initiator", password_file=str(pw))
+    pw.chmod(0o600)
     ini.add_session(SessionConfig(sender_comp_id="CLI", target_comp_id="GW", role="initiator", username="client1",
-                                  password="s3cret pass"), store, port=a.port)
+                                  password_file=str(pw)), store, port=a.port)
     loop.add(ini)
     loop.run_until(lambda: irec.of(LoggedOn) and a.rec.of(LoggedOn), what="logon with credentials")
     [(seq, raw)] = store.get(1, 1)
@@ -109,7 +115,7 @@ def test_credentials_file_must_be_private_and_names_users(loop, raw_clients, tmp
     p = tmp_path / "creds"
     p.write_text(f"# user:hash\nalice:{hash_password('a-pass')}\nbob:{hash_password('b-pass')}\n")
     os.chmod(p, 0o644)
-    with pytest.raises(ConfigError, match=f"credentials file readable by others: fault=config key=credentials_file path={p} mode=644"):
+    with pytest.raises(ConfigError, match=f"secret file readable by others: fault=config key=credentials_file path={p} mode=644"):
         FixAcceptor().add_session(SessionConfig(sender_comp_id="GW", target_comp_id="CLI", credentials_file=str(p)))
     os.chmod(p, 0o600)
     assert set(load_credentials(str(p))) == {"alice", "bob"}

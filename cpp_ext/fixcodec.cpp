@@ -187,8 +187,8 @@ PyObject *fix_next(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
 }
 
 // fix_encode(begin_string: str, fields: list | tuple, body: bytes = b"") -> bytes | None
-// Fields must be (int, str | int) pairs starting with tag 35; None otherwise
-// (codec.encode then formats other value types and raises its errors).
+// Fields must be (positive int, str without SOH | int) pairs starting with tag 35; None
+// otherwise (codec.encode then formats other value types and raises its errors).
 // ``body`` is fields already encoded ("tag=value<SOH>..."), written after ``fields``.
 PyObject *fix_encode(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 && !(nargs == 3 && PyBytes_Check(args[2]))) {
@@ -207,7 +207,9 @@ PyObject *fix_encode(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
         if (!PyTuple_CheckExact(it) || PyTuple_GET_SIZE(it) != 2) Py_RETURN_NONE;
         PyObject *tag = PyTuple_GET_ITEM(it, 0);
         PyObject *val = PyTuple_GET_ITEM(it, 1);
+        size_t tag_at = body.size();
         if (!PyLong_CheckExact(tag) || !fixtext::append_pylong(body, tag)) Py_RETURN_NONE;
+        if (body[tag_at] == '-' || (body[tag_at] == '0' && body.size() == tag_at + 1)) Py_RETURN_NONE;  // tag <= 0
         if (i == 0 && (body.size() != 2 || body[0] != '3' || body[1] != '5')) Py_RETURN_NONE;
         body.push_back('=');
         if (PyUnicode_CheckExact(val)) {

@@ -69,9 +69,16 @@ PyObject *fix_store_append(PyObject *, PyObject *const *args, Py_ssize_t nargs) 
     const auto *head = reinterpret_cast<const unsigned char *>(PyBytes_AS_STRING(args[2]));
     const auto *data = reinterpret_cast<const unsigned char *>(PyBytes_AS_STRING(args[3]));
     Py_ssize_t nh = PyBytes_GET_SIZE(args[2]), nd = PyBytes_GET_SIZE(args[3]);
-    if (off < 0 || off + 8 + nh + nd > view.len || nh + nd > 0xFFFFFFFF) {
-        PyErr_Format(PyExc_ValueError, "store record does not fit the log: fault=local offset=%zd size=%zd capacity=%zd",
-                     off, 8 + nh + nd, view.len);
+    // Overflow-safe: every sum below is of values already bounded, and the offset is compared
+    // with what is left after the record (off + size could wrap for an offset near 2**63).
+    constexpr Py_ssize_t kMaxPayload = 0xFFFFFFFF;  // the record's u32 length field
+    bool fits = off >= 0 && nh <= kMaxPayload && nd <= kMaxPayload - nh;
+    Py_ssize_t size = fits ? 8 + nh + nd : 0;  // <= 2**32 + 7
+    fits = fits && size <= view.len && off <= view.len - size;
+    if (!fits) {
+        PyErr_Format(PyExc_ValueError,
+                     "store record does not fit the log: fault=local offset=%zd head=%zd data=%zd capacity=%zd", off, nh,
+                     nd, view.len);
         PyBuffer_Release(&view);
         return nullptr;
     }

@@ -45,10 +45,15 @@ inline bool append_pylong(std::string &out, PyObject *v) {
     return true;
 }
 
-// A str whose characters are all Latin-1 (what str.encode("latin-1") takes).
+// A str whose characters are all Latin-1 (what str.encode("latin-1") takes) and none SOH:
+// a value with SOH is field injection unless it is a data field, which the Python encoder
+// decides (codec.py_encode refuses it or writes it after its length field).
 inline bool append_latin1(std::string &out, PyObject *s) {
     if (!PyUnicode_Check(s) || PyUnicode_READY(s) != 0 || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) return false;
-    out.append(reinterpret_cast<const char *>(PyUnicode_1BYTE_DATA(s)), static_cast<size_t>(PyUnicode_GET_LENGTH(s)));
+    const auto *p = reinterpret_cast<const char *>(PyUnicode_1BYTE_DATA(s));
+    auto n = static_cast<size_t>(PyUnicode_GET_LENGTH(s));
+    if (std::memchr(p, '\x01', n) != nullptr) return false;
+    out.append(p, n);
     return true;
 }
 

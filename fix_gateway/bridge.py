@@ -26,12 +26,15 @@ import collections
 import decimal
 import enum
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Protocol, Union
 
 from .codec import NATIVE, FieldValue, FixMessage
 from .dictionary import DataDictionary, SessionRejectReason, load_dictionary
 from .session import ApplicationMessage, Event, parse_utc_timestamp, utc_timestamp
+
+_log = logging.getLogger("tickline.fix_gateway")
 
 __all__ = [
     "Side", "OrdType", "TimeInForce", "ExecType", "OrdStatus", "RejectReason", "CxlRejResponseTo",
@@ -256,8 +259,9 @@ def _plain_mantissa(v: str) -> int | None:
     "-0.5"), the same int the Decimal path computes; None for anything else (that path decides)."""
     t = v[1:] if v[:1] == "-" else v
     whole, dot, frac = t.partition(".")
-    if not (whole.isdigit() and whole.isascii()) or len(frac) > 9 or (dot and not (frac.isdigit() and frac.isascii())):
-        return None
+    if (len(whole) > 19 or not (whole.isdigit() and whole.isascii()) or len(frac) > 9
+            or (dot and not (frac.isdigit() and frac.isascii()))):
+        return None  # (more than 19 digits can't fit; int() would even refuse past 4300)
     m = int(whole) * PRICE_SCALE + (int(frac.ljust(9, "0")) if frac else 0)
     if m >= 2 ** 63:
         return None
@@ -282,7 +286,7 @@ def _price(msg: FixMessage, tag: int) -> int | None:
 
 def _qty(msg: FixMessage, tag: int) -> int:
     v = msg.get(tag)
-    if v is not None and v.isdigit() and v.isascii():
+    if v is not None and len(v) <= 20 and v.isdigit() and v.isascii():
         q = int(v)
         if 0 < q < 2 ** 64:
             return q
@@ -345,7 +349,7 @@ def _py_new_order_fast(idx: dict[int, str], now: float) -> NewOrder | None:
         if price is None:
             return None
     q = g(38)
-    if q is None or not (q.isdigit() and q.isascii()):
+    if q is None or len(q) > 20 or not (q.isdigit() and q.isascii()):
         return None
     qty = int(q)
     if not 0 < qty < 2 ** 64:
@@ -553,6 +557,11 @@ class FixBridge:
         # session id -> (session, BeginString, application dictionary, is FIX 4.2) that to_fix needs for it
         self._shapes: dict[str, tuple[object, str, DataDictionary | None, bool]] = {}
         self.rejects = 0
+        self.possdup_ignored = 0  # PossDup NewOrderSingles the venue had seen: not sent again
+        # whether the venue has seen (session, ClOrdID): an in-process venue can tell; a venue
+        # behind a stream decides duplicates itself
+        self._known: Callable[[str, str], bool] | None = getattr(sink, "is_known", None)
+        self.reports_refused = 0  # venue reports that could not be written as FIX (see _deliver)
 
     def role_name(self) -> str:
         return "fix-bridge"
@@ -576,6 +585,14 @@ class FixBridge:
             self._refuse(session_id, msg, e)
             return
         cl = req.cl_ord_id
+        if event.poss_dup and req.__class__ is NewOrder and self._known is not None and self._known(session_id, cl):  # type: ignore[union-attr]
+            # PossDupFlag=Y: the peer is not sure it sent this before; the venue has seen the
+            # ClOrdID (live, ended, or remembered across a restart), so it is not executed again.
+            # Its reports went out when it was first executed (a ResendRequest gets them again).
+            self.possdup_ignored += 1
+            if self.on_other_event is not None:
+                self.on_other_event(session_id, event)
+            return
         if cl in self.routes:
             # Reports carry no session: a second open request under one ClOrdID would take over
             # the route of the first, and its reports would go to the wrong session.  Refused here,
@@ -627,6 +644,20 @@ class FixBridge:
             self.unroutable.append(report)
             return
         session = entry.session
+        if "\x01" in report.text:
+            # free text from the venue goes into Text(58), where SOH would end the field and make
+            # the rest of the text read as fields of its own: it is written as a space
+            report = report._replace(text=report.text.replace("\x01", " "))
+        try:
+            self._send_report(sid, session, report)  # type: ignore[arg-type]
+        except ValueError as e:  # another field the venue sent can't be FIX (SOH in a ClOrdID, a symbol)
+            self.reports_refused += 1
+            self.unroutable.append(report)
+            _log.warning("venue report not sendable: fault=remote session=%s cl_ord_id=%r error=%s", sid, cl[:64], e)
+
+    def _send_report(self, sid: str, session: Any, report: VenueReport) -> None:
+        cl = report.cl_ord_id
+        routes = self.routes
         shape = self._shapes.get(sid)  # type: ignore[arg-type]
         if shape is None or shape[0] is not session:  # first report, or the session was replaced
             begin = session.config.begin_string

@@ -4,6 +4,8 @@
 SIGTERM/SIGINT log every session out, then it exits 0.
 ``tickline fix-gateway --config FILE --status`` prints the sessions, their
 state and sequence numbers from the running daemon's status file.
+``tickline fix-gateway --hash-password`` reads a password from stdin and prints its salted
+hash, for ``password_hash`` or a ``credentials_file`` line (the password is never stored).
 ``tickline exchange-sim --config FILE`` runs the simulated venue as an Aeron
 service (section ``[exchange_sim]``); SIGTERM/SIGINT stop it, exit 0.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -21,6 +24,18 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     from .config import ConfigError
     from .gateway import Gateway, load_config
 
+    if args.hash_password:
+        from .auth import hash_password
+
+        pw = sys.stdin.readline().rstrip("\n")
+        if not pw:
+            print("tickline fix-gateway: empty password on stdin: fault=user", file=sys.stderr)
+            return 2
+        print(hash_password(pw))
+        return 0
+    if not args.config:
+        print("tickline fix-gateway: --config FILE is needed", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
@@ -39,14 +54,17 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"{'session':<40} {'role':<10} {'state':<16} {'next_out':>9} {'next_in':>9}")
         for s in st["sessions"]:
             print(f"{s['session']:<40} {s['role']:<10} {s['state']:<16} {s['next_sender_seq']:>9} {s['next_target_seq']:>9}")
-        if "bridge" in st:
-            print("bridge " + " ".join(f"{k}={v}" for k, v in st["bridge"].items()))
+        for part in ("bridge", "acceptor"):  # acceptor: open connections, refusals by reason
+            if part in st:
+                print(part + " " + " ".join(f"{k}={v}" for k, v in st[part].items()))
         return 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     from tickline.transport import AeronError
 
+    # refused peers, failed logons (rate-limited) and errors go to stderr
+    logging.basicConfig(level=logging.WARNING, format="tickline fix-gateway: %(levelname)s %(message)s")
     try:
         gw = Gateway(cfg)
     except (ConfigError, OSError, AeronError) as e:
@@ -105,8 +123,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("fix-gateway", help="run the FIX session gateway (or print its status)")
-    p.add_argument("--config", required=True, help="topology file (TOML) with a [fix_gateway] section")
+    p.add_argument("--config", help="topology file (TOML) with a [fix_gateway] section")
     p.add_argument("--status", action="store_true", help="print sessions, state and sequence numbers, then exit")
+    p.add_argument("--hash-password", action="store_true",
+                   help="read a password from stdin, print its salted hash (for password_hash / credentials_file)")
     p.set_defaults(func=_cmd_gateway)
     p = subparsers.add_parser("exchange-sim", help="run the simulated venue as an Aeron service")
     p.add_argument("--config", required=True, help="topology file (TOML) with an [exchange_sim] section")

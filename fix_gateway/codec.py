@@ -40,6 +40,8 @@ __all__ = [
     "checksum",
     "encode",
     "parse",
+    "ascii_uint",
+    "MAX_SEQ_NUM",
 ]
 
 SOH = "\x01"
@@ -51,9 +53,28 @@ DATA_LENGTH_TAGS = {
     90: 91, 93: 89, 95: 96, 212: 213, 348: 349, 350: 351, 352: 353, 354: 355,
     356: 357, 358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
 }
+_DATA_TAGS = {data: length for length, data in DATA_LENGTH_TAGS.items()}  # data tag -> its length tag
 _DATA_LENGTH_MARKER = re.compile("\x01(?:" + "|".join(str(t) for t in DATA_LENGTH_TAGS) + ")=")
 
 FieldValue = Union[str, int, float, bytes]
+
+# The largest MsgSeqNum (and NewSeqNo, BeginSeqNo, stored sequence number) this engine takes:
+# a signed 32-bit int, the range QuickFIX/J and Artio use.  Anything larger from the wire or a
+# store is refused where it enters, so no sequence arithmetic can leave the store's u64 fields.
+MAX_SEQ_NUM = 2**31 - 1
+_UINT_MAX_DIGITS = 18  # 10**18 - 1 < 2**63; also far below int()'s 4300-digit limit
+
+
+def ascii_uint(s: str | None) -> int | None:
+    """``s`` as an int when it is 1 to 18 ASCII digits, else None.
+
+    ``str.isdigit`` alone also takes Unicode digits such as "\xb2" (superscript two),
+    which ``int()`` then refuses or reads as a number the peer never wrote in ASCII:
+    every integer from the wire is read through this function.
+    """
+    if s and len(s) <= _UINT_MAX_DIGITS and s.isascii() and s.isdigit():
+        return int(s)
+    return None
 
 
 def _load_native() -> tuple[Any, Any, Any]:
@@ -125,10 +146,15 @@ class FixMessage:
         return [v for t, v in self.fields if t == tag]
 
     def get_int(self, tag: int, default: int | None = None) -> int | None:
+        """The field as a non-negative int of ASCII digits; ``default`` when absent,
+        ``GarbledMessage`` (the peer's fault) when it is not such a number."""
         v = self._idx().get(tag)
         if v is None:
             return default
-        return int(v)
+        n = ascii_uint(v)
+        if n is None:
+            raise GarbledMessage("bad_int", f"tag={tag} value={v[:20]!r}")
+        return n
 
     @property
     def msg_type(self) -> str:
@@ -137,8 +163,8 @@ class FixMessage:
     @property
     def seq_num(self) -> int | None:
         v = (self._index or self._idx()).get(34)
-        # isascii: str.isdigit also accepts superscript digits, which int() refuses
-        return int(v) if v is not None and v.isdigit() and v.isascii() else None
+        n = ascii_uint(v)
+        return n if n is not None and 0 < n <= MAX_SEQ_NUM else None
 
     def body_fields(self) -> list[tuple[int, str]]:
         """Fields after the standard header fields 8, 9, 35 and before 10."""
@@ -166,7 +192,11 @@ def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: by
 
     ``body`` is more fields already encoded (``b"37=1\x0117=2\x01"``), written after
     ``fields`` as they are: the caller answers for their form.  BodyLength and CheckSum
-    are computed here.  Raises ``ValueError`` (our fault) for a missing 35.
+    are computed here.  Raises ``ValueError`` (our fault) for a missing 35, a tag that is
+    not a positive int, and a value containing SOH: that would end the field early and
+    let the rest of the value read as fields of its own (field injection).  SOH is legal
+    only in a data field (e.g. RawData 96) right after its length field (95) giving its
+    length.  '=' in a value is legal FIX (a field splits at its first '=') and is kept.
     """
     if _native_encode is not None:
         # None (nothing consumed) unless a list/tuple of (int, str|int)
@@ -179,10 +209,17 @@ def encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: by
 def py_encode(begin_string: str, fields: Iterable[tuple[int, FieldValue]], body: bytes = b"") -> bytes:
     """The reference encoder (what ``encode`` does without the native fast path)."""
     parts = []
+    prev_tag, prev_value = 0, ""
     for tag, value in fields:
         if value.__class__ is not str:
             value = _fmt(value)
+        if tag.__class__ is not int or tag <= 0:
+            raise ValueError(f"FIX encode: fault=local reason=bad_tag tag={tag!r}")
+        if "\x01" in value and not (_DATA_TAGS.get(tag) == prev_tag and prev_value == str(len(value))):
+            raise ValueError(f"FIX encode: fault=local reason=soh_in_value tag={tag} value={value[:40]!r} "
+                             "(SOH only in a data field after its length field)")
         parts.append(f"{tag}={value}\x01")
+        prev_tag, prev_value = tag, value
     if not parts:
         raise ValueError("FIX encode: fault=local reason=no_fields")
     if not parts[0].startswith("35="):
@@ -215,8 +252,11 @@ def _split_slow(text: str) -> list[tuple[int, str]]:
             if end < 0:
                 raise GarbledMessage("unterminated_field", f"tag={tag} offset={pos}")
         value = text[eq + 1:end]
-        if tag in DATA_LENGTH_TAGS and value.isdigit():
-            data_len[DATA_LENGTH_TAGS[tag]] = int(value)
+        if tag in DATA_LENGTH_TAGS:
+            length = ascii_uint(value)
+            if length is None:  # the data field after it could not be delimited
+                raise GarbledMessage("bad_data_length", f"tag={tag} value={value[:20]!r} offset={pos}")
+            data_len[DATA_LENGTH_TAGS[tag]] = length
         out.append((tag, value))
         pos = end + 1
     return out

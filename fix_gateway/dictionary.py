@@ -536,7 +536,7 @@ class Validator:
                     raise ValidationError(SessionRejectReason.INCORRECT_DATA_FORMAT, tag,
                                           f"Incorrect data format for value tag={tag} type=NUMINGROUP value={value[:32]!r}")
                 g = layout.groups[tag]
-                count = int(value)
+                count = int(value) if len(value) <= 18 else -1  # (no group has that many: a count mismatch)
                 got = 0
                 i += 1
                 while i < n and fields[i][0] == g.delimiter_tag:

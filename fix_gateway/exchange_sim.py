@@ -119,7 +119,10 @@ class ExchangeSim:
     """The venue.  ``modes`` maps symbol -> match | auto-fill | rest (``default_mode`` otherwise)."""
 
     def __init__(self, clock_ns: Callable[[], int], modes: dict[str, str] | None = None,
-                 default_mode: str = "match", duplicate_window: int = DEFAULT_DUPLICATE_WINDOW) -> None:
+                 default_mode: str = "match", duplicate_window: int = DEFAULT_DUPLICATE_WINDOW,
+                 first_id: int = 1) -> None:
+        """``first_id``: the first OrderID and ExecID; a venue restarted in the same role passes
+        one above every id it issued before (``remember`` restores its duplicate window)."""
         for sym, m in {**(modes or {}), "*": default_mode}.items():
             if m not in MODES:
                 raise ConfigError(f"bad venue mode: fault=config key=modes symbol={sym} value={m!r} allowed={'|'.join(MODES)}")
@@ -136,8 +139,8 @@ class ExchangeSim:
         self.duplicate_window = duplicate_window
         self._ended: collections.deque[tuple[str, str]] = collections.deque()
         self._ended_set: set[tuple[str, str]] = set()
-        self._next_order_id = 1
-        self._next_exec_id = 1
+        self._next_order_id = first_id
+        self._next_exec_id = first_id
         self._out: collections.deque[tuple[str, VenueReport]] = collections.deque()
 
     # -- OrderSink / ExecutionSource ------------------------------------------
@@ -177,6 +180,10 @@ class ExchangeSim:
         """Whether a NewOrder with this ClOrdID would be rejected as a duplicate now."""
         key = (session_id, cl_ord_id)
         return key in self.live or key in self._ended_set
+
+    def remember(self, session_id: str, cl_ord_id: str) -> None:
+        """Count (session, ClOrdID) as an order that ended (restoring state after a restart)."""
+        self._ended_key((session_id, cl_ord_id))
 
     # -- internals ------------------------------------------------------------
 

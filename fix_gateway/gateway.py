@@ -24,6 +24,10 @@ Topology file (TOML), section ``[fix_gateway]``::
     [fix_gateway.acceptor]
     host = "127.0.0.1"
     port = 9876                    # tls_cert_file/tls_key_file: TLS on this port
+    max_message_size = 1048576     # every message on this port, Logon included
+    max_connections = 1000         # and max_connections_per_address = 100
+    max_failed_logons = 5          # per address within failed_logon_window_s = 60: refused meanwhile
+    tls_client_cert = "none"       # none | optional | required (with tls_client_ca_file): mutual TLS
     [fix_gateway.venue]            # bridge = "in-process": the exchange simulator inside the gateway
     default_mode = "match"         # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill" }
@@ -34,6 +38,9 @@ Topology file (TOML), section ``[fix_gateway]``::
     target_comp_id = "CLIENT1"
     begin_string = "FIX.4.4"
     transport_dictionary = "FIX44"
+    username = "client1"           # acceptor: 553/554 checked against password_hash (or credentials_file)
+    password_hash = "scrypt$16384$8$1$..."   # tickline fix-gateway --hash-password
+    allowed_addresses = ["10.0.0.0/24"]      # optional; tls_client_cn = "client1" needs a verified client cert
     start_time = "08:00"           # optional schedule
     end_time = "17:00"
     timezone = "America/New_York"
@@ -55,6 +62,7 @@ from typing import Any
 
 from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, AeronStreams
 from .bridge import BridgeReject, FixBridge
+from .codec import GarbledMessage, ascii_uint, parse
 from .config import ConfigError, from_env, read_section
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, ExchangeSim
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
@@ -168,13 +176,19 @@ class Gateway:
         self._link_closed = False
         self.venue: Any
         self.reports: Any
+        self.stores = {spec.session.session_id: FileStore.for_session(_store_cfg(config), spec.session.session_id,
+                                                                      clock()) for spec in config.sessions}
         if config.bridge_kind == "aeron":
             self.link = AeronLink(config.aeron, "tickline-fix-gateway")
             self.venue = AeronOrderSink(self.link.aeron, config.aeron)
             self.reports = AeronExecutionSource(self.link.aeron, config.aeron)
         else:
+            # a restarted in-process venue continues from what the stores say it did
+            seen, top = _venue_history(self.stores)
             self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode,
-                                     config.venue_duplicate_window)
+                                     config.venue_duplicate_window, first_id=max(_first_venue_id(clock()), top + 1))
+            for sid, cl in seen:
+                self.venue.remember(sid, cl)
             self.reports = self.venue
         self.endpoints: list[Any] = []
         self.acceptor = FixAcceptor(config.acceptor, clock=clock) if config.acceptor else None
@@ -198,7 +212,7 @@ class Gateway:
             self.endpoints.append(ep)
             self.bridges.append(b)
         for spec in config.sessions:
-            store = FileStore.for_session(_store_cfg(config), spec.session.session_id, clock())
+            store = self.stores[spec.session.session_id]
             if spec.session.role == "acceptor":
                 assert self.acceptor is not None
                 self.acceptor.add_session(spec.session, store, spec.schedule)
@@ -250,11 +264,14 @@ class Gateway:
             self.link.close()
 
     def bridge_status(self) -> dict[str, Any]:
+        refused = sum(b.reports_refused for b in self.bridges)
         if self.link is None:
-            return {"kind": "in-process", "connected": True}
+            return {"kind": "in-process", "connected": True, "reports_refused": refused,
+                "possdup_ignored": sum(b.possdup_ignored for b in self.bridges)}
         return {"kind": "aeron", "connected": self.venue.is_connected, "orders_sent": self.venue.sent,
                 "orders_refused": dict(self.venue.failed), "reports_received": self.reports.received,
-                "reports_bad": self.reports.bad, "rejects": sum(b.rejects for b in self.bridges)}
+                "reports_bad": self.reports.bad, "reports_refused": refused,
+                "rejects": sum(b.rejects for b in self.bridges)}
 
     def status(self) -> list[dict[str, Any]]:
         out = []
@@ -269,8 +286,10 @@ class Gateway:
         p = Path(self.config.status_file)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "time": self.clock(), "sessions": self.status(),
-                                   "bridge": self.bridge_status()}, indent=1))
+        doc = {"pid": os.getpid(), "time": self.clock(), "sessions": self.status(), "bridge": self.bridge_status()}
+        if self.acceptor is not None:  # connections and logons refused, by reason
+            doc["acceptor"] = {"connections": self.acceptor.connections, **self.acceptor.counters}
+        tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, p)
 
     def all_disconnected(self) -> bool:
@@ -296,6 +315,43 @@ class Gateway:
             self.do_work()  # flush what the last cycle queued
         finally:
             self.on_close()
+
+
+def _first_venue_id(now: float) -> int:
+    """The in-process venue's first OrderID/ExecID: the start time in microseconds x 100 (18
+    digits), so a restarted gateway issues ids above the last run's (which would need 100 ids a
+    microsecond to catch up) while the clock does not step back; ``_venue_history`` raises it
+    past every id in the stores, which covers a clock that did."""
+    return int(now * 1e6) * 100
+
+
+def _venue_history(stores: dict[str, FileStore]) -> tuple[list[tuple[str, str]], int]:
+    """What the sessions' stores say the in-process venue did before a restart: the (session,
+    ClOrdID) of every order it reported on, oldest first, and the highest OrderID/ExecID sent.
+    A PossDup resend of such an order is then not executed again, a new order under its ClOrdID
+    is a duplicate (within the venue's window), and new ids continue above the old.  Reads each
+    stored ExecutionReport once, at start, in slices of the store."""
+    marker = b"\x0135=8\x01"
+    seen: list[tuple[str, str]] = []
+    top = 0
+    for sid, store in stores.items():
+        last = store.next_sender_seq - 1
+        for start in range(1, last + 1, 4096):
+            for _, raw in store.get(start, min(last, start + 4095)):
+                if marker not in raw:
+                    continue
+                try:
+                    msg = parse(bytes(raw))
+                except GarbledMessage:
+                    continue
+                cl = msg.get(11)
+                if cl:
+                    seen.append((sid, cl))
+                for tag in (37, 17):
+                    n = ascii_uint(msg.get(tag))
+                    if n is not None and n > top:
+                        top = n
+    return seen, top
 
 
 def _store_cfg(config: GatewayConfig):

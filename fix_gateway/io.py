@@ -16,7 +16,9 @@ queues the message for the agent's next duty cycle.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
+import logging
 import math
 import select
 import socket
@@ -25,10 +27,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .codec import FieldValue, Frame, Framer, Oversized, parse, GarbledMessage
+from .auth import Authenticator, Peer
+from .codec import FieldValue, FixMessage, Frame, Framer, Oversized, parse, GarbledMessage
 from .config import ConfigError
 from .schedule import SessionSchedule
-from .session import Event, LoggedOn, Session, SessionConfig, State
+from .session import DEFAULT_MAX_MESSAGE_SIZE, Event, LoggedOn, LogonRefused, Session, SessionConfig, State
 from .store import MemoryStore, MessageStore
 
 __all__ = ["AcceptorConfig", "InitiatorConfig", "FixAcceptor", "FixInitiator", "SessionEntry", "UnknownSession"]
@@ -37,6 +40,38 @@ EventHandler = Callable[[str, Event], None]
 _RECV = 65536
 # "try again later" on a non-blocking socket, plain or TLS
 _AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# accept() failing for want of descriptors or memory: stop accepting for a moment (the listener
+# stays readable, so retrying at once would spin) and keep serving the connected sessions
+_ACCEPT_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_ACCEPT_PAUSE_S = 0.1
+_MAX_TRACKED_HOSTS = 10_000
+DEFAULT_MAX_SEND_BUFFER = 64 << 20  # failed-logon history kept for at most this many addresses
+_log = logging.getLogger("tickline.fix_gateway")
+
+
+class _LogLimiter:
+    """At most ``per_s`` lines per second from one place; the rest are counted and the count is
+    reported with the next line that gets through (so a flood of bad peers can't flood the log)."""
+
+    def __init__(self, per_s: int = 10) -> None:
+        self.per_s = per_s
+        self._second = -1
+        self._lines = 0
+        self.suppressed = 0
+
+    def warning(self, now: float, fmt: str, *args: object) -> None:
+        sec = int(now)
+        if sec != self._second:
+            self._second, self._lines = sec, 0
+        if self._lines >= self.per_s:
+            self.suppressed += 1
+            return
+        self._lines += 1
+        if self.suppressed:
+            fmt += " suppressed_since_last=%d"
+            args = (*args, self.suppressed)
+            self.suppressed = 0
+        _log.warning(fmt, *args)
 
 
 def _handshake(sock: socket.socket) -> bool | None:
@@ -74,6 +109,7 @@ class SessionEntry:
     next_attempt: float = 0.0
     backoff_s: float = 0.0
     connect_started: float = 0.0
+    peer: Peer | None = None
 
     def __post_init__(self) -> None:
         # schedules are frozen: whether this one is "always" is known once (checked every duty cycle)
@@ -165,9 +201,10 @@ class _Endpoint:
         self._submitted: collections.deque[tuple[str, str, list[tuple[int, FieldValue]]]] = collections.deque()
         self._commands: collections.deque[Callable[[], None]] = collections.deque()
         self._io = _Readiness()
+        self.max_send_buffer = DEFAULT_MAX_SEND_BUFFER  # bytes queued for one socket before it is dropped
 
     def add_session(self, config: SessionConfig, store: MessageStore | None = None,
-                    schedule: SessionSchedule | None = None, authenticator=None) -> Session:
+                    schedule: SessionSchedule | None = None, authenticator: Authenticator | None = None) -> Session:
         if config.session_id in self.entries:
             raise ConfigError(f"duplicate session: fault=config session={config.session_id}")
         s = Session(config, store or MemoryStore(self.clock()), authenticator)
@@ -251,8 +288,22 @@ class _Endpoint:
         for ev in evs:
             if isinstance(ev, LoggedOn):
                 e.backoff_s = 0.0
-            self.on_event(e.session_id, ev)
+            elif ev.__class__ is LogonRefused:
+                self._logon_refused(e, ev)
+            try:
+                self.on_event(e.session_id, ev)
+            except Exception as exc:  # noqa: BLE001 - one session's message must not stop the others
+                _log.error("application handler raised: fault=local session=%s event=%s error=%s: %s",
+                           e.session_id, type(ev).__name__, type(exc).__name__, exc, exc_info=exc)
+                s = e.session
+                if s.state == State.ACTIVE:
+                    s.logout(self.clock(), "Internal error processing message")
+                elif s.state != State.DISCONNECTED:
+                    s.connection_lost(self.clock())
         return len(evs)
+
+    def _logon_refused(self, e: SessionEntry, ev: LogonRefused) -> None:
+        """Hook: an acceptor session refused a Logon (the acceptor logs and counts it)."""
 
     def _flush(self, e: SessionEntry, now: float) -> int:
         s = e.session
@@ -273,6 +324,15 @@ class _Endpoint:
             except OSError:
                 e.out.clear()
                 s.connection_lost(now)
+                self._dispatch(e)
+            if len(e.out) > self.max_send_buffer:
+                # a peer that asks (ResendRequest) but doesn't read would grow this without bound:
+                # the connection is dropped, what it missed stays in the store for its next logon
+                unsent = len(e.out)
+                _log.warning("slow consumer disconnected: fault=remote session=%s unsent=%d max_send_buffer=%d",
+                             e.session_id, unsent, self.max_send_buffer)
+                e.out.clear()
+                s.connection_lost(now, f"slow_consumer unsent={unsent} max_send_buffer={self.max_send_buffer}")
                 self._dispatch(e)
         if s.state == State.DISCONNECTED and e.sock is not None and not e.connecting:
             self._closed(e, now)
@@ -332,11 +392,31 @@ class AcceptorConfig:
     port: int = 0
     backlog: int = 64
     pending_timeout_s: float = 10.0
-    max_message_size: int = 1 << 20
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # every message on this port, the Logon included
+    max_connections: int = 1000  # open connections (identified or not); more are closed at once
+    max_connections_per_address: int = 100  # the same, per source address
+    max_failed_logons: int = 5  # an address with this many failed logons within
+    failed_logon_window_s: float = 60.0  # this window is refused until the oldest ages out
     tls_cert_file: str = ""  # TLS when set (PEM certificate chain); tls_key_file: its private key
     tls_key_file: str = ""
+    tls_client_cert: str = "none"  # none | optional | required: client certificates (mutual TLS)
+    tls_client_ca_file: str = ""  # the CAs client certificates must chain to
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER  # unsent bytes for one connection before it is dropped
 
     def __post_init__(self) -> None:
+        if self.max_message_size < 64:
+            raise ConfigError(f"bad max_message_size: fault=config key=max_message_size value={self.max_message_size} min=64")
+        for key in ("max_connections", "max_connections_per_address", "max_failed_logons", "max_send_buffer"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"bad limit: fault=config key={key} value={getattr(self, key)!r} min=1")
+        if self.failed_logon_window_s <= 0:
+            raise ConfigError(f"bad window: fault=config key=failed_logon_window_s value={self.failed_logon_window_s}")
+        if self.tls_client_cert not in ("none", "optional", "required"):
+            raise ConfigError(f"bad tls_client_cert: fault=config key=tls_client_cert value={self.tls_client_cert!r} "
+                              "allowed=none|optional|required")
+        if self.tls_client_cert != "none" and not (self.tls_client_ca_file and self.tls_cert_file):
+            raise ConfigError("client certificates need TLS and a CA file: fault=config "
+                              "key=tls_client_cert/tls_client_ca_file/tls_cert_file")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ConfigError(f"TLS needs both files: fault=config key=tls_cert_file/tls_key_file value={(self.tls_cert_file, self.tls_key_file)!r}")
         if not 0 <= self.port <= 65535:
@@ -353,6 +433,8 @@ class _Pending:
     framer: Framer
     data: bytearray = field(default_factory=bytearray)
     handshaking: bool = False
+    host: str = ""
+    port: int = 0
 
 
 class FixAcceptor(_Endpoint):
@@ -374,13 +456,39 @@ class FixAcceptor(_Endpoint):
         self._pending: list[_Pending] = []
         self.port = config.port
         self._tls: ssl.SSLContext | None = None
+        self._accept_paused_until = 0.0
+        # host -> times of its recent failed logons (oldest first), for the per-address lockout
+        self._failures: dict[str, collections.deque[float]] = {}
+        self._logs = _LogLimiter()
+        # what was refused, by reason (also in the gateway's status file)
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.max_send_buffer = config.max_send_buffer
         if config.tls_cert_file:
             try:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
                 ctx.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+                if config.tls_client_cert != "none":
+                    ctx.verify_mode = ssl.CERT_REQUIRED if config.tls_client_cert == "required" else ssl.CERT_OPTIONAL
+                    ctx.load_verify_locations(cafile=config.tls_client_ca_file)
             except (OSError, ssl.SSLError) as e:
-                raise ConfigError(f"cannot load TLS certificate: fault=config key=tls_cert_file value={config.tls_cert_file!r} error={e}") from None
+                raise ConfigError(f"cannot load TLS certificate: fault=config key=tls_cert_file/tls_client_ca_file "
+                                  f"value={(config.tls_cert_file, config.tls_client_ca_file)!r} error={e}") from None
             self._tls = ctx
+
+    def add_session(self, config: SessionConfig, store: MessageStore | None = None,
+                    schedule: SessionSchedule | None = None, authenticator: Authenticator | None = None) -> Session:
+        """An acceptor session; its ``max_message_size`` is the acceptor's unless it sets one no larger
+        (one limit per connection: the first message is read under the acceptor's)."""
+        if config.role != "acceptor":
+            raise ConfigError(f"acceptor session needs role=acceptor: fault=config session={config.session_id} role={config.role}")
+        if config.max_message_size == 0:
+            config = dataclasses.replace(config, max_message_size=self.config.max_message_size)
+        elif config.max_message_size > self.config.max_message_size:
+            raise ConfigError(f"session max_message_size above the acceptor's: fault=config session={config.session_id} "
+                              f"key=max_message_size value={config.max_message_size} "
+                              f"acceptor_max_message_size={self.config.max_message_size}")
+        return super().add_session(config, store, schedule, authenticator)
 
     def role_name(self) -> str:
         return f"{self.name}:{self.config.host}:{self.port}"
@@ -419,24 +527,93 @@ class FixAcceptor(_Endpoint):
     def _accept(self, now: float) -> int:
         work = 0
         ls = self._listener
-        if ls is None or not self._io.may_read(ls):
+        if ls is None or now < self._accept_paused_until or not self._io.may_read(ls):
             return 0
+        c = self.config
+        by_host: collections.Counter[str] | None = None  # open connections per address, counted on first use
         for _ in range(16):
             try:
                 sock, addr = ls.accept()
             except (BlockingIOError, InterruptedError):
                 break
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tls = self._tls is not None
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            self._pending.append(_Pending(sock, f"{addr[0]}:{addr[1]}", now, Framer(self.config.max_message_size),
-                                          handshaking=tls))
+            except OSError as e:
+                if e.errno in _ACCEPT_RESOURCE_ERRORS:
+                    self._accept_paused_until = now + _ACCEPT_PAUSE_S
+                    self.counters["accept_failed"] += 1
+                    self._logs.warning(now, "accept failed: fault=local error=%s paused_s=%s open=%d",
+                                       errno.errorcode.get(e.errno or 0, e.errno), _ACCEPT_PAUSE_S, self.connections)
+                    break
+                continue  # ECONNABORTED and the like: that connection is gone, the next may be fine
             work += 1
+            host, port = addr[0], addr[1]
+            if by_host is None:
+                by_host = collections.Counter(p.host for p in self._pending)
+                by_host.update(e.peer.host for e in self.entries.values() if e.sock is not None and e.peer)
+            why = None
+            if self.connections >= c.max_connections:
+                why = f"too_many_connections max_connections={c.max_connections}"
+            elif by_host[host] >= c.max_connections_per_address:
+                why = f"too_many_connections_from_address max_connections_per_address={c.max_connections_per_address}"
+            elif self._locked_out(host, now):
+                why = f"too_many_failed_logons max_failed_logons={c.max_failed_logons} window_s={c.failed_logon_window_s}"
+            if why is not None:
+                _close(sock)
+                self.counters[why.partition(" ")[0]] += 1
+                self._logs.warning(now, "connection refused: fault=remote peer=%s:%s reason=%s", host, port, why)
+                continue
+            by_host[host] += 1
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._tls is not None:
+                    sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except OSError:  # reset before we got to it
+                _close(sock)
+                continue
+            self._pending.append(_Pending(sock, f"{host}:{port}", now, Framer(c.max_message_size),
+                                          handshaking=self._tls is not None, host=host, port=port))
         return work
 
-    def _refuse(self, p: _Pending, reason: str, msg=None) -> None:
+    @property
+    def connections(self) -> int:
+        """Open connections: unidentified ones and those bound to a session."""
+        return len(self._pending) + sum(1 for e in self.entries.values() if e.sock is not None)
+
+    def _locked_out(self, host: str, now: float) -> bool:
+        times = self._failures.get(host)
+        if times is None:
+            return False
+        window = self.config.failed_logon_window_s
+        while times and now - times[0] >= window:
+            times.popleft()
+        if not times:
+            del self._failures[host]
+            return False
+        return len(times) >= self.config.max_failed_logons
+
+    def _failed_logon(self, host: str, port: int, session: str, reason: str, now: float) -> None:
+        """Count a failed logon against its address and log it (rate-limited)."""
+        self.counters["failed_logons"] += 1
+        times = self._failures.get(host)
+        if times is None:
+            if len(self._failures) >= _MAX_TRACKED_HOSTS:
+                self._failures.pop(next(iter(self._failures)))  # the address tracked longest
+            times = self._failures[host] = collections.deque(maxlen=self.config.max_failed_logons)
+        times.append(now)
+        self._logs.warning(now, "logon failed: fault=remote peer=%s:%s session=%s reason=%s failures_in_window=%d",
+                           host, port, session, reason, len(times))
+
+    def _logon_refused(self, e: SessionEntry, ev: LogonRefused) -> None:
+        p = ev.peer or e.peer
+        self._failed_logon(p.host if p else "?", p.port if p else 0, e.session_id, ev.reason, self.clock())
+
+    def _refuse(self, p: _Pending, reason: str, msg: FixMessage | None = None, now: float | None = None) -> None:
+        self.counters[reason.partition(" ")[0]] += 1
+        now = self.clock() if now is None else now
+        if msg is not None:  # a logon attempt that named a session (or tried to)
+            self._failed_logon(p.host, p.port, f"{msg.get(8)}:{msg.get(56)}->{msg.get(49)}", reason, now)
+        else:
+            self._logs.warning(now, "connection closed before logon: fault=remote peer=%s reason=%s", p.peer, reason)
         self.on_unknown(UnknownSession(p.peer, msg.get(8) if msg else None, msg.get(49) if msg else None,
                                        msg.get(56) if msg else None, reason))
         _close(p.sock)
@@ -445,78 +622,98 @@ class FixAcceptor(_Endpoint):
         work = 0
         keep: list[_Pending] = []
         for p in self._pending:
-            if p.handshaking:
-                done = _handshake(p.sock)
-                if done is None:
-                    self._refuse(p, "tls_handshake_failed")
-                    work += 1
-                    continue
-                if not done:
-                    if now - p.since >= self.config.pending_timeout_s:
-                        self._refuse(p, f"tls_handshake_timeout timeout_s={self.config.pending_timeout_s}")
-                    else:
-                        keep.append(p)
-                    continue
-                p.handshaking = False
-                work += 1
             try:
-                chunk = p.sock.recv(_RECV) if self._io.may_read(p.sock) else None
-            except _AGAIN:
-                chunk = None
-            except OSError:
-                chunk = b""
-            if chunk == b"":
-                _close(p.sock)
+                work += self._identify_one(p, now, keep)
+            except Exception as e:  # noqa: BLE001 - one connection's bytes must never take the process down
+                _log.error("error identifying connection: fault=local peer=%s error=%s: %s", p.peer,
+                           type(e).__name__, e, exc_info=e)
+                if p in keep:
+                    keep.remove(p)
+                self._refuse(p, f"error_identifying error={type(e).__name__}")
                 work += 1
-                continue
-            if chunk:
-                work += 1
-                p.data += chunk
-                p.framer.feed(chunk)
-            msg = None
-            verdict = None
-            while True:
-                item = p.framer.next()
-                if item is None:
-                    break
-                if isinstance(item, Oversized):
-                    verdict = f"oversized_first_message size={item.declared_size} max={item.max_size}"
-                    break
-                if isinstance(item, Frame):
-                    try:
-                        msg = parse(item.data)
-                        break
-                    except GarbledMessage:
-                        continue
-                # Garbled before the first message: ignored, as the spec says
-            if verdict is not None:
-                self._refuse(p, verdict)
-                continue
-            if msg is None:
-                if now - p.since >= self.config.pending_timeout_s:
-                    self._refuse(p, f"no_logon_within timeout_s={self.config.pending_timeout_s}")
-                else:
-                    keep.append(p)
-                continue
-            sid = f"{msg.get(8)}:{msg.get(56)}->{msg.get(49)}"
-            e = self.entries.get(sid)
-            if e is None:
-                self._refuse(p, f"unknown_session session={sid}", msg)
-                continue
-            if e.sock is not None or e.session.state != State.DISCONNECTED:
-                self._refuse(p, f"session_already_connected session={sid}", msg)
-                continue
-            if not e.schedule.is_in_session(now):
-                self._refuse(p, f"outside_session_schedule session={sid}", msg)
-                continue
-            if e.schedule.needs_reset(e.session.store.creation_time, now):
-                e.session.reset_sequence_numbers(now)
-            e.sock = p.sock
-            e.session.connection_made(now)
-            e.session.receive_data(bytes(p.data), now)
-            work += 1
         self._pending = keep
         return work
+
+    def _identify_one(self, p: _Pending, now: float, keep: list[_Pending]) -> int:
+        work = 0
+        c = self.config
+        if p.handshaking:
+            done = _handshake(p.sock)
+            if done is None:
+                self._refuse(p, "tls_handshake_failed")
+                return 1
+            if not done:
+                if now - p.since >= c.pending_timeout_s:
+                    self._refuse(p, f"tls_handshake_timeout timeout_s={c.pending_timeout_s}")
+                else:
+                    keep.append(p)
+                return 0
+            p.handshaking = False
+            work += 1
+        try:
+            chunk = p.sock.recv(_RECV) if self._io.may_read(p.sock) else None
+        except _AGAIN:
+            chunk = None
+        except OSError:
+            chunk = b""
+        if chunk == b"":
+            _close(p.sock)
+            return work + 1
+        if chunk:
+            work += 1
+            if len(p.data) + len(chunk) > c.max_message_size:
+                # an unidentified peer gets to send one message's worth before its Logon
+                # is complete, no more: junk or a slow oversized "Logon" ends here
+                self._refuse(p, f"too_much_before_logon received={len(p.data) + len(chunk)} "
+                                f"max_message_size={c.max_message_size}")
+                return work
+            p.data += chunk
+            p.framer.feed(chunk)
+        msg = None
+        verdict = None
+        while True:
+            item = p.framer.next()
+            if item is None:
+                break
+            if isinstance(item, Oversized):
+                verdict = f"oversized_first_message size={item.declared_size} max={item.max_size}"
+                break
+            if isinstance(item, Frame):
+                try:
+                    msg = parse(item.data)
+                    break
+                except GarbledMessage:
+                    continue
+            # Garbled before the first message: ignored, as the spec says
+        if verdict is not None:
+            self._refuse(p, verdict)
+            return work
+        if msg is None:
+            if now - p.since >= c.pending_timeout_s:
+                self._refuse(p, f"no_logon_within timeout_s={c.pending_timeout_s}")
+            else:
+                keep.append(p)
+            return work
+        sid = f"{msg.get(8)}:{msg.get(56)}->{msg.get(49)}"
+        e = self.entries.get(sid)
+        if e is None:
+            self._refuse(p, f"unknown_session session={sid}", msg, now)
+            return work
+        if e.sock is not None or e.session.state != State.DISCONNECTED:
+            # a second logon for a connected session: refused here, the first never sees it
+            self._refuse(p, f"session_already_connected session={sid}", msg, now)
+            return work
+        if not e.schedule.is_in_session(now):
+            self._refuse(p, f"outside_session_schedule session={sid}", msg, now)
+            return work
+        if e.schedule.needs_reset(e.session.store.creation_time, now):
+            e.session.reset_sequence_numbers(now)
+        cert = p.sock.getpeercert() if isinstance(p.sock, ssl.SSLSocket) else None
+        e.sock = p.sock
+        e.peer = Peer(p.host, p.port, isinstance(p.sock, ssl.SSLSocket), cert or None)
+        e.session.connection_made(now, e.peer)
+        e.session.receive_data(bytes(p.data), now)
+        return work + 1
 
 
 @dataclass(frozen=True)
@@ -553,8 +750,8 @@ class FixInitiator(_Endpoint):
         self.connect_attempts: dict[str, int] = {}
         self.tls: dict[str, ssl.SSLContext | None] = {}
 
-    def add_session(self, config: SessionConfig, store: MessageStore | None = None,  # type: ignore[override]
-                    schedule: SessionSchedule | None = None, authenticator=None,
+    def add_session(self, config: SessionConfig, store: MessageStore | None = None,
+                    schedule: SessionSchedule | None = None, authenticator: Authenticator | None = None,
                     host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> Session:
         """``tls``: a client context (e.g. ``ssl.create_default_context(cafile=...)``) to speak TLS to ``host``."""
         if config.role != "initiator":

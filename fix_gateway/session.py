@@ -32,11 +32,15 @@ from __future__ import annotations
 
 import calendar
 import enum
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Union
 
-from .codec import NATIVE, FixMessage, Framer, Garbled, GarbledMessage, Oversized, encode, parse, FieldValue
+from .codec import (
+    MAX_SEQ_NUM, NATIVE, FixMessage, Framer, Garbled, GarbledMessage, Oversized, ascii_uint, encode, parse, FieldValue,
+)
+from .auth import Authenticator, LogonRequest, Peer, SessionAuth, check_password_hash, parse_networks, read_private_file
 from .config import ConfigError
 from .dictionary import SessionRejectReason as R, ValidationConfig, ValidationError, Validator, load_dictionary
 from .store import MessageStore
@@ -45,8 +49,12 @@ __all__ = [
     "State", "SessionConfig", "Session", "ADMIN_MSG_TYPES", "TRANSITIONS",
     "LoggedOn", "LoggedOut", "ApplicationMessage", "RejectReceived", "RejectSent", "GarbledReceived",
     "GapDetected", "SequenceReset", "DuplicateIgnored", "ResendAnswered", "Disconnect", "Event",
-    "utc_timestamp", "parse_utc_timestamp", "LocalProtocolError",
+    "utc_timestamp", "parse_utc_timestamp", "LocalProtocolError", "LogonRefused", "DEFAULT_MAX_MESSAGE_SIZE",
 ]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+
+_log = logging.getLogger("tickline.fix_gateway")
 
 ADMIN_MSG_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4", "FIXT.1.1")
@@ -91,6 +99,7 @@ RECEIVE: dict[State, dict[str, str]] = {
 # Heartbeat supervision, as QuickFIX and the FIX spec's "reasonable transmission time"
 TEST_REQUEST_FACTOR = 1.2  # no input for 1.2 x HeartBtInt -> TestRequest
 TIMEOUT_FACTOR = 2.4  # no input for 2.4 x HeartBtInt -> disconnect
+MAX_HEARTBEAT_INTERVAL_S = 86400  # a peer's HeartBtInt(108) above this is refused
 
 
 # ---------------------------------------------------------------------------
@@ -101,6 +110,14 @@ TIMEOUT_FACTOR = 2.4  # no input for 2.4 x HeartBtInt -> disconnect
 class LoggedOn:
     heartbeat_interval_s: int
     reset_seq_num: bool
+
+
+@dataclass(frozen=True)
+class LogonRefused:
+    """An acceptor refused a Logon (authentication); ``reason`` is for the log, never sent."""
+
+    reason: str
+    peer: Peer | None
 
 
 @dataclass(frozen=True)
@@ -163,7 +180,7 @@ class Disconnect:
     fault: str  # "local", "remote" or "none" (a clean logout)
 
 
-Event = Union[LoggedOn, LoggedOut, ApplicationMessage, RejectReceived, RejectSent, GarbledReceived,
+Event = Union[LoggedOn, LogonRefused, LoggedOut, ApplicationMessage, RejectReceived, RejectSent, GarbledReceived,
               GapDetected, SequenceReset, DuplicateIgnored, ResendAnswered, Disconnect]
 
 
@@ -259,7 +276,14 @@ class SessionConfig:
     transport_dictionary / app_dictionary: dictionary names or paths
     (app defaults to transport; for FIXT.1.1 e.g. FIXT11 + FIX50SP2); empty
     disables validation.  default_appl_ver_id: 1137 on a FIXT Logon.
-    username / password: sent on the initiator's Logon (553/554).
+    username / password: sent on the initiator's Logon (553/554); the password is
+    never written to the message store (password_file: read it from a 0600 file instead).  Acceptor authentication (``auth.py``):
+    password_hash (with username: the one account), credentials_file,
+    allowed_addresses, tls_client_cn.
+    max_message_size: the largest message (bytes) taken from the peer; 0 = the
+    acceptor's ``max_message_size``, or 1 MiB for a session without one.
+    max_queued_messages / max_queued_bytes: bound on the messages held above a
+    sequence gap; past it the session logs out ("Too many messages queued").
     """
 
     sender_comp_id: str
@@ -272,7 +296,9 @@ class SessionConfig:
     max_latency_s: float = 120.0
     logon_timeout_s: float = 10.0
     logout_timeout_s: float = 2.0
-    max_message_size: int = 1 << 20
+    max_message_size: int = 0
+    max_queued_messages: int = 10_000
+    max_queued_bytes: int = 16 << 20
     transport_dictionary: str = ""
     app_dictionary: str = ""
     validate: bool = True
@@ -283,6 +309,11 @@ class SessionConfig:
     default_appl_ver_id: str = "9"
     username: str = ""
     password: str = ""
+    password_file: str = ""
+    password_hash: str = ""
+    credentials_file: str = ""
+    allowed_addresses: tuple[str, ...] = ()
+    tls_client_cn: str = ""
 
     def __post_init__(self) -> None:
         def bad(key: str, value: object, why: str) -> ConfigError:
@@ -302,8 +333,37 @@ class SessionConfig:
             raise bad("max_latency_s", self.max_latency_s, "must be > 0")
         if self.logon_timeout_s <= 0 or self.logout_timeout_s <= 0:
             raise bad("logon_timeout_s/logout_timeout_s", (self.logon_timeout_s, self.logout_timeout_s), "must be > 0")
-        if self.max_message_size < 64:
-            raise bad("max_message_size", self.max_message_size, "min=64")
+        if self.max_message_size != 0 and self.max_message_size < 64:
+            raise bad("max_message_size", self.max_message_size, "min=64 (0 = the acceptor's)")
+        if self.max_queued_messages < 1 or self.max_queued_bytes < 1:
+            raise bad("max_queued_messages/max_queued_bytes", (self.max_queued_messages, self.max_queued_bytes),
+                      "must be >= 1")
+        for key in ("username", "password"):
+            if "\x01" in getattr(self, key):
+                raise bad(key, "...", "must not contain SOH")
+        if self.password_file:
+            if self.role != "initiator" or self.password:
+                raise bad("password_file", self.password_file, "initiator sessions only, instead of password")
+            pw = read_private_file(self.password_file, "password_file").rstrip("\r\n")
+            if not pw or "\x01" in pw:
+                raise bad("password_file", self.password_file, "must hold one password without SOH")
+            object.__setattr__(self, "password", pw)
+        if self.role == "acceptor" and self.password:
+            raise bad("password", "...", "an acceptor checks password_hash (tickline fix-gateway --hash-password), "
+                      "never a plain-text password")
+        if self.role == "initiator" and (self.password_hash or self.credentials_file or self.allowed_addresses
+                                         or self.tls_client_cn):
+            raise bad("password_hash/credentials_file/allowed_addresses/tls_client_cn", "...", "acceptor sessions only")
+        if self.password_hash and self.credentials_file:
+            raise bad("password_hash/credentials_file", "...", "give one of them")
+        if self.password_hash:
+            check_password_hash(self.password_hash, "password_hash")
+        if not isinstance(self.allowed_addresses, tuple):
+            object.__setattr__(self, "allowed_addresses", tuple(self.allowed_addresses))
+        parse_networks(self.allowed_addresses, "allowed_addresses")
+
+    def __repr__(self) -> str:  # no secret in a log line or a traceback
+        return f"SessionConfig(session_id={self.session_id!r}, role={self.role!r})"
 
     @property
     def session_id(self) -> str:
@@ -316,9 +376,6 @@ class SessionConfig:
         a = load_dictionary(self.app_dictionary) if self.app_dictionary else t
         cfg = ValidationConfig(True, self.check_required, self.check_types, self.check_values, self.allow_unknown_fields)
         return Validator(t, a, cfg)
-
-
-Authenticator = Callable[[FixMessage], Union[str, None]]
 
 
 # ---------------------------------------------------------------------------
@@ -339,7 +396,8 @@ class Session:
     """One FIX session's protocol logic.  See the module doc for the contract.
 
     ``store`` is the session's message store (persist before send);
-    ``authenticator(logon) -> None | reason`` vets an incoming Logon (acceptor).
+    ``authenticator(LogonRequest) -> None | reason`` vets an incoming Logon (acceptor),
+    after the checks the config asks for (``auth.SessionAuth``).
     """
 
     def __init__(self, config: SessionConfig, store: MessageStore,
@@ -347,13 +405,16 @@ class Session:
         self.config = config
         self.store = store
         self.authenticator = authenticator
+        self._auth = SessionAuth(config, authenticator) if config.role == "acceptor" else None
         self.validator = validator if validator is not None else config.make_validator()
         self.state = State.DISCONNECTED
         self.heartbeat_interval_s = config.heartbeat_interval_s
-        self._framer = Framer(config.max_message_size)
+        self._framer = Framer(config.max_message_size or DEFAULT_MAX_MESSAGE_SIZE)
         self._out: list[bytes] = []
         self._events: list[Event] = []
         self._queue: dict[int, FixMessage] = {}
+        self._queued_bytes = 0
+        self.peer: Peer | None = None
         self._resend_until: int = 0  # highest seq covered by our outstanding ResendRequest; 0 = none
         self._t = _Timers()
         self._test_req_seq = 0
@@ -401,12 +462,15 @@ class Session:
 
     # -- inputs ------------------------------------------------------------
 
-    def connection_made(self, now: float) -> None:
-        """The transport is connected: the initiator sends its Logon."""
+    def connection_made(self, now: float, peer: Peer | None = None) -> None:
+        """The transport is connected: the initiator sends its Logon.  ``peer``: where the
+        connection comes from (the acceptor's authentication checks it)."""
         if self.state != State.DISCONNECTED:
             raise LocalProtocolError(f"connection_made while connected: fault=local session={self.config.session_id} state={self.state.value}")
+        self.peer = peer
         self._framer.reset()
         self._queue.clear()
+        self._queued_bytes = 0
         self._resend_until = 0
         self._t = _Timers(connected_at=now, last_sent=now, last_received=now)
         if self.config.role == "initiator":
@@ -418,16 +482,38 @@ class Session:
         else:
             self._set_state(State.AWAITING_LOGON)
 
-    def connection_lost(self, now: float) -> None:
-        """The transport closed (either side); no-op if already disconnected."""
+    def connection_lost(self, now: float, reason: str = "connection_lost") -> None:
+        """The transport closed (either side; ``reason`` when the I/O shell closed it);
+        no-op if already disconnected."""
         if self.state != State.DISCONNECTED:
-            self._disconnect("connection_lost", "remote")
+            self._disconnect(reason, "remote")
         self._out.clear()
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Bytes from the socket, in any chunking."""
         if self.state == State.DISCONNECTED:
             return
+        try:
+            self._receive(data, now)
+        except Exception as e:  # noqa: BLE001 - one connection's bytes must never take the process down
+            self._fail(now, e)
+
+    def _fail(self, now: float, e: Exception) -> None:
+        """An exception escaped the handling of the peer's input: end this connection (with a
+        Logout when logged on), never the process.  The handler that raised is our bug, so the
+        fault is ours; the traceback is logged."""
+        _log.error("error handling input: fault=local session=%s state=%s error=%s: %s",
+                   self.config.session_id, self.state.value, type(e).__name__, e, exc_info=e)
+        if self.state == State.DISCONNECTED:
+            return
+        if self.state in (State.ACTIVE, State.LOGOUT_SENT):
+            try:
+                self._send_admin("5", [(58, "Internal error processing message")], now)
+            except Exception:  # noqa: BLE001 - the store may be what failed: disconnect without the Logout
+                pass
+        self._disconnect(f"error_processing_input error={type(e).__name__}", "local")
+
+    def _receive(self, data: bytes, now: float) -> None:
         framer = self._framer
         framer.feed(data)
         while self.state != State.DISCONNECTED:
@@ -523,6 +609,7 @@ class Session:
     def _disconnect(self, reason: str, fault: str) -> None:
         self._set_state(State.DISCONNECTED)
         self._queue.clear()
+        self._queued_bytes = 0
         self._resend_until = 0
         self._events.append(Disconnect(reason, fault))
 
@@ -531,13 +618,19 @@ class Session:
         return [(35, msg_type), (49, c.sender_comp_id), (56, c.target_comp_id), (34, seq), (52, utc_timestamp(now))]
 
     def _send(self, msg_type: str, fields: Iterable[tuple[int, FieldValue]], now: float, emit: bool = True,
-              body: bytes = b"") -> int:
+              body: bytes = b"", stored: list[tuple[int, FieldValue]] | None = None) -> int:
+        """``stored``: the fields to keep in the store when they differ from what is sent
+        (the Logon without its Password)."""
         seq = self.store.next_sender_seq
+        if seq > MAX_SEQ_NUM:
+            raise LocalProtocolError(f"sequence numbers exhausted: fault=local session={self.config.session_id} "
+                                     f"next_sender_seq={seq} max={MAX_SEQ_NUM} (reset the session)")
         msg = self._header(msg_type, seq, now)
         msg += fields  # the one copy of the caller's fields (any iterable), behind the header
         raw = encode(self.config.begin_string, msg, body)
         # persist before send (invariant 1)
-        self.store.save(seq, raw)
+        self.store.save(seq, raw if stored is None else encode(self.config.begin_string,
+                                                               self._header(msg_type, seq, now) + stored))
         self.store.set_next_sender_seq(seq + 1)
         if emit:
             self._out.append(raw)
@@ -556,8 +649,9 @@ class Session:
             fields.append((1137, c.default_appl_ver_id))
         if c.role == "initiator" and c.username:
             fields.append((553, c.username))
-            if c.password:
-                fields.append((554, c.password))
+            if c.password:  # sent, never stored: the stored Logon only holds the sequence number's place
+                self._send("A", fields + [(554, c.password)], now, stored=fields)
+                return
         self._send_admin("A", fields, now)
 
     def _logout_and_disconnect(self, now: float, text: str, reason: str, fault: str = "remote") -> None:
@@ -598,14 +692,20 @@ class Session:
         while q and self.state in (State.ACTIVE, State.LOGOUT_SENT):
             expected = self.store.next_target_seq
             for s in [s for s in q if s < expected]:
-                del q[s]
-            msg = q.pop(expected, None)
+                self._unqueue(s)
+            msg = self._unqueue(expected)
             if msg is None:
                 break
             table = RECEIVE[self.state]
             getattr(self, table.get(msg.msg_type) or table[ANY])(msg, now)
         if self._resend_until and self.store.next_target_seq > self._resend_until:
             self._resend_until = 0
+
+    def _unqueue(self, seq: int) -> FixMessage | None:
+        msg = self._queue.pop(seq, None)
+        if msg is not None and msg.raw is not None:
+            self._queued_bytes -= len(msg.raw)
+        return msg
 
     def _verify(self, msg: FixMessage, now: float, check_too_high: bool = True, check_too_low: bool = True) -> bool:
         """Header checks every message passes; False when the message must not be processed now."""
@@ -644,7 +744,19 @@ class Session:
                 return False
         expected = self.store.next_target_seq
         if check_too_high and seq > expected:
-            self._queue[seq] = msg
+            q = self._queue
+            size = len(msg.raw) if msg.raw is not None else 0
+            if seq not in q and (len(q) >= c.max_queued_messages or self._queued_bytes + size > c.max_queued_bytes):
+                self._logout_and_disconnect(
+                    now, f"Too many messages queued above a sequence gap: expected={expected} "
+                         f"max_messages={c.max_queued_messages} max_bytes={c.max_queued_bytes}",
+                    f"queue_full queued={len(q)} queued_bytes={self._queued_bytes} expected={expected} received={seq}")
+                return False
+            old = q.get(seq)
+            if old is not None and old.raw is not None:
+                self._queued_bytes -= len(old.raw)
+            q[seq] = msg
+            self._queued_bytes += size
             self._request_resend(expected, seq, now)
             return False
         if check_too_low and seq < expected:
@@ -688,14 +800,15 @@ class Session:
             self._verify(msg, now)  # rejects and disconnects
             return
         hb_s = msg.get(108)
-        if hb_s is None or not hb_s.isdigit():
+        hb = ascii_uint(hb_s)
+        if hb is None or hb > MAX_HEARTBEAT_INTERVAL_S:
             self._logout_and_disconnect(now, "HeartBtInt(108) missing or invalid", f"bad_heartbeat_interval value={hb_s!r}")
             return
         reset = msg.get(141) == "Y"
-        if acceptor and self.authenticator is not None:
-            refusal = self.authenticator(msg)
+        if acceptor and self._auth is not None and self._auth.checks_anything:
+            refusal = self._auth(LogonRequest(c.session_id, msg, self.peer))
             if refusal is not None:
-                self._logout_and_disconnect(now, refusal, f"logon_refused text={refusal!r}", "remote")
+                self._refuse_logon(msg, refusal, now)
                 return
         if acceptor and reset:
             self.store.reset(now)  # only once the Logon is accepted: a refused peer can't wipe the store
@@ -709,7 +822,7 @@ class Session:
         if not self._verify(msg, now, check_too_high=False):
             return
         if acceptor:
-            self.heartbeat_interval_s = int(hb_s)
+            self.heartbeat_interval_s = hb
             self._set_state(State.ACTIVE)
             self._send_logon(now, reset=reset)
         else:
@@ -721,6 +834,15 @@ class Session:
             self._request_resend(expected, seq, now)
         else:
             self._incr_target()
+
+    def _refuse_logon(self, msg: FixMessage, reason: str, now: float) -> None:
+        """A Logout that is sent, not stored, and moves no sequence number: a peer that has not
+        authenticated changes nothing in the session's store (and can't grow it by retrying)."""
+        seq = self.store.next_sender_seq
+        self._out.append(encode(self.config.begin_string, self._header("5", seq, now) + [(58, "Logon refused")]))
+        self._t.last_sent = now
+        self._events.append(LogonRefused(reason, self.peer))
+        self._disconnect(f"logon_refused reason={reason}", "remote")
 
     def _on_logout(self, msg: FixMessage, now: float) -> None:
         if self.state == State.LOGON_SENT:
@@ -784,14 +906,14 @@ class Session:
         b_s, e_s = msg.get(7), msg.get(16)
         seq = msg.seq_num or 0
         expected = self.store.next_target_seq
-        if b_s is None or e_s is None or not b_s.isdigit() or not e_s.isdigit() or int(b_s) < 1:
+        begin, end = ascii_uint(b_s), ascii_uint(e_s)
+        if begin is None or end is None or not 1 <= begin <= MAX_SEQ_NUM:
             self._reject(msg, R.VALUE_INCORRECT if b_s and e_s else R.REQUIRED_TAG_MISSING,
-                         7 if not (b_s and b_s.isdigit()) else 16, "Invalid ResendRequest range", now)
+                         7 if begin is None or not 1 <= begin <= MAX_SEQ_NUM else 16, "Invalid ResendRequest range", now)
             if seq == expected:
                 self._incr_target()
             return
         last_sent = self.store.next_sender_seq - 1
-        begin, end = int(b_s), int(e_s)
         if end == 0 or end == 999999 or end > last_sent:
             end = last_sent
         resent = 0
@@ -819,7 +941,7 @@ class Session:
                 self._send_gap_fill(gap_start, end + 1, now)
         self._events.append(ResendAnswered(begin, end, resent))
         if seq > expected:
-            self._queue.pop(seq, None)
+            self._unqueue(seq)
             self._request_resend(expected, seq, now)
         elif seq == expected:
             self._incr_target()
@@ -853,17 +975,24 @@ class Session:
                 return
         new_s = msg.get(36)
         expected = self.store.next_target_seq
-        if new_s is None or not new_s.isdigit():
+        new = ascii_uint(new_s)
+        if new is None and new_s and new_s.isascii() and new_s.isdigit():
+            new = MAX_SEQ_NUM + 1  # more digits than any sequence number has: out of range, refused below
+        if new is None:
             self._reject(msg, R.REQUIRED_TAG_MISSING if new_s is None else R.INCORRECT_DATA_FORMAT, 36,
                          "NewSeqNo(36) missing or invalid", now)
             if msg.seq_num == expected:
                 self._incr_target()
             return
-        new = int(new_s)
+        if new > MAX_SEQ_NUM:
+            self._reject(msg, R.VALUE_INCORRECT, 36, f"NewSeqNo(36) out of range max={MAX_SEQ_NUM}", now)
+            if gap_fill and msg.seq_num == expected:
+                self._incr_target()
+            return
         if new > expected:
             self.store.set_next_target_seq(new)
             for s in [s for s in self._queue if s < new]:
-                del self._queue[s]
+                self._unqueue(s)
             self._events.append(SequenceReset(new, gap_fill))
         elif new < expected:
             self._reject(msg, R.VALUE_INCORRECT, 36,

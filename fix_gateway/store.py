@@ -19,6 +19,12 @@ a SIGBUS on a later write) and is cut back to its records on ``close()``.
 - kind 2, sequence numbers: ``[u64 next_sender][u64 next_target]``
 - kind 3, reset: ``[f64 creation_time]`` (everything before it is void)
 
+Sequence numbers in records are range-checked on replay (1..``MAX_SEQ_NUM``, the
+next-number fields up to ``MAX_SEQ_NUM + 1``): a record outside that range has a good CRC
+but was not written by this code, so opening the store fails with a ``StoreError`` that
+names the file, the offset and the value, rather than the session sending ``34=0`` or
+overflowing the u64 field at its next message.  ``save`` and the setters check the same.
+
 On open the log is replayed; a torn or corrupt tail (short record, bad CRC)
 is cut off and the valid prefix kept (``recovered_tail_bytes`` says how much
 was dropped; zero bytes left by a chunk reserved before a crash are not
@@ -36,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .codec import NATIVE
+from .codec import MAX_SEQ_NUM, NATIVE
 
 __all__ = ["MessageStore", "MemoryStore", "FileStore", "FileStoreConfig", "StoreError", "FSYNC_POLICIES"]
 
@@ -45,6 +51,11 @@ FSYNC_POLICIES = ("always", "batch", "none")
 
 class StoreError(OSError):
     """The store could not read or write its file (a local fault)."""
+
+
+def _check_seq(what: str, value: int, upper: int = MAX_SEQ_NUM) -> None:
+    if not 1 <= value <= upper:
+        raise ValueError(f"sequence number out of range: fault=local {what}={value} range=1..{upper}")
 
 
 class MessageStore(Protocol):
@@ -77,15 +88,18 @@ class MemoryStore:
         self.messages: dict[int, bytes] = {}
 
     def save(self, seq: int, raw: bytes) -> None:
+        _check_seq("seq", seq)
         self.messages[seq] = raw
 
     def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         return [(s, self.messages[s]) for s in range(begin, end + 1) if s in self.messages]
 
     def set_next_sender_seq(self, n: int) -> None:
+        _check_seq("next_sender_seq", n, MAX_SEQ_NUM + 1)
         self.next_sender_seq = n
 
     def set_next_target_seq(self, n: int) -> None:
+        _check_seq("next_target_seq", n, MAX_SEQ_NUM + 1)
         self.next_target_seq = n
 
     def reset(self, now: float) -> None:
@@ -189,9 +203,14 @@ class FileStore:
             kind = payload[0]
             if kind == MSG and length >= _SEQ.size:
                 _, seq = _SEQ.unpack_from(payload)
+                if not 1 <= seq <= MAX_SEQ_NUM:
+                    self._bad_record(pos, "message_seq", seq, MAX_SEQ_NUM)
                 index[seq] = (start + _SEQ.size) << 32 | (length - _SEQ.size)
             elif kind == SEQS and length == _SEQS.size:
                 _, sender, target = _SEQS.unpack_from(payload)
+                for what, v in (("next_sender_seq", sender), ("next_target_seq", target)):
+                    if not 1 <= v <= MAX_SEQ_NUM + 1:
+                        self._bad_record(pos, what, v, MAX_SEQ_NUM + 1)
             elif kind == RESET and length == _RESET.size:
                 _, created = _RESET.unpack_from(payload)
                 index.clear()
@@ -211,6 +230,11 @@ class FileStore:
         # a message saved but whose sender-seq record was torn off still counts as sent
         if index and max(index) >= self.next_sender_seq:
             self.next_sender_seq = max(index) + 1
+
+    def _bad_record(self, offset: int, what: str, value: int, upper: int) -> None:
+        raise StoreError(f"message store record out of range: fault=file path={self.path} offset={offset} "
+                         f"field={what} value={value} range=1..{upper} (not written by tickline; move the file away "
+                         f"to start the session afresh)")
 
     def _open_for_append(self) -> None:
         self._f = open(self.path, "r+b", buffering=0)
@@ -300,6 +324,7 @@ class FileStore:
         self.creation_time = now
 
     def save(self, seq: int, raw: bytes) -> None:
+        _check_seq("seq", seq)
         off = self._append(_SEQ.pack(MSG, seq), raw)
         self._index[seq] = (off + _SEQ.size) << 32 | len(raw)
         self._last_saved = seq
@@ -318,12 +343,14 @@ class FileStore:
         self._append(_SEQS.pack(SEQS, self.next_sender_seq, self.next_target_seq))
 
     def set_next_sender_seq(self, n: int) -> None:
+        _check_seq("next_sender_seq", n, MAX_SEQ_NUM + 1)
         self.next_sender_seq = n
         if self._index.get(n - 1) is not None and n - 1 == self._last_saved:
             return  # replay derives it from the message record just written (max seq + 1)
         self._write_seqs()
 
     def set_next_target_seq(self, n: int) -> None:
+        _check_seq("next_target_seq", n, MAX_SEQ_NUM + 1)
         self.next_target_seq = n
         self._write_seqs()
 

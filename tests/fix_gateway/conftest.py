@@ -1,4 +1,7 @@
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -93,3 +96,24 @@ def raw_clients():
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """Starts ``tickline fix-gateway --config CFG`` processes; kills what is left at the end."""
+    procs = []
+
+    def start(cfg):
+        p = subprocess.Popen([sys.executable, "-P", "-m", "tickline.fix_gateway.cli", "fix-gateway", "--config",
+                              str(cfg)], stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        procs.append(p)
+        line = p.stderr.readline()
+        assert "tickline fix-gateway: running sessions=" in line, line
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+        p.stderr.close()

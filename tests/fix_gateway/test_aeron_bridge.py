@@ -221,7 +221,7 @@ def test_gateway_with_embedded_driver_trades_with_an_exchange_agent(tmp_path, lo
             loop.run_until(lambda: len(app()) == 2, timeout=10, what="ack and fill")
             assert [(m[11], m[150], m[39]) for m in app()] == [("E1", "0", "0"), ("E1", "F", "2")]
             assert gw.bridge_status() == {"kind": "aeron", "connected": True, "orders_sent": 1, "orders_refused": {},
-                                          "reports_received": 2, "reports_bad": 0, "rejects": 0}
+                                          "reports_received": 2, "reports_bad": 0, "reports_refused": 0, "rejects": 0}
             loop.close()  # on_close of every agent: the gateway closes its client and the driver
         finally:
             sim_client.close()

@@ -80,26 +80,6 @@ def test_config_errors_name_file_and_key(tmp_path):
     assert load_config(p, env={"TICKLINE_FIX_GATEWAY_FSYNC": "always"}).fsync == "always"
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    procs = []
-
-    def start(cfg):
-        env = dict(os.environ)
-        p = subprocess.Popen(cli("fix-gateway", "--config", str(cfg)), stderr=subprocess.PIPE, text=True, env=env)
-        procs.append(p)
-        line = p.stderr.readline()
-        assert "tickline fix-gateway: running sessions=2" in line, line
-        return p
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=10)
-        p.stderr.close()
-
-
 def test_daemon_trades_reports_status_and_logs_out_on_sigterm(tmp_path, daemon, loop):
     port = free_port()
     cfg = topology(tmp_path, port)
@@ -152,7 +132,8 @@ def test_initiator_session_tls_ca_file_must_load(tmp_path):
         Gateway(cfg)
 
 
-def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, loop):
+def restartable_gateway(tmp_path, daemon, loop):
+    """The daemon with the two sessions of ``topology``, and an initiator that reconnects quickly."""
     port = free_port()
     cfg = topology(tmp_path, port)
     proc = daemon(cfg)
@@ -163,6 +144,11 @@ def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, 
     ini.add_session(SessionConfig(sender_comp_id="C2", target_comp_id="GW", role="initiator", begin_string="FIX.4.2"),
                     port=port)
     loop.add(ini)
+    return cfg, proc, ini, events
+
+
+def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, loop):
+    cfg, proc, ini, events = restartable_gateway(tmp_path, daemon, loop)
     sid = "FIX.4.4:C1->GW"
     logons = lambda: [e for e in events[sid] if isinstance(e, LoggedOn)]
     reports = lambda: [e for e in events[sid] if isinstance(e, ApplicationMessage)]
@@ -187,6 +173,41 @@ def test_daemon_killed_and_restarted_resumes_sequence_numbers(tmp_path, daemon, 
     st = ini.session(sid).store
     # the gateway's sequence numbers continued: 1 Logon + 10 reports, then Logon, ack, fill
     assert st.next_target_seq == 15 and st.next_sender_seq == 9
+    proc2.send_signal(signal.SIGTERM)
+    ini.enabled[sid] = ini.enabled["FIX.4.2:C2->GW"] = False
+    assert proc2.wait(timeout=15) == 0
+
+
+def test_restart_with_in_process_venue_keeps_ids_unique_and_does_not_execute_a_possdup_twice(tmp_path, daemon, loop):
+    # issue 14 item 7: after a restart the in-process venue began again at OrderID/ExecID 1, and a
+    # NewOrderSingle resent with PossDupFlag=Y was filled a second time
+    cfg, proc, ini, events = restartable_gateway(tmp_path, daemon, loop)
+    sid = "FIX.4.4:C1->GW"
+    logons = lambda: [e for e in events[sid] if isinstance(e, LoggedOn)]
+    reports = lambda: [e.message for e in events[sid] if isinstance(e, ApplicationMessage)]
+    loop.run_until(lambda: logons(), timeout=15, what="logon")
+    first_sent = utc_timestamp(time.time())
+    order = [(11, "P1"), (55, "AF"), (54, "1"), (60, first_sent), (38, "1"), (40, "2"), (44, "1")]
+    ini.submit(sid, "D", order)
+    loop.run_until(lambda: len(reports()) == 2, timeout=15, what="ack and fill")
+    before = {(m[37], m[17]) for m in reports()}
+    proc.kill()
+    proc.wait(timeout=10)
+    loop.run_for(20)
+    proc2 = daemon(cfg)
+    loop.run_until(lambda: len(logons()) == 2, timeout=20, what="logon after restart")
+    # the same order again as a possible duplicate (a new MsgSeqNum, PossDupFlag=Y), then a new one
+    ini.submit(sid, "D", [(43, "Y"), (122, first_sent)] + order)
+    ini.submit(sid, "D", [(11, "P2")] + order[1:])
+    loop.run_until(lambda: any(m[11] == "P2" and m[39] == "2" for m in reports()), timeout=15, what="P2 filled")
+    loop.run_for(50)
+    fresh = [m for m in reports() if m.get(43) != "Y"]
+    assert [(m[11], m[150]) for m in fresh] == [("P1", "0"), ("P1", "F"), ("P2", "0"), ("P2", "F")]
+    after = {(m[37], m[17]) for m in fresh[2:]}
+    assert not {o for o, _ in after} & {o for o, _ in before} and not {e for _, e in after} & {e for _, e in before}
+    status = lambda: subprocess.run(cli("fix-gateway", "--config", str(cfg), "--status"), capture_output=True,
+                                    text=True, timeout=30).stdout
+    loop.run_until(lambda: "possdup_ignored=1" in status(), timeout=10, what="the PossDup order counted as ignored")
     proc2.send_signal(signal.SIGTERM)
     ini.enabled[sid] = ini.enabled["FIX.4.2:C2->GW"] = False
     assert proc2.wait(timeout=15) == 0

@@ -304,3 +304,29 @@ def test_quickfix_reset_seq_num_flag_on_logon_is_honoured(tmp_path, qf_binary, r
         qs, qt = peer.seqnums()
         return (qs, qt) == (store.next_target_seq, store.next_sender_seq) and qs >= 3
     ev.wait(agree, what="sequence numbers agree after the reset")
+
+
+def test_quickfix_initiator_logs_on_with_username_and_password(tmp_path, qf_binary, runners, peers):
+    # QuickFIX users add 553/554 to the Logon in toAdmin; the acceptor checks them against its hash
+    from tickline.fix_gateway.auth import hash_password
+    from tickline.fix_gateway.session import LogonRefused
+
+    port = free_port()
+    ev = Events()
+    # (the refused peer retries each second: no lockout of 127.0.0.1 before the good one connects)
+    acc = FixAcceptor(AcceptorConfig(port=port, max_failed_logons=100), on_event=ev)
+    acc.add_session(SessionConfig(sender_comp_id="GW", target_comp_id="QF", transport_dictionary="FIX44",
+                                  username="qf-user", password_hash=hash_password("qf pass")))
+    acc.on_start()
+    runners(acc)
+    bad = peers(qf_binary, qfpeer.settings("initiator", port, tmp_path / "qf1", username="qf-user", password="guess"),
+                tmp_path / "qf1")
+    line = bad.wait_for(r"^FROMADMIN msg=.*\|35=5\|")
+    assert "|58=Logon refused|" in line
+    ev.wait(lambda: ev.of(LogonRefused), what="refused logon")
+    assert ev.of(LogonRefused)[0].reason == "bad_credentials username='qf-user'" and not ev.of(LoggedOn)
+    bad.stop()
+    good = peers(qf_binary, qfpeer.settings("initiator", port, tmp_path / "qf2", username="qf-user", password="qf pass"),
+                 tmp_path / "qf2")
+    good.wait_for(r"^LOGON ")
+    ev.wait(lambda: ev.of(LoggedOn), what="logon with the password")

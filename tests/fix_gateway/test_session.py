@@ -6,7 +6,7 @@ from tickline.fix_gateway.codec import Framer, encode, parse_checked
 from tickline.fix_gateway.config import ConfigError
 from tickline.fix_gateway.session import (
     TRANSITIONS, ApplicationMessage, Disconnect, DuplicateIgnored, GapDetected, GarbledReceived, LocalProtocolError,
-    LoggedOn, LoggedOut, RejectReceived, RejectSent, ResendAnswered, SequenceReset, Session, SessionConfig, State,
+    LoggedOn, LoggedOut, LogonRefused, RejectReceived, RejectSent, ResendAnswered, SequenceReset, Session, SessionConfig, State,
     parse_utc_timestamp, utc_timestamp,
 )
 from tickline.fix_gateway.store import MemoryStore
@@ -144,12 +144,16 @@ def test_logon_with_wrong_comp_id_rejected_and_disconnected():
 
 
 def test_logon_refused_by_authenticator():
-    s = Session(cfg(), MemoryStore(), authenticator=lambda m: None if m.get(554) == "secret" else "bad password")
+    # the hook gets a LogonRequest; its reason is for the log and the event, the peer reads "Logon refused"
+    hook = lambda r: None if r.message.get(554) == "secret" else "bad password"
+    st = MemoryStore()
+    s = Session(cfg(), st, authenticator=hook)
     s.connection_made(T0)
     s.receive_data(peer("A", 1, [(98, 0), (108, 30), (553, "u"), (554, "nope")]), T0)
-    assert out(s) == [hdr("5", 1) + [(58, "bad password")]]
-    assert s.events() == [Disconnect("logon_refused text='bad password'", "remote")]
-    s2 = Session(cfg(), MemoryStore(), authenticator=lambda m: None if m.get(554) == "secret" else "bad password")
+    assert out(s) == [hdr("5", 1) + [(58, "Logon refused")]]
+    assert s.events() == [LogonRefused("bad password", None), Disconnect("logon_refused reason=bad password", "remote")]
+    assert (st.next_sender_seq, st.next_target_seq, st.messages) == (1, 1, {})  # nothing stored for the refused peer
+    s2 = Session(cfg(), MemoryStore(), authenticator=hook)
     s2.connection_made(T0)
     s2.receive_data(peer("A", 1, [(98, 0), (108, 30), (553, "u"), (554, "secret")]), T0)
     assert s2.events() == [LoggedOn(30, False)]
@@ -519,10 +523,10 @@ def test_any_message_answers_test_request_and_restarts_supervision():
 def test_refused_logon_with_reset_flag_keeps_store():
     st = MemoryStore()
     st.next_sender_seq, st.next_target_seq = 50, 40
-    s = Session(cfg(), st, authenticator=lambda m: "no")
+    s = Session(cfg(), st, authenticator=lambda r: "no")
     s.connection_made(T0)
     s.receive_data(peer("A", 1, [(98, 0), (108, 30), (141, "Y")]), T0)
-    assert (st.next_target_seq, st.next_sender_seq) == (40, 51)  # only the Logout was added
+    assert (st.next_target_seq, st.next_sender_seq) == (40, 50)  # untouched: the refusal's Logout is not stored
 
 
 def test_msgseqnum_with_non_ascii_digits_logs_out_instead_of_raising():

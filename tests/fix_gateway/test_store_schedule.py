@@ -206,12 +206,22 @@ def test_native_record_append_writes_the_python_record(head, data, off):
 
 
 def test_native_record_append_refuses_what_does_not_fit():
-    with pytest.raises(ValueError, match="store record does not fit the log: fault=local offset=4 size=13 capacity=16"):
+    with pytest.raises(ValueError, match="store record does not fit the log: fault=local offset=4 head=1 data=4 capacity=16"):
         _aeron.fix_store_append(bytearray(16), 4, b"\x01", b"abcd")
     with pytest.raises(ValueError, match="offset=-1"):
         _aeron.fix_store_append(bytearray(16), -1, b"", b"")
     with pytest.raises(BufferError, match="not writable"):
         _aeron.fix_store_append(b"read-only", 0, b"", b"")
+
+
+@pytest.mark.parametrize("off", [2**63 - 8, 2**63 - 1, 2**63 - 20, 2**62])
+def test_native_record_append_offset_near_the_top_is_refused_not_wrapped(off):
+    # off + 8 + len(head) + len(data) wrapped negative and passed the bounds check: an
+    # out-of-bounds write (SIGBUS on the store's map, UBSan: signed overflow at fixstore.cpp)
+    buf = bytearray(64)
+    with pytest.raises(ValueError, match=f"store record does not fit the log: fault=local offset={off} head=9 data=4"):
+        _aeron.fix_store_append(buf, off, b"\x01" * 9, b"abcd")
+    assert buf == bytearray(64)
 
 
 def test_file_store_log_is_the_same_with_and_without_the_native_append(tmp_path, monkeypatch):

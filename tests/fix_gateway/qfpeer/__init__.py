@@ -46,7 +46,7 @@ def build() -> Path:
 
 
 def settings(kind: str, port: int, workdir: Path, begin: str = "FIX.4.4", sender: str = "QF", target: str = "GW",
-             heartbeat_s: int = 30, reset_on_logon: bool = False) -> str:
+             heartbeat_s: int = 30, reset_on_logon: bool = False, username: str = "", password: str = "") -> str:
     spec_dir = dictionary_dir()  # the same dictionaries the gateway validates against
     lines = [
         "[DEFAULT]",
@@ -69,6 +69,8 @@ def settings(kind: str, port: int, workdir: Path, begin: str = "FIX.4.4", sender
                   "DefaultApplVerID=FIX.5.0SP2"]
     else:
         lines += [f"DataDictionary={spec_dir / (begin.replace('.', '') + '.xml')}"]
+    if username:  # sent on the Logon by qfpeer's toAdmin
+        lines += [f"Username={username}", f"Password={password}"]
     if kind == "initiator":
         lines += ["SocketConnectHost=127.0.0.1", f"SocketConnectPort={port}"]
     else:

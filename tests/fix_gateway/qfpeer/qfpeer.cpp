@@ -68,7 +68,18 @@ class Peer : public FIX::Application {
   void onCreate(const FIX::SessionID& id) override { session = id; say("CREATE session=" + id.toString()); }
   void onLogon(const FIX::SessionID& id) override { say("LOGON session=" + id.toString()); }
   void onLogout(const FIX::SessionID& id) override { say("LOGOUT session=" + id.toString()); }
-  void toAdmin(FIX::Message& m, const FIX::SessionID&) override { say("TOADMIN msg=" + bars(m.toString())); }
+  const FIX::SessionSettings* settings = nullptr;
+  // Username/Password in the session's settings go on its Logon, the way QuickFIX users add
+  // credentials (QuickFIX has no setting for them)
+  void toAdmin(FIX::Message& m, const FIX::SessionID& id) override {
+    FIX::MsgType type;
+    m.getHeader().getField(type);
+    if (type == FIX::MsgType_Logon && settings != nullptr && settings->get(id).has("Username")) {
+      m.setField(FIX::Username(settings->get(id).getString("Username")));
+      m.setField(FIX::Password(settings->get(id).getString("Password")));
+    }
+    say("TOADMIN msg=" + bars(m.toString()));
+  }
   void toApp(FIX::Message& m, const FIX::SessionID&) QF_THROWS(FIX::DoNotSend) override { say("TOAPP msg=" + bars(m.toString())); }
   void fromAdmin(const FIX::Message& m, const FIX::SessionID&)
       QF_THROWS(FIX::FieldNotFound, FIX::IncorrectDataFormat, FIX::IncorrectTagValue, FIX::RejectLogon) override {
@@ -139,6 +150,7 @@ int main(int argc, char** argv) {
   try {
     FIX::SessionSettings settings(argv[1]);
     Peer app;
+    app.settings = &settings;
     FIX::FileStoreFactory store(settings);
     FIX::FileLogFactory log(settings);
     const bool nolog = std::getenv("QFPEER_NOLOG") != nullptr;

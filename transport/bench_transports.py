@@ -148,7 +148,7 @@ class StreamLink:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.send = sock.sendall  # type: ignore[assignment]
+        self.send = sock.sendall
 
     def recv_into(self, buf: bytearray) -> int:
         return _recv_exact(self.sock.recv_into, buf)
@@ -238,8 +238,8 @@ class ShmRing:
 
 class RingLink:
     def __init__(self, out: ShmRing, inn: ShmRing) -> None:
-        self.send = out.send  # type: ignore[assignment]
-        self.recv_into = inn.recv_into  # type: ignore[assignment]
+        self.send = out.send
+        self.recv_into = inn.recv_into
 
 
 class ZmqLink:
@@ -420,18 +420,18 @@ def open_link(spec: dict[str, Any], role: str) -> tuple[Link, Callable[[], None]
         import zmq
 
         ctx = zmq.Context(1)
-        s = ctx.socket(zmq.PAIR)
-        s.setsockopt(zmq.LINGER, 1000)
+        zs = ctx.socket(zmq.PAIR)
+        zs.setsockopt(zmq.LINGER, 1000)
         if ping:
-            s.connect(spec["endpoint"])
+            zs.connect(spec["endpoint"])
         else:
-            s.bind(spec["endpoint"])
+            zs.bind(spec["endpoint"])
 
         def zclose() -> None:
-            s.close()
+            zs.close()
             ctx.term()
 
-        return ZmqLink(s), zclose
+        return ZmqLink(zs), zclose
     if kind == "redis":
         import redis
 
@@ -441,7 +441,7 @@ def open_link(spec: dict[str, Any], role: str) -> tuple[Link, Callable[[], None]
         while (m := ps.get_message(timeout=1.0)) is None or m["type"] != "subscribe":
             if time.monotonic() > deadline:
                 raise TimeoutError("redis subscription not confirmed")
-        link = RedisLink(client, ps, "tickline-ping" if ping else "tickline-pong")
+        rlink = RedisLink(client, ps, "tickline-ping" if ping else "tickline-pong")
         if ping:  # pong subscribed before it said ready; wait until the server counts it
             while client.pubsub_numsub("tickline-ping")[0][1] < 1:
                 time.sleep(0.01)
@@ -450,7 +450,7 @@ def open_link(spec: dict[str, Any], role: str) -> tuple[Link, Callable[[], None]
             ps.close()
             client.close()
 
-        return link, rclose
+        return rlink, rclose
     if kind.startswith("tickline-"):
         if not ping:
             say_ready()  # ping's publication waits for this side's subscription, so connecting needs both

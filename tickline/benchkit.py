@@ -297,25 +297,33 @@ def write_plot(report: Report, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 6))
-    unit = "us"
+    fig, ax = plt.subplots(figsize=(11, 6))
+    unit, top = "us", 1.0
+    # A colour per label (transport, peer) and a line style per group (message size), so that
+    # two dozen lines stay tellable apart.
+    labels = list(dict.fromkeys(c.label or c.name for c in report.cases if c.histograms))
+    groups = list(dict.fromkeys(c.group for c in report.cases if c.histograms))
+    colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
+    styles = ["-", "--", ":", "-."]
     for c in report.cases:
         if not c.histograms:
             continue
         unit = c.unit
         xs, ys = plot_points(c.merged(), c.unit)
-        ax.plot(xs, ys, label=c.name)
+        top = max(top, xs[-1])
+        ax.plot(xs, ys, label=c.name, color=colours(labels.index(c.label or c.name) % colours.N),
+                linestyle=styles[groups.index(c.group) % len(styles)])
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ticks = [1.0 / (1.0 - p / 100.0) for p in _PLOT_TICKS]
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{p:g}%" for p in _PLOT_TICKS])
+    shown = [p for p in _PLOT_TICKS if 1.0 / (1.0 - p / 100.0) <= top * 1.01]
+    ax.set_xticks([1.0 / (1.0 - p / 100.0) for p in shown])
+    ax.set_xticklabels([f"{p:g}%" for p in shown])
     ax.set_xlabel("percentile")
     ax.set_ylabel(f"latency ({unit})")
     m = machine_info()
     ax.set_title(f"tickline bench {report.bench}: {m['cpu']} ({m['cpus']} cpus)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

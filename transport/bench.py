@@ -358,21 +358,7 @@ def measure_throughput(impl: str, dir: str, channel: str, size: int, count: int,
 
 
 def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
+    return {**benchkit.machine_info(), "python": platform.python_version()}
 
 
 def core_rtt(cpus: tuple[int | None, int | None]) -> int:

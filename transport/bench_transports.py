@@ -729,6 +729,10 @@ def cmd_bench_transports(args: argparse.Namespace) -> int:
     if args.pyaeron:
         from tickline.transport.bench import check_pyaeron
 
+        exe = shutil.which(args.pyaeron)
+        if exe is None:
+            raise benchkit.BenchInputError(f"--pyaeron is not an executable interpreter: python={args.pyaeron} fault=user")
+
         print(f"peer: pyaeron {check_pyaeron(args.pyaeron)} under {args.pyaeron}", flush=True)
     from tickline.transport.bench import choose_cpus, core_rtt
 
@@ -773,7 +777,8 @@ def cmd_bench_transports(args: argparse.Namespace) -> int:
     finally:
         harness.close()
     report.extra["core_rtt_ns_after"] = core_rtt(cpus)
-    print()
+    print(f"\ncore-to-core cache-line RTT {report.extra['core_rtt_ns_before']} ns before, "
+          f"{report.extra['core_rtt_ns_after']} ns after; {report.extra['mode']}; ratios: p50 over aeron-c's p50, same size")
     benchkit.emit(report, args)
     unsustained = [c.name for c in report.cases if c.extra.get("rate_not_sustained")]
     if unsustained:

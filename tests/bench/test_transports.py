@@ -127,6 +127,8 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     (["--sizes", "4"], "message size out of range: size=4 expected=8..65536"),
     (["--rate", "-5"], "rate out of range: rate=-5.0"),
     (["--json", "/proc/no/such/dir/out.json"], "output path is not writable: option=--json path=/proc/no/such/dir/out.json"),
+    (["--count", "0"], "counts out of range: count=0 warmup=10000 runs=1"),
+    (["--pyaeron", "/no/such/python"], "--pyaeron is not an executable interpreter: python=/no/such/python"),
     (["--plot", "out.gif"], "unsupported plot format: option=--plot path=out.gif expected=.png|.svg"),
 ])
 def test_bad_input_gets_a_message_not_a_traceback(args: list[str], message: str) -> None:

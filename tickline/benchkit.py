@@ -22,6 +22,16 @@ the options :func:`add_output_args` adds:
 
 Output paths are checked before the bench starts (:func:`check_output_args`),
 so a long run never ends in an unwritable path.
+
+Adopting it in a bench (``bench ping`` and ``bench codecs`` show both shapes):
+``benchkit.add_output_args(parser)``; ``set_defaults(func=lambda a:
+benchkit.run_guarded("tickline bench NAME", cmd, a))``; in ``cmd`` build
+``report = benchkit.Report("NAME", reference=PEER_LABEL)``, and per run and
+case ``c = report.case(name, label=impl, group=what_is_compared)``,
+``c.histograms.append(benchkit.histogram_of(samples_ns))`` (and
+``c.run_throughputs`` / ``c.throughput`` where it has a rate); then
+``benchkit.emit(report, args)``.  A bench that only has per-run means records
+one single-value histogram per run (as ``bench codecs`` does).
 """
 
 from __future__ import annotations

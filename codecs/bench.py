@@ -399,6 +399,7 @@ def run(iterations: int = 20000, runs: int = 5, only: set[str] | None = None) ->
 
     baseline = _time(empty, iterations, runs)
     results: dict[str, dict[str, float]] = {}
+    run_samples: dict[str, dict[str, list[float]]] = {}
     for case, peers in table.items():
         if only and case not in only:
             continue
@@ -412,12 +413,13 @@ def run(iterations: int = 20000, runs: int = 5, only: set[str] | None = None) ->
             for peer, fn in peers.items():
                 samples[peer].append(_time(fn, n, 1))
         results[case] = {peer: round(max(statistics.median(v) - baseline, 0.0), 1) for peer, v in samples.items()}
+        run_samples[case] = {peer: [round(max(x - baseline, 0.0), 1) for x in v] for peer, v in samples.items()}
     return {
         "machine": {"python": platform.python_version(), "implementation": platform.python_implementation(),
                     "processor": platform.processor() or platform.machine(),
                     "protobuf_backend": pb[3] if pb else None},
         "iterations": iterations, "runs": runs, "call_overhead_ns_subtracted": round(baseline, 1),
-        "results": results,
+        "results": results, "samples": run_samples,
     }
 
 
@@ -431,3 +433,18 @@ def format_table(report: dict[str, Any]) -> str:
     for case, row in results.items():
         lines.append(f"{case:<16}" + "".join(f"{row[p]:>12.1f}" if p in row else f"{'-':>12}" for p in peers))
     return "\n".join(lines)
+
+
+def to_benchkit(report: dict[str, Any]) -> Any:
+    """The results in the common output format (unit ns): a case per (case, peer); each run is a
+    one-value histogram of that run's ns per message, so the runs' spread is the noise ``bench compare`` uses."""
+    from tickline import benchkit
+
+    out = benchkit.Report("codecs", reference="protobuf")
+    out.extra.update(iterations=report["iterations"], call_overhead_ns_subtracted=report["call_overhead_ns_subtracted"],
+                     protobuf_backend=report["machine"]["protobuf_backend"])
+    for case, peers in report["samples"].items():
+        for peer, values in peers.items():
+            c = out.case(f"{case}/{peer}", label=peer, group=case, unit="ns")
+            c.histograms = [benchkit.histogram_of([round(v)]) for v in values]
+    return out

@@ -47,8 +47,10 @@ def register_bench(bench_subparsers: Any) -> None:
     p = bench_subparsers.add_parser("codecs", help="SBE codecs vs protobuf (upb), msgpack, json and struct")
     p.add_argument("--iterations", type=int, default=20000, help="messages per measurement")
     p.add_argument("--runs", type=int, default=5, help="measurements per case; the median is printed")
-    p.add_argument("--json", action="store_true", help="print results as JSON")
-    p.set_defaults(func=cmd_bench)
+    from tickline import benchkit
+
+    benchkit.add_output_args(p, json_help="write the results in the common JSON schema ('-': to stdout)")
+    p.set_defaults(func=lambda a: benchkit.run_guarded("tickline bench codecs", cmd_bench, a))
 
 
 def _err(text: str) -> int:
@@ -144,9 +146,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from tickline.codecs import bench
 
+    from tickline import benchkit
+
     results = bench.run(iterations=args.iterations, runs=args.runs)
-    if args.json:
-        print(json.dumps(results, indent=2))
+    report = bench.to_benchkit(results)
+    if args.json == "-":
+        print(json.dumps(report.to_dict(), indent=2))
+        args.json = None
     else:
         print(bench.format_table(results))
+    benchkit.emit(report, args, table=False)
     return 0

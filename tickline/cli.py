@@ -16,6 +16,8 @@ import sys
 # Modules that add subcommands, in the order they appear in --help.
 COMMAND_MODULES = [
     "tickline.transport.cli",
+    "tickline.transport.bench_transports",
+    "tickline.benchkit",
     "tickline.codecs.cli",
     "tickline.fix_gateway.cli",
     "tickline.cluster.cli",

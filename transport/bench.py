@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -27,11 +26,13 @@ import subprocess
 import sys
 import tempfile
 from array import array
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import itertools
+
+from tickline import benchkit
 
 # Each case gets stream ids of its own: a concurrent publication's log lingers
 # in the driver after its process exits and a new publication on the same
@@ -200,6 +201,7 @@ class Latency:
     p99_us: float
     p999_us: float
     max_us: float
+    samples: Any = field(default=None, repr=False, compare=False)  # round-trip ns, for the common output (benchkit)
 
 
 @dataclass
@@ -327,7 +329,7 @@ def measure_latency(impl: str, dir: str, channels: tuple[str, str], transport: s
         return round(ns / 1000.0, 3)
 
     return Latency(impl, transport, size, count, us(h.get_value_at_percentile(50)), us(h.get_value_at_percentile(90)),
-                   us(h.get_value_at_percentile(99)), us(h.get_value_at_percentile(99.9)), us(h.get_max_value()))
+                   us(h.get_value_at_percentile(99)), us(h.get_value_at_percentile(99.9)), us(h.get_max_value()), samples)
 
 
 def measure_throughput(impl: str, dir: str, channel: str, size: int, count: int, batch: int,
@@ -356,21 +358,7 @@ def measure_throughput(impl: str, dir: str, channel: str, size: int, count: int,
 
 
 def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
+    return {**benchkit.machine_info(), "python": platform.python_version()}
 
 
 def core_rtt(cpus: tuple[int | None, int | None]) -> int:
@@ -474,10 +462,24 @@ def cmd_bench_ping(args: argparse.Namespace) -> int:  # noqa: C901
     for r in reports:
         print()
         print(format_report(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in reports], indent=2))
-        print(f"\nwrote {args.json}")
+    print()
+    benchkit.emit(to_benchkit(reports), args, table=False)
     return 0
+
+
+def to_benchkit(reports: list[Report]) -> "benchkit.Report":
+    """The runs in the common output format: a case per (transport, impl, size), one histogram per run."""
+    out = benchkit.Report("ping", reference="c")
+    for r in reports:
+        for lat in r.latency:
+            case = out.case(f"{lat.transport}/{lat.impl}/{lat.size}", label=lat.impl, group=f"{lat.transport} {lat.size} B")
+            case.histograms.append(benchkit.histogram_of(lat.samples))
+        for t in r.throughput:
+            case = out.case(f"throughput/{t.impl}/{t.size}", label=t.impl, group="throughput")
+            case.run_throughputs.append(t.msgs_per_s)
+            case.throughput = sum(case.run_throughputs) / len(case.run_throughputs)
+    out.extra["core_rtt_ns"] = [[r.core_rtt_ns_before, r.core_rtt_ns_after] for r in reports]
+    return out
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -86,5 +86,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--python-only", action="store_true", help="skip the C reference")
     p.add_argument("--pyaeron", metavar="PYTHON",
                    help="also measure pyaeron (another binding of the same client) with this interpreter (IPC cases)")
-    p.add_argument("--json", help="write the figures to this file")
-    p.set_defaults(func=_cmd_bench_ping)
+    from tickline import benchkit
+
+    benchkit.add_output_args(p)
+    p.set_defaults(func=lambda a: benchkit.run_guarded("tickline bench ping", _cmd_bench_ping, a))

@@ -56,13 +56,18 @@ from typing import Any
 from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, AeronStreams
 from .bridge import BridgeReject, FixBridge
 from .config import ConfigError, from_env, read_section
-from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, ExchangeSim
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
 from .schedule import SessionSchedule
 from .session import SessionConfig, State
 from .store import FSYNC_POLICIES, FileStore
 
-__all__ = ["GatewayConfig", "Gateway", "load_config"]
+__all__ = ["GatewayConfig", "Gateway", "load_config", "IN_PROCESS_VENUE"]
+
+#: The venue behind ``bridge = "in-process"``: an application class (``module:attribute``), loaded
+#: only when that bridge is chosen, so this framework package imports no application package.
+IN_PROCESS_VENUE = "tickline.venue.exchange_sim:ExchangeSim"
+#: that venue's default duplicate-ClOrdID window (see its docstring)
+DEFAULT_DUPLICATE_WINDOW = 100_000
 
 _SCHEDULE_KEYS = {f.name for f in dataclasses.fields(SessionSchedule)}
 _SESSION_KEYS = {f.name for f in dataclasses.fields(SessionConfig)}
@@ -173,7 +178,8 @@ class Gateway:
             self.venue = AeronOrderSink(self.link.aeron, config.aeron)
             self.reports = AeronExecutionSource(self.link.aeron, config.aeron)
         else:
-            self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode,
+            from tickline.transport.loader import load_object
+            self.venue = load_object(IN_PROCESS_VENUE)(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode,
                                      config.venue_duplicate_window)
             self.reports = self.venue
         self.endpoints: list[Any] = []

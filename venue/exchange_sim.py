@@ -28,11 +28,11 @@ import collections
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .bridge import (
+from tickline.fix_gateway.bridge import (
     CancelOrder, CxlRejResponseTo, ExecType, ExecutionReport, NewOrder, OrdStatus, OrdType, OrderReject,
     OrderRequest, RejectReason, ReplaceOrder, Side, TimeInForce, VenueReport,
 )
-from .config import ConfigError
+from tickline.fix_gateway.config import ConfigError
 
 __all__ = ["ExchangeSim", "MODES"]
 

@@ -35,11 +35,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .aeron_bridge import AeronLink, AeronStreams, offer_bounded
-from .bridge import OrderRequest, VenueReport
-from .config import ConfigError, from_env, read_section
+from tickline.fix_gateway.aeron_bridge import AeronLink, AeronStreams, offer_bounded
+from tickline.fix_gateway.bridge import OrderRequest, VenueReport
+from tickline.fix_gateway.config import ConfigError, from_env, read_section
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, MODES, ExchangeSim
-from .sbe_orders import OrderCodec, SbeDecodeError
+from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
 
 __all__ = ["ExchangeSimConfig", "ExchangeSimAgent", "load_exchange_config", "run_exchange_sim"]
 
@@ -68,9 +68,22 @@ class ExchangeSimConfig:
             raise ConfigError(f"poll_limit must be >= 1: fault=config key=exchange_sim.poll_limit value={self.poll_limit}")
 
 
+def _driver_dir(path: str) -> dict[str, str]:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f).get("driver")
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}  # read_section has reported what is wrong with the file
+    return {"dir": d["dir"]} if isinstance(d, dict) and isinstance(d.get("dir"), str) else {}
+
+
 def load_exchange_config(path: str, env: dict[str, str] | None = None) -> ExchangeSimConfig:
     """Read and validate ``[exchange_sim]``; ``ConfigError`` names file and key."""
     t = read_section(path, "exchange_sim")
+    if "dir" not in t:  # a whole deployment's topology: the media driver is [driver] dir, spelled once
+        t = {**t, **_driver_dir(path)}
     top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s", "duplicate_window"}
     for k in t:
         if k not in top | _STREAM_KEYS | {"modes"}:

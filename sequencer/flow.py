@@ -60,8 +60,9 @@ class OrderFlow:
         self.decoder = OrderCodec()
         self.prefix = f"{name[:6]}{os.getpid() % 100000}-"
         self.n = 0
-        self.t0 = time.monotonic()
-        self.stop_at = None if stop_after is None else self.t0 + stop_after
+        self.t0: float | None = None  # the clock starts when the gateway first connects
+        self.stop_after = stop_after
+        self.stop_at: float | None = None
         self.sent_at: dict[str, int] = {}
         self.seq_at: dict[str, int] = {}
         self.state: dict[str, str] = {}
@@ -80,12 +81,18 @@ class OrderFlow:
 
     @property
     def sending(self) -> bool:
+        if self.t0 is None:
+            if not self.gw.connected:
+                return False
+            self.t0 = time.monotonic()
+            if self.stop_after is not None:
+                self.stop_at = self.t0 + self.stop_after
         return self.stop_at is None or time.monotonic() < self.stop_at
 
     def do_work(self) -> int:
         work = self.gw.poll(self._on_message, 256)
         if self.sending:
-            due = int((time.monotonic() - self.t0) * self.rate)
+            due = int((time.monotonic() - self.t0) * self.rate)  # type: ignore[operator]
             while self.n < due and work < 1000:
                 if not self._send_one():
                     self.counts["back_pressure"] += 1
@@ -183,13 +190,16 @@ class OrderFlow:
                 "errors": self.counts["malformed"] + self.counts["unknown"],
                 "latency_us": {k: percentiles(v) for k, v in self.lat.items()}}
 
-    def write_status(self) -> None:
+    def write_status(self, samples: bool = False) -> None:
+        st = self.stats()
+        if samples:  # the last report carries the raw samples, so several flows' can be merged
+            st["samples_ns"] = self.lat
         tmp = self.status_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self.stats(), f)
+            json.dump(st, f)
         os.replace(tmp, self.status_file)
 
     def on_close(self) -> None:
         if self.status_file:
-            self.write_status()
+            self.write_status(samples=True)
         self.gw.close()

@@ -488,6 +488,12 @@ class SequencerService:
         self.cluster.answer(sid, corr, P.encode_batch(items[-1][0] if items else self.next_event.get(sid, 1) - 1, items))
 
     def _arm_timer(self, ts: int) -> None:
-        if self._timer_due is None and (self.event_polls or self.venue_poll is not None):
-            self._timer_due = ts + self.limits.long_poll_ms
+        """One timer for every held poll: due when the oldest of them is ``long_poll_ms`` old."""
+        if self._timer_due is not None:
+            return
+        since = [since for _c, _m, since in self.event_polls.values()]
+        if self.venue_poll is not None:
+            since.append(self.venue_poll[3])
+        if since:
+            self._timer_due = max(ts, min(since) + self.limits.long_poll_ms)
             self.cluster.schedule_timer(_TIMER_POLLS, self._timer_due)

@@ -184,7 +184,8 @@ class OrderFlow:
         return sum(1 for s in self.state.values() if s == "sent")
 
     def stats(self) -> dict[str, Any]:
-        return {"role": "flow", "name": self.name, "pid": os.getpid(), **self.counts, "unanswered": self.unanswered(),
+        return {"role": "flow", "name": self.name, "pid": os.getpid(), "sending": self.t0 is None or self.sending,
+                **self.counts, "unanswered": self.unanswered(),
                 "open": sum(1 for s in self.state.values() if s in ("sequenced", "acked")),
                 "reject_reasons": self.reject_reasons, "messages": self.counts["sent"] + self.gw.events,
                 "errors": self.counts["malformed"] + self.counts["unknown"],

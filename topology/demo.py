@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from importlib import resources
-from typing import Any, IO
+from typing import IO, Any, Callable
 
 from .config import load
 from .supervisor import Supervisor
@@ -57,6 +57,110 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+@dataclasses.dataclass
+class PipelineRun:
+    """What a run of the pipeline left behind (the status files' last words)."""
+
+    flows: dict[str, dict[str, Any]]
+    venue: dict[str, Any]
+    exchange_orders: int | None
+    kills: list[str]
+    events: list[str]
+    supervisor: Supervisor
+
+    def problems(self, chaos: bool = False) -> list[str]:
+        """Everything that says an order was lost or repeated (empty: none)."""
+        stats, venue = self.flows, self.venue
+        sequenced = sum(int(s.get("sequenced", 0)) for s in stats.values())
+        filled = sum(int(s.get("filled", 0)) for s in stats.values())
+        problems = []
+        if sequenced == 0:
+            problems.append("no order was sequenced")
+        if any(int(s.get("unanswered", 0)) or int(s.get("open", 0)) for s in stats.values()):
+            problems.append("orders without an answer or an end")
+        if filled != sequenced:
+            problems.append(f"filled={filled} != sequenced={sequenced}")
+        if venue.get("orders_sent") != sequenced or (self.exchange_orders is not None and self.exchange_orders != sequenced):
+            problems.append(f"venue got {venue.get('orders_sent')} and the exchange {self.exchange_orders} of {sequenced} sequenced")
+        if venue.get("repeated_to_venue", 0) or venue.get("gaps", 0) or any(int(s.get("repeated", 0)) for s in stats.values()):
+            problems.append("something was repeated or skipped")
+        if chaos and len(self.kills) < 2:
+            problems.append(f"only {len(self.kills)} leader kills happened (no leader found in time)")
+        return problems
+
+
+def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool = False, out: IO[str] | None = None,
+                 during: Callable[[Supervisor, float], None] | None = None, rate: int | None = None,
+                 table_every: float = 3.0) -> PipelineRun:
+    """Run the example topology under ``run_dir``: the flows send for ``seconds``;
+    ``kills`` leader kills (kill -9, restarted) spread over that time; ``during(sup,
+    elapsed)`` is called every ~0.1 s.  Then every order is waited for (bounded),
+    and everything is stopped."""
+    out = out or sys.stdout
+    path = example_topology(run_dir)
+    if rate is not None:
+        _rewrite_rate(path, rate)
+    topo = load(path)
+    extra = ("--seconds", str(seconds))
+    topo.processes = [dataclasses.replace(p, argv=(*p.argv, *extra)) if p.role == "order flow" else p for p in topo.processes]
+
+    def echo(name: str, line: str) -> bool:
+        return verbose or "Traceback" in line or "Error" in line or "fault=" in line
+
+    sup = Supervisor(topo, restart=kills > 0, out=out, echo=echo)
+    flows = [p for p in topo.processes if p.role == "order flow"]
+    done_kills: list[str] = []
+    try:
+        sup.start()
+        t0 = time.monotonic()
+        kill_at = [t0 + seconds * (i + 1) / (kills + 1.5) for i in range(kills)]
+        next_table = t0 + table_every
+        while time.monotonic() < t0 + seconds:
+            sup.pump(0.1)
+            now = time.monotonic()
+            if during is not None:
+                during(sup, now - t0)
+            if kill_at and now >= kill_at[0]:
+                leader = sup.leader()
+                if leader is not None:
+                    pid = sup.kill(f"member-{leader}")
+                    done_kills.append(f"member-{leader} (pid {pid}) at {now - t0:.1f} s")
+                    print(f"tickline demo: chaos: kill -9 the leader, member-{leader} pid={pid}", file=out, flush=True)
+                    kill_at.pop(0)
+            if table_every and now >= next_table:
+                next_table = now + table_every
+                print(sup.status_table(sup.member_roles()), file=out, flush=True)
+        # drain: every order answered and at its end (bounded)
+        deadline = time.monotonic() + (30.0 if kills else 15.0)
+        while time.monotonic() < deadline:
+            sup.pump(0.2)
+            st = [_read(p.status_file) for p in flows]
+            if all(s and not s.get("sending") and s.get("unanswered") == 0 and s.get("open") == 0 and s.get("sent", 0) > 0 for s in st):
+                break
+        if table_every:
+            print(sup.status_table(sup.member_roles()), file=out, flush=True)
+    finally:
+        sup.stop()
+    stats = {p.name: _read(p.status_file) or {} for p in flows}
+    venue = _read(os.path.join(topo.status_dir, "venue.json")) or {}
+    ex_orders = None
+    ex = sup.children.get("exchange-sim")
+    if ex is not None:
+        for line in ex.lines:
+            if "stopped orders=" in line:
+                ex_orders = int(line.split("stopped orders=")[1].split()[0])
+    return PipelineRun(stats, venue, ex_orders, done_kills, list(sup.events), sup)
+
+
+def _rewrite_rate(path: str, rate: int) -> None:
+    import re
+
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(re.sub(r"(?m)^rate = \d+", f"rate = {rate}", text))
+
+
 def run_demo(seconds: float = 10.0, chaos: bool = False, verbose: bool = False, keep: bool = False,
              out: IO[str] | None = None) -> int:
     out = out or sys.stdout
@@ -64,50 +168,11 @@ def run_demo(seconds: float = 10.0, chaos: bool = False, verbose: bool = False, 
     run_dir = tempfile.mkdtemp(prefix="tickline-demo-", dir=base)
     os.chmod(run_dir, 0o700)
     try:
-        topo = load(example_topology(run_dir))
-        # the flows stop sending after `seconds` and keep answering, so the drain below can end
-        topo.processes = [dataclasses.replace(p, argv=(*p.argv, "--seconds", str(seconds))) if p.role == "order flow" else p
-                          for p in topo.processes]
-
-        def echo(name: str, line: str) -> bool:
-            return verbose or "Traceback" in line or "Error" in line or "fault=" in line
-
-        sup = Supervisor(topo, restart=chaos, out=out, echo=echo)
-        flows = [p for p in topo.processes if p.role == "order flow"]
         print(f"tickline demo: the trading pipeline for {seconds:g} s{' with chaos (the leader killed twice)' if chaos else ''}: "
-              f"{len(topo.members)}-member sequencer cluster over IPC, exchange-sim, venue adapter, "
-              f"{len(flows)} order flows (run dir {run_dir})", file=out, flush=True)
-        kills: list[str] = []
-        try:
-            sup.start()
-            t0 = time.monotonic()
-            kill_at = [t0 + seconds * 0.3, t0 + seconds * 0.65] if chaos else []
-            next_table = t0 + 3.0
-            while time.monotonic() < t0 + seconds:
-                sup.pump(0.1)
-                now = time.monotonic()
-                if kill_at and now >= kill_at[0]:
-                    leader = sup.leader()
-                    if leader is not None:
-                        pid = sup.kill(f"member-{leader}")
-                        kills.append(f"member-{leader} (pid {pid}) at {now - t0:.1f} s")
-                        print(f"tickline demo: chaos: kill -9 the leader, member-{leader} pid={pid}", file=out, flush=True)
-                        kill_at.pop(0)
-                if now >= next_table:
-                    next_table = now + 3.0
-                    print(sup.status_table(sup.member_roles()), file=out, flush=True)
-            # drain: every order answered and at its end (or a bound)
-            deadline = time.monotonic() + (30.0 if chaos else 15.0)
-            while time.monotonic() < deadline:
-                sup.pump(0.2)
-                st = [_read(p.status_file) for p in flows]
-                if all(s and s.get("unanswered") == 0 and s.get("open") == 0 and s.get("sent", 0) > 0 for s in st):
-                    break
-            print(sup.status_table(sup.member_roles()), file=out, flush=True)
-        finally:
-            sup.restart = False
-            sup.stop()
-        return _report(sup, flows, kills, chaos, out)
+              f"a 3-member sequencer cluster over IPC, exchange-sim, the venue adapter, 2 order flows (run dir {run_dir})",
+              file=out, flush=True)
+        run = run_pipeline(run_dir, seconds, kills=2 if chaos else 0, verbose=verbose, out=out)
+        return _report(run, chaos, out)
     finally:
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -121,15 +186,9 @@ def _read(path: str) -> dict[str, Any] | None:
         return None
 
 
-def _report(sup: Supervisor, flows: list, kills: list[str], chaos: bool, out: IO[str]) -> int:
-    stats = {p.name: _read(p.status_file) or {} for p in flows}
-    venue = _read(os.path.join(sup.topology.status_dir, "venue.json")) or {}
-    ex_orders = None
-    ex = sup.children.get("exchange-sim")
-    if ex is not None:
-        for line in ex.lines:
-            if "stopped orders=" in line:
-                ex_orders = int(line.split("stopped orders=")[1].split()[0])
+def _report(run: PipelineRun, chaos: bool, out: IO[str]) -> int:
+    kills = run.kills
+    stats, venue, ex_orders = run.flows, run.venue, run.exchange_orders
     names = list(stats)
     keys = [("sent", "sent"), ("sequenced", "sequenced (risk passed)"), ("acked", "acked by the venue"), ("filled", "filled"),
             ("rejected", "rejected")]
@@ -159,26 +218,13 @@ def _report(sup: Supervisor, flows: list, kills: list[str], chaos: bool, out: IO
     print(_table(["stage", "n", "p50", "p90", "p99", "max"], lat_rows), file=out)
     print("  (tick-to-trade needs a market-data strategy: see [[strategy]] in the topology)", file=out)
     sequenced = sum(int(s.get("sequenced", 0)) for s in stats.values())
-    filled = sum(int(s.get("filled", 0)) for s in stats.values())
     print(f"\nvenue: orders taken to the exchange {venue.get('orders_sent', 0)} (last sequence {venue.get('last_seq', '-')}), "
           f"repeated to the exchange {venue.get('repeated_to_venue', 0)}, re-sent by the cluster and suppressed "
           f"{venue.get('duplicates_suppressed', 0)}, reports back {venue.get('reports', 0)}; "
           f"exchange-sim received {ex_orders if ex_orders is not None else '?'}", file=out)
     if kills:
         print(f"chaos: killed {', '.join(kills)}", file=out)
-    problems = []
-    if sequenced == 0:
-        problems.append("no order was sequenced")
-    if any(int(s.get("unanswered", 0)) or int(s.get("open", 0)) for s in stats.values()):
-        problems.append("orders without an answer or an end")
-    if filled != sequenced:
-        problems.append(f"filled={filled} != sequenced={sequenced}")
-    if venue.get("orders_sent") != sequenced or (ex_orders is not None and ex_orders != sequenced):
-        problems.append(f"venue got {venue.get('orders_sent')} and the exchange {ex_orders} of {sequenced} sequenced")
-    if venue.get("repeated_to_venue", 0) or any(int(s.get("repeated", 0)) for s in stats.values()):
-        problems.append("something was repeated")
-    if chaos and len(kills) < 2:
-        problems.append(f"only {len(kills)} leader kills happened (no leader found in time)")
+    problems = run.problems(chaos)
     if problems:
         print("result: FAILED: " + "; ".join(problems), file=out, flush=True)
         return 1

@@ -1,0 +1,98 @@
+"""The whole pipeline in real processes (the shipped example topology: a
+driver, 3 cluster members over IPC, exchange-sim, the venue adapter, two order
+flows), CI-sized: a few seconds of orders each.  No timing is asserted."""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+
+from tickline.cluster.aeron_io import AeronClusterClient, AeronStack
+from tickline.fix_gateway.bridge import ExecType, ExecutionReport
+from tickline.fix_gateway.sbe_orders import OrderCodec
+from tickline.sequencer.service import REASONS
+from tickline.topology.demo import run_pipeline
+
+
+def _totals(run, key):
+    return sum(int(s.get(key, 0)) for s in run.flows.values())
+
+
+def test_every_order_goes_through_risk_sequence_venue_and_back_to_its_sender(run_dir):
+    out = io.StringIO()
+    run = run_pipeline(run_dir, 2.0, rate=60, out=out, table_every=0)
+    assert run.problems() == [], out.getvalue()
+    sent, sequenced, rejected = _totals(run, "sent"), _totals(run, "sequenced"), _totals(run, "rejected")
+    assert sent > 0 and sequenced + rejected == sent
+    # every flow heard only of its own orders, each answer once
+    for name, s in run.flows.items():
+        assert s["unknown"] == 0 and s["repeated"] == 0 and s["malformed"] == 0, name
+        assert set(s["reject_reasons"]) <= set(REASONS)
+        assert sum(s["reject_reasons"].values()) == s["rejected"]
+    # the venue saw each sequence number once, in order, and every report went back
+    assert run.venue["orders_sent"] == run.venue["last_seq"] == sequenced == run.exchange_orders
+    assert run.venue["reports"] == 2 * sequenced  # auto-fill: an ack and a fill per order
+    assert not [e for e in run.events if "DIED" in e], run.events
+
+
+def test_a_leader_killed_mid_flow_loses_nothing_and_sends_nothing_twice(run_dir):
+    out = io.StringIO()
+    run = run_pipeline(run_dir, 4.0, kills=1, rate=60, out=out, table_every=0)
+    assert len(run.kills) == 1, out.getvalue()
+    assert run.problems() == [], out.getvalue()
+    sequenced = _totals(run, "sequenced")
+    assert _totals(run, "filled") == sequenced and _totals(run, "unanswered") == 0
+    assert run.venue["repeated_to_venue"] == 0 and run.venue["gaps"] == 0
+    assert run.venue["orders_sent"] == sequenced == run.exchange_orders
+    died = [e for e in run.events if "DIED" in e]
+    assert len(died) == 1 and "member-" in died[0]  # the kill, and nothing else
+
+
+def test_malformed_messages_on_the_order_and_report_streams_are_refused_and_counted(run_dir):
+    rng = random.Random(5)
+    seen: dict[str, object] = {}
+
+    def during(sup, elapsed):
+        if elapsed < 1.0 or seen:
+            return
+        seen["done"] = True
+        topo = sup.topology
+        # garbage into the sequencer through the cluster: each answered with a reject, reason=malformed
+        client = AeronClusterClient(topo.members, aeron_base=topo.driver_dir)
+        stack = AeronStack("garbage", topo.driver_dir, shared=True)
+        try:
+            junk = [b"", b"\x00" * 3, bytes(rng.getrandbits(8) for _ in range(40)), b"\x30\x00\x01\x00\x65\x00\x00\x00" + b"\xff" * 8]
+            for j in junk:
+                client.offer(j)
+            answers = []
+            deadline = time.monotonic() + 20
+            while len(answers) < len(junk) and time.monotonic() < deadline:
+                answers += [p for _, p in client.poll()]
+                sup.pump(0.01)
+            seen["answers"] = [OrderCodec().decode(p) for p in answers]
+            # garbage on the exchange's report stream, which the venue adapter reads
+            pub = stack.aeron.add_exclusive_publication("aeron:ipc", 1002)
+            deadline = time.monotonic() + 10
+            sent = 0
+            while sent < 5 and time.monotonic() < deadline:
+                stack.do_work()
+                if pub.offer(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 60)))) > 0:
+                    sent += 1
+                sup.pump(0.01)
+            seen["report_garbage"] = sent
+        finally:
+            client.close()
+            stack.close()
+
+    out = io.StringIO()
+    run = run_pipeline(run_dir, 3.0, rate=40, out=out, during=during, table_every=0)
+    answers = seen.get("answers")
+    assert answers is not None and len(answers) == 4, out.getvalue()
+    for a in answers:
+        assert isinstance(a, ExecutionReport) and a.exec_type is ExecType.REJECTED and a.text.startswith("reason=malformed")
+        assert "fault=peer" in a.text or "fault=remote" in a.text  # the sender's fault (sbe_orders says remote)
+    assert seen["report_garbage"] == 5
+    assert run.venue["bad"] >= 5  # counted, never forwarded
+    assert run.problems() == [], out.getvalue()  # and the flows went on, nothing lost
+    assert not [e for e in run.events if "DIED" in e], run.events

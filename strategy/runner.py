@@ -53,9 +53,12 @@ class _Listener:
         s = runner.strategy
         quotes = runner.quotes
         on_tob = s.on_top_of_book
+        venue_tap = getattr(runner.gateway, "on_top_of_book", None)  # a SimulatedVenue follows the same quotes
 
         def on_top_of_book(d: Any) -> None:
             quotes[d.symbol] = (d.bid_price.mantissa, d.ask_price.mantissa)
+            if venue_tap is not None:
+                venue_tap(d)
             on_tob(d)
 
         self.on_top_of_book = on_top_of_book

@@ -94,6 +94,7 @@ class FeedCounters:
     received: int = 0  # messages handed to the decoder
     delivered: int = 0  # passed to the listener
     filtered: int = 0  # good, but for a symbol the listener did not ask for
+    ignored: int = 0  # good, but the listener has no method for this message
     malformed: int = 0  # refused: fault=peer
     unsequenced: int = 0  # version-0 messages (no seqNum): delivered without a sequence check
     duplicates: int = 0
@@ -190,9 +191,11 @@ class MarketDataDecoder:
         if self.symbols is not None and d.symbol not in self.symbols:
             c.filtered += 1
             return None
-        if method is not None:
-            c.delivered += 1
-            self._call(method, d)
+        if method is None:
+            c.ignored += 1
+            return None
+        c.delivered += 1
+        self._call(method, d)
         return None
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:

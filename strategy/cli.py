@@ -47,7 +47,7 @@ def build_gateway(config: Any, aeron: Any, clock: Any) -> Any:
         unknown = set(params) - {"fill_quantity"}
         if unknown:
             raise config.error(f"gateway.{sorted(unknown)[0]}", "unknown key for kind=simulated (known: fill_quantity)")
-        return SimulatedVenue(clock.time_ns, fill_quantity=params.get("fill_quantity"))
+        return SimulatedVenue(clock.time_ns, fill_quantity=params.get("fill_quantity"), follow_market_data=True)
     if kind == "sequencer":
         try:
             from tickline.sequencer.client import SequencerGateway  # type: ignore[import-not-found]

@@ -53,7 +53,8 @@ class _Listener:
         s = runner.strategy
         quotes = runner.quotes
         on_tob = s.on_top_of_book
-        venue_tap = getattr(runner.gateway, "on_top_of_book", None)  # a SimulatedVenue follows the same quotes
+        # a SimulatedVenue with follow_market_data moves its quotes with the strategy's, first
+        venue_tap = runner.gateway.on_top_of_book if getattr(runner.gateway, "follow_market_data", False) else None
 
         def on_top_of_book(d: Any) -> None:
             quotes[d.symbol] = (d.bid_price.mantissa, d.ask_price.mantissa)

@@ -15,7 +15,10 @@ OrderReject messages.  Rules:
 - a market order with no quote on the side it takes is rejected (ExecType Rejected);
 - cancel and replace of a resting order are answered Canceled / Replaced;
   of an unknown or finished one, OrderReject (UnknownOrder);
-- ``refuse_next(n)``: the next ``n`` sends return False (back pressure).
+- ``refuse_next(n)``: the next ``n`` sends return False (back pressure);
+- ``follow_market_data=True``: a ``StrategyRunner`` using this venue passes it
+  every top of book before the strategy sees it (what ``kind = "simulated"``
+  does), so the venue trades against the quotes the strategy sees.
 
 Deterministic: time comes from ``clock_ns``.  Not thread safe.
 """
@@ -59,8 +62,10 @@ class _Resting:
 class SimulatedVenue:
     """An in-process ``OrderGateway`` with a tiny matcher (see the module doc)."""
 
-    def __init__(self, clock_ns: Callable[[], int] = time.time_ns, *, fill_quantity: int | None = None) -> None:
+    def __init__(self, clock_ns: Callable[[], int] = time.time_ns, *, fill_quantity: int | None = None,
+                 follow_market_data: bool = False) -> None:
         m = self.m = sbe.orders()
+        self.follow_market_data = follow_market_data
         self.clock_ns = clock_ns
         self.fill_quantity = fill_quantity
         self.market: dict[str, tuple[int | None, int | None]] = {}

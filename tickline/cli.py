@@ -23,7 +23,6 @@ COMMAND_MODULES = [
     "tickline.venue.cli",
     "tickline.sequencer.cli",
     "tickline.topology.cli",
-    "tickline.feed.cli",
     "tickline.strategy.cli",
 ]
 

@@ -5,7 +5,8 @@ through the cluster so every member (and a new leader) knows them.
 
 Clients (strategies, gateways) send ``schemas/orders.xml`` messages:
 
-- ``NewOrder`` / ``CancelOrder``: risk-checked; accepted ones get the next
+- ``NewOrder`` / ``CancelOrder`` / ``ReplaceOrder`` (OrigClOrdId: the order's
+  ClOrdId or its latest replace's, as in FIX): risk-checked; accepted ones get the next
   global sequence number (their OrderId, the answer is a ``Sequenced``
   receipt) and join the venue's queue; refused ones are answered at once with
   an ``ExecutionReport`` (Rejected) whose text is ``reason=<why>``;
@@ -53,7 +54,7 @@ __all__ = ["SequencerLimits", "SequencerService", "from_topology", "REASONS"]
 
 #: every reason a message is refused, as the ``reason=`` of its reject's text
 REASONS = ("malformed", "position_limit", "rate_limit", "max_order_size", "price_band", "bad_quantity",
-           "duplicate_clordid", "unknown_order", "unsupported", "not_venue", "venue")
+           "duplicate_clordid", "unknown_order", "not_venue", "venue")
 
 _TIMER_POLLS = 1
 _MAX_DONE = 100_000  # finished orders remembered (late reports, ClOrdId uniqueness)
@@ -115,16 +116,24 @@ def from_topology(path: str) -> "SequencerService":
 
 
 class _Order:
-    __slots__ = ("seq", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price", "cum", "status", "cancel_of")
+    """A sequenced message's record.  ``kind`` new: an order (``venue_id``: the sequence
+    the venue knows it by now, which a replace changes); cancel / replace: a request on
+    the order ``cancel_of`` (a replace also keeps the venue id it replaced, to restore
+    it if the venue refuses)."""
+
+    __slots__ = ("seq", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price", "cum", "status", "cancel_of",
+                 "kind", "venue_id", "prev_venue")
 
     def __init__(self, seq: int, session: int, cl_ord_id: str, account: str, symbol: str, side: str, qty: int,
-                 price: int | None, cum: int = 0, status: str = "sequenced", cancel_of: int = 0) -> None:
+                 price: int | None, cum: int = 0, status: str = "sequenced", cancel_of: int = 0, kind: str = "new",
+                 venue_id: int = 0, prev_venue: int = 0) -> None:
         self.seq, self.session, self.cl_ord_id, self.account, self.symbol = seq, session, cl_ord_id, account, symbol
         self.side, self.qty, self.price, self.cum, self.status, self.cancel_of = side, qty, price, cum, status, cancel_of
+        self.kind, self.venue_id, self.prev_venue = kind, venue_id or seq, prev_venue
 
     def to_list(self) -> list:
         return [self.seq, self.session, self.cl_ord_id, self.account, self.symbol, self.side, self.qty, self.price,
-                self.cum, self.status, self.cancel_of]
+                self.cum, self.status, self.cancel_of, self.kind, self.venue_id, self.prev_venue]
 
 
 _FINISHED = frozenset(("filled", "cancelled", "rejected", "done"))  # done: a cancel request answered
@@ -194,8 +203,7 @@ class SequencerService:
             elif isinstance(msg, CancelOrder):
                 self._cancel(session, timestamp, msg)
             elif isinstance(msg, ReplaceOrder):
-                self._refuse_cancel(session, timestamp, msg.cl_ord_id, msg.orig_cl_ord_id, CxlRejResponseTo.REPLACE,
-                                    "unsupported", "replace is not supported yet: cancel and send a new order")
+                self._replace(session, timestamp, msg)
             else:
                 self._venue_report(session, timestamp, msg)
             return
@@ -248,7 +256,7 @@ class SequencerService:
         d = json.loads(data)
         self.next_seq, self.next_exec_id = d["next_seq"], d["next_exec_id"]
         self.orders = {o[0]: _Order(*o) for o in d["orders"]}
-        self.by_client = {(o.session, o.cl_ord_id): o.seq for o in self.orders.values() if not o.cancel_of}
+        self.by_client = {(o.session, o.cl_ord_id): o.seq for o in self.orders.values()}
         self.done = deque(d["done"])
         self.positions = {(a, s): q for a, s, q in d["positions"]}
         self.open_qty = {(a, s, side): q for a, s, side, q in d["open"]}
@@ -271,20 +279,10 @@ class SequencerService:
         if (sid, o.cl_ord_id) in self.by_client:
             self._refuse(session, ts, o.cl_ord_id, "duplicate_clordid", f"ClOrdId already used by this session: cl_ord_id={o.cl_ord_id}", o)
             return
-        if o.quantity <= 0:
-            self._refuse(session, ts, o.cl_ord_id, "bad_quantity", f"quantity={o.quantity}", o)
+        why = self._check_size_and_price(o.symbol, o.quantity, o.price, o.ord_type)
+        if why is not None:
+            self._refuse(session, ts, o.cl_ord_id, why[0], why[1], o)
             return
-        if o.quantity > lim.max_order_qty:
-            self._refuse(session, ts, o.cl_ord_id, "max_order_size", f"quantity={o.quantity} max={lim.max_order_qty}", o)
-            return
-        if o.price is not None and o.ord_type is not OrdType.MARKET:
-            ref = self.last_price.get(o.symbol)
-            if ref is None and o.symbol in lim.reference_prices:
-                ref = int(lim.reference_prices[o.symbol] * _PRICE_SCALE)
-            if ref is not None and abs(o.price - ref) * 100 > ref * lim.price_band_pct:
-                self._refuse(session, ts, o.cl_ord_id, "price_band",
-                             f"price={o.price / _PRICE_SCALE:g} reference={ref / _PRICE_SCALE:g} band_pct={lim.price_band_pct:g}", o)
-                return
         recent = self.recent.get(o.account)
         if recent is not None:
             cutoff = ts - lim.rate_window_ms
@@ -312,11 +310,64 @@ class SequencerService:
         self._to_venue(seq, o._replace(cl_ord_id=str(seq)), ts)
         session.offer(P.encode_sequenced(seq, ts, o.cl_ord_id))
 
+    def _live_order(self, sid: int, orig_cl_ord_id: str) -> _Order | None:
+        """The live order a client's OrigClOrdId names (its own ClOrdId or a replace's), or None."""
+        seq = self.by_client.get((sid, orig_cl_ord_id))
+        rec = self.orders.get(seq) if seq is not None else None
+        if rec is None or rec.kind == "cancel":
+            return None
+        order = rec if rec.kind == "new" else self.orders.get(rec.cancel_of)
+        return None if order is None or order.status in _FINISHED else order
+
+    def _replace(self, session: Any, ts: int, r: ReplaceOrder) -> None:
+        sid = session.id
+        lim = self.limits
+        order = self._live_order(sid, r.orig_cl_ord_id)
+        to = CxlRejResponseTo.REPLACE
+        if order is None:
+            self._refuse_cancel(session, ts, r.cl_ord_id, r.orig_cl_ord_id, to, "unknown_order", f"no live order: orig_cl_ord_id={r.orig_cl_ord_id}")
+            return
+        if (sid, r.cl_ord_id) in self.by_client:
+            self._refuse_cancel(session, ts, r.cl_ord_id, r.orig_cl_ord_id, to, "duplicate_clordid", f"cl_ord_id={r.cl_ord_id}")
+            return
+        why = self._check_size_and_price(r.symbol, r.quantity, r.price, r.ord_type)
+        if why is None:
+            key = (order.account, order.symbol, order.side)
+            pos = self.positions.get((order.account, order.symbol), 0)
+            open_same = self.open_qty.get(key, 0) - (order.qty - order.cum) + max(0, r.quantity - order.cum)
+            worst = pos + open_same if order.side == Side.BUY.value else pos - open_same
+            if abs(worst) > lim.max_position:
+                why = ("position_limit", f"position={pos} open_after={open_same} max={lim.max_position}")
+        if why is not None:
+            self._refuse_cancel(session, ts, r.cl_ord_id, r.orig_cl_ord_id, to, why[0], why[1])
+            return
+        seq = self._sequence()
+        self.orders[seq] = _Order(seq, sid, r.cl_ord_id, order.account, order.symbol, order.side, r.quantity, r.price,
+                                  cancel_of=order.seq, kind="replace", prev_venue=order.venue_id)
+        self.by_client[(sid, r.cl_ord_id)] = seq
+        self.counters["accepted"] += 1
+        self._to_venue(seq, r._replace(cl_ord_id=str(seq), orig_cl_ord_id=str(order.venue_id)), ts)
+        order.venue_id = seq  # the venue knows it by this id once it takes the replace (sent in sequence order)
+        session.offer(P.encode_sequenced(seq, ts, r.cl_ord_id))
+
+    def _check_size_and_price(self, symbol: str, qty: int, px: int | None, ord_type: OrdType) -> tuple[str, str] | None:
+        lim = self.limits
+        if qty <= 0:
+            return "bad_quantity", f"quantity={qty}"
+        if qty > lim.max_order_qty:
+            return "max_order_size", f"quantity={qty} max={lim.max_order_qty}"
+        if px is not None and ord_type is not OrdType.MARKET:
+            ref = self.last_price.get(symbol)
+            if ref is None and symbol in lim.reference_prices:
+                ref = int(lim.reference_prices[symbol] * _PRICE_SCALE)
+            if ref is not None and abs(px - ref) * 100 > ref * lim.price_band_pct:
+                return "price_band", f"price={px / _PRICE_SCALE:g} reference={ref / _PRICE_SCALE:g} band_pct={lim.price_band_pct:g}"
+        return None
+
     def _cancel(self, session: Any, ts: int, c: CancelOrder) -> None:
         sid = session.id
-        orig = self.by_client.get((sid, c.orig_cl_ord_id))
-        order = self.orders.get(orig) if orig is not None else None
-        if order is None or order.status in _FINISHED:
+        order = self._live_order(sid, c.orig_cl_ord_id)
+        if order is None:
             self._refuse_cancel(session, ts, c.cl_ord_id, c.orig_cl_ord_id, CxlRejResponseTo.CANCEL, "unknown_order",
                                 f"no live order: orig_cl_ord_id={c.orig_cl_ord_id}")
             return
@@ -325,10 +376,11 @@ class SequencerService:
                                 f"ClOrdId already used by this session: cl_ord_id={c.cl_ord_id}")
             return
         seq = self._sequence()
-        self.orders[seq] = _Order(seq, sid, c.cl_ord_id, order.account, order.symbol, order.side, 0, None, cancel_of=orig)
+        self.orders[seq] = _Order(seq, sid, c.cl_ord_id, order.account, order.symbol, order.side, 0, None,
+                                  cancel_of=order.seq, kind="cancel")
         self.by_client[(sid, c.cl_ord_id)] = seq
         self.counters["accepted"] += 1
-        self._to_venue(seq, c._replace(cl_ord_id=str(seq), orig_cl_ord_id=str(orig)), ts)
+        self._to_venue(seq, c._replace(cl_ord_id=str(seq), orig_cl_ord_id=str(order.venue_id)), ts)
         session.offer(P.encode_sequenced(seq, ts, c.cl_ord_id))
 
     def _sequence(self) -> int:
@@ -405,6 +457,8 @@ class SequencerService:
             return
         if isinstance(msg, OrderReject):
             target = self.orders.get(order.cancel_of)
+            if order.kind == "replace" and target is not None and target.venue_id == order.seq:
+                target.venue_id = order.prev_venue  # refused: the venue still knows the order by its old id
             out: Any = OrderReject(target.seq if target else None, order.cl_ord_id, target.cl_ord_id if target else "",
                                    msg.ord_status, msg.response_to, msg.reject_reason, msg.transact_time, msg.text)
             if order.status != "done":
@@ -413,9 +467,13 @@ class SequencerService:
             self._event(order.session, out)
             return
         target = order
-        if order.cancel_of:  # a cancel's report: it moves the cancelled order
+        if order.kind != "new":  # a cancel's or replace's report: it moves the order it names
             target = self.orders.get(order.cancel_of, order)
-            if order.status != "done":
+            if order.kind == "replace" and msg.exec_type is ExecType.REPLACED and order.status != "done":
+                key = (target.account, target.symbol, target.side)
+                self.open_qty[key] = max(0, self.open_qty.get(key, 0) + max(0, order.qty - target.cum) - max(0, target.qty - target.cum))
+                target.qty, target.price = order.qty, order.price
+            if order.status != "done" and (order.kind == "cancel" or msg.exec_type is ExecType.REPLACED):
                 order.status = "done"
                 self._finish(order)
         was_finished = target.status in _FINISHED

@@ -8,8 +8,11 @@ Sections (each component reads its own; a key is spelled once):
 ``[exchange_sim]`` the simulated venue's streams and modes (``tickline.venue.exchange_service``)
 ``[venue]``       the venue adapter (``tickline.venue.adapter``); needs ``[exchange_sim]``
 ``[[flow]]``      order-flow clients (``tickline.sequencer.flow``)
-``[[strategy]]``  strategies run by ``tickline strategy run`` (``name``, ``class`` = "module:Class", ``config``)
-``[feed]``        a market-data feed (``tickline feed``), when installed
+``[[strategy]]``  strategies run by ``tickline strategy run``: ``class`` = "module:Class" and
+                  ``section``, the strategy's own section in this file (``[strategies.<name>]``,
+                  ``tickline.strategy.config``)
+``[feed]``        a synthetic market-data feed (``tickline feed synthetic``): ``stream_id``,
+                  ``channel``, ``rate``, ``symbols``, ``start``, ``tick``, ``seed``
 
 A bad file is refused before anything starts, with the file, the key and the
 reason (:class:`TopologyError`): an unknown section or key, a missing section,
@@ -25,10 +28,10 @@ from typing import Any
 
 __all__ = ["TopologyError", "Topology", "Process", "load"]
 
-SECTIONS = ("driver", "cluster", "sequencer", "exchange_sim", "venue", "flow", "strategy", "feed", "fix_gateway")
+SECTIONS = ("driver", "cluster", "sequencer", "exchange_sim", "venue", "flow", "strategy", "strategies", "feed", "fix_gateway")
 REQUIRED = ("driver", "cluster")
-STRATEGY_KEYS = {"name", "class", "config", "md_stream_id", "md_channel", "args"}
-FEED_PUBLISH_KEYS = ("stream_id",)
+STRATEGY_KEYS = {"class", "section"}
+FEED_KEYS = {"stream_id", "channel", "rate", "symbols", "start", "tick", "seed"}
 
 
 class TopologyError(ValueError):
@@ -126,6 +129,8 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         except FixConfigError as exc:
             raise TopologyError(f"[exchange_sim]: {exc}", file=path, key="exchange_sim") from None
         streams_published[(ex.streams.report_channel, ex.streams.report_stream_id)] = "exchange_sim"
+        if ex.md_stream_id:
+            streams_published[(ex.md_channel, ex.md_stream_id)] = "exchange_sim"
     if "venue" in doc:
         if "exchange_sim" not in doc:
             raise TopologyError("a stream nobody publishes: the venue adapter reads the exchange's reports and there is no [exchange_sim]",
@@ -140,9 +145,15 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         feed = doc["feed"]
         if not isinstance(feed, dict):
             raise TopologyError("not a table", file=path, key="feed")
+        for k in feed:
+            if k not in FEED_KEYS:
+                raise TopologyError("unknown key", file=path, key=f"feed.{k}", expected="one of " + ",".join(sorted(FEED_KEYS)))
         sid = feed.get("stream_id")
-        if isinstance(sid, int):
-            streams_published[(str(feed.get("channel", "aeron:ipc")), sid)] = "feed"
+        if not isinstance(sid, int) or isinstance(sid, bool) or not 0 < sid < 2**31:
+            raise TopologyError("missing or bad key", file=path, key="feed.stream_id", value=sid, expected="a stream id")
+        if not isinstance(feed.get("symbols", ["DEMO"]), list) or not feed.get("symbols", ["DEMO"]):
+            raise TopologyError("bad key", file=path, key="feed.symbols", expected="a list of symbols")
+        streams_published[(str(feed.get("channel", "aeron:ipc")), sid)] = "feed"
 
     from tickline.sequencer.cli import FLOW_KEYS
 
@@ -161,22 +172,31 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
     strategies = doc.get("strategy", [])
     if not isinstance(strategies, list):
         raise TopologyError("not an array of tables ([[strategy]])", file=path, key="strategy")
+    strategy_sections: list[tuple[str, str, str]] = []  # (name, class, section)
     for i, s in enumerate(strategies):
         for k in s:
             if k not in STRATEGY_KEYS:
                 raise TopologyError("unknown key", file=path, key=f"strategy[{i}].{k}", expected="one of " + ",".join(sorted(STRATEGY_KEYS)))
-        name = s.get("name")
-        if not isinstance(name, str) or not name or name in names:
-            raise TopologyError("each [[strategy]] needs a unique name", file=path, key=f"strategy[{i}].name", value=name)
-        names.add(name)
         if not isinstance(s.get("class"), str) or ":" not in s["class"]:
             raise TopologyError("missing key", file=path, key=f"strategy[{i}].class", expected="module:Class")
-        md = s.get("md_stream_id")
-        if md is not None:
-            ch = str(s.get("md_channel", "aeron:ipc"))
-            if (ch, md) not in streams_published:
-                raise TopologyError("a stream nobody publishes", file=path, key=f"strategy[{i}].md_stream_id", stream=f"{ch}#{md}",
-                                    published=",".join(f"{c}#{n}({who})" for (c, n), who in streams_published.items()) or "none")
+        if not isinstance(s.get("section"), str):
+            raise TopologyError("missing key", file=path, key=f"strategy[{i}].section", expected="the strategy's section, e.g. strategies.mm")
+        try:
+            from tickline.strategy.config import StrategyConfigError, load_toml
+        except ImportError as exc:
+            raise TopologyError("the strategy package is not installed", file=path, key=f"strategy[{i}]", error=exc) from None
+        try:
+            cfg = load_toml(path, s["section"])
+        except StrategyConfigError as exc:
+            raise TopologyError(f"[{s['section']}]: {exc}", file=path, key=s["section"]) from None
+        if cfg.name in names:
+            raise TopologyError("two components with one name", file=path, key=f"{s['section']}.name", value=cfg.name)
+        names.add(cfg.name)
+        md = (cfg.md_channel, cfg.md_stream)
+        if md not in streams_published:
+            raise TopologyError("a stream nobody publishes", file=path, key=f"{s['section']}.md_stream", stream=f"{md[0]}#{md[1]}",
+                                published=",".join(f"{c}#{n}({who})" for (c, n), who in streams_published.items()) or "none")
+        strategy_sections.append((cfg.name, s["class"], s["section"]))
 
     base = os.path.abspath(path)
     status_dir = os.path.splitext(base)[0] + ".status"
@@ -188,13 +208,22 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         p.append(Process(f"member-{m}", "cluster member", ("cluster", "node", "--config", base, "--member", str(m)), 1))
     if "exchange_sim" in doc:
         p.append(Process("exchange-sim", "venue (simulated)", ("exchange-sim", "--config", base), 2))
+    if "feed" in doc:
+        f = doc["feed"]
+        argv = ["feed", "synthetic", "--stream", str(f["stream_id"]), "--channel", str(f.get("channel", "aeron:ipc")),
+                "--aeron-dir", driver["dir"], "--symbols", ",".join(map(str, f.get("symbols", ["DEMO"])))]
+        for k in ("rate", "start", "tick", "seed"):
+            if k in f:
+                argv += [f"--{k}", str(f[k])]
+        p.append(Process("feed", "market data (synthetic)", tuple(argv), 2))
     if "venue" in doc:
         sf = os.path.join(status_dir, "venue.json")
         p.append(Process("venue", "venue adapter", ("venue", "--config", base, "--status-file", sf), 3, sf))
     for f in flows:
         sf = os.path.join(status_dir, f"{f['name']}.json")
         p.append(Process(f["name"], "order flow", ("sequencer", "flow", "--config", base, "--name", f["name"], "--status-file", sf), 4, sf))
-    for s in strategies:
-        argv = ("strategy", "run", s["class"], "--config", str(s.get("config", base)), *map(str, s.get("args", [])))
-        p.append(Process(s["name"], "strategy", argv, 4))
+    for name, cls, section in strategy_sections:
+        sf = os.path.join(status_dir, f"{name}.json")
+        argv = ("strategy", "run", cls, "--config", base, "--section", section, "--aeron-dir", driver["dir"], "--status-file", sf)
+        p.append(Process(name, "strategy", argv, 4, sf))
     return t

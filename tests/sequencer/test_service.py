@@ -241,3 +241,35 @@ def test_limits_from_the_topology_section_refuse_unknown_keys_and_bad_values():
         SequencerLimits.from_section({"max_postion": 5}, "t.toml")
     with pytest.raises(ValueError, match="key=sequencer.max_order_qty value=0"):
         SequencerLimits(max_order_qty=0)
+
+
+def test_a_replace_moves_the_order_at_the_venue_and_later_fills_and_cancels_follow_its_new_id():
+    from tickline.fix_gateway.bridge import ReplaceOrder
+    h = Harness()
+    h.send(A, h.order("a1", qty=10, price=100.0))
+    rep = h.enc(ReplaceOrder("a1r", "a1", "X", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, int(100.5 * S), 20, 0))
+    assert P.decode(h.send(A, rep)[A][0]).order_id == 2
+    _, items = P.decode_batch(h.send(VENUE, P.encode_venue_poll(-1))[VENUE][0])
+    venue_rep = decode(items[1][1])
+    assert isinstance(venue_rep, ReplaceOrder) and (venue_rep.cl_ord_id, venue_rep.orig_cl_ord_id, venue_rep.quantity) == ("2", "1", 20)
+    h.send(VENUE, h.report(2, ExecType.REPLACED, OrdStatus.REPLACED, leaves=20, price=100.5))
+    o = h.service.orders[1]
+    assert (o.qty, o.price, h.service.open_qty[("ACC", "X", "1")]) == (20, int(100.5 * S), 20)
+    # the venue fills it under its new id: the sender hears of its replace's ClOrdId, the order's OrderId
+    h.send(VENUE, h.report(2, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, last_qty=5, leaves=15, cum=5, price=100.5))
+    assert (o.cum, h.service.positions[("ACC", "X")]) == (5, 5)
+    # the client cancels by the replace's ClOrdId; the venue is asked to cancel its id "2"
+    assert P.decode(h.send(A, h.enc(CancelOrder("a1c", "a1r", "X", Side.BUY, 0)))[A][0]).order_id == 3
+    _, items = P.decode_batch(h.send(VENUE, P.encode_venue_poll(2))[VENUE][0])
+    cancel = decode(items[0][1])
+    assert (cancel.cl_ord_id, cancel.orig_cl_ord_id) == ("3", "2")
+    h.send(VENUE, h.report(3, ExecType.CANCELED, OrdStatus.CANCELED, cum=5))
+    assert o.status == "cancelled" and h.service.open_qty[("ACC", "X", "1")] == 0
+    _, items = P.decode_batch(h.send(A, P.encode_event_poll(0))[A][0])
+    seen = [(r.cl_ord_id, r.order_id, r.exec_type) for r in (decode(m) for _, m in items)]
+    assert seen == [("a1r", 1, ExecType.REPLACED), ("a1r", 1, ExecType.TRADE), ("a1c", 1, ExecType.CANCELED)]
+    # a replace that breaks a limit is refused with its reason, the order untouched
+    h.send(A, h.order("b1", qty=10))
+    bad = h.enc(ReplaceOrder("b1r", "b1", "X", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, int(100 * S), 51, 0))
+    rej = decode(h.send(A, bad)[A][0])
+    assert isinstance(rej, OrderReject) and rej.text.startswith("reason=max_order_size")

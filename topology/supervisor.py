@@ -250,6 +250,12 @@ class Supervisor:
                     msgs, errs = str(st.get("messages", "-")), str(st.get("errors", st.get("bad", "-")))
                     if isinstance(st.get("errors"), list):
                         errs = str(st.get("bad", 0))
+                    if "counters" in st:  # a strategy's (tickline strategy run)
+                        ctr = st["counters"]
+                        md, orders = ctr.get("md", {}), ctr.get("orders", {})
+                        msgs = str(ctr.get("sent", 0) + md.get("received", 0) + orders.get("reports", 0))
+                        errs = str(md.get("malformed", 0) + orders.get("malformed", 0) + orders.get("unknown", 0)
+                                   + ctr.get("callback_errors", 0))
                 except (OSError, ValueError):
                     pass
             state = "running" if c.alive else f"exited {c.exit_code}" if c.proc is not None else "not started"

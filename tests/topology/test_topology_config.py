@@ -37,8 +37,11 @@ def refused(path, *parts):
 def test_the_shipped_example_loads_into_processes_in_start_order(example):
     t = load(example)
     names = [(p.name, p.group) for p in t.processes]
-    assert names == [("driver", 0), ("member-1", 1), ("member-2", 1), ("member-3", 1), ("exchange-sim", 2), ("venue", 3),
-                     ("flow-a", 4), ("flow-b", 4)]
+    assert names == [("driver", 0), ("member-1", 1), ("member-2", 1), ("member-3", 1), ("exchange-sim", 2), ("feed", 2),
+                     ("venue", 3), ("flow-a", 4), ("flow-b", 4), ("mm", 4), ("probe", 4)]
+    probe = t.processes[-1]
+    assert probe.argv[:3] == ("strategy", "run", "tickline.strategy.examples.tick_to_trade:TickToTradeProbe")
+    assert "strategies.probe" in probe.argv
     assert t.processes[1].argv[:2] == ("cluster", "node")
 
 
@@ -97,9 +100,13 @@ def test_a_stream_nobody_publishes(example):
 
 
 def test_a_strategy_reading_market_data_nobody_publishes(example):
-    with open(example, "a") as f:
-        f.write('\n[[strategy]]\nname = "mm"\nclass = "x:Y"\nmd_stream_id = 4242\n')
-    refused(example, "a stream nobody publishes", "key=strategy[0].md_stream_id", "stream=aeron:ipc#4242")
+    _edit(example, "md_stream = 1003", "md_stream = 4242")
+    refused(example, "a stream nobody publishes", "key=strategies.probe.md_stream", "stream=aeron:ipc#4242")
+
+
+def test_a_strategy_section_s_own_errors_name_its_key(example):
+    _edit(example, 'name = "probe"', 'name = "probe"\nfrequency = 3')
+    refused(example, "key=strategies.probe", "strategies.probe.frequency")
 
 
 def test_tickline_up_refuses_a_bad_file_before_starting_anything(example):

@@ -11,6 +11,8 @@ Sections (each component reads its own; a key is spelled once):
 ``[[strategy]]``  strategies run by ``tickline strategy run``: ``class`` = "module:Class" and
                   ``section``, the strategy's own section in this file (``[strategies.<name>]``,
                   ``tickline.strategy.config``)
+``[fix_gateway]`` the FIX gateway (``tickline fix-gateway``); ``bridge =
+                  "tickline.sequencer.fix_venue:from_topology"`` sends its orders through the cluster
 ``[feed]``        a synthetic market-data feed (``tickline feed synthetic``): ``stream_id``,
                   ``channel``, ``rate``, ``symbols``, ``start``, ``tick``, ``seed``
 
@@ -155,6 +157,17 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
             raise TopologyError("bad key", file=path, key="feed.symbols", expected="a list of symbols")
         streams_published[(str(feed.get("channel", "aeron:ipc")), sid)] = "feed"
 
+    if "fix_gateway" in doc:
+        from tickline.fix_gateway.config import ConfigError as FixConfigError
+        from tickline.fix_gateway.gateway import load_config as load_gateway_config
+
+        try:
+            gw = load_gateway_config(path)
+        except FixConfigError as exc:
+            raise TopologyError(f"[fix_gateway]: {exc}", file=path, key="fix_gateway") from None
+        if check_ports and gw.acceptor is not None and gw.acceptor.port and not _port_free(gw.acceptor.host, gw.acceptor.port, socket.SOCK_STREAM):
+            raise TopologyError("port in use", file=path, key="fix_gateway.acceptor.port", port=gw.acceptor.port)
+
     from tickline.sequencer.cli import FLOW_KEYS
 
     names: set[str] = set()
@@ -219,6 +232,8 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
     if "venue" in doc:
         sf = os.path.join(status_dir, "venue.json")
         p.append(Process("venue", "venue adapter", ("venue", "--config", base, "--status-file", sf), 3, sf))
+    if "fix_gateway" in doc:
+        p.append(Process("fix-gateway", "FIX gateway", ("fix-gateway", "--config", base), 3))
     for f in flows:
         sf = os.path.join(status_dir, f"{f['name']}.json")
         p.append(Process(f["name"], "order flow", ("sequencer", "flow", "--config", base, "--name", f["name"], "--status-file", sf), 4, sf))

@@ -38,9 +38,75 @@ def example_topology(run_dir: str) -> str:
     """The shipped example with its paths under ``run_dir``; returns the file written."""
     text = resources.files("tickline.topology").joinpath("example.toml").read_text()
     path = os.path.join(run_dir, "topology.toml")
+    from tickline.transport import free_ports
+
     with open(path, "w") as f:
-        f.write(text.replace("{run}", run_dir))
+        f.write(text.replace("{run}", run_dir).replace("{fix_port}", str(free_ports(kind="tcp")[0])))
     return path
+
+
+class FixClient:
+    """The demo's FIX client: one FIX 4.4 session to the gateway, a limit order on FLOW
+    every ``interval`` seconds; counts what comes back.  An agent (driven by the demo's loop)."""
+
+    def __init__(self, port: int, seconds: float, sender: str = "FIXC1", target: str = "GW", interval: float = 0.2) -> None:
+        from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
+        from tickline.fix_gateway.session import SessionConfig
+
+        self.ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.2, reconnect_max_s=0.5), on_event=self._on_event)
+        self.ini.add_session(SessionConfig(sender_comp_id=sender, target_comp_id=target, role="initiator"), port=port)
+        self.sid = f"FIX.4.4:{sender}->{target}"
+        self.interval = interval
+        self.seconds = seconds  # sends for this long after its logon (as the flows do after connecting)
+        self.logged_on_at: float | None = None
+        self.logged_on = False
+        self.n = 0
+        self._next = 0.0
+        self.counts = {"sent": 0, "acked": 0, "filled": 0, "rejected": 0, "business_rejects": 0}
+        self.ini.on_start()
+
+    def _on_event(self, session_id: str, event: Any) -> None:
+        from tickline.fix_gateway.session import ApplicationMessage, LoggedOn
+
+        if isinstance(event, LoggedOn):
+            self.logged_on = True
+            if self.logged_on_at is None:
+                self.logged_on_at = time.monotonic()
+        elif isinstance(event, ApplicationMessage):
+            m = event.message
+            if m.msg_type == "8":
+                et = m.get(150)
+                key = {"0": "acked", "8": "rejected"}.get(et)
+                if et == "F" and m.get(39) == "2":
+                    key = "filled"
+                if key:
+                    self.counts[key] += 1
+            elif m.msg_type == "j":
+                self.counts["business_rejects"] += 1
+
+    @property
+    def sending(self) -> bool:
+        return self.logged_on_at is None or time.monotonic() < self.logged_on_at + self.seconds
+
+    @property
+    def done(self) -> bool:
+        c = self.counts
+        return not self.sending and c["filled"] + c["rejected"] + c["business_rejects"] >= c["sent"]
+
+    def do_work(self) -> int:
+        from tickline.fix_gateway.session import utc_timestamp
+
+        now = time.monotonic()
+        if self.sending and self.logged_on and now >= self._next:
+            self._next = now + self.interval
+            self.n += 1
+            self.ini.submit(self.sid, "D", [(11, f"FIX{self.n}"), (1, "FIXACC"), (55, "FLOW"), (54, "1" if self.n % 2 else "2"),
+                                            (60, utc_timestamp(time.time())), (38, "5"), (40, "2"), (44, "100")])
+            self.counts["sent"] += 1
+        return self.ini.do_work()
+
+    def close(self) -> None:
+        self.ini.on_close()
 
 
 def _pct(samples: list[int]) -> list[str]:
@@ -63,6 +129,7 @@ class PipelineRun:
 
     flows: dict[str, dict[str, Any]]
     strategies: dict[str, dict[str, Any]]
+    fix: dict[str, int]
     venue: dict[str, Any]
     exchange_orders: int | None
     kills: list[str]
@@ -88,6 +155,9 @@ class PipelineRun:
                             f"{self.exchange_orders}, the flows alone had {sequenced} sequenced")
         if venue.get("repeated_to_venue", 0) or venue.get("gaps", 0) or any(int(s.get("repeated", 0)) for s in stats.values()):
             problems.append("something was repeated or skipped")
+        fix = self.fix
+        if fix and (fix.get("sent", 0) == 0 or fix.get("filled", 0) + fix.get("rejected", 0) + fix.get("business_rejects", 0) != fix["sent"]):
+            problems.append(f"FIX orders without an end: {fix}")
         if chaos and len(self.kills) < 2:
             problems.append(f"only {len(self.kills)} leader kills happened (no leader found in time)")
         return problems
@@ -114,8 +184,11 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
     sup = Supervisor(topo, restart=kills > 0, out=out, echo=echo)
     flows = [p for p in topo.processes if p.role == "order flow"]
     done_kills: list[str] = []
+    fix_client: FixClient | None = None
     try:
         sup.start()
+        if "fix_gateway" in topo.doc:
+            fix_client = FixClient(int(topo.doc["fix_gateway"]["acceptor"]["port"]), seconds)
         t0 = time.monotonic()
         kill_at = [t0 + seconds * (i + 1) / (kills + 1.5) for i in range(kills)]
         next_table = t0 + table_every
@@ -124,6 +197,8 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
             now = time.monotonic()
             if during is not None:
                 during(sup, now - t0)
+            if fix_client is not None:
+                fix_client.do_work()
             if kill_at and now >= kill_at[0]:
                 leader = sup.leader()
                 if leader is not None:
@@ -137,13 +212,21 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
         # drain: every order answered and at its end (bounded)
         deadline = time.monotonic() + (30.0 if kills else 15.0)
         while time.monotonic() < deadline:
-            sup.pump(0.2)
+            sup.pump(0.05)
+            fix_done = True
+            if fix_client is not None:
+                fix_client.do_work()
+                fix_done = fix_client.done
             st = [_read(p.status_file) for p in flows]
+            if not fix_done:
+                continue
             if all(s and not s.get("sending") and s.get("unanswered") == 0 and s.get("open") == 0 and s.get("sent", 0) > 0 for s in st):
                 break
         if table_every:
             print(sup.status_table(sup.member_roles()), file=out, flush=True)
     finally:
+        if fix_client is not None:
+            fix_client.close()
         sup.stop()
     stats = {p.name: _read(p.status_file) or {} for p in flows}
     strategies = {p.name: _read(p.status_file) or {} for p in topo.processes if p.role == "strategy"}
@@ -154,7 +237,7 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
         for line in ex.lines:
             if "stopped orders=" in line:
                 ex_orders = int(line.split("stopped orders=")[1].split()[0])
-    return PipelineRun(stats, strategies, venue, ex_orders, done_kills, list(sup.events), sup)
+    return PipelineRun(stats, strategies, dict(fix_client.counts) if fix_client else {}, venue, ex_orders, done_kills, list(sup.events), sup)
 
 
 def _rewrite_rate(path: str, rate: int) -> None:
@@ -251,6 +334,10 @@ def _report(run: PipelineRun, chaos: bool, out: IO[str]) -> int:
           f"repeated to the exchange {venue.get('repeated_to_venue', 0)}, re-sent by the cluster and suppressed "
           f"{venue.get('duplicates_suppressed', 0)}, reports back {venue.get('reports', 0)}; "
           f"exchange-sim received {ex_orders if ex_orders is not None else '?'}", file=out)
+    if run.fix:
+        f = run.fix
+        print(f"FIX client (FIX 4.4 through the gateway and the cluster): sent {f['sent']}, acked {f['acked']}, filled {f['filled']}, "
+              f"rejected {f['rejected']}, business rejects {f['business_rejects']}", file=out)
     if kills:
         print(f"chaos: killed {', '.join(kills)}", file=out)
     problems = run.problems(chaos)

@@ -41,6 +41,8 @@ def test_every_order_goes_through_risk_sequence_venue_and_back_to_its_sender(run
         assert c["orders"]["unknown"] == c["orders"]["malformed"] == c["orders"]["duplicate_fills"] == 0, name
         assert c["callback_errors"] == 0, name
     assert run.strategies["mm"]["counters"]["sent"] > 0  # it quoted through the cluster
+    # a FIX client through the gateway and the cluster: every order acked and filled
+    assert run.fix["sent"] > 0 and run.fix["acked"] == run.fix["filled"] == run.fix["sent"], run.fix
     assert not [e for e in run.events if "DIED" in e], run.events
 
 

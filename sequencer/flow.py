@@ -19,12 +19,12 @@ client never sent, counts in ``repeated`` / ``unknown``.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
 from typing import Any
 
+from tickline.topology.run import write_status
 from tickline.fix_gateway.bridge import ExecType, ExecutionReport, NewOrder, OrderReject, OrdType, Side, TimeInForce
 from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
 
@@ -195,10 +195,7 @@ class OrderFlow:
         st = self.stats()
         if samples:  # the last report carries the raw samples, so several flows' can be merged
             st["samples_ns"] = self.lat
-        tmp = self.status_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(st, f)
-        os.replace(tmp, self.status_file)
+        write_status(self.status_file, st)
 
     def on_close(self) -> None:
         if self.status_file:

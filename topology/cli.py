@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 
@@ -25,20 +24,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
     topo = _load(args.topology)
     if topo is None:
         return 2
+    from .run import StopSignals
+
     sup = Supervisor(topo, restart=args.restart)
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    signals = StopSignals()
     try:
         sup.start()
         t0 = time.monotonic()
         next_table = t0 + args.status_interval
-        while not stop and (args.seconds is None or time.monotonic() - t0 < args.seconds):
+        while not signals.stop and (args.seconds is None or time.monotonic() - t0 < args.seconds):
             sup.pump(0.1)
             if args.status_interval and time.monotonic() >= next_table:
                 next_table = time.monotonic() + args.status_interval
@@ -48,7 +42,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         sup.stop()
     print(sup.status_table(), flush=True)
     dead = [c.spec.name for c in sup.children.values() if c.exit_code not in (0, None, -15) and c.restarts == 0]
-    return 1 if dead and args.seconds is None and not stop else 0
+    return 1 if dead and args.seconds is None and not signals.stop else 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

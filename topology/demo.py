@@ -190,11 +190,22 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
         if "fix_gateway" in topo.doc:
             fix_client = FixClient(int(topo.doc["fix_gateway"]["acceptor"]["port"]), seconds)
         t0 = time.monotonic()
-        kill_at = [t0 + seconds * (i + 1) / (kills + 1.5) for i in range(kills)]
+        # The flows' clocks start when they connect (after the cluster's first election): the
+        # run's time, and the leader kills, count from when the first orders went through.
+        flowing: float | None = None
+        kill_at: list[float] = []
         next_table = t0 + table_every
-        while time.monotonic() < t0 + seconds:
+        start_deadline = t0 + 60.0
+        while flowing is None or time.monotonic() < flowing + seconds:
             sup.pump(0.1)
             now = time.monotonic()
+            if flowing is None:
+                if all((_read(p.status_file) or {}).get("sequenced", 0) > 0 for p in flows):
+                    flowing = now
+                    kill_at = [now + seconds * (i + 1) / (kills + 1.5) for i in range(kills)]
+                elif now > start_deadline:
+                    print("tickline demo: the flows sent nothing within 60 s (see the processes' lines above)", file=out, flush=True)
+                    break
             if during is not None:
                 during(sup, now - t0)
             if fix_client is not None:

@@ -24,13 +24,13 @@ streams from ``[exchange_sim]``, the cluster from ``[cluster]``.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from tickline.cluster.aeron_io import AeronClusterClient
+from tickline.topology.run import write_status
 from tickline.fix_gateway.aeron_bridge import AeronStreams
 from tickline.fix_gateway.bridge import ExecutionReport, OrderReject
 from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
@@ -170,10 +170,7 @@ class VenueAdapter:
                 "errors": list(self.errors)[-5:], "messages": self.orders_sent + self.reports}
 
     def write_status(self) -> None:
-        tmp = self.config.status_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.stats(), f)
-        os.replace(tmp, self.config.status_file)
+        write_status(self.config.status_file, self.stats())
 
     def on_close(self) -> None:
         if self.config.status_file:

@@ -5,14 +5,21 @@ flows), CI-sized: a few seconds of orders each.  No timing is asserted."""
 from __future__ import annotations
 
 import io
+import os
 import random
+import subprocess
+import sys
 import time
+
+import pytest
 
 from tickline.cluster.aeron_io import AeronClusterClient, AeronStack
 from tickline.fix_gateway.bridge import ExecType, ExecutionReport
 from tickline.fix_gateway.sbe_orders import OrderCodec
 from tickline.sequencer.service import REASONS
 from tickline.topology.demo import run_pipeline
+
+pytestmark = pytest.mark.multiprocess
 
 
 def _totals(run, key):
@@ -21,7 +28,19 @@ def _totals(run, key):
 
 def test_every_order_goes_through_risk_sequence_venue_and_back_to_its_sender(run_dir):
     out = io.StringIO()
-    run = run_pipeline(run_dir, 2.0, rate=60, out=out, table_every=0)
+    status: list[str] = []
+
+    def during(sup, elapsed):  # `tickline status` from outside, once the flows have sent something
+        if status or not os.path.exists(sup.children["flow-a"].spec.status_file):
+            return
+        r = subprocess.run([sys.executable, "-m", "tickline", "status", sup.topology.path], capture_output=True, text=True,
+                           timeout=60)
+        status.append(r.stdout + r.stderr)
+
+    run = run_pipeline(run_dir, 2.0, rate=60, out=out, table_every=0, during=during)
+    rows = {line.split()[0]: line for line in status[0].splitlines()[1:] if line.strip()}
+    assert sum("cluster leader" in rows[f"member-{m}"] for m in (1, 2, 3)) == 1, status[0]
+    assert "running" in rows["venue"] and "running" in rows["flow-a"], status[0]
     assert run.problems() == [], out.getvalue()
     sent, sequenced, rejected = _totals(run, "sent"), _totals(run, "sequenced"), _totals(run, "rejected")
     assert sent > 0 and sequenced + rejected == sent

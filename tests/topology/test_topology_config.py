@@ -38,7 +38,7 @@ def test_the_shipped_example_loads_into_processes_in_start_order(example):
     t = load(example)
     names = [(p.name, p.group) for p in t.processes]
     assert names == [("driver", 0), ("member-1", 1), ("member-2", 1), ("member-3", 1), ("exchange-sim", 2), ("feed", 2),
-                     ("venue", 3), ("flow-a", 4), ("flow-b", 4), ("mm", 4), ("probe", 4)]
+                     ("venue", 3), ("fix-gateway", 3), ("flow-a", 4), ("flow-b", 4), ("mm", 4), ("probe", 4)]
     probe = t.processes[-1]
     assert probe.argv[:3] == ("strategy", "run", "tickline.strategy.examples.tick_to_trade:TickToTradeProbe")
     assert "strategies.probe" in probe.argv
@@ -76,6 +76,20 @@ def test_a_missing_section(example):
 def test_a_service_that_does_not_load(example):
     _edit(example, "tickline.sequencer.service:from_topology", "tickline.sequencer.nothere:from_topology")
     refused(example, "key=cluster", "the service does not load")
+
+
+def test_the_fix_acceptor_s_port_in_use(example):
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        text = open(example).read()
+        import re
+        open(example, "w").write(re.sub(r"(?m)^port = \d+", f"port = {port}", text))
+        refused(example, "port in use", "key=fix_gateway.acceptor.port", f"port={port}")
+    finally:
+        busy.close()
 
 
 def test_a_port_in_use(tmp_path):

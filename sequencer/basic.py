@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tickline.cluster.messages import Role, fast_init
+from tickline.fix_gateway.bridge import Side
 
 __all__ = ["service", "SIM_LIMITS", "codec", "sequencer_model", "sequencer_key", "Side", "NewOrder", "OrderAck", "Status", "RiskLimits", "SequencerState", "decide", "OrderCodec", "StructOrderCodec", "OrderSequencer"]
 
 
-class Side(enum.IntEnum):
-    BUY = 1
-    SELL = 2
+# The one Side of the whole pipeline (generated from schemas/orders.xml's Side enum: "1" buy, "2" sell).
+_SIDE_BYTE = {Side.BUY: 1, Side.SELL: 2}
 
 
 class Status(enum.IntEnum):
@@ -135,7 +135,7 @@ class StructOrderCodec:
     ACK = struct.Struct("<qBqq")
 
     def encode_order(self, o: NewOrder) -> bytes:
-        return self.ORDER.pack(o.account, int(o.side), o.quantity, o.price, o.client_order_id)
+        return self.ORDER.pack(o.account, _SIDE_BYTE.get(o.side, o.side if type(o.side) is int else 0), o.quantity, o.price, o.client_order_id)
 
     _SIDES = {1: Side.BUY, 2: Side.SELL}  # a dict lookup, not an enum call, per order
 

@@ -107,24 +107,24 @@ class Supervisor:
     def stop(self) -> None:
         self.stopping = True
         self.restart = False
+        leader = None
+        if any(c.alive and c.spec.name.startswith("member-") for c in self.children.values()):
+            try:
+                leader = self.leader(timeout=0.2)
+            except Exception:  # no answer is no leader: every member is stopped alike
+                leader = None
         if self._link is not None:
             self._link.close()
             self._link = None
         for g in sorted({c.spec.group for c in self.children.values()}, reverse=True):
             group = [c for c in self.children.values() if c.spec.group == g and c.alive]
-            for c in group:
-                try:
-                    os.killpg(c.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + self.grace
-            while any(c.alive for c in group) and time.monotonic() < deadline:
-                self.pump(0.05)
-            for c in group:
-                if c.alive:
-                    self._line(c, f"did not stop within {self.grace:g} s: killed")
-                    os.killpg(c.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
-                    c.proc.wait()  # type: ignore[union-attr]
+            first = self.children.get(f"member-{leader}")
+            if first is not None and first in group and len(group) > 1:
+                # the leader first: on SIGTERM it hands leadership to a follower that is still
+                # running, so the members that stop after it see a clean leader change
+                self._terminate([first])
+                group.remove(first)
+            self._terminate(group)
         self.pump(0.0)
         for c in self.children.values():
             if c.proc is not None and c.proc.stdout is not None:
@@ -134,6 +134,22 @@ class Supervisor:
                     pass
                 c.proc.stdout.close()
         self.sel.close()
+
+    def _terminate(self, group: list[Child]) -> None:
+        """SIGTERM each, wait up to ``grace`` s for all, SIGKILL the rest."""
+        for c in group:
+            try:
+                os.killpg(c.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.grace
+        while any(c.alive for c in group) and time.monotonic() < deadline:
+            self.pump(0.05)
+        for c in group:
+            if c.alive:
+                self._line(c, f"did not stop within {self.grace:g} s: killed")
+                os.killpg(c.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+                c.proc.wait()  # type: ignore[union-attr]
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
         """Send ``sig`` to a child (the demo's chaos, the tests' faults); returns its pid."""

@@ -27,7 +27,7 @@ import collections
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from tickline.cluster.aeron_io import AeronClusterClient
 from tickline.topology.run import write_status
@@ -70,6 +70,49 @@ def load_venue_config(path: str) -> VenueConfig:
     return VenueConfig(**section)
 
 
+class SequencedOrders:
+    """The adapter's exactly-once rule, sans-IO: batches of (global sequence, order) from
+    the cluster in, the orders to publish out, each sequence once and in order.
+
+    A batch may repeat what an earlier one carried (a poll retried to a new leader is
+    answered from the replicated state): every sequence at or below the highest taken
+    is dropped and counted in ``duplicates_suppressed``.  A jump forward (never expected:
+    the cluster's queue holds every sequence) is taken, and counted in ``gaps``."""
+
+    def __init__(self) -> None:
+        self.taken = -1  # the highest sequence taken (-1: none yet; the cluster says where to resume)
+        self.sent = -1  # the highest sequence published
+        self.queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.duplicates_suppressed = self.gaps = self.repeated = 0
+        self.errors: collections.deque[str] = collections.deque(maxlen=32)
+
+    def on_batch(self, items: list[tuple[int, Any]]) -> None:
+        for seq, msg in items:
+            if seq <= self.taken:
+                self.duplicates_suppressed += 1
+                continue
+            if self.taken >= 0 and seq != self.taken + 1:
+                self.gaps += 1
+                self.errors.append(f"sequence gap from the cluster: fault=peer expected={self.taken + 1} got={seq}")
+            self.taken = seq
+            self.queue.append((seq, bytes(msg)))
+
+    def publish(self, offer: Callable[[bytes], bool]) -> int:
+        """Hand queued orders to ``offer`` in order until it refuses one (it stays first)."""
+        n = 0
+        q = self.queue
+        while q:
+            seq, msg = q[0]
+            if not offer(msg):
+                break
+            q.popleft()
+            if seq <= self.sent:
+                self.repeated += 1  # the invariant's alarm: never expected
+            self.sent = seq
+            n += 1
+        return n
+
+
 class VenueAdapter:
     """An agent (``do_work``).  Not thread safe."""
 
@@ -83,11 +126,8 @@ class VenueAdapter:
         self._assembler = FragmentAssembler(self._on_report)
         self.codec = OrderCodec()
         self._poll_corr: int | None = None
-        self.taken = -1  # the highest sequence received from the cluster (-1: none yet; resume where the cluster says)
-        self.sent_seq = -1  # the highest sequence published to the venue
-        self.queue: collections.deque[tuple[int, bytes]] = collections.deque()
-        self.orders_sent = self.reports = self.duplicates_suppressed = self.bad = self.gaps = 0
-        self.sent_seqs_repeated = 0
+        self.orders = SequencedOrders()
+        self.orders_sent = self.reports = self.bad = 0
         self.errors: collections.deque[str] = collections.deque(maxlen=32)
         self._status_due = 0.0
 
@@ -105,9 +145,11 @@ class VenueAdapter:
             if corr == self._poll_corr:
                 self._poll_corr = None
                 self._on_batch(payload)
-        work += self._publish()
-        if self._poll_corr is None and not self.queue and cl.client.connected:
-            self._poll_corr = cl.offer(P.encode_venue_poll(self.sent_seq, self.config.max_orders))
+        sent = self.orders.publish(lambda m: self.pub.offer(m) > 0)
+        self.orders_sent += sent
+        work += sent
+        if self._poll_corr is None and not self.orders.queue and cl.client.connected:
+            self._poll_corr = cl.offer(P.encode_venue_poll(self.orders.sent, self.config.max_orders))
         if len(cl.client.outstanding) < self.config.max_unanswered_reports:
             work += int(self.sub.poll(self._assembler, self.config.poll_limit))
         if self.config.status_file:
@@ -124,30 +166,7 @@ class VenueAdapter:
             self.bad += 1
             self.errors.append(str(exc))
             return
-        for seq, msg in items:
-            if seq <= self.taken:
-                self.duplicates_suppressed += 1  # a batch re-sent after a leader change
-                continue
-            if self.taken >= 0 and seq != self.taken + 1:
-                self.gaps += 1  # never expected: the queue holds every sequence (cancels included)
-                self.errors.append(f"sequence gap from the cluster: fault=peer expected={self.taken + 1} got={seq}")
-            self.taken = seq
-            self.queue.append((seq, bytes(msg)))
-
-    def _publish(self) -> int:
-        n = 0
-        q = self.queue
-        while q:
-            seq, msg = q[0]
-            if self.pub.offer(msg) < 0:
-                break  # back pressure or not connected: stays first in line
-            q.popleft()
-            if seq <= self.sent_seq:
-                self.sent_seqs_repeated += 1
-            self.sent_seq = seq
-            self.orders_sent += 1
-            n += 1
-        return n
+        self.orders.on_batch(items)
 
     def _on_report(self, buffer: Any, header: Any) -> None:
         try:
@@ -164,10 +183,11 @@ class VenueAdapter:
         self.cluster.offer(bytes(buffer))
 
     def stats(self) -> dict[str, Any]:
+        o = self.orders
         return {"role": "venue-adapter", "pid": os.getpid(), "orders_sent": self.orders_sent, "reports": self.reports,
-                "last_seq": self.sent_seq, "duplicates_suppressed": self.duplicates_suppressed,
-                "repeated_to_venue": self.sent_seqs_repeated, "gaps": self.gaps, "bad": self.bad,
-                "errors": list(self.errors)[-5:], "messages": self.orders_sent + self.reports}
+                "last_seq": o.sent, "duplicates_suppressed": o.duplicates_suppressed,
+                "repeated_to_venue": o.repeated, "gaps": o.gaps, "bad": self.bad,
+                "errors": (list(self.errors) + list(o.errors))[-5:], "messages": self.orders_sent + self.reports}
 
     def write_status(self) -> None:
         write_status(self.config.status_file, self.stats())

@@ -68,7 +68,7 @@ def _cmd_venue(args: argparse.Namespace) -> int:
     adapter = VenueAdapter(topo.members, streams, cfg, aeron_dir=topo.aeron_dir)
     rc = run_agent(adapter, "venue")
     print(f"tickline venue: orders_sent={adapter.orders_sent} reports={adapter.reports} "
-          f"duplicates_suppressed={adapter.duplicates_suppressed} bad={adapter.bad}", file=sys.stderr, flush=True)
+          f"duplicates_suppressed={adapter.orders.duplicates_suppressed} bad={adapter.bad}", file=sys.stderr, flush=True)
     return rc
 
 

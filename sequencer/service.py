@@ -98,12 +98,25 @@ class SequencerLimits:
                 raise ConfigError(f"bad sequencer limit: fault=user key=sequencer.reference_prices.{sym} value={px!r} expected=positive price")
 
     @classmethod
-    def from_section(cls, section: dict[str, Any], where: str = "") -> "SequencerLimits":
+    def from_section(cls, section: dict[str, Any], where: str = "", env: dict[str, str] | None = None) -> "SequencerLimits":
+        """The ``[sequencer]`` table; each scalar may be overridden by ``TICKLINE_SEQUENCER_<KEY>``."""
+        import os
+
         known = {f.name for f in fields(cls)}
         for k in section:
             if k not in known:
                 raise ConfigError(f"unknown key: fault=user file={where} key=sequencer.{k} expected=one of {','.join(sorted(known))}")
-        return cls(**section)
+        values = dict(section)
+        env = os.environ if env is None else env
+        for f in fields(cls):
+            var = "TICKLINE_SEQUENCER_" + f.name.upper()
+            if var in env and f.name != "reference_prices":
+                raw = env[var]
+                try:
+                    values[f.name] = float(raw) if f.name == "price_band_pct" else int(raw)
+                except ValueError:
+                    raise ConfigError(f"bad sequencer limit: fault=user key={var} value={raw!r} expected=a number") from None
+        return cls(**values)
 
 
 def from_topology(path: str) -> "SequencerService":

@@ -273,3 +273,11 @@ def test_a_replace_moves_the_order_at_the_venue_and_later_fills_and_cancels_foll
     bad = h.enc(ReplaceOrder("b1r", "b1", "X", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, int(100 * S), 51, 0))
     rej = decode(h.send(A, bad)[A][0])
     assert isinstance(rej, OrderReject) and rej.text.startswith("reason=max_order_size")
+
+
+def test_limits_may_come_from_the_environment_and_a_bad_value_names_the_variable():
+    env = {"TICKLINE_SEQUENCER_MAX_ORDER_QTY": "7", "TICKLINE_SEQUENCER_PRICE_BAND_PCT": "2.5"}
+    lim = SequencerLimits.from_section({"max_order_qty": 50}, "t.toml", env)
+    assert (lim.max_order_qty, lim.price_band_pct) == (7, 2.5)
+    with pytest.raises(ValueError, match="key=TICKLINE_SEQUENCER_MAX_ORDERS value='many'"):
+        SequencerLimits.from_section({}, "t.toml", {"TICKLINE_SEQUENCER_MAX_ORDERS": "many"})

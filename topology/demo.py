@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from importlib import resources
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Sequence
 
 from .config import load
 from .supervisor import Supervisor
@@ -163,11 +163,12 @@ class PipelineRun:
         return problems
 
 
-def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool = False, out: IO[str] | None = None,
+def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0, verbose: bool = False, out: IO[str] | None = None,
                  during: Callable[[Supervisor, float], None] | None = None, rate: int | None = None,
                  table_every: float = 3.0) -> PipelineRun:
     """Run the example topology under ``run_dir``: the flows send for ``seconds``;
-    ``kills`` leader kills (kill -9, restarted) spread over that time; ``during(sup,
+    ``kills``: members to kill -9 (each restarted), spread over that time: a number of
+    leader kills, or a sequence of ``"leader"`` / ``"follower"``; ``during(sup,
     elapsed)`` is called every ~0.1 s.  Then every order is waited for (bounded),
     and everything is stopped."""
     out = out or sys.stdout
@@ -181,7 +182,8 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
     def echo(name: str, line: str) -> bool:
         return verbose or "Traceback" in line or "Error" in line or "fault=" in line
 
-    sup = Supervisor(topo, restart=kills > 0, out=out, echo=echo)
+    victims = ["leader"] * kills if isinstance(kills, int) else list(kills)
+    sup = Supervisor(topo, restart=bool(victims), out=out, echo=echo)
     flows = [p for p in topo.processes if p.role == "order flow"]
     done_kills: list[str] = []
     fix_client: FixClient | None = None
@@ -202,7 +204,7 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
             if flowing is None:
                 if all((_read(p.status_file) or {}).get("sequenced", 0) > 0 for p in flows):
                     flowing = now
-                    kill_at = [now + seconds * (i + 1) / (kills + 1.5) for i in range(kills)]
+                    kill_at = [now + seconds * (i + 1) / (len(victims) + 1.5) for i in range(len(victims))]
                 elif now > start_deadline:
                     print("tickline demo: the flows sent nothing within 60 s (see the processes' lines above)", file=out, flush=True)
                     break
@@ -211,17 +213,20 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int = 0, verbose: bool 
             if fix_client is not None:
                 fix_client.do_work()
             if kill_at and now >= kill_at[0]:
-                leader = sup.leader()
-                if leader is not None:
-                    pid = sup.kill(f"member-{leader}")
-                    done_kills.append(f"member-{leader} (pid {pid}) at {now - t0:.1f} s")
-                    print(f"tickline demo: chaos: kill -9 the leader, member-{leader} pid={pid}", file=out, flush=True)
-                    kill_at.pop(0)
+                role = victims[len(victims) - len(kill_at)]
+                roles = sup.member_roles()
+                if "leader" in roles.values():  # a follower is killed only while there is a leader too
+                    m = next((m for m, r in sorted(roles.items()) if r == role), None)
+                    if m is not None:
+                        pid = sup.kill(f"member-{m}")
+                        done_kills.append(f"member-{m} ({role}, pid {pid}) at {now - t0:.1f} s")
+                        print(f"tickline demo: chaos: kill -9 the {role}, member-{m} pid={pid}", file=out, flush=True)
+                        kill_at.pop(0)
             if table_every and now >= next_table:
                 next_table = now + table_every
                 print(sup.status_table(sup.member_roles()), file=out, flush=True)
         # drain: every order answered and at its end (bounded)
-        deadline = time.monotonic() + (30.0 if kills else 15.0)
+        deadline = time.monotonic() + (30.0 if victims else 15.0)
         while time.monotonic() < deadline:
             sup.pump(0.05)
             fix_done = True

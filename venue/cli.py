@@ -80,3 +80,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--config", required=True, help="topology file (TOML): [cluster], [exchange_sim], [venue]")
     p.add_argument("--status-file", default="", help="write counters (JSON) here every 0.5 s")
     p.set_defaults(func=_cmd_venue)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m tickline.venue.cli``), the same commands as under ``tickline``."""
+    parser = argparse.ArgumentParser(prog="tickline")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -65,17 +65,18 @@ def test_every_order_goes_through_risk_sequence_venue_and_back_to_its_sender(run
     assert not [e for e in run.events if "DIED" in e], run.events
 
 
-def test_a_leader_killed_mid_flow_loses_nothing_and_sends_nothing_twice(run_dir):
+def test_a_leader_and_a_follower_killed_mid_flow_lose_nothing_and_send_nothing_twice(run_dir):
     out = io.StringIO()
-    run = run_pipeline(run_dir, 4.0, kills=1, rate=60, out=out, table_every=0)
-    assert len(run.kills) == 1, out.getvalue()
+    run = run_pipeline(run_dir, 4.0, kills=["leader", "follower"], rate=60, out=out, table_every=0)
+    assert len(run.kills) == 2 and "leader" in run.kills[0] and "follower" in run.kills[1], out.getvalue()
     assert run.problems() == [], out.getvalue()
     sequenced = _totals(run, "sequenced")
     assert _totals(run, "filled") == sequenced and _totals(run, "unanswered") == 0
     assert run.venue["repeated_to_venue"] == 0 and run.venue["gaps"] == 0
     assert run.venue["orders_sent"] == run.venue["last_seq"] == run.exchange_orders >= sequenced
     died = [e for e in run.events if "DIED" in e]
-    assert len(died) == 1 and "member-" in died[0]  # the kill, and nothing else
+    assert len(died) == 2 and all("member-" in d for d in died), run.events  # the kills, and nothing else
+    assert run.fix["sent"] > 0 and run.fix["filled"] == run.fix["sent"], run.fix
 
 
 def test_malformed_messages_on_the_order_and_report_streams_are_refused_and_counted(run_dir):

@@ -54,7 +54,7 @@ __all__ = ["SequencerLimits", "SequencerService", "from_topology", "REASONS"]
 
 #: every reason a message is refused, as the ``reason=`` of its reject's text
 REASONS = ("malformed", "position_limit", "rate_limit", "max_order_size", "price_band", "bad_quantity",
-           "duplicate_clordid", "unknown_order", "not_venue", "venue")
+           "duplicate_clordid", "unknown_order", "not_venue", "venue", "venue_backlog")
 
 _TIMER_POLLS = 1
 _MAX_DONE = 100_000  # finished orders remembered (late reports, ClOrdId uniqueness)
@@ -73,7 +73,9 @@ class SequencerLimits:
     ``rate_window_ms`` of cluster time per account; ``price_band_pct``: a limit
     price within this percentage of the symbol's reference (the last fill, else
     ``reference_prices``; no reference: not checked); ``event_backlog``: events
-    kept per client that has not polled; ``long_poll_ms``: how long a poll is held."""
+    kept per client that has not polled; ``long_poll_ms``: how long a poll is held;
+    ``venue_backlog``: sequenced messages the venue has not taken yet, beyond which new
+    ones are refused (``reason=venue_backlog``: the venue is down or behind)."""
 
     max_position: int = 10_000
     max_order_qty: int = 1_000
@@ -81,11 +83,12 @@ class SequencerLimits:
     rate_window_ms: int = 1_000
     price_band_pct: float = 10.0
     reference_prices: dict[str, float] = field(default_factory=dict)
-    event_backlog: int = 100_000
+    event_backlog: int = 10_000
     long_poll_ms: int = 50
+    venue_backlog: int = 100_000
 
     def __post_init__(self) -> None:
-        for name in ("max_position", "max_order_qty", "max_orders", "rate_window_ms", "event_backlog", "long_poll_ms"):
+        for name in ("max_position", "max_order_qty", "max_orders", "rate_window_ms", "event_backlog", "long_poll_ms", "venue_backlog"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"bad sequencer limit: fault=user key=sequencer.{name} value={v!r} expected=positive integer")
@@ -286,9 +289,17 @@ class SequencerService:
 
     # ---------------------------------------------------------------- orders in
 
+    def _venue_full(self) -> tuple[str, str] | None:
+        n = len(self.venue_queue)
+        return ("venue_backlog", f"queued={n} max={self.limits.venue_backlog}") if n >= self.limits.venue_backlog else None
+
     def _new_order(self, session: Any, ts: int, o: NewOrder) -> None:
         lim = self.limits
         sid = session.id
+        full = self._venue_full()
+        if full is not None:
+            self._refuse(session, ts, o.cl_ord_id, full[0], full[1], o)
+            return
         if (sid, o.cl_ord_id) in self.by_client:
             self._refuse(session, ts, o.cl_ord_id, "duplicate_clordid", f"ClOrdId already used by this session: cl_ord_id={o.cl_ord_id}", o)
             return
@@ -343,7 +354,7 @@ class SequencerService:
         if (sid, r.cl_ord_id) in self.by_client:
             self._refuse_cancel(session, ts, r.cl_ord_id, r.orig_cl_ord_id, to, "duplicate_clordid", f"cl_ord_id={r.cl_ord_id}")
             return
-        why = self._check_size_and_price(r.symbol, r.quantity, r.price, r.ord_type)
+        why = self._venue_full() or self._check_size_and_price(r.symbol, r.quantity, r.price, r.ord_type)
         if why is None:
             key = (order.account, order.symbol, order.side)
             pos = self.positions.get((order.account, order.symbol), 0)
@@ -383,6 +394,10 @@ class SequencerService:
         if order is None:
             self._refuse_cancel(session, ts, c.cl_ord_id, c.orig_cl_ord_id, CxlRejResponseTo.CANCEL, "unknown_order",
                                 f"no live order: orig_cl_ord_id={c.orig_cl_ord_id}")
+            return
+        if len(self.venue_queue) >= 2 * self.limits.venue_backlog:  # cancels get room beyond new orders', not unbounded
+            self._refuse_cancel(session, ts, c.cl_ord_id, c.orig_cl_ord_id, CxlRejResponseTo.CANCEL, "venue_backlog",
+                                f"queued={len(self.venue_queue)}")
             return
         if (sid, c.cl_ord_id) in self.by_client:
             self._refuse_cancel(session, ts, c.cl_ord_id, c.orig_cl_ord_id, CxlRejResponseTo.CANCEL, "duplicate_clordid",

@@ -281,3 +281,20 @@ def test_limits_may_come_from_the_environment_and_a_bad_value_names_the_variable
     assert (lim.max_order_qty, lim.price_band_pct) == (7, 2.5)
     with pytest.raises(ValueError, match="key=TICKLINE_SEQUENCER_MAX_ORDERS value='many'"):
         SequencerLimits.from_section({}, "t.toml", {"TICKLINE_SEQUENCER_MAX_ORDERS": "many"})
+
+
+def test_a_venue_that_takes_nothing_bounds_the_queue_and_new_orders_are_refused_with_the_reason():
+    h = Harness(SequencerLimits(venue_backlog=3, max_orders=100))
+    for i in range(3):
+        assert isinstance(P.decode(h.send(A, h.order(f"q{i}", qty=1))[A][0]), P.Sequenced)
+    assert reason(h.send(A, h.order("q3", qty=1))[A][0]) == "reason=venue_backlog"
+    # cancels still get in (they reduce risk), up to twice the bound
+    for i in range(3):
+        assert isinstance(P.decode(h.send(A, h.enc(CancelOrder(f"c{i}", f"q{i}", "X", Side.BUY, 0)))[A][0]), P.Sequenced)
+    assert reason(h.send(A, h.enc(CancelOrder("c9", "q0", "X", Side.BUY, 0)))[A][0]) == "reason=venue_backlog"
+    assert len(h.service.venue_queue) == 6
+    # the venue takes them: room again
+    h.send(VENUE, P.encode_venue_poll(-1))
+    h.send(VENUE, P.encode_venue_poll(6))
+    assert len(h.service.venue_queue) == 0
+    assert isinstance(P.decode(h.send(A, h.order("q4", qty=1))[A][0]), P.Sequenced)

@@ -272,34 +272,32 @@ class OrderBookkeeping:
         return order, self._view[:self.m.HEADER_LENGTH + e.encoded_length]
 
     def cancel(self, order: Order, now_ns: int) -> memoryview:
-        cl = self.next_cl_ord_id()
-        e = self._cancel.wrap_and_apply_header(self._buf, 0)
-        e.cl_ord_id = cl
-        e.orig_cl_ord_id = order.cl_ord_id
-        e.symbol = order.symbol
-        e.side = order.side
+        e = self._request(self._cancel, order)
         e.transact_time = now_ns
         order.pending_cancel = True
-        order.cl_ord_ids.append(cl)
-        self.live[cl] = order
         return self._view[:self.m.HEADER_LENGTH + e.encoded_length]
 
     def replace(self, order: Order, price: int | None, quantity: int, now_ns: int) -> memoryview:
-        cl = self.next_cl_ord_id()
-        e = self._replace.wrap_and_apply_header(self._buf, 0)
-        e.cl_ord_id = cl
-        e.orig_cl_ord_id = order.cl_ord_id
-        e.symbol = order.symbol
-        e.side = order.side
+        e = self._request(self._replace, order)
         e.ord_type = order.ord_type
         e.time_in_force = order.time_in_force
         e.price.mantissa = price
         e.quantity = quantity
         e.transact_time = now_ns
         order.pending_replace = (price, quantity)
+        return self._view[:self.m.HEADER_LENGTH + e.encoded_length]
+
+    def _request(self, encoder: Any, order: Order) -> Any:
+        """A cancel or replace of ``order`` under a new ClOrdId: the fields both carry."""
+        cl = self.next_cl_ord_id()
+        e = encoder.wrap_and_apply_header(self._buf, 0)
+        e.cl_ord_id = cl
+        e.orig_cl_ord_id = order.cl_ord_id
+        e.symbol = order.symbol
+        e.side = order.side
         order.cl_ord_ids.append(cl)
         self.live[cl] = order
-        return self._view[:self.m.HEADER_LENGTH + e.encoded_length]
+        return e
 
     def deny(self, order: Order, reason: str) -> None:
         """The request for ``order`` never left (e.g. the send queue was full)."""

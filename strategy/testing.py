@@ -1,4 +1,4 @@
-"""Testing helpers: ``SimulatedVenue`` (an in-process ``OrderGateway``) and ``ManualClock``.
+"""Testing helpers: ``SimulatedVenue`` (an in-process ``OrderGateway``), ``ManualClock``, ``run_until``.
 
 ``SimulatedVenue`` is a tiny matcher for tests and for trying a strategy out
 without a cluster (``[strategy.gateway] kind = "simulated"``).  It speaks the
@@ -32,9 +32,19 @@ from typing import Any, Callable
 
 from tickline.feed import sbe
 
-__all__ = ["SimulatedVenue", "ManualClock"]
+__all__ = ["SimulatedVenue", "ManualClock", "run_until"]
 
 _HEADER = struct.Struct("<HHHH")
+
+
+def run_until(step: Callable[[], object], done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Call ``step`` (a duty cycle) until ``done()``; AssertionError after ``timeout`` wall-clock seconds,
+    so a test fails instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in time: timeout_s={timeout}")
+        step()
 
 
 class ManualClock:

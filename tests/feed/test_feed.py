@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from conftest import run_until
 from tickline.feed import MarketDataDecoder, MarketDataEncoder, MarketDataPublisher, MarketDataSubscriber, RandomWalk, \
     SyntheticFeed, price, sbe
 from tickline.feed.consumer import Gap
+from tickline.strategy.testing import run_until
 
 STREAM = 1001
 

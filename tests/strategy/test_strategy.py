@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_until
+from tickline.strategy.testing import run_until
 from tickline.feed import MarketDataPublisher, price, sbe
 from tickline.strategy import ManualClock, OrderStatus, Position, SimulatedVenue, Strategy, StrategyConfigError, \
     StrategyRunner, load_config

@@ -142,3 +142,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--status-file", help="write counters, positions and the strategy's summary() here (JSON, every second)")
     r.set_defaults(func=_cmd_run)
     register_feed(subparsers)
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from tickline.feed.bench import register_bench as register_feed_bench
+
+    register_feed_bench(bench_subparsers)

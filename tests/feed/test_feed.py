@@ -234,3 +234,16 @@ def test_synthetic_feed_paces_by_its_clock(aeron: Any) -> None:
     assert feed.publisher.published == 50
     run_until(sub.do_work, lambda: len(got.seqs) == 50)
     assert got.seqs == list(range(1, 51)) and sub.counters.gaps == 0
+
+
+def test_bench_feed_runs_small_and_both_consumers_see_the_same_mids(tmp_path: Any) -> None:
+    import argparse
+    import json
+
+    from tickline.feed.bench import cmd_bench_feed
+
+    out = tmp_path / "bench.json"
+    assert cmd_bench_feed(argparse.Namespace(count=3000, batch=64, json=str(out))) == 0
+    figures = json.loads(out.read_text())  # no timing asserted: only that every case ran
+    assert set(figures) == {"claim M msgs/s", "offer_top_of_book_batch M msgs/s", "peer: offer_batch pre-encoded M msgs/s",
+                            "bare poll_one loop ns/msg", "strategy on_top_of_book ns/msg", "strategy / bare"}

@@ -247,3 +247,14 @@ def test_bench_feed_runs_small_and_both_consumers_see_the_same_mids(tmp_path: An
     figures = json.loads(out.read_text())  # no timing asserted: only that every case ran
     assert set(figures) == {"claim M msgs/s", "offer_top_of_book_batch M msgs/s", "peer: offer_batch pre-encoded M msgs/s",
                             "bare poll_one loop ns/msg", "strategy on_top_of_book ns/msg", "strategy / bare"}
+
+
+def test_a_version_0_message_without_seqnum_is_delivered_unsequenced() -> None:
+    got = Collect()
+    dec = MarketDataDecoder(got)
+    enc = MarketDataEncoder()
+    buf = bytearray(128)
+    enc.encode_top_of_book(buf, 0, 9, "ESZ6", 1, 1, 2, 1, 0, 0)
+    v0 = struct.pack("<HHHH", 64, 1, 100, 0) + bytes(buf[8:8 + 64])  # what a version-0 publisher wrote
+    dec.on_message(v0, 1)
+    assert got.seqs == [None] and (dec.counters.unsequenced, dec.counters.malformed) == (1, 0)

@@ -312,3 +312,15 @@ def test_toml_file_section_and_errors(tmp_path: Any) -> None:
     path.write_text("[strategy\n")
     with pytest.raises(StrategyConfigError, match="reason=not valid TOML"):
         load_toml(str(path), env={})
+
+
+def test_cl_ord_ids_fit_the_schema_and_a_restart_continues_above() -> None:
+    from tickline.strategy.orders import ClOrdIdGenerator
+
+    first = ClOrdIdGenerator("mm1", seed=1_765_000_000_000_000)  # microseconds since the epoch
+    ids = [first() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(i) <= 20 and i.startswith("mm1-") for i in ids)
+    later = ClOrdIdGenerator("mm1", seed=1_765_000_000_000_000 + 5_000_000)  # restarted 5 s later
+    assert int(later()[4:], 36) > max(int(i[4:], 36) for i in ids)
+    with pytest.raises(ValueError, match="prefix must be 1-8 characters"):
+        ClOrdIdGenerator("much-too-long", 0)

@@ -91,6 +91,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"tickline strategy run: {e}", file=sys.stderr)
             return 2
         runner = StrategyRunner(strategy, gateway, aeron=aeron, clock=clock)
+        recover = getattr(gateway, "recover", None)
+        if recover is not None:  # a restarted strategy takes over its open orders and position
+            state = recover(config.account)
+            if state is not None:
+                reports, positions = state
+                adopted = runner.restore(reports, positions)
+                print(f"tickline strategy run: recovered open_orders={adopted} positions={dict(positions or {})}",
+                      file=sys.stderr, flush=True)
         invoker = AgentInvoker(runner)
         idle = idle_strategy_from_name(config.idle)
         print(f"tickline strategy run: strategy={config.name} class={args.strategy} md={config.md_channel}"

@@ -21,6 +21,8 @@ Rules (the order's state table):
   a duplicate (a report delivered twice, e.g. across a failover) and is
   ignored; a fill is applied as cumQuantity minus what was filled, so a
   skipped report cannot make the position drift from the venue's.
+- A fill that would take cumQuantity beyond the order's quantity is refused
+  as malformed (``fault=peer``).
 - Reports for a ClOrdId this strategy never sent (or ended long ago: the last
   ``recent`` ended orders are remembered) are counted, logged, and ignored.
 - Bytes that are not a well-formed report are counted and logged with
@@ -458,6 +460,9 @@ class OrderBookkeeping:
             if last <= 0:
                 self.counters["duplicate_fills"] += 1
                 return None
+            if d.cum_quantity > order.quantity:  # more than was ever ordered: refuse, keep the position true
+                return self._malformed(f"fill beyond the order's quantity: cl_ord_id={order.cl_ord_id} "
+                                       f"cum_quantity={d.cum_quantity} quantity={order.quantity}")
             if last != d.last_quantity:
                 log.warning("fill quantity disagrees with the cumulative quantity: fault=peer cl_ord_id=%s "
                             "last_quantity=%d cum_quantity=%d filled_before=%d", order.cl_ord_id, d.last_quantity,

@@ -204,6 +204,23 @@ def test_hostile_and_unknown_reports_are_counted_not_raised(caplog: pytest.LogCa
     assert "bad enum value: exec_type=122" in caplog.text and "truncated text" in caplog.text
 
 
+def test_a_fill_beyond_the_orders_quantity_is_refused() -> None:
+    venue = SimulatedVenue()
+    venue.set_market("ESZ6", price(99), price(100))
+    s = Recorder(config())
+    gw = ListGateway()
+    runner = offline(s, gw)
+    order = s.buy("ESZ6", 2, price(100))
+    venue.send(gw.sent[0])
+    ack, fill = venue.out
+    over = bytearray(fill)
+    struct.pack_into("<Q", over, 8 + 88, 3)  # cumQuantity 3 of an order for 2
+    gw.inbox = [ack, bytes(over), fill]
+    while runner.do_work():
+        pass
+    assert runner.books.counters["malformed"] == 1 and order.filled == 2 and s.position("ESZ6").quantity == 2
+
+
 def test_back_pressure_queues_then_denies_and_nothing_blocks() -> None:
     s = Recorder(config(max_pending_sends=1))
     gw = ListGateway()

@@ -75,7 +75,7 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     with aeron_client(args.aeron_dir, args.embedded) as aeron:
         pub = aeron.add_exclusive_publication(args.channel, args.stream)
         publisher = MarketDataPublisher(pub)
-        feed = SyntheticFeed(publisher, walk, args.rate, max_batch=args.batch)
+        feed = SyntheticFeed(publisher, walk, args.rate, max_batch=args.batch, pregenerate=args.pregenerate)
         print(f"tickline feed synthetic: channel={args.channel} stream={args.stream} rate={args.rate} "
               f"symbols={','.join(args.symbols)} session_id={pub.session_id}", file=sys.stderr, flush=True)
         run_agent(feed, args.idle, args.seconds, stop)
@@ -145,6 +145,9 @@ def register_feed(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     p.add_argument("--start", type=float, default=100.0, help="first mid price")
     p.add_argument("--tick", type=float, default=0.01, help="price step")
     p.add_argument("--batch", type=int, default=256, help="most messages per offer_batch")
+    p.add_argument("--pregenerate", type=int, default=0, metavar="N",
+                   help="load mode: encode the walk's first N quotes once and publish them in a loop, "
+                        "stamped per batch (prices repeat every N)")
     p.add_argument("--idle", default="backoff", help="idle strategy (busy-spin, yielding, backoff, sleeping)")
     p.set_defaults(func=_cmd_synthetic)
 

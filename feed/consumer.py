@@ -121,73 +121,57 @@ class MarketDataDecoder:
         self.counters = FeedCounters()
         self.tracker = SequenceTracker()
         self._schema_id = m.SCHEMA_ID
-        # template id -> (decoder, minimum block length by version, listener method or None)
-        self._by_template: dict[int, tuple[Any, int, Any]] = {}
-        for cls, method in ((m.TopOfBookDecoder, "on_top_of_book"), (m.OrderUpdateDecoder, "on_order_update"),
-                            (m.TradeDecoder, "on_trade"), (m.OrderBookDecoder, "on_book"),
-                            (m.SnapshotDecoder, "on_snapshot")):
-            self._by_template[cls.TEMPLATE_ID] = (cls(), cls.BLOCK_LENGTH, getattr(listener, method, None))
-        self._on_gap: Callable[[int, int, int], Any] | None = getattr(listener, "on_gap", None)
-        self._book_tid = m.OrderBookDecoder.TEMPLATE_ID
+        self._expected = self.tracker.expected
         self._book_entry = m.OrderBookBidsDecoder.BLOCK_LENGTH
+        # template id -> (decoder, block length at this version, listener method or None, extra check or None)
+        self._by_template: dict[int, tuple[Any, int, Any, Any]] = {}
+        for cls, method, check in ((m.TopOfBookDecoder, "on_top_of_book", None),
+                                   (m.OrderUpdateDecoder, "on_order_update", self._check_enums),
+                                   (m.TradeDecoder, "on_trade", self._check_enums),
+                                   (m.OrderBookDecoder, "on_book", self._check_groups),
+                                   (m.SnapshotDecoder, "on_snapshot", None)):
+            self._by_template[cls.TEMPLATE_ID] = (cls(), cls.BLOCK_LENGTH, getattr(listener, method, None), check)
+        self._on_gap: Callable[[int, int, int], Any] | None = getattr(listener, "on_gap", None)
 
     def on_fragment(self, buffer: Any, header: Any) -> None:
         """An Aeron fragment handler: the source is the fragment's session."""
         self.on_message(buffer, header.session_id)
 
     def on_message(self, buf: Any, source: int = 0) -> None:
+        """Check one message and hand it to the listener (see the class doc); never raises."""
+        # The common case (a well-formed TopOfBook, next in sequence) takes the straight path;
+        # everything else branches off to the helpers below.
         c = self.counters
         c.received += 1
         n = len(buf)
         if n < 8:
             return self._malformed(source, f"shorter than the message header: length={n}")
         block_length, tid, schema_id, version = _HEADER.unpack_from(buf, 0)
-        if schema_id != self._schema_id:
-            return self._malformed(source, f"not market data: schema_id={schema_id} expected={self._schema_id}")
-        entry = self._by_template.get(tid)
+        entry = self._by_template.get(tid) if schema_id == self._schema_id else None
         if entry is None:
-            return self._malformed(source, f"unknown template: template_id={tid}")
-        dec, full_block, method = entry
-        need = full_block if version >= 1 else full_block - 8  # version 0 had no seqNum (8 bytes)
-        if block_length < need or 8 + block_length > n:
+            return self._malformed(source, f"not a market data message: schema_id={schema_id} template_id={tid}"
+                                   if schema_id != self._schema_id else f"unknown template: template_id={tid}")
+        dec, full_block, method, check = entry
+        if block_length < (full_block if version >= 1 else full_block - 8) or 8 + block_length > n:
+            # (version 0 had no seqNum: 8 bytes shorter)
             return self._malformed(source, f"bad block: template_id={tid} version={version} "
                                            f"block_length={block_length} length={n}")
-        if tid == self._book_tid:
-            end = 8 + block_length
-            for group in ("bids", "asks"):
-                if end + 4 > n:
-                    return self._malformed(source, f"truncated OrderBook: group={group} length={n}")
-                entry_length, count = _GROUP.unpack_from(buf, end)
-                if entry_length < self._book_entry:
-                    return self._malformed(source, f"bad OrderBook group: group={group} block_length={entry_length}")
-                end += 4 + entry_length * count
-                if end > n:
-                    return self._malformed(source, f"truncated OrderBook: group={group} count={count} "
-                                                   f"needs={end} length={n}")
+        if check is not None:
+            reason = check(tid, buf, n, block_length, None)
+            if reason is not None:
+                return self._malformed(source, reason)
         d = dec.wrap(buf, 8, block_length, version)
-        checks = _ENUMS.get(tid)
-        if checks is not None:
-            for attr, allowed in checks:
-                raw = getattr(d, attr)
-                if raw not in allowed:
-                    return self._malformed(source, f"bad enum value: template_id={tid} field={attr[:-4]} value={raw}")
+        if check is not None:
+            reason = check(tid, buf, n, block_length, d)
+            if reason is not None:
+                return self._malformed(source, reason)
         seq = d.seq_num
-        if seq is None:
-            c.unsequenced += 1
-        elif seq == 0:
-            return self._malformed(source, f"seqNum=0: template_id={tid}")
+        expected = self._expected
+        if seq is None or expected.get(source) != seq:
+            if not self._sequence(source, seq, tid):
+                return None
         else:
-            r = self.tracker.check(source, seq)
-            if r:
-                if r < 0:
-                    c.duplicates += 1
-                    return None
-                c.gaps += 1
-                c.missing += r
-                log.warning("market data gap: fault=peer stream=%s source=%d first_missing=%d last_missing=%d",
-                            self.name, source, seq - r, seq - 1)
-                if self._on_gap is not None:
-                    self._call(self._on_gap, source, seq - r, seq - 1)
+            expected[source] = seq + 1
         if self.symbols is not None and d.symbol not in self.symbols:
             c.filtered += 1
             return None
@@ -195,17 +179,71 @@ class MarketDataDecoder:
             c.ignored += 1
             return None
         c.delivered += 1
-        self._call(method, d)
+        try:
+            method(d)
+        except Exception:
+            self._listener_error(method)
         return None
+
+    def _sequence(self, source: int, seq: int | None, tid: int) -> bool:
+        """Everything but the next number in sequence: whether to deliver the message."""
+        c = self.counters
+        if seq is None:
+            c.unsequenced += 1
+            return True
+        if seq == 0:
+            self._malformed(source, f"seqNum=0: template_id={tid}")
+            return False
+        r = self.tracker.check(source, seq)
+        if r < 0:
+            c.duplicates += 1
+            return False
+        if r > 0:
+            c.gaps += 1
+            c.missing += r
+            log.warning("market data gap: fault=peer stream=%s source=%d first_missing=%d last_missing=%d",
+                        self.name, source, seq - r, seq - 1)
+            if self._on_gap is not None:
+                self._call(self._on_gap, source, seq - r, seq - 1)
+        return True
+
+    def _check_groups(self, tid: int, buf: Any, n: int, block_length: int, d: Any) -> str | None:
+        """OrderBook: both groups' dimensions and entries lie inside the message (before wrapping)."""
+        if d is not None:
+            return None
+        end = 8 + block_length
+        for group in ("bids", "asks"):
+            if end + 4 > n:
+                return f"truncated OrderBook: group={group} length={n}"
+            entry_length, count = _GROUP.unpack_from(buf, end)
+            if entry_length < self._book_entry:
+                return f"bad OrderBook group: group={group} block_length={entry_length}"
+            end += 4 + entry_length * count
+            if end > n:
+                return f"truncated OrderBook: group={group} count={count} needs={end} length={n}"
+        return None
+
+    def _check_enums(self, tid: int, buf: Any, n: int, block_length: int, d: Any) -> str | None:
+        """Trade, OrderUpdate: enum fields hold one of their values (after wrapping)."""
+        if d is None:
+            return None
+        for attr, allowed in _ENUMS[tid]:
+            raw = getattr(d, attr)
+            if raw not in allowed:
+                return f"bad enum value: template_id={tid} field={attr[:-4]} value={raw}"
+        return None
+
+    def _listener_error(self, fn: Any) -> None:
+        self.counters.listener_errors += 1
+        if self.counters.listener_errors <= 10 or self.counters.listener_errors % 1000 == 0:
+            log.exception("market data listener raised: fault=ours stream=%s listener=%s count=%d",
+                          self.name, getattr(fn, "__qualname__", fn), self.counters.listener_errors)
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:
-            self.counters.listener_errors += 1
-            if self.counters.listener_errors <= 10 or self.counters.listener_errors % 1000 == 0:
-                log.exception("market data listener raised: fault=ours stream=%s listener=%s count=%d",
-                              self.name, getattr(fn, "__qualname__", fn), self.counters.listener_errors)
+            self._listener_error(fn)
 
     def _malformed(self, source: int, reason: str) -> None:
         c = self.counters

@@ -9,6 +9,12 @@ for a given seed whatever the back pressure.  When it falls more than
 ``max_backlog`` messages behind (a slow subscriber, a descheduled process)
 it skips ahead instead of bursting, and counts ``skipped``.
 
+``pregenerate=N`` (load generation): the walk's first N quotes are encoded
+once into batches of ``max_batch`` and published in a loop, whole batches at
+a time, each stamped with the publish time and the next sequence numbers
+(``MarketDataPublisher.publish_batch``): no Python work per message, so the
+rate is the transport's.  Prices then repeat every N messages.
+
 Time comes from ``clock_ns`` (pacing and ``exchangeTimestamp``); nothing here
 reads another clock or starts a thread.
 """
@@ -19,7 +25,7 @@ import random
 import time
 from typing import Callable, Sequence
 
-from .publisher import MarketDataPublisher, price
+from .publisher import MarketDataPublisher, TopOfBookBatch, price
 
 __all__ = ["RandomWalk", "SyntheticFeed"]
 
@@ -65,7 +71,7 @@ class SyntheticFeed:
 
     def __init__(self, publisher: MarketDataPublisher, walk: RandomWalk, rate: float, *,
                  clock_ns: Callable[[], int] = time.time_ns, max_batch: int = 256, max_backlog: int | None = None,
-                 duration_ns: int | None = None) -> None:
+                 duration_ns: int | None = None, pregenerate: int = 0) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be > 0 messages/s: rate={rate} fault=user")
         if max_batch < 1:
@@ -82,6 +88,11 @@ class SyntheticFeed:
         self.skipped = 0
         self.batches = 0
         self._pending: list[Quote] = []
+        self._ring: list[TopOfBookBatch] = []
+        self._ring_i = 0
+        self._ring_start = 0
+        while len(self._ring) * max_batch < pregenerate:
+            self._ring.append(TopOfBookBatch([walk.next(0)[:5] for _ in range(max_batch)]))
 
     def role_name(self) -> str:
         return "synthetic-feed"
@@ -102,6 +113,8 @@ class SyntheticFeed:
         if due > self.max_backlog:
             self.skipped += due - self.max_backlog
             due = self.max_backlog
+        if self._ring:
+            return self._publish_ring(due)
         pending = self._pending
         room = self.max_batch - len(pending)
         for _ in range(max(min(due, room), 0)):
@@ -113,6 +126,19 @@ class SyntheticFeed:
         if done:
             self.batches += 1
             del pending[:done]
+        return done
+
+    def _publish_ring(self, due: int) -> int:
+        batch = self._ring[self._ring_i]
+        if due < len(batch) - self._ring_start:
+            return 0  # whole batches only
+        done = self.publisher.publish_batch(batch, self._ring_start)
+        self.generated += done
+        self._ring_start += done
+        if self._ring_start == len(batch):
+            self._ring_start = 0
+            self._ring_i = (self._ring_i + 1) % len(self._ring)
+            self.batches += 1
         return done
 
     def on_close(self) -> None:

@@ -91,6 +91,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"tickline strategy run: {e}", file=sys.stderr)
             return 2
         runner = StrategyRunner(strategy, gateway, aeron=aeron, clock=clock)
+        recover = getattr(gateway, "recover", None)
+        if recover is not None:  # a restarted strategy takes over its open orders and position
+            state = recover(config.account)
+            if state is not None:
+                reports, positions = state
+                adopted = runner.restore(reports, positions)
+                print(f"tickline strategy run: recovered open_orders={adopted} positions={dict(positions or {})}",
+                      file=sys.stderr, flush=True)
         invoker = AgentInvoker(runner)
         idle = idle_strategy_from_name(config.idle)
         print(f"tickline strategy run: strategy={config.name} class={args.strategy} md={config.md_channel}"
@@ -142,3 +150,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--status-file", help="write counters, positions and the strategy's summary() here (JSON, every second)")
     r.set_defaults(func=_cmd_run)
     register_feed(subparsers)
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from tickline.feed.bench import register_bench as register_feed_bench
+
+    register_feed_bench(bench_subparsers)

@@ -15,6 +15,13 @@ messages (with their header) addressed to this client to ``handler``, up to
 ``limit`` of them, and returns the work count.  The view is valid only during
 the call.
 
+Optional, for a restarted strategy: ``recover(account) -> (reports, positions)
+| None``: encoded ExecutionReports describing each open order of ``account``
+now (ordStatus New/PartiallyFilled, price, cumQuantity, leavesQuantity,
+avgPrice) and ``{symbol: (signed quantity, cost[, realized])}`` (mantissa x
+quantity); ``tickline strategy run`` asks before starting and hands the
+answer to ``StrategyRunner.restore``.  None: the gateway cannot tell.
+
 Implementations: ``tickline.sequencer.client.SequencerGateway`` (orders
 through the replicated sequencer) and, for tests and trying a strategy out,
 ``tickline.strategy.testing.SimulatedVenue`` (an in-process matcher).

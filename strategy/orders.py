@@ -21,6 +21,8 @@ Rules (the order's state table):
   a duplicate (a report delivered twice, e.g. across a failover) and is
   ignored; a fill is applied as cumQuantity minus what was filled, so a
   skipped report cannot make the position drift from the venue's.
+- A fill that would take cumQuantity beyond the order's quantity is refused
+  as malformed (``fault=peer``).
 - Reports for a ClOrdId this strategy never sent (or ended long ago: the last
   ``recent`` ended orders are remembered) are counted, logged, and ignored.
 - Bytes that are not a well-formed report are counted and logged with
@@ -187,6 +189,21 @@ class ClOrdIdGenerator:
         self.counter = seed
         self.width = 20 - len(self.prefix)
 
+    def counter_of(self, cl_ord_id: str) -> int | None:
+        """The counter of one of this generator's ids (None: another prefix, or not base 36)."""
+        if not cl_ord_id.startswith(self.prefix):
+            return None
+        try:
+            return int(cl_ord_id[len(self.prefix):], 36)
+        except ValueError:
+            return None
+
+    def skip_past(self, cl_ord_id: str) -> None:
+        """Never hand out ``cl_ord_id`` or anything below it (an id recovered after a restart)."""
+        n = self.counter_of(cl_ord_id)
+        if n is not None and n >= self.counter:
+            self.counter = n + 1
+
     def __call__(self) -> str:
         n = self.counter
         self.counter = n + 1
@@ -244,7 +261,7 @@ class OrderBookkeeping:
         self.recent_limit = recent
         self.positions: dict[str, Position] = {}
         self.event = ReportEvent()
-        self.counters = {"reports": 0, "malformed": 0, "unknown": 0, "duplicate_fills": 0, "fills": 0}
+        self.counters = {"reports": 0, "malformed": 0, "unknown": 0, "duplicate_fills": 0, "fills": 0, "adopted": 0}
         self._exec = {int(v): v for v in m.ExecType}
         self._status = frozenset(int(v) for v in m.OrdStatus)
         self._sides = frozenset(int(v) for v in m.Side)
@@ -272,34 +289,80 @@ class OrderBookkeeping:
         return order, self._view[:self.m.HEADER_LENGTH + e.encoded_length]
 
     def cancel(self, order: Order, now_ns: int) -> memoryview:
-        cl = self.next_cl_ord_id()
-        e = self._cancel.wrap_and_apply_header(self._buf, 0)
-        e.cl_ord_id = cl
-        e.orig_cl_ord_id = order.cl_ord_id
-        e.symbol = order.symbol
-        e.side = order.side
+        e = self._request(self._cancel, order)
         e.transact_time = now_ns
         order.pending_cancel = True
-        order.cl_ord_ids.append(cl)
-        self.live[cl] = order
         return self._view[:self.m.HEADER_LENGTH + e.encoded_length]
 
     def replace(self, order: Order, price: int | None, quantity: int, now_ns: int) -> memoryview:
-        cl = self.next_cl_ord_id()
-        e = self._replace.wrap_and_apply_header(self._buf, 0)
-        e.cl_ord_id = cl
-        e.orig_cl_ord_id = order.cl_ord_id
-        e.symbol = order.symbol
-        e.side = order.side
+        e = self._request(self._replace, order)
         e.ord_type = order.ord_type
         e.time_in_force = order.time_in_force
         e.price.mantissa = price
         e.quantity = quantity
         e.transact_time = now_ns
         order.pending_replace = (price, quantity)
+        return self._view[:self.m.HEADER_LENGTH + e.encoded_length]
+
+    def _request(self, encoder: Any, order: Order) -> Any:
+        """A cancel or replace of ``order`` under a new ClOrdId: the fields both carry."""
+        cl = self.next_cl_ord_id()
+        e = encoder.wrap_and_apply_header(self._buf, 0)
+        e.cl_ord_id = cl
+        e.orig_cl_ord_id = order.cl_ord_id
+        e.symbol = order.symbol
+        e.side = order.side
         order.cl_ord_ids.append(cl)
         self.live[cl] = order
-        return self._view[:self.m.HEADER_LENGTH + e.encoded_length]
+        return e
+
+    def adopt(self, buf: Any) -> Order | None:
+        """Recovery after a restart: take over the open order one ExecutionReport describes (its
+        ordStatus, price, cumQuantity + leavesQuantity, avgPrice), if its ClOrdId is one of this
+        strategy's (its prefix).  No position change (positions are restored as a whole: see
+        ``restore_position``) and no callback.  None for anything else (counted, logged)."""
+        b = self.m
+        n = len(buf)
+        if n < 8 + self._er_block + 4:
+            self._malformed(f"recovered report too short: length={n}")
+            return None
+        block_length, tid, schema_id, version = _HEADER.unpack_from(buf, 0)
+        if (schema_id, tid) != (b.SCHEMA_ID, self._er_tid) or block_length < self._er_block or 8 + block_length > n:
+            self._malformed(f"recovered report is not an ExecutionReport: schema_id={schema_id} template_id={tid}")
+            return None
+        d = self._er.wrap(buf, 8, block_length, version)
+        status = {int(b.OrdStatus.New): OrderStatus.ACCEPTED, int(b.OrdStatus.PartiallyFilled): OrderStatus.PARTIALLY_FILLED,
+                  int(b.OrdStatus.Replaced): OrderStatus.ACCEPTED}.get(d.ord_status_raw)
+        if status is None or d.side_raw not in self._sides or d.leaves_quantity == 0:
+            self.counters["unknown"] += 1  # not an open order: nothing to take over
+            return None
+        cl = d.cl_ord_id
+        if cl in self.live:  # the same order reported twice: taken over once
+            return None
+        if self.next_cl_ord_id.counter_of(cl) is None:
+            self.counters["unknown"] += 1
+            log.warning("recovered order is not this strategy's: fault=peer cl_ord_id=%s prefix=%s", cl,
+                        self.next_cl_ord_id.prefix)
+            return None
+        side = b.Side(d.side_raw)
+        price = d.price.mantissa
+        order = Order(cl, d.symbol, side, price, d.cum_quantity + d.leaves_quantity,
+                      b.OrdType.Market if price is None else b.OrdType.Limit, b.TimeInForce.Day, d.transact_time)
+        order.status = status
+        order.order_id = d.order_id
+        order.filled = d.cum_quantity
+        order.notional = (d.avg_price.mantissa or 0) * d.cum_quantity
+        self.live[cl] = order
+        self.next_cl_ord_id.skip_past(cl)
+        self.counters["adopted"] += 1
+        return order
+
+    def restore_position(self, symbol: str, quantity: int, cost: int, realized: int = 0) -> Position:
+        """Recovery after a restart: one symbol's position as the order path knows it (signed
+        quantity, cost of the open quantity and realized PnL, both mantissa x quantity)."""
+        p = self.position(symbol)
+        p.quantity, p.cost, p.realized = quantity, cost, realized
+        return p
 
     def deny(self, order: Order, reason: str) -> None:
         """The request for ``order`` never left (e.g. the send queue was full)."""
@@ -397,6 +460,9 @@ class OrderBookkeeping:
             if last <= 0:
                 self.counters["duplicate_fills"] += 1
                 return None
+            if d.cum_quantity > order.quantity:  # more than was ever ordered: refuse, keep the position true
+                return self._malformed(f"fill beyond the order's quantity: cl_ord_id={order.cl_ord_id} "
+                                       f"cum_quantity={d.cum_quantity} quantity={order.quantity}")
             if last != d.last_quantity:
                 log.warning("fill quantity disagrees with the cumulative quantity: fault=peer cl_ord_id=%s "
                             "last_quantity=%d cum_quantity=%d filled_before=%d", order.cl_ord_id, d.last_quantity,

@@ -147,6 +147,18 @@ class StrategyRunner:
                     self.cancel(order)
             self._flush()
 
+    def restore(self, reports: Any = (), positions: Any = None) -> int:
+        """Recovery after a restart, before ``on_start``: take over the open orders the encoded
+        ExecutionReports in ``reports`` describe (this strategy's ClOrdIds only; new ids continue
+        above them) and set ``positions`` ({symbol: (signed quantity, cost[, realized])}, mantissa x
+        quantity).  No callbacks: the strategy finds them in ``open_orders()`` / ``position()``.
+        Returns how many orders were taken over.  A gateway that can tell (``recover(account)``
+        returning ``(reports, positions)``) is asked by ``tickline strategy run``."""
+        adopted = sum(self.books.adopt(r) is not None for r in reports)
+        for symbol, value in (positions or {}).items():
+            self.books.restore_position(symbol, *value)
+        return adopted
+
     # -- requests --------------------------------------------------------------------------------
 
     def submit(self, symbol: str, buy: bool, quantity: int, price: int | None, tif: str) -> Order:

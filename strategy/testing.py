@@ -1,4 +1,4 @@
-"""Testing helpers: ``SimulatedVenue`` (an in-process ``OrderGateway``) and ``ManualClock``.
+"""Testing helpers: ``SimulatedVenue`` (an in-process ``OrderGateway``), ``ManualClock``, ``run_until``.
 
 ``SimulatedVenue`` is a tiny matcher for tests and for trying a strategy out
 without a cluster (``[strategy.gateway] kind = "simulated"``).  It speaks the
@@ -15,6 +15,8 @@ OrderReject messages.  Rules:
 - a market order with no quote on the side it takes is rejected (ExecType Rejected);
 - cancel and replace of a resting order are answered Canceled / Replaced;
   of an unknown or finished one, OrderReject (UnknownOrder);
+- ``recover(account)``: what a restarted strategy takes over (``StrategyRunner.restore``):
+  an ExecutionReport per resting order of the account, and its positions;
 - ``refuse_next(n)``: the next ``n`` sends return False (back pressure);
 - ``follow_market_data=True``: a ``StrategyRunner`` using this venue passes it
   every top of book before the strategy sees it (what ``kind = "simulated"``
@@ -32,9 +34,21 @@ from typing import Any, Callable
 
 from tickline.feed import sbe
 
-__all__ = ["SimulatedVenue", "ManualClock"]
+from .orders import Position
+
+__all__ = ["SimulatedVenue", "ManualClock", "run_until"]
 
 _HEADER = struct.Struct("<HHHH")
+
+
+def run_until(step: Callable[[], object], done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Call ``step`` (a duty cycle) until ``done()``; AssertionError after ``timeout`` wall-clock seconds,
+    so a test fails instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in time: timeout_s={timeout}")
+        step()
 
 
 class ManualClock:
@@ -52,10 +66,11 @@ class ManualClock:
 
 
 class _Resting:
-    __slots__ = ("order_id", "cl_ord_id", "symbol", "buy", "price", "quantity", "cum", "notional")
+    __slots__ = ("order_id", "cl_ord_id", "symbol", "buy", "price", "quantity", "cum", "notional", "account")
 
-    def __init__(self, order_id: int, cl_ord_id: str, symbol: str, buy: bool, price: int | None, quantity: int) -> None:
-        self.order_id, self.cl_ord_id, self.symbol, self.buy = order_id, cl_ord_id, symbol, buy
+    def __init__(self, order_id: int, cl_ord_id: str, symbol: str, buy: bool, price: int | None, quantity: int,
+                 account: str = "") -> None:
+        self.order_id, self.cl_ord_id, self.symbol, self.buy, self.account = order_id, cl_ord_id, symbol, buy, account
         self.price, self.quantity, self.cum, self.notional = price, quantity, 0, 0
 
 
@@ -72,6 +87,7 @@ class SimulatedVenue:
         self.resting: dict[str, _Resting] = {}  # cl_ord_id -> order
         self.out: collections.deque[bytes] = collections.deque()
         self.received: list[Any] = []  # (template name, cl_ord_id) of every request taken
+        self.positions: dict[tuple[str, str], Position] = {}  # (account, symbol) -> the venue's view
         self._refuse = 0
         self._next_order_id = 1
         self._next_exec_id = 1
@@ -107,6 +123,12 @@ class SimulatedVenue:
             n += 1
         return n
 
+    def recover(self, account: str) -> tuple[list[bytes], dict[str, tuple[int, int, int]]]:
+        reports = [self._encode(o, "New", "PartiallyFilled" if o.cum else "New")
+                   for o in self.resting.values() if o.account == account]
+        positions = {sym: (p.quantity, p.cost, p.realized) for (acct, sym), p in self.positions.items() if acct == account}
+        return reports, positions
+
     def refuse_next(self, n: int) -> None:
         self._refuse = n
 
@@ -125,7 +147,7 @@ class SimulatedVenue:
 
     def _new(self, d: Any) -> None:
         buy = d.side_raw == 49
-        o = _Resting(self._next_order_id, d.cl_ord_id, d.symbol, buy, d.price.mantissa, d.quantity)
+        o = _Resting(self._next_order_id, d.cl_ord_id, d.symbol, buy, d.price.mantissa, d.quantity, d.account)
         self._next_order_id += 1
         bid, ask = self.market.get(o.symbol, (None, None))
         if o.price is None and (ask if buy else bid) is None:
@@ -145,6 +167,10 @@ class SimulatedVenue:
             qty = min(qty, self.fill_quantity)
         o.cum += qty
         o.notional += qty * px
+        key = (o.account, o.symbol)
+        if key not in self.positions:
+            self.positions[key] = Position(o.symbol)
+        self.positions[key].apply_fill(o.buy, qty, px)
         done = o.cum >= o.quantity
         if done:
             del self.resting[o.cl_ord_id]
@@ -171,6 +197,10 @@ class SimulatedVenue:
 
     def _report(self, o: _Resting, exec_type: str, status: str, *, last: tuple[int, int] | None = None,
                 leaves: int | None = None, reason: str | None = None, text: str = "") -> None:
+        self.out.append(self._encode(o, exec_type, status, last=last, leaves=leaves, reason=reason, text=text))
+
+    def _encode(self, o: _Resting, exec_type: str, status: str, *, last: tuple[int, int] | None = None,
+                leaves: int | None = None, reason: str | None = None, text: str = "") -> bytes:
         m = self.m
         e = self._er.wrap_and_apply_header(self._buf, 0)
         e.order_id = o.order_id
@@ -190,7 +220,7 @@ class SimulatedVenue:
         e.avg_price.mantissa = o.notional // o.cum if o.cum else None
         e.transact_time = self.clock_ns()
         e.put_text(text)
-        self.out.append(bytes(self._buf[:m.HEADER_LENGTH + e.encoded_length]))
+        return bytes(self._buf[:m.HEADER_LENGTH + e.encoded_length])
 
     def _reject(self, d: Any, response_to: str) -> None:
         m = self.m

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from conftest import run_until
 from tickline.feed import MarketDataDecoder, MarketDataEncoder, MarketDataPublisher, MarketDataSubscriber, RandomWalk, \
     SyntheticFeed, price, sbe
 from tickline.feed.consumer import Gap
+from tickline.strategy.testing import run_until
 
 STREAM = 1001
 
@@ -234,3 +234,69 @@ def test_synthetic_feed_paces_by_its_clock(aeron: Any) -> None:
     assert feed.publisher.published == 50
     run_until(sub.do_work, lambda: len(got.seqs) == 50)
     assert got.seqs == list(range(1, 51)) and sub.counters.gaps == 0
+
+
+def test_bench_feed_runs_small_and_both_consumers_see_the_same_mids(tmp_path: Any) -> None:
+    import argparse
+    import json
+
+    from tickline.feed.bench import cmd_bench_feed
+
+    out = tmp_path / "bench.json"
+    assert cmd_bench_feed(argparse.Namespace(count=3000, batch=64, json=str(out))) == 0
+    figures = json.loads(out.read_text())  # no timing asserted: only that every case ran
+    assert set(figures) == {"claim M msgs/s", "offer_top_of_book_batch M msgs/s",
+                            "publish_batch (encoded once, stamped) M msgs/s", "peer: offer_batch pre-encoded M msgs/s",
+                            "bare poll_one loop ns/msg", "strategy on_top_of_book ns/msg", "strategy / bare"}
+
+
+def test_a_version_0_message_without_seqnum_is_delivered_unsequenced() -> None:
+    got = Collect()
+    dec = MarketDataDecoder(got)
+    enc = MarketDataEncoder()
+    buf = bytearray(128)
+    enc.encode_top_of_book(buf, 0, 9, "ESZ6", 1, 1, 2, 1, 0, 0)
+    v0 = struct.pack("<HHHH", 64, 1, 100, 0) + bytes(buf[8:8 + 64])  # what a version-0 publisher wrote
+    dec.on_message(v0, 1)
+    assert got.seqs == [None] and (dec.counters.unsequenced, dec.counters.malformed) == (1, 0)
+
+
+def test_a_pre_encoded_batch_is_stamped_and_numbered_on_each_publication(aeron: Any) -> None:
+    from tickline.feed.publisher import TopOfBookBatch
+
+    got = Collect()
+    pub, sub = connected(aeron, got)
+    now = [5]
+    p = MarketDataPublisher(pub, clock_ns=lambda: now[0])
+    batch = TopOfBookBatch([("ESZ6", price(100), 1, price(101), 2), ("NQZ6", None, 0, price(20000), 3)])
+    assert p.top_of_book("ESZ6", 1, 1, 2, 1, ts=0)
+    assert p.publish_batch(batch) == 2
+    now[0] = 9
+    assert p.publish_batch(batch, start=1) == 1  # a retry of the rest
+    run_until(sub.do_work, lambda: len(got.seqs) == 4)
+    assert got.seqs == [1, 2, 3, 4] and sub.counters.gaps == 0
+    assert got.items[1:] == [("ESZ6", price(100), 1, price(101), 2), ("NQZ6", None, 0, price(20000), 3),
+                             ("NQZ6", None, 0, price(20000), 3)]
+    enc = MarketDataEncoder()
+    expected = bytearray(80)
+    enc.encode_top_of_book(expected, 0, 4, "NQZ6", None, 0, price(20000), 3, 9, 9)
+    assert bytes(batch.views[1]) == bytes(expected)  # the same bytes the per-message encoder writes
+
+
+def test_synthetic_feed_pregenerated_publishes_whole_stamped_batches(aeron: Any) -> None:
+    got = Collect()
+    pub, sub = connected(aeron, got)
+    now = [0]
+    feed = SyntheticFeed(MarketDataPublisher(pub, clock_ns=lambda: now[0]), RandomWalk(["A", "B"], seed=2), rate=1000,
+                         clock_ns=lambda: now[0], max_batch=8, pregenerate=16)
+    feed.on_start()
+    now[0] = 5_000_000  # 5 due: less than a batch
+    assert feed.do_work() == 0
+    now[0] = 40_000_000  # 40 due: 5 batches of 8, the ring of 2 batches twice and a half
+    while feed.do_work():
+        pass
+    run_until(sub.do_work, lambda: len(got.seqs) == 40)
+    assert got.seqs == list(range(1, 41)) and sub.counters.gaps == 0
+    walk = RandomWalk(["A", "B"], seed=2)
+    first16 = [walk.next(0)[:5] for _ in range(16)]
+    assert got.items == (first16 * 3)[:40]  # the pre-generated quotes, in a loop

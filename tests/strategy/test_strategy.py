@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_until
+from tickline.strategy.testing import run_until
 from tickline.feed import MarketDataPublisher, price, sbe
 from tickline.strategy import ManualClock, OrderStatus, Position, SimulatedVenue, Strategy, StrategyConfigError, \
     StrategyRunner, load_config
@@ -204,6 +204,23 @@ def test_hostile_and_unknown_reports_are_counted_not_raised(caplog: pytest.LogCa
     assert "bad enum value: exec_type=122" in caplog.text and "truncated text" in caplog.text
 
 
+def test_a_fill_beyond_the_orders_quantity_is_refused() -> None:
+    venue = SimulatedVenue()
+    venue.set_market("ESZ6", price(99), price(100))
+    s = Recorder(config())
+    gw = ListGateway()
+    runner = offline(s, gw)
+    order = s.buy("ESZ6", 2, price(100))
+    venue.send(gw.sent[0])
+    ack, fill = venue.out
+    over = bytearray(fill)
+    struct.pack_into("<Q", over, 8 + 88, 3)  # cumQuantity 3 of an order for 2
+    gw.inbox = [ack, bytes(over), fill]
+    while runner.do_work():
+        pass
+    assert runner.books.counters["malformed"] == 1 and order.filled == 2 and s.position("ESZ6").quantity == 2
+
+
 def test_back_pressure_queues_then_denies_and_nothing_blocks() -> None:
     s = Recorder(config(max_pending_sends=1))
     gw = ListGateway()
@@ -312,3 +329,63 @@ def test_toml_file_section_and_errors(tmp_path: Any) -> None:
     path.write_text("[strategy\n")
     with pytest.raises(StrategyConfigError, match="reason=not valid TOML"):
         load_toml(str(path), env={})
+
+
+def test_cl_ord_ids_fit_the_schema_and_a_restart_continues_above() -> None:
+    from tickline.strategy.orders import ClOrdIdGenerator
+
+    first = ClOrdIdGenerator("mm1", seed=1_765_000_000_000_000)  # microseconds since the epoch
+    ids = [first() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(i) <= 20 and i.startswith("mm1-") for i in ids)
+    later = ClOrdIdGenerator("mm1", seed=1_765_000_000_000_000 + 5_000_000)  # restarted 5 s later
+    assert int(later()[4:], 36) > max(int(i[4:], 36) for i in ids)
+    with pytest.raises(ValueError, match="prefix must be 1-8 characters"):
+        ClOrdIdGenerator("much-too-long", 0)
+
+
+def test_a_restarted_strategy_takes_over_its_open_orders_and_position() -> None:
+    venue = SimulatedVenue(fill_quantity=1)
+    venue.set_market("ESZ6", price(99), price(101))
+    first = Recorder(config(cl_ord_id_seed=100))
+    runner = offline(first, venue)
+    resting = first.buy("ESZ6", 3, price(100))
+    crossing = first.buy("ESZ6", 2, price(101))  # fills 1 at a time
+    first.sell("ESZ6", 1, price(102))
+    while runner.do_work():
+        pass
+    venue.set_market("ESZ6", price(99), price(100))  # the resting buy fills 1 of 3 at 100; the crossing one its last at 100
+    while runner.do_work():
+        pass
+    assert (resting.filled, crossing.status, first.position("ESZ6").quantity) == (1, OrderStatus.FILLED, 3)
+
+    # the process dies; a new one with the same config (and a seed that would repeat ids) starts
+    second = Recorder(config(cl_ord_id_seed=0))
+    runner2 = StrategyRunner(second, venue, subscription=NoMarketData(), clock=ManualClock())
+    reports, positions = venue.recover("ACC1")
+    reports.append(venue._encode(venue.resting[resting.cl_ord_id], "New", "New"))  # reported twice: taken once
+    assert runner2.restore(reports, positions) == 2
+    runner2.on_start()
+    got = sorted((o.cl_ord_id, o.price, o.quantity, o.filled, o.leaves, o.status) for o in second.open_orders())
+    want = sorted((o.cl_ord_id, o.price, o.quantity, o.filled, o.leaves, o.status) for o in first.open_orders())
+    assert got == want and len(got) == 2
+    p1, p2 = first.position("ESZ6"), second.position("ESZ6")
+    assert (p2.quantity, p2.cost, p2.realized) == (p1.quantity, p1.cost, p1.realized) == (3, price(101) + 2 * price(100), 0)
+    fresh = second.buy("ESZ6", 1, price(1))
+    assert int(fresh.cl_ord_id[3:], 36) > max(int(o.cl_ord_id[3:], 36) for o in first.open_orders())
+    taken = next(o for o in second.open_orders() if o.cl_ord_id == resting.cl_ord_id)
+    assert second.cancel(taken)
+    while runner2.do_work():
+        pass
+    assert taken.status is OrderStatus.CANCELED and resting.cl_ord_id not in venue.resting
+
+
+def test_restore_refuses_what_is_not_this_strategys_open_order() -> None:
+    venue = SimulatedVenue()
+    other = Recorder(config(name="other", cl_ord_id_seed=0))
+    offline(other, venue)
+    other.buy("ESZ6", 1, price(1))
+    s = Recorder(config())
+    runner = StrategyRunner(s, venue, subscription=NoMarketData(), clock=ManualClock())
+    reports, _ = venue.recover("ACC1")
+    assert len(reports) == 1 and runner.restore(reports + [b"\x00" * 12]) == 0
+    assert (runner.books.counters["unknown"], runner.books.counters["malformed"]) == (1, 1)

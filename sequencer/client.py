@@ -98,6 +98,42 @@ class SequencerGateway:
             n += 1
         return work + n + cl.work
 
+    def recover(self, account: str, timeout: float = 10.0) -> tuple[list[bytes], dict[str, tuple[int, int, int]]] | None:
+        """A restarted strategy takes over ``account`` (``tickline strategy run`` asks before it
+        starts): this session receives the account's live orders' events from now on.  Returns
+        (an encoded ExecutionReport per live order, {symbol: (quantity, cost, realized)}), or
+        None when the cluster did not answer within ``timeout`` seconds.  Blocks; call it
+        before the strategy runs, never from a callback."""
+        cl = self.cluster
+        deadline = time.monotonic() + timeout
+        while not cl.client.connected:
+            if time.monotonic() > deadline:
+                return None
+            cl.poll()
+            time.sleep(0.001)
+        corr = cl.offer(P.encode_recover(account))
+        while time.monotonic() < deadline:
+            for c, payload in cl.poll():
+                if c != corr:
+                    self._ready.append(payload)  # nothing else is outstanding before the runner starts
+                    continue
+                try:
+                    _last, items = P.decode_batch(payload)
+                except P.ProtocolError:
+                    self.malformed += 1
+                    return None
+                reports: list[bytes] = []
+                positions: dict[str, tuple[int, int, int]] = {}
+                for _n, msg in items:
+                    if P.peek(msg) == (P.SCHEMA_ID, P.POSITION):
+                        pr = P.decode(msg)
+                        positions[pr.symbol] = (pr.quantity, pr.cost, pr.realized)  # type: ignore[union-attr]
+                    else:
+                        reports.append(bytes(msg))
+                return reports, positions
+            time.sleep(0.001)
+        return None
+
     def _on_batch(self, payload: bytes) -> None:
         try:
             last, items = P.decode_batch(payload)
@@ -112,7 +148,3 @@ class SequencerGateway:
 
     def close(self) -> None:
         self.cluster.close()
-
-
-def _now_ms() -> int:
-    return int(time.monotonic() * 1000)

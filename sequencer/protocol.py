@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "SCHEMA_ID", "ORDERS_SCHEMA_ID", "HEADER", "ProtocolError", "EventPoll", "VenuePoll", "Sequenced",
+    "Recover", "PositionReport", "encode_recover", "encode_position",
     "encode_event_poll", "encode_venue_poll", "encode_sequenced", "encode_batch", "decode", "decode_batch", "peek",
 ]
 
@@ -27,7 +28,9 @@ _SEQUENCED = struct.Struct("<qq20s")
 _BATCH = struct.Struct("<q")
 _GROUP = struct.Struct("<HH")
 _ITEM = struct.Struct("<qI")  # seq, then the varData's length
-EVENT_POLL, VENUE_POLL, SEQUENCED, BATCH = 1, 2, 3, 4
+_RECOVER = struct.Struct("<12s")
+_POSITION = struct.Struct("<16sqqq")
+EVENT_POLL, VENUE_POLL, SEQUENCED, BATCH, RECOVER, POSITION = 1, 2, 3, 4, 5, 6
 MAX_ITEMS = 0xFFFF
 
 
@@ -45,6 +48,19 @@ class EventPoll:
 class VenuePoll:
     after: int
     max_orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReport:
+    symbol: str
+    quantity: int
+    cost: int
+    realized: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,15 @@ def encode_sequenced(order_id: int, timestamp: int, cl_ord_id: str) -> bytes:
         order_id, timestamp, cl_ord_id.encode("ascii", "replace")[:20])
 
 
+def encode_recover(account: str) -> bytes:
+    return HEADER.pack(_RECOVER.size, RECOVER, SCHEMA_ID, VERSION) + _RECOVER.pack(account.encode("ascii", "replace")[:12])
+
+
+def encode_position(symbol: str, quantity: int, cost: int, realized: int) -> bytes:
+    return HEADER.pack(_POSITION.size, POSITION, SCHEMA_ID, VERSION) + _POSITION.pack(
+        symbol.encode("ascii", "replace")[:16], quantity, cost, realized)
+
+
 def encode_batch(last: int, items: list[tuple[int, bytes]]) -> bytes:
     """``items``: (number, one orders.xml message with its header), at most 65535."""
     if len(items) > MAX_ITEMS:
@@ -86,7 +111,7 @@ def peek(data: bytes | memoryview) -> tuple[int, int]:
     return schema, template
 
 
-def decode(data: bytes | memoryview) -> EventPoll | VenuePoll | Sequenced:
+def decode(data: bytes | memoryview) -> EventPoll | VenuePoll | Sequenced | Recover | PositionReport:
     """Decode a poll or a Sequenced receipt (not a Batch: see :func:`decode_batch`)."""
     schema, template = peek(data)
     if schema != SCHEMA_ID:
@@ -103,6 +128,16 @@ def decode(data: bytes | memoryview) -> EventPoll | VenuePoll | Sequenced:
             raise ProtocolError(f"truncated Sequenced: fault=peer block_length={block} length={len(data)}")
         oid, ts, raw = _SEQUENCED.unpack_from(data, HEADER.size)
         return Sequenced(oid, ts, raw.rstrip(b"\0").decode("ascii", "replace"))
+    if template == RECOVER:
+        if block < _RECOVER.size or body < block:
+            raise ProtocolError(f"truncated Recover: fault=peer block_length={block} length={len(data)}")
+        (raw,) = _RECOVER.unpack_from(data, HEADER.size)
+        return Recover(raw.rstrip(b"\0").decode("ascii", "replace"))
+    if template == POSITION:
+        if block < _POSITION.size or body < block:
+            raise ProtocolError(f"truncated PositionReport: fault=peer block_length={block} length={len(data)}")
+        raw, q, cost, realized = _POSITION.unpack_from(data, HEADER.size)
+        return PositionReport(raw.rstrip(b"\0").decode("ascii", "replace"), q, cost, realized)
     raise ProtocolError(f"unknown sequencer template: fault=peer template_id={template}")
 
 

@@ -138,18 +138,19 @@ class _Order:
     it if the venue refuses)."""
 
     __slots__ = ("seq", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price", "cum", "status", "cancel_of",
-                 "kind", "venue_id", "prev_venue")
+                 "kind", "venue_id", "prev_venue", "cur_cl")
 
     def __init__(self, seq: int, session: int, cl_ord_id: str, account: str, symbol: str, side: str, qty: int,
                  price: int | None, cum: int = 0, status: str = "sequenced", cancel_of: int = 0, kind: str = "new",
-                 venue_id: int = 0, prev_venue: int = 0) -> None:
+                 venue_id: int = 0, prev_venue: int = 0, cur_cl: str = "") -> None:
         self.seq, self.session, self.cl_ord_id, self.account, self.symbol = seq, session, cl_ord_id, account, symbol
         self.side, self.qty, self.price, self.cum, self.status, self.cancel_of = side, qty, price, cum, status, cancel_of
         self.kind, self.venue_id, self.prev_venue = kind, venue_id or seq, prev_venue
+        self.cur_cl = cur_cl or cl_ord_id  # the client's current ClOrdId of the order (a replace's, once the venue took it)
 
     def to_list(self) -> list:
         return [self.seq, self.session, self.cl_ord_id, self.account, self.symbol, self.side, self.qty, self.price,
-                self.cum, self.status, self.cancel_of, self.kind, self.venue_id, self.prev_venue]
+                self.cum, self.status, self.cancel_of, self.kind, self.venue_id, self.prev_venue, self.cur_cl]
 
 
 _FINISHED = frozenset(("filled", "cancelled", "rejected", "done"))  # done: a cancel request answered
@@ -170,6 +171,7 @@ class SequencerService:
         self.by_client: dict[tuple[int, str], int] = {}
         self.done: deque[int] = deque()
         self.positions: dict[tuple[str, str], int] = {}  # (account, symbol) -> filled net quantity
+        self.costs: dict[tuple[str, str], list[int]] = {}  # (account, symbol) -> [cost of the open quantity, realized]
         self.open_qty: dict[tuple[str, str, str], int] = {}  # (account, symbol, side) -> open quantity
         self.recent: dict[str, deque[int]] = {}  # account -> timestamps of accepted orders in the rate window
         self.last_price: dict[str, int] = {}
@@ -223,6 +225,14 @@ class SequencerService:
             else:
                 self._venue_report(session, timestamp, msg)
             return
+        if schema == P.SCHEMA_ID and template == P.RECOVER:
+            try:
+                rec = P.decode(payload)
+            except P.ProtocolError as exc:
+                self._refuse(session, timestamp, "", "malformed", str(exc))
+                return
+            self._recover(session, timestamp, rec.account)  # type: ignore[union-attr]
+            return
         if schema == P.SCHEMA_ID and template in (P.EVENT_POLL, P.VENUE_POLL):
             try:
                 poll = P.decode(payload)
@@ -256,6 +266,7 @@ class SequencerService:
             "next_seq": self.next_seq, "next_exec_id": self.next_exec_id,
             "orders": [o.to_list() for o in self.orders.values()], "done": list(self.done),
             "positions": [[a, s, q] for (a, s), q in self.positions.items()],
+            "costs": [[a, s, c, r] for (a, s), (c, r) in self.costs.items()],
             "open": [[a, s, d, q] for (a, s, d), q in self.open_qty.items()],
             "recent": [[a, list(t)] for a, t in self.recent.items()],
             "last_price": self.last_price,
@@ -275,6 +286,7 @@ class SequencerService:
         self.by_client = {(o.session, o.cl_ord_id): o.seq for o in self.orders.values()}
         self.done = deque(d["done"])
         self.positions = {(a, s): q for a, s, q in d["positions"]}
+        self.costs = {(a, s): [c, r] for a, s, c, r in d["costs"]}
         self.open_qty = {(a, s, side): q for a, s, side, q in d["open"]}
         self.recent = {a: deque(t) for a, t in d["recent"]}
         self.last_price = dict(d["last_price"])
@@ -501,6 +513,7 @@ class SequencerService:
                 key = (target.account, target.symbol, target.side)
                 self.open_qty[key] = max(0, self.open_qty.get(key, 0) + max(0, order.qty - target.cum) - max(0, target.qty - target.cum))
                 target.qty, target.price = order.qty, order.price
+                target.cur_cl = order.cl_ord_id
             if order.status != "done" and (order.kind == "cancel" or msg.exec_type is ExecType.REPLACED):
                 order.status = "done"
                 self._finish(order)
@@ -511,9 +524,10 @@ class SequencerService:
             q = min(msg.last_quantity, target.qty - target.cum)
             target.cum += q
             self.open_qty[key] = max(0, self.open_qty.get(key, 0) - q)
-            signed = q if target.side == Side.BUY.value else -q
+            buy = target.side == Side.BUY.value
             pk = (target.account, target.symbol)
-            self.positions[pk] = self.positions.get(pk, 0) + signed
+            px = msg.last_price if msg.last_price is not None else (target.price or 0)
+            self._apply_fill(pk, buy, q, px)
             if msg.last_price is not None:
                 self.last_price[target.symbol] = msg.last_price
             target.status = "filled" if target.cum >= target.qty else "partially_filled"
@@ -535,6 +549,53 @@ class SequencerService:
             old = self.orders.pop(self.done.popleft(), None)
             if old is not None:
                 self.by_client.pop((old.session, old.cl_ord_id), None)
+
+    def _apply_fill(self, key: tuple[str, str], buy: bool, qty: int, px: int) -> None:
+        """Position, cost of the open quantity and realized PnL by average cost (mantissa x
+        quantity), as the strategy SDK's ``Position.apply_fill`` keeps them."""
+        q = self.positions.get(key, 0)
+        cost, realized = self.costs.get(key, (0, 0))
+        signed = qty if buy else -qty
+        if q == 0 or (q > 0) == buy:
+            cost += px * qty
+        else:
+            closing = min(qty, abs(q))
+            removed = cost * closing // abs(q)
+            realized += (px * closing - removed) if q > 0 else (removed - px * closing)
+            cost -= removed
+            if qty > closing:
+                cost = px * (qty - closing)
+        self.positions[key] = q + signed
+        self.costs[key] = [cost, realized]
+
+    def _recover(self, session: Any, ts: int, account: str) -> None:
+        """A restarted client takes over ``account``: its live orders' events come to this
+        session from now on, and the answer describes them and the account's positions."""
+        sid = session.id
+        replaces: dict[int, list[_Order]] = {}
+        for r in self.orders.values():
+            if r.kind == "replace":
+                replaces.setdefault(r.cancel_of, []).append(r)
+        items: list[tuple[int, bytes]] = []
+        for o in list(self.orders.values()):
+            if o.kind != "new" or o.account != account or o.status in _FINISHED:
+                continue
+            for r in [o, *replaces.get(o.seq, ())]:
+                if self.by_client.get((r.session, r.cl_ord_id)) == r.seq:
+                    del self.by_client[(r.session, r.cl_ord_id)]
+                r.session = sid
+                self.by_client[(sid, r.cl_ord_id)] = r.seq
+            er = ExecutionReport(o.seq, 0, o.cur_cl, o.symbol, Side(o.side), ExecType.NEW,
+                                 OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW, o.price, None, 0,
+                                 max(0, o.qty - o.cum), o.cum, None, ts * 1_000_000)
+            view, n = self.codec.encode(er)
+            items.append((o.seq, bytes(view[:n])))
+        for (acct, sym), q in self.positions.items():
+            if acct == account:
+                cost, realized = self.costs.get((acct, sym), (0, 0))
+                items.append((0, P.encode_position(sym, q, cost, realized)))
+        self.counters["recovered"] = self.counters.get("recovered", 0) + 1
+        session.offer(P.encode_batch(0, items[:P.MAX_ITEMS]))
 
     # ---------------------------------------------------------------- events to clients
 

@@ -167,8 +167,8 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0
                  during: Callable[[Supervisor, float], None] | None = None, rate: int | None = None,
                  table_every: float = 3.0) -> PipelineRun:
     """Run the example topology under ``run_dir``: the flows send for ``seconds``;
-    ``kills``: members to kill -9 (each restarted), spread over that time: a number of
-    leader kills, or a sequence of ``"leader"`` / ``"follower"``; ``during(sup,
+    ``kills``: processes to kill -9 (each restarted), spread over that time: a number of
+    leader kills, or a sequence of ``"leader"`` / ``"follower"`` / a process's name; ``during(sup,
     elapsed)`` is called every ~0.1 s.  Then every order is waited for (bounded),
     and everything is stopped."""
     out = out or sys.stdout
@@ -212,6 +212,13 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0
                 during(sup, now - t0)
             if fix_client is not None:
                 fix_client.do_work()
+            if kill_at and now >= kill_at[0] and victims[len(victims) - len(kill_at)] not in ("leader", "follower"):
+                name = victims[len(victims) - len(kill_at)]  # a process by name
+                if sup.children[name].alive:
+                    pid = sup.kill(name)
+                    done_kills.append(f"{name} (pid {pid}) at {now - t0:.1f} s")
+                    print(f"tickline demo: chaos: kill -9 {name} pid={pid}", file=out, flush=True)
+                kill_at.pop(0)
             if kill_at and now >= kill_at[0]:
                 role = victims[len(victims) - len(kill_at)]
                 roles = sup.member_roles()

@@ -126,3 +126,15 @@ def test_malformed_messages_on_the_order_and_report_streams_are_refused_and_coun
     assert run.venue["bad"] >= 5  # counted, never forwarded
     assert run.problems() == [], out.getvalue()  # and the flows went on, nothing lost
     assert not [e for e in run.events if "DIED" in e], run.events
+
+
+def test_a_strategy_killed_mid_flow_is_restarted_and_takes_over_its_orders_and_position_from_the_cluster(run_dir):
+    out = io.StringIO()
+    run = run_pipeline(run_dir, 4.0, kills=["mm"], rate=30, out=out, table_every=0)
+    assert len(run.kills) == 1 and run.kills[0].startswith("mm "), out.getvalue()
+    lines = run.supervisor.children["mm"].lines
+    recovered = [ln for ln in lines if "recovered open_orders=" in ln]
+    assert recovered, lines  # the restarted market maker asked the cluster (SequencerGateway.recover)
+    st = run.strategies["mm"]["counters"]
+    assert st["orders"]["malformed"] == st["orders"]["duplicate_fills"] == st["callback_errors"] == 0
+    assert run.problems() == [], out.getvalue()  # and the rest of the pipeline lost nothing

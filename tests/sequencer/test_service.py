@@ -298,3 +298,33 @@ def test_a_venue_that_takes_nothing_bounds_the_queue_and_new_orders_are_refused_
     h.send(VENUE, P.encode_venue_poll(6))
     assert len(h.service.venue_queue) == 0
     assert isinstance(P.decode(h.send(A, h.order("q4", qty=1))[A][0]), P.Sequenced)
+
+
+def test_a_restarted_client_takes_over_its_account_s_live_orders_and_position():
+    from tickline.fix_gateway.bridge import ReplaceOrder
+    h = Harness(SequencerLimits(max_orders=100, max_position=1000))
+    h.send(A, h.order("a1", qty=10, price=100.0))
+    h.send(A, h.order("a2", side=Side.SELL, qty=4, price=101.0))
+    h.send(A, h.order("a3", qty=3, price=99.0))
+    h.send(A, h.enc(ReplaceOrder("a3r", "a3", "X", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, int(99.5 * S), 6, 0)))
+    h.send(VENUE, P.encode_venue_poll(-1))
+    h.send(VENUE, h.report(1, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, last_qty=6, leaves=4, cum=6, price=100.0))
+    h.send(VENUE, h.report(2, ExecType.TRADE, OrdStatus.FILLED, last_qty=4, cum=4, price=102.0))
+    h.send(VENUE, h.report(4, ExecType.REPLACED, OrdStatus.REPLACED, leaves=6, price=99.5))
+    # B is the restarted process of account ACC
+    out = h.send(B, P.encode_recover("ACC"))
+    _, items = P.decode_batch(out[B][0])
+    reports = [decode(m) for n, m in items if n]
+    positions = [P.decode(m) for n, m in items if not n]
+    assert sorted((r.cl_ord_id, r.order_id, r.ord_status, r.leaves_quantity, r.cum_quantity) for r in reports) == [
+        ("a1", 1, OrdStatus.PARTIALLY_FILLED, 4, 6), ("a3r", 3, OrdStatus.NEW, 6, 0)]
+    # bought 6 @ 100, sold 4 @ 102: long 2 at cost 200, realized 4 x 2
+    assert positions == [P.PositionReport("X", 2, 2 * 100 * S, 4 * 2 * S)]
+    # from now on a1's fills go to B, and B may cancel by the current ClOrdIds
+    h.send(VENUE, h.report(1, ExecType.TRADE, OrdStatus.FILLED, last_qty=4, cum=10, price=100.0))
+    # the old session keeps only what happened before the takeover
+    _, old = P.decode_batch(h.send(A, P.encode_event_poll(0))[A][0])
+    assert [(decode(m).cl_ord_id, decode(m).last_quantity) for _, m in old] == [("a1", 6), ("a2", 4), ("a3r", 0)]
+    _, items = P.decode_batch(h.send(B, P.encode_event_poll(0))[B][0])
+    assert [(decode(m).cl_ord_id, decode(m).exec_type) for _, m in items] == [("a1", ExecType.TRADE)]
+    assert isinstance(P.decode(h.send(B, h.enc(CancelOrder("c1", "a3r", "X", Side.BUY, 0)))[B][0]), P.Sequenced)

@@ -165,7 +165,7 @@ class PipelineRun:
 
 def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0, verbose: bool = False, out: IO[str] | None = None,
                  during: Callable[[Supervisor, float], None] | None = None, rate: int | None = None,
-                 table_every: float = 3.0) -> PipelineRun:
+                 table_every: float = 5.0) -> PipelineRun:
     """Run the example topology under ``run_dir``: the flows send for ``seconds``;
     ``kills``: processes to kill -9 (each restarted), spread over that time: a number of
     leader kills, or a sequence of ``"leader"`` / ``"follower"`` / a process's name; ``during(sup,
@@ -280,7 +280,9 @@ def run_demo(seconds: float = 10.0, chaos: bool = False, verbose: bool = False, 
     os.chmod(run_dir, 0o700)
     try:
         print(f"tickline demo: the trading pipeline for {seconds:g} s{' with chaos (the leader killed twice)' if chaos else ''}: "
-              f"a 3-member sequencer cluster over IPC, exchange-sim, the venue adapter, 2 order flows (run dir {run_dir})",
+              f"a 3-member sequencer cluster over IPC, exchange-sim (a matching book, published as market data), the venue "
+              f"adapter, a synthetic feed, a market maker, a tick-to-trade probe, 2 order flows, the FIX gateway and a FIX "
+              f"client (run dir {run_dir})",
               file=out, flush=True)
         run = run_pipeline(run_dir, seconds, kills=2 if chaos else 0, verbose=verbose, out=out)
         return _report(run, chaos, out)

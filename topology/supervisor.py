@@ -215,7 +215,7 @@ class Supervisor:
             except (KeyError, ValueError):
                 pass
         if self.stopping:
-            self._line(c, f"** stopped code={c.exit_code}", force=True)
+            self._line(c, f"** stopped code={c.exit_code}")  # a planned stop: shown where lines are
             return
         self._note(c, f"DIED code={c.exit_code}" + ("" if self.restart else " (not restarted: tickline up --restart restarts)"))
 

@@ -135,7 +135,11 @@ class ExchangeSimAgent:
         self._clock_ns = clock_ns
         self.md_published = 0
         if config.md_stream_id:
-            from tickline.feed.publisher import MarketDataPublisher  # the application's feed package
+            try:
+                from tickline.feed.publisher import MarketDataPublisher  # the application's feed package
+            except ImportError as exc:
+                raise ConfigError(f"publishing the book needs the tickline.feed package: fault=config "
+                                  f"key=exchange_sim.md_stream_id value={config.md_stream_id} error={exc}") from None
 
             self.md_pub = aeron.add_exclusive_publication(config.md_channel, config.md_stream_id)
             self.md = MarketDataPublisher(self.md_pub, clock_ns)

@@ -1,5 +1,5 @@
 # tickline's two set-up commands (see README):
-#   make demo   build, then run the ping-pong demo on the embedded driver
+#   make demo   build, then run the trading pipeline demo (tickline demo: ~10 s, then counts and latency)
 #   make test   build, then run the tests
 # Both create .venv with python3 and install tickline into it (editable).
 

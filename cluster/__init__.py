@@ -1,4 +1,8 @@
-"""tickline.cluster: a replicated sequencer in the style of Aeron Cluster.
+"""tickline.cluster: a Raft-replicated service container in the style of Aeron Cluster.
+
+A framework: it knows nothing of orders.  The order sequencer it runs in the
+trading pipeline is the application package ``tickline.sequencer``, named in
+the topology (``service = "module:factory"``), never imported from here.
 
 - :mod:`.consensus`: Raft as a pure state machine (Ready/advance);
 - :mod:`.log`: segment files, term/vote metadata, snapshots;
@@ -9,7 +13,6 @@
 - :mod:`.aeron_io`: the transport over Aeron: the node's I/O (``AeronNodeIO``),
   the client link and ``AeronClusterClient``, the embedded invoker-mode driver;
 - :mod:`.daemon`: a member as a process (an agent over Aeron), the topology file;
-- :mod:`.sequencer` (+ :mod:`.sequencer_sbe`): the example order sequencer;
 - :mod:`.sim` and :mod:`.linearizability`: the deterministic simulator and history checker;
 - :mod:`.cli` and :mod:`.bench`: ``tickline cluster node|tool|sim`` and ``tickline bench cluster``.
 """

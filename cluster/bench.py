@@ -40,7 +40,7 @@ from .aeron_io import (SHARED_DRIVER_OPTIONS, THREADING_MODES, AeronClusterClien
                        threading_mode)
 from .auth import provision
 from .daemon import DEFAULT_MAX_PARK_US, load_topology
-from .sequencer import NewOrder, Side, StructOrderCodec
+import importlib
 
 _LAUNCH = (
     "import importlib.util, sys, tickline\n"
@@ -49,6 +49,10 @@ _LAUNCH = (
     "sys.exit(main(sys.argv[2:]))\n"
 )
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: the service the members run (the daemon's default, an application module named, not imported:
+#: DESIGN.md) and whose orders this bench sends
+BENCH_WORKLOAD = "tickline.sequencer.basic"
 
 
 TRANSPORTS = ("udp", "ipc")
@@ -154,7 +158,8 @@ def _self_cpu() -> float:
 
 class _Driver:
     def __init__(self, cluster: _Cluster) -> None:
-        self.codec = StructOrderCodec()
+        w = importlib.import_module(BENCH_WORKLOAD)
+        self.codec, self._new_order, self._buy, self._sell = w.StructOrderCodec(), w.NewOrder, w.Side.BUY, w.Side.SELL
         self.client = AeronClusterClient(cluster.topo.members, session_id=random.getrandbits(48), retry_timeout=250,
                                          aeron_base=cluster.aeron_dir, invoker=cluster.threading == "invoker",
                                          credentials=cluster.credentials)
@@ -164,8 +169,8 @@ class _Driver:
         self.n = 0
 
     def offer(self) -> None:
-        side = Side.BUY if self.n % 2 == 0 else Side.SELL
-        corr = self.client.offer(self.codec.encode_order(NewOrder(self.n % 1000, side, 1, 100, self.n)))
+        side = self._buy if self.n % 2 == 0 else self._sell
+        corr = self.client.offer(self.codec.encode_order(self._new_order(self.n % 1000, side, 1, 100, self.n)))
         self.sent_at[corr] = time.perf_counter_ns()
         self.n += 1
 

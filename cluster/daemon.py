@@ -81,6 +81,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from tickline.transport.loader import LoadError, load_object
 from tickline.transport.idle import BackoffIdleStrategy, IdleStrategy, idle_strategy_from_name
 
 from .config import ConsensusConfig
@@ -90,7 +91,6 @@ from .log import FsyncPolicy
 from .messages import AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, RequestVote, Role, TimeoutNow, VoteResponse
 from .node import ClusterNode, NodeConfig
 from .protocol import IngressMessage, SessionClose, SessionConnect
-from .sequencer import OrderSequencer
 from .aeron_io import CLIENT_TERM_LENGTH, IPC_ENDPOINT, THREADING_MODES, AeronNodeIO, AeronStack, EgressPolicy, is_ipc, threading_mode
 from .auth import MemberAuth, SessionGate, load_authenticator, load_member_key
 from .protocol import ChallengeResponse
@@ -108,6 +108,8 @@ PREALLOCATE_BYTES = 1024 * 1024
 GC_FREEZE_MS = 1000
 #: the backoff idle strategy's longest sleep, as Aeron's default (see the module docstring for the trade-off)
 DEFAULT_MAX_PARK_US = 1000
+#: the service a topology without ``service`` runs: the example order sequencer
+DEFAULT_SERVICE = "tickline.sequencer.basic:service"
 _MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, TimeoutNow)
 _INGRESS = (SessionClose, IngressMessage)
 MEMBER_AUTH = ("hmac-sha256", "none")
@@ -147,6 +149,10 @@ class Topology:
             raise ConfigError("members authenticate consensus messages with a key: name its file", key="member_key_file",
                               expected='a path to a 0600 file of hex (tickline cluster keygen FILE), or member_auth = "none" on a trusted network')
         return load_member_key(self.member_key_file)
+    # The replicated service: ``module:factory``, called with the topology file's path (the
+    # application's, loaded by name: the framework imports no application, DESIGN.md).
+    service: str = DEFAULT_SERVICE
+    source: str = ""  # the topology file this came from
 
     def idle_strategy(self) -> IdleStrategy:
         if self.idle == "backoff":
@@ -230,6 +236,14 @@ def load_topology(path: str, env: Mapping[str, str] | None = None) -> Topology:
         raise ConfigError("cluster topology file not found", file=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("cluster topology is not valid TOML", file=path, reason=str(exc)) from None
+    if isinstance(doc.get("cluster"), dict):
+        # A whole deployment's topology (tickline up): the cluster reads its own [cluster]
+        # section; the media driver's directory is [driver] dir unless [cluster] names one.
+        cluster = dict(doc["cluster"])
+        driver = doc.get("driver")
+        if "aeron_dir" not in cluster and isinstance(driver, dict) and isinstance(driver.get("dir"), str):
+            cluster["aeron_dir"] = driver["dir"]
+        doc = cluster
     members_doc = doc.get("members")
     if not isinstance(members_doc, dict) or not members_doc:
         raise ConfigError("invalid cluster topology", file=path, key="members", expected="a [members] table of id = \"host:port\"")
@@ -242,7 +256,7 @@ def load_topology(path: str, env: Mapping[str, str] | None = None) -> Topology:
         raise ConfigError("invalid cluster topology", file=path, key="data_dir", expected="a directory path")
     known = {"members", "data_dir", "fsync", "snapshot_interval", "election_timeout_min", "election_timeout_max", "heartbeat_interval", "aeron_dir",
              "aeron_threading", "fsync_thread", "idle", "idle_max_park_us", "member_auth", "member_key_file", "authenticator",
-             "credentials_file", "client_egress", "client_term_length_max"}
+             "credentials_file", "client_egress", "client_term_length_max", "service"}
     for k in doc:
         if k not in known:
             raise ConfigError("invalid cluster topology", file=path, key=k, expected="one of " + ",".join(sorted(known)))
@@ -268,9 +282,16 @@ def load_topology(path: str, env: Mapping[str, str] | None = None) -> Topology:
     if fsync_thread is not None and not isinstance(fsync_thread, bool):
         raise ConfigError("invalid cluster topology", file=path, key="fsync_thread", value=fsync_thread, expected="true|false")
     idle, max_park = _idle_settings(doc, path, os.environ if env is None else env)
+    service = doc.get("service", DEFAULT_SERVICE)
+    try:
+        load_object(service, key="service")
+    except LoadError as exc:
+        raise ConfigError("invalid cluster topology: the service does not load", file=path, key="service", value=service,
+                          reason=str(exc)) from None
     security = _security_settings(doc, path)
     topo = Topology(members, str(doc["data_dir"]), FsyncPolicy.parse(doc.get("fsync", "always")), **ints, aeron_dir=aeron_dir,
-                    aeron_threading=aeron_threading, fsync_thread=fsync_thread, idle=idle, idle_max_park_us=max_park, **security)
+                    aeron_threading=aeron_threading, fsync_thread=fsync_thread, idle=idle, idle_max_park_us=max_park,
+                    service=service, source=path, **security)
     topo.consensus(next(iter(members)))  # validate timeouts now, not at start-up of a member
     try:
         topo.egress_policy()
@@ -340,7 +361,7 @@ class NodeAgent:
             disk = OsDisk(os.path.join(t.data_dir, f"member-{self.member}"), preallocate=PREALLOCATE_BYTES,
                           sync_thread=self.fsync_thread)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
-            self.node = ClusterNode(cfg, disk, OrderSequencer(), self.io, random.Random(), now=self.now())
+            self.node = ClusterNode(cfg, disk, load_object(t.service)(t.source), self.io, random.Random(), now=self.now())
         except BaseException:
             self.on_close()
             raise

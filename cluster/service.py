@@ -134,6 +134,22 @@ class ServiceContainer:
     def due_timers(self, now: int) -> list[int]:
         return sorted(c for c, d in self.timers.items() if d <= now)
 
+    def answer(self, session_id: int, correlation_id: int, payload: bytes) -> bool:
+        """Answer a message applied earlier (a long poll the service held back):
+        the payload is cached under that message's correlation id, as if given
+        during its callback, so a client's retry to a new leader gets it too.
+        False (nothing sent) when the session is gone or the client has since
+        moved its floor past the id (it no longer waits for the answer)."""
+        s = self.sessions.get(session_id)
+        if s is None:
+            return False
+        cached = s.answered.get(correlation_id)
+        if cached is None:
+            return False
+        cached.append(payload)
+        self._out.append((s.client_id, EgressMessage(session_id, correlation_id, payload)))
+        return True
+
     def _offer(self, session_id: int, correlation_id: int, payload: bytes) -> None:
         s = self.sessions.get(session_id)
         if s is None:

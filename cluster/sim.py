@@ -41,7 +41,7 @@ from .log import FsyncPolicy
 from .messages import Entry, EntryKind, InstallSnapshot, Role
 from .node import ClusterNode, NodeConfig
 from .protocol import EgressMessage
-from .sequencer import NewOrder, OrderCodec, OrderSequencer, RiskLimits, SequencerState, Side, StructOrderCodec, decide
+import importlib
 from .service import MESSAGE_HEADER
 
 __all__ = ["SimOptions", "Simulation", "SimFailure", "run_seed", "main"]
@@ -99,7 +99,11 @@ class SimOptions:
     # the most ms a log sync takes in the background while the member goes on
     # (0: syncs block, as with a disk without a sync thread); None: chosen by the seed
     sync_delay: int | None = None
-    limits: RiskLimits = RiskLimits(max_position=600, max_orders=4, window=60)
+    limits: object = None  # None: the workload's SIM_LIMITS
+    # The service the simulator drives and checks, a module named by the caller: an
+    # application's (the framework imports none, DESIGN.md); it provides OrderSequencer,
+    # NewOrder, Side, SIM_LIMITS, codec(name), SequencerState, sequencer_model, sequencer_key.
+    workload: str = "tickline.sequencer.basic"
     codec: str = "struct"  # or "sbe": orders as SBE messages of schemas/orders.xml
 
 
@@ -181,12 +185,9 @@ class Simulation:
         self.fresh: dict[tuple[int, int], int] = {}  # (session, correlation) -> position applied
         self._commit_seen: dict[int, int] = {}
         self._dups: dict[int, int] = {}
-        self.codec: OrderCodec
-        if opts.codec == "sbe":
-            from .sequencer_sbe import SbeOrderCodec
-            self.codec = SbeOrderCodec()
-        else:
-            self.codec = StructOrderCodec()
+        self.w = importlib.import_module(opts.workload)
+        self.limits = opts.limits if opts.limits is not None else self.w.SIM_LIMITS
+        self.codec = self.w.codec(opts.codec)
         self.clients: dict[int, ClusterClient] = {}
         self.history: dict[tuple[int, int], Operation] = {}
         self.acked: dict[tuple[int, int], bytes] = {}
@@ -227,7 +228,7 @@ class Simulation:
         )
 
     def _start_node(self, m: int) -> None:
-        node = ClusterNode(self._config(m), self.disks[m], OrderSequencer(self.opts.limits, self.codec), _NodeIO(self, m),
+        node = ClusterNode(self._config(m), self.disks[m], self.w.OrderSequencer(self.limits, self.codec), _NodeIO(self, m),
                            random.Random(self.rng.getrandbits(64)), now=self.now)
         node.on_apply = self._on_apply
         if node.recovery.truncated_at is not None:
@@ -405,6 +406,7 @@ class Simulation:
         c = self.clients[cid]
         r = self.rng
         if self.now < self.opts.fault_time and c.connected and len(c.outstanding) < 2 and r.random() < 0.6:
+            NewOrder, Side = self.w.NewOrder, self.w.Side
             order = NewOrder(r.choice([1, 2]), r.choice([Side.BUY, Side.SELL]), r.randint(1, 300), 100, r.getrandbits(31))
             if self.opts.codec == "sbe":
                 order = NewOrder(f"ACC{order.account}", order.side, order.quantity, order.price, f"C{order.client_order_id}")
@@ -509,32 +511,9 @@ class Simulation:
             if c.outstanding:
                 self._fail(f"client request never answered after healing: client={c.client_id} correlations={sorted(c.outstanding)}")
         ops = list(self.history.values())
-        result = check_linearizable(ops, (SequencerState(), 0), sequencer_model(self.opts.limits), sequencer_key)
+        result = check_linearizable(ops, (self.w.SequencerState(), 0), self.w.sequencer_model(self.limits), self.w.sequencer_key)
         if not result.ok:
             self._fail(f"history not linearizable: {result.reason}")
-
-
-def sequencer_model(limits: RiskLimits):
-    """The single-copy order sequencer as a model for the checker: state is
-    (SequencerState, last cluster time); time never goes backwards."""
-
-    def step(state, order: NewOrder, ack):
-        seq_state, last_ts = state
-        if ack is None:
-            # Never answered: it had no visible effect, or it took effect at an
-            # unknown time.  Only the first is modelled; the simulator requires
-            # every request to be answered before it checks, so none reach here.
-            return [state]
-        if ack.timestamp < last_ts:
-            return []
-        s = seq_state.copy()
-        return [(s, ack.timestamp)] if decide(s, order, ack.timestamp, limits) == ack else []
-
-    return step
-
-
-def sequencer_key(state) -> tuple:
-    return (state[0].key(), state[1])
 
 
 def run_seed(seed: int, **overrides) -> Simulation:

@@ -220,7 +220,9 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
 
     from .bridge import FixBridge
     from .codec import NATIVE
-    from .exchange_sim import ExchangeSim
+    from tickline.transport.loader import load_object
+
+    from .gateway import IN_PROCESS_VENUE
     from .io import AcceptorConfig, FixAcceptor
     from .session import ApplicationMessage, SessionConfig
     from .store import FileStore
@@ -272,7 +274,7 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
                     acc.on_event = bridge.on_event
                     agent = CompositeAgent([acc, bridge])
                 else:
-                    venue = ExchangeSim(lambda: time.time_ns(), default_mode=server)
+                    venue = load_object(IN_PROCESS_VENUE)(lambda: time.time_ns(), default_mode=server)
                     bridge = FixBridge(acc, venue, venue, time.time)
                     acc.on_event = bridge.on_event
                     agent = CompositeAgent([acc, bridge])

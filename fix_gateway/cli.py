@@ -6,8 +6,8 @@ SIGTERM/SIGINT log every session out, then it exits 0.
 state and sequence numbers from the running daemon's status file.
 ``tickline fix-gateway --hash-password`` reads a password from stdin and prints its salted
 hash, for ``password_hash`` or a ``credentials_file`` line (the password is never stored).
-``tickline exchange-sim --config FILE`` runs the simulated venue as an Aeron
-service (section ``[exchange_sim]``); SIGTERM/SIGINT stop it, exit 0.
+(``tickline exchange-sim``, the simulated venue, is the application package
+``tickline.venue``'s.)
 """
 
 from __future__ import annotations
@@ -83,38 +83,6 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_exchange_sim(args: argparse.Namespace) -> int:
-    from tickline.transport import AeronError
-
-    from .config import ConfigError
-    from .exchange_service import load_exchange_config, run_exchange_sim
-
-    try:
-        cfg = load_exchange_config(args.config)
-    except ConfigError as e:
-        print(f"tickline exchange-sim: {e}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    s = cfg.streams
-
-    def running(agent) -> None:
-        print(f"tickline exchange-sim: running orders={s.order_channel}#{s.order_stream_id} "
-              f"reports={s.report_channel}#{s.report_stream_id} default_mode={cfg.default_mode}",
-              file=sys.stderr, flush=True)
-    try:
-        agent = run_exchange_sim(cfg, stop, running)
-    except (AeronError, ValueError) as e:
-        print(f"tickline exchange-sim: {e}", file=sys.stderr)
-        return 1
-    print(f"tickline exchange-sim: stopped orders={agent.orders} reports={agent.reports} bad={agent.bad} "
-          f"unsent={agent.venue.pending}", file=sys.stderr, flush=True)
-    for err in agent.errors:
-        print(f"tickline exchange-sim: bad input: {err}", file=sys.stderr)
-    return 0
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_fix_bench
 
@@ -128,9 +96,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--hash-password", action="store_true",
                    help="read a password from stdin, print its salted hash (for password_hash / credentials_file)")
     p.set_defaults(func=_cmd_gateway)
-    p = subparsers.add_parser("exchange-sim", help="run the simulated venue as an Aeron service")
-    p.add_argument("--config", required=True, help="topology file (TOML) with an [exchange_sim] section")
-    p.set_defaults(func=_cmd_exchange_sim)
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -11,7 +11,9 @@ Topology file (TOML), section ``[fix_gateway]``::
     fsync = "batch"                # always | batch | none
     status_file = "var/fix/status.json"
     idle = "backoff"               # busy-spin | yielding | sleeping | backoff
-    bridge = "aeron"               # aeron | in-process; default: aeron when [fix_gateway.aeron] names a dir
+    bridge = "aeron"               # aeron | in-process | module:factory; default: aeron when [fix_gateway.aeron] names a dir
+                                   # (module:factory: factory(topology path) -> OrderSink + ExecutionSource, e.g.
+                                   #  "tickline.sequencer.fix_venue:from_topology": orders through the sequencer cluster)
     [fix_gateway.aeron]            # the streams, same keys as [exchange_sim]
     dir = "/dev/shm/tickline-prod" # media driver directory (tickline driver --dir ...)
     embedded_driver = false        # true: start the C media driver inside the gateway, at dir
@@ -64,13 +66,18 @@ from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, Aeron
 from .bridge import BridgeReject, FixBridge
 from .codec import GarbledMessage, ascii_uint, parse
 from .config import ConfigError, from_env, read_section
-from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, ExchangeSim
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
 from .schedule import SessionSchedule
 from .session import SessionConfig, State
 from .store import FSYNC_POLICIES, FileStore
 
-__all__ = ["GatewayConfig", "Gateway", "load_config"]
+__all__ = ["GatewayConfig", "Gateway", "load_config", "IN_PROCESS_VENUE"]
+
+#: The venue behind ``bridge = "in-process"``: an application class (``module:attribute``), loaded
+#: only when that bridge is chosen, so this framework package imports no application package.
+IN_PROCESS_VENUE = "tickline.venue.exchange_sim:ExchangeSim"
+#: that venue's default duplicate-ClOrdID window (see its docstring)
+DEFAULT_DUPLICATE_WINDOW = 100_000
 
 _SCHEDULE_KEYS = {f.name for f in dataclasses.fields(SessionSchedule)}
 _SESSION_KEYS = {f.name for f in dataclasses.fields(SessionConfig)}
@@ -99,16 +106,18 @@ class GatewayConfig:
     venue_modes: dict[str, str] = field(default_factory=dict)
     venue_duplicate_window: int = DEFAULT_DUPLICATE_WINDOW
     sessions: tuple[SessionSpec, ...] = ()
-    bridge: str = ""  # "" = aeron if aeron.dir is set, else in-process
+    bridge: str = ""  # "" = aeron if aeron.dir is set, else in-process; or "module:factory" (see Gateway)
     aeron: AeronStreams = field(default_factory=AeronStreams)
+    source: str = ""  # the topology file this came from (a named bridge's factory gets it)
 
     @property
     def bridge_kind(self) -> str:
         return self.bridge or ("aeron" if self.aeron.dir else "in-process")
 
     def __post_init__(self) -> None:
-        if self.bridge not in ("", "aeron", "in-process"):
-            raise ConfigError(f"bad bridge: fault=config key=fix_gateway.bridge value={self.bridge!r} allowed=aeron|in-process")
+        if self.bridge not in ("", "aeron", "in-process") and self.bridge.count(":") != 1:
+            raise ConfigError(f"bad bridge: fault=config key=fix_gateway.bridge value={self.bridge!r} "
+                              "allowed=aeron|in-process|module:factory")
         if self.fsync not in FSYNC_POLICIES:
             raise ConfigError(f"bad fsync policy: fault=config key=fix_gateway.fsync value={self.fsync!r}")
         if not self.sessions:
@@ -153,7 +162,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         return from_env(GatewayConfig, "TICKLINE_FIX_GATEWAY_", env, **top, acceptor=acceptor, initiator=initiator,
                         venue_default_mode=venue.get("default_mode", "match"), venue_modes=dict(venue.get("modes", {})),
                         **({"venue_duplicate_window": venue["duplicate_window"]} if "duplicate_window" in venue else {}),
-                        sessions=tuple(specs), aeron=streams)
+                        sessions=tuple(specs), aeron=streams, source=str(path))
     except TypeError as e:  # an unknown keyword in a sub-table
         raise ConfigError(f"bad topology file: fault=config path={path} error={e}") from None
 
@@ -178,15 +187,22 @@ class Gateway:
         self.reports: Any
         self.stores = {spec.session.session_id: FileStore.for_session(_store_cfg(config), spec.session.session_id,
                                                                       clock()) for spec in config.sessions}
+        self._named_venue = ":" in config.bridge_kind
         if config.bridge_kind == "aeron":
             self.link = AeronLink(config.aeron, "tickline-fix-gateway")
             self.venue = AeronOrderSink(self.link.aeron, config.aeron)
             self.reports = AeronExecutionSource(self.link.aeron, config.aeron)
+        elif self._named_venue:
+            # An application's venue (e.g. the sequencer cluster), named, not imported: one
+            # object that is both OrderSink and ExecutionSource, made from the topology file.
+            from tickline.transport.loader import load_object
+            self.venue = self.reports = load_object(config.bridge_kind, key="fix_gateway.bridge")(config.source)
         else:
             # a restarted in-process venue continues from what the stores say it did
             seen, top = _venue_history(self.stores)
-            self.venue = ExchangeSim(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode,
-                                     config.venue_duplicate_window, first_id=max(_first_venue_id(clock()), top + 1))
+            from tickline.transport.loader import load_object
+            self.venue = load_object(IN_PROCESS_VENUE)(lambda: int(clock() * 1e9), config.venue_modes, config.venue_default_mode,
+                                                       config.venue_duplicate_window, first_id=max(_first_venue_id(clock()), top + 1))
             for sid, cl in seen:
                 self.venue.remember(sid, cl)
             self.reports = self.venue
@@ -257,6 +273,9 @@ class Gateway:
 
     def close_link(self) -> None:
         """Close the Aeron side (publication, subscription, client, embedded driver); idempotent."""
+        if self._named_venue and not self._link_closed:
+            self._link_closed = True
+            self.venue.close()
         if self.link is not None and not self._link_closed:
             self._link_closed = True
             self.venue.close()
@@ -264,6 +283,8 @@ class Gateway:
             self.link.close()
 
     def bridge_status(self) -> dict[str, Any]:
+        if self._named_venue:
+            return {"kind": self.config.bridge_kind, **self.venue.status()}
         refused = sum(b.reports_refused for b in self.bridges)
         if self.link is None:
             return {"kind": "in-process", "connected": True, "reports_refused": refused,

@@ -21,6 +21,11 @@ COMMAND_MODULES = [
     "tickline.codecs.cli",
     "tickline.fix_gateway.cli",
     "tickline.cluster.cli",
+    # the trading application (DESIGN.md: framework and application)
+    "tickline.venue.cli",
+    "tickline.sequencer.cli",
+    "tickline.topology.cli",
+    "tickline.strategy.cli",
 ]
 
 
@@ -33,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (name + ".").startswith(exc.name + "."):  # an optional package not installed (or not written yet): no commands from it
+                continue
+            print(f"tickline: the commands of {name} are unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         except Exception as exc:  # one broken subsystem must not take every other command down with it
             print(f"tickline: the commands of {name} are unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue

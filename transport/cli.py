@@ -69,9 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS")
     p.set_defaults(func=_cmd_stat)
 
-    p = subparsers.add_parser("demo", help="ping-pong between two processes on an embedded driver, with percentiles")
-    p.add_argument("--count", type=int, default=100_000, help="round trips per message size")
-    p.set_defaults(func=_cmd_demo)
+    # `tickline demo ping` runs _cmd_demo's ping-pong: the `demo` command itself is the
+    # trading pipeline's (tickline.topology.cli), which registers both.
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -17,7 +17,7 @@ from cluster_harness import NodeNet
 from tickline.cluster.disk import OsDisk, SimDisk
 from tickline.cluster.messages import AppendRequest, AppendResponse
 from tickline.cluster.protocol import EventCode, SessionConnect, SessionEvent
-from tickline.cluster.sequencer import OrderSequencer
+from tickline.sequencer.basic import OrderSequencer
 
 
 ALL = 2**62  # complete_syncs(ALL): every sync in flight

@@ -6,7 +6,7 @@ from cluster_harness import NodeNet
 
 from tickline.cluster.client import ClusterClient
 from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionConnect, SessionEvent
-from tickline.cluster.sequencer import OrderSequencer
+from tickline.sequencer.basic import OrderSequencer
 
 
 def connected(**kw):

@@ -2,8 +2,9 @@
 non-linearizable ones, and checks the simulator's real histories."""
 
 from tickline.cluster.linearizability import Operation, check_linearizable
-from tickline.cluster.sequencer import NewOrder, OrderAck, RiskLimits, SequencerState, Side, Status
-from tickline.cluster.sim import sequencer_key, sequencer_model, run_seed
+from tickline.sequencer.basic import NewOrder, OrderAck, RiskLimits, SequencerState, Side, Status
+from tickline.cluster.sim import run_seed
+from tickline.sequencer.basic import sequencer_key, sequencer_model
 
 
 # --- a register model, the textbook example -------------------------------------------------
@@ -127,7 +128,7 @@ def test_simulated_histories_check_and_a_tampered_one_is_rejected():
     sim = next(s for s in map(run_seed, range(7, 40)) if len(s.history) > 20)
     ops = list(sim.history.values())
     assert all(o.ret is not None for o in ops)
-    assert check_linearizable(ops, (SequencerState(), 0), sequencer_model(sim.opts.limits), sequencer_key).ok
+    assert check_linearizable(ops, (SequencerState(), 0), sequencer_model(sim.limits), sequencer_key).ok
     # swap the sequence numbers of two accepted orders that were not concurrent
     accepted = sorted((o for o in ops if o.output.status is Status.ACCEPTED), key=lambda o: o.output.sequence)
     first, last = accepted[0], accepted[-1]
@@ -136,4 +137,4 @@ def test_simulated_histories_check_and_a_tampered_one_is_rejected():
     tampered = [Operation(o.client, o.call, o.ret, o.input,
                           OrderAck(o.output.client_order_id, o.output.status, swap[id(o)], o.output.timestamp))
                 if id(o) in swap else o for o in ops]
-    assert not check_linearizable(tampered, (SequencerState(), 0), sequencer_model(sim.opts.limits), sequencer_key).ok
+    assert not check_linearizable(tampered, (SequencerState(), 0), sequencer_model(sim.limits), sequencer_key).ok

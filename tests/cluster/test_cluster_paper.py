@@ -147,7 +147,7 @@ def test_5_3_log_matching_holds_on_a_follower_that_lost_power_while_overwriting_
     the next leader's append matched on the last of those, and the follower committed
     its old term-1 entry where the cluster had committed a term-2 one."""
     from tickline.cluster.node import ClusterNode, NodeConfig
-    from tickline.cluster.sequencer import OrderSequencer
+    from tickline.sequencer.basic import OrderSequencer
 
     class IO:
         def send(self, member, m):
@@ -232,7 +232,7 @@ def test_fig2_persistent_state_is_on_stable_storage_before_any_message_leaves():
     """Fig. 2 "Persistent state on all servers: (Updated on stable storage before
     responding to RPCs)": at the moment each message is sent, the sender's disk already
     durably holds its term, vote and every entry it acknowledges."""
-    from tickline.cluster.sequencer import OrderSequencer
+    from tickline.sequencer.basic import OrderSequencer
     checked = []
     net = NodeNet(OrderSequencer)
     for i in net.ids:

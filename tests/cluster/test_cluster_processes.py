@@ -21,7 +21,7 @@ import pytest
 from tickline.cluster.aeron_io import SHARED_DRIVER_OPTIONS, AeronClusterClient, ClusterLink, query_status
 from tickline.cluster.auth import provision
 from tickline.cluster.daemon import load_topology
-from tickline.cluster.sequencer import NewOrder, Side, Status, StructOrderCodec
+from tickline.sequencer.basic import NewOrder, Side, Status, StructOrderCodec
 from tickline.transport import MediaDriver, free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

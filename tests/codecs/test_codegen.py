@@ -219,8 +219,8 @@ def test_builtin_schemas_shape() -> None:
     tob = md.message_by_name("TopOfBook")
     assert [(f.name, f.offset) for f in tob.fields] == [
         ("symbol", 0), ("exchangeTimestamp", 16), ("localTimestamp", 24), ("bidPrice", 32), ("bidSize", 40),
-        ("askPrice", 48), ("askSize", 56)]
-    assert tob.block_length == 64
+        ("askPrice", 48), ("askSize", 56), ("seqNum", 64)]  # seqNum: version 1, appended (SBE extension)
+    assert tob.block_length == 72 and md.version == 1
     assert not md.warnings and not orders.warnings
 
 

@@ -9,7 +9,7 @@ from tickline.fix_gateway.bridge import (
     ReplaceOrder, Side, TimeInForce,
 )
 from tickline.fix_gateway.config import ConfigError
-from tickline.fix_gateway.exchange_service import ExchangeSimAgent, ExchangeSimConfig, load_exchange_config
+from tickline.venue.exchange_service import ExchangeSimAgent, ExchangeSimConfig, load_exchange_config
 from tickline.fix_gateway.gateway import load_config
 from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError, sbe_module
 

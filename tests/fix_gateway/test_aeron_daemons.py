@@ -26,7 +26,9 @@ def free_port():
 
 
 def cli(*args):
-    return [sys.executable, "-P", "-m", "tickline.fix_gateway.cli", *args]
+    # exchange-sim is the application package tickline.venue's command since it moved there
+    module = "tickline.venue.cli" if args and args[0] == "exchange-sim" else "tickline.fix_gateway.cli"
+    return [sys.executable, "-P", "-m", module, *args]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from tickline.fix_gateway.bridge import (
 )
 from tickline.fix_gateway.codec import encode, parse
 from tickline.fix_gateway.dictionary import ValidationConfig, Validator, load_dictionary
-from tickline.fix_gateway.exchange_sim import ExchangeSim
+from tickline.venue.exchange_sim import ExchangeSim
 from tickline.fix_gateway.io import AcceptorConfig, FixAcceptor, FixInitiator
 from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, RejectReceived, SessionConfig, utc_timestamp
 from tickline.transport.agent import CompositeAgent

@@ -16,6 +16,8 @@ Topology file (TOML), section ``[exchange_sim]``::
     default_mode = "match"           # match | auto-fill | fill-only | rest
     modes = { AAPL = "auto-fill", MSFT = "rest" }
     duplicate_window = 100000        # ended ClOrdIDs remembered for duplicate detection (0 = none)
+    md_stream_id = 1003              # publish each book's top (TopOfBook, schemas/market_data.xml) here
+    md_channel = "aeron:ipc"         #   whenever an order changes it (0 / absent: not published)
 
 Every scalar can be overridden by ``TICKLINE_EXCHANGE_SIM_<KEY>``.
 
@@ -35,11 +37,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .aeron_bridge import AeronLink, AeronStreams, offer_bounded
-from .bridge import OrderRequest, VenueReport
-from .config import ConfigError, from_env, read_section
+from tickline.fix_gateway.aeron_bridge import AeronLink, AeronStreams, offer_bounded
+from tickline.fix_gateway.bridge import OrderRequest, VenueReport
+from tickline.fix_gateway.config import ConfigError, from_env, read_section
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, MODES, ExchangeSim
-from .sbe_orders import OrderCodec, SbeDecodeError
+from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
 
 __all__ = ["ExchangeSimConfig", "ExchangeSimAgent", "load_exchange_config", "run_exchange_sim"]
 
@@ -55,6 +57,10 @@ class ExchangeSimConfig:
     poll_limit: int = 64
     shutdown_timeout_s: float = 2.0
     duplicate_window: int = DEFAULT_DUPLICATE_WINDOW
+    # its book as market data (tickline.feed's publisher): top of book of a symbol
+    # whenever an order changes it, on md_channel#md_stream_id (0: not published)
+    md_channel: str = "aeron:ipc"
+    md_stream_id: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.duplicate_window, int) or self.duplicate_window < 0:
@@ -64,14 +70,29 @@ class ExchangeSimConfig:
             if m not in MODES:
                 raise ConfigError(f"bad venue mode: fault=config key=exchange_sim.modes symbol={sym} value={m!r} "
                                   f"allowed={'|'.join(MODES)}")
+        if not isinstance(self.md_stream_id, int) or isinstance(self.md_stream_id, bool) or not -(2 ** 31) <= self.md_stream_id < 2 ** 31:
+            raise ConfigError(f"stream id must be a 32-bit integer: fault=config key=exchange_sim.md_stream_id value={self.md_stream_id!r}")
         if self.poll_limit < 1:
             raise ConfigError(f"poll_limit must be >= 1: fault=config key=exchange_sim.poll_limit value={self.poll_limit}")
+
+
+def _driver_dir(path: str) -> dict[str, str]:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f).get("driver")
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}  # read_section has reported what is wrong with the file
+    return {"dir": d["dir"]} if isinstance(d, dict) and isinstance(d.get("dir"), str) else {}
 
 
 def load_exchange_config(path: str, env: dict[str, str] | None = None) -> ExchangeSimConfig:
     """Read and validate ``[exchange_sim]``; ``ConfigError`` names file and key."""
     t = read_section(path, "exchange_sim")
-    top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s", "duplicate_window"}
+    if "dir" not in t:  # a whole deployment's topology: the media driver is [driver] dir, spelled once
+        t = {**t, **_driver_dir(path)}
+    top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s", "duplicate_window", "md_channel", "md_stream_id"}
     for k in t:
         if k not in top | _STREAM_KEYS | {"modes"}:
             raise ConfigError(f"unknown key: fault=config key=exchange_sim.{k} "
@@ -107,6 +128,21 @@ class ExchangeSimAgent:
         self._assembler = FragmentAssembler(self._on_fragment)
         self.orders = self.reports = self.bad = 0
         self.errors: collections.deque[str] = collections.deque(maxlen=32)
+        self.md: Any = None
+        self.md_pub: Any = None
+        self._dirty: set[str] = set()
+        self._published_top: dict[str, tuple] = {}
+        self._clock_ns = clock_ns
+        self.md_published = 0
+        if config.md_stream_id:
+            try:
+                from tickline.feed.publisher import MarketDataPublisher  # the application's feed package
+            except ImportError as exc:
+                raise ConfigError(f"publishing the book needs the tickline.feed package: fault=config "
+                                  f"key=exchange_sim.md_stream_id value={config.md_stream_id} error={exc}") from None
+
+            self.md_pub = aeron.add_exclusive_publication(config.md_channel, config.md_stream_id)
+            self.md = MarketDataPublisher(self.md_pub, clock_ns)
 
     def role_name(self) -> str:
         return "exchange-sim"
@@ -117,6 +153,25 @@ class ExchangeSimAgent:
     def on_close(self) -> None:
         self.sub.close()
         self.pub.close()
+        if self.md_pub is not None:
+            self.md_pub.close()
+
+    def _publish_books(self) -> int:
+        """Top of book of every symbol an order touched since the last call, when it changed.
+        A book the publication cannot take now (back pressure, no subscriber) stays dirty."""
+        n = 0
+        for sym in list(self._dirty):
+            top = self.venue.book_top(sym)
+            if self._published_top.get(sym) == top:
+                self._dirty.discard(sym)
+                continue
+            bid, bq, ask, aq = top
+            if self.md.top_of_book(sym, bid, bq, ask, aq, self._clock_ns()):
+                self._published_top[sym] = top
+                self._dirty.discard(sym)
+                self.md_published += 1
+                n += 1
+        return n
 
     def _on_fragment(self, buffer: Any, header: Any) -> None:
         try:
@@ -132,6 +187,8 @@ class ExchangeSimAgent:
             return
         self.orders += 1
         self.venue.offer(f"aeron-{header.session_id}", msg)
+        if self.md is not None:
+            self._dirty.add(msg.symbol)
 
     def _publish(self, session_id: str | None, report: VenueReport) -> bool:
         view, n = self.out_codec.encode(report)
@@ -146,6 +203,8 @@ class ExchangeSimAgent:
         work = self.venue.poll(self._publish, self.config.poll_limit)
         if self.venue.pending == 0:
             work += int(self.sub.poll(self._assembler, self.config.poll_limit))
+        if self._dirty:
+            work += self._publish_books()
         return work
 
 

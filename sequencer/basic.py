@@ -22,14 +22,14 @@ import struct
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .messages import Role, fast_init
+from tickline.cluster.messages import Role, fast_init
+from tickline.fix_gateway.bridge import Side
 
-__all__ = ["Side", "NewOrder", "OrderAck", "Status", "RiskLimits", "SequencerState", "decide", "OrderCodec", "StructOrderCodec", "OrderSequencer"]
+__all__ = ["service", "SIM_LIMITS", "codec", "sequencer_model", "sequencer_key", "Side", "NewOrder", "OrderAck", "Status", "RiskLimits", "SequencerState", "decide", "OrderCodec", "StructOrderCodec", "OrderSequencer"]
 
 
-class Side(enum.IntEnum):
-    BUY = 1
-    SELL = 2
+# The one Side of the whole pipeline (generated from schemas/orders.xml's Side enum: "1" buy, "2" sell).
+_SIDE_BYTE = {Side.BUY: 1, Side.SELL: 2}
 
 
 class Status(enum.IntEnum):
@@ -135,7 +135,7 @@ class StructOrderCodec:
     ACK = struct.Struct("<qBqq")
 
     def encode_order(self, o: NewOrder) -> bytes:
-        return self.ORDER.pack(o.account, int(o.side), o.quantity, o.price, o.client_order_id)
+        return self.ORDER.pack(o.account, _SIDE_BYTE.get(o.side, o.side if type(o.side) is int else 0), o.quantity, o.price, o.client_order_id)
 
     _SIDES = {1: Side.BUY, 2: Side.SELL}  # a dict lookup, not an enum call, per order
 
@@ -191,3 +191,48 @@ class OrderSequencer:
 
     def on_role_change(self, role: Role) -> None:
         self.role = role
+
+
+def service(topology_path: str) -> OrderSequencer:
+    """The cluster daemon's factory (``service = "tickline.sequencer.basic:service"``): default limits."""
+    return OrderSequencer()
+
+
+# ---------------------------------------------------------------- the cluster simulator's workload
+# (tickline.cluster.sim drives this module by name: SimOptions.workload)
+
+#: limits small enough that the simulator's clients hit both risk checks
+SIM_LIMITS = RiskLimits(max_position=600, max_orders=4, window=60)
+
+
+def codec(name: str) -> OrderCodec:
+    """The wire format by name: ``struct`` or ``sbe`` (SBE messages of schemas/orders.xml)."""
+    if name == "sbe":
+        from .basic_sbe import SbeOrderCodec
+        return SbeOrderCodec()
+    if name == "struct":
+        return StructOrderCodec()
+    raise ValueError(f"unknown order codec: fault=user codec={name!r} expected=struct|sbe")
+
+
+def sequencer_model(limits: RiskLimits):
+    """The single-copy order sequencer as a model for the checker: state is
+    (SequencerState, last cluster time); time never goes backwards."""
+
+    def step(state, order: NewOrder, ack):
+        seq_state, last_ts = state
+        if ack is None:
+            # Never answered: it had no visible effect, or it took effect at an
+            # unknown time.  Only the first is modelled; the simulator requires
+            # every request to be answered before it checks, so none reach here.
+            return [state]
+        if ack.timestamp < last_ts:
+            return []
+        s = seq_state.copy()
+        return [(s, ack.timestamp)] if decide(s, order, ack.timestamp, limits) == ack else []
+
+    return step
+
+
+def sequencer_key(state) -> tuple:
+    return (state[0].key(), state[1])

@@ -1,8 +1,8 @@
 """The order sequencer's wire format as SBE messages of ``schemas/orders.xml``:
 ``NewOrder`` in, ``ExecutionReport`` out (execType New with orderId = the
 global sequence number, or Rejected with a reason).  Plugs into
-:class:`~tickline.cluster.sequencer.OrderSequencer` through the
-:class:`~tickline.cluster.sequencer.OrderCodec` seam; uses the on-the-fly
+:class:`~tickline.sequencer.basic.OrderSequencer` through the
+:class:`~tickline.sequencer.basic.OrderCodec` seam; uses the on-the-fly
 codec from :mod:`tickline.codecs.otf` (generated flyweights can replace it
 without touching the service).
 """
@@ -14,7 +14,7 @@ from typing import Any
 from tickline.codecs import MessageError, load_builtin
 from tickline.codecs import otf
 
-from .sequencer import NewOrder, OrderAck, Side, Status
+from .basic import NewOrder, OrderAck, Side, Status
 
 __all__ = ["SbeOrderCodec"]
 

@@ -28,11 +28,11 @@ import collections
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .bridge import (
+from tickline.fix_gateway.bridge import (
     CancelOrder, CxlRejResponseTo, ExecType, ExecutionReport, NewOrder, OrdStatus, OrdType, OrderReject,
     OrderRequest, RejectReason, ReplaceOrder, Side, TimeInForce, VenueReport,
 )
-from .config import ConfigError
+from tickline.fix_gateway.config import ConfigError
 
 __all__ = ["ExchangeSim", "MODES"]
 
@@ -358,3 +358,14 @@ class ExchangeSim:
             else:
                 del self.live[(sid, o.cl_ord_id)]
                 self._ended_key((sid, o.cl_ord_id))
+
+    def book_top(self, symbol: str) -> tuple[int | None, int, int | None, int]:
+        """(best bid, its quantity, best ask, its quantity) of ``symbol``'s book; None: an empty side."""
+        book = self.books.get(symbol)
+        if book is None:
+            return None, 0, None, 0
+        bid = book.bid_prices[-1] if book.bid_prices else None
+        ask = book.ask_prices[0] if book.ask_prices else None
+        bq = sum(o.leaves for o in book.bids[bid]) if bid is not None else 0
+        aq = sum(o.leaves for o in book.asks[ask]) if ask is not None else 0
+        return bid, bq, ask, aq

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from cluster_harness import NodeNet
 from tickline.cluster.protocol import EgressMessage, IngressMessage, SessionConnect
-from tickline.cluster.sequencer import (
+from tickline.sequencer.basic import (
     NewOrder, OrderAck, OrderSequencer, RiskLimits, SequencerState, Side, Status, StructOrderCodec, decide,
 )
 
@@ -124,7 +124,7 @@ def test_replicated_sequencer_gives_every_member_the_same_state_and_answers_malf
 
 
 def test_sbe_codec_from_orders_xml_round_trips_orders_and_execution_reports():
-    from tickline.cluster.sequencer_sbe import SbeOrderCodec
+    from tickline.sequencer.basic_sbe import SbeOrderCodec
     c = SbeOrderCodec()
     o = NewOrder("ACC1", Side.SELL, 12, 1050, "ORD-99")
     data = c.encode_order(o)
@@ -138,7 +138,7 @@ def test_sbe_codec_from_orders_xml_round_trips_orders_and_execution_reports():
 
 
 def test_replicated_sequencer_over_sbe_messages():
-    from tickline.cluster.sequencer_sbe import SbeOrderCodec
+    from tickline.sequencer.basic_sbe import SbeOrderCodec
     codec = SbeOrderCodec()
     net = NodeNet(lambda: OrderSequencer(LIMITS, codec))
     leader = net.elect()

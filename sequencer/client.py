@@ -1,0 +1,150 @@
+"""``SequencerGateway``: a strategy's (or a gateway's) way to the sequencer.
+
+It satisfies the ``OrderGateway`` protocol of ``tickline.strategy.gateway``:
+
+- ``send(message) -> bool``: one encoded ``schemas/orders.xml`` message with
+  its SBE header (NewOrder, CancelOrder, ReplaceOrder); False when not
+  connected or too many messages are unanswered (retry later);
+- ``poll(handler, limit) -> int``: turns the cluster client and delivers to
+  ``handler`` at most ``limit`` encoded ``ExecutionReport`` / ``OrderReject``
+  messages addressed to this client (a view valid only during the call).
+
+Behind it is a cluster client (exactly once across leader changes: retries
+keep their correlation id) and one long poll for this session's events kept
+outstanding.  The sequencing receipt (``Sequenced``) is not passed on: it is
+the "order -> sequenced" stage, offered to ``on_sequenced`` for measurement.
+Not thread safe; run it on the strategy's thread (it starts none).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable
+
+from tickline.cluster.aeron_io import AeronClusterClient
+
+from . import protocol as P
+
+__all__ = ["SequencerGateway", "members_from_topology"]
+
+
+def members_from_topology(path: str) -> tuple[dict[int, tuple[str, int]], str | None]:
+    """The cluster members and the media driver directory of a topology file."""
+    from tickline.cluster.daemon import load_topology
+
+    topo = load_topology(path)
+    return topo.members, topo.aeron_dir
+
+
+class SequencerGateway:
+    def __init__(self, members: dict[int, tuple[str, int]], *, aeron_dir: str | None = None, retry_timeout: int = 200,
+                 max_outstanding: int = 4096, max_events: int = 256) -> None:
+        self.cluster = AeronClusterClient(members, aeron_base=aeron_dir, retry_timeout=retry_timeout)
+        self.max_outstanding = max_outstanding
+        self.max_events = max_events
+        self._poll_corr: int | None = None
+        self._after = 0  # the last event number delivered
+        self._ready: deque[bytes | memoryview] = deque()
+        self.sent = self.sequenced = self.events = self.answers = self.malformed = 0
+        #: called with (ClOrdId, OrderId, cluster time ms) when an order is sequenced
+        self.on_sequenced: Callable[[str, int, int], None] | None = None
+
+    @classmethod
+    def from_topology(cls, path: str, **kwargs: object) -> "SequencerGateway":
+        members, aeron_dir = members_from_topology(path)
+        return cls(members, aeron_dir=aeron_dir, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def connected(self) -> bool:
+        return self.cluster.client.connected
+
+    def send(self, message: bytes | memoryview) -> bool:
+        c = self.cluster.client
+        if not c.connected or len(c.outstanding) >= self.max_outstanding:
+            return False
+        self.cluster.offer(bytes(message))
+        self.sent += 1
+        return True
+
+    def poll(self, handler: Callable[[memoryview], None], limit: int = 64) -> int:
+        work = 0
+        cl = self.cluster
+        if self._poll_corr is None and cl.client.connected:
+            self._poll_corr = cl.offer(P.encode_event_poll(self._after, self.max_events))
+        for corr, payload in cl.poll():
+            work += 1
+            if corr == self._poll_corr:
+                self._poll_corr = None
+                self._on_batch(payload)
+                continue
+            self.answers += 1
+            try:
+                schema, template = P.peek(payload)
+            except P.ProtocolError:
+                self.malformed += 1
+                continue
+            if schema == P.SCHEMA_ID and template == P.SEQUENCED:
+                self.sequenced += 1
+                if self.on_sequenced is not None:
+                    s = P.decode(payload)
+                    self.on_sequenced(s.cl_ord_id, s.order_id, s.timestamp)  # type: ignore[union-attr]
+            else:
+                self._ready.append(payload)  # a reject, from the sequencer's risk checks
+        n = 0
+        ready = self._ready
+        while ready and n < limit:
+            handler(memoryview(ready.popleft()))
+            n += 1
+        return work + n + cl.work
+
+    def recover(self, account: str, timeout: float = 10.0) -> tuple[list[bytes], dict[str, tuple[int, int, int]]] | None:
+        """A restarted strategy takes over ``account`` (``tickline strategy run`` asks before it
+        starts): this session receives the account's live orders' events from now on.  Returns
+        (an encoded ExecutionReport per live order, {symbol: (quantity, cost, realized)}), or
+        None when the cluster did not answer within ``timeout`` seconds.  Blocks; call it
+        before the strategy runs, never from a callback."""
+        cl = self.cluster
+        deadline = time.monotonic() + timeout
+        while not cl.client.connected:
+            if time.monotonic() > deadline:
+                return None
+            cl.poll()
+            time.sleep(0.001)
+        corr = cl.offer(P.encode_recover(account))
+        while time.monotonic() < deadline:
+            for c, payload in cl.poll():
+                if c != corr:
+                    self._ready.append(payload)  # nothing else is outstanding before the runner starts
+                    continue
+                try:
+                    _last, items = P.decode_batch(payload)
+                except P.ProtocolError:
+                    self.malformed += 1
+                    return None
+                reports: list[bytes] = []
+                positions: dict[str, tuple[int, int, int]] = {}
+                for _n, msg in items:
+                    if P.peek(msg) == (P.SCHEMA_ID, P.POSITION):
+                        pr = P.decode(msg)
+                        positions[pr.symbol] = (pr.quantity, pr.cost, pr.realized)  # type: ignore[union-attr]
+                    else:
+                        reports.append(bytes(msg))
+                return reports, positions
+            time.sleep(0.001)
+        return None
+
+    def _on_batch(self, payload: bytes) -> None:
+        try:
+            last, items = P.decode_batch(payload)
+        except P.ProtocolError:
+            self.malformed += 1
+            return
+        for num, msg in items:
+            if num > self._after:  # a batch re-sent after a leader change repeats nothing
+                self._after = num
+                self.events += 1
+                self._ready.append(bytes(msg))
+
+    def close(self) -> None:
+        self.cluster.close()

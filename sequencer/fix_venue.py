@@ -1,0 +1,91 @@
+"""The FIX gateway's way into the sequencer: ``[fix_gateway] bridge =
+"tickline.sequencer.fix_venue:from_topology"``.
+
+One ``SequencerVenue`` is both the bridge's ``OrderSink`` and its
+``ExecutionSource``.  Each FIX session gets a cluster session of its own (a
+``SequencerGateway``, made on its first order), so ClOrdIds stay unique per
+FIX session as FIX wants, and each session's acks, fills and rejects come
+back to it alone.  An order offered while that session's cluster client is
+not connected (or has too many unanswered messages) is refused, and the
+bridge answers the FIX client with a BusinessMessageReject ("back pressured,
+retry"): nothing is queued behind the client's back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tickline.fix_gateway.bridge import OrderRequest, VenueReport
+from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
+
+from .client import SequencerGateway, members_from_topology
+
+__all__ = ["SequencerVenue", "from_topology"]
+
+
+def from_topology(path: str) -> "SequencerVenue":
+    """The venue for the gateway of topology ``path``: a cluster client per FIX session
+    of its ``[fix_gateway]``, opened now so a session's first order finds it connected."""
+    from tickline.fix_gateway.gateway import load_config
+
+    members, aeron_dir = members_from_topology(path)
+    venue = SequencerVenue(members, aeron_dir)
+    for spec in load_config(path).sessions:
+        venue.connect(spec.session.session_id)
+    return venue
+
+
+class SequencerVenue:
+    """Not thread safe: the gateway's agent thread only."""
+
+    def __init__(self, members: dict[int, tuple[str, int]], aeron_dir: str | None, *, connect_timeout_s: float = 0.0) -> None:
+        self.members = members
+        self.aeron_dir = aeron_dir
+        self.gateways: dict[str, SequencerGateway] = {}
+        self.codec = OrderCodec()
+        self.decoder = OrderCodec()
+        self.sent = self.refused = self.reports = self.bad = 0
+
+    def _gateway(self, session_id: str) -> SequencerGateway:
+        gw = self.gateways.get(session_id)
+        if gw is None:
+            gw = self.gateways[session_id] = SequencerGateway(self.members, aeron_dir=self.aeron_dir)
+        return gw
+
+    def connect(self, session_id: str) -> None:
+        """Open the session's cluster client ahead of its first order (optional)."""
+        self._gateway(session_id)
+
+    def offer(self, session_id: str, request: OrderRequest) -> bool:
+        gw = self._gateway(session_id)
+        if not gw.connected:
+            gw.poll(lambda _m: None, 0)  # let it connect: a first order may find it not yet connected
+        view, n = self.codec.encode(request)
+        if gw.send(view[:n]):
+            self.sent += 1
+            return True
+        self.refused += 1
+        return False
+
+    def poll(self, handler: Callable[[str | None, VenueReport], None], limit: int) -> int:
+        work = 0
+        for sid, gw in self.gateways.items():
+            def deliver(view: memoryview, sid: str = sid) -> None:
+                try:
+                    report = self.decoder.decode(view)
+                except SbeDecodeError:
+                    self.bad += 1
+                    return
+                self.reports += 1
+                handler(sid, report)  # type: ignore[arg-type]
+            work += gw.poll(deliver, limit)
+        return work
+
+    def status(self) -> dict[str, Any]:
+        return {"connected": all(g.connected for g in self.gateways.values()), "sessions": len(self.gateways),
+                "orders_sent": self.sent, "orders_refused": self.refused, "reports_received": self.reports, "reports_bad": self.bad}
+
+    def close(self) -> None:
+        for gw in self.gateways.values():
+            gw.close()
+        self.gateways.clear()

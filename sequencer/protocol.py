@@ -1,0 +1,172 @@
+"""The sequencer service's own messages (``schemas/sequencer.xml``, schema 110),
+packed by hand with ``struct`` in the schema's exact layout (a test holds them
+to the schema through the on-the-fly codec), beside the order messages of
+``schemas/orders.xml`` that strategies, gateways and the venue send.
+
+Every decode here reads bytes from a cluster client or the log: hostile until
+checked.  A short or inconsistent message raises :class:`ProtocolError` naming
+what is wrong (``fault=peer``); nothing reads past the bytes present.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+__all__ = [
+    "SCHEMA_ID", "ORDERS_SCHEMA_ID", "HEADER", "ProtocolError", "EventPoll", "VenuePoll", "Sequenced",
+    "Recover", "PositionReport", "encode_recover", "encode_position",
+    "encode_event_poll", "encode_venue_poll", "encode_sequenced", "encode_batch", "decode", "decode_batch", "peek",
+]
+
+SCHEMA_ID = 110
+ORDERS_SCHEMA_ID = 101
+VERSION = 0
+HEADER = struct.Struct("<HHHH")  # blockLength, templateId, schemaId, version
+_POLL = struct.Struct("<qH")
+_SEQUENCED = struct.Struct("<qq20s")
+_BATCH = struct.Struct("<q")
+_GROUP = struct.Struct("<HH")
+_ITEM = struct.Struct("<qI")  # seq, then the varData's length
+_RECOVER = struct.Struct("<12s")
+_POSITION = struct.Struct("<16sqqq")
+EVENT_POLL, VENUE_POLL, SEQUENCED, BATCH, RECOVER, POSITION = 1, 2, 3, 4, 5, 6
+MAX_ITEMS = 0xFFFF
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not a well-formed sequencer message (the sender's fault)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventPoll:
+    after: int
+    max_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePoll:
+    after: int
+    max_orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReport:
+    symbol: str
+    quantity: int
+    cost: int
+    realized: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sequenced:
+    order_id: int
+    timestamp: int
+    cl_ord_id: str
+
+
+def encode_event_poll(after: int, max_events: int = 256) -> bytes:
+    return HEADER.pack(_POLL.size, EVENT_POLL, SCHEMA_ID, VERSION) + _POLL.pack(after, max_events)
+
+
+def encode_venue_poll(after: int, max_orders: int = 256) -> bytes:
+    return HEADER.pack(_POLL.size, VENUE_POLL, SCHEMA_ID, VERSION) + _POLL.pack(after, max_orders)
+
+
+def encode_sequenced(order_id: int, timestamp: int, cl_ord_id: str) -> bytes:
+    return HEADER.pack(_SEQUENCED.size, SEQUENCED, SCHEMA_ID, VERSION) + _SEQUENCED.pack(
+        order_id, timestamp, cl_ord_id.encode("ascii", "replace")[:20])
+
+
+def encode_recover(account: str) -> bytes:
+    return HEADER.pack(_RECOVER.size, RECOVER, SCHEMA_ID, VERSION) + _RECOVER.pack(account.encode("ascii", "replace")[:12])
+
+
+def encode_position(symbol: str, quantity: int, cost: int, realized: int) -> bytes:
+    return HEADER.pack(_POSITION.size, POSITION, SCHEMA_ID, VERSION) + _POSITION.pack(
+        symbol.encode("ascii", "replace")[:16], quantity, cost, realized)
+
+
+def encode_batch(last: int, items: list[tuple[int, bytes]]) -> bytes:
+    """``items``: (number, one orders.xml message with its header), at most 65535."""
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f"batch too large: fault=ours items={len(items)} max={MAX_ITEMS}")
+    parts = [HEADER.pack(_BATCH.size, BATCH, SCHEMA_ID, VERSION), _BATCH.pack(last), _GROUP.pack(8, len(items))]
+    for seq, msg in items:
+        parts.append(_ITEM.pack(seq, len(msg)))
+        parts.append(msg)
+    return b"".join(parts)
+
+
+def peek(data: bytes | memoryview) -> tuple[int, int]:
+    """(schema id, template id) of a message; raises :class:`ProtocolError` when shorter than a header."""
+    if len(data) < HEADER.size:
+        raise ProtocolError(f"message shorter than the SBE header: fault=peer length={len(data)}")
+    _bl, template, schema, _v = HEADER.unpack_from(data, 0)
+    return schema, template
+
+
+def decode(data: bytes | memoryview) -> EventPoll | VenuePoll | Sequenced | Recover | PositionReport:
+    """Decode a poll or a Sequenced receipt (not a Batch: see :func:`decode_batch`)."""
+    schema, template = peek(data)
+    if schema != SCHEMA_ID:
+        raise ProtocolError(f"not a sequencer message: fault=peer schema_id={schema} expected={SCHEMA_ID}")
+    block = HEADER.unpack_from(data, 0)[0]
+    body = len(data) - HEADER.size
+    if template in (EVENT_POLL, VENUE_POLL):
+        if block < _POLL.size or body < block:
+            raise ProtocolError(f"truncated poll: fault=peer template_id={template} block_length={block} length={len(data)}")
+        after, limit = _POLL.unpack_from(data, HEADER.size)
+        return EventPoll(after, limit) if template == EVENT_POLL else VenuePoll(after, limit)
+    if template == SEQUENCED:
+        if block < _SEQUENCED.size or body < block:
+            raise ProtocolError(f"truncated Sequenced: fault=peer block_length={block} length={len(data)}")
+        oid, ts, raw = _SEQUENCED.unpack_from(data, HEADER.size)
+        return Sequenced(oid, ts, raw.rstrip(b"\0").decode("ascii", "replace"))
+    if template == RECOVER:
+        if block < _RECOVER.size or body < block:
+            raise ProtocolError(f"truncated Recover: fault=peer block_length={block} length={len(data)}")
+        (raw,) = _RECOVER.unpack_from(data, HEADER.size)
+        return Recover(raw.rstrip(b"\0").decode("ascii", "replace"))
+    if template == POSITION:
+        if block < _POSITION.size or body < block:
+            raise ProtocolError(f"truncated PositionReport: fault=peer block_length={block} length={len(data)}")
+        raw, q, cost, realized = _POSITION.unpack_from(data, HEADER.size)
+        return PositionReport(raw.rstrip(b"\0").decode("ascii", "replace"), q, cost, realized)
+    raise ProtocolError(f"unknown sequencer template: fault=peer template_id={template}")
+
+
+def decode_batch(data: bytes | memoryview) -> tuple[int, list[tuple[int, memoryview]]]:
+    """(last, [(number, message view)]); views into ``data``."""
+    schema, template = peek(data)
+    if schema != SCHEMA_ID or template != BATCH:
+        raise ProtocolError(f"not a Batch: fault=peer schema_id={schema} template_id={template}")
+    view = memoryview(data)
+    n = len(view)
+    block = HEADER.unpack_from(view, 0)[0]
+    pos = HEADER.size
+    if block < _BATCH.size or n < pos + block + _GROUP.size:
+        raise ProtocolError(f"truncated Batch: fault=peer block_length={block} length={n}")
+    (last,) = _BATCH.unpack_from(view, pos)
+    pos += block
+    entry_block, count = _GROUP.unpack_from(view, pos)
+    pos += _GROUP.size
+    if entry_block < 8:
+        raise ProtocolError(f"Batch entry block too short: fault=peer block_length={entry_block}")
+    items = []
+    for i in range(count):
+        if n - pos < entry_block + 4:
+            raise ProtocolError(f"truncated Batch item: fault=peer item={i} count={count} length={n}")
+        (seq,) = struct.unpack_from("<q", view, pos)
+        (size,) = struct.unpack_from("<I", view, pos + entry_block)
+        pos += entry_block + 4
+        if size > n - pos:
+            raise ProtocolError(f"Batch item longer than the message: fault=peer item={i} size={size} left={n - pos}")
+        items.append((seq, view[pos:pos + size]))
+        pos += size
+    return last, items

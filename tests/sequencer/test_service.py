@@ -1,0 +1,330 @@
+"""The sequencer service in the real service container, entry by entry: risk,
+the global sequence, events to the sender only, the venue's queue, hostile
+payloads, long polls answered later (and again from the cache on a retry),
+snapshots."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tickline.cluster.messages import Entry, EntryKind
+from tickline.cluster.protocol import EgressMessage
+from tickline.cluster.service import MESSAGE_HEADER, OPEN, TIMER, ServiceContainer
+from tickline.fix_gateway.bridge import (
+    CancelOrder, ExecType, ExecutionReport, NewOrder, OrdStatus, OrderReject, OrdType, Side, TimeInForce,
+)
+from tickline.fix_gateway.sbe_orders import OrderCodec
+from tickline.sequencer import protocol as P
+from tickline.sequencer.service import SequencerLimits, SequencerService
+
+S = 10 ** 9
+VENUE, A, B = 900, 100, 200  # session ids (client id = session id + 1)
+
+
+class Harness:
+    def __init__(self, limits: SequencerLimits | None = None) -> None:
+        self.service = SequencerService(limits or SequencerLimits(max_position=100, max_order_qty=50, max_orders=5,
+                                                                  rate_window_ms=1000, price_band_pct=5.0,
+                                                                  reference_prices={"X": 100.0}, long_poll_ms=50))
+        self.container = ServiceContainer(self.service)
+        self.position = 0
+        self.codec = OrderCodec()
+        self.corr = {}
+        for sid in (VENUE, A, B):
+            self._apply(EntryKind.SESSION_OPEN, OPEN.pack(sid, sid + 1), 0)
+
+    def _apply(self, kind, payload, ts):
+        e = Entry(self.position, 1, ts, kind, payload)
+        self.position = e.end
+        return [m for _, m in self.container.apply(e)]
+
+    def send(self, sid, payload, ts=1000, corr=None):
+        """Apply one client message; returns {session: [payloads]} of the egress."""
+        if corr is None:
+            corr = self.corr.get(sid, 0) + 1
+            self.corr[sid] = corr
+        out = self._apply(EntryKind.MESSAGE, MESSAGE_HEADER.pack(sid, corr, 1) + bytes(payload), ts)
+        return self._by_session(out)
+
+    def fire_timers(self, ts):
+        out = []
+        for c in self.container.due_timers(ts):
+            out += self._apply(EntryKind.TIMER, TIMER.pack(c), ts)
+        return self._by_session(out)
+
+    @staticmethod
+    def _by_session(out):
+        d = {}
+        for m in out:
+            if isinstance(m, EgressMessage):
+                d.setdefault(m.session_id, []).append(m.payload)
+        return d
+
+    def enc(self, msg):
+        v, n = self.codec.encode(msg)
+        return bytes(v[:n])
+
+    def order(self, cl, side=Side.BUY, qty=10, price=100.0, account="ACC", symbol="X"):
+        return self.enc(NewOrder(cl, account, symbol, side, OrdType.LIMIT, TimeInForce.DAY, int(price * S), None, qty, 0))
+
+    def report(self, seq, exec_type, status, last_qty=0, leaves=0, cum=0, price=100.0):
+        return self.enc(ExecutionReport(0, 0, str(seq), "X", Side.BUY, exec_type, status, int(price * S), int(price * S),
+                                        last_qty, leaves, cum, None, 0))
+
+
+def decode(payload):
+    return OrderCodec().decode(payload)
+
+
+def reason(payload):
+    msg = decode(payload)
+    assert isinstance(msg, (ExecutionReport, OrderReject))
+    return msg.text.split()[0]
+
+
+def test_an_order_is_sequenced_goes_to_the_venue_once_and_its_fills_reach_only_its_sender():
+    h = Harness()
+    out = h.send(A, h.order("a1"))
+    assert list(out) == [A]
+    seq = P.decode(out[A][0])
+    assert isinstance(seq, P.Sequenced) and (seq.order_id, seq.cl_ord_id) == (1, "a1")
+    # the venue polls: it gets the order, its ClOrdId the global sequence
+    out = h.send(VENUE, P.encode_venue_poll(-1))
+    last, items = P.decode_batch(out[VENUE][0])
+    assert last == 1 and [s for s, _ in items] == [1]
+    venue_order = decode(items[0][1])
+    assert isinstance(venue_order, NewOrder) and venue_order.cl_ord_id == "1" and venue_order.quantity == 10
+    # B's long poll is held: nothing for B
+    assert h.send(B, P.encode_event_poll(0)) == {}
+    # the venue acks and fills: A's poll, when it comes, gets both, rewritten to A's ClOrdId
+    h.send(VENUE, h.report(1, ExecType.NEW, OrdStatus.NEW, leaves=10))
+    h.send(VENUE, h.report(1, ExecType.TRADE, OrdStatus.FILLED, last_qty=10, cum=10))
+    out = h.send(A, P.encode_event_poll(0))
+    assert list(out) == [A]
+    _, items = P.decode_batch(out[A][0])
+    reports = [decode(m) for _, m in items]
+    assert [(r.cl_ord_id, r.order_id, r.exec_type) for r in reports] == [("a1", 1, ExecType.NEW), ("a1", 1, ExecType.TRADE)]
+    assert len({r.exec_id for r in reports}) == 2
+    assert h.service.positions[("ACC", "X")] == 10 and h.service.orders[1].status == "filled"
+    # the venue's next poll has nothing new: it is held, not answered with the old order
+    assert h.send(VENUE, P.encode_venue_poll(1)) == {}
+
+
+def test_every_risk_check_refuses_with_its_reason_to_the_sender_only():
+    h = Harness()
+    cases = [
+        (h.order("big", qty=51), "reason=max_order_size"),
+        (h.order("zero", qty=0), "reason=bad_quantity"),
+        (h.order("far", price=106.0), "reason=price_band"),
+    ]
+    for payload, why in cases:
+        out = h.send(A, payload)
+        assert list(out) == [A] and reason(out[A][0]) == why
+        assert decode(out[A][0]).exec_type is ExecType.REJECTED
+    h.send(A, h.order("ok1", qty=50))
+    assert reason(h.send(A, h.order("ok1", qty=1))[A][0]) == "reason=duplicate_clordid"
+    h.send(A, h.order("ok2", qty=50))
+    # open buys 100 = max_position: one more share is over the limit
+    assert reason(h.send(A, h.order("over", qty=1))[A][0]) == "reason=position_limit"
+    # a sell is fine (the position limit is per side's worst case)
+    assert isinstance(P.decode(h.send(A, h.order("s1", side=Side.SELL, qty=1))[A][0]), P.Sequenced)
+    # rate: 5 accepted per 1000 ms per account; ACC has 3, two more, then refused; another account is not
+    for i in range(2):
+        assert isinstance(P.decode(h.send(A, h.order(f"s{i + 2}", side=Side.SELL, qty=1))[A][0]), P.Sequenced)
+    assert reason(h.send(A, h.order("s9", side=Side.SELL, qty=1))[A][0]) == "reason=rate_limit"
+    assert isinstance(P.decode(h.send(B, h.order("b1", account="OTHER"))[B][0]), P.Sequenced)
+    # the window is cluster time: 1000 ms later ACC may send again
+    assert isinstance(P.decode(h.send(A, h.order("s10", side=Side.SELL, qty=1), ts=2001)[A][0]), P.Sequenced)
+    c = h.service.counters
+    assert (c["rejected_max_order_size"], c["rejected_bad_quantity"], c["rejected_price_band"], c["rejected_duplicate_clordid"],
+            c["rejected_position_limit"], c["rejected_rate_limit"]) == (1, 1, 1, 1, 1, 1)
+
+
+def test_hostile_payloads_are_refused_as_malformed_and_the_service_goes_on():
+    h = Harness()
+    rng = random.Random(7)
+    good = h.order("g1")
+    payloads = [b"", b"\x01", b"\xff" * 8, good[:12], good[:-5], P.encode_event_poll(0)[:10],
+                b"\x08\x00\x07\x00\x6e\x00\x00\x00" + b"\x00" * 8]  # sequencer schema, unknown template
+    payloads += [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80))) for _ in range(300)]
+    payloads += [bytearray(good) for _ in range(200)]
+    for p in payloads[-200:]:  # the good order with one byte flipped
+        i = rng.randrange(len(p))
+        p[i] ^= 1 << rng.randrange(8)
+    refused = 0
+    for i, p in enumerate(payloads):
+        out = h.send(B, bytes(p))
+        for answer in out.get(B, []):
+            try:
+                if P.peek(answer)[0] == P.SCHEMA_ID:
+                    continue  # a flipped bit that still decodes: sequenced, or a poll
+            except P.ProtocolError:
+                pytest.fail("the service answered with a malformed message")
+            if reason(answer) == "reason=malformed":
+                refused += 1
+        assert set(out) <= {B}
+    assert refused >= 7 and h.service.counters["rejected_malformed"] == refused
+    # still sequencing
+    out = h.send(A, h.order("after", account="FRESH"), ts=9000)
+    assert isinstance(P.decode(out[A][0]), P.Sequenced)
+
+
+def test_only_the_venue_session_may_report_fills():
+    h = Harness()
+    h.send(A, h.order("a1"))
+    h.send(VENUE, P.encode_venue_poll(-1))
+    out = h.send(B, h.report(1, ExecType.TRADE, OrdStatus.FILLED, last_qty=10, cum=10))
+    assert reason(out[B][0]) == "reason=not_venue"
+    assert h.service.orders[1].cum == 0 and ("ACC", "X") not in h.service.positions
+
+
+def test_a_long_poll_is_answered_later_and_a_retry_to_a_new_leader_gets_the_same_answer():
+    h = Harness()
+    assert h.send(VENUE, P.encode_venue_poll(-1), corr=5) == {}
+    out = h.send(A, h.order("a1"))
+    # the order's apply also answers the venue's held poll (correlation 5)
+    assert set(out) == {A, VENUE}
+    first = out[VENUE][0]
+    # the adapter's retry of correlation 5 (after a leader change) is answered from the cache
+    again = h.send(VENUE, P.encode_venue_poll(-1), corr=5)
+    assert again == {VENUE: [first]} and h.container.duplicates == 1
+    # an idle poll is answered empty once long_poll_ms of cluster time has passed
+    assert h.send(B, P.encode_event_poll(0), ts=2000) == {}
+    assert h.fire_timers(2049) == {}
+    out = h.fire_timers(2050)
+    last, items = P.decode_batch(out[B][0])
+    assert (last, items) == (0, [])
+
+
+def test_a_cancel_is_sequenced_and_its_report_ends_the_order():
+    h = Harness()
+    h.send(A, h.order("a1"))
+    out = h.send(A, h.enc(CancelOrder("c1", "a1", "X", Side.BUY, 0)))
+    assert P.decode(out[A][0]).order_id == 2
+    _, items = P.decode_batch(h.send(VENUE, P.encode_venue_poll(-1))[VENUE][0])
+    cancel = decode(items[1][1])
+    assert isinstance(cancel, CancelOrder) and (cancel.cl_ord_id, cancel.orig_cl_ord_id) == ("2", "1")
+    h.send(VENUE, h.report(2, ExecType.CANCELED, OrdStatus.CANCELED))
+    assert h.service.orders[1].status == "cancelled" and h.service.open_qty[("ACC", "X", "1")] == 0
+    out = h.send(A, P.encode_event_poll(0))
+    (_, m), = P.decode_batch(out[A][0])[1]
+    r = decode(m)
+    assert (r.cl_ord_id, r.order_id, r.exec_type) == ("c1", 1, ExecType.CANCELED)
+    # a cancel of an order that is no longer live
+    assert reason(h.send(A, h.enc(CancelOrder("c2", "a1", "X", Side.BUY, 0)))[A][0]) == "reason=unknown_order"
+
+
+def test_a_snapshot_restores_everything_the_next_message_depends_on():
+    h = Harness()
+    h.send(A, h.order("a1"))
+    h.send(A, h.order("a2", side=Side.SELL))
+    h.send(VENUE, P.encode_venue_poll(-1))
+    h.send(VENUE, h.report(1, ExecType.TRADE, OrdStatus.FILLED, last_qty=10, cum=10))
+    h.send(B, P.encode_event_poll(0), ts=1500)
+    snap = h.container.take_snapshot()
+    other = Harness()
+    other.container.load_snapshot(snap)
+    other.position = h.position
+    assert other.service.on_take_snapshot() == h.service.on_take_snapshot()
+    # the same next messages give the same answers on both
+    for hh in (h, other):
+        hh.corr = dict(h.corr)
+    for payload, sid in ((h.order("a2"), A), (h.order("a3"), A), (P.encode_event_poll(0), A)):
+        assert h.send(sid, payload, ts=1600) == other.send(sid, payload, ts=1600)
+
+
+def test_limits_from_the_topology_section_refuse_unknown_keys_and_bad_values():
+    assert SequencerLimits.from_section({"max_position": 5}).max_position == 5
+    with pytest.raises(ValueError, match="key=sequencer.max_postion"):
+        SequencerLimits.from_section({"max_postion": 5}, "t.toml")
+    with pytest.raises(ValueError, match="key=sequencer.max_order_qty value=0"):
+        SequencerLimits(max_order_qty=0)
+
+
+def test_a_replace_moves_the_order_at_the_venue_and_later_fills_and_cancels_follow_its_new_id():
+    from tickline.fix_gateway.bridge import ReplaceOrder
+    h = Harness()
+    h.send(A, h.order("a1", qty=10, price=100.0))
+    rep = h.enc(ReplaceOrder("a1r", "a1", "X", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, int(100.5 * S), 20, 0))
+    assert P.decode(h.send(A, rep)[A][0]).order_id == 2
+    _, items = P.decode_batch(h.send(VENUE, P.encode_venue_poll(-1))[VENUE][0])
+    venue_rep = decode(items[1][1])
+    assert isinstance(venue_rep, ReplaceOrder) and (venue_rep.cl_ord_id, venue_rep.orig_cl_ord_id, venue_rep.quantity) == ("2", "1", 20)
+    h.send(VENUE, h.report(2, ExecType.REPLACED, OrdStatus.REPLACED, leaves=20, price=100.5))
+    o = h.service.orders[1]
+    assert (o.qty, o.price, h.service.open_qty[("ACC", "X", "1")]) == (20, int(100.5 * S), 20)
+    # the venue fills it under its new id: the sender hears of its replace's ClOrdId, the order's OrderId
+    h.send(VENUE, h.report(2, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, last_qty=5, leaves=15, cum=5, price=100.5))
+    assert (o.cum, h.service.positions[("ACC", "X")]) == (5, 5)
+    # the client cancels by the replace's ClOrdId; the venue is asked to cancel its id "2"
+    assert P.decode(h.send(A, h.enc(CancelOrder("a1c", "a1r", "X", Side.BUY, 0)))[A][0]).order_id == 3
+    _, items = P.decode_batch(h.send(VENUE, P.encode_venue_poll(2))[VENUE][0])
+    cancel = decode(items[0][1])
+    assert (cancel.cl_ord_id, cancel.orig_cl_ord_id) == ("3", "2")
+    h.send(VENUE, h.report(3, ExecType.CANCELED, OrdStatus.CANCELED, cum=5))
+    assert o.status == "cancelled" and h.service.open_qty[("ACC", "X", "1")] == 0
+    _, items = P.decode_batch(h.send(A, P.encode_event_poll(0))[A][0])
+    seen = [(r.cl_ord_id, r.order_id, r.exec_type) for r in (decode(m) for _, m in items)]
+    assert seen == [("a1r", 1, ExecType.REPLACED), ("a1r", 1, ExecType.TRADE), ("a1c", 1, ExecType.CANCELED)]
+    # a replace that breaks a limit is refused with its reason, the order untouched
+    h.send(A, h.order("b1", qty=10))
+    bad = h.enc(ReplaceOrder("b1r", "b1", "X", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, int(100 * S), 51, 0))
+    rej = decode(h.send(A, bad)[A][0])
+    assert isinstance(rej, OrderReject) and rej.text.startswith("reason=max_order_size")
+
+
+def test_limits_may_come_from_the_environment_and_a_bad_value_names_the_variable():
+    env = {"TICKLINE_SEQUENCER_MAX_ORDER_QTY": "7", "TICKLINE_SEQUENCER_PRICE_BAND_PCT": "2.5"}
+    lim = SequencerLimits.from_section({"max_order_qty": 50}, "t.toml", env)
+    assert (lim.max_order_qty, lim.price_band_pct) == (7, 2.5)
+    with pytest.raises(ValueError, match="key=TICKLINE_SEQUENCER_MAX_ORDERS value='many'"):
+        SequencerLimits.from_section({}, "t.toml", {"TICKLINE_SEQUENCER_MAX_ORDERS": "many"})
+
+
+def test_a_venue_that_takes_nothing_bounds_the_queue_and_new_orders_are_refused_with_the_reason():
+    h = Harness(SequencerLimits(venue_backlog=3, max_orders=100))
+    for i in range(3):
+        assert isinstance(P.decode(h.send(A, h.order(f"q{i}", qty=1))[A][0]), P.Sequenced)
+    assert reason(h.send(A, h.order("q3", qty=1))[A][0]) == "reason=venue_backlog"
+    # cancels still get in (they reduce risk), up to twice the bound
+    for i in range(3):
+        assert isinstance(P.decode(h.send(A, h.enc(CancelOrder(f"c{i}", f"q{i}", "X", Side.BUY, 0)))[A][0]), P.Sequenced)
+    assert reason(h.send(A, h.enc(CancelOrder("c9", "q0", "X", Side.BUY, 0)))[A][0]) == "reason=venue_backlog"
+    assert len(h.service.venue_queue) == 6
+    # the venue takes them: room again
+    h.send(VENUE, P.encode_venue_poll(-1))
+    h.send(VENUE, P.encode_venue_poll(6))
+    assert len(h.service.venue_queue) == 0
+    assert isinstance(P.decode(h.send(A, h.order("q4", qty=1))[A][0]), P.Sequenced)
+
+
+def test_a_restarted_client_takes_over_its_account_s_live_orders_and_position():
+    from tickline.fix_gateway.bridge import ReplaceOrder
+    h = Harness(SequencerLimits(max_orders=100, max_position=1000))
+    h.send(A, h.order("a1", qty=10, price=100.0))
+    h.send(A, h.order("a2", side=Side.SELL, qty=4, price=101.0))
+    h.send(A, h.order("a3", qty=3, price=99.0))
+    h.send(A, h.enc(ReplaceOrder("a3r", "a3", "X", Side.BUY, OrdType.LIMIT, TimeInForce.DAY, int(99.5 * S), 6, 0)))
+    h.send(VENUE, P.encode_venue_poll(-1))
+    h.send(VENUE, h.report(1, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, last_qty=6, leaves=4, cum=6, price=100.0))
+    h.send(VENUE, h.report(2, ExecType.TRADE, OrdStatus.FILLED, last_qty=4, cum=4, price=102.0))
+    h.send(VENUE, h.report(4, ExecType.REPLACED, OrdStatus.REPLACED, leaves=6, price=99.5))
+    # B is the restarted process of account ACC
+    out = h.send(B, P.encode_recover("ACC"))
+    _, items = P.decode_batch(out[B][0])
+    reports = [decode(m) for n, m in items if n]
+    positions = [P.decode(m) for n, m in items if not n]
+    assert sorted((r.cl_ord_id, r.order_id, r.ord_status, r.leaves_quantity, r.cum_quantity) for r in reports) == [
+        ("a1", 1, OrdStatus.PARTIALLY_FILLED, 4, 6), ("a3r", 3, OrdStatus.NEW, 6, 0)]
+    # bought 6 @ 100, sold 4 @ 102: long 2 at cost 200, realized 4 x 2
+    assert positions == [P.PositionReport("X", 2, 2 * 100 * S, 4 * 2 * S)]
+    # from now on a1's fills go to B, and B may cancel by the current ClOrdIds
+    h.send(VENUE, h.report(1, ExecType.TRADE, OrdStatus.FILLED, last_qty=4, cum=10, price=100.0))
+    # the old session keeps only what happened before the takeover
+    _, old = P.decode_batch(h.send(A, P.encode_event_poll(0))[A][0])
+    assert [(decode(m).cl_ord_id, decode(m).last_quantity) for _, m in old] == [("a1", 6), ("a2", 4), ("a3r", 0)]
+    _, items = P.decode_batch(h.send(B, P.encode_event_poll(0))[B][0])
+    assert [(decode(m).cl_ord_id, decode(m).exec_type) for _, m in items] == [("a1", ExecType.TRADE)]
+    assert isinstance(P.decode(h.send(B, h.enc(CancelOrder("c1", "a3r", "X", Side.BUY, 0)))[B][0]), P.Sequenced)

@@ -1,0 +1,95 @@
+"""`tickline up` as a user runs it: every process started, their lines prefixed
+and timestamped, a status table with the members' roles, and SIGTERM stops
+them all (the leader first), leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tickline.topology.demo import example_topology
+
+pytestmark = pytest.mark.multiprocess
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_starts_everything_shows_roles_and_stops_it_all_on_sigterm(tmp_path):
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else str(tmp_path)
+    run = os.path.join(base, f"tickline-up-test-{os.getpid()}")
+    os.makedirs(run)
+    path = example_topology(run)
+    p = subprocess.Popen([sys.executable, "-m", "tickline", "up", path, "--status-interval", "2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    out: list[str] = []
+    pids: set[int] = set()
+    buf = b""
+
+    def read() -> None:
+        nonlocal buf
+        while True:
+            try:
+                data = os.read(p.stdout.fileno(), 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            out.extend(ln.decode(errors="replace") for ln in lines)
+
+    try:
+        os.set_blocking(p.stdout.fileno(), False)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            read()
+            if any(re.match(r"member-\d\s+cluster leader\s+\d+", ln) for ln in out) and \
+                    any(re.match(r"flow-a\s+order flow\s+\d+\s+\S+\s+running\s+[1-9]", ln) for ln in out):
+                break
+            assert p.poll() is None, "\n".join(out)
+            time.sleep(0.2)
+        else:
+            pytest.fail("no leader and no orders within 90 s:\n" + "\n".join(out[-60:]))
+        for ln in out:
+            m = re.match(r"(\S+)\s+(media driver|cluster \w+|venue|order flow|strategy|FIX gateway|market data).*?\s(\d+)\s", ln)
+            if m:
+                pids.add(int(m.group(3)))
+        p.send_signal(signal.SIGTERM)
+        end = time.monotonic() + 90
+        while p.poll() is None and time.monotonic() < end:
+            read()
+            time.sleep(0.1)
+        rc = p.wait(timeout=5)
+        read()
+        out.append(buf.decode(errors="replace"))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        import shutil
+        shutil.rmtree(run, ignore_errors=True)
+    text = "\n".join(out)
+    assert rc == 0, text
+    # lines are stamped and prefixed with the process's name
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} member-1\s+\| member=1 started", text, re.M), text
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} venue\s+\| tickline venue: running", text, re.M), text
+    # the leader steps down first: the first member to stop hands its leadership over
+    stops = re.findall(r"member=(\d) stopping transfer_to=(\w+)", text)
+    assert stops and stops[0][1] != "None", stops
+    assert len(pids) >= 10 and not [pid for pid in pids if _alive(pid)]
+    assert "DIED" not in text

@@ -1,0 +1,51 @@
+"""Running one component as a process: the agent on the main thread under an
+idle strategy until SIGTERM/SIGINT, then ``on_close`` (which writes its last
+status).  Every application daemon of the pipeline uses this one loop."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+from tickline.transport.idle import BackoffIdleStrategy
+
+__all__ = ["run_agent", "StopSignals", "write_status"]
+
+
+class StopSignals:
+    """``stop`` turns true on SIGTERM or SIGINT (installed on construction)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, *_: object) -> None:
+        self.stop = True
+
+
+def write_status(path: str, doc: dict) -> None:
+    """Write a component's status (JSON) so a reader never sees half of it."""
+    import json
+    import os
+
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
+
+
+def run_agent(agent: Any, name: str, until: Any = None) -> int:
+    """Run ``agent`` until a signal (or ``until()`` is true); returns the exit code."""
+    signals = StopSignals()
+    idle = BackoffIdleStrategy(max_park_ns=1_000_000)
+    print(f"tickline {name}: running pid={__import__('os').getpid()}", file=sys.stderr, flush=True)
+    agent.on_start()
+    try:
+        while not signals.stop and (until is None or not until()):
+            idle.idle(agent.do_work())
+    finally:
+        agent.on_close()
+    print(f"tickline {name}: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -104,7 +104,7 @@ def test_a_frame_copied_to_another_position_fails_its_checksum(tmp_path):
     assert report.reason == "crc_mismatch"
 
 
-def test_segments_roll_and_corruption_in_an_early_segment_drops_later_ones(tmp_path):
+def test_segments_roll_and_corruption_in_an_early_segment_is_damage_not_a_torn_tail(tmp_path):
     log, _ = open_log(tmp_path, segment_size=100)
     entries = make_entries(12)
     log.append(entries)
@@ -120,7 +120,15 @@ def test_segments_roll_and_corruption_in_an_early_segment_drops_later_ones(tmp_p
     good = [e for e in entries if e.end < size]
     assert list(report.entries) == good
     assert log2.segment_names() == names[:1]
-    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".seg")) == names[:1]
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("log-")) == names[:1]
+    # synced entries were lost: damage, not a torn tail; the bytes are kept, the member must catch up
+    assert report.damaged and report.catch_up_to == entries[-1].end
+    assert report.damaged_file == names[0] and report.truncated_at == good[-1].end
+    assert report.valid_after == entries[-1].end
+    assert len(report.kept) == len(names)
+    kept = b"".join(open(os.path.join(tmp_path, k), "rb").read() for k in report.kept)
+    assert len(kept) == entries[-1].end - good[-1].end
+    assert "file=" + names[0] in report.describe() and f"position={good[-1].end}" in report.describe()
 
 
 def test_truncate_then_append_across_segments(tmp_path):

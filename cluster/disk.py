@@ -384,7 +384,7 @@ class SimDisk:
             durable = self.durable[name]
             if len(data) == len(durable) and data != durable:
                 # rewritten in place and not synced: old or new, never a mix
-                self.files[name] = bytearray(durable if rng.random() < 0.5 else data)
+                self.files[name] = bytearray(data if rng.random() < 0.5 else durable)
             elif len(data) > len(durable) and data[: len(durable)] == durable:
                 torn = bytearray(data[len(durable): len(durable) + rng.randint(0, len(data) - len(durable))])
                 if torn and rng.random() < 0.3:

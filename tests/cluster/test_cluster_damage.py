@@ -6,7 +6,7 @@ a client with an unknown session (issue 13, items 1, 2, 4 and 6)."""
 from cluster_harness import NodeNet
 from test_cluster_service import Recorder, open_session
 
-from tickline.cluster.log import load_acked
+from tickline.cluster import log as cluster_log
 from tickline.cluster.messages import (ENTRY_HEADER_LENGTH, AppendRequest, AppendResponse, Entry, EntryKind, InstallSnapshot, RequestVote,
                                        Role, VoteResponse)
 from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionEvent
@@ -76,7 +76,7 @@ def test_mid_log_damage_of_acknowledged_entries_is_not_cut_away_as_a_torn_tail()
     # A refuses to vote and never campaigns: C alone cannot win, nothing is overwritten
     assert net.leader() is None
     assert net.nodes[a].core.votes_withheld > 0
-    assert load_acked(net.disks[a])[0] == a_end  # a restart now would still know what was lost
+    assert cluster_log.load_acked(net.disks[a])[0] == a_end  # a restart now would still know what was lost
 
     net.start(b)
     net.elect()
@@ -86,7 +86,7 @@ def test_mid_log_damage_of_acknowledged_entries_is_not_cut_away_as_a_torn_tail()
         assert net.nodes[i].core.last_position() == net.nodes[b].core.last_position()
         assert messages(net, i)[-40:] == [("message", 70, n, f"order-{n}") for n in range(6, 46)]
     assert net.nodes[a].core.catch_up_to is None
-    assert load_acked(net.disks[a])[0] == net.nodes[a].core.last_position()  # caught up: the record came down
+    assert cluster_log.load_acked(net.disks[a])[0] == net.nodes[a].core.last_position()  # caught up: the record came down
 
 
 def test_a_torn_tail_written_after_the_last_sync_is_cut_and_the_member_votes():
@@ -102,7 +102,7 @@ def test_a_torn_tail_written_after_the_last_sync_is_cut_and_the_member_votes():
     node = net.start(follower)
     assert node.recovery.truncated_at == end and not node.recovery.damaged
     assert node.core.catch_up_to is None
-    assert load_acked(net.disks[follower]) == (end, end)
+    assert cluster_log.load_acked(net.disks[follower]) == (end, end)
 
 
 def test_a_leader_repairs_a_follower_whose_log_shrank_below_what_it_had_matched():

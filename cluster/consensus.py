@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import operator
 import random
 import zlib
 
@@ -72,7 +73,9 @@ from .messages import (
     VoteResponse,
 )
 
-__all__ = ["Consensus", "Event", "TRANSITIONS"]
+__all__ = ["Consensus", "Event", "TRANSITIONS", "LIMIT"]
+
+_KINDS = frozenset(int(k) for k in EntryKind)
 
 
 class Event(enum.Enum):
@@ -86,6 +89,18 @@ class Event(enum.Enum):
     QUORUM_LOST = "quorum_lost"
     TIMEOUT_NOW = "timeout_now"
 
+
+#: terms and positions a peer may name: far beyond any real log, with room to count up within 64 bits
+LIMIT = 2**62
+_NUMBERS = {
+    RequestVote: operator.attrgetter("term", "last_term", "last_position"),
+    VoteResponse: operator.attrgetter("term", "term"),
+    AppendRequest: operator.attrgetter("term", "prev_position", "prev_term", "commit_position"),
+    AppendResponse: operator.attrgetter("term", "position", "rejected_prev"),
+    InstallSnapshot: operator.attrgetter("term", "position", "snapshot_term", "length", "offset"),
+    InstallSnapshotResponse: operator.attrgetter("term", "position", "offset"),
+    TimeoutNow: operator.attrgetter("term", "term"),
+}
 
 F, P, C, L = Role.FOLLOWER, Role.PRE_CANDIDATE, Role.CANDIDATE, Role.LEADER
 
@@ -389,9 +404,17 @@ class Consensus:
             self._start_pre_vote()
 
     def step(self, m: Message) -> None:
-        """Handle one message from a peer."""
+        """Handle one message from a peer.  Raises :class:`RemoteProtocolError`
+        (nothing changed) for a message that breaks the protocol (I10)."""
         if m.dst != self.id or m.src not in self.config.members or m.src == self.id:
             raise RemoteProtocolError("message not for this member", member=self.id, src=m.src, dst=m.dst, type=type(m).__name__)
+        for v in _NUMBERS[type(m)](m):
+            if not -1 <= v < LIMIT:
+                # a term or position we could not count past (or send back: the wire has 64 bits)
+                raise RemoteProtocolError("term or position out of range", member=self.id, src=m.src, type=type(m).__name__, value=v,
+                                          limit=LIMIT)
+        if m.term < 0:
+            raise RemoteProtocolError("negative term", member=self.id, src=m.src, type=type(m).__name__, term=m.term)
         if m.term > self.term:
             if isinstance(m, RequestVote):
                 if not m.transfer and self._in_lease():
@@ -526,7 +549,7 @@ class Consensus:
             raise RemoteProtocolError("append request with a negative position or term", member=self.id, leader=m.src,
                                       prev_position=expected, prev_term=term, commit=m.commit_position)
         for e in m.entries:
-            if e.position != expected or e.term < term or e.term > m.term:
+            if e.position != expected or e.term < term or e.term > m.term or e.kind not in _KINDS:
                 raise RemoteProtocolError("append request entries out of order", member=self.id, leader=m.src, expected=expected,
                                           position=e.position, entry_term=e.term, previous_term=term, term=m.term)
             expected, term = e.end, e.term

@@ -26,7 +26,7 @@ from .errors import LogCorruptionError, NotLeaderError, RemoteProtocolError
 from .log import FsyncPolicy, MetaStore, RecoveryReport, SegmentLog, SnapshotStore
 from .messages import KIND_MESSAGE, KIND_TIMER, AppendRequest, Entry, EntryKind, Message, Ready, Role, Snapshot
 from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
-from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer
+from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer, entry_problem
 
 __all__ = ["NodeIO", "NodeConfig", "ClusterNode"]
 
@@ -145,6 +145,12 @@ class ClusterNode:
         A message that breaks the protocol (``RemoteProtocolError``, fault=peer) is
         counted in ``peer_faults``, logged (the first and every 100th) and dropped."""
         try:
+            if type(message) is AppendRequest:
+                for e in message.entries:
+                    problem = entry_problem(e)
+                    if problem is not None:
+                        raise RemoteProtocolError("entry the service cannot apply", member=self.id, leader=message.src, position=e.position,
+                                                  reason=problem)
             self.core.step(message)
         except RemoteProtocolError as exc:
             self._peer_fault(exc)

@@ -112,6 +112,7 @@ class ClusterNode:
         # A peer's invalid message is counted, logged and dropped: a peer's fault never stops this member.
         self.peer_faults = 0
         self.last_peer_fault: str | None = None
+        self._peer_fault_kinds: set[str] = set()
         # (end position, kind) of every applied entry, for tests: off by default, a
         # long-running member would grow it by one tuple per entry forever
         self.applied: list[tuple[int, int]] = []
@@ -160,7 +161,9 @@ class ClusterNode:
     def _peer_fault(self, exc: RemoteProtocolError) -> None:
         self.peer_faults += 1
         self.last_peer_fault = str(exc)
-        if self.peer_faults % 100 == 1:
+        # the first of each kind (a fixed set of texts: bounded), then every 100th
+        if exc.what not in self._peer_fault_kinds or self.peer_faults % 100 == 1:
+            self._peer_fault_kinds.add(exc.what)
             print(f"error: {exc} receiver={self.id} count={self.peer_faults} action=dropped", file=sys.stderr, flush=True)
 
     def process(self) -> None:

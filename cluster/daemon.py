@@ -359,6 +359,8 @@ def run(topology: Topology, member: int) -> int:
               f"{f'/{topology.idle_max_park_us}us' if topology.idle == 'backoff' else ''} log_start={r.first_position} "
               f"log_end={r.end_position} truncated_at={r.truncated_at} "
               f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)
+        if r.damaged:  # not a torn tail: what was lost is named, and the member votes only once caught up
+            print(f"member={member} {r.describe()}", file=sys.stderr, flush=True)
         while not agent.done():
             idle.idle(agent.do_work())
     finally:

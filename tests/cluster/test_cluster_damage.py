@@ -159,6 +159,15 @@ def leader_and_follower():
     return net, leader, next(i for i in net.ids if i != leader)
 
 
+def still_serving(net, leader, follower):
+    """The same leader, and a new order reaches the follower's service."""
+    net.run(50)
+    assert net.leader() == leader
+    send(net, leader, 4, 1)
+    net.run(10)
+    assert messages(net, follower)[-1] == ("message", 70, 4, "order-4")
+
+
 def test_a_request_vote_from_this_member_to_itself_is_counted_and_dropped():
     net, leader, follower = leader_and_follower()
     for i in net.ids:  # three such messages used to take every member down
@@ -166,11 +175,7 @@ def test_a_request_vote_from_this_member_to_itself_is_counted_and_dropped():
         net.nodes[i].on_member_message(RequestVote(i, i, core.term + 1, core.last_term(), core.last_position()))
         assert net.nodes[i].peer_faults == 1 and "message not for this member" in net.nodes[i].last_peer_fault
         assert "fault=peer" in net.nodes[i].last_peer_fault
-    net.run(50)
-    assert net.leader() == leader
-    send(net, leader, 4, 1)
-    net.run(10)
-    assert messages(net, follower)[-1] == ("message", 70, 4, "order-4")
+    still_serving(net, leader, follower)
 
 
 def test_messages_not_for_this_member_are_dropped():
@@ -191,13 +196,10 @@ def test_a_forged_append_response_past_the_leaders_log_does_not_kill_the_leader(
     last = node.core.last_position()
     node.on_member_message(AppendResponse(follower, leader, node.core.term, True, last + 10_000))
     node.on_member_message(AppendResponse(follower, leader, node.core.term, True, last - 1))  # not an entry end
-    node.on_member_message(AppendResponse(follower, leader, node.core.term, False, -5, last))  # a hint below 0
+    node.on_member_message(AppendResponse(follower, leader, node.core.term, False, last + 10, last))  # a hint past our log
     assert node.peer_faults == 3 and "rejection hint outside our log" in node.last_peer_fault
-    net.run(50)  # heartbeats go out from the true positions
-    assert net.leader() == leader and node.core._match[follower] <= node.core.last_position()
-    send(net, leader, 4, 1)
-    net.run(10)
-    assert messages(net, follower)[-1] == ("message", 70, 4, "order-4")
+    still_serving(net, leader, follower)  # heartbeats went out from the true positions
+    assert node.core._match[follower] <= node.core.last_position()
 
 
 def test_a_leader_message_in_the_leaders_own_term_and_entries_out_of_order_are_refused():
@@ -265,3 +267,16 @@ def test_a_client_told_its_session_is_unknown_opens_it_again_and_resends():
     client.on_egress(SessionEvent(70, 0, EventCode.OK, leader=1), 2)
     assert [m.correlation_id for _, m in client.poll(2)] == [corr]
 
+
+
+def test_a_term_the_member_could_not_count_past_is_refused():
+    # Found by the fuzz test: a member that adopted term 2**63-1 from a peer
+    # failed to encode its own next RequestVote (term + 1) and stopped.
+    net, leader, follower = leader_and_follower()
+    node = net.nodes[follower]
+    term = node.core.term
+    node.on_member_message(RequestVote(leader, follower, 2**63 - 1, 0, 0))
+    node.on_member_message(AppendResponse(leader, follower, term, True, 2**62))
+    assert node.peer_faults == 2 and "term or position out of range" in node.last_peer_fault
+    assert node.core.term == term
+    still_serving(net, leader, follower)

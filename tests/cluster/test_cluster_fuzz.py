@@ -22,7 +22,9 @@ import struct
 import pytest
 
 from tickline.cluster import wire
+from tickline.cluster.aeron_io import IoStats
 from tickline.cluster.config import ConsensusConfig
+from tickline.cluster.daemon import NodeAgent, Topology
 from tickline.cluster.disk import SimDisk
 from tickline.cluster.errors import RemoteProtocolError
 from tickline.cluster.messages import (AppendRequest, AppendResponse, Entry, InstallSnapshot, InstallSnapshotResponse, RequestVote, Role,
@@ -30,8 +32,6 @@ from tickline.cluster.messages import (AppendRequest, AppendResponse, Entry, Ins
 from tickline.cluster.node import ClusterNode, NodeConfig
 from tickline.cluster.protocol import EgressMessage, IngressMessage, SessionClose, SessionConnect
 
-MEMBER = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, TimeoutNow)
-INGRESS = (SessionConnect, SessionClose, IngressMessage)
 BOUNDARY = (-2**63, -2**31, -2, -1, 0, 1, 2, 3, 4, 27, 28, 2**31 - 1, 2**32, 2**62, 2**63 - 1)
 
 
@@ -59,11 +59,15 @@ class WireNet:
         self.egress = []
         self.now = 0
         self.nodes = {}
+        self.agents = {}
+        topology = Topology({i: ("127.0.0.1", 1) for i in self.ids}, data_dir="unused")
         for i in self.ids:
             net = self
 
             class IO:
-                def send(self, member, message, src=i):
+                stats = IoStats()
+
+                def send(self, member, message):
                     net.queue.append((member, wire.encode(message)))
 
                 def send_egress(self, client_id, message):
@@ -72,25 +76,21 @@ class WireNet:
             cfg = NodeConfig(ConsensusConfig(i, self.ids, election_timeout_min=10, election_timeout_max=20, heartbeat_interval=3,
                                              snapshot_chunk_bytes=64), segment_size=2048, snapshot_interval=3000)
             self.nodes[i] = ClusterNode(cfg, SimDisk(), Echo(), IO(), random.Random(seed * 7 + i))
+            # the daemon's own dispatch (NodeAgent._on_message), around a node on a simulated disk
+            agent = self.agents[i] = NodeAgent(topology, i)
+            agent.node, agent.io = self.nodes[i], self.nodes[i].io
 
     def dispatch(self, member, data):
-        """What the member's fragment handler and NodeAgent do with one fragment."""
+        """What the member's fragment handler (decode; malformed bytes are counted
+        there) and NodeAgent do with one fragment."""
         try:
             msg = wire.decode(data)
         except RemoteProtocolError:
             return "malformed"
         self.samples.setdefault(type(msg), []).append(msg)
         del self.samples[type(msg)][:-20]
-        node = self.nodes[member]
-        if isinstance(msg, MEMBER):
-            node.on_member_message(msg, defer=True)
-        elif isinstance(msg, INGRESS):
-            node.on_ingress(msg, defer=True)
-        elif isinstance(msg, wire.StatusRequest):
-            if msg.action == 1:
-                node.take_snapshot()
-            elif msg.action == 2:
-                node.shutdown()
+        if not isinstance(msg, wire.EgressChannel):  # bound by the I/O shell, never reaches the node
+            self.agents[member]._on_message(msg)
         return "ok"
 
     def step(self):
@@ -229,7 +229,7 @@ def test_mutated_consensus_ingress_and_admin_messages_never_escape_a_members_han
     for _ in range(300):  # the cluster survives: a leader, and it commits
         net.step()
     assert injected > 2000 and malformed > 100
-    assert sum(node.peer_faults for node in net.nodes.values()) > 50
+    assert sum(node.peer_faults for node in net.nodes.values()) > 10  # the refusals were reached (the daemon drops misaddressed ones first)
     leader = net.leader()
     assert leader is not None
     before = net.nodes[leader].core.commit_position

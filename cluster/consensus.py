@@ -549,9 +549,12 @@ class Consensus:
             raise RemoteProtocolError("append request with a negative position or term", member=self.id, leader=m.src,
                                       prev_position=expected, prev_term=term, commit=m.commit_position)
         for e in m.entries:
-            if e.position != expected or e.term < term or e.term > m.term or e.kind not in _KINDS:
+            if e.position != expected or e.term < term or e.term > m.term:
                 raise RemoteProtocolError("append request entries out of order", member=self.id, leader=m.src, expected=expected,
                                           position=e.position, entry_term=e.term, previous_term=term, term=m.term)
+            if e.kind not in _KINDS:
+                raise RemoteProtocolError("append request entry of an unknown kind", member=self.id, leader=m.src, position=e.position,
+                                          kind=e.kind)
             expected, term = e.end, e.term
 
     def _on_append(self, m: AppendRequest) -> None:

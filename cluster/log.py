@@ -340,10 +340,22 @@ class SegmentLog:
         record = self._acked_record()
         if record == self._acked_written:
             return False
+        self._put_acked(record)
+        return True
+
+    def _put_acked(self, record: tuple[int, int]) -> None:
         body = struct.pack("<qq", *record)
         self.disk.overwrite(ACKED_NAME, body + struct.pack("<I", zlib.crc32(body)))
         self._acked_written = record
-        return True
+
+    def _lower_acked(self, end: int) -> None:
+        """Make ``acked`` say the log ends at ``end`` (durably) before the log is cut there."""
+        written = max(end, self.acked_floor)
+        record = (written, min(written, max(self._synced_end, self.acked_floor)))
+        if record != self._acked_written:
+            self._put_acked(record)
+            if self.fsync_policy is FsyncPolicy.ALWAYS:
+                self.disk.fsync(ACKED_NAME)
 
     def _acked_synced(self, ticket: int | None) -> None:
         """The record just written becomes durable with ``ticket`` (None: already is)."""
@@ -418,6 +430,12 @@ class SegmentLog:
         leader's (same position and term) above a prefix that does not."""
         if position >= self.end_position:
             return
+        # The leader said so: what is cut was not committed, and is no longer ours
+        # to keep.  ``acked`` comes down first: a crash inside the cut must not
+        # leave a record saying the member lost entries it was told to drop.
+        self._pull_synced()
+        self._cut_synced(position)
+        self._lower_acked(position)
         while self._segments and self._segments[-1][0] > position:
             base, _ = self._segments.pop()
             self.disk.delete(_segment_name(base))  # deletes are durable (the disk syncs the directory)
@@ -435,21 +453,20 @@ class SegmentLog:
                 self._dirty.discard(seg[0])
             else:
                 self._dirty.add(seg[0])
-        # the leader said so: what was cut was not committed, and is no longer ours to keep
-        self._cut_synced(position)
         if self._write_acked() and self.fsync_policy is FsyncPolicy.ALWAYS:
             self.disk.fsync(ACKED_NAME)
 
     def reset(self, position: int) -> None:
         """Delete every segment; the next entry appended starts at ``position``."""
+        # the snapshot (saved before this) covers the log up to ``position``; ``acked`` says so first
+        self._acked_pending.clear()
+        self._synced_end = position
+        self._lower_acked(position)
         for base, _ in self._segments:
             self.disk.delete(_segment_name(base))
         self._segments = []
         self._dirty.clear()
         self._start = position
-        # the snapshot (saved before this) covers the log up to ``position``
-        self._acked_pending.clear()
-        self._synced_end = position
         if self._write_acked() and self.fsync_policy is FsyncPolicy.ALWAYS:
             self.disk.fsync(ACKED_NAME)
 

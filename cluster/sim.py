@@ -338,8 +338,8 @@ class Simulation:
             self._schedule(r.randint(*self.restart_delay), ("restart", m))
 
     def _rot(self, alive: list[int]) -> None:
-        """Flip a bit in entries a member synced, then kill it: at its restart the
-        damage is found mid-log.  A follower when there is a leader, so its log
+        """Kill a member, then flip a bit in entries its ``acked`` record says were
+        synced: at its restart the damage is found mid-log.  A follower when there is a leader, so its log
         shrinks under a live leader."""
         r = self.fault_rng
         self._damaged = {m for m in self._damaged if self.nodes[m] is None or self.nodes[m].core.catch_up_to is not None}
@@ -348,7 +348,9 @@ class Simulation:
         followers = [m for m in alive if self.nodes[m] is not None and self.nodes[m].core.role is not Role.LEADER]
         m = r.choice(followers or alive)
         disk = self.disks[m]
-        acked = load_acked(disk)
+        self._crash(m, False)
+        self._schedule(r.randint(*self.restart_delay), ("restart", m))
+        acked = load_acked(disk)  # as the crash left it (a record not yet synced may be gone)
         if acked is None:
             return
         synced = acked[1]
@@ -361,7 +363,6 @@ class Simulation:
             return
         offset = r.randrange(size)
         bit = 1 << r.randrange(8)
-        self._crash(m, False)
         disk.files[name][offset] ^= bit
         durable = bytearray(disk.durable[name])
         if offset < len(durable):
@@ -370,7 +371,6 @@ class Simulation:
         self._damaged.add(m)
         self.stats["rotted"] += 1
         self.trace.append((self.now, "rot", m, name, offset))
-        self._schedule(r.randint(*self.restart_delay), ("restart", m))
 
     # ---------------------------------------------------------------- run
 

@@ -188,9 +188,7 @@ class ClusterNode:
             if s is None and not self._opening(msg.session_id):
                 # Never appended: the service would only answer "unknown session" to
                 # nobody, and every retry would be committed.  Answer the sender now.
-                self.unknown_sessions += 1
-                self.io.send_egress(msg.client_id, SessionEvent(msg.session_id, msg.correlation_id, EventCode.ERROR, leader=self.id,
-                                                                detail="unknown_session"))
+                self._unknown_session(msg.client_id, msg.session_id, msg.correlation_id)
                 return
             if s is not None and (msg.correlation_id < s.floor or msg.correlation_id in s.answered):
                 # Applied already (so committed): answer from the cache without a log append.
@@ -204,6 +202,9 @@ class ClusterNode:
         elif isinstance(msg, SessionConnect):
             ok = self._propose(EntryKind.SESSION_OPEN, OPEN.pack(msg.session_id, msg.client_id))
         elif isinstance(msg, SessionClose):
+            if msg.session_id not in self.container.sessions and not self._opening(msg.session_id):
+                self._unknown_session(msg.client_id, msg.session_id, 0)  # nothing to close: no entry for it
+                return
             ok = self._propose(EntryKind.SESSION_CLOSE, CLOSE.pack(msg.session_id))
         else:
             return
@@ -211,6 +212,10 @@ class ClusterNode:
             self.io.send_egress(msg.client_id, SessionEvent(msg.session_id, getattr(msg, "correlation_id", 0), EventCode.REDIRECT, leader=self.core.leader))
         if not defer:
             self._process()
+
+    def _unknown_session(self, client_id: int, session_id: int, correlation_id: int) -> None:
+        self.unknown_sessions += 1
+        self.io.send_egress(client_id, SessionEvent(session_id, correlation_id, EventCode.ERROR, leader=self.id, detail="unknown_session"))
 
     def _opening(self, session_id: int) -> bool:
         """A SESSION_OPEN for ``session_id`` is in the log and not applied yet (a

@@ -280,3 +280,16 @@ def test_a_term_the_member_could_not_count_past_is_refused():
     assert node.peer_faults == 2 and "term or position out of range" in node.last_peer_fault
     assert node.core.term == term
     still_serving(net, leader, follower)
+
+
+def test_closing_an_unknown_session_appends_nothing():
+    net = NodeNet(Recorder)
+    leader = net.elect()
+    net.run(10)
+    node = net.nodes[leader]
+    end = node.core.last_position()
+    from tickline.cluster.protocol import SessionClose
+    for sid in range(100):
+        node.on_ingress(SessionClose(7, 1000 + sid))
+    assert node.core.last_position() == end and node.unknown_sessions == 100
+    assert net.egress[7][-1] == SessionEvent(1099, 0, EventCode.ERROR, leader=leader, detail="unknown_session")

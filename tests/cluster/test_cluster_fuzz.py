@@ -229,7 +229,7 @@ def test_mutated_consensus_ingress_and_admin_messages_never_escape_a_members_han
     for _ in range(300):  # the cluster survives: a leader, and it commits
         net.step()
     assert injected > 2000 and malformed > 100
-    assert sum(node.peer_faults for node in net.nodes.values()) > 10  # the refusals were reached (the daemon drops misaddressed ones first)
+    assert sum(node.peer_faults for node in net.nodes.values()) > 50  # the refusals were reached
     leader = net.leader()
     assert leader is not None
     before = net.nodes[leader].core.commit_position

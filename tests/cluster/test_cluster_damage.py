@@ -9,7 +9,7 @@ from test_cluster_service import Recorder, open_session
 from tickline.cluster import log as cluster_log
 from tickline.cluster.messages import (ENTRY_HEADER_LENGTH, AppendRequest, AppendResponse, Entry, EntryKind, InstallSnapshot, RequestVote,
                                        Role, VoteResponse)
-from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionEvent
+from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 
 
 def segment_holding(disk, position):
@@ -35,6 +35,15 @@ def send(net, leader, first, count):
 
 def messages(net, i):
     return [c for c in net.services[i].calls if c[0] == "message"]
+
+
+def leader_and_follower(orders=3, segment_size=4096):
+    """Three nodes, a session open and ``orders`` orders committed: (net, leader, a follower)."""
+    net = NodeNet(Recorder, segment_size=segment_size)
+    leader = net.elect()
+    open_session(net, leader)
+    send(net, leader, 1, orders)
+    return net, leader, next(i for i in net.ids if i != leader)
 
 
 def test_mid_log_damage_of_acknowledged_entries_is_not_cut_away_as_a_torn_tail():
@@ -90,11 +99,7 @@ def test_mid_log_damage_of_acknowledged_entries_is_not_cut_away_as_a_torn_tail()
 
 
 def test_a_torn_tail_written_after_the_last_sync_is_cut_and_the_member_votes():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
-    send(net, leader, 1, 3)
-    follower = next(i for i in net.ids if i != leader)
+    net, leader, follower = leader_and_follower()
     end = net.nodes[follower].core.last_position()
     net.stop(follower)
     name, base = segment_holding(net.disks[follower], end)
@@ -108,11 +113,7 @@ def test_a_torn_tail_written_after_the_last_sync_is_cut_and_the_member_votes():
 def test_a_leader_repairs_a_follower_whose_log_shrank_below_what_it_had_matched():
     # Before: on a rejection the leader set next = max(match, hint) and resent
     # from its stale match position for ever; the follower never caught up.
-    net = NodeNet(Recorder, segment_size=1024)
-    leader = net.elect()
-    open_session(net, leader)
-    send(net, leader, 1, 30)
-    follower = next(i for i in net.ids if i != leader)
+    net, leader, follower = leader_and_follower(30, segment_size=1024)
     matched = net.nodes[leader].core._match[follower]
     assert matched == net.nodes[leader].core.last_position()
     net.stop(follower)
@@ -132,11 +133,7 @@ def test_a_leader_repairs_a_follower_whose_log_shrank_below_what_it_had_matched(
 
 
 def test_a_segment_lost_below_the_acknowledged_position_is_damage_too():
-    net = NodeNet(Recorder, segment_size=512)
-    leader = net.elect()
-    open_session(net, leader)
-    send(net, leader, 1, 30)
-    follower = next(i for i in net.ids if i != leader)
+    net, leader, follower = leader_and_follower(30, segment_size=512)
     end = net.nodes[follower].core.last_position()
     net.stop(follower)
     disk = net.disks[follower]
@@ -149,14 +146,6 @@ def test_a_segment_lost_below_the_acknowledged_position_is_damage_too():
 
 
 # ---------------------------------------------------------------- a peer's message never stops a member
-
-
-def leader_and_follower():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
-    send(net, leader, 1, 3)
-    return net, leader, next(i for i in net.ids if i != leader)
 
 
 def still_serving(net, leader, follower):
@@ -239,6 +228,10 @@ def test_an_unknown_session_is_answered_by_the_leader_and_never_appended():
     assert len(errors) == 1000
     assert errors[0] == SessionEvent(99, 0, EventCode.ERROR, leader=leader, detail="unknown_session")
     assert all(not messages(net, i) for i in net.ids)
+    for sid in range(100):  # nor is closing one: there is nothing to close
+        node.on_ingress(SessionClose(7, 1000 + sid))
+    assert node.core.last_position() == end and node.unknown_sessions == 1100
+    assert net.egress[7][-1] == SessionEvent(1099, 0, EventCode.ERROR, leader=leader, detail="unknown_session")
 
 
 def test_a_session_opened_but_not_yet_applied_on_this_leader_is_not_refused():
@@ -246,7 +239,6 @@ def test_a_session_opened_but_not_yet_applied_on_this_leader_is_not_refused():
     leader = net.elect()
     net.run(10)
     node = net.nodes[leader]
-    from tickline.cluster.protocol import SessionConnect
     node.on_ingress(SessionConnect(7, 71), defer=True)  # appended, not committed
     node.on_ingress(IngressMessage(7, 71, 1, 0, b"early"), defer=True)
     assert node.unknown_sessions == 0
@@ -281,15 +273,3 @@ def test_a_term_the_member_could_not_count_past_is_refused():
     assert node.core.term == term
     still_serving(net, leader, follower)
 
-
-def test_closing_an_unknown_session_appends_nothing():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    net.run(10)
-    node = net.nodes[leader]
-    end = node.core.last_position()
-    from tickline.cluster.protocol import SessionClose
-    for sid in range(100):
-        node.on_ingress(SessionClose(7, 1000 + sid))
-    assert node.core.last_position() == end and node.unknown_sessions == 100
-    assert net.egress[7][-1] == SessionEvent(1099, 0, EventCode.ERROR, leader=leader, detail="unknown_session")

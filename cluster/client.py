@@ -205,6 +205,11 @@ class ClusterClient:
                     self._resend_all(now)
                 self._stale = 0
                 self._hops = 0
+            elif msg.code is EventCode.ERROR and msg.detail == "unknown_session" and self.connected:
+                # The leader does not know this session (closed, or never opened there):
+                # open it again; everything unanswered is resent once it is.
+                self.connected = False
+                self._connect_retry = now
             elif msg.code is EventCode.REDIRECT:
                 # A member naming the leader is fresh news: go there at once, and
                 # do not count the redirect against it as a timeout would.  Every

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import operator
 import random
 import zlib
 
@@ -72,7 +73,9 @@ from .messages import (
     VoteResponse,
 )
 
-__all__ = ["Consensus", "Event", "TRANSITIONS"]
+__all__ = ["Consensus", "Event", "TRANSITIONS", "LIMIT"]
+
+_KINDS = frozenset(int(k) for k in EntryKind)
 
 
 class Event(enum.Enum):
@@ -86,6 +89,18 @@ class Event(enum.Enum):
     QUORUM_LOST = "quorum_lost"
     TIMEOUT_NOW = "timeout_now"
 
+
+#: terms and positions a peer may name: far beyond any real log, with room to count up within 64 bits
+LIMIT = 2**62
+_NUMBERS = {
+    RequestVote: operator.attrgetter("term", "last_term", "last_position"),
+    VoteResponse: operator.attrgetter("term", "term"),
+    AppendRequest: operator.attrgetter("term", "prev_position", "prev_term", "commit_position"),
+    AppendResponse: operator.attrgetter("term", "position", "rejected_prev"),
+    InstallSnapshot: operator.attrgetter("term", "position", "snapshot_term", "length", "offset"),
+    InstallSnapshotResponse: operator.attrgetter("term", "position", "offset"),
+    TimeoutNow: operator.attrgetter("term", "term"),
+}
 
 F, P, C, L = Role.FOLLOWER, Role.PRE_CANDIDATE, Role.CANDIDATE, Role.LEADER
 
@@ -139,6 +154,7 @@ class Consensus:
         snapshot: Snapshot | None = None,
         entries: tuple[Entry, ...] | list[Entry] = (),
         now: int = 0,
+        catch_up_to: int | None = None,
     ) -> None:
         self.config = config
         self.id = config.member_id
@@ -167,6 +183,10 @@ class Consensus:
             self._starts.append(e.position)
             expected = e.end
         self.commit_position = max(self._base_position, min(hs.commit_position, self.last_position()))
+        # I9: the position this member may have acknowledged and no longer holds (None: nothing lost)
+        self.catch_up_to: int | None = catch_up_to if catch_up_to is not None and catch_up_to > self.last_position() else None
+        self.votes_withheld = 0  # vote requests refused and elections not started because of catch_up_to
+        self.followers_repaired = 0  # leader: a follower rejected below what it had matched (its log shrank)
         self.applied_position = self._base_position
         self._stable_end = self.last_position()
         self._unstable_index = len(self._entries)
@@ -377,12 +397,24 @@ class Consensus:
             if now >= self._heartbeat_due:
                 self._broadcast_append(heartbeat=True)
         elif now >= self._election_deadline:
+            if self.catch_up_to is not None:
+                self.votes_withheld += 1  # I9: wait for a leader to bring us up to date
+                self._reset_election_timer()
+                return
             self._start_pre_vote()
 
     def step(self, m: Message) -> None:
-        """Handle one message from a peer."""
+        """Handle one message from a peer.  Raises :class:`RemoteProtocolError`
+        (nothing changed) for a message that breaks the protocol (I10)."""
         if m.dst != self.id or m.src not in self.config.members or m.src == self.id:
             raise RemoteProtocolError("message not for this member", member=self.id, src=m.src, dst=m.dst, type=type(m).__name__)
+        for v in _NUMBERS[type(m)](m):
+            if not -1 <= v < LIMIT:
+                # a term or position we could not count past (or send back: the wire has 64 bits)
+                raise RemoteProtocolError("term or position out of range", member=self.id, src=m.src, type=type(m).__name__, value=v,
+                                          limit=LIMIT)
+        if m.term < 0:
+            raise RemoteProtocolError("negative term", member=self.id, src=m.src, type=type(m).__name__, term=m.term)
         if m.term > self.term:
             if isinstance(m, RequestVote):
                 if not m.transfer and self._in_lease():
@@ -403,6 +435,10 @@ class Consensus:
                 self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=True))
             return
 
+        if self.role is L and isinstance(m, (AppendRequest, InstallSnapshot)):
+            # I1 makes us the only leader of this term: the sender is lying or broken (I10)
+            raise RemoteProtocolError("leader's message from another member in our term", member=self.id, src=m.src, term=m.term,
+                                      type=type(m).__name__)
         if isinstance(m, AppendRequest):
             self._on_append(m)
         elif isinstance(m, AppendResponse):
@@ -416,7 +452,7 @@ class Consensus:
         elif isinstance(m, InstallSnapshotResponse):
             self._on_install_snapshot_response(m)
         elif isinstance(m, TimeoutNow):
-            if self.role is F and m.src == self.leader:
+            if self.role is F and m.src == self.leader and self.catch_up_to is None:
                 self._campaign(transfer=True)
         else:  # pragma: no cover - the Message union is closed
             raise RemoteProtocolError("unknown message type", member=self.id, type=type(m).__name__)
@@ -478,6 +514,10 @@ class Consensus:
     # ------------------------------------------------------------------ handlers
 
     def _on_request_vote(self, m: RequestVote) -> None:
+        if self.catch_up_to is not None:
+            self.votes_withheld += 1  # I9: our log is missing entries we may have acknowledged
+            self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=m.pre_vote))
+            return
         up_to_date = (m.last_term, m.last_position) >= (self.last_term(), self.last_position())  # I2
         can_vote = (
             self.voted_for == m.src
@@ -501,7 +541,24 @@ class Consensus:
             self._votes[m.src] = m.granted
             self._count_votes()
 
+    def _check_append(self, m: AppendRequest) -> None:
+        """I10: the entries must follow ``prev_position`` end to end, in terms that
+        never decrease and never exceed the request's; checked before any state changes."""
+        expected, term = m.prev_position, m.prev_term
+        if expected < 0 or term < 0 or m.commit_position < 0:
+            raise RemoteProtocolError("append request with a negative position or term", member=self.id, leader=m.src,
+                                      prev_position=expected, prev_term=term, commit=m.commit_position)
+        for e in m.entries:
+            if e.position != expected or e.term < term or e.term > m.term:
+                raise RemoteProtocolError("append request entries out of order", member=self.id, leader=m.src, expected=expected,
+                                          position=e.position, entry_term=e.term, previous_term=term, term=m.term)
+            if e.kind not in _KINDS:
+                raise RemoteProtocolError("append request entry of an unknown kind", member=self.id, leader=m.src, position=e.position,
+                                          kind=e.kind)
+            expected, term = e.end, e.term
+
     def _on_append(self, m: AppendRequest) -> None:
+        self._check_append(m)
         if self.role is not F:
             self._become_follower(Event.LEADER_SEEN, self.term, m.src)
         if self.leader is None:
@@ -535,6 +592,10 @@ class Consensus:
             self._append(entries[k:])
             break
         verified = entries[-1].end if entries else prev
+        if self.catch_up_to is not None and (not m.entries or verified >= self.catch_up_to):
+            # I9: an empty request is sent only from the leader's last position, so
+            # our log now holds all of the leader's; or we hold again what we had lost.
+            self.catch_up_to = None
         new_commit = min(m.commit_position, verified)
         if new_commit > self.commit_position:
             self.commit_position = new_commit
@@ -557,6 +618,14 @@ class Consensus:
         if self.role is not L:
             return
         p = m.src
+        last = self.last_position()
+        if m.success:
+            if m.position > last or (m.position >= self._base_position and self.term_at(m.position) is None):
+                # I10: a follower cannot hold what we never sent it
+                raise RemoteProtocolError("append response position is not an entry end in our log", member=self.id, follower=p,
+                                          position=m.position, log_end=last)
+        elif not 0 <= m.position <= last:
+            raise RemoteProtocolError("append rejection hint outside our log", member=self.id, follower=p, position=m.position, log_end=last)
         self._active.add(p)
         if m.success:
             if m.position > self._match[p]:
@@ -571,8 +640,17 @@ class Consensus:
         else:
             if m.rejected_prev < self._match[p]:
                 return  # stale rejection of a request below what already matched
-            # The hint is below the rejected prev_position, so each rejection makes progress.
-            self._next[p] = max(self._match[p], self._floor_boundary(m.position))
+            # Back off to the follower's hint even below what it matched before: a
+            # follower whose log lost entries (damage found at a restart, I9) no
+            # longer holds them, and resending from the old match would be
+            # rejected for ever.  Its match comes down with it: what it holds now
+            # is what counts towards commit.  The hint is below the rejected
+            # prev_position, so each rejection makes progress.
+            nxt = self._floor_boundary(m.position)
+            self._next[p] = nxt
+            if self._match[p] > nxt:
+                self._match[p] = max(nxt, 0)
+                self.followers_repaired += 1
             self._send_append(p)
 
     def _on_install_snapshot(self, m: InstallSnapshot) -> None:
@@ -642,6 +720,8 @@ class Consensus:
         self.applied_position = s.position
         self._hard_dirty = True
         self.snapshots_received += 1
+        if self.catch_up_to is not None and s.position >= self.catch_up_to:
+            self.catch_up_to = None
         self._send(AppendResponse(self.id, m.src, self.term, True, s.position, -1))
 
     def _on_install_snapshot_response(self, m: InstallSnapshotResponse) -> None:
@@ -831,4 +911,5 @@ class Consensus:
             "member": self.id, "role": self.role.value, "term": self.term, "leader": self.leader,
             "log_position": self.last_position(), "commit_position": self.commit_position,
             "applied_position": self.applied_position, "base_position": self._base_position,
+            "catch_up_to": self.catch_up_to,
         }

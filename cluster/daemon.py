@@ -370,7 +370,8 @@ class NodeAgent:
         node = self.node
         assert node is not None and self.io is not None and self.gate is not None
         if isinstance(msg, _MEMBER_MESSAGES):
-            # the I/O shell passed only tagged messages from another configured member to this one
+            # the I/O shell passed only tagged messages from another configured member; one not for
+            # this member is counted and logged by the node (fault=peer)
             node.on_member_message(msg, defer=True)
         elif isinstance(msg, _INGRESS):
             node.on_ingress(msg, defer=True)
@@ -468,6 +469,8 @@ def run(topology: Topology, member: int) -> int:
               f"{f'/{topology.idle_max_park_us}us' if topology.idle == 'backoff' else ''} log_start={r.first_position} "
               f"log_end={r.end_position} truncated_at={r.truncated_at} "
               f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)
+        if r.damaged:  # not a torn tail: what was lost is named, and the member votes only once caught up
+            print(f"member={member} {r.describe()}", file=sys.stderr, flush=True)
         while not agent.done():
             idle.idle(agent.do_work())
     finally:

@@ -12,6 +12,10 @@ ticket completed (tickets complete in order), ``sync_wait(ticket)`` blocks.
 What ``sync_begin`` covers is what was written before it.  A disk without a
 background writer completes the ticket before returning it.
 
+``overwrite`` rewrites a small file in place (a few bytes, one sector: a
+crash leaves the old or the new content, never a mix), made durable by the
+next ``fsync``/``sync_begin`` that names it, like an append.
+
 Names are flat file names inside one directory.  Not thread-safe: one caller
 (the background writer of :class:`OsDisk` only ever sees file descriptors).
 """
@@ -31,6 +35,7 @@ class Disk(Protocol):
     def read(self, name: str) -> bytes: ...
     def size(self, name: str) -> int: ...
     def append(self, name: str, data: bytes) -> None: ...
+    def overwrite(self, name: str, data: bytes) -> None: ...
     def truncate(self, name: str, size: int) -> None: ...
     def fsync(self, name: str) -> None: ...
     def delete(self, name: str) -> None: ...
@@ -75,6 +80,7 @@ class OsDisk:
         self._handles: dict[str, object] = {}
         self.preallocate = preallocate
         self._pre: dict[str, _Preallocated] = {}
+        self._over: dict[str, int] = {}  # files rewritten in place: name -> fd
         self._tickets = 0  # without a sync thread: every ticket completes before it is returned
         self._syncer = None
         if sync_thread:
@@ -96,6 +102,9 @@ class OsDisk:
         return os.path.exists(self._path(name))
 
     def read(self, name: str) -> bytes:
+        fd = self._over.get(name)
+        if fd is not None:
+            return os.pread(fd, os.fstat(fd).st_size, 0)
         f = self._pre.get(name)
         if f is not None:
             return os.pread(f.fd, f.end, 0)
@@ -149,6 +158,18 @@ class OsDisk:
         if new:
             self._sync_dir()
 
+    def overwrite(self, name: str, data: bytes) -> None:
+        fd = self._over.get(name)
+        if fd is None:
+            new = not self.exists(name)
+            fd = self._over[name] = os.open(self._path(name), os.O_RDWR | os.O_CREAT, 0o644)
+            if new:
+                os.pwrite(fd, data, 0)
+                os.fsync(fd)  # its length, once: later rewrites change data only
+                self._sync_dir()
+                return
+        os.pwrite(fd, data, 0)
+
     def truncate(self, name: str, size: int) -> None:
         self._drain()
         f = self._pre.get(name)
@@ -161,6 +182,10 @@ class OsDisk:
         os.truncate(self._path(name), size)
 
     def fsync(self, name: str) -> None:
+        fd = self._over.get(name)
+        if fd is not None:
+            os.fdatasync(fd)
+            return
         if self.preallocate:
             f = self._open_preallocated(name)
             if f.grown:
@@ -181,7 +206,10 @@ class OsDisk:
             return self._tickets
         files = []
         for name in names:
-            if self.preallocate:
+            fd = self._over.get(name)
+            if fd is not None:
+                files.append((fd, False))  # rewritten in place: data only
+            elif self.preallocate:
                 f = self._open_preallocated(name)
                 files.append((f.fd, f.grown))  # a length change needs a full fsync
                 f.grown = False
@@ -207,6 +235,9 @@ class OsDisk:
         f = self._pre.pop(name, None)
         if f is not None:
             os.close(f.fd)
+        fd = self._over.pop(name, None)
+        if fd is not None:
+            os.close(fd)
         h = self._handles.pop(name, None)
         if h is not None:
             h.close()  # type: ignore[attr-defined]
@@ -243,6 +274,9 @@ class OsDisk:
         for f in self._pre.values():
             os.close(f.fd)
         self._pre.clear()
+        for fd in self._over.values():
+            os.close(fd)
+        self._over.clear()
         for h in self._handles.values():
             h.close()  # type: ignore[attr-defined]
         self._handles.clear()
@@ -284,6 +318,11 @@ class SimDisk:
             self.files[name] = bytearray()
             self.durable[name] = b""
         self.files[name] += data
+
+    def overwrite(self, name: str, data: bytes) -> None:
+        if name not in self.files:
+            self.durable[name] = bytes(data)  # created durable, as files are here
+        self.files[name] = bytearray(data)
 
     def truncate(self, name: str, size: int) -> None:
         del self.files[name][size:]
@@ -343,7 +382,10 @@ class SimDisk:
             return
         for name, data in self.files.items():
             durable = self.durable[name]
-            if len(data) > len(durable) and data[: len(durable)] == durable:
+            if len(data) == len(durable) and data != durable:
+                # rewritten in place and not synced: old or new, never a mix
+                self.files[name] = bytearray(data if rng.random() < 0.5 else durable)
+            elif len(data) > len(durable) and data[: len(durable)] == durable:
                 torn = bytearray(data[len(durable): len(durable) + rng.randint(0, len(data) - len(durable))])
                 if torn and rng.random() < 0.3:
                     torn[rng.randrange(len(torn))] ^= 1 << rng.randrange(8)

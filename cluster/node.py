@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -21,11 +22,11 @@ from typing import Callable, Protocol
 from .config import ConsensusConfig
 from .consensus import Consensus
 from .disk import Disk
-from .errors import LogCorruptionError, NotLeaderError
+from .errors import LogCorruptionError, NotLeaderError, RemoteProtocolError
 from .log import FsyncPolicy, MetaStore, RecoveryReport, SegmentLog, SnapshotStore
 from .messages import KIND_MESSAGE, KIND_TIMER, AppendRequest, Entry, EntryKind, Message, Ready, Role, Snapshot
 from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
-from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer
+from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer, entry_problem
 
 __all__ = ["NodeIO", "NodeConfig", "ClusterNode"]
 
@@ -89,7 +90,12 @@ class ClusterNode:
         elif self.log.start_position != 0:
             raise LogCorruptionError("log starts after 0 but no valid snapshot covers it", member=self.id, start=self.log.start_position, skipped_snapshots=",".join(self.skipped_snapshots) or "none")
         self._saved_hard_state = self.meta.load()
-        self.core = Consensus(config.consensus, rng, hard_state=self._saved_hard_state, snapshot=snapshot, entries=entries, now=now)
+        # A log damaged below what this member may have acknowledged: it takes no
+        # part in elections until a leader has brought it back (consensus I9).
+        self.core = Consensus(config.consensus, rng, hard_state=self._saved_hard_state, snapshot=snapshot, entries=entries, now=now,
+                              catch_up_to=self.recovery.catch_up_to)
+        if self.core.catch_up_to is None:
+            self.log.set_acked_floor(0)  # e.g. a snapshot already covers what was lost
         self._last_snapshot = snapshot.position if snapshot else 0
         self._prev_snapshot = self._last_snapshot
         self._timers_proposed: set[int] = set()
@@ -102,6 +108,11 @@ class ClusterNode:
         self._in_log: dict[tuple[int, int], None] = {}
         self._in_log_term = -1
         self.duplicates_dropped = 0  # retries answered or dropped without a log append
+        self.unknown_sessions = 0  # client messages refused before any append: their session is not open
+        # A peer's invalid message is counted, logged and dropped: a peer's fault never stops this member.
+        self.peer_faults = 0
+        self.last_peer_fault: str | None = None
+        self._peer_fault_kinds: set[str] = set()
         # (end position, kind) of every applied entry, for tests: off by default, a
         # long-running member would grow it by one tuple per entry forever
         self.applied: list[tuple[int, int]] = []
@@ -110,12 +121,17 @@ class ClusterNode:
         # Log syncs in flight (a disk that syncs in the background), oldest first,
         # each with the messages that wait for it: see _process.
         self._held: deque[_Held] = deque()
+        self._settle_due = now
         self._process()
 
     # ---------------------------------------------------------------- inputs
 
     def tick(self, now: int) -> None:
         self.core.tick(now)
+        if now >= self._settle_due and not self._held:
+            # idle for a heartbeat interval: let the log's ``acked`` record say its last sync completed
+            self._settle_due = now + self.config.consensus.heartbeat_interval
+            self.log.settle()
         if self.container.timers and self.core.role is _LEADER:
             for c in self.container.due_timers(now):
                 if c not in self._timers_proposed:
@@ -125,10 +141,30 @@ class ClusterNode:
 
     def on_member_message(self, message: Message, *, defer: bool = False) -> None:
         """Step a peer's message.  ``defer``: leave persisting and sending to the
-        next :meth:`process` call, so a duty cycle's whole batch shares one fsync."""
-        self.core.step(message)
+        next :meth:`process` call, so a duty cycle's whole batch shares one fsync.
+
+        A message that breaks the protocol (``RemoteProtocolError``, fault=peer) is
+        counted in ``peer_faults``, logged (the first and every 100th) and dropped."""
+        try:
+            if type(message) is AppendRequest:
+                for e in message.entries:
+                    problem = entry_problem(e)
+                    if problem is not None:
+                        raise RemoteProtocolError("entry the service cannot apply", member=self.id, leader=message.src, position=e.position,
+                                                  reason=problem)
+            self.core.step(message)
+        except RemoteProtocolError as exc:
+            self._peer_fault(exc)
         if not defer:
             self._process()
+
+    def _peer_fault(self, exc: RemoteProtocolError) -> None:
+        self.peer_faults += 1
+        self.last_peer_fault = str(exc)
+        # the first of each kind (a fixed set of texts: bounded), then every 100th
+        if exc.what not in self._peer_fault_kinds or self.peer_faults % 100 == 1:
+            self._peer_fault_kinds.add(exc.what)
+            print(f"error: {exc} receiver={self.id} count={self.peer_faults} action=dropped", file=sys.stderr, flush=True)
 
     def process(self) -> None:
         """Persist, apply and send whatever the core has ready."""
@@ -149,6 +185,11 @@ class ClusterNode:
                 self.duplicates_dropped += 1  # appended in this term, not yet applied: its answer is coming
                 return
             s = self.container.sessions.get(msg.session_id)
+            if s is None and not self._opening(msg.session_id):
+                # Never appended: the service would only answer "unknown session" to
+                # nobody, and every retry would be committed.  Answer the sender now.
+                self._unknown_session(msg.client_id, msg.session_id, msg.correlation_id)
+                return
             if s is not None and (msg.correlation_id < s.floor or msg.correlation_id in s.answered):
                 # Applied already (so committed): answer from the cache without a log append.
                 self.duplicates_dropped += 1
@@ -161,6 +202,9 @@ class ClusterNode:
         elif isinstance(msg, SessionConnect):
             ok = self._propose(EntryKind.SESSION_OPEN, OPEN.pack(msg.session_id, msg.client_id))
         elif isinstance(msg, SessionClose):
+            if msg.session_id not in self.container.sessions and not self._opening(msg.session_id):
+                self._unknown_session(msg.client_id, msg.session_id, 0)  # nothing to close: no entry for it
+                return
             ok = self._propose(EntryKind.SESSION_CLOSE, CLOSE.pack(msg.session_id))
         else:
             return
@@ -168,6 +212,21 @@ class ClusterNode:
             self.io.send_egress(msg.client_id, SessionEvent(msg.session_id, getattr(msg, "correlation_id", 0), EventCode.REDIRECT, leader=self.core.leader))
         if not defer:
             self._process()
+
+    def _unknown_session(self, client_id: int, session_id: int, correlation_id: int) -> None:
+        self.unknown_sessions += 1
+        self.io.send_egress(client_id, SessionEvent(session_id, correlation_id, EventCode.ERROR, leader=self.id, detail="unknown_session"))
+
+    def _opening(self, session_id: int) -> bool:
+        """A SESSION_OPEN for ``session_id`` is in the log and not applied yet (a
+        client may send as soon as it hears OK from a member that applied it, while
+        this leader has not yet).  Only for a session the container does not know:
+        the unapplied tail is short, one commit round."""
+        core = self.core
+        for e in core.entries_between(max(core.applied_position, core.base_position), core.last_position()):
+            if e.kind == EntryKind.SESSION_OPEN and OPEN.unpack_from(e.payload)[0] == session_id:
+                return True
+        return False
 
     @property
     def syncing(self) -> bool:
@@ -274,6 +333,11 @@ class ClusterNode:
             core.advance(rd, durable=ticket is None)
             if held:
                 self._release_synced()
+            if self.log.acked_floor and core.catch_up_to is None:
+                # caught up (I9): ``acked`` may come down to the log's end, once what
+                # is in flight is durable (it never says more than was synced)
+                self._drain()
+                self.log.set_acked_floor(0)
             interval = self.config.snapshot_interval
             if interval and core.applied_position - self._last_snapshot >= interval and core.applied_position > core.base_position:
                 self.take_snapshot()
@@ -332,6 +396,8 @@ class ClusterNode:
         if rd.entries:
             self.log.append(rd.entries)
         ticket = self.log.sync_begin()
+        if rd.entries:
+            self._settle_due = self.core.now + self.config.consensus.heartbeat_interval
         if ticket is not None and (wait or self.disk.synced() >= ticket and not self._held):
             self.disk.sync_wait(ticket)
             ticket = None

@@ -28,12 +28,31 @@ from .errors import LogCorruptionError
 from .messages import KIND_MESSAGE, KIND_NOOP, KIND_SESSION_CLOSE, KIND_SESSION_OPEN, KIND_TIMER, Entry, Role
 from .protocol import EgressMessage, EventCode, SessionEvent
 
-__all__ = ["ClusteredService", "ClientSession", "ServiceContainer", "encode_ingress", "OPEN", "CLOSE", "MESSAGE_HEADER", "TIMER"]
+__all__ = ["ClusteredService", "ClientSession", "ServiceContainer", "encode_ingress", "entry_problem", "OPEN", "CLOSE", "MESSAGE_HEADER", "TIMER"]
 
 OPEN = struct.Struct("<qq")  # session id, client id
 CLOSE = struct.Struct("<q")  # session id
 MESSAGE_HEADER = struct.Struct("<qqq")  # session id, correlation id, floor
 TIMER = struct.Struct("<q")  # timer correlation id
+
+
+# the payload sizes the container can apply, by entry kind: (exact, or None for "at least")
+_PAYLOAD_SIZES = {KIND_NOOP: (0, None), KIND_SESSION_OPEN: (OPEN.size, OPEN.size), KIND_SESSION_CLOSE: (CLOSE.size, CLOSE.size),
+                  KIND_MESSAGE: (MESSAGE_HEADER.size, None), KIND_TIMER: (TIMER.size, TIMER.size)}
+
+
+def entry_problem(entry: Entry) -> str | None:
+    """Why the container could not apply ``entry`` (unknown kind, payload of the
+    wrong size), or None.  A member checks a leader's entries with it before
+    storing them: a malformed one would stop every member that applied it."""
+    sizes = _PAYLOAD_SIZES.get(entry.kind)
+    if sizes is None:
+        return f"unknown_kind_{entry.kind}"
+    low, high = sizes
+    n = len(entry.payload)
+    if n < low or (high is not None and n > high):
+        return f"payload_length_{n}_for_kind_{entry.kind}"
+    return None
 
 
 def encode_ingress(session_id: int, correlation_id: int, floor: int, payload: bytes) -> bytes:

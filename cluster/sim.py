@@ -2,8 +2,15 @@
 
 One seed drives everything: message delays, reordering, drops, duplicates,
 partitions (symmetric and one-way), crashes (some in the middle of a write,
-leaving a torn tail on the simulated disk), clean leader shutdowns with
-leadership transfer, restarts, snapshots and the clients' traffic.  After
+leaving a torn tail on the simulated disk), damage in the middle of a
+member's log (a flipped bit in entries it synced and may have acknowledged,
+found when it restarts: its log shrinks under a live leader, which must
+repair it, and it must not vote until repaired), clean leader shutdowns with
+leadership transfer, restarts, snapshots and the clients' traffic.  Damage
+hits one member at a time (Raft cannot outlive the loss of a quorum's
+copies), and only what that member's ``acked`` record says was synced: damage
+to the last batch before the record caught up is the one case recovery cannot
+tell from a torn tail (see log.py).  After
 every event the invariants are checked:
 
 - at most one leader per term;
@@ -37,7 +44,7 @@ from .config import ConsensusConfig
 from .disk import SimDisk
 from .errors import ClusterError
 from .linearizability import Operation, check_linearizable
-from .log import FsyncPolicy
+from .log import FsyncPolicy, load_acked
 from .messages import Entry, EntryKind, InstallSnapshot, Role
 from .node import ClusterNode, NodeConfig
 from .protocol import EgressMessage
@@ -192,7 +199,9 @@ class Simulation:
         self.history: dict[tuple[int, int], Operation] = {}
         self.acked: dict[tuple[int, int], bytes] = {}
         self.stats = {"crashes": 0, "torn": 0, "tails_truncated": 0, "recovered_from_snapshot": 0, "transfers": 0,
-                      "snapshots_installed": 0, "snapshot_chunks": 0, "duplicates_suppressed": 0, "messages": 0}
+                      "snapshots_installed": 0, "snapshot_chunks": 0, "duplicates_suppressed": 0, "messages": 0,
+                      "rotted": 0, "damaged_restarts": 0, "followers_repaired": 0, "votes_withheld": 0}
+        self._damaged: set[int] = set()  # members whose log was damaged and are not yet repaired
         self._installs_seen: dict[int, int] = {}
         for m in self.member_ids:
             self._start_node(m)
@@ -231,6 +240,8 @@ class Simulation:
         node = ClusterNode(self._config(m), self.disks[m], self.w.OrderSequencer(self.limits, self.codec), _NodeIO(self, m),
                            random.Random(self.rng.getrandbits(64)), now=self.now)
         node.on_apply = self._on_apply
+        if node.recovery.damaged:
+            self.stats["damaged_restarts"] += 1
         if node.recovery.truncated_at is not None:
             self.stats["tails_truncated"] += 1
         if node.core.base_position:
@@ -243,6 +254,10 @@ class Simulation:
             self._check_snapshot_base(node)
 
     def _crash(self, m: int, torn: bool) -> None:
+        node = self.nodes[m]
+        if node is not None:
+            self.stats["followers_repaired"] += node.core.followers_repaired
+            self.stats["votes_withheld"] += node.core.votes_withheld
         self.nodes[m] = None
         self.stats["crashes"] += 1
         self.stats["torn"] += torn
@@ -274,7 +289,7 @@ class Simulation:
             t += r.randint(*crash_gap)
             if t >= self.opts.fault_time:
                 break
-            self._schedule(t, (r.choice(["crash", "crash", "torn", "transfer"]),))
+            self._schedule(t, (r.choice(["crash", "crash", "torn", "transfer", "rot"]),))
         self._schedule(self.opts.fault_time, ("heal",))
 
     def _partition(self) -> None:
@@ -312,6 +327,9 @@ class Simulation:
             return
         if not alive:
             return
+        if kind == "rot":
+            self._rot(alive)
+            return
         m = r.choice(alive)
         if kind == "torn":
             self.disks[m].crash_on_fsync = True  # dies inside its next write
@@ -319,6 +337,41 @@ class Simulation:
         else:
             self._crash(m, False)
             self._schedule(r.randint(*self.restart_delay), ("restart", m))
+
+    def _rot(self, alive: list[int]) -> None:
+        """Kill a member, then flip a bit in entries its ``acked`` record says were
+        synced: at its restart the damage is found mid-log.  A follower when there is a leader, so its log
+        shrinks under a live leader."""
+        r = self.fault_rng
+        self._damaged = {m for m in self._damaged if self.nodes[m] is None or self.nodes[m].core.catch_up_to is not None}
+        if self._damaged:
+            return  # one damaged member at a time
+        followers = [m for m in alive if self.nodes[m] is not None and self.nodes[m].core.role is not Role.LEADER]
+        m = r.choice(followers or alive)
+        disk = self.disks[m]
+        self._crash(m, False)
+        self._schedule(r.randint(*self.restart_delay), ("restart", m))
+        acked = load_acked(disk)  # as the crash left it (a record not yet synced may be gone)
+        if acked is None:
+            return
+        synced = acked[1]
+        segments = [(int(n[4:-4]), n) for n in disk.list() if n.startswith("log-") and n.endswith(".seg") and int(n[4:-4]) < synced]
+        if not segments:
+            return
+        base, name = r.choice(segments)
+        size = min(len(disk.durable[name]), len(disk.files[name]), synced - base)
+        if size <= 0:
+            return
+        offset = r.randrange(size)
+        bit = 1 << r.randrange(8)
+        disk.files[name][offset] ^= bit
+        durable = bytearray(disk.durable[name])
+        if offset < len(durable):
+            durable[offset] ^= bit
+            disk.durable[name] = bytes(durable)
+        self._damaged.add(m)
+        self.stats["rotted"] += 1
+        self.trace.append((self.now, "rot", m, name, offset))
 
     # ---------------------------------------------------------------- run
 
@@ -381,7 +434,7 @@ class Simulation:
             self._client_step(ev[1])
         elif kind == "partition":
             self._partition()
-        elif kind in ("crash", "torn", "transfer"):
+        elif kind in ("crash", "torn", "transfer", "rot"):
             self._fault(kind)
         elif kind == "stop":
             if self.nodes[ev[1]] is not None:
@@ -440,6 +493,9 @@ class Simulation:
         if node is None:
             return
         core = node.core
+        if node.peer_faults:
+            # members here are honest: a message refused as the peer's fault is a bug
+            self._fail(f"member refused a peer's message: member={m} {node.last_peer_fault}")
         if core.snapshots_received != self._installs_seen[m]:
             self.stats["snapshots_installed"] += core.snapshots_received - self._installs_seen[m]
             self._installs_seen[m] = core.snapshots_received

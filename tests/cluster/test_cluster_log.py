@@ -104,7 +104,7 @@ def test_a_frame_copied_to_another_position_fails_its_checksum(tmp_path):
     assert report.reason == "crc_mismatch"
 
 
-def test_segments_roll_and_corruption_in_an_early_segment_drops_later_ones(tmp_path):
+def test_segments_roll_and_corruption_in_an_early_segment_is_damage_not_a_torn_tail(tmp_path):
     log, _ = open_log(tmp_path, segment_size=100)
     entries = make_entries(12)
     log.append(entries)
@@ -120,7 +120,15 @@ def test_segments_roll_and_corruption_in_an_early_segment_drops_later_ones(tmp_p
     good = [e for e in entries if e.end < size]
     assert list(report.entries) == good
     assert log2.segment_names() == names[:1]
-    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".seg")) == names[:1]
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("log-")) == names[:1]
+    # synced entries were lost: damage, not a torn tail; the bytes are kept, the member must catch up
+    assert report.damaged and report.catch_up_to == entries[-1].end
+    assert report.damaged_file == names[0] and report.truncated_at == good[-1].end
+    assert report.valid_after == entries[-1].end
+    assert len(report.kept) == len(names)
+    kept = b"".join(open(os.path.join(tmp_path, k), "rb").read() for k in report.kept)
+    assert len(kept) == entries[-1].end - good[-1].end
+    assert "file=" + names[0] in report.describe() and f"position={good[-1].end}" in report.describe()
 
 
 def test_truncate_then_append_across_segments(tmp_path):
@@ -337,3 +345,56 @@ def test_preallocated_disk_grows_by_whole_steps_and_syncs_length_changes_fully(t
     assert calls == ["fsync", "fsync", "fdatasync", "fsync"]
     assert disk.read("f") == b"a" * 30 + b"b" * 30 + b"c" * 70 and disk.size("f") == 130
     assert os.path.getsize(tmp_path / "f") == 200  # two steps of 100
+
+
+# ---------------------------------------------------------------- the acked record (issue 13, item 1)
+
+
+def test_the_acked_record_says_what_was_synced_and_damage_below_it_is_not_a_torn_tail(tmp_path):
+    for sync_thread in (False, True):
+        d = tmp_path / str(sync_thread)
+        disk = OsDisk(d, sync_thread=sync_thread)
+        log = SegmentLog(disk, segment_size=200)
+        log.recover()
+        entries = make_entries(12)
+        log.append(entries)
+        disk.sync_wait(log.sync_begin())
+        log.settle()  # idle: the record catches up with the completed sync
+        disk.close()
+        raw = (d / "acked").read_bytes()
+        assert len(raw) == 20
+        log2, report = open_log(d, segment_size=200)
+        assert report.acked == (entries[-1].end, entries[-1].end) and not report.damaged
+        # a flipped byte in the middle of the synced log: damage, with valid entries after it
+        name = log2.segment_names()[1]
+        with open(d / name, "r+b") as f:
+            f.seek(30)
+            b = f.read(1)
+            f.seek(30)
+            f.write(bytes([b[0] ^ 1]))
+        _, report = open_log(d, segment_size=200)
+        assert report.damaged and report.catch_up_to == entries[-1].end and report.damaged_file == name
+        # a restart before catching up still knows: the log now ends where it was cut, below the record
+        _, again = open_log(d, segment_size=200)
+        assert again.damaged and again.catch_up_to == entries[-1].end and again.truncated_at is None
+
+
+@pytest.mark.parametrize("die_at", [0, 1, 2])
+def test_a_crash_inside_a_cut_the_leader_asked_for_is_never_taken_for_damage(die_at):
+    # Found by the simulator: the record used to come down after the cut, so a
+    # crash between the two left a record above a log that was cut on purpose.
+    disk = DyingDisk()
+    log = SegmentLog(disk, segment_size=200)
+    log.recover()
+    entries = make_entries(12)
+    log.append(entries)
+    log.sync()
+    disk.fail_at = die_at  # 0: inside the record's sync, 1: inside the segment's, 2: after both
+    try:
+        log.truncate(entries[4].end)
+    except Died:
+        pass
+    disk.fail_at = None
+    disk.crash(KeepUnsynced(False), power_loss=False)  # kill -9: what was written stays readable
+    report = SegmentLog(disk, segment_size=200).recover()
+    assert not report.damaged and report.catch_up_to is None

@@ -1,0 +1,564 @@
+"""The archive daemon: an agent that records streams and replays them.
+
+``Archive(config, aeron)`` is an Agent (``on_start``/``do_work``/``on_close``):
+run it on an ``AgentRunner`` thread, or call ``do_work()`` from your own loop.
+It is the thin shell around the sans-IO ``ControlProtocol``: it polls the
+control stream, carries out the actions, drives the native recorders (one per
+recorded image, whole blocks per call) and replayers (whole-block offers to a
+replay's exclusive publication), keeps the catalog, and answers each request.
+
+On start it takes ``archive.lock`` in its directory (a second archive on the
+same directory is refused), loads the catalog, and recovers every recording a
+crash left in state RECORDING: its stop position is found by scanning the
+last segment for the last whole frame, and it is marked STOPPED.  Nothing on
+disk is deleted or rewritten by recovery.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from .. import _aeron
+from ..transport.uri import ChannelUri
+from . import control, wire
+from .catalog import Catalog, segment_files
+from .config import ArchiveConfig
+from .control import ControlProtocol, Dropped, Execute, OpenSession, CloseSession
+from .errors import ArchiveDamageError, ArchiveError, ConfigError, ErrorCode, RequestError
+from .wire import RecordingDescriptor, RecordingState
+
+__all__ = ["Archive", "recover_recording", "replay_channel"]
+
+log = logging.getLogger("tickline.archive")
+
+MAX_OUTBOX = 4096  # responses queued for one slow client before its session is closed
+FRAME_ALIGNMENT = 32
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _strip(channel: str) -> str:
+    """The channel without the parameters that differ between runs (Aeron's "stripped channel")."""
+    try:
+        uri = ChannelUri.parse(channel, strict=False)
+    except ValueError:
+        return channel
+    keep = {k: v for k, v in uri.params.items() if k in ("endpoint", "control", "interface", "tags", "alias")}
+    return str(ChannelUri(uri.media, keep, strict=False))
+
+
+def _term_base(position: int, term_length: int) -> int:
+    return position - (position & (term_length - 1))
+
+
+def replay_channel(channel: str, d: RecordingDescriptor, position: int) -> str:
+    """``channel`` with the parameters that make a publication start at ``position`` of recording ``d``."""
+    uri = ChannelUri.parse(channel, strict=False)
+    term = d.term_buffer_length
+    term_id = (d.initial_term_id + position // term) & 0xFFFFFFFF
+    if term_id >= 2**31:
+        term_id -= 2**32
+    for key, value in (("init-term-id", d.initial_term_id), ("term-id", term_id), ("term-offset", position & (term - 1)),
+                       ("term-length", term), ("mtu", d.mtu_length)):
+        uri.params[key] = str(value)
+    return str(uri)
+
+
+def scan(dir: Path, d: RecordingDescriptor, from_position: int, limit: int = -1) -> tuple[int, str | None]:
+    """The native frame walk over ``d``'s segments: (end of the last whole frame, damage or None)."""
+    pos, damage = _aeron.archive_scan(str(dir), d.recording_id, d.start_position, d.term_buffer_length,
+                                      d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length,
+                                      from_position, limit)
+    return int(pos), damage
+
+
+def recover_recording(dir: Path, d: RecordingDescriptor, now_ms: int) -> tuple[RecordingDescriptor, str | None]:
+    """``d`` (left RECORDING by a crash) with its stop position recovered from the
+    last segment and marked STOPPED; the damage the scan met, if any."""
+    segments = segment_files(dir, d.recording_id)
+    if not segments:
+        stop, damage = d.start_position, None
+    else:
+        start = max(d.start_position, segments[-1][0])
+        stop, damage = scan(dir, d, start)
+    return dataclasses.replace(d, stop_position=stop, stop_timestamp=now_ms, state=RecordingState.STOPPED), damage
+
+
+class _Session:
+    def __init__(self, session_id: int, publication: _aeron.Publication) -> None:
+        self.id = session_id
+        self.publication = publication
+        self.outbox: deque[bytes] = deque()
+
+
+class _Recording:
+    def __init__(self, descriptor: RecordingDescriptor, recorder: _aeron.Recorder, subscription_id: int) -> None:
+        self.descriptor = descriptor
+        self.recorder = recorder
+        self.subscription_id = subscription_id
+        self.last_sync_ms = _now_ms()
+        self.last_progress_position = recorder.position
+
+
+class _RecordingSubscription:
+    def __init__(self, subscription: _aeron.Subscription, channel: str, stream_id: int) -> None:
+        self.subscription = subscription
+        self.channel = channel
+        self.stream_id = stream_id
+        self.new_images: list[int] = []
+
+
+class _Replay:
+    def __init__(self, replay_id: int, session_id: int, correlation_id: int, recording_id: int,
+                 publication: _aeron.Publication, replayer: _aeron.Replayer, end: int | None, deadline: float) -> None:
+        self.id = replay_id
+        self.session_id = session_id
+        self.correlation_id = correlation_id
+        self.recording_id = recording_id
+        self.publication = publication
+        self.replayer = replayer
+        self.end = end
+        self.connect_deadline = deadline
+        self.connected = False
+
+
+class Archive:
+    """The archive agent.  ``clock`` (monotonic seconds) is injectable for tests.
+    Thread safety: one thread runs it; clients talk to it only through Aeron."""
+
+    def __init__(self, config: ArchiveConfig, aeron: object, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.aeron = aeron
+        self.clock = clock
+        self.dir = Path(config.dir)
+        self.protocol = ControlProtocol(config.max_sessions)
+        self.sessions: dict[int, _Session] = {}
+        self.recording_subs: dict[int, _RecordingSubscription] = {}
+        self.recordings: dict[int, _Recording] = {}
+        self.replays: dict[int, _Replay] = {}
+        self._next_replay = 1
+        self._lock_fd: int | None = None
+        self.catalog: Catalog | None = None
+        self._control_sub: _aeron.Subscription | None = None
+        self._assembler: object = None
+        self._events: _aeron.Publication | None = None
+        self._inbox: list[bytes] = []
+        self.counters = {"dropped_requests": 0, "closed_slow_sessions": 0, "events_dropped": 0, "replay_errors": 0,
+                         "recording_errors": 0, "bytes_recorded": 0, "bytes_replayed": 0}
+        self.started = False
+
+    # -- lifecycle ------------------------------------------------------------
+    def role_name(self) -> str:
+        return f"archive[{self.dir}]"
+
+    def on_start(self) -> None:
+        if self.started:
+            return
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._take_lock()
+        self.catalog = Catalog(self.dir)
+        self._recover()
+        aeron = self.aeron
+        self._assembler = _aeron.FragmentAssembler(self._on_control_fragment)
+        self._control_sub = aeron.add_subscription(self.config.control_channel, self.config.control_stream_id)  # type: ignore[attr-defined]
+        if self.config.events_channel:
+            self._events = aeron.add_publication(self.config.events_channel, self.config.events_stream_id)  # type: ignore[attr-defined]
+        self.started = True
+        log.info("archive started: dir=%s recordings=%d control_channel=%s control_stream_id=%d", self.dir,
+                 len(self.catalog.recordings), self.config.control_channel, self.config.control_stream_id)
+
+    def _take_lock(self) -> None:
+        path = self.dir / "archive.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise ConfigError("archive directory in use by another archive", dir=self.dir, holder_pid=holder or "?") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _recover(self) -> None:
+        assert self.catalog is not None
+        changed = False
+        for d in self.catalog.active():
+            recovered, damage = recover_recording(self.dir, d, _now_ms())
+            self.catalog.update(recovered)
+            changed = True
+            if damage:
+                log.warning("recording recovered up to damage: recording_id=%d stop_position=%d damage=%s",
+                            d.recording_id, recovered.stop_position, damage)
+            else:
+                log.info("recording recovered: recording_id=%d stop_position=%d", d.recording_id, recovered.stop_position)
+        if changed:
+            self.catalog.save()
+
+    def on_close(self) -> None:
+        if not self.started:
+            self._release_lock()
+            return
+        self.started = False
+        for rec in list(self.recordings.values()):
+            try:
+                self._drain(rec)
+            except OSError:
+                pass
+            self._stop_recording(rec, None)
+        for rs in self.recording_subs.values():
+            rs.subscription.close()
+        self.recording_subs.clear()
+        for rp in list(self.replays.values()):
+            self._end_replay(rp)
+        for s in self.sessions.values():
+            s.publication.close()
+        self.sessions.clear()
+        if self._control_sub is not None:
+            self._control_sub.close()
+        if self._events is not None:
+            self._events.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def close(self) -> None:
+        self.on_close()
+
+    # -- duty cycle -----------------------------------------------------------
+    def do_work(self) -> int:
+        work = 0
+        assert self._control_sub is not None
+        work += self._control_sub.poll(self._assembler, 16)
+        inbox, self._inbox = self._inbox, []
+        for data in inbox:
+            for action in self.protocol.on_message(data):
+                self._act(action)
+        work += len(inbox)
+        for rs in list(self.recording_subs.values()):
+            rs.subscription.dispatch_image_events()
+            new, rs.new_images = rs.new_images, []
+            for session_id in new:
+                self._start_recording(rs, session_id)
+                work += 1
+        for rec in list(self.recordings.values()):
+            work += self._record(rec)
+        for rp in list(self.replays.values()):
+            work += self._replay(rp)
+        for s in list(self.sessions.values()):
+            work += self._flush(s)
+        return work
+
+    def _on_control_fragment(self, buffer: memoryview, _header: object) -> None:
+        self._inbox.append(bytes(buffer))
+
+    # -- control --------------------------------------------------------------
+    def _act(self, action: control.Action) -> None:
+        if isinstance(action, Dropped):
+            self.counters["dropped_requests"] += 1
+            log.warning("control message dropped: reason=%s %s fault=peer", action.reason, action.detail)
+        elif isinstance(action, OpenSession):
+            self._open_session(action)
+        elif isinstance(action, CloseSession):
+            s = self.sessions.pop(action.session_id, None)
+            if s is not None:
+                s.publication.close()
+        elif isinstance(action, Execute):
+            s = self.sessions.get(action.session_id)
+            if s is None:
+                return
+            req = action.request
+            try:
+                self._execute(s, req)
+            except RequestError as exc:
+                self._send(s, control.error(s.id, req.correlation_id, exc.code, str(exc)))  # type: ignore[union-attr]
+            except ArchiveDamageError as exc:
+                self._send(s, control.error(s.id, req.correlation_id, ErrorCode.STORAGE, str(exc)))  # type: ignore[union-attr]
+            except (ArchiveError, _aeron.AeronError, ValueError, OSError) as exc:
+                code = ErrorCode.BAD_REQUEST if isinstance(exc, (_aeron.RegistrationError, ValueError)) else ErrorCode.GENERIC
+                self._send(s, control.error(s.id, req.correlation_id, code, f"{type(exc).__name__}: {exc}"))  # type: ignore[union-attr]
+
+    def _open_session(self, a: OpenSession) -> None:
+        try:
+            pub = self.aeron.add_exclusive_publication(a.channel, a.stream_id)  # type: ignore[attr-defined]
+        except (_aeron.AeronError, ValueError) as exc:
+            log.warning("control session refused: response channel unusable: channel=%s stream_id=%d error=%s fault=peer",
+                        a.channel, a.stream_id, exc)
+            self.protocol.close_session(a.session_id)
+            return
+        s = _Session(a.session_id, pub)
+        if a.session_id < 0:
+            self._send(s, control.error(-1, a.correlation_id, ErrorCode.GENERIC,
+                                        f"too many control sessions: max_sessions={self.config.max_sessions}"))
+            self._flush(s)
+            pub.close()
+            return
+        self.sessions[s.id] = s
+        self._send(s, control.ok(s.id, a.correlation_id, s.id))
+
+    def _send(self, s: _Session, data: bytes) -> None:
+        if len(s.outbox) >= MAX_OUTBOX:
+            self.counters["closed_slow_sessions"] += 1
+            log.warning("control session closed: client not reading its responses: control_session_id=%d queued=%d fault=peer",
+                        s.id, len(s.outbox))
+            self.sessions.pop(s.id, None)
+            self.protocol.close_session(s.id)
+            s.publication.close()
+            return
+        s.outbox.append(data)
+
+    def _flush(self, s: _Session) -> int:
+        n = 0
+        while s.outbox:
+            r = s.publication.offer(s.outbox[0])
+            if r < 0:
+                break
+            s.outbox.popleft()
+            n += 1
+        return n
+
+    def _execute(self, s: _Session, req: wire.Message) -> None:
+        assert self.catalog is not None
+        if isinstance(req, wire.StartRecordingRequest):
+            sub_id = self._add_recording_subscription(req.channel, req.stream_id)
+            self._send(s, control.ok(s.id, req.correlation_id, sub_id))
+        elif isinstance(req, wire.StopRecordingRequest):
+            rs = self.recording_subs.pop(req.subscription_id, None)
+            if rs is None:
+                raise RequestError("unknown recording subscription", subscription_id=req.subscription_id,
+                                   code=ErrorCode.UNKNOWN_SUBSCRIPTION)
+            for rec in [r for r in self.recordings.values() if r.subscription_id == req.subscription_id]:
+                self._drain(rec)
+                self._stop_recording(rec, None)
+            rs.subscription.close()
+            self._send(s, control.ok(s.id, req.correlation_id, req.subscription_id))
+        elif isinstance(req, wire.ListRecordingsRequest):
+            stream = None if req.stream_id == wire.NULL_STREAM else req.stream_id
+            found = self.catalog.find(req.from_recording_id, max(0, req.record_count), stream, req.channel_fragment)
+            for d in found:
+                self._send(s, wire.encode(dataclasses.replace(self._live(d), control_session_id=s.id,
+                                                              correlation_id=req.correlation_id)))
+            self._send(s, control.ok(s.id, req.correlation_id, len(found)))
+        elif isinstance(req, wire.ReplayRequest):
+            rid = self._start_replay(s, req)
+            self._send(s, control.ok(s.id, req.correlation_id, rid))
+        elif isinstance(req, wire.StopReplayRequest):
+            rp = self.replays.get(req.replay_session_id)
+            if rp is None:
+                raise RequestError("unknown replay session", replay_session_id=req.replay_session_id,
+                                   code=ErrorCode.UNKNOWN_REPLAY)
+            self._end_replay(rp)
+            self._send(s, control.ok(s.id, req.correlation_id, req.replay_session_id))
+
+    def _live(self, d: RecordingDescriptor) -> RecordingDescriptor:
+        """``d`` as a client should see it: an active recording's stop position is its live position."""
+        rec = self.recordings.get(d.recording_id)
+        return dataclasses.replace(d, stop_position=rec.recorder.position) if rec is not None else d
+
+    # -- recording ------------------------------------------------------------
+    def _add_recording_subscription(self, channel: str, stream_id: int) -> int:
+        if not -(2**31) <= stream_id < 2**31:
+            raise RequestError("stream id out of range", stream_id=stream_id, code=ErrorCode.BAD_REQUEST)
+        holder: list[_RecordingSubscription] = []
+
+        def on_image(info: _aeron.ImageInfo) -> None:
+            holder[0].new_images.append(info.session_id)
+
+        sub = self.aeron.add_subscription(channel, stream_id, on_image)  # type: ignore[attr-defined]
+        rs = _RecordingSubscription(sub, channel, stream_id)
+        holder.append(rs)
+        self.recording_subs[sub.registration_id] = rs
+        return int(sub.registration_id)
+
+    def _start_recording(self, rs: _RecordingSubscription, session_id: int) -> None:
+        assert self.catalog is not None
+        if rs.subscription.is_closed:
+            return
+        # The recording id is taken before the recorder exists; a failure below leaves a gap, never a reuse.
+        rid = self.catalog.next_recording_id
+        try:
+            status = rs.subscription.image_status(session_id)
+            if status is None:
+                return
+            recorder = _aeron.Recorder(rs.subscription, session_id, str(self.dir), rid, self.config.segment_length,
+                                       self.config.fsync == "segment")
+        except (LookupError, ValueError, _aeron.AeronError) as exc:
+            self.counters["recording_errors"] += 1
+            log.warning("recording not started: channel=%s stream_id=%d session_id=%d error=%s", rs.channel, rs.stream_id,
+                        session_id, exc)
+            return
+        d = self.catalog.add(RecordingDescriptor(
+            0, 0, rid, time.time_ns() // 1_000_000, -1, recorder.start_position, -1,
+            recorder.segment_length, recorder.initial_term_id, recorder.term_length, recorder.mtu,
+            recorder.session_id, rs.stream_id, RecordingState.RECORDING, _strip(rs.channel), rs.channel,
+            recorder.source_identity[: wire.MAX_STRING]))
+        assert d.recording_id == rid
+        self.catalog.save()  # persisted before the first byte of it is written
+        self.recordings[rid] = _Recording(d, recorder, rs.subscription.registration_id)
+        self._event(wire.RecordingStarted(rid, d.start_position, d.session_id, d.stream_id, d.original_channel,
+                                          d.source_identity))
+        log.info("recording started: recording_id=%d channel=%s stream_id=%d session_id=%d start_position=%d", rid,
+                 rs.channel, rs.stream_id, d.session_id, d.start_position)
+
+    def _record(self, rec: _Recording) -> int:
+        work = 0
+        budget = 16
+        try:
+            while budget > 0:
+                budget -= 1
+                n = rec.recorder.record(self.config.record_block_bytes)
+                if n < 0:
+                    self._stop_recording(rec, None)
+                    return work + 1
+                if n == 0:
+                    break
+                work += 1
+                self.counters["bytes_recorded"] += n
+        except OSError as exc:
+            self.counters["recording_errors"] += 1
+            self._stop_recording(rec, str(exc))
+            return work + 1
+        now = _now_ms()
+        interval = self.config.fsync_interval_ms()
+        if interval is not None and now - rec.last_sync_ms >= interval:
+            rec.recorder.sync()
+            rec.last_sync_ms = now
+        if rec.recorder.position != rec.last_progress_position and work:
+            rec.last_progress_position = rec.recorder.position
+            self._event(wire.RecordingProgress(rec.descriptor.recording_id, rec.descriptor.start_position,
+                                               rec.recorder.position))
+        return work
+
+    def _drain(self, rec: _Recording) -> None:
+        """Record what the image holds now (bounded: one term's worth of blocks)."""
+        for _ in range(64):
+            if rec.recorder.record(self.config.record_block_bytes) <= 0:
+                break
+
+    def _stop_recording(self, rec: _Recording, error: str | None) -> None:
+        assert self.catalog is not None
+        rid = rec.descriptor.recording_id
+        self.recordings.pop(rid, None)
+        if self.config.fsync != "none":
+            try:
+                rec.recorder.sync()
+            except OSError as exc:
+                error = error or str(exc)
+        stop = rec.recorder.position
+        rec.recorder.close()
+        d = dataclasses.replace(rec.descriptor, stop_position=stop, stop_timestamp=_now_ms(), state=RecordingState.STOPPED)
+        self.catalog.update(d)
+        self.catalog.save()
+        self._event(wire.RecordingStopped(rid, d.start_position, stop))
+        if error:
+            log.error("recording stopped by an error: recording_id=%d stop_position=%d error=%s", rid, stop, error)
+        else:
+            log.info("recording stopped: recording_id=%d stop_position=%d", rid, stop)
+
+    def _event(self, m: wire.Message) -> None:
+        if self._events is not None and self._events.offer(wire.encode(m)) < 0:
+            self.counters["events_dropped"] += 1
+
+    # -- replay ---------------------------------------------------------------
+    def _start_replay(self, s: _Session, req: wire.ReplayRequest) -> int:
+        assert self.catalog is not None
+        if len(self.replays) >= self.config.max_replays:
+            raise RequestError("too many replays", max_replays=self.config.max_replays, code=ErrorCode.GENERIC, fault="ours")
+        d = self.catalog.get(req.recording_id)
+        rec = self.recordings.get(req.recording_id)
+        plan = control.plan_replay(d, req.recording_id, req.position, req.length,
+                                   rec.recorder.position if rec is not None else None)
+        assert d is not None
+        self._check_frame_boundary(d, plan.position, "position")
+        if plan.end is not None and plan.end <= (rec.recorder.position if rec is not None else d.stop_position):
+            self._check_frame_boundary(d, plan.end, "end")
+        channel = replay_channel(req.replay_channel, d, plan.position)
+        pub = self.aeron.add_exclusive_publication(channel, req.replay_stream_id)  # type: ignore[attr-defined]
+        try:
+            replayer = _aeron.Replayer(pub, str(self.dir), d.recording_id, d.start_position, d.term_buffer_length,
+                                       d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length, plan.position)
+        except BaseException:
+            pub.close()
+            raise
+        rid = (self._next_replay << 32) | (pub.session_id & 0xFFFFFFFF)
+        self._next_replay += 1
+        self.replays[rid] = _Replay(rid, s.id, req.correlation_id, d.recording_id, pub, replayer, plan.end,
+                                    self.clock() + self.config.replay_connect_timeout_s)
+        log.info("replay started: replay_session_id=%d recording_id=%d position=%d end=%s channel=%s stream_id=%d", rid,
+                 d.recording_id, plan.position, plan.end, channel, req.replay_stream_id)
+        return rid
+
+    def _check_frame_boundary(self, d: RecordingDescriptor, position: int, what: str) -> None:
+        """A frame starts at ``position``: walk from its term's start (or the recording's) up to it."""
+        if position == d.start_position:
+            return
+        begin = max(d.start_position, _term_base(position, d.term_buffer_length))
+        end, damage = scan(self.dir, d, begin, position)
+        if damage is not None or end != position:
+            raise RequestError(f"replay {what} not on a frame boundary", recording_id=d.recording_id, position=position,
+                               nearest_frame=end, detail=damage or "", code=ErrorCode.BAD_POSITION)
+
+    def _replay(self, rp: _Replay) -> int:
+        assert self.catalog is not None
+        if not rp.connected:
+            if rp.publication.is_connected:
+                rp.connected = True
+            elif self.clock() > rp.connect_deadline:
+                self._replay_failed(rp, ErrorCode.GENERIC, "replay subscriber never connected: replay_session_id="
+                                    f"{rp.id} timeout_s={self.config.replay_connect_timeout_s}")
+                return 1
+            else:
+                return 0
+        rec = self.recordings.get(rp.recording_id)
+        d = self.catalog.get(rp.recording_id)
+        assert d is not None
+        available = rec.recorder.position if rec is not None else d.stop_position
+        end = rp.end if rp.end is not None else (None if rec is not None else d.stop_position)
+        limit = available if end is None else min(end, available)
+        work = 0
+        try:
+            for _ in range(16):
+                n = rp.replayer.replay(limit, self.config.replay_block_bytes)
+                if n < 0:
+                    self._end_replay(rp)
+                    return work + 1
+                if n == 0:
+                    break
+                work += 1
+                self.counters["bytes_replayed"] += n
+        except ArchiveDamageError as exc:
+            self._replay_failed(rp, ErrorCode.STORAGE, str(exc))
+            return work + 1
+        except (OSError, _aeron.AeronError) as exc:
+            self._replay_failed(rp, ErrorCode.GENERIC, f"{type(exc).__name__}: {exc}")
+            return work + 1
+        if end is not None and rp.replayer.position >= end:
+            self._end_replay(rp)
+            work += 1
+        return work
+
+    def _replay_failed(self, rp: _Replay, code: ErrorCode, message: str) -> None:
+        self.counters["replay_errors"] += 1
+        log.error("replay failed: replay_session_id=%d recording_id=%d position=%d error=%s", rp.id, rp.recording_id,
+                  rp.replayer.position, message)
+        s = self.sessions.get(rp.session_id)
+        if s is not None:
+            self._send(s, control.error(s.id, rp.correlation_id, code, message, rp.id))
+        self._end_replay(rp)
+
+    def _end_replay(self, rp: _Replay) -> None:
+        self.replays.pop(rp.id, None)
+        rp.replayer.close()
+        rp.publication.close()

@@ -1,0 +1,163 @@
+"""Record IPC streams through a running archive, replay them: bounded, from a
+position, following a live recording, several at once, stopped; and the
+errors a bad replay request gets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tickline.archive import ArchiveClient, ErrorCode, RecordingState, RequestError, replay_image_session_id
+
+
+def message(i: int) -> bytes:
+    # Sizes vary (and some exceed the IPC MTU's payload, so fragmented messages are recorded too).
+    size = 8 + (i * 37) % 300 + (3000 if i % 97 == 0 else 0)
+    return i.to_bytes(4, "little") + bytes([i % 251]) * (size - 4)
+
+
+def publish(pub, messages, deadline_s: float = 10.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    for m in messages:
+        while pub.offer(m) < 0:
+            assert time.monotonic() < deadline, "publication back pressured for too long"
+            time.sleep(0.0005)
+
+
+def wait_until(cond, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def collect(sub, session_id: int, count: int, timeout: float = 10.0) -> list[bytes]:
+    from tickline.transport import FragmentAssembler
+
+    got: list[bytes] = []
+    asm = FragmentAssembler(lambda buf, hdr: got.append(bytes(buf)))
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        assert time.monotonic() < deadline, f"replay delivered {len(got)} of {count} messages"
+        try:
+            if sub.poll_image(session_id, asm, 100) == 0:
+                time.sleep(0.001)
+        except LookupError:
+            time.sleep(0.001)
+    return got
+
+
+def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[bytes]):
+    """Record ``messages`` on ``stream_id`` and stop the recording (the publication closes)."""
+    sub_id = client.start_recording("aeron:ipc", stream_id)
+    pub = aeron.add_exclusive_publication("aeron:ipc", stream_id)
+    d = client.wait_for_recording(stream_id, pub.session_id)
+    publish(pub, messages)
+    end = pub.position
+    wait_until(lambda: client.describe(d.recording_id).stop_position == end, what="recording to catch up")
+    client.stop_recording(sub_id)
+    pub.close()
+    d = client.describe(d.recording_id)
+    assert d.state == RecordingState.STOPPED and d.stop_position == end
+    return d
+
+
+def test_a_recorded_stream_replays_every_message_in_order(aeron, archive_client, running_archive):
+    msgs = [message(i) for i in range(3000)]  # ~500 KB: several 64 KiB terms and 128 KiB segments, with padding
+    d = record_stopped(aeron, archive_client, 1001, msgs)
+    assert d.start_position == 0 and d.term_buffer_length == 64 * 1024 and d.segment_file_length == 128 * 1024
+    assert d.stop_position > 4 * d.segment_file_length
+    sub = aeron.add_subscription("aeron:ipc", 2001)
+    rs = archive_client.replay(d.recording_id, channel="aeron:ipc", stream_id=2001)
+    assert collect(sub, replay_image_session_id(rs), len(msgs)) == msgs
+    # the replay ends at the stop position: its image reaches end of stream there
+    sid = replay_image_session_id(rs)
+    wait_until(lambda: sub.image_status(sid) is None or sub.image_status(sid).is_end_of_stream, what="end of replay")
+    assert running_archive.archive.counters["bytes_replayed"] >= d.stop_position
+
+
+def test_a_replay_from_a_frame_for_a_length_gives_exactly_those_messages(aeron, archive_client):
+    msgs = [message(i) for i in range(400)]
+    pub_positions = []
+    sub_id = archive_client.start_recording("aeron:ipc", 1002)
+    pub = aeron.add_exclusive_publication("aeron:ipc", 1002)
+    d = archive_client.wait_for_recording(1002, pub.session_id)
+    for m in msgs:
+        pub_positions.append(pub.position)
+        publish(pub, [m])
+    end = pub.position
+    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    archive_client.stop_recording(sub_id)
+    start, stop = pub_positions[100], pub_positions[250]
+    sub = aeron.add_subscription("aeron:ipc", 2002)
+    rs = archive_client.replay(d.recording_id, position=start, length=stop - start, stream_id=2002)
+    got = collect(sub, replay_image_session_id(rs), 150)
+    assert got == msgs[100:250]
+    time.sleep(0.2)
+    assert collect(sub, replay_image_session_id(rs), 0) == []  # nothing past the length
+
+
+def test_bad_replay_requests_get_errors_naming_the_recording_and_position(aeron, archive_client):
+    msgs = [message(i) for i in range(50)]
+    d = record_stopped(aeron, archive_client, 1003, msgs)
+    with pytest.raises(RequestError, match="unknown recording") as e:
+        archive_client.replay(d.recording_id + 100, stream_id=2003)
+    assert e.value.code == ErrorCode.UNKNOWN_RECORDING
+    with pytest.raises(RequestError, match="past the stop position") as e:
+        archive_client.replay(d.recording_id, position=0, length=d.stop_position + 32, stream_id=2003)
+    assert e.value.code == ErrorCode.BAD_POSITION
+    with pytest.raises(RequestError, match="past the recorded position"):
+        archive_client.replay(d.recording_id, position=d.stop_position + 64, stream_id=2003)
+    # 64 is frame aligned but inside the first frame (message 0 is 3008 bytes: an MTU-long first fragment)
+    with pytest.raises(RequestError, match="not on a frame boundary") as e:
+        archive_client.replay(d.recording_id, position=64, stream_id=2003)
+    assert e.value.code == ErrorCode.BAD_POSITION and f"recording_id={d.recording_id}" in str(e.value)
+    assert "position=64" in str(e.value)
+    with pytest.raises(RequestError, match="not frame aligned"):
+        archive_client.replay(d.recording_id, position=40, stream_id=2003)
+    with pytest.raises(RequestError) as e:
+        archive_client.stop_replay(12345)
+    assert e.value.code == ErrorCode.UNKNOWN_REPLAY
+    with pytest.raises(RequestError) as e:
+        archive_client.stop_recording(999999)
+    assert e.value.code == ErrorCode.UNKNOWN_SUBSCRIPTION
+
+
+def test_an_unbounded_replay_follows_a_live_recording_until_it_stops(aeron, archive_client):
+    sub_id = archive_client.start_recording("aeron:ipc", 1004)
+    pub = aeron.add_exclusive_publication("aeron:ipc", 1004)
+    d = archive_client.wait_for_recording(1004, pub.session_id)
+    first = [message(i) for i in range(200)]
+    publish(pub, first)
+    sub = aeron.add_subscription("aeron:ipc", 2004)
+    rs = archive_client.replay(d.recording_id, stream_id=2004)
+    sid = replay_image_session_id(rs)
+    assert collect(sub, sid, 200) == first
+    later = [message(i) for i in range(200, 1500)]
+    publish(pub, later)  # recorded after the replay caught up: the replay follows it
+    assert collect(sub, sid, len(later)) == later
+    end = pub.position
+    archive_client.stop_recording(sub_id)
+    pub.close()
+    assert archive_client.describe(d.recording_id).stop_position == end
+    wait_until(lambda: sub.image_status(sid) is None or sub.image_status(sid).is_end_of_stream, what="replay to end")
+
+
+def test_many_replays_at_once_and_a_stopped_one(aeron, archive_client, running_archive):
+    msgs = [message(i) for i in range(1500)]
+    d = record_stopped(aeron, archive_client, 1005, msgs)
+    subs = [aeron.add_subscription("aeron:ipc", 2100 + k) for k in range(4)]
+    ids = [archive_client.replay(d.recording_id, stream_id=2100 + k) for k in range(4)]
+    assert len(running_archive.archive.replays) >= 1
+    for sub, rs in zip(subs[:3], ids[:3]):
+        assert collect(sub, replay_image_session_id(rs), len(msgs)) == msgs
+    # the 4th is stopped (its subscriber has not read, so it is still at it or done; either way it goes)
+    try:
+        archive_client.stop_replay(ids[3])
+    except RequestError as e:
+        assert e.code == ErrorCode.UNKNOWN_REPLAY  # it had already finished
+    wait_until(lambda: ids[3] not in running_archive.archive.replays, what="replay stopped")

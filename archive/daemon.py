@@ -28,7 +28,7 @@ from typing import Callable
 from .. import _aeron
 from ..transport.uri import ChannelUri
 from . import control, wire
-from .catalog import Catalog, segment_files
+from .catalog import Catalog, segment_files, segment_name
 from .config import ArchiveConfig
 from .control import ControlProtocol, Dropped, Execute, OpenSession, CloseSession
 from .errors import ArchiveDamageError, ArchiveError, ConfigError, ErrorCode, RequestError
@@ -481,8 +481,16 @@ class Archive:
         plan = control.plan_replay(d, req.recording_id, req.position, req.length,
                                    rec.recorder.position if rec is not None else None)
         assert d is not None
+        available = rec.recorder.position if rec is not None else d.stop_position
+        if plan.position < available:
+            base = _term_base(d.start_position, d.term_buffer_length)
+            base += (plan.position - base) // d.segment_file_length * d.segment_file_length
+            path = self.dir / segment_name(d.recording_id, base)
+            if not path.exists():
+                raise RequestError("segment file missing", recording_id=d.recording_id, position=plan.position,
+                                   file=path, code=ErrorCode.STORAGE, fault="storage")
         self._check_frame_boundary(d, plan.position, "position")
-        if plan.end is not None and plan.end <= (rec.recorder.position if rec is not None else d.stop_position):
+        if plan.end is not None and plan.end < available:
             self._check_frame_boundary(d, plan.end, "end")
         channel = replay_channel(req.replay_channel, d, plan.position)
         pub = self.aeron.add_exclusive_publication(channel, req.replay_stream_id)  # type: ignore[attr-defined]
@@ -501,14 +509,19 @@ class Archive:
         return rid
 
     def _check_frame_boundary(self, d: RecordingDescriptor, position: int, what: str) -> None:
-        """A frame starts at ``position``: walk from its term's start (or the recording's) up to it."""
+        """A frame starts at ``position``: walk from its term's start (or the recording's) up to it
+        (at most one term read).  A walk that cannot get there for damage is a storage error."""
         if position == d.start_position:
             return
         begin = max(d.start_position, _term_base(position, d.term_buffer_length))
         end, damage = scan(self.dir, d, begin, position)
-        if damage is not None or end != position:
+        if end == position and damage is None:
+            return
+        if damage is None or damage.startswith("frame crosses the scan limit"):
             raise RequestError(f"replay {what} not on a frame boundary", recording_id=d.recording_id, position=position,
-                               nearest_frame=end, detail=damage or "", code=ErrorCode.BAD_POSITION)
+                               nearest_frame=end, code=ErrorCode.BAD_POSITION)
+        raise RequestError("recording damaged before the replay position", recording_id=d.recording_id,
+                           position=position, valid_to=end, damage=damage, code=ErrorCode.STORAGE, fault="storage")
 
     def _replay(self, rp: _Replay) -> int:
         assert self.catalog is not None

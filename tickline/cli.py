@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "tickline.codecs.cli",
     "tickline.fix_gateway.cli",
     "tickline.cluster.cli",
+    "tickline.archive.cli",
 ]
 
 

@@ -8,62 +8,9 @@ import time
 
 import pytest
 
-from tickline.archive import ArchiveClient, ErrorCode, RecordingState, RequestError, replay_image_session_id
+from tickline.archive import ErrorCode, RecordingState, RequestError, replay_image_session_id
 
-
-def message(i: int) -> bytes:
-    # Sizes vary (and some exceed the IPC MTU's payload, so fragmented messages are recorded too).
-    size = 8 + (i * 37) % 300 + (3000 if i % 97 == 0 else 0)
-    return i.to_bytes(4, "little") + bytes([i % 251]) * (size - 4)
-
-
-def publish(pub, messages, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    for m in messages:
-        while pub.offer(m) < 0:
-            assert time.monotonic() < deadline, "publication back pressured for too long"
-            time.sleep(0.0005)
-
-
-def wait_until(cond, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
-def collect(sub, session_id: int, count: int, timeout: float = 10.0) -> list[bytes]:
-    from tickline.transport import FragmentAssembler
-
-    got: list[bytes] = []
-    asm = FragmentAssembler(lambda buf, hdr: got.append(bytes(buf)))
-    deadline = time.monotonic() + timeout
-    while len(got) < count:
-        assert time.monotonic() < deadline, f"replay delivered {len(got)} of {count} messages"
-        try:
-            if sub.poll_image(session_id, asm, 100) == 0:
-                time.sleep(0.001)
-        except LookupError:
-            time.sleep(0.001)
-    return got
-
-
-def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[bytes]):
-    """Record ``messages`` on ``stream_id`` and stop the recording (the publication closes)."""
-    sub_id = client.start_recording("aeron:ipc", stream_id)
-    pub = aeron.add_exclusive_publication("aeron:ipc", stream_id)
-    d = client.wait_for_recording(stream_id, pub.session_id)
-    publish(pub, messages)
-    end = pub.position
-    wait_until(lambda: client.describe(d.recording_id).stop_position == end, what="recording to catch up")
-    client.stop_recording(sub_id)
-    pub.close()
-    d = client.describe(d.recording_id)
-    assert d.state == RecordingState.STOPPED and d.stop_position == end
-    return d
+from archive_helpers import collect, message, publish, record_stopped, wait_until
 
 
 def test_a_recorded_stream_replays_every_message_in_order(aeron, archive_client, running_archive):

@@ -153,7 +153,7 @@ class Archive:
         self._events: _aeron.Publication | None = None
         self._inbox: list[bytes] = []
         self.counters = {"dropped_requests": 0, "closed_slow_sessions": 0, "events_dropped": 0, "replay_errors": 0,
-                         "recording_errors": 0, "bytes_recorded": 0, "bytes_replayed": 0}
+                         "recording_errors": 0, "catalog_errors": 0, "bytes_recorded": 0, "bytes_replayed": 0}
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -405,7 +405,10 @@ class Archive:
             recorder.session_id, rs.stream_id, RecordingState.RECORDING, _strip(rs.channel), rs.channel,
             recorder.source_identity[: wire.MAX_STRING]))
         assert d.recording_id == rid
-        self.catalog.save()  # persisted before the first byte of it is written
+        if not self._save_catalog(f"recording_id={rid} (start)"):  # persisted before the first byte of it is written
+            del self.catalog.recordings[rid]
+            recorder.close()
+            return
         self.recordings[rid] = _Recording(d, recorder, rs.subscription.registration_id)
         self._event(wire.RecordingStarted(rid, d.start_position, d.session_id, d.stream_id, d.original_channel,
                                           d.source_identity))
@@ -460,12 +463,30 @@ class Archive:
         rec.recorder.close()
         d = dataclasses.replace(rec.descriptor, stop_position=stop, stop_timestamp=_now_ms(), state=RecordingState.STOPPED)
         self.catalog.update(d)
-        self.catalog.save()
+        self._save_catalog(f"recording_id={rid} (stop; a restart recovers it from the segments)")
         self._event(wire.RecordingStopped(rid, d.start_position, stop))
         if error:
             log.error("recording stopped by an error: recording_id=%d stop_position=%d error=%s", rid, stop, error)
+            # Nobody reads that image any more: left open, its subscription would hold the
+            # publisher back for good.  Close it once none of its recordings is left.
+            if not any(r.subscription_id == rec.subscription_id for r in self.recordings.values()):
+                rs = self.recording_subs.pop(rec.subscription_id, None)
+                if rs is not None:
+                    rs.subscription.close()
+                    log.error("recording subscription closed after the error: subscription_id=%d channel=%s stream_id=%d",
+                              rec.subscription_id, rs.channel, rs.stream_id)
         else:
             log.info("recording stopped: recording_id=%d stop_position=%d", rid, stop)
+
+    def _save_catalog(self, what: str) -> bool:
+        assert self.catalog is not None
+        try:
+            self.catalog.save()
+            return True
+        except OSError as exc:
+            self.counters["catalog_errors"] += 1
+            log.error("catalog save failed: %s file=%s error=%s fault=storage", what, self.catalog.path, exc)
+            return False
 
     def _event(self, m: wire.Message) -> None:
         if self._events is not None and self._events.offer(wire.encode(m)) < 0:

@@ -32,6 +32,7 @@ def wait_until(cond, timeout: float = 10.0, what: str = "condition"):
 
 
 def collect(sub, session_id: int, count: int, timeout: float = 10.0) -> list[bytes]:
+    """At least ``count`` messages of the image (the last poll may bring more)."""
     from tickline.transport import FragmentAssembler
 
     got: list[bytes] = []
@@ -62,3 +63,26 @@ def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[
     return d
 
 
+
+
+def collect_to_end(sub, session_id: int, timeout: float = 30.0) -> tuple[list[bytes], int | None]:
+    """Every message of the image until it ends (end of stream, or gone); and its last position seen."""
+    from tickline.transport import FragmentAssembler
+
+    got: list[bytes] = []
+    asm = FragmentAssembler(lambda buf, hdr: got.append(bytes(buf)))
+    deadline = time.monotonic() + timeout
+    last_position = None
+    while True:
+        st = sub.image_status(session_id)
+        if st is None:
+            if last_position is not None:
+                return got, last_position
+        else:
+            last_position = st.position
+            if sub.poll_image(session_id, asm, 100) > 0:
+                continue
+            if st.is_end_of_stream:
+                return got, last_position
+        assert time.monotonic() < deadline, f"image did not end: session_id={session_id} position={last_position}"
+        time.sleep(0.001)

@@ -24,7 +24,7 @@ from tickline.archive.daemon import Archive, recover_recording, scan
 from tickline.archive.errors import ConfigError
 from tickline.archive.wire import RecordingDescriptor
 
-from archive_helpers import collect, message, publish, record_stopped, wait_until
+from archive_helpers import collect, collect_to_end, message, publish, record_stopped, wait_until
 
 
 def digest(dir: Path) -> dict[str, str]:
@@ -242,24 +242,9 @@ def test_kill_9_mid_recording_then_restart_recovers_and_every_frame_on_disk_repl
     from tickline.archive import replay_image_session_id
 
     sid = replay_image_session_id(rs)
-    got = collect(sub, sid, 2000, timeout=30)
-    from tickline.transport import FragmentAssembler
-
-    asm = FragmentAssembler(lambda buf, hdr: got.append(bytes(buf)))
-    deadline = time.monotonic() + 30
-    last_position = None
-    while True:  # read the rest until the replay's image ends
-        st = sub.image_status(sid)
-        if st is None:
-            break
-        last_position = st.position
-        if sub.poll_image(sid, asm, 100) == 0:
-            if st.is_end_of_stream:
-                break
-            assert time.monotonic() < deadline, f"replay did not end: position={st.position} stop={r.stop_position}"
-            time.sleep(0.001)
+    got, last_position = collect_to_end(sub, sid)
     assert got == msgs[:len(got)] and len(got) >= 2000
-    assert last_position is None or last_position == r.stop_position
+    assert last_position == r.stop_position
     assert sum((len(m) + 32 + 31) & ~31 for m in got) <= r.stop_position  # (fragmented messages take more)
     client.close()
     p2.send_signal(signal.SIGTERM)

@@ -128,4 +128,6 @@ class ArchiveConfig:
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError("unknown archive option", option=",".join(sorted(unknown)))
+        if "dir" not in typed:
+            raise ConfigError("archive dir is required", option="dir", variable="TICKLINE_ARCHIVE_DIR")
         return cls(**typed)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@
 - ``ArchiveClient`` (``client``): start/stop recordings, list them, replay, stop a replay;
 - ``ArchiveConfig`` (``config``): the validated configuration (``TICKLINE_ARCHIVE_*`` overrides);
 - ``Catalog`` (``catalog``): the crash-safe catalog of recording descriptors;
+- ``ReplayMerge`` (``replay_merge``): a late joiner replays, catches up and switches to the live stream;
 - ``wire``: the SBE messages of ``schemas/archive.xml``; ``control``: the sans-IO control protocol.
 
 Names are imported lazily so that the pure-Python parts load without the extension.
@@ -20,6 +21,7 @@ _EXPORTS = {
     "replay_image_session_id": "client",
     "UNBOUNDED": "client",
     "FROM_START": "client",
+    "ReplayMerge": "replay_merge",
     "ArchiveConfig": "config",
     "Catalog": "catalog",
     "RecordingDescriptor": "wire",

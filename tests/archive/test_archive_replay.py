@@ -108,3 +108,38 @@ def test_many_replays_at_once_and_a_stopped_one(aeron, archive_client, running_a
     except RequestError as e:
         assert e.code == ErrorCode.UNKNOWN_REPLAY  # it had already finished
     wait_until(lambda: ids[3] not in running_archive.archive.replays, what="replay stopped")
+
+
+def test_recording_events_say_started_progress_and_stopped(aeron, archive_client):
+    from tickline.archive import wire
+
+    events_sub = aeron.add_subscription("aeron:ipc", 10030)
+    msgs = [message(i) for i in range(300)]
+    d = record_stopped(aeron, archive_client, 1006, msgs)
+    events: list = []
+    wait_until(lambda: events_sub.poll(lambda b, h: events.append(wire.decode(b)), 100) == 0
+               and any(isinstance(e, wire.RecordingStopped) for e in events), what="stopped event")
+    mine = [e for e in events if e.recording_id == d.recording_id]
+    assert mine[0] == wire.RecordingStarted(d.recording_id, 0, d.session_id, 1006, "aeron:ipc", d.source_identity)
+    assert mine[-1] == wire.RecordingStopped(d.recording_id, 0, d.stop_position)
+    progress = [e.position for e in mine if isinstance(e, wire.RecordingProgress)]
+    assert progress and progress == sorted(progress) and progress[-1] == d.stop_position
+
+
+def test_the_cli_lists_describes_and_verifies_recordings(aeron, archive_client, archive_dir, capsys):
+    from tickline.cli import main
+
+    d = record_stopped(aeron, archive_client, 1007, [message(i) for i in range(100)])
+    assert main(["archive", "list", "--dir", str(archive_dir), "--stream-id", "1007"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[1].split()[:6] == [str(d.recording_id), "STOPPED", "1007", str(d.session_id), "0",
+                                                     str(d.stop_position)]
+    assert main(["archive", "describe", "--dir", str(archive_dir), str(d.recording_id)]) == 0
+    out = capsys.readouterr().out
+    assert f"stop_position: {d.stop_position}" in out and "state: STOPPED" in out and "original_channel: aeron:ipc" in out
+    assert main(["archive", "verify", "--dir", str(archive_dir), str(d.recording_id)]) == 0
+    assert "result=ok" in capsys.readouterr().out
+    assert main(["archive", "describe", "--dir", str(archive_dir), "999"]) == 1
+    assert "unknown recording: recording_id=999" in capsys.readouterr().err
+    assert main(["archive", "list", "--dir", str(archive_dir / "nope")]) == 1
+    assert "no archive catalog" in capsys.readouterr().err

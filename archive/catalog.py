@@ -164,7 +164,7 @@ class Catalog:
     def find(self, from_recording_id: int = 0, count: int = 2**31 - 1, stream_id: int | None = None,
              channel_fragment: str = "") -> list[RecordingDescriptor]:
         """Recordings from ``from_recording_id`` on, by id, filtered by stream and channel text."""
-        out = []
+        out: list[RecordingDescriptor] = []
         for rid in sorted(self.recordings):
             if len(out) >= count:
                 break

@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 
 def _catalog(dir: str):  # type: ignore[no-untyped-def]
@@ -146,7 +147,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(func):  # type: ignore[no-untyped-def]
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Errors the user should read (a damaged catalog, a missing directory, a refused request) as one line, exit 1."""
     from .errors import ArchiveError
 

@@ -149,7 +149,7 @@ class Archive:
         self._lock_fd: int | None = None
         self.catalog: Catalog | None = None
         self._control_sub: _aeron.Subscription | None = None
-        self._assembler: object = None
+        self._assembler: _aeron.FragmentAssembler | None = None
         self._events: _aeron.Publication | None = None
         self._inbox: list[bytes] = []
         self.counters = {"dropped_requests": 0, "closed_slow_sessions": 0, "events_dropped": 0, "replay_errors": 0,
@@ -241,6 +241,7 @@ class Archive:
     def do_work(self) -> int:
         work = 0
         assert self._control_sub is not None
+        assert self._assembler is not None
         work += self._control_sub.poll(self._assembler, 16)
         inbox, self._inbox = self._inbox, []
         for data in inbox:
@@ -521,7 +522,7 @@ class Archive:
         except BaseException:
             pub.close()
             raise
-        rid = (self._next_replay << 32) | (pub.session_id & 0xFFFFFFFF)
+        rid = int((self._next_replay << 32) | (pub.session_id & 0xFFFFFFFF))
         self._next_replay += 1
         self.replays[rid] = _Replay(rid, s.id, req.correlation_id, d.recording_id, pub, replayer, plan.end,
                                     self.clock() + self.config.replay_connect_timeout_s)

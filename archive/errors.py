@@ -61,7 +61,7 @@ class ArchiveError(Exception):
         self.fields = fields
         code = fields.pop("code", None)
         if code is not None:
-            self.code = ErrorCode(code)
+            self.code = ErrorCode(int(code))  # type: ignore[call-overload]
         fault = fields.pop("fault", None)
         if fault is not None:
             self.fault = str(fault)

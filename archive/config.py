@@ -46,6 +46,9 @@ class ArchiveConfig:
     (at stop), or ``<N>ms`` (every N ms and at stop).
     ``record_block_bytes``/``replay_block_bytes``: the most one native call copies.
     ``replay_connect_timeout_s``: how long a replay waits for its subscriber.
+    ``session_timeout_s``: a control session whose response stream has no
+    subscriber for this long is closed (a client that died without closing).
+    ``max_sessions``/``max_replays``: bounds of those tables.
     """
 
     dir: str
@@ -58,6 +61,7 @@ class ArchiveConfig:
     record_block_bytes: int = 1024 * 1024
     replay_block_bytes: int = 64 * 1024
     replay_connect_timeout_s: float = 5.0
+    session_timeout_s: float = 10.0
     max_sessions: int = 256
     max_replays: int = 64
 
@@ -86,6 +90,8 @@ class ArchiveConfig:
         if not 0 < self.replay_connect_timeout_s <= 3600:
             raise ConfigError("replay connect timeout out of range (0, 3600] s", option="replay_connect_timeout_s",
                               value=self.replay_connect_timeout_s)
+        if not 0 < self.session_timeout_s <= 86400:
+            raise ConfigError("session timeout out of range (0, 86400] s", option="session_timeout_s", value=self.session_timeout_s)
         for option in ("max_sessions", "max_replays"):
             if not 1 <= getattr(self, option) <= 100_000:
                 raise ConfigError("limit out of range [1, 100000]", option=option, value=getattr(self, option))

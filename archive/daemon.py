@@ -94,10 +94,11 @@ def recover_recording(dir: Path, d: RecordingDescriptor, now_ms: int) -> tuple[R
 
 
 class _Session:
-    def __init__(self, session_id: int, publication: _aeron.Publication) -> None:
+    def __init__(self, session_id: int, publication: _aeron.Publication, now: float) -> None:
         self.id = session_id
         self.publication = publication
         self.outbox: deque[bytes] = deque()
+        self.last_connected = now  # the client's response subscription was there (or the session began)
 
 
 class _Recording:
@@ -153,7 +154,7 @@ class Archive:
         self._events: _aeron.Publication | None = None
         self._inbox: list[bytes] = []
         self.counters = {"dropped_requests": 0, "closed_slow_sessions": 0, "events_dropped": 0, "replay_errors": 0,
-                         "recording_errors": 0, "catalog_errors": 0, "bytes_recorded": 0, "bytes_replayed": 0}
+                         "recording_errors": 0, "catalog_errors": 0, "timed_out_sessions": 0, "bytes_recorded": 0, "bytes_replayed": 0}
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -258,8 +259,20 @@ class Archive:
             work += self._record(rec)
         for rp in list(self.replays.values()):
             work += self._replay(rp)
+        now = self.clock()
         for s in list(self.sessions.values()):
             work += self._flush(s)
+            if s.publication.is_connected:
+                s.last_connected = now
+            elif now - s.last_connected > self.config.session_timeout_s:
+                # A client that died without closing: its session (a slot of max_sessions) is freed.
+                log.warning("control session closed: its response stream has had no subscriber: control_session_id=%d "
+                            "timeout_s=%s fault=peer", s.id, self.config.session_timeout_s)
+                self.counters["timed_out_sessions"] += 1
+                self.sessions.pop(s.id, None)
+                self.protocol.close_session(s.id)
+                s.publication.close()
+                work += 1
         return work
 
     def _on_control_fragment(self, buffer: memoryview, _header: object) -> None:
@@ -299,7 +312,7 @@ class Archive:
                         a.channel, a.stream_id, exc)
             self.protocol.close_session(a.session_id)
             return
-        s = _Session(a.session_id, pub)
+        s = _Session(a.session_id, pub, self.clock())
         if a.session_id < 0:
             self._send(s, control.error(-1, a.correlation_id, ErrorCode.GENERIC,
                                         f"too many control sessions: max_sessions={self.config.max_sessions}"))

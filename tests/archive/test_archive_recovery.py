@@ -249,3 +249,88 @@ def test_kill_9_mid_recording_then_restart_recovers_and_every_frame_on_disk_repl
     client.close()
     p2.send_signal(signal.SIGTERM)
     assert p2.wait(timeout=30) == 0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_client_that_dies_without_closing_frees_its_session_after_the_timeout(driver, aeron, archive_dir):
+    """max_sessions=1: without the timeout a dead client would keep every later one out."""
+    from tickline.transport import Aeron
+
+    clock = FakeClock()
+    with Aeron(driver.dir) as own:
+        archive = Archive(ArchiveConfig(dir=str(archive_dir), max_sessions=1, session_timeout_s=5.0), own, clock=clock)
+        archive.on_start()
+        try:
+            import threading
+
+            stop = threading.Event()
+
+            def run() -> None:
+                while not stop.is_set():
+                    if archive.do_work() == 0:
+                        time.sleep(0.0005)
+
+            t = threading.Thread(target=run)
+            t.start()
+            try:
+                dead = ArchiveClient.connect(aeron, response_stream_id=10021)
+                dead._sub.close()  # the client "dies": no close request, its response stream has no reader
+                with pytest.raises(RequestError, match="too many control sessions"):
+                    ArchiveClient.connect(aeron, response_stream_id=10022)
+                clock.now += 6.0
+                wait_until(lambda: archive.counters["timed_out_sessions"] == 1, what="session timeout")
+                live = ArchiveClient.connect(aeron, response_stream_id=10023)
+                assert live.list_recordings() == []
+                live.close()
+            finally:
+                stop.set()
+                t.join()
+        finally:
+            archive.on_close()
+
+
+PUBLISHER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from archive_helpers import message
+from tickline.transport import Aeron
+a = Aeron(sys.argv[1])
+pub = a.add_exclusive_publication("aeron:ipc", int(sys.argv[2]))
+print(pub.session_id, flush=True)
+i = 0
+while True:
+    if pub.offer(message(i)) > 0:
+        i += 1
+    else:
+        time.sleep(0.0001)
+"""
+
+
+@pytest.mark.multiprocess
+def test_kill_9_of_the_recorded_publisher_stops_the_recording_and_all_of_it_replays(procs, driver, aeron, archive_client):
+    sub_id = archive_client.start_recording("aeron:ipc", 3020)
+    p = procs.start([sys.executable, "-c", PUBLISHER, driver.dir, "3020", str(Path(__file__).parent)],
+                    stdout=subprocess.PIPE, text=True)
+    session_id = int(p.stdout.readline())
+    d = archive_client.wait_for_recording(3020, session_id)
+    wait_until(lambda: archive_client.describe(d.recording_id).stop_position > 300_000, what="some recording")
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    # the driver notices the dead client, the image goes, the recording stops by itself
+    r = wait_until(lambda: (lambda x: x if x.state == RecordingState.STOPPED else None)(archive_client.describe(d.recording_id)),
+                   timeout=30, what="the recording to stop")
+    sub = aeron.add_subscription("aeron:ipc", 4020)
+    from tickline.archive import replay_image_session_id
+
+    rs = archive_client.replay(d.recording_id, stream_id=4020)
+    got, end = collect_to_end(sub, replay_image_session_id(rs))
+    assert end == r.stop_position and len(got) > 100
+    assert got == [message(i) for i in range(len(got))]
+    archive_client.stop_recording(sub_id)

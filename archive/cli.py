@@ -5,6 +5,7 @@
     tickline archive describe --dir DIR RECORDING_ID                     one recording, every field
     tickline archive verify --dir DIR [RECORDING_ID]                     re-read every frame of stopped recordings
     tickline archive replay --recording-id N --stream-id S [...]         ask a running archive for a replay
+    tickline archive truncate RECORDING_ID POSITION / purge RECORDING_ID  (a running archive does it)
 
 ``list``, ``describe`` and ``verify`` read the directory directly (no driver
 needed, safe while the archive runs: the catalog is replaced atomically).
@@ -147,6 +148,25 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_manage(args: argparse.Namespace) -> int:
+    from ..transport import Aeron
+    from .client import ArchiveClient
+
+    with Aeron(args.aeron_dir) as aeron:
+        client = ArchiveClient.connect(aeron, control_channel=args.control_channel, control_stream_id=args.control_stream_id,
+                                       response_stream_id=args.response_stream_id)
+        try:
+            if args.archive_command == "truncate":
+                client.truncate_recording(args.recording_id, args.position)
+                print(f"recording_id={args.recording_id} truncated_at={args.position}")
+            else:
+                client.purge_recording(args.recording_id)
+                print(f"recording_id={args.recording_id} purged")
+        finally:
+            client.close()
+    return 0
+
+
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Errors the user should read (a damaged catalog, a missing directory, a refused request) as one line, exit 1."""
     from .errors import ArchiveError
@@ -194,11 +214,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument("recording_id", type=int, nargs="?")
     v.set_defaults(func=_guarded(_cmd_verify))
 
+    def online(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--aeron-dir")
+        parser.add_argument("--control-channel", default="aeron:ipc")
+        parser.add_argument("--control-stream-id", type=int, default=DEFAULT_CONTROL_STREAM_ID)
+        parser.add_argument("--response-stream-id", type=int, default=DEFAULT_RESPONSE_STREAM_ID)
+
     rp = sub.add_parser("replay", help="ask a running archive to replay a recording to a channel/stream")
-    rp.add_argument("--aeron-dir")
-    rp.add_argument("--control-channel", default="aeron:ipc")
-    rp.add_argument("--control-stream-id", type=int, default=DEFAULT_CONTROL_STREAM_ID)
-    rp.add_argument("--response-stream-id", type=int, default=DEFAULT_RESPONSE_STREAM_ID)
+    online(rp)
     rp.add_argument("--recording-id", type=int, required=True)
     rp.add_argument("--position", type=int, default=-1, help="-1: from the start")
     rp.add_argument("--length", type=int, default=-1, help="-1: to the stop (following a live recording)")
@@ -206,3 +229,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rp.add_argument("--stream-id", type=int, required=True)
     rp.add_argument("--wait", action="store_true", help="keep the control session open and report replay errors")
     rp.set_defaults(func=_guarded(_cmd_replay))
+
+    t = sub.add_parser("truncate", help="ask a running archive to cut a stopped recording at a position")
+    online(t)
+    t.add_argument("recording_id", type=int)
+    t.add_argument("position", type=int)
+    t.set_defaults(func=_guarded(_cmd_manage))
+
+    pg = sub.add_parser("purge", help="ask a running archive to delete a stopped recording and its files")
+    online(pg)
+    pg.add_argument("recording_id", type=int)
+    pg.set_defaults(func=_guarded(_cmd_manage))

@@ -132,6 +132,18 @@ class ArchiveClient:
         self._send(wire.StopReplayRequest(self.session_id, corr, replay_session_id))
         self._await_response(corr)
 
+    def truncate_recording(self, recording_id: int, position: int) -> None:
+        """Cut a stopped recording at ``position`` (a frame boundary); what followed is deleted."""
+        corr = next(self._ids)
+        self._send(wire.TruncateRecordingRequest(self.session_id, corr, recording_id, position))
+        self._await_response(corr)
+
+    def purge_recording(self, recording_id: int) -> None:
+        """Delete a stopped recording (its descriptor, then its files)."""
+        corr = next(self._ids)
+        self._send(wire.PurgeRecordingRequest(self.session_id, corr, recording_id))
+        self._await_response(corr)
+
     def poll_errors(self) -> list[wire.ControlResponse]:
         """Error responses that arrived unasked (a replay that failed after it started)."""
         self._sub.poll(self._assembler, 64)

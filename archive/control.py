@@ -71,7 +71,7 @@ class Dropped:
 Action = Union[OpenSession, CloseSession, Execute, Dropped]
 
 _REQUESTS = (wire.StartRecordingRequest, wire.StopRecordingRequest, wire.ListRecordingsRequest, wire.ReplayRequest,
-             wire.StopReplayRequest)
+             wire.StopReplayRequest, wire.TruncateRecordingRequest, wire.PurgeRecordingRequest)
 
 
 class ControlProtocol:
@@ -124,6 +124,19 @@ def ok(session_id: int, correlation_id: int, relevant_id: int = 0) -> bytes:
 def error(session_id: int, correlation_id: int, code: ErrorCode, message: str, relevant_id: int = 0) -> bytes:
     text = message.encode()[: wire.MAX_STRING].decode(errors="ignore")
     return wire.encode(wire.ControlResponse(session_id, correlation_id, relevant_id, wire.ResponseCode.ERROR, code, text))
+
+
+def check_stopped(d: RecordingDescriptor | None, recording_id: int, what: str, replaying: bool) -> RecordingDescriptor:
+    """The recording ``what`` (truncate, purge) may change: known, stopped, not being replayed."""
+    if d is None:
+        raise RequestError("unknown recording", recording_id=recording_id, code=ErrorCode.UNKNOWN_RECORDING)
+    if d.state == RecordingState.RECORDING:
+        raise RequestError(f"cannot {what} a recording still recording", recording_id=recording_id,
+                           code=ErrorCode.RECORDING_ACTIVE)
+    if replaying:
+        raise RequestError(f"cannot {what} a recording being replayed", recording_id=recording_id,
+                           code=ErrorCode.RECORDING_ACTIVE)
+    return d
 
 
 @dataclass(frozen=True)

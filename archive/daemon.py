@@ -375,11 +375,64 @@ class Archive:
                                    code=ErrorCode.UNKNOWN_REPLAY)
             self._end_replay(rp)
             self._send(s, control.ok(s.id, req.correlation_id, req.replay_session_id))
+        elif isinstance(req, wire.TruncateRecordingRequest):
+            self._truncate(req.recording_id, req.position)
+            self._send(s, control.ok(s.id, req.correlation_id, req.recording_id))
+        elif isinstance(req, wire.PurgeRecordingRequest):
+            self._purge(req.recording_id)
+            self._send(s, control.ok(s.id, req.correlation_id, req.recording_id))
 
     def _live(self, d: RecordingDescriptor) -> RecordingDescriptor:
         """``d`` as a client should see it: an active recording's stop position is its live position."""
         rec = self.recordings.get(d.recording_id)
         return dataclasses.replace(d, stop_position=rec.recorder.position) if rec is not None else d
+
+    # -- management -----------------------------------------------------------
+    def _replaying(self, recording_id: int) -> bool:
+        return any(rp.recording_id == recording_id for rp in self.replays.values())
+
+    def _truncate(self, recording_id: int, position: int) -> None:
+        """Cut at ``position``: the catalog first (saved), then the files, so a crash in
+        between leaves bytes past the stop position that nothing reads (recovery scans
+        only recordings left RECORDING)."""
+        assert self.catalog is not None
+        d = control.check_stopped(self.catalog.get(recording_id), recording_id, "truncate", self._replaying(recording_id))
+        if not d.start_position <= position <= d.stop_position or position % FRAME_ALIGNMENT:
+            raise RequestError("truncate position outside the recording or not frame aligned", recording_id=recording_id,
+                               position=position, start_position=d.start_position, stop_position=d.stop_position,
+                               code=ErrorCode.BAD_POSITION)
+        self._check_frame_boundary(d, position, "truncate position")
+        self.catalog.update(dataclasses.replace(d, stop_position=position))
+        if not self._save_catalog(f"recording_id={recording_id} (truncate)"):
+            self.catalog.update(d)
+            raise RequestError("catalog save failed", recording_id=recording_id, code=ErrorCode.STORAGE, fault="storage")
+        first = _term_base(d.start_position, d.term_buffer_length)
+        keep = first + max(0, position - first - 1) // d.segment_file_length * d.segment_file_length
+        for base, path in segment_files(self.dir, recording_id):
+            if base > keep:
+                path.unlink()
+            elif base == keep:
+                # Zero what followed the cut, so frames beyond it can never be taken for recorded ones.
+                with open(path, "r+b") as f:
+                    f.seek(position - base)
+                    left = d.segment_file_length - (position - base)
+                    zeros = bytes(min(left, 1 << 20))
+                    while left > 0:
+                        left -= f.write(zeros[:left])
+                    f.flush()
+                    os.fsync(f.fileno())
+        log.info("recording truncated: recording_id=%d position=%d (was %d)", recording_id, position, d.stop_position)
+
+    def _purge(self, recording_id: int) -> None:
+        assert self.catalog is not None
+        control.check_stopped(self.catalog.get(recording_id), recording_id, "purge", self._replaying(recording_id))
+        d = self.catalog.recordings.pop(recording_id)
+        if not self._save_catalog(f"recording_id={recording_id} (purge)"):
+            self.catalog.recordings[recording_id] = d
+            raise RequestError("catalog save failed", recording_id=recording_id, code=ErrorCode.STORAGE, fault="storage")
+        for _base, path in segment_files(self.dir, recording_id):
+            path.unlink()
+        log.info("recording purged: recording_id=%d", recording_id)
 
     # -- recording ------------------------------------------------------------
     def _add_recording_subscription(self, channel: str, stream_id: int) -> int:

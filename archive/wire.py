@@ -110,6 +110,25 @@ class StopReplayRequest:
 
 
 @dataclass(frozen=True)
+class TruncateRecordingRequest:
+    control_session_id: int
+    correlation_id: int
+    recording_id: int
+    position: int
+    TEMPLATE: ClassVar[int] = 8
+    BLOCK: ClassVar[str] = "qqqq"
+
+
+@dataclass(frozen=True)
+class PurgeRecordingRequest:
+    control_session_id: int
+    correlation_id: int
+    recording_id: int
+    TEMPLATE: ClassVar[int] = 9
+    BLOCK: ClassVar[str] = "qqq"
+
+
+@dataclass(frozen=True)
 class ControlResponse:
     control_session_id: int
     correlation_id: int
@@ -176,14 +195,14 @@ class RecordingStopped:
 
 Message = Union[
     ConnectRequest, CloseSessionRequest, StartRecordingRequest, StopRecordingRequest, ListRecordingsRequest,
-    ReplayRequest, StopReplayRequest, ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress,
-    RecordingStopped,
+    ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ControlResponse,
+    RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
 ]
 
 _TYPES: list[type] = [
     ConnectRequest, CloseSessionRequest, StartRecordingRequest, StopRecordingRequest, ListRecordingsRequest,
-    ReplayRequest, StopReplayRequest, ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress,
-    RecordingStopped,
+    ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ControlResponse,
+    RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
 ]
 
 

@@ -4,13 +4,15 @@ errors a bad replay request gets."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
 
 from tickline.archive import ErrorCode, RecordingState, RequestError, replay_image_session_id
 
-from archive_helpers import collect, message, publish, record_stopped, wait_until
+from archive_helpers import collect, collect_to_end, message, publish, record_stopped, wait_until
 
 
 def test_a_recorded_stream_replays_every_message_in_order(aeron, archive_client, running_archive):
@@ -143,3 +145,45 @@ def test_the_cli_lists_describes_and_verifies_recordings(aeron, archive_client, 
     assert "unknown recording: recording_id=999" in capsys.readouterr().err
     assert main(["archive", "list", "--dir", str(archive_dir / "nope")]) == 1
     assert "no archive catalog" in capsys.readouterr().err
+
+
+def test_truncate_cuts_a_stopped_recording_at_a_frame_and_purge_deletes_one(aeron, archive_client, archive_dir):
+    msgs = [message(i) for i in range(1500)]
+    sub_id = archive_client.start_recording("aeron:ipc", 1008)
+    pub = aeron.add_exclusive_publication("aeron:ipc", 1008)
+    d = archive_client.wait_for_recording(1008, pub.session_id)
+    positions = []
+    for m in msgs:
+        positions.append(pub.position)
+        publish(pub, [m])
+    end = pub.position
+    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    with pytest.raises(RequestError, match="still recording") as e:
+        archive_client.truncate_recording(d.recording_id, positions[10])
+    assert e.value.code == ErrorCode.RECORDING_ACTIVE
+    with pytest.raises(RequestError) as e:
+        archive_client.purge_recording(d.recording_id)
+    assert e.value.code == ErrorCode.RECORDING_ACTIVE
+    archive_client.stop_recording(sub_id)
+    pub.close()
+    cut = positions[700]
+    with pytest.raises(RequestError, match="not on a frame boundary") as e:
+        archive_client.truncate_recording(d.recording_id, cut + 32)  # inside message 700's frame (>= 64 bytes)
+    assert e.value.code == ErrorCode.BAD_POSITION
+    archive_client.truncate_recording(d.recording_id, cut)
+    assert archive_client.describe(d.recording_id).stop_position == cut
+    segs = sorted(int(p.stem.split("-")[1]) for p in archive_dir.glob(f"{d.recording_id}-*.rec"))
+    assert segs == list(range(0, cut, d.segment_file_length))  # the segments after the cut are gone
+    sub = aeron.add_subscription("aeron:ipc", 2008)
+    rs = archive_client.replay(d.recording_id, stream_id=2008)
+    got, last = collect_to_end(sub, replay_image_session_id(rs))
+    assert got == msgs[:700] and last == cut
+    r = subprocess.run([sys.executable, "-m", "tickline", "archive", "verify", "--dir", str(archive_dir),
+                        str(d.recording_id)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "result=ok" in r.stdout
+    archive_client.purge_recording(d.recording_id)
+    assert archive_client.describe(d.recording_id) is None
+    assert list(archive_dir.glob(f"{d.recording_id}-*.rec")) == []
+    with pytest.raises(RequestError) as e:
+        archive_client.replay(d.recording_id, stream_id=2008)
+    assert e.value.code == ErrorCode.UNKNOWN_RECORDING

@@ -165,6 +165,10 @@ class Archive:
         if self.started:
             return
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = self.dir.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("archive directory readable by others: dir=%s mode=%o (files in it are 0600; 0700 advised) fault=user",
+                        self.dir, mode)
         self._take_lock()
         self.catalog = Catalog(self.dir)
         self._recover()

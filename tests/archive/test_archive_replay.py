@@ -187,3 +187,21 @@ def test_truncate_cuts_a_stopped_recording_at_a_frame_and_purge_deletes_one(aero
     with pytest.raises(RequestError) as e:
         archive_client.replay(d.recording_id, stream_id=2008)
     assert e.value.code == ErrorCode.UNKNOWN_RECORDING
+
+
+def test_the_archive_directory_and_its_files_are_private(driver, aeron, tmp_path):
+    from conftest import RunningArchive
+
+    from tickline.archive import ArchiveClient
+
+    a = RunningArchive(driver.dir, tmp_path / "new" / "archive", segment_length=128 * 1024)
+    try:
+        with ArchiveClient.connect(aeron) as client:
+            record_stopped(aeron, client, 1009, [message(i) for i in range(10)])
+    finally:
+        a.close()
+    d = tmp_path / "new" / "archive"
+    assert d.stat().st_mode & 0o777 == 0o700
+    files = list(d.iterdir())
+    assert {f.suffix for f in files} >= {".rec", ".bin", ".lock"}
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files), [(f.name, oct(f.stat().st_mode)) for f in files]

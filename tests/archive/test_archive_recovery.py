@@ -334,3 +334,33 @@ def test_kill_9_of_the_recorded_publisher_stops_the_recording_and_all_of_it_repl
     assert end == r.stop_position and len(got) > 100
     assert got == [message(i) for i in range(len(got))]
     archive_client.stop_recording(sub_id)
+
+
+@pytest.mark.multiprocess
+def test_kill_9_during_a_replay_leaves_the_recording_whole(procs, driver, aeron, archive_dir):
+    from tickline.archive import replay_image_session_id
+
+    p = start_archive_process(procs, driver.dir, archive_dir)
+    client = ArchiveClient.connect(aeron, timeout=20.0)
+    msgs = [message(i) for i in range(3000)]
+    d = record_stopped(aeron, client, 3030, msgs)
+    before = digest(archive_dir)
+    sub = aeron.add_subscription("aeron:ipc", 4030)
+    rs = client.replay(d.recording_id, stream_id=4030)
+    collect(sub, replay_image_session_id(rs), 500)  # mid-replay (the subscriber's window holds the rest back)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    client.close()
+    assert digest(archive_dir) == before  # a replay only reads
+    p2 = start_archive_process(procs, driver.dir, archive_dir)
+    client = ArchiveClient.connect(aeron, timeout=20.0)
+    again = client.describe(d.recording_id)
+    assert dataclasses.replace(again, control_session_id=0, correlation_id=0) == \
+        dataclasses.replace(d, control_session_id=0, correlation_id=0)  # the catalog as it was
+    sub2 = aeron.add_subscription("aeron:ipc", 4031)
+    rs = client.replay(d.recording_id, stream_id=4031)
+    got, last = collect_to_end(sub2, replay_image_session_id(rs))
+    assert got == msgs and last == d.stop_position
+    client.close()
+    p2.send_signal(signal.SIGTERM)
+    assert p2.wait(timeout=30) == 0

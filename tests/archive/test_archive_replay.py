@@ -205,3 +205,23 @@ def test_the_archive_directory_and_its_files_are_private(driver, aeron, tmp_path
     files = list(d.iterdir())
     assert {f.suffix for f in files} >= {".rec", ".bin", ".lock"}
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in files), [(f.name, oct(f.stat().st_mode)) for f in files]
+
+
+def test_a_udp_stream_is_recorded_and_replayed_over_udp(aeron, archive_client):
+    from tickline.transport import free_ports
+
+    live_port, replay_port = free_ports(2)
+    live = f"aeron:udp?endpoint=127.0.0.1:{live_port}"
+    replay = f"aeron:udp?endpoint=127.0.0.1:{replay_port}"
+    archive_client.start_recording(live, 1010)
+    pub = aeron.add_exclusive_publication(live, 1010)
+    d = archive_client.wait_for_recording(1010, pub.session_id)
+    assert d.source_identity.startswith("127.0.0.1:") and d.stripped_channel == live
+    msgs = [message(i) for i in range(1000)]
+    publish(pub, msgs)
+    end = pub.position
+    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    sub = aeron.add_subscription(replay, 2010)
+    rs = archive_client.replay(d.recording_id, length=end, channel=replay, stream_id=2010)
+    got, last = collect_to_end(sub, replay_image_session_id(rs))
+    assert got == msgs and last == end

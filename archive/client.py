@@ -96,7 +96,8 @@ class ArchiveClient:
 
     def list_recordings(self, from_recording_id: int = 0, count: int = 1000, stream_id: int | None = None,
                         channel_fragment: str = "") -> list[RecordingDescriptor]:
-        """Descriptors from ``from_recording_id`` on (an active recording's ``stop_position`` is its live position)."""
+        """Descriptors from ``from_recording_id`` on (an active recording's ``stop_position`` is its live position).
+        The archive sends at most 1000 per call: page with ``from_recording_id``."""
         corr = next(self._ids)
         self._send(wire.ListRecordingsRequest(self.session_id, corr, from_recording_id, count,
                                               wire.NULL_STREAM if stream_id is None else stream_id, channel_fragment))

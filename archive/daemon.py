@@ -39,6 +39,8 @@ __all__ = ["Archive", "recover_recording", "replay_channel"]
 log = logging.getLogger("tickline.archive")
 
 MAX_OUTBOX = 4096  # responses queued for one slow client before its session is closed
+LIST_LIMIT = 1000  # descriptors per list request (a client pages with from_recording_id)
+MAX_RECORDING_SUBSCRIPTIONS = 1024
 FRAME_ALIGNMENT = 32
 
 
@@ -364,7 +366,8 @@ class Archive:
             self._send(s, control.ok(s.id, req.correlation_id, req.subscription_id))
         elif isinstance(req, wire.ListRecordingsRequest):
             stream = None if req.stream_id == wire.NULL_STREAM else req.stream_id
-            found = self.catalog.find(req.from_recording_id, max(0, req.record_count), stream, req.channel_fragment)
+            count = min(max(0, req.record_count), LIST_LIMIT)
+            found = self.catalog.find(req.from_recording_id, count, stream, req.channel_fragment)
             for d in found:
                 self._send(s, wire.encode(dataclasses.replace(self._live(d), control_session_id=s.id,
                                                               correlation_id=req.correlation_id)))
@@ -440,8 +443,8 @@ class Archive:
 
     # -- recording ------------------------------------------------------------
     def _add_recording_subscription(self, channel: str, stream_id: int) -> int:
-        if not -(2**31) <= stream_id < 2**31:
-            raise RequestError("stream id out of range", stream_id=stream_id, code=ErrorCode.BAD_REQUEST)
+        if len(self.recording_subs) >= MAX_RECORDING_SUBSCRIPTIONS:
+            raise RequestError("too many recording subscriptions", max=MAX_RECORDING_SUBSCRIPTIONS, code=ErrorCode.GENERIC)
         holder: list[_RecordingSubscription] = []
 
         def on_image(info: _aeron.ImageInfo) -> None:
@@ -457,6 +460,9 @@ class Archive:
         assert self.catalog is not None
         if rs.subscription.is_closed:
             return
+        sub_id = rs.subscription.registration_id
+        if any(r.subscription_id == sub_id and r.descriptor.session_id == session_id for r in self.recordings.values()):
+            return  # already recording this image (one recorder per image: two would each move its position)
         # The recording id is taken before the recorder exists; a failure below leaves a gap, never a reuse.
         rid = self.catalog.next_recording_id
         try:

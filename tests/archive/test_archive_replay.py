@@ -225,3 +225,30 @@ def test_a_udp_stream_is_recorded_and_replayed_over_udp(aeron, archive_client):
     rs = archive_client.replay(d.recording_id, length=end, channel=replay, stream_id=2010)
     got, last = collect_to_end(sub, replay_image_session_id(rs))
     assert got == msgs and last == end
+
+
+def test_a_list_answers_at_most_1000_descriptors_and_pages_by_recording_id(driver, aeron, tmp_path):
+    from conftest import RunningArchive
+
+    from tickline.archive import ArchiveClient, Catalog
+    from tickline.archive.wire import RecordingDescriptor
+
+    dir = tmp_path / "many"
+    dir.mkdir(mode=0o700)
+    cat = Catalog(dir)
+    for i in range(1500):
+        cat.add(RecordingDescriptor(0, 0, 0, 1, 2, 0, 64, 1 << 20, 5, 65536, 1408, i, 10 + i % 2, RecordingState.STOPPED,
+                                    "aeron:ipc", "aeron:ipc", "x"))
+    cat.save()
+    a = RunningArchive(driver.dir, dir)
+    try:
+        with ArchiveClient.connect(aeron) as client:
+            first = client.list_recordings(count=5000)
+            assert [d.recording_id for d in first] == list(range(1000))
+            rest = client.list_recordings(from_recording_id=1000, count=5000)
+            assert [d.recording_id for d in rest] == list(range(1000, 1500))
+            odd = client.list_recordings(from_recording_id=1400, stream_id=11)
+            assert [d.recording_id for d in odd] == list(range(1401, 1500, 2))
+    finally:
+        a.close()
+    assert not a.errors

@@ -58,6 +58,24 @@ def segment_files(dir: str | Path, recording_id: int) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def _insane(d: RecordingDescriptor) -> str | None:
+    """The first field of ``d`` that no recording of this archive can have, or None."""
+    t, seg = d.term_buffer_length, d.segment_file_length
+    if not (64 * 1024 <= t <= 2**30 and t & (t - 1) == 0):
+        return "term_buffer_length"
+    if not (t <= seg <= 2**40 and seg & (seg - 1) == 0):
+        return "segment_file_length"
+    if not (32 <= d.mtu_length <= 65536 and d.mtu_length % 32 == 0):
+        return "mtu_length"
+    if d.start_position < 0 or d.start_position % 32:
+        return "start_position"
+    if d.state == RecordingState.RECORDING:
+        return None if d.stop_position == -1 else "stop_position"
+    if d.stop_position < d.start_position or d.stop_position % 32:
+        return "stop_position"
+    return None
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -110,6 +128,10 @@ class Catalog:
                 raise CatalogError("catalog record undecodable", file=f, offset=pos, record=i, error=exc.what) from None
             if not isinstance(d, RecordingDescriptor):
                 raise CatalogError("catalog record is not a recording descriptor", file=f, offset=pos, record=i)
+            bad = _insane(d)
+            if bad:
+                raise CatalogError("catalog record out of range", file=f, offset=pos, record=i, recording_id=d.recording_id,
+                                   field=bad)
             if d.recording_id in self.recordings or not 0 <= d.recording_id < next_id:
                 raise CatalogError("catalog record's recording id duplicated or out of range", file=f, offset=pos,
                                    record=i, recording_id=d.recording_id, next_recording_id=next_id)

@@ -310,7 +310,9 @@ std::shared_ptr<Recorder> make_recorder(std::shared_ptr<Subscription> sub, int32
     r->g.recording_id = recording_id;
     r->g.start_position = aeron_image_position(image);
     r->g.term_length = static_cast<int32_t>(k.term_buffer_length);
-    r->g.segment_length = segment_length;
+    // Segments hold whole terms: a stream whose term is longer than the
+    // configured segment gets one term per segment.
+    r->g.segment_length = segment_length < static_cast<int64_t>(k.term_buffer_length) ? static_cast<int64_t>(k.term_buffer_length) : segment_length;
     r->g.initial_term_id = k.initial_term_id;
     r->g.session_id = k.session_id;
     r->g.mtu = static_cast<int32_t>(k.mtu_length);
@@ -386,6 +388,7 @@ struct Replayer {
         int64_t want = limit - position;
         if (want > g.term_length - term_offset) want = g.term_length - term_offset;
         if (max_bytes < g.mtu) max_bytes = g.mtu;
+        if (max_bytes > (int64_t{1} << 24)) max_bytes = int64_t{1} << 24;  // the read buffer's bound
         if (want > max_bytes) want = max_bytes;
         if (want > static_cast<int64_t>(buf.size())) buf.resize(static_cast<size_t>(want));
         int64_t offset = position - base;
@@ -549,12 +552,14 @@ void init_archive(py::module_ &m) {
     py::class_<Recorder, std::shared_ptr<Recorder>>(m, "Recorder",
         "Copies whole blocks of one image's term buffer into a recording's segment files (tickline.archive).")
         .def(py::init(&make_recorder), py::arg("subscription"), py::arg("session_id"), py::arg("dir"),
-             py::arg("recording_id"), py::arg("segment_length"), py::arg("sync_each_segment") = false)
+             py::arg("recording_id"), py::arg("segment_length"), py::arg("sync_each_segment") = false,
+             "segment_length: the configured length; a stream with longer terms gets one term per segment.")
         .def_property_readonly("recording_id", [](Recorder &r) { return r.g.recording_id; })
         .def_property_readonly("start_position", [](Recorder &r) { return r.g.start_position; })
         .def_property_readonly("position", [](Recorder &r) { return r.position; })
         .def_property_readonly("bytes_written", [](Recorder &r) { return r.bytes_written; })
         .def_property_readonly("term_length", [](Recorder &r) { return r.g.term_length; })
+        .def_property_readonly("segment_length", [](Recorder &r) { return r.g.segment_length; })
         .def_property_readonly("initial_term_id", [](Recorder &r) { return r.g.initial_term_id; })
         .def_property_readonly("session_id", [](Recorder &r) { return r.g.session_id; })
         .def_property_readonly("mtu", [](Recorder &r) { return r.g.mtu; })

@@ -364,3 +364,19 @@ def test_kill_9_during_a_replay_leaves_the_recording_whole(procs, driver, aeron,
     client.close()
     p2.send_signal(signal.SIGTERM)
     assert p2.wait(timeout=30) == 0
+
+
+def test_a_catalog_record_with_impossible_geometry_is_refused_naming_the_field(tmp_path):
+    dir = tmp_path / "arc"
+    dir.mkdir(mode=0o700)
+    cat = Catalog(dir)
+    good = RecordingDescriptor(0, 0, 0, 1, 2, 0, 4096, 1 << 20, 5, 65536, 1408, 7, 10, RecordingState.STOPPED,
+                               "aeron:ipc", "aeron:ipc", "x")
+    for field, value in (("term_buffer_length", 65535), ("segment_file_length", 4096), ("mtu_length", 7),
+                         ("start_position", 33), ("stop_position", -64)):
+        cat.recordings = {0: dataclasses.replace(good, **{field: value})}
+        cat.next_recording_id = 1
+        # written the way save() does, with valid checksums: the record is well formed but impossible
+        cat.save()
+        with pytest.raises(CatalogError, match=f"record out of range: file=.* offset=28 record=0 recording_id=0 field={field}"):
+            Catalog(dir)

@@ -18,6 +18,7 @@ from typing import Any
 _EXPORTS = {
     "Archive": "daemon",
     "ArchiveClient": "client",
+    "RecordingEvents": "client",
     "replay_image_session_id": "client",
     "UNBOUNDED": "client",
     "FROM_START": "client",

@@ -27,12 +27,12 @@ from typing import Any, Callable
 
 from .. import _aeron
 from . import wire
-from .config import DEFAULT_CONTROL_STREAM_ID, DEFAULT_RESPONSE_STREAM_ID
+from .config import DEFAULT_CONTROL_STREAM_ID, DEFAULT_EVENTS_STREAM_ID, DEFAULT_RESPONSE_STREAM_ID
 from .control import PROTOCOL_VERSION
 from .errors import ArchiveProtocolError, ErrorCode, RequestError
 from .wire import RecordingDescriptor
 
-__all__ = ["ArchiveClient", "replay_image_session_id", "UNBOUNDED", "FROM_START"]
+__all__ = ["ArchiveClient", "RecordingEvents", "replay_image_session_id", "UNBOUNDED", "FROM_START"]
 
 UNBOUNDED = -1  # replay length: to the stop, following a live recording
 FROM_START = -1  # replay position: the recording's start
@@ -221,3 +221,36 @@ class ArchiveClient:
                 raise TimeoutError(f"no archive response: correlation_id={correlation_id} timeout_s={self.timeout}")
             if self._sub.poll(self._assembler, 64) == 0:
                 self._idle()
+
+
+RecordingEvent = wire.RecordingStarted | wire.RecordingProgress | wire.RecordingStopped
+
+
+class RecordingEvents:
+    """An archive's recording events (started, progress, stopped), from its events stream.
+    ``poll(handler)`` calls ``handler(event)`` per event; bytes that are not an event are
+    counted in ``skipped``.  One thread polls."""
+
+    def __init__(self, aeron: Any, channel: str = "aeron:ipc", stream_id: int = DEFAULT_EVENTS_STREAM_ID) -> None:
+        self._sub = aeron.add_subscription(channel, stream_id)
+        self._handler: Callable[[RecordingEvent], object] = lambda e: None
+        self._assembler = _aeron.FragmentAssembler(self._on_fragment)
+        self.skipped = 0
+
+    def _on_fragment(self, buffer: memoryview, _header: object) -> None:
+        try:
+            m = wire.decode(buffer)
+        except ArchiveProtocolError:
+            self.skipped += 1
+            return
+        if isinstance(m, (wire.RecordingStarted, wire.RecordingProgress, wire.RecordingStopped)):
+            self._handler(m)
+        else:
+            self.skipped += 1
+
+    def poll(self, handler: Callable[[RecordingEvent], object], fragment_limit: int = 100) -> int:
+        self._handler = handler
+        return int(self._sub.poll(self._assembler, fragment_limit))
+
+    def close(self) -> None:
+        self._sub.close()

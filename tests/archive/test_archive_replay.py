@@ -113,14 +113,16 @@ def test_many_replays_at_once_and_a_stopped_one(aeron, archive_client, running_a
 
 
 def test_recording_events_say_started_progress_and_stopped(aeron, archive_client):
-    from tickline.archive import wire
+    from tickline.archive import RecordingEvents, wire
 
-    events_sub = aeron.add_subscription("aeron:ipc", 10030)
+    sub = RecordingEvents(aeron)
     msgs = [message(i) for i in range(300)]
     d = record_stopped(aeron, archive_client, 1006, msgs)
     events: list = []
-    wait_until(lambda: events_sub.poll(lambda b, h: events.append(wire.decode(b)), 100) == 0
-               and any(isinstance(e, wire.RecordingStopped) for e in events), what="stopped event")
+    wait_until(lambda: sub.poll(events.append) == 0 and any(isinstance(e, wire.RecordingStopped) for e in events),
+               what="stopped event")
+    assert sub.skipped == 0
+    sub.close()
     mine = [e for e in events if e.recording_id == d.recording_id]
     assert mine[0] == wire.RecordingStarted(d.recording_id, 0, d.session_id, 1006, "aeron:ipc", d.source_identity)
     assert mine[-1] == wire.RecordingStopped(d.recording_id, 0, d.stop_position)

@@ -133,6 +133,16 @@ class ArchiveClient:
         self._send(wire.StopReplayRequest(self.session_id, corr, replay_session_id))
         self._await_response(corr)
 
+    def extend_recording(self, recording_id: int, channel: str, stream_id: int) -> int:
+        """Record into stopped recording ``recording_id`` the image of ``channel``/``stream_id`` that
+        continues it: a publication made with the recording's session id, initial term id, term
+        length and mtu, starting at its stop position (``daemon.replay_channel(channel, d,
+        d.stop_position)`` plus ``session-id``).  Returns the subscription id (for ``stop_recording``).
+        An image that does not continue it is refused with an error (see ``poll_errors``)."""
+        corr = next(self._ids)
+        self._send(wire.ExtendRecordingRequest(self.session_id, corr, recording_id, stream_id, channel))
+        return self._await_response(corr).relevant_id
+
     def truncate_recording(self, recording_id: int, position: int) -> None:
         """Cut a stopped recording at ``position`` (a frame boundary); what followed is deleted."""
         corr = next(self._ids)

@@ -71,7 +71,7 @@ class Dropped:
 Action = Union[OpenSession, CloseSession, Execute, Dropped]
 
 _REQUESTS = (wire.StartRecordingRequest, wire.StopRecordingRequest, wire.ListRecordingsRequest, wire.ReplayRequest,
-             wire.StopReplayRequest, wire.TruncateRecordingRequest, wire.PurgeRecordingRequest)
+             wire.StopReplayRequest, wire.TruncateRecordingRequest, wire.PurgeRecordingRequest, wire.ExtendRecordingRequest)
 
 
 class ControlProtocol:

@@ -75,6 +75,19 @@ def replay_channel(channel: str, d: RecordingDescriptor, position: int) -> str:
     return str(uri)
 
 
+def _zero_tail(path: Path, offset: int, length: int) -> None:
+    """Zero ``path`` from ``offset`` to ``length``, so frames past a recording's stop can never be
+    taken for recorded ones (by a recovery scan after the recording is extended or cut)."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        left = length - offset
+        zeros = bytes(min(max(left, 0), 1 << 20))
+        while left > 0:
+            left -= f.write(zeros[:left])
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def scan(dir: Path, d: RecordingDescriptor, from_position: int, limit: int = -1) -> tuple[int, str | None]:
     """The native frame walk over ``d``'s segments: (end of the last whole frame, damage or None)."""
     pos, damage = _aeron.archive_scan(str(dir), d.recording_id, d.start_position, d.term_buffer_length,
@@ -118,6 +131,9 @@ class _RecordingSubscription:
         self.channel = channel
         self.stream_id = stream_id
         self.new_images: list[int] = []
+        # An extension: the recording it continues, and who asked (errors about its image go there).
+        self.extend_recording_id: int | None = None
+        self.requester: tuple[int, int] = (0, 0)
 
 
 class _Replay:
@@ -259,7 +275,10 @@ class Archive:
             rs.subscription.dispatch_image_events()
             new, rs.new_images = rs.new_images, []
             for session_id in new:
-                self._start_recording(rs, session_id)
+                if rs.extend_recording_id is None:
+                    self._start_recording(rs, session_id)
+                else:
+                    self._start_extension(rs, session_id)
                 work += 1
         for rec in list(self.recordings.values()):
             work += self._record(rec)
@@ -354,6 +373,17 @@ class Archive:
         if isinstance(req, wire.StartRecordingRequest):
             sub_id = self._add_recording_subscription(req.channel, req.stream_id)
             self._send(s, control.ok(s.id, req.correlation_id, sub_id))
+        elif isinstance(req, wire.ExtendRecordingRequest):
+            d = self.catalog.get(req.recording_id)
+            control.check_stopped(d, req.recording_id, "extend", False)
+            if any(rs.extend_recording_id == req.recording_id for rs in self.recording_subs.values()):
+                raise RequestError("recording already being extended", recording_id=req.recording_id,
+                                   code=ErrorCode.RECORDING_ACTIVE)
+            sub_id = self._add_recording_subscription(req.channel, req.stream_id)
+            extension = self.recording_subs[sub_id]
+            extension.extend_recording_id = req.recording_id
+            extension.requester = (s.id, req.correlation_id)
+            self._send(s, control.ok(s.id, req.correlation_id, sub_id))
         elif isinstance(req, wire.StopRecordingRequest):
             rs = self.recording_subs.pop(req.subscription_id, None)
             if rs is None:
@@ -419,15 +449,7 @@ class Archive:
             if base > keep:
                 path.unlink()
             elif base == keep:
-                # Zero what followed the cut, so frames beyond it can never be taken for recorded ones.
-                with open(path, "r+b") as f:
-                    f.seek(position - base)
-                    left = d.segment_file_length - (position - base)
-                    zeros = bytes(min(left, 1 << 20))
-                    while left > 0:
-                        left -= f.write(zeros[:left])
-                    f.flush()
-                    os.fsync(f.fileno())
+                _zero_tail(path, position - base, d.segment_file_length)
         log.info("recording truncated: recording_id=%d position=%d (was %d)", recording_id, position, d.stop_position)
 
     def _purge(self, recording_id: int) -> None:
@@ -491,6 +513,53 @@ class Archive:
                                           d.source_identity))
         log.info("recording started: recording_id=%d channel=%s stream_id=%d session_id=%d start_position=%d", rid,
                  rs.channel, rs.stream_id, d.session_id, d.start_position)
+
+    def _start_extension(self, rs: _RecordingSubscription, session_id: int) -> None:
+        """The image continues recording ``rs.extend_recording_id`` only if it is the same stream
+        at the same place: session id, initial term id, term length, mtu, joining at the stop."""
+        assert self.catalog is not None and rs.extend_recording_id is not None
+        rid = rs.extend_recording_id
+        d = self.catalog.get(rid)
+        if d is None or d.state != RecordingState.STOPPED or rid in self.recordings:
+            self._refuse_extension(rs, rid, f"session_id={session_id}: the recording is not stopped (another image extends it)")
+            return
+        try:
+            recorder = _aeron.Recorder(rs.subscription, session_id, str(self.dir), rid, d.segment_file_length,
+                                       self.config.fsync == "segment", d.start_position)
+        except (LookupError, ValueError, _aeron.AeronError) as exc:
+            self._refuse_extension(rs, rid, f"{exc}")
+            return
+        mismatch = [f"{name}={got}(recording {want})" for name, got, want in (
+            ("session_id", recorder.session_id, d.session_id), ("initial_term_id", recorder.initial_term_id, d.initial_term_id),
+            ("term_length", recorder.term_length, d.term_buffer_length), ("mtu", recorder.mtu, d.mtu_length),
+            ("join_position", recorder.position, d.stop_position), ("segment_length", recorder.segment_length,
+                                                                   d.segment_file_length)) if got != want]
+        if mismatch:
+            recorder.close()
+            self._refuse_extension(rs, rid, "image does not continue the recording: " + " ".join(mismatch))
+            return
+        segments = segment_files(self.dir, rid)
+        if segments and segments[-1][0] <= d.stop_position:
+            base, path = segments[-1]
+            _zero_tail(path, d.stop_position - base, d.segment_file_length)
+        e = dataclasses.replace(d, state=RecordingState.RECORDING, stop_position=-1, stop_timestamp=-1)
+        self.catalog.update(e)
+        if not self._save_catalog(f"recording_id={rid} (extend)"):
+            self.catalog.update(d)
+            recorder.close()
+            return
+        self.recordings[rid] = _Recording(e, recorder, rs.subscription.registration_id)
+        self._event(wire.RecordingStarted(rid, e.start_position, e.session_id, e.stream_id, rs.channel,
+                                          recorder.source_identity[: wire.MAX_STRING]))
+        log.info("recording extended: recording_id=%d from_position=%d channel=%s", rid, d.stop_position, rs.channel)
+
+    def _refuse_extension(self, rs: _RecordingSubscription, recording_id: int, why: str) -> None:
+        self.counters["recording_errors"] += 1
+        message = f"extension refused: recording_id={recording_id} channel={rs.channel} stream_id={rs.stream_id} {why}"
+        log.warning("%s fault=user", message)
+        s = self.sessions.get(rs.requester[0])
+        if s is not None:
+            self._send(s, control.error(s.id, rs.requester[1], ErrorCode.BAD_POSITION, message, recording_id))
 
     def _record(self, rec: _Recording) -> int:
         work = 0

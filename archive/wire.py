@@ -129,6 +129,17 @@ class PurgeRecordingRequest:
 
 
 @dataclass(frozen=True)
+class ExtendRecordingRequest:
+    control_session_id: int
+    correlation_id: int
+    recording_id: int
+    stream_id: int
+    channel: str
+    TEMPLATE: ClassVar[int] = 10
+    BLOCK: ClassVar[str] = "qqqi"
+
+
+@dataclass(frozen=True)
 class ControlResponse:
     control_session_id: int
     correlation_id: int
@@ -195,14 +206,14 @@ class RecordingStopped:
 
 Message = Union[
     ConnectRequest, CloseSessionRequest, StartRecordingRequest, StopRecordingRequest, ListRecordingsRequest,
-    ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ControlResponse,
-    RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
+    ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ExtendRecordingRequest,
+    ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
 ]
 
 _TYPES: list[type] = [
     ConnectRequest, CloseSessionRequest, StartRecordingRequest, StopRecordingRequest, ListRecordingsRequest,
-    ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ControlResponse,
-    RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
+    ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ExtendRecordingRequest,
+    ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
 ]
 
 

@@ -295,7 +295,8 @@ struct Recorder {
 };
 
 std::shared_ptr<Recorder> make_recorder(std::shared_ptr<Subscription> sub, int32_t session_id, const std::string &dir,
-                                        int64_t recording_id, int64_t segment_length, bool sync_each_segment) {
+                                        int64_t recording_id, int64_t segment_length, bool sync_each_segment,
+                                        int64_t recording_start_position) {
     sub->check_open();
     aeron_image_t *image = aeron_subscription_image_by_session_id(sub->sub, session_id);
     if (image == nullptr) {
@@ -308,7 +309,10 @@ std::shared_ptr<Recorder> make_recorder(std::shared_ptr<Subscription> sub, int32
     r->sub = sub;
     r->g.dir = dir;
     r->g.recording_id = recording_id;
-    r->g.start_position = aeron_image_position(image);
+    // An extension continues a recording that started earlier: the segments
+    // stay aligned to the recording's start, writing resumes at the image's.
+    int64_t image_position = aeron_image_position(image);
+    r->g.start_position = recording_start_position >= 0 ? recording_start_position : image_position;
     r->g.term_length = static_cast<int32_t>(k.term_buffer_length);
     // Segments hold whole terms: a stream whose term is longer than the
     // configured segment gets one term per segment.
@@ -317,10 +321,15 @@ std::shared_ptr<Recorder> make_recorder(std::shared_ptr<Subscription> sub, int32
     r->g.session_id = k.session_id;
     r->g.mtu = static_cast<int32_t>(k.mtu_length);
     r->source_identity = k.source_identity != nullptr ? k.source_identity : "";
-    r->position = r->g.start_position;
+    r->position = image_position;
     r->sync_each_segment = sync_each_segment;
     aeron_subscription_image_release(sub->sub, image);
     r->g.validate();
+    if (image_position < r->g.start_position) {
+        raise(PyExc_ValueError, "image starts before the recording it would extend: recording_id=" +
+                                    std::to_string(recording_id) + " image_position=" + std::to_string(image_position) +
+                                    " start_position=" + std::to_string(r->g.start_position));
+    }
     return r;
 }
 
@@ -553,7 +562,9 @@ void init_archive(py::module_ &m) {
         "Copies whole blocks of one image's term buffer into a recording's segment files (tickline.archive).")
         .def(py::init(&make_recorder), py::arg("subscription"), py::arg("session_id"), py::arg("dir"),
              py::arg("recording_id"), py::arg("segment_length"), py::arg("sync_each_segment") = false,
-             "segment_length: the configured length; a stream with longer terms gets one term per segment.")
+             py::arg("recording_start_position") = -1,
+             "segment_length: the configured length; a stream with longer terms gets one term per segment.  "
+             "recording_start_position >= 0: extend a recording that started there (writing resumes at the image's position).")
         .def_property_readonly("recording_id", [](Recorder &r) { return r.g.recording_id; })
         .def_property_readonly("start_position", [](Recorder &r) { return r.g.start_position; })
         .def_property_readonly("position", [](Recorder &r) { return r.position; })

@@ -4,6 +4,7 @@ errors a bad replay request gets."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -254,3 +255,39 @@ def test_a_list_answers_at_most_1000_descriptors_and_pages_by_recording_id(drive
     finally:
         a.close()
     assert not a.errors
+
+
+def test_a_stopped_recording_is_extended_by_a_publication_that_continues_it(aeron, archive_client):
+    from tickline.archive.daemon import replay_channel
+
+    first = [message(i) for i in range(700)]
+    d = record_stopped(aeron, archive_client, 1011, first)
+    # a publication that does not continue it (a fresh stream at position 0) is refused, nothing changes
+    # (on another stream: the recorded publication's image may still linger on 1011, and it does continue it)
+    sub_id = archive_client.extend_recording(d.recording_id, "aeron:ipc", 1013)
+    wrong = aeron.add_exclusive_publication("aeron:ipc", 1013)
+    errors = wait_until(archive_client.poll_errors, what="refusal")
+    assert errors[0].error_code == ErrorCode.BAD_POSITION and "extension refused" in errors[0].error_message
+    assert f"join_position=0(recording {d.stop_position})" in errors[0].error_message
+    now = archive_client.describe(d.recording_id)
+    assert dataclasses.replace(now, correlation_id=0) == dataclasses.replace(d, correlation_id=0)
+    archive_client.stop_recording(sub_id)
+    wrong.close()
+    # the same session, term geometry and position: recorded into the same recording
+    sub_id = archive_client.extend_recording(d.recording_id, "aeron:ipc", 1012)
+    channel = replay_channel(f"aeron:ipc?session-id={d.session_id}", d, d.stop_position)
+    pub = aeron.add_exclusive_publication(channel, 1012)
+    assert pub.position == d.stop_position
+    wait_until(lambda: archive_client.describe(d.recording_id).state == RecordingState.RECORDING, what="extension")
+    more = [message(i) for i in range(700, 1600)]
+    publish(pub, more)
+    end = pub.position
+    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="extended recording")
+    archive_client.stop_recording(sub_id)
+    pub.close()
+    e = archive_client.describe(d.recording_id)
+    assert e.state == RecordingState.STOPPED and e.start_position == d.start_position and e.stop_position == end
+    sub = aeron.add_subscription("aeron:ipc", 2011)
+    rs = archive_client.replay(d.recording_id, stream_id=2011)
+    got, last = collect_to_end(sub, replay_image_session_id(rs))
+    assert got == first + more and last == end

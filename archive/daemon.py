@@ -41,6 +41,11 @@ log = logging.getLogger("tickline.archive")
 MAX_OUTBOX = 4096  # responses queued for one slow client before its session is closed
 LIST_LIMIT = 1000  # descriptors per list request (a client pages with from_recording_id)
 MAX_RECORDING_SUBSCRIPTIONS = 1024
+
+# Aeron counter type ids of the archive's counters (tickline stat shows them with their labels).
+RECORDING_POSITION_TYPE_ID = 100
+ARCHIVE_TOTAL_TYPE_ID = 101
+TOTALS = ("bytes_recorded", "bytes_replayed", "replay_sessions", "recordings_active", "errors")
 FRAME_ALIGNMENT = 32
 
 
@@ -117,10 +122,12 @@ class _Session:
 
 
 class _Recording:
-    def __init__(self, descriptor: RecordingDescriptor, recorder: _aeron.Recorder, subscription_id: int) -> None:
+    def __init__(self, descriptor: RecordingDescriptor, recorder: _aeron.Recorder, subscription_id: int,
+                 counter: _aeron.ArchiveCounter | None = None) -> None:
         self.descriptor = descriptor
         self.recorder = recorder
         self.subscription_id = subscription_id
+        self.counter = counter  # the recording's position, for tickline stat
         self.last_sync_ms = _now_ms()
         self.last_progress_position = recorder.position
 
@@ -173,6 +180,7 @@ class Archive:
         self._inbox: list[bytes] = []
         self.counters = {"dropped_requests": 0, "closed_slow_sessions": 0, "events_dropped": 0, "replay_errors": 0,
                          "recording_errors": 0, "catalog_errors": 0, "timed_out_sessions": 0, "bytes_recorded": 0, "bytes_replayed": 0}
+        self._totals: dict[str, _aeron.ArchiveCounter] = {}
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -195,9 +203,23 @@ class Archive:
         self._control_sub = aeron.add_subscription(self.config.control_channel, self.config.control_stream_id)  # type: ignore[attr-defined]
         if self.config.events_channel:
             self._events = aeron.add_publication(self.config.events_channel, self.config.events_stream_id)  # type: ignore[attr-defined]
+        for name in TOTALS:
+            self._totals[name] = self._counter(ARCHIVE_TOTAL_TYPE_ID, f"archive {name.replace('_', ' ')}: dir={self.dir}")
         self.started = True
         log.info("archive started: dir=%s recordings=%d control_channel=%s control_stream_id=%d", self.dir,
                  len(self.catalog.recordings), self.config.control_channel, self.config.control_stream_id)
+
+    def _counter(self, type_id: int, label: str) -> _aeron.ArchiveCounter:
+        client: _aeron.Client = getattr(self.aeron, "_client")  # the native client under transport.Aeron
+        return _aeron.ArchiveCounter(client, type_id, label[:300])
+
+    def _update_totals(self) -> None:
+        c = self.counters
+        values = {"bytes_recorded": c["bytes_recorded"], "bytes_replayed": c["bytes_replayed"],
+                  "replay_sessions": len(self.replays), "recordings_active": len(self.recordings),
+                  "errors": c["recording_errors"] + c["replay_errors"] + c["catalog_errors"] + c["dropped_requests"]}
+        for name, value in values.items():
+            self._totals[name].set(value)
 
     def _take_lock(self) -> None:
         path = self.dir / "archive.lock"
@@ -250,6 +272,9 @@ class Archive:
             self._control_sub.close()
         if self._events is not None:
             self._events.close()
+        for counter in self._totals.values():
+            counter.close()
+        self._totals.clear()
         self._release_lock()
 
     def _release_lock(self) -> None:
@@ -298,6 +323,8 @@ class Archive:
                 self.protocol.close_session(s.id)
                 s.publication.close()
                 work += 1
+        if work:
+            self._update_totals()
         return work
 
     def _on_control_fragment(self, buffer: memoryview, _header: object) -> None:
@@ -508,7 +535,7 @@ class Archive:
             del self.catalog.recordings[rid]
             recorder.close()
             return
-        self.recordings[rid] = _Recording(d, recorder, rs.subscription.registration_id)
+        self.recordings[rid] = _Recording(d, recorder, rs.subscription.registration_id, self._position_counter(d))
         self._event(wire.RecordingStarted(rid, d.start_position, d.session_id, d.stream_id, d.original_channel,
                                           d.source_identity))
         log.info("recording started: recording_id=%d channel=%s stream_id=%d session_id=%d start_position=%d", rid,
@@ -548,10 +575,19 @@ class Archive:
             self.catalog.update(d)
             recorder.close()
             return
-        self.recordings[rid] = _Recording(e, recorder, rs.subscription.registration_id)
+        self.recordings[rid] = _Recording(e, recorder, rs.subscription.registration_id, self._position_counter(e))
         self._event(wire.RecordingStarted(rid, e.start_position, e.session_id, e.stream_id, rs.channel,
                                           recorder.source_identity[: wire.MAX_STRING]))
         log.info("recording extended: recording_id=%d from_position=%d channel=%s", rid, d.stop_position, rs.channel)
+
+    def _position_counter(self, d: RecordingDescriptor) -> _aeron.ArchiveCounter | None:
+        try:
+            c = self._counter(RECORDING_POSITION_TYPE_ID, f"rec-pos: recording_id={d.recording_id} stream_id={d.stream_id} "
+                                                          f"session_id={d.session_id} channel={d.original_channel}")
+        except _aeron.AeronError as exc:  # the recording goes on without its counter
+            log.warning("recording position counter not made: recording_id=%d error=%s", d.recording_id, exc)
+            return None
+        return c
 
     def _refuse_extension(self, rs: _RecordingSubscription, recording_id: int, why: str) -> None:
         self.counters["recording_errors"] += 1
@@ -586,6 +622,8 @@ class Archive:
             rec.last_sync_ms = now
         if rec.recorder.position != rec.last_progress_position and work:
             rec.last_progress_position = rec.recorder.position
+            if rec.counter is not None:
+                rec.counter.set(rec.recorder.position)
             self._event(wire.RecordingProgress(rec.descriptor.recording_id, rec.descriptor.start_position,
                                                rec.recorder.position))
         return work
@@ -607,6 +645,8 @@ class Archive:
                 error = error or str(exc)
         stop = rec.recorder.position
         rec.recorder.close()
+        if rec.counter is not None:
+            rec.counter.close()
         d = dataclasses.replace(rec.descriptor, stop_position=stop, stop_timestamp=_now_ms(), state=RecordingState.STOPPED)
         self.catalog.update(d)
         self._save_catalog(f"recording_id={rid} (stop; a restart recovers it from the segments)")

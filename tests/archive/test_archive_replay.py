@@ -291,3 +291,28 @@ def test_a_stopped_recording_is_extended_by_a_publication_that_continues_it(aero
     rs = archive_client.replay(d.recording_id, stream_id=2011)
     got, last = collect_to_end(sub, replay_image_session_id(rs))
     assert got == first + more and last == end
+
+
+def test_tickline_stat_shows_the_recording_position_and_the_archive_totals(driver, aeron, archive_client, running_archive):
+    from tickline.transport import read_stat
+
+    sub_id = archive_client.start_recording("aeron:ipc", 1014)
+    pub = aeron.add_exclusive_publication("aeron:ipc", 1014)
+    d = archive_client.wait_for_recording(1014, pub.session_id)
+    publish(pub, [message(i) for i in range(500)])
+    end = pub.position
+
+    def rec_pos():
+        rows = read_stat(driver.dir).counter(f"^rec-pos: recording_id={d.recording_id} stream_id=1014 session_id={d.session_id}")
+        return rows[0] if rows and rows[0].value == end else None
+
+    row = wait_until(rec_pos, what="the recording position counter")
+    assert row.type_id == 100
+    stat = read_stat(driver.dir)
+    [recorded] = stat.counter("^archive bytes recorded: dir=")
+    assert recorded.type_id == 101 and recorded.value >= end - 64 * 1024  # padding is stored as its header only
+    assert stat.counter("^archive recordings active: ")[0].value == 1
+    archive_client.stop_recording(sub_id)
+    wait_until(lambda: not read_stat(driver.dir).counter(f"^rec-pos: recording_id={d.recording_id} "),
+               what="the counter to go with the recording")
+    wait_until(lambda: read_stat(driver.dir).counter("^archive recordings active: ")[0].value == 0, what="totals")

@@ -103,3 +103,17 @@ def test_mutated_segments_are_walked_safely_by_the_scanner_and_the_replayer(aero
         pub.close()
         sub.close()
     assert damaged > 10  # the mutations were seen, not silently replayed
+
+
+def test_a_counter_written_after_its_client_closed_is_ignored_not_a_crash(driver):
+    from tickline.transport import Aeron, read_stat
+
+    a = Aeron(driver.dir)
+    c = _aeron.ArchiveCounter(a._client, 100, "rec-pos: test counter")
+    c.set(4096)
+    assert c.get() == 4096
+    wait_until(lambda: any(r.value == 4096 for r in read_stat(driver.dir).counter("^rec-pos: test counter$")), what="counter")
+    a.close()  # unmaps the CnC file the counter lives in
+    c.set(8192)
+    assert c.get() == 0
+    c.close()

@@ -4,6 +4,7 @@
     tickline archive list --dir DIR [--stream-id N] [--channel TEXT]    recordings, from the catalog file
     tickline archive describe --dir DIR RECORDING_ID                     one recording, every field
     tickline archive verify --dir DIR [RECORDING_ID]                     re-read every frame of stopped recordings
+    tickline archive dump --dir DIR RECORDING_ID [--position P --count N] print frames (checked first)
     tickline archive replay --recording-id N --stream-id S [...]         ask a running archive for a replay
     tickline archive truncate RECORDING_ID POSITION / purge RECORDING_ID  (a running archive does it)
 
@@ -127,6 +128,41 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_dump(args: argparse.Namespace) -> int:
+    """Frames of a recording: position, length, type, flags, and the payload's first bytes.
+    The native scan checks the frames first; only what it passed is read here."""
+    import struct
+
+    from .catalog import segment_name
+    from .daemon import scan
+
+    cat = _catalog(args.dir)
+    d = cat.get(args.recording_id)
+    if d is None:
+        print(f"tickline archive: unknown recording: recording_id={args.recording_id} dir={args.dir} fault=user", file=sys.stderr)
+        return 1
+    start = d.start_position if args.position < 0 else args.position
+    stop = d.stop_position if d.stop_position >= 0 else -1
+    end, damage = scan(Path(args.dir), d, start, stop)
+    first = d.start_position - (d.start_position & (d.term_buffer_length - 1))
+    position, shown = start, 0
+    while position < end and shown < args.count:
+        base = first + (position - first) // d.segment_file_length * d.segment_file_length
+        with open(Path(args.dir) / segment_name(d.recording_id, base), "rb") as f:
+            f.seek(position - base)
+            header = f.read(32)
+            length, _version, flags, ftype = struct.unpack_from("<iBBH", header)
+            payload = f.read(min(max(length - 32, 0), args.bytes)) if ftype == 1 else b""
+        kind = "DATA" if ftype == 1 else "PAD"
+        print(f"position={position} length={length} type={kind} flags=0x{flags:02x} payload={payload.hex()}")
+        position += (length + 31) & ~31
+        shown += 1
+    if damage is not None:
+        print(f"damage: {damage}")
+        return 1
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ..transport import Aeron
     from .client import ArchiveClient
@@ -219,6 +255,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         parser.add_argument("--control-channel", default="aeron:ipc")
         parser.add_argument("--control-stream-id", type=int, default=DEFAULT_CONTROL_STREAM_ID)
         parser.add_argument("--response-stream-id", type=int, default=DEFAULT_RESPONSE_STREAM_ID)
+
+    dp = sub.add_parser("dump", help="print a recording's frames (checked first)")
+    dp.add_argument("--dir", required=True)
+    dp.add_argument("recording_id", type=int)
+    dp.add_argument("--position", type=int, default=-1, help="a frame boundary (-1: the start)")
+    dp.add_argument("--count", type=int, default=20, help="frames to print")
+    dp.add_argument("--bytes", type=int, default=16, help="payload bytes to show per frame")
+    dp.set_defaults(func=_guarded(_cmd_dump))
 
     rp = sub.add_parser("replay", help="ask a running archive to replay a recording to a channel/stream")
     online(rp)

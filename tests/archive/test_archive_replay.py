@@ -144,6 +144,12 @@ def test_the_cli_lists_describes_and_verifies_recordings(aeron, archive_client, 
     assert f"stop_position: {d.stop_position}" in out and "state: STOPPED" in out and "original_channel: aeron:ipc" in out
     assert main(["archive", "verify", "--dir", str(archive_dir), str(d.recording_id)]) == 0
     assert "result=ok" in capsys.readouterr().out
+    assert main(["archive", "dump", "--dir", str(archive_dir), str(d.recording_id), "--count", "3", "--bytes", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("position=0 length=") and "type=DATA" in lines[0]
+    # message 0 is 3008 bytes: fragmented, its first frame begins it (flags 0x80), the next is a middle one
+    assert "flags=0x80" in lines[0] and lines[0].endswith("payload=" + message(0)[:4].hex())
+    assert lines[1].startswith("position=1408 length=1408 type=DATA flags=0x00")
     assert main(["archive", "describe", "--dir", str(archive_dir), "999"]) == 1
     assert "unknown recording: recording_id=999" in capsys.readouterr().err
     assert main(["archive", "list", "--dir", str(archive_dir / "nope")]) == 1

@@ -15,12 +15,16 @@ needed, safe while the archive runs: the catalog is replaced atomically).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    from .client import ArchiveClient
 
 
 def _catalog(dir: str):  # type: ignore[no-untyped-def]
@@ -163,7 +167,9 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_replay(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _connected(args: argparse.Namespace) -> Iterator["ArchiveClient"]:
+    """A control session with the running archive the arguments name."""
     from ..transport import Aeron
     from .client import ArchiveClient
 
@@ -171,35 +177,31 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         client = ArchiveClient.connect(aeron, control_channel=args.control_channel, control_stream_id=args.control_stream_id,
                                        response_stream_id=args.response_stream_id)
         try:
-            rs = client.replay(args.recording_id, args.position, args.length, args.channel, args.stream_id)
-            print(f"replay_session_id={rs}")
-            if args.wait:
-                while True:  # keep the control session while the replay runs (until Ctrl-C)
-                    for e in client.poll_errors():
-                        print(f"replay error: {e.error_message}", file=sys.stderr)
-                        return 1
-                    time.sleep(0.1)
+            yield client
         finally:
             client.close()
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    with _connected(args) as client:
+        rs = client.replay(args.recording_id, args.position, args.length, args.channel, args.stream_id)
+        print(f"replay_session_id={rs}")
+        while args.wait:  # keep the control session while the replay runs (until Ctrl-C)
+            for e in client.poll_errors():
+                print(f"replay error: {e.error_message}", file=sys.stderr)
+                return 1
+            time.sleep(0.1)
     return 0
 
 
 def _cmd_manage(args: argparse.Namespace) -> int:
-    from ..transport import Aeron
-    from .client import ArchiveClient
-
-    with Aeron(args.aeron_dir) as aeron:
-        client = ArchiveClient.connect(aeron, control_channel=args.control_channel, control_stream_id=args.control_stream_id,
-                                       response_stream_id=args.response_stream_id)
-        try:
-            if args.archive_command == "truncate":
-                client.truncate_recording(args.recording_id, args.position)
-                print(f"recording_id={args.recording_id} truncated_at={args.position}")
-            else:
-                client.purge_recording(args.recording_id)
-                print(f"recording_id={args.recording_id} purged")
-        finally:
-            client.close()
+    with _connected(args) as client:
+        if args.archive_command == "truncate":
+            client.truncate_recording(args.recording_id, args.position)
+            print(f"recording_id={args.recording_id} truncated_at={args.position}")
+        else:
+            client.purge_recording(args.recording_id)
+            print(f"recording_id={args.recording_id} purged")
     return 0
 
 

@@ -108,3 +108,10 @@ def test_the_schema_generates_a_codec_that_reads_the_wire_bytes():
         (3, 4, 5, 1024, -1, 77)
     ch = dec.replay_channel()
     assert (ch if isinstance(ch, str) else bytes(ch).decode()) == m.replay_channel
+
+
+def test_a_client_without_an_archive_times_out_naming_the_request(aeron):
+    from tickline.archive import ArchiveClient
+
+    with pytest.raises(TimeoutError, match="archive not reachable: request=ConnectRequest"):
+        ArchiveClient.connect(aeron, control_stream_id=10999, timeout=0.3)

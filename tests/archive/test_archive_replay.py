@@ -322,3 +322,24 @@ def test_tickline_stat_shows_the_recording_position_and_the_archive_totals(drive
     wait_until(lambda: not read_stat(driver.dir).counter(f"^rec-pos: recording_id={d.recording_id} "),
                what="the counter to go with the recording")
     wait_until(lambda: read_stat(driver.dir).counter("^archive recordings active: ")[0].value == 0, what="totals")
+
+
+def test_the_cli_asks_a_running_archive_to_replay_truncate_and_purge(driver, aeron, archive_client):
+    d = record_stopped(aeron, archive_client, 1015, [message(i) for i in range(50)])
+    base = [sys.executable, "-m", "tickline", "archive"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=60)
+
+    sub = aeron.add_subscription("aeron:ipc", 2015)
+    r = run("replay", "--aeron-dir", driver.dir, "--response-stream-id", "10025", "--recording-id", str(d.recording_id),
+            "--stream-id", "2015")
+    assert r.returncode == 0 and r.stdout.startswith("replay_session_id="), r.stderr
+    rs = int(r.stdout.strip().split("=")[1])
+    got, last = collect_to_end(sub, replay_image_session_id(rs))
+    assert got == [message(i) for i in range(50)] and last == d.stop_position
+    r = run("truncate", "--aeron-dir", driver.dir, "--response-stream-id", "10025", str(d.recording_id), "64")
+    assert r.returncode == 1 and "not on a frame boundary" in r.stderr and "BAD_POSITION" in r.stderr
+    r = run("purge", "--aeron-dir", driver.dir, "--response-stream-id", "10025", str(d.recording_id))
+    assert r.returncode == 0 and f"recording_id={d.recording_id} purged" in r.stdout
+    assert archive_client.describe(d.recording_id) is None

@@ -1,6 +1,6 @@
 """``tickline archive``: run the archive daemon, and look at or use its recordings.
 
-    tickline archive run --dir DIR [--aeron-dir D | --embedded-driver]   the daemon (until SIGTERM/SIGINT)
+    tickline archive run [--config FILE] --dir DIR [--aeron-dir D | --embedded-driver]   the daemon (until SIGTERM/SIGINT)
     tickline archive list --dir DIR [--stream-id N] [--channel TEXT]    recordings, from the catalog file
     tickline archive describe --dir DIR RECORDING_ID                     one recording, every field
     tickline archive verify --dir DIR [RECORDING_ID]                     re-read every frame of stopped recordings
@@ -45,14 +45,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..transport import Aeron, MediaDriver
     from ..transport.driver import default_dir
     from ..transport.idle import BackoffIdleStrategy
-    from .config import ArchiveConfig
+    from .config import ArchiveConfig, read_archive_section
     from .daemon import Archive
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    options = {k: v for k, v in (("dir", args.dir), ("control_channel", args.control_channel),
-                                 ("control_stream_id", args.control_stream_id), ("segment_length", args.segment_length),
-                                 ("fsync", args.fsync)) if v is not None}
-    config = ArchiveConfig.from_env(**options)
+    options: dict[str, object] = read_archive_section(args.config) if args.config else {}
+    aeron_dir_option = options.pop("aeron_dir", None)
+    options.update({k: v for k, v in (("dir", args.dir), ("control_channel", args.control_channel),
+                                      ("control_stream_id", args.control_stream_id), ("segment_length", args.segment_length),
+                                      ("fsync", args.fsync)) if v is not None})
+    config = ArchiveConfig.from_env(None, **options)
+    if args.aeron_dir is None and aeron_dir_option is not None:
+        args.aeron_dir = str(aeron_dir_option)
     driver = MediaDriver.embedded(args.aeron_dir) if args.embedded_driver else None
     aeron_dir = driver.dir if driver is not None else (args.aeron_dir or default_dir())
     stop = False
@@ -227,6 +231,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=lambda _a: p.print_help() or 2)
 
     r = sub.add_parser("run", help="run the archive daemon until SIGTERM/SIGINT")
+    r.add_argument("--config", help="topology file: its [archive] table gives the options (flags win; TICKLINE_ARCHIVE_* win over both)")
     r.add_argument("--dir", help="archive directory (or TICKLINE_ARCHIVE_DIR)")
     r.add_argument("--aeron-dir", help="media driver directory (default: $AERON_DIR or /dev/shm/aeron-$USER)")
     r.add_argument("--embedded-driver", action="store_true", help="run an embedded media driver in this process")

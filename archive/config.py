@@ -13,7 +13,7 @@ from typing import Mapping
 from ..transport.uri import ChannelError, ChannelUri, parse_size
 from .errors import ConfigError
 
-__all__ = ["ArchiveConfig", "DEFAULT_CONTROL_STREAM_ID", "DEFAULT_EVENTS_STREAM_ID", "DEFAULT_RESPONSE_STREAM_ID"]
+__all__ = ["ArchiveConfig", "read_archive_section", "DEFAULT_CONTROL_STREAM_ID", "DEFAULT_EVENTS_STREAM_ID", "DEFAULT_RESPONSE_STREAM_ID"]
 
 DEFAULT_CONTROL_STREAM_ID = 10010
 DEFAULT_RESPONSE_STREAM_ID = 10020
@@ -137,3 +137,24 @@ class ArchiveConfig:
         if "dir" not in typed:
             raise ConfigError("archive dir is required", option="dir", variable="TICKLINE_ARCHIVE_DIR")
         return cls(**typed)  # type: ignore[arg-type]
+
+
+def read_archive_section(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The ``[archive]`` table of the TOML topology file at ``path``: ArchiveConfig's options by
+    name, plus ``aeron_dir`` (the media driver the daemon uses).  ``ConfigError`` names the file
+    (and the key) when it can't be read, has no such table, or has a key nobody reads."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError("cannot read topology file", file=path, error=str(exc)) from None
+    table = doc.get("archive")
+    if not isinstance(table, dict):
+        raise ConfigError("topology file has no [archive] section", file=path)
+    known = {f.name for f in dataclasses.fields(ArchiveConfig)} | {"aeron_dir"}
+    for key in table:
+        if key not in known:
+            raise ConfigError("unknown key in [archive]", file=path, key=key, known=",".join(sorted(known)))
+    return dict(table)

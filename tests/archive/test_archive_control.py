@@ -115,3 +115,25 @@ def test_a_client_without_an_archive_times_out_naming_the_request(aeron):
 
     with pytest.raises(TimeoutError, match="archive not reachable: request=ConnectRequest"):
         ArchiveClient.connect(aeron, control_stream_id=10999, timeout=0.3)
+
+
+def test_the_archive_section_of_a_topology_file_is_read_and_checked(tmp_path):
+    from tickline.archive.config import read_archive_section
+
+    f = tmp_path / "topology.toml"
+    f.write_text('[archive]\ndir = "/tmp/a"\nsegment_length = "1m"\ncontrol_stream_id = 10011\naeron_dir = "/dev/shm/x"\n'
+                 '[other]\nx = 1\n')
+    section = read_archive_section(f)
+    assert section["aeron_dir"] == "/dev/shm/x"
+    section.pop("aeron_dir")
+    c = ArchiveConfig.from_env({"TICKLINE_ARCHIVE_FSYNC": "none"}, **section)
+    assert (c.dir, c.segment_length, c.control_stream_id, c.fsync) == ("/tmp/a", 1 << 20, 10011, "none")
+    f.write_text('[archive]\ndir = "/tmp/a"\nsegment_lenght = "1m"\n')
+    with pytest.raises(ConfigError, match=f"unknown key in \\[archive\\]: file={f} key=segment_lenght"):
+        read_archive_section(f)
+    f.write_text('[fix_gateway]\nx = 1\n')
+    with pytest.raises(ConfigError, match="no \\[archive\\] section"):
+        read_archive_section(f)
+    f.write_text('[archive\n')
+    with pytest.raises(ConfigError, match=f"cannot read topology file: file={f}"):
+        read_archive_section(f)

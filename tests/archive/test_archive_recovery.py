@@ -203,8 +203,10 @@ ARCHIVE_CMD = [sys.executable, "-m", "tickline", "archive", "run"]
 
 
 def start_archive_process(procs, driver_dir: str, dir: Path) -> subprocess.Popen:
-    p = procs.start([*ARCHIVE_CMD, "--aeron-dir", driver_dir, "--dir", str(dir), "--segment-length", "128k"],
-                    stderr=subprocess.PIPE, text=True)
+    # the daemon as deployed: its [archive] section of a topology file
+    topology = dir.parent / "topology.toml"
+    topology.write_text(f'[archive]\ndir = "{dir}"\naeron_dir = "{driver_dir}"\nsegment_length = "128k"\n')
+    p = procs.start([*ARCHIVE_CMD, "--config", str(topology)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while True:
         line = p.stderr.readline()

@@ -745,7 +745,9 @@ class Archive:
         d = self.catalog.get(rp.recording_id)
         assert d is not None
         available = rec.recorder.position if rec is not None else d.stop_position
-        end = rp.end if rp.end is not None else (None if rec is not None else d.stop_position)
+        if rec is None and (rp.end is None or rp.end > d.stop_position):
+            rp.end = d.stop_position  # the recording stopped short of (or without) the end: the replay ends at its stop
+        end = rp.end
         limit = available if end is None else min(end, available)
         work = 0
         try:

@@ -343,3 +343,20 @@ def test_the_cli_asks_a_running_archive_to_replay_truncate_and_purge(driver, aer
     r = run("purge", "--aeron-dir", driver.dir, "--response-stream-id", "10025", str(d.recording_id))
     assert r.returncode == 0 and f"recording_id={d.recording_id} purged" in r.stdout
     assert archive_client.describe(d.recording_id) is None
+
+
+def test_a_bounded_replay_past_a_live_recording_ends_where_the_recording_stops(aeron, archive_client):
+    sub_id = archive_client.start_recording("aeron:ipc", 1016)
+    pub = aeron.add_exclusive_publication("aeron:ipc", 1016)
+    d = archive_client.wait_for_recording(1016, pub.session_id)
+    msgs = [message(i) for i in range(100)]
+    publish(pub, msgs)
+    sub = aeron.add_subscription("aeron:ipc", 2016)
+    rs = archive_client.replay(d.recording_id, position=0, length=10 * 1024 * 1024, stream_id=2016)  # far past the live end
+    got = collect(sub, replay_image_session_id(rs), 100)
+    end = pub.position
+    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    archive_client.stop_recording(sub_id)
+    pub.close()
+    rest, last = collect_to_end(sub, replay_image_session_id(rs))
+    assert got + rest == msgs and last == end

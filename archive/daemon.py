@@ -741,6 +741,11 @@ class Archive:
                 return 1
             else:
                 return 0
+        elif not rp.publication.is_connected:
+            # Its subscriber went away: nobody will read the rest (and the session would hold a max_replays slot).
+            log.info("replay ended: its subscriber left: replay_session_id=%d position=%d", rp.id, rp.replayer.position)
+            self._end_replay(rp)
+            return 1
         rec = self.recordings.get(rp.recording_id)
         d = self.catalog.get(rp.recording_id)
         assert d is not None

@@ -360,3 +360,13 @@ def test_a_bounded_replay_past_a_live_recording_ends_where_the_recording_stops(a
     pub.close()
     rest, last = collect_to_end(sub, replay_image_session_id(rs))
     assert got + rest == msgs and last == end
+
+
+def test_a_replay_whose_subscriber_leaves_ends(aeron, archive_client, running_archive):
+    d = record_stopped(aeron, archive_client, 1017, [message(i) for i in range(2000)])
+    sub = aeron.add_subscription("aeron:ipc", 2017)
+    rs = archive_client.replay(d.recording_id, stream_id=2017)
+    collect(sub, replay_image_session_id(rs), 10)
+    assert rs in running_archive.archive.replays  # held back by the subscriber's window
+    sub.close()
+    wait_until(lambda: rs not in running_archive.archive.replays, what="the replay to end")

@@ -86,3 +86,37 @@ def collect_to_end(sub, session_id: int, timeout: float = 30.0) -> tuple[list[by
                 return got, last_position
         assert time.monotonic() < deadline, f"image did not end: session_id={session_id} position={last_position}"
         time.sleep(0.001)
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ArchiveThread:
+    """An already started Archive's duty cycle on a thread (for tests that drive its clock)."""
+
+    def __init__(self, archive) -> None:
+        import threading
+
+        self.archive = archive
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.archive.do_work() == 0:
+                time.sleep(0.0005)
+
+    def __enter__(self) -> "ArchiveThread":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -24,7 +24,7 @@ from tickline.archive.daemon import Archive, recover_recording, scan
 from tickline.archive.errors import ConfigError
 from tickline.archive.wire import RecordingDescriptor
 
-from archive_helpers import collect, collect_to_end, message, publish, record_stopped, wait_until
+from archive_helpers import ArchiveThread, FakeClock, collect, collect_to_end, message, publish, record_stopped, wait_until
 
 
 def digest(dir: Path) -> dict[str, str]:
@@ -253,14 +253,6 @@ def test_kill_9_mid_recording_then_restart_recovers_and_every_frame_on_disk_repl
     assert p2.wait(timeout=30) == 0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_client_that_dies_without_closing_frees_its_session_after_the_timeout(driver, aeron, archive_dir):
     """max_sessions=1: without the timeout a dead client would keep every later one out."""
     from tickline.transport import Aeron
@@ -270,18 +262,7 @@ def test_a_client_that_dies_without_closing_frees_its_session_after_the_timeout(
         archive = Archive(ArchiveConfig(dir=str(archive_dir), max_sessions=1, session_timeout_s=5.0), own, clock=clock)
         archive.on_start()
         try:
-            import threading
-
-            stop = threading.Event()
-
-            def run() -> None:
-                while not stop.is_set():
-                    if archive.do_work() == 0:
-                        time.sleep(0.0005)
-
-            t = threading.Thread(target=run)
-            t.start()
-            try:
+            with ArchiveThread(archive):
                 dead = ArchiveClient.connect(aeron, response_stream_id=10021)
                 dead._sub.close()  # the client "dies": no close request, its response stream has no reader
                 with pytest.raises(RequestError, match="too many control sessions"):
@@ -291,9 +272,6 @@ def test_a_client_that_dies_without_closing_frees_its_session_after_the_timeout(
                 live = ArchiveClient.connect(aeron, response_stream_id=10023)
                 assert live.list_recordings() == []
                 live.close()
-            finally:
-                stop.set()
-                t.join()
         finally:
             archive.on_close()
 
@@ -382,3 +360,24 @@ def test_a_catalog_record_with_impossible_geometry_is_refused_naming_the_field(t
         cat.save()
         with pytest.raises(CatalogError, match=f"record out of range: file=.* offset=28 record=0 recording_id=0 field={field}"):
             Catalog(dir)
+
+
+def test_a_replay_nobody_subscribes_to_fails_after_the_connect_timeout(driver, aeron, archive_dir):
+    from tickline.transport import Aeron
+
+    clock = FakeClock()
+    with Aeron(driver.dir) as own:
+        archive = Archive(ArchiveConfig(dir=str(archive_dir), replay_connect_timeout_s=5.0, segment_length=128 * 1024),
+                          own, clock=clock)
+        archive.on_start()
+        try:
+            with ArchiveThread(archive), ArchiveClient.connect(aeron) as client:
+                d = record_stopped(aeron, client, 3040, [message(i) for i in range(10)])
+                rs = client.replay(d.recording_id, stream_id=4040)  # nobody subscribes to 4040
+                assert client.poll_errors() == []
+                clock.now += 6.0
+                errors = wait_until(client.poll_errors, what="the replay's error")
+                assert errors[0].relevant_id == rs and "replay subscriber never connected" in errors[0].error_message
+                assert rs not in archive.replays
+        finally:
+            archive.on_close()

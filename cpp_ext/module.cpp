@@ -559,4 +559,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_fixstore(m);
     init_syncer(m);
     init_hmac(m);
+    init_archive(m);
 }

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "tickline.codecs.cli",
     "tickline.fix_gateway.cli",
     "tickline.cluster.cli",
+    "tickline.archive.cli",
     # the trading application (DESIGN.md: framework and application)
     "tickline.venue.cli",
     "tickline.sequencer.cli",

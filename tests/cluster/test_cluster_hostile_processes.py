@@ -8,7 +8,7 @@ from test_cluster_processes import WAIT, Cluster, Load, aeron_dir, cluster, load
 from tickline.cluster import wire
 from tickline.cluster.aeron_io import CONSENSUS_STREAM, query_status, udp_channel
 from tickline.cluster.messages import AppendResponse, RequestVote
-from tickline.cluster.sequencer import Status
+from tickline.sequencer.basic import Status
 
 
 def forge(cluster, member, message):

@@ -1,0 +1,678 @@
+// The archive's data paths (tickline.archive): the recorder copies whole
+// blocks of an image's term buffer into segment files, the replayer reads
+// them back and offers whole blocks to an exclusive publication, and the
+// scanner walks recorded frames (crash recovery, verify).  Python decides
+// everything else (catalog, control protocol, when to call what).
+//
+// Storage layout (the same as the term buffers, so a frame's header says
+// where it belongs): a recording is a run of segment files
+// "<recording_id>-<base_position>.rec", each segment_length bytes (a
+// multiple of the term length), pre-allocated.  Segment bases are aligned to
+// the terms of the recording: the first base is the start position rounded
+// down to its term's start, so a frame at stream position p lives at file
+// offset p - base, which is also its term offset modulo the term length.
+//
+// Every byte read back from a segment is hostile: a frame is used only after
+// its length, type, term offset, term id and session id agree with where it
+// was found, and errors name the recording, the file and the offset.
+//
+// Threading: each object belongs to one Python thread (it holds the GIL
+// throughout; the file I/O is bounded by the block size of one call).
+#include "tickline_aeron.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace tickline {
+
+namespace {
+
+constexpr int32_t kHeaderLength = 32;  // an Aeron data frame header
+constexpr int32_t kAlignment = 32;     // frames are aligned to 32 bytes in a term
+constexpr uint16_t kTypePad = 0;
+constexpr uint16_t kTypeData = 1;
+
+PyObject *ArchiveDamageError = nullptr;  // a recorded frame or segment is not what it must be
+
+int32_t load_i32(const uint8_t *p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);  // Aeron's headers are little-endian; so is every host Aeron runs on
+    return v;
+}
+
+uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+
+void store_i32(uint8_t *p, int32_t v) { std::memcpy(p, &v, 4); }
+
+int64_t align_frame(int64_t n) { return (n + kAlignment - 1) & ~static_cast<int64_t>(kAlignment - 1); }
+
+bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
+
+std::string segment_path(const std::string &dir, int64_t recording_id, int64_t base) {
+    return dir + "/" + std::to_string(recording_id) + "-" + std::to_string(base) + ".rec";
+}
+
+// What every reader and writer of a recording's segments agrees on.
+struct Geometry {
+    std::string dir;
+    int64_t recording_id = 0;
+    int64_t start_position = 0;
+    int32_t term_length = 0;
+    int64_t segment_length = 0;
+    int32_t initial_term_id = 0;
+    int32_t session_id = 0;
+    int32_t mtu = 0;
+
+    void validate() const {
+        if (!is_power_of_two(term_length) || term_length < 64 * 1024 || term_length > (1 << 30)) {
+            raise(PyExc_ValueError, "term length must be a power of two in [64 KiB, 1 GiB]: recording_id=" +
+                                        std::to_string(recording_id) + " term_length=" + std::to_string(term_length));
+        }
+        if (segment_length < term_length || segment_length % term_length != 0 || segment_length > (int64_t{1} << 40)) {
+            raise(PyExc_ValueError, "segment length must be a multiple of the term length: recording_id=" +
+                                        std::to_string(recording_id) + " segment_length=" + std::to_string(segment_length) +
+                                        " term_length=" + std::to_string(term_length));
+        }
+        if (start_position < 0 || (start_position & (kAlignment - 1)) != 0) {
+            raise(PyExc_ValueError, "start position must be >= 0 and frame aligned: recording_id=" +
+                                        std::to_string(recording_id) + " start_position=" + std::to_string(start_position));
+        }
+        if (mtu < kHeaderLength || mtu > 65536 || mtu % kAlignment != 0) {
+            raise(PyExc_ValueError, "mtu must be a multiple of 32 in [32, 65536]: recording_id=" +
+                                        std::to_string(recording_id) + " mtu=" + std::to_string(mtu));
+        }
+    }
+    int64_t segment_base(int64_t position) const {
+        int64_t first = start_position - (start_position & (term_length - 1));
+        return first + ((position - first) / segment_length) * segment_length;
+    }
+    int32_t term_id_at(int64_t position) const {
+        // Aeron's term ids wrap as 32-bit integers.
+        uint64_t t = static_cast<uint64_t>(static_cast<uint32_t>(initial_term_id)) + static_cast<uint64_t>(position / term_length);
+        return static_cast<int32_t>(static_cast<uint32_t>(t));
+    }
+    std::string where(const std::string &file, int64_t offset, int64_t position) const {
+        return "recording_id=" + std::to_string(recording_id) + " file=" + file + " offset=" + std::to_string(offset) +
+               " position=" + std::to_string(position);
+    }
+};
+
+// Checks the frame header at ``hdr`` found at stream ``position``.  Returns
+// nullptr when it is a frame that belongs there, else the reason it is not.
+// ``room`` is how many bytes of the term are left from the frame's start.
+const char *check_frame(const Geometry &g, const uint8_t *hdr, int64_t position, int64_t room) {
+    int32_t frame_length = load_i32(hdr);
+    uint16_t type = load_u16(hdr + 6);
+    if (type != kTypeData && type != kTypePad) return "unknown frame type";
+    if (frame_length < kHeaderLength) return "frame length below the header length";
+    if (align_frame(frame_length) > room) return "frame runs past the end of its term";
+    if (type == kTypeData && frame_length > g.mtu) return "data frame longer than the recording's mtu";
+    if (load_i32(hdr + 8) != static_cast<int32_t>(position & (g.term_length - 1))) return "frame's term offset is not where it lies";
+    if (load_i32(hdr + 20) != g.term_id_at(position)) return "frame's term id is not its term's";
+    if (load_i32(hdr + 12) != g.session_id) return "frame's session id is not the recording's";
+    return nullptr;
+}
+
+[[noreturn]] void raise_damage(const Geometry &g, const std::string &file, int64_t offset, int64_t position,
+                               const std::string &reason) {
+    raise(ArchiveDamageError, "recording damaged: " + g.where(file, offset, position) + " reason=" + reason + " fault=storage");
+}
+
+[[noreturn]] void raise_os(int err, const std::string &what, const std::string &detail) {
+    PyObject *args = Py_BuildValue("(is)", err, (what + ": " + detail + " error=" + std::strerror(err)).c_str());
+    if (args != nullptr) {
+        PyErr_SetObject(PyExc_OSError, args);
+        Py_DECREF(args);
+    }
+    throw py::error_already_set();
+}
+
+// An open segment file (one at a time per reader or writer).
+struct Segment {
+    int fd = -1;
+    int64_t base = -1;
+    std::string path;
+
+    void close_fd() {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        base = -1;
+    }
+    ~Segment() { close_fd(); }
+};
+
+// Reads exactly n bytes at offset; returns how many were there (short at EOF).
+ssize_t read_fully(int fd, uint8_t *buf, size_t n, int64_t offset, int *err) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = ::pread(fd, buf + got, n - got, static_cast<off_t>(offset + static_cast<int64_t>(got)));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            *err = errno;
+            return -1;
+        }
+        if (r == 0) break;
+        got += static_cast<size_t>(r);
+    }
+    return static_cast<ssize_t>(got);
+}
+
+int write_fully(int fd, const uint8_t *buf, size_t n, int64_t offset) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = ::pwrite(fd, buf + done, n - done, static_cast<off_t>(offset + static_cast<int64_t>(done)));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (w == 0) return ENOSPC;
+        done += static_cast<size_t>(w);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- Recorder
+
+struct Recorder {
+    std::shared_ptr<Subscription> sub;
+    Geometry g;
+    std::string source_identity;
+    int64_t position = 0;
+    int64_t bytes_written = 0;
+    bool sync_each_segment = false;
+    bool closed = false;
+    Segment seg;
+    // Set by the block handler (which cannot raise through C): the first failure.
+    int write_errno = 0;
+    std::string write_error;
+
+    void open_segment(int64_t base) {
+        if (seg.fd >= 0 && sync_each_segment) ::fdatasync(seg.fd);
+        seg.close_fd();
+        seg.path = segment_path(g.dir, g.recording_id, base);
+        int fd = ::open(seg.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            write_errno = errno;
+            write_error = "segment create failed: " + g.where(seg.path, 0, position);
+            return;
+        }
+        struct stat st;
+        if (::fstat(fd, &st) == 0 && st.st_size < g.segment_length) {
+            int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(g.segment_length));
+            if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+                ::close(fd);
+                write_errno = rc;
+                write_error = "segment pre-allocation failed: " + g.where(seg.path, 0, position) +
+                              " segment_length=" + std::to_string(g.segment_length);
+                return;
+            }
+        }
+        seg.fd = fd;
+        seg.base = base;
+    }
+
+    static void on_block(void *clientd, const uint8_t *buffer, size_t length, int32_t, int32_t) {
+        auto *r = static_cast<Recorder *>(clientd);
+        if (r->write_errno != 0) return;  // the recording already failed; nothing after the gap is written
+        int64_t base = r->g.segment_base(r->position);
+        if (r->seg.base != base) {
+            r->open_segment(base);
+            if (r->write_errno != 0) return;
+        }
+        int64_t offset = r->position - base;
+        // A block never crosses a term, and segments hold whole terms.
+        size_t n = length;
+        if (length >= static_cast<size_t>(kHeaderLength) && load_u16(buffer + 6) == kTypePad) {
+            n = kHeaderLength;  // the padding's body is stale log bytes: its header says how long it is
+        }
+        if (offset + static_cast<int64_t>(length) > r->g.segment_length) {
+            r->write_errno = EINVAL;
+            r->write_error = "block crosses a segment end (ours): " + r->g.where(r->seg.path, offset, r->position);
+            return;
+        }
+        int err = write_fully(r->seg.fd, buffer, n, offset);
+        if (err != 0) {
+            r->write_errno = err;
+            r->write_error = "segment write failed: " + r->g.where(r->seg.path, offset, r->position) +
+                             " length=" + std::to_string(n);
+            return;
+        }
+        r->position += static_cast<int64_t>(length);
+        r->bytes_written += static_cast<int64_t>(n);
+    }
+
+    // One poll of the image: returns the bytes recorded, or -1 when the image
+    // is gone (the source closed or timed out; the recording should stop).
+    int64_t record(int64_t block_limit) {
+        if (closed) raise(ClosedError, "recorder is closed: recording_id=" + std::to_string(g.recording_id));
+        if (write_errno != 0) raise_os(write_errno, "recording failed", write_error);
+        if (!sub->usable()) return -1;
+        if (block_limit < kHeaderLength) block_limit = kHeaderLength;
+        if (block_limit > g.term_length) block_limit = g.term_length;
+        aeron_image_t *image = aeron_subscription_image_by_session_id(sub->sub, g.session_id);
+        if (image == nullptr) return -1;
+        int64_t before = position;
+        int64_t image_position = aeron_image_position(image);
+        int rc = 0;
+        bool gone = aeron_image_is_closed(image);
+        if (image_position != position) {
+            aeron_subscription_image_release(sub->sub, image);
+            write_errno = EIO;
+            write_error = "image position moved under the recorder (ours): recording_id=" + std::to_string(g.recording_id) +
+                          " image_position=" + std::to_string(image_position) + " position=" + std::to_string(position);
+            raise_os(write_errno, "recording failed", write_error);
+        }
+        if (!gone) rc = aeron_image_block_poll(image, on_block, this, static_cast<size_t>(block_limit));
+        aeron_subscription_image_release(sub->sub, image);
+        if (rc < 0) raise(AeronError, "block poll failed: recording_id=" + std::to_string(g.recording_id) + " error=" + aeron_error_text());
+        if (write_errno != 0) raise_os(write_errno, "recording failed", write_error);
+        if (gone) return -1;
+        return position - before;
+    }
+
+    void sync() {
+        if (seg.fd >= 0 && ::fdatasync(seg.fd) != 0) {
+            int err = errno;
+            raise_os(err, "segment sync failed", g.where(seg.path, 0, position));
+        }
+    }
+
+    void close() {
+        if (closed) return;
+        closed = true;
+        seg.close_fd();
+    }
+};
+
+std::shared_ptr<Recorder> make_recorder(std::shared_ptr<Subscription> sub, int32_t session_id, const std::string &dir,
+                                        int64_t recording_id, int64_t segment_length, bool sync_each_segment,
+                                        int64_t recording_start_position) {
+    sub->check_open();
+    aeron_image_t *image = aeron_subscription_image_by_session_id(sub->sub, session_id);
+    if (image == nullptr) {
+        raise(PyExc_LookupError, "no image to record: session_id=" + std::to_string(session_id) + " channel=" +
+                                     sub->channel + " stream_id=" + std::to_string(sub->stream_id));
+    }
+    aeron_image_constants_t k;
+    aeron_image_constants(image, &k);
+    auto r = std::make_shared<Recorder>();
+    r->sub = sub;
+    r->g.dir = dir;
+    r->g.recording_id = recording_id;
+    // An extension continues a recording that started earlier: the segments
+    // stay aligned to the recording's start, writing resumes at the image's.
+    int64_t image_position = aeron_image_position(image);
+    r->g.start_position = recording_start_position >= 0 ? recording_start_position : image_position;
+    r->g.term_length = static_cast<int32_t>(k.term_buffer_length);
+    // Segments hold whole terms: a stream whose term is longer than the
+    // configured segment gets one term per segment.
+    r->g.segment_length = segment_length < static_cast<int64_t>(k.term_buffer_length) ? static_cast<int64_t>(k.term_buffer_length) : segment_length;
+    r->g.initial_term_id = k.initial_term_id;
+    r->g.session_id = k.session_id;
+    r->g.mtu = static_cast<int32_t>(k.mtu_length);
+    r->source_identity = k.source_identity != nullptr ? k.source_identity : "";
+    r->position = image_position;
+    r->sync_each_segment = sync_each_segment;
+    aeron_subscription_image_release(sub->sub, image);
+    r->g.validate();
+    if (image_position < r->g.start_position) {
+        raise(PyExc_ValueError, "image starts before the recording it would extend: recording_id=" +
+                                    std::to_string(recording_id) + " image_position=" + std::to_string(image_position) +
+                                    " start_position=" + std::to_string(r->g.start_position));
+    }
+    return r;
+}
+
+// ---------------------------------------------------------------- Replayer
+
+struct Replayer {
+    std::shared_ptr<Publication> pub;
+    Geometry g;
+    int64_t position = 0;
+    int64_t pad_end = -1;  // inside a padding frame being re-made in chunks, its end
+    bool closed = false;
+    Segment seg;
+    std::vector<uint8_t> buf;
+
+    void open_segment(int64_t base) {
+        seg.close_fd();
+        seg.path = segment_path(g.dir, g.recording_id, base);
+        int fd = ::open(seg.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            if (err == ENOENT) raise_damage(g, seg.path, 0, position, "segment file missing");
+            raise_os(err, "segment open failed", g.where(seg.path, 0, position));
+        }
+        seg.fd = fd;
+        seg.base = base;
+    }
+
+    int64_t pad_chunk() {
+        int64_t remaining = pad_end - position;
+        int64_t max_payload = static_cast<int64_t>(pub->max_message_length) & ~static_cast<int64_t>(kAlignment - 1);
+        int64_t payload = remaining - kHeaderLength;
+        if (payload > max_payload) payload = max_payload;
+        int64_t r = aeron_exclusive_publication_append_padding(pub->xpub, static_cast<size_t>(payload));
+        return offered(r, payload + kHeaderLength);
+    }
+
+    int64_t offered(int64_t r, int64_t length) {
+        if (r > 0) {
+            position += length;
+            if (r != position) {
+                raise(AeronError, "replay publication position disagrees with the recording (ours): recording_id=" +
+                                      std::to_string(g.recording_id) + " publication_position=" + std::to_string(r) +
+                                      " position=" + std::to_string(position));
+            }
+            if (pad_end >= 0 && position >= pad_end) pad_end = -1;
+            return length;
+        }
+        if (r == AERON_PUBLICATION_NOT_CONNECTED || r == AERON_PUBLICATION_BACK_PRESSURED || r == AERON_PUBLICATION_ADMIN_ACTION) return 0;
+        if (r == AERON_PUBLICATION_CLOSED) return -1;
+        raise(PublicationError, "replay offer failed: recording_id=" + std::to_string(g.recording_id) + " position=" +
+                                    std::to_string(position) + " result=" + std::to_string(r) + " error=" + aeron_error_text());
+    }
+
+    // Offers at most one block of recorded frames below ``limit`` (a frame
+    // boundary: the recorder's position or the replay's end).  Returns the
+    // bytes replayed (0: nothing to do or back pressure), -1 when the
+    // publication is closed.
+    int64_t replay(int64_t limit, int64_t max_bytes) {
+        if (closed || !pub->usable()) return -1;
+        if (limit <= position) return 0;
+        if (pad_end > position) return pad_chunk();
+        int64_t base = g.segment_base(position);
+        if (seg.base != base) open_segment(base);
+        int64_t term_offset = position & (g.term_length - 1);
+        int64_t want = limit - position;
+        if (want > g.term_length - term_offset) want = g.term_length - term_offset;
+        if (max_bytes < g.mtu) max_bytes = g.mtu;
+        if (max_bytes > (int64_t{1} << 24)) max_bytes = int64_t{1} << 24;  // the read buffer's bound
+        if (want > max_bytes) want = max_bytes;
+        if (want > static_cast<int64_t>(buf.size())) buf.resize(static_cast<size_t>(want));
+        int64_t offset = position - base;
+        int err = 0;
+        ssize_t got = read_fully(seg.fd, buf.data(), static_cast<size_t>(want), offset, &err);
+        if (got < 0) raise_os(err, "segment read failed", g.where(seg.path, offset, position));
+        if (got < kHeaderLength) raise_damage(g, seg.path, offset, position, "segment file truncated");
+        int64_t n = got;
+        int64_t off = 0;
+        while (off + kHeaderLength <= n) {
+            const uint8_t *hdr = buf.data() + off;
+            if (load_i32(hdr) == 0) break;
+            const char *bad = check_frame(g, hdr, position + off, g.term_length - term_offset - off);
+            if (bad != nullptr) raise_damage(g, seg.path, offset + off, position + off, bad);
+            int64_t aligned = align_frame(load_i32(hdr));
+            if (load_u16(hdr + 6) == kTypePad) {
+                if (off == 0) {
+                    if (position + aligned > limit) raise_damage(g, seg.path, offset, position, "padding runs past the recorded range");
+                    pad_end = position + aligned;
+                    return pad_chunk();
+                }
+                break;
+            }
+            if (off + aligned > n) break;
+            store_i32(buf.data() + off + 12, pub->session_id);
+            store_i32(buf.data() + off + 16, pub->stream_id);
+            off += aligned;
+        }
+        if (off == 0) {
+            // Below the limit there must be a whole frame here: the recorder writes whole blocks.
+            if (n < want) raise_damage(g, seg.path, offset + n, position + n, "segment file truncated");
+            raise_damage(g, seg.path, offset, position,
+                         load_i32(buf.data()) == 0 ? "no frame at a recorded position" : "frame crosses the replay limit");
+        }
+        return offered(aeron_exclusive_publication_offer_block(pub->xpub, buf.data(), static_cast<size_t>(off)), off);
+    }
+
+    void close() {
+        if (closed) return;
+        closed = true;
+        seg.close_fd();
+    }
+};
+
+std::shared_ptr<Replayer> make_replayer(std::shared_ptr<Publication> pub, const std::string &dir, int64_t recording_id,
+                                        int64_t start_position, int32_t term_length, int64_t segment_length,
+                                        int32_t initial_term_id, int32_t session_id, int32_t mtu, int64_t from_position) {
+    pub->check_open();
+    if (pub->xpub == nullptr) raise(PyExc_ValueError, "replay needs an exclusive publication: channel=" + pub->channel);
+    auto r = std::make_shared<Replayer>();
+    r->pub = pub;
+    r->g = Geometry{dir, recording_id, start_position, term_length, segment_length, initial_term_id, session_id, mtu};
+    r->g.validate();
+    if (from_position < start_position || (from_position & (kAlignment - 1)) != 0) {
+        raise(PyExc_ValueError, "replay position must be frame aligned and not before the start: recording_id=" +
+                                    std::to_string(recording_id) + " position=" + std::to_string(from_position) +
+                                    " start_position=" + std::to_string(start_position));
+    }
+    int64_t pub_position = aeron_exclusive_publication_position(pub->xpub);
+    if (pub_position != from_position || pub->term_buffer_length != static_cast<size_t>(term_length)) {
+        raise(PyExc_ValueError, "replay publication does not start where the replay does (ours): recording_id=" +
+                                    std::to_string(recording_id) + " publication_position=" + std::to_string(pub_position) +
+                                    " position=" + std::to_string(from_position) + " publication_term_length=" +
+                                    std::to_string(pub->term_buffer_length));
+    }
+    r->position = from_position;
+    return r;
+}
+
+// ---------------------------------------------------------------- Scanner
+
+struct ScanResult {
+    int64_t position;     // the end of the last whole, valid frame
+    std::string damage;   // empty when the scan ended on an unwritten (zero) frame or the limit
+};
+
+// Walks the frames of a recording from ``from_position`` (a frame boundary)
+// up to ``limit`` (or the end of the written frames when limit < 0).
+ScanResult scan(const Geometry &g, int64_t from_position, int64_t limit) {
+    ScanResult out{from_position, ""};
+    Segment seg;
+    std::vector<uint8_t> buf(1 << 16);
+    int64_t position = from_position;
+    for (;;) {
+        if (limit >= 0 && position >= limit) break;
+        int64_t base = g.segment_base(position);
+        if (seg.base != base) {
+            seg.close_fd();
+            seg.path = segment_path(g.dir, g.recording_id, base);
+            int fd = ::open(seg.path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                if (errno == ENOENT && limit < 0 && position == base && position != from_position) break;  // not started yet
+                out.damage = "segment file unreadable: " + g.where(seg.path, position - base, position) + " error=" + std::strerror(errno);
+                break;
+            }
+            seg.fd = fd;
+            seg.base = base;
+        }
+        int64_t term_offset = position & (g.term_length - 1);
+        int64_t want = std::min<int64_t>(static_cast<int64_t>(buf.size()), g.term_length - term_offset);
+        if (limit >= 0) want = std::min(want, limit - position);
+        int err = 0;
+        ssize_t got = read_fully(seg.fd, buf.data(), static_cast<size_t>(want), position - base, &err);
+        if (got < 0) {
+            out.damage = "segment read failed: " + g.where(seg.path, position - base, position) + " error=" + std::strerror(err);
+            break;
+        }
+        int64_t off = 0;
+        bool stop = false;
+        while (off + kHeaderLength <= got) {
+            const uint8_t *hdr = buf.data() + off;
+            if (load_i32(hdr) == 0) {
+                stop = true;
+                if (limit >= 0) out.damage = "no frame at a recorded position: " + g.where(seg.path, position - base + off, position + off);
+                break;
+            }
+            const char *bad = check_frame(g, hdr, position + off, g.term_length - term_offset - off);
+            if (bad != nullptr) {
+                out.damage = std::string(bad) + ": " + g.where(seg.path, position - base + off, position + off);
+                stop = true;
+                break;
+            }
+            int64_t aligned = align_frame(load_i32(hdr));
+            if (load_u16(hdr + 6) == kTypePad) {
+                if (limit >= 0 && position + off + aligned > limit) {
+                    out.damage = "padding runs past the recorded range: " + g.where(seg.path, position - base + off, position + off);
+                    stop = true;
+                    break;
+                }
+                off += aligned;  // the body of a padding frame is not read: it was never written
+                break;
+            }
+            if (off + aligned > got) break;
+            off += aligned;
+        }
+        if (off == 0 && !stop) {
+            if (got < want || got < kHeaderLength) {
+                out.damage = "segment file truncated: " + g.where(seg.path, position - base + got, position + got);
+            } else {
+                out.damage = "frame crosses the scan limit: " + g.where(seg.path, position - base, position);
+            }
+            stop = true;
+        }
+        position += off;
+        out.position = position;
+        if (stop) break;
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- Counters
+
+// An Aeron counter the archive owns (a recording's position, its totals), so
+// that `tickline stat` shows them.  Writes go to the CnC file's counter
+// values; after the client closes, that mapping is gone, so every write
+// checks the client first.
+struct ArchiveCounter {
+    std::shared_ptr<Client> client;
+    aeron_counter_t *counter = nullptr;
+    int64_t *addr = nullptr;
+    int32_t id = -1;
+    bool closed = false;
+
+    bool usable() const { return !closed && !client->closed; }
+    void set(int64_t value) {
+        if (usable()) __atomic_store_n(addr, value, __ATOMIC_RELEASE);
+    }
+    int64_t get() const {
+        if (!usable()) return 0;
+        return __atomic_load_n(addr, __ATOMIC_ACQUIRE);
+    }
+    void close() {
+        if (usable()) aeron_counter_close(counter, nullptr, nullptr);
+        closed = true;
+    }
+};
+
+std::shared_ptr<ArchiveCounter> make_counter(std::shared_ptr<Client> client, int32_t type_id, const std::string &label) {
+    client->check_open("add_counter");
+    aeron_async_add_counter_t *async = nullptr;
+    if (aeron_async_add_counter(&async, client->aeron, type_id, nullptr, 0, label.data(), label.size()) < 0) {
+        raise(RegistrationError, "counter registration failed: label=" + label + " error=" + aeron_error_text());
+    }
+    auto c = std::make_shared<ArchiveCounter>();
+    c->client = client;
+    // The client conductor answers every request (the driver's reply or its own timeout), so this ends.
+    for (int spins = 0;; ++spins) {
+        int rc = aeron_async_add_counter_poll(&c->counter, async);
+        if (rc > 0) break;
+        if (rc < 0) raise(RegistrationError, "counter registration failed: label=" + label + " error=" + aeron_error_text());
+        if (client->invoker) {
+            aeron_main_do_work(client->aeron);
+        } else {
+            py::gil_scoped_release nogil;
+            std::this_thread::sleep_for(std::chrono::microseconds(spins < 100 ? 10 : 1000));
+        }
+        if (spins % 64 == 63 && PyErr_CheckSignals() < 0) throw py::error_already_set();
+    }
+    c->addr = aeron_counter_addr(c->counter);
+    aeron_counter_constants_t k;
+    if (aeron_counter_constants(c->counter, &k) == 0) c->id = k.counter_id;
+    return c;
+}
+
+}  // namespace
+
+void init_archive(py::module_ &m) {
+    PyObject *bases = PyTuple_Pack(2, AeronError, PyExc_ValueError);
+    ArchiveDamageError = PyErr_NewExceptionWithDoc("tickline._aeron.ArchiveDamageError",
+                                                   "A recorded segment or frame is damaged, truncated or missing.", bases, nullptr);
+    Py_DECREF(bases);
+    if (ArchiveDamageError == nullptr) throw py::error_already_set();
+    m.add_object("ArchiveDamageError", py::handle(ArchiveDamageError));
+
+    py::class_<Recorder, std::shared_ptr<Recorder>>(m, "Recorder",
+        "Copies whole blocks of one image's term buffer into a recording's segment files (tickline.archive).")
+        .def(py::init(&make_recorder), py::arg("subscription"), py::arg("session_id"), py::arg("dir"),
+             py::arg("recording_id"), py::arg("segment_length"), py::arg("sync_each_segment") = false,
+             py::arg("recording_start_position") = -1,
+             "segment_length: the configured length; a stream with longer terms gets one term per segment.  "
+             "recording_start_position >= 0: extend a recording that started there (writing resumes at the image's position).")
+        .def_property_readonly("recording_id", [](Recorder &r) { return r.g.recording_id; })
+        .def_property_readonly("start_position", [](Recorder &r) { return r.g.start_position; })
+        .def_property_readonly("position", [](Recorder &r) { return r.position; })
+        .def_property_readonly("bytes_written", [](Recorder &r) { return r.bytes_written; })
+        .def_property_readonly("term_length", [](Recorder &r) { return r.g.term_length; })
+        .def_property_readonly("segment_length", [](Recorder &r) { return r.g.segment_length; })
+        .def_property_readonly("initial_term_id", [](Recorder &r) { return r.g.initial_term_id; })
+        .def_property_readonly("session_id", [](Recorder &r) { return r.g.session_id; })
+        .def_property_readonly("mtu", [](Recorder &r) { return r.g.mtu; })
+        .def_readonly("source_identity", &Recorder::source_identity)
+        .def("record", &Recorder::record, py::arg("block_limit"),
+             "One block poll: bytes recorded, or -1 when the image is gone.  OSError (errno set) when a write failed.")
+        .def("sync", &Recorder::sync, "fdatasync the current segment.")
+        .def("close", &Recorder::close);
+
+    py::class_<Replayer, std::shared_ptr<Replayer>>(m, "Replayer",
+        "Offers a recording's frames, whole blocks at a time, to an exclusive publication (tickline.archive).")
+        .def(py::init(&make_replayer), py::arg("publication"), py::arg("dir"), py::arg("recording_id"),
+             py::arg("start_position"), py::arg("term_length"), py::arg("segment_length"), py::arg("initial_term_id"),
+             py::arg("session_id"), py::arg("mtu"), py::arg("from_position"))
+        .def_property_readonly("position", [](Replayer &r) { return r.position; })
+        .def("replay", &Replayer::replay, py::arg("limit"), py::arg("max_bytes") = 1 << 16,
+             "Offer one block below limit: bytes replayed, 0 (nothing / back pressure), -1 (publication closed).")
+        .def("close", &Replayer::close);
+
+    py::class_<ArchiveCounter, std::shared_ptr<ArchiveCounter>>(m, "ArchiveCounter",
+        "An Aeron counter of the archive's (shown by tickline stat); writes after the client closed are ignored.")
+        .def(py::init(&make_counter), py::arg("client"), py::arg("type_id"), py::arg("label"))
+        .def_readonly("id", &ArchiveCounter::id)
+        .def("set", &ArchiveCounter::set, py::arg("value"))
+        .def("get", &ArchiveCounter::get)
+        .def("close", &ArchiveCounter::close);
+
+    m.def("archive_scan", [](const std::string &dir, int64_t recording_id, int64_t start_position, int32_t term_length,
+                             int64_t segment_length, int32_t initial_term_id, int32_t session_id, int32_t mtu,
+                             int64_t from_position, int64_t limit) {
+        Geometry g{dir, recording_id, start_position, term_length, segment_length, initial_term_id, session_id, mtu};
+        g.validate();
+        if (from_position < start_position || (from_position & (kAlignment - 1)) != 0) {
+            raise(PyExc_ValueError, "scan position must be frame aligned and not before the start: recording_id=" +
+                                        std::to_string(recording_id) + " position=" + std::to_string(from_position));
+        }
+        ScanResult r;
+        {
+            py::gil_scoped_release nogil;  // touches only files
+            r = scan(g, from_position, limit);
+        }
+        return py::make_tuple(r.position, r.damage.empty() ? py::object(py::none()) : py::object(py::str(r.damage)));
+    }, py::arg("dir"), py::arg("recording_id"), py::arg("start_position"), py::arg("term_length"),
+       py::arg("segment_length"), py::arg("initial_term_id"), py::arg("session_id"), py::arg("mtu"),
+       py::arg("from_position"), py::arg("limit") = -1,
+       "Walk recorded frames from from_position: (end position of the last valid frame, damage description or None).");
+}
+
+}  // namespace tickline

@@ -1,0 +1,122 @@
+"""Helpers of the archive tests: messages, publishing, waiting, collecting a replay."""
+
+from __future__ import annotations
+
+import time
+
+from tickline.archive import ArchiveClient, RecordingState
+
+
+def message(i: int) -> bytes:
+    # Sizes vary (and some exceed the IPC MTU's payload, so fragmented messages are recorded too).
+    size = 8 + (i * 37) % 300 + (3000 if i % 97 == 0 else 0)
+    return i.to_bytes(4, "little") + bytes([i % 251]) * (size - 4)
+
+
+def publish(pub, messages, deadline_s: float = 10.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    for m in messages:
+        while pub.offer(m) < 0:
+            assert time.monotonic() < deadline, "publication back pressured for too long"
+            time.sleep(0.0005)
+
+
+def wait_until(cond, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def collect(sub, session_id: int, count: int, timeout: float = 10.0) -> list[bytes]:
+    """At least ``count`` messages of the image (the last poll may bring more)."""
+    from tickline.transport import FragmentAssembler
+
+    got: list[bytes] = []
+    asm = FragmentAssembler(lambda buf, hdr: got.append(bytes(buf)))
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        assert time.monotonic() < deadline, f"replay delivered {len(got)} of {count} messages"
+        try:
+            if sub.poll_image(session_id, asm, 100) == 0:
+                time.sleep(0.001)
+        except LookupError:
+            time.sleep(0.001)
+    return got
+
+
+def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[bytes]):
+    """Record ``messages`` on ``stream_id`` and stop the recording (the publication closes)."""
+    sub_id = client.start_recording("aeron:ipc", stream_id)
+    pub = aeron.add_exclusive_publication("aeron:ipc", stream_id)
+    d = client.wait_for_recording(stream_id, pub.session_id)
+    publish(pub, messages)
+    end = pub.position
+    wait_until(lambda: client.describe(d.recording_id).stop_position == end, what="recording to catch up")
+    client.stop_recording(sub_id)
+    pub.close()
+    d = client.describe(d.recording_id)
+    assert d.state == RecordingState.STOPPED and d.stop_position == end
+    return d
+
+
+
+
+def collect_to_end(sub, session_id: int, timeout: float = 30.0) -> tuple[list[bytes], int | None]:
+    """Every message of the image until it ends (end of stream, or gone); and its last position seen."""
+    from tickline.transport import FragmentAssembler
+
+    got: list[bytes] = []
+    asm = FragmentAssembler(lambda buf, hdr: got.append(bytes(buf)))
+    deadline = time.monotonic() + timeout
+    last_position = None
+    while True:
+        st = sub.image_status(session_id)
+        if st is None:
+            if last_position is not None:
+                return got, last_position
+        else:
+            last_position = st.position
+            if sub.poll_image(session_id, asm, 100) > 0:
+                continue
+            if st.is_end_of_stream:
+                return got, last_position
+        assert time.monotonic() < deadline, f"image did not end: session_id={session_id} position={last_position}"
+        time.sleep(0.001)
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ArchiveThread:
+    """An already started Archive's duty cycle on a thread (for tests that drive its clock)."""
+
+    def __init__(self, archive) -> None:
+        import threading
+
+        self.archive = archive
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.archive.do_work() == 0:
+                time.sleep(0.0005)
+
+    def __enter__(self) -> "ArchiveThread":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -24,6 +24,7 @@ import pytest
 from tickline.cluster import wire
 from tickline.cluster.aeron_io import IoStats
 from tickline.cluster.config import ConsensusConfig
+from tickline.cluster.auth import SessionGate, load_authenticator
 from tickline.cluster.daemon import NodeAgent, Topology
 from tickline.cluster.disk import SimDisk
 from tickline.cluster.errors import RemoteProtocolError
@@ -79,6 +80,9 @@ class WireNet:
             # the daemon's own dispatch (NodeAgent._on_message), around a node on a simulated disk
             agent = self.agents[i] = NodeAgent(topology, i)
             agent.node, agent.io = self.nodes[i], self.nodes[i].io
+            # mutations that got past the member key's HMAC (an insider): every client is admitted,
+            # so mutated connects and admin requests reach the node
+            agent.gate = SessionGate(load_authenticator("none", None))
 
     def dispatch(self, member, data):
         """What the member's fragment handler (decode; malformed bytes are counted

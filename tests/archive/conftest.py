@@ -20,23 +20,7 @@ from typing import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-
-class RunningArchive:
-    """An archive agent on its own thread, with its own Aeron client."""
-
-    def __init__(self, driver_dir: str, dir: Path, **options: object) -> None:
-        from tickline.archive import Archive, ArchiveConfig
-        from tickline.transport import Aeron, AgentRunner, SleepingIdleStrategy
-
-        self.aeron = Aeron(driver_dir, timeout=5.0)
-        self.config = ArchiveConfig(dir=str(dir), **options)  # type: ignore[arg-type]
-        self.archive = Archive(self.config, self.aeron)
-        self.errors: list[BaseException] = []
-        self.runner = AgentRunner(self.archive, SleepingIdleStrategy(200_000), self.errors.append).start()
-
-    def close(self) -> None:
-        self.runner.close()
-        self.aeron.close()
+from archive_helpers import RunningArchive  # noqa: E402
 
 
 @pytest.fixture

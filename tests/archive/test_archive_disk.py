@@ -15,7 +15,7 @@ from tickline.archive import ArchiveClient, RecordingState, replay_image_session
 from tickline.transport import OfferResult
 
 from archive_helpers import collect_to_end, message, wait_until
-from conftest import RunningArchive
+from archive_helpers import RunningArchive
 
 
 @pytest.fixture

@@ -199,7 +199,7 @@ def test_truncate_cuts_a_stopped_recording_at_a_frame_and_purge_deletes_one(aero
 
 
 def test_the_archive_directory_and_its_files_are_private(driver, aeron, tmp_path):
-    from conftest import RunningArchive
+    from archive_helpers import RunningArchive
 
     from tickline.archive import ArchiveClient
 
@@ -237,7 +237,7 @@ def test_a_udp_stream_is_recorded_and_replayed_over_udp(aeron, archive_client):
 
 
 def test_a_list_answers_at_most_1000_descriptors_and_pages_by_recording_id(driver, aeron, tmp_path):
-    from conftest import RunningArchive
+    from archive_helpers import RunningArchive
 
     from tickline.archive import ArchiveClient, Catalog
     from tickline.archive.wire import RecordingDescriptor

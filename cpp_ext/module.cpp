@@ -558,4 +558,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_fixbridge(m);
     init_fixstore(m);
     init_syncer(m);
+    init_mdencode(m);
 }

@@ -140,5 +140,6 @@ void init_fixcodec(py::module_ &m);  // fixcodec.cpp: FIX tag=value fast paths
 void init_fixbridge(py::module_ &m);  // fixbridge.cpp: FIX <-> order message fast paths
 void init_fixstore(py::module_ &m);   // fixstore.cpp: the FileStore's record append
 void init_syncer(py::module_ &m);     // syncer.cpp: fsync on a native thread (the cluster log)
+void init_mdencode(py::module_ &m);   // mdencode.cpp: market-data TopOfBook batches encoded natively
 
 }  // namespace tickline

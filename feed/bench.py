@@ -4,10 +4,13 @@ One process, an embedded driver, IPC, measured in the same run:
 
 - publish: TopOfBook messages through ``MarketDataPublisher.top_of_book``
   (``try_claim``, one message a call), ``offer_top_of_book_batch`` (encode +
-  one ``offer_batch`` per ``--batch``), ``publish_batch`` (a ``TopOfBookBatch``
-  encoded once, timestamps and seqNum stamped per publication: what
-  ``feed synthetic --pregenerate`` sends), and as the peer, ``offer_batch`` of
-  messages encoded beforehand and never stamped (the transport alone);
+  one ``offer_batch`` per ``--batch``), ``publish_batch`` (what ``feed
+  synthetic --pregenerate`` sends) twice: through the native encoder
+  (cpp_ext/mdencode.cpp writes every field of the batch each time) and through
+  the Python reference (a ``TopOfBookBatch`` encoded once, timestamps and
+  seqNum stamped per publication by one ``struct`` call), and as the peer,
+  ``offer_batch`` of messages encoded beforehand and never stamped (the
+  transport alone), with native / peer;
 - consume: the same stream read by two subscriptions: a bare ``poll_one`` loop
   that unpacks bid/ask and computes the mid with one ``struct`` call, against
   the strategy path (checks, sequence tracking, flyweight, ``on_top_of_book``
@@ -25,7 +28,7 @@ import struct
 import time
 from typing import Any
 
-from .publisher import MarketDataEncoder, MarketDataPublisher, TopOfBookBatch
+from .publisher import NATIVE, MarketDataEncoder, MarketDataPublisher, TopOfBookBatch
 
 
 def _publish_cases(aeron: Any, count: int, batch: int) -> dict[str, float]:
@@ -33,7 +36,7 @@ def _publish_cases(aeron: Any, count: int, batch: int) -> dict[str, float]:
     pub = aeron.add_exclusive_publication("aeron:ipc", 2001)
     while not pub.is_connected:
         pass
-    md = MarketDataPublisher(pub, clock_ns=lambda: 0)
+    md = MarketDataPublisher(pub, clock_ns=lambda: 0, native=False)
     out: dict[str, float] = {}
 
     def rate(step: Any) -> float:
@@ -60,8 +63,14 @@ def _publish_cases(aeron: Any, count: int, batch: int) -> dict[str, float]:
         pre.append(b)
     out["claim M msgs/s"] = rate(claims)
     out["offer_top_of_book_batch M msgs/s"] = rate(lambda: md.offer_top_of_book_batch(rows))
-    out["publish_batch (encoded once, stamped) M msgs/s"] = rate(lambda: md.publish_batch(tob_batch))
+    out["publish_batch python (encoded once, stamped) M msgs/s"] = rate(lambda: md.publish_batch(tob_batch))
+    if NATIVE:  # numbered on from the Python cases: one stream, one sequence
+        md_native = MarketDataPublisher(pub, clock_ns=lambda: 0, native=True, initial_seq=md.next_seq)
+        out["publish_batch native M msgs/s"] = rate(lambda: md_native.publish_batch(tob_batch))
     out["peer: offer_batch pre-encoded M msgs/s"] = rate(lambda: int(pub.offer_batch(pre)))
+    if NATIVE:
+        out["publish_batch native / peer"] = (out["publish_batch native M msgs/s"]
+                                              / out["peer: offer_batch pre-encoded M msgs/s"])
     pub.close()
     sub.close()
     return out

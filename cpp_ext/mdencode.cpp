@@ -109,32 +109,43 @@ bool get_buffer(PyObject *obj, Py_buffer *view, int flags, const char *name) {
     return false;
 }
 
-bool load_column(Column &col, PyObject *obj, Py_ssize_t count) {
-    if (PyLong_Check(obj)) {
-        if (col.is_signed_field) {
-            int overflow = 0;
-            long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
-            if (v == -1 && PyErr_Occurred()) return false;
-            if (overflow != 0) {
-                bad(col.name, "reason=out_of_range range=int64");
-                return false;
-            }
-            col.scalar = static_cast<std::uint64_t>(v);
-        } else {
-            if (is_negative(obj)) {
-                bad(col.name, "reason=negative range=uint64");
-                return false;
-            }
-            unsigned long long v = PyLong_AsUnsignedLongLong(obj);
-            if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-                PyErr_Clear();
-                bad(col.name, "reason=out_of_range range=uint64");
-                return false;
-            }
-            col.scalar = v;
+// " field=F index=I" of a rows call (built only for an error); empty for a column.
+std::string where(const char *field, Py_ssize_t index) {
+    if (field == nullptr) return std::string();
+    return std::string(" field=") + field + " index=" + std::to_string(index);
+}
+
+// The int ``obj`` as a field value: int64 (``is_signed``) or uint64.  False with
+// ValueError naming ``name`` (and for a rows call the field and row).
+bool int_field(PyObject *obj, bool is_signed, const char *name, const char *field, Py_ssize_t index,
+               std::uint64_t &out) {
+    if (is_signed) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (v == -1 && PyErr_Occurred()) return false;
+        if (overflow != 0) {
+            bad(name, "reason=out_of_range range=int64" + where(field, index));
+            return false;
         }
+        out = static_cast<std::uint64_t>(v);
         return true;
     }
+    if (is_negative(obj)) {
+        bad(name, "reason=negative range=uint64" + where(field, index));
+        return false;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(obj);
+    if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+        PyErr_Clear();
+        bad(name, "reason=out_of_range range=uint64" + where(field, index));
+        return false;
+    }
+    out = v;
+    return true;
+}
+
+bool load_column(Column &col, PyObject *obj, Py_ssize_t count) {
+    if (PyLong_Check(obj)) return int_field(obj, col.is_signed_field, col.name, nullptr, 0, col.scalar);
     if (!PyObject_CheckBuffer(obj)) {
         PyErr_Format(PyExc_TypeError,
                      "top-of-book batch refused: argument=%s reason=not_int_or_buffer type=%s fault=user", col.name,
@@ -214,6 +225,32 @@ bool load_symbol(PyObject *s, const char *name, Py_ssize_t index, unsigned char 
 inline void put_u16(unsigned char *w, std::uint16_t v) { std::memcpy(w, &v, 2); }
 inline void put_u64(unsigned char *w, std::uint64_t v) { std::memcpy(w, &v, 8); }
 
+// first_seq as a uint64 with first_seq .. first_seq + count - 1 in 1 .. 2^64 - 1 (0 is never sent).
+bool load_first_seq(PyObject *first, Py_ssize_t count, std::uint64_t &out) {
+    if (!PyLong_Check(first)) {
+        PyErr_Format(PyExc_TypeError, "top-of-book batch refused: argument=first_seq reason=not_int type=%s fault=user",
+                     Py_TYPE(first)->tp_name);
+        return false;
+    }
+    if (is_negative(first) || PyObject_Not(first) == 1) {
+        bad("first_seq", "reason=below_1");
+        return false;
+    }
+    unsigned long long seq0 = PyLong_AsUnsignedLongLong(first);
+    if (seq0 == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+        PyErr_Clear();
+        bad("first_seq", "reason=out_of_range range=1..2^64-1");
+        return false;
+    }
+    unsigned long long last = 0;
+    if (count > 0 && __builtin_add_overflow(seq0, static_cast<unsigned long long>(count - 1), &last)) {
+        bad("first_seq", "reason=sequence_overflow first_seq=" + std::to_string(seq0) + " count=" + std::to_string(count));
+        return false;
+    }
+    out = seq0;
+    return true;
+}
+
 struct Buffer {
     Py_buffer view{};
     bool has_view = false;
@@ -248,23 +285,8 @@ PyObject *encode_top_of_book_batch(PyObject *, PyObject *const *args, Py_ssize_t
         return bad("buffer", "reason=too_small offset=" + std::to_string(offset) + " count=" + std::to_string(count) +
                                  " message_length=80 buffer_length=" + std::to_string(out.view.len));
 
-    // first_seq .. first_seq + count - 1 within 1 .. 2^64 - 1 (0 is never sent).
-    PyObject *first = args[11];
-    if (!PyLong_Check(first)) {
-        PyErr_Format(PyExc_TypeError, "top-of-book batch refused: argument=first_seq reason=not_int type=%s fault=user",
-                     Py_TYPE(first)->tp_name);
-        return nullptr;
-    }
-    if (is_negative(first) || PyObject_Not(first) == 1) return bad("first_seq", "reason=below_1");
-    unsigned long long seq0 = PyLong_AsUnsignedLongLong(first);
-    if (seq0 == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-        PyErr_Clear();
-        return bad("first_seq", "reason=out_of_range range=1..2^64-1");
-    }
-    unsigned long long last = 0;
-    if (count > 0 && __builtin_add_overflow(seq0, static_cast<unsigned long long>(count - 1), &last))
-        return bad("first_seq", "reason=sequence_overflow first_seq=" + std::to_string(seq0) +
-                                    " count=" + std::to_string(count));
+    std::uint64_t seq0 = 0;
+    if (!load_first_seq(args[11], count, seq0)) return nullptr;
 
     Column bid("bid", true), bid_size("bid_size", false), ask("ask", true), ask_size("ask_size", false),
         exchange_ts("exchange_ts", false), local_ts("local_ts", false), ids("symbol_ids", true);
@@ -321,6 +343,78 @@ PyObject *encode_top_of_book_batch(PyObject *, PyObject *const *args, Py_ssize_t
     return PyLong_FromSize_t(bytes);
 }
 
+// encode_top_of_book_rows(buffer, offset, rows, local_ts, first_seq) -> bytes written (len(rows) * 80)
+// rows: (symbol, bid | None, bid_size, ask | None, ask_size, exchange_ts) each, what
+// MarketDataPublisher.offer_top_of_book_batch takes.  Encoded into a scratch copy
+// first, so a refused call writes nothing into buffer.
+PyObject *encode_top_of_book_rows(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "encode_top_of_book_rows() takes 5 positional arguments (buffer, offset, rows, local_ts, "
+                     "first_seq), got %zd", nargs);
+        return nullptr;
+    }
+    Py_ssize_t offset = 0;
+    if (!load_index(args[1], "offset", offset)) return nullptr;
+    std::uint64_t local_ts = 0;
+    if (!PyLong_Check(args[3])) {
+        PyErr_Format(PyExc_TypeError, "top-of-book batch refused: argument=local_ts reason=not_int type=%s fault=user",
+                     Py_TYPE(args[3])->tp_name);
+        return nullptr;
+    }
+    if (!int_field(args[3], false, "local_ts", nullptr, 0, local_ts)) return nullptr;
+    PyObject *rows = PySequence_Fast(args[2], "top-of-book batch refused: argument=rows reason=not_a_sequence fault=user");
+    if (rows == nullptr) return nullptr;
+    struct Ref {
+        PyObject *o;
+        ~Ref() { Py_DECREF(o); }
+    } rows_ref{rows};
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(rows);
+    std::uint64_t seq0 = 0;
+    if (!load_first_seq(args[4], count, seq0)) return nullptr;
+
+    // Every row read (no Python code runs while the list is walked: only exact
+    // tuples/lists, str and int are accepted) into scratch, then copied out.
+    std::vector<unsigned char> scratch(static_cast<std::size_t>(count) * kMessageLength);
+    static const char *const kFields[] = {"symbol", "bid", "bid_size", "ask", "ask_size", "exchange_ts"};
+    for (Py_ssize_t i = 0; i < count; ++i) {
+        PyObject *row = PySequence_Fast_GET_ITEM(rows, i);
+        if (!(PyTuple_CheckExact(row) || PyList_CheckExact(row)) || PySequence_Fast_GET_SIZE(row) != 6)
+            return bad("rows", "reason=not_a_6_tuple type=" + std::string(Py_TYPE(row)->tp_name) +
+                                   " index=" + std::to_string(i));
+        PyObject **f = PySequence_Fast_ITEMS(row);
+        unsigned char *w = scratch.data() + static_cast<std::size_t>(i) * kMessageLength;
+        if (!load_symbol(f[0], "rows", i, w + kSymbolAt)) return nullptr;
+        const std::size_t at[] = {0, kBidAt, kBidSizeAt, kAskAt, kAskSizeAt, kExchangeTsAt};
+        for (int k = 1; k < 6; ++k) {
+            std::uint64_t v = static_cast<std::uint64_t>(INT64_MIN);  // the null price
+            bool price = k == 1 || k == 3;
+            if (!(price && f[k] == Py_None)) {
+                if (!PyLong_Check(f[k]))
+                    return bad("rows", std::string("reason=not_int type=") + Py_TYPE(f[k])->tp_name + where(kFields[k], i));
+                if (!int_field(f[k], price, "rows", kFields[k], i, v)) return nullptr;
+            }
+            put_u64(w + at[k], v);
+        }
+        put_u16(w, kBlockLength);
+        put_u16(w + 2, kTemplateId);
+        put_u16(w + 4, kSchemaId);
+        put_u16(w + 6, kVersion);
+        put_u64(w + kLocalTsAt, local_ts);
+        put_u64(w + kSeqAt, seq0 + static_cast<std::uint64_t>(i));
+    }
+
+    Buffer out;
+    if (!get_buffer(args[0], &out.view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS, "buffer")) return nullptr;
+    std::size_t bytes = scratch.size(), end = 0;
+    if (__builtin_add_overflow(static_cast<std::size_t>(offset), bytes, &end) ||
+        end > static_cast<std::size_t>(out.view.len))
+        return bad("buffer", "reason=too_small offset=" + std::to_string(offset) + " count=" + std::to_string(count) +
+                                 " message_length=80 buffer_length=" + std::to_string(out.view.len));
+    if (bytes > 0) std::memcpy(static_cast<unsigned char *>(out.view.buf) + offset, scratch.data(), bytes);
+    return PyLong_FromSize_t(bytes);
+}
+
 PyMethodDef kMethods[] = {
     {"encode_top_of_book_batch",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(encode_top_of_book_batch)), METH_FASTCALL,
@@ -333,6 +427,12 @@ PyMethodDef kMethods[] = {
      "local_ts (uint64): an int for every message, or a 1-D buffer of count 8-byte integers (int64 or\n"
      "uint64).  Message i gets seqNum first_seq + i.  Every argument is checked before anything is\n"
      "written; ValueError names the argument."},
+    {"encode_top_of_book_rows",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(encode_top_of_book_rows)), METH_FASTCALL,
+     "encode_top_of_book_rows(buffer, offset, rows, local_ts, first_seq) -> int\n\n"
+     "The same messages from rows of (symbol, bid | None, bid_size, ask | None, ask_size, exchange_ts)\n"
+     "(tuples or lists), every message stamped local_ts, message i numbered first_seq + i.\n"
+     "ValueError names the row (index=) and field; a refused call writes nothing."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -53,21 +53,21 @@ _TOB = struct.Struct("<HHHH16sQQqQqQQ")
 _TRADE = struct.Struct("<HHHH16sQQQqQBQQQ")
 
 
-def _load_native() -> Any:
+def _load_native() -> tuple[Any, Any]:
     if os.environ.get("TICKLINE_FEED_NATIVE", "1") == "0":
-        return None
+        return None, None
     try:
         from tickline import _aeron
     except ImportError:  # a source tree without the built extension: the Python reference alone
-        return None
-    return getattr(_aeron, "encode_top_of_book_batch", None)
+        return None, None
+    return getattr(_aeron, "encode_top_of_book_batch", None), getattr(_aeron, "encode_top_of_book_rows", None)
 
 
 # cpp_ext/mdencode.cpp: TopOfBook batches encoded in C (the same bytes as the struct
 # layouts here; tests/feed/test_mdencode.py holds them equal).  TICKLINE_FEED_NATIVE=0
 # selects the Python reference for every publisher; MarketDataPublisher(native=False) for one.
-_native_encode_tob = _load_native()
-NATIVE = _native_encode_tob is not None
+_native_encode_tob, _native_encode_rows = _load_native()
+NATIVE = _native_encode_tob is not None and _native_encode_rows is not None
 
 
 def price(value: float | int | str) -> int:
@@ -256,6 +256,8 @@ class MarketDataPublisher:
         self._claim = BufferClaim()
         self._scratch = bytearray(self.encoder.book_length(2 * MAX_LEVELS))
         self._batch: list[bytearray] = []
+        self._rows_buf = bytearray(0)
+        self._views: list[memoryview] = []
 
     def top_of_book(self, symbol: str, bid: int | None, bid_size: int, ask: int | None, ask_size: int,
                     ts: int) -> bool:
@@ -313,6 +315,8 @@ class MarketDataPublisher:
         Returns how many were published: a prefix of ``rows`` (``offer_batch``
         stops at the first refusal); the caller retries from that index.  The
         published ones used consecutive sequence numbers, the rest none."""
+        if self.native:
+            return self._offer_rows_native(rows)
         enc, batch, seq, now = self.encoder, self._batch, self.next_seq, self.clock_ns()
         n = len(rows)
         while len(batch) < n:
@@ -328,6 +332,17 @@ class MarketDataPublisher:
         self.next_seq = seq + done
         self.published += done
         return int(done)
+
+    def _offer_rows_native(self, rows: Sequence[tuple[str, int | None, int, int | None, int, int]]) -> int:
+        n = len(rows)
+        if n == 0:
+            return 0
+        if n > len(self._views):  # grows to the largest batch seen; old views go with the old buffer
+            self._rows_buf = bytearray(_TOB.size * n)
+            mv = memoryview(self._rows_buf)
+            self._views = [mv[i * _TOB.size:(i + 1) * _TOB.size] for i in range(n)]
+        _native_encode_rows(self._rows_buf, 0, rows, self.clock_ns(), self.next_seq)
+        return self._offer_views(self._views if n == len(self._views) else self._views[:n])
 
     def publish_batch(self, batch: TopOfBookBatch, start: int = 0) -> int:
         """Publish ``batch``'s messages from index ``start`` (stamped now, numbered from ``next_seq``)

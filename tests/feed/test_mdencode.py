@@ -196,3 +196,87 @@ def test_tickline_feed_native_0_selects_the_python_reference() -> None:
         out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TICKLINE_FEED_NATIVE": value},
                              capture_output=True, text=True, check=True, timeout=60)
         assert out.stdout.strip() == want
+
+
+encode_rows = _aeron.encode_top_of_book_rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(row_st, max_size=40), first_seq=st.integers(1, 2**64 - 41), local_ts=st.integers(0, U64),
+       pad=st.integers(0, 24))
+def test_native_rows_equal_the_python_reference(rows: list[tuple[Any, ...]], first_seq: int, local_ts: int,
+                                                pad: int) -> None:
+    quotes = [r[:6] for r in rows]  # (symbol, bid, bid_size, ask, ask_size, exchange_ts)
+    n = len(rows)
+    buf = bytearray(b"\xaa" * (pad + n * MSG + 8))
+    assert encode_rows(buf, pad, quotes, local_ts, first_seq) == n * MSG
+    assert bytes(buf[pad:pad + n * MSG]) == reference([q + (local_ts,) for q in quotes], first_seq)
+    assert buf[:pad] == b"\xaa" * pad and buf[pad + n * MSG:] == b"\xaa" * 8
+
+
+class Captured:
+    """A publication that takes at most ``room`` messages per offer_batch and keeps their bytes."""
+
+    def __init__(self, room: int = 1 << 30) -> None:
+        self.room = room
+        self.frames: list[bytes] = []
+
+    def offer_batch(self, views: Any) -> int:
+        take = list(views)[:self.room]
+        self.frames += [bytes(v) for v in take]
+        return len(take)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=st.lists(st.lists(row_st, max_size=12), max_size=5), room=st.integers(0, 8))
+def test_offer_top_of_book_batch_native_and_python_publish_the_same_bytes(batches: list[list[tuple[Any, ...]]],
+                                                                           room: int) -> None:
+    sent = {}
+    for native in (True, False):
+        pub = Captured(room)
+        md = MarketDataPublisher(pub, clock_ns=lambda: 77, native=native, initial_seq=3)
+        done = [md.offer_top_of_book_batch([r[:6] for r in rows]) for rows in batches]
+        sent[native] = (pub.frames, done, md.next_seq, md.published, md.back_pressured)
+    assert sent[True] == sent[False]
+    assert sent[True][2] == 3 + sum(sent[True][1])  # numbered only for what went out
+
+
+BAD_ROWS = [
+    ([("ESZ6", 1, 1, 2)], "argument=rows reason=not_a_6_tuple type=tuple index=0"),
+    ([("ESZ6", 1, 1, 2, 1, 0), "ESZ6"], "argument=rows reason=not_a_6_tuple type=str index=1"),
+    ([("ESZ6", 1, None, 2, 1, 0)], "argument=rows reason=not_int type=NoneType field=bid_size index=0"),
+    ([("ESZ6", 1, 1, 2, -1, 0)], "argument=rows reason=negative range=uint64 field=ask_size index=0"),
+    ([("ESZ6", 2**63, 1, 2, 1, 0)], "argument=rows reason=out_of_range range=int64 field=bid index=0"),
+    ([("ESZ6", 1, 1, 2, 1, 2**64)], "argument=rows reason=out_of_range range=uint64 field=exchange_ts index=0"),
+    ([("ESZ6", 1.5, 1, 2, 1, 0)], "argument=rows reason=not_int type=float field=bid index=0"),
+    ([("A" * 17, 1, 1, 2, 1, 0)], "argument=rows reason=symbol_length length=17 allowed=1..16 index=0"),
+    ([("ESZ6", 1, 1, 2, 1, 0)] * 3, "argument=buffer reason=too_small offset=0 count=3"),
+]
+
+
+@pytest.mark.parametrize("rows,detail", BAD_ROWS, ids=[str(i) for i in range(len(BAD_ROWS))])
+def test_bad_rows_raise_value_error_naming_the_row_and_write_nothing(rows: list[Any], detail: str) -> None:
+    buf = bytearray(2 * MSG)
+    with pytest.raises(ValueError) as e:
+        encode_rows(buf, 0, rows, 0, 1)
+    assert detail in str(e.value) and "fault=user" in str(e.value)
+    assert buf == bytearray(2 * MSG)
+
+
+def test_rows_arguments_are_checked() -> None:
+    buf = bytearray(MSG)
+    row = [("ESZ6", 1, 1, 2, 1, 0)]
+    for args, detail in (((buf, -1, row, 0, 1), "argument=offset reason=negative"),
+                         ((buf, 0, row, -1, 1), "argument=local_ts reason=negative"),
+                         ((buf, 0, row, 0, 0), "argument=first_seq reason=below_1"),
+                         ((buf, 0, row * 2, 0, 2**64 - 1), "argument=first_seq reason=sequence_overflow"),
+                         ((bytes(MSG), 0, row, 0, 1), "argument=buffer reason=unusable_buffer")):
+        with pytest.raises(ValueError, match=detail):
+            encode_rows(*args)
+    with pytest.raises(TypeError, match="argument=rows reason=not_a_sequence"):
+        encode_rows(buf, 0, 5, 0, 1)
+    with pytest.raises(ValueError, match="argument=rows"):  # through the publisher: nothing offered, no number used
+        pub = Captured()
+        md = MarketDataPublisher(pub, native=True)
+        md.offer_top_of_book_batch([("ESZ6", 1, 1, 2, 1, 0), ("ESZ6", 1, -1, 2, 1, 0)])
+    assert pub.frames == [] and md.next_seq == 1

@@ -10,7 +10,8 @@ One process, an embedded driver, IPC, measured in the same run:
   the Python reference (a ``TopOfBookBatch`` encoded once, timestamps and
   seqNum stamped per publication by one ``struct`` call), and as the peer,
   ``offer_batch`` of messages encoded beforehand and never stamped (the
-  transport alone), with native / peer;
+  transport alone), with native / peer; ``offer_top_of_book_batch`` also
+  twice, Python and native (``encode_top_of_book_rows``);
 - consume: the same stream read by two subscriptions: a bare ``poll_one`` loop
   that unpacks bid/ask and computes the mid with one ``struct`` call, against
   the strategy path (checks, sequence tracking, flyweight, ``on_top_of_book``
@@ -62,10 +63,11 @@ def _publish_cases(aeron: Any, count: int, batch: int) -> dict[str, float]:
         enc.encode_top_of_book(b, 0, i + 1, "ESZ6", 100, 1, 101, 1, 0, 0)
         pre.append(b)
     out["claim M msgs/s"] = rate(claims)
-    out["offer_top_of_book_batch M msgs/s"] = rate(lambda: md.offer_top_of_book_batch(rows))
+    out["offer_top_of_book_batch python M msgs/s"] = rate(lambda: md.offer_top_of_book_batch(rows))
     out["publish_batch python (encoded once, stamped) M msgs/s"] = rate(lambda: md.publish_batch(tob_batch))
     if NATIVE:  # numbered on from the Python cases: one stream, one sequence
         md_native = MarketDataPublisher(pub, clock_ns=lambda: 0, native=True, initial_seq=md.next_seq)
+        out["offer_top_of_book_batch native M msgs/s"] = rate(lambda: md_native.offer_top_of_book_batch(rows))
         out["publish_batch native M msgs/s"] = rate(lambda: md_native.publish_batch(tob_batch))
     out["peer: offer_batch pre-encoded M msgs/s"] = rate(lambda: int(pub.offer_batch(pre)))
     if NATIVE:

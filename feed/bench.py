@@ -140,7 +140,7 @@ def cmd_bench_feed(args: argparse.Namespace) -> int:
     with MediaDriver.embedded() as driver, Aeron(driver.dir, pre_touch=True) as aeron:
         figures = {**_publish_cases(aeron, args.count, args.batch), **_consume_cases(aeron, args.count)}
     for k, v in figures.items():
-        print(f"{k:48s} {v:10.2f}")
+        print(f"{k:56s} {v:10.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)

@@ -39,7 +39,8 @@ from tickline.transport import BufferClaim
 
 from . import sbe
 
-__all__ = ["MarketDataPublisher", "MarketDataEncoder", "TopOfBookBatch", "price", "aggressor_raw", "NATIVE"]
+__all__ = ["MarketDataPublisher", "MarketDataEncoder", "TopOfBookBatch", "price", "aggressor_raw", "NATIVE",
+           "NATIVE_BUILT"]
 
 PRICE_SCALE = 1_000_000_000  # the schema's Price exponent is -9
 _NULL_PRICE = -(2**63)
@@ -54,8 +55,6 @@ _TRADE = struct.Struct("<HHHH16sQQQqQBQQQ")
 
 
 def _load_native() -> tuple[Any, Any]:
-    if os.environ.get("TICKLINE_FEED_NATIVE", "1") == "0":
-        return None, None
     try:
         from tickline import _aeron
     except ImportError:  # a source tree without the built extension: the Python reference alone
@@ -64,10 +63,12 @@ def _load_native() -> tuple[Any, Any]:
 
 
 # cpp_ext/mdencode.cpp: TopOfBook batches encoded in C (the same bytes as the struct
-# layouts here; tests/feed/test_mdencode.py holds them equal).  TICKLINE_FEED_NATIVE=0
-# selects the Python reference for every publisher; MarketDataPublisher(native=False) for one.
+# layouts here; tests/feed/test_mdencode.py holds them equal).  NATIVE is the publishers'
+# default: built and not turned off with TICKLINE_FEED_NATIVE=0 (then the Python reference);
+# MarketDataPublisher(native=True/False) chooses for one publisher.
 _native_encode_tob, _native_encode_rows = _load_native()
-NATIVE = _native_encode_tob is not None and _native_encode_rows is not None
+NATIVE_BUILT = _native_encode_tob is not None and _native_encode_rows is not None
+NATIVE = NATIVE_BUILT and os.environ.get("TICKLINE_FEED_NATIVE", "1") != "0"
 
 
 def price(value: float | int | str) -> int:
@@ -233,8 +234,9 @@ class MarketDataPublisher:
     the clock for ``localTimestamp`` (epoch nanoseconds); ``initial_seq``: the
     first sequence number (1; a restarted publisher on a new publication starts
     a new sequence, consumers key sequences by the publication's session);
-    ``native``: batches encoded by the C encoder (None: when built and not
-    turned off with ``TICKLINE_FEED_NATIVE=0``; False: the Python reference).
+    ``native``: batches encoded by the C encoder (None: ``NATIVE``, i.e. when
+    built and not turned off with ``TICKLINE_FEED_NATIVE=0``; False: the Python
+    reference; True: the C encoder whatever the environment says).
 
     Counters: ``published``, ``back_pressured`` (calls that returned False).
     """
@@ -243,9 +245,9 @@ class MarketDataPublisher:
                  native: bool | None = None) -> None:
         if not isinstance(initial_seq, int) or initial_seq < 1:
             raise ValueError(f"initial_seq must be >= 1: initial_seq={initial_seq!r} fault=user")
-        if native and not NATIVE:
-            raise ValueError("native=True but the native market-data encoder is off or not built: "
-                             f"TICKLINE_FEED_NATIVE={os.environ.get('TICKLINE_FEED_NATIVE', '1')} fault=user")
+        if native and not NATIVE_BUILT:
+            raise ValueError("native=True but the extension has no native market-data encoder "
+                             "(cpp_ext/mdencode.cpp not built) fault=user")
         self.native = NATIVE if native is None else bool(native)
         self.publication = publication
         self.clock_ns = clock_ns

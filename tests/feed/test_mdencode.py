@@ -191,8 +191,9 @@ def test_the_publisher_sends_the_same_bytes_native_and_python(aeron: Any) -> Non
 
 
 def test_tickline_feed_native_0_selects_the_python_reference() -> None:
-    code = "from tickline.feed import publisher as p; print(p.NATIVE)"
-    for value, want in (("0", "False"), ("1", "True")):
+    code = ("from tickline.feed import publisher as p; "
+            "print(p.NATIVE, p.MarketDataPublisher(None).native, p.MarketDataPublisher(None, native=True).native)")
+    for value, want in (("0", "False False True"), ("1", "True True True")):
         out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TICKLINE_FEED_NATIVE": value},
                              capture_output=True, text=True, check=True, timeout=60)
         assert out.stdout.strip() == want

@@ -560,4 +560,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_syncer(m);
     init_hmac(m);
     init_archive(m);
+    init_mdencode(m);
 }

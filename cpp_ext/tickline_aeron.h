@@ -142,5 +142,6 @@ void init_fixstore(py::module_ &m);   // fixstore.cpp: the FileStore's record ap
 void init_syncer(py::module_ &m);     // syncer.cpp: fsync on a native thread (the cluster log)
 void init_hmac(py::module_ &m);       // hmac.cpp: HMAC-SHA256 of the cluster's consensus messages
 void init_archive(py::module_ &m);    // archive.cpp: the archive's recorder, replayer and frame scanner
+void init_mdencode(py::module_ &m);   // mdencode.cpp: market-data TopOfBook batches encoded natively
 
 }  // namespace tickline

@@ -4,10 +4,14 @@ One process, an embedded driver, IPC, measured in the same run:
 
 - publish: TopOfBook messages through ``MarketDataPublisher.top_of_book``
   (``try_claim``, one message a call), ``offer_top_of_book_batch`` (encode +
-  one ``offer_batch`` per ``--batch``), ``publish_batch`` (a ``TopOfBookBatch``
-  encoded once, timestamps and seqNum stamped per publication: what
-  ``feed synthetic --pregenerate`` sends), and as the peer, ``offer_batch`` of
-  messages encoded beforehand and never stamped (the transport alone);
+  one ``offer_batch`` per ``--batch``), ``publish_batch`` (what ``feed
+  synthetic --pregenerate`` sends) twice: through the native encoder
+  (cpp_ext/mdencode.cpp writes every field of the batch each time) and through
+  the Python reference (a ``TopOfBookBatch`` encoded once, timestamps and
+  seqNum stamped per publication by one ``struct`` call), and as the peer,
+  ``offer_batch`` of messages encoded beforehand and never stamped (the
+  transport alone), with native / peer; ``offer_top_of_book_batch`` also
+  twice, Python and native (``encode_top_of_book_rows``);
 - consume: the same stream read by two subscriptions: a bare ``poll_one`` loop
   that unpacks bid/ask and computes the mid with one ``struct`` call, against
   the strategy path (checks, sequence tracking, flyweight, ``on_top_of_book``
@@ -25,7 +29,7 @@ import struct
 import time
 from typing import Any
 
-from .publisher import MarketDataEncoder, MarketDataPublisher, TopOfBookBatch
+from .publisher import NATIVE_BUILT, MarketDataEncoder, MarketDataPublisher, TopOfBookBatch
 
 
 def _publish_cases(aeron: Any, count: int, batch: int) -> dict[str, float]:
@@ -33,7 +37,7 @@ def _publish_cases(aeron: Any, count: int, batch: int) -> dict[str, float]:
     pub = aeron.add_exclusive_publication("aeron:ipc", 2001)
     while not pub.is_connected:
         pass
-    md = MarketDataPublisher(pub, clock_ns=lambda: 0)
+    md = MarketDataPublisher(pub, clock_ns=lambda: 0, native=False)
     out: dict[str, float] = {}
 
     def rate(step: Any) -> float:
@@ -59,9 +63,16 @@ def _publish_cases(aeron: Any, count: int, batch: int) -> dict[str, float]:
         enc.encode_top_of_book(b, 0, i + 1, "ESZ6", 100, 1, 101, 1, 0, 0)
         pre.append(b)
     out["claim M msgs/s"] = rate(claims)
-    out["offer_top_of_book_batch M msgs/s"] = rate(lambda: md.offer_top_of_book_batch(rows))
-    out["publish_batch (encoded once, stamped) M msgs/s"] = rate(lambda: md.publish_batch(tob_batch))
+    out["offer_top_of_book_batch python M msgs/s"] = rate(lambda: md.offer_top_of_book_batch(rows))
+    out["publish_batch python (encoded once, stamped) M msgs/s"] = rate(lambda: md.publish_batch(tob_batch))
+    if NATIVE_BUILT:  # numbered on from the Python cases: one stream, one sequence
+        md_native = MarketDataPublisher(pub, clock_ns=lambda: 0, native=True, initial_seq=md.next_seq)
+        out["offer_top_of_book_batch native M msgs/s"] = rate(lambda: md_native.offer_top_of_book_batch(rows))
+        out["publish_batch native M msgs/s"] = rate(lambda: md_native.publish_batch(tob_batch))
     out["peer: offer_batch pre-encoded M msgs/s"] = rate(lambda: int(pub.offer_batch(pre)))
+    if NATIVE_BUILT:
+        out["publish_batch native / peer"] = (out["publish_batch native M msgs/s"]
+                                              / out["peer: offer_batch pre-encoded M msgs/s"])
     pub.close()
     sub.close()
     return out
@@ -129,7 +140,7 @@ def cmd_bench_feed(args: argparse.Namespace) -> int:
     with MediaDriver.embedded() as driver, Aeron(driver.dir, pre_touch=True) as aeron:
         figures = {**_publish_cases(aeron, args.count, args.batch), **_consume_cases(aeron, args.count)}
     for k, v in figures.items():
-        print(f"{k:48s} {v:10.2f}")
+        print(f"{k:56s} {v:10.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)

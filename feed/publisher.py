@@ -20,22 +20,27 @@ never blocks.  TopOfBook and Trade are encoded in place in the log buffer
 (``try_claim``) with one ``struct`` call whose layout the tests hold to the
 generated codec byte for byte; OrderBook is encoded with the generated encoder
 and offered.  ``offer_top_of_book_batch`` publishes many top-of-book updates
-with one ``offer_batch`` call.
+with one ``offer_batch`` call; ``publish_batch`` publishes a ``TopOfBookBatch``
+encoded by cpp_ext/mdencode.cpp (``TICKLINE_FEED_NATIVE=0``: by the Python
+reference, the same bytes).
 
 Not thread safe: one publisher per thread (give it an exclusive publication).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import time
+from array import array
 from typing import Any, Callable, Sequence
 
 from tickline.transport import BufferClaim
 
 from . import sbe
 
-__all__ = ["MarketDataPublisher", "MarketDataEncoder", "TopOfBookBatch", "price", "aggressor_raw"]
+__all__ = ["MarketDataPublisher", "MarketDataEncoder", "TopOfBookBatch", "price", "aggressor_raw", "NATIVE",
+           "NATIVE_BUILT"]
 
 PRICE_SCALE = 1_000_000_000  # the schema's Price exponent is -9
 _NULL_PRICE = -(2**63)
@@ -47,6 +52,23 @@ MAX_LEVELS = 20  # OrderBook: up to 20 levels per side (schemas/market_data.xml)
 # (SBE fields sit at their offsets; these formats follow the field order of the schema).
 _TOB = struct.Struct("<HHHH16sQQqQqQQ")
 _TRADE = struct.Struct("<HHHH16sQQQqQBQQQ")
+
+
+def _load_native() -> tuple[Any, Any]:
+    try:
+        from tickline import _aeron
+    except ImportError:  # a source tree without the built extension: the Python reference alone
+        return None, None
+    return getattr(_aeron, "encode_top_of_book_batch", None), getattr(_aeron, "encode_top_of_book_rows", None)
+
+
+# cpp_ext/mdencode.cpp: TopOfBook batches encoded in C (the same bytes as the struct
+# layouts here; tests/feed/test_mdencode.py holds them equal).  NATIVE is the publishers'
+# default: built and not turned off with TICKLINE_FEED_NATIVE=0 (then the Python reference);
+# MarketDataPublisher(native=True/False) chooses for one publisher.
+_native_encode_tob, _native_encode_rows = _load_native()
+NATIVE_BUILT = _native_encode_tob is not None and _native_encode_rows is not None
+NATIVE = NATIVE_BUILT and os.environ.get("TICKLINE_FEED_NATIVE", "1") != "0"
 
 
 def price(value: float | int | str) -> int:
@@ -162,7 +184,9 @@ class TopOfBookBatch:
     three fields that change per publication (exchangeTimestamp and localTimestamp:
     the publish time; seqNum: the publisher's next numbers) with one ``struct`` call
     for the whole batch and offers it with one ``offer_batch``: no Python work per
-    message.  Not thread safe.
+    message.  With the native encoder (``NATIVE``) the same rows, kept as columns
+    (``symbols`` and ``columns``: symbol ids, bid, bid size, ask, ask size), are
+    encoded whole by one C call instead.  Not thread safe.
     """
 
     _PART = "24sQQ32sQ"  # header + symbol | exchangeTimestamp | localTimestamp | prices and sizes | seqNum
@@ -179,6 +203,22 @@ class TopOfBookBatch:
         for symbol, bid, bid_size, ask, ask_size in rows:
             enc.encode_top_of_book(tmp, 0, 0, symbol, bid, bid_size, ask, ask_size, 0, 0)
             self.args += [bytes(tmp[0:24]), 0, 0, bytes(tmp[40:72]), 0]
+        # The same rows as columns, for the native encoder (it writes every field each time).
+        self.symbols: list[str] = []
+        index: dict[str, int] = {}
+        ids, bids, asks = array("q"), array("q"), array("q")
+        bid_sizes, ask_sizes = array("Q"), array("Q")
+        for symbol, bid, bid_size, ask, ask_size in rows:
+            if symbol not in index:
+                index[symbol] = len(self.symbols)
+                self.symbols.append(symbol)
+            ids.append(index[symbol])
+            bids.append(_NULL_PRICE if bid is None else bid)
+            bid_sizes.append(bid_size)
+            asks.append(_NULL_PRICE if ask is None else ask)
+            ask_sizes.append(ask_size)
+        # symbol_ids, bid, bid_size, ask, ask_size in the native encoder's order
+        self.columns = tuple(memoryview(c) for c in (ids, bids, bid_sizes, asks, ask_sizes))
         self.buf = bytearray(self.struct.size)
         view = memoryview(self.buf)
         self.views = [view[i * size:(i + 1) * size] for i in range(n)]
@@ -193,14 +233,22 @@ class MarketDataPublisher:
     ``publication``: an Aeron publication (exclusive preferred); ``clock_ns``:
     the clock for ``localTimestamp`` (epoch nanoseconds); ``initial_seq``: the
     first sequence number (1; a restarted publisher on a new publication starts
-    a new sequence, consumers key sequences by the publication's session).
+    a new sequence, consumers key sequences by the publication's session);
+    ``native``: batches encoded by the C encoder (None: ``NATIVE``, i.e. when
+    built and not turned off with ``TICKLINE_FEED_NATIVE=0``; False: the Python
+    reference; True: the C encoder whatever the environment says).
 
     Counters: ``published``, ``back_pressured`` (calls that returned False).
     """
 
-    def __init__(self, publication: Any, clock_ns: Callable[[], int] = time.time_ns, initial_seq: int = 1) -> None:
+    def __init__(self, publication: Any, clock_ns: Callable[[], int] = time.time_ns, initial_seq: int = 1,
+                 native: bool | None = None) -> None:
         if not isinstance(initial_seq, int) or initial_seq < 1:
             raise ValueError(f"initial_seq must be >= 1: initial_seq={initial_seq!r} fault=user")
+        if native and not NATIVE_BUILT:
+            raise ValueError("native=True but the extension has no native market-data encoder "
+                             "(cpp_ext/mdencode.cpp not built) fault=user")
+        self.native = NATIVE if native is None else bool(native)
         self.publication = publication
         self.clock_ns = clock_ns
         self.encoder = MarketDataEncoder()
@@ -210,6 +258,8 @@ class MarketDataPublisher:
         self._claim = BufferClaim()
         self._scratch = bytearray(self.encoder.book_length(2 * MAX_LEVELS))
         self._batch: list[bytearray] = []
+        self._rows_buf = bytearray(0)
+        self._views: list[memoryview] = []
 
     def top_of_book(self, symbol: str, bid: int | None, bid_size: int, ask: int | None, ask_size: int,
                     ts: int) -> bool:
@@ -267,6 +317,8 @@ class MarketDataPublisher:
         Returns how many were published: a prefix of ``rows`` (``offer_batch``
         stops at the first refusal); the caller retries from that index.  The
         published ones used consecutive sequence numbers, the rest none."""
+        if self.native:
+            return self._offer_rows_native(rows)
         enc, batch, seq, now = self.encoder, self._batch, self.next_seq, self.clock_ns()
         n = len(rows)
         while len(batch) < n:
@@ -283,19 +335,42 @@ class MarketDataPublisher:
         self.published += done
         return int(done)
 
+    def _offer_rows_native(self, rows: Sequence[tuple[str, int | None, int, int | None, int, int]]) -> int:
+        n = len(rows)
+        if n == 0:
+            return 0
+        if n > len(self._views):  # grows to the largest batch seen; old views go with the old buffer
+            self._rows_buf = bytearray(_TOB.size * n)
+            mv = memoryview(self._rows_buf)
+            self._views = [mv[i * _TOB.size:(i + 1) * _TOB.size] for i in range(n)]
+        _native_encode_rows(self._rows_buf, 0, rows, self.clock_ns(), self.next_seq)
+        return self._offer_views(self._views if n == len(self._views) else self._views[:n])
+
     def publish_batch(self, batch: TopOfBookBatch, start: int = 0) -> int:
         """Publish ``batch``'s messages from index ``start`` (stamped now, numbered from ``next_seq``)
         with one ``offer_batch``; returns how many were published (the caller retries from
         ``start + that``)."""
         n = len(batch.views)
+        if not (isinstance(start, int) and 0 <= start <= n):
+            raise ValueError(f"start must be in 0..{n}: start={start!r} fault=user")
+        if self.native:
+            now = self.clock_ns()
+            cols = batch.columns if start == 0 else [c[start:] for c in batch.columns]
+            _native_encode_tob(batch.buf, start * _TOB.size, n - start, batch.symbols, *cols, now, now,
+                               self.next_seq)
+            return self._offer_views(batch.views if start == 0 else batch.views[start:])
         args, now, first = batch.args, self.clock_ns(), self.next_seq - start
         args[4::5] = range(first, first + n)  # message i gets first + i: from start on, next_seq onwards
         stamps = [now] * n
         args[1::5] = stamps
         args[2::5] = stamps
         batch.struct.pack_into(batch.buf, 0, *args)
-        done = int(self.publication.offer_batch(batch.views if start == 0 else batch.views[start:]))
-        if done < n - start:
+        return self._offer_views(batch.views if start == 0 else batch.views[start:])
+
+    def _offer_views(self, views: Sequence[Any]) -> int:
+        """One ``offer_batch`` of encoded messages numbered from ``next_seq``; counts and returns how many went."""
+        done = int(self.publication.offer_batch(views))
+        if done < len(views):
             self.back_pressured += 1
         self.next_seq += done
         self.published += done

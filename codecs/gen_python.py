@@ -650,7 +650,12 @@ class _Gen:
             for g in groups:
                 self.w(f"out[{g.name!r}] = [e._dict() for e in self.{_py(g)}()]", 2)
             for d in data:
-                self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().hex()", 2)
+                # The JSON form (otf.var_data_to_json): text when the data has a characterEncoding, else hex.
+                if d.data_type.character_encoding:
+                    enc = py_encoding(d.data_type.character_encoding)
+                    self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().decode({enc!r}, 'surrogateescape')", 2)
+                else:
+                    self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().hex()", 2)
             self.w("return out", 2)
             self.w()
         if encoder:
@@ -668,7 +673,11 @@ class _Gen:
                 n += 1
             for dd in data:
                 py = _py(dd)
-                self.w(f"self.put_{py}(bytes.fromhex(d[{dd.name!r}]))", 2)
+                if dd.data_type.character_encoding:
+                    enc = py_encoding(dd.data_type.character_encoding)
+                    self.w(f"self.put_{py}(d[{dd.name!r}].encode({enc!r}, 'surrogateescape'))", 2)
+                else:
+                    self.w(f"self.put_{py}(bytes.fromhex(d[{dd.name!r}]))", 2)
                 n += 1
             if n == 0:
                 self.w("return None", 2)

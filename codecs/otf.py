@@ -15,7 +15,8 @@ in its characterEncoding (US-ASCII if none); other arrays as lists; optional
 values equal to their null value as None; enums by validValue name (None
 for the null value, the raw value if unknown); sets as the list of choice
 names that are set, in schema order; composites as objects; constants with
-their value; groups as lists of entry objects; var data as lowercase hex.
+their value; groups as lists of entry objects; var data as text when its ``varData`` member has a
+characterEncoding (bytes invalid in it kept as lone surrogates), else as lowercase hex.
 A field, group or var data newer than the acting version is None, [] and "".
 
 Hostile bytes raise :class:`MessageError` (see the runtime's ``short_block``, ``count_too_large`` and
@@ -220,9 +221,39 @@ class _Decoder:
             length = int(self.prim(lt.primitive, pos))
             pos += lt.primitive_size
             self.need(pos, length, f"var data {d.name}")
-            out[d.name] = bytes(self.buf[pos:pos + length]).hex()
+            out[d.name] = var_data_to_json(d, bytes(self.buf[pos:pos + length]))
             pos += length
         return pos
+
+
+def var_data_to_json(d: VarData, payload: bytes) -> str:
+    """Var data in the JSON form: text when its ``varData`` member has a characterEncoding, else lowercase hex.
+    Bytes not valid in the encoding are kept as lone surrogates, so the text still round-trips."""
+    enc = d.data_type.character_encoding
+    if enc is None:
+        return payload.hex()
+    try:
+        return payload.decode(py_encoding(enc), errors="surrogateescape")
+    except UnicodeDecodeError as exc:  # only multi-byte codecs other than UTF-8 get here (surrogateescape fails)
+        raise MessageError(f"var data name={d.name} is not valid characterEncoding={enc}: {exc.reason} "
+                           f"at byte={exc.start}") from None
+
+
+def var_data_from_json(d: VarData, value: Any, what: str) -> bytes:
+    """The inverse of :func:`var_data_to_json`; a value of the wrong form is a :class:`MessageError`."""
+    enc = d.data_type.character_encoding
+    if not isinstance(value, str):
+        raise MessageError(f"{what}: var data name={d.name} must be a {'string' if enc else 'hex string'}, got value={value!r}")
+    if enc is not None:
+        try:
+            return value.encode(py_encoding(enc), errors="surrogateescape")
+        except UnicodeEncodeError:
+            raise MessageError(f"{what}: var data name={d.name} value={value!r} is not representable in "
+                               f"characterEncoding={enc}") from None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise MessageError(f"{what}: var data name={d.name} is not valid hex") from None
 
 
 def decode_header(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0) -> dict[str, Any]:
@@ -372,11 +403,14 @@ class _Encoder:
             self.value(buf, f.type, f.presence, offset + f.offset, values[f.name], f"{what}.{f.name}")
 
     def block_length_at(self, g: Group) -> int:
-        """A group's block length as an encoder of the acting version wrote it: fields newer than the
+        return self.block_length_of(g.fields, g.block_length)
+
+    def block_length_of(self, fields: list[Field], block_length: int) -> int:
+        """A block's length as an encoder of the acting version wrote it: fields newer than the
         version did not exist yet (the schema's blockLength when the version is current)."""
-        if self.version >= self.s.version or all(f.since_version <= self.version for f in g.fields):
-            return g.block_length
-        return max((f.offset + f.size for f in g.fields if f.since_version <= self.version), default=0)
+        if self.version >= self.s.version or all(f.since_version <= self.version for f in fields):
+            return block_length
+        return max((f.offset + f.size for f in fields if f.since_version <= self.version), default=0)
 
     def rest(self, out: bytearray, groups: list[Group], data: list[VarData], values: dict[str, Any], what: str) -> None:
         for g in groups:
@@ -404,13 +438,7 @@ class _Encoder:
         for d in data:
             if d.since_version > self.version:
                 continue
-            hexdata = values.get(d.name)
-            if not isinstance(hexdata, str):
-                raise MessageError(f"{what}: var data name={d.name} must be a hex string")
-            try:
-                payload = bytes.fromhex(hexdata)
-            except ValueError:
-                raise MessageError(f"{what}: var data name={d.name} is not valid hex") from None
+            payload = var_data_from_json(d, values.get(d.name), what)
             lt = d.length_type
             limit = INT_RANGE[lt.primitive][1]
             if lt.max_value is not None:
@@ -426,7 +454,9 @@ class _Encoder:
 def encode(schema: Schema, doc: dict[str, Any]) -> bytes:
     """Encode the JSON-ready form (as :func:`decode` returns it) into message bytes.
 
-    The header members are written as given; the acting version is the
+    The header members are written as given; members left out (or the whole
+    ``header``) are filled as a reference encoder writes them (:func:`default_header`,
+    with the root block length of the acting version).  The acting version is the
     header's ``version`` and the root block is the header's ``blockLength``
     bytes long.  Raises :class:`MessageError` for input that does not fit.
     """
@@ -434,15 +464,19 @@ def encode(schema: Schema, doc: dict[str, Any]) -> bytes:
         msg: Message = schema.message_by_name(doc["message"])
     except (KeyError, TypeError):
         raise MessageError(f"unknown message name={doc.get('message') if isinstance(doc, dict) else doc!r}") from None
-    header = doc.get("header")
+    header = doc.get("header", {})
     fields = doc.get("fields")
     if not isinstance(header, dict) or not isinstance(fields, dict):
-        raise MessageError("the document needs objects 'header' and 'fields'")
+        raise MessageError("the document needs an object 'fields' (and 'header', if given, must be an object)")
     version = header.get("version", schema.version)
-    block_length = header.get("blockLength", msg.block_length)
-    if not isinstance(version, int) or not isinstance(block_length, int) or block_length < 0:
-        raise MessageError("header version and blockLength must be non-negative integers")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise MessageError(f"header version={version!r} must be a non-negative integer")
     enc = _Encoder(schema, version)
+    # Members the document leaves out are what an encoder of the acting version writes.
+    header = {**default_header(schema, msg), "blockLength": enc.block_length_of(msg.fields, msg.block_length), **header}
+    block_length = header["blockLength"]
+    if not isinstance(block_length, int) or isinstance(block_length, bool) or block_length < 0:
+        raise MessageError(f"header blockLength={block_length!r} must be a non-negative integer")
     out = bytearray(schema.header.size)
     enc.value(out, schema.header, "required", 0, header, "header")
     block = bytearray(block_length)

@@ -50,10 +50,24 @@ def too_many_empty(what: str, offset: int, count: int) -> MessageError:
                         f"bytes, and one message may hold at most {MAX_EMPTY_ENTRIES} of them (fault=peer)")
 
 
+def write(buf: Buffer, offset: int, data: bytes) -> None:
+    """Copy ``data`` into ``buf`` at ``offset`` (bounds already checked).
+
+    bytearray and memoryview take a slice assignment.  Any other writable buffer (an Aeron ``BufferClaim``,
+    an mmap, a NumPy array) is written through a memoryview taken here and released before returning: a
+    claim's memory belongs to the log once it is committed or aborted, so no view of it may outlive the call
+    (the encoder keeps the claim itself, which refuses a new view after commit/abort)."""
+    if type(buf) is bytearray or type(buf) is memoryview:
+        buf[offset:offset + len(data)] = data
+    else:
+        with memoryview(buf) as view:
+            view[offset:offset + len(data)] = data
+
+
 def zero(buf: Buffer, offset: int, length: int) -> None:
     """Clear ``length`` bytes so that every byte no field writes is zero (as the reference encoder's output)."""
     check_bounds(buf, offset + length, "block")
-    buf[offset:offset + length] = bytes(length)  # type: ignore[index]
+    write(buf, offset, bytes(length))
 
 
 def get_str(buf: Buffer, offset: int, length: int, encoding: str) -> str:
@@ -69,12 +83,12 @@ def put_str(buf: Buffer, offset: int, length: int, value: str, encoding: str) ->
     if len(raw) > length:
         raise MessageError(f"value={value!r} is {len(raw)} bytes, longer than length={length}")
     check_bounds(buf, offset + length, "char array")
-    buf[offset:offset + length] = raw + bytes(length - len(raw))  # type: ignore[index]
+    write(buf, offset, raw + bytes(length - len(raw)))
 
 
 def put_bytes(buf: Buffer, offset: int, value: bytes) -> None:
     check_bounds(buf, offset + len(value), "var data")
-    buf[offset:offset + len(value)] = value  # type: ignore[index]
+    write(buf, offset, value)
 
 
 def get_bytes(buf: Buffer, offset: int, length: int) -> bytes:

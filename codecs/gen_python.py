@@ -591,7 +591,7 @@ class _Gen:
             c = self.cls(t)
             return [f"self.{slot.py}_raw = _rt.enum_from_json({key}, {t.null_value}, _{c}_VALUES, {t.primitive == 'char'})"]
         if isinstance(t, SetType):
-            return [f"self.{slot.py} = {self.cls(t)}(_rt.set_from_json({key}, _{self.cls(t)}_CHOICES))"]
+            return [f"self.{slot.py} = {self.cls(t)}(_rt.set_from_json({key}, _{self.cls(t)}_CHOICES, {8 * t.size}))"]
         if isinstance(t, CompositeType):
             return [f"self.{slot.py}._apply({key})"]
         if is_float(t.primitive):

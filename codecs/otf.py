@@ -9,12 +9,12 @@ zero).  The form is::
      "fields": {<root fields>, <groups>, <var data>}}
 
 Values: integers as ints (full unsigned range); floats as their exact value
-widened to double, non-finite ones as "NaN"/"Infinity"/"-Infinity"; a single
+widened to double, non-finite ones as "NaN"/"-NaN"/"Infinity"/"-Infinity" (a NaN's sign is kept, not its payload); a single
 char as a 1-character string; a char array as the text before the first NUL
 in its characterEncoding (US-ASCII if none); other arrays as lists; optional
 values equal to their null value as None; enums by validValue name (None
 for the null value, the raw value if unknown); sets as the list of choice
-names that are set, in schema order; composites as objects; constants with
+names that are set, in schema order, then the number of each set bit no choice names; composites as objects; constants with
 their value; groups as lists of entry objects; var data as text when its ``varData`` member has a
 characterEncoding (bytes invalid in it kept as lone surrogates), else as lowercase hex.
 A field, group or var data newer than the acting version is None, [] and "".
@@ -52,7 +52,7 @@ from tickline.codecs.ir import (
     is_float,
     tail_min,
 )
-from tickline.codecs.runtime import MAX_EMPTY_ENTRIES, count_too_large, short_block, too_many_empty
+from tickline.codecs.runtime import MAX_EMPTY_ENTRIES, count_too_large, ff, fj, set_from_json, set_json, short_block, too_many_empty
 from tickline.codecs.schema import py_encoding
 
 
@@ -62,19 +62,14 @@ def _fmt(schema: Schema, primitive: str) -> struct.Struct:
 
 
 def float_to_json(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+    out = fj(value)
+    assert out is not None
+    return out
 
 
 def float_from_json(value: Any) -> float:
     if isinstance(value, str):
-        table = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        if value not in table:
-            raise MessageError(f"not a float value={value!r}")
-        return table[value]
+        return ff(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MessageError(f"not a float value={value!r}")
     return float(value)
@@ -147,8 +142,7 @@ class _Decoder:
                 return chr(raw) if t.primitive == "char" else raw
             return vv.name
         if isinstance(t, SetType):
-            raw = int(self.prim(t.primitive, offset))
-            return [c.name for c in t.choices if raw >> c.bit & 1]
+            return set_json(int(self.prim(t.primitive, offset)), tuple((c.name, c.bit) for c in t.choices))
         return self.composite(t, offset)
 
     def composite(self, t: CompositeType, offset: int) -> dict[str, Any]:
@@ -374,12 +368,10 @@ class _Encoder:
         elif isinstance(t, SetType):
             if not isinstance(value, list):
                 raise MessageError(f"{what}: expected a list of choice names, got value={value!r}")
-            bits = {c.name: c.bit for c in t.choices}
-            raw = 0
-            for name in value:
-                if not isinstance(name, str) or name not in bits:
-                    raise MessageError(f"{what}: name={name!r} is not a choice of set {t.name}")
-                raw |= 1 << bits[name]
+            try:
+                raw = set_from_json(value, tuple((c.name, c.bit) for c in t.choices), 8 * t.size, f"set {t.name}")
+            except MessageError as exc:
+                raise MessageError(f"{what}: {exc}") from None
             self.prim(buf, t.primitive, offset, raw, what)
         else:
             if not isinstance(value, dict):

@@ -108,12 +108,18 @@ def array_put(values: Any, null: float) -> tuple[Any, ...]:
     return tuple(null if x is None else x for x in values)
 
 
+#: Non-finite floats in the JSON form.  A NaN with its sign bit set is "-NaN", so that decoding and re-encoding
+#: keeps that bit (a producer's -NaN, 0xffc00000 as a float, differs from NaN in one byte); other NaN payload
+#: bits are not kept: every NaN is written as the quiet NaN of its sign.
+FLOAT_WORDS = {"NaN": math.nan, "-NaN": -math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def fj(value: float | None) -> float | str | None:
-    """A float in the JSON form: non-finite values as strings."""
+    """A float in the JSON form: non-finite values as strings (:data:`FLOAT_WORDS`)."""
     if value is None:
         return None
     if math.isnan(value):
-        return "NaN"
+        return "-NaN" if math.copysign(1.0, value) < 0 else "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
@@ -122,10 +128,9 @@ def fj(value: float | None) -> float | str | None:
 def ff(value: Any) -> float:
     """A float from the JSON form."""
     if isinstance(value, str):
-        table = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        if value not in table:
+        if value not in FLOAT_WORDS:
             raise MessageError(f"not a float value={value!r}")
-        return table[value]
+        return FLOAT_WORDS[value]
     return float(value)
 
 
@@ -150,21 +155,33 @@ def enum_from_json(value: Any, null: int, values: dict[str, int], is_char: bool)
     raise MessageError(f"value={value!r} is not a validValue")
 
 
-def set_json(raw: int | None, choices: tuple[tuple[str, int], ...]) -> list[str] | None:
+def set_json(raw: int | None, choices: tuple[tuple[str, int], ...]) -> list[str | int] | None:
+    """A set in the JSON form: the names of the choices that are set, in schema order, then the number of each
+    set bit no choice names (a newer producer's choice), so that decoding and re-encoding keeps every bit."""
     if raw is None:
         return None
-    return [name for name, bit in choices if raw >> bit & 1]
+    raw = int(raw)
+    out: list[str | int] = [name for name, bit in choices if raw >> bit & 1]
+    rest = raw & ~sum(1 << bit for _, bit in choices)
+    out += [bit for bit in range(rest.bit_length()) if rest >> bit & 1]
+    return out
 
 
-def set_from_json(value: Any, choices: tuple[tuple[str, int], ...]) -> int:
+def set_from_json(value: Any, choices: tuple[tuple[str, int], ...], width: int = 64, what: str = "the set") -> int:
+    """The inverse of :func:`set_json`: choice names and bit numbers below ``width`` (the encoding's bits)."""
     bits = dict(choices)
     raw = 0
     if not isinstance(value, list):
         raise MessageError(f"expected a list of choice names, got value={value!r}")
     for name in value:
-        if not isinstance(name, str) or name not in bits:
-            raise MessageError(f"name={name!r} is not a choice of the set")
-        raw |= 1 << bits[name]
+        if isinstance(name, int) and not isinstance(name, bool):
+            if not 0 <= name < width:
+                raise MessageError(f"bit={name} is out of range for {what} of {width} bits")
+            raw |= 1 << name
+        elif isinstance(name, str) and name in bits:
+            raw |= 1 << bits[name]
+        else:
+            raise MessageError(f"name={name!r} is not a choice of {what}")
     return raw
 
 

@@ -64,6 +64,15 @@ def write(buf: Buffer, offset: int, data: bytes) -> None:
             view[offset:offset + len(data)] = data
 
 
+def read(buf: Buffer, offset: int, length: int) -> bytes:
+    """A copy of ``length`` bytes at ``offset`` (shorter at the buffer's end), from any buffer: one that cannot
+    be sliced (a ``BufferClaim``) is read through a memoryview released before returning, as in :func:`write`."""
+    if type(buf) is bytes or type(buf) is bytearray or type(buf) is memoryview:
+        return bytes(buf[offset:offset + length])
+    with memoryview(buf) as view:
+        return bytes(view[offset:offset + length])
+
+
 def zero(buf: Buffer, offset: int, length: int) -> None:
     """Clear ``length`` bytes so that every byte no field writes is zero (as the reference encoder's output)."""
     check_bounds(buf, offset + length, "block")
@@ -71,7 +80,7 @@ def zero(buf: Buffer, offset: int, length: int) -> None:
 
 
 def get_str(buf: Buffer, offset: int, length: int, encoding: str) -> str:
-    raw = bytes(buf[offset:offset + length])
+    raw = read(buf, offset, length)
     cut = raw.find(b"\0")
     if cut >= 0:
         raw = raw[:cut]
@@ -93,7 +102,7 @@ def put_bytes(buf: Buffer, offset: int, value: bytes) -> None:
 
 def get_bytes(buf: Buffer, offset: int, length: int) -> bytes:
     check_bounds(buf, offset + length, "var data")
-    return bytes(buf[offset:offset + length])
+    return read(buf, offset, length)
 
 
 def array_nulls(values: tuple[Any, ...], null: float) -> tuple[Any, ...]:
@@ -195,7 +204,7 @@ def order_error(where: str, expected: str, got: str) -> AccessOrderError:
 
 def padded(buf: Buffer, offset: int, length: int, size: int) -> bytes:
     """``length`` bytes at ``offset`` zero-extended to ``size``: an older, shorter block read by a newer decoder."""
-    raw = bytes(buf[offset:offset + max(length, 0)])
+    raw = read(buf, offset, max(length, 0))
     return raw + bytes(size - len(raw))
 
 

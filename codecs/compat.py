@@ -215,55 +215,42 @@ class _Checker:
     def values(self, path: str, ot: TypeDef, nt: TypeDef) -> None:
         """Enum values and set choices: added ones must be newer than OLD, removed or renumbered ones break."""
         if isinstance(ot, EnumType) and isinstance(nt, EnumType):
-            old_vals = {v.name: v for v in ot.values}
-            new_vals = {v.name: v for v in nt.values}
-            for name, ov in old_vals.items():
-                nv = new_vals.get(name)
-                if nv is None:
-                    self.changed = True
-                    self.add("enum-value-removed", path, f"enum {nt.name} value {name}={ov.value} removed: OLD writers "
-                             "may still send it", (OLD_BY_NEW,))
-                elif nv.value != ov.value:
-                    self.changed = True
-                    self.add("enum-value-changed", path, f"enum {nt.name} value {name} changed from {ov.value} to "
-                             f"{nv.value}", BOTH)
-            for name, nv in new_vals.items():
-                if name in old_vals:
-                    continue
-                self.changed = True
-                if not self.newer(nv.since_version):
-                    self.add("enum-value-added-without-sinceVersion", path,
-                             f"enum {nt.name} value {name}={nv.value} added with sinceVersion={nv.since_version}, not "
-                             f"above OLD version={self.old.version}", (NEW_BY_OLD,))
+            self.named(path, f"enum {nt.name}", "enum-value", "value",
+                       {v.name: (v.value, v.since_version) for v in ot.values},
+                       {v.name: (v.value, v.since_version) for v in nt.values})
             if ot.null_value != nt.null_value:
                 self.changed = True
                 self.add("enum-null-changed", path, f"enum {nt.name} null value changed from {ot.null_value} to "
                          f"{nt.null_value}", BOTH)
         elif isinstance(ot, SetType) and isinstance(nt, SetType):
-            old_bits = {c.name: c for c in ot.choices}
-            new_bits = {c.name: c for c in nt.choices}
-            for name, oc in old_bits.items():
-                nc = new_bits.get(name)
-                if nc is None:
-                    self.changed = True
-                    self.add("set-choice-removed", path, f"set {nt.name} choice {name} (bit {oc.bit}) removed",
-                             (OLD_BY_NEW,))
-                elif nc.bit != oc.bit:
-                    self.changed = True
-                    self.add("set-choice-moved", path, f"set {nt.name} choice {name} moved from bit {oc.bit} to "
-                             f"bit {nc.bit}", BOTH)
-            for name, nc in new_bits.items():
-                if name not in old_bits:
-                    self.changed = True
-                    if not self.newer(nc.since_version):
-                        self.add("set-choice-added-without-sinceVersion", path,
-                                 f"set {nt.name} choice {name} (bit {nc.bit}) added with sinceVersion={nc.since_version}, "
-                                 f"not above OLD version={self.old.version}", (NEW_BY_OLD,))
+            self.named(path, f"set {nt.name}", "set-choice", "bit",
+                       {c.name: (c.bit, c.since_version) for c in ot.choices},
+                       {c.name: (c.bit, c.since_version) for c in nt.choices})
         elif isinstance(ot, CompositeType) and isinstance(nt, CompositeType):
             for om in ot.members:
                 nm = nt.member(om.name)
                 if nm is not None:
                     self.values(f"{path}.{om.name}", om.type, nm.type)
+
+    def named(self, path: str, what: str, kind: str, unit: str, old: dict[str, tuple[int, int]],
+              new: dict[str, tuple[int, int]]) -> None:
+        """Named numbers (an enum's values, a set's choice bits), as ``name -> (number, sinceVersion)``."""
+        for name, (number, _) in old.items():
+            if name not in new:
+                self.changed = True
+                self.add(f"{kind}-removed", path, f"{what} {name} ({unit} {number}) removed: OLD writers may still "
+                         "send it", (OLD_BY_NEW,))
+            elif new[name][0] != number:
+                self.changed = True
+                self.add(f"{kind}-changed", path, f"{what} {name} changed from {unit} {number} to {new[name][0]}", BOTH)
+        for name, (number, since) in new.items():
+            if name in old:
+                continue
+            self.changed = True
+            if not self.newer(since):
+                self.add(f"{kind}-added-without-sinceVersion", path,
+                         f"{what} {name} ({unit} {number}) added with sinceVersion={since}, not above OLD "
+                         f"version={self.old.version}", (NEW_BY_OLD,))
 
     # ---- groups and var data ----------------------------------------------------------------------------
 

@@ -47,6 +47,20 @@ def encode_car(enc: Any) -> None:
     enc.put_activation_code("abcdef")
 
 
+def claimed(aeron: Any, stream_id: int, length: int) -> tuple[Any, Any, Any]:
+    """An IPC subscription and publication on ``stream_id``, and a claim of ``length`` bytes in it."""
+    from tickline.transport import BufferClaim
+
+    sub = aeron.add_subscription("aeron:ipc", stream_id)
+    pub = aeron.add_publication("aeron:ipc", stream_id)
+    claim = BufferClaim()
+    deadline = time.monotonic() + 5.0
+    while not pub.is_connected or pub.try_claim(length, claim) <= 0:
+        assert time.monotonic() < deadline, "no connected publication to claim in"
+        time.sleep(0.0005)
+    return sub, pub, claim
+
+
 def poll_one(sub: Any, handler: Any) -> None:
     deadline = time.monotonic() + 5.0
     while sub.poll(handler, 1) == 0:
@@ -55,25 +69,13 @@ def poll_one(sub: Any, handler: Any) -> None:
 
 
 def test_encode_into_a_claim_and_decode_from_the_poll_view(aeron: Any, car: tuple[Schema, ModuleType]) -> None:
-    from tickline.transport import BufferClaim
-
     schema, mod = car
     reference = bytearray(512)
     ref = mod.CarEncoder().wrap_and_apply_header(reference, 0)
     encode_car(ref)
     length = 8 + ref.encoded_length
 
-    sub = aeron.add_subscription("aeron:ipc", 31)
-    pub = aeron.add_publication("aeron:ipc", 31)
-    deadline = time.monotonic() + 5.0
-    while not pub.is_connected:
-        assert time.monotonic() < deadline, "publication never connected"
-        time.sleep(0.0005)
-    claim = BufferClaim()
-    deadline = time.monotonic() + 5.0
-    while pub.try_claim(length, claim) <= 0:
-        assert time.monotonic() < deadline, "try_claim never succeeded"
-        time.sleep(0.0005)
+    sub, pub, claim = claimed(aeron, 31, length)
     enc = mod.CarEncoder().wrap_and_apply_header(claim, 0)  # used to raise: object does not support item assignment
     encode_car(enc)
     assert enc.encoded_length == length - 8
@@ -107,19 +109,8 @@ def test_encode_into_a_claim_and_decode_from_the_poll_view(aeron: Any, car: tupl
 
 
 def test_an_aborted_claim_refuses_later_writes_and_publishes_nothing(aeron: Any, car: tuple[Schema, ModuleType]) -> None:
-    from tickline.transport import BufferClaim
-
     _, mod = car
-    sub = aeron.add_subscription("aeron:ipc", 32)
-    pub = aeron.add_publication("aeron:ipc", 32)
-    deadline = time.monotonic() + 5.0
-    while not pub.is_connected:
-        assert time.monotonic() < deadline, "publication never connected"
-        time.sleep(0.0005)
-    claim = BufferClaim()
-    while pub.try_claim(128, claim) <= 0:
-        assert time.monotonic() < deadline, "try_claim never succeeded"
-        time.sleep(0.0005)
+    sub, pub, claim = claimed(aeron, 32, 128)
     enc = mod.CarEncoder().wrap_and_apply_header(claim, 0)
     enc.serial_number = 7
     claim.abort()

@@ -18,6 +18,7 @@ from tickline.codecs import compat, load_schema, otf
 
 TYPES = """<types>
 <enum name="Side" encodingType="uint8"><validValue name="Buy">1</validValue><validValue name="Sell">2</validValue>{enum_extra}</enum>
+<set name="Flags" encodingType="uint8">{choices}</set>
 </types>"""
 
 BASE = """{types}
@@ -34,10 +35,13 @@ LEGS = '<group name="legs" id="12" dimensionType="groupSizeEncoding"><field name
 NOTE = '<data name="note" id="20" type="varDataEncoding"/>'
 
 
+CHOICES = '<choice name="Urgent">0</choice><choice name="Hidden">1</choice>'
+
+
 def body(*, fields: str = FIELDS, groups: str = FILLS + "\n" + LEGS, data: str = NOTE, enum_extra: str = "",
-         msg_attrs: str = "") -> str:
-    return BASE.format(types=TYPES.format(enum_extra=enum_extra), fields=fields, groups=groups, data=data,
-                       msg_attrs=msg_attrs)
+         msg_attrs: str = "", choices: str = CHOICES) -> str:
+    return BASE.format(types=TYPES.format(enum_extra=enum_extra, choices=choices), fields=fields, groups=groups,
+                       data=data, msg_attrs=msg_attrs)
 
 
 # (name, NEW's version, NEW's body, {kind: directions} expected)
@@ -101,6 +105,22 @@ def compatible_new() -> str:
     return body(fields=FIELDS + '\n<field name="qty" id="5" type="uint32" sinceVersion="2"/>',
                 enum_extra='<validValue name="Cross" sinceVersion="2">3</validValue>',
                 data=NOTE + '\n<data name="memo" id="21" type="varDataEncoding" sinceVersion="2"/>')
+
+
+@pytest.mark.parametrize("choices,expected", [
+    ('<choice name="Urgent">0</choice>', {"set-choice-removed": ["old_by_new"]}),
+    ('<choice name="Urgent">0</choice><choice name="Hidden">2</choice>', {"set-choice-changed": ["new_by_old", "old_by_new"]}),
+    (CHOICES + '<choice name="Iceberg">2</choice>', {"set-choice-added-without-sinceVersion": ["new_by_old"]}),
+    (CHOICES + '<choice name="Iceberg" sinceVersion="2">2</choice>', {}),
+])
+def test_set_choices(write_schema: Callable[..., Path], choices: str, expected: dict[str, list[str]]) -> None:
+    flags = FIELDS + '\n<field name="flags" id="6" type="Flags"/>'
+    old = load_schema(write_schema(body(fields=flags), name="old.xml", version=1))
+    new = load_schema(write_schema(body(fields=flags, choices=choices), name="new.xml", version=2))
+    [msg] = compat.check(old, new).messages
+    assert {b.kind: list(b.directions) for b in msg.breaks} == expected
+    if expected:
+        assert "Order.flags" in {b.path for b in msg.breaks}
 
 
 def test_fields_and_data_appended_with_sinceVersion_and_a_bumped_version_pass(write_schema: Callable[..., Path]) -> None:

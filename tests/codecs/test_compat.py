@@ -78,6 +78,10 @@ CASES = [
     ("field-removed", 2,
      body(fields='<field name="id" id="1" type="uint64"/>\n<field name="side" id="3" type="Side"/>'),
      {"field-removed": ["new_by_old"], "field-moved": ["new_by_old", "old_by_new"], "block-shrunk": ["new_by_old"]}),
+    ("var-data-added-inside-a-group-entry", 2,
+     body(groups='<group name="fills" id="10" dimensionType="groupSizeEncoding"><field name="qty" id="11" type="uint32"/>'
+                 '<data name="venue" id="17" type="varDataEncoding" sinceVersion="2"/></group>\n' + LEGS),
+     {"var-data-added-not-at-end": ["new_by_old"]}),
     ("var-data-removed", 2, body(data=""),
      {"var-data-removed": ["new_by_old", "old_by_new"]}),
     ("version-not-increased", 1, body(msg_attrs=' blockLength="40"'),
@@ -170,3 +174,15 @@ def test_cli_exit_status_and_json(write_schema: Callable[..., Path], capsys: pyt
     capsys.readouterr()
     assert tickline.cli.main(["sbe-compat", str(old), str(old.parent / "missing.xml")]) == 1
     assert "missing.xml" in capsys.readouterr().err
+
+
+def test_sbe_tools_extension_schema_is_compatible_and_real_schemas_with_themselves(schemas_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    from test_layout import write_extension
+
+    old = load_schema(schemas_dir / "example-schema.xml")
+    report = compat.check(old, load_schema(write_extension(schemas_dir, tmp_path)))
+    assert report.compatible, report.format()
+    for name in ("FixBinary.xml", "ilinkbinary.xml"):
+        schema = load_schema(schemas_dir / name)
+        assert compat.check(schema, schema).compatible

@@ -79,7 +79,9 @@ class _Decoder:
     def __init__(self, schema: Schema, buf: bytes | bytearray | memoryview, version: int, strict_enums: bool = False) -> None:
         self.s = schema
         self.strict_enums = strict_enums
-        self.buf = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
+        # decode() hands in a flat byte view it releases itself; anything else is viewed here.
+        flat = isinstance(buf, (bytes, bytearray)) or (isinstance(buf, memoryview) and buf.format == "B" and buf.ndim == 1)
+        self.buf = buf if flat else memoryview(buf).cast("B")
         self.version = version
         self.empty_left = MAX_EMPTY_ENTRIES
 
@@ -261,10 +263,27 @@ def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0,
            strict_enums: bool = False) -> tuple[dict[str, Any], int]:
     """Decode the message at ``offset``; returns (the JSON-ready form, bytes consumed).
 
+    ``buf`` is any buffer (a poll's view, a ``BufferClaim``, an mmap); a view of it taken here is released
+    before returning or raising, so nothing of it outlives the call (the result holds copies).
     An enum value the schema does not know (a newer producer's) reads as its raw value, or raises
     :class:`MessageError` with ``strict_enums``.  Raises :class:`MessageError` for unknown templateIds,
     other schemas and truncated or hostile input.
     """
+    if isinstance(buf, (bytes, bytearray)):
+        return _decode(schema, buf, offset, strict_enums)
+    view = memoryview(buf)
+    try:
+        flat = view if view.format == "B" and view.ndim == 1 else view.cast("B")
+        try:
+            return _decode(schema, flat, offset, strict_enums)
+        finally:
+            flat.release()
+    finally:
+        view.release()
+
+
+def _decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int,
+            strict_enums: bool) -> tuple[dict[str, Any], int]:
     header = decode_header(schema, buf, offset)
     if header["schemaId"] != schema.id and schema.header_constant("schemaId") is None:
         raise MessageError(f"message has schemaId={header['schemaId']} but the schema has id={schema.id}")

@@ -3,6 +3,7 @@ decoders read the claim and the poll's view: no copy on either side, and no view
 
 from __future__ import annotations
 
+import array
 import time
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +15,7 @@ from tickline.codecs import MessageError, load_schema, otf
 from tickline.codecs.ir import Schema
 
 from codecs_helpers import import_generated
+from test_layout import FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,7 @@ def test_encode_into_a_claim_and_decode_from_the_poll_view(aeron: Any, car: tupl
     assert enc.encoded_length == length - 8
     # The generated decoder reads the claim too, before it is published (char arrays and var data included).
     assert mod.decode(claim).to_dict() == mod.decode(reference).to_dict()
+    assert otf.decode(schema, claim) == otf.decode(schema, bytes(reference[:length]))
     claim.commit()
 
     # The encoder kept the claim, not a view of it: once committed, a late write is refused instead of
@@ -122,3 +125,18 @@ def test_an_aborted_claim_refuses_later_writes_and_publishes_nothing(aeron: Any,
     got: list[bytes] = []
     poll_one(sub, lambda view, header: got.append(bytes(view)))
     assert got == [b"after"]  # the aborted frame was padding, skipped
+
+
+def test_otf_decode_releases_its_view_even_when_the_input_is_hostile(car: tuple[Schema, ModuleType]) -> None:
+    # An array refuses to grow while a view of it is alive: it shows whether decode kept one (a claim's view
+    # kept past a failed decode would keep the claim exported after commit).
+    schema, mod = car
+    data = mod.CarEncoder.from_dict(FIELDS)
+    arr = array.array("B", data)
+    assert otf.decode(schema, arr)[0]["fields"]["model"] == "Civic VTi"
+    arr.append(0)
+    truncated = array.array("B", data[:-3])
+    with pytest.raises(MessageError, match="message truncated") as failure:
+        otf.decode(schema, truncated)
+    assert failure.value.__traceback__ is not None  # the frames stay alive with the exception
+    truncated.append(0)

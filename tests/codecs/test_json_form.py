@@ -89,3 +89,16 @@ def test_sbe_encode_fills_the_header_left_out(write_schema: Callable[..., Path],
     (tmp_path / "bad.json").write_text(json.dumps({"header": {"blockLength": -1}, "message": "Note", "fields": fields}))
     assert tickline.cli.main(["sbe-encode", str(path), str(tmp_path / "bad.json")]) == 1
     assert "header blockLength=-1 must be a non-negative integer" in capsys.readouterr().err
+
+
+def test_sbe_decode_prints_text_var_data_as_text(schemas_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_layout import hand_encoded_car
+
+    (tmp_path / "car.bin").write_bytes(hand_encoded_car())
+    assert tickline.cli.main(["sbe-decode", str(schemas_dir / "example-schema.xml"), str(tmp_path / "car.bin")]) == 0
+    out = capsys.readouterr().out
+    assert '"manufacturer": "Honda"' in out and '"usageDescription": "Urban Cycle"' in out
+    (tmp_path / "car.json").write_text(out)
+    assert tickline.cli.main(["sbe-encode", str(schemas_dir / "example-schema.xml"), str(tmp_path / "car.json"),
+                              "-o", str(tmp_path / "again.bin")]) == 0
+    assert (tmp_path / "again.bin").read_bytes() == hand_encoded_car()

@@ -1,7 +1,8 @@
 """``tickline codegen``, ``tickline sbe-decode``, ``tickline sbe-encode`` and ``tickline bench codecs``.
 
 Exit codes: 0 success, 1 bad input (schema, message or JSON; the message on
-stderr says which and where), 2 usage errors (argparse).
+stderr says which and where), 2 usage errors (argparse); ``sbe-compat`` exits 3
+when the schemas are incompatible in the direction(s) asked for.
 """
 
 from __future__ import annotations
@@ -38,9 +39,17 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("sbe-encode", help="encode JSON (sbe-decode's form) to SBE bytes on stdout")
     p.add_argument("schema", help="SBE XML schema file")
-    p.add_argument("file", help="JSON file: one message object, or a list of them; '-' for stdin")
+    p.add_argument("file", help="JSON file: one message object, or a list of them; '-' for stdin (a header left out, whole or in part, is filled in as an encoder of its version writes it)")
     p.add_argument("-o", "--output", help="write here instead of stdout")
     p.set_defaults(func=cmd_encode)
+
+    p = subparsers.add_parser("sbe-compat", help="can messages of one schema version be read with the other's codecs?")
+    p.add_argument("old", help="the OLD SBE XML schema (what deployed readers and writers were generated from)")
+    p.add_argument("new", help="the NEW SBE XML schema")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--direction", choices=["both", "new-by-old", "old-by-new"], default="both",
+                   help="which direction must hold for exit status 0 (default: both)")
+    p.set_defaults(func=cmd_compat)
 
 
 def register_bench(bench_subparsers: Any) -> None:
@@ -141,6 +150,22 @@ def cmd_encode(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(blob)
         sys.stdout.buffer.flush()
     return 0
+
+
+def cmd_compat(args: argparse.Namespace) -> int:
+    from tickline.codecs import compat
+
+    try:
+        old = load_schema(args.old)
+        new = load_schema(args.new)
+    except SchemaError as exc:
+        return _err(str(exc))
+    except OSError as exc:
+        return _err(f"cannot read schema file={exc.filename}: {exc.strerror}")
+    report = compat.check(old, new)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    wanted = {"both": compat.BOTH, "new-by-old": (compat.NEW_BY_OLD,), "old-by-new": (compat.OLD_BY_NEW,)}[args.direction]
+    return 0 if all(report.ok(d) for d in wanted) else 3
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

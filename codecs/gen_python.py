@@ -591,7 +591,7 @@ class _Gen:
             c = self.cls(t)
             return [f"self.{slot.py}_raw = _rt.enum_from_json({key}, {t.null_value}, _{c}_VALUES, {t.primitive == 'char'})"]
         if isinstance(t, SetType):
-            return [f"self.{slot.py} = {self.cls(t)}(_rt.set_from_json({key}, _{self.cls(t)}_CHOICES))"]
+            return [f"self.{slot.py} = {self.cls(t)}(_rt.set_from_json({key}, _{self.cls(t)}_CHOICES, {8 * t.size}))"]
         if isinstance(t, CompositeType):
             return [f"self.{slot.py}._apply({key})"]
         if is_float(t.primitive):
@@ -650,7 +650,12 @@ class _Gen:
             for g in groups:
                 self.w(f"out[{g.name!r}] = [e._dict() for e in self.{_py(g)}()]", 2)
             for d in data:
-                self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().hex()", 2)
+                # The JSON form (otf.var_data_to_json): text when the data has a characterEncoding, else hex.
+                if d.data_type.character_encoding:
+                    enc = py_encoding(d.data_type.character_encoding)
+                    self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().decode({enc!r}, 'surrogateescape')", 2)
+                else:
+                    self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().hex()", 2)
             self.w("return out", 2)
             self.w()
         if encoder:
@@ -668,7 +673,11 @@ class _Gen:
                 n += 1
             for dd in data:
                 py = _py(dd)
-                self.w(f"self.put_{py}(bytes.fromhex(d[{dd.name!r}]))", 2)
+                if dd.data_type.character_encoding:
+                    enc = py_encoding(dd.data_type.character_encoding)
+                    self.w(f"self.put_{py}(d[{dd.name!r}].encode({enc!r}, 'surrogateescape'))", 2)
+                else:
+                    self.w(f"self.put_{py}(bytes.fromhex(d[{dd.name!r}]))", 2)
                 n += 1
             if n == 0:
                 self.w("return None", 2)
@@ -911,7 +920,7 @@ class _Gen:
             self.w(f"end = offset + {msg.block_length}", 2)
             self.w("if end > len(buf):", 2)
             self.w("_rt.check_bounds(buf, end, 'root block')", 3)
-            self.w(f"buf[offset:end] = _ZERO_{msg.block_length}  # type: ignore[index]", 2)
+            self.w(f"_rt.write(buf, offset, _ZERO_{msg.block_length})", 2)
             self.zero_consts.add(msg.block_length)
             self.w("self._buf = buf", 2)
             self.w("self._offset = offset", 2)
@@ -926,7 +935,7 @@ class _Gen:
             self.w(f"end = offset + {len(hb)}", 2)
             self.w("if end > len(buf):", 2)
             self.w("_rt.check_bounds(buf, end, 'header and root block')", 3)
-            self.w(f"buf[offset:end] = {hb!r}  # type: ignore[index]", 2)
+            self.w(f"_rt.write(buf, offset, {hb!r})", 2)
             self.w("self._buf = buf", 2)
             self.w("self._offset = offset + HEADER_LENGTH", 2)
             self.w("self._limit = end", 2)
@@ -997,7 +1006,7 @@ class _Gen:
             self.zero_consts.add(g.block_length)
             self.w("if msg._limit > len(self._buf):", 2)
             self.w("_rt.check_bounds(self._buf, msg._limit, 'group entry')", 3)
-            self.w(f"self._buf[self._offset:msg._limit] = _ZERO_{g.block_length}  # type: ignore[index]", 2)
+            self.w(f"_rt.write(self._buf, self._offset, _ZERO_{g.block_length})", 2)
         else:
             self.w("_rt.check_bounds(self._buf, msg._limit, 'group entry')", 2)
             self.w(self.unpack_line("self._block_length"), 2)

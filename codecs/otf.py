@@ -9,13 +9,14 @@ zero).  The form is::
      "fields": {<root fields>, <groups>, <var data>}}
 
 Values: integers as ints (full unsigned range); floats as their exact value
-widened to double, non-finite ones as "NaN"/"Infinity"/"-Infinity"; a single
+widened to double, non-finite ones as "NaN"/"-NaN"/"Infinity"/"-Infinity" (a NaN's sign is kept, not its payload); a single
 char as a 1-character string; a char array as the text before the first NUL
 in its characterEncoding (US-ASCII if none); other arrays as lists; optional
 values equal to their null value as None; enums by validValue name (None
 for the null value, the raw value if unknown); sets as the list of choice
-names that are set, in schema order; composites as objects; constants with
-their value; groups as lists of entry objects; var data as lowercase hex.
+names that are set, in schema order, then the number of each set bit no choice names; composites as objects; constants with
+their value; groups as lists of entry objects; var data as text when its ``varData`` member has a
+characterEncoding (bytes invalid in it kept as lone surrogates), else as lowercase hex.
 A field, group or var data newer than the acting version is None, [] and "".
 
 Hostile bytes raise :class:`MessageError` (see the runtime's ``short_block``, ``count_too_large`` and
@@ -51,7 +52,7 @@ from tickline.codecs.ir import (
     is_float,
     tail_min,
 )
-from tickline.codecs.runtime import MAX_EMPTY_ENTRIES, count_too_large, short_block, too_many_empty
+from tickline.codecs.runtime import MAX_EMPTY_ENTRIES, count_too_large, ff, fj, set_from_json, set_json, short_block, too_many_empty
 from tickline.codecs.schema import py_encoding
 
 
@@ -61,19 +62,14 @@ def _fmt(schema: Schema, primitive: str) -> struct.Struct:
 
 
 def float_to_json(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+    out = fj(value)
+    assert out is not None
+    return out
 
 
 def float_from_json(value: Any) -> float:
     if isinstance(value, str):
-        table = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        if value not in table:
-            raise MessageError(f"not a float value={value!r}")
-        return table[value]
+        return ff(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MessageError(f"not a float value={value!r}")
     return float(value)
@@ -83,7 +79,9 @@ class _Decoder:
     def __init__(self, schema: Schema, buf: bytes | bytearray | memoryview, version: int, strict_enums: bool = False) -> None:
         self.s = schema
         self.strict_enums = strict_enums
-        self.buf = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
+        # decode() hands in a flat byte view it releases itself; anything else is viewed here.
+        flat = isinstance(buf, (bytes, bytearray)) or (isinstance(buf, memoryview) and buf.format == "B" and buf.ndim == 1)
+        self.buf = buf if flat else memoryview(buf).cast("B")
         self.version = version
         self.empty_left = MAX_EMPTY_ENTRIES
 
@@ -146,8 +144,7 @@ class _Decoder:
                 return chr(raw) if t.primitive == "char" else raw
             return vv.name
         if isinstance(t, SetType):
-            raw = int(self.prim(t.primitive, offset))
-            return [c.name for c in t.choices if raw >> c.bit & 1]
+            return set_json(int(self.prim(t.primitive, offset)), tuple((c.name, c.bit) for c in t.choices))
         return self.composite(t, offset)
 
     def composite(self, t: CompositeType, offset: int) -> dict[str, Any]:
@@ -220,9 +217,39 @@ class _Decoder:
             length = int(self.prim(lt.primitive, pos))
             pos += lt.primitive_size
             self.need(pos, length, f"var data {d.name}")
-            out[d.name] = bytes(self.buf[pos:pos + length]).hex()
+            out[d.name] = var_data_to_json(d, bytes(self.buf[pos:pos + length]))
             pos += length
         return pos
+
+
+def var_data_to_json(d: VarData, payload: bytes) -> str:
+    """Var data in the JSON form: text when its ``varData`` member has a characterEncoding, else lowercase hex.
+    Bytes not valid in the encoding are kept as lone surrogates, so the text still round-trips."""
+    enc = d.data_type.character_encoding
+    if enc is None:
+        return payload.hex()
+    try:
+        return payload.decode(py_encoding(enc), errors="surrogateescape")
+    except UnicodeDecodeError as exc:  # only multi-byte codecs other than UTF-8 get here (surrogateescape fails)
+        raise MessageError(f"var data name={d.name} is not valid characterEncoding={enc}: {exc.reason} "
+                           f"at byte={exc.start}") from None
+
+
+def var_data_from_json(d: VarData, value: Any, what: str) -> bytes:
+    """The inverse of :func:`var_data_to_json`; a value of the wrong form is a :class:`MessageError`."""
+    enc = d.data_type.character_encoding
+    if not isinstance(value, str):
+        raise MessageError(f"{what}: var data name={d.name} must be a {'string' if enc else 'hex string'}, got value={value!r}")
+    if enc is not None:
+        try:
+            return value.encode(py_encoding(enc), errors="surrogateescape")
+        except UnicodeEncodeError:
+            raise MessageError(f"{what}: var data name={d.name} value={value!r} is not representable in "
+                               f"characterEncoding={enc}") from None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise MessageError(f"{what}: var data name={d.name} is not valid hex") from None
 
 
 def decode_header(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0) -> dict[str, Any]:
@@ -236,10 +263,27 @@ def decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int = 0,
            strict_enums: bool = False) -> tuple[dict[str, Any], int]:
     """Decode the message at ``offset``; returns (the JSON-ready form, bytes consumed).
 
+    ``buf`` is any buffer (a poll's view, a ``BufferClaim``, an mmap); a view of it taken here is released
+    before returning or raising, so nothing of it outlives the call (the result holds copies).
     An enum value the schema does not know (a newer producer's) reads as its raw value, or raises
     :class:`MessageError` with ``strict_enums``.  Raises :class:`MessageError` for unknown templateIds,
     other schemas and truncated or hostile input.
     """
+    if isinstance(buf, (bytes, bytearray)):
+        return _decode(schema, buf, offset, strict_enums)
+    view = memoryview(buf)
+    try:
+        flat = view if view.format == "B" and view.ndim == 1 else view.cast("B")
+        try:
+            return _decode(schema, flat, offset, strict_enums)
+        finally:
+            flat.release()
+    finally:
+        view.release()
+
+
+def _decode(schema: Schema, buf: bytes | bytearray | memoryview, offset: int,
+            strict_enums: bool) -> tuple[dict[str, Any], int]:
     header = decode_header(schema, buf, offset)
     if header["schemaId"] != schema.id and schema.header_constant("schemaId") is None:
         raise MessageError(f"message has schemaId={header['schemaId']} but the schema has id={schema.id}")
@@ -343,12 +387,10 @@ class _Encoder:
         elif isinstance(t, SetType):
             if not isinstance(value, list):
                 raise MessageError(f"{what}: expected a list of choice names, got value={value!r}")
-            bits = {c.name: c.bit for c in t.choices}
-            raw = 0
-            for name in value:
-                if not isinstance(name, str) or name not in bits:
-                    raise MessageError(f"{what}: name={name!r} is not a choice of set {t.name}")
-                raw |= 1 << bits[name]
+            try:
+                raw = set_from_json(value, tuple((c.name, c.bit) for c in t.choices), 8 * t.size, f"set {t.name}")
+            except MessageError as exc:
+                raise MessageError(f"{what}: {exc}") from None
             self.prim(buf, t.primitive, offset, raw, what)
         else:
             if not isinstance(value, dict):
@@ -372,11 +414,14 @@ class _Encoder:
             self.value(buf, f.type, f.presence, offset + f.offset, values[f.name], f"{what}.{f.name}")
 
     def block_length_at(self, g: Group) -> int:
-        """A group's block length as an encoder of the acting version wrote it: fields newer than the
+        return self.block_length_of(g.fields, g.block_length)
+
+    def block_length_of(self, fields: list[Field], block_length: int) -> int:
+        """A block's length as an encoder of the acting version wrote it: fields newer than the
         version did not exist yet (the schema's blockLength when the version is current)."""
-        if self.version >= self.s.version or all(f.since_version <= self.version for f in g.fields):
-            return g.block_length
-        return max((f.offset + f.size for f in g.fields if f.since_version <= self.version), default=0)
+        if self.version >= self.s.version or all(f.since_version <= self.version for f in fields):
+            return block_length
+        return max((f.offset + f.size for f in fields if f.since_version <= self.version), default=0)
 
     def rest(self, out: bytearray, groups: list[Group], data: list[VarData], values: dict[str, Any], what: str) -> None:
         for g in groups:
@@ -404,13 +449,7 @@ class _Encoder:
         for d in data:
             if d.since_version > self.version:
                 continue
-            hexdata = values.get(d.name)
-            if not isinstance(hexdata, str):
-                raise MessageError(f"{what}: var data name={d.name} must be a hex string")
-            try:
-                payload = bytes.fromhex(hexdata)
-            except ValueError:
-                raise MessageError(f"{what}: var data name={d.name} is not valid hex") from None
+            payload = var_data_from_json(d, values.get(d.name), what)
             lt = d.length_type
             limit = INT_RANGE[lt.primitive][1]
             if lt.max_value is not None:
@@ -426,7 +465,9 @@ class _Encoder:
 def encode(schema: Schema, doc: dict[str, Any]) -> bytes:
     """Encode the JSON-ready form (as :func:`decode` returns it) into message bytes.
 
-    The header members are written as given; the acting version is the
+    The header members are written as given; members left out (or the whole
+    ``header``) are filled as a reference encoder writes them (:func:`default_header`,
+    with the root block length of the acting version).  The acting version is the
     header's ``version`` and the root block is the header's ``blockLength``
     bytes long.  Raises :class:`MessageError` for input that does not fit.
     """
@@ -434,15 +475,19 @@ def encode(schema: Schema, doc: dict[str, Any]) -> bytes:
         msg: Message = schema.message_by_name(doc["message"])
     except (KeyError, TypeError):
         raise MessageError(f"unknown message name={doc.get('message') if isinstance(doc, dict) else doc!r}") from None
-    header = doc.get("header")
+    header = doc.get("header", {})
     fields = doc.get("fields")
     if not isinstance(header, dict) or not isinstance(fields, dict):
-        raise MessageError("the document needs objects 'header' and 'fields'")
+        raise MessageError("the document needs an object 'fields' (and 'header', if given, must be an object)")
     version = header.get("version", schema.version)
-    block_length = header.get("blockLength", msg.block_length)
-    if not isinstance(version, int) or not isinstance(block_length, int) or block_length < 0:
-        raise MessageError("header version and blockLength must be non-negative integers")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise MessageError(f"header version={version!r} must be a non-negative integer")
     enc = _Encoder(schema, version)
+    # Members the document leaves out are what an encoder of the acting version writes.
+    header = {**default_header(schema, msg), "blockLength": enc.block_length_of(msg.fields, msg.block_length), **header}
+    block_length = header["blockLength"]
+    if not isinstance(block_length, int) or isinstance(block_length, bool) or block_length < 0:
+        raise MessageError(f"header blockLength={block_length!r} must be a non-negative integer")
     out = bytearray(schema.header.size)
     enc.value(out, schema.header, "required", 0, header, "header")
     block = bytearray(block_length)

@@ -50,14 +50,37 @@ def too_many_empty(what: str, offset: int, count: int) -> MessageError:
                         f"bytes, and one message may hold at most {MAX_EMPTY_ENTRIES} of them (fault=peer)")
 
 
+def write(buf: Buffer, offset: int, data: bytes) -> None:
+    """Copy ``data`` into ``buf`` at ``offset`` (bounds already checked).
+
+    bytearray and memoryview take a slice assignment.  Any other writable buffer (an Aeron ``BufferClaim``,
+    an mmap, a NumPy array) is written through a memoryview taken here and released before returning: a
+    claim's memory belongs to the log once it is committed or aborted, so no view of it may outlive the call
+    (the encoder keeps the claim itself, which refuses a new view after commit/abort)."""
+    if type(buf) is bytearray or type(buf) is memoryview:
+        buf[offset:offset + len(data)] = data
+    else:
+        with memoryview(buf) as view:
+            view[offset:offset + len(data)] = data
+
+
+def read(buf: Buffer, offset: int, length: int) -> bytes:
+    """A copy of ``length`` bytes at ``offset`` (shorter at the buffer's end), from any buffer: one that cannot
+    be sliced (a ``BufferClaim``) is read through a memoryview released before returning, as in :func:`write`."""
+    if type(buf) is bytes or type(buf) is bytearray or type(buf) is memoryview:
+        return bytes(buf[offset:offset + length])
+    with memoryview(buf) as view:
+        return bytes(view[offset:offset + length])
+
+
 def zero(buf: Buffer, offset: int, length: int) -> None:
     """Clear ``length`` bytes so that every byte no field writes is zero (as the reference encoder's output)."""
     check_bounds(buf, offset + length, "block")
-    buf[offset:offset + length] = bytes(length)  # type: ignore[index]
+    write(buf, offset, bytes(length))
 
 
 def get_str(buf: Buffer, offset: int, length: int, encoding: str) -> str:
-    raw = bytes(buf[offset:offset + length])
+    raw = read(buf, offset, length)
     cut = raw.find(b"\0")
     if cut >= 0:
         raw = raw[:cut]
@@ -69,17 +92,17 @@ def put_str(buf: Buffer, offset: int, length: int, value: str, encoding: str) ->
     if len(raw) > length:
         raise MessageError(f"value={value!r} is {len(raw)} bytes, longer than length={length}")
     check_bounds(buf, offset + length, "char array")
-    buf[offset:offset + length] = raw + bytes(length - len(raw))  # type: ignore[index]
+    write(buf, offset, raw + bytes(length - len(raw)))
 
 
 def put_bytes(buf: Buffer, offset: int, value: bytes) -> None:
     check_bounds(buf, offset + len(value), "var data")
-    buf[offset:offset + len(value)] = value  # type: ignore[index]
+    write(buf, offset, value)
 
 
 def get_bytes(buf: Buffer, offset: int, length: int) -> bytes:
     check_bounds(buf, offset + length, "var data")
-    return bytes(buf[offset:offset + length])
+    return read(buf, offset, length)
 
 
 def array_nulls(values: tuple[Any, ...], null: float) -> tuple[Any, ...]:
@@ -94,12 +117,18 @@ def array_put(values: Any, null: float) -> tuple[Any, ...]:
     return tuple(null if x is None else x for x in values)
 
 
+#: Non-finite floats in the JSON form.  A NaN with its sign bit set is "-NaN", so that decoding and re-encoding
+#: keeps that bit (a producer's -NaN, 0xffc00000 as a float, differs from NaN in one byte); other NaN payload
+#: bits are not kept: every NaN is written as the quiet NaN of its sign.
+FLOAT_WORDS = {"NaN": math.nan, "-NaN": -math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def fj(value: float | None) -> float | str | None:
-    """A float in the JSON form: non-finite values as strings."""
+    """A float in the JSON form: non-finite values as strings (:data:`FLOAT_WORDS`)."""
     if value is None:
         return None
     if math.isnan(value):
-        return "NaN"
+        return "-NaN" if math.copysign(1.0, value) < 0 else "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
@@ -108,10 +137,9 @@ def fj(value: float | None) -> float | str | None:
 def ff(value: Any) -> float:
     """A float from the JSON form."""
     if isinstance(value, str):
-        table = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        if value not in table:
+        if value not in FLOAT_WORDS:
             raise MessageError(f"not a float value={value!r}")
-        return table[value]
+        return FLOAT_WORDS[value]
     return float(value)
 
 
@@ -136,21 +164,33 @@ def enum_from_json(value: Any, null: int, values: dict[str, int], is_char: bool)
     raise MessageError(f"value={value!r} is not a validValue")
 
 
-def set_json(raw: int | None, choices: tuple[tuple[str, int], ...]) -> list[str] | None:
+def set_json(raw: int | None, choices: tuple[tuple[str, int], ...]) -> list[str | int] | None:
+    """A set in the JSON form: the names of the choices that are set, in schema order, then the number of each
+    set bit no choice names (a newer producer's choice), so that decoding and re-encoding keeps every bit."""
     if raw is None:
         return None
-    return [name for name, bit in choices if raw >> bit & 1]
+    raw = int(raw)
+    out: list[str | int] = [name for name, bit in choices if raw >> bit & 1]
+    rest = raw & ~sum(1 << bit for _, bit in choices)
+    out += [bit for bit in range(rest.bit_length()) if rest >> bit & 1]
+    return out
 
 
-def set_from_json(value: Any, choices: tuple[tuple[str, int], ...]) -> int:
+def set_from_json(value: Any, choices: tuple[tuple[str, int], ...], width: int = 64, what: str = "the set") -> int:
+    """The inverse of :func:`set_json`: choice names and bit numbers below ``width`` (the encoding's bits)."""
     bits = dict(choices)
     raw = 0
     if not isinstance(value, list):
         raise MessageError(f"expected a list of choice names, got value={value!r}")
     for name in value:
-        if not isinstance(name, str) or name not in bits:
-            raise MessageError(f"name={name!r} is not a choice of the set")
-        raw |= 1 << bits[name]
+        if isinstance(name, int) and not isinstance(name, bool):
+            if not 0 <= name < width:
+                raise MessageError(f"bit={name} is out of range for {what} of {width} bits")
+            raw |= 1 << name
+        elif isinstance(name, str) and name in bits:
+            raw |= 1 << bits[name]
+        else:
+            raise MessageError(f"name={name!r} is not a choice of {what}")
     return raw
 
 
@@ -164,7 +204,7 @@ def order_error(where: str, expected: str, got: str) -> AccessOrderError:
 
 def padded(buf: Buffer, offset: int, length: int, size: int) -> bytes:
     """``length`` bytes at ``offset`` zero-extended to ``size``: an older, shorter block read by a newer decoder."""
-    raw = bytes(buf[offset:offset + max(length, 0)])
+    raw = read(buf, offset, max(length, 0))
     return raw + bytes(size - len(raw))
 
 

@@ -59,10 +59,10 @@ class SbeOrderCodec:
             "rejectReason": None if accepted else ("InvalidQuantity" if a.status is Status.REJECTED_INVALID else "ExceedsLimit"),
             "price": {"mantissa": None}, "lastPrice": {"mantissa": None}, "lastQuantity": 0, "leavesQuantity": 0, "cumQuantity": 0,
             "avgPrice": {"mantissa": None}, "transactTime": a.timestamp,
-            "text": _REASON_TEXT.get(a.status, "").encode().hex(),
+            "text": _REASON_TEXT.get(a.status, ""),
         })
 
     def decode_ack(self, data: bytes) -> OrderAck:
         f = self._decode(bytes(data), "ExecutionReport")
-        status = Status.ACCEPTED if f["execType"] == "New" else _TEXT_REASON[bytes.fromhex(f["text"]).decode()]
+        status = Status.ACCEPTED if f["execType"] == "New" else _TEXT_REASON[f["text"]]
         return OrderAck(f["clOrdId"], status, f["orderId"], f["transactTime"])

@@ -69,7 +69,7 @@ _NAMES = {"last_term": "lastTerm", "last_position": "lastPosition", "pre_vote": 
 
 def schema_fields(m):
     """``m`` as the on-the-fly codec's document fields: the schema's names, booleans
-    and enums by name, var data as hex, an unknown leader as -1."""
+    and enums by name, binary var data as hex (text var data as text), an unknown leader as -1."""
     out = {}
     for name in m.__dataclass_fields__:
         if name == "end":
@@ -81,8 +81,6 @@ def schema_fields(m):
             v = v.name
         elif isinstance(v, bytes):
             v = v.hex()
-        elif isinstance(v, str) and name != "role":
-            v = v.encode().hex()
         elif isinstance(v, tuple):
             v = [schema_fields(e) for e in v]
         elif v is None and name == "leader":

@@ -66,5 +66,9 @@ def block(fields: list[Field], groups: list[Group], data: list[VarData], depth: 
     for g in groups:
         parts[g.name] = st.lists(block(g.fields, g.groups, g.data, depth + 1), max_size=3 if depth == 0 else 2)
     for d in data:
-        parts[d.name] = st.binary(max_size=24).map(bytes.hex)
+        if d.data_type.character_encoding:  # text in the JSON form; any bytes, invalid ones as lone surrogates
+            enc = py_encoding(d.data_type.character_encoding)
+            parts[d.name] = st.binary(max_size=24).map(lambda b, enc=enc: b.decode(enc, "surrogateescape"))
+        else:
+            parts[d.name] = st.binary(max_size=24).map(bytes.hex)
     return st.fixed_dictionaries(parts)

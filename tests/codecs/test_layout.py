@@ -29,11 +29,11 @@ FIELDS: dict[str, Any] = {
     "vehicleCode": "abcdef", "extras": ["sunRoof", "cruiseControl"], "discountedModel": "C",
     "engine": {"capacity": 2000, "numCylinders": 4, "maxRpm": 9000, "manufacturerCode": "123", "fuel": "Petrol",
                "efficiency": 35, "boosterEnabled": "T", "booster": {"BoostType": "NITROUS", "horsePower": 200}},
-    "fuelFigures": [{"speed": 30, "mpg": 35.900001525878906, "usageDescription": b"Urban Cycle".hex()},
-                    {"speed": 55, "mpg": 49.0, "usageDescription": b"Combined Cycle".hex()}],
+    "fuelFigures": [{"speed": 30, "mpg": 35.900001525878906, "usageDescription": "Urban Cycle"},
+                    {"speed": 55, "mpg": 49.0, "usageDescription": "Combined Cycle"}],
     "performanceFigures": [{"octaneRating": 95, "acceleration": [{"mph": 30, "seconds": 4.0}, {"mph": 60, "seconds": 7.5}]},
                            {"octaneRating": 99, "acceleration": []}],
-    "manufacturer": b"Honda".hex(), "model": b"Civic VTi".hex(), "activationCode": b"abcdef".hex(),
+    "manufacturer": "Honda", "model": "Civic VTi", "activationCode": "abcdef",
 }
 
 
@@ -180,7 +180,7 @@ def extension_fields() -> dict[str, Any]:
     fields["cupHolderCount"] = 3
     fields["fuelFigures"] = [dict(f, co2=77) for f in FIELDS["fuelFigures"]]
     fields = {k: fields[k] for k in [*list(FIELDS)[:9], "cupHolderCount", *list(FIELDS)[9:]]}
-    fields["notes"] = b"v1 only".hex()
+    fields["notes"] = "v1 only"
     return fields
 
 

@@ -42,14 +42,15 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"tickline fix-gateway: {e}", file=sys.stderr)
         return 2
     if args.status:
-        if not cfg.status_file:
-            print(f"tickline fix-gateway: no status_file configured: fault=config path={args.config}", file=sys.stderr)
+        if not cfg.status_path:
+            print(f"tickline fix-gateway: status_file is off: fault=config path={args.config}", file=sys.stderr)
             return 2
         try:
-            with open(cfg.status_file) as f:
+            with open(cfg.status_path) as f:
                 st = json.load(f)
         except (OSError, ValueError) as e:
-            print(f"tickline fix-gateway: no status: path={cfg.status_file} error={e}", file=sys.stderr)
+            print(f"tickline fix-gateway: no status (is the gateway running?): path={cfg.status_path} error={e}",
+                  file=sys.stderr)
             return 1
         print(f"{'session':<40} {'role':<10} {'state':<16} {'next_out':>9} {'next_in':>9}")
         for s in st["sessions"]:
@@ -63,8 +64,16 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     from tickline.transport import AeronError
 
-    # refused peers, failed logons (rate-limited) and errors go to stderr
-    logging.basicConfig(level=logging.WARNING, format="tickline fix-gateway: %(levelname)s %(message)s")
+    # logons, logouts, refused logons (rate-limited), resets, resends, rejects and errors: one line each
+    from tickline.logs import LogConfigError, configure_from_args
+    from tickline.logs import quote as _quote
+
+    try:
+        configure_from_args(args)
+    except LogConfigError as e:
+        print(f"tickline fix-gateway: {e}", file=sys.stderr)
+        return 2
+    log = logging.getLogger("tickline.fix_gateway")
     try:
         gw = Gateway(cfg)
     except (ConfigError, OSError, AeronError) as e:
@@ -76,10 +85,28 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"tickline fix-gateway: {e}", file=sys.stderr)
         return 1
     port = gw.acceptor.port if gw.acceptor else None
+    # the ready line (scripts wait for it), then the log
     print(f"tickline fix-gateway: running sessions={len(cfg.sessions)} acceptor_port={port} bridge={cfg.bridge_kind}",
           file=sys.stderr, flush=True)
+    log.info("started sessions=%d acceptor_port=%s bridge=%s store_dir=%s status_file=%s", len(cfg.sessions), port,
+             cfg.bridge_kind, _quote(cfg.store_dir), _quote(cfg.status_path or "off"))
     gw.run(stop)
+    log.info("stopped")
     print("tickline fix-gateway: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _cmd_fix_store(args: argparse.Namespace) -> int:
+    from .store import dump
+
+    try:
+        for line in dump(args.file):
+            print(line)
+    except OSError as e:
+        print(f"tickline fix-store: cannot read: fault=user path={args.file} error={e.strerror or e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
     return 0
 
 
@@ -122,12 +149,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from tickline.logs import add_arguments as add_log_arguments
+
     p = subparsers.add_parser("fix-gateway", help="run the FIX session gateway (or print its status)")
     p.add_argument("--config", help="topology file (TOML) with a [fix_gateway] section")
     p.add_argument("--status", action="store_true", help="print sessions, state and sequence numbers, then exit")
     p.add_argument("--hash-password", action="store_true",
                    help="read a password from stdin, print its salted hash (for password_hash / credentials_file)")
+    add_log_arguments(p)
     p.set_defaults(func=_cmd_gateway)
+    p = subparsers.add_parser("fix-store", help="inspect a FIX message store")
+    sub = p.add_subparsers(dest="fix_store_command", metavar="ACTION", required=True)
+    d = sub.add_parser("dump", help="print a session's store file record by record (read-only; SOH shown as |)")
+    d.add_argument("file", help="a store file (<store_dir>/<session>.log)")
+    d.set_defaults(func=_cmd_fix_store)
     p = subparsers.add_parser("exchange-sim", help="run the simulated venue as an Aeron service")
     p.add_argument("--config", required=True, help="topology file (TOML) with an [exchange_sim] section")
     p.set_defaults(func=_cmd_exchange_sim)

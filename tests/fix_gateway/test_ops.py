@@ -1,0 +1,201 @@
+"""Operating the gateway (issue 18): its log lines, the per-session message log, the status
+file (on by default), ``tickline fix-store dump`` and the refused order's real cause, through
+the real daemon and the real commands."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tickline.fix_gateway.auth import hash_password
+from tickline.fix_gateway.codec import encode
+from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
+from tickline.fix_gateway.session import (ApplicationMessage, LoggedOn, LoggedOut, RejectReceived, SessionConfig,
+                                          utc_timestamp)
+from tickline.transport import free_ports
+
+pytestmark = pytest.mark.multiprocess
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (DEBUG|INFO|WARNING|ERROR) tickline\.fix_gateway \S")
+
+
+def tickline(*args):
+    return [sys.executable, "-P", "-m", "tickline", *args]
+
+
+def topology(tmp_path, port, extra=""):
+    p = tmp_path / "topology.toml"
+    p.write_text(f"""
+[fix_gateway]
+store_dir = "{tmp_path / 'store'}"
+idle = "sleeping"
+{extra}
+[fix_gateway.acceptor]
+host = "127.0.0.1"
+port = {port}
+max_failed_logons = 100
+
+[[fix_gateway.sessions]]
+role = "acceptor"
+sender_comp_id = "GW"
+target_comp_id = "C1"
+begin_string = "FIX.4.4"
+transport_dictionary = "FIX44"
+username = "c1"
+password_hash = "{hash_password('right pw')}"
+message_log = true
+""")
+    return p
+
+
+def start(procs_list, cfg, *extra, env=None):
+    p = subprocess.Popen(tickline("fix-gateway", "--config", str(cfg), *extra), stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, **(env or {})})
+    procs_list.append(p)
+    line = p.stderr.readline()
+    assert "tickline fix-gateway: running sessions=" in line, line
+    return p
+
+
+@pytest.fixture
+def gateways():
+    ps = []
+    yield ps
+    for p in ps:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+        p.stderr.close()
+
+
+def refused(port, sender, user, pw):
+    """A Logon on a raw connection; returns what came back before the gateway closed it."""
+    body = [(98, 0), (108, 30), (553, user), (554, pw)]
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(encode("FIX.4.4", [(35, "A"), (49, sender), (56, "GW"), (34, 1), (52, utc_timestamp(time.time()))] + body))
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    s.close()
+    return got
+
+
+def status(cfg):
+    r = subprocess.run(tickline("fix-gateway", "--config", str(cfg), "--status"), capture_output=True, text=True,
+                       timeout=60)
+    return r.stdout
+
+
+def test_gateway_logs_every_session_event_keeps_a_message_log_and_a_default_status_file(tmp_path, gateways, loop):
+    port = free_ports(kind="tcp")[0]
+    cfg = topology(tmp_path, port)
+    log_file = tmp_path / "gw.log"
+    proc = start(gateways, cfg, "--log-file", str(log_file), env={"TICKLINE_LOG_LEVEL": "info"})
+
+    # refused logons: an unknown CompID, then bad credentials; both logged with the source address
+    refused(port, "NOBODY", "c1", "right pw")
+    assert b"35=5" in refused(port, "C1", "c1", "wrong pw")
+
+    events = []
+    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=lambda sid, e: events.append(e))
+    sid = "FIX.4.4:C1->GW"
+    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator", username="c1",
+                                  password="right pw"), port=port)
+    loop.add(ini)
+    loop.run_until(lambda: any(isinstance(e, LoggedOn) for e in events), timeout=15, what="logon")
+    ini.submit(sid, "D", [(11, "O1"), (55, "XYZ"), (54, "1"), (60, utc_timestamp(time.time())), (38, "1"),
+                          (40, "2"), (44, "5")])
+    ini.submit(sid, "D", [(11, "O2"), (54, "1"), (60, utc_timestamp(time.time())), (38, "1"), (40, "2")])  # no Symbol
+    loop.run_until(lambda: any(isinstance(e, ApplicationMessage) for e in events)
+                   and any(isinstance(e, RejectReceived) for e in events), timeout=15, what="ack and reject")
+    # the status file is on by default (in the store directory) and follows the session
+    assert (tmp_path / "store" / "status.json").exists()
+    loop.run_until(lambda: " active " in status(cfg), timeout=10, what="status active")
+    ini.invoke_later(lambda: ini.session(sid).logout(time.time(), "done for today"))
+    ini.enabled[sid] = False
+    loop.run_until(lambda: any(isinstance(e, LoggedOut) for e in events), timeout=10, what="logout")
+    loop.run_until(lambda: " active " not in status(cfg), timeout=10, what="status after logout")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+    lines = log_file.read_text().splitlines()
+    assert lines and all(LINE.match(ln) for ln in lines), lines
+    text = "\n".join(lines)
+    assert re.search(r"WARNING tickline\.fix_gateway logon failed: fault=remote peer=127\.0\.0\.1:\d+ "
+                     r"session=FIX\.4\.4:GW->NOBODY reason=\"unknown_session session=FIX\.4\.4:GW->NOBODY\"", text), text
+    assert re.search(r"WARNING tickline\.fix_gateway logon failed: fault=remote peer=127\.0\.0\.1:\d+ "
+                     r"session=FIX\.4\.4:GW->C1 reason=\"bad_credentials username='c1'\"", text), text
+    assert re.search(r"INFO tickline\.fix_gateway logon session=FIX\.4\.4:GW->C1 peer=127\.0\.0\.1:\d+ "
+                     r"heartbeat_s=30 reset_seq_num=False next_out=\d+ next_in=\d+", text), text
+    assert re.search(r"WARNING tickline\.fix_gateway reject_sent session=FIX\.4\.4:GW->C1 fault=remote kind=session "
+                     r"msg_type=D ref_seq_num=3 reason=1 tag=55 text=\"Required tag missing tag=55\"", text), text
+    assert re.search(r"INFO tickline\.fix_gateway logout session=FIX\.4\.4:GW->C1 peer=127\.0\.0\.1:\d+ "
+                     r"initiated_by=remote reason=\"done for today\"", text), text
+    assert "INFO tickline.fix_gateway stopped" in text
+
+    # the message log: every message in and out, SOH as |
+    ml = (tmp_path / "store" / "FIX.4.4_GW-_C1.messages.log").read_text().splitlines()
+    stamp = r"\d{8}-\d\d:\d\d:\d\d\.\d{6}"
+    assert any(re.match(stamp + r" in  8=FIX\.4\.4\|9=\d+\|35=A\|.*\|553=c1\|", m) for m in ml), ml
+    assert any(re.match(stamp + r" out 8=FIX\.4\.4\|9=\d+\|35=A\|", m) for m in ml), ml
+    assert any(re.match(stamp + r" in  .*\|35=D\|.*\|11=O1\|.*\|10=\d{3}\|$", m) for m in ml), ml
+    assert any(re.match(stamp + r" out .*\|35=8\|.*\|11=O1\|", m) for m in ml), ml
+    assert any(re.match(stamp + r" in  .*\|35=5\|.*58=done for today\|", m) for m in ml), ml
+
+    # fix-store dump prints the session's store, record by record
+    r = subprocess.run(tickline("fix-store", "dump", str(tmp_path / "store" / "FIX.4.4_GW-_C1.log")),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0].startswith("offset=0 reset creation_time="), out
+    assert any(re.match(r"offset=\d+ message seq=1 8=FIX\.4\.4\|9=\d+\|35=A\|", o) for o in out), out
+    assert any(re.match(r"offset=\d+ seqnums next_sender_seq=\d+ next_target_seq=\d+$", o) for o in out), out
+    assert re.match(r"end valid_bytes=\d+ trailing_bytes=0$", out[-1]), out[-1]
+    assert "554=" not in r.stdout  # the password is never stored
+
+
+def test_fix_store_dump_reports_a_torn_tail_and_garbage_without_changing_the_file(tmp_path):
+    from tickline.fix_gateway.store import FileStore
+
+    path = tmp_path / "s.log"
+    st = FileStore(path, "none", 1.0)
+    st.save(1, b"8=FIX.4.4\x019=5\x0135=0\x0110=000\x01")
+    st.set_next_sender_seq(2)
+    st.close()
+    good = path.read_bytes()
+    path.write_bytes(good + b"\xff\xff\xff\x7f" + os.urandom(40))  # a record "of 2 GiB": hostile length
+    r = subprocess.run(tickline("fix-store", "dump", str(path)), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "message seq=1 8=FIX.4.4|9=5|35=0|10=000|" in r.stdout
+    assert r.stdout.splitlines()[-1] == f"end valid_bytes={len(good)} trailing_bytes=44 stopped=bad_length length=2147483647"
+    assert path.read_bytes()[:len(good)] == good and path.stat().st_size == len(good) + 44  # untouched
+    r = subprocess.run(tickline("fix-store", "dump", str(tmp_path / "missing.log")), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1 and "cannot read: fault=user path=" in r.stderr
+
+
+def test_log_level_and_file_options_are_checked(tmp_path):
+    cfg = topology(tmp_path, 1)
+    r = subprocess.run(tickline("fix-gateway", "--config", str(cfg)), capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "TICKLINE_LOG_LEVEL": "chatty"})
+    assert r.returncode == 2 and "bad log level: fault=user key=TICKLINE_LOG_LEVEL value='chatty'" in r.stderr, r.stderr
+    r = subprocess.run(tickline("fix-gateway", "--config", str(cfg), "--log-file", str(tmp_path / "no" / "dir.log")),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot open log file: fault=user key=--log-file" in r.stderr, r.stderr
+
+
+def test_log_values_from_a_peer_cannot_forge_fields_or_lines():
+    from tickline.logs import kv, quote
+
+    assert quote("plain") == "plain"
+    assert quote('x reason=ok\nFAKE') == '"x reason=ok\\nFAKE"'
+    assert quote("\x1b[31m") == '"\\x1b[31m"'
+    assert kv(a="", b="q\"") == 'a="" b="q\\""'

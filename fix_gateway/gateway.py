@@ -12,6 +12,7 @@ Topology file (TOML), section ``[fix_gateway]``::
     status_file = "var/fix/status.json"  # default: <store_dir>/status.json; "off": none
     status_interval_s = 0.1        # the file is rewritten within this long of a change
     message_log = false            # true: <store_dir>/<session>.messages.log, every message in and out
+    admin_password_hash = "scrypt$..."  # tickline fix-gateway admin ... over <store_dir>/admin.sock (0600)
     idle = "backoff"               # busy-spin | yielding | sleeping | backoff
     bridge = "aeron"               # aeron | in-process; default: aeron when [fix_gateway.aeron] names a dir
     [fix_gateway.aeron]            # the streams, same keys as [exchange_sim]
@@ -70,6 +71,9 @@ from .codec import GarbledMessage, ascii_uint, parse
 from .config import ConfigError, from_env, read_section
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, ExchangeSim
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
+from .admin import AdminServer
+from .auth import check_password_hash
+from .codec import MAX_SEQ_NUM
 from .msglog import MessageLog
 from .schedule import SessionSchedule
 from .session import SessionConfig, State
@@ -102,6 +106,7 @@ class GatewayConfig:
     status_file: str = ""  # "" = <store_dir>/status.json; "off" = none
     status_interval_s: float = 0.1
     message_log: bool = False  # every session: QuickFIX-style log of each message in and out
+    admin_password_hash: str = ""  # set: the admin socket <store_dir>/admin.sock answers with this credential
     idle: str = "backoff"
     shutdown_timeout_s: float = 5.0
     acceptor: AcceptorConfig | None = None
@@ -132,6 +137,8 @@ class GatewayConfig:
         if not isinstance(self.status_interval_s, (int, float)) or not 0 < self.status_interval_s <= 60:
             raise ConfigError(f"status_interval_s must be in (0, 60]: fault=config key=fix_gateway.status_interval_s "
                               f"value={self.status_interval_s!r}")
+        if self.admin_password_hash:
+            check_password_hash(self.admin_password_hash, "fix_gateway.admin_password_hash")
         if not self.sessions:
             raise ConfigError("no sessions: fault=config key=fix_gateway.sessions")
         if any(s.session.role == "acceptor" for s in self.sessions) and self.acceptor is None:
@@ -152,7 +159,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     gw = read_section(path, "fix_gateway")
     top = {k: v for k, v in gw.items() if k not in ("acceptor", "initiator", "venue", "sessions", "aeron")}
     _check_keys("fix_gateway", top, {"store_dir", "fsync", "status_file", "status_interval_s", "idle", "shutdown_timeout_s",
-                                     "bridge", "message_log"})
+                                     "bridge", "message_log", "admin_password_hash"})
     try:
         acc = gw.get("acceptor")
         acceptor = AcceptorConfig(**acc) if isinstance(acc, dict) else None
@@ -231,6 +238,8 @@ class Gateway:
         self._last_status_write = 0.0
         self._status_key: Any = None
         self._status_path = config.status_path
+        self.admin = AdminServer(admin_socket_path(config), config.admin_password_hash, self._admin_command) \
+            if config.admin_password_hash else None
 
     def _wire(self, config: GatewayConfig, clock) -> None:
         for ep in (self.acceptor, self.initiator):
@@ -275,6 +284,8 @@ class Gateway:
     def on_start(self) -> None:
         for ep in self.endpoints:
             ep.on_start()
+        if self.admin is not None:
+            self.admin.start()
 
     def do_work(self) -> int:
         work = 0
@@ -282,6 +293,8 @@ class Gateway:
             work += ep.do_work()
         for b in self.bridges:
             work += b.do_work()
+        if self.admin is not None and self.admin.jobs:
+            work += self.admin.drain()
         now = self.clock()
         if self._status_path and now - self._last_status >= self.config.status_interval_s:
             self._last_status = now
@@ -307,6 +320,8 @@ class Gateway:
                     e.msglog.close()
         if self._status_path:
             self.write_status()
+        if self.admin is not None:
+            self.admin.close()
         self.close_link()
 
     def close_link(self) -> None:
@@ -345,6 +360,65 @@ class Gateway:
             doc["acceptor"] = {"connections": self.acceptor.connections, **self.acceptor.counters}
         tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, p)
+
+    def _admin_command(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One admin command (``admin.py``), on the agent thread."""
+        cmd = req.get("command")
+        now = self.clock()
+        if cmd == "list":
+            rows = []
+            for ep in self.endpoints:
+                for sid, e in ep.entries.items():
+                    st = e.session.store
+                    rows.append({"session": sid, "role": e.session.config.role, "state": e.session.state.value,
+                                 "next_sender_seq": st.next_sender_seq, "next_target_seq": st.next_target_seq,
+                                 "peer": f"{e.peer.host}:{e.peer.port}" if e.sock is not None and e.peer else ""})
+            return {"ok": True, "sessions": rows}
+        if cmd not in ("disconnect", "reset-seq", "set-next-seq"):
+            return {"ok": False, "error": f"unknown command: fault=user command={_quote(str(cmd)[:40])} "
+                                          f"allowed=list|disconnect|reset-seq|set-next-seq"}
+        sid = req.get("session")
+        e = next((ep.entries[sid] for ep in self.endpoints if isinstance(sid, str) and sid in ep.entries), None)
+        if e is None:
+            return {"ok": False, "error": f"unknown session: fault=user session={_quote(str(sid)[:80])}"}
+        s = e.session
+        if cmd == "disconnect":
+            if s.state == State.DISCONNECTED and e.sock is None:
+                return {"ok": False, "error": f"not connected: fault=user session={sid}"}
+            reason = str(req.get("reason") or "Disconnected by the operator")[:200].replace("\x01", " ")
+            if s.state == State.ACTIVE:
+                s.logout(now, reason)  # the Logout handshake; the connection closes after it
+            else:
+                s.connection_lost(now, "admin_disconnect")
+            _log.info("admin disconnect session=%s state=%s reason=%s", sid, s.state.value, _quote(reason))
+            return {"ok": True, "session": sid, "state": s.state.value}
+        if s.state != State.DISCONNECTED or e.sock is not None:
+            return {"ok": False, "error": f"session is connected: fault=user session={sid} state={s.state.value} "
+                                          f"(disconnect it first: sequence numbers change only on a logged-out session)"}
+        if cmd == "reset-seq":
+            s.reset_sequence_numbers(now)
+            _log.info("admin reset_seq session=%s next_out=1 next_in=1", sid)
+        else:
+            new = {}
+            for key in ("sender", "target"):
+                v = req.get(key)
+                if v is None:
+                    continue
+                if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_SEQ_NUM:
+                    return {"ok": False, "error": f"bad sequence number: fault=user key={key} value={_quote(str(v)[:40])} "
+                                                  f"range=1..{MAX_SEQ_NUM}"}
+                new[key] = v
+            if not new:
+                return {"ok": False, "error": "nothing to set: fault=user (give sender and/or target)"}
+            if "sender" in new:
+                s.store.set_next_sender_seq(new["sender"])
+            if "target" in new:
+                s.store.set_next_target_seq(new["target"])
+            s.store.sync()
+            _log.info("admin set_next_seq session=%s next_out=%s next_in=%s", sid, s.store.next_sender_seq,
+                      s.store.next_target_seq)
+        return {"ok": True, "session": sid, "next_sender_seq": s.store.next_sender_seq,
+                "next_target_seq": s.store.next_target_seq}
 
     def all_disconnected(self) -> bool:
         return all(e.session.state == State.DISCONNECTED for ep in self.endpoints for e in ep.entries.values())
@@ -406,6 +480,10 @@ def _venue_history(stores: dict[str, FileStore]) -> tuple[list[tuple[str, str]],
                     if n is not None and n > top:
                         top = n
     return seen, top
+
+
+def admin_socket_path(config: GatewayConfig) -> str:
+    return str(Path(config.store_dir) / "admin.sock")
 
 
 def _store_cfg(config: GatewayConfig):

@@ -199,3 +199,80 @@ def test_log_values_from_a_peer_cannot_forge_fields_or_lines():
     assert quote('x reason=ok\nFAKE') == '"x reason=ok\\nFAKE"'
     assert quote("\x1b[31m") == '"\\x1b[31m"'
     assert kv(a="", b="q\"") == 'a="" b="q\\""'
+
+
+def admin(cfg, *args, password="adm pw", env=None):
+    e = {**os.environ, **(env or {})}
+    e.pop("TICKLINE_FIX_ADMIN_PASSWORD", None)
+    if password is not None:
+        e["TICKLINE_FIX_ADMIN_PASSWORD"] = password
+    return subprocess.run(tickline("fix-gateway", "admin", "--config", str(cfg), *args), capture_output=True,
+                          text=True, timeout=60, env=e)
+
+
+def test_admin_lists_disconnects_and_resets_a_logged_out_session_with_the_admin_credential(tmp_path, gateways, loop):
+    port = free_ports(kind="tcp")[0]
+    cfg = topology(tmp_path, port, f'admin_password_hash = "{hash_password("adm pw")}"')
+    proc = start(gateways, cfg)
+    sock = tmp_path / "store" / "admin.sock"
+    assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o600
+
+    events = []
+    sid = "FIX.4.4:C1->GW"
+    ini = FixInitiator(InitiatorConfig(reconnect_min_s=60, reconnect_max_s=60), on_event=lambda s, e: events.append(e))
+    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator", username="c1",
+                                  password="right pw"), port=port)
+    loop.add(ini)
+    loop.run_until(lambda: any(isinstance(e, LoggedOn) for e in events), timeout=15, what="logon")
+
+    r = admin(cfg, "list")
+    assert r.returncode == 0, r.stderr
+    row = r.stdout.splitlines()[1].split()
+    assert row[:5] == ["FIX.4.4:GW->C1", "acceptor", "active", "2", "2"] and row[5].startswith("127.0.0.1:"), r.stdout
+
+    r = admin(cfg, "list", password="not it")
+    assert r.returncode == 1 and "refused: fault=user reason=bad_credentials" in r.stderr, r.stderr
+    r = admin(cfg, "list", password=None)
+    assert r.returncode == 2 and "no admin password: fault=user" in r.stderr, r.stderr
+
+    r = admin(cfg, "reset-seq", "FIX.4.4:GW->C1")  # not while it is logged on
+    assert r.returncode == 1 and "session is connected: fault=user session=FIX.4.4:GW->C1 state=active" in r.stderr
+
+    r = admin(cfg, "disconnect", "FIX.4.4:GW->C1", "--reason", "maintenance")
+    assert r.returncode == 0 and r.stdout.startswith("ok session=FIX.4.4:GW->C1 state=logout_sent"), r.stdout + r.stderr
+    loop.run_until(lambda: any(isinstance(e, LoggedOut) for e in events), timeout=10, what="logout by the operator")
+    lo = [e for e in events if isinstance(e, LoggedOut)][0]
+    assert lo.initiated_by == "remote" and lo.text == "maintenance"
+    ini.enabled[sid] = False
+    loop.run_until(lambda: "disconnected" in admin(cfg, "list").stdout, timeout=10, what="disconnected")
+
+    r = admin(cfg, "set-next-seq", "FIX.4.4:GW->C1", "--sender", "50", "--target", "40")
+    assert r.returncode == 0 and "next_sender_seq=50 next_target_seq=40" in r.stdout, r.stdout + r.stderr
+    assert admin(cfg, "list").stdout.splitlines()[1].split()[3:5] == ["50", "40"]
+    r = admin(cfg, "set-next-seq", "FIX.4.4:GW->C1", "--sender", "0")
+    assert r.returncode == 1 and "bad sequence number: fault=user key=sender value=0" in r.stderr, r.stderr
+    r = admin(cfg, "reset-seq", "FIX.4.4:GW->C1")
+    assert r.returncode == 0 and "next_sender_seq=1 next_target_seq=1" in r.stdout, r.stdout + r.stderr
+    r = admin(cfg, "disconnect", "FIX.4.4:GW->NOBODY")
+    assert r.returncode == 1 and "unknown session: fault=user session=FIX.4.4:GW->NOBODY" in r.stderr
+
+    # hostile requests on the socket itself: not JSON, too long; the gateway answers and carries on
+    for junk in (b"\xff\x00garbage\n", b"{" * 10_000):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(sock))
+        try:
+            s.sendall(junk)
+        except OSError:
+            pass
+        answer = s.recv(4096)
+        s.close()
+        assert b'"ok": false' in answer and b"fault=user" in answer, answer
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    err = proc.stderr.read()
+    assert "admin disconnect session=FIX.4.4:GW->C1 state=logout_sent reason=maintenance" in err, err
+    assert "admin set_next_seq session=FIX.4.4:GW->C1 next_out=50 next_in=40" in err
+    assert "admin reset_seq session=FIX.4.4:GW->C1 next_out=1 next_in=1" in err
+    assert "admin refused: fault=user reason=bad_credentials" in err
+    assert not sock.exists()  # removed at a clean stop

@@ -276,3 +276,35 @@ def test_admin_lists_disconnects_and_resets_a_logged_out_session_with_the_admin_
     assert "admin reset_seq session=FIX.4.4:GW->C1 next_out=1 next_in=1" in err
     assert "admin refused: fault=user reason=bad_credentials" in err
     assert not sock.exists()  # removed at a clean stop
+
+
+def test_gateway_logs_gaps_sequence_resets_and_resends(tmp_path, gateways, loop):
+    from tickline.fix_gateway.store import MemoryStore
+
+    port = free_ports(kind="tcp")[0]
+    cfg = topology(tmp_path, port)
+    proc = start(gateways, cfg, "--log-level", "INFO")
+    events = []
+    sid = "FIX.4.4:C1->GW"
+    store = MemoryStore()
+    store.set_next_sender_seq(10)  # the client says 10 where the gateway expects 1: a gap, filled by a SequenceReset (to 11: past the Logon)
+    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05, reconnect_max_s=0.1), on_event=lambda s, e: events.append(e))
+    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator", username="c1",
+                                  password="right pw"), store, port=port)
+    loop.add(ini)
+    loop.run_until(lambda: any(isinstance(e, LoggedOn) for e in events), timeout=15, what="logon")
+    loop.run_for(200)
+    # a new connection from a client that forgot what it received: it asks the gateway to resend
+    ini.invoke_later(lambda: ini.session(sid).logout(time.time(), "again"))
+    loop.run_until(lambda: any(isinstance(e, LoggedOut) for e in events), timeout=10, what="logout")
+    ini.invoke_later(lambda: store.set_next_target_seq(1))
+    loop.run_until(lambda: len([e for e in events if isinstance(e, LoggedOn)]) == 2, timeout=15, what="second logon")
+    loop.run_for(200)
+    ini.enabled[sid] = False
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    err = proc.stderr.read()
+    assert re.search(r"INFO tickline\.fix_gateway resend_requested session=FIX\.4\.4:GW->C1 expected=1 received=10", err), err
+    assert re.search(r"INFO tickline\.fix_gateway sequence_reset session=FIX\.4\.4:GW->C1 new_seq_num=11 gap_fill=True",
+                     err), err
+    assert re.search(r"INFO tickline\.fix_gateway resend session=FIX\.4\.4:GW->C1 begin=1 end=\d+ resent=\d+", err), err

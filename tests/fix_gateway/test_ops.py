@@ -53,26 +53,6 @@ message_log = true
     return p
 
 
-def start(procs_list, cfg, *extra, env=None):
-    p = subprocess.Popen(tickline("fix-gateway", "--config", str(cfg), *extra), stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, **(env or {})})
-    procs_list.append(p)
-    line = p.stderr.readline()
-    assert "tickline fix-gateway: running sessions=" in line, line
-    return p
-
-
-@pytest.fixture
-def gateways():
-    ps = []
-    yield ps
-    for p in ps:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=10)
-        p.stderr.close()
-
-
 def refused(port, sender, user, pw):
     """A Logon on a raw connection; returns what came back before the gateway closed it."""
     body = [(98, 0), (108, 30), (553, user), (554, pw)]
@@ -94,11 +74,11 @@ def status(cfg):
     return r.stdout
 
 
-def test_gateway_logs_every_session_event_keeps_a_message_log_and_a_default_status_file(tmp_path, gateways, loop):
+def test_gateway_logs_every_session_event_keeps_a_message_log_and_a_default_status_file(tmp_path, daemon, loop):
     port = free_ports(kind="tcp")[0]
     cfg = topology(tmp_path, port)
     log_file = tmp_path / "gw.log"
-    proc = start(gateways, cfg, "--log-file", str(log_file), env={"TICKLINE_LOG_LEVEL": "info"})
+    proc = daemon(cfg, "--log-file", str(log_file), env={"TICKLINE_LOG_LEVEL": "info"})
 
     # refused logons: an unknown CompID, then bad credentials; both logged with the source address
     refused(port, "NOBODY", "c1", "right pw")
@@ -210,10 +190,10 @@ def admin(cfg, *args, password="adm pw", env=None):
                           text=True, timeout=60, env=e)
 
 
-def test_admin_lists_disconnects_and_resets_a_logged_out_session_with_the_admin_credential(tmp_path, gateways, loop):
+def test_admin_lists_disconnects_and_resets_a_logged_out_session_with_the_admin_credential(tmp_path, daemon, loop):
     port = free_ports(kind="tcp")[0]
     cfg = topology(tmp_path, port, f'admin_password_hash = "{hash_password("adm pw")}"')
-    proc = start(gateways, cfg)
+    proc = daemon(cfg)
     sock = tmp_path / "store" / "admin.sock"
     assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o600
 
@@ -278,12 +258,12 @@ def test_admin_lists_disconnects_and_resets_a_logged_out_session_with_the_admin_
     assert not sock.exists()  # removed at a clean stop
 
 
-def test_gateway_logs_gaps_sequence_resets_and_resends(tmp_path, gateways, loop):
+def test_gateway_logs_gaps_sequence_resets_and_resends(tmp_path, daemon, loop):
     from tickline.fix_gateway.store import MemoryStore
 
     port = free_ports(kind="tcp")[0]
     cfg = topology(tmp_path, port)
-    proc = start(gateways, cfg, "--log-level", "INFO")
+    proc = daemon(cfg, "--log-level", "INFO")
     events = []
     sid = "FIX.4.4:C1->GW"
     store = MemoryStore()

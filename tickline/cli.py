@@ -70,13 +70,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def version_text() -> str:
-    """tickline's version and the Aeron it was built with.
+    """tickline's version and the Aeron version it was built with.
 
-    Aeron's build records ``commit=<git sha>`` from ``git log`` in its source
-    tree; tickline builds Aeron from a pinned sdist, which is no git checkout,
-    so that command finds no commit and Aeron's ``git diff-index`` check
-    appends ``+guilty`` (its mark for "uncommitted changes"): the raw string
-    reads ``commit=+guilty``.  That is reported here as "commit unknown".
+    Aeron's own string (``AERON_VERSION``) reads ``aeron version=1.x commit=<sha>``, but its build
+    takes ``<sha>`` from ``git log`` run in its source folder, which here is a folder of the
+    build directory, not an Aeron checkout: the sha is then that of whatever repository
+    encloses the build (tickline's own checkout), ``+guilty`` appended when that tree has
+    uncommitted changes, or nothing but ``+guilty`` when built outside any repository (an
+    sdist): hence ``commit=+guilty``.  It names no Aeron commit, so it is left out; the Aeron
+    version is the pinned source release's.
     """
     from tickline import __version__
 
@@ -87,10 +89,7 @@ def version_text() -> str:
         lines.append(f"aeron unavailable (extension did not load: {type(exc).__name__}: {exc})")
         return "\n".join(lines)
     fields = dict(part.split("=", 1) for part in str(AERON_VERSION).split() if "=" in part)
-    commit = fields.get("commit", "")
-    if not commit or commit.startswith("+"):
-        commit = "unknown (built from a source release, not a git checkout)"
-    lines.append(f"aeron {fields.get('version', AERON_VERSION)} commit={commit}")
+    lines.append(f"aeron {fields.get('version', AERON_VERSION)}")
     return "\n".join(lines)
 
 
@@ -122,7 +121,12 @@ def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = subparsers.add_parser("bench", help="benchmarks, each against a named peer measured in the same run")
     bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCH")
-    bench.set_defaults(func=lambda _args: bench.print_help() or 2)
+
+    def bench_help(_args: argparse.Namespace) -> int:
+        bench.print_help()
+        return 2
+
+    bench.set_defaults(func=bench_help)
     for name in COMMAND_MODULES if modules is None else modules:
         try:
             module = importlib.import_module(name)

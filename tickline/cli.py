@@ -108,6 +108,8 @@ def _modules_for(argv: list[str]) -> list[str]:
     """The modules needed to parse ``argv``: the one defining its command when
     known, else all of them."""
     words = [a for a in argv if not a.startswith("-")]
+    if not words and "--version" in argv:
+        return []
     if not words or any(a in ("-h", "--help") for a in argv[: argv.index(words[0])]):
         return list(COMMAND_MODULES)
     table, name = (_BENCHES, words[1] if len(words) > 1 else None) if words[0] == "bench" else (_COMMANDS, words[0])

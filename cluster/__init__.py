@@ -16,3 +16,36 @@ the topology (``service = "module:factory"``), never imported from here.
 - :mod:`.sim` and :mod:`.linearizability`: the deterministic simulator and history checker;
 - :mod:`.cli` and :mod:`.bench`: ``tickline cluster node|tool|sim`` and ``tickline bench cluster``.
 """
+
+# The public API, imported lazily (type checkers see the real types).
+from typing import TYPE_CHECKING
+
+from tickline._lazy import lazy_exports
+
+_EXPORTS = {
+    "ClusteredService": "service", "ClientSession": "service", "ServiceContainer": "service",
+    "ClusterClient": "client", "AeronClusterClient": "aeron_io",
+    "Topology": "daemon", "load_topology": "daemon",
+    "ClusterError": "errors", "ConfigError": "errors", "NotLeaderError": "errors",
+}
+# spelled out: type checkers read __all__ only as a literal
+__all__ = [
+    "AeronClusterClient",
+    "ClientSession",
+    "ClusterClient",
+    "ClusterError",
+    "ClusteredService",
+    "ConfigError",
+    "NotLeaderError",
+    "ServiceContainer",
+    "Topology",
+    "load_topology",
+]
+if TYPE_CHECKING:
+    from .aeron_io import AeronClusterClient
+    from .client import ClusterClient
+    from .daemon import Topology, load_topology
+    from .errors import ClusterError, ConfigError, NotLeaderError
+    from .service import ClientSession, ClusteredService, ServiceContainer
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -132,6 +132,7 @@ class AeronOrderSink:
         self.codec = OrderCodec()
         self.sent = 0
         self.failed: collections.Counter[str] = collections.Counter()
+        self.last_failure = ""  # the OfferResult name of the last refused offer (the bridge's reject text says it)
 
     @property
     def is_connected(self) -> bool:
@@ -146,9 +147,10 @@ class AeronOrderSink:
             self.sent += 1
             return True
         try:
-            self.failed[OfferResult(r).name] += 1
+            self.last_failure = OfferResult(r).name
         except ValueError:
-            self.failed[f"result_{r}"] += 1
+            self.last_failure = f"result_{r}"
+        self.failed[self.last_failure] += 1
         return False
 
     def close(self) -> None:

@@ -188,6 +188,16 @@ OrderRequest = Union[NewOrder, CancelOrder, ReplaceOrder]
 VenueReport = Union[ExecutionReport, OrderReject]
 
 
+def refusal_text(failure: str) -> str:
+    """The Text (58) of the BusinessMessageReject for an order the venue's stream did not take,
+    naming the cause (``failure``: the sink's ``last_failure``, an ``OfferResult`` name)."""
+    if failure == "NOT_CONNECTED":
+        return "order entry not connected: no venue subscribed (NOT_CONNECTED)"
+    if failure in ("", "BACK_PRESSURED", "ADMIN_ACTION"):
+        return "order entry back pressured, retry"
+    return f"order entry unavailable ({failure})"
+
+
 class OrderSink(Protocol):
     def offer(self, session_id: str, request: OrderRequest) -> bool: ...
 
@@ -603,7 +613,7 @@ class FixBridge:
             return
         if not self.sink.offer(session_id, req):
             self._refuse(session_id, msg, TranslationError("business", BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
-                                                           None, "order entry back pressured, retry"))
+                                                           None, refusal_text(getattr(self.sink, "last_failure", ""))))
             return
         self.routes[cl] = session_id
         if req.__class__ is not NewOrder:

@@ -9,7 +9,10 @@ Topology file (TOML), section ``[fix_gateway]``::
     [fix_gateway]
     store_dir = "var/fix"          # one crash-safe log per session
     fsync = "batch"                # always | batch | none
-    status_file = "var/fix/status.json"
+    status_file = "var/fix/status.json"  # default: <store_dir>/status.json; "off": none
+    status_interval_s = 0.1        # the file is rewritten within this long of a change
+    message_log = false            # true: <store_dir>/<session>.messages.log, every message in and out
+    admin_password_hash = "scrypt$..."  # tickline fix-gateway admin ... over <store_dir>/admin.sock (0600)
     idle = "backoff"               # busy-spin | yielding | sleeping | backoff
     bridge = "aeron"               # aeron | in-process | module:factory; default: aeron when [fix_gateway.aeron] names a dir
                                    # (module:factory: factory(topology path) -> OrderSink + ExecutionSource, e.g.
@@ -52,9 +55,11 @@ Every ``[fix_gateway]`` scalar can be overridden by ``TICKLINE_FIX_GATEWAY_<KEY>
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gc
 import json
+import logging
 import os
 import threading
 import time
@@ -67,9 +72,15 @@ from .bridge import BridgeReject, FixBridge
 from .codec import GarbledMessage, ascii_uint, parse
 from .config import ConfigError, from_env, read_section
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
+from .admin import AdminServer
+from .auth import check_password_hash
+from .codec import MAX_SEQ_NUM
+from .msglog import MessageLog
 from .schedule import SessionSchedule
 from .session import SessionConfig, State
-from .store import FSYNC_POLICIES, FileStore
+from .store import FSYNC_POLICIES, FileStore, safe_name as _safe_name
+
+from tickline.logs import quote as _quote
 
 __all__ = ["GatewayConfig", "Gateway", "load_config", "IN_PROCESS_VENUE"]
 
@@ -78,6 +89,8 @@ __all__ = ["GatewayConfig", "Gateway", "load_config", "IN_PROCESS_VENUE"]
 IN_PROCESS_VENUE = "tickline.venue.exchange_sim:ExchangeSim"
 #: that venue's default duplicate-ClOrdID window (see its docstring)
 DEFAULT_DUPLICATE_WINDOW = 100_000
+
+_log = logging.getLogger("tickline.fix_gateway")
 
 _SCHEDULE_KEYS = {f.name for f in dataclasses.fields(SessionSchedule)}
 _SESSION_KEYS = {f.name for f in dataclasses.fields(SessionConfig)}
@@ -90,14 +103,17 @@ class SessionSpec:
     host: str = "127.0.0.1"
     port: int = 0
     tls_ca_file: str = ""  # initiator: speak TLS, trusting this CA bundle
+    message_log: bool | None = None  # None: [fix_gateway] message_log
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
     store_dir: str = "fix-store"
     fsync: str = "batch"
-    status_file: str = ""
-    status_interval_s: float = 1.0
+    status_file: str = ""  # "" = <store_dir>/status.json; "off" = none
+    status_interval_s: float = 0.1
+    message_log: bool = False  # every session: QuickFIX-style log of each message in and out
+    admin_password_hash: str = ""  # set: the admin socket <store_dir>/admin.sock answers with this credential
     idle: str = "backoff"
     shutdown_timeout_s: float = 5.0
     acceptor: AcceptorConfig | None = None
@@ -111,6 +127,13 @@ class GatewayConfig:
     source: str = ""  # the topology file this came from (a named bridge's factory gets it)
 
     @property
+    def status_path(self) -> str:
+        """Where the status file is ("" when turned off)."""
+        if self.status_file == "off":
+            return ""
+        return self.status_file or str(Path(self.store_dir) / "status.json")
+
+    @property
     def bridge_kind(self) -> str:
         return self.bridge or ("aeron" if self.aeron.dir else "in-process")
 
@@ -120,6 +143,11 @@ class GatewayConfig:
                               "allowed=aeron|in-process|module:factory")
         if self.fsync not in FSYNC_POLICIES:
             raise ConfigError(f"bad fsync policy: fault=config key=fix_gateway.fsync value={self.fsync!r}")
+        if not isinstance(self.status_interval_s, (int, float)) or not 0 < self.status_interval_s <= 60:
+            raise ConfigError(f"status_interval_s must be in (0, 60]: fault=config key=fix_gateway.status_interval_s "
+                              f"value={self.status_interval_s!r}")
+        if self.admin_password_hash:
+            check_password_hash(self.admin_password_hash, "fix_gateway.admin_password_hash")
         if not self.sessions:
             raise ConfigError("no sessions: fault=config key=fix_gateway.sessions")
         if any(s.session.role == "acceptor" for s in self.sessions) and self.acceptor is None:
@@ -140,7 +168,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     gw = read_section(path, "fix_gateway")
     top = {k: v for k, v in gw.items() if k not in ("acceptor", "initiator", "venue", "sessions", "aeron")}
     _check_keys("fix_gateway", top, {"store_dir", "fsync", "status_file", "status_interval_s", "idle", "shutdown_timeout_s",
-                                     "bridge"})
+                                     "bridge", "message_log", "admin_password_hash"})
     try:
         acc = gw.get("acceptor")
         acceptor = AcceptorConfig(**acc) if isinstance(acc, dict) else None
@@ -155,10 +183,14 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         specs = []
         for i, s in enumerate(gw.get("sessions", [])):
             where = f"fix_gateway.sessions[{i}]"
-            _check_keys(where, s, _SESSION_KEYS | _SCHEDULE_KEYS | {"host", "port", "tls_ca_file"})
+            _check_keys(where, s, _SESSION_KEYS | _SCHEDULE_KEYS | {"host", "port", "tls_ca_file", "message_log"})
             sched = SessionSchedule(**{k: v for k, v in s.items() if k in _SCHEDULE_KEYS})
             sc = SessionConfig(**{k: v for k, v in s.items() if k in _SESSION_KEYS})
-            specs.append(SessionSpec(sc, sched, s.get("host", "127.0.0.1"), int(s.get("port", 0)), s.get("tls_ca_file", "")))
+            ml = s.get("message_log")
+            if ml is not None and not isinstance(ml, bool):
+                raise ConfigError(f"message_log must be true or false: fault=config key={where}.message_log value={ml!r}")
+            specs.append(SessionSpec(sc, sched, s.get("host", "127.0.0.1"), int(s.get("port", 0)), s.get("tls_ca_file", ""),
+                                     ml))
         return from_env(GatewayConfig, "TICKLINE_FIX_GATEWAY_", env, **top, acceptor=acceptor, initiator=initiator,
                         venue_default_mode=venue.get("default_mode", "match"), venue_modes=dict(venue.get("modes", {})),
                         **({"venue_duplicate_window": venue["duplicate_window"]} if "duplicate_window" in venue else {}),
@@ -180,7 +212,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig, clock=time.time) -> None:
         self.config = config
         self.clock = clock
-        self.rejects: list[BridgeReject] = []
+        # the last refused messages (bounded: a peer sending bad orders must not grow it); each is logged
+        self.rejects: collections.deque[BridgeReject] = collections.deque(maxlen=100)
         self.link: AeronLink | None = None
         self._link_closed = False
         self.venue: Any
@@ -218,12 +251,17 @@ class Gateway:
                 self.link.close()
             raise
         self._last_status = 0.0
+        self._last_status_write = 0.0
+        self._status_key: Any = None
+        self._status_path = config.status_path
+        self.admin = AdminServer(admin_socket_path(config), config.admin_password_hash, self._admin_command) \
+            if config.admin_password_hash else None
 
     def _wire(self, config: GatewayConfig, clock) -> None:
         for ep in (self.acceptor, self.initiator):
             if ep is None:
                 continue
-            b = FixBridge(ep, self.venue, _Fanout(self, ep), clock, on_reject=self.rejects.append)
+            b = FixBridge(ep, self.venue, _Fanout(self, ep), clock, on_reject=self._on_reject)
             ep.on_event = b.on_event
             self.endpoints.append(ep)
             self.bridges.append(b)
@@ -244,6 +282,17 @@ class Gateway:
                         raise ConfigError(f"cannot load CA file: fault=config session={spec.session.session_id} "
                                           f"key=tls_ca_file value={spec.tls_ca_file!r} error={e}") from None
                 self.initiator.add_session(spec.session, store, spec.schedule, host=spec.host, port=spec.port, tls=tls)
+            if config.message_log if spec.message_log is None else spec.message_log:
+                ep = self.acceptor if spec.session.role == "acceptor" else self.initiator
+                assert ep is not None
+                sid = spec.session.session_id
+                ep.entries[sid].msglog = MessageLog(Path(config.store_dir) / f"{_safe_name(sid)}.messages.log",
+                                                    max(spec.session.max_message_size, 1 << 16))
+
+    def _on_reject(self, r: BridgeReject) -> None:
+        self.rejects.append(r)
+        _log.warning("reject_sent session=%s fault=remote kind=%s msg_type=%s ref_seq_num=%s reason=%s tag=%s text=%s",
+                     r.session_id, r.kind, _quote(r.msg_type), r.seq_num, r.reason, r.tag, _quote(r.text))
 
     def role_name(self) -> str:
         return "fix-gateway"
@@ -251,6 +300,8 @@ class Gateway:
     def on_start(self) -> None:
         for ep in self.endpoints:
             ep.on_start()
+        if self.admin is not None:
+            self.admin.start()
 
     def do_work(self) -> int:
         work = 0
@@ -258,17 +309,35 @@ class Gateway:
             work += ep.do_work()
         for b in self.bridges:
             work += b.do_work()
+        if self.admin is not None and self.admin.jobs:
+            work += self.admin.drain()
         now = self.clock()
-        if self.config.status_file and now - self._last_status >= self.config.status_interval_s:
+        if self._status_path and now - self._last_status >= self.config.status_interval_s:
             self._last_status = now
-            self.write_status()
+            self._maybe_write_status(now)
         return work
+
+    def _maybe_write_status(self, now: float) -> None:
+        # rewritten when a session's state or numbers changed (so within status_interval_s of
+        # the change), and at least once a second (its "time" says the daemon is alive)
+        key = [(e.session.state, e.session.store.next_sender_seq, e.session.store.next_target_seq, e.sock is None)
+               for ep in self.endpoints for e in ep.entries.values()]
+        if key != self._status_key or now - self._last_status_write >= 1.0:
+            self._status_key = key
+            self._last_status_write = now
+            self.write_status()
 
     def on_close(self) -> None:
         for ep in self.endpoints:
             ep.on_close()
-        if self.config.status_file:
+        for ep in self.endpoints:
+            for e in ep.entries.values():
+                if e.msglog is not None:
+                    e.msglog.close()
+        if self._status_path:
             self.write_status()
+        if self.admin is not None:
+            self.admin.close()
         self.close_link()
 
     def close_link(self) -> None:
@@ -304,7 +373,7 @@ class Gateway:
         return out
 
     def write_status(self) -> None:
-        p = Path(self.config.status_file)
+        p = Path(self._status_path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(p.suffix + ".tmp")
         doc = {"pid": os.getpid(), "time": self.clock(), "sessions": self.status(), "bridge": self.bridge_status()}
@@ -312,6 +381,65 @@ class Gateway:
             doc["acceptor"] = {"connections": self.acceptor.connections, **self.acceptor.counters}
         tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, p)
+
+    def _admin_command(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One admin command (``admin.py``), on the agent thread."""
+        cmd = req.get("command")
+        now = self.clock()
+        if cmd == "list":
+            rows = []
+            for ep in self.endpoints:
+                for sid, e in ep.entries.items():
+                    st = e.session.store
+                    rows.append({"session": sid, "role": e.session.config.role, "state": e.session.state.value,
+                                 "next_sender_seq": st.next_sender_seq, "next_target_seq": st.next_target_seq,
+                                 "peer": f"{e.peer.host}:{e.peer.port}" if e.sock is not None and e.peer else ""})
+            return {"ok": True, "sessions": rows}
+        if cmd not in ("disconnect", "reset-seq", "set-next-seq"):
+            return {"ok": False, "error": f"unknown command: fault=user command={_quote(str(cmd)[:40])} "
+                                          f"allowed=list|disconnect|reset-seq|set-next-seq"}
+        sid = req.get("session")
+        e = next((ep.entries[sid] for ep in self.endpoints if isinstance(sid, str) and sid in ep.entries), None)
+        if e is None:
+            return {"ok": False, "error": f"unknown session: fault=user session={_quote(str(sid)[:80])}"}
+        s = e.session
+        if cmd == "disconnect":
+            if s.state == State.DISCONNECTED and e.sock is None:
+                return {"ok": False, "error": f"not connected: fault=user session={sid}"}
+            reason = str(req.get("reason") or "Disconnected by the operator")[:200].replace("\x01", " ")
+            if s.state == State.ACTIVE:
+                s.logout(now, reason)  # the Logout handshake; the connection closes after it
+            else:
+                s.connection_lost(now, "admin_disconnect")
+            _log.info("admin disconnect session=%s state=%s reason=%s", sid, s.state.value, _quote(reason))
+            return {"ok": True, "session": sid, "state": s.state.value}
+        if s.state != State.DISCONNECTED or e.sock is not None:
+            return {"ok": False, "error": f"session is connected: fault=user session={sid} state={s.state.value} "
+                                          f"(disconnect it first: sequence numbers change only on a logged-out session)"}
+        if cmd == "reset-seq":
+            s.reset_sequence_numbers(now)
+            _log.info("admin reset_seq session=%s next_out=1 next_in=1", sid)
+        else:
+            new = {}
+            for key in ("sender", "target"):
+                v = req.get(key)
+                if v is None:
+                    continue
+                if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_SEQ_NUM:
+                    return {"ok": False, "error": f"bad sequence number: fault=user key={key} value={_quote(str(v)[:40])} "
+                                                  f"range=1..{MAX_SEQ_NUM}"}
+                new[key] = v
+            if not new:
+                return {"ok": False, "error": "nothing to set: fault=user (give sender and/or target)"}
+            if "sender" in new:
+                s.store.set_next_sender_seq(new["sender"])
+            if "target" in new:
+                s.store.set_next_target_seq(new["target"])
+            s.store.sync()
+            _log.info("admin set_next_seq session=%s next_out=%s next_in=%s", sid, s.store.next_sender_seq,
+                      s.store.next_target_seq)
+        return {"ok": True, "session": sid, "next_sender_seq": s.store.next_sender_seq,
+                "next_target_seq": s.store.next_target_seq}
 
     def all_disconnected(self) -> bool:
         return all(e.session.state == State.DISCONNECTED for ep in self.endpoints for e in ep.entries.values())
@@ -373,6 +501,10 @@ def _venue_history(stores: dict[str, FileStore]) -> tuple[list[tuple[str, str]],
                     if n is not None and n > top:
                         top = n
     return seen, top
+
+
+def admin_socket_path(config: GatewayConfig) -> str:
+    return str(Path(config.store_dir) / "admin.sock")
 
 
 def _store_cfg(config: GatewayConfig):

@@ -27,11 +27,31 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from tickline.logs import quote as _quote
+
 from .auth import Authenticator, Peer
 from .codec import FieldValue, FixMessage, Frame, Framer, Oversized, parse, GarbledMessage
 from .config import ConfigError
 from .schedule import SessionSchedule
-from .session import DEFAULT_MAX_MESSAGE_SIZE, Event, LoggedOn, LogonRefused, Session, SessionConfig, State
+from .msglog import MessageLog
+from .session import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    ApplicationMessage,
+    Disconnect,
+    Event,
+    GapDetected,
+    GarbledReceived,
+    LoggedOn,
+    LoggedOut,
+    LogonRefused,
+    RejectReceived,
+    RejectSent,
+    ResendAnswered,
+    SequenceReset,
+    Session,
+    SessionConfig,
+    State,
+)
 from .store import MemoryStore, MessageStore
 
 __all__ = ["AcceptorConfig", "InitiatorConfig", "FixAcceptor", "FixInitiator", "SessionEntry", "UnknownSession"]
@@ -110,6 +130,7 @@ class SessionEntry:
     backoff_s: float = 0.0
     connect_started: float = 0.0
     peer: Peer | None = None
+    msglog: MessageLog | None = None  # every message in and out (optional)
 
     def __post_init__(self) -> None:
         # schedules are frozen: whether this one is "always" is known once (checked every duty cycle)
@@ -123,6 +144,43 @@ class SessionEntry:
     @property
     def session_id(self) -> str:
         return self.session.config.session_id
+
+
+def _peer(e: SessionEntry) -> str:
+    return f"{e.peer.host}:{e.peer.port}" if e.peer is not None else "-"
+
+
+def _log_event(e: SessionEntry, ev: Event) -> None:
+    """One log line for a session event (application messages are not logged here; the
+    message log has them).  A refused logon is logged by the acceptor (rate-limited)."""
+    sid = e.session_id
+    c = ev.__class__
+    if c is LoggedOn:
+        _log.info("logon session=%s peer=%s heartbeat_s=%s reset_seq_num=%s next_out=%s next_in=%s", sid, _peer(e),
+                  ev.heartbeat_interval_s, ev.reset_seq_num, e.session.store.next_sender_seq,  # type: ignore[union-attr]
+                  e.session.store.next_target_seq)
+    elif c is LoggedOut:
+        _log.info("logout session=%s peer=%s initiated_by=%s reason=%s", sid, _peer(e), ev.initiated_by,  # type: ignore[union-attr]
+                  _quote(ev.text))  # type: ignore[union-attr]
+    elif c is Disconnect:
+        level = logging.INFO if ev.fault == "none" else logging.WARNING  # type: ignore[union-attr]
+        _log.log(level, "disconnect session=%s peer=%s fault=%s reason=%s", sid, _peer(e), ev.fault,  # type: ignore[union-attr]
+                 _quote(ev.reason))  # type: ignore[union-attr]
+    elif c is SequenceReset:
+        _log.info("sequence_reset session=%s new_seq_num=%s gap_fill=%s", sid, ev.new_seq_num, ev.gap_fill)  # type: ignore[union-attr]
+    elif c is GapDetected:
+        _log.info("resend_requested session=%s expected=%s received=%s", sid, ev.expected, ev.received)  # type: ignore[union-attr]
+    elif c is ResendAnswered:
+        _log.info("resend session=%s begin=%s end=%s resent=%s", sid, ev.begin, ev.end, ev.resent)  # type: ignore[union-attr]
+    elif c is RejectSent:
+        _log.warning("reject_sent session=%s fault=remote ref_seq_num=%s reason=%s tag=%s text=%s", sid,
+                     ev.ref_seq_num, ev.reason, ev.tag, _quote(ev.text))  # type: ignore[union-attr]
+    elif c is RejectReceived:
+        m = ev.message  # type: ignore[union-attr]
+        _log.warning("reject_received session=%s ref_seq_num=%s reason=%s text=%s", sid, m.get(45), m.get(373),
+                     _quote(m.get(58) or ""))
+    elif c is GarbledReceived:
+        _log.warning("garbled_received session=%s fault=remote reason=%s", sid, _quote(ev.reason))  # type: ignore[union-attr]
 
 
 _HAVE_EPOLL = hasattr(select, "epoll")
@@ -258,6 +316,8 @@ class _Endpoint:
             if not data:
                 e.session.connection_lost(now)
                 break
+            if e.msglog is not None:
+                e.msglog.incoming(data, now)
             e.session.receive_data(data, now)
             work += 1
             if e.session.state == State.DISCONNECTED or len(data) < _RECV:
@@ -286,6 +346,8 @@ class _Endpoint:
             return 0
         evs = e.session.events()
         for ev in evs:
+            if ev.__class__ is not ApplicationMessage:
+                _log_event(e, ev)
             if isinstance(ev, LoggedOn):
                 e.backoff_s = 0.0
             elif ev.__class__ is LogonRefused:
@@ -308,6 +370,8 @@ class _Endpoint:
     def _flush(self, e: SessionEntry, now: float) -> int:
         s = e.session
         data = s.data_to_send()
+        if data and e.msglog is not None:
+            e.msglog.outgoing(data, now)
         # persist before send; also makes this cycle's received-sequence updates durable
         # (a no-op when nothing was written)
         s.store.sync()
@@ -347,6 +411,8 @@ class _Endpoint:
         e.out.clear()
         _close(e.sock)
         e.sock = None
+        if e.msglog is not None:
+            e.msglog.connection_ended(now)
 
     def _daily_reset(self, e: SessionEntry, now: float) -> int:
         s = e.session
@@ -601,7 +667,7 @@ class FixAcceptor(_Endpoint):
             times = self._failures[host] = collections.deque(maxlen=self.config.max_failed_logons)
         times.append(now)
         self._logs.warning(now, "logon failed: fault=remote peer=%s:%s session=%s reason=%s failures_in_window=%d",
-                           host, port, session, reason, len(times))
+                           host, port, _quote(session), _quote(reason), len(times))
 
     def _logon_refused(self, e: SessionEntry, ev: LogonRefused) -> None:
         p = ev.peer or e.peer
@@ -712,6 +778,8 @@ class FixAcceptor(_Endpoint):
         e.sock = p.sock
         e.peer = Peer(p.host, p.port, isinstance(p.sock, ssl.SSLSocket), cert or None)
         e.session.connection_made(now, e.peer)
+        if e.msglog is not None:
+            e.msglog.incoming(bytes(p.data), now)
         e.session.receive_data(bytes(p.data), now)
         return work + 1
 

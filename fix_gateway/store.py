@@ -40,13 +40,19 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from .codec import MAX_SEQ_NUM, NATIVE
+from .msglog import show
 
 __all__ = ["MessageStore", "MemoryStore", "FileStore", "FileStoreConfig", "StoreError", "FSYNC_POLICIES"]
 
 FSYNC_POLICIES = ("always", "batch", "none")
+
+
+def safe_name(session_id: str) -> str:
+    """A session id as a file name (its store is ``<safe_name>.log``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)
 
 
 class StoreError(OSError):
@@ -181,8 +187,7 @@ class FileStore:
 
     @classmethod
     def for_session(cls, config: FileStoreConfig, session_id: str, now: float) -> "FileStore":
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)
-        return cls(Path(config.directory) / f"{safe}.log", config.fsync, now)
+        return cls(Path(config.directory) / f"{safe_name(session_id)}.log", config.fsync, now)
 
     def _replay(self) -> None:
         try:
@@ -367,3 +372,45 @@ class FileStore:
         if f is not None and not f.closed:
             self.sync()
             self._close_file()
+
+
+def dump(path: str | os.PathLike[str]) -> Iterator[str]:
+    """The records of a ``FileStore`` log as text lines, read-only (the file is not changed:
+    a torn tail is reported, not cut).  Messages show SOH as ``|``.  The last line says
+    where the valid records end and how many bytes after them are not records; a record
+    that is out of range or of an unknown kind ends the walk there (``stopped=`` says why).
+    Reads one record at a time (at most ``_MAX_RECORD`` bytes), whatever the file holds."""
+    p = Path(path)
+    with open(p, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        pos = 0
+        stopped = ""
+        while True:
+            if pos + _HDR.size > size:
+                stopped = "" if pos == size else "short_header"
+                break
+            length, crc = _HDR.unpack(f.read(_HDR.size))
+            if length == 0 or length > _MAX_RECORD or pos + _HDR.size + length > size:
+                stopped = "zero_fill" if length == 0 else f"bad_length length={length}"
+                break
+            payload = f.read(length)
+            if zlib.crc32(payload) != crc:
+                stopped = "bad_crc"
+                break
+            kind = payload[0]
+            if kind == MSG and length >= _SEQ.size:
+                _, seq = _SEQ.unpack_from(payload)
+                yield f"offset={pos} message seq={seq} {show(payload[_SEQ.size:])}"
+            elif kind == SEQS and length == _SEQS.size:
+                _, sender, target = _SEQS.unpack(payload)
+                yield f"offset={pos} seqnums next_sender_seq={sender} next_target_seq={target}"
+            elif kind == RESET and length == _RESET.size:
+                _, created = _RESET.unpack(payload)
+                yield f"offset={pos} reset creation_time={created!r}"
+            else:
+                stopped = f"unknown_record kind={kind} length={length}"
+                break
+            pos += _HDR.size + length
+    tail = size - pos
+    yield f"end valid_bytes={pos} trailing_bytes={tail}" + (f" stopped={stopped}" if stopped else "")

@@ -34,3 +34,59 @@ def test_every_subsystem_registers_without_error(capsys: pytest.CaptureFixture[s
 def test_no_command_prints_help_and_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert tickline.cli.main([]) == 2
     assert "usage: tickline" in capsys.readouterr().out
+
+
+def _run(code: str, tmp_path: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+
+
+def test_a_command_imports_only_its_own_subsystem(tmp_path: Path) -> None:
+    # a broken subsystem listed first: `tickline stat` neither imports it nor warns about it
+    (tmp_path / "tickline_broken_cli.py").write_text("raise RuntimeError('mid-edit')\n")
+    code = f"""
+import sys, tickline.cli as c
+c.COMMAND_MODULES.insert(0, "tickline_broken_cli")
+rc = c.main(["stat", "--dir", {str(tmp_path / "no-driver")!r}])
+print("rc", rc)
+print("loaded", sorted(m for m in sys.modules if m.endswith(".cli") or m == "tickline_broken_cli"))
+"""
+    r = _run(code, tmp_path)
+    assert "rc 1" in r.stdout, r.stdout + r.stderr  # no driver there: stat's own error
+    assert "loaded ['tickline.cli', 'tickline.transport.cli']" in r.stdout, r.stdout
+    assert "unavailable" not in r.stderr and "tickline stat:" in r.stderr, r.stderr
+    # a command not in the table (another helper's new module) is still found: every module loads
+    r = _run(code.replace('["stat", "--dir"', '["no-such-command", "--dir"'), tmp_path)
+    assert "tickline_broken_cli are unavailable: RuntimeError: mid-edit" in r.stderr, r.stderr
+    assert "invalid choice: 'no-such-command'" in r.stderr and "codegen" in r.stderr, r.stderr
+
+
+def test_version_names_tickline_and_the_aeron_it_was_built_with(capsys: pytest.CaptureFixture[str]) -> None:
+    from tickline import __version__
+    from tickline._aeron import AERON_VERSION
+
+    with pytest.raises(SystemExit) as e:
+        tickline.cli.main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    aeron_version = AERON_VERSION.split("version=")[1].split()[0]
+    assert out[0] == f"tickline {__version__}"
+    # Aeron's "commit=" is not Aeron's (the git repository around the build, "+guilty" when
+    # dirty or absent): the version alone is shown
+    assert out[1:] == [f"aeron {aeron_version}"], out
+
+
+def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, wanted in ((["bench", "fix", "--help"], ["round trips per target (default: 20000)",
+                                                         "idle strategy of the tickline gateway agent (default: busy-spin)"]),
+                         (["fix-gateway", "--help"], ["--log-level", "rotated log files kept (PATH.1 ... PATH.N) (default: 5)",
+                                                      "default: $TICKLINE_LOG_LEVEL, else INFO"]),
+                         (["stat", "--help"], ["refresh every SECONDS (default: 0.0)"])):
+        with pytest.raises(SystemExit):
+            tickline.cli.main(argv)
+        out = "".join(capsys.readouterr().out.split())  # argparse wraps lines (even at a hyphen)
+        for w in wanted:
+            assert "".join(w.split()) in out, (argv, w, out)

@@ -7,6 +7,12 @@ Subpackages (each a folder at the repository root, see DESIGN.md):
 - ``tickline.fix_gateway`` FIX session gateway
 - ``tickline.cluster``     Raft-replicated sequencer
 - ``tickline.archive``     stream recording and replay
+
+Each subpackage is also linked here (``tickline/transport -> ../transport``,
+...): the wheel maps the folders into ``tickline`` itself, but an editable
+install reaches them through an import hook that type checkers don't run;
+they find the package through the source folder on the path the editable
+install adds, and these links (with ``py.typed``) show them the whole of it.
 """
 
 __version__ = "0.1.0"

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import time
+
+
+def _die_with_parent() -> None:
+    # in the aeronmd child: SIGTERM when `tickline driver` dies (even by SIGKILL), so no driver is orphaned
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _cmd_driver(args: argparse.Namespace) -> int:
@@ -16,10 +25,29 @@ def _cmd_driver(args: argparse.Namespace) -> int:
     if pid is not None:
         print(f"tickline driver: a live media driver already uses this directory: dir={d} pid={pid}", file=sys.stderr)
         return 1
+    from .driver_properties import unknown
+
+    for name in unknown([o.partition("=")[0] for o in args.define]):
+        print(f"tickline driver: warning: unknown property, Aeron ignores it: fault=user property={name}",
+              file=sys.stderr)
     argv = [aeronmd_path(), f"-Daeron.dir={d}"] + [f"-D{o}" for o in args.define]
-    print(f"tickline driver: dir={d} pid={os.getpid()}", file=sys.stderr, flush=True)
-    # exec: the daemon *is* aeronmd, so SIGTERM/SIGINT reach its clean shutdown directly.
-    os.execv(argv[0], argv)
+    # aeronmd runs as a child: SIGTERM/SIGINT are passed on to its clean shutdown, after
+    # which it exits with the signal's number; that is a clean stop here, exit 0.
+    child = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+    print(f"tickline driver: dir={d} pid={os.getpid()} aeronmd_pid={child.pid}", file=sys.stderr, flush=True)
+    stopped_by: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    rc = child.wait()
+    if stopped_by and rc in (*stopped_by, *(-s for s in stopped_by)):
+        print(f"tickline driver: stopped signal={signal.Signals(stopped_by[0]).name}", file=sys.stderr, flush=True)
+        return 0
+    return rc if rc >= 0 else 128 - rc
 
 
 def _cmd_stat(args: argparse.Namespace) -> int:

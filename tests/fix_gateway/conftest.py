@@ -103,9 +103,9 @@ def daemon(tmp_path):
     """Starts ``tickline fix-gateway --config CFG`` processes; kills what is left at the end."""
     procs = []
 
-    def start(cfg):
+    def start(cfg, *extra, env=None):
         p = subprocess.Popen([sys.executable, "-P", "-m", "tickline.fix_gateway.cli", "fix-gateway", "--config",
-                              str(cfg)], stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                              str(cfg), *extra], stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         procs.append(p)
         line = p.stderr.readline()
         assert "tickline fix-gateway: running sessions=" in line, line

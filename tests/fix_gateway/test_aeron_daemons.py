@@ -174,7 +174,8 @@ def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path
     loop.run_until(lambda: len(app(c1)) > seen, timeout=10, what="refusal")
     rej = app(c1)[-1].message
     assert (rej.msg_type, rej[372], rej[379], rej[380]) == ("j", "D", "D1", "4")
-    assert rej[58] == "order entry back pressured, retry" and int(rej[45]) > 0
+    # the real cause, not "back pressured, retry" (issue 18)
+    assert rej[58] == "order entry not connected: no venue subscribed (NOT_CONNECTED)" and int(rej[45]) > 0
     loop.run_until(lambda: bridge().get("orders_refused") == {"NOT_CONNECTED": 1}, timeout=5, what="refusal counted")
 
     # 6. restarted (empty books): it joins the order stream where the last one stopped reading, so O1

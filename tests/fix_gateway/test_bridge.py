@@ -415,3 +415,15 @@ def test_a_clordid_open_in_one_session_is_refused_in_another_and_its_reports_sta
     fills = [(sid, dict(f)[11]) for sid, mt, f in ep.sent if mt == "8" and dict(f)[39] == "2"]
     assert ("S", "X") in fills and ("T", "Y") in fills and ("T", "X") not in fills
     assert b.routes == {} and b.orig == {}
+
+
+class UnconnectedSink(FullSink):
+    last_failure = "NOT_CONNECTED"  # as AeronOrderSink says when no venue subscribes
+
+
+def test_an_order_refused_for_want_of_a_venue_says_so_not_back_pressure():
+    ep, rejects = FakeEndpoint(), []
+    b = FixBridge(ep, UnconnectedSink(), FullSink(), clock=lambda: T0, on_reject=rejects.append)
+    b.on_event("S", ApplicationMessage(fix("D", NOS), False))
+    assert ep.sent[0][2][-1] == (58, "order entry not connected: no venue subscribed (NOT_CONNECTED)")
+    assert rejects[0].reason == 4

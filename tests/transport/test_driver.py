@@ -105,13 +105,38 @@ def test_driver_command_refuses_a_live_directory(shm_dir: str) -> None:
     assert f"a live media driver already uses this directory: dir={shm_dir} pid={os.getpid()}" in r.stderr
 
 
-def test_driver_command_runs_aeronmd_until_sigterm(shm_dir: str, procs) -> None:  # type: ignore[no-untyped-def]
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rpartition(")")[2].split()[1])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_driver_command_runs_aeronmd_until_a_signal_then_exits_0(shm_dir: str, procs, sig) -> None:  # type: ignore[no-untyped-def]
     p = procs.start([sys.executable, "-m", "tickline", "driver", "--dir", shm_dir, "-D", "aeron.threading.mode=SHARED"],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_for(lambda: driver_pid_if_active(shm_dir) == p.pid, 15)  # exec'd: the daemon is this pid
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(10) == signal.SIGTERM
+    # aeronmd runs as the command's child
+    assert wait_for(lambda: driver_pid_if_active(shm_dir) not in (None, p.pid), 15)
+    assert _parent_of(driver_pid_if_active(shm_dir)) == p.pid  # type: ignore[arg-type]
+    p.send_signal(sig)
+    assert p.wait(10) == 0  # a clean stop (aeronmd alone exits with the signal's number)
     assert b"Shutting down driver" in p.stdout.read()
+    err = p.stderr.read().decode()
+    assert f"tickline driver: stopped signal={sig.name}" in err and "unknown property" not in err
+
+
+def test_driver_command_warns_about_an_unknown_property_and_dies_with_its_parent(shm_dir: str, procs) -> None:  # type: ignore[no-untyped-def]
+    p = procs.start([sys.executable, "-m", "tickline", "driver", "--dir", shm_dir, "-D", "aeron.threading.mode=SHARED",
+                     "-D", "aeron.no.such.thing=1", "-D", "AERON_TERM_BUFFER_LENGTH=65536"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    line = p.stderr.readline().decode()
+    assert line.startswith("tickline driver: warning: unknown property, Aeron ignores it: fault=user "
+                           "property=aeron.no.such.thing"), line
+    assert wait_for(lambda: driver_pid_if_active(shm_dir) not in (None, p.pid), 15)
+    child = driver_pid_if_active(shm_dir)
+    assert "AERON_TERM_BUFFER_LENGTH" not in p.stderr.readline().decode()  # the next line is the banner
+    p.kill()  # even SIGKILLed, the command takes its aeronmd with it
+    p.wait(10)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().rpartition(")")[2].split()[0] == "Z", 10)
 
 
 def test_error_when_the_driver_dies_under_a_client(shm_dir: str) -> None:

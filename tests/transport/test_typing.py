@@ -1,4 +1,5 @@
-"""The public transport API type-checks under mypy --strict against the extension's stub."""
+"""The public API type-checks under mypy --strict against the extension's stub, as the
+installed package (an editable install included) presents it to a type checker."""
 
 import os
 import re
@@ -29,7 +30,7 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     # mypy reads the sources through the same mapping the wheel uses.
     pkg = tmp_path / "tickline"
     pkg.mkdir()
-    for name in ("__init__.py", "cli.py", "__main__.py", "_aeron.pyi", "py.typed", "benchkit.py"):
+    for name in ("__init__.py", "cli.py", "__main__.py", "_aeron.pyi", "py.typed", "_lazy.py", "logs.py", "benchkit.py"):
         os.symlink(ROOT / "tickline" / name, pkg / name)
     os.symlink(ROOT / "transport", pkg / "transport")
     (tmp_path / "usage.py").write_text(USAGE)
@@ -40,3 +41,34 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     checked = re.search(r"Success: no issues found in (\d+) source files", r.stdout)
     assert checked and int(checked.group(1)) >= 9, r.stdout  # the transport package and the usage sample
+
+
+PUBLIC = ("tickline.transport", "tickline.fix_gateway", "tickline.cluster", "tickline.codecs")
+
+
+def test_every_public_name_has_a_real_type_for_mypy_from_the_installed_package(tmp_path: Path) -> None:
+    # `from tickline.X import Name` as a user writes it, resolved the way mypy finds an installed
+    # package (here the editable install of `make install`): a lazy module __getattr__ or a
+    # package mypy can't see (no py.typed) would reveal Any.
+    import importlib
+
+    lines, expected = [], []
+    for i, mod in enumerate(PUBLIC):
+        names = importlib.import_module(mod).__all__
+        assert names, mod
+        lines.append(f"from {mod} import {', '.join(f'{n} as m{i}_{n}' for n in names)}")
+        expected += [(f"{mod}.{n}", f"m{i}_{n}") for n in names]
+    lines += [f"reveal_type({alias})" for _, alias in expected]
+    lines.append("import tickline.transport")
+    lines.append("tickline.transport.NoSuchName")  # a typo is an error, not Any
+    (tmp_path / "reveal.py").write_text("\n".join(lines) + "\n")
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "reveal.py"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert "missing library stubs or py.typed marker" not in out, out
+    revealed = re.findall(r'^reveal\.py:(\d+): note: Revealed type is "(.*)"$', out, re.M)
+    assert len(revealed) == len(expected), out
+    anys = [(expected[int(line) - len(PUBLIC) - 1][0], t) for line, t in revealed if t == "Any"]
+    assert not anys, anys
+    errors = [ln for ln in out.splitlines() if ": error:" in ln]
+    assert len(errors) == 1 and 'has no attribute "NoSuchName"' in errors[0], out

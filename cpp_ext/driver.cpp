@@ -189,32 +189,27 @@ CncSnapshot read_cnc(const std::string &dir, int64_t timeout_ms, bool with_count
 }  // namespace
 
 int embedded_driver_do_work(PyObject *obj) {
-    EmbeddedDriver *d = nullptr;
-    auto *inst = reinterpret_cast<py::detail::instance *>(obj);
-    static PyTypeObject *type = nullptr;
-    if (type == nullptr) type = reinterpret_cast<PyTypeObject *>(py::type::of<EmbeddedDriver>().ptr());
-    if (PyObject_TypeCheck(obj, type)) {
-        d = inst->simple_layout ? static_cast<EmbeddedDriver *>(inst->simple_value_holder[0]) : py::handle(obj).cast<EmbeddedDriver *>();
-    }
-    if (d == nullptr) {
-        PyErr_Format(PyExc_TypeError, "expected an EmbeddedDriver: got=%R", obj);
-        return -1;
-    }
+    EmbeddedDriver *d = checked_self<EmbeddedDriver>(obj, "EmbeddedDriver", "turn");
+    if (d == nullptr) return -1;
     int n = d->try_do_work();
     if (n < 0) PyErr_Format(PyExc_RuntimeError, "driver is closed or not in invoker mode: dir=%s", d->dir().c_str());
     return n;
 }
 
 void init_driver(py::module_ &m) {
-    py::class_<EmbeddedDriver>(m, "EmbeddedDriver",
-        "The C media driver in this process (use tickline.transport.MediaDriver).")
-        .def(py::init<const std::string &, const std::map<std::string, std::string> &, bool>(), py::arg("dir"),
-             py::arg("options") = std::map<std::string, std::string>{}, py::arg("invoker") = false)
-        .def_property_readonly("dir", &EmbeddedDriver::dir)
-        .def_property_readonly("invoker", &EmbeddedDriver::manual)
-        .def_property_readonly("is_closed", &EmbeddedDriver::is_closed)
-        .def("do_work", &EmbeddedDriver::do_work, "One duty cycle of an invoker-mode driver; returns the work count.")
-        .def("close", &EmbeddedDriver::close);
+    auto driver_cls = py::class_<EmbeddedDriver>(m, "EmbeddedDriver",
+        "The C media driver in this process (use tickline.transport.MediaDriver).");
+    refuse_direct_construction(driver_cls);
+    m.def("start_embedded_driver", [](const std::string &dir, const std::map<std::string, std::string> &options, bool invoker) {
+        return std::make_unique<EmbeddedDriver>(dir, options, invoker);
+    }, py::arg("dir"), py::arg("options") = std::map<std::string, std::string>{}, py::arg("invoker") = false,
+       "Start the C media driver in this process (use tickline.transport.MediaDriver.embedded).");
+    driver_cls
+        .def_property_readonly("dir", [](EmbeddedDriver &d) { return d.dir(); })
+        .def_property_readonly("invoker", [](EmbeddedDriver &d) { return d.manual(); })
+        .def_property_readonly("is_closed", [](EmbeddedDriver &d) { return d.is_closed(); })
+        .def("do_work", [](EmbeddedDriver &d) { return d.do_work(); }, "One duty cycle of an invoker-mode driver; returns the work count.")
+        .def("close", [](EmbeddedDriver &d) { d.close(); });
 
     py::class_<Counter>(m, "Counter")
         .def_readonly("id", &Counter::id)

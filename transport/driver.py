@@ -125,7 +125,7 @@ class MediaDriver:
         self.dir = d
         self.pid = os.getpid()
         self.is_embedded = True
-        self._embedded = _aeron.EmbeddedDriver(d, opts, invoker)
+        self._embedded = _aeron.start_embedded_driver(d, opts, invoker)
         self._remove_dir = dir is None
         return self
 

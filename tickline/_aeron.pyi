@@ -156,7 +156,8 @@ def connect(dir: str = "", driver_timeout_ms: int = 10000, invoker: bool = False
             client_name: str = "", resource_linger_ns: int = -1,
             wait_hook: Callable[[], object] | None = None) -> Client: ...
 
-def start_embedded_driver(dir: str, options: dict[str, str] = ..., invoker: bool = False) -> EmbeddedDriver: ...
+def start_embedded_driver(dir: str, options: dict[str, str] = ..., invoker: bool = False,
+                          group_access: bool = False) -> EmbeddedDriver: ...
 
 class EmbeddedDriver:
     @property

@@ -4,11 +4,15 @@
 //
 // Zero-copy rules (documented on the Python side too):
 // - a fragment handler gets a read-only memoryview over the log buffer; after
-//   the handler returns the view is released, so a view kept past the call
-//   raises ValueError instead of reading reused memory;
+//   the handler returns the view, and every view made from it, is released,
+//   so a view kept past the call raises ValueError instead of reading reused
+//   memory (see "revoking views" for the one case that is copied instead);
 // - the Header passed beside it is only a view of the frame during the call;
 //   if the handler keeps it, it is frozen into a copy of the values;
-// - a BufferClaim is a writable view of the claimed frame until commit/abort.
+// - a BufferClaim is a writable view of the claimed frame until commit/abort,
+//   which release the memoryviews made of it;
+// - a poll on the stack defers close() of its subscription or client to its
+//   end (PollGuard) and delivers nothing after it.
 #include "tickline_aeron.h"
 
 #include <algorithm>
@@ -1094,8 +1098,10 @@ PyMethodDef sub_fast[] = {
      "poll(handler, fragment_limit) -> int\n\n"
      "Deliver up to fragment_limit fragments to handler(buffer, header) and return\n"
      "how many were read.  buffer is a read-only memoryview over the log, valid\n"
-     "only during the call (it is released afterwards: copy with bytes(buffer) to\n"
-     "keep it).  Pass a FragmentAssembler to receive whole fragmented messages.\n"
+     "only during the call (it and the views made from it are released afterwards:\n"
+     "copy with bytes(buffer) to keep it).  Pass a FragmentAssembler to receive\n"
+     "whole fragmented messages.  close() from the handler takes effect when the\n"
+     "poll returns; nothing more is delivered.  Polls of one subscription don't nest.\n"
      "If the handler raises, that fragment counts as consumed and the exception\n"
      "propagates; later fragments stay for the next poll.  Image available and\n"
      "unavailable callbacks run at the start of poll, on the polling thread."},
@@ -1107,7 +1113,8 @@ PyMethodDef sub_fast[] = {
      "poll_one() -> memoryview | None\n\n"
      "Pull style: the next fragment as a read-only view over the log, or None.\n"
      "The view stays valid until the next poll_one/poll/controlled_poll on this\n"
-     "subscription (then it is released); its header is last_header.  Raw\n"
+     "subscription or its close (then it and views made from it are released);\n"
+     "its header is last_header.  Raw\n"
      "fragments: use poll with a FragmentAssembler for fragmented messages."},
     {"drain", FASTCALL(sub_drain), METH_FASTCALL,
      "drain(fragment_limit) -> int\n\nConsume and discard up to fragment_limit fragments without calling Python."},

@@ -336,10 +336,14 @@ PyObject *claim_finish(PyObject *self, bool commit) {
     }
     Publication *p = claim_publication(c);
     if (!p->usable()) {
-        // Its log may be unmapped already: views of it see zeros from now on.
+        // Its client is closing (a handler closed it; the log goes when the
+        // poll ends): views of the claim see zeros from now on.
+        std::string channel = p->channel;  // claim_end may drop the last reference to p
+        int32_t stream_id = p->stream_id;
+        bool client_closed = p->client->closed;
         revoke_claim_views(c, false);
         claim_end(c);
-        return closed_error("publication", p->channel, p->stream_id, p->client->closed);
+        return closed_error("publication", channel, stream_id, client_closed);
     }
     // Memoryviews of the claim must not write into the frame once subscribers
     // may read it (commit) or the term is reused (abort).

@@ -412,3 +412,39 @@ print("exit")
         assert f"{closer} lent read-only True" in proc.stdout
         assert f"{closer} commit ValueError" in proc.stdout  # not active any more
     assert proc.stdout.rstrip().endswith("exit")
+
+
+def test_claim_committed_in_a_handler_after_its_client_was_closed_there() -> None:
+    proc = run_child(CHILD_PRELUDE + """
+with MediaDriver.embedded() as driver:
+    aeron = Aeron(driver.dir)
+    pub, sub = connected_pair(aeron)
+    claim_pub, claim_sub = connected_pair(aeron, 9)
+    claim = BufferClaim()
+    deadline = time.monotonic() + 10
+    while claim_pub.try_claim(8, claim) < 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    view = memoryview(claim)
+    del claim_pub  # the claim holds the last reference to its publication
+    offer(pub, b"go")
+    outcome = []
+
+    def handler(buffer, header):
+        aeron.close()
+        try:
+            claim.commit()
+        except ClosedError as e:
+            outcome.append("ClosedError" if "client closed" in str(e) else str(e))
+        try:
+            view[:1] = b"X"
+        except ValueError:
+            outcome.append("view released")
+
+    while not outcome and time.monotonic() < deadline:
+        sub.poll(handler, 10)
+    print(outcome, claim.is_active)
+print("exit")
+""")
+    assert_clean_exit(proc)
+    assert "['ClosedError', 'view released'] False" in proc.stdout, proc.stdout

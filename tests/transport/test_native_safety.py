@@ -106,7 +106,7 @@ def connected_pair(aeron, stream_id=1):
     sub = aeron.add_subscription("aeron:ipc", stream_id)
     pub = aeron.add_publication("aeron:ipc", stream_id)
     deadline = time.monotonic() + 10
-    while not pub.is_connected:
+    while not (pub.is_connected and sub.image_count > 0):  # the image reached the client too
         assert time.monotonic() < deadline, "publication never connected"
         time.sleep(0.001)
     return pub, sub

@@ -15,7 +15,7 @@ from tickline.cluster.aeron_io import (
     CONSENSUS_STREAM, INGRESS_STREAM, AeronClusterClient, AeronStack, ClusterLink, query_status, udp_channel,
 )
 from tickline.cluster.messages import AppendRequest, Entry, RequestVote
-from tickline.cluster.sequencer import NewOrder, Side, StructOrderCodec
+from tickline.sequencer.basic import NewOrder, Side, StructOrderCodec
 
 # Aeron's SETUP frame (aeron_udp_protocol.h): frame length, version, flags, type (0x05),
 # then term offset, session id, stream id, initial term id, active term id, term length, mtu, ttl.

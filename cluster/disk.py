@@ -26,6 +26,8 @@ import os
 import random
 from typing import Protocol
 
+from tickline.transport.files import PRIVATE_FILE, make_private_dirs, private_opener
+
 __all__ = ["Disk", "OsDisk", "SimDisk"]
 
 
@@ -76,7 +78,7 @@ class OsDisk:
         if preallocate < 0:
             raise ValueError(f"preallocate must be >= 0: preallocate={preallocate}")
         self.directory = os.fspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
+        make_private_dirs(self.directory)
         self._handles: dict[str, object] = {}
         self.preallocate = preallocate
         self._pre: dict[str, _Preallocated] = {}
@@ -123,7 +125,7 @@ class OsDisk:
         f = self._pre.get(name)
         if f is None:
             new = not self.exists(name)
-            fd = os.open(self._path(name), os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self._path(name), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
             f = self._pre[name] = _Preallocated(fd, os.fstat(fd).st_size)
             if new:
                 self._sync_dir()
@@ -132,7 +134,7 @@ class OsDisk:
     def _handle(self, name: str):
         h = self._handles.get(name)
         if h is None:
-            h = open(self._path(name), "ab")
+            h = open(self._path(name), "ab", opener=private_opener)
             self._handles[name] = h
         return h
 
@@ -162,7 +164,7 @@ class OsDisk:
         fd = self._over.get(name)
         if fd is None:
             new = not self.exists(name)
-            fd = self._over[name] = os.open(self._path(name), os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._over[name] = os.open(self._path(name), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
             if new:
                 os.pwrite(fd, data, 0)
                 os.fsync(fd)  # its length, once: later rewrites change data only
@@ -251,7 +253,7 @@ class OsDisk:
         # write a temporary file, make it durable, then rename over the old one:
         # a crash leaves either the old or the new content, never a mix.
         tmp = self._path(name + ".tmp")
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb", opener=private_opener) as f:
             f.write(data)
             if sync:
                 f.flush()

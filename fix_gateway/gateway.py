@@ -67,6 +67,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tickline.transport.files import make_private_dirs, private_opener
+
 from .aeron_bridge import AeronExecutionSource, AeronLink, AeronOrderSink, AeronStreams
 from .bridge import BridgeReject, FixBridge
 from .codec import GarbledMessage, ascii_uint, parse
@@ -375,12 +377,13 @@ class Gateway:
 
     def write_status(self) -> None:
         p = Path(self._status_path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(p.parent)
         tmp = p.with_suffix(p.suffix + ".tmp")
         doc = {"pid": os.getpid(), "time": self.clock(), "sessions": self.status(), "bridge": self.bridge_status()}
         if self.acceptor is not None:  # connections and logons refused, by reason
             doc["acceptor"] = {"connections": self.acceptor.connections, **self.acceptor.counters}
-        tmp.write_text(json.dumps(doc, indent=1))
+        with open(tmp, "w", opener=private_opener) as f:
+            f.write(json.dumps(doc, indent=1))
         os.replace(tmp, p)
 
     def _admin_command(self, req: dict[str, Any]) -> dict[str, Any]:

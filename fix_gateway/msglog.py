@@ -18,6 +18,8 @@ import re
 import time
 from pathlib import Path
 
+from tickline.transport.files import make_private_dirs, private_opener
+
 __all__ = ["MessageLog", "show"]
 
 _END = re.compile(rb"\x0110=\d{3}\x01")
@@ -41,10 +43,10 @@ class MessageLog:
 
     def __init__(self, path: str | os.PathLike[str], max_message_size: int = 1 << 20, max_bytes: int = 256 << 20) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
         self.max_message_size = max_message_size
         self.max_bytes = max_bytes
-        self._f = open(self.path, "a", encoding="latin-1")
+        self._f = open(self.path, "a", encoding="latin-1", opener=private_opener)
         self._size = self._f.tell()
         self._pending = {"in": bytearray(), "out": bytearray()}
 
@@ -85,7 +87,7 @@ class MessageLog:
     def _rotate(self) -> None:
         self._f.close()
         os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        self._f = open(self.path, "a", encoding="latin-1")
+        self._f = open(self.path, "a", encoding="latin-1", opener=private_opener)
         self._size = 0
 
     def close(self) -> None:

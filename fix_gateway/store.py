@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from tickline.transport.files import make_private_dirs, private_opener
+
 from .codec import MAX_SEQ_NUM, NATIVE
 from .msglog import show
 
@@ -178,7 +180,7 @@ class FileStore:
         self._cap = 0
         self._dirty = False
         self._last_saved = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
         if self.path.exists():
             self._replay()
             self._open_for_append()
@@ -312,7 +314,7 @@ class FileStore:
     def _rewrite(self, now: float) -> None:
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         payload = _RESET.pack(RESET, now)
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb", opener=private_opener) as f:
             f.write(_HDR.pack(len(payload), zlib.crc32(payload)) + payload)
             f.flush()
             os.fsync(f.fileno())

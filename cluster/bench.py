@@ -51,7 +51,7 @@ _LAUNCH = (
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: the service the members run (the daemon's default, an application module named, not imported:
-#: DESIGN.md) and whose orders this bench sends
+#: ARCHITECTURE.md) and whose orders this bench sends
 BENCH_WORKLOAD = "tickline.sequencer.basic"
 
 

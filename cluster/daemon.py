@@ -150,7 +150,7 @@ class Topology:
                               expected='a path to a 0600 file of hex (tickline cluster keygen FILE), or member_auth = "none" on a trusted network')
         return load_member_key(self.member_key_file)
     # The replicated service: ``module:factory``, called with the topology file's path (the
-    # application's, loaded by name: the framework imports no application, DESIGN.md).
+    # application's, loaded by name: the framework imports no application, ARCHITECTURE.md).
     service: str = DEFAULT_SERVICE
     source: str = ""  # the topology file this came from
 

@@ -108,7 +108,7 @@ class SimOptions:
     sync_delay: int | None = None
     limits: object = None  # None: the workload's SIM_LIMITS
     # The service the simulator drives and checks, a module named by the caller: an
-    # application's (the framework imports none, DESIGN.md); it provides OrderSequencer,
+    # application's (the framework imports none, ARCHITECTURE.md); it provides OrderSequencer,
     # NewOrder, Side, SIM_LIMITS, codec(name), SequencerState, sequencer_model, sequencer_key.
     workload: str = "tickline.sequencer.basic"
     codec: str = "struct"  # or "sbe": orders as SBE messages of schemas/orders.xml

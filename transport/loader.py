@@ -1,6 +1,6 @@
 """``module:attribute`` names, resolved at run time.
 
-The framework packages never import the application packages (DESIGN.md,
+The framework packages never import the application packages (ARCHITECTURE.md,
 "Framework and application"); where a framework component runs application
 code (the cluster daemon's service, the gateway's in-process venue) it is
 named by a string the deployment chooses, and loaded here.

@@ -3,7 +3,7 @@
 ``python -m pytest`` puts the current directory first on ``sys.path``, so the
 root's ``tickline/`` folder (which holds only the package's own files) shadows
 the installed or shimmed package whose subpackages are the root's sibling
-folders (DESIGN.md, "Layout").  Extending ``tickline.__path__`` with the root
+folders (ARCHITECTURE.md, "Layout").  Extending ``tickline.__path__`` with the root
 reproduces the ``pyproject.toml`` mapping for this test session only.
 """
 

@@ -1,4 +1,4 @@
-"""DESIGN.md's boundary: the framework packages never import the application
+"""ARCHITECTURE.md's boundary: the framework packages never import the application
 packages (they name application code in configuration instead)."""
 
 from __future__ import annotations

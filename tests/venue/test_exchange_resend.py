@@ -14,8 +14,8 @@ from tickline.fix_gateway.bridge import (
     CancelOrder, ExecType, ExecutionReport, NewOrder, OrderReject, OrdType, RejectReason, ReplaceOrder, Side, TimeInForce,
 )
 from tickline.fix_gateway.sbe_orders import OrderCodec
-from tickline.venue.exchange_service import ExchangeSimAgent, ExchangeSimConfig, load_exchange_config
 from tickline.fix_gateway.config import ConfigError
+from tickline.venue.exchange_service import ExchangeSimAgent, ExchangeSimConfig
 from tickline.venue.exchange_sim import ExchangeSim
 
 S = 10 ** 9
@@ -89,17 +89,6 @@ def test_the_reports_kept_for_replay_are_bounded_by_the_duplicate_window():
 def test_resend_is_checked_in_the_config():
     with pytest.raises(ConfigError, match="key=exchange_sim.resend"):
         ExchangeSimConfig(resend="again")
-
-
-@pytest.fixture
-def aeron():
-    from tickline.transport import Aeron, MediaDriver
-
-    d = MediaDriver.embedded(options={"aeron.ipc.term.buffer.length": "64k"})
-    a = Aeron(d.dir)
-    yield d, a
-    a.close()
-    d.close()
 
 
 def test_a_restarted_adapters_new_publication_is_the_same_participant_and_its_resend_is_not_executed(aeron):

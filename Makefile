@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install system-deps bench clean
+.PHONY: demo test install system-deps bench clean sanitize
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +53,28 @@ $(PEER)/bin/python:
 bench: install $(PEER)/bin/python
 	$(BIN)/tickline bench ping --udp --runs 3 --pyaeron $(PEER)/bin/python
 
+# The native code under AddressSanitizer and UndefinedBehaviorSanitizer: the
+# extension, Aeron and aeronmd built with -fsanitize=address,undefined in
+# build-sanitize/ for a venv of their own (.venv-sanitize), then the transport
+# and FIX gateway tests run with libasan preloaded into the interpreter (which
+# is not instrumented).  Leak checking is off: CPython keeps memory until exit.
+# Any sanitizer report fails the run (halt_on_error, no UBSan recovery).
+SAN_VENV  := .venv-sanitize
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g
+sanitize: system-deps
+	test -x $(SAN_VENV)/bin/python || $(PYTHON) -m venv $(SAN_VENV)
+	$(SAN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SAN_VENV)/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "cmake>=3.30" ninja "setuptools>=70.1"
+	$(SAN_VENV)/bin/python -m pip install -q --no-build-isolation \
+	  -C build-dir=build-sanitize/{wheel_tag} -C cmake.build-type=RelWithDebInfo \
+	  -C "cmake.define.CMAKE_C_FLAGS=$(SAN_FLAGS)" -C "cmake.define.CMAKE_CXX_FLAGS=$(SAN_FLAGS)" \
+	  -C "cmake.define.CMAKE_SHARED_LINKER_FLAGS=-fsanitize=address,undefined" \
+	  -C "cmake.define.CMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" \
+	  -e ".[test]"
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/transport tests/fix_gateway
+
 clean:
-	rm -rf build $(VENV)
+	rm -rf build build-sanitize $(VENV) $(SAN_VENV)

@@ -51,7 +51,7 @@ from .protocol import Challenge, ChallengeResponse, EventCode, SessionConnect, S
 __all__ = [
     "TAG_LENGTH", "MemberAuth", "load_member_key", "generate_member_key", "Accept", "Reject", "Decision", "Authenticator",
     "AllowAllAuthenticator", "CredentialsFileAuthenticator", "hash_secret", "credentials_line", "load_authenticator", "SessionGate",
-    "Provisioned", "provision",
+    "Provisioned", "provision", "read_credentials",
 ]
 
 TAG_LENGTH = 32
@@ -73,6 +73,21 @@ def _check_private(path: str, key: str) -> None:
                           expected="0600 (chmod 600)")
     if st.st_uid != os.geteuid():
         raise ConfigError("secret file belongs to another user", key=key, file=path, uid=st.st_uid, expected=os.geteuid())
+
+
+def read_credentials(path: str, key: str = "credentials") -> bytes:
+    """A client's ``principal:secret`` from the file at ``path`` (mode 0600; ``key`` names the
+    setting that pointed here, for the error): what its SessionConnect carries."""
+    _check_private(path, key)
+    with open(path, "rb") as f:
+        text = f.read(MAX_CREDENTIALS + 1).strip()
+    if len(text) > MAX_CREDENTIALS:
+        raise ConfigError("credentials file too long", key=key, file=path, expected=f"<={MAX_CREDENTIALS} bytes of principal:secret")
+    principal, sep, secret = text.partition(b":")
+    if not sep or not principal or not secret or b"\n" in text:
+        raise ConfigError("credentials file does not hold one principal:secret line", key=key, file=path,
+                          expected="principal:secret (tickline cluster credentials --out FILE)")
+    return text
 
 
 def load_member_key(path: str) -> bytes:
@@ -317,6 +332,7 @@ class Provisioned:
     client: bytes
     admin: bytes
     admin_file: str  # the admin's credentials, for ``tickline cluster tool --credentials``
+    client_file: str  # the client's credentials, for a component's ``cluster_credentials_file``
 
     def topology(self) -> str:
         """The topology file's lines that name them."""
@@ -334,8 +350,10 @@ def provision(directory: str) -> Provisioned:
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(credentials_line("client", "client", client) + "\n" + credentials_line("admin", "client,admin", admin) + "\n")
-    admin_file = os.path.join(directory, "admin.credentials")
-    fd = os.open(admin_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"admin:{admin}\n")
-    return Provisioned(key_file, creds, f"client:{client}".encode(), f"admin:{admin}".encode(), admin_file)
+    files = {}
+    for principal, secret in (("admin", admin), ("client", client)):
+        files[principal] = os.path.join(directory, f"{principal}.credentials")
+        fd = os.open(files[principal], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{principal}:{secret}\n")
+    return Provisioned(key_file, creds, f"client:{client}".encode(), f"admin:{admin}".encode(), files["admin"], files["client"])

@@ -37,11 +37,9 @@ def _cmd_tool(args: argparse.Namespace) -> int:
     credentials = b""
     cred_file = args.credentials or os.environ.get("TICKLINE_CLUSTER_CREDENTIALS_FILE")
     if cred_file:
-        from .auth import _check_private
+        from .auth import read_credentials
         try:
-            _check_private(cred_file, "credentials")
-            with open(cred_file, "rb") as f:
-                credentials = f.read(4096).strip()
+            credentials = read_credentials(cred_file, "credentials")
         except (ClusterError, OSError) as exc:
             print(f"error: {exc}")
             return 2

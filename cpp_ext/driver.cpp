@@ -9,8 +9,12 @@
 #include <map>
 #include <optional>
 
+#include <sys/stat.h>
+#include <sys/types.h>
+
 extern "C" {
 #include "aeronmd.h"
+#include "aeron_driver_context.h"  // raw_log_map_func: where the driver creates log buffers
 }
 
 namespace tickline {
@@ -45,9 +49,36 @@ struct EnvOverride {
     }
 };
 
+// Private files.  Aeron creates its directories 0777 and its files 0666 less
+// the umask.  The driver directory, its publications/ and images/ directories,
+// cnc.dat and the loss report are all created in aeron_driver_init, which runs
+// under a umask of 077 (007 with group access) added to the process's; log
+// buffers are created later, on the driver's thread, so each is given the mode
+// of its directory (less execute bits) right after it is created -- it is never
+// reachable by others before, its directory being 0700 (0770) already.
+int map_private_raw_log(aeron_mapped_raw_log_t *log, const char *path, bool sparse, uint64_t term_length,
+                        uint64_t page_size) {
+    if (aeron_raw_log_map(log, path, sparse, term_length, page_size) < 0) return -1;
+    std::string parent(path);
+    size_t slash = parent.rfind('/');
+    struct stat st;
+    if (slash != std::string::npos && ::stat(parent.substr(0, slash).c_str(), &st) == 0) {
+        ::chmod(path, st.st_mode & 0660);  // user (and group) read/write, never other
+    }
+    return 0;
+}
+
+struct UmaskScope {
+    mode_t old;
+    explicit UmaskScope(mode_t add) : old(::umask(0)) { ::umask(old | add); }
+    ~UmaskScope() { ::umask(old); }
+};
+
 class EmbeddedDriver {
   public:
-    EmbeddedDriver(const std::string &dir, const std::map<std::string, std::string> &options, bool manual) : manual_(manual) {
+    EmbeddedDriver(const std::string &dir, const std::map<std::string, std::string> &options, bool manual,
+                   bool group_access)
+        : manual_(manual) {
         for (auto &[k, v] : options) {
             if (k.rfind("aeron.", 0) != 0) {
                 raise(PyExc_ValueError, "driver option must be an Aeron property name: option=" + k + " expected=aeron.*");
@@ -61,10 +92,12 @@ class EmbeddedDriver {
         }
         aeron_driver_context_set_dir(ctx_, dir.c_str());
         if (manual) aeron_driver_context_set_threading_mode(ctx_, AERON_THREADING_MODE_INVOKER);
+        ctx_->raw_log_map_func = map_private_raw_log;
         dir_ = dir;
         int rc;
         {
             py::gil_scoped_release nogil;
+            UmaskScope private_files(group_access ? 007 : 077);
             rc = aeron_driver_init(&driver_, ctx_);
         }
         if (rc < 0) {
@@ -189,32 +222,30 @@ CncSnapshot read_cnc(const std::string &dir, int64_t timeout_ms, bool with_count
 }  // namespace
 
 int embedded_driver_do_work(PyObject *obj) {
-    EmbeddedDriver *d = nullptr;
-    auto *inst = reinterpret_cast<py::detail::instance *>(obj);
-    static PyTypeObject *type = nullptr;
-    if (type == nullptr) type = reinterpret_cast<PyTypeObject *>(py::type::of<EmbeddedDriver>().ptr());
-    if (PyObject_TypeCheck(obj, type)) {
-        d = inst->simple_layout ? static_cast<EmbeddedDriver *>(inst->simple_value_holder[0]) : py::handle(obj).cast<EmbeddedDriver *>();
-    }
-    if (d == nullptr) {
-        PyErr_Format(PyExc_TypeError, "expected an EmbeddedDriver: got=%R", obj);
-        return -1;
-    }
+    EmbeddedDriver *d = checked_self<EmbeddedDriver>(obj, "EmbeddedDriver", "turn");
+    if (d == nullptr) return -1;
     int n = d->try_do_work();
     if (n < 0) PyErr_Format(PyExc_RuntimeError, "driver is closed or not in invoker mode: dir=%s", d->dir().c_str());
     return n;
 }
 
 void init_driver(py::module_ &m) {
-    py::class_<EmbeddedDriver>(m, "EmbeddedDriver",
-        "The C media driver in this process (use tickline.transport.MediaDriver).")
-        .def(py::init<const std::string &, const std::map<std::string, std::string> &, bool>(), py::arg("dir"),
-             py::arg("options") = std::map<std::string, std::string>{}, py::arg("invoker") = false)
-        .def_property_readonly("dir", &EmbeddedDriver::dir)
-        .def_property_readonly("invoker", &EmbeddedDriver::manual)
-        .def_property_readonly("is_closed", &EmbeddedDriver::is_closed)
-        .def("do_work", &EmbeddedDriver::do_work, "One duty cycle of an invoker-mode driver; returns the work count.")
-        .def("close", &EmbeddedDriver::close);
+    auto driver_cls = py::class_<EmbeddedDriver>(m, "EmbeddedDriver",
+        "The C media driver in this process (use tickline.transport.MediaDriver).");
+    refuse_direct_construction(driver_cls);
+    m.def("start_embedded_driver", [](const std::string &dir, const std::map<std::string, std::string> &options, bool invoker,
+                                      bool group_access) {
+        return std::make_unique<EmbeddedDriver>(dir, options, invoker, group_access);
+    }, py::arg("dir"), py::arg("options") = std::map<std::string, std::string>{}, py::arg("invoker") = false,
+       py::arg("group_access") = false,
+       "Start the C media driver in this process (use tickline.transport.MediaDriver.embedded): its directories\n"
+       "are 0700 and its files 0600 (0770 and 0660 with group_access).");
+    driver_cls
+        .def_property_readonly("dir", [](EmbeddedDriver &d) { return d.dir(); })
+        .def_property_readonly("invoker", [](EmbeddedDriver &d) { return d.manual(); })
+        .def_property_readonly("is_closed", [](EmbeddedDriver &d) { return d.is_closed(); })
+        .def("do_work", [](EmbeddedDriver &d) { return d.do_work(); }, "One duty cycle of an invoker-mode driver; returns the work count.")
+        .def("close", [](EmbeddedDriver &d) { d.close(); });
 
     py::class_<Counter>(m, "Counter")
         .def_readonly("id", &Counter::id)

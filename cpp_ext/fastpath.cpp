@@ -4,27 +4,27 @@
 //
 // Zero-copy rules (documented on the Python side too):
 // - a fragment handler gets a read-only memoryview over the log buffer; after
-//   the handler returns the view is released, so a view kept past the call
-//   raises ValueError instead of reading reused memory;
+//   the handler returns the view, and every view made from it, is released,
+//   so a view kept past the call raises ValueError instead of reading reused
+//   memory (see "revoking views" for the one case that is copied instead);
 // - the Header passed beside it is only a view of the frame during the call;
 //   if the handler keeps it, it is frozen into a copy of the values;
-// - a BufferClaim is a writable view of the claimed frame until commit/abort.
+// - a BufferClaim is a writable view of the claimed frame until commit/abort,
+//   which release the memoryviews made of it;
+// - a poll on the stack defers close() of its subscription or client to its
+//   end (PollGuard) and delivers nothing after it.
 #include "tickline_aeron.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace tickline {
 
 namespace {
 
-template <class T>
-T *self_ptr(PyObject *self) {
-    auto *inst = reinterpret_cast<py::detail::instance *>(self);
-    if (inst->simple_layout) {
-        return static_cast<T *>(inst->simple_value_holder[0]);
-    }
-    return py::handle(self).cast<T *>();
-}
+Client *checked_client(PyObject *self, const char *fn) { return checked_self<Client>(self, "Client", fn); }
+Publication *checked_publication(PyObject *self, const char *fn) { return checked_self<Publication>(self, "Publication", fn); }
+Subscription *checked_subscription(PyObject *self, const char *fn) { return checked_self<Subscription>(self, "Subscription", fn); }
 
 // ---------------------------------------------------------------- Header
 
@@ -122,6 +122,112 @@ PyObject *header_new_object() {
     return reinterpret_cast<PyObject *>(h);
 }
 
+// ---------------------------------------------------------------- revoking views
+//
+// CPython cannot take back memory it lent: a memoryview (and any view made
+// from it: memoryview(v), slices, casts) keeps a raw pointer to the exporter's
+// memory.  What can be done, and is done here when a region stops being ours
+// (a fragment after its handler call or the next poll, a claim at commit,
+// abort or close):
+//   - every memoryview over the region's managed buffer is released: using it
+//     raises ValueError (they are found through the garbage collector's
+//     referrer lists: a walk of the heap, paid only when views were kept);
+//   - a memoryview that cannot be released because it lent the memory on
+//     again (an export to numpy, ctypes, ...) is pointed at a read-only
+//     private copy of the bytes it saw (or zeros when the memory is already
+//     gone), so it neither reads reused memory nor writes into a committed
+//     frame;
+//   - what such an export handed out (numpy's own pointer) cannot be
+//     reached: that one case is refused where it can be (a claim with an
+//     export not coming from a memoryview refuses commit/abort) and documented.
+// All of this reads CPython's memoryview structs (Include/cpython/memoryobject.h,
+// unchanged from 3.8 through 3.13); other versions only release the view itself.
+
+PyObject *release_str = nullptr;
+PyObject *get_referrers = nullptr;  // gc.get_referrers
+
+#if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030E0000
+#define TICKLINE_MEMORYVIEW_STRUCTS 1
+#endif
+
+// Releases one memoryview; false (error cleared) when it has exports.
+bool release_memoryview(PyObject *mv) {
+    PyObject *r = PyObject_CallMethodNoArgs(mv, release_str);
+    if (r == nullptr) {
+        PyErr_Clear();
+        return false;
+    }
+    Py_DECREF(r);
+    return true;
+}
+
+#ifdef TICKLINE_MEMORYVIEW_STRUCTS
+// Revokes every memoryview over mbuf as described above; with_copy=false when
+// the memory may already be unmapped (zeros instead of a copy).  Never leaves
+// a Python error set.
+void detach_managed_buffer(PyObject *mbuf_obj, bool with_copy) {
+    auto *mbuf = reinterpret_cast<_PyManagedBufferObject *>(mbuf_obj);
+    if (mbuf->flags & _Py_MANAGED_BUFFER_RELEASED) return;
+    Py_INCREF(mbuf_obj);
+    const char *old = static_cast<const char *>(mbuf->master.buf);
+    Py_ssize_t len = mbuf->master.len;
+    PyObject *copy = nullptr;
+    PyObject *refs = PyObject_CallOneArg(get_referrers, mbuf_obj);
+    if (refs == nullptr) PyErr_Clear();
+    Py_ssize_t n = refs != nullptr ? PyList_GET_SIZE(refs) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyList_GET_ITEM(refs, i);
+        if (!PyMemoryView_Check(r)) continue;
+        auto *mv = reinterpret_cast<PyMemoryViewObject *>(r);
+        if (mv->mbuf != mbuf || (mv->flags & _Py_MEMORYVIEW_RELEASED)) continue;
+        if (mv->exports == 0 && release_memoryview(r)) continue;
+        if (copy == nullptr) {
+            copy = PyBytes_FromStringAndSize(nullptr, len);
+            if (copy == nullptr) {
+                PyErr_Clear();
+                break;  // out of memory: nothing better to do
+            }
+            if (with_copy) std::memcpy(PyBytes_AS_STRING(copy), old, static_cast<size_t>(len));
+            else std::memset(PyBytes_AS_STRING(copy), 0, static_cast<size_t>(len));
+        }
+        char *base = PyBytes_AS_STRING(copy);
+        mv->view.buf = base + (static_cast<const char *>(mv->view.buf) - old);
+        mv->view.readonly = 1;
+    }
+    Py_XDECREF(refs);
+    if (!(mbuf->flags & _Py_MANAGED_BUFFER_RELEASED) && copy != nullptr) {
+        // Views remain, pointed at the copy: the managed buffer lets go of the
+        // exporter (a claim counts its exports down) and keeps the copy alive.
+        PyBuffer_Release(&mbuf->master);
+        mbuf->master.obj = copy;
+        mbuf->master.buf = PyBytes_AS_STRING(copy);
+        mbuf->master.readonly = 1;
+        copy = nullptr;
+    }
+    Py_XDECREF(copy);
+    Py_DECREF(mbuf_obj);
+}
+#endif
+
+}  // namespace
+
+void revoke_view(PyObject *view) {
+    auto *m = reinterpret_cast<PyMemoryViewObject *>(view);
+#ifdef TICKLINE_MEMORYVIEW_STRUCTS
+    if (!(m->flags & _Py_MEMORYVIEW_RELEASED) && (m->mbuf->exports > 1 || m->exports > 0)) {
+        detach_managed_buffer(reinterpret_cast<PyObject *>(m->mbuf), true);  // views were made from it
+    } else if (Py_REFCNT(view) > 1) {
+        release_memoryview(view);
+    }
+#else
+    (void)m;
+    if (Py_REFCNT(view) > 1) release_memoryview(view);
+#endif
+    Py_DECREF(view);
+}
+
+namespace {
+
 // ---------------------------------------------------------------- BufferClaim
 
 struct ClaimObject {
@@ -129,9 +235,56 @@ struct ClaimObject {
     aeron_buffer_claim_t claim;
     bool active;
     Py_ssize_t exports;
+    PyObject *owner;  // the Publication while active (a reference); it lists the claim in its claims
 };
 
 PyTypeObject ClaimType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *closed_error(const char *what, const std::string &channel, int32_t stream_id, bool client_closed);
+
+Publication *claim_publication(ClaimObject *c) {
+    if (c->owner == nullptr) return nullptr;
+    auto *inst = reinterpret_cast<py::detail::instance *>(c->owner);
+    static const py::detail::type_info *tinfo = py::detail::get_type_info(typeid(Publication));
+    return inst->get_value_and_holder(tinfo, false).value_ptr<Publication>();  // checked at try_claim
+}
+
+bool claim_usable(ClaimObject *c) {
+    Publication *p = claim_publication(c);
+    return c->active && p != nullptr && p->usable();
+}
+
+// The claim is over: no longer active, no longer listed by its publication.
+void claim_end(ClaimObject *c) {
+    c->active = false;
+    if (Publication *p = claim_publication(c)) {
+        auto &v = p->claims;
+        v.erase(std::remove(v.begin(), v.end(), reinterpret_cast<PyObject *>(c)), v.end());
+    }
+    Py_CLEAR(c->owner);
+}
+
+// Revokes the memoryviews made over the claim (found through their managed
+// buffers, which refer to the claim).
+void revoke_claim_views(ClaimObject *c, bool with_copy) {
+    if (c->exports == 0) return;
+#ifdef TICKLINE_MEMORYVIEW_STRUCTS
+    PyObject *refs = PyObject_CallOneArg(get_referrers, reinterpret_cast<PyObject *>(c));
+    if (refs == nullptr) {
+        PyErr_Clear();
+        return;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(refs); i++) {
+        PyObject *r = PyList_GET_ITEM(refs, i);
+        if (Py_TYPE(r) != &_PyManagedBuffer_Type) continue;
+        if (reinterpret_cast<_PyManagedBufferObject *>(r)->master.obj != reinterpret_cast<PyObject *>(c)) continue;
+        detach_managed_buffer(r, with_copy);
+    }
+    Py_DECREF(refs);
+#else
+    (void)with_copy;
+#endif
+}
 
 PyObject *claim_new(PyTypeObject *type, PyObject *, PyObject *) {
     auto *c = reinterpret_cast<ClaimObject *>(type->tp_alloc(type, 0));
@@ -139,24 +292,28 @@ PyObject *claim_new(PyTypeObject *type, PyObject *, PyObject *) {
         std::memset(&c->claim, 0, sizeof(c->claim));
         c->active = false;
         c->exports = 0;
+        c->owner = nullptr;
     }
     return reinterpret_cast<PyObject *>(c);
 }
 
 void claim_dealloc(PyObject *self) {
     auto *c = reinterpret_cast<ClaimObject *>(self);
-    if (c->active) {
+    if (claim_usable(c)) {
         // A claim dropped without commit or abort would stall the stream for
-        // every subscriber; abort it so the log stays consumable.
+        // every subscriber; abort it so the log stays consumable.  (No view
+        // of it is left: each would hold a reference to it.)
         aeron_buffer_claim_abort(&c->claim);
     }
+    claim_end(c);
     Py_TYPE(self)->tp_free(self);
 }
 
 int claim_getbuffer(PyObject *self, Py_buffer *view, int flags) {
     auto *c = reinterpret_cast<ClaimObject *>(self);
-    if (!c->active) {
-        PyErr_SetString(PyExc_BufferError, "buffer claim is not active: try_claim did not succeed, or commit/abort was called");
+    if (!claim_usable(c)) {
+        PyErr_SetString(PyExc_BufferError,
+                        "buffer claim is not active: try_claim did not succeed, commit/abort was called, or its publication was closed");
         return -1;
     }
     if (PyBuffer_FillInfo(view, self, c->claim.data, static_cast<Py_ssize_t>(c->claim.length), 0, flags) < 0) return -1;
@@ -172,14 +329,36 @@ PyBufferProcs claim_as_buffer = {claim_getbuffer, claim_releasebuffer};
 
 PyObject *claim_finish(PyObject *self, bool commit) {
     auto *c = reinterpret_cast<ClaimObject *>(self);
+    const char *what = commit ? "commit" : "abort";
     if (!c->active) {
         PyErr_SetString(PyExc_ValueError, "buffer claim is not active: try_claim did not succeed, or commit/abort was already called");
         return nullptr;
     }
-    c->active = false;
+    Publication *p = claim_publication(c);
+    if (!p->usable()) {
+        // Its client is closing (a handler closed it; the log goes when the
+        // poll ends): views of the claim see zeros from now on.
+        std::string channel = p->channel;  // claim_end may drop the last reference to p
+        int32_t stream_id = p->stream_id;
+        bool client_closed = p->client->closed;
+        revoke_claim_views(c, false);
+        claim_end(c);
+        return closed_error("publication", channel, stream_id, client_closed);
+    }
+    // Memoryviews of the claim must not write into the frame once subscribers
+    // may read it (commit) or the term is reused (abort).
+    revoke_claim_views(c, true);
+    if (c->exports > 0) {
+        PyErr_Format(PyExc_BufferError,
+                     "buffer claim %s refused: exports=%zd of the claim are still held and cannot be revoked "
+                     "(e.g. a numpy array over it) fault=user: release them, then %s again",
+                     what, c->exports, what);
+        return nullptr;
+    }
     int rc = commit ? aeron_buffer_claim_commit(&c->claim) : aeron_buffer_claim_abort(&c->claim);
+    claim_end(c);
     if (rc < 0) {
-        PyErr_Format(PublicationError, "buffer claim %s failed: error=%s", commit ? "commit" : "abort", aeron_errmsg());
+        PyErr_Format(PublicationError, "buffer claim %s failed: error=%s", what, aeron_errmsg());
         return nullptr;
     }
     Py_RETURN_NONE;
@@ -206,19 +385,24 @@ PyObject *claim_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 
 Py_ssize_t claim_len(PyObject *self) {
     auto *c = reinterpret_cast<ClaimObject *>(self);
-    return c->active ? static_cast<Py_ssize_t>(c->claim.length) : 0;
+    return claim_usable(c) ? static_cast<Py_ssize_t>(c->claim.length) : 0;
 }
 
 PyObject *claim_is_active(PyObject *self, void *) {
-    return PyBool_FromLong(reinterpret_cast<ClaimObject *>(self)->active);
+    return PyBool_FromLong(claim_usable(reinterpret_cast<ClaimObject *>(self)));
+}
+
+bool claim_check_usable(ClaimObject *c) {
+    if (!claim_usable(c)) {
+        PyErr_SetString(PyExc_ValueError, "buffer claim is not active");
+        return false;
+    }
+    return true;
 }
 
 PyObject *claim_get_reserved(PyObject *self, void *) {
     auto *c = reinterpret_cast<ClaimObject *>(self);
-    if (!c->active) {
-        PyErr_SetString(PyExc_ValueError, "buffer claim is not active");
-        return nullptr;
-    }
+    if (!claim_check_usable(c)) return nullptr;
     int64_t v;
     std::memcpy(&v, c->claim.frame_header + 24, sizeof(v));  // reserved value field of the data frame header
     return PyLong_FromLongLong(v);
@@ -226,10 +410,7 @@ PyObject *claim_get_reserved(PyObject *self, void *) {
 
 int claim_set_reserved(PyObject *self, PyObject *value, void *) {
     auto *c = reinterpret_cast<ClaimObject *>(self);
-    if (!c->active) {
-        PyErr_SetString(PyExc_ValueError, "buffer claim is not active");
-        return -1;
-    }
+    if (!claim_check_usable(c)) return -1;
     long long v = PyLong_AsLongLong(value);
     if (v == -1 && PyErr_Occurred()) return -1;
     int64_t v64 = v;
@@ -238,18 +419,33 @@ int claim_set_reserved(PyObject *self, PyObject *value, void *) {
 }
 
 PyMethodDef claim_methods[] = {
-    {"commit", claim_commit, METH_NOARGS, "Publish the claimed message to subscribers."},
-    {"abort", claim_abort, METH_NOARGS, "Give the claimed space up; subscribers skip it as padding."},
+    {"commit", claim_commit, METH_NOARGS, "Publish the claimed message to subscribers; memoryviews of the claim are released."},
+    {"abort", claim_abort, METH_NOARGS, "Give the claimed space up (subscribers skip it as padding); memoryviews of the claim are released."},
     {"__enter__", claim_enter, METH_NOARGS, nullptr},
     {"__exit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(claim_exit)), METH_FASTCALL, "Commit on success, abort when the block raised."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef claim_getset[] = {
-    {"is_active", claim_is_active, nullptr, "True between a successful try_claim and commit/abort", nullptr},
+    {"is_active", claim_is_active, nullptr, "True between a successful try_claim and commit/abort (and while its publication is open)", nullptr},
     {"reserved_value", claim_get_reserved, claim_set_reserved, "the frame's 64-bit reserved value", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PySequenceMethods claim_as_sequence = {claim_len};
+
+}  // namespace
+
+void revoke_claims(Publication &p) {
+    std::vector<PyObject *> claims = p.claims;
+    for (PyObject *o : claims) {
+        Py_INCREF(o);
+        auto *c = reinterpret_cast<ClaimObject *>(o);
+        revoke_claim_views(c, false);  // the log is about to go: views see zeros
+        claim_end(c);
+        Py_DECREF(o);
+    }
+}
+
+namespace {
 
 // ---------------------------------------------------------------- FragmentAssembler
 
@@ -273,8 +469,6 @@ struct PollContext {
     bool failed;
     PyObject **view_slot;     // where the reusable memoryview lives
 };
-
-PyObject *release_str = nullptr;
 
 // A memoryview costs two allocations (the view and its managed buffer).  When
 // the handler kept no reference to the view, its slices or exports, the same
@@ -314,8 +508,8 @@ PyObject *view_for(PyObject **slot, const uint8_t *buffer, size_t length) {
 }
 
 // After the handler: a view nobody else holds goes back to the slot; a view
-// the handler kept is released, so later use raises ValueError rather than
-// reading memory the log reuses.
+// the handler kept, or made other views from, is revoked (see revoke_view), so
+// later use raises ValueError rather than reading memory the log reuses.
 void finish_view(PyObject **slot, PyObject *view) {
 #ifdef TICKLINE_REUSE_VIEWS
     auto *m = reinterpret_cast<PyMemoryViewObject *>(view);
@@ -330,20 +524,15 @@ void finish_view(PyObject **slot, PyObject *view) {
 #else
     (void)slot;
 #endif
-    if (Py_REFCNT(view) > 1) {
-        PyObject *r = PyObject_CallMethodNoArgs(view, release_str);
-        if (r == nullptr) {
-            PyErr_Clear();  // exported further (e.g. to numpy): can't revoke; documented
-        } else {
-            Py_DECREF(r);
-        }
-    }
-    Py_DECREF(view);
+    revoke_view(view);
 }
 
 aeron_controlled_fragment_handler_action_t deliver(PollContext *ctx, const uint8_t *buffer, size_t length,
                                                    aeron_header_t *header) {
     if (ctx->failed) return AERON_ACTION_ABORT;
+    // Closed by an earlier handler call of this poll (the subscription or its
+    // client): nothing more is delivered.
+    if (!ctx->sub->usable()) return AERON_ACTION_ABORT;
     PyObject *hdr = *ctx->header_slot;
     if (hdr == nullptr) {
         hdr = header_new_object();
@@ -514,7 +703,8 @@ PyObject *offer_error(Publication *p, size_t len) {
 // offer(buffer[, offset[, length]]) -> position (> 0) or a negative status code
 PyObject *pub_offer(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!arg_count("offer", nargs, 1, 3)) return nullptr;
-    Publication *p = self_ptr<Publication>(self);
+    Publication *p = checked_publication(self, "offer");
+    if (p == nullptr) return nullptr;
     if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
     PyObject *obj = args[0];
     const uint8_t *data;
@@ -560,7 +750,8 @@ fail:
 // accepted (back pressure etc.), so the caller retries from that index.
 PyObject *pub_offer_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!arg_count("offer_batch", nargs, 1, 1)) return nullptr;
-    Publication *p = self_ptr<Publication>(self);
+    Publication *p = checked_publication(self, "offer_batch");
+    if (p == nullptr) return nullptr;
     if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
     PyObject *seq = PySequence_Fast(args[0], "offer_batch() needs a sequence of bytes-like messages");
     if (seq == nullptr) return nullptr;
@@ -600,7 +791,8 @@ PyObject *pub_offer_batch(PyObject *self, PyObject *const *args, Py_ssize_t narg
 // in one call (throughput tests, heartbeats); stops at the first refusal.
 PyObject *pub_offer_repeat(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!arg_count("offer_repeat", nargs, 2, 2)) return nullptr;
-    Publication *p = self_ptr<Publication>(self);
+    Publication *p = checked_publication(self, "offer_repeat");
+    if (p == nullptr) return nullptr;
     if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
     Py_ssize_t count = PyLong_AsSsize_t(args[1]);
     if (count == -1 && PyErr_Occurred()) return nullptr;
@@ -628,7 +820,8 @@ PyObject *pub_offer_repeat(PyObject *self, PyObject *const *args, Py_ssize_t nar
 // try_claim(length, claim) -> position (> 0) or a negative status code
 PyObject *pub_try_claim(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!arg_count("try_claim", nargs, 2, 2)) return nullptr;
-    Publication *p = self_ptr<Publication>(self);
+    Publication *p = checked_publication(self, "try_claim");
+    if (p == nullptr) return nullptr;
     if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
     if (Py_TYPE(args[1]) != &ClaimType) {
         PyErr_Format(PyExc_TypeError, "try_claim() needs a BufferClaim: claim=%R", args[1]);
@@ -651,6 +844,9 @@ PyObject *pub_try_claim(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                                    : aeron_publication_try_claim(p->pub, static_cast<size_t>(length), &c->claim);
     if (r > 0) {
         c->active = true;
+        Py_INCREF(self);
+        c->owner = self;
+        p->claims.push_back(args[1]);
     } else if (r == AERON_PUBLICATION_ERROR) {
         PyErr_Format(PublicationError, "try_claim failed: length=%zd channel=%s stream_id=%d error=%s", length,
                      p->channel.c_str(), p->stream_id, aeron_errmsg());
@@ -706,9 +902,12 @@ bool dispatch_pending_image_events(Subscription *s) {
 
 void revoke_pulled(Subscription *s);
 
-PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlled) {
+PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlled, const char *name) {
+    PollGuard guard(*s);
+    if (!guard.enter(name)) return nullptr;
     revoke_pulled(s);
     if (!dispatch_pending_image_events(s)) return nullptr;
+    if (!s->usable()) return PyLong_FromLong(0);  // an image callback closed it
     int n = dispatch_poll(*s, handler, controlled, [&](aeron_controlled_fragment_handler_t fn, void *clientd) {
         return aeron_subscription_controlled_poll(s->sub, fn, clientd, static_cast<size_t>(limit));
     });
@@ -718,11 +917,12 @@ PyObject *run_poll(Subscription *s, PyObject *handler, int limit, bool controlle
 PyObject *sub_poll_common(PyObject *self, PyObject *const *args, Py_ssize_t nargs, bool controlled,
                           const char *name) {
     if (!arg_count(name, nargs, 2, 2)) return nullptr;
-    Subscription *s = self_ptr<Subscription>(self);
+    Subscription *s = checked_subscription(self, name);
+    if (s == nullptr) return nullptr;
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
     int limit;
     if (!fragment_limit_arg(args[1], &limit)) return nullptr;
-    return run_poll(s, args[0], limit, controlled);
+    return run_poll(s, args[0], limit, controlled, name);
 }
 
 // poll(handler, fragment_limit) -> fragments read
@@ -772,10 +972,14 @@ void revoke_pulled(Subscription *s) {
 // The fragment's header is in last_header.  Raw fragments: no reassembly.
 PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
     if (!arg_count("poll_one", nargs, 0, 0)) return nullptr;
-    Subscription *s = self_ptr<Subscription>(self);
+    Subscription *s = checked_subscription(self, "poll_one");
+    if (s == nullptr) return nullptr;
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
+    PollGuard guard(*s);
+    if (!guard.enter("poll_one")) return nullptr;
     revoke_pulled(s);
     if (!dispatch_pending_image_events(s)) return nullptr;
+    if (!s->usable()) Py_RETURN_NONE;  // an image callback closed it
     Pulled p{nullptr, 0, {}, 0, false};
     int n = aeron_subscription_controlled_poll(s->sub, on_pull, &p, 1);
     if (n < 0) {
@@ -805,7 +1009,8 @@ PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
 }
 
 PyObject *sub_last_header(PyObject *self, void *) {
-    Subscription *s = self_ptr<Subscription>(self);
+    Subscription *s = checked_subscription(self, "last_header");
+    if (s == nullptr) return nullptr;
     if (s->header == nullptr) Py_RETURN_NONE;
     Py_INCREF(s->header);
     return s->header;
@@ -819,10 +1024,13 @@ void count_fragment(void *clientd, const uint8_t *, size_t length, aeron_header_
 // and discards (benchmarks, skipping a backlog).
 PyObject *sub_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!arg_count("drain", nargs, 1, 1)) return nullptr;
-    Subscription *s = self_ptr<Subscription>(self);
+    Subscription *s = checked_subscription(self, "drain");
+    if (s == nullptr) return nullptr;
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
     int limit;
     if (!fragment_limit_arg(args[0], &limit)) return nullptr;
+    PollGuard guard(*s);
+    if (!guard.enter("drain")) return nullptr;
     uint64_t bytes = 0;
     int n = aeron_subscription_poll(s->sub, count_fragment, &bytes, static_cast<size_t>(limit));
     if (n < 0) {
@@ -838,7 +1046,8 @@ PyObject *sub_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 // call (a spin loop that turns both pays one interpreter call, not three).
 PyObject *client_turn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!arg_count("turn", nargs, 0, 1)) return nullptr;
-    Client *c = self_ptr<Client>(self);
+    Client *c = checked_client(self, "turn");
+    if (c == nullptr) return nullptr;
     if (c->closed || !c->invoker) {
         PyErr_Format(PyExc_RuntimeError, "turn() needs an open invoker-mode client: dir=%s closed=%d invoker=%d",
                      c->dir.c_str(), (int)c->closed, (int)c->invoker);
@@ -893,8 +1102,10 @@ PyMethodDef sub_fast[] = {
      "poll(handler, fragment_limit) -> int\n\n"
      "Deliver up to fragment_limit fragments to handler(buffer, header) and return\n"
      "how many were read.  buffer is a read-only memoryview over the log, valid\n"
-     "only during the call (it is released afterwards: copy with bytes(buffer) to\n"
-     "keep it).  Pass a FragmentAssembler to receive whole fragmented messages.\n"
+     "only during the call (it and the views made from it are released afterwards:\n"
+     "copy with bytes(buffer) to keep it).  Pass a FragmentAssembler to receive\n"
+     "whole fragmented messages.  close() from the handler takes effect when the\n"
+     "poll returns; nothing more is delivered.  Polls of one subscription don't nest.\n"
      "If the handler raises, that fragment counts as consumed and the exception\n"
      "propagates; later fragments stay for the next poll.  Image available and\n"
      "unavailable callbacks run at the start of poll, on the polling thread."},
@@ -906,7 +1117,8 @@ PyMethodDef sub_fast[] = {
      "poll_one() -> memoryview | None\n\n"
      "Pull style: the next fragment as a read-only view over the log, or None.\n"
      "The view stays valid until the next poll_one/poll/controlled_poll on this\n"
-     "subscription (then it is released); its header is last_header.  Raw\n"
+     "subscription or its close (then it and views made from it are released);\n"
+     "its header is last_header.  Raw\n"
      "fragments: use poll with a FragmentAssembler for fragmented messages."},
     {"drain", FASTCALL(sub_drain), METH_FASTCALL,
      "drain(fragment_limit) -> int\n\nConsume and discard up to fragment_limit fragments without calling Python."},
@@ -936,6 +1148,18 @@ void ready_type(py::module_ &m, PyTypeObject *type, const char *name) {
 }  // namespace
 
 int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragment_limit, bool controlled) {
+    PollGuard guard(s);
+    if (!guard.enter("poll_image")) return -1;
+    revoke_pulled(&s);
+    if (s.events->pending.load() > 0) {
+        try {
+            dispatch_image_events(s);
+        } catch (py::error_already_set &e) {
+            e.restore();
+            return -1;
+        }
+    }
+    if (!s.usable()) return 0;  // an image callback closed it
     aeron_image_t *image = aeron_subscription_image_by_session_id(s.sub, session_id);
     if (image == nullptr) return -2;
     // Aeron's subscription-level assembler keeps partial messages per session
@@ -951,6 +1175,7 @@ void init_fastpath(py::module_ &m, py::class_<Client, std::shared_ptr<Client>> &
                    py::class_<Publication, std::shared_ptr<Publication>> &pub_cls,
                    py::class_<Subscription, std::shared_ptr<Subscription>> &sub_cls) {
     release_str = PyUnicode_InternFromString("release");
+    get_referrers = py::object(py::module_::import("gc").attr("get_referrers")).release().ptr();
 
     HeaderType.tp_name = "tickline._aeron.Header";
     HeaderType.tp_basicsize = sizeof(HeaderObject);

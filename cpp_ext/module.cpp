@@ -4,6 +4,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -128,8 +129,18 @@ void Client::check_open(const char *what) const {
 
 void Client::close() {
     if (closed) return;
-    closed = true;
-    {
+    closed = true;  // from here every use raises ClosedError
+    if (polling > 0) return;  // a handler or callback asked: the poll's PollGuard releases at its end
+    release();
+}
+
+void Client::release() {
+    // Views handed out over the logs, and claims, go before the logs are unmapped.
+    std::vector<Subscription *> subs = subscriptions;
+    for (Subscription *s : subs) s->revoke_views();
+    std::vector<Publication *> pubs = publications;
+    for (Publication *p : pubs) revoke_claims(*p);
+    if (aeron != nullptr || context != nullptr) {
         py::gil_scoped_release nogil;  // joins the conductor thread
         if (aeron != nullptr) aeron_close(aeron);
         if (context != nullptr) aeron_context_close(context);
@@ -140,11 +151,9 @@ void Client::close() {
 }
 
 Client::~Client() {
-    if (!closed) {
-        closed = true;
-        if (aeron != nullptr) aeron_close(aeron);
-        if (context != nullptr) aeron_context_close(context);
-    }
+    closed = true;
+    if (aeron != nullptr) aeron_close(aeron);
+    if (context != nullptr) aeron_context_close(context);
 }
 
 std::shared_ptr<Client> make_client(const std::string &dir, int64_t driver_timeout_ms, bool invoker, bool pre_touch,
@@ -193,8 +202,9 @@ void Publication::check_open() const {
 
 void Publication::close() {
     if (closed) return;
+    revoke_claims(*this);
     closed = true;
-    if (client->closed) return;  // aeron_close already freed it
+    if (client->closed) return;  // aeron_close freed it, or will at the end of a poll
     if (xpub != nullptr) aeron_exclusive_publication_close(xpub, nullptr, nullptr);
     if (pub != nullptr) aeron_publication_close(pub, nullptr, nullptr);
 }
@@ -204,6 +214,8 @@ Publication::~Publication() {
         if (xpub != nullptr) aeron_exclusive_publication_close(xpub, nullptr, nullptr);
         if (pub != nullptr) aeron_publication_close(pub, nullptr, nullptr);
     }
+    auto &pubs = client->publications;
+    pubs.erase(std::remove(pubs.begin(), pubs.end(), this), pubs.end());
 }
 
 std::shared_ptr<Publication> add_publication(std::shared_ptr<Client> c, const std::string &channel, int32_t stream_id,
@@ -238,6 +250,7 @@ std::shared_ptr<Publication> add_publication(std::shared_ptr<Client> c, const st
     p->max_message_length = k.max_message_length;
     p->max_payload_length = k.max_payload_length;
     p->term_buffer_length = k.term_buffer_length;
+    c->publications.push_back(p.get());
     return p;
 }
 
@@ -250,18 +263,70 @@ void Subscription::check_open() const {
 
 void Subscription::close() {
     if (closed) return;
-    closed = true;
-    if (!client->closed && sub != nullptr) aeron_subscription_close(sub, nullptr, nullptr);
+    closed = true;  // from here every use raises ClosedError, and a poll under way delivers no more
+    if (polling > 0) {
+        close_pending = true;  // a handler or callback asked: the poll's PollGuard releases at its end
+        return;
+    }
+    release();
+}
+
+void Subscription::revoke_views() {
+    if (pulled != nullptr) {
+        PyObject *v = pulled;
+        pulled = nullptr;
+        revoke_view(v);  // takes our reference
+    }
+}
+
+void Subscription::release() {
+    close_pending = false;
+    revoke_views();
+    // When the client is closed (or closing), aeron_close frees the subscription.
+    if (!client->closed && client->aeron != nullptr && sub != nullptr) aeron_subscription_close(sub, nullptr, nullptr);
+    sub = nullptr;
     Py_CLEAR(header);
     Py_CLEAR(view);
-    Py_CLEAR(pulled);
+    auto &subs = client->subscriptions;
+    subs.erase(std::remove(subs.begin(), subs.end(), this), subs.end());
 }
 
 Subscription::~Subscription() {
-    if (!closed && !client->closed && sub != nullptr) aeron_subscription_close(sub, nullptr, nullptr);
-    Py_CLEAR(header);
-    Py_CLEAR(view);
-    Py_CLEAR(pulled);
+    if (!closed) closed = true;
+    if (client) release();
+}
+
+bool PollGuard::enter(const char *fn) {
+    if (s_.polling > 0) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s() called from a handler or callback of a poll of the same subscription: channel=%s stream_id=%d fault=user "
+                     "(polls of one subscription don't nest)",
+                     fn, s_.channel.c_str(), s_.stream_id);
+        return false;
+    }
+    s_.polling++;
+    s_.client->polling++;
+    entered_ = true;
+    return true;
+}
+
+PollGuard::~PollGuard() {
+    if (!entered_) return;
+    s_.polling--;
+    Client &c = *s_.client;
+    c.polling--;
+    if (s_.polling == 0 && s_.close_pending) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);  // a handler's exception may be on its way out
+        s_.release();
+        PyErr_Restore(et, ev, tb);
+    }
+    if (c.polling == 0 && c.closed && (c.aeron != nullptr || c.context != nullptr)) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        c.release();
+        PyErr_Restore(et, ev, tb);
+    }
 }
 
 struct ImageInfo {
@@ -304,6 +369,7 @@ std::shared_ptr<Subscription> add_subscription(std::shared_ptr<Client> c, const 
     }
     s->sub = await_registration<aeron_subscription_t>(*c, async, aeron_async_add_subscription_poll, "subscription",
                                                       channel, stream_id);
+    c->subscriptions.push_back(s.get());
     aeron_subscription_constants_t k;
     aeron_subscription_constants(s->sub, &k);
     s->registration_id = k.registration_id;
@@ -326,6 +392,48 @@ ImageStatus image_status(aeron_image_t *image) {
     return ImageStatus{k.session_id, k.correlation_id, k.join_position, aeron_image_position(image),
                        aeron_image_is_end_of_stream(image), aeron_image_is_closed(image),
                        k.source_identity != nullptr ? k.source_identity : ""};
+}
+
+namespace {
+
+PyObject *refusal(PyObject *type) {
+    const char *name = PyType_Check(type) ? reinterpret_cast<PyTypeObject *>(type)->tp_name : "?";
+    PyErr_Format(PyExc_TypeError,
+                 "%s objects are made only by their factories (tickline.transport.Aeron, Aeron.add_publication, "
+                 "Aeron.add_subscription, MediaDriver), never by __new__: type=%s fault=user",
+                 name, name);
+    return nullptr;
+}
+
+PyObject *refuse_new(PyTypeObject *type, PyObject *, PyObject *) { return refusal(reinterpret_cast<PyObject *>(type)); }
+
+PyObject *refuse_dunder_new(PyObject *, PyObject *args, PyObject *) {
+    return refusal(PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0) : Py_None);
+}
+
+PyMethodDef refuse_new_def = {"__new__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(refuse_dunder_new)),
+                              METH_VARARGS | METH_KEYWORDS, "Refused: objects of this type come from their factories."};
+
+}  // namespace
+
+void refuse_direct_construction(py::handle cls) {
+    // pybind11 makes the instances it returns with tp_alloc, not tp_new, so
+    // only Python-side construction (which would leave the C++ object
+    // unconstructed) is refused: tp_new for calls and for the safety check of
+    // a base's __new__ (pybind11_object.__new__(cls) is refused because cls's
+    // tp_new differs), and __new__ in the class dict for cls.__new__(cls).
+    // Subclasses inherit both.
+    auto *type = reinterpret_cast<PyTypeObject *>(cls.ptr());
+    PyObject *fn = PyCFunction_New(&refuse_new_def, nullptr);
+    PyObject *sm = fn != nullptr ? PyStaticMethod_New(fn) : nullptr;
+    Py_XDECREF(fn);
+    if (sm == nullptr || PyDict_SetItemString(type->tp_dict, "__new__", sm) < 0) {
+        Py_XDECREF(sm);
+        throw py::error_already_set();
+    }
+    Py_DECREF(sm);
+    type->tp_new = refuse_new;
+    PyType_Modified(type);
 }
 
 void add_functions(py::module_ &m, PyMethodDef *methods) {
@@ -397,10 +505,11 @@ PYBIND11_MODULE(_aeron, m) {
         .def_readonly("source_identity", &ImageStatus::source_identity);
 
     auto client_cls = py::class_<Client, std::shared_ptr<Client>>(m, "Client", "A connection to a media driver (use tickline.transport.Aeron).");
-    client_cls.def(py::init(&make_client), py::arg("dir") = "", py::arg("driver_timeout_ms") = 10000,
-             py::arg("invoker") = false, py::arg("pre_touch") = false, py::arg("client_name") = "",
-             py::arg("resource_linger_ns") = -1, py::arg("wait_hook") = py::none())
-        .def_readonly("dir", &Client::dir)
+    m.def("connect", &make_client, py::arg("dir") = "", py::arg("driver_timeout_ms") = 10000,
+          py::arg("invoker") = false, py::arg("pre_touch") = false, py::arg("client_name") = "",
+          py::arg("resource_linger_ns") = -1, py::arg("wait_hook") = py::none(),
+          "A Client connected to the media driver in dir (use tickline.transport.Aeron).");
+    client_cls.def_readonly("dir", &Client::dir)
         .def_readonly("invoker", &Client::invoker)
         .def_property_readonly("is_closed", [](Client &c) { return c.closed || (c.aeron != nullptr && aeron_is_closed(c.aeron)); })
         .def_property_readonly("driver_lost", [](Client &c) { return c.driver_lost.load(); })
@@ -422,13 +531,15 @@ PYBIND11_MODULE(_aeron, m) {
             c.errors.clear();
             return out;
         }, "Errors the conductor reported since the last call, as (code, message) pairs.")
-        .def("add_publication", [](std::shared_ptr<Client> c, const std::string &ch, int32_t sid) { return add_publication(c, ch, sid, false); },
+        .def("add_publication", [](Client &c, const std::string &ch, int32_t sid) { return add_publication(c.shared_from_this(), ch, sid, false); },
              py::arg("channel"), py::arg("stream_id"))
-        .def("add_exclusive_publication", [](std::shared_ptr<Client> c, const std::string &ch, int32_t sid) { return add_publication(c, ch, sid, true); },
+        .def("add_exclusive_publication", [](Client &c, const std::string &ch, int32_t sid) { return add_publication(c.shared_from_this(), ch, sid, true); },
              py::arg("channel"), py::arg("stream_id"))
-        .def("add_subscription", &add_subscription, py::arg("channel"), py::arg("stream_id"),
+        .def("add_subscription", [](Client &c, const std::string &ch, int32_t sid, py::object on_available, py::object on_unavailable) {
+                 return add_subscription(c.shared_from_this(), ch, sid, std::move(on_available), std::move(on_unavailable));
+             }, py::arg("channel"), py::arg("stream_id"),
              py::arg("on_available_image") = py::none(), py::arg("on_unavailable_image") = py::none())
-        .def("close", &Client::close, "Close the client and every resource it made.");
+        .def("close", [](Client &c) { c.close(); }, "Close the client and every resource it made.");
 
     auto pub_cls = py::class_<Publication, std::shared_ptr<Publication>>(m, "Publication",
         "A publication (concurrent or exclusive).  Not thread safe when exclusive.");
@@ -482,7 +593,7 @@ PYBIND11_MODULE(_aeron, m) {
                                    aeron_publication_async_destination_poll, "remove_destination", uri);
             }
         }, py::arg("uri"), "Remove a destination from a manual multi-destination-cast publication.")
-        .def("close", &Publication::close);
+        .def("close", [](Publication &p) { p.close(); });
 
     auto sub_cls = py::class_<Subscription, std::shared_ptr<Subscription>>(m, "Subscription",
         "A subscription: poll it from one thread.");
@@ -525,7 +636,6 @@ PYBIND11_MODULE(_aeron, m) {
         .def("poll_image", [](Subscription &s, int32_t session_id, py::object handler, int fragment_limit, bool controlled) {
             s.check_open();
             if (fragment_limit <= 0) raise(PyExc_ValueError, "fragment_limit must be > 0: fragment_limit=" + std::to_string(fragment_limit));
-            if (s.events->pending.load() > 0) dispatch_image_events(s);
             int n = poll_image(s, session_id, handler.ptr(), fragment_limit, controlled);
             if (n == -1) throw py::error_already_set();
             if (n == -2) raise(PyExc_LookupError, "no image with this session id: session_id=" + std::to_string(session_id) +
@@ -549,8 +659,13 @@ PYBIND11_MODULE(_aeron, m) {
             s.check_open();
             dispatch_image_events(s);
         }, "Run pending image available/unavailable callbacks now (poll does this too).")
-        .def("close", &Subscription::close);
+        .def("close", [](Subscription &s) { s.close(); },
+             "Close the subscription; from a handler or callback of its poll, the close takes effect at the end of that poll "
+             "and nothing more is delivered.");
 
+    refuse_direct_construction(client_cls);
+    refuse_direct_construction(pub_cls);
+    refuse_direct_construction(sub_cls);
     init_fastpath(m, client_cls, pub_cls, sub_cls);
     init_driver(m);
     init_bench(m);

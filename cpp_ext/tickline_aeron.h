@@ -60,7 +60,10 @@ struct ImageEvents {
     std::atomic<int> pending{0};
 };
 
-struct Client {
+struct Subscription;
+struct Publication;
+
+struct Client : std::enable_shared_from_this<Client> {
     aeron_context_t *context = nullptr;
     aeron_t *aeron = nullptr;
     bool invoker = false;
@@ -73,9 +76,19 @@ struct Client {
     // Invoker mode: called beside aeron_main_do_work while a blocking call
     // waits, so an invoker-mode driver on the same thread keeps turning.
     py::object wait_hook;
+    // Polls of this client's subscriptions now on the stack.  close() from a
+    // fragment handler or image callback marks the client closed at once and
+    // leaves aeron_close (which unmaps the logs being read) to the end of the
+    // outermost poll.
+    int polling = 0;
+    // Open subscriptions, whose views close() revokes before unmapping.
+    std::vector<Subscription *> subscriptions;
+    // Open publications, whose active claims close() revokes.
+    std::vector<Publication *> publications;
 
     ~Client();
     void close();
+    void release();  // the real close: aeron_close; never while polling > 0
     void check_open(const char *what) const;
 };
 
@@ -91,6 +104,7 @@ struct Publication {
     size_t max_message_length = 0;
     size_t max_payload_length = 0;
     size_t term_buffer_length = 0;
+    std::vector<PyObject *> claims;  // active BufferClaims over its log (each holds a reference to us)
 
     bool usable() const { return !closed && !client->closed; }
     void check_open() const;
@@ -111,18 +125,69 @@ struct Subscription {
     PyObject *header = nullptr;  // a reusable Header, owned
     PyObject *view = nullptr;    // a reusable memoryview, owned (see fastpath.cpp)
     PyObject *pulled = nullptr;  // the view poll_one() last returned, owned, revoked at the next poll
+    int polling = 0;             // polls of this subscription on the stack (0 or 1: polls don't nest)
+    bool close_pending = false;  // close() was called during a poll: release() at its end
 
     bool usable() const { return !closed && !client->closed; }
     void check_open() const;
     void close();
+    void release();       // the real close: revoke views, aeron_subscription_close
+    void revoke_views();  // revoke the view poll_one() returned (before the log is unmapped)
     ~Subscription();
 };
+
+// Marks a poll of s on the stack (refusing a nested poll of the same
+// subscription) and, at the end of the outermost one, carries out a close()
+// that a handler or callback asked for.
+class PollGuard {
+  public:
+    explicit PollGuard(Subscription &s) : s_(s) {}
+    // False with a Python error set when s is already being polled.
+    bool enter(const char *fn);
+    ~PollGuard();
+
+  private:
+    Subscription &s_;
+    bool entered_ = false;
+};
+
+// The C++ object behind a pybind11 instance of T, or nullptr with TypeError
+// set: when self is not a T, or was made with __new__ and never constructed
+// (its holder is empty), or is a subclass mixing bindings whose T part was
+// never constructed.  Every raw entry point goes through here before it
+// touches the object.
+template <class T>
+T *checked_self(PyObject *self, const char *what, const char *fn) {
+    static const py::detail::type_info *tinfo = py::detail::get_type_info(typeid(T));
+    if (tinfo == nullptr || !PyObject_TypeCheck(self, tinfo->type)) {
+        PyErr_Format(PyExc_TypeError, "%s() expected type %s: got=%s", fn, what, Py_TYPE(self)->tp_name);
+        return nullptr;
+    }
+    auto *inst = reinterpret_cast<py::detail::instance *>(self);
+    py::detail::value_and_holder vh = inst->get_value_and_holder(tinfo, false);
+    if (!vh || !vh.holder_constructed() || vh.value_ptr() == nullptr) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() on a %s that was never constructed: type=%s fault=user (make it with its factory, not __new__)",
+                     fn, what, Py_TYPE(self)->tp_name);
+        return nullptr;
+    }
+    return vh.value_ptr<T>();
+}
+
+// Refuses Python-side construction of a class whose objects only factories
+// make (module.cpp): cls.__new__(cls) would leave the C++ object unconstructed.
+void refuse_direct_construction(py::handle cls);
 
 // Fast paths (fastpath.cpp).
 void init_fastpath(py::module_ &m, py::class_<Client, std::shared_ptr<Client>> &client_cls,
                    py::class_<Publication, std::shared_ptr<Publication>> &pub_cls,
                    py::class_<Subscription, std::shared_ptr<Subscription>> &sub_cls);
 void dispatch_image_events(Subscription &s);
+// Revokes a fragment view handed out earlier (fastpath.cpp): released when
+// possible, and views derived from it are pointed at a private copy.
+void revoke_view(PyObject *view);
+// Ends the active claims of p (before its log goes): memoryviews of them see zeros.
+void revoke_claims(Publication &p);
 int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragment_limit, bool controlled);
 
 // Embedded driver and CnC reading (driver.cpp).

@@ -160,7 +160,7 @@ def _aeron_venue(root, idle: str, mode: str = "auto-fill"):
     try:
         cfg = root / "exchange-sim.toml"
         cfg.write_text(f'[exchange_sim]\ndir = "{driver.dir}"\nidle = "{idle}"\ndefault_mode = "{mode}"\n')
-        p = subprocess.Popen([sys.executable, "-m", "tickline.fix_gateway.cli", "exchange-sim", "--config", str(cfg)],
+        p = subprocess.Popen([sys.executable, "-m", "tickline.cli", "exchange-sim", "--config", str(cfg)],
                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         procs.append(p)
         line = p.stderr.readline() if p.stderr else ""

@@ -125,6 +125,7 @@ class GatewayConfig:
     bridge: str = ""  # "" = aeron if aeron.dir is set, else in-process; or "module:factory" (see Gateway)
     aeron: AeronStreams = field(default_factory=AeronStreams)
     source: str = ""  # the topology file this came from (a named bridge's factory gets it)
+    cluster_credentials_file: str = ""  # a cluster-backed bridge's credentials (principal:secret, 0600); the bridge reads it
 
     @property
     def status_path(self) -> str:
@@ -168,7 +169,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     gw = read_section(path, "fix_gateway")
     top = {k: v for k, v in gw.items() if k not in ("acceptor", "initiator", "venue", "sessions", "aeron")}
     _check_keys("fix_gateway", top, {"store_dir", "fsync", "status_file", "status_interval_s", "idle", "shutdown_timeout_s",
-                                     "bridge", "message_log", "admin_password_hash"})
+                                     "bridge", "message_log", "admin_password_hash", "cluster_credentials_file"})
     try:
         acc = gw.get("acceptor")
         acceptor = AcceptorConfig(**acc) if isinstance(acc, dict) else None

@@ -7,7 +7,7 @@ import argparse
 import sys
 import tomllib
 
-FLOW_KEYS = {"name", "rate", "symbol", "account", "mid", "qty", "bad_share", "seed"}
+FLOW_KEYS = {"name", "rate", "symbol", "account", "mid", "qty", "bad_share", "seed", "cluster_credentials_file"}
 
 
 def flow_entry(path: str, name: str) -> dict:
@@ -23,16 +23,17 @@ def _cmd_flow(args: argparse.Namespace) -> int:
     from tickline.cluster.errors import ClusterError
     from tickline.topology.run import run_agent
 
-    from .client import SequencerGateway
+    from .client import CREDENTIALS_KEY, SequencerGateway
     from .flow import OrderFlow
 
     try:
         entry = flow_entry(args.config, args.name)
-        gw = SequencerGateway.from_topology(args.config)
+        gw = SequencerGateway.from_topology(args.config, cluster_credentials_file=entry.get(CREDENTIALS_KEY, ""),
+                                            where=f"flow.{args.name}.{CREDENTIALS_KEY}")
     except (KeyError, OSError, ClusterError, tomllib.TOMLDecodeError) as e:
         print(f"tickline sequencer flow: {e}", file=sys.stderr)
         return 2
-    opts = {k: v for k, v in entry.items() if k != "name"}
+    opts = {k: v for k, v in entry.items() if k not in ("name", CREDENTIALS_KEY)}
     flow = OrderFlow(gw, name=args.name, status_file=args.status_file, stop_after=args.seconds, **opts)
     rc = run_agent(flow, f"flow {args.name}")
     s = flow.stats()

@@ -26,7 +26,21 @@ from tickline.cluster.aeron_io import AeronClusterClient
 
 from . import protocol as P
 
-__all__ = ["SequencerGateway", "members_from_topology"]
+__all__ = ["SequencerGateway", "members_from_topology", "CREDENTIALS_KEY", "cluster_credentials"]
+
+#: the one key every cluster client component of a topology names its credentials with
+#: (a 0600 file holding ``principal:secret``; ``tickline cluster credentials --out FILE``)
+CREDENTIALS_KEY = "cluster_credentials_file"
+
+
+def cluster_credentials(path: str | None, where: str) -> bytes:
+    """The credentials in the file ``path`` names (``where``: the topology key that names it,
+    for the error); none (b"") when ``path`` is empty.  A ``ClusterError`` if the file cannot be used."""
+    if not path:
+        return b""
+    from tickline.cluster.auth import read_credentials
+
+    return read_credentials(str(path), where)
 
 
 def members_from_topology(path: str) -> tuple[dict[int, tuple[str, int]], str | None]:
@@ -39,8 +53,8 @@ def members_from_topology(path: str) -> tuple[dict[int, tuple[str, int]], str | 
 
 class SequencerGateway:
     def __init__(self, members: dict[int, tuple[str, int]], *, aeron_dir: str | None = None, retry_timeout: int = 200,
-                 max_outstanding: int = 4096, max_events: int = 256) -> None:
-        self.cluster = AeronClusterClient(members, aeron_base=aeron_dir, retry_timeout=retry_timeout)
+                 max_outstanding: int = 4096, max_events: int = 256, credentials: bytes = b"") -> None:
+        self.cluster = AeronClusterClient(members, aeron_base=aeron_dir, retry_timeout=retry_timeout, credentials=credentials)
         self.max_outstanding = max_outstanding
         self.max_events = max_events
         self._poll_corr: int | None = None
@@ -51,9 +65,13 @@ class SequencerGateway:
         self.on_sequenced: Callable[[str, int, int], None] | None = None
 
     @classmethod
-    def from_topology(cls, path: str, **kwargs: object) -> "SequencerGateway":
+    def from_topology(cls, path: str, *, cluster_credentials_file: str = "", where: str = CREDENTIALS_KEY,
+                      **kwargs: object) -> "SequencerGateway":
+        """A gateway to the cluster of topology ``path``, presenting the credentials in
+        ``cluster_credentials_file`` (``where``: the key that named it, for errors)."""
         members, aeron_dir = members_from_topology(path)
-        return cls(members, aeron_dir=aeron_dir, **kwargs)  # type: ignore[arg-type]
+        credentials = cluster_credentials(cluster_credentials_file, where)
+        return cls(members, aeron_dir=aeron_dir, credentials=credentials, **kwargs)  # type: ignore[arg-type]
 
     @property
     def connected(self) -> bool:

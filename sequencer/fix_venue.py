@@ -18,7 +18,7 @@ from typing import Any, Callable
 from tickline.fix_gateway.bridge import OrderRequest, VenueReport
 from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
 
-from .client import SequencerGateway, members_from_topology
+from .client import CREDENTIALS_KEY, SequencerGateway, cluster_credentials, members_from_topology
 
 __all__ = ["SequencerVenue", "from_topology"]
 
@@ -29,8 +29,10 @@ def from_topology(path: str) -> "SequencerVenue":
     from tickline.fix_gateway.gateway import load_config
 
     members, aeron_dir = members_from_topology(path)
-    venue = SequencerVenue(members, aeron_dir)
-    for spec in load_config(path).sessions:
+    config = load_config(path)
+    credentials = cluster_credentials(config.cluster_credentials_file, f"fix_gateway.{CREDENTIALS_KEY}")
+    venue = SequencerVenue(members, aeron_dir, credentials=credentials)
+    for spec in config.sessions:
         venue.connect(spec.session.session_id)
     return venue
 
@@ -38,8 +40,10 @@ def from_topology(path: str) -> "SequencerVenue":
 class SequencerVenue:
     """Not thread safe: the gateway's agent thread only."""
 
-    def __init__(self, members: dict[int, tuple[str, int]], aeron_dir: str | None, *, connect_timeout_s: float = 0.0) -> None:
+    def __init__(self, members: dict[int, tuple[str, int]], aeron_dir: str | None, *, connect_timeout_s: float = 0.0,
+                 credentials: bytes = b"") -> None:
         self.members = members
+        self.credentials = credentials
         self.aeron_dir = aeron_dir
         self.gateways: dict[str, SequencerGateway] = {}
         self.codec = OrderCodec()
@@ -49,7 +53,7 @@ class SequencerVenue:
     def _gateway(self, session_id: str) -> SequencerGateway:
         gw = self.gateways.get(session_id)
         if gw is None:
-            gw = self.gateways[session_id] = SequencerGateway(self.members, aeron_dir=self.aeron_dir)
+            gw = self.gateways[session_id] = SequencerGateway(self.members, aeron_dir=self.aeron_dir, credentials=self.credentials)
         return gw
 
     def connect(self, session_id: str) -> None:

@@ -35,7 +35,8 @@ def build_gateway(config: Any, aeron: Any, clock: Any) -> Any:
 
     - ``kind = "sequencer"``: ``tickline.sequencer.client.SequencerGateway`` (imported only
       here), from ``topology`` (a file; default the strategy's own config file, where one
-      topology file serves all components); other keys go to it as keyword arguments;
+      topology file serves all components); ``cluster_credentials_file``: its credentials
+      (a 0600 file holding ``principal:secret``); other keys go to it as keyword arguments;
     - ``kind = "simulated"``: ``SimulatedVenue`` (``fill_quantity`` optional);
     - ``kind = "module:callable"``: ``callable(config=..., aeron=..., clock=..., **other keys)``.
     """
@@ -55,9 +56,11 @@ def build_gateway(config: Any, aeron: Any, clock: Any) -> Any:
             raise config.error("gateway.kind", f"the sequencer client is not available: {e}") from None
         topology = params.pop("topology", config.source)
         try:
-            return SequencerGateway.from_topology(topology, **params)
+            return SequencerGateway.from_topology(topology, where=f"{config.section}.gateway.cluster_credentials_file", **params)
         except TypeError as e:
             raise config.error("gateway", f"bad gateway keys: {e}") from None
+        except ValueError as e:  # the cluster's ConfigError: a credentials file that cannot be used
+            raise config.error("gateway.cluster_credentials_file", str(e)) from None
     module_name, _, attr = kind.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)

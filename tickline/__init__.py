@@ -1,11 +1,11 @@
 """tickline: an Aeron/SBE transport framework for trading systems.
 
-Subpackages (each a folder at the repository root, see DESIGN.md):
+Subpackages (each a folder at the repository root, see ARCHITECTURE.md):
 
 - ``tickline.transport``   Aeron client, media driver, publications, subscriptions
 - ``tickline.codecs``      SBE schema parser, code generation, on-the-fly decoder
 - ``tickline.fix_gateway`` FIX session gateway
-- ``tickline.cluster``     Raft-replicated sequencer
+- ``tickline.cluster``     Raft-replicated service container (it runs the sequencer)
 - ``tickline.archive``     stream recording and replay
 
 Each subpackage is also linked here (``tickline/transport -> ../transport``,

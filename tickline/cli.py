@@ -28,7 +28,7 @@ COMMAND_MODULES = [
     "tickline.fix_gateway.cli",
     "tickline.cluster.cli",
     "tickline.archive.cli",
-    # the trading application (DESIGN.md: framework and application)
+    # the trading application (ARCHITECTURE.md: framework and application)
     "tickline.venue.cli",
     "tickline.sequencer.cli",
     "tickline.topology.cli",

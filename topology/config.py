@@ -28,6 +28,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from tickline.sequencer.client import CREDENTIALS_KEY  # the one key every cluster client component names its credentials with
+
 __all__ = ["TopologyError", "Topology", "Process", "load"]
 
 SECTIONS = ("driver", "cluster", "sequencer", "exchange_sim", "venue", "flow", "strategy", "strategies", "feed", "fix_gateway")
@@ -78,6 +80,49 @@ def _port_free(host: str, port: int, kind: int) -> bool:
         s.close()
 
 
+def _check_cluster_secrets(path: str, cluster: Any) -> bool:
+    """The [cluster] secrets the members will need, checked now (with file, key and reason);
+    whether the cluster checks its clients' credentials (each client then needs its own)."""
+    from tickline.cluster.auth import load_authenticator
+    from tickline.cluster.errors import ClusterError
+
+    try:
+        cluster.member_key()
+    except ClusterError as exc:
+        raise TopologyError(f"[cluster]: {exc.what}", file=path, key="cluster.member_key_file", secret_file=exc.fields.get("file", ""),
+                            **{k: v for k, v in exc.fields.items() if k not in ("key", "file")}) from None
+    if cluster.authenticator != "credentials-file":
+        return False  # "none" accepts everyone; a plug-in is checked when the members load it
+    if not cluster.credentials_file:
+        raise TopologyError("missing key: members check clients' credentials against this file", file=path, key="cluster.credentials_file",
+                            expected='a 0600 file (tickline cluster credentials --file FILE ...), or authenticator = "none" on a trusted network')
+    try:
+        load_authenticator(cluster.authenticator, cluster.credentials_file)
+    except (ClusterError, OSError) as exc:
+        raise TopologyError(f"[cluster]: {exc}", file=path, key="cluster.credentials_file") from None
+    return True
+
+
+def _check_client_credentials(path: str, value: object, key: str, required: bool) -> None:
+    from tickline.cluster.auth import read_credentials
+    from tickline.cluster.errors import ClusterError
+
+    if value in (None, ""):
+        if required:
+            raise TopologyError("missing key: the cluster checks every client's credentials", file=path, key=key,
+                                expected="a 0600 file holding principal:secret (tickline cluster credentials --out FILE)")
+        return
+    if not isinstance(value, str):
+        raise TopologyError("not a path", file=path, key=key, value=value)
+    try:
+        read_credentials(value, key)
+    except ClusterError as exc:
+        raise TopologyError(exc.what, file=path, key=key, secret_file=value,
+                            **{k: v for k, v in exc.fields.items() if k not in ("key", "file")}) from None
+    except OSError as exc:
+        raise TopologyError("cannot read the credentials file", file=path, key=key, secret_file=value, error=exc.strerror) from None
+
+
 def load(path: str, *, check_ports: bool = True) -> Topology:
     """Read and validate ``path``; the processes ``tickline up`` would start."""
     import os
@@ -110,6 +155,12 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         cluster = load_topology(path)
     except ClusterError as exc:
         raise TopologyError(f"[cluster]: {exc}", file=path, key="cluster") from None
+    need_credentials = _check_cluster_secrets(path, cluster)
+
+    def client_credentials(value: object, key: str, required: bool = True) -> None:
+        """A cluster client's ``cluster_credentials_file``: there when the cluster checks credentials, and usable."""
+        _check_client_credentials(path, value, key, required and need_credentials)
+
     if check_ports:
         for m, (host, port) in cluster.members.items():
             if host != "ipc" and not _port_free(host, port, socket.SOCK_DGRAM):
@@ -140,9 +191,10 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         from tickline.venue.adapter import ConfigError as VenueConfigError, load_venue_config
 
         try:
-            load_venue_config(path)
+            venue = load_venue_config(path)
         except (VenueConfigError, TypeError) as exc:
             raise TopologyError(f"[venue]: {exc}", file=path, key="venue") from None
+        client_credentials(venue.cluster_credentials_file, f"venue.{CREDENTIALS_KEY}")
     if "feed" in doc:
         feed = doc["feed"]
         if not isinstance(feed, dict):
@@ -165,6 +217,8 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
             gw = load_gateway_config(path)
         except FixConfigError as exc:
             raise TopologyError(f"[fix_gateway]: {exc}", file=path, key="fix_gateway") from None
+        # a bridge through the cluster (the sequencer's) is a cluster client; another bridge may use the key too
+        client_credentials(gw.cluster_credentials_file, f"fix_gateway.{CREDENTIALS_KEY}", required=gw.bridge.startswith("tickline.sequencer."))
         if check_ports and gw.acceptor is not None and gw.acceptor.port and not _port_free(gw.acceptor.host, gw.acceptor.port, socket.SOCK_STREAM):
             raise TopologyError("port in use", file=path, key="fix_gateway.acceptor.port", port=gw.acceptor.port)
 
@@ -182,6 +236,7 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         if not isinstance(name, str) or not name or name in names:
             raise TopologyError("each [[flow]] needs a unique name", file=path, key=f"flow[{i}].name", value=name)
         names.add(name)
+        client_credentials(f.get(CREDENTIALS_KEY), f"flow[{i}].{CREDENTIALS_KEY}")
     strategies = doc.get("strategy", [])
     if not isinstance(strategies, list):
         raise TopologyError("not an array of tables ([[strategy]])", file=path, key="strategy")
@@ -205,6 +260,8 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         if cfg.name in names:
             raise TopologyError("two components with one name", file=path, key=f"{s['section']}.name", value=cfg.name)
         names.add(cfg.name)
+        if cfg.gateway.get("kind") == "sequencer":
+            client_credentials(cfg.gateway.get(CREDENTIALS_KEY), f"{s['section']}.gateway.{CREDENTIALS_KEY}")
         md = (cfg.md_channel, cfg.md_stream)
         if md not in streams_published:
             raise TopologyError("a stream nobody publishes", file=path, key=f"{s['section']}.md_stream", stream=f"{md[0]}#{md[1]}",

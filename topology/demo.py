@@ -35,11 +35,15 @@ STAGES = (("order_to_sequenced", "order -> sequenced"),
 
 
 def example_topology(run_dir: str) -> str:
-    """The shipped example with its paths under ``run_dir``; returns the file written."""
+    """The shipped example with its paths under ``run_dir`` and its secrets made there
+    (``run_dir/secrets``, by ``tickline.cluster.auth.provision``); returns the file written."""
     text = resources.files("tickline.topology").joinpath("example.toml").read_text()
     path = os.path.join(run_dir, "topology.toml")
     from tickline.transport import free_ports
 
+    from tickline.cluster.auth import provision
+
+    provision(os.path.join(run_dir, "secrets"))  # the cluster key, the credentials file, client.credentials (all 0600)
     with open(path, "w") as f:
         f.write(text.replace("{run}", run_dir).replace("{fix_port}", str(free_ports(kind="tcp")[0])))
     return path

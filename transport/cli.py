@@ -18,9 +18,12 @@ def _die_with_parent() -> None:
 
 
 def _cmd_driver(args: argparse.Namespace) -> int:
-    from .driver import aeronmd_path, default_dir, driver_pid_if_active
+    from .driver import aeronmd_path, default_dir, driver_pid_if_active, private_umask, remove_dead_driver_dir
 
     d = args.dir or default_dir()
+    dead = remove_dead_driver_dir(d)
+    if dead is not None:
+        print(f"tickline driver: removed a dead driver's directory: dir={d} pid={dead}", file=sys.stderr)
     pid = driver_pid_if_active(d)
     if pid is not None:
         print(f"tickline driver: a live media driver already uses this directory: dir={d} pid={pid}", file=sys.stderr)
@@ -31,6 +34,9 @@ def _cmd_driver(args: argparse.Namespace) -> int:
         print(f"tickline driver: warning: unknown property, Aeron ignores it: fault=user property={name}",
               file=sys.stderr)
     argv = [aeronmd_path(), f"-Daeron.dir={d}"] + [f"-D{o}" for o in args.define]
+    # Private files: directories 0700, cnc.dat and log buffers 0600 (0770/0660 with --group-access);
+    # the aeronmd child inherits the umask.
+    os.umask(private_umask(args.group_access))
     # aeronmd runs as a child: SIGTERM/SIGINT are passed on to its clean shutdown, after
     # which it exits with the signal's number; that is a clean stop here, exit 0.
     child = subprocess.Popen(argv, preexec_fn=_die_with_parent)
@@ -55,6 +61,8 @@ def _cmd_stat(args: argparse.Namespace) -> int:
     from .counters import format_stat, read_stat
     from .driver import default_dir
 
+    if args.cleanup:
+        return _cleanup(args.dir)
     d = args.dir or default_dir()
     while True:
         try:
@@ -68,6 +76,20 @@ def _cmd_stat(args: argparse.Namespace) -> int:
         if not args.watch:
             return 0
         time.sleep(args.watch)
+
+
+def _cleanup(dir: str | None) -> int:
+    from .driver import dead_driver_dirs, default_dir, remove_dead_driver_dir
+
+    candidates = [dir] if dir else [d for d, _ in dead_driver_dirs(os.path.dirname(default_dir()))]
+    removed = 0
+    for d in candidates:
+        pid = remove_dead_driver_dir(d)  # checked again just before removing
+        if pid is not None:
+            removed += 1
+            print(f"removed dead driver directory: dir={d} pid={pid}")
+    print(f"tickline stat: removed={removed}")
+    return 0
 
 
 # The benchmark module loads only when one of its commands runs.
@@ -88,6 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--dir", help="driver directory (default: $AERON_DIR or /dev/shm/aeron-$USER)")
     p.add_argument("-D", dest="define", action="append", default=[], metavar="aeron.NAME=VALUE",
                    help="an Aeron driver property, e.g. -D aeron.threading.mode=SHARED (repeatable)")
+    p.add_argument("--group-access", action="store_true",
+                   help="directories 0770 and files 0660 (default 0700/0600): for clients of other users in the group")
     p.set_defaults(func=_cmd_driver)
 
     p = subparsers.add_parser("stat", help="print a driver's counters and errors, like AeronStat")
@@ -95,6 +119,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--filter", help="only counters whose label matches this regex")
     p.add_argument("--no-errors", action="store_true", help="leave the error log out")
     p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS")
+    p.add_argument("--cleanup", action="store_true",
+                   help="remove dead drivers' directories (--dir, or every one of this user beside the default dir)")
     p.set_defaults(func=_cmd_stat)
 
     # `tickline demo ping` runs _cmd_demo's ping-pong: the `demo` command itself is the

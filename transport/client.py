@@ -126,7 +126,7 @@ class Aeron:
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0: timeout={timeout}")
-        self._client = _aeron.Client(
+        self._client = _aeron.connect(
             dir or "", driver_timeout_ms=int(timeout * 1000), invoker=invoker, pre_touch=pre_touch,
             client_name=client_name, wait_hook=wait_hook,
         )

@@ -14,6 +14,20 @@ directory: that raises ``DriverError`` naming the directory and its pid.
 Options are Aeron's property names, e.g. ``{"aeron.ipc.term.buffer.length":
 "1m", "aeron.threading.mode": "SHARED"}``; each can also come from the
 environment as Aeron reads it (``AERON_IPC_TERM_BUFFER_LENGTH``).
+
+Files are private: the driver directory (and its ``publications/`` and
+``images/``) is 0700, ``cnc.dat``, the loss report and every log buffer 0600,
+whatever the process umask; ``group_access=True`` makes them 0770/0660 for
+clients running as other users of the same group.  The daemon runs under a
+umask of 077 (007); the embedded driver sets the process umask so only while
+``aeron_driver_init`` runs and gives each log buffer its directory's mode.
+
+A dead driver's directory is cleaned on start: a directory whose ``cnc.dat``
+names a process that is gone is removed before a driver starts in it (one
+whose heartbeat is stale is removed by Aeron itself at start), and
+``MediaDriver.embedded()`` also removes the dead ``tickline-*`` directories of
+crashed processes under the same base (``/dev/shm``).  ``tickline stat
+--cleanup`` removes every dead driver directory of this user there.
 """
 
 from __future__ import annotations
@@ -31,7 +45,10 @@ from typing import Mapping
 from .. import _aeron
 from .._aeron import DriverError
 
-__all__ = ["MediaDriver", "DriverError", "default_dir", "unique_dir", "driver_pid_if_active", "aeronmd_path"]
+__all__ = [
+    "MediaDriver", "DriverError", "default_dir", "unique_dir", "driver_pid_if_active", "aeronmd_path",
+    "dead_driver_dirs", "remove_dead_driver_dir", "private_umask",
+]
 
 #: A driver whose CnC heartbeat is older than this is taken as dead.
 LIVENESS_TIMEOUT_MS = 10_000
@@ -83,6 +100,85 @@ def driver_pid_if_active(dir: str, liveness_timeout_ms: int = LIVENESS_TIMEOUT_M
     return int(snap.pid)
 
 
+def private_umask(group_access: bool = False) -> int:
+    """The process umask with other users' (and, without group access, the group's) bits added."""
+    current = os.umask(0o077)
+    os.umask(current)
+    return current | (0o007 if group_access else 0o077)
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a running (not zombie) process on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def _dead_driver_pid(dir: str) -> int | None:
+    """The pid of the dead driver whose ``cnc.dat`` is in ``dir``, else None (alive,
+    unreadable, or no driver file).  Dead means its process is gone: a stale
+    heartbeat alone may be an invoker-mode driver nobody turns for a while, and
+    is left to Aeron's own check when a driver starts in that directory."""
+    if not os.path.isfile(os.path.join(dir, "cnc.dat")):
+        return None
+    try:
+        snap = _aeron.read_cnc(dir, 0, counters=False, errors=False)
+    except DriverError:
+        return None  # not (yet) a readable CnC file: leave it to Aeron
+    pid = int(snap.pid)
+    return None if _pid_alive(pid) else pid
+
+
+def remove_dead_driver_dir(dir: str) -> int | None:
+    """Removes ``dir`` if it holds a dead driver's files; returns that driver's pid, else None."""
+    pid = _dead_driver_pid(dir)
+    if pid is None:
+        return None
+    shutil.rmtree(dir, ignore_errors=True)
+    return pid
+
+
+def dead_driver_dirs(base: str | None = None, prefix: str = "") -> list[tuple[str, int]]:
+    """(directory, pid) of the dead drivers' directories of this user under ``base``
+    (default: where ``default_dir()`` lives) whose names start with ``prefix``."""
+    base = base or os.path.dirname(default_dir())
+    uid = os.getuid()
+    found = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return []
+    for e in entries:
+        try:
+            if not e.name.startswith(prefix) or not e.is_dir(follow_symlinks=False) or e.stat().st_uid != uid:
+                continue
+        except OSError:
+            continue
+        pid = _dead_driver_pid(e.path)
+        if pid is not None:
+            found.append((e.path, pid))
+    return sorted(found)
+
+
+def _clean_before_start(d: str) -> None:
+    """Refuses a live driver's directory; removes a dead one's."""
+    if remove_dead_driver_dir(d) is None:
+        pid = driver_pid_if_active(d)
+        if pid is not None:
+            raise DriverError(f"a live media driver already uses this directory: dir={d} pid={pid}")
+
+
 def _check_options(options: Mapping[str, object] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in (options or {}).items():
@@ -113,19 +209,23 @@ class MediaDriver:
         *,
         invoker: bool = False,
         options: Mapping[str, object] | None = None,
+        group_access: bool = False,
     ) -> "MediaDriver":
-        """Start the C driver in this process.  ``dir=None`` makes a unique directory, removed on close."""
+        """Start the C driver in this process.  ``dir=None`` makes a unique directory, removed on close.
+
+        Dead drivers' directories are removed first: ``dir``'s, and the
+        ``tickline-*`` ones of crashed processes beside it."""
         opts = dict(EMBEDDED_DEFAULTS)
         opts.update(_check_options(options))
         d = dir or unique_dir()
-        pid = driver_pid_if_active(d)
-        if pid is not None:
-            raise DriverError(f"a live media driver already uses this directory: dir={d} pid={pid}")
+        _clean_before_start(d)
+        for dead, _pid in dead_driver_dirs(os.path.dirname(d), prefix="tickline-"):
+            remove_dead_driver_dir(dead)  # checked again just before removing
         self = cls()
         self.dir = d
         self.pid = os.getpid()
         self.is_embedded = True
-        self._embedded = _aeron.EmbeddedDriver(d, opts, invoker)
+        self._embedded = _aeron.start_embedded_driver(d, opts, invoker, group_access)
         self._remove_dir = dir is None
         return self
 
@@ -149,18 +249,21 @@ class MediaDriver:
         timeout: float = 10.0,
         stdout: int | None = None,
         stderr: int | None = None,
+        group_access: bool = False,
     ) -> "MediaDriver":
-        """Start ``aeronmd`` as a child process and wait until its CnC heartbeat shows it is up."""
+        """Start ``aeronmd`` as a child process and wait until its CnC heartbeat shows it is up.
+
+        A dead driver's files in ``dir`` are removed first; the daemon runs
+        under a umask of 077 (007 with ``group_access``)."""
         d = dir or unique_dir()
-        pid = driver_pid_if_active(d)
-        if pid is not None:
-            raise DriverError(f"a live media driver already uses this directory: dir={d} pid={pid}")
+        _clean_before_start(d)
         args = [aeronmd_path(), f"-Daeron.dir={d}"]
         args += [f"-D{k}={v}" for k, v in _check_options(options).items()]
         self = cls()
         self.dir = d
         self._remove_dir = dir is None
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                         umask=private_umask(group_access))
         self.pid = self._process.pid
         deadline = time.monotonic() + timeout
         while True:

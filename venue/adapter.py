@@ -59,6 +59,7 @@ class VenueConfig:
     max_orders: int = 256  # sequenced orders asked for per poll
     max_unanswered_reports: int = 4096  # reports in flight into the cluster before the adapter stops reading more
     status_file: str = ""  # where the adapter writes its counters (JSON), for tickline up / demo
+    cluster_credentials_file: str = ""  # its cluster credentials: a 0600 file holding principal:secret
 
     def __post_init__(self) -> None:
         for k in ("poll_limit", "max_orders", "max_unanswered_reports"):
@@ -72,7 +73,7 @@ def load_venue_config(path: str) -> VenueConfig:
 
     with open(path, "rb") as f:
         section = tomllib.load(f).get("venue", {})
-    known = {"poll_limit", "max_orders", "max_unanswered_reports", "status_file"}
+    known = {"poll_limit", "max_orders", "max_unanswered_reports", "status_file", "cluster_credentials_file"}
     for k in section:
         if k not in known:
             raise ConfigError(f"unknown key: fault=user file={path} key=venue.{k} expected=one of {','.join(sorted(known))}")
@@ -136,9 +137,9 @@ class VenueAdapter:
     """An agent (``do_work``).  Not thread safe."""
 
     def __init__(self, members: dict[int, tuple[str, int]], streams: AeronStreams, config: VenueConfig = VenueConfig(), *,
-                 aeron_dir: str | None = None, retry_timeout: int = 200) -> None:
+                 aeron_dir: str | None = None, retry_timeout: int = 200, credentials: bytes = b"") -> None:
         self.config = config
-        self.cluster = AeronClusterClient(members, aeron_base=aeron_dir, retry_timeout=retry_timeout)
+        self.cluster = AeronClusterClient(members, aeron_base=aeron_dir, retry_timeout=retry_timeout, credentials=credentials)
         aeron = self.cluster.link.stack.aeron
         self.pub = aeron.add_exclusive_publication(streams.order_channel, streams.order_stream_id)
         self.sub = aeron.add_subscription(streams.report_channel, streams.report_stream_id)

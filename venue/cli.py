@@ -50,6 +50,7 @@ def _cmd_venue(args: argparse.Namespace) -> int:
     from tickline.cluster.daemon import load_topology
     from tickline.cluster.errors import ClusterError
     from tickline.fix_gateway.config import ConfigError as FixConfigError
+    from tickline.sequencer.client import CREDENTIALS_KEY, cluster_credentials
     from tickline.topology.run import run_agent
 
     from .adapter import ConfigError, VenueAdapter, load_venue_config
@@ -59,13 +60,14 @@ def _cmd_venue(args: argparse.Namespace) -> int:
         topo = load_topology(args.config)
         cfg = load_venue_config(args.config)
         streams = load_exchange_config(args.config).streams
+        credentials = cluster_credentials(cfg.cluster_credentials_file, f"venue.{CREDENTIALS_KEY}")
     except (ClusterError, ConfigError, FixConfigError, OSError) as e:
         print(f"tickline venue: {e}", file=sys.stderr)
         return 2
     if args.status_file:
         import dataclasses
         cfg = dataclasses.replace(cfg, status_file=args.status_file)
-    adapter = VenueAdapter(topo.members, streams, cfg, aeron_dir=topo.aeron_dir)
+    adapter = VenueAdapter(topo.members, streams, cfg, aeron_dir=topo.aeron_dir, credentials=credentials)
     rc = run_agent(adapter, "venue")
     print(f"tickline venue: orders_sent={adapter.orders_sent} reports={adapter.reports} "
           f"duplicates_suppressed={adapter.orders.duplicates_suppressed} bad={adapter.bad}", file=sys.stderr, flush=True)

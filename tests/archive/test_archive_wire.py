@@ -50,7 +50,7 @@ def schema_fields(m) -> dict:
     for name in (f.name for f in dataclasses.fields(m)):
         v = getattr(m, name)
         if isinstance(v, str):
-            v = v.encode().hex()  # the on-the-fly codec shows var data as hex
+            pass  # text var data (UTF-8 varData) is text in the on-the-fly codec's JSON form
         elif isinstance(m, wire.ControlResponse) and name == "code":
             v = "OK" if v == 0 else "ERROR"
         elif isinstance(v, ErrorCode):

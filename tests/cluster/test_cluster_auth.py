@@ -13,7 +13,7 @@ from tickline import _aeron
 from tickline.cluster.aeron_io import CLIENT_TERM_LENGTH, EgressPolicy, EgressRefused
 from tickline.cluster.auth import (
     Accept, CredentialsFileAuthenticator, MemberAuth, Reject, SessionGate, credentials_line, generate_member_key,
-    load_authenticator, load_member_key, provision,
+    load_authenticator, load_member_key, provision, read_credentials,
 )
 from tickline.cluster.client import ClusterClient
 from tickline.cluster.errors import ConfigError
@@ -182,6 +182,23 @@ def test_provisioned_secrets_work_with_the_default_authenticator(tmp_path):
     auth = CredentialsFileAuthenticator(s.credentials_file)
     assert isinstance(auth.on_connect(1, s.client, 0), Accept) and not auth.is_admin(s.client) and auth.is_admin(s.admin)
     assert open(s.admin_file, "rb").read().strip() == s.admin and len(load_member_key(s.key_file)) == 32
+    assert read_credentials(s.client_file) == s.client and read_credentials(s.admin_file) == s.admin
+
+
+def test_a_client_credentials_file_is_read_only_if_private_and_one_principal_secret(tmp_path):
+    p = tmp_path / "c"
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"trader1:s3cret\n")
+    os.close(fd)
+    assert read_credentials(str(p), "venue.cluster_credentials_file") == b"trader1:s3cret"
+    os.chmod(p, 0o644)
+    with pytest.raises(ConfigError, match="readable or writable by others.*key=venue.cluster_credentials_file"):
+        read_credentials(str(p), "venue.cluster_credentials_file")
+    os.chmod(p, 0o600)
+    for bad in (b"no-colon\n", b":secret\n", b"principal:\n", b"a:b\nc:d\n", b"a:" + b"x" * 5000):
+        p.write_bytes(bad)
+        with pytest.raises(ConfigError, match="credentials file"):
+            read_credentials(str(p))
 
 
 # ---------------------------------------------------------------- egress channels (issue 13, item 8)

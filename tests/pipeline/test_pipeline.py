@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tickline.cluster.aeron_io import AeronClusterClient, AeronStack
+from tickline.cluster.auth import read_credentials
 from tickline.fix_gateway.bridge import ExecType, ExecutionReport
 from tickline.fix_gateway.sbe_orders import OrderCodec
 from tickline.sequencer.service import REASONS
@@ -89,7 +90,10 @@ def test_malformed_messages_on_the_order_and_report_streams_are_refused_and_coun
         seen["done"] = True
         topo = sup.topology
         # garbage into the sequencer through the cluster: each answered with a reject, reason=malformed
-        client = AeronClusterClient(topo.members, aeron_base=topo.driver_dir)
+        # (from a client with the topology's credentials; one without any is refused at connect)
+        credentials = read_credentials(os.path.join(run_dir, "secrets", "client.credentials"))
+        client = AeronClusterClient(topo.members, aeron_base=topo.driver_dir, credentials=credentials)
+        stranger = AeronClusterClient(topo.members, aeron_base=topo.driver_dir, credentials=b"client:not-the-secret")
         stack = AeronStack("garbage", topo.driver_dir, shared=True)
         try:
             junk = [b"", b"\x00" * 3, bytes(rng.getrandbits(8) for _ in range(40)), b"\x30\x00\x01\x00\x65\x00\x00\x00" + b"\xff" * 8]
@@ -101,6 +105,11 @@ def test_malformed_messages_on_the_order_and_report_streams_are_refused_and_coun
                 answers += [p for _, p in client.poll()]
                 sup.pump(0.01)
             seen["answers"] = [OrderCodec().decode(p) for p in answers]
+            deadline = time.monotonic() + 20
+            while stranger.client.rejected is None and time.monotonic() < deadline:
+                stranger.poll()
+                sup.pump(0.01)
+            seen["stranger"] = (stranger.client.rejected, stranger.client.connected)
             # garbage on the exchange's report stream, which the venue adapter reads
             pub = stack.aeron.add_exclusive_publication("aeron:ipc", 1002)
             deadline = time.monotonic() + 10
@@ -113,6 +122,7 @@ def test_malformed_messages_on_the_order_and_report_streams_are_refused_and_coun
             seen["report_garbage"] = sent
         finally:
             client.close()
+            stranger.close()
             stack.close()
 
     out = io.StringIO()
@@ -122,6 +132,8 @@ def test_malformed_messages_on_the_order_and_report_streams_are_refused_and_coun
     for a in answers:
         assert isinstance(a, ExecutionReport) and a.exec_type is ExecType.REJECTED and a.text.startswith("reason=malformed")
         assert "fault=peer" in a.text or "fault=remote" in a.text  # the sender's fault (sbe_orders says remote)
+    rejected, connected = seen["stranger"]
+    assert rejected is not None and not connected  # a client without the secret never got a session
     assert seen["report_garbage"] == 5
     assert run.venue["bad"] >= 5  # counted, never forwarded
     assert run.problems() == [], out.getvalue()  # and the flows went on, nothing lost

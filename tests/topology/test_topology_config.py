@@ -3,6 +3,7 @@ file, the key and the reason; a good one yields the processes in start order."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def test_a_port_in_use(tmp_path):
     try:
         path = tmp_path / "t.toml"
         path.write_text(f'[driver]\ndir = "{tmp_path}/d"\n[cluster]\ndata_dir = "{tmp_path}/c"\n'
-                        f'members = {{ 1 = "127.0.0.1:{port}" }}\n')
+                        f'members = {{ 1 = "127.0.0.1:{port}" }}\nmember_auth = "none"\nauthenticator = "none"\n')
         refused(str(path), "port in use", "key=cluster.members.1", f"port={port}")
     finally:
         busy.close()
@@ -129,3 +130,64 @@ def test_tickline_up_refuses_a_bad_file_before_starting_anything(example):
     assert r.returncode == 2
     assert "bad topology: unknown section" in r.stderr and "key=venu" in r.stderr
     assert "driver" not in r.stdout  # nothing started
+
+
+# ---------------------------------------------------------------- secrets (authentication on by default)
+
+
+def _drop_line(path, line):
+    text = open(path).read()
+    assert line in text
+    open(path, "w").write(text.replace(line, "", 1))
+
+
+def test_the_cluster_s_key_file_missing_from_the_section_is_named(example):
+    _drop_line(example, next(ln for ln in open(example) if ln.startswith("member_key_file")))
+    refused(example, "key=cluster.member_key_file", "member_auth")
+
+
+def test_a_cluster_key_file_others_may_read_is_refused(example, tmp_path):
+    os.chmod(tmp_path / "secrets" / "cluster.key", 0o644)
+    refused(example, "key=cluster.member_key_file", "readable or writable by others", f"secret_file={tmp_path}/secrets/cluster.key")
+
+
+def test_the_cluster_s_credentials_file_missing_from_the_section_is_named(example):
+    _drop_line(example, next(ln for ln in open(example) if ln.startswith("credentials_file")))
+    refused(example, "missing key", "key=cluster.credentials_file")
+
+
+@pytest.mark.parametrize("section, key", [
+    ("[venue]", "venue.cluster_credentials_file"),
+    ('name = "flow-b"', "flow[1].cluster_credentials_file"),
+    ("[strategies.mm.gateway]", "strategies.mm.gateway.cluster_credentials_file"),
+    ('bridge = "tickline.sequencer.fix_venue:from_topology"', "fix_gateway.cluster_credentials_file"),
+])
+def test_every_cluster_client_needs_its_credentials_file(example, section, key):
+    text = open(example).read()
+    at = text.index(section)
+    cut = text.index("cluster_credentials_file", at)
+    end = text.index("\n", cut)
+    open(example, "w").write(text[:cut] + text[end + 1:])
+    refused(example, "missing key", f"key={key}")
+
+
+def test_a_client_credentials_file_that_is_missing_or_not_private_is_refused(example, tmp_path):
+    creds = tmp_path / "secrets" / "client.credentials"
+    os.chmod(creds, 0o640)
+    refused(example, "readable or writable by others", "key=venue.cluster_credentials_file", f"secret_file={creds}")
+    os.remove(creds)
+    refused(example, "secret file not found", "key=venue.cluster_credentials_file")
+
+
+def test_a_client_credentials_file_without_principal_and_secret_is_refused(example, tmp_path):
+    creds = tmp_path / "secrets" / "client.credentials"
+    creds.write_text("just-a-secret\n")
+    refused(example, "does not hold one principal:secret line", "key=venue.cluster_credentials_file")
+
+
+def test_without_client_authentication_clients_need_no_credentials(example):
+    _drop_line(example, next(ln for ln in open(example) if ln.startswith("credentials_file")))
+    text = open(example).read().replace("[cluster]", '[cluster]\nauthenticator = "none"', 1)
+    text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("cluster_credentials_file")) + "\n"
+    open(example, "w").write(text)
+    assert len(load(example).processes) == 12

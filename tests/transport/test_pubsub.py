@@ -355,15 +355,13 @@ def test_views_are_reused_only_when_nothing_holds_them(pair) -> None:  # type: i
         if seen[-1] == b"second!":
             kept.append(buffer)  # kept: must be revoked after the call
         if seen[-1] == b"third":
-            copies.append(memoryview(buffer))  # a second view of it: this one must not be revoked silently...
+            copies.append(memoryview(buffer))  # a view made from it: revoked as well
 
     assert poll_until(sub, handler, 4) == 4
     assert seen == [b"first", b"second!", b"third", b"fourth"]
-    with pytest.raises(ValueError):
-        bytes(kept[0])
-    # ...and the view object handed out for "third" was not reused for "fourth":
-    # the copy still describes a 5-byte region.
-    assert copies[0].nbytes == 5
+    for view in (kept[0], copies[0]):
+        with pytest.raises(ValueError, match="released memoryview"):
+            bytes(view)
 
 
 def test_poll_one_pulls_fragments_valid_until_the_next_poll(pair) -> None:  # type: ignore[no-untyped-def]

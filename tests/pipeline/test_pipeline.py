@@ -152,28 +152,7 @@ def test_a_strategy_killed_mid_flow_is_restarted_and_takes_over_its_orders_and_p
     assert run.problems() == [], out.getvalue()  # and the rest of the pipeline lost nothing
 
 
-def _without_cluster_credentials(monkeypatch):
-    """This test's topology only: members without a key file and clients without credentials
-    (``member_auth = "none"``, ``authenticator = "none"``: a trusted test host), so the test is
-    about the venue adapter, whatever credentials the shipped example asks for."""
-    from tickline.topology import demo
-
-    original = demo.example_topology
-
-    def example_topology(run_dir):
-        path = original(run_dir)
-        with open(path) as f:
-            text = f.read()
-        text = text.replace("[cluster]", '[cluster]\nmember_auth = "none"\nauthenticator = "none"', 1)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    monkeypatch.setattr(demo, "example_topology", example_topology)
-
-
-def test_the_venue_adapter_killed_mid_flow_is_restarted_and_every_order_is_executed_once_and_reported_once(run_dir, monkeypatch):
-    _without_cluster_credentials(monkeypatch)
+def test_the_venue_adapter_killed_mid_flow_is_restarted_and_every_order_is_executed_once_and_reported_once(run_dir):
     out = io.StringIO()
     run = run_pipeline(run_dir, 4.0, kills=["venue"], rate=60, out=out, table_every=0)
     assert len(run.kills) == 1 and run.kills[0].startswith("venue "), out.getvalue()

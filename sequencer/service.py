@@ -16,10 +16,14 @@ Clients (strategies, gateways) send ``schemas/orders.xml`` messages:
   there is one, or empty after ``long_poll_ms`` of cluster time.
 
 The venue adapter sends ``VenuePoll(after)`` (it has handed every sequenced
-order up to ``after`` to the venue; ``-1`` on start: from where the previous
-adapter got to) and gets the sequenced orders after it, each with ClOrdId =
-its global sequence, so the venue's own duplicate check sees a resend; it
-sends the venue's ``ExecutionReport`` / ``OrderReject`` messages back in.
+order up to ``after`` to the venue) and gets the sequenced orders after it,
+each with ClOrdId = its global sequence, so the venue's own duplicate check
+sees a resend; it sends the venue's ``ExecutionReport`` / ``OrderReject``
+messages back in.  ``-1`` on start: the answer is every message handed to the
+venue whose request has not ended (``venue_open``: a killed predecessor may
+have sent it without its reports coming back), ``last`` = where the sequence
+goes on; the venue answers those resends with the reports it had, and a
+report is applied once per request by the venue's ExecID (``venue_replayed``).
 Only the session that polls as the venue may report; anyone else's report is
 refused and counted.
 

@@ -16,10 +16,14 @@ Clients (strategies, gateways) send ``schemas/orders.xml`` messages:
   there is one, or empty after ``long_poll_ms`` of cluster time.
 
 The venue adapter sends ``VenuePoll(after)`` (it has handed every sequenced
-order up to ``after`` to the venue; ``-1`` on start: from where the previous
-adapter got to) and gets the sequenced orders after it, each with ClOrdId =
-its global sequence, so the venue's own duplicate check sees a resend; it
-sends the venue's ``ExecutionReport`` / ``OrderReject`` messages back in.
+order up to ``after`` to the venue) and gets the sequenced orders after it,
+each with ClOrdId = its global sequence, so the venue's own duplicate check
+sees a resend; it sends the venue's ``ExecutionReport`` / ``OrderReject``
+messages back in.  ``-1`` on start: the answer is every message handed to the
+venue whose request has not ended (``venue_open``: a killed predecessor may
+have sent it without its reports coming back), ``last`` = where the sequence
+goes on; the venue answers those resends with the reports it had, and a
+report is applied once per request by the venue's ExecID (``venue_replayed``).
 Only the session that polls as the venue may report; anyone else's report is
 refused and counted.
 
@@ -138,19 +142,21 @@ class _Order:
     it if the venue refuses)."""
 
     __slots__ = ("seq", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price", "cum", "status", "cancel_of",
-                 "kind", "venue_id", "prev_venue", "cur_cl")
+                 "kind", "venue_id", "prev_venue", "cur_cl", "venue_exec")
 
     def __init__(self, seq: int, session: int, cl_ord_id: str, account: str, symbol: str, side: str, qty: int,
                  price: int | None, cum: int = 0, status: str = "sequenced", cancel_of: int = 0, kind: str = "new",
-                 venue_id: int = 0, prev_venue: int = 0, cur_cl: str = "") -> None:
+                 venue_id: int = 0, prev_venue: int = 0, cur_cl: str = "", venue_exec: int = 0) -> None:
         self.seq, self.session, self.cl_ord_id, self.account, self.symbol = seq, session, cl_ord_id, account, symbol
         self.side, self.qty, self.price, self.cum, self.status, self.cancel_of = side, qty, price, cum, status, cancel_of
         self.kind, self.venue_id, self.prev_venue = kind, venue_id or seq, prev_venue
         self.cur_cl = cur_cl or cl_ord_id  # the client's current ClOrdId of the order (a replace's, once the venue took it)
+        self.venue_exec = venue_exec  # the highest venue ExecID applied for this request (a replayed report is at or below it)
 
     def to_list(self) -> list:
         return [self.seq, self.session, self.cl_ord_id, self.account, self.symbol, self.side, self.qty, self.price,
-                self.cum, self.status, self.cancel_of, self.kind, self.venue_id, self.prev_venue, self.cur_cl]
+                self.cum, self.status, self.cancel_of, self.kind, self.venue_id, self.prev_venue, self.cur_cl,
+                self.venue_exec]
 
 
 _FINISHED = frozenset(("filled", "cancelled", "rejected", "done"))  # done: a cancel request answered
@@ -179,6 +185,9 @@ class SequencerService:
         self.venue_sent = 0  # the venue adapter has handed every order up to here to the venue
         self.venue_session: int | None = None
         self.venue_poll: tuple[int, int, int, int] | None = None  # (session, correlation, max, since)
+        # every sequenced message to the venue whose request has not ended (no final report yet), in
+        # sequence order: what a restarted venue adapter resends (VenuePoll(-1))
+        self.venue_open: dict[int, bytes] = {}
         self.events: dict[int, deque[tuple[int, bytes]]] = {}
         self.next_event: dict[int, int] = {}
         self.event_polls: dict[int, tuple[int, int, int]] = {}  # session -> (correlation, max, since)
@@ -272,6 +281,7 @@ class SequencerService:
             "last_price": self.last_price,
             "venue_queue": [[s, m.hex()] for s, m in self.venue_queue], "venue_sent": self.venue_sent,
             "venue_session": self.venue_session, "venue_poll": self.venue_poll,
+            "venue_open": [[s, m.hex()] for s, m in self.venue_open.items()],
             "events": [[sid, [[n, m.hex()] for n, m in q]] for sid, q in self.events.items()],
             "next_event": [[k, v] for k, v in self.next_event.items()],
             "event_polls": [[k, list(v)] for k, v in self.event_polls.items()],
@@ -293,6 +303,7 @@ class SequencerService:
         self.venue_queue = deque((s, bytes.fromhex(m)) for s, m in d["venue_queue"])
         self.venue_sent, self.venue_session = d["venue_sent"], d["venue_session"]
         self.venue_poll = tuple(d["venue_poll"]) if d["venue_poll"] else None  # type: ignore[assignment]
+        self.venue_open = {s: bytes.fromhex(m) for s, m in d.get("venue_open", [])}
         self.events = {sid: deque((n, bytes.fromhex(m)) for n, m in q) for sid, q in d["events"]}
         self.next_event = {k: v for k, v in d["next_event"]}
         self.event_polls = {k: tuple(v) for k, v in d["event_polls"]}  # type: ignore[misc]
@@ -430,7 +441,9 @@ class SequencerService:
 
     def _to_venue(self, seq: int, msg: NewOrder | CancelOrder, ts: int) -> None:
         view, n = self.codec.encode(msg)
-        self.venue_queue.append((seq, bytes(view[:n])))
+        data = bytes(view[:n])
+        self.venue_queue.append((seq, data))
+        self.venue_open[seq] = data
         vp = self.venue_poll
         if vp is not None:
             self.venue_poll = None
@@ -471,6 +484,23 @@ class SequencerService:
         while q and q[0][0] <= self.venue_sent:
             q.popleft()
         mx = max(1, min(poll.max_orders, P.MAX_ITEMS))
+        if poll.after < 0:
+            # a venue adapter starting: its predecessor may have died having sent orders whose
+            # reports never came back in.  Resend every message taken but not ended (the venue
+            # answers a resend with that request's reports, executing nothing twice); ``last`` is
+            # where the sequence goes on (items may skip the ended ones: no gap).
+            resend = []
+            for s, m in self.venue_open.items():
+                if s > self.venue_sent:
+                    break
+                if len(resend) == mx:
+                    self.counters["venue_resend_truncated"] = self.counters.get("venue_resend_truncated", 0) + 1
+                    break
+                resend.append((s, m))
+            if resend:
+                self.counters["venue_resent"] = self.counters.get("venue_resent", 0) + len(resend)
+                self.cluster.answer(session.id, session.correlation_id, P.encode_batch(self.venue_sent, resend))
+                return
         if q:
             self._answer_venue(session.id, session.correlation_id, mx)
         else:
@@ -495,6 +525,13 @@ class SequencerService:
         if order is None:
             self.counters["rejected_venue"] += 1  # a report for nothing we sent (or long forgotten): counted, dropped
             return
+        # a report the venue replayed (a restarted adapter resent the request): applied once, by the
+        # venue's ExecID (increasing per ClOrdID; 0: none given, not deduplicated)
+        if (order.status == "done" if isinstance(msg, OrderReject) else 0 < msg.exec_id <= order.venue_exec):
+            self.counters["venue_replayed"] = self.counters.get("venue_replayed", 0) + 1
+            return
+        if isinstance(msg, ExecutionReport):
+            order.venue_exec = msg.exec_id
         if isinstance(msg, OrderReject):
             target = self.orders.get(order.cancel_of)
             if order.kind == "replace" and target is not None and target.venue_id == order.seq:
@@ -545,6 +582,7 @@ class SequencerService:
     def _finish(self, order: _Order) -> None:
         """Called once per order, when it ends; the oldest ended ones are forgotten past _MAX_DONE."""
         self.done.append(order.seq)
+        self.venue_open.pop(order.seq, None)
         while len(self.done) > _MAX_DONE:
             old = self.orders.pop(self.done.popleft(), None)
             if old is not None:

@@ -10,7 +10,16 @@ the cluster client retries the poll to the new leader, which answers it from
 the replicated state (or its answer cache): an order that arrives twice
 (sequence at or below the highest already taken) is counted in
 ``duplicates_suppressed`` and never published again, so the venue sees every
-order once.  The venue's reports (``ExecutionReport``, ``OrderReject`` on the
+order once.
+
+A kill -9 of the adapter loses nothing and executes nothing twice: a starting
+adapter's first poll (``after=-1``) is answered with every message the cluster
+has handed to the venue but holds no end for (its predecessor may have sent it
+without the reports coming back, or the reports were published while no
+adapter listened), and ``last``, where the sequence goes on.  The adapter
+resends those; the exchange (``[exchange_sim] resend = "replay"``) knows them
+by ClOrdID (the global sequence) and answers each with the reports it already
+had, which the cluster applies once by ExecID.  The venue's reports (``ExecutionReport``, ``OrderReject`` on the
 report stream) go into the cluster as they are, one cluster message each:
 retried until the cluster answers, so none is lost to a leader change.
 
@@ -78,7 +87,12 @@ class SequencedOrders:
     A batch may repeat what an earlier one carried (a poll retried to a new leader is
     answered from the replicated state): every sequence at or below the highest taken
     is dropped and counted in ``duplicates_suppressed``.  A jump forward (never expected:
-    the cluster's queue holds every sequence) is taken, and counted in ``gaps``."""
+    the cluster's queue holds every sequence) is taken, and counted in ``gaps``.
+
+    The first batch (nothing taken yet) is the resume: items at or below its ``last``
+    are resends of what a previous adapter took (only the unfinished ones, so they
+    may skip: no gap; the cluster counts them in ``venue_resent``); the sequence goes on
+    after ``last``."""
 
     def __init__(self) -> None:
         self.taken = -1  # the highest sequence taken (-1: none yet; the cluster says where to resume)
@@ -87,16 +101,19 @@ class SequencedOrders:
         self.duplicates_suppressed = self.gaps = self.repeated = 0
         self.errors: collections.deque[str] = collections.deque(maxlen=32)
 
-    def on_batch(self, items: list[tuple[int, Any]]) -> None:
+    def on_batch(self, items: list[tuple[int, Any]], last: int = -1) -> None:
+        resume = last if self.taken < 0 else -1
         for seq, msg in items:
             if seq <= self.taken:
                 self.duplicates_suppressed += 1
                 continue
-            if self.taken >= 0 and seq != self.taken + 1:
+            if self.taken >= 0 and seq > resume and seq != self.taken + 1:
                 self.gaps += 1
                 self.errors.append(f"sequence gap from the cluster: fault=peer expected={self.taken + 1} got={seq}")
             self.taken = seq
             self.queue.append((seq, bytes(msg)))
+        if resume > self.taken:
+            self.taken = resume
 
     def publish(self, offer: Callable[[bytes], bool]) -> int:
         """Hand queued orders to ``offer`` in order until it refuses one (it stays first)."""
@@ -108,9 +125,11 @@ class SequencedOrders:
                 break
             q.popleft()
             if seq <= self.sent:
-                self.repeated += 1  # the invariant's alarm: never expected
+                self.repeated += 1  # the invariant's alarm: never expected (resends come first, in order)
             self.sent = seq
             n += 1
+        if not q and self.taken > self.sent:
+            self.sent = self.taken  # a resume's ``last``: everything up to it is at the venue
         return n
 
 
@@ -162,12 +181,12 @@ class VenueAdapter:
 
     def _on_batch(self, payload: bytes) -> None:
         try:
-            _last, items = P.decode_batch(payload)
+            last, items = P.decode_batch(payload)
         except P.ProtocolError as exc:
             self.bad += 1
             self.errors.append(str(exc))
             return
-        self.orders.on_batch(items)
+        self.orders.on_batch(items, last)
 
     def _on_report(self, buffer: Any, header: Any) -> None:
         try:

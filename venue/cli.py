@@ -39,7 +39,7 @@ def _cmd_exchange_sim(args: argparse.Namespace) -> int:
         print(f"tickline exchange-sim: {e}", file=sys.stderr)
         return 1
     print(f"tickline exchange-sim: stopped orders={agent.orders} reports={agent.reports} bad={agent.bad} "
-          f"unsent={agent.venue.pending} md_published={agent.md_published}", file=sys.stderr, flush=True)
+          f"unsent={agent.venue.pending} replayed={agent.venue.replayed} md_published={agent.md_published}", file=sys.stderr, flush=True)
     for err in agent.errors:
         print(f"tickline exchange-sim: bad input: {err}", file=sys.stderr)
     return 0

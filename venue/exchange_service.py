@@ -18,6 +18,14 @@ Topology file (TOML), section ``[exchange_sim]``::
     duplicate_window = 100000        # ended ClOrdIDs remembered for duplicate detection (0 = none)
     md_stream_id = 1003              # publish each book's top (TopOfBook, schemas/market_data.xml) here
     md_channel = "aeron:ipc"         #   whenever an order changes it (0 / absent: not published)
+    resend = "reject"                # reject | replay (see below)
+
+``resend = "replay"``: the order stream is one participant's (the sequencer's venue adapter,
+whose ClOrdIDs are global sequence numbers, unique for good), whichever Aeron publication
+carries it, so a restarted adapter is the same participant; a request whose ClOrdID the venue
+has seen is answered with that ClOrdID's reports again, never executed twice
+(``ExchangeSim(replay_resends=True)``).  ``"reject"`` (the default): each order publication is
+a participant of its own and a reused ClOrdID is rejected as a duplicate.
 
 Every scalar can be overridden by ``TICKLINE_EXCHANGE_SIM_<KEY>``.
 
@@ -61,8 +69,11 @@ class ExchangeSimConfig:
     # whenever an order changes it, on md_channel#md_stream_id (0: not published)
     md_channel: str = "aeron:ipc"
     md_stream_id: int = 0
+    resend: str = "reject"  # reject | replay: see the module's doc
 
     def __post_init__(self) -> None:
+        if self.resend not in ("reject", "replay"):
+            raise ConfigError(f"bad resend: fault=config key=exchange_sim.resend value={self.resend!r} allowed=reject|replay")
         if not isinstance(self.duplicate_window, int) or self.duplicate_window < 0:
             raise ConfigError(f"duplicate_window must be a whole number >= 0: fault=config "
                               f"key=exchange_sim.duplicate_window value={self.duplicate_window!r}")
@@ -92,7 +103,8 @@ def load_exchange_config(path: str, env: dict[str, str] | None = None) -> Exchan
     t = read_section(path, "exchange_sim")
     if "dir" not in t:  # a whole deployment's topology: the media driver is [driver] dir, spelled once
         t = {**t, **_driver_dir(path)}
-    top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s", "duplicate_window", "md_channel", "md_stream_id"}
+    top = {"idle", "default_mode", "poll_limit", "shutdown_timeout_s", "duplicate_window", "md_channel", "md_stream_id",
+           "resend"}
     for k in t:
         if k not in top | _STREAM_KEYS | {"modes"}:
             raise ConfigError(f"unknown key: fault=config key=exchange_sim.{k} "
@@ -121,7 +133,9 @@ class ExchangeSimAgent:
 
         self.config = config
         s = config.streams
-        self.venue = ExchangeSim(clock_ns, config.modes, config.default_mode, config.duplicate_window)
+        self.venue = ExchangeSim(clock_ns, config.modes, config.default_mode, config.duplicate_window,
+                                 replay_resends=config.resend == "replay")
+        self._one_participant = config.resend == "replay"
         self.sub = aeron.add_subscription(s.order_channel, s.order_stream_id)
         self.pub = aeron.add_exclusive_publication(s.report_channel, s.report_stream_id)
         self.in_codec, self.out_codec = OrderCodec(), OrderCodec()
@@ -186,7 +200,7 @@ class ExchangeSimAgent:
                                f"aeron_session={header.session_id}")
             return
         self.orders += 1
-        self.venue.offer(f"aeron-{header.session_id}", msg)
+        self.venue.offer("orders" if self._one_participant else f"aeron-{header.session_id}", msg)
         if self.md is not None:
             self._dirty.add(msg.symbol)
 

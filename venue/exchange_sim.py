@@ -18,6 +18,16 @@ long-running venue keeps at most ``duplicate_window`` ended ClOrdIDs besides its
 running for days can afford).  A cancel or replace of a forgotten order is answered with an
 OrderCancelReject "unknown order", as for any order that is not live.
 
+Resends (``replay_resends=True``, for a participant whose ClOrdIDs are unique for good, as the
+sequencer's global sequence numbers are): a NewOrder, CancelOrder or ReplaceOrder whose
+(session, ClOrdID) the venue has seen is not executed again and not rejected: it is answered
+with every report that ClOrdID has had so far, as they were (same OrderID and ExecID: the
+receiver drops the ones it has by ExecID, as a FIX client does a PossResend's).  So a gateway
+that restarts without knowing what its predecessor sent resends every order it has no end for
+and learns each one's current state, fills it missed included, with nothing executed twice.
+The reports of the last ``duplicate_window`` ClOrdIDs are kept for this (a resend of an older
+one is answered as a duplicate, as without replay).
+
 Deterministic: no clock is read; ``clock_ns`` is injected. Not thread safe.
 """
 
@@ -115,12 +125,24 @@ class _Book:
         return self.bid_prices[-1] if self.bid_prices else None
 
 
+class _Emitter:
+    """``deque.append`` of (session, report) as ``ExchangeSim._emit`` (the fill-at-limit path with replay on)."""
+
+    __slots__ = ("venue", "sid")
+
+    def __init__(self, venue: "ExchangeSim", sid: str) -> None:
+        self.venue, self.sid = venue, sid
+
+    def append(self, item: tuple[str, VenueReport]) -> None:
+        self.venue._emit(item[0], item[1])
+
+
 class ExchangeSim:
     """The venue.  ``modes`` maps symbol -> match | auto-fill | rest (``default_mode`` otherwise)."""
 
     def __init__(self, clock_ns: Callable[[], int], modes: dict[str, str] | None = None,
                  default_mode: str = "match", duplicate_window: int = DEFAULT_DUPLICATE_WINDOW,
-                 first_id: int = 1) -> None:
+                 first_id: int = 1, replay_resends: bool = False) -> None:
         """``first_id``: the first OrderID and ExecID; a venue restarted in the same role passes
         one above every id it issued before (``remember`` restores its duplicate window)."""
         for sym, m in {**(modes or {}), "*": default_mode}.items():
@@ -142,10 +164,19 @@ class ExchangeSim:
         self._next_order_id = first_id
         self._next_exec_id = first_id
         self._out: collections.deque[tuple[str, VenueReport]] = collections.deque()
+        # replay_resends: (session, ClOrdID) -> the reports it has had, the last duplicate_window keys
+        self._history: dict[tuple[str, str], list[VenueReport]] | None = {} if replay_resends else None
+        self.replayed = 0  # resent requests answered from _history (executed once, before)
 
     # -- OrderSink / ExecutionSource ------------------------------------------
 
     def offer(self, session_id: str, request: OrderRequest) -> bool:
+        if self._history is not None:
+            done = self._history.get((session_id, request.cl_ord_id))
+            if done is not None:
+                self.replayed += 1
+                self._out.extend((session_id, rep) for rep in done)
+                return True
         if isinstance(request, NewOrder):
             self._new(session_id, request)
         elif isinstance(request, CancelOrder):
@@ -197,6 +228,18 @@ class ExchangeSim:
         ended.append(key)
         self._ended_set.add(key)
 
+    def _emit(self, sid: str, rep: VenueReport) -> None:
+        self._out.append((sid, rep))
+        h = self._history
+        if h is not None:
+            key = (sid, rep.cl_ord_id)
+            reports = h.get(key)
+            if reports is None:
+                h[key] = reports = []
+                while len(h) > max(1, self.duplicate_window):
+                    del h[next(iter(h))]  # the oldest ClOrdID's reports (dicts keep insertion order)
+            reports.append(rep)
+
     def mode(self, symbol: str) -> str:
         return self.modes.get(symbol, self.default_mode)
 
@@ -206,9 +249,9 @@ class ExchangeSim:
         self._next_exec_id = eid + 1
         cum = o.cum
         leaves = 0 if status in _DONE else o.quantity - cum
-        self._out.append((o.session_id, ExecutionReport(
+        self._emit(o.session_id, ExecutionReport(
             o.order_id, eid, cl_ord_id or o.cl_ord_id, o.symbol, o.side, exec_type, status, o.price, last_px, last_qty,
-            leaves, cum, o.notional // cum if cum else None, self.clock_ns(), reason, text, o.orig_cl_ord_id)))
+            leaves, cum, o.notional // cum if cum else None, self.clock_ns(), reason, text, o.orig_cl_ord_id))
 
     def _reject_new(self, sid: str, r: NewOrder, reason: RejectReason, text: str) -> None:
         o = _Order(0, sid, r.cl_ord_id, r.symbol, r.side, r.ord_type, r.time_in_force, r.price, r.quantity)
@@ -261,7 +304,7 @@ class ExchangeSim:
         self._next_order_id = oid + 1
         eid = self._next_exec_id
         cl, sym, side, px, qty = r.cl_ord_id, r.symbol, r.side, r.price, r.quantity
-        out = self._out
+        out = self._out if self._history is None else _Emitter(self, sid)
         if ack:
             out.append((sid, ExecutionReport(oid, eid, cl, sym, side, ExecType.NEW, OrdStatus.NEW, px, None, 0, qty, 0,
                                              None, self.clock_ns(), None, "", "")))
@@ -310,9 +353,9 @@ class ExchangeSim:
     def _cancel(self, sid: str, r: CancelOrder) -> None:
         o = self.live.get((sid, r.orig_cl_ord_id))
         if o is None:
-            self._out.append((sid, OrderReject(None, r.cl_ord_id, r.orig_cl_ord_id, OrdStatus.REJECTED,
+            self._emit(sid, OrderReject(None, r.cl_ord_id, r.orig_cl_ord_id, OrdStatus.REJECTED,
                                                CxlRejResponseTo.CANCEL, RejectReason.UNKNOWN_ORDER, self.clock_ns(),
-                                               f"unknown order orig_cl_ord_id={r.orig_cl_ord_id}")))
+                                               f"unknown order orig_cl_ord_id={r.orig_cl_ord_id}"))
             return
         self.books[o.symbol].remove(o)
         del self.live[(sid, r.orig_cl_ord_id)]
@@ -328,17 +371,17 @@ class ExchangeSim:
             reason = RejectReason.UNKNOWN_ORDER if o is None else RejectReason.BROKER_OPTION
             if o is not None:
                 status = OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW
-            self._out.append((sid, OrderReject(o.order_id if o else None, r.cl_ord_id, r.orig_cl_ord_id, status,
-                                               CxlRejResponseTo.REPLACE, reason, self.clock_ns(),
-                                               "unknown order" if o is None else "replace not allowed")))
+            self._emit(sid, OrderReject(o.order_id if o else None, r.cl_ord_id, r.orig_cl_ord_id, status,
+                                        CxlRejResponseTo.REPLACE, reason, self.clock_ns(),
+                                        "unknown order" if o is None else "replace not allowed"))
             return
         if self.is_known(sid, r.cl_ord_id):
             # the order would go on under a ClOrdID another order holds (or held):
             # that order's key, and with it its cancels and replaces, would be lost
-            self._out.append((sid, OrderReject(o.order_id, r.cl_ord_id, r.orig_cl_ord_id,
-                                               OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW,
-                                               CxlRejResponseTo.REPLACE, RejectReason.DUPLICATE_ORDER, self.clock_ns(),
-                                               f"duplicate ClOrdID cl_ord_id={r.cl_ord_id}")))
+            self._emit(sid, OrderReject(o.order_id, r.cl_ord_id, r.orig_cl_ord_id,
+                                        OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW,
+                                        CxlRejResponseTo.REPLACE, RejectReason.DUPLICATE_ORDER, self.clock_ns(),
+                                        f"duplicate ClOrdID cl_ord_id={r.cl_ord_id}"))
             return
         book = self.books[o.symbol]
         loses_priority = r.price != o.price or r.quantity > o.quantity

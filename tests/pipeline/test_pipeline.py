@@ -150,3 +150,28 @@ def test_a_strategy_killed_mid_flow_is_restarted_and_takes_over_its_orders_and_p
     st = run.strategies["mm"]["counters"]
     assert st["orders"]["malformed"] == st["orders"]["duplicate_fills"] == st["callback_errors"] == 0
     assert run.problems() == [], out.getvalue()  # and the rest of the pipeline lost nothing
+
+
+def test_the_venue_adapter_killed_mid_flow_is_restarted_and_every_order_is_executed_once_and_reported_once(run_dir):
+    out = io.StringIO()
+    run = run_pipeline(run_dir, 4.0, kills=["venue"], rate=60, out=out, table_every=0)
+    assert len(run.kills) == 1 and run.kills[0].startswith("venue "), out.getvalue()
+    died = [e for e in run.events if "DIED" in e]
+    assert len(died) == 1 and "venue" in died[0], run.events  # the kill, and nothing else
+    # every order reached its end and its sender heard each report once
+    sequenced = _totals(run, "sequenced")
+    assert sequenced > 0 and _totals(run, "filled") == sequenced and _totals(run, "unanswered") == 0
+    for name, s in run.flows.items():
+        assert s["unknown"] == 0 and s["repeated"] == 0 and s["open"] == 0, (name, s)
+    for name, st in run.strategies.items():
+        c = st["counters"]
+        assert c["orders"]["unknown"] == c["orders"]["duplicate_fills"] == 0, name
+    assert run.fix["sent"] > 0 and run.fix["filled"] == run.fix["sent"], run.fix
+    # the exchange executed every sequence number once: what it received, less the resends it
+    # answered from its reports (replayed), is the last sequence the restarted adapter reached
+    ex = run.supervisor.children["exchange-sim"]
+    stop = next(ln for ln in ex.lines if "stopped orders=" in ln)
+    replayed = int(stop.split("replayed=")[1].split()[0])
+    assert replayed > 0, stop  # the restarted adapter resent what it had no end for
+    assert run.exchange_orders - replayed == run.venue["last_seq"] >= sequenced, (stop, run.venue)
+    assert run.venue["gaps"] == run.venue["repeated_to_venue"] == run.venue["bad"] == 0, run.venue

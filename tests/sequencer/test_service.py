@@ -328,3 +328,56 @@ def test_a_restarted_client_takes_over_its_account_s_live_orders_and_position():
     _, items = P.decode_batch(h.send(B, P.encode_event_poll(0))[B][0])
     assert [(decode(m).cl_ord_id, decode(m).exec_type) for _, m in items] == [("a1", ExecType.TRADE)]
     assert isinstance(P.decode(h.send(B, h.enc(CancelOrder("c1", "a3r", "X", Side.BUY, 0)))[B][0]), P.Sequenced)
+
+
+def test_a_venue_adapter_killed_mid_flow_and_restarted_executes_each_order_once_and_loses_no_report():
+    from tickline.venue.adapter import SequencedOrders
+    from tickline.venue.exchange_sim import ExchangeSim
+
+    h = Harness()
+    venue = ExchangeSim(lambda: 0, modes={"X": "auto-fill"}, replay_resends=True)
+    NEW_VENUE = 901
+    h._apply(EntryKind.SESSION_OPEN, OPEN.pack(NEW_VENUE, NEW_VENUE + 1), 0)
+
+    def to_exchange(orders):
+        orders.publish(lambda m: venue.offer("adapter", decode(m)) or True)
+        out = []
+        venue.poll(lambda sid, rep: out.append(rep), 1000)
+        return out
+
+    def take(sid, orders, after):
+        out = h.send(sid, P.encode_venue_poll(after)).get(sid)
+        if out:
+            orders.on_batch(*reversed(P.decode_batch(out[0])))
+
+    for i in range(4):
+        h.send(A, h.order(f"a{i}"))
+    old = SequencedOrders()
+    take(VENUE, old, -1)
+    reports = first = to_exchange(old)  # all four executed: ack + fill each
+    assert len(reports) == 8
+    take(VENUE, old, old.sent)  # held: nothing new
+    for r in reports[:1] + reports[2:4]:  # order 1's ack and order 2's ack and fill got into the cluster ...
+        h.send(VENUE, h.enc(r))
+    # ... and the adapter is killed -9: the rest of the reports are lost with it
+    h.send(A, h.order("a4"))  # sequenced while no adapter runs (the dead one's poll answered to nobody)
+    new = SequencedOrders()
+    take(NEW_VENUE, new, -1)  # the resume: every message taken but not ended, then where to go on
+    assert [s for s, _ in new.queue] == [1, 3, 4] and new.taken == 4
+    reports = to_exchange(new)
+    assert venue.replayed == 3  # answered from the venue's reports, not executed again
+    take(NEW_VENUE, new, new.sent)
+    assert [s for s, _ in new.queue] == [5]
+    reports += to_exchange(new)
+    for r in reports:
+        h.send(NEW_VENUE, h.enc(r))
+    assert new.gaps == new.repeated == 0
+    # the venue executed each order once (one OrderID each), and the sender heard each report once
+    assert len({r.order_id for r in first + reports}) == 5 and venue.replayed == 3
+    assert {r.order_id for r in reports} == {r.order_id for r in first} - {first[2].order_id} | {reports[-1].order_id}
+    _, items = P.decode_batch(h.send(A, P.encode_event_poll(0))[A][0])
+    events = [(e.cl_ord_id, e.exec_type) for e in (decode(m) for _, m in items)]
+    assert sorted(events) == sorted((f"a{i}", t) for i in range(5) for t in (ExecType.NEW, ExecType.TRADE))
+    assert h.service.positions[("ACC", "X")] == 50 and all(h.service.orders[s].status == "filled" for s in range(1, 6))
+    assert h.service.counters["venue_replayed"] == 1 and h.service.counters["venue_resent"] == 3  # order 1's ack, again
+    assert h.service.venue_open == {}

@@ -6,25 +6,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tickline.fix_gateway.aeron_bridge import AeronStreams
 from tickline.fix_gateway.bridge import CancelOrder, NewOrder, OrdType, Side, TimeInForce
 from tickline.fix_gateway.sbe_orders import OrderCodec
 from tickline.venue.exchange_service import ExchangeSimAgent, ExchangeSimConfig
 
 S = 10 ** 9
-
-
-@pytest.fixture
-def aeron():
-    from tickline.transport import Aeron, MediaDriver
-
-    d = MediaDriver.embedded(options={"aeron.ipc.term.buffer.length": "64k"})
-    a = Aeron(d.dir)
-    yield d, a
-    a.close()
-    d.close()
 
 
 def test_each_change_of_the_book_publishes_its_top_and_nothing_else_does(aeron):

@@ -98,6 +98,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         except (ReplaySourceError, ArchiveError, TimeoutError) as e:
             print(f"tickline feed replay: {e}", file=sys.stderr)
             return 2
+        deadline = None if args.seconds is None else time.monotonic() + args.seconds
+        if args.wait_subscriber > 0:  # started with its strategies (tickline up): replay once one listens, not into nothing
+            probe = aeron.add_publication(args.channel, args.stream)
+            until = time.monotonic() + args.wait_subscriber
+            while not probe.is_connected and not stop.stop and time.monotonic() < until:
+                time.sleep(0.01)
+            probe.close()
         try:
             rid = source.resolve()
             rs = source.start(args.channel, args.stream)
@@ -107,7 +114,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             return 2
         print(f"tickline feed replay: recording_id={rid} channel={args.channel} stream={args.stream} replay_session_id={rs}",
               file=sys.stderr, flush=True)
-        deadline = None if args.seconds is None else time.monotonic() + args.seconds
         try:
             while not stop.stop and (deadline is None or time.monotonic() < deadline):
                 for err in source.client.poll_errors():  # a replay that failed after it started
@@ -193,6 +199,8 @@ def register_feed(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     p.add_argument("--from-channel", help="with --from-stream: only recordings whose channel contains this")
     p.add_argument("--archive-control-channel", default="aeron:ipc", help="the archive's control channel")
     p.add_argument("--archive-control-stream", type=int, default=None, help="the archive's control stream (default its default)")
+    p.add_argument("--wait-subscriber", type=float, default=30.0, metavar="SECONDS",
+                   help="wait up to this long for a subscriber of --stream before the replay starts (0: don't)")
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("tail", help="print a market-data stream as JSON lines; counters (gaps, duplicates) at the end")

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tickline.topology.config import TopologyError, load
+from test_topology_config import example, refused  # noqa: F401 (the fixture and the refusal check of the topology tests)
+from tickline.topology.config import load
 from tickline.topology.demo import example_topology
-
-
-@pytest.fixture
-def example(tmp_path):
-    return example_topology(str(tmp_path))
 
 
 def _driver_dir(path: str) -> str:
@@ -33,16 +29,6 @@ def replace_feed(path: str, body: str) -> str:
     start, end = text.index("[feed]"), text.index("[venue]")
     open(path, "w").write(text[:start] + "[feed]\n" + body + "\n\n" + text[end:])
     return path
-
-
-def refused(path, *parts):
-    with pytest.raises(TopologyError) as e:
-        load(path)
-    msg = str(e.value)
-    assert f"file={path}" in msg and "fault=user" in msg
-    for p in parts:
-        assert p in msg, msg
-    return msg
 
 
 def test_an_archive_section_starts_the_daemon_with_the_members(example):

@@ -45,12 +45,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..transport import Aeron, MediaDriver
     from ..transport.driver import default_dir
     from ..transport.idle import BackoffIdleStrategy
-    from .config import ArchiveConfig, read_archive_section
+    from .config import ArchiveConfig, read_archive_section, record_streams
     from .daemon import Archive
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     options: dict[str, object] = read_archive_section(args.config) if args.config else {}
     aeron_dir_option = options.pop("aeron_dir", None)
+    record = record_streams(options.pop("record", []))
     options.update({k: v for k, v in (("dir", args.dir), ("control_channel", args.control_channel),
                                       ("control_stream_id", args.control_stream_id), ("segment_length", args.segment_length),
                                       ("fsync", args.fsync)) if v is not None})
@@ -71,6 +72,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     archive = Archive(config, aeron)
     try:
         archive.on_start()
+        for channel, stream_id in record:  # the section's streams, recorded from the start (each image its own recording)
+            archive.add_recording_subscription(channel, stream_id)
         print(f"tickline archive: ready dir={config.dir} aeron_dir={aeron_dir} control_stream_id={config.control_stream_id}",
               file=sys.stderr, flush=True)
         idle = BackoffIdleStrategy()

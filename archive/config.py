@@ -13,7 +13,7 @@ from typing import Mapping
 from ..transport.uri import ChannelError, ChannelUri, parse_size
 from .errors import ConfigError
 
-__all__ = ["ArchiveConfig", "read_archive_section", "DEFAULT_CONTROL_STREAM_ID", "DEFAULT_EVENTS_STREAM_ID", "DEFAULT_RESPONSE_STREAM_ID"]
+__all__ = ["ArchiveConfig", "read_archive_section", "record_streams", "DEFAULT_CONTROL_STREAM_ID", "DEFAULT_EVENTS_STREAM_ID", "DEFAULT_RESPONSE_STREAM_ID"]
 
 DEFAULT_CONTROL_STREAM_ID = 10010
 DEFAULT_RESPONSE_STREAM_ID = 10020
@@ -141,7 +141,7 @@ class ArchiveConfig:
 
 def read_archive_section(path: str | os.PathLike[str]) -> dict[str, object]:
     """The ``[archive]`` table of the TOML topology file at ``path``: ArchiveConfig's options by
-    name, plus ``aeron_dir`` (the media driver the daemon uses).  ``ConfigError`` names the file
+    name, plus ``aeron_dir`` (the media driver the daemon uses) and ``record`` (:func:`record_streams`).  ``ConfigError`` names the file
     (and the key) when it can't be read, has no such table, or has a key nobody reads."""
     import tomllib
 
@@ -153,8 +153,32 @@ def read_archive_section(path: str | os.PathLike[str]) -> dict[str, object]:
     table = doc.get("archive")
     if not isinstance(table, dict):
         raise ConfigError("topology file has no [archive] section", file=path)
-    known = {f.name for f in dataclasses.fields(ArchiveConfig)} | {"aeron_dir"}
+    known = {f.name for f in dataclasses.fields(ArchiveConfig)} | {"aeron_dir", "record"}
     for key in table:
         if key not in known:
             raise ConfigError("unknown key in [archive]", file=path, key=key, known=",".join(sorted(known)))
     return dict(table)
+
+
+def record_streams(value: object) -> list[tuple[str, int]]:
+    """``record = [{ channel = "aeron:ipc", stream = 1003 }, ...]``: the streams the daemon records from
+    its start, as (channel, stream id); ``ConfigError`` names the entry and what is wrong."""
+    if not isinstance(value, list):
+        raise ConfigError("record must be a list of { channel, stream } tables", key="record", value=value)
+    out: list[tuple[str, int]] = []
+    for i, e in enumerate(value):
+        if not isinstance(e, dict) or set(e) - {"channel", "stream"}:
+            raise ConfigError("record entry must be a table with keys channel and stream", key=f"record[{i}]", value=e)
+        channel, stream = e.get("channel", "aeron:ipc"), e.get("stream")
+        if not isinstance(stream, int) or isinstance(stream, bool) or not -(2**31) <= stream < 2**31:
+            raise ConfigError("record entry needs a 32-bit stream id", key=f"record[{i}].stream", value=stream)
+        if not isinstance(channel, str):
+            raise ConfigError("record entry channel must be text", key=f"record[{i}].channel", value=channel)
+        try:
+            ChannelUri.parse(channel, strict=False)
+        except ChannelError as exc:
+            raise ConfigError("record entry channel invalid", key=f"record[{i}].channel", error=str(exc)) from None
+        if (channel, stream) in out:
+            raise ConfigError("stream recorded twice", key=f"record[{i}]", channel=channel, stream=stream)
+        out.append((channel, stream))
+    return out

@@ -491,6 +491,10 @@ class Archive:
         log.info("recording purged: recording_id=%d", recording_id)
 
     # -- recording ------------------------------------------------------------
+    def add_recording_subscription(self, channel: str, stream_id: int) -> int:
+        """Record every image of ``channel``/``stream_id`` from now on (as a client's start_recording does)."""
+        return self._add_recording_subscription(channel, stream_id)
+
     def _add_recording_subscription(self, channel: str, stream_id: int) -> int:
         if len(self.recording_subs) >= MAX_RECORDING_SUBSCRIPTIONS:
             raise RequestError("too many recording subscriptions", max=MAX_RECORDING_SUBSCRIPTIONS, code=ErrorCode.GENERIC)

@@ -1,4 +1,4 @@
-"""``tickline feed synthetic`` and ``tickline feed tail`` (registered by ``tickline.strategy.cli``)."""
+"""``tickline feed synthetic``, ``tickline feed replay`` and ``tickline feed tail`` (registered by ``tickline.strategy.cli``)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,46 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    """The archive source: a recording replayed onto ``--channel``/``--stream`` (the strategies' stream)."""
+    from tickline.archive import ArchiveError
+
+    from .replay import ArchiveSource, ReplaySourceError
+
+    stop = StopFlag()
+    with aeron_client(args.aeron_dir, args.embedded) as aeron:
+        try:
+            source = ArchiveSource(aeron, recording_id=args.recording_id, channel=args.from_channel, stream_id=args.from_stream,
+                                   control_channel=args.archive_control_channel, control_stream_id=args.archive_control_stream)
+        except (ReplaySourceError, ArchiveError, TimeoutError) as e:
+            print(f"tickline feed replay: {e}", file=sys.stderr)
+            return 2
+        deadline = None if args.seconds is None else time.monotonic() + args.seconds
+        if args.wait_subscriber > 0:  # started with its strategies (tickline up): replay once one listens, not into nothing
+            probe = aeron.add_publication(args.channel, args.stream)
+            until = time.monotonic() + args.wait_subscriber
+            while not probe.is_connected and not stop.stop and time.monotonic() < until:
+                time.sleep(0.01)
+            probe.close()
+        try:
+            rid = source.resolve()
+            rs = source.start(args.channel, args.stream)
+        except (ReplaySourceError, ArchiveError, TimeoutError) as e:
+            print(f"tickline feed replay: {e}", file=sys.stderr)
+            source.close()
+            return 2
+        print(f"tickline feed replay: recording_id={rid} channel={args.channel} stream={args.stream} replay_session_id={rs}",
+              file=sys.stderr, flush=True)
+        try:
+            while not stop.stop and (deadline is None or time.monotonic() < deadline):
+                for err in source.client.poll_errors():  # a replay that failed after it started
+                    print(f"tickline feed replay: archive error: {err}", file=sys.stderr, flush=True)
+                time.sleep(0.05)
+        finally:
+            source.close()
+    return 0
+
+
 def _cmd_tail(args: argparse.Namespace) -> int:
     from tickline.transport import AgentTerminated
 
@@ -150,6 +190,18 @@ def register_feed(subparsers: argparse._SubParsersAction) -> None:  # type: igno
                         "stamped per batch (prices repeat every N)")
     p.add_argument("--idle", default="backoff", help="idle strategy (busy-spin, yielding, backoff, sleeping)")
     p.set_defaults(func=_cmd_synthetic)
+
+    p = sub.add_parser("replay", help="the archive source: replay a recording onto --channel/--stream (the strategies' stream)")
+    common(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--recording-id", type=int, help="the recording to replay")
+    which.add_argument("--from-stream", type=int, help="replay the latest recording of this stream")
+    p.add_argument("--from-channel", help="with --from-stream: only recordings whose channel contains this")
+    p.add_argument("--archive-control-channel", default="aeron:ipc", help="the archive's control channel")
+    p.add_argument("--archive-control-stream", type=int, default=None, help="the archive's control stream (default its default)")
+    p.add_argument("--wait-subscriber", type=float, default=30.0, metavar="SECONDS",
+                   help="wait up to this long for a subscriber of --stream before the replay starts (0: don't)")
+    p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("tail", help="print a market-data stream as JSON lines; counters (gaps, duplicates) at the end")
     common(p)

@@ -13,8 +13,12 @@ Sections (each component reads its own; a key is spelled once):
                   ``tickline.strategy.config``)
 ``[fix_gateway]`` the FIX gateway (``tickline fix-gateway``); ``bridge =
                   "tickline.sequencer.fix_venue:from_topology"`` sends its orders through the cluster
-``[feed]``        a synthetic market-data feed (``tickline feed synthetic``): ``stream_id``,
-                  ``channel``, ``rate``, ``symbols``, ``start``, ``tick``, ``seed``
+``[feed]``        the market-data feed onto ``stream_id``/``channel``: synthetic (``tickline feed synthetic``:
+                  ``rate``, ``symbols``, ``start``, ``tick``, ``seed``), or ``source = "archive"``
+                  (``tickline feed replay``): a recording replayed, ``recording_id`` or the latest
+                  recording of ``from_stream`` (and ``from_channel``); needs ``[archive]``
+``[archive]``     the archive daemon (``tickline archive run``, ``ArchiveConfig``'s keys); ``record =
+                  [{ channel = "aeron:ipc", stream = 1003 }]``: streams it records from its start
 
 A bad file is refused before anything starts, with the file, the key and the
 reason (:class:`TopologyError`): an unknown section or key, a missing section,
@@ -32,10 +36,14 @@ from tickline.sequencer.client import CREDENTIALS_KEY  # the one key every clust
 
 __all__ = ["TopologyError", "Topology", "Process", "load"]
 
-SECTIONS = ("driver", "cluster", "sequencer", "exchange_sim", "venue", "flow", "strategy", "strategies", "feed", "fix_gateway")
+SECTIONS = ("driver", "cluster", "sequencer", "exchange_sim", "venue", "flow", "strategy", "strategies", "feed", "fix_gateway",
+            "archive")
 REQUIRED = ("driver", "cluster")
 STRATEGY_KEYS = {"class", "section"}
-FEED_KEYS = {"stream_id", "channel", "rate", "symbols", "start", "tick", "seed"}
+SYNTHETIC_KEYS = {"rate", "symbols", "start", "tick", "seed"}
+REPLAY_KEYS = {"recording_id", "from_stream", "from_channel"}
+FEED_KEYS = {"stream_id", "channel", "source"} | SYNTHETIC_KEYS | REPLAY_KEYS
+FEED_SOURCES = ("synthetic", "archive")
 
 
 class TopologyError(ValueError):
@@ -123,6 +131,58 @@ def _check_client_credentials(path: str, value: object, key: str, required: bool
         raise TopologyError("cannot read the credentials file", file=path, key=key, secret_file=value, error=exc.strerror) from None
 
 
+def _check_feed_source(path: str, feed: dict, has_archive: bool) -> None:
+    """``[feed] source``: synthetic (the default) or archive, each with only its own keys."""
+    source = feed.get("source", "synthetic")
+    if source not in FEED_SOURCES:
+        raise TopologyError("unknown feed source", file=path, key="feed.source", value=source, expected="|".join(FEED_SOURCES))
+    own, other = (REPLAY_KEYS, SYNTHETIC_KEYS) if source == "archive" else (SYNTHETIC_KEYS, REPLAY_KEYS)
+    for k in feed:
+        if k in other:
+            raise TopologyError("not a key of this feed source", file=path, key=f"feed.{k}", source=source,
+                                expected="one of " + ",".join(sorted(own)))
+    if source != "archive":
+        return
+    if not has_archive:
+        raise TopologyError("a feed replaying the archive needs an [archive] section", file=path, key="feed.source")
+    if ("recording_id" in feed) == ("from_stream" in feed):
+        raise TopologyError("name exactly one of recording_id and from_stream", file=path, key="feed.recording_id",
+                            expected="recording_id = N, or from_stream = S (its latest recording)")
+    for k in ("recording_id", "from_stream"):
+        v = feed.get(k, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
+            raise TopologyError("not a non-negative integer", file=path, key=f"feed.{k}", value=v)
+    if not isinstance(feed.get("from_channel", ""), str):
+        raise TopologyError("not text", file=path, key="feed.from_channel", value=feed["from_channel"])
+
+
+def _check_archive(path: str, doc: dict, driver_dir: str, published: dict[tuple[str, int], str]) -> dict[str, object]:
+    """``[archive]``: ArchiveConfig's options (validated as the daemon will), on this file's driver, and
+    ``record`` naming only streams a component of this file publishes.  The options, defaults filled in."""
+    import dataclasses
+
+    from tickline.archive.config import ArchiveConfig, read_archive_section, record_streams
+    from tickline.archive.errors import ConfigError as ArchiveConfigError
+
+    try:
+        options = read_archive_section(path)
+        aeron_dir = options.pop("aeron_dir", driver_dir)
+        record = record_streams(options.pop("record", []))
+        config = ArchiveConfig.from_env(None, **options)
+    except ArchiveConfigError as exc:
+        where = exc.fields.get("key") or exc.fields.get("option") or ""
+        raise TopologyError(f"[archive]: {exc.what}", file=path, key=f"archive.{where}" if where else "archive",
+                            **{k: v for k, v in exc.fields.items() if k not in ("key", "option", "file")}) from None
+    if aeron_dir != driver_dir:
+        raise TopologyError("the archive must use this file's media driver", file=path, key="archive.aeron_dir", value=aeron_dir,
+                            expected=driver_dir)
+    for i, (channel, stream) in enumerate(record):
+        if (channel, stream) not in published:
+            raise TopologyError("a stream nobody publishes", file=path, key=f"archive.record[{i}]", stream=f"{channel}#{stream}",
+                                published=",".join(f"{c}#{n}({who})" for (c, n), who in published.items()) or "none")
+    return dataclasses.asdict(config)
+
+
 def load(path: str, *, check_ports: bool = True) -> Topology:
     """Read and validate ``path``; the processes ``tickline up`` would start."""
     import os
@@ -207,7 +267,9 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
             raise TopologyError("missing or bad key", file=path, key="feed.stream_id", value=sid, expected="a stream id")
         if not isinstance(feed.get("symbols", ["DEMO"]), list) or not feed.get("symbols", ["DEMO"]):
             raise TopologyError("bad key", file=path, key="feed.symbols", expected="a list of symbols")
+        _check_feed_source(path, feed, "archive" in doc)
         streams_published[(str(feed.get("channel", "aeron:ipc")), sid)] = "feed"
+    archive_options = _check_archive(path, doc, driver["dir"], streams_published) if "archive" in doc else {}
 
     if "fix_gateway" in doc:
         from tickline.fix_gateway.config import ConfigError as FixConfigError
@@ -278,7 +340,19 @@ def load(path: str, *, check_ports: bool = True) -> Topology:
         p.append(Process(f"member-{m}", "cluster member", ("cluster", "node", "--config", base, "--member", str(m)), 1))
     if "exchange_sim" in doc:
         p.append(Process("exchange-sim", "venue (simulated)", ("exchange-sim", "--config", base), 2))
-    if "feed" in doc:
+    if "archive" in doc:  # with the members: up before anything it records publishes
+        p.append(Process("archive", "archive", ("archive", "run", "--config", base, "--aeron-dir", driver["dir"]), 1))
+    if "feed" in doc and doc["feed"].get("source", "synthetic") == "archive":
+        f = doc["feed"]
+        argv = ["feed", "replay", "--stream", str(f["stream_id"]), "--channel", str(f.get("channel", "aeron:ipc")),
+                "--aeron-dir", driver["dir"], "--archive-control-channel", str(archive_options.get("control_channel", "aeron:ipc")),
+                "--archive-control-stream", str(archive_options["control_stream_id"])]
+        if "recording_id" in f:
+            argv += ["--recording-id", str(f["recording_id"])]
+        else:
+            argv += ["--from-stream", str(f["from_stream"])] + (["--from-channel", str(f["from_channel"])] if "from_channel" in f else [])
+        p.append(Process("feed", "market data (archive replay)", tuple(argv), 2))
+    elif "feed" in doc:
         f = doc["feed"]
         argv = ["feed", "synthetic", "--stream", str(f["stream_id"]), "--channel", str(f.get("channel", "aeron:ipc")),
                 "--aeron-dir", driver["dir"], "--symbols", ",".join(map(str, f.get("symbols", ["DEMO"])))]

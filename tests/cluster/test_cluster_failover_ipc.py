@@ -36,6 +36,28 @@ def pump_until(load, cluster, n_acks, what):
     return gap
 
 
+def make_leader(load, cluster, target):
+    """Step leaders down until ``target`` leads.  A transfer goes to the follower with the
+    longest log, the lowest id among equals (Consensus.transfer_leadership), so with no orders
+    in flight and every log level, member 1 wins it; a member whose inbound streams are held
+    back never gets level, and the wait for that fails."""
+    for _ in range(6):
+        load.pump(lambda: cluster.leader() is not None, cluster, offer=False, what="a leader")
+        leader = cluster.leader()
+        if leader == target:
+            return
+
+        def level(leader=leader):
+            lead = query_status(cluster.link, leader)
+            rest = [query_status(cluster.link, m) for m in cluster.topo.members if m != leader]
+            return lead is not None and all(r is not None and r.log_position == lead.log_position for r in rest)
+        load.pump(level, cluster, offer=False, what=f"every log level with the leader's before a transfer (target {target})")
+        st = query_status(cluster.link, leader, action=2, timeout=10)
+        assert st is not None and not st.refused
+        load.pump(lambda: cluster.leader() not in (None, leader), cluster, offer=False, what="the transfer")
+    pytest.fail(f"member {target} never became leader")
+
+
 def test_a_member_killed_and_restarted_at_once_does_not_stall_the_streams_into_it(tmp_path, aeron_dir):
     options = dict(SHARED_DRIVER_OPTIONS, **{"aeron.client.liveness.timeout": str(LIVENESS_S * 10**9),
                                              "aeron.publication.unblock.timeout": str((LIVENESS_S + 10) * 10**9)})
@@ -43,25 +65,15 @@ def test_a_member_killed_and_restarted_at_once_does_not_stall_the_streams_into_i
     load = Load(cluster)
     try:
         pump_until(load, cluster, 100, "first acks")
-        load.pump(lambda: cluster.leader() is not None, cluster, offer=False, what="a leader")
-        old = cluster.leader()
+        # Member 1 leads, is killed and restarted at once (the dead process's subscriptions are
+        # still in the driver), then is made the leader again, so the client's orders go into
+        # the stream the dead process still subscribes to.
+        make_leader(load, cluster, 1)
+        old = 1
         cluster.procs[old].send_signal(signal.SIGKILL)
         cluster.procs[old].wait()
-        cluster.start(old)  # at once: the dead process's subscriptions are still in the driver
-        # Make the restarted member the leader again, so the client's orders go into the
-        # stream the dead process still subscribes to (a transfer goes to the most
-        # up-to-date follower: repeat until it is the restarted one).
-        for _ in range(12):
-            load.pump(lambda: cluster.leader() is not None, cluster, offer=False, what="a leader")
-            leader = cluster.leader()
-            if leader == old:
-                break
-            pump_until(load, cluster, len(load.acks) + 200, "acks before a transfer")
-            st = query_status(cluster.link, leader, action=2, timeout=10)
-            assert st is not None and not st.refused
-            load.pump(lambda: cluster.leader() not in (None, leader), cluster, offer=False, what="the transfer")
-        else:
-            pytest.fail("the restarted member never became leader again")
+        cluster.start(old)
+        make_leader(load, cluster, old)
         # More than a publication window (half a term) of orders through that stream:
         # with a tethered dead subscriber the client's publication blocks once the
         # window is full, until the driver drops the dead client.

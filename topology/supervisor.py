@@ -29,6 +29,15 @@ from typing import IO, Callable
 
 from .config import Process, Topology
 
+
+def _stop_with_supervisor() -> None:
+    # In the child, before exec: SIGTERM (its clean stop) when the supervisor dies, even by
+    # SIGKILL, so a killed `tickline up` or demo leaves no process running and no driver
+    # directory behind.  (start_new_session keeps a terminal's Ctrl-C for the supervisor.)
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
 __all__ = ["Supervisor", "Child"]
 
 
@@ -83,7 +92,7 @@ class Supervisor:
     def _spawn(self, c: Child) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         c.proc = subprocess.Popen([sys.executable, "-m", "tickline", *c.spec.argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+                                  stdin=subprocess.DEVNULL, start_new_session=True, env=env, preexec_fn=_stop_with_supervisor)
         c.started = time.monotonic()
         c.exit_code = None
         c.reported = False

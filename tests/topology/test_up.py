@@ -93,3 +93,47 @@ def test_up_starts_everything_shows_roles_and_stops_it_all_on_sigterm(tmp_path):
     assert stops and stops[0][1] != "None", stops
     assert len(pids) >= 10 and not [pid for pid in pids if _alive(pid)]
     assert "DIED" not in text
+
+
+def test_a_killed_supervisor_leaves_no_process_behind(tmp_path):
+    # `tickline up` (and the demo) killed with -9: its children were left running for hours,
+    # a busy feed and a driver directory among them.  Each child now gets SIGTERM when its
+    # supervisor dies, and stops as it would on Ctrl-C.
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else str(tmp_path)
+    run = os.path.join(base, f"tickline-up-kill-test-{os.getpid()}")
+    os.makedirs(run)
+    path = example_topology(run)
+    p = subprocess.Popen([sys.executable, "-m", "tickline", "up", path, "--status-interval", "1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    out = b""
+    pids: set[int] = set()
+    try:
+        os.set_blocking(p.stdout.fileno(), False)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(pids) < 10:
+            try:
+                out += os.read(p.stdout.fileno(), 65536) or b""
+            except BlockingIOError:
+                pass
+            for ln in out.decode(errors="replace").splitlines():
+                m = re.match(r"(\S+)\s+(media driver|cluster \w+|venue|order flow|strategy|FIX gateway|market data).*?\s(\d+)\s", ln)
+                if m:
+                    pids.add(int(m.group(3)))
+            assert p.poll() is None, out.decode(errors="replace")
+            time.sleep(0.2)
+        assert len(pids) >= 10, out.decode(errors="replace")[-4000:]
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        end = time.monotonic() + 60
+        while time.monotonic() < end and [pid for pid in pids if _alive(pid)]:
+            time.sleep(0.1)
+        assert not [pid for pid in pids if _alive(pid)], "children outlived their supervisor"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        import shutil
+        shutil.rmtree(run, ignore_errors=True)

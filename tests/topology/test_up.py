@@ -106,22 +106,24 @@ def test_a_killed_supervisor_leaves_no_process_behind(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "tickline", "up", path, "--status-interval", "1"], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)
     out = b""
-    pids: set[int] = set()
+    named: dict[str, int] = {}
     try:
         os.set_blocking(p.stdout.fileno(), False)
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(pids) < 10:
+        # every row of the status table: process, role (words), pid, uptime, state
+        while time.monotonic() < deadline and not (len(named) >= 10 and {"member-1", "member-2", "member-3"} <= set(named)):
             try:
                 out += os.read(p.stdout.fileno(), 65536) or b""
             except BlockingIOError:
                 pass
             for ln in out.decode(errors="replace").splitlines():
-                m = re.match(r"(\S+)\s+(media driver|cluster \w+|venue|order flow|strategy|FIX gateway|market data).*?\s(\d+)\s", ln)
+                m = re.match(r"([\w-]+)\s{2,}(\S.*?)\s{2,}(\d+)\s{2,}\S+\s{2,}[a-z]", ln)
                 if m:
-                    pids.add(int(m.group(3)))
+                    named[m.group(1)] = int(m.group(3))
             assert p.poll() is None, out.decode(errors="replace")
             time.sleep(0.2)
-        assert len(pids) >= 10, out.decode(errors="replace")[-4000:]
+        assert {"member-1", "member-2", "member-3"} <= set(named) and len(named) >= 10, out.decode(errors="replace")[-4000:]
+        pids = set(named.values())
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         end = time.monotonic() + 60
@@ -132,7 +134,7 @@ def test_a_killed_supervisor_leaves_no_process_behind(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
-        for pid in pids:
+        for pid in named.values():
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         import shutil

@@ -70,9 +70,9 @@ sanitize: system-deps
 	  -C "cmake.define.CMAKE_C_FLAGS=$(SAN_FLAGS)" -C "cmake.define.CMAKE_CXX_FLAGS=$(SAN_FLAGS)" \
 	  -C "cmake.define.CMAKE_SHARED_LINKER_FLAGS=-fsanitize=address,undefined" \
 	  -C "cmake.define.CMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" \
-	  -e ".[test]"
+	  -e ".[test,bench]"
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
+	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:quarantine_size_mb=16 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(SAN_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/transport tests/fix_gateway
 

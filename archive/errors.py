@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from tickline.cluster.errors import kv  # one key=value formatter for the framework's error messages
+
 from .._aeron import ArchiveDamageError
 
 __all__ = [
@@ -22,17 +24,6 @@ __all__ = [
     "RequestError",
     "kv",
 ]
-
-
-def kv(**fields: object) -> str:
-    """Render ``fields`` as ``key=value`` pairs; values with spaces are quoted."""
-    parts = []
-    for key, value in fields.items():
-        text = str(value)
-        if " " in text or text == "":
-            text = repr(text)
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
 
 
 class ErrorCode(IntEnum):

@@ -10,10 +10,10 @@
 Names are imported lazily so that the pure-Python parts load without the extension.
 """
 
-from __future__ import annotations
+# The public API, imported lazily (type checkers see the real types).
+from typing import TYPE_CHECKING
 
-import importlib
-from typing import Any
+from tickline._lazy import lazy_exports
 
 _EXPORTS = {
     "Archive": "daemon",
@@ -33,18 +33,32 @@ _EXPORTS = {
     "RequestError": "errors",
     "ErrorCode": "errors",
 }
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tickline.archive' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+# spelled out: type checkers read __all__ only as a literal
+__all__ = [
+    "Archive",
+    "ArchiveClient",
+    "ArchiveConfig",
+    "ArchiveDamageError",
+    "ArchiveError",
+    "Catalog",
+    "CatalogError",
+    "ErrorCode",
+    "FROM_START",
+    "RecordingDescriptor",
+    "RecordingEvents",
+    "RecordingState",
+    "ReplayMerge",
+    "RequestError",
+    "UNBOUNDED",
+    "replay_image_session_id",
+]
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .client import ArchiveClient, FROM_START, RecordingEvents, UNBOUNDED, replay_image_session_id
+    from .config import ArchiveConfig
+    from .daemon import Archive
+    from .errors import ArchiveDamageError, ArchiveError, CatalogError, ErrorCode, RequestError
+    from .replay_merge import ReplayMerge
+    from .wire import RecordingDescriptor, RecordingState
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

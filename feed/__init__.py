@@ -10,10 +10,10 @@
 ``tickline feed synthetic`` and ``tickline feed tail`` run them from the command line.
 """
 
-from __future__ import annotations
+# The public API, imported lazily (type checkers see the real types).
+from typing import TYPE_CHECKING
 
-import importlib
-from typing import Any
+from tickline._lazy import lazy_exports
 
 _EXPORTS = {
     "MarketDataPublisher": "publisher",
@@ -27,14 +27,22 @@ _EXPORTS = {
     "RandomWalk": "synthetic",
     "SyntheticFeed": "synthetic",
 }
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tickline.feed' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+# spelled out: type checkers read __all__ only as a literal
+__all__ = [
+    "FeedCounters",
+    "Gap",
+    "MarketDataDecoder",
+    "MarketDataEncoder",
+    "MarketDataPublisher",
+    "MarketDataSubscriber",
+    "RandomWalk",
+    "SequenceTracker",
+    "SyntheticFeed",
+    "price",
+]
+if TYPE_CHECKING:
+    from .consumer import FeedCounters, Gap, MarketDataDecoder, MarketDataSubscriber, SequenceTracker
+    from .publisher import MarketDataEncoder, MarketDataPublisher, price
+    from .synthetic import RandomWalk, SyntheticFeed
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

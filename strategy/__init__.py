@@ -11,10 +11,10 @@
 ``tickline strategy run MODULE:CLASS --config FILE`` runs one from the command line.
 """
 
-from __future__ import annotations
+# The public API, imported lazily (type checkers see the real types).
+from typing import TYPE_CHECKING
 
-import importlib
-from typing import Any
+from tickline._lazy import lazy_exports
 
 _EXPORTS = {
     "Strategy": "strategy",
@@ -31,14 +31,28 @@ _EXPORTS = {
     "SimulatedVenue": "testing",
     "ManualClock": "testing",
 }
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tickline.strategy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+# spelled out: type checkers read __all__ only as a literal
+__all__ = [
+    "ManualClock",
+    "Order",
+    "OrderGateway",
+    "OrderStatus",
+    "Position",
+    "SimulatedVenue",
+    "Strategy",
+    "StrategyConfig",
+    "StrategyConfigError",
+    "StrategyRunner",
+    "SystemClock",
+    "load_config",
+    "load_toml",
+]
+if TYPE_CHECKING:
+    from .config import StrategyConfig, StrategyConfigError, load_config, load_toml
+    from .gateway import OrderGateway
+    from .orders import Order, OrderStatus, Position
+    from .runner import StrategyRunner, SystemClock
+    from .strategy import Strategy
+    from .testing import ManualClock, SimulatedVenue
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -43,7 +43,8 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     assert checked and int(checked.group(1)) >= 9, r.stdout  # the transport package and the usage sample
 
 
-PUBLIC = ("tickline.transport", "tickline.fix_gateway", "tickline.cluster", "tickline.codecs")
+PUBLIC = ("tickline.transport", "tickline.fix_gateway", "tickline.cluster", "tickline.codecs", "tickline.archive",
+          "tickline.feed", "tickline.strategy")
 
 
 def test_every_public_name_has_a_real_type_for_mypy_from_the_installed_package(tmp_path: Path) -> None:

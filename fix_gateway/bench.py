@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from .codec import FieldValue, Framer, encode, parse
 
@@ -102,7 +104,8 @@ def _free_port() -> int:
     return free_ports(kind="tcp")[0]
 
 
-def _client_run(qf, binary, workdir, port: int, count: int, warmup: int) -> dict[str, float]:
+def _client_run(qf, binary, workdir, port: int, count: int, warmup: int) -> tuple[dict[str, float], list[int]]:
+    """The client's figures and every measured round trip in ns."""
     import re
 
     peer = qf.QfPeer(binary, qf.settings("initiator", port, workdir, sender="CLIENT", target="GW"), workdir)
@@ -116,7 +119,8 @@ def _client_run(qf, binary, workdir, port: int, count: int, warmup: int) -> dict
             peer.cmd(f"bench {warmup}")
             peer.wait_for(r"^BENCH ", after=m, timeout=300)
         m = peer.mark()
-        peer.cmd(f"bench {count}")
+        samples = Path(workdir) / "round-trips-ns.txt"
+        peer.cmd(f"bench {count} {samples}")
         line = peer.wait_for(r"^BENCH ", after=m, timeout=600)
         m = peer.mark()
         peer.cmd(f"burst {count}")
@@ -127,7 +131,7 @@ def _client_run(qf, binary, workdir, port: int, count: int, warmup: int) -> dict
         raise RuntimeError(f"bench client failed: fault=peer bench={line!r} burst={burst!r}")
     out = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
     out["burst_msgs_per_s"] = float(re.search(r"msgs_per_s=([\d.]+)", burst).group(1))  # type: ignore[union-attr]
-    return out
+    return out, [int(v) for v in samples.read_text().split()]
 
 
 def _aeron_venue(root, idle: str, mode: str = "auto-fill"):
@@ -203,11 +207,12 @@ def _median(xs: list[float]) -> float:
 
 
 def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-spin", aeron: bool = False,
-                  runs: int = 1) -> int:
+                  runs: int = 1, args: Any = None) -> int:
     """NewOrderSingle -> filled ExecutionReport round trips, one QuickFIX client against each server of
     ``ROWS`` (and ``AERON_ROW`` with ``aeron=True``), all in one run; ``runs`` > 1 repeats the whole set
     and prints the median of each figure.  Validation is on for every server (the FIX44 dictionary:
-    QuickFIX's UseDataDictionary=Y, tickline's default checks)."""
+    QuickFIX's UseDataDictionary=Y, tickline's default checks).  Every round trip goes into the
+    row's HDR histogram (one per run); ``args`` carries benchkit's --json/--hgrm/--plot."""
     import gc
     import os
     import platform
@@ -227,12 +232,26 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
     from .session import ApplicationMessage, SessionConfig
     from .store import FileStore
 
+    from tickline import benchkit
+
     if runs < 1 or count < 1 or warmup < 0:
-        raise ValueError(f"bad bench arguments: fault=caller runs={runs} count={count} warmup={warmup}")
+        raise benchkit.BenchInputError(f"bad bench arguments: runs={runs} count={count} warmup={warmup} fault=user")
     qf = _load_qfpeer()
     binary = qf.build()
     os.environ["QFPEER_NOLOG"] = "1"  # neither side logs messages to files
     rows = ROWS + ([AERON_ROW] if aeron else [])
+    report = benchkit.Report("fix", reference=ROWS[0][0])
+    report.extra.update({"count": count, "warmup": warmup, "idle": idle, "native_codec": bool(NATIVE),
+                         "what": "NewOrderSingle -> filled ExecutionReport round trip, FIX.4.4, loopback, one session"})
+
+    def record(name: str, figures: tuple[dict[str, float], list[int]]) -> dict[str, float]:
+        out, samples = figures
+        case = report.case(name.replace(" -> ", "-to-").replace(" ", "-").replace("+", "-"), label=name,
+                           group="round-trip")
+        case.histograms.append(benchkit.histogram_of(samples))
+        case.run_throughputs.append(out["msgs_per_s"])
+        case.extra.setdefault("burst_msgs_per_s", []).append(out["burst_msgs_per_s"])
+        return out
     per_run: list[dict[str, dict[str, float]]] = []
     for run in range(runs):
         results: dict[str, dict[str, float]] = {}
@@ -246,7 +265,7 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
                     try:
                         qf_server.wait_for(r"^READY ")
                         qf_server.cmd("quiet")
-                        results[name] = _client_run(qf, binary, root / f"cli-{i}", port, count, warmup)
+                        results[name] = record(name, _client_run(qf, binary, root / f"cli-{i}", port, count, warmup))
                     finally:
                         qf_server.stop()
                     continue
@@ -283,7 +302,7 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
                 runner = AgentRunner(agent, idle_strategy_from_name(idle))  # type: ignore[arg-type]
                 runner.start()
                 try:
-                    results[name] = _client_run(qf, binary, root / f"cli-{i}", port, count, warmup)
+                    results[name] = record(name, _client_run(qf, binary, root / f"cli-{i}", port, count, warmup))
                 finally:
                     runner.close()
                     if close_venue is not None:
@@ -310,4 +329,8 @@ def run_fix_bench(count: int = 20_000, warmup: int = 2_000, idle: str = "busy-sp
     print("rows:")
     for name, _, what in rows:
         print(f"  {name}: {what}")
+    for case in report.cases:
+        case.throughput = _median(case.run_throughputs)
+    if args is not None:
+        benchkit.emit(report, args, table=False)
     return 0

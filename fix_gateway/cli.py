@@ -158,9 +158,12 @@ def _cmd_fix_store(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from tickline import benchkit
+
     from .bench import run_fix_bench
 
-    return run_fix_bench(args.count, args.warmup, args.idle, args.aeron, args.runs)
+    return benchkit.run_guarded("tickline bench fix", lambda a: run_fix_bench(a.count, a.warmup, a.idle, a.aeron,
+                                                                                a.runs, a), args)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -205,6 +208,9 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--runs", type=int, default=1, help="repeat the whole set; print the median of each figure")
     p.add_argument("--aeron", action="store_true",
                    help="also measure gateway -> Aeron IPC -> tickline exchange-sim process -> gateway")
+    from tickline import benchkit
+
+    benchkit.add_output_args(p)
     p.set_defaults(func=_cmd_bench)
 
 

@@ -8,8 +8,9 @@
 //   logon           let the session log on again
 //   seqnums         print "SEQNUMS sender=N target=M"
 //   quiet           stop printing per-message lines (for benchmarks)
-//   bench N         N sequential NewOrderSingle -> filled ExecutionReport round trips; prints
+//   bench N [FILE]  N sequential NewOrderSingle -> filled ExecutionReport round trips; prints
 //                   "BENCH n=N p50_us=.. p99_us=.. max_us=.. msgs_per_s=.."
+//                   (with FILE: also every round trip in ns, one per line, to FILE)
 //   burst N         send N orders back to back, wait for all N fills; prints "BURST n=N msgs_per_s=.."
 //   quit            stop and exit
 // An incoming NewOrderSingle is answered with a filled ExecutionReport valid for the session's version.
@@ -27,6 +28,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <cstdlib>
 #include <iostream>
 #include <vector>
@@ -197,7 +199,10 @@ int main(int argc, char** argv) {
         quiet = true;
         say("OK cmd=quiet");
       } else if (line.rfind("bench ", 0) == 0) {
-        const int n = std::stoi(line.substr(6));
+        const std::string rest = line.substr(6);
+        const size_t space = rest.find(' ');
+        const int n = std::stoi(rest.substr(0, space));
+        const std::string samples_path = space == std::string::npos ? "" : rest.substr(space + 1);
         std::vector<double> us;
         us.reserve(n);
         bool ok = true;
@@ -211,6 +216,11 @@ int main(int argc, char** argv) {
         }
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (!ok) { say("BENCH error=timeout"); continue; }
+        if (!samples_path.empty()) {
+          std::ofstream out(samples_path);
+          for (double v : us) out << static_cast<long long>(v * 1000.0) << '\n';
+          if (!out) { say("BENCH error=samples_file"); continue; }
+        }
         std::sort(us.begin(), us.end());
         auto pct = [&](double p) { return us[std::min(us.size() - 1, (size_t)(p * us.size()))]; };
         say("BENCH n=" + std::to_string(n) + " p50_us=" + std::to_string(pct(0.5)) + " p99_us=" +

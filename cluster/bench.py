@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 from tickline.transport import MediaDriver, free_ports
 from tickline.transport.idle import BackoffIdleStrategy
@@ -236,9 +237,10 @@ def _wait_leader(cluster: _Cluster, seconds: float = 30.0) -> int:
     return leader
 
 
-def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]:
+def fixed_rate(cluster: _Cluster, rate: int, seconds: float, samples: list[int] | None = None) -> dict[str, float]:
     """Latency from offer to answer at ``rate`` orders/s, and the cores each
-    process kept busy meanwhile (how close the host is to saturation)."""
+    process kept busy meanwhile (how close the host is to saturation); every
+    latency (ns) is appended to ``samples`` when given."""
     d = _Driver(cluster)
     try:
         d.connect(time.monotonic() + 30)
@@ -261,6 +263,8 @@ def fixed_rate(cluster: _Cluster, rate: int, seconds: float) -> dict[str, float]
         while d.client.client.outstanding and time.monotonic() < drain:
             idle.idle(d.poll())
         out = _percentiles(d.latencies)
+        if samples is not None:
+            samples.extend(d.latencies)
         out.update(busy)
         out["offered_per_s"] = rate
         out["unanswered"] = len(d.client.client.outstanding)
@@ -353,8 +357,15 @@ def _median(values: list[float]) -> float:
 
 
 def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threading: str | None = None,
-        transports: tuple[str, ...] = TRANSPORTS, max_park_us: int = DEFAULT_MAX_PARK_US) -> str:
-    """``runs`` rounds of every phase; figures are medians over the rounds."""
+        transports: tuple[str, ...] = TRANSPORTS, max_park_us: int = DEFAULT_MAX_PARK_US,
+        report: Any = None) -> str:
+    """``runs`` rounds of every phase; figures are medians over the rounds.  With a
+    :class:`tickline.benchkit.Report`, every latency of the fixed-rate phase goes into a
+    histogram per run (case ``TRANSPORT-N-member``, group the transport, reference the
+    1-member peer), the maximum throughput per run is its throughput, and each
+    failover time is a case of its own."""
+    from tickline import benchkit
+
     mode = threading or threading_mode()
     lines = [f"tickline bench cluster: fsync={fsync}, rate={rate}/s, {seconds}s per phase, window={window}, medians of {runs} run(s); "
              f"members' idle_max_park_us={max_park_us}; machine: {_machine()}"]
@@ -370,13 +381,26 @@ def run(rate: int, seconds: float, window: int, fsync: str, runs: int = 1, threa
                 with tempfile.TemporaryDirectory() as tmp:
                     c = _Cluster(tmp, members, fsync, mode, transport, max_park_us)
                     try:
-                        results[(transport, members)].append((fixed_rate(c, rate, seconds), throughput(c, window, seconds)))
+                        samples: list[int] = []
+                        lat = fixed_rate(c, rate, seconds, samples)
+                        tput = throughput(c, window, seconds)
+                        results[(transport, members)].append((lat, tput))
+                        if report is not None:
+                            case = report.case(f"{transport}-{members}-member", label=f"{members}-member", group=transport)
+                            case.histograms.append(benchkit.histogram_of(samples))
+                            case.run_throughputs.append(tput["per_s"])
+                            for key in ("unanswered", "retries"):
+                                case.extra.setdefault(key, []).append(lat[key])
                     finally:
                         c.close()
             with tempfile.TemporaryDirectory() as tmp:
                 c = _Cluster(tmp, 3, fsync, mode, transport, max_park_us)
                 try:
                     failovers[transport].append(failover(c, rate))
+                    if report is not None and failovers[transport][-1] != float("inf"):
+                        case = report.case(f"{transport}-failover", label="kill -9 leader -> first answer",
+                                           group=f"{transport}-failover", unit="ms")
+                        case.histograms.append(benchkit.histogram_of([int(failovers[transport][-1] * 1e9)]))
                 finally:
                     c.close()
     for transport in transports:
@@ -421,7 +445,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not 1 <= args.idle_max_park_us <= 1_000_000:
         print(f"error: --idle-max-park-us must be 1..1000000: idle_max_park_us={args.idle_max_park_us}", file=sys.stderr)
         return 2
-    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading, transports, args.idle_max_park_us))
+    from tickline import benchkit
+
+    report = benchkit.Report("cluster", reference="1-member")
+    report.extra.update({"rate": args.rate, "seconds": args.seconds, "window": args.window, "fsync": args.fsync,
+                         "idle_max_park_us": args.idle_max_park_us})
+    print(run(args.rate, args.seconds, args.window, args.fsync, args.runs, args.aeron_threading, transports,
+              args.idle_max_park_us, report))
+    for case in report.cases:
+        if case.run_throughputs:
+            case.throughput = _median(case.run_throughputs)
+    benchkit.emit(report, args, table=False)
     return 0
 
 
@@ -439,4 +473,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
                    help="Aeron threading mode of the udp members and client (default: TICKLINE_CLUSTER_AERON_THREADING or invoker)")
     p.add_argument("--idle-max-park-us", type=int, default=DEFAULT_MAX_PARK_US,
                    help="the members' idle_max_park_us (the longest sleep of their backoff idle strategy; sets latency when orders are sparse)")
-    p.set_defaults(func=cmd_bench)
+    from tickline import benchkit
+
+    benchkit.add_output_args(p)
+    p.set_defaults(func=lambda a: benchkit.run_guarded("tickline bench cluster", cmd_bench, a))

@@ -264,8 +264,10 @@ def test_tool_shows_members_takes_a_snapshot_and_steps_the_leader_down(cluster, 
 
 
 def test_bench_cluster_runs_and_reports_against_its_peer():
+    from tickline import benchkit
     from tickline.cluster.bench import run
-    report = run(rate=200, seconds=0.5, window=8, fsync="none")
+    kit = benchkit.Report("cluster", reference="1-member")
+    report = run(rate=200, seconds=0.5, window=8, fsync="none", report=kit)
     lines = report.splitlines()
     assert lines[1].startswith("  udp: Aeron UDP") and lines[2].startswith("  ipc: Aeron IPC")
     for i, transport in ((3, "udp"), (10, "ipc")):
@@ -279,3 +281,12 @@ def test_bench_cluster_runs_and_reports_against_its_peer():
         assert "max_throughput=" in lines[i + 5] and "follower=" not in lines[i + 5]
         assert lines[i + 6].startswith(f"{transport} 3-member failover") and "first answer to an order sent after it:" in lines[i + 6]
         assert "inf" not in lines[i + 6]
+    # the same run in the common bench format: every answered order in its case's histogram
+    doc = kit.to_dict()
+    cases = {c["name"]: c for c in doc["cases"]}
+    assert set(cases) == {f"{t}-{k}" for t in ("udp", "ipc") for k in ("3-member", "1-member", "failover")}
+    for t in ("udp", "ipc"):
+        three, one = cases[f"{t}-3-member"], cases[f"{t}-1-member"]
+        assert three["count"] > 0 and one["count"] > 0 and three["extra"]["unanswered"] == [0]
+        assert one["peer_ratio"] is None and three["peer_ratio"] == round(three["p50"] / one["p50"], 3)
+        assert cases[f"{t}-failover"]["count"] == 1 and cases[f"{t}-failover"]["unit"] == "ms"

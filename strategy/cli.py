@@ -144,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub = p.add_subparsers(dest="strategy_command", metavar="STRATEGY_COMMAND")
     p.set_defaults(func=lambda _a: p.print_help() or 2)
     r = sub.add_parser("run", help="run MODULE:CLASS with its TOML section until SIGTERM/Ctrl-C")
-    r.add_argument("strategy", metavar="MODULE:CLASS")
+    r.add_argument("strategy", metavar="MODULE:CLASS", help="the Strategy subclass to run, e.g. tickline.strategy.examples.market_maker:MarketMaker")
     r.add_argument("--config", required=True, help="TOML file with the strategy's section")
     r.add_argument("--section", default="strategy", help="the section (dotted, e.g. strategies.mm1; default strategy)")
     r.add_argument("--aeron-dir", help="media driver directory (default: the config's aeron_dir, then Aeron's)")

@@ -102,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--status-interval", type=float, default=5.0, help="seconds between status tables (0: none)")
     p.set_defaults(func=_cmd_up)
     p = subparsers.add_parser("status", help="the processes of a running topology: roles, messages, errors")
-    p.add_argument("topology")
+    p.add_argument("topology", help="the topology file (TOML) the processes were started from")
     p.set_defaults(func=_cmd_status)
     p = subparsers.add_parser("demo", help="the whole trading pipeline for ~10 s, then order counts and per-stage latency "
                                            "(demo ping: the transport's ping-pong)")

@@ -69,6 +69,9 @@ MAX_STRATEGIES = 16
 QUICK_SECONDS = 0.5
 _PRICE = 6789_250_000_000
 _TICK = 250_000_000
+#: the fan-out's stream: a small term, so the feed runs at most half of it (6,500 messages) ahead of the
+#: slowest strategy and its publish rate is the rate every strategy keeps up with (back pressure paces it)
+FANOUT_CHANNEL = "aeron:ipc?term-length=1m"
 _TOB = struct.Struct("<40xq8xq8xQ")  # header, symbol, both timestamps skipped: bid, ask, seqNum (sizes skipped)
 
 
@@ -120,6 +123,15 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _tail(path: str, lines: int = 15) -> str:
+    """The last ``lines`` of a child's log (its directory goes at the end of the run)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return "(no log)\n"
+
+
 class _Children:
     """Processes this bench started, and directories it made: ``close()`` kills the
     processes by PID (SIGTERM, then SIGKILL after ``grace`` s) and removes the directories."""
@@ -132,6 +144,7 @@ class _Children:
         with open(log_path, "ab") as log:
             p = subprocess.Popen([sys.executable, "-m", "tickline.topology.bench", *argv], stdin=subprocess.DEVNULL,
                                  stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        p.log_path = log_path  # type: ignore[attr-defined]
         self.procs.append(p)
         return p
 
@@ -159,7 +172,7 @@ def _wait_for(cond: Callable[[], bool], timeout: float, what: str,
         dead = [p for p in children if p.poll() is not None]
         if dead:
             raise RuntimeError(f"a child exited early: fault=ours what={what} pid={dead[0].pid} "
-                               f"returncode={dead[0].returncode} (see its log)")
+                               f"returncode={dead[0].returncode} log:\n{_tail(getattr(dead[0], 'log_path', ''))}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out: fault=ours what={what} timeout_s={timeout:.0f}")
         time.sleep(0.005)
@@ -227,12 +240,17 @@ class _BareTouchTaker:
         self.n = 0
         self.expected: int | None = None
         self.gaps = 0
+        self.unreadable = 0
         self.refused = 0
 
     def step(self) -> int:
-        """Read one message, offer its order; returns the ``perf_counter_ns`` the offer returned at (0: nothing)."""
+        """Read one message, offer its order; returns the ``perf_counter_ns`` the offer returned at
+        (-1: nothing to read; 0: not our symbol, or bytes the driver had cleaned, see ``unreadable``)."""
         v = self.poll_one()
-        if v is None or v[8:24] != self.symbol_bytes:
+        if v is None:
+            return -1
+        if v[8:24] != self.symbol_bytes:
+            self.unreadable += 1
             return 0
         bid, ask, seq = _TOB.unpack_from(v, 0)
         if seq != self.expected and self.expected is not None:
@@ -308,9 +326,9 @@ def tick_part(report: benchkit.Report, seconds: float) -> None:
                 else:
                     t0 = time.perf_counter_ns()
                     t1 = bare.step()
-                    if not t1:
+                    if t1 < 0:
                         raise RuntimeError(f"the bare loop read no tick: fault=ours tick={i}")
-                    if i >= warm:
+                    if i >= warm and t1:
                         bare_ns.append(t1 - t0)
             # untimed: the venue answers the SDK's order, the strategy applies the reports
             sdk_orders_in.poll(to_venue, 16)
@@ -322,6 +340,7 @@ def tick_part(report: benchkit.Report, seconds: float) -> None:
     md_counters = counters["md"]
     extra = {"ticks": i, "warmup_ticks": warm, "sdk_orders": runner.sent, "bare_orders": bare.n,
              "sdk_gaps": md_counters["gaps"], "sdk_duplicates": md_counters["duplicates"], "bare_gaps": bare.gaps,
+             "bare_unreadable": bare.unreadable,
              "open_orders_at_end": counters["open_orders"], "callback_errors": counters["callback_errors"]}
     c = report.case("tick: strategy SDK", label="sdk", group="tick", extra=extra)
     c.histograms.append(benchkit.histogram_of(sdk_ns))
@@ -361,17 +380,21 @@ class _Schedule:
 
 def _order_result(report: benchkit.Report, rate: int, name: str, label: str, group: str, samples: list[int],
                   seconds: float, extra: dict[str, Any] | None = None) -> None:
-    c = report.case(f"order@{rate}: {name}", label=label, group=group, extra=extra or {})
+    c = report.case(f"order@{rate} {name}", label=label, group=group, extra=extra or {})
     c.histograms.append(benchkit.histogram_of(samples))
     c.throughput = round(len(samples) / seconds, 1) if seconds > 0 else None
 
 
-def _bare_rate(cluster: Any, report: benchkit.Report, rate: int, seconds: float, warm: float) -> None:
+def _rounded(d: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in d.items()}
+
+
+def _bare_rate(cluster: Any, report: benchkit.Report, leader: int, rate: int, seconds: float, warm: float) -> None:
     """``bench cluster``'s client and service, measured from the intended send time."""
     import importlib
 
     from tickline.cluster.aeron_io import AeronClusterClient
-    from tickline.cluster.bench import BENCH_WORKLOAD, _idle
+    from tickline.cluster.bench import BENCH_WORKLOAD, _CpuMeter, _idle
 
     w = importlib.import_module(BENCH_WORKLOAD)
     codec, new_order, sides = w.StructOrderCodec(), w.NewOrder, (w.Side.BUY, w.Side.SELL)
@@ -386,6 +409,7 @@ def _bare_rate(cluster: Any, report: benchkit.Report, rate: int, seconds: float,
                 raise RuntimeError("the cluster did not accept the bare client's session: fault=ours (see the member logs)")
             time.sleep(0.001)
         idle = _idle()
+        meter = _CpuMeter(cluster, leader)
         sent: dict[int, tuple[int, int]] = {}
         e2e: list[int] = []
         stage: list[int] = []
@@ -415,16 +439,17 @@ def _bare_rate(cluster: Any, report: benchkit.Report, rate: int, seconds: float,
                         e2e.append(t - rec[0])
                         stage.append(t - rec[1])
             idle.idle(work + len(got) + client.work)
-        extra = {"offered": n, "unanswered": len(sent), "retries": client.client.retries}
-        _order_result(report, rate, "bare sequencer", "bare", f"order@{rate}", e2e, seconds, extra)
-        _order_result(report, rate, "bare offered->answer", "bare-stage", f"order@{rate} stages", stage, seconds)
+        extra = {"offered": n, "unanswered": len(sent), "retries": client.client.retries,
+                 **_rounded(meter.used((perf() - start) / 1e9, "_cores"))}
+        _order_result(report, rate, "bare", "bare", f"order@{rate}", e2e, seconds, extra)
+        _order_result(report, rate, "bare offer->ack", "bare-stage", f"order@{rate} stages", stage, seconds)
     finally:
         client.close()
 
 
-def _pipeline_rate(cluster: Any, report: benchkit.Report, rate: int, seconds: float, warm: float) -> None:
+def _pipeline_rate(cluster: Any, report: benchkit.Report, leader: int, rate: int, seconds: float, warm: float) -> None:
     """A Strategy -> SequencerGateway -> the sequencer service, to the Sequenced receipt."""
-    from tickline.cluster.bench import _idle
+    from tickline.cluster.bench import _CpuMeter, _idle
     from tickline.sequencer.client import SequencerGateway
     from tickline.strategy import Strategy, StrategyRunner, load_config
     from tickline.transport import Aeron
@@ -475,6 +500,7 @@ def _pipeline_rate(cluster: Any, report: benchkit.Report, rate: int, seconds: fl
 
         gateway.on_sequenced = on_sequenced
         idle = _idle()
+        meter = _CpuMeter(cluster, leader)
         sched = _Schedule(rate, start)
         n = 0
         px = (_PRICE, _PRICE + _TICK)
@@ -491,10 +517,11 @@ def _pipeline_rate(cluster: Any, report: benchkit.Report, rate: int, seconds: fl
                 break
             idle.idle(work + runner.do_work())
         extra = {"offered": n, "unanswered": len(sent), "rejected": strategy.rejected, "denied": runner.denied,
-                 "send_retries": runner.send_retries, "retries": gateway.cluster.client.retries}
+                 "send_retries": runner.send_retries, "retries": gateway.cluster.client.retries,
+                 **_rounded(meter.used((perf() - start) / 1e9, "_cores"))}
         _order_result(report, rate, "pipeline", "pipeline", f"order@{rate}", e2e, seconds, extra)
         _order_result(report, rate, "sdk submit", "pipeline-stage", f"order@{rate} stages", submit, seconds)
-        _order_result(report, rate, "offered->sequenced", "pipeline-stage", f"order@{rate} stages", sequenced, seconds)
+        _order_result(report, rate, "offer->sequenced", "pipeline-stage", f"order@{rate} stages", sequenced, seconds)
     finally:
         gateway.close()
         aeron.close()
@@ -504,19 +531,31 @@ def order_part(report: benchkit.Report, rates: list[int], seconds: float, warm: 
     from tickline.cluster.aeron_io import threading_mode
     from tickline.cluster.bench import _Cluster, _wait_leader
 
-    for kind in ("bare", "pipeline"):
-        with tempfile.TemporaryDirectory(prefix="tickline-bench-pipeline-") as tmp:
-            _progress(f"order: starting a 3-member IPC cluster ({kind})")
-            cluster = _Cluster(tmp, 3, "none", threading_mode(), "ipc",
-                               service=PIPELINE_SERVICE if kind == "pipeline" else None,
-                               member_env=PIPELINE_LIMITS if kind == "pipeline" else None)
-            try:
-                _wait_leader(cluster)
-                for rate in rates:
+    # Both clusters run at once and each rate's two phases follow each other, so the machine's
+    # load (other jobs, heat) falls on the bare and the pipeline phase alike.
+    kinds = ("bare", "pipeline")
+    with tempfile.TemporaryDirectory(prefix="tickline-bench-pipeline-") as tmp:
+        clusters: dict[str, Any] = {}
+        try:
+            for kind in kinds:
+                _progress(f"order: starting a 3-member IPC cluster ({kind})")
+                os.makedirs(os.path.join(tmp, kind))
+                clusters[kind] = _Cluster(os.path.join(tmp, kind), 3, "none", threading_mode(), "ipc",
+                                          service=PIPELINE_SERVICE if kind == "pipeline" else None,
+                                          member_env=PIPELINE_LIMITS if kind == "pipeline" else None)
+            leaders = {kind: _wait_leader(c) for kind, c in clusters.items()}
+            for rate in rates:
+                for kind in kinds:
                     _progress(f"order: {kind} at {rate}/s for {warm + seconds:.1f} s")
-                    (_pipeline_rate if kind == "pipeline" else _bare_rate)(cluster, report, rate, seconds, warm)
-            finally:
-                cluster.close()
+                    run = _pipeline_rate if kind == "pipeline" else _bare_rate
+                    run(clusters[kind], report, leaders[kind], rate, seconds, warm)
+        except RuntimeError as exc:  # the members' logs go with the directory: say what they said
+            logs = "".join(f"\n{kind} member-{m}.log:\n" + _tail(os.path.join(tmp, kind, f"member-{m}.log"))
+                           for kind, c in clusters.items() for m in c.procs)
+            raise RuntimeError(f"{exc}{logs}") from None
+        finally:
+            for c in clusters.values():
+                c.close()
     # per rate, the end-to-end cases (bare, pipeline) and then the stages: the table reads top to bottom
     ordered = [c for r in rates for g in (f"order@{r}", f"order@{r} stages") for c in report.cases if c.group == g]
     report.cases = [c for c in report.cases if c not in ordered] + ordered
@@ -567,6 +606,7 @@ def _fanout_round(report: benchkit.Report, children: _Children, aeron_dir: str, 
         f.write(str(feed_result["published"]))
     os.replace(path("stop.tmp"), path("stop"))
     _wait_for(lambda: all(os.path.exists(path(f"s{k}.json")) for k in range(n)), 60, "strategies drained", strategies)
+    open(path("done"), "w").close()
     results = []
     for k in range(n):
         with open(path(f"s{k}.json")) as f:
@@ -601,13 +641,13 @@ def _fanout_round(report: benchkit.Report, children: _Children, aeron_dir: str, 
 
 
 def _child_feed(args: argparse.Namespace) -> int:
-    from tickline.feed import MarketDataPublisher, TopOfBookBatch
+    from tickline.feed.publisher import MarketDataPublisher, TopOfBookBatch
     from tickline.transport import Aeron
     from tickline.transport.idle import BackoffIdleStrategy
 
     path = lambda name: os.path.join(args.dir, name)  # noqa: E731
     with Aeron(args.aeron_dir) as aeron:
-        pub = aeron.add_exclusive_publication("aeron:ipc", args.stream)
+        pub = aeron.add_exclusive_publication(FANOUT_CHANNEL, args.stream)
         md = MarketDataPublisher(pub)
         batch = TopOfBookBatch([(SYMBOL, _PRICE + i * _TICK, 1 + i, _PRICE + (i + 1) * _TICK, 2 + i) for i in range(64)])
         open(path("feed.ready"), "w").close()
@@ -628,10 +668,10 @@ def _child_feed(args: argparse.Namespace) -> int:
         with open(path("feed.json.tmp"), "w") as f:
             json.dump(doc, f)
         os.replace(path("feed.json.tmp"), path("feed.json"))
-        # keep the publication until the strategies have read all of it (the bench then stops us)
+        # keep the publication until the strategies have read all of it
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            time.sleep(0.01)
+        while not os.path.exists(path("done")) and time.monotonic() < deadline:
+            time.sleep(0.005)
     return 0
 
 
@@ -770,6 +810,9 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         if "fanout" in parts:
             fanout_part(report, counts, seconds)
         _progress(f"done in {time.monotonic() - t0:.1f} s")
+    except RuntimeError as exc:  # a process of ours failed: what it said, without a traceback
+        print(f"tickline bench pipeline: failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     benchkit.emit(report, args)

@@ -100,7 +100,12 @@ class _Cluster:
         except BaseException:
             self._close_driver()
             raise
-        self.procs = {m: self._spawn(m) for m in self.topo.members}
+        try:
+            for m in self.topo.members:
+                self.procs[m] = self._spawn(m)
+        except BaseException:  # Ctrl-C while starting: nothing started is left running
+            self.close()
+            raise
 
     def _spawn(self, m: int) -> "subprocess.Popen[bytes]":
         log = open(os.path.join(self.dir, f"member-{m}.log"), "ab")

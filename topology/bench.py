@@ -585,6 +585,12 @@ def fanout_part(report: benchkit.Report, counts: list[int], seconds: float) -> N
         children.close()
         if driver is not None:
             driver.close()
+        else:  # interrupted while it started: the aeronmd in our own new directory is ours
+            from tickline.transport.driver import driver_pid_if_active
+
+            pid = driver_pid_if_active(aeron_dir)
+            if pid:
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(aeron_dir, ignore_errors=True)
 
 

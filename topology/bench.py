@@ -440,7 +440,8 @@ def _bare_rate(cluster: Any, report: benchkit.Report, leader: int, rate: int, se
                         stage.append(t - rec[1])
             idle.idle(work + len(got) + client.work)
         extra = {"offered": n, "unanswered": len(sent), "retries": client.client.retries,
-                 **_rounded(meter.used((perf() - start) / 1e9, "_cores"))}
+                 **_rounded(meter.used((perf() - start) / 1e9, "_cores")), "leader_at_start": leader,
+                 "leader_at_end": cluster.leader()}
         _order_result(report, rate, "bare", "bare", f"order@{rate}", e2e, seconds, extra)
         _order_result(report, rate, "bare offer->ack", "bare-stage", f"order@{rate} stages", stage, seconds)
     finally:
@@ -518,7 +519,8 @@ def _pipeline_rate(cluster: Any, report: benchkit.Report, leader: int, rate: int
             idle.idle(work + runner.do_work())
         extra = {"offered": n, "unanswered": len(sent), "rejected": strategy.rejected, "denied": runner.denied,
                  "send_retries": runner.send_retries, "retries": gateway.cluster.client.retries,
-                 **_rounded(meter.used((perf() - start) / 1e9, "_cores"))}
+                 **_rounded(meter.used((perf() - start) / 1e9, "_cores")), "leader_at_start": leader,
+                 "leader_at_end": cluster.leader()}
         _order_result(report, rate, "pipeline", "pipeline", f"order@{rate}", e2e, seconds, extra)
         _order_result(report, rate, "sdk submit", "pipeline-stage", f"order@{rate} stages", submit, seconds)
         _order_result(report, rate, "offer->sequenced", "pipeline-stage", f"order@{rate} stages", sequenced, seconds)
@@ -544,11 +546,16 @@ def order_part(report: benchkit.Report, rates: list[int], seconds: float, warm: 
                                           service=PIPELINE_SERVICE if kind == "pipeline" else None,
                                           member_env=PIPELINE_LIMITS if kind == "pipeline" else None)
             leaders = {kind: _wait_leader(c) for kind, c in clusters.items()}
+            for kind in kinds:  # the members' first orders load code (codecs generated on first use): not measured
+                _progress(f"order: priming the {kind} cluster")
+                run = _pipeline_rate if kind == "pipeline" else _bare_rate
+                run(clusters[kind], benchkit.Report("prime"), leaders[kind], 200, 0.5, 0.0)
             for rate in rates:
                 for kind in kinds:
                     _progress(f"order: {kind} at {rate}/s for {warm + seconds:.1f} s")
                     run = _pipeline_rate if kind == "pipeline" else _bare_rate
                     run(clusters[kind], report, leaders[kind], rate, seconds, warm)
+                    leaders[kind] = _wait_leader(clusters[kind])  # an overloaded cluster may have elected another
         except RuntimeError as exc:  # the members' logs go with the directory: say what they said
             logs = "".join(f"\n{kind} member-{m}.log:\n" + _tail(os.path.join(tmp, kind, f"member-{m}.log"))
                            for kind, c in clusters.items() for m in c.procs)

@@ -555,7 +555,9 @@ def order_part(report: benchkit.Report, rates: list[int], seconds: float, warm: 
                     _progress(f"order: {kind} at {rate}/s for {warm + seconds:.1f} s")
                     run = _pipeline_rate if kind == "pipeline" else _bare_rate
                     run(clusters[kind], report, leaders[kind], rate, seconds, warm)
-                    leaders[kind] = _wait_leader(clusters[kind])  # an overloaded cluster may have elected another
+                    # an overloaded cluster may have elected another (or be electing: then the last one known
+                    # names the roles of the next phase's busy cores; its client finds the leader itself)
+                    leaders[kind] = clusters[kind].leader() or leaders[kind]
         except RuntimeError as exc:  # the members' logs go with the directory: say what they said
             logs = "".join(f"\n{kind} member-{m}.log:\n" + _tail(os.path.join(tmp, kind, f"member-{m}.log"))
                            for kind, c in clusters.items() for m in c.procs)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.multiprocess
 SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def _bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _bench(*args: str, timeout: float = 280) -> subprocess.CompletedProcess[str]:
     # its own process group: if it hangs, the group (the bench, its cluster members, its drivers) is killed
     p = subprocess.Popen([sys.executable, "-m", "tickline", "bench", "pipeline", *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -48,6 +48,8 @@ def _children_of(pid: int) -> list[int]:
         return []
 
 
+@pytest.mark.slow  # two 3-member clusters and two fan-out rounds: ~20-40 s on a loaded 2-core machine
+@pytest.mark.timeout(300)
 def test_quick_run_measures_every_part_and_leaves_nothing_behind(tmp_path, procs):
     before = _ours()
     out = tmp_path / "pipeline.json"

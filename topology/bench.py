@@ -24,9 +24,10 @@ p50 over its group's ``bare`` case):
   risk, global sequence, order state) up to its ``Sequenced`` receipt; stages:
   intended -> ``buy()`` returned (``sdk submit``), ``buy()`` returned ->
   receipt.  ``bare``: ``bench cluster``'s client and service (the struct
-  codec, ``tickline.sequencer.basic``) up to its answer.  The two clusters
-  run one after the other (the machine has room for one).  No venue runs: the
-  venue stages are ``tickline demo``'s.
+  codec, ``tickline.sequencer.basic``) up to its answer.  Both clusters run
+  at once, each is primed (its members' first orders load code) and each
+  rate's two phases follow each other, so the machine's load falls on both
+  alike.  No venue runs: the venue stages are ``tickline demo``'s.
 - ``fanout``: one feed process publishing top of book (``MarketDataPublisher.
   publish_batch``, flat out, paced only by back pressure) to 1, 2, 4 strategy
   processes (``--strategies``) on one shared aeronmd.  Each strategy process
@@ -37,7 +38,9 @@ p50 over its group's ``bare`` case):
   messages published over the time from the feed's first publish to the
   last strategy's last message (every strategy keeps up, or the rate says
   so); per strategy: received, delivered, gaps, duplicates, missing,
-  malformed (all must be 0 but delivered).
+  malformed (the last four must be 0).  The bare loops check the sequence
+  too (``bare_gaps``): ``poll_one`` hands out a view of a fragment already
+  consumed, which the driver may zero meanwhile (see topology/README.md).
 
 Every process started is killed by its PID and every directory removed at the
 end, on Ctrl-C and SIGTERM too; a child also dies with this process
@@ -181,6 +184,14 @@ def _wait_for(cond: Callable[[], bool], timeout: float, what: str,
 # ---------------------------------------------------------------- part 1: tick -> order, one process
 
 
+def _retry(attempt: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
+    """``attempt()`` until it is true; a readers' stream that refuses for ``seconds`` is our bug."""
+    deadline = time.monotonic() + seconds
+    while not attempt():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"refused for {seconds:.0f} s: fault=ours what={what}")
+
+
 class _OfferGateway:
     """The tick part's ``OrderGateway``: ``send`` offers the order on an Aeron publication
     (the moment measured: ``offered_at``); ``poll`` hands back the venue's reports."""
@@ -271,8 +282,9 @@ class _BareTouchTaker:
         e.transact_time = time.time_ns()
         e.expire_time = None
         n = self.header + e.encoded_length
-        while self.publication.offer(self.buf, 0, n) < 0:
+        if self.publication.offer(self.buf, 0, n) < 0:  # the order stream is drained every tick: rare
             self.refused += 1
+            _retry(lambda: self.publication.offer(self.buf, 0, n) > 0, "bare order offer")
         return time.perf_counter_ns()
 
 
@@ -310,11 +322,10 @@ def tick_part(report: benchkit.Report, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end or i < 2 * warm:
             bid = _PRICE + (i % 64) * _TICK
-            while not md.top_of_book(SYMBOL, bid, 1, bid + _TICK, 1, time.time_ns()):
-                pass  # both readers drained it: a refusal is only a momentary one
+            _retry(lambda: md.top_of_book(SYMBOL, bid, 1, bid + _TICK, 1, time.time_ns()), "market data offer")
             venue.set_market(SYMBOL, bid, bid + _TICK)
-            for first in ((True, False) if i & 1 else (False, True)):
-                if first:
+            for sdk_turn in ((True, False) if i & 1 else (False, True)):
+                if sdk_turn:
                     sent = runner.sent
                     t0 = time.perf_counter_ns()
                     runner.do_work()

@@ -61,8 +61,13 @@ TRANSPORTS = ("udp", "ipc")
 
 class _Cluster:
     def __init__(self, directory: str, members: int, fsync: str, threading: str = "invoker", transport: str = "udp",
-                 max_park_us: int = DEFAULT_MAX_PARK_US) -> None:
+                 max_park_us: int = DEFAULT_MAX_PARK_US, service: str | None = None,
+                 member_env: dict[str, str] | None = None) -> None:
+        """``service``: the members' ``module:factory`` (None: the daemon's default, the
+        example sequencer); ``member_env``: more environment for the members (a service's
+        own ``TICKLINE_*`` settings)."""
         self.threading = threading
+        self.member_env = dict(member_env or {})
         self.max_park_us = max_park_us
         self.dir = directory
         self.driver: MediaDriver | None = None
@@ -84,7 +89,8 @@ class _Cluster:
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{os.path.join(directory, "data")}"\nfsync = "{fsync}"\nsnapshot_interval = 0\n'
                     f'aeron_dir = "{self.aeron_dir}"\naeron_threading = "{threading}"\n{security}'
-                    "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n[members]\n")
+                    "election_timeout_min = 300\nelection_timeout_max = 600\nheartbeat_interval = 50\n"
+                    + (f'service = "{service}"\n' if service else "") + "[members]\n")
             for i, ep in enumerate(endpoints):
                 f.write(f'{i + 1} = "{ep}"\n')
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -95,13 +101,18 @@ class _Cluster:
         except BaseException:
             self._close_driver()
             raise
-        self.procs = {m: self._spawn(m) for m in self.topo.members}
+        try:
+            for m in self.topo.members:
+                self.procs[m] = self._spawn(m)
+        except BaseException:  # Ctrl-C while starting: nothing started is left running
+            self.close()
+            raise
 
     def _spawn(self, m: int) -> "subprocess.Popen[bytes]":
         log = open(os.path.join(self.dir, f"member-{m}.log"), "ab")
         # the environment would override the file: the members run what this benchmark says
-        env = dict(os.environ, TICKLINE_CLUSTER_AERON_THREADING=self.threading, TICKLINE_CLUSTER_IDLE="backoff",
-                   TICKLINE_CLUSTER_IDLE_MAX_PARK_US=str(self.max_park_us))
+        env = dict(os.environ, **self.member_env, TICKLINE_CLUSTER_AERON_THREADING=self.threading,
+                   TICKLINE_CLUSTER_IDLE="backoff", TICKLINE_CLUSTER_IDLE_MAX_PARK_US=str(self.max_park_us))
         return subprocess.Popen([sys.executable, "-c", _LAUNCH, _ROOT, "--config", self.config, "--member", str(m)],
                                 cwd=self.dir, stdout=log, stderr=subprocess.STDOUT, env=env)
 

@@ -227,8 +227,8 @@ def format_table(report: Report) -> str:
     lines = [f"{'case':<28}{'count':>9}{'p50':>10}{'p90':>10}{'p99':>10}{'p99.9':>10}{'p99.99':>10}{'max':>11}"
              f"{'per s':>11}{ref}   ({unit})"]
 
-    def num(v: float | None, w: int) -> str:
-        return f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}"
+    def num(v: float | None, w: int) -> str:  # a space before each figure, however wide
+        return f" {v:>{w - 1}.3f}" if v is not None else f"{'-':>{w}}"
 
     for c in d["cases"]:
         if c["skipped"]:

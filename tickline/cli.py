@@ -65,6 +65,7 @@ _BENCHES = {
     "transports": "tickline.transport.bench_transports",
     "compare": "tickline.benchkit",
     "feed": "tickline.strategy.cli",
+    "pipeline": "tickline.topology.cli",
 }
 
 

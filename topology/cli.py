@@ -115,3 +115,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ping = sub.add_parser("ping", help="ping-pong between two processes on an embedded driver, with percentiles")
     ping.add_argument("--count", type=int, default=100_000, help="round trips per message size")
     ping.set_defaults(func=_cmd_demo)
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .bench import register_bench as _register
+
+    _register(bench_subparsers)

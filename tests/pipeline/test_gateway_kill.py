@@ -79,3 +79,44 @@ def test_the_fix_gateway_killed_mid_flow_loses_no_acked_order_and_sends_none_twi
     assert run.problems() == [], out.getvalue()
     assert run.venue["repeated_to_venue"] == run.venue["gaps"] == run.venue["bad"] == 0, run.venue
 
+
+
+def test_a_strategy_killed_mid_flow_and_restarted_ends_with_the_position_the_sequencer_holds(run_dir):
+    """The market maker killed -9 mid-flow and restarted: it takes its open orders and position
+    over from the cluster (SequencerGateway.recover), trades on, and when it stops its own
+    position in every symbol is the one the sequencer keeps for its account from the venue's fills."""
+    seen: dict[str, object] = {}
+
+    def before_stop(sup):
+        sup.stop_child("probe")  # the only taker of the market maker's quotes: no fill after this
+        sup.pump(1.0)  # fills already on their way reach the market maker
+        sup.stop_child("mm")  # its last status: its own position
+        members, aeron_dir = members_from_topology(sup.topology.path)
+        creds = cluster_credentials(os.path.join(run_dir, "secrets", "client.credentials"), "test")
+        gw = SequencerGateway(members, aeron_dir=aeron_dir, credentials=creds)
+        try:
+            seen["recovered"] = gw.recover("MM1", timeout=20.0)
+        finally:
+            gw.close()
+
+    out = io.StringIO()
+    run = run_pipeline(run_dir, 4.0, kills=["mm"], rate=30, out=out, table_every=0, before_stop=before_stop)
+    assert len(run.kills) == 1 and run.kills[0].startswith("mm "), out.getvalue()
+    died = [e for e in run.events if "DIED" in e]
+    assert len(died) == 1 and "mm" in died[0], run.events
+    lines = run.supervisor.children["mm"].lines
+    recovered_lines = [ln for ln in lines if "recovered open_orders=" in ln]
+    assert len(recovered_lines) == 2, lines  # at its first start (nothing) and after the kill
+    # it was quoting when killed: the restarted one took its live quotes over
+    assert int(recovered_lines[1].split("open_orders=")[1].split()[0]) > 0, recovered_lines
+    st = run.strategies["mm"]
+    assert st["running"] is False and st["counters"]["sent"] > 0, st
+    recovered = seen.get("recovered")
+    assert recovered is not None, out.getvalue()
+    _live, positions = recovered
+    mine = {sym: p["quantity"] for sym, p in st["positions"].items() if p["quantity"]}
+    theirs = {sym: q for sym, (q, _cost, _realized) in positions.items() if q}
+    assert mine == theirs, (mine, positions, st["counters"])
+    c = st["counters"]
+    assert c["orders"]["unknown"] == c["orders"]["malformed"] == c["orders"]["duplicate_fills"] == c["callback_errors"] == 0, c
+    assert run.problems() == [], out.getvalue()

@@ -245,32 +245,20 @@ class SequencerService:
             else:
                 self._venue_report(session, timestamp, msg)
             return
-        if schema == P.SCHEMA_ID and template == P.RECOVER:
+        if schema == P.SCHEMA_ID and template in (P.RECOVER, P.ATTACH, P.EVENT_POLL, P.VENUE_POLL):
             try:
-                rec = P.decode(payload)
+                msg = P.decode(payload)
             except P.ProtocolError as exc:
                 self._refuse(session, timestamp, "", "malformed", str(exc))
                 return
-            self._recover(session, timestamp, rec.account)  # type: ignore[union-attr]
-            return
-        if schema == P.SCHEMA_ID and template == P.ATTACH:
-            try:
-                att = P.decode(payload)
-            except P.ProtocolError as exc:
-                self._refuse(session, timestamp, "", "malformed", str(exc))
-                return
-            self._attach(session, timestamp, att.origin)  # type: ignore[union-attr]
-            return
-        if schema == P.SCHEMA_ID and template in (P.EVENT_POLL, P.VENUE_POLL):
-            try:
-                poll = P.decode(payload)
-            except P.ProtocolError as exc:
-                self._refuse(session, timestamp, "", "malformed", str(exc))
-                return
-            if isinstance(poll, P.EventPoll):
-                self._event_poll(session, timestamp, poll)
-            else:
-                self._venue_poll(session, timestamp, poll)  # type: ignore[arg-type]
+            if isinstance(msg, P.EventPoll):
+                self._event_poll(session, timestamp, msg)
+            elif isinstance(msg, P.VenuePoll):
+                self._venue_poll(session, timestamp, msg)
+            elif isinstance(msg, P.Recover):
+                self._recover(session, timestamp, msg.account)
+            elif isinstance(msg, P.Attach):
+                self._attach(session, timestamp, msg.origin)
             return
         self._refuse(session, timestamp, "", "malformed", f"not an order or a poll: fault=peer schema_id={schema} template_id={template}")
 

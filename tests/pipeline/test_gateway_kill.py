@@ -21,17 +21,23 @@ from tickline.topology.demo import run_pipeline
 pytestmark = pytest.mark.multiprocess
 
 
+def _sequencer_view(sup, run_dir, account):
+    """(live orders, {symbol: (quantity, cost, realized)}) the sequencer keeps for ``account``,
+    asked from outside by a cluster client of its own (``Recover``; None: no answer)."""
+    members, aeron_dir = members_from_topology(sup.topology.path)
+    creds = cluster_credentials(os.path.join(run_dir, "secrets", "client.credentials"), "test")
+    gw = SequencerGateway(members, aeron_dir=aeron_dir, credentials=creds)
+    try:
+        return gw.recover(account, timeout=20.0)
+    finally:
+        gw.close()
+
+
 def test_the_fix_gateway_killed_mid_flow_loses_no_acked_order_and_sends_none_twice(run_dir):
     seen: dict[str, object] = {}
 
     def before_stop(sup):  # the sequencer's own view of the FIX client's account, asked from outside
-        members, aeron_dir = members_from_topology(sup.topology.path)
-        creds = cluster_credentials(os.path.join(run_dir, "secrets", "client.credentials"), "test")
-        gw = SequencerGateway(members, aeron_dir=aeron_dir, credentials=creds)
-        try:
-            seen["recovered"] = gw.recover("FIXACC", timeout=20.0)
-        finally:
-            gw.close()
+        seen["recovered"] = _sequencer_view(sup, run_dir, "FIXACC")
 
     def around_kill(sup, name, phase):
         # exchange-sim is held (SIGSTOP) from just before the burst until after the kill, so the
@@ -91,13 +97,7 @@ def test_a_strategy_killed_mid_flow_and_restarted_ends_with_the_position_the_seq
         sup.stop_child("probe")  # the only taker of the market maker's quotes: no fill after this
         sup.pump(1.0)  # fills already on their way reach the market maker
         sup.stop_child("mm")  # its last status: its own position
-        members, aeron_dir = members_from_topology(sup.topology.path)
-        creds = cluster_credentials(os.path.join(run_dir, "secrets", "client.credentials"), "test")
-        gw = SequencerGateway(members, aeron_dir=aeron_dir, credentials=creds)
-        try:
-            seen["recovered"] = gw.recover("MM1", timeout=20.0)
-        finally:
-            gw.close()
+        seen["recovered"] = _sequencer_view(sup, run_dir, "MM1")
 
     out = io.StringIO()
     run = run_pipeline(run_dir, 4.0, kills=["mm"], rate=30, out=out, table_every=0, before_stop=before_stop)

@@ -53,8 +53,12 @@ def members_from_topology(path: str) -> tuple[dict[int, tuple[str, int]], str | 
 
 class SequencerGateway:
     def __init__(self, members: dict[int, tuple[str, int]], *, aeron_dir: str | None = None, retry_timeout: int = 200,
-                 max_outstanding: int = 4096, max_events: int = 256, credentials: bytes = b"") -> None:
-        self.cluster = AeronClusterClient(members, aeron_base=aeron_dir, retry_timeout=retry_timeout, credentials=credentials)
+                 max_outstanding: int = 4096, max_events: int = 256, credentials: bytes = b"",
+                 cluster: AeronClusterClient | None = None) -> None:
+        """``cluster``: the cluster client to use (tests give a scripted one); by default one
+        to ``members`` through the media driver at ``aeron_dir``."""
+        self.cluster = cluster if cluster is not None else AeronClusterClient(
+            members, aeron_base=aeron_dir, retry_timeout=retry_timeout, credentials=credentials)
         self.max_outstanding = max_outstanding
         self.max_events = max_events
         self._poll_corr: int | None = None

@@ -32,7 +32,9 @@ A client that may restart (the FIX gateway's bridge, one per FIX session) sends
 takes over every order of the earlier one (so a ClOrdId the killed client used
 is still refused as a duplicate, and the orders' reports come to the new
 session) and the events the earlier one had not taken (they are kept past its
-session's close for this; at most ``max_origins`` names).
+session's close for this).  At most 1024 names are kept: past that a new name
+evicts the one whose session closed longest ago, and is refused
+(``reason=origin_limit``) only when every named session is still open.
 
 Invariants (every member, at every log position):
 - a sequence number is given once, to one accepted message, in log order;
@@ -68,7 +70,7 @@ REASONS = ("malformed", "position_limit", "rate_limit", "max_order_size", "price
            "duplicate_clordid", "unknown_order", "not_venue", "venue", "venue_backlog", "origin_limit")
 
 _TIMER_POLLS = 1
-_MAX_ORIGINS = 4096  # named clients remembered (each keeps at most event_backlog events)
+_MAX_ORIGINS = 1024  # named clients remembered (each keeps at most event_backlog events)
 _MAX_DONE = 100_000  # finished orders remembered (late reports, ClOrdId uniqueness)
 
 
@@ -201,6 +203,7 @@ class SequencerService:
         self.event_polls: dict[int, tuple[int, int, int]] = {}  # session -> (correlation, max, since)
         self.origins: dict[str, int] = {}  # a client's name (Attach) -> the session that holds it now
         self.session_origin: dict[int, str] = {}
+        self.closed_origins: dict[str, None] = {}  # names whose session closed, oldest first
         self.counters: dict[str, int] = {"accepted": 0, "reports": 0, "events_dropped": 0, **{f"rejected_{r}": 0 for r in REASONS}}
         self._timer_due: int | None = None
 
@@ -215,9 +218,12 @@ class SequencerService:
     def on_session_close(self, session: Any, timestamp: int) -> None:
         sid = session.id
         self.event_polls.pop(sid, None)
-        if sid not in self.session_origin:  # a named client's events wait for its successor (Attach)
+        name = self.session_origin.get(sid)
+        if name is None:
             self.events.pop(sid, None)
             self.next_event.pop(sid, None)
+        else:  # a named client's events wait for its successor (Attach)
+            self.closed_origins[name] = None
         if self.venue_poll is not None and self.venue_poll[0] == sid:
             self.venue_poll = None
 
@@ -292,7 +298,7 @@ class SequencerService:
             "events": [[sid, [[n, m.hex()] for n, m in q]] for sid, q in self.events.items()],
             "next_event": [[k, v] for k, v in self.next_event.items()],
             "event_polls": [[k, list(v)] for k, v in self.event_polls.items()],
-            "origins": [[o, sid] for o, sid in self.origins.items()],
+            "origins": [[o, sid] for o, sid in self.origins.items()], "closed_origins": list(self.closed_origins),
             "counters": self.counters, "timer_due": self._timer_due,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
@@ -317,6 +323,7 @@ class SequencerService:
         self.event_polls = {k: tuple(v) for k, v in d["event_polls"]}  # type: ignore[misc]
         self.origins = {o: sid for o, sid in d.get("origins", [])}
         self.session_origin = {sid: o for o, sid in self.origins.items()}
+        self.closed_origins = dict.fromkeys(d.get("closed_origins", []))
         self.counters = d["counters"]
         self._timer_due = d["timer_due"]
 
@@ -652,8 +659,17 @@ class SequencerService:
         sid = session.id
         old = self.origins.get(origin)
         if old is None and len(self.origins) >= _MAX_ORIGINS:
-            self._refuse(session, ts, "", "origin_limit", f"too many named clients: origin={origin} max={_MAX_ORIGINS}")
-            return
+            if not self.closed_origins:
+                self._refuse(session, ts, "", "origin_limit", f"too many named clients, all connected: origin={origin} max={_MAX_ORIGINS}")
+                return
+            gone = next(iter(self.closed_origins))  # the name whose session closed longest ago is forgotten
+            del self.closed_origins[gone]
+            gone_sid = self.origins.pop(gone)
+            self.session_origin.pop(gone_sid, None)
+            self.events.pop(gone_sid, None)
+            self.next_event.pop(gone_sid, None)
+            self.counters["origins_forgotten"] = self.counters.get("origins_forgotten", 0) + 1
+        self.closed_origins.pop(origin, None)
         if old is not None and old != sid:
             for o in self.orders.values():
                 if o.session == old:
@@ -678,6 +694,7 @@ class SequencerService:
         prev = self.session_origin.get(sid)
         if prev is not None and prev != origin:
             self.origins.pop(prev, None)  # a session holds one name: its latest
+            self.closed_origins.pop(prev, None)
         self.origins[origin] = sid
         self.session_origin[sid] = origin
         session.offer(P.encode_batch(0, []))

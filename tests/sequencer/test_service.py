@@ -435,3 +435,23 @@ def test_an_attach_without_a_usable_name_is_refused_as_the_sender_s_fault():
     assert h.service.origins == {}
     with pytest.raises(ValueError, match="fault=caller"):
         P.encode_attach("a" * 65)
+
+
+def test_names_are_bounded_the_longest_closed_one_is_forgotten_and_open_ones_are_never_taken(monkeypatch):
+    from tickline.cluster.service import CLOSE
+    from tickline.sequencer import service as service_module
+
+    monkeypatch.setattr(service_module, "_MAX_ORIGINS", 2)
+    h = Harness()
+    C = 300
+    h._apply(EntryKind.SESSION_OPEN, OPEN.pack(C, C + 1), 0)
+    h.send(A, P.encode_attach("a"))
+    h.send(B, P.encode_attach("b"))
+    rej = decode(h.send(C, P.encode_attach("c"))[C][0])  # every named session is open: refused
+    assert rej.exec_type is ExecType.REJECTED and rej.text.startswith("reason=origin_limit")
+    assert h.service.origins == {"a": A, "b": B}
+    h._apply(EntryKind.SESSION_CLOSE, CLOSE.pack(B), 1000)
+    h._apply(EntryKind.SESSION_CLOSE, CLOSE.pack(A), 1000)
+    h.send(C, P.encode_attach("c"))  # B closed first: its name goes
+    assert h.service.origins == {"a": A, "c": C} and h.service.counters["origins_forgotten"] == 1
+    assert list(h.service.closed_origins) == ["a"]

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -19,6 +20,11 @@ from tickline.sequencer.client import SequencerGateway, cluster_credentials, mem
 from tickline.topology.demo import run_pipeline
 
 pytestmark = pytest.mark.multiprocess
+
+
+def _gateway_status(run_dir):
+    with open(os.path.join(run_dir, "fix", "status.json")) as f:
+        return json.load(f)
 
 
 def _sequencer_view(sup, run_dir, account):
@@ -45,8 +51,16 @@ def test_the_fix_gateway_killed_mid_flow_loses_no_acked_order_and_sends_none_twi
         # client has no ack for them and re-sends them to the restarted gateway
         if phase == "before":
             sup.kill("exchange-sim", signal.SIGSTOP)
+            seen["in_before"] = _gateway_status(run_dir)["sessions"][0]["next_target_seq"]
         elif phase == "burst":
-            sup.pump(0.5)  # the gateway forwards the burst to the cluster meanwhile
+            # the gateway has read the burst (its status is rewritten within 0.1 s of a change)
+            # and, within a duty cycle or two, sent the orders to the cluster (bounded waits)
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                sup.pump(0.05)
+                if _gateway_status(run_dir)["sessions"][0]["next_target_seq"] >= seen["in_before"] + 5:
+                    break
+            sup.pump(0.3)
         elif phase == "after":
             sup.pump(0.3)
             sup.kill("exchange-sim", signal.SIGCONT)  # its acks and fills go to the dead gateway's session
@@ -78,8 +92,7 @@ def test_the_fix_gateway_killed_mid_flow_loses_no_acked_order_and_sends_none_twi
     assert positions.get("FLOW", (0, 0, 0))[0] == net, (positions, net, fix)
     # the restarted gateway had orders re-sent that the cluster had from its predecessor: refused there
     # as duplicates (not sequenced again) and kept from the client, whose acks and fills came instead
-    with open(os.path.join(run_dir, "fix", "status.json")) as f:
-        bridge = json.load(f)["bridge"]
+    bridge = _gateway_status(run_dir)["bridge"]
     assert bridge["resent_duplicates_ignored"] > 0, (bridge, fix)
     # and the venue's view agrees with the sequencer's: every sequence number to the exchange once
     assert run.problems() == [], out.getvalue()

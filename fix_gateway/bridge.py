@@ -610,6 +610,14 @@ class FixBridge:
                 self.on_other_event(session_id, event)
             return
         if cl in self.routes:
+            if (req.__class__ is NewOrder and self.routes[cl] == session_id and cl not in self.orig
+                    and (event.poss_dup or msg.get(97) == "Y")):
+                # a re-send (PossDupFlag / PossResend) of an order open through this session: the
+                # venue has it, and its reports are the answer; not sent again, not refused
+                self.possdup_ignored += 1
+                if self.on_other_event is not None:
+                    self.on_other_event(session_id, event)
+                return
             # Reports carry no session: a second open request under one ClOrdID would take over
             # the route of the first, and its reports would go to the wrong session.  Refused here,
             # before the venue sees it; the open order keeps its route.

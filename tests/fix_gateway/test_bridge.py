@@ -475,3 +475,23 @@ def test_a_re_sent_order_the_venue_already_has_is_not_rejected_to_the_client(fla
     ep.sent.clear()
     b.on_event("S", ApplicationMessage(fix("D", NOS), False))
     assert [(mt, dict(f)[150], dict(f)[11], dict(f)[103]) for _, mt, f in ep.sent] == [("8", "8", "O1", "6")]
+
+
+@pytest.mark.parametrize("flag", [(43, "Y"), (97, "Y")])
+def test_a_re_sent_order_still_open_through_the_session_is_neither_sent_again_nor_refused(flag):
+    """The client re-sends an order it has no ack for yet (after a reconnect: FIX resend of the
+    same message, then its own PossResend): the order is open through this session, so the copy
+    goes nowhere and the client gets no BusinessMessageReject for it.  Another session's use of
+    the ClOrdID, or one without a re-send flag, is refused as before."""
+    ep = FakeEndpoint()
+    venue = DedupingVenue(set())
+    venue.poll = lambda handler, limit: 0  # the venue's answers are slow: nothing comes back yet
+    b = FixBridge(ep, venue, venue, clock=lambda: T0)
+    b.on_event("S", ApplicationMessage(fix("D", NOS), False))
+    poss_dup = flag[0] == 43
+    body = NOS + [flag] + ([(122, TS0)] if poss_dup else [])
+    b.on_event("S", ApplicationMessage(fix("D", body), poss_dup))
+    assert ep.sent == [] and len(venue.out) == 1 and b.possdup_ignored == 1
+    b.on_event("T", ApplicationMessage(fix("D", body), poss_dup))  # not this session's order
+    b.on_event("S", ApplicationMessage(fix("D", NOS), False))  # no re-send flag
+    assert [(s, mt, dict(f)[380]) for s, mt, f in ep.sent] == [("T", "j", 0), ("S", "j", 0)] and len(venue.out) == 1

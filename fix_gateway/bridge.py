@@ -691,7 +691,7 @@ class FixBridge:
             begin = session.config.begin_string
             shape = self._shapes[sid] = (session, begin, _app_dict(session), begin == "FIX.4.2")  # type: ignore[index]
         if self._resent and report.__class__ is ExecutionReport and self._resent.pop(cl, None) is not None:
-            if report.exec_type is ExecType.REJECTED and report.reject_reason is RejectReason.DUPLICATE_ORDER:  # type: ignore[union-attr]
+            if report.exec_type is ExecType.REJECTED and report.reject_reason is RejectReason.DUPLICATE_ORDER:
                 self.resent_duplicates_ignored += 1  # the venue has it: its reports, not this, are the answer
                 routes.pop(cl, None)
                 return

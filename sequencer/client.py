@@ -199,7 +199,7 @@ class SequencerGateway:
                 self._after = num
                 self.events += 1
                 self._undelivered += 1
-                self._ready.append((num, bytes(msg)))  # type: ignore[arg-type]
+                self._ready.append((num, bytes(msg)))
 
     def close(self) -> None:
         self.cluster.close()

@@ -253,18 +253,18 @@ class SequencerService:
             return
         if schema == P.SCHEMA_ID and template in (P.RECOVER, P.ATTACH, P.EVENT_POLL, P.VENUE_POLL):
             try:
-                msg = P.decode(payload)
+                own = P.decode(payload)
             except P.ProtocolError as exc:
                 self._refuse(session, timestamp, "", "malformed", str(exc))
                 return
-            if isinstance(msg, P.EventPoll):
-                self._event_poll(session, timestamp, msg)
-            elif isinstance(msg, P.VenuePoll):
-                self._venue_poll(session, timestamp, msg)
-            elif isinstance(msg, P.Recover):
-                self._recover(session, timestamp, msg.account)
-            elif isinstance(msg, P.Attach):
-                self._attach(session, timestamp, msg.origin)
+            if isinstance(own, P.EventPoll):
+                self._event_poll(session, timestamp, own)
+            elif isinstance(own, P.VenuePoll):
+                self._venue_poll(session, timestamp, own)
+            elif isinstance(own, P.Recover):
+                self._recover(session, timestamp, own.account)
+            elif isinstance(own, P.Attach):
+                self._attach(session, timestamp, own.origin)
             return
         self._refuse(session, timestamp, "", "malformed", f"not an order or a poll: fault=peer schema_id={schema} template_id={template}")
 

@@ -572,6 +572,12 @@ class FixBridge:
         # behind a stream decides duplicates itself
         self._known: Callable[[str, str], bool] | None = getattr(sink, "is_known", None)
         self.reports_refused = 0  # venue reports that could not be written as FIX (see _deliver)
+        # ClOrdID -> session of NewOrderSingles re-sent by the peer (PossDupFlag or PossResend=Y)
+        # and passed on to a venue that decides duplicates itself: its DuplicateOrder reject of
+        # one means it has the order, whose own reports are the answer, so that reject is not
+        # passed on (the order is not rejected).  Bounded: the oldest are forgotten.
+        self._resent: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.resent_duplicates_ignored = 0
 
     def role_name(self) -> str:
         return "fix-bridge"
@@ -604,6 +610,14 @@ class FixBridge:
                 self.on_other_event(session_id, event)
             return
         if cl in self.routes:
+            if (req.__class__ is NewOrder and self.routes[cl] == session_id and cl not in self.orig
+                    and (event.poss_dup or msg.get(97) == "Y")):
+                # a re-send (PossDupFlag / PossResend) of an order open through this session: the
+                # venue has it, and its reports are the answer; not sent again, not refused
+                self.possdup_ignored += 1
+                if self.on_other_event is not None:
+                    self.on_other_event(session_id, event)
+                return
             # Reports carry no session: a second open request under one ClOrdID would take over
             # the route of the first, and its reports would go to the wrong session.  Refused here,
             # before the venue sees it; the open order keeps its route.
@@ -616,6 +630,10 @@ class FixBridge:
                                                            None, refusal_text(getattr(self.sink, "last_failure", ""))))
             return
         self.routes[cl] = session_id
+        if req.__class__ is NewOrder and (event.poss_dup or msg.get(97) == "Y"):
+            self._resent[cl] = session_id
+            if len(self._resent) > _MAX_RESENT:
+                self._resent.popitem(last=False)
         if req.__class__ is not NewOrder:
             self.orig[cl] = req.orig_cl_ord_id  # type: ignore[union-attr]
         if self.on_other_event is not None:
@@ -672,6 +690,11 @@ class FixBridge:
         if shape is None or shape[0] is not session:  # first report, or the session was replaced
             begin = session.config.begin_string
             shape = self._shapes[sid] = (session, begin, _app_dict(session), begin == "FIX.4.2")  # type: ignore[index]
+        if self._resent and report.__class__ is ExecutionReport and self._resent.pop(cl, None) is not None:
+            if report.exec_type is ExecType.REJECTED and report.reject_reason is RejectReason.DUPLICATE_ORDER:
+                self.resent_duplicates_ignored += 1  # the venue has it: its reports, not this, are the answer
+                routes.pop(cl, None)
+                return
         if report.__class__ is ExecutionReport:
             orig = self.orig.get(cl)
             if orig is not None and not report.orig_cl_ord_id:  # type: ignore[union-attr]
@@ -708,6 +731,7 @@ class FixBridge:
 
 
 _TERMINAL = frozenset((OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED))
+_MAX_RESENT = 4096
 
 
 def _app_dict(session) -> DataDictionary | None:

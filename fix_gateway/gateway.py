@@ -356,7 +356,8 @@ class Gateway:
 
     def bridge_status(self) -> dict[str, Any]:
         if self._named_venue:
-            return {"kind": self.config.bridge_kind, **self.venue.status()}
+            return {"kind": self.config.bridge_kind, **self.venue.status(),
+                    "resent_duplicates_ignored": sum(b.resent_duplicates_ignored for b in self.bridges)}
         refused = sum(b.reports_refused for b in self.bridges)
         if self.link is None:
             return {"kind": "in-process", "connected": True, "reports_refused": refused,

@@ -53,13 +53,21 @@ def members_from_topology(path: str) -> tuple[dict[int, tuple[str, int]], str | 
 
 class SequencerGateway:
     def __init__(self, members: dict[int, tuple[str, int]], *, aeron_dir: str | None = None, retry_timeout: int = 200,
-                 max_outstanding: int = 4096, max_events: int = 256, credentials: bytes = b"") -> None:
-        self.cluster = AeronClusterClient(members, aeron_base=aeron_dir, retry_timeout=retry_timeout, credentials=credentials)
+                 max_outstanding: int = 4096, max_events: int = 256, credentials: bytes = b"",
+                 cluster: AeronClusterClient | None = None) -> None:
+        """``cluster``: the cluster client to use (tests give a scripted one); by default one
+        to ``members`` through the media driver at ``aeron_dir``."""
+        self.cluster = cluster if cluster is not None else AeronClusterClient(
+            members, aeron_base=aeron_dir, retry_timeout=retry_timeout, credentials=credentials)
         self.max_outstanding = max_outstanding
         self.max_events = max_events
         self._poll_corr: int | None = None
         self._after = 0  # the last event number delivered
-        self._ready: deque[bytes | memoryview] = deque()
+        self._ready: deque[bytes | memoryview | tuple[int, bytes]] = deque()
+        self._undelivered = 0  # events received and not yet handed to the handler
+        self._origin: bytes | None = None  # Attach(origin), offered first once connected
+        self._attach_corr: int | None = None
+        self.attached = False
         self.sent = self.sequenced = self.events = self.answers = self.malformed = 0
         #: called with (ClOrdId, OrderId, cluster time ms) when an order is sequenced
         self.on_sequenced: Callable[[str, int, int], None] | None = None
@@ -77,10 +85,24 @@ class SequencerGateway:
     def connected(self) -> bool:
         return self.cluster.client.connected
 
+    def attach(self, origin: str) -> None:
+        """Name this client ``origin`` (1..64 printable ASCII characters) in the cluster before
+        anything else it sends: a restarted client attaching under the same name takes over the
+        orders of the one before it (a ClOrdId it used stays refused as a duplicate; their
+        reports come here) and the events it had not taken.  Call before the first ``send``;
+        ``send`` refuses until the Attach is on its way."""
+        self._origin = P.encode_attach(origin)
+
+    def _offer_attach(self) -> None:
+        if self._origin is not None and self._attach_corr is None and self.cluster.client.connected:
+            self._attach_corr = self.cluster.offer(self._origin)
+
     def send(self, message: bytes | memoryview) -> bool:
         c = self.cluster.client
         if not c.connected or len(c.outstanding) >= self.max_outstanding:
             return False
+        if self._origin is not None and self._attach_corr is None:
+            self._offer_attach()  # ahead of this order in the log: the order is sent under the name
         self.cluster.offer(bytes(message))
         self.sent += 1
         return True
@@ -88,10 +110,17 @@ class SequencerGateway:
     def poll(self, handler: Callable[[memoryview], None], limit: int = 64) -> int:
         work = 0
         cl = self.cluster
-        if self._poll_corr is None and cl.client.connected:
+        self._offer_attach()
+        # the next poll says which events were taken (``after``): only once every event of the
+        # last batch went to the handler, so a client killed with events still queued here gets
+        # them again (a successor under the same Attach name does)
+        if self._poll_corr is None and cl.client.connected and not self._undelivered:
             self._poll_corr = cl.offer(P.encode_event_poll(self._after, self.max_events))
         for corr, payload in cl.poll():
             work += 1
+            if corr == self._attach_corr:
+                self.attached = True
+                continue
             if corr == self._poll_corr:
                 self._poll_corr = None
                 self._on_batch(payload)
@@ -112,7 +141,11 @@ class SequencerGateway:
         n = 0
         ready = self._ready
         while ready and n < limit:
-            handler(memoryview(ready.popleft()))
+            item = ready.popleft()
+            if type(item) is tuple:  # an event (its number, the message)
+                self._undelivered -= 1
+                item = item[1]
+            handler(memoryview(item))  # type: ignore[arg-type]
             n += 1
         return work + n + cl.work
 
@@ -132,6 +165,9 @@ class SequencerGateway:
         corr = cl.offer(P.encode_recover(account))
         while time.monotonic() < deadline:
             for c, payload in cl.poll():
+                if c == self._attach_corr:
+                    self.attached = True
+                    continue
                 if c != corr:
                     self._ready.append(payload)  # nothing else is outstanding before the runner starts
                     continue
@@ -162,7 +198,8 @@ class SequencerGateway:
             if num > self._after:  # a batch re-sent after a leader change repeats nothing
                 self._after = num
                 self.events += 1
-                self._ready.append(bytes(msg))
+                self._undelivered += 1
+                self._ready.append((num, bytes(msg)))
 
     def close(self) -> None:
         self.cluster.close()

@@ -9,18 +9,28 @@ back to it alone.  An order offered while that session's cluster client is
 not connected (or has too many unanswered messages) is refused, and the
 bridge answers the FIX client with a BusinessMessageReject ("back pressured,
 retry"): nothing is queued behind the client's back.
+
+Each session's cluster client attaches under a name made of the FIX session id
+(``fix:FIX.4.4:GW->FIXC1``), so a gateway restarted after a kill takes over
+what its predecessor left in the cluster: orders it had sequenced keep their
+ClOrdIds (a client's re-send of one is refused as a duplicate, and the bridge
+keeps that refusal from the client: the order's own reports are the answer)
+and their acks and fills, which come to the restarted gateway and go out on
+the FIX session.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
 from tickline.fix_gateway.bridge import OrderRequest, VenueReport
 from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
 
+from . import protocol as P
 from .client import CREDENTIALS_KEY, SequencerGateway, cluster_credentials, members_from_topology
 
-__all__ = ["SequencerVenue", "from_topology"]
+__all__ = ["SequencerVenue", "from_topology", "origin_name"]
 
 
 def from_topology(path: str) -> "SequencerVenue":
@@ -35,6 +45,16 @@ def from_topology(path: str) -> "SequencerVenue":
     for spec in config.sessions:
         venue.connect(spec.session.session_id)
     return venue
+
+
+def origin_name(session_id: str) -> str:
+    """The cluster name (``Attach``) of a FIX session's orders: ``fix:`` and the session id,
+    or of its digest when that is longer than the name may be or not printable."""
+    name = f"fix:{session_id}"
+    raw = name.encode("utf-8", "replace")
+    if len(raw) <= P.ORIGIN_LEN and all(0x20 < b < 0x7F for b in raw):
+        return name
+    return "fix#" + hashlib.sha256(raw).hexdigest()[:P.ORIGIN_LEN - 4]
 
 
 class SequencerVenue:
@@ -54,6 +74,7 @@ class SequencerVenue:
         gw = self.gateways.get(session_id)
         if gw is None:
             gw = self.gateways[session_id] = SequencerGateway(self.members, aeron_dir=self.aeron_dir, credentials=self.credentials)
+            gw.attach(origin_name(session_id))
         return gw
 
     def connect(self, session_id: str) -> None:

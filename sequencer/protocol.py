@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "SCHEMA_ID", "ORDERS_SCHEMA_ID", "HEADER", "ProtocolError", "EventPoll", "VenuePoll", "Sequenced",
-    "Recover", "PositionReport", "encode_recover", "encode_position",
+    "Recover", "PositionReport", "Attach", "encode_recover", "encode_position", "encode_attach", "ORIGIN_LEN",
     "encode_event_poll", "encode_venue_poll", "encode_sequenced", "encode_batch", "decode", "decode_batch", "peek",
 ]
 
@@ -30,7 +30,9 @@ _GROUP = struct.Struct("<HH")
 _ITEM = struct.Struct("<qI")  # seq, then the varData's length
 _RECOVER = struct.Struct("<12s")
 _POSITION = struct.Struct("<16sqqq")
-EVENT_POLL, VENUE_POLL, SEQUENCED, BATCH, RECOVER, POSITION = 1, 2, 3, 4, 5, 6
+ORIGIN_LEN = 64
+_ATTACH = struct.Struct(f"<{ORIGIN_LEN}s")
+EVENT_POLL, VENUE_POLL, SEQUENCED, BATCH, RECOVER, POSITION, ATTACH = 1, 2, 3, 4, 5, 6, 7
 MAX_ITEMS = 0xFFFF
 
 
@@ -53,6 +55,15 @@ class VenuePoll:
 @dataclass(frozen=True, slots=True)
 class Recover:
     account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    """A client names itself (``origin``: printable ASCII, 1..64 characters) so that a
+    restart of it takes over what its predecessor of the same name left: its orders (and
+    their ClOrdIds, still unique) and the events it had not yet taken."""
+
+    origin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,13 @@ def encode_recover(account: str) -> bytes:
     return HEADER.pack(_RECOVER.size, RECOVER, SCHEMA_ID, VERSION) + _RECOVER.pack(account.encode("ascii", "replace")[:12])
 
 
+def encode_attach(origin: str) -> bytes:
+    raw = origin.encode("ascii")
+    if not raw or len(raw) > ORIGIN_LEN or not raw.isascii() or not all(0x20 < b < 0x7F for b in raw):
+        raise ValueError(f"bad origin: fault=caller origin={origin!r} expected=1..{ORIGIN_LEN} printable ASCII characters")
+    return HEADER.pack(_ATTACH.size, ATTACH, SCHEMA_ID, VERSION) + _ATTACH.pack(raw)
+
+
 def encode_position(symbol: str, quantity: int, cost: int, realized: int) -> bytes:
     return HEADER.pack(_POSITION.size, POSITION, SCHEMA_ID, VERSION) + _POSITION.pack(
         symbol.encode("ascii", "replace")[:16], quantity, cost, realized)
@@ -111,7 +129,7 @@ def peek(data: bytes | memoryview) -> tuple[int, int]:
     return schema, template
 
 
-def decode(data: bytes | memoryview) -> EventPoll | VenuePoll | Sequenced | Recover | PositionReport:
+def decode(data: bytes | memoryview) -> EventPoll | VenuePoll | Sequenced | Recover | PositionReport | Attach:
     """Decode a poll or a Sequenced receipt (not a Batch: see :func:`decode_batch`)."""
     schema, template = peek(data)
     if schema != SCHEMA_ID:
@@ -133,6 +151,14 @@ def decode(data: bytes | memoryview) -> EventPoll | VenuePoll | Sequenced | Reco
             raise ProtocolError(f"truncated Recover: fault=peer block_length={block} length={len(data)}")
         (raw,) = _RECOVER.unpack_from(data, HEADER.size)
         return Recover(raw.rstrip(b"\0").decode("ascii", "replace"))
+    if template == ATTACH:
+        if block < _ATTACH.size or body < block:
+            raise ProtocolError(f"truncated Attach: fault=peer block_length={block} length={len(data)}")
+        (raw,) = _ATTACH.unpack_from(data, HEADER.size)
+        name = raw.rstrip(b"\0")
+        if not name or not all(0x20 < b < 0x7F for b in name):
+            raise ProtocolError(f"bad Attach origin: fault=peer origin={bytes(raw)[:ORIGIN_LEN]!r} expected=1..{ORIGIN_LEN} printable ASCII characters")
+        return Attach(name.decode("ascii"))
     if template == POSITION:
         if block < _POSITION.size or body < block:
             raise ProtocolError(f"truncated PositionReport: fault=peer block_length={block} length={len(data)}")

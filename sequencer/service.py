@@ -27,6 +27,15 @@ report is applied once per request by the venue's ExecID (``venue_replayed``).
 Only the session that polls as the venue may report; anyone else's report is
 refused and counted.
 
+A client that may restart (the FIX gateway's bridge, one per FIX session) sends
+``Attach(origin)`` first: a later session attaching under the same origin
+takes over every order of the earlier one (so a ClOrdId the killed client used
+is still refused as a duplicate, and the orders' reports come to the new
+session) and the events the earlier one had not taken (they are kept past its
+session's close for this).  At most 1024 names are kept: past that a new name
+evicts the one whose session closed longest ago, and is refused
+(``reason=origin_limit``) only when every named session is still open.
+
 Invariants (every member, at every log position):
 - a sequence number is given once, to one accepted message, in log order;
 - an order's cumulative quantity never exceeds its quantity; a finished order
@@ -58,9 +67,10 @@ __all__ = ["SequencerLimits", "SequencerService", "from_topology", "REASONS"]
 
 #: every reason a message is refused, as the ``reason=`` of its reject's text
 REASONS = ("malformed", "position_limit", "rate_limit", "max_order_size", "price_band", "bad_quantity",
-           "duplicate_clordid", "unknown_order", "not_venue", "venue", "venue_backlog")
+           "duplicate_clordid", "unknown_order", "not_venue", "venue", "venue_backlog", "origin_limit")
 
 _TIMER_POLLS = 1
+_MAX_ORIGINS = 1024  # named clients remembered (each keeps at most event_backlog events)
 _MAX_DONE = 100_000  # finished orders remembered (late reports, ClOrdId uniqueness)
 
 
@@ -191,6 +201,9 @@ class SequencerService:
         self.events: dict[int, deque[tuple[int, bytes]]] = {}
         self.next_event: dict[int, int] = {}
         self.event_polls: dict[int, tuple[int, int, int]] = {}  # session -> (correlation, max, since)
+        self.origins: dict[str, int] = {}  # a client's name (Attach) -> the session that holds it now
+        self.session_origin: dict[int, str] = {}
+        self.closed_origins: dict[str, None] = {}  # names whose session closed, oldest first
         self.counters: dict[str, int] = {"accepted": 0, "reports": 0, "events_dropped": 0, **{f"rejected_{r}": 0 for r in REASONS}}
         self._timer_due: int | None = None
 
@@ -205,8 +218,12 @@ class SequencerService:
     def on_session_close(self, session: Any, timestamp: int) -> None:
         sid = session.id
         self.event_polls.pop(sid, None)
-        self.events.pop(sid, None)
-        self.next_event.pop(sid, None)
+        name = self.session_origin.get(sid)
+        if name is None:
+            self.events.pop(sid, None)
+            self.next_event.pop(sid, None)
+        else:  # a named client's events wait for its successor (Attach)
+            self.closed_origins[name] = None
         if self.venue_poll is not None and self.venue_poll[0] == sid:
             self.venue_poll = None
 
@@ -234,24 +251,20 @@ class SequencerService:
             else:
                 self._venue_report(session, timestamp, msg)
             return
-        if schema == P.SCHEMA_ID and template == P.RECOVER:
+        if schema == P.SCHEMA_ID and template in (P.RECOVER, P.ATTACH, P.EVENT_POLL, P.VENUE_POLL):
             try:
-                rec = P.decode(payload)
+                own = P.decode(payload)
             except P.ProtocolError as exc:
                 self._refuse(session, timestamp, "", "malformed", str(exc))
                 return
-            self._recover(session, timestamp, rec.account)  # type: ignore[union-attr]
-            return
-        if schema == P.SCHEMA_ID and template in (P.EVENT_POLL, P.VENUE_POLL):
-            try:
-                poll = P.decode(payload)
-            except P.ProtocolError as exc:
-                self._refuse(session, timestamp, "", "malformed", str(exc))
-                return
-            if isinstance(poll, P.EventPoll):
-                self._event_poll(session, timestamp, poll)
-            else:
-                self._venue_poll(session, timestamp, poll)  # type: ignore[arg-type]
+            if isinstance(own, P.EventPoll):
+                self._event_poll(session, timestamp, own)
+            elif isinstance(own, P.VenuePoll):
+                self._venue_poll(session, timestamp, own)
+            elif isinstance(own, P.Recover):
+                self._recover(session, timestamp, own.account)
+            elif isinstance(own, P.Attach):
+                self._attach(session, timestamp, own.origin)
             return
         self._refuse(session, timestamp, "", "malformed", f"not an order or a poll: fault=peer schema_id={schema} template_id={template}")
 
@@ -285,6 +298,7 @@ class SequencerService:
             "events": [[sid, [[n, m.hex()] for n, m in q]] for sid, q in self.events.items()],
             "next_event": [[k, v] for k, v in self.next_event.items()],
             "event_polls": [[k, list(v)] for k, v in self.event_polls.items()],
+            "origins": [[o, sid] for o, sid in self.origins.items()], "closed_origins": list(self.closed_origins),
             "counters": self.counters, "timer_due": self._timer_due,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
@@ -307,6 +321,9 @@ class SequencerService:
         self.events = {sid: deque((n, bytes.fromhex(m)) for n, m in q) for sid, q in d["events"]}
         self.next_event = {k: v for k, v in d["next_event"]}
         self.event_polls = {k: tuple(v) for k, v in d["event_polls"]}  # type: ignore[misc]
+        self.origins = {o: sid for o, sid in d.get("origins", [])}
+        self.session_origin = {sid: o for o, sid in self.origins.items()}
+        self.closed_origins = dict.fromkeys(d.get("closed_origins", []))
         self.counters = d["counters"]
         self._timer_due = d["timer_due"]
 
@@ -450,7 +467,8 @@ class SequencerService:
             self._answer_venue(vp[0], vp[1], vp[2])
 
     def _refuse(self, session: Any, ts: int, cl_ord_id: str, reason: str, detail: str, order: NewOrder | None = None) -> None:
-        self.counters[f"rejected_{reason}"] += 1
+        key = f"rejected_{reason}"
+        self.counters[key] = self.counters.get(key, 0) + 1  # (a snapshot from before a reason was added lacks its key)
         rr = {"position_limit": RejectReason.EXCEEDS_LIMIT, "rate_limit": RejectReason.EXCEEDS_LIMIT,
               "max_order_size": RejectReason.INVALID_QUANTITY, "bad_quantity": RejectReason.INVALID_QUANTITY,
               "price_band": RejectReason.INVALID_PRICE, "duplicate_clordid": RejectReason.DUPLICATE_ORDER}.get(reason, RejectReason.OTHER)
@@ -635,22 +653,71 @@ class SequencerService:
         self.counters["recovered"] = self.counters.get("recovered", 0) + 1
         session.offer(P.encode_batch(0, items[:P.MAX_ITEMS]))
 
+    def _attach(self, session: Any, ts: int, origin: str) -> None:
+        """``session`` is ``origin`` from now on; an earlier session of that name hands it
+        every order it sent (their ClOrdIds and reports) and the events it had not taken."""
+        sid = session.id
+        old = self.origins.get(origin)
+        if old is None and len(self.origins) >= _MAX_ORIGINS:
+            if not self.closed_origins:
+                self._refuse(session, ts, "", "origin_limit", f"too many named clients, all connected: origin={origin} max={_MAX_ORIGINS}")
+                return
+            gone = next(iter(self.closed_origins))  # the name whose session closed longest ago is forgotten
+            del self.closed_origins[gone]
+            gone_sid = self.origins.pop(gone)
+            self.session_origin.pop(gone_sid, None)
+            self.events.pop(gone_sid, None)
+            self.next_event.pop(gone_sid, None)
+            self.counters["origins_forgotten"] = self.counters.get("origins_forgotten", 0) + 1
+        self.closed_origins.pop(origin, None)
+        if old is not None and old != sid:
+            for o in self.orders.values():
+                if o.session == old:
+                    o.session = sid
+            for (s, cl), seq in list(self.by_client.items()):
+                if s == old:
+                    del self.by_client[(s, cl)]
+                    self.by_client.setdefault((sid, cl), seq)
+            self.event_polls.pop(old, None)
+            self.next_event.pop(old, None)
+            self.session_origin.pop(old, None)
+            moved = self.events.pop(old, None) or ()
+            for _n, msg in moved:  # renumbered in the new session's sequence, in order
+                self._append_event(sid, msg)
+            self.counters["attach_takeovers"] = self.counters.get("attach_takeovers", 0) + 1
+            self.counters["attach_events_moved"] = self.counters.get("attach_events_moved", 0) + len(moved)
+            poll = self.event_polls.pop(sid, None)
+            if poll is not None and self.events.get(sid):
+                self._answer_events(sid, poll[0], poll[1])
+            elif poll is not None:
+                self.event_polls[sid] = poll
+        prev = self.session_origin.get(sid)
+        if prev is not None and prev != origin:
+            self.origins.pop(prev, None)  # a session holds one name: its latest
+            self.closed_origins.pop(prev, None)
+        self.origins[origin] = sid
+        self.session_origin[sid] = origin
+        session.offer(P.encode_batch(0, []))
+
     # ---------------------------------------------------------------- events to clients
 
     def _event(self, sid: int, msg: ExecutionReport | OrderReject) -> None:
         view, n = self.codec.encode(msg)
+        self._append_event(sid, bytes(view[:n]))
+        poll = self.event_polls.pop(sid, None)
+        if poll is not None:
+            self._answer_events(sid, poll[0], poll[1])
+
+    def _append_event(self, sid: int, data: bytes) -> None:
         q = self.events.get(sid)
         if q is None:
             q = self.events[sid] = deque()
         num = self.next_event.get(sid, 1)
         self.next_event[sid] = num + 1
-        q.append((num, bytes(view[:n])))
+        q.append((num, data))
         if len(q) > self.limits.event_backlog:
             q.popleft()
             self.counters["events_dropped"] += 1
-        poll = self.event_polls.pop(sid, None)
-        if poll is not None:
-            self._answer_events(sid, poll[0], poll[1])
 
     def _event_poll(self, session: Any, ts: int, poll: P.EventPoll) -> None:
         sid = session.id

@@ -50,8 +50,16 @@ def example_topology(run_dir: str) -> str:
 
 
 class FixClient:
-    """The demo's FIX client: one FIX 4.4 session to the gateway, a limit order on FLOW
-    every ``interval`` seconds; counts what comes back.  An agent (driven by the demo's loop)."""
+    """The demo's FIX client: one FIX 4.4 session to the gateway, a buy limit order on FLOW
+    every ``interval`` seconds (all buys: its account's position counts its fills); follows every ClOrdID to its end.  An agent (driven by the demo's loop).
+
+    After a re-logon (the gateway restarted) it re-sends, with PossResend(97)=Y and the same
+    ClOrdID, every order it has heard nothing of: the gateway's side decides whether it had
+    the order (then its reports are the answer) or not (then it is executed now).  A
+    BusinessMessageReject of such a re-send (the gateway's way into the cluster not up yet) is
+    retried, bounded; one of a first send ends the order, as it always has."""
+
+    RESEND_TRIES = 40
 
     def __init__(self, port: int, seconds: float, sender: str = "FIXC1", target: str = "GW", interval: float = 0.2) -> None:
         from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
@@ -66,27 +74,70 @@ class FixClient:
         self.logged_on = False
         self.n = 0
         self._next = 0.0
-        self.counts = {"sent": 0, "acked": 0, "filled": 0, "rejected": 0, "business_rejects": 0}
+        self.counts = {"sent": 0, "acked": 0, "filled": 0, "rejected": 0, "business_rejects": 0, "logons": 0, "resent": 0,
+                       "repeated": 0, "unknown": 0}
+        # ClOrdID -> {"fields", "acks", "fills", "end" (None | filled | rejected | business_reject), "resends", "retry_at"}
+        self.orders: dict[str, dict[str, Any]] = {}
         self.ini.on_start()
 
     def _on_event(self, session_id: str, event: Any) -> None:
-        from tickline.fix_gateway.session import ApplicationMessage, LoggedOn
+        from tickline.fix_gateway.session import ApplicationMessage, Disconnect, LoggedOn, LoggedOut
 
         if isinstance(event, LoggedOn):
             self.logged_on = True
+            self.counts["logons"] += 1
             if self.logged_on_at is None:
                 self.logged_on_at = time.monotonic()
+            else:
+                self._resend_unanswered()
+        elif isinstance(event, (LoggedOut, Disconnect)):
+            self.logged_on = False
         elif isinstance(event, ApplicationMessage):
             m = event.message
+            cl = m.get(11) if m.msg_type == "8" else m.get(379)
+            o = self.orders.get(cl or "")
+            if o is None:
+                self.counts["unknown"] += 1
+                return
             if m.msg_type == "8":
                 et = m.get(150)
-                key = {"0": "acked", "8": "rejected"}.get(et)
-                if et == "F" and m.get(39) == "2":
-                    key = "filled"
-                if key:
-                    self.counts[key] += 1
+                if et == "0":
+                    o["acks"] += 1
+                    if o["acks"] == 1:
+                        self.counts["acked"] += 1
+                    else:
+                        self.counts["repeated"] += 1
+                elif et == "F":
+                    o["fills"] += 1
+                    if m.get(39) == "2":
+                        self._end(o, "filled")
+                elif et == "8":
+                    self._end(o, "rejected")
             elif m.msg_type == "j":
-                self.counts["business_rejects"] += 1
+                if o["resends"] and o["resends"] < self.RESEND_TRIES:
+                    o["retry_at"] = time.monotonic() + 0.3  # the re-send was not taken: try it again shortly
+                else:
+                    self._end(o, "business_reject")
+
+    def _end(self, o: dict[str, Any], how: str) -> None:
+        if o["end"] is not None:
+            self.counts["repeated"] += 1  # a second end for one ClOrdID
+            return
+        o["end"] = how
+        self.counts[{"filled": "filled", "rejected": "rejected", "business_reject": "business_rejects"}[how]] += 1
+
+    def _resend_unanswered(self) -> None:
+        for o in self.orders.values():
+            if o["acks"] == 0 and o["end"] is None:
+                o["retry_at"] = 0.0
+
+    def _resend_due(self, now: float) -> None:
+        for o in self.orders.values():
+            if o["retry_at"] is not None and now >= o["retry_at"] and o["acks"] == 0 and o["end"] is None:
+                o["retry_at"] = None
+                o["resends"] += 1
+                self.counts["resent"] += 1
+                self.ini.submit(self.sid, "D", [*o["fields"], (97, "Y")])
 
     @property
     def sending(self) -> bool:
@@ -94,19 +145,35 @@ class FixClient:
 
     @property
     def done(self) -> bool:
-        c = self.counts
-        return not self.sending and c["filled"] + c["rejected"] + c["business_rejects"] >= c["sent"]
+        return not self.sending and all(o["end"] is not None for o in self.orders.values())
 
-    def do_work(self) -> int:
+    def send_order(self) -> None:
         from tickline.fix_gateway.session import utc_timestamp
 
+        self.n += 1
+        cl = f"FIX{self.n}"
+        fields = [(11, cl), (1, "FIXACC"), (55, "FLOW"), (54, "1"), (60, utc_timestamp(time.time())),
+                  (38, "5"), (40, "2"), (44, "100")]
+        self.orders[cl] = {"fields": fields, "acks": 0, "fills": 0, "end": None, "resends": 0, "retry_at": None}
+        self.ini.submit(self.sid, "D", fields)
+        self.counts["sent"] += 1
+
+    def burst(self, n: int) -> None:
+        """``n`` orders at once, written to the socket before this returns (when logged on):
+        what a kill of the gateway right after finds in flight."""
+        if not self.logged_on:
+            return
+        for _ in range(n):
+            self.send_order()
+        self.ini.do_work()
+
+    def do_work(self) -> int:
         now = time.monotonic()
-        if self.sending and self.logged_on and now >= self._next:
-            self._next = now + self.interval
-            self.n += 1
-            self.ini.submit(self.sid, "D", [(11, f"FIX{self.n}"), (1, "FIXACC"), (55, "FLOW"), (54, "1" if self.n % 2 else "2"),
-                                            (60, utc_timestamp(time.time())), (38, "5"), (40, "2"), (44, "100")])
-            self.counts["sent"] += 1
+        if self.logged_on:
+            self._resend_due(now)
+            if self.sending and now >= self._next:
+                self._next = now + self.interval
+                self.send_order()
         return self.ini.do_work()
 
     def close(self) -> None:
@@ -139,6 +206,7 @@ class PipelineRun:
     kills: list[str]
     events: list[str]
     supervisor: Supervisor
+    fix_orders: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # the FIX client's, by ClOrdID
 
     def problems(self, chaos: bool = False) -> list[str]:
         """Everything that says an order was lost or repeated (empty: none)."""
@@ -169,12 +237,16 @@ class PipelineRun:
 
 def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0, verbose: bool = False, out: IO[str] | None = None,
                  during: Callable[[Supervisor, float], None] | None = None, rate: int | None = None,
-                 table_every: float = 5.0) -> PipelineRun:
+                 table_every: float = 5.0, before_stop: Callable[[Supervisor], None] | None = None,
+                 around_kill: Callable[[Supervisor, str, str], None] | None = None) -> PipelineRun:
     """Run the example topology under ``run_dir``: the flows send for ``seconds``;
     ``kills``: processes to kill -9 (each restarted), spread over that time: a number of
     leader kills, or a sequence of ``"leader"`` / ``"follower"`` / a process's name; ``during(sup,
     elapsed)`` is called every ~0.1 s.  Then every order is waited for (bounded),
-    and everything is stopped."""
+    ``before_stop(sup)`` is called (the pipeline still up), and everything is stopped.
+    ``around_kill(sup, name, phase)``: called around the kill of a process by name, phase
+    ``before``, ``burst`` (the gateway's only: the FIX client has just written a burst of
+    orders) and ``after`` (the kill sent)."""
     out = out or sys.stdout
     path = example_topology(run_dir)
     if rate is not None:
@@ -219,7 +291,15 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0
             if kill_at and now >= kill_at[0] and victims[len(victims) - len(kill_at)] not in ("leader", "follower"):
                 name = victims[len(victims) - len(kill_at)]  # a process by name
                 if sup.children[name].alive:
+                    if around_kill is not None:
+                        around_kill(sup, name, "before")
+                    if fix_client is not None and name == "fix-gateway":
+                        fix_client.burst(5)  # orders in flight when it dies: the case a gateway kill is about
+                        if around_kill is not None:
+                            around_kill(sup, name, "burst")
                     pid = sup.kill(name)
+                    if around_kill is not None:
+                        around_kill(sup, name, "after")
                     done_kills.append(f"{name} (pid {pid}) at {now - t0:.1f} s")
                     print(f"tickline demo: chaos: kill -9 {name} pid={pid}", file=out, flush=True)
                 kill_at.pop(0)
@@ -251,6 +331,8 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0
                 break
         if table_every:
             print(sup.status_table(sup.member_roles()), file=out, flush=True)
+        if before_stop is not None:
+            before_stop(sup)
     finally:
         if fix_client is not None:
             fix_client.close()
@@ -264,7 +346,8 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0
         for line in ex.lines:
             if "stopped orders=" in line:
                 ex_orders = int(line.split("stopped orders=")[1].split()[0])
-    return PipelineRun(stats, strategies, dict(fix_client.counts) if fix_client else {}, venue, ex_orders, done_kills, list(sup.events), sup)
+    return PipelineRun(stats, strategies, dict(fix_client.counts) if fix_client else {}, venue, ex_orders, done_kills, list(sup.events), sup,
+                       dict(fix_client.orders) if fix_client else {})
 
 
 def _rewrite_rate(path: str, rate: int) -> None:

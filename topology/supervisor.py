@@ -160,6 +160,21 @@ class Supervisor:
                 os.killpg(c.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
                 c.proc.wait()  # type: ignore[union-attr]
 
+    def stop_child(self, name: str) -> None:
+        """Stop one child as ``stop`` would (SIGTERM, up to ``grace`` s, then SIGKILL): not
+        restarted, not reported as died.  The others run on."""
+        c = self.children[name]
+        if not c.alive:
+            return
+        restart, stopping = self.restart, self.stopping
+        self.restart, self.stopping = False, True
+        try:
+            self._terminate([c])
+            self.pump(0.0)
+            self._reap(c)
+        finally:
+            self.restart, self.stopping = restart, stopping
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
         """Send ``sig`` to a child (the demo's chaos, the tests' faults); returns its pid."""
         c = self.children[name]

@@ -427,3 +427,71 @@ def test_an_order_refused_for_want_of_a_venue_says_so_not_back_pressure():
     b.on_event("S", ApplicationMessage(fix("D", NOS), False))
     assert ep.sent[0][2][-1] == (58, "order entry not connected: no venue subscribed (NOT_CONNECTED)")
     assert rejects[0].reason == 4
+
+
+class DedupingVenue:
+    """A venue behind a stream that decides duplicates itself (as the sequencer does, across a
+    gateway restart): a ClOrdID it has seen is answered with a DuplicateOrder reject."""
+
+    def __init__(self, seen):
+        self.seen, self.out = set(seen), []
+
+    def offer(self, sid, req):
+        if req.cl_ord_id in self.seen:
+            self.out.append((sid, ExecutionReport(0, 0, req.cl_ord_id, req.symbol, req.side, ExecType.REJECTED, OrdStatus.REJECTED,
+                                                  req.price, None, 0, 0, 0, None, NS0, RejectReason.DUPLICATE_ORDER,
+                                                  "reason=duplicate_clordid")))
+        else:
+            self.seen.add(req.cl_ord_id)
+            self.out.append((sid, ExecutionReport(7, 1, req.cl_ord_id, req.symbol, req.side, ExecType.NEW, OrdStatus.NEW,
+                                                  req.price, None, 0, req.quantity, 0, None, NS0)))
+        return True
+
+    def poll(self, handler, limit):
+        n = 0
+        while self.out and n < limit:
+            handler(*self.out.pop(0))
+            n += 1
+        return n
+
+
+@pytest.mark.parametrize("flag", [(43, "Y"), (97, "Y")])
+def test_a_re_sent_order_the_venue_already_has_is_not_rejected_to_the_client(flag):
+    """After a gateway restart the client re-sends (PossDupFlag or PossResend) an order it heard
+    nothing of; the venue had it from the gateway before the kill and refuses the copy as a
+    duplicate.  That refusal is not the order's fate (its own reports are), so the client must not
+    see the order rejected; a plain reuse of a ClOrdID still is."""
+    ep = FakeEndpoint()
+    venue = DedupingVenue({"O1"})
+    b = FixBridge(ep, venue, venue, clock=lambda: T0)
+    poss_dup = flag[0] == 43
+    body = NOS + [flag] + ([(122, TS0)] if poss_dup else [])
+    b.on_event("S", ApplicationMessage(fix("D", body), poss_dup))
+    assert ep.sent == [] and b.resent_duplicates_ignored == 1 and "O1" not in b.routes
+    # a re-sent order the venue did not have is executed and answered as any other
+    b.on_event("S", ApplicationMessage(fix("D", [(11, "O2") if k == 11 else (k, v) for k, v in body]), poss_dup))
+    assert [(s, mt, dict(f)[150], dict(f)[11]) for s, mt, f in ep.sent] == [("S", "8", "0", "O2")]
+    # the same ClOrdID without a re-send flag: the duplicate reject reaches the client
+    ep.sent.clear()
+    b.on_event("S", ApplicationMessage(fix("D", NOS), False))
+    assert [(mt, dict(f)[150], dict(f)[11], dict(f)[103]) for _, mt, f in ep.sent] == [("8", "8", "O1", "6")]
+
+
+@pytest.mark.parametrize("flag", [(43, "Y"), (97, "Y")])
+def test_a_re_sent_order_still_open_through_the_session_is_neither_sent_again_nor_refused(flag):
+    """The client re-sends an order it has no ack for yet (after a reconnect: FIX resend of the
+    same message, then its own PossResend): the order is open through this session, so the copy
+    goes nowhere and the client gets no BusinessMessageReject for it.  Another session's use of
+    the ClOrdID, or one without a re-send flag, is refused as before."""
+    ep = FakeEndpoint()
+    venue = DedupingVenue(set())
+    venue.poll = lambda handler, limit: 0  # the venue's answers are slow: nothing comes back yet
+    b = FixBridge(ep, venue, venue, clock=lambda: T0)
+    b.on_event("S", ApplicationMessage(fix("D", NOS), False))
+    poss_dup = flag[0] == 43
+    body = NOS + [flag] + ([(122, TS0)] if poss_dup else [])
+    b.on_event("S", ApplicationMessage(fix("D", body), poss_dup))
+    assert ep.sent == [] and len(venue.out) == 1 and b.possdup_ignored == 1
+    b.on_event("T", ApplicationMessage(fix("D", body), poss_dup))  # not this session's order
+    b.on_event("S", ApplicationMessage(fix("D", NOS), False))  # no re-send flag
+    assert [(s, mt, dict(f)[380]) for s, mt, f in ep.sent] == [("T", "j", 0), ("S", "j", 0)] and len(venue.out) == 1

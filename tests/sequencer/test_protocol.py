@@ -20,6 +20,7 @@ def test_each_message_is_the_schema_s_layout_both_ways():
         (P.encode_event_poll(3, 9), "EventPoll", {"after": 3, "maxEvents": 9}),
         (P.encode_venue_poll(-1, 256), "VenuePoll", {"after": -1, "maxOrders": 256}),
         (P.encode_sequenced(42, 1700, "CL-1"), "Sequenced", {"orderId": 42, "timestamp": 1700, "clOrdId": "CL-1"}),
+        (P.encode_attach("fix:FIX.4.4:GW->C1"), "Attach", {"origin": "fix:FIX.4.4:GW->C1"}),
         (P.encode_batch(7, [(6, b"ab"), (7, b"xyz")]), "Batch",
          {"last": 7, "items": [{"seq": 6, "message": "6162"}, {"seq": 7, "message": "78797a"}]}),
     ]
@@ -29,7 +30,8 @@ def test_each_message_is_the_schema_s_layout_both_ways():
         assert otf.encode(SCHEMA, doc) == data
     assert P.decode(cases[0][0]) == P.EventPoll(3, 9)
     assert P.decode(cases[2][0]) == P.Sequenced(42, 1700, "CL-1")
-    last, items = P.decode_batch(cases[3][0])
+    assert P.decode(cases[3][0]) == P.Attach("fix:FIX.4.4:GW->C1")
+    last, items = P.decode_batch(cases[4][0])
     assert last == 7 and [(s, bytes(m)) for s, m in items] == [(6, b"ab"), (7, b"xyz")]
 
 
@@ -52,7 +54,7 @@ def test_truncated_and_inconsistent_batches_are_refused_with_the_reason():
 
 def test_random_bytes_never_escape_as_anything_but_a_protocol_error():
     rng = random.Random(3)
-    seeds = [P.encode_batch(2, [(1, b"abc")]), P.encode_event_poll(1), P.encode_sequenced(1, 2, "x")]
+    seeds = [P.encode_batch(2, [(1, b"abc")]), P.encode_event_poll(1), P.encode_sequenced(1, 2, "x"), P.encode_attach("a")]
     for _ in range(3000):
         data = bytearray(rng.choice(seeds))
         for _ in range(rng.randint(1, 4)):

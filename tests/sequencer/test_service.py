@@ -381,3 +381,77 @@ def test_a_venue_adapter_killed_mid_flow_and_restarted_executes_each_order_once_
     assert h.service.positions[("ACC", "X")] == 50 and all(h.service.orders[s].status == "filled" for s in range(1, 6))
     assert h.service.counters["venue_replayed"] == 1 and h.service.counters["venue_resent"] == 3  # order 1's ack, again
     assert h.service.venue_open == {}
+
+
+def test_a_restarted_gateway_attached_under_its_name_takes_over_its_orders_clordids_and_untaken_events():
+    """A FIX gateway killed -9 and restarted: its new session attaches under the same name and
+    gets every order of the old one (a client's re-send of a ClOrdId is refused as a duplicate,
+    never sequenced twice) and the events the old one never took, even after its session closed."""
+    from tickline.cluster.service import CLOSE
+
+    h = Harness(SequencerLimits(max_orders=100, max_position=1000))
+    assert P.decode_batch(h.send(A, P.encode_attach("fix:FIX.4.4:GW->C1"))[A][0]) == (0, [])
+    for cl in ("g1", "g2", "g3"):
+        assert isinstance(P.decode(h.send(A, h.order(cl))[A][0]), P.Sequenced)
+    h.send(VENUE, P.encode_venue_poll(-1))
+    h.send(VENUE, h.report(1, ExecType.NEW, OrdStatus.NEW, leaves=10))
+    _, taken = P.decode_batch(h.send(A, P.encode_event_poll(0))[A][0])  # g1's ack: taken by the old gateway
+    assert [decode(m).cl_ord_id for _, m in taken] == ["g1"]
+    assert h.send(A, P.encode_event_poll(1)) == {}  # it took g1's ack; its next poll is held
+    # g1's fill answers that poll, but the gateway dies before its next poll says it took it
+    h.send(VENUE, h.report(1, ExecType.TRADE, OrdStatus.FILLED, last_qty=10, cum=10))
+    h.send(VENUE, h.report(2, ExecType.NEW, OrdStatus.NEW, leaves=10))
+    # the old gateway is killed: its session times out and closes before the new one attaches
+    h._apply(EntryKind.SESSION_CLOSE, CLOSE.pack(A), 2000)
+    h.send(VENUE, h.report(2, ExecType.TRADE, OrdStatus.FILLED, last_qty=10, cum=10))  # while no gateway runs
+    assert P.decode_batch(h.send(B, P.encode_attach("fix:FIX.4.4:GW->C1"))[B][0]) == (0, [])
+    # the client re-sends what it heard nothing of: each is a duplicate, nothing is sequenced again
+    for cl in ("g1", "g2", "g3"):
+        rej = decode(h.send(B, h.order(cl))[B][0])
+        assert rej.exec_type is ExecType.REJECTED and rej.text.startswith("reason=duplicate_clordid"), rej
+    assert h.service.next_seq == 4 and len(h.service.venue_queue) == 3
+    # the events the old gateway never took come to the new one, in order, then g3's as they happen
+    _, items = P.decode_batch(h.send(B, P.encode_event_poll(0))[B][0])
+    assert [(decode(m).cl_ord_id, decode(m).exec_type) for _, m in items] == [
+        ("g1", ExecType.TRADE), ("g2", ExecType.NEW), ("g2", ExecType.TRADE)]
+    h.send(VENUE, h.report(3, ExecType.NEW, OrdStatus.NEW, leaves=10))
+    _, items = P.decode_batch(h.send(B, P.encode_event_poll(3))[B][0])
+    assert [(decode(m).cl_ord_id, decode(m).exec_type) for _, m in items] == [("g3", ExecType.NEW)]
+    assert h.service.counters["attach_takeovers"] == 1 and h.service.counters["attach_events_moved"] == 3
+    # a snapshot keeps the names: a member restarted from it gives the next gateway the same
+    again = SequencerService(h.service.limits)
+    again.on_load_snapshot(h.service.on_take_snapshot())
+    assert again.origins == {"fix:FIX.4.4:GW->C1": B} and again.by_client[(B, "g2")] == 2
+
+
+def test_an_attach_without_a_usable_name_is_refused_as_the_sender_s_fault():
+    h = Harness()
+    bad = [P.encode_attach("x")[:-70], P.HEADER.pack(64, P.ATTACH, P.SCHEMA_ID, 0) + b"\0" * 64,
+           P.HEADER.pack(64, P.ATTACH, P.SCHEMA_ID, 0) + b"a b" + b"\0" * 61,
+           P.HEADER.pack(64, P.ATTACH, P.SCHEMA_ID, 0) + b"\xff" * 64]
+    for payload in bad:
+        rej = decode(h.send(A, payload)[A][0])
+        assert rej.exec_type is ExecType.REJECTED and rej.text.startswith("reason=malformed") and "fault=peer" in rej.text
+    assert h.service.origins == {}
+    with pytest.raises(ValueError, match="fault=caller"):
+        P.encode_attach("a" * 65)
+
+
+def test_names_are_bounded_the_longest_closed_one_is_forgotten_and_open_ones_are_never_taken(monkeypatch):
+    from tickline.cluster.service import CLOSE
+    from tickline.sequencer import service as service_module
+
+    monkeypatch.setattr(service_module, "_MAX_ORIGINS", 2)
+    h = Harness()
+    C = 300
+    h._apply(EntryKind.SESSION_OPEN, OPEN.pack(C, C + 1), 0)
+    h.send(A, P.encode_attach("a"))
+    h.send(B, P.encode_attach("b"))
+    rej = decode(h.send(C, P.encode_attach("c"))[C][0])  # every named session is open: refused
+    assert rej.exec_type is ExecType.REJECTED and rej.text.startswith("reason=origin_limit")
+    assert h.service.origins == {"a": A, "b": B}
+    h._apply(EntryKind.SESSION_CLOSE, CLOSE.pack(B), 1000)
+    h._apply(EntryKind.SESSION_CLOSE, CLOSE.pack(A), 1000)
+    h.send(C, P.encode_attach("c"))  # B closed first: its name goes
+    assert h.service.origins == {"a": A, "c": C} and h.service.counters["origins_forgotten"] == 1
+    assert list(h.service.closed_origins) == ["a"]

@@ -138,13 +138,23 @@ def describe(node: "ClusterNode", member: int, directory: str, errors: ErrorRing
 
 def answer(member: int, request: wire.AdminRequest, code: int, leader: int | None, detail: dict[str, Any] | str) -> wire.AdminResponse:
     """An AdminResponse whose detail (JSON) fits ADMIN_DETAIL_MAX (a list too long is cut)."""
-    text = detail if isinstance(detail, str) else json.dumps(detail, separators=(",", ":"), sort_keys=True)
+    def dump(d: dict[str, Any]) -> str:
+        return json.dumps(d, separators=(",", ":"), sort_keys=True)
+
+    text = detail if isinstance(detail, str) else dump(detail)
     if len(text.encode()) > wire.ADMIN_DETAIL_MAX and isinstance(detail, dict):
-        for key in ("errors", "snapshots"):
-            while isinstance(detail.get(key), list) and detail[key] and len(text.encode()) > wire.ADMIN_DETAIL_MAX:
-                detail[key] = detail[key][1:]
-                detail["cut"] = True
-                text = json.dumps(detail, separators=(",", ":"), sort_keys=True)
+        for key in ("errors", "snapshots"):  # the oldest go first, in one pass
+            items = detail.get(key)
+            excess = len(text.encode()) - wire.ADMIN_DETAIL_MAX + 32  # room for "cut"
+            if not isinstance(items, list) or excess <= 0:
+                continue
+            drop = 0
+            while excess > 0 and drop < len(items):
+                excess -= len(dump({"x": items[drop]}).encode()) - 6
+                drop += 1
+            detail[key] = items[drop:]
+            detail["cut"] = True
+            text = dump(detail)
     if len(text.encode()) > wire.ADMIN_DETAIL_MAX:
         text = json.dumps({"error": "answer too large", "bytes": len(text.encode())})
     return wire.AdminResponse(member, request.request_id, request.action, code, -1 if leader is None else leader, text)

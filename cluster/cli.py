@@ -1,10 +1,14 @@
 """``tickline cluster ...`` commands.
 
 - ``tickline cluster node --config FILE --member N``: run a member (see :mod:`.daemon`);
-- ``tickline cluster tool --config FILE status|snapshot N|step-down``: members, roles,
-  terms, log and commit positions; take a snapshot; step the leader down (these two
-  need an admin credential: ``--credentials FILE`` or ``TICKLINE_CLUSTER_CREDENTIALS_FILE``,
-  a 0600 file holding ``principal:secret``);
+- ``tickline cluster tool --config FILE VERB``: operate a running cluster, after Aeron's
+  ClusterTool: ``status``, ``describe``, ``errors``, ``snapshot --member N``, ``step-down``,
+  ``suspend``, ``resume``, ``shutdown`` (all but status and describe need an admin credential:
+  ``--credentials FILE`` or ``TICKLINE_CLUSTER_CREDENTIALS_FILE``, a 0600 file holding
+  ``principal:secret``); offline, from a member's data directory: ``recovery-plan`` and
+  ``log dump`` (see cluster/README.md, "Operating a cluster");
+- ``tickline cluster submit --config FILE --schema XML MESSAGE key=value ...``: send one
+  message to the service and print the answer;
 - ``tickline cluster keygen FILE``: a new cluster key (0600) for ``member_key_file``;
 - ``tickline cluster credentials --file F --principal P [--roles client,admin] --out C``:
   a new secret for P, its hash appended to the credentials file F, and ``P:secret``
@@ -285,7 +289,8 @@ def _cmd_shutdown(args: argparse.Namespace) -> int:
         print(_refused(leader, "shutdown", got[0]) or f"error: member={leader} is not the leader any more: try again")
         return 1
     if appended:
-        print(f"shutdown appended by leader {leader} at log position {appended.get('appended')} (term {appended.get('term')})")
+        print(f"shutdown appended by leader {leader}: log entry {appended.get('appended')}..{appended.get('position')} "
+              f"(term {appended.get('term')}); each member snapshots once it has applied it")
     rc = 0
     for m in running:
         d = stopped.get(m)

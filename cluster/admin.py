@@ -124,8 +124,8 @@ def describe(node: "ClusterNode", member: int, directory: str, errors: ErrorRing
         "recovered": {"log_start": r.first_position, "log_end": r.end_position, "truncated_at": r.truncated_at, "reason": r.reason,
                       "damaged": r.damaged},
     }
-    match = getattr(c, "_match", None)
-    if c.role.value == "leader" and isinstance(match, dict):
+    match = c.match_positions()
+    if match:
         out["followers"] = {str(p): {"match": pos} for p, pos in sorted(match.items())}
     if errors is not None:
         out["errors"] = errors.total

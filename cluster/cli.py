@@ -361,11 +361,15 @@ def _cmd_log_dump(args: argparse.Namespace) -> int:
     try:
         schemas = load_service_schemas(args.schema or [])
         disk = ReadOnlyDisk(directory)
-        saved = MetaStore(disk).load().commit_position
         snap, _ = SnapshotStore(disk).load_latest()
     except (ClusterError, OSError) as exc:
         print(f"error: {exc}")
         return 2
+    try:
+        saved = MetaStore(disk).load().commit_position
+    except ClusterError as exc:  # the entries may still be readable: dump them, none known committed
+        print(f"# the saved commit position is unreadable: {exc}")
+        saved = 0
     live = None if args.offline else _live_commit(args, member)
     commit = live if live is not None else max(saved, snap.position if snap else 0)
     source = "the running member" if live is not None else "saved positions (a lower bound: the member saves its commit position lazily)"

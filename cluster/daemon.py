@@ -482,7 +482,7 @@ class NodeAgent:
         linger = since + 3 * t.heartbeat_interval
         if node.core.role is not Role.LEADER:
             return now >= linger
-        match = getattr(node.core, "_match", {})
+        match = node.core.match_positions()
         followers_have_it = all(p >= (node.terminate_at or 0) for p in match.values())
         return (followers_have_it and now >= linger) or now >= since + t.election_timeout_max
 

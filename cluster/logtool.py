@@ -138,6 +138,10 @@ def recovery_plan(directory: str) -> dict[str, Any]:
     except ClusterError as exc:
         plan["refuses"] = str(exc)
         return plan
+    except ValueError as exc:  # e.g. a file named log-<not a number>.seg: the member would stop here too
+        bad = [n for n in disk.list() if n.startswith("log-") and n.endswith(".seg") and not n[4:-4].isdigit()]
+        plan["refuses"] = kv(error="the log's files cannot be read back", file=",".join(bad) or "?", reason=exc, fault="storage")
+        return plan
     plan["segments"] = log.segment_names()
     plan["log"] = {"start": report.first_position, "end": report.end_position}
     base = 0
@@ -287,7 +291,8 @@ def load_service_schemas(paths: list[str]) -> list[Any]:
 
 
 def decode_payload(payload: bytes, schemas: list[Any]) -> dict[str, Any]:
-    """A client message through the schema whose id its SBE header names; else its bytes in hex."""
+    """A client message through the schema whose id its SBE header names; else its bytes in hex.
+    Hostile bytes are reported in the answer, never raised."""
     from tickline.codecs import MessageError
     from tickline.codecs import otf
     for schema in schemas:

@@ -553,6 +553,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         argv += ["--members", str(args.members)]
     if args.sync_delay is not None:
         argv += ["--sync-delay", str(args.sync_delay)]
+    if args.actions:
+        argv.append("--actions")
     return sim.main(argv)
 
 
@@ -599,6 +601,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     s.add_argument("--members", type=int, choices=[3, 5], help="cluster size (default: chosen by each seed, 3 or 5)")
     s.add_argument("--sync-delay", type=int, metavar="MS",
                    help="the longest a background log sync takes, ms (0: syncs block; default: chosen by each seed)")
+    s.add_argument("--actions", action="store_true",
+                   help="operators suspend and resume the cluster through the log under the faults; refused orders must apply once")
     s.set_defaults(func=_cmd_sim)
 
 

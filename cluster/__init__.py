@@ -14,7 +14,9 @@ the topology (``service = "module:factory"``), never imported from here.
   the client link and ``AeronClusterClient``, the embedded invoker-mode driver;
 - :mod:`.daemon`: a member as a process (an agent over Aeron), the topology file;
 - :mod:`.sim` and :mod:`.linearizability`: the deterministic simulator and history checker;
-- :mod:`.cli` and :mod:`.bench`: ``tickline cluster node|tool|sim`` and ``tickline bench cluster``.
+- :mod:`.admin` and :mod:`.logtool`: the operator's side (describe, errors, the tool's requests)
+  and the offline reading of a member's data directory (recovery plan, log dump);
+- :mod:`.cli` and :mod:`.bench`: ``tickline cluster node|tool|submit|sim`` and ``tickline bench cluster``.
 """
 
 # The public API, imported lazily (type checkers see the real types).

@@ -473,10 +473,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = bench_subparsers.add_parser("cluster", help="orders through a 3-member cluster on this host vs a 1-member peer")
     p.add_argument("--rate", type=int, default=1000, help="offered orders per second in the latency phase")
-    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--seconds", type=float, default=3.0, help="how long each phase (latency at --rate, then throughput) runs, per transport and run")
     p.add_argument("--window", type=int, default=1024,
                    help="outstanding orders in the throughput phase (at 256, no more than one poll takes, client and leader take turns: that measures the window, not capacity)")
-    p.add_argument("--fsync", choices=["always", "none"], default="always")
+    p.add_argument("--fsync", choices=["always", "none"], default="always",
+                   help="the members' log fsync policy: always (fsync before acknowledging; survives a power cut) or none (the OS writes back)")
     p.add_argument("--runs", type=int, default=1, help="repeat every phase N times and report medians")
     p.add_argument("--transport", choices=[*TRANSPORTS, "both"], default="both",
                    help="udp: a driver embedded per process; ipc: one shared driver (members on one host); both (default)")

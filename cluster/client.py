@@ -83,6 +83,10 @@ class ClusterClient:
         self.retries = 0  # messages resent after a timeout
         self._stale_check = 0
         self._hops = 0  # leader guess changes on redirects since the last answer
+        # Messages the cluster refused for now (ERROR "suspended" or "shutting_down"): each stays
+        # outstanding and is retried after the retry timeout; the last reason is kept here.
+        self.refusals = 0
+        self.last_refusal: str | None = None
 
     @property
     def floor(self) -> int:
@@ -205,6 +209,9 @@ class ClusterClient:
                     self._resend_all(now)
                 self._stale = 0
                 self._hops = 0
+            elif msg.code is EventCode.ERROR and msg.detail in ("suspended", "shutting_down") and msg.correlation_id in self.outstanding:
+                self.refusals += 1
+                self.last_refusal = msg.detail
             elif msg.code is EventCode.ERROR and msg.detail == "unknown_session" and self.connected:
                 # The leader does not know this session (closed, or never opened there):
                 # open it again; everything unanswered is resent once it is.

@@ -231,6 +231,11 @@ class Consensus:
     def base_position(self) -> int:
         return self._base_position
 
+    def match_positions(self) -> dict[int, int]:
+        """Leader: each follower's match position (how far its log is known to agree
+        with this one); empty on any other member.  A copy, for operators' tools."""
+        return dict(self._match) if self.role is L else {}
+
     def term_at(self, end_position: int) -> int | None:
         """Term of the entry ending at ``end_position``; None if no entry ends there here."""
         if end_position == self._base_position:

@@ -84,13 +84,15 @@ from typing import Any, Callable, Mapping
 from tickline.transport.loader import LoadError, load_object
 from tickline.transport.idle import BackoffIdleStrategy, IdleStrategy, idle_strategy_from_name
 
+from .admin import ErrorRing, ErrorTee, answer, describe
 from .config import ConsensusConfig
 from .disk import OsDisk
-from .errors import ClusterError, ConfigError
+from .errors import ClusterError, ConfigError, NotLeaderError
 from .log import FsyncPolicy
 from .messages import AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, RequestVote, Role, TimeoutNow, VoteResponse
 from .node import ClusterNode, NodeConfig
 from .protocol import IngressMessage, SessionClose, SessionConnect
+from .service import ACTION_RESUME, ACTION_SHUTDOWN, ACTION_SUSPEND
 from .aeron_io import CLIENT_TERM_LENGTH, IPC_ENDPOINT, THREADING_MODES, AeronNodeIO, AeronStack, EgressPolicy, is_ipc, threading_mode
 from .auth import MemberAuth, SessionGate, load_authenticator, load_member_key
 from .protocol import ChallengeResponse
@@ -327,6 +329,8 @@ class NodeAgent:
         self.io: AeronNodeIO | None = None
         self.stop_requested = False
         self.stopping_until: int | None = None
+        self.errors = ErrorRing()  # what this member wrote to stderr lately (tickline cluster tool errors)
+        self._shutdown_since: int | None = None  # when this member's shutdown snapshot was taken
         self.fsync_thread = topology.fsync is FsyncPolicy.ALWAYS and fsync_thread_enabled(topology.fsync_thread)
         # The member's heap grows by an Entry per log entry until a snapshot
         # compacts it, and a full collection of the cyclic GC walks all of it:
@@ -362,6 +366,7 @@ class NodeAgent:
                           sync_thread=self.fsync_thread)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, load_object(t.service)(t.source), self.io, random.Random(), now=self.now())
+            self.node.on_action = self._on_action
         except BaseException:
             self.on_close()
             raise
@@ -386,6 +391,8 @@ class NodeAgent:
                 node.on_ingress(opened, defer=True)
             elif answer is not None:
                 self.io.send_egress(msg.client_id, answer)
+        elif isinstance(msg, wire.AdminRequest):
+            self._on_admin(msg)
         elif isinstance(msg, wire.StatusRequest):
             refused = msg.action != 0 and not self.gate.is_admin(msg.credentials)
             if refused:
@@ -401,6 +408,84 @@ class NodeAgent:
                 self.member, c.role.value, c.term, -1 if c.leader is None else c.leader, c.last_position(),
                 c.commit_position, c.applied_position, c.base_position, s.dropped, s.unauthenticated, s.bad_channel, refused))
 
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.topology.data_dir, f"member-{self.member}")
+
+    def _on_admin(self, msg: wire.AdminRequest) -> None:
+        """An operator's request (``tickline cluster tool``): DESCRIBE is open to anyone, as
+        status is; every other action needs the admin credential."""
+        node, io, gate = self.node, self.io, self.gate
+        assert node is not None and io is not None and gate is not None
+        leader = node.core.leader
+        if msg.action == wire.ClusterAction.DESCRIBE:
+            io.send_egress(msg.client_id, answer(self.member, msg, wire.AdminCode.OK, leader,
+                                                 describe(node, self.member, self.data_dir, self.errors, io.stats)))
+            return
+        if not gate.is_admin(msg.credentials):
+            print(f"error: admin request refused: member={self.member} client={msg.client_id} action={msg.action} "
+                  f"reason=no_admin_credential fault=client", file=sys.stderr, flush=True)
+            io.send_egress(msg.client_id, answer(self.member, msg, wire.AdminCode.REFUSED, leader, {"error": "an admin credential is needed"}))
+            return
+        if msg.action == wire.ClusterAction.ERRORS:
+            io.send_egress(msg.client_id, answer(self.member, msg, wire.AdminCode.OK, leader, self.errors.to_json()))
+        elif msg.action in (ACTION_SUSPEND, ACTION_RESUME, ACTION_SHUTDOWN):
+            try:
+                entry = node.propose_action(msg.action, msg.client_id, msg.request_id)
+            except NotLeaderError:
+                io.send_egress(msg.client_id, answer(self.member, msg, wire.AdminCode.NOT_LEADER, node.core.leader,
+                                                     {"error": "a cluster action goes to the leader"}))
+                return
+            print(f"member={self.member} action={wire.ClusterAction(msg.action).name.lower()} appended position={entry.position} "
+                  f"client={msg.client_id}", flush=True)
+            if msg.action == ACTION_SHUTDOWN:  # the leader says where; every member answers again once stopped
+                io.send_egress(msg.client_id, answer(self.member, msg, wire.AdminCode.OK, self.member,
+                                                     {"appended": entry.position, "position": entry.end, "term": entry.term}))
+        else:
+            io.send_egress(msg.client_id, answer(self.member, msg, wire.AdminCode.ERROR, leader,
+                                                 {"error": "unknown action", "action": msg.action}))
+
+    def _on_action(self, node: ClusterNode, action: int, client_id: int, request_id: int, position: int) -> None:
+        """A cluster action applied (every member, at the same log position)."""
+        name = {ACTION_SUSPEND: "suspended", ACTION_RESUME: "resumed", ACTION_SHUTDOWN: "shutdown"}.get(action, str(action))
+        print(f"member={self.member} {name} position={position}", flush=True)
+        if action in (ACTION_SUSPEND, ACTION_RESUME) and node.core.role is Role.LEADER and self.io is not None:
+            req = wire.AdminRequest(client_id, request_id, action)
+            self.io.send_egress(client_id, answer(self.member, req, wire.AdminCode.OK, self.member,
+                                                  {"position": position, "suspended": node.container.suspended}))
+
+    def _check_shutdown(self, now: int) -> None:
+        """Once this member's shutdown snapshot is taken: tell the operator, then stop
+        (``done``) after lingering long enough for the others to learn the commit."""
+        node = self.node
+        assert node is not None and self.io is not None
+        if node.terminated is None or self._shutdown_since is not None:
+            return
+        self._shutdown_since = now
+        print(f"member={self.member} shutdown snapshot={node.terminated} position={node.terminate_at} exit=0", flush=True)
+        if node.shutdown_requester is not None:
+            client_id, rid = node.shutdown_requester
+            req = wire.AdminRequest(client_id, rid, ACTION_SHUTDOWN)
+            self.io.send_egress(client_id, answer(self.member, req, wire.AdminCode.OK, node.core.leader,
+                                                  {"snapshot": node.terminated, "position": node.terminate_at, "stopped": True}))
+
+    def _shutdown_done(self, now: int) -> bool:
+        """After the shutdown snapshot: a follower lingers three heartbeats (its acknowledgement
+        goes out); the leader until every follower holds the shutdown entry and three heartbeats
+        (carrying its commit) have gone, or an election timeout if one never does."""
+        node = self.node
+        assert node is not None
+        since = self._shutdown_since
+        if since is None:
+            return False
+        t = self.topology
+        linger = since + 3 * t.heartbeat_interval
+        if node.core.role is not Role.LEADER:
+            return now >= linger
+        match = node.core.match_positions()
+        followers_have_it = all(p >= (node.terminate_at or 0) for p in match.values())
+        return (followers_have_it and now >= linger) or now >= since + t.election_timeout_max
+
     def do_work(self) -> int:
         assert self.stack is not None and self.io is not None and self.node is not None
         # The driver's own work count is not returned: it is rarely zero (timers,
@@ -414,6 +499,8 @@ class NodeAgent:
             self.begin_shutdown()
         now = self.now()
         self.node.tick(now)
+        if self.node.terminated is not None:
+            self._check_shutdown(now)
         work += self.io.flush()
         if now >= self._gc_freeze_due:
             gc.freeze()
@@ -430,6 +517,8 @@ class NodeAgent:
             self.stopping_until = self.now() + self.topology.election_timeout_min
 
     def done(self) -> bool:
+        if self._shutdown_since is not None and self._shutdown_done(self.now()):
+            return True
         return self.stopping_until is not None and (self.node is None or self.node.core.role is not Role.LEADER or self.now() >= self.stopping_until)
 
     def on_close(self) -> None:
@@ -458,7 +547,13 @@ def run(topology: Topology, member: int) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     idle = topology.idle_strategy()
-    agent.on_start()
+    stderr = sys.stderr
+    sys.stderr = ErrorTee(stderr, agent.errors)  # every error line also goes to the ring
+    try:
+        agent.on_start()
+    except BaseException:
+        sys.stderr = stderr
+        raise
     try:
         node = agent.node
         assert node is not None and agent.stack is not None
@@ -474,7 +569,10 @@ def run(topology: Topology, member: int) -> int:
         while not agent.done():
             idle.idle(agent.do_work())
     finally:
-        agent.on_close()
+        try:
+            agent.on_close()
+        finally:
+            sys.stderr = stderr
     return 0
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "KIND_SESSION_CLOSE",
     "KIND_MESSAGE",
     "KIND_TIMER",
+    "KIND_ACTION",
     "Entry",
     "HardState",
     "Snapshot",
@@ -75,12 +76,13 @@ class EntryKind(enum.IntEnum):
     SESSION_CLOSE = 2
     MESSAGE = 3
     TIMER = 4
+    ACTION = 5  # a cluster action (suspend, resume, shutdown) every member applies at the same position
 
 
 # The kinds as plain module globals for per-entry code: a class attribute
 # lookup on an Enum costs about ten times a global's (~67 ns against ~6).
-KIND_NOOP, KIND_SESSION_OPEN, KIND_SESSION_CLOSE, KIND_MESSAGE, KIND_TIMER = (
-    EntryKind.NOOP, EntryKind.SESSION_OPEN, EntryKind.SESSION_CLOSE, EntryKind.MESSAGE, EntryKind.TIMER)
+KIND_NOOP, KIND_SESSION_OPEN, KIND_SESSION_CLOSE, KIND_MESSAGE, KIND_TIMER, KIND_ACTION = (
+    EntryKind.NOOP, EntryKind.SESSION_OPEN, EntryKind.SESSION_CLOSE, EntryKind.MESSAGE, EntryKind.TIMER, EntryKind.ACTION)
 
 
 @dataclass(frozen=True, slots=True)

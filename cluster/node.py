@@ -24,9 +24,9 @@ from .consensus import Consensus
 from .disk import Disk
 from .errors import LogCorruptionError, NotLeaderError, RemoteProtocolError
 from .log import FsyncPolicy, MetaStore, RecoveryReport, SegmentLog, SnapshotStore
-from .messages import KIND_MESSAGE, KIND_TIMER, AppendRequest, Entry, EntryKind, Message, Ready, Role, Snapshot
+from .messages import KIND_ACTION, KIND_MESSAGE, KIND_TIMER, AppendRequest, Entry, EntryKind, Message, Ready, Role, Snapshot
 from .protocol import EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
-from .service import CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer, entry_problem
+from .service import ACTION, ACTION_SHUTDOWN, CLOSE, MESSAGE_HEADER, OPEN, TIMER, ClusteredService, ServiceContainer, entry_problem
 
 __all__ = ["NodeIO", "NodeConfig", "ClusterNode"]
 
@@ -118,6 +118,15 @@ class ClusterNode:
         self.applied: list[tuple[int, int]] = []
         self._record_applied = record_applied
         self.on_apply: Callable[[ClusterNode, Entry, list[tuple[int, object]]], None] | None = None  # hook for checkers
+        # Cluster actions (ACTION entries) as they are applied: (node, action, client id, request id, entry end).
+        self.on_action: Callable[[ClusterNode, int, int, int, int], None] | None = None
+        # Shutdown (an ACTION_SHUTDOWN entry applied live, see _on_action): the end of that
+        # entry, then the position of the snapshot taken once applied there.
+        self.terminate_at: int | None = None
+        self.terminated: int | None = None
+        self.shutdown_requester: tuple[int, int] | None = None  # (client id, request id) of the shutdown
+        # Leader only, not replicated: a shutdown is in the log, new client messages are refused.
+        self.stopping = False
         # Log syncs in flight (a disk that syncs in the background), oldest first,
         # each with the messages that wait for it: see _process.
         self._held: deque[_Held] = deque()
@@ -175,6 +184,12 @@ class ClusterNode:
             sid = getattr(msg, "session_id", 0)
             cid = getattr(msg, "correlation_id", 0)
             self.io.send_egress(msg.client_id, SessionEvent(sid, cid, EventCode.REDIRECT, leader=self.core.leader))  # type: ignore[attr-defined]
+            return
+        if type(msg) is IngressMessage and (self.container.suspended or self.stopping):
+            # Not appended: the answer says why, and the client keeps the message and retries it
+            # (applied once resumed, or by the cluster restarted after the shutdown).
+            self.io.send_egress(msg.client_id, SessionEvent(msg.session_id, msg.correlation_id, EventCode.ERROR, leader=self.id,
+                                                           detail="suspended" if self.container.suspended else "shutting_down"))
             return
         if type(msg) is IngressMessage:
             key = (msg.session_id, msg.correlation_id)
@@ -254,6 +269,28 @@ class ClusterNode:
         self.log.remove_before(self._last_snapshot)
         self._prev_snapshot, self._last_snapshot = self._last_snapshot, position
         return snapshot
+
+    def propose_action(self, action: int, client_id: int, request_id: int) -> Entry:
+        """Leader: append a cluster action (suspend, resume, shutdown: see :mod:`.service`).
+        Raises NotLeaderError elsewhere.  After a shutdown this leader refuses new client
+        messages (``stopping``)."""
+        entry = self.core.propose(KIND_ACTION, ACTION.pack(action, client_id, request_id))
+        if action == ACTION_SHUTDOWN:
+            self.stopping = True
+        self._process()
+        return entry
+
+    def _on_action(self, e: Entry) -> None:
+        action, client_id, request_id = ACTION.unpack(e.payload)
+        if action == ACTION_SHUTDOWN and self.terminate_at is None and e.term == self.core.term and e.end > self.recovery.end_position:
+            # Live only: an entry this member read back from its own log at start-up, or one
+            # from an earlier term (the cluster was restarted since, an election came between),
+            # is history, not an instruction; a member that missed the shutdown and rejoins a
+            # restarted cluster must not stop again.
+            self.terminate_at = e.end
+            self.shutdown_requester = (client_id, request_id)
+        if self.on_action is not None:
+            self.on_action(self, action, client_id, request_id, e.end)
 
     def shutdown(self) -> int | None:
         """Clean shutdown, step 1: hand leadership to the most up-to-date peer.
@@ -338,6 +375,8 @@ class ClusterNode:
                 # is in flight is durable (it never says more than was synced)
                 self._drain()
                 self.log.set_acked_floor(0)
+            if self.terminate_at is not None and self.terminated is None and core.applied_position >= self.terminate_at:
+                self.terminated = self.take_snapshot().position  # the shutdown: every member snapshots, then stops
             interval = self.config.snapshot_interval
             if interval and core.applied_position - self._last_snapshot >= interval and core.applied_position > core.base_position:
                 self.take_snapshot()
@@ -374,6 +413,8 @@ class ClusterNode:
                 self.on_apply(self, e, egress)
             if e.kind == KIND_TIMER:
                 self._timers_proposed.discard(TIMER.unpack(e.payload)[0])
+            elif e.kind == KIND_ACTION:
+                self._on_action(e)
             if leader:
                 for client_id, msg in egress:
                     if client_id >= 0:

@@ -25,20 +25,25 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import LogCorruptionError
-from .messages import KIND_MESSAGE, KIND_NOOP, KIND_SESSION_CLOSE, KIND_SESSION_OPEN, KIND_TIMER, Entry, Role
+from .messages import KIND_ACTION, KIND_MESSAGE, KIND_NOOP, KIND_SESSION_CLOSE, KIND_SESSION_OPEN, KIND_TIMER, Entry, Role
 from .protocol import EgressMessage, EventCode, SessionEvent
 
-__all__ = ["ClusteredService", "ClientSession", "ServiceContainer", "encode_ingress", "entry_problem", "OPEN", "CLOSE", "MESSAGE_HEADER", "TIMER"]
+__all__ = ["ClusteredService", "ClientSession", "ServiceContainer", "encode_ingress", "entry_problem", "OPEN", "CLOSE", "MESSAGE_HEADER", "TIMER",
+           "ACTION", "ACTION_SUSPEND", "ACTION_RESUME", "ACTION_SHUTDOWN"]
 
 OPEN = struct.Struct("<qq")  # session id, client id
 CLOSE = struct.Struct("<q")  # session id
 MESSAGE_HEADER = struct.Struct("<qqq")  # session id, correlation id, floor
 TIMER = struct.Struct("<q")  # timer correlation id
+ACTION = struct.Struct("<Bqq")  # cluster action (wire.ClusterAction), the asking client's id, its request id
+#: the cluster actions that go through the log (their values are wire.ClusterAction's)
+ACTION_SUSPEND, ACTION_RESUME, ACTION_SHUTDOWN = 3, 4, 5
 
 
 # the payload sizes the container can apply, by entry kind: (exact, or None for "at least")
 _PAYLOAD_SIZES = {KIND_NOOP: (0, None), KIND_SESSION_OPEN: (OPEN.size, OPEN.size), KIND_SESSION_CLOSE: (CLOSE.size, CLOSE.size),
-                  KIND_MESSAGE: (MESSAGE_HEADER.size, None), KIND_TIMER: (TIMER.size, TIMER.size)}
+                  KIND_MESSAGE: (MESSAGE_HEADER.size, None), KIND_TIMER: (TIMER.size, TIMER.size),
+                  KIND_ACTION: (ACTION.size, ACTION.size)}
 
 
 def entry_problem(entry: Entry) -> str | None:
@@ -52,6 +57,8 @@ def entry_problem(entry: Entry) -> str | None:
     n = len(entry.payload)
     if n < low or (high is not None and n > high):
         return f"payload_length_{n}_for_kind_{entry.kind}"
+    if entry.kind == KIND_ACTION and entry.payload[0] not in (ACTION_SUSPEND, ACTION_RESUME, ACTION_SHUTDOWN):
+        return f"unknown_action_{entry.payload[0]}"
     return None
 
 
@@ -133,6 +140,11 @@ class ServiceContainer:
         self.log_position = 0
         self.role = Role.FOLLOWER
         self.duplicates = 0
+        # Replicated by the log (ACTION entries) and kept in snapshots: while true, client
+        # messages are not given to the service; each is answered ERROR "suspended" (the
+        # client retries it) and is not remembered, so its retry after a resume is applied.
+        self.suspended = False
+        self.refused_suspended = 0
         self._out: list[tuple[int, object]] = []
         self._current: list[bytes] | None = None
         # One handle reused for every message: it is valid only during the
@@ -207,6 +219,13 @@ class ServiceContainer:
             if deadline is not None and deadline <= entry.timestamp:
                 del self.timers[correlation_id]
                 self.service.on_timer(correlation_id, entry.timestamp)
+        elif kind == KIND_ACTION:
+            action = entry.payload[0]
+            if action == ACTION_SUSPEND:
+                self.suspended = True
+            elif action == ACTION_RESUME:
+                self.suspended = False
+            # ACTION_SHUTDOWN changes no replicated state: the node acts on it (ClusterNode)
         elif kind != KIND_NOOP:
             raise LogCorruptionError("unknown entry kind in committed log", position=entry.position, kind=kind)
         out, self._out = self._out, []
@@ -220,6 +239,10 @@ class ServiceContainer:
             return
         if floor > s.floor:
             s.raise_floor(floor)
+        if self.suspended and correlation_id not in s.answered and correlation_id >= s.floor:
+            self.refused_suspended += 1
+            self._out.append((s.client_id, SessionEvent(session_id, correlation_id, EventCode.ERROR, detail="suspended")))
+            return
         if correlation_id < s.floor or correlation_id in s.answered:
             self.duplicates += 1
             for payload in s.answered.get(correlation_id, ()):
@@ -246,6 +269,7 @@ class ServiceContainer:
             "time": self.time,
             "position": self.log_position,
             "timers": sorted(self.timers.items()),
+            "suspended": self.suspended,
             "sessions": [
                 [sid, s.client_id, s.floor, [[c, [p.hex() for p in ps]] for c, ps in sorted(s.answered.items())]]
                 for sid, s in sorted(self.sessions.items())
@@ -260,6 +284,7 @@ class ServiceContainer:
         self.time = state["time"]
         self.log_position = state["position"]
         self.timers = {c: d for c, d in state["timers"]}
+        self.suspended = bool(state.get("suspended", False))  # absent from snapshots taken before it existed
         self.sessions = {
             sid: _SessionState(client, floor, {c: [bytes.fromhex(p) for p in ps] for c, ps in answered})
             for sid, client, floor, answered in state["sessions"]

@@ -42,14 +42,14 @@ from typing import Callable, NoReturn
 from .client import ClusterClient
 from .config import ConsensusConfig
 from .disk import SimDisk
-from .errors import ClusterError
+from .errors import ClusterError, NotLeaderError
 from .linearizability import Operation, check_linearizable
 from .log import FsyncPolicy, load_acked
 from .messages import Entry, EntryKind, InstallSnapshot, Role
 from .node import ClusterNode, NodeConfig
 from .protocol import EgressMessage
 import importlib
-from .service import MESSAGE_HEADER
+from .service import ACTION_RESUME, ACTION_SUSPEND, MESSAGE_HEADER
 
 __all__ = ["SimOptions", "Simulation", "SimFailure", "run_seed", "main"]
 
@@ -112,6 +112,11 @@ class SimOptions:
     # NewOrder, Side, SIM_LIMITS, codec(name), SequencerState, sequencer_model, sequencer_key.
     workload: str = "tickline.sequencer.basic"
     codec: str = "struct"  # or "sbe": orders as SBE messages of schemas/orders.xml
+    # Operators' cluster actions under the faults: the leader of the moment suspends the
+    # cluster for a while, then resumes it (both through the log); clients' messages
+    # refused meanwhile must be applied once after.  Off by default: it changes every
+    # seed's schedule (its events come from a generator of their own).
+    actions: bool = False
 
 
 class _Network:
@@ -192,6 +197,7 @@ class Simulation:
         self.fresh: dict[tuple[int, int], int] = {}  # (session, correlation) -> position applied
         self._commit_seen: dict[int, int] = {}
         self._dups: dict[int, int] = {}
+        self._refused: dict[int, int] = {}
         self.w = importlib.import_module(opts.workload)
         self.limits = opts.limits if opts.limits is not None else self.w.SIM_LIMITS
         self.codec = self.w.codec(opts.codec)
@@ -212,6 +218,9 @@ class Simulation:
         for m in self.member_ids:
             self._schedule(r.randint(0, opts.tick_interval), ("tick", m))
         self._schedule_faults()
+        self._want_suspended = False
+        if opts.actions:
+            self._schedule_actions()
 
     # ---------------------------------------------------------------- plumbing
 
@@ -250,6 +259,7 @@ class Simulation:
         self._commit_seen[m] = node.core.commit_position
         self._installs_seen[m] = 0
         self._dups[m] = node.container.duplicates
+        self._refused[m] = node.container.refused_suspended
         if node.core.base_position:
             self._check_snapshot_base(node)
 
@@ -291,6 +301,31 @@ class Simulation:
                 break
             self._schedule(t, (r.choice(["crash", "crash", "torn", "transfer", "rot"]),))
         self._schedule(self.opts.fault_time, ("heal",))
+
+    def _schedule_actions(self) -> None:
+        ar = random.Random(f"actions:{self.opts.seed}")
+        self.stats.update(suspends=0, refused_suspended=0)
+        t = 0
+        while True:
+            t += ar.randint(100, 400)
+            if t >= self.opts.fault_time:
+                break
+            self._schedule(t, ("suspend", ar.randint(20, 200)))
+        self._schedule(0, ("action_watch",))
+
+    def _leader_node(self) -> ClusterNode | None:
+        leaders = [n for n in self.nodes.values() if n is not None and n.core.role is Role.LEADER]
+        return leaders[0] if len(leaders) == 1 else None
+
+    def _propose_action(self, action: int) -> None:
+        node = self._leader_node()
+        if node is None:
+            return
+        try:
+            node.propose_action(action, -1, self.now)
+        except NotLeaderError:
+            return
+        self._check_node(node.id)
 
     def _partition(self) -> None:
         r = self.fault_rng
@@ -395,6 +430,8 @@ class Simulation:
                         self._crash(m, True)
             except ClusterError as exc:
                 self._fail(f"cluster error: {exc}")
+        if self.opts.actions:
+            self.stats["refused_suspended"] = sum(c.refusals for c in self.clients.values())
         self._final_checks()
         return self
 
@@ -446,7 +483,23 @@ class Simulation:
                 self.trace.append((self.now, "restart", m))
                 self._start_node(m)
                 self._check_node(m)
+        elif kind == "suspend":
+            self._want_suspended = True
+            self.stats["suspends"] += 1
+            self.trace.append((self.now, "suspend", ev[1]))
+            self._propose_action(ACTION_SUSPEND)
+            self._schedule(ev[1], ("unsuspend",))
+        elif kind == "unsuspend":
+            self._want_suspended = False
+        elif kind == "action_watch":
+            # whatever was lost to crashes and elections, the cluster ends up resumed once wanted:
+            # the leader of the moment is told again while its applied state says suspended
+            self._schedule(20, ev)
+            node = self._leader_node()
+            if not self._want_suspended and node is not None and node.container.suspended:
+                self._propose_action(ACTION_RESUME)
         elif kind == "heal":
+            self._want_suspended = False
             self.net.blocked = set()
             self.net.drop = 0.0
             self.net.dup = 0.0
@@ -539,6 +592,11 @@ class Simulation:
         if not fresh:
             self.stats["duplicates_suppressed"] += 1
         self._dups[node.id] = dups
+        # a message refused because the cluster was suspended was not applied: its retry will be
+        refused = node.container.refused_suspended
+        if refused != self._refused.get(node.id, refused):
+            fresh = False
+        self._refused[node.id] = refused
         if e.kind == EntryKind.MESSAGE and fresh:
             sid, corr, _ = MESSAGE_HEADER.unpack_from(e.payload)
             if sid in node.container.sessions:
@@ -584,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec", choices=["struct", "sbe"], default="struct")
     p.add_argument("--members", type=int, default=None, help="default: chosen by the seed (3 or 5)")
     p.add_argument("--sync-delay", type=int, default=None, help="most ms a background log sync takes (0: syncs block); default: chosen by the seed")
+    p.add_argument("--actions", action="store_true", help="operators suspend and resume the cluster (through the log) under the faults")
     args = p.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.start, args.start + args.seeds)
     t0 = time.perf_counter()
@@ -592,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in seeds:
         try:
             overrides = {k: v for k, v in (("members", args.members), ("sync_delay", args.sync_delay)) if v is not None}
+            if args.actions:
+                overrides["actions"] = True
             sim = run_seed(s, codec=args.codec, **overrides)
             for k, v in sim.stats.items():
                 totals[k] = totals.get(k, 0) + v

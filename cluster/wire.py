@@ -29,8 +29,10 @@ from .errors import RemoteProtocolError
 from .messages import AppendRequest, AppendResponse, Entry, InstallSnapshot, InstallSnapshotResponse, RequestVote, TimeoutNow, VoteResponse
 from .protocol import Challenge, ChallengeResponse, EgressMessage, EventCode, IngressMessage, SessionClose, SessionConnect, SessionEvent
 
-__all__ = ["encode", "decode", "StatusRequest", "StatusResponse", "EgressChannel"]
+__all__ = ["encode", "decode", "StatusRequest", "StatusResponse", "EgressChannel", "AdminRequest", "AdminResponse", "ClusterAction",
+           "AdminCode", "ADMIN_DETAIL_MAX"]
 
+import enum
 from dataclasses import dataclass
 
 
@@ -74,13 +76,61 @@ class EgressChannel:
     stream_id: int = 102  # aeron_io.EGRESS_STREAM
 
 
+class ClusterAction(enum.IntEnum):
+    """What an :class:`AdminRequest` asks for (the schema's ``ClusterAction``).
+    SUSPEND, RESUME and SHUTDOWN go through the log (an entry of kind ACTION),
+    so every member applies them at the same position."""
+
+    DESCRIBE = 1  # members' state, positions and snapshots
+    ERRORS = 2  # the member's recent error lines
+    SUSPEND = 3  # stop applying client messages (they are refused with "suspended"); consensus goes on
+    RESUME = 4  # apply them again
+    SHUTDOWN = 5  # every member takes a snapshot at the same log position, then stops
+
+
+class AdminCode(enum.IntEnum):
+    OK = 0
+    REFUSED = 1  # no admin credential
+    ERROR = 2  # detail says why
+    NOT_LEADER = 3  # a log action goes to the leader: ``leader`` names it (-1: unknown)
+
+
+#: the most bytes of an AdminResponse's detail (JSON text): well under a client egress message's 128 KiB
+ADMIN_DETAIL_MAX = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRequest:
+    """Operator tool -> member (schema version 2): do ``action``.  Every action but
+    DESCRIBE needs the admin credential in ``credentials``.  ``request_id`` comes
+    back in the answers (a SHUTDOWN is answered by every member once it stopped)."""
+
+    client_id: int
+    request_id: int
+    action: int
+    credentials: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminResponse:
+    """Member -> operator tool: ``detail`` is JSON text (at most ADMIN_DETAIL_MAX bytes)."""
+
+    member: int
+    request_id: int
+    action: int
+    code: int
+    leader: int = -1
+    detail: str = ""
+
+
 _TYPES = {
     RequestVote: 1, VoteResponse: 2, AppendRequest: 3, AppendResponse: 4, InstallSnapshot: 5, TimeoutNow: 6, InstallSnapshotResponse: 7,
     SessionConnect: 10, SessionClose: 11, IngressMessage: 12, SessionEvent: 13, EgressMessage: 14,
     StatusRequest: 20, StatusResponse: 21, EgressChannel: 22, Challenge: 15, ChallengeResponse: 16,
+    AdminRequest: 23, AdminResponse: 24,
 }
 SCHEMA_ID = 102  # schemas/cluster.xml
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _HEADER = struct.Struct("<HHHH")  # SBE message header: block length, template id, schema id, version
 _GROUP = struct.Struct("<HH")  # groupSizeEncoding: block length, count
 _LEN = struct.Struct("<I")  # varDataEncoding / varStringEncoding length
@@ -103,7 +153,10 @@ _SR = struct.Struct("<q16sqqqqqqqqqB")
 _SR_V0 = struct.Struct("<q16sqqqqqqq")  # version 0's block, without unauthenticated and refused
 _CH = struct.Struct("<q")
 _EC = struct.Struct("<qi")
-_BLOCKS = {1: _RV, 2: _VR, 3: _AQ, 4: _AR, 5: _IS, 6: _TN, 7: _ISR, 10: _SC, 11: _SC, 12: _IM, 13: _SE, 14: _EM, 20: _SQ, 21: _SR, 22: _EC, 15: _CH, 16: _SC}
+_AQR = struct.Struct("<qqB")  # AdminRequest: client, request, action
+_ARS = struct.Struct("<qqBBq")  # AdminResponse: member, request, action, code, leader
+_BLOCKS = {1: _RV, 2: _VR, 3: _AQ, 4: _AR, 5: _IS, 6: _TN, 7: _ISR, 10: _SC, 11: _SC, 12: _IM, 13: _SE, 14: _EM, 20: _SQ, 21: _SR, 22: _EC, 15: _CH, 16: _SC,
+           23: _AQR, 24: _ARS}
 _HEADS = {t: _HEADER.pack(_BLOCKS[t].size, t, SCHEMA_ID, SCHEMA_VERSION) for t in _BLOCKS}
 # the per-order messages' header, fixed block and (for those with one) var data length, packed at once
 _EM_HEAD = struct.Struct("<HHHHqqI")
@@ -175,6 +228,10 @@ def encode(m: object) -> bytes:
         return head + _SQ.pack(m.client_id, m.action) + _var(m.credentials)
     if isinstance(m, EgressChannel):
         return head + _EC.pack(m.client_id, m.stream_id) + _var(m.channel.encode())
+    if isinstance(m, AdminRequest):
+        return head + _AQR.pack(m.client_id, m.request_id, m.action) + _var(m.credentials)
+    if isinstance(m, AdminResponse):
+        return head + _ARS.pack(m.member, m.request_id, m.action, m.code, m.leader) + _var(m.detail.encode())
     assert isinstance(m, StatusResponse)
     return head + _SR.pack(m.member, m.role.encode()[:16], m.term, m.leader, m.log_position, m.commit_position, m.applied_position, m.base_position, m.dropped,
                           m.unauthenticated, m.bad_channels, m.refused)
@@ -338,6 +395,15 @@ def decode(buf: bytes | bytearray | memoryview) -> object:
         if len(rest) == 10:
             rest[-1] = bool(rest[-1])
         m = StatusResponse(member, role.rstrip(b"\0").decode(errors="replace"), *rest)
+    elif t == 23:
+        cid, rid, action = fields
+        m = AdminRequest(cid, rid, action, r.var())
+    elif t == 24:
+        member, rid, action, code, leader = fields
+        try:
+            m = AdminResponse(member, rid, action, code, leader, r.var().decode())
+        except UnicodeDecodeError:
+            raise r.fail("detail_not_utf8") from None
     else:
         assert t == 22
         cid, stream_id = fields

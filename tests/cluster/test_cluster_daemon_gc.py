@@ -24,6 +24,7 @@ class _IO:
 class _Node:
     def __init__(self):
         self.ticks = []
+        self.terminated = None  # no shutdown under way
 
     def tick(self, now):
         self.ticks.append(now)

@@ -80,6 +80,7 @@ class WireNet:
             # the daemon's own dispatch (NodeAgent._on_message), around a node on a simulated disk
             agent = self.agents[i] = NodeAgent(topology, i)
             agent.node, agent.io = self.nodes[i], self.nodes[i].io
+            self.nodes[i].on_action = agent._on_action  # as NodeAgent.on_start wires it
             # mutations that got past the member key's HMAC (an insider): every client is admitted,
             # so mutated connects and admin requests reach the node
             agent.gate = SessionGate(load_authenticator("none", None))
@@ -204,11 +205,20 @@ def test_mutated_consensus_ingress_and_admin_messages_never_escape_a_members_han
         net.queue.append((leader, wire.encode(IngressMessage(7, 70, c, 0, b"order %d" % c))))
         net.step()
     net.queue.append((leader, wire.encode(wire.StatusRequest(9, 1))))
+    for rid, action in enumerate((wire.ClusterAction.DESCRIBE, wire.ClusterAction.SUSPEND, wire.ClusterAction.RESUME,
+                                  wire.ClusterAction.ERRORS)):
+        net.queue.append((leader, wire.encode(wire.AdminRequest(9, rid, action))))
+        net.step()
     net.queue.append((leader, wire.encode(SessionClose(7, 70))))
     for _ in range(20):
         net.step()
     kinds = set(net.samples)
-    assert {AppendRequest, AppendResponse, SessionConnect, IngressMessage, wire.StatusRequest} <= kinds
+    assert {AppendRequest, AppendResponse, SessionConnect, IngressMessage, wire.StatusRequest, wire.AdminRequest} <= kinds
+    # the suspend and resume went through the log and were answered once applied
+    answers = {m.action: m.detail for m in net.egress if isinstance(m, wire.AdminResponse)}
+    assert sorted(answers) == [wire.ClusterAction.DESCRIBE, wire.ClusterAction.ERRORS, wire.ClusterAction.SUSPEND,
+                               wire.ClusterAction.RESUME]
+    assert '"suspended":true' in answers[wire.ClusterAction.SUSPEND] and '"suspended":false' in answers[wire.ClusterAction.RESUME]
 
     injected = malformed = 0
     for n in range(3000):

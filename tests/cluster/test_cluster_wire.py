@@ -20,7 +20,7 @@ from tickline.cluster.protocol import (
 i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 nat = st.integers(min_value=0, max_value=2**62)
 blob = st.binary(max_size=64)
-entry = st.builds(Entry, nat, nat, nat, st.integers(min_value=0, max_value=4), blob)
+entry = st.builds(Entry, nat, nat, nat, st.integers(min_value=0, max_value=5), blob)
 
 messages = st.one_of(
     st.builds(RequestVote, nat, nat, nat, nat, nat, st.booleans(), st.booleans()),
@@ -43,6 +43,9 @@ messages = st.one_of(
     st.builds(wire.StatusRequest, i64, st.integers(min_value=0, max_value=2)),
     st.builds(wire.StatusRequest, i64, st.integers(min_value=0, max_value=2), blob),
     st.builds(wire.EgressChannel, i64, st.text(max_size=60), st.integers(-(2**31), 2**31 - 1)),
+    st.builds(wire.AdminRequest, i64, i64, st.sampled_from(list(wire.ClusterAction)), blob),
+    st.builds(wire.AdminResponse, i64, i64, st.sampled_from(list(wire.ClusterAction)), st.sampled_from(list(wire.AdminCode)), i64,
+              st.text(max_size=40)),
 )
 
 
@@ -64,7 +67,7 @@ _NAMES = {"last_term": "lastTerm", "last_position": "lastPosition", "pre_vote": 
           "prev_term": "prevTerm", "commit_position": "commitPosition", "rejected_prev": "rejectedPrev", "snapshot_term": "snapshotTerm",
           "length": "snapshotLength", "offset": "chunkOffset", "client_id": "clientId", "session_id": "sessionId",
           "correlation_id": "correlationId", "log_position": "logPosition", "applied_position": "appliedPosition",
-          "base_position": "basePosition", "stream_id": "streamId", "bad_channels": "badChannels"}
+          "base_position": "basePosition", "stream_id": "streamId", "bad_channels": "badChannels", "request_id": "requestId"}
 
 
 def schema_fields(m):
@@ -77,7 +80,7 @@ def schema_fields(m):
         v = getattr(m, name)
         if isinstance(v, bool):
             v = str(v)
-        elif isinstance(v, EventCode):
+        elif isinstance(v, (EventCode, wire.ClusterAction, wire.AdminCode)):
             v = v.name
         elif isinstance(v, bytes):
             v = v.hex()

@@ -226,6 +226,13 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     return run
 
 
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``tickline bench archive`` (archive/bench.py)."""
+    from .bench import register_bench as register_archive_bench
+
+    register_archive_bench(bench_subparsers)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from .config import DEFAULT_CONTROL_STREAM_ID, DEFAULT_RESPONSE_STREAM_ID
 

@@ -604,6 +604,98 @@ std::shared_ptr<ArchiveCounter> make_counter(std::shared_ptr<Client> client, int
     return c;
 }
 
+
+// ---------------------------------------------------------------- Bench loops
+
+// `tickline bench archive`'s publisher and subscriber: the full-rate loops a
+// Python loop could not drive.  Each runs in a process of its own (bench.py
+// starts them), holding the GIL throughout, so nothing can close the
+// publication or subscription under it; both are bounded by a count and a
+// deadline, and check for signals.
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Offers ``count`` messages of ``length`` bytes as fast as the publication
+// takes them: (sent, start_ns, end_ns, back_pressured offers, position).
+py::tuple bench_offer(std::shared_ptr<Publication> pub, int64_t length, int64_t count, double max_seconds) {
+    pub->check_open();
+    if (length < 1 || static_cast<size_t>(length) > pub->max_message_length) {
+        raise(PyExc_ValueError, "bench message length out of range: length=" + std::to_string(length) +
+                                    " max_message_length=" + std::to_string(pub->max_message_length));
+    }
+    if (count < 0) raise(PyExc_ValueError, "bench message count must be >= 0: count=" + std::to_string(count));
+    if (!(max_seconds >= 0 && max_seconds <= 3600)) raise(PyExc_ValueError, "bench max_seconds out of range [0, 3600]");
+    std::vector<uint8_t> msg(static_cast<size_t>(length));
+    for (size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<uint8_t>(i * 31 + 7);
+    int64_t deadline = now_ns() + static_cast<int64_t>(max_seconds * 1e9);
+    int64_t sent = 0, pressured = 0;
+    int64_t start = now_ns();
+    while (sent < count) {
+        std::memcpy(msg.data(), &sent, std::min<size_t>(8, msg.size()));
+        int64_t r = pub->xpub != nullptr ? aeron_exclusive_publication_offer(pub->xpub, msg.data(), msg.size(), nullptr, nullptr)
+                                          : aeron_publication_offer(pub->pub, msg.data(), msg.size(), nullptr, nullptr);
+        if (r > 0) {
+            ++sent;
+            continue;
+        }
+        if (r == AERON_PUBLICATION_CLOSED || r == AERON_PUBLICATION_MAX_POSITION_EXCEEDED || r == AERON_PUBLICATION_ERROR) {
+            raise(PublicationError, "bench offer failed: sent=" + std::to_string(sent) + " result=" + std::to_string(r));
+        }
+        ++pressured;
+        if ((pressured & 0xFFFF) == 0) {
+            if (now_ns() > deadline) break;
+            if (PyErr_CheckSignals() < 0) throw py::error_already_set();
+        }
+    }
+    int64_t end = now_ns();
+    int64_t position = pub->xpub != nullptr ? aeron_exclusive_publication_position(pub->xpub) : aeron_publication_position(pub->pub);
+    return py::make_tuple(sent, start, end, pressured, position);
+}
+
+struct DrainCount {
+    int64_t fragments = 0;
+    int64_t bytes = 0;
+};
+
+void on_drained(void *clientd, const uint8_t *, size_t length, aeron_header_t *) {
+    auto *c = static_cast<DrainCount *>(clientd);
+    c->fragments += 1;
+    c->bytes += static_cast<int64_t>(length);
+}
+
+// Polls image ``session_id`` (fragment by fragment, as a subscriber does)
+// until ``count`` fragments came (or the image closed): (fragments, payload bytes,
+// first_ns, end_ns, position).  first_ns is when the first fragment came.
+py::tuple bench_drain(std::shared_ptr<Subscription> sub, int32_t session_id, int64_t count, double max_seconds) {
+    sub->check_open();
+    if (!(max_seconds >= 0 && max_seconds <= 3600)) raise(PyExc_ValueError, "bench max_seconds out of range [0, 3600]");
+    PollGuard guard(*sub);
+    if (!guard.enter("archive_bench_drain")) throw py::error_already_set();
+    int64_t deadline = now_ns() + static_cast<int64_t>(max_seconds * 1e9);
+    DrainCount c;
+    int64_t first = 0, position = -1;
+    for (uint64_t spins = 0;; ++spins) {
+        aeron_image_t *image = aeron_subscription_image_by_session_id(sub->sub, session_id);
+        if (image != nullptr) {
+            int rc = aeron_image_poll(image, on_drained, &c, 256);
+            position = aeron_image_position(image);
+            bool closed = aeron_image_is_closed(image);
+            aeron_subscription_image_release(sub->sub, image);
+            if (rc < 0) raise(AeronError, std::string("bench poll failed: error=") + aeron_error_text());
+            if (rc > 0 && first == 0) first = now_ns();
+            if (c.fragments >= count || (closed && rc == 0)) break;
+            if (rc > 0) continue;
+        }
+        if ((spins & 0xFFF) == 0) {
+            if (now_ns() > deadline) break;
+            if (PyErr_CheckSignals() < 0) throw py::error_already_set();
+        }
+    }
+    return py::make_tuple(c.fragments, c.bytes, first, now_ns(), position);
+}
+
 }  // namespace
 
 void init_archive(py::module_ &m) {
@@ -654,6 +746,14 @@ void init_archive(py::module_ &m) {
         .def("get", &ArchiveCounter::get)
         .def("close", &ArchiveCounter::close);
 
+    m.def("archive_bench_offer", &bench_offer, py::arg("publication"), py::arg("length"), py::arg("count"),
+          py::arg("max_seconds") = 60.0,
+          "tickline bench archive's publisher: offer count messages of length bytes at full rate: "
+          "(sent, start_ns, end_ns, back_pressured offers, position); clock: steady_clock (CLOCK_MONOTONIC).");
+    m.def("archive_bench_drain", &bench_drain, py::arg("subscription"), py::arg("session_id"), py::arg("count"),
+          py::arg("max_seconds") = 60.0,
+          "tickline bench archive's subscriber: poll an image fragment by fragment until count fragments came: "
+          "(fragments, payload bytes, first_ns, end_ns, position).");
     m.def("archive_scan", [](const std::string &dir, int64_t recording_id, int64_t start_position, int32_t term_length,
                              int64_t segment_length, int32_t initial_term_id, int32_t session_id, int32_t mtu,
                              int64_t from_position, int64_t limit) {

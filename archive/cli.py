@@ -7,6 +7,7 @@
     tickline archive dump --dir DIR RECORDING_ID [--position P --count N] print frames (checked first)
     tickline archive replay --recording-id N --stream-id S [...]         ask a running archive for a replay
     tickline archive truncate RECORDING_ID POSITION / purge RECORDING_ID  (a running archive does it)
+    tickline archive migrate RECORDING_ID --to DIR                        move a stopped recording's segments (running archive)
 
 ``list``, ``describe`` and ``verify`` read the directory directly (no driver
 needed, safe while the archive runs: the catalog is replaced atomically).
@@ -144,7 +145,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     The native scan checks the frames first; only what it passed is read here."""
     import struct
 
-    from .catalog import segment_name
+    from .catalog import segment_dir, segment_name
     from .daemon import scan
 
     cat = _catalog(args.dir)
@@ -159,7 +160,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     position, shown = start, 0
     while position < end and shown < args.count:
         base = first + (position - first) // d.segment_file_length * d.segment_file_length
-        with open(Path(args.dir) / segment_name(d.recording_id, base), "rb") as f:
+        with open(segment_dir(args.dir, d) / segment_name(d.recording_id, base), "rb") as f:
             f.seek(position - base)
             header = f.read(32)
             length, _version, flags, ftype = struct.unpack_from("<iBBH", header)
@@ -203,7 +204,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_manage(args: argparse.Namespace) -> int:
     with _connected(args) as client:
-        if args.archive_command == "truncate":
+        if args.archive_command == "migrate":
+            client.migrate_recording(args.recording_id, args.to, timeout=args.timeout)
+            print(f"recording_id={args.recording_id} migrated_to={Path(args.to).resolve()}")
+        elif args.archive_command == "truncate":
             client.truncate_recording(args.recording_id, args.position)
             print(f"recording_id={args.recording_id} truncated_at={args.position}")
         else:
@@ -296,6 +300,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     t.add_argument("recording_id", type=int)
     t.add_argument("position", type=int)
     t.set_defaults(func=_guarded(_cmd_manage))
+
+    mg = sub.add_parser("migrate", help="ask a running archive to move a stopped recording's segment files to another directory")
+    online(mg)
+    mg.add_argument("recording_id", type=int)
+    mg.add_argument("--to", required=True, help="an existing, writable directory")
+    mg.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the move to finish")
+    mg.set_defaults(func=_guarded(_cmd_manage))
 
     pg = sub.add_parser("purge", help="ask a running archive to delete a stopped recording and its files")
     online(pg)

@@ -200,21 +200,25 @@ def finish_migration(archive_dir: Path, journal: Path, catalog: Catalog) -> str:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"journal unreadable, left in place: file={journal} error={exc}"
     d = catalog.get(rid)
+    if not (source.is_absolute() and destination.is_absolute()):
+        return f"journal names a relative directory, left in place: file={journal} fault=storage"
     if d is None:
         where = "neither (recording gone)"
         stale = None
     elif segment_dir(archive_dir, d) == destination:
         where, stale = "destination", source
-    else:
+    elif segment_dir(archive_dir, d) == source:
         where, stale = "source", destination
-    if stale is not None:
+    else:  # not this catalog's migration: nothing is deleted on its word
+        return (f"journal does not match the catalog, left in place: file={journal} recording_id={rid} "
+                f"segment_dir={segment_dir(archive_dir, d)} fault=storage")
+    if stale is not None and stale.is_dir():
         for _base, path in segment_files(stale, rid):
             path.unlink(missing_ok=True)
-        if stale.is_dir():
-            for entry in os.scandir(stale):
-                if entry.name.startswith(f"{rid}-") and entry.name.endswith(".rec" + MIGRATING_SUFFIX):
-                    os.unlink(entry.path)
-            fsync_dir(stale)
+        for entry in os.scandir(stale):
+            if entry.name.startswith(f"{rid}-") and entry.name.endswith(".rec" + MIGRATING_SUFFIX):
+                os.unlink(entry.path)
+        fsync_dir(stale)
     journal.unlink()
     fsync_dir(archive_dir)
     return f"recording_id={rid} kept={where} source={source} destination={destination}"

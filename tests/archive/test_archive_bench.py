@@ -14,7 +14,7 @@ from pathlib import Path
 def test_bench_archive_runs_every_measurement_and_writes_the_ratios(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "tickline", "bench", "archive", "--dir", str(tmp_path), "--bytes", "1m",
-                        "--merge-bytes", "2m", "--runs", "1", "--segment-length", "256k", "--json", str(out)],
+                        "--merge-bytes", "2m", "--runs", "1", "--segment-length", "256k", "--term-length", "4m", "--json", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr + r.stdout
     doc = json.loads(out.read_text())

@@ -204,3 +204,32 @@ def test_a_journal_found_at_start_finishes_a_migration_the_catalog_already_point
     finally:
         a.close()
     assert not a.errors, a.errors
+
+
+def test_a_journal_that_does_not_match_the_catalog_deletes_nothing(archive_dir, tmp_path):
+    """A journal is trusted only where the catalog agrees with it: garbage, relative paths, or a
+    pair of directories neither of which holds the recording leave every file (and the journal) alone."""
+    import json
+
+    from tickline.archive.daemon import finish_migration
+    from tickline.archive.wire import RecordingDescriptor
+
+    cat = Catalog(archive_dir)
+    d = cat.add(RecordingDescriptor(0, 0, 0, 1, 2, 0, 4096, 1 << 16, 5, 1 << 16, 1408, 9, 1001, RecordingState.STOPPED,
+                                    "aeron:ipc", "aeron:ipc", ""))
+    cat.save()
+    seg = archive_dir / f"{d.recording_id}-0.rec"
+    seg.write_bytes(b"\x01" * 4096)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / f"{d.recording_id}-0.rec").write_bytes(b"\x02" * 4096)
+    journal = archive_dir / f"migrate-{d.recording_id}.json"
+    for text, why in (("{not json", "journal unreadable"),
+                      (json.dumps({"recording_id": d.recording_id, "source": "rel", "destination": str(other)}),
+                       "relative directory"),
+                      (json.dumps({"recording_id": d.recording_id, "source": str(other), "destination": str(tmp_path)}),
+                       "does not match the catalog")):
+        journal.write_text(text)
+        assert why in finish_migration(archive_dir, journal, cat)
+        assert journal.exists() and seg.read_bytes() == b"\x01" * 4096
+        assert (other / f"{d.recording_id}-0.rec").read_bytes() == b"\x02" * 4096

@@ -110,7 +110,13 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     for f in dataclasses.fields(d):
         if f.name in ("control_session_id", "correlation_id"):
             continue
+        from .wire import ChecksumType
+
         value = _state(d) if f.name == "state" else getattr(d, f.name)
+        if f.name == "checksum":
+            value = ChecksumType.NAMES.get(value, str(value))
+        elif f.name == "segment_dir" and not value:
+            value = f"{args.dir} (the archive's)"
         print(f"{f.name}: {value}")
     return 0
 

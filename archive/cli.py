@@ -114,7 +114,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
         value = _state(d) if f.name == "state" else getattr(d, f.name)
         if f.name == "checksum":
-            value = ChecksumType.NAMES.get(value, str(value))
+            value = ChecksumType.NAMES.get(d.checksum, str(d.checksum))
         elif f.name == "segment_dir" and not value:
             value = f"{args.dir} (the archive's)"
         print(f"{f.name}: {value}")

@@ -42,6 +42,8 @@ def test_crc32c_is_the_castagnoli_crc():
     for n in (0, 1, 7, 8, 9, 63, 64, 65, 1000):
         data = bytes(rng.randrange(256) for _ in range(n))
         assert _aeron.archive_crc32c(data) == crc32c_reference(data)
+    with pytest.raises(ValueError, match="checksum type unknown: recording_id=3 checksum=7"):
+        _aeron.archive_scan("/nonexistent", 3, 0, 1 << 16, 1 << 16, 0, 1, 1408, 0, -1, 7)
 
 
 def test_checksum_option_is_validated_and_settable_from_the_environment(tmp_path):

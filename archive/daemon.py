@@ -634,11 +634,15 @@ class Archive:
             return 1
         # The catalog points at the copies now: the old files go (a crash from here on: the journal finishes it).
         del self.migrations[rid]
-        for _base, path in m.files:
-            path.unlink(missing_ok=True)
-        fsync_dir(m.source)
-        m.journal.unlink()
-        fsync_dir(self.dir)
+        try:
+            for _base, path in m.files:
+                path.unlink(missing_ok=True)
+            fsync_dir(m.source)
+            m.journal.unlink()
+            fsync_dir(self.dir)
+        except OSError as exc:  # the move is done (the catalog says so); the journal has the rest done at the next start
+            log.error("migrated, but the old files were not all deleted: recording_id=%d source=%s error=%s "
+                      "(the next start deletes them) fault=storage", rid, m.source, exc)
         log.info("recording migrated: recording_id=%d source=%s destination=%s files=%d", rid, m.source, m.destination,
                  len(m.files))
         sess = self.sessions.get(m.requester[0])

@@ -233,3 +233,39 @@ def test_a_journal_that_does_not_match_the_catalog_deletes_nothing(archive_dir, 
         assert why in finish_migration(archive_dir, journal, cat)
         assert journal.exists() and seg.read_bytes() == b"\x01" * 4096
         assert (other / f"{d.recording_id}-0.rec").read_bytes() == b"\x02" * 4096
+
+
+def test_old_files_that_cannot_be_deleted_leave_the_migration_done_and_the_next_start_finishes_it(
+        aeron, archive_dir, archive_client, tmp_path, monkeypatch):
+    """The catalog already points at the copies when a delete fails: the request succeeds, the
+    journal stays, and settling it (at the next start) deletes the old file."""
+    from tickline.archive.daemon import finish_migration
+
+    msgs = [message(i) for i in range(400)]
+    d = record_stopped(aeron, archive_client, 7030, msgs)
+    stuck = archive_dir / f"{d.recording_id}-0.rec"
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    if os.geteuid() == 0:  # a real refusal: an immutable file cannot be unlinked, even by root
+        subprocess.run(["chattr", "+i", str(stuck)], check=True)
+    else:
+        real_unlink = Path.unlink
+
+        def unlink(self: Path, missing_ok: bool = False) -> None:
+            if self == stuck:
+                raise PermissionError(1, "Operation not permitted", str(self))
+            real_unlink(self, missing_ok=missing_ok)
+
+        monkeypatch.setattr(Path, "unlink", unlink)
+    try:
+        archive_client.migrate_recording(d.recording_id, str(dest))
+        assert archive_client.describe(d.recording_id).segment_dir == str(dest)
+        assert stuck.exists() and (archive_dir / f"migrate-{d.recording_id}.json").exists()
+        assert replay_all(aeron, archive_client, d.recording_id, 7130) == msgs
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(stuck)], check=True)
+        monkeypatch.undo()
+    settled = finish_migration(archive_dir, archive_dir / f"migrate-{d.recording_id}.json", Catalog(archive_dir))
+    assert "kept=destination" in settled
+    assert not stuck.exists() and files_of(archive_dir, d.recording_id) == {} and not list(archive_dir.glob("migrate-*"))

@@ -16,7 +16,8 @@ changes nothing on disk (the operator decides; a recording is never dropped
 silently).
 
 Segments: a recording's data lives in ``<recording_id>-<base_position>.rec``
-files beside the catalog (see cpp_ext/archive.cpp for their layout).
+files beside the catalog (see cpp_ext/archive.cpp for their layout), or in
+the directory its descriptor's ``segment_dir`` names once migrated.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from . import wire
 from .errors import ArchiveProtocolError, CatalogError
 from .wire import RecordingDescriptor, RecordingState
 
-__all__ = ["Catalog", "CATALOG_FILE", "segment_files", "segment_name"]
+__all__ = ["Catalog", "CATALOG_FILE", "segment_dir", "segment_files", "segment_name"]
 
 CATALOG_FILE = "catalog.bin"
 MAGIC = b"TLARCCAT"
@@ -46,6 +47,11 @@ _SEGMENT = re.compile(r"^(\d{1,19})-(\d{1,19})\.rec$")
 
 def segment_name(recording_id: int, base_position: int) -> str:
     return f"{recording_id}-{base_position}.rec"
+
+
+def segment_dir(archive_dir: str | Path, d: RecordingDescriptor) -> Path:
+    """Where ``d``'s segment files are: the archive's directory, or where they were migrated to."""
+    return Path(d.segment_dir) if d.segment_dir else Path(archive_dir)
 
 
 def segment_files(dir: str | Path, recording_id: int) -> list[tuple[int, Path]]:
@@ -69,6 +75,8 @@ def _insane(d: RecordingDescriptor) -> str | None:
         return "mtu_length"
     if d.start_position < 0 or d.start_position % 32:
         return "start_position"
+    if d.segment_dir and (not os.path.isabs(d.segment_dir) or "\0" in d.segment_dir):
+        return "segment_dir"
     if d.state == RecordingState.RECORDING:
         return None if d.stop_position == -1 else "stop_position"
     if d.stop_position < d.start_position or d.stop_position % 32:
@@ -76,12 +84,27 @@ def _insane(d: RecordingDescriptor) -> str | None:
     return None
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (write ``<name>.tmp``, fsync, rename, fsync the directory)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 class Catalog:
@@ -152,18 +175,7 @@ class Catalog:
 
     def save(self) -> None:
         """Replace the catalog file atomically (write, fsync, rename, fsync the directory)."""
-        tmp = self.path.with_name(CATALOG_FILE + ".tmp")
-        data = self.encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.dir)
+        write_durably(self.path, self.encode())
 
     def add(self, descriptor: RecordingDescriptor) -> RecordingDescriptor:
         """Give ``descriptor`` the next recording id and keep it (not yet saved)."""

@@ -7,6 +7,7 @@
     tickline archive dump --dir DIR RECORDING_ID [--position P --count N] print frames (checked first)
     tickline archive replay --recording-id N --stream-id S [...]         ask a running archive for a replay
     tickline archive truncate RECORDING_ID POSITION / purge RECORDING_ID  (a running archive does it)
+    tickline archive migrate RECORDING_ID --to DIR                        move a stopped recording's segments (running archive)
 
 ``list``, ``describe`` and ``verify`` read the directory directly (no driver
 needed, safe while the archive runs: the catalog is replaced atomically).
@@ -109,7 +110,13 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     for f in dataclasses.fields(d):
         if f.name in ("control_session_id", "correlation_id"):
             continue
+        from .wire import ChecksumType
+
         value = _state(d) if f.name == "state" else getattr(d, f.name)
+        if f.name == "checksum":
+            value = ChecksumType.NAMES.get(d.checksum, str(d.checksum))
+        elif f.name == "segment_dir" and not value:
+            value = f"{args.dir} (the archive's)"
         print(f"{f.name}: {value}")
     return 0
 
@@ -144,7 +151,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     The native scan checks the frames first; only what it passed is read here."""
     import struct
 
-    from .catalog import segment_name
+    from .catalog import segment_dir, segment_name
     from .daemon import scan
 
     cat = _catalog(args.dir)
@@ -159,7 +166,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     position, shown = start, 0
     while position < end and shown < args.count:
         base = first + (position - first) // d.segment_file_length * d.segment_file_length
-        with open(Path(args.dir) / segment_name(d.recording_id, base), "rb") as f:
+        with open(segment_dir(args.dir, d) / segment_name(d.recording_id, base), "rb") as f:
             f.seek(position - base)
             header = f.read(32)
             length, _version, flags, ftype = struct.unpack_from("<iBBH", header)
@@ -203,7 +210,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_manage(args: argparse.Namespace) -> int:
     with _connected(args) as client:
-        if args.archive_command == "truncate":
+        if args.archive_command == "migrate":
+            client.migrate_recording(args.recording_id, args.to, timeout=args.timeout)
+            print(f"recording_id={args.recording_id} migrated_to={Path(args.to).resolve()}")
+        elif args.archive_command == "truncate":
             client.truncate_recording(args.recording_id, args.position)
             print(f"recording_id={args.recording_id} truncated_at={args.position}")
         else:
@@ -224,6 +234,13 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             return 1
 
     return run
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``tickline bench archive`` (archive/bench.py)."""
+    from .bench import register_bench as register_archive_bench
+
+    register_archive_bench(bench_subparsers)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -289,6 +306,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     t.add_argument("recording_id", type=int)
     t.add_argument("position", type=int)
     t.set_defaults(func=_guarded(_cmd_manage))
+
+    mg = sub.add_parser("migrate", help="ask a running archive to move a stopped recording's segment files to another directory")
+    online(mg)
+    mg.add_argument("recording_id", type=int)
+    mg.add_argument("--to", required=True, help="an existing, writable directory")
+    mg.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the move to finish")
+    mg.set_defaults(func=_guarded(_cmd_manage))
 
     pg = sub.add_parser("purge", help="ask a running archive to delete a stopped recording and its files")
     online(pg)

@@ -149,6 +149,15 @@ class ArchiveClient:
         self._send(wire.TruncateRecordingRequest(self.session_id, corr, recording_id, position))
         self._await_response(corr)
 
+    def migrate_recording(self, recording_id: int, destination_dir: str, timeout: float | None = None) -> None:
+        """Move a stopped recording's segment files to ``destination_dir`` (an existing directory,
+        made absolute here).  The archive copies, fsyncs, saves the catalog, then deletes the old
+        files; the answer comes when all that is done, so ``timeout`` (default: the client's)
+        should allow for copying the recording."""
+        corr = next(self._ids)
+        self._send(wire.MigrateRecordingRequest(self.session_id, corr, recording_id, os.path.abspath(destination_dir)))
+        self._await_response(corr, timeout=timeout)
+
     def purge_recording(self, recording_id: int) -> None:
         """Delete a stopped recording (its descriptor, then its files)."""
         corr = next(self._ids)
@@ -204,8 +213,10 @@ class ArchiveClient:
             return
         self._inbox.append(m)
 
-    def _await_response(self, correlation_id: int, descriptors: list[RecordingDescriptor] | None = None) -> wire.ControlResponse:
-        deadline = time.monotonic() + self.timeout
+    def _await_response(self, correlation_id: int, descriptors: list[RecordingDescriptor] | None = None,
+                        timeout: float | None = None) -> wire.ControlResponse:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while True:
             while self._inbox:
                 m = self._inbox.pop(0)
@@ -228,7 +239,7 @@ class ArchiveClient:
                                            error_code=ErrorCode(m.error_code).name, message=m.error_message)
                     return m
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no archive response: correlation_id={correlation_id} timeout_s={self.timeout}")
+                raise TimeoutError(f"no archive response: correlation_id={correlation_id} timeout_s={timeout}")
             if self._sub.poll(self._assembler, 64) == 0:
                 self._idle()
 

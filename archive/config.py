@@ -19,6 +19,7 @@ DEFAULT_CONTROL_STREAM_ID = 10010
 DEFAULT_RESPONSE_STREAM_ID = 10020
 DEFAULT_EVENTS_STREAM_ID = 10030
 FSYNC_POLICIES = ("none", "segment", "stop")
+CHECKSUMS = ("none", "crc32c")
 
 
 def _int(name: str, value: object) -> int:
@@ -44,7 +45,12 @@ class ArchiveConfig:
     recording whose term is longer uses one term per segment).
     ``fsync``: ``none``, ``segment`` (each full segment and at stop), ``stop``
     (at stop), or ``<N>ms`` (every N ms and at stop).
+    ``checksum``: ``none`` or ``crc32c``: new recordings keep a CRC-32C of each
+    data frame's payload in the frame's reserved value; verify and replay
+    check it.  A recording keeps the checksum it started with (the catalog
+    says which), whatever later configs say.
     ``record_block_bytes``/``replay_block_bytes``: the most one native call copies.
+    ``migrate_block_bytes``: the most a migration copies per duty cycle.
     ``replay_connect_timeout_s``: how long a replay waits for its subscriber.
     ``session_timeout_s``: a control session whose response stream has no
     subscriber for this long is closed (a client that died without closing).
@@ -58,8 +64,10 @@ class ArchiveConfig:
     events_stream_id: int = DEFAULT_EVENTS_STREAM_ID
     segment_length: int = 64 * 1024 * 1024
     fsync: str = "stop"
+    checksum: str = "none"
     record_block_bytes: int = 1024 * 1024
     replay_block_bytes: int = 64 * 1024
+    migrate_block_bytes: int = 4 * 1024 * 1024
     replay_connect_timeout_s: float = 5.0
     session_timeout_s: float = 10.0
     max_sessions: int = 256
@@ -83,8 +91,13 @@ class ArchiveConfig:
         if s < 64 * 1024 or s > 2**40 or s & (s - 1):
             raise ConfigError("segment length must be a power of two in [64 KiB, 1 TiB]", option="segment_length", value=s)
         self.fsync_interval_ms()  # validates
+        if self.checksum not in CHECKSUMS:
+            raise ConfigError("checksum must be none or crc32c", option="checksum", value=self.checksum)
         if not 4096 <= self.record_block_bytes <= 2**30:
             raise ConfigError("record block bytes out of range [4096, 1 GiB]", option="record_block_bytes", value=self.record_block_bytes)
+        if not 4096 <= self.migrate_block_bytes <= 2**30:
+            raise ConfigError("migrate block bytes out of range [4096, 1 GiB]", option="migrate_block_bytes",
+                              value=self.migrate_block_bytes)
         if not 4096 <= self.replay_block_bytes <= 2**24:
             raise ConfigError("replay block bytes out of range [4096, 16 MiB]", option="replay_block_bytes", value=self.replay_block_bytes)
         if not 0 < self.replay_connect_timeout_s <= 3600:
@@ -95,6 +108,10 @@ class ArchiveConfig:
         for option in ("max_sessions", "max_replays"):
             if not 1 <= getattr(self, option) <= 100_000:
                 raise ConfigError("limit out of range [1, 100000]", option=option, value=getattr(self, option))
+
+    def checksum_type(self) -> int:
+        """The ``ChecksumType`` of ``checksum`` (what the catalog and the native code take)."""
+        return CHECKSUMS.index(self.checksum)
 
     def fsync_interval_ms(self) -> int | None:
         """The period of an ``<N>ms`` fsync policy, else None."""

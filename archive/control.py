@@ -71,7 +71,8 @@ class Dropped:
 Action = Union[OpenSession, CloseSession, Execute, Dropped]
 
 _REQUESTS = (wire.StartRecordingRequest, wire.StopRecordingRequest, wire.ListRecordingsRequest, wire.ReplayRequest,
-             wire.StopReplayRequest, wire.TruncateRecordingRequest, wire.PurgeRecordingRequest, wire.ExtendRecordingRequest)
+             wire.StopReplayRequest, wire.TruncateRecordingRequest, wire.PurgeRecordingRequest, wire.ExtendRecordingRequest,
+             wire.MigrateRecordingRequest)
 
 
 class ControlProtocol:

@@ -11,13 +11,16 @@ On start it takes ``archive.lock`` in its directory (a second archive on the
 same directory is refused), loads the catalog, and recovers every recording a
 crash left in state RECORDING: its stop position is found by scanning the
 last segment for the last whole frame, and it is marked STOPPED.  Nothing on
-disk is deleted or rewritten by recovery.
+disk is deleted or rewritten by recovery, except what an interrupted
+migration's journal names (see ``_Migration``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
+import json
 import logging
 import os
 import time
@@ -28,7 +31,7 @@ from typing import Callable
 from .. import _aeron
 from ..transport.uri import ChannelUri
 from . import control, wire
-from .catalog import Catalog, segment_files, segment_name
+from .catalog import Catalog, fsync_dir, segment_dir, segment_files, segment_name, write_durably
 from .config import ArchiveConfig
 from .control import ControlProtocol, Dropped, Execute, OpenSession, CloseSession
 from .errors import ArchiveDamageError, ArchiveError, ConfigError, ErrorCode, RequestError
@@ -41,6 +44,8 @@ log = logging.getLogger("tickline.archive")
 MAX_OUTBOX = 4096  # responses queued for one slow client before its session is closed
 LIST_LIMIT = 1000  # descriptors per list request (a client pages with from_recording_id)
 MAX_RECORDING_SUBSCRIPTIONS = 1024
+MIGRATION_JOURNAL = "migrate-{}.json"
+MIGRATING_SUFFIX = ".migrating"
 
 # Aeron counter type ids of the archive's counters (tickline stat shows them with their labels).
 RECORDING_POSITION_TYPE_ID = 100
@@ -94,23 +99,129 @@ def _zero_tail(path: Path, offset: int, length: int) -> None:
 
 
 def scan(dir: Path, d: RecordingDescriptor, from_position: int, limit: int = -1) -> tuple[int, str | None]:
-    """The native frame walk over ``d``'s segments: (end of the last whole frame, damage or None)."""
-    pos, damage = _aeron.archive_scan(str(dir), d.recording_id, d.start_position, d.term_buffer_length,
+    """The native frame walk over ``d``'s segments (in ``dir``, the archive's directory, unless
+    ``d`` was migrated), checksums included: (end of the last whole frame, damage or None)."""
+    pos, damage = _aeron.archive_scan(str(segment_dir(dir, d)), d.recording_id, d.start_position, d.term_buffer_length,
                                       d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length,
-                                      from_position, limit)
+                                      from_position, limit, d.checksum)
     return int(pos), damage
 
 
 def recover_recording(dir: Path, d: RecordingDescriptor, now_ms: int) -> tuple[RecordingDescriptor, str | None]:
     """``d`` (left RECORDING by a crash) with its stop position recovered from the
     last segment and marked STOPPED; the damage the scan met, if any."""
-    segments = segment_files(dir, d.recording_id)
+    segments = segment_files(segment_dir(dir, d), d.recording_id)
     if not segments:
         stop, damage = d.start_position, None
     else:
         start = max(d.start_position, segments[-1][0])
         stop, damage = scan(dir, d, start)
     return dataclasses.replace(d, stop_position=stop, stop_timestamp=now_ms, state=RecordingState.STOPPED), damage
+
+
+class _Migration:
+    """Moving one stopped recording's segments to another directory, a step per duty cycle.
+
+    Crash safety, in this order: (1) a journal ``migrate-<id>.json`` in the
+    archive directory names the source and the destination (fsynced); (2)
+    every segment is copied to ``<name>.migrating`` in the destination,
+    fsynced, renamed to its name, and the destination directory fsynced;
+    (3) the catalog is saved with the recording's new ``segment_dir``; (4)
+    the source files are deleted; (5) the journal is deleted.  A restart that
+    finds a journal finishes or undoes the move by what the catalog says:
+    pointing at the destination, the source's files are deleted; otherwise
+    the destination's copies are.  Either way one whole copy is left."""
+
+    def __init__(self, d: RecordingDescriptor, source: Path, destination: Path, requester: tuple[int, int],
+                 journal: Path) -> None:
+        self.descriptor = d
+        self.source = source
+        self.destination = destination
+        self.requester = requester
+        self.journal = journal
+        self.files = segment_files(source, d.recording_id)
+        self.index = 0
+        self.offset = 0
+        self.src_fd = -1
+        self.dst_fd = -1
+        self.copied: list[Path] = []
+
+    def _tmp(self) -> Path:
+        return self.destination / (self.files[self.index][1].name + MIGRATING_SUFFIX)
+
+    def step(self, budget: int) -> bool:
+        """Copy up to ``budget`` bytes; True when every file is copied, fsynced and in place."""
+        while budget > 0 and self.index < len(self.files):
+            if self.src_fd < 0:
+                self.src_fd = os.open(self.files[self.index][1], os.O_RDONLY | os.O_CLOEXEC)
+                self.dst_fd = os.open(self._tmp(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                self.offset = 0
+            chunk = os.pread(self.src_fd, min(budget, 1 << 20), self.offset)
+            if chunk:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.pwrite(self.dst_fd, view, self.offset + len(chunk) - len(view)):]
+                self.offset += len(chunk)
+                budget -= len(chunk)
+                continue
+            os.fsync(self.dst_fd)
+            self._close_fds()
+            final = self.destination / self.files[self.index][1].name
+            os.replace(self._tmp(), final)
+            self.copied.append(final)
+            self.index += 1
+        if self.index < len(self.files):
+            return False
+        fsync_dir(self.destination)
+        return True
+
+    def _close_fds(self) -> None:
+        for fd in (self.src_fd, self.dst_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.src_fd = self.dst_fd = -1
+
+    def undo(self) -> None:
+        """The copies made so far are removed (the recording stays where it was)."""
+        in_progress = self._tmp() if self.src_fd >= 0 else None
+        self._close_fds()
+        for path in [*self.copied, *([in_progress] if in_progress else [])]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+def finish_migration(archive_dir: Path, journal: Path, catalog: Catalog) -> str:
+    """A migration journal found at start: delete the copy the catalog does not point at."""
+    try:
+        j = json.loads(journal.read_text())
+        rid, source, destination = int(j["recording_id"]), Path(j["source"]), Path(j["destination"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"journal unreadable, left in place: file={journal} error={exc}"
+    d = catalog.get(rid)
+    if not (source.is_absolute() and destination.is_absolute()):
+        return f"journal names a relative directory, left in place: file={journal} fault=storage"
+    if d is None:
+        where = "neither (recording gone)"
+        stale = None
+    elif segment_dir(archive_dir, d) == destination:
+        where, stale = "destination", source
+    elif segment_dir(archive_dir, d) == source:
+        where, stale = "source", destination
+    else:  # not this catalog's migration: nothing is deleted on its word
+        return (f"journal does not match the catalog, left in place: file={journal} recording_id={rid} "
+                f"segment_dir={segment_dir(archive_dir, d)} fault=storage")
+    if stale is not None and stale.is_dir():
+        for _base, path in segment_files(stale, rid):
+            path.unlink(missing_ok=True)
+        for entry in os.scandir(stale):
+            if entry.name.startswith(f"{rid}-") and entry.name.endswith(".rec" + MIGRATING_SUFFIX):
+                os.unlink(entry.path)
+        fsync_dir(stale)
+    journal.unlink()
+    fsync_dir(archive_dir)
+    return f"recording_id={rid} kept={where} source={source} destination={destination}"
 
 
 class _Session:
@@ -171,6 +282,7 @@ class Archive:
         self.recording_subs: dict[int, _RecordingSubscription] = {}
         self.recordings: dict[int, _Recording] = {}
         self.replays: dict[int, _Replay] = {}
+        self.migrations: dict[int, _Migration] = {}
         self._next_replay = 1
         self._lock_fd: int | None = None
         self.catalog: Catalog | None = None
@@ -236,6 +348,8 @@ class Archive:
 
     def _recover(self) -> None:
         assert self.catalog is not None
+        for journal in sorted(self.dir.glob(MIGRATION_JOURNAL.format("*"))):
+            log.warning("interrupted migration settled: %s", finish_migration(self.dir, journal, self.catalog))
         changed = False
         for d in self.catalog.active():
             recovered, damage = recover_recording(self.dir, d, _now_ms())
@@ -265,6 +379,8 @@ class Archive:
         self.recording_subs.clear()
         for rp in list(self.replays.values()):
             self._end_replay(rp)
+        for m in list(self.migrations.values()):  # not finished: undone now (the journal would do it at the next start)
+            self._migration_failed(m, "the archive is closing")
         for s in self.sessions.values():
             s.publication.close()
         self.sessions.clear()
@@ -309,6 +425,8 @@ class Archive:
             work += self._record(rec)
         for rp in list(self.replays.values()):
             work += self._replay(rp)
+        for m in list(self.migrations.values()):
+            work += self._migrate_step(m)
         now = self.clock()
         for s in list(self.sessions.values()):
             work += self._flush(s)
@@ -403,6 +521,7 @@ class Archive:
         elif isinstance(req, wire.ExtendRecordingRequest):
             d = self.catalog.get(req.recording_id)
             control.check_stopped(d, req.recording_id, "extend", False)
+            self._check_not_migrating(req.recording_id, "extend")
             if any(rs.extend_recording_id == req.recording_id for rs in self.recording_subs.values()):
                 raise RequestError("recording already being extended", recording_id=req.recording_id,
                                    code=ErrorCode.RECORDING_ACTIVE)
@@ -445,6 +564,8 @@ class Archive:
         elif isinstance(req, wire.PurgeRecordingRequest):
             self._purge(req.recording_id)
             self._send(s, control.ok(s.id, req.correlation_id, req.recording_id))
+        elif isinstance(req, wire.MigrateRecordingRequest):
+            self._start_migration(s, req)  # answered when the files are moved (or the move failed)
 
     def _live(self, d: RecordingDescriptor) -> RecordingDescriptor:
         """``d`` as a client should see it: an active recording's stop position is its live position."""
@@ -455,12 +576,104 @@ class Archive:
     def _replaying(self, recording_id: int) -> bool:
         return any(rp.recording_id == recording_id for rp in self.replays.values())
 
+    def _check_not_migrating(self, recording_id: int, what: str) -> None:
+        if recording_id in self.migrations:
+            raise RequestError(f"cannot {what} a recording being migrated", recording_id=recording_id,
+                               destination=self.migrations[recording_id].destination, code=ErrorCode.RECORDING_ACTIVE)
+
+    def _start_migration(self, s: _Session, req: wire.MigrateRecordingRequest) -> None:
+        assert self.catalog is not None
+        rid = req.recording_id
+        d = control.check_stopped(self.catalog.get(rid), rid, "migrate", self._replaying(rid))
+        self._check_not_migrating(rid, "migrate")
+        if any(rs.extend_recording_id == rid for rs in self.recording_subs.values()):
+            raise RequestError("cannot migrate a recording being extended", recording_id=rid, code=ErrorCode.RECORDING_ACTIVE)
+        text = req.destination_dir
+        if not text or not os.path.isabs(text) or "\0" in text:
+            raise RequestError("migration destination must be an absolute path", recording_id=rid, destination=text,
+                               code=ErrorCode.BAD_REQUEST, fault="user")
+        destination = Path(os.path.normpath(text))
+        source = segment_dir(self.dir, d)
+        if not destination.is_dir():
+            raise RequestError("migration destination is not a directory", recording_id=rid, destination=destination,
+                               code=ErrorCode.BAD_REQUEST, fault="user")
+        if destination.resolve() == source.resolve():
+            raise RequestError("recording already in the migration destination", recording_id=rid, destination=destination,
+                               code=ErrorCode.BAD_REQUEST, fault="user")
+        probe = destination / f".tickline-migrate-probe-{os.getpid()}"
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            probe.unlink()
+        except OSError as exc:
+            raise RequestError("migration destination not writable", recording_id=rid, destination=destination,
+                               error=exc.strerror, code=ErrorCode.STORAGE, fault="user") from None
+        journal = self.dir / MIGRATION_JOURNAL.format(rid)
+        write_durably(journal, json.dumps({"recording_id": rid, "source": str(source),
+                                                 "destination": str(destination)}).encode())
+        self.migrations[rid] = _Migration(d, source, destination, (s.id, req.correlation_id), journal)
+        log.info("migration started: recording_id=%d source=%s destination=%s files=%d", rid, source, destination,
+                 len(self.migrations[rid].files))
+
+    def _migrate_step(self, m: _Migration) -> int:
+        assert self.catalog is not None
+        rid = m.descriptor.recording_id
+        try:
+            if not m.step(self.config.migrate_block_bytes):  # bounded: recordings and replays go on between steps
+                return 1
+        except OSError as exc:
+            self._migration_failed(m, f"copy failed: file={exc.filename or m.destination} error={exc.strerror} "
+                                      f"errno={errno.errorcode.get(exc.errno or 0, exc.errno)}")
+            return 1
+        d = self.catalog.get(rid)
+        assert d is not None
+        moved = dataclasses.replace(d, segment_dir="" if m.destination.resolve() == self.dir.resolve() else str(m.destination))
+        self.catalog.update(moved)
+        if not self._save_catalog(f"recording_id={rid} (migrate)"):
+            self.catalog.update(d)
+            self._migration_failed(m, "catalog save failed")
+            return 1
+        # The catalog points at the copies now: the old files go (a crash from here on: the journal finishes it).
+        del self.migrations[rid]
+        try:
+            for _base, path in m.files:
+                path.unlink(missing_ok=True)
+            fsync_dir(m.source)
+            m.journal.unlink()
+            fsync_dir(self.dir)
+        except OSError as exc:  # the move is done (the catalog says so); the journal has the rest done at the next start
+            log.error("migrated, but the old files were not all deleted: recording_id=%d source=%s error=%s "
+                      "(the next start deletes them) fault=storage", rid, m.source, exc)
+        log.info("recording migrated: recording_id=%d source=%s destination=%s files=%d", rid, m.source, m.destination,
+                 len(m.files))
+        sess = self.sessions.get(m.requester[0])
+        if sess is not None:
+            self._send(sess, control.ok(sess.id, m.requester[1], rid))
+        return 1
+
+    def _migration_failed(self, m: _Migration, why: str) -> None:
+        rid = m.descriptor.recording_id
+        self.migrations.pop(rid, None)
+        m.undo()
+        try:
+            m.journal.unlink()
+            fsync_dir(self.dir)
+        except OSError:
+            pass
+        message = (f"migration failed, recording left where it was: recording_id={rid} source={m.source} "
+                   f"destination={m.destination} {why}")
+        log.error("%s fault=storage", message)
+        self.counters["recording_errors"] += 1
+        sess = self.sessions.get(m.requester[0])
+        if sess is not None:
+            self._send(sess, control.error(sess.id, m.requester[1], ErrorCode.STORAGE, message + " fault=storage", rid))
+
     def _truncate(self, recording_id: int, position: int) -> None:
         """Cut at ``position``: the catalog first (saved), then the files, so a crash in
         between leaves bytes past the stop position that nothing reads (recovery scans
         only recordings left RECORDING)."""
         assert self.catalog is not None
         d = control.check_stopped(self.catalog.get(recording_id), recording_id, "truncate", self._replaying(recording_id))
+        self._check_not_migrating(recording_id, "truncate")
         if not d.start_position <= position <= d.stop_position or position % FRAME_ALIGNMENT:
             raise RequestError("truncate position outside the recording or not frame aligned", recording_id=recording_id,
                                position=position, start_position=d.start_position, stop_position=d.stop_position,
@@ -472,7 +685,7 @@ class Archive:
             raise RequestError("catalog save failed", recording_id=recording_id, code=ErrorCode.STORAGE, fault="storage")
         first = _term_base(d.start_position, d.term_buffer_length)
         keep = first + max(0, position - first - 1) // d.segment_file_length * d.segment_file_length
-        for base, path in segment_files(self.dir, recording_id):
+        for base, path in segment_files(segment_dir(self.dir, d), recording_id):
             if base > keep:
                 path.unlink()
             elif base == keep:
@@ -482,11 +695,12 @@ class Archive:
     def _purge(self, recording_id: int) -> None:
         assert self.catalog is not None
         control.check_stopped(self.catalog.get(recording_id), recording_id, "purge", self._replaying(recording_id))
+        self._check_not_migrating(recording_id, "purge")
         d = self.catalog.recordings.pop(recording_id)
         if not self._save_catalog(f"recording_id={recording_id} (purge)"):
             self.catalog.recordings[recording_id] = d
             raise RequestError("catalog save failed", recording_id=recording_id, code=ErrorCode.STORAGE, fault="storage")
-        for _base, path in segment_files(self.dir, recording_id):
+        for _base, path in segment_files(segment_dir(self.dir, d), recording_id):
             path.unlink()
         log.info("recording purged: recording_id=%d", recording_id)
 
@@ -523,7 +737,7 @@ class Archive:
             if status is None:
                 return
             recorder = _aeron.Recorder(rs.subscription, session_id, str(self.dir), rid, self.config.segment_length,
-                                       self.config.fsync == "segment")
+                                       self.config.fsync == "segment", checksum=self.config.checksum_type())
         except (LookupError, ValueError, _aeron.AeronError) as exc:
             self.counters["recording_errors"] += 1
             log.warning("recording not started: channel=%s stream_id=%d session_id=%d error=%s", rs.channel, rs.stream_id,
@@ -533,7 +747,7 @@ class Archive:
             0, 0, rid, time.time_ns() // 1_000_000, -1, recorder.start_position, -1,
             recorder.segment_length, recorder.initial_term_id, recorder.term_length, recorder.mtu,
             recorder.session_id, rs.stream_id, RecordingState.RECORDING, _strip(rs.channel), rs.channel,
-            recorder.source_identity[: wire.MAX_STRING]))
+            recorder.source_identity[: wire.MAX_STRING], recorder.checksum))
         assert d.recording_id == rid
         if not self._save_catalog(f"recording_id={rid} (start)"):  # persisted before the first byte of it is written
             del self.catalog.recordings[rid]
@@ -555,8 +769,8 @@ class Archive:
             self._refuse_extension(rs, rid, f"session_id={session_id}: the recording is not stopped (another image extends it)")
             return
         try:
-            recorder = _aeron.Recorder(rs.subscription, session_id, str(self.dir), rid, d.segment_file_length,
-                                       self.config.fsync == "segment", d.start_position)
+            recorder = _aeron.Recorder(rs.subscription, session_id, str(segment_dir(self.dir, d)), rid, d.segment_file_length,
+                                       self.config.fsync == "segment", d.start_position, d.checksum)
         except (LookupError, ValueError, _aeron.AeronError) as exc:
             self._refuse_extension(rs, rid, f"{exc}")
             return
@@ -569,7 +783,7 @@ class Archive:
             recorder.close()
             self._refuse_extension(rs, rid, "image does not continue the recording: " + " ".join(mismatch))
             return
-        segments = segment_files(self.dir, rid)
+        segments = segment_files(segment_dir(self.dir, d), rid)
         if segments and segments[-1][0] <= d.stop_position:
             base, path = segments[-1]
             _zero_tail(path, d.stop_position - base, d.segment_file_length)
@@ -689,6 +903,7 @@ class Archive:
             raise RequestError("too many replays", max_replays=self.config.max_replays, code=ErrorCode.GENERIC, fault="ours")
         d = self.catalog.get(req.recording_id)
         rec = self.recordings.get(req.recording_id)
+        self._check_not_migrating(req.recording_id, "replay")
         plan = control.plan_replay(d, req.recording_id, req.position, req.length,
                                    rec.recorder.position if rec is not None else None)
         assert d is not None
@@ -696,7 +911,7 @@ class Archive:
         if plan.position < available:
             base = _term_base(d.start_position, d.term_buffer_length)
             base += (plan.position - base) // d.segment_file_length * d.segment_file_length
-            path = self.dir / segment_name(d.recording_id, base)
+            path = segment_dir(self.dir, d) / segment_name(d.recording_id, base)
             if not path.exists():
                 raise RequestError("segment file missing", recording_id=d.recording_id, position=plan.position,
                                    file=path, code=ErrorCode.STORAGE, fault="storage")
@@ -706,8 +921,9 @@ class Archive:
         channel = replay_channel(req.replay_channel, d, plan.position)
         pub = self.aeron.add_exclusive_publication(channel, req.replay_stream_id)  # type: ignore[attr-defined]
         try:
-            replayer = _aeron.Replayer(pub, str(self.dir), d.recording_id, d.start_position, d.term_buffer_length,
-                                       d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length, plan.position)
+            replayer = _aeron.Replayer(pub, str(segment_dir(self.dir, d)), d.recording_id, d.start_position,
+                                       d.term_buffer_length, d.segment_file_length, d.initial_term_id, d.session_id,
+                                       d.mtu_length, plan.position, d.checksum)
         except BaseException:
             pub.close()
             raise

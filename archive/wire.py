@@ -7,7 +7,9 @@ treats its input as hostile: a short buffer, another schema, an unknown
 template, a var field running past the end, bad UTF-8 or an enum value out of
 range raise ``ArchiveProtocolError`` (fault=peer) naming the message and the
 offset.  A longer fixed block (a newer version's) is read and its extra bytes
-skipped, as SBE's extension rules say.
+skipped, as SBE's extension rules say; a version 0 ``RecordingDescriptor``
+(a catalog written before checksums and migration) is read with its version 1
+fields at their defaults (no checksum, segments in the archive's directory).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, ClassVar, Union
 from .errors import ArchiveProtocolError, ErrorCode
 
 SCHEMA_ID = 103
-SCHEMA_VERSION = 0
+SCHEMA_VERSION = 1
 MAX_STRING = 4096  # channels, identities and error texts: longer is refused, both ways
 NULL_STREAM = -(2**31)
 
@@ -32,6 +34,12 @@ class RecordingState:
     STOPPED = 1
     INVALID = 2
     NAMES = {0: "RECORDING", 1: "STOPPED", 2: "INVALID"}
+
+
+class ChecksumType:
+    NONE = 0
+    CRC32C = 1
+    NAMES = {0: "none", 1: "crc32c"}
 
 
 class ResponseCode:
@@ -140,6 +148,16 @@ class ExtendRecordingRequest:
 
 
 @dataclass(frozen=True)
+class MigrateRecordingRequest:
+    control_session_id: int
+    correlation_id: int
+    recording_id: int
+    destination_dir: str
+    TEMPLATE: ClassVar[int] = 11
+    BLOCK: ClassVar[str] = "qqq"
+
+
+@dataclass(frozen=True)
 class ControlResponse:
     control_session_id: int
     correlation_id: int
@@ -170,8 +188,16 @@ class RecordingDescriptor:
     stripped_channel: str
     original_channel: str
     source_identity: str
+    checksum: int = 0  # ChecksumType (version 1)
+    segment_dir: str = ""  # version 1: where the segments are when migrated ("" = the archive's directory)
     TEMPLATE: ClassVar[int] = 21
-    BLOCK: ClassVar[str] = "qqqqqqqqiiiiiB"
+    BLOCK: ClassVar[str] = "qqqqqqqqiiiiiBB"
+    # The wire order (fixed block, then var data) where it differs from the field order.
+    ORDER: ClassVar[tuple[str, ...]] = (
+        "control_session_id", "correlation_id", "recording_id", "start_timestamp", "stop_timestamp", "start_position",
+        "stop_position", "segment_file_length", "initial_term_id", "term_buffer_length", "mtu_length", "session_id",
+        "stream_id", "state", "checksum", "stripped_channel", "original_channel", "source_identity", "segment_dir")
+    SINCE_V1: ClassVar[tuple[str, ...]] = ("checksum", "segment_dir")
 
 
 @dataclass(frozen=True)
@@ -207,13 +233,13 @@ class RecordingStopped:
 Message = Union[
     ConnectRequest, CloseSessionRequest, StartRecordingRequest, StopRecordingRequest, ListRecordingsRequest,
     ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ExtendRecordingRequest,
-    ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
+    MigrateRecordingRequest, ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
 ]
 
 _TYPES: list[type] = [
     ConnectRequest, CloseSessionRequest, StartRecordingRequest, StopRecordingRequest, ListRecordingsRequest,
     ReplayRequest, StopReplayRequest, TruncateRecordingRequest, PurgeRecordingRequest, ExtendRecordingRequest,
-    ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
+    MigrateRecordingRequest, ControlResponse, RecordingDescriptor, RecordingStarted, RecordingProgress, RecordingStopped,
 ]
 
 
@@ -223,10 +249,16 @@ class _Layout:
     def __init__(self, cls: type) -> None:
         self.cls = cls
         self.block = struct.Struct("<" + cls.BLOCK)  # type: ignore[attr-defined]
-        names = [f.name for f in fields(cls)]
+        names = list(getattr(cls, "ORDER", None) or [f.name for f in fields(cls)])
         self.n_fixed = len(cls.BLOCK)  # type: ignore[attr-defined]
         self.fixed = names[: self.n_fixed]
         self.strings = names[self.n_fixed:]
+        # Version 0's layout: without the fields added since (fixed ones end the block).
+        since = set(getattr(cls, "SINCE_V1", ()))
+        fixed_v0 = [n for n in self.fixed if n not in since]
+        self.fixed_v0 = fixed_v0
+        self.block_v0 = struct.Struct("<" + cls.BLOCK[: len(fixed_v0)])  # type: ignore[attr-defined]
+        self.strings_v0 = [n for n in self.strings if n not in since]
 
 
 _BY_TYPE = {cls: _Layout(cls) for cls in _TYPES}
@@ -270,20 +302,24 @@ def decode(buf: bytes | bytearray | memoryview) -> Message:
     n = len(buf)
     if n < _HEADER.size:
         raise ArchiveProtocolError("archive message shorter than its header", length=n)
-    bl, template, schema, _version = _HEADER.unpack_from(buf, 0)
+    bl, template, schema, version = _HEADER.unpack_from(buf, 0)
     if schema != SCHEMA_ID:
         raise ArchiveProtocolError("not an archive message", schema_id=schema, expected=SCHEMA_ID, template_id=template)
     layout = _BY_TEMPLATE.get(template)
     if layout is None:
         raise ArchiveProtocolError("unknown archive message template", template_id=template)
     name = layout.cls.__name__
-    if bl < layout.block.size:
-        raise ArchiveProtocolError("archive message block too short", message=name, block_length=bl, expected=layout.block.size)
+    block, fixed, strings = layout.block, layout.fixed, layout.strings
+    if version == 0:  # acting version 0: the fields added since are absent (their defaults)
+        block, fixed, strings = layout.block_v0, layout.fixed_v0, layout.strings_v0
+    if bl < block.size:
+        raise ArchiveProtocolError("archive message block too short", message=name, block_length=bl, expected=block.size,
+                                   version=version)
     if _HEADER.size + bl > n:
         raise ArchiveProtocolError("archive message truncated in its block", message=name, length=n, needed=_HEADER.size + bl)
-    values: dict[str, Any] = dict(zip(layout.fixed, layout.block.unpack_from(buf, _HEADER.size)))
+    values: dict[str, Any] = dict(zip(fixed, block.unpack_from(buf, _HEADER.size)))
     pos = _HEADER.size + bl
-    for field in layout.strings:
+    for field in strings:
         if pos + 4 > n:
             raise ArchiveProtocolError("archive message truncated at a length", message=name, field=field, offset=pos)
         (ln,) = _LEN.unpack_from(buf, pos)
@@ -311,4 +347,7 @@ def decode(buf: bytes | bytearray | memoryview) -> Message:
             raise ArchiveProtocolError("control response error code out of range", error_code=values["error_code"]) from None
     if layout.cls is RecordingDescriptor and values["state"] not in RecordingState.NAMES:
         raise ArchiveProtocolError("recording state out of range", recording_id=values["recording_id"], state=values["state"])
+    if layout.cls is RecordingDescriptor and values.get("checksum", 0) not in ChecksumType.NAMES:
+        raise ArchiveProtocolError("recording checksum type out of range", recording_id=values["recording_id"],
+                                   checksum=values["checksum"])
     return layout.cls(**values)  # type: ignore[no-any-return]

@@ -60,6 +60,91 @@ int64_t align_frame(int64_t n) { return (n + kAlignment - 1) & ~static_cast<int6
 
 bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
 
+
+// ---------------------------------------------------------------- CRC-32C
+
+// A recording's optional per-frame checksum (ChecksumType CRC32C): the
+// Castagnoli CRC of a data frame's payload, kept in the frame header's
+// reserved value (bytes 24..31: the CRC, zero-extended).  SSE 4.2's crc32
+// instruction where the CPU has it, else slicing-by-8 tables (same result).
+constexpr int32_t kChecksumNone = 0;
+constexpr int32_t kChecksumCrc32c = 1;
+constexpr int32_t kReservedValueOffset = 24;
+
+struct Crc32cTables {
+    uint32_t t[8][256];
+    Crc32cTables() {
+        for (uint32_t i = 0; i < 256; ++i) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+            t[0][i] = c;
+        }
+        for (uint32_t i = 0; i < 256; ++i) {
+            for (int j = 1; j < 8; ++j) t[j][i] = (t[j - 1][i] >> 8) ^ t[0][t[j - 1][i] & 0xFF];
+        }
+    }
+};
+
+uint32_t crc32c_soft(uint32_t crc, const uint8_t *p, size_t n) {
+    static const Crc32cTables tables;
+    const auto &t = tables.t;
+    crc = ~crc;
+    while (n >= 8) {
+        uint32_t lo, hi;
+        std::memcpy(&lo, p, 4);
+        std::memcpy(&hi, p + 4, 4);
+        lo ^= crc;
+        crc = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^ t[3][hi & 0xFF] ^
+              t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0) crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xFF];
+    return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
+    uint64_t c = ~crc;
+    while (n >= 8) {
+        uint64_t v;
+        std::memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = static_cast<uint32_t>(c);
+    while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+#endif
+
+uint32_t crc32c(const uint8_t *p, size_t n) {
+#if defined(__x86_64__)
+    static const bool hw = __builtin_cpu_supports("sse4.2");
+    if (hw) return crc32c_hw(0, p, n);
+#endif
+    return crc32c_soft(0, p, n);
+}
+
+// The checksum a data frame at ``hdr`` (``frame_length`` bytes, all present) must carry.
+uint64_t frame_checksum(const uint8_t *hdr, int32_t frame_length) {
+    return crc32c(hdr + kHeaderLength, static_cast<size_t>(frame_length - kHeaderLength));
+}
+
+uint64_t load_u64(const uint8_t *p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+
+// Nullptr when the whole frame at ``hdr`` matches its stored checksum (or the recording keeps none).
+const char *check_checksum(int32_t checksum, const uint8_t *hdr) {
+    if (checksum != kChecksumCrc32c || load_u16(hdr + 6) != kTypeData) return nullptr;
+    if (load_u64(hdr + kReservedValueOffset) != frame_checksum(hdr, load_i32(hdr))) return "frame checksum mismatch";
+    return nullptr;
+}
+
 std::string segment_path(const std::string &dir, int64_t recording_id, int64_t base) {
     return dir + "/" + std::to_string(recording_id) + "-" + std::to_string(base) + ".rec";
 }
@@ -74,6 +159,7 @@ struct Geometry {
     int32_t initial_term_id = 0;
     int32_t session_id = 0;
     int32_t mtu = 0;
+    int32_t checksum = kChecksumNone;
 
     void validate() const {
         if (!is_power_of_two(term_length) || term_length < 64 * 1024 || term_length > (1 << 30)) {
@@ -88,6 +174,10 @@ struct Geometry {
         if (start_position < 0 || (start_position & (kAlignment - 1)) != 0) {
             raise(PyExc_ValueError, "start position must be >= 0 and frame aligned: recording_id=" +
                                         std::to_string(recording_id) + " start_position=" + std::to_string(start_position));
+        }
+        if (checksum != kChecksumNone && checksum != kChecksumCrc32c) {
+            raise(PyExc_ValueError, "checksum type unknown: recording_id=" + std::to_string(recording_id) +
+                                        " checksum=" + std::to_string(checksum));
         }
         if (mtu < kHeaderLength || mtu > 65536 || mtu % kAlignment != 0) {
             raise(PyExc_ValueError, "mtu must be a multiple of 32 in [32, 65536]: recording_id=" +
@@ -194,6 +284,7 @@ struct Recorder {
     bool sync_each_segment = false;
     bool closed = false;
     Segment seg;
+    std::vector<uint8_t> scratch;  // a block with its checksums filled in (checksummed recordings)
     // Set by the block handler (which cannot raise through C): the first failure.
     int write_errno = 0;
     std::string write_error;
@@ -242,7 +333,31 @@ struct Recorder {
             r->write_error = "block crosses a segment end (ours): " + r->g.where(r->seg.path, offset, r->position);
             return;
         }
-        int err = write_fully(r->seg.fd, buffer, n, offset);
+        const uint8_t *src = buffer;
+        if (r->g.checksum != kChecksumNone && n == length) {
+            // The log buffer is the publisher's: the checksums go into a copy of the block.
+            r->scratch.resize(length);
+            std::memcpy(r->scratch.data(), buffer, length);
+            uint8_t *p = r->scratch.data();
+            size_t off = 0;
+            while (off + kHeaderLength <= length) {
+                int32_t frame_length = load_i32(p + off);
+                if (frame_length < kHeaderLength || static_cast<size_t>(align_frame(frame_length)) > length - off) {
+                    r->write_errno = EIO;
+                    r->write_error = "block holds a frame that does not fit it (ours): " +
+                                     r->g.where(r->seg.path, offset + static_cast<int64_t>(off), r->position + static_cast<int64_t>(off)) +
+                                     " frame_length=" + std::to_string(frame_length);
+                    return;
+                }
+                if (load_u16(p + off + 6) == kTypeData) {
+                    uint64_t sum = frame_checksum(p + off, frame_length);
+                    std::memcpy(p + off + kReservedValueOffset, &sum, 8);
+                }
+                off += static_cast<size_t>(align_frame(frame_length));
+            }
+            src = p;
+        }
+        int err = write_fully(r->seg.fd, src, n, offset);
         if (err != 0) {
             r->write_errno = err;
             r->write_error = "segment write failed: " + r->g.where(r->seg.path, offset, r->position) +
@@ -298,7 +413,7 @@ struct Recorder {
 
 std::shared_ptr<Recorder> make_recorder(std::shared_ptr<Subscription> sub, int32_t session_id, const std::string &dir,
                                         int64_t recording_id, int64_t segment_length, bool sync_each_segment,
-                                        int64_t recording_start_position) {
+                                        int64_t recording_start_position, int32_t checksum) {
     sub->check_open();
     aeron_image_t *image = aeron_subscription_image_by_session_id(sub->sub, session_id);
     if (image == nullptr) {
@@ -325,6 +440,7 @@ std::shared_ptr<Recorder> make_recorder(std::shared_ptr<Subscription> sub, int32
     r->source_identity = k.source_identity != nullptr ? k.source_identity : "";
     r->position = image_position;
     r->sync_each_segment = sync_each_segment;
+    r->g.checksum = checksum;
     aeron_subscription_image_release(sub->sub, image);
     r->g.validate();
     if (image_position < r->g.start_position) {
@@ -424,6 +540,8 @@ struct Replayer {
                 break;
             }
             if (off + aligned > n) break;
+            const char *sum = check_checksum(g.checksum, hdr);
+            if (sum != nullptr) raise_damage(g, seg.path, offset + off, position + off, sum);
             store_i32(buf.data() + off + 12, pub->session_id);
             store_i32(buf.data() + off + 16, pub->stream_id);
             off += aligned;
@@ -446,12 +564,13 @@ struct Replayer {
 
 std::shared_ptr<Replayer> make_replayer(std::shared_ptr<Publication> pub, const std::string &dir, int64_t recording_id,
                                         int64_t start_position, int32_t term_length, int64_t segment_length,
-                                        int32_t initial_term_id, int32_t session_id, int32_t mtu, int64_t from_position) {
+                                        int32_t initial_term_id, int32_t session_id, int32_t mtu, int64_t from_position,
+                                        int32_t checksum) {
     pub->check_open();
     if (pub->xpub == nullptr) raise(PyExc_ValueError, "replay needs an exclusive publication: channel=" + pub->channel);
     auto r = std::make_shared<Replayer>();
     r->pub = pub;
-    r->g = Geometry{dir, recording_id, start_position, term_length, segment_length, initial_term_id, session_id, mtu};
+    r->g = Geometry{dir, recording_id, start_position, term_length, segment_length, initial_term_id, session_id, mtu, checksum};
     r->g.validate();
     if (from_position < start_position || (from_position & (kAlignment - 1)) != 0) {
         raise(PyExc_ValueError, "replay position must be frame aligned and not before the start: recording_id=" +
@@ -533,6 +652,12 @@ ScanResult scan(const Geometry &g, int64_t from_position, int64_t limit) {
                 break;
             }
             if (off + aligned > got) break;
+            const char *sum = check_checksum(g.checksum, hdr);
+            if (sum != nullptr) {
+                out.damage = std::string(sum) + ": " + g.where(seg.path, position - base + off, position + off);
+                stop = true;
+                break;
+            }
             off += aligned;
         }
         if (off == 0 && !stop) {
@@ -604,6 +729,98 @@ std::shared_ptr<ArchiveCounter> make_counter(std::shared_ptr<Client> client, int
     return c;
 }
 
+
+// ---------------------------------------------------------------- Bench loops
+
+// `tickline bench archive`'s publisher and subscriber: the full-rate loops a
+// Python loop could not drive.  Each runs in a process of its own (bench.py
+// starts them), holding the GIL throughout, so nothing can close the
+// publication or subscription under it; both are bounded by a count and a
+// deadline, and check for signals.
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Offers ``count`` messages of ``length`` bytes as fast as the publication
+// takes them: (sent, start_ns, end_ns, back_pressured offers, position).
+py::tuple bench_offer(std::shared_ptr<Publication> pub, int64_t length, int64_t count, double max_seconds) {
+    pub->check_open();
+    if (length < 1 || static_cast<size_t>(length) > pub->max_message_length) {
+        raise(PyExc_ValueError, "bench message length out of range: length=" + std::to_string(length) +
+                                    " max_message_length=" + std::to_string(pub->max_message_length));
+    }
+    if (count < 0) raise(PyExc_ValueError, "bench message count must be >= 0: count=" + std::to_string(count));
+    if (!(max_seconds >= 0 && max_seconds <= 3600)) raise(PyExc_ValueError, "bench max_seconds out of range [0, 3600]");
+    std::vector<uint8_t> msg(static_cast<size_t>(length));
+    for (size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<uint8_t>(i * 31 + 7);
+    int64_t deadline = now_ns() + static_cast<int64_t>(max_seconds * 1e9);
+    int64_t sent = 0, pressured = 0;
+    int64_t start = now_ns();
+    while (sent < count) {
+        std::memcpy(msg.data(), &sent, std::min<size_t>(8, msg.size()));
+        int64_t r = pub->xpub != nullptr ? aeron_exclusive_publication_offer(pub->xpub, msg.data(), msg.size(), nullptr, nullptr)
+                                          : aeron_publication_offer(pub->pub, msg.data(), msg.size(), nullptr, nullptr);
+        if (r > 0) {
+            ++sent;
+            continue;
+        }
+        if (r == AERON_PUBLICATION_CLOSED || r == AERON_PUBLICATION_MAX_POSITION_EXCEEDED || r == AERON_PUBLICATION_ERROR) {
+            raise(PublicationError, "bench offer failed: sent=" + std::to_string(sent) + " result=" + std::to_string(r));
+        }
+        ++pressured;
+        if ((pressured & 0xFFFF) == 0) {
+            if (now_ns() > deadline) break;
+            if (PyErr_CheckSignals() < 0) throw py::error_already_set();
+        }
+    }
+    int64_t end = now_ns();
+    int64_t position = pub->xpub != nullptr ? aeron_exclusive_publication_position(pub->xpub) : aeron_publication_position(pub->pub);
+    return py::make_tuple(sent, start, end, pressured, position);
+}
+
+struct DrainCount {
+    int64_t fragments = 0;
+    int64_t bytes = 0;
+};
+
+void on_drained(void *clientd, const uint8_t *, size_t length, aeron_header_t *) {
+    auto *c = static_cast<DrainCount *>(clientd);
+    c->fragments += 1;
+    c->bytes += static_cast<int64_t>(length);
+}
+
+// Polls image ``session_id`` (fragment by fragment, as a subscriber does)
+// until ``count`` fragments came (or the image closed): (fragments, payload bytes,
+// first_ns, end_ns, position).  first_ns is when the first fragment came.
+py::tuple bench_drain(std::shared_ptr<Subscription> sub, int32_t session_id, int64_t count, double max_seconds) {
+    sub->check_open();
+    if (!(max_seconds >= 0 && max_seconds <= 3600)) raise(PyExc_ValueError, "bench max_seconds out of range [0, 3600]");
+    PollGuard guard(*sub);
+    if (!guard.enter("archive_bench_drain")) throw py::error_already_set();
+    int64_t deadline = now_ns() + static_cast<int64_t>(max_seconds * 1e9);
+    DrainCount c;
+    int64_t first = 0, position = -1;
+    for (uint64_t spins = 0;; ++spins) {
+        aeron_image_t *image = aeron_subscription_image_by_session_id(sub->sub, session_id);
+        if (image != nullptr) {
+            int rc = aeron_image_poll(image, on_drained, &c, 256);
+            position = aeron_image_position(image);
+            bool closed = aeron_image_is_closed(image);
+            aeron_subscription_image_release(sub->sub, image);
+            if (rc < 0) raise(AeronError, std::string("bench poll failed: error=") + aeron_error_text());
+            if (rc > 0 && first == 0) first = now_ns();
+            if (c.fragments >= count || (closed && rc == 0)) break;
+            if (rc > 0) continue;
+        }
+        if ((spins & 0xFFF) == 0) {
+            if (now_ns() > deadline) break;
+            if (PyErr_CheckSignals() < 0) throw py::error_already_set();
+        }
+    }
+    return py::make_tuple(c.fragments, c.bytes, first, now_ns(), position);
+}
+
 }  // namespace
 
 void init_archive(py::module_ &m) {
@@ -618,7 +835,8 @@ void init_archive(py::module_ &m) {
         "Copies whole blocks of one image's term buffer into a recording's segment files (tickline.archive).")
         .def(py::init(&make_recorder), py::arg("subscription"), py::arg("session_id"), py::arg("dir"),
              py::arg("recording_id"), py::arg("segment_length"), py::arg("sync_each_segment") = false,
-             py::arg("recording_start_position") = -1,
+             py::arg("recording_start_position") = -1, py::arg("checksum") = 0,
+             "checksum: 0 none, 1 CRC-32C of each data frame's payload in its reserved value.  "
              "segment_length: the configured length; a stream with longer terms gets one term per segment.  "
              "recording_start_position >= 0: extend a recording that started there (writing resumes at the image's position).")
         .def_property_readonly("recording_id", [](Recorder &r) { return r.g.recording_id; })
@@ -630,6 +848,7 @@ void init_archive(py::module_ &m) {
         .def_property_readonly("initial_term_id", [](Recorder &r) { return r.g.initial_term_id; })
         .def_property_readonly("session_id", [](Recorder &r) { return r.g.session_id; })
         .def_property_readonly("mtu", [](Recorder &r) { return r.g.mtu; })
+        .def_property_readonly("checksum", [](Recorder &r) { return r.g.checksum; })
         .def_readonly("source_identity", &Recorder::source_identity)
         .def("record", &Recorder::record, py::arg("block_limit"),
              "One block poll: bytes recorded, or -1 when the image is gone.  OSError (errno set) when a write failed.")
@@ -640,7 +859,8 @@ void init_archive(py::module_ &m) {
         "Offers a recording's frames, whole blocks at a time, to an exclusive publication (tickline.archive).")
         .def(py::init(&make_replayer), py::arg("publication"), py::arg("dir"), py::arg("recording_id"),
              py::arg("start_position"), py::arg("term_length"), py::arg("segment_length"), py::arg("initial_term_id"),
-             py::arg("session_id"), py::arg("mtu"), py::arg("from_position"))
+             py::arg("session_id"), py::arg("mtu"), py::arg("from_position"), py::arg("checksum") = 0,
+             "checksum: the recording's (0 none, 1 CRC-32C): every data frame's is checked before it is offered.")
         .def_property_readonly("position", [](Replayer &r) { return r.position; })
         .def("replay", &Replayer::replay, py::arg("limit"), py::arg("max_bytes") = 1 << 16,
              "Offer one block below limit: bytes replayed, 0 (nothing / back pressure), -1 (publication closed).")
@@ -654,10 +874,24 @@ void init_archive(py::module_ &m) {
         .def("get", &ArchiveCounter::get)
         .def("close", &ArchiveCounter::close);
 
+
+    m.def("archive_crc32c", [](py::buffer b) {
+        py::buffer_info info = b.request();
+        if (info.ndim != 1 || info.itemsize != 1 || (info.size > 1 && info.strides[0] != 1)) raise(PyExc_ValueError, "archive_crc32c takes contiguous bytes");
+        return crc32c(static_cast<const uint8_t *>(info.ptr), static_cast<size_t>(info.size));
+    }, py::arg("data"), "CRC-32C (Castagnoli) of data: the per-frame checksum of recordings that keep one.");
+    m.def("archive_bench_offer", &bench_offer, py::arg("publication"), py::arg("length"), py::arg("count"),
+          py::arg("max_seconds") = 60.0,
+          "tickline bench archive's publisher: offer count messages of length bytes at full rate: "
+          "(sent, start_ns, end_ns, back_pressured offers, position); clock: steady_clock (CLOCK_MONOTONIC).");
+    m.def("archive_bench_drain", &bench_drain, py::arg("subscription"), py::arg("session_id"), py::arg("count"),
+          py::arg("max_seconds") = 60.0,
+          "tickline bench archive's subscriber: poll an image fragment by fragment until count fragments came: "
+          "(fragments, payload bytes, first_ns, end_ns, position).");
     m.def("archive_scan", [](const std::string &dir, int64_t recording_id, int64_t start_position, int32_t term_length,
                              int64_t segment_length, int32_t initial_term_id, int32_t session_id, int32_t mtu,
-                             int64_t from_position, int64_t limit) {
-        Geometry g{dir, recording_id, start_position, term_length, segment_length, initial_term_id, session_id, mtu};
+                             int64_t from_position, int64_t limit, int32_t checksum) {
+        Geometry g{dir, recording_id, start_position, term_length, segment_length, initial_term_id, session_id, mtu, checksum};
         g.validate();
         if (from_position < start_position || (from_position & (kAlignment - 1)) != 0) {
             raise(PyExc_ValueError, "scan position must be frame aligned and not before the start: recording_id=" +
@@ -671,7 +905,7 @@ void init_archive(py::module_ &m) {
         return py::make_tuple(r.position, r.damage.empty() ? py::object(py::none()) : py::object(py::str(r.damage)));
     }, py::arg("dir"), py::arg("recording_id"), py::arg("start_position"), py::arg("term_length"),
        py::arg("segment_length"), py::arg("initial_term_id"), py::arg("session_id"), py::arg("mtu"),
-       py::arg("from_position"), py::arg("limit") = -1,
+       py::arg("from_position"), py::arg("limit") = -1, py::arg("checksum") = 0,
        "Walk recorded frames from from_position: (end position of the last valid frame, damage description or None).");
 }
 

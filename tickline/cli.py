@@ -56,6 +56,7 @@ _COMMANDS = {
     "status": "tickline.topology.cli",
     "strategy": "tickline.strategy.cli",
     "feed": "tickline.strategy.cli",
+    "archive": "tickline.archive.cli",
 }
 _BENCHES = {
     "ping": "tickline.transport.cli",

@@ -138,3 +138,24 @@ class RunningArchive:
     def close(self) -> None:
         self.runner.close()
         self.aeron.close()
+
+
+def start_archive_process(procs, driver_dir: str, dir, **options: str):
+    """``tickline archive run`` as deployed, from the ``[archive]`` section of a topology file
+    (``options``: more keys of it, as TOML strings); returns once it says it is ready."""
+    import subprocess
+    import sys
+
+    keys = {"segment_length": "128k", **options}
+    topology = dir.parent / "topology.toml"
+    topology.write_text(f'[archive]\ndir = "{dir}"\naeron_dir = "{driver_dir}"\n'
+                        + "".join(f'{k} = "{v}"\n' for k, v in keys.items()))
+    p = procs.start([sys.executable, "-m", "tickline", "archive", "run", "--config", str(topology)],
+                    stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        line = p.stderr.readline()
+        assert line, f"archive exited: rc={p.poll()}"
+        if "tickline archive: ready" in line:
+            return p
+        assert time.monotonic() < deadline, "archive did not start"

@@ -24,7 +24,8 @@ from tickline.archive.daemon import Archive, recover_recording, scan
 from tickline.archive.errors import ConfigError
 from tickline.archive.wire import RecordingDescriptor
 
-from archive_helpers import ArchiveThread, FakeClock, collect, collect_to_end, message, publish, record_stopped, wait_until
+from archive_helpers import (ArchiveThread, FakeClock, collect, collect_to_end, message, publish, record_stopped,
+                             start_archive_process, wait_until)
 
 
 def digest(dir: Path) -> dict[str, str]:
@@ -197,23 +198,6 @@ def test_requests_from_unknown_sessions_and_garbage_are_dropped_and_counted(aero
     wait_until(lambda: running_archive.archive.counters["dropped_requests"] == 3, what="drops")
     assert archive_client.list_recordings() == []  # the archive still answers, and recorded nothing
     assert running_archive.archive.recording_subs == {}
-
-
-ARCHIVE_CMD = [sys.executable, "-m", "tickline", "archive", "run"]
-
-
-def start_archive_process(procs, driver_dir: str, dir: Path) -> subprocess.Popen:
-    # the daemon as deployed: its [archive] section of a topology file
-    topology = dir.parent / "topology.toml"
-    topology.write_text(f'[archive]\ndir = "{dir}"\naeron_dir = "{driver_dir}"\nsegment_length = "128k"\n')
-    p = procs.start([*ARCHIVE_CMD, "--config", str(topology)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        line = p.stderr.readline()
-        assert line, f"archive exited: rc={p.poll()}"
-        if "tickline archive: ready" in line:
-            return p
-        assert time.monotonic() < deadline, "archive did not start"
 
 
 @pytest.mark.multiprocess

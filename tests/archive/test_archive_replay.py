@@ -142,6 +142,7 @@ def test_the_cli_lists_describes_and_verifies_recordings(aeron, archive_client, 
     assert main(["archive", "describe", "--dir", str(archive_dir), str(d.recording_id)]) == 0
     out = capsys.readouterr().out
     assert f"stop_position: {d.stop_position}" in out and "state: STOPPED" in out and "original_channel: aeron:ipc" in out
+    assert "checksum: none" in out and f"segment_dir: {archive_dir} (the archive's)" in out
     assert main(["archive", "verify", "--dir", str(archive_dir), str(d.recording_id)]) == 0
     assert "result=ok" in capsys.readouterr().out
     assert main(["archive", "dump", "--dir", str(archive_dir), str(d.recording_id), "--count", "3", "--bytes", "4"]) == 0

@@ -32,9 +32,10 @@ messages = st.one_of(
     st.builds(wire.TruncateRecordingRequest, i64, i64, i64, i64),
     st.builds(wire.PurgeRecordingRequest, i64, i64, i64),
     st.builds(wire.ExtendRecordingRequest, i64, i64, i64, i32, text),
+    st.builds(wire.MigrateRecordingRequest, i64, i64, i64, text),
     st.builds(wire.ControlResponse, i64, i64, i64, st.sampled_from([0, 1]), st.sampled_from(list(ErrorCode)), text),
     st.builds(wire.RecordingDescriptor, i64, i64, i64, i64, i64, i64, i64, i64, i32, i32, i32, i32, i32,
-              st.sampled_from([0, 1, 2]), text, text, text),
+              st.sampled_from([0, 1, 2]), text, text, text, st.sampled_from([0, 1]), text),
     st.builds(wire.RecordingStarted, i64, i64, i32, i32, text, text),
     st.builds(wire.RecordingProgress, i64, i64, i64),
     st.builds(wire.RecordingStopped, i64, i64, i64),
@@ -57,6 +58,8 @@ def schema_fields(m) -> dict:
             v = v.name
         elif isinstance(m, wire.RecordingDescriptor) and name == "state":
             v = wire.RecordingState.NAMES[v]
+        elif isinstance(m, wire.RecordingDescriptor) and name == "checksum":
+            v = wire.ChecksumType.NAMES[v].upper()
         elif isinstance(m, wire.ListRecordingsRequest) and name == "stream_id" and v == wire.NULL_STREAM:
             v = None
         out[camel(name)] = v
@@ -70,7 +73,7 @@ def test_every_message_is_the_sbe_message_of_the_archive_schema_byte_for_byte(m)
     doc, consumed = otf.decode(SCHEMA, b)
     assert consumed == len(b)
     msg = SCHEMA.message_by_name(type(m).__name__)
-    assert doc["header"] == {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": 103, "version": 0}
+    assert doc["header"] == {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": 103, "version": 1}
     assert doc["message"] == type(m).__name__ and doc["fields"] == schema_fields(m)
     assert otf.encode(SCHEMA, doc) == b
     assert wire.decode(b) == m
@@ -122,3 +125,18 @@ def test_a_longer_block_of_a_newer_version_is_read_and_its_extra_bytes_skipped()
 def test_text_longer_than_the_limit_is_refused_when_encoding():
     with pytest.raises(ValueError, match="text too long: message=ReplayRequest field=replay_channel"):
         wire.encode(wire.ReplayRequest(1, 2, 3, 0, -1, 5, "x" * (wire.MAX_STRING + 1)))
+
+
+def test_a_version_0_recording_descriptor_reads_with_no_checksum_and_the_archive_directory():
+    """A catalog written before version 1 (checksums, migration) still loads: the SBE
+    acting version 0 has neither field, and they take their defaults."""
+    d = wire.RecordingDescriptor(0, 0, 7, 1, 2, 0, 4096, 1 << 16, 5, 1 << 16, 1408, 9, 1001, 1, "aeron:ipc", "aeron:ipc", "src")
+    v1 = wire.encode(d)
+    block = wire.block_length(wire.RecordingDescriptor)
+    v0 = struct.pack("<HHHH", block - 1, 21, 103, 0) + v1[8:8 + block - 1] + v1[8 + block:-4]  # no checksum, no segmentDir
+    assert wire.decode(v0) == d and d.checksum == 0 and d.segment_dir == ""
+    doc, consumed = otf.decode(SCHEMA, v0)
+    assert consumed == len(v0)  # the schema's own reading agrees: both fields absent in version 0
+    assert doc["fields"]["checksum"] is None and doc["fields"]["segmentDir"] == ""
+    with pytest.raises(ArchiveProtocolError, match="checksum type out of range"):
+        wire.decode(v1[:8 + block - 1] + b"\x09" + v1[8 + block:])

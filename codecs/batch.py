@@ -218,10 +218,13 @@ def _columns(schema: Schema, message: Message) -> tuple[list[Column], dict[str, 
     return cols, constants, enums, sets
 
 
-def _header_layout(schema: Schema) -> tuple[int, tuple[tuple[int, int, int], ...]]:
+_Member = tuple[int, int, int]  # (offset, size, constant): offset -1 when the schema fixes the member as a constant
+
+
+def _header_layout(schema: Schema) -> tuple[int, tuple[_Member, _Member, _Member, _Member]]:
     """The message header's length and (offset, size, constant) of blockLength, templateId, schemaId, version."""
     h = schema.header
-    members = []
+    members: list[_Member] = []
     for name in ("blockLength", "templateId", "schemaId", "version"):
         m = h.member(name)
         if m is None or not isinstance(m.type, EncodedType) or m.type.length != 1 or is_float(m.type.primitive) \
@@ -231,7 +234,7 @@ def _header_layout(schema: Schema) -> tuple[int, tuple[tuple[int, int, int], ...
             members.append((-1, 0, int(m.type.constant or 0)))
         else:
             members.append((m.offset, m.type.primitive_size, 0))
-    return h.size, tuple(members)
+    return h.size, (members[0], members[1], members[2], members[3])
 
 
 class BatchDecoder:
@@ -378,7 +381,7 @@ class BatchDecoder:
         records = np.empty((capacity, self.record_length), dtype=np.uint8)
         offsets = np.empty(capacity, dtype=np.int64)
         meta = np.empty((capacity, 2), dtype=np.uint16)
-        header = (hl,) + self._members
+        header = (hl, *self._members)
         err, err_off, count, _next, full, ended, padding, other, fragments = _aeron.batch_scan_frames(
             buf, 0, header, self.schema.byte_order == "bigEndian", self.message.id, self.schema.id, self._check_schema,
             records, self.record_length, offsets, meta)
@@ -419,7 +422,7 @@ class BatchDecoder:
             raise MessageError(f"message shorter than its header: message={self.message.name} index={i} "
                                f"length={int(lengths[i])} header_length={hl} (fault=peer)")
         l0 = int(lengths[0])
-        if bool((lengths == l0).all()):
+        if l0 >= hl + self.record_length and bool((lengths == l0).all()):
             raw = np.frombuffer(joined, dtype=np.uint8)
             items = np.ndarray((count,), dtype=self._dtype(hl, l0, header=False), buffer=raw)
             hdr = np.ndarray((count,), dtype=self._header_dtype(l0), buffer=raw)
@@ -491,13 +494,13 @@ class BatchDecoder:
         segment file ends in a :class:`MessageError` naming the file, offset and position (``fault=storage``)."""
         from tickline.archive.catalog import Catalog, segment_files
 
-        np = self._np
-        d = Catalog(archive_dir).recordings.get(recording_id)
+        directory = Path(archive_dir)
+        d = Catalog(directory).recordings.get(recording_id)
         if d is None:
             raise KeyError(f"no such recording: recording_id={recording_id} dir={os.fspath(archive_dir)}")
         start, stop, seg_len = d.start_position, d.stop_position, d.segment_file_length
         term = d.term_buffer_length
-        files = dict(segment_files(archive_dir, recording_id))
+        files = dict(segment_files(directory, recording_id))
         first = start - (start & (term - 1))
         parts: list[Batch] = []
         base = first
@@ -520,7 +523,6 @@ class BatchDecoder:
         return self._concat(parts)
 
     def _segment(self, path: Path, lo: int, hi: int, base: int, recording_id: int) -> tuple[Batch, bool]:
-        np = self._np
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size < hi:
@@ -538,7 +540,6 @@ class BatchDecoder:
                 finally:
                     view.release()  # the columns are copies: nothing of the map outlives it
         raise MessageError(damage)
-
 
     def _concat(self, parts: list[Batch]) -> Batch:
         np = self._np

@@ -247,3 +247,9 @@ class ArchiveCounter:
 
 def archive_scan(dir: str, recording_id: int, start_position: int, term_length: int, segment_length: int,
                  initial_term_id: int, session_id: int, mtu: int, from_position: int, limit: int = -1) -> tuple[int, str | None]: ...
+
+# batch.cpp: the frame scanner of tickline.codecs.batch
+def batch_scan_frames(data: Buffer, start: int, header: tuple[int, tuple[int, int, int], tuple[int, int, int],
+                                                              tuple[int, int, int], tuple[int, int, int]],
+                      big_endian: bool, template_id: int, schema_id: int, check_schema: bool, records: Buffer,
+                      record_length: int, offsets: Buffer, meta: Buffer) -> tuple[str | None, int, int, int, bool, bool, int, int, int]: ...

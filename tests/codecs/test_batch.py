@@ -161,6 +161,14 @@ def test_list_of_messages_of_other_templates_and_versions_is_gathered(md: Module
     assert_matches_flyweights(md, batch, [messages[0], messages[2], messages[3]])
 
 
+def test_messages_all_of_an_older_version_read_the_newer_field_as_null(md: ModuleType) -> None:
+    old = [tob(md, ("OLD", i, i, i, i, i, i, i + 1), version=0) for i in range(3)]
+    for batch in (BatchDecoder(MD, "TopOfBook").messages(old), BatchDecoder(MD, "TopOfBook").frames(pack_frames(old))):
+        assert batch.count == 3 and list(batch.versions) == [0, 0, 0]
+        assert list(batch.null_mask("seq_num")) == [True] * 3
+        assert_matches_flyweights(md, batch, old)
+
+
 def test_enum_columns_keep_the_raw_value_and_the_null(md: ModuleType) -> None:
     messages = [trade(md, 1, 1), trade(md, 2, None), trade(md, 3, 2)]
     batch = BatchDecoder(MD, "Trade").frames(pack_frames(messages))

@@ -292,24 +292,33 @@ class BatchDecoder:
 
     # -- results ----------------------------------------------------------------------------------------------
     def _batch(self, items: Any, versions: Any, offsets: Any, skipped: dict[str, int], path: str, copy: bool) -> Batch:
+        """A batch of the columns of ``items`` (a structured array or view): copies, or views when not ``copy``."""
+        np = self._np
+        return self._finish({c.name: np.array(items[c.name], copy=True) if copy else items[c.name] for c in self.columns},
+                            versions, offsets, skipped, path, owned=copy)
+
+    def _finish(self, columns: dict[str, Any], versions: Any, offsets: Any, skipped: dict[str, int], path: str,
+                owned: bool = True) -> Batch:
+        """The batch of ``columns`` (wire byte order): native byte order, and the fields newer than a message's
+        acting version filled with their null.  ``owned``: the arrays are this call's, not views of the input."""
         np = self._np
         cols: dict[str, Any] = {}
-        nulls: dict[str, Any] = {}
         for c in self.columns:
-            view = items[c.name]
-            native = view.dtype.newbyteorder("=") if view.dtype.byteorder not in ("=", "|") else view.dtype
-            col = np.array(view, dtype=native, copy=True) if copy or native != view.dtype else view
-            if c.null is not None:
-                nulls[c.name] = c.null
+            col = columns[c.name]
+            own = owned
+            if col.dtype.byteorder not in ("=", "|"):  # a big-endian schema on a little-endian host
+                col = col.astype(col.dtype.newbyteorder("="))
+                own = True
             if c.since_version > 0:
                 old = versions < c.since_version
                 if old.any():
-                    if not col.flags.writeable or col is view:
-                        col = np.array(view, dtype=native, copy=True)
+                    if not own:  # never write into the caller's buffer
+                        col = col.copy()
                     col[old] = c.fill
             cols[c.name] = col
+        nulls = {c.name: c.null for c in self.columns if c.null is not None}
         since = {c.name: c.since_version for c in self.columns if c.since_version > 0}
-        return Batch(cols, len(items), offsets, versions, skipped, path, dict(self.enums), dict(self.sets),
+        return Batch(cols, len(versions), offsets, versions, skipped, path, dict(self.enums), dict(self.sets),
                      dict(self.constants), nulls, since)
 
     def _empty(self, skipped: dict[str, int], path: str) -> Batch:
@@ -329,12 +338,13 @@ class BatchDecoder:
     def _frames(self, data: BufferLike, copy: bool, base: int, where: str) -> tuple[Batch, bool]:
         """The batch, and whether the frames ended at a zero frame length before the end of ``data``."""
         buf = self._np.frombuffer(data, dtype=self._np.uint8)
-        uniform = self._uniform_frames(buf, copy, base)
-        if uniform is not None:
-            return uniform
+        if not copy:  # views need frames of one stride; a copy is made fastest by the scanner in one pass
+            uniform = self._uniform_frames(buf, base)
+            if uniform is not None:
+                return uniform
         return self._scan_frames(buf, base, where)
 
-    def _uniform_frames(self, buf: Any, copy: bool, base: int) -> tuple[Batch, bool] | None:
+    def _uniform_frames(self, buf: Any, base: int) -> tuple[Batch, bool] | None:
         np = self._np
         n = len(buf)
         hl = self.header_length
@@ -351,24 +361,30 @@ class BatchDecoder:
         if count == 0 or (tail and (tail < 4 or buf[count * stride:count * stride + 4].any())):
             return None
         items = np.ndarray((count,), dtype=self._dtype(FRAME_HEADER_LENGTH + hl, stride, header=True), buffer=buf)
-        ok = bool((items["@frame_length"] == first).all()) and bool((items["@type"] == _DATA).all()) \
-            and bool(((items["@flags"] & _UNFRAGMENTED) == _UNFRAGMENTED).all())
-        if not ok or not bool((self._hv(items, 1, "@template_id") == self.message.id).all()):
+        head = items[:1]
+        if int(head["@type"][0]) != _DATA or int(head["@flags"][0]) & _UNFRAGMENTED != _UNFRAGMENTED:
             return None
-        if self._check_schema and not bool((self._hv(items, 2, "@schema_id") == self.schema.id).all()):
+        if int(self._hv(head, 1, "@template_id")[0]) != self.message.id:
             return None
-        bl = self._hv(items, 0, "@block_length")
-        bl0 = int(bl[0])
-        if not bool((bl == bl0).all()) or bl0 < self.message.block_length or hl + bl0 > first - FRAME_HEADER_LENGTH:
+        if self._check_schema and int(self._hv(head, 2, "@schema_id")[0]) != self.schema.id:
             return None
-        vs = self._hv(items, 3, "@version")
-        v0 = int(vs[0])
-        if not bool((vs == v0).all()) or v0 > 0xFFFF:
+        bl0, v0 = int(self._hv(head, 0, "@block_length")[0]), int(self._hv(head, 3, "@version")[0])
+        if bl0 < self.message.block_length or hl + bl0 > first - FRAME_HEADER_LENGTH or v0 > 0xFFFF:
+            return None
+        # every frame like the first: its first 8 bytes (length, version, flags, type) and its whole message header
+        frame_word = np.ndarray((count,), dtype=np.dtype({"names": ["w"], "formats": ["<u8"], "offsets": [0],
+                                                          "itemsize": stride}), buffer=buf)["w"]
+        if not bool((frame_word == frame_word[0]).all()):
+            return None
+        header = np.ndarray((count,), dtype=np.dtype({"names": ["h"], "formats": [f"V{hl}" if hl != 8 else "<u8"],
+                                                      "offsets": [FRAME_HEADER_LENGTH], "itemsize": stride}),
+                            buffer=buf)["h"]
+        if hl and not bool((header == header[0]).all()):
             return None
         versions = np.full(count, v0, dtype=np.uint16)
         offsets = base + np.arange(count, dtype=np.int64) * stride
         skipped = {"padding": 0, "other_template": 0, "fragmented": 0}
-        return self._batch(items, versions, offsets, skipped, "uniform", copy), ended
+        return self._batch(items, versions, offsets, skipped, "uniform", False), ended
 
     def _scan_frames(self, buf: Any, base: int, where: str) -> tuple[Batch, bool]:
         from tickline import _aeron
@@ -378,20 +394,20 @@ class BatchDecoder:
         hl = self.header_length
         # every matching frame takes at least a frame header and a message header, aligned
         capacity = n // ((FRAME_HEADER_LENGTH + hl + FRAME_ALIGNMENT - 1) & ~(FRAME_ALIGNMENT - 1)) + 1
-        records = np.empty((capacity, self.record_length), dtype=np.uint8)
+        columns = {c.name: np.empty((capacity,) + c.shape, dtype=c.dtype) for c in self.columns}
+        spec = [(c.offset, columns[c.name].itemsize * (c.shape[0] if c.shape else 1), columns[c.name])
+                for c in self.columns]
         offsets = np.empty(capacity, dtype=np.int64)
         meta = np.empty((capacity, 2), dtype=np.uint16)
         header = (hl, *self._members)
         err, err_off, count, _next, full, ended, padding, other, fragments = _aeron.batch_scan_frames(
             buf, 0, header, self.schema.byte_order == "bigEndian", self.message.id, self.schema.id, self._check_schema,
-            records, self.record_length, offsets, meta)
+            spec, offsets, meta)
         assert not full, "batch scan capacity is an upper bound"
         if err is not None:
             raise MessageError(f"bad frame: message={self.message.name} offset={base + err_off}{where} reason={err!r} "
                                f"(fault=peer)")
         skipped = {"padding": padding, "other_template": other, "fragmented": fragments}
-        if count == 0:
-            return self._empty(skipped, "scan"), ended
         meta = meta[:count]
         bls, versions = meta[:, 0], meta[:, 1].copy()
         short = bls < self._need(versions)
@@ -400,8 +416,10 @@ class BatchDecoder:
             raise MessageError(f"block too short: message={self.message.name} offset={base + int(offsets[i])}{where} "
                                f"blockLength={int(bls[i])} but version={int(versions[i])} has fields up to "
                                f"length={int(self._need(versions[i:i + 1])[0])} (fault=peer)")
-        items = records[:count].reshape(-1).view(self.record_dtype)
-        return self._batch(items, versions, base + offsets[:count], skipped, "scan", True), ended
+        # a small batch out of a large buffer: don't keep the whole reservation
+        keep = (lambda a: a[:count].copy()) if count < capacity // 2 else (lambda a: a[:count])
+        return self._finish({name: keep(a) for name, a in columns.items()}, versions, base + offsets[:count], skipped,
+                            "scan"), ended
 
     # -- a list of messages -----------------------------------------------------------------------------------
     def messages(self, messages: Sequence[BufferLike], *, copy: bool = True) -> Batch:

@@ -1,9 +1,10 @@
 // The frame scanner of tickline.codecs.batch: walks a buffer of Aeron frames
 // (a term buffer's bytes, an archive segment's), picks the unfragmented data
-// frames that carry one SBE template, and copies each one's root block into
-// a fixed-width record of the caller's output (a numpy array that Python
-// then views as a structured dtype).  Python decides everything else: the
-// layout, the columns, the nulls, the errors' wording and whose fault.
+// frames that carry one SBE template, and copies each field of each one's
+// root block straight into that field's column (numpy arrays the caller
+// made): one pass over the frames, each frame's cache lines read once.
+// Python decides everything else: the layout, the columns, the nulls, the
+// errors' wording and whose fault.
 //
 // Every byte scanned is hostile: a frame is used only after its length is at
 // least a header, its (aligned) end lies inside the buffer, and its message
@@ -19,6 +20,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace tickline {
 
@@ -90,6 +92,14 @@ py::buffer_info flat(py::buffer &b, bool writable, const char *what) {
     return info;
 }
 
+// One output column: the field's offset and size in the root block, and the
+// column's memory (capacity elements of size bytes).
+struct Column {
+    int64_t offset = 0;
+    int64_t size = 0;
+    uint8_t *out = nullptr;
+};
+
 struct ScanResult {
     const char *error = nullptr;  // nullptr: no fault found
     int64_t error_offset = -1;
@@ -102,7 +112,7 @@ struct ScanResult {
 
 // The scan itself, over plain pointers: no Python objects, so it runs without the GIL.
 ScanResult scan(const uint8_t *data, int64_t n, int64_t start, const Layout &l, uint64_t template_id, uint64_t schema_id,
-                bool check_schema, uint8_t *records, int64_t record_length, int64_t *offsets, uint16_t *meta,
+                bool check_schema, const std::vector<Column> &columns, int64_t *offsets, uint16_t *meta,
                 int64_t capacity) {
     ScanResult r;
     int64_t off = start;
@@ -166,10 +176,16 @@ ScanResult scan(const uint8_t *data, int64_t n, int64_t start, const Layout &l, 
                     r.full = true;
                     break;
                 }
-                int64_t copy = static_cast<int64_t>(block) < record_length ? static_cast<int64_t>(block) : record_length;
-                uint8_t *rec = records + r.count * record_length;
-                std::memcpy(rec, hdr + l.header_length, static_cast<size_t>(copy));
-                if (copy < record_length) std::memset(rec + copy, 0, static_cast<size_t>(record_length - copy));
+                const uint8_t *body = hdr + l.header_length;
+                for (const Column &c : columns) {
+                    uint8_t *dst = c.out + r.count * c.size;
+                    // a field past a shorter (older) block is not in this message: zeros, Python fills its null
+                    if (c.offset + c.size <= static_cast<int64_t>(block)) {
+                        std::memcpy(dst, body + c.offset, static_cast<size_t>(c.size));
+                    } else {
+                        std::memset(dst, 0, static_cast<size_t>(c.size));
+                    }
+                }
                 offsets[r.count] = off;
                 uint64_t version = header_value(l, l.version, hdr);
                 meta[2 * r.count] = static_cast<uint16_t>(block > 0xFFFF ? 0xFFFF : block);
@@ -189,7 +205,7 @@ void init_batch(py::module_ &m) {
     m.def(
         "batch_scan_frames",
         [](py::buffer data, int64_t start, py::tuple header, bool big_endian, uint64_t template_id, uint64_t schema_id,
-           bool check_schema, py::buffer records, int64_t record_length, py::buffer offsets, py::buffer meta) {
+           bool check_schema, py::list columns, py::buffer offsets, py::buffer meta) {
             if (header.size() != 5) throw py::value_error("header must be (length, blockLength, templateId, schemaId, version)");
             Layout l;
             l.header_length = header[0].cast<int64_t>();
@@ -205,35 +221,51 @@ void init_batch(py::module_ &m) {
                                           " size=" + std::to_string(hm->size));
                 }
             }
-            if (record_length < 1) throw py::value_error("record length must be >= 1");
             py::buffer_info in = flat(data, false, "data");
-            py::buffer_info rec = flat(records, true, "records");
             py::buffer_info offs = flat(offsets, true, "offsets");
             py::buffer_info mt = flat(meta, true, "meta");
             if (offs.itemsize != 8 || mt.itemsize != 2) throw py::value_error("offsets must hold int64, meta uint16");
-            int64_t n = static_cast<int64_t>(in.size * in.itemsize);
-            int64_t rec_bytes = static_cast<int64_t>(rec.size * rec.itemsize);
-            int64_t capacity = rec_bytes / record_length;
-            if (static_cast<int64_t>(offs.size) < capacity) capacity = static_cast<int64_t>(offs.size);
+            int64_t capacity = static_cast<int64_t>(offs.size);
             if (static_cast<int64_t>(mt.size) / 2 < capacity) capacity = static_cast<int64_t>(mt.size) / 2;
+            // the column buffers stay acquired (their infos alive) until the scan returns
+            std::vector<py::buffer_info> held;
+            std::vector<Column> cols;
+            held.reserve(columns.size());
+            for (py::handle item : columns) {
+                py::tuple t = item.cast<py::tuple>();
+                if (t.size() != 3) throw py::value_error("column must be (offset, size, buffer)");
+                Column c;
+                c.offset = t[0].cast<int64_t>();
+                c.size = t[1].cast<int64_t>();
+                if (c.offset < 0 || c.size < 1 || c.offset > 65535 || c.size > 65535) {
+                    throw py::value_error("column outside a root block: offset=" + std::to_string(c.offset) +
+                                          " size=" + std::to_string(c.size));
+                }
+                py::buffer b = t[2].cast<py::buffer>();
+                held.push_back(flat(b, true, "column"));
+                const py::buffer_info &bi = held.back();
+                int64_t bytes = static_cast<int64_t>(bi.size * bi.itemsize);
+                if (bytes / c.size < capacity) capacity = bytes / c.size;
+                c.out = static_cast<uint8_t *>(bi.ptr);
+                cols.push_back(c);
+            }
+            int64_t n = static_cast<int64_t>(in.size * in.itemsize);
             if (start < 0 || start > n) throw py::value_error("start outside the data: start=" + std::to_string(start));
             ScanResult r;
             {
                 py::gil_scoped_release release;
-                r = scan(static_cast<const uint8_t *>(in.ptr), n, start, l, template_id, schema_id, check_schema,
-                         static_cast<uint8_t *>(rec.ptr), record_length, static_cast<int64_t *>(offs.ptr),
-                         static_cast<uint16_t *>(mt.ptr), capacity);
+                r = scan(static_cast<const uint8_t *>(in.ptr), n, start, l, template_id, schema_id, check_schema, cols,
+                         static_cast<int64_t *>(offs.ptr), static_cast<uint16_t *>(mt.ptr), capacity);
             }
             py::object error = r.error ? py::object(py::str(r.error)) : py::object(py::none());
             return py::make_tuple(error, r.error_offset, r.count, r.next, r.full, r.ended, r.padding, r.other, r.fragments);
         },
         py::arg("data"), py::arg("start"), py::arg("header"), py::arg("big_endian"), py::arg("template_id"),
-        py::arg("schema_id"), py::arg("check_schema"), py::arg("records"), py::arg("record_length"), py::arg("offsets"),
-        py::arg("meta"),
-        "Scan Aeron frames in data from start; copy each unfragmented data frame's root block of template_id into "
-        "records (record_length bytes each, zero filled past a shorter block), its frame offset into offsets and "
-        "(blockLength, version) into meta.  Returns (error, error_offset, count, next, full, ended, padding, other, "
-        "fragments).");
+        py::arg("schema_id"), py::arg("check_schema"), py::arg("columns"), py::arg("offsets"), py::arg("meta"),
+        "Scan Aeron frames in data from start; for each unfragmented data frame of template_id copy each column's "
+        "field of its root block (columns: [(offset, size, buffer)], zeros past a shorter block) into the column, its "
+        "frame offset into offsets and (blockLength, version) into meta.  Returns (error, error_offset, count, next, "
+        "full, ended, padding, other, fragments).");
 }
 
 }  // namespace tickline

@@ -251,5 +251,5 @@ def archive_scan(dir: str, recording_id: int, start_position: int, term_length: 
 # batch.cpp: the frame scanner of tickline.codecs.batch
 def batch_scan_frames(data: Buffer, start: int, header: tuple[int, tuple[int, int, int], tuple[int, int, int],
                                                               tuple[int, int, int], tuple[int, int, int]],
-                      big_endian: bool, template_id: int, schema_id: int, check_schema: bool, records: Buffer,
-                      record_length: int, offsets: Buffer, meta: Buffer) -> tuple[str | None, int, int, int, bool, bool, int, int, int]: ...
+                      big_endian: bool, template_id: int, schema_id: int, check_schema: bool,
+                      columns: list[tuple[int, int, Buffer]], offsets: Buffer, meta: Buffer) -> tuple[str | None, int, int, int, bool, bool, int, int, int]: ...

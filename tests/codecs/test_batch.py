@@ -104,11 +104,12 @@ def test_messages_and_frames_equal_the_flyweight_decode(md: ModuleType, values: 
     assert by_list.path == "uniform"
     assert_matches_flyweights(md, by_list, messages)
     frames = pack_frames(messages, session_id=5, stream_id=9)
-    by_frames = dec.frames(frames)
-    assert by_frames.path == "uniform"
-    assert_matches_flyweights(md, by_frames, messages)
-    assert list(by_frames.offsets) == [128 * i for i in range(len(messages))]  # 32 + 80 bytes, 32-byte aligned
-    assert by_frames.skipped == {"padding": 0, "other_template": 0, "fragmented": 0}
+    for copy, path in ((True, "scan"), (False, "uniform")):  # copies come from the scanner, views from a strided view
+        by_frames = dec.frames(frames, copy=copy)
+        assert by_frames.path == path
+        assert_matches_flyweights(md, by_frames, messages)
+        assert list(by_frames.offsets) == [128 * i for i in range(len(messages))]  # 32 + 80 bytes, 32-byte aligned
+        assert by_frames.skipped == {"padding": 0, "other_template": 0, "fragmented": 0}
 
 
 def padding_frame(length: int) -> bytes:
@@ -143,12 +144,13 @@ def test_mixed_frames_take_the_scan_path_and_skip_what_is_not_the_template(md: M
         else:
             frames += fragment_frame(tob(md, v)[:40], 0x80)  # the first fragment of a message
             expect["fragmented"] += 1
-    batch = BatchDecoder(MD, "TopOfBook").frames(bytes(frames))
-    assert batch.skipped == expect
-    assert list(batch.offsets) == offsets
-    assert_matches_flyweights(md, batch, kept)
-    if any(k != "tob" for _, k in values):
-        assert batch.path == "scan"
+    for copy in (True, False):
+        batch = BatchDecoder(MD, "TopOfBook").frames(bytes(frames), copy=copy)
+        assert batch.skipped == expect
+        assert list(batch.offsets) == offsets
+        assert_matches_flyweights(md, batch, kept)
+        if any(k != "tob" for _, k in values):
+            assert batch.path == "scan"  # views need one stride: mixed frames are copied by the scanner
 
 
 def test_list_of_messages_of_other_templates_and_versions_is_gathered(md: ModuleType) -> None:
@@ -189,16 +191,28 @@ def test_copy_false_gives_zero_copy_views_of_uniform_frames(md: ModuleType) -> N
     assert np.shares_memory(batch["bid_size"], np.frombuffer(frames, np.uint8))
     assert list(batch["bid_size"]) == list(range(100))
     copied = BatchDecoder(MD, "TopOfBook").frames(frames)
-    assert not np.shares_memory(copied["bid_size"], np.frombuffer(frames, np.uint8))
+    assert copied.path == "scan" and not np.shares_memory(copied["bid_size"], np.frombuffer(frames, np.uint8))
+    # a view of a read-only buffer is read-only; a field newer than the frames' version is filled in a copy
+    old = pack_frames([tob(md, ("X", i, i, i, i, i, i, i + 1)) for i in range(3)])
+    for i in range(3):
+        struct.pack_into("<H", old, 128 * i + 32 + 6, 0)  # version 0 with a 72-byte block: seqNum is not there
+    before = bytes(old)
+    views = BatchDecoder(MD, "TopOfBook").frames(bytes(old), copy=False)
+    assert views.path == "uniform" and list(views.null_mask("seq_num")) == [True] * 3
+    assert list(views["seq_num"]) == [2**64 - 1] * 3  # filled in a copy
+    assert not views["bid_size"].flags.writeable and list(views["bid_size"]) == [0, 1, 2]
+    writable = BatchDecoder(MD, "TopOfBook").frames(old, copy=False)
+    assert list(writable["seq_num"]) == [2**64 - 1] * 3 and bytes(old) == before  # the caller's buffer untouched
 
 
 def test_a_zero_frame_length_ends_the_frames(md: ModuleType) -> None:
     messages = [tob(md, ("A", i, 0, None, 0, None, 0, 1)) for i in range(5)]
     term = pack_frames(messages) + bytes(4096)  # the unwritten rest of a term
-    batch = BatchDecoder(MD, "TopOfBook").frames(term)
-    assert batch.count == 5 and list(batch["exchange_timestamp"]) == [0, 1, 2, 3, 4]
+    for copy in (True, False):
+        batch = BatchDecoder(MD, "TopOfBook").frames(term, copy=copy)
+        assert batch.count == 5 and list(batch["exchange_timestamp"]) == [0, 1, 2, 3, 4]
     # and after a padding frame too (the scan path)
-    batch = BatchDecoder(MD, "TopOfBook").frames(padding_frame(64) + pack_frames(messages) + bytes(100))
+    batch = BatchDecoder(MD, "TopOfBook").frames(padding_frame(64) + pack_frames(messages) + bytes(100), copy=False)
     assert batch.path == "scan" and batch.count == 5 and batch.skipped["padding"] == 1
 
 

@@ -60,6 +60,7 @@ from tickline.codecs.ir import (
     Schema,
     SetType,
     TypeDef,
+    block_need,
     block_needs,
     is_float,
 )
@@ -284,7 +285,10 @@ class BatchDecoder:
         return arr[label] if off >= 0 else self._np.full(len(arr), const)
 
     def _need(self, versions: Any) -> Any:
+        """The bytes a block of each acting version must have (a scalar when all versions are one)."""
         np = self._np
+        if len(versions) and int(versions.min()) == int(versions.max()):
+            return block_need(self.message.fields, int(versions[0]))
         need = np.zeros(len(versions), dtype=np.int64)
         for since, n in self._needs:
             need[versions >= since] = n
@@ -392,34 +396,46 @@ class BatchDecoder:
         np = self._np
         n = len(buf)
         hl = self.header_length
-        # every matching frame takes at least a frame header and a message header, aligned
-        capacity = n // ((FRAME_HEADER_LENGTH + hl + FRAME_ALIGNMENT - 1) & ~(FRAME_ALIGNMENT - 1)) + 1
-        columns = {c.name: np.empty((capacity,) + c.shape, dtype=c.dtype) for c in self.columns}
-        spec = [(c.offset, columns[c.name].itemsize * (c.shape[0] if c.shape else 1), columns[c.name])
-                for c in self.columns]
-        offsets = np.empty(capacity, dtype=np.int64)
-        meta = np.empty((capacity, 2), dtype=np.uint16)
+        # A message of the smallest block its versions allow fills a frame of at least ``least`` bytes: a good
+        # guess of how many fit.  A hostile frame may declare a smaller block (refused below, after the scan):
+        # the scanner then stops with its output full and the scan continues into more space.
+        least = (FRAME_HEADER_LENGTH + hl + block_need(self.message.fields, 0) + FRAME_ALIGNMENT - 1) & ~(FRAME_ALIGNMENT - 1)
         header = (hl, *self._members)
-        err, err_off, count, _next, full, ended, padding, other, fragments = _aeron.batch_scan_frames(
-            buf, 0, header, self.schema.byte_order == "bigEndian", self.message.id, self.schema.id, self._check_schema,
-            spec, offsets, meta)
-        assert not full, "batch scan capacity is an upper bound"
-        if err is not None:
-            raise MessageError(f"bad frame: message={self.message.name} offset={base + err_off}{where} reason={err!r} "
-                               f"(fault=peer)")
-        skipped = {"padding": padding, "other_template": other, "fragmented": fragments}
-        meta = meta[:count]
+        chunks: list[tuple[dict[str, Any], Any, Any]] = []
+        skipped = {"padding": 0, "other_template": 0, "fragmented": 0}
+        start, ended, full = 0, False, True
+        while full:
+            capacity = (n - start) // least + 1
+            columns = {c.name: np.empty((capacity,) + c.shape, dtype=c.dtype) for c in self.columns}
+            spec = [(c.offset, columns[c.name][:1].nbytes, columns[c.name]) for c in self.columns]
+            offsets = np.empty(capacity, dtype=np.int64)
+            meta = np.empty((capacity, 2), dtype=np.uint16)
+            err, err_off, count, start, full, ended, padding, other, fragments = _aeron.batch_scan_frames(
+                buf, start, header, self.schema.byte_order == "bigEndian", self.message.id, self.schema.id,
+                self._check_schema, spec, offsets, meta)
+            skipped["padding"] += padding
+            skipped["other_template"] += other
+            skipped["fragmented"] += fragments
+            if err is not None:
+                raise MessageError(f"bad frame: message={self.message.name} offset={base + err_off}{where} "
+                                   f"reason={err!r} (fault=peer)")
+            # keep only what was written (a small batch out of a large buffer does not hold the whole reservation)
+            keep = (lambda a: a[:count].copy()) if count < capacity // 4 else (lambda a: a[:count])
+            chunks.append(({k: keep(v) for k, v in columns.items()}, keep(offsets), keep(meta)))
+        if len(chunks) == 1:
+            cols, offs, meta = chunks[0]
+        else:
+            cols = {c.name: np.concatenate([ch[0][c.name] for ch in chunks]) for c in self.columns}
+            offs = np.concatenate([ch[1] for ch in chunks])
+            meta = np.concatenate([ch[2] for ch in chunks])
         bls, versions = meta[:, 0], meta[:, 1].copy()
         short = bls < self._need(versions)
         if short.any():
             i = int(np.argmax(short))
-            raise MessageError(f"block too short: message={self.message.name} offset={base + int(offsets[i])}{where} "
+            raise MessageError(f"block too short: message={self.message.name} offset={base + int(offs[i])}{where} "
                                f"blockLength={int(bls[i])} but version={int(versions[i])} has fields up to "
-                               f"length={int(self._need(versions[i:i + 1])[0])} (fault=peer)")
-        # a small batch out of a large buffer: don't keep the whole reservation
-        keep = (lambda a: a[:count].copy()) if count < capacity // 2 else (lambda a: a[:count])
-        return self._finish({name: keep(a) for name, a in columns.items()}, versions, base + offsets[:count], skipped,
-                            "scan"), ended
+                               f"length={block_need(self.message.fields, int(versions[i]))} (fault=peer)")
+        return self._finish(cols, versions, base + offs, skipped, "scan"), ended
 
     # -- a list of messages -----------------------------------------------------------------------------------
     def messages(self, messages: Sequence[BufferLike], *, copy: bool = True) -> Batch:
@@ -485,7 +501,7 @@ class BatchDecoder:
         if short.any():
             i = int(np.argmax(short))
             raise MessageError(f"block too short: message={self.message.name} index={i} blockLength={int(bl[i])} "
-                               f"but version={int(vs[i])} has fields up to length={int(self._need(vs[i:i + 1])[0])} "
+                               f"but version={int(vs[i])} has fields up to length={block_need(self.message.fields, int(vs[i]))} "
                                f"(fault=peer)")
         skipped["other_template"] = int(len(items) - mine.sum())
         all_mine = skipped["other_template"] == 0

@@ -259,6 +259,18 @@ def test_a_block_length_past_its_frame_or_too_short_for_its_version_names_the_of
     expect_error(bytes(frames), "block too short", "offset=256", "blockLength=70", "version=1", "length=72")
 
 
+def test_more_short_blocks_than_the_first_guess_holds_still_end_in_a_block_too_short(md: ModuleType) -> None:
+    # 40-byte frames declaring an empty root block: twice as many fit as frames of a real TopOfBook, so the
+    # scanner fills its first output and goes on into a second one before the block is refused
+    frames = pack_frames([struct.pack("<HHHH", 0, 1, 100, 1)] * 50)
+    expect_error(bytes(frames), "block too short", "offset=0", "blockLength=0")
+    frames = pack_frames([tob(md, ("A", i, i, i, i, i, i, i + 1)) for i in range(40)])
+    frames[40 * 128:] = b""
+    frames += pack_frames([struct.pack("<HHHH", 0, 2, 100, 1)] * 200)  # other templates, same small size
+    batch = BatchDecoder(MD, "TopOfBook").frames(bytes(frames))
+    assert batch.count == 40 and batch.skipped["other_template"] == 200
+
+
 def test_unknown_frame_type_and_a_frame_too_short_for_the_header(md: ModuleType) -> None:
     frames = good_frames(md)
     struct.pack_into("<H", frames, 128 + 6, 7)

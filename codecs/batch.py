@@ -505,18 +505,13 @@ class BatchDecoder:
                                f"(fault=peer)")
         skipped["other_template"] = int(len(items) - mine.sum())
         all_mine = skipped["other_template"] == 0
-        # a root block shorter than ours (an older version): the bytes past it are not this message's fields
-        older = mine & (bl < self.message.block_length)
-        if all_mine and not older.any():
+        # Past a root block shorter than ours lie only fields newer than its acting version (a block holds
+        # at least its version's fields, checked above): _finish fills those with their null.
+        if all_mine:
             sel, idx = items, index
         else:
             sel, idx = items[mine], index[mine]
             uniform = False
-            if older.any():
-                sel = sel.copy()
-                raw = sel.view(np.uint8).reshape(len(sel), -1)
-                keep = np.arange(raw.shape[1]) - self.header_length < bl[mine][:, None]
-                raw *= keep | (np.arange(raw.shape[1]) < self.header_length)
         versions = vs[mine].astype(np.uint16) if not all_mine else vs.astype(np.uint16)
         return self._batch(sel, versions, idx, skipped, "uniform" if uniform else "gather", copy or not uniform)
 

@@ -420,7 +420,11 @@ class BatchDecoder:
                 raise MessageError(f"bad frame: message={self.message.name} offset={base + err_off}{where} "
                                    f"reason={err!r} (fault=peer)")
             # keep only what was written (a small batch out of a large buffer does not hold the whole reservation)
-            keep = (lambda a: a[:count].copy()) if count < capacity // 4 else (lambda a: a[:count])
+            small = count < capacity // 4
+
+            def keep(a: Any, n: int = count, small: bool = small) -> Any:
+                return a[:n].copy() if small else a[:n]
+
             chunks.append(({k: keep(v) for k, v in columns.items()}, keep(offsets), keep(meta)))
         if len(chunks) == 1:
             cols, offs, meta = chunks[0]

@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install system-deps bench clean sanitize
+.PHONY: demo test install system-deps bench bench-micro clean sanitize
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ $(PEER)/bin/python:
 
 bench: install $(PEER)/bin/python
 	$(BIN)/tickline bench ping --udp --runs 3 --pyaeron $(PEER)/bin/python
+
+# Micro-benchmarks of hot calls (pytest-benchmark): poll, offer, claim, a codec field read, a batch
+# decode, a FIX parse, a consensus step, each beside its peer.  benchmarks/micro is outside pytest's
+# testpaths, so `make test` never runs them.  The JSON goes to .benchmarks/micro.json.
+bench-micro: install
+	mkdir -p .benchmarks
+	$(BIN)/python -m pytest benchmarks/micro -q -p no:cacheprovider --benchmark-only \
+	  --benchmark-sort=mean --benchmark-json=.benchmarks/micro.json
 
 # The native code under AddressSanitizer and UndefinedBehaviorSanitizer: the
 # extension, Aeron and aeronmd built with -fsanitize=address,undefined in

@@ -676,4 +676,5 @@ PYBIND11_MODULE(_aeron, m) {
     init_hmac(m);
     init_archive(m);
     init_mdencode(m);
+    init_batch(m);
 }

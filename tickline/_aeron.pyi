@@ -255,3 +255,9 @@ def archive_bench_offer(publication: Publication, length: int, count: int,
                         max_seconds: float = 60.0) -> tuple[int, int, int, int, int]: ...
 def archive_bench_drain(subscription: Subscription, session_id: int, count: int,
                         max_seconds: float = 60.0) -> tuple[int, int, int, int, int]: ...
+
+# batch.cpp: the frame scanner of tickline.codecs.batch
+def batch_scan_frames(data: Buffer, start: int, header: tuple[int, tuple[int, int, int], tuple[int, int, int],
+                                                              tuple[int, int, int], tuple[int, int, int]],
+                      big_endian: bool, template_id: int, schema_id: int, check_schema: bool,
+                      columns: list[tuple[int, int, Buffer]], offsets: Buffer, meta: Buffer) -> tuple[str | None, int, int, int, bool, bool, int, int, int]: ...

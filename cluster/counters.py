@@ -11,50 +11,35 @@ Closed in the member's ``on_close``, before its Aeron client.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from tickline.transport import counter_types as ct
-from tickline.transport.counter_group import CounterGroup
+from tickline.transport.counter_group import ComponentCounters
 
 from .messages import Role
 
 __all__ = ["ClusterCounters", "ROLE_CODES"]
 
-log = logging.getLogger("tickline.cluster")
-
 ROLE_CODES = {Role.FOLLOWER: 0, Role.PRE_CANDIDATE: 1, Role.CANDIDATE: 1, Role.LEADER: 2}
 
 
-class ClusterCounters:
-    def __init__(self, node: Any, member: int, aeron: Any, interval: float = 0.05) -> None:
-        self.node = node
-        self.member = member
-        self.group = CounterGroup(aeron, "cluster", interval)
-        self._first_term = node.core.term
-        self.update()  # registers them all now
+class ClusterCounters(ComponentCounters):
+    """``owner``: the member's ``NodeAgent`` (its ``node`` and ``member``)."""
 
-    @classmethod
-    def start(cls, node: Any, member: int, aeron: Any) -> "ClusterCounters | None":
-        try:
-            return cls(node, member, aeron)
-        except Exception as e:  # noqa: BLE001 - the member runs on without its counters
-            log.warning("cluster counters not published: member=%d fault=ours error=%s", member, e)
-            return None
+    component = "cluster"
+    interval = 0.05
 
-    def maybe_update(self) -> None:
-        if self.group.due():
-            self.update()
+    def __init__(self, agent: Any, aeron: Any) -> None:
+        self._first_term = agent.node.core.term
+        super().__init__(agent, aeron)
 
     def update(self) -> None:
-        g, c, m = self.group, self.node.core, self.member
+        g, node, m = self.group, self.owner.node, self.owner.member
+        c = node.core
         g.set(ct.CLUSTER_COMMIT_POSITION, "commit position", c.commit_position, member=m)
         g.set(ct.CLUSTER_APPEND_POSITION, "append position", c.last_position(), member=m)
         g.set(ct.CLUSTER_APPLIED_POSITION, "applied position", c.applied_position, member=m)
         g.set(ct.CLUSTER_TERM, "term", c.term, member=m)
         g.set(ct.CLUSTER_ROLE, "role", ROLE_CODES.get(c.role, -1), member=m)
         g.set(ct.CLUSTER_ELECTIONS, "elections", c.term - self._first_term, member=m)
-        g.set(ct.CLUSTER_SNAPSHOTS, "snapshots", self.node.snapshots.saved, member=m)
-
-    def close(self) -> None:
-        self.group.close()
+        g.set(ct.CLUSTER_SNAPSHOTS, "snapshots", node.snapshots.saved, member=m)

@@ -364,7 +364,7 @@ class NodeAgent:
                           sync_thread=self.fsync_thread)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, load_object(t.service)(t.source), self.io, random.Random(), now=self.now())
-            self.counters = ClusterCounters.start(self.node, self.member, self.stack.aeron)
+            self.counters = ClusterCounters.start(self, self.stack.aeron)
         except BaseException:
             self.on_close()
             raise

@@ -11,49 +11,35 @@ gateway's ``on_close``.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from tickline.transport import counter_types as ct
-from tickline.transport.counter_group import CounterGroup
+from tickline.transport.counter_group import ComponentCounters
 
 __all__ = ["GatewayCounters"]
 
-log = logging.getLogger("tickline.fix_gateway")
-
-COMPONENT = "fix-gateway"
 # Beyond this many sessions only the gateway's totals are published (the driver's counter
 # space is shared by every process on it).
 MAX_SESSION_COUNTERS = 256
 
 
-class GatewayCounters:
-    def __init__(self, gateway: Any, aeron: Any, interval: float = 0.1) -> None:
-        self.gateway = gateway
-        self.group = CounterGroup(aeron, COMPONENT, interval)
+class GatewayCounters(ComponentCounters):
+    component = "fix-gateway"
+
+    def __init__(self, gateway: Any, aeron: Any) -> None:
         self.per_session = sum(len(ep.entries) for ep in gateway.endpoints) <= MAX_SESSION_COUNTERS
-        self.update()  # registers them all now, so they show as soon as the gateway runs
+        super().__init__(gateway, aeron)
 
     @classmethod
-    def start(cls, gateway: Any) -> "GatewayCounters | None":
+    def for_gateway(cls, gateway: Any) -> "GatewayCounters | None":
         """Counters for ``gateway`` if it has an Aeron client to publish them through, else None."""
         aeron = gateway.link.aeron if gateway.link is not None else getattr(gateway.venue, "aeron", None)
-        if aeron is None or not hasattr(aeron, "add_counter"):
-            return None
-        try:
-            return cls(gateway, aeron)
-        except Exception as e:  # noqa: BLE001 - the gateway runs on without its counters
-            log.warning("gateway counters not published: fault=ours error=%s", e)
-            return None
-
-    def maybe_update(self) -> None:
-        if self.group.due():
-            self.update()
+        return cls.start(gateway, aeron)
 
     def update(self) -> None:
-        g = self.group
+        g, gateway = self.group, self.owner
         configured = active = 0
-        for ep in self.gateway.endpoints:
+        for ep in gateway.endpoints:
             for sid, e in ep.entries.items():
                 s = e.session
                 configured += 1
@@ -67,8 +53,4 @@ class GatewayCounters:
                 g.set(ct.GATEWAY_STORE_BYTES, "store bytes", getattr(s.store, "size_bytes", 0), session=sid)
         g.set(ct.GATEWAY_SESSIONS, "sessions", configured, state="configured")
         g.set(ct.GATEWAY_SESSIONS, "sessions", active, state="logged_on")
-        g.set(ct.GATEWAY_REJECTS, "rejects", sum(b.rejects for b in self.gateway.bridges), session="all",
-              kind="business")
-
-    def close(self) -> None:
-        self.group.close()
+        g.set(ct.GATEWAY_REJECTS, "rejects", sum(b.rejects for b in gateway.bridges), session="all", kind="business")

@@ -307,7 +307,7 @@ class Gateway:
             ep.on_start()
         if self.admin is not None:
             self.admin.start()
-        self.aeron_counters = GatewayCounters.start(self)
+        self.aeron_counters = GatewayCounters.for_gateway(self)
 
     def do_work(self) -> int:
         work = 0

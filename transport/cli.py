@@ -68,6 +68,9 @@ def _cmd_stat(args: argparse.Namespace) -> int:
     if args.stream is not None and not -(2**31) <= args.stream < 2**31:
         print(f"tickline stat: --stream out of range: fault=user value={args.stream} range=int32", file=sys.stderr)
         return 2
+    if args.prometheus and args.view != "counters":
+        print(f"tickline stat: --prometheus prints the counters, not --view {args.view}: fault=user", file=sys.stderr)
+        return 2
     while True:
         try:
             if args.view == "loss":

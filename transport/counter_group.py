@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Self
 
 from . import counter_types as ct
 
 if TYPE_CHECKING:
     from .._aeron import AeronCounter
 
-__all__ = ["CounterGroup"]
+__all__ = ["CounterGroup", "ComponentCounters"]
 
 log = logging.getLogger("tickline.counters")
 
@@ -79,3 +79,38 @@ class CounterGroup:
 
     def __len__(self) -> int:
         return len(self._counters)
+
+
+class ComponentCounters:
+    """The lifecycle every component's counters share: made at the component's start
+    (``start``: None, with a warning, when they can't be, for the component runs on
+    without them), refreshed from its duty cycle (``maybe_update``), freed at its close.
+    A subclass names its ``component``, may set ``interval``, and writes ``update``."""
+
+    component = ""
+    interval = 0.1
+
+    def __init__(self, owner: Any, aeron: Any) -> None:
+        self.owner = owner
+        self.group = CounterGroup(aeron, self.component, self.interval)
+        self.update()  # registers them all now, so they show as soon as the component runs
+
+    @classmethod
+    def start(cls, owner: Any, aeron: Any) -> "Self | None":
+        if aeron is None or not hasattr(aeron, "add_counter"):
+            return None
+        try:
+            return cls(owner, aeron)
+        except Exception as e:  # noqa: BLE001 - the component runs on without its counters
+            log.warning("counters not published: component=%s fault=ours error=%s", cls.component, e)
+            return None
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+    def maybe_update(self) -> None:
+        if self.group.due():
+            self.update()
+
+    def close(self) -> None:
+        self.group.close()

@@ -127,6 +127,31 @@ def test_streams_and_backlog_views_with_filters(driver, aeron) -> None:  # type:
     del other
 
 
+def test_streams_and_backlog_over_udp_show_sender_and_receiver(driver, aeron, udp_port) -> None:  # type: ignore[no-untyped-def]
+    channel = f"aeron:udp?endpoint=127.0.0.1:{udp_port}"
+    sub = aeron.add_subscription(channel, 2111)
+    pub = aeron.add_publication(channel, 2111)
+    wait_until(lambda: pub.is_connected, what="connected")
+    for _ in range(4):
+        wait_until(lambda: pub.offer(b"y" * 200) > 0, what="offer")
+    end = pub.position
+
+    def sent_and_received():  # type: ignore[no-untyped-def]
+        rows = stream_rows(read_stat(driver.dir), channel=f":{udp_port}")
+        r = rows[0] if len(rows) == 1 else None
+        return r if r is not None and r.snd_pos == r.rcv_pos == r.rcv_hwm == r.pub_pos == end else None
+
+    r = wait_until(sent_and_received, what="sent and received")
+    assert r.snd_lmt is not None and r.snd_lmt > r.snd_pos and r.sub_pos and r.lag == end  # nothing polled yet
+    [b] = backlog_rows(read_stat(driver.dir), channel=f":{udp_port}", stream_id=2111)
+    assert (b.sender_backlog, b.receiver_backlog) == (0, 0) and list(b.subscriber_backlog.values()) == [end]
+    assert b.sender_window == r.snd_lmt - r.snd_pos
+    out = stat_cli("--dir", driver.dir, "--view", "backlog", "--channel", f":{udp_port}")
+    assert out.returncode == 0, out.stderr
+    assert f"sender_backlog=0 sender_window={b.sender_window:,d} receiver_backlog=0 sub[" in out.stdout
+    del sub
+
+
 def test_loss_view_reads_the_drivers_loss_report(driver, aeron, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # An empty report (the driver made it; no loss on IPC) reads as no entries.
     assert read_loss_report(driver.dir) == []
@@ -225,13 +250,16 @@ def test_prometheus_output_is_valid_and_names_every_counter(driver, aeron) -> No
     out = stat_cli("--dir", driver.dir, "--prometheus")
     assert out.returncode == 0, out.stderr
     check_exposition(out.stdout)
-    try:
-        from prometheus_client.parser import text_string_to_metric_families
-    except ImportError:
-        pass
-    else:
-        parsed = {f.name: f for f in text_string_to_metric_families(out.stdout)}
-        assert "tickline_fix_gateway_messages_in" in parsed
+    from prometheus_client.parser import text_string_to_metric_families
+
+    parsed = {f.name: f for f in text_string_to_metric_families(out.stdout)}
+    assert sum(len(f.samples) for f in parsed.values()) == sum(len(v) for v in families.values())
+    [sample] = parsed["tickline_fix_gateway_messages_in"].samples
+    assert (sample.labels["session"], sample.labels["label__x"], sample.value) == ('a"b\\c', "1", 5.0)
+    [sample] = parsed["aeron_counter"].samples
+    assert sample.labels["label"] == 'a counter\nof a type nobody registered "quoted"' and sample.value == -3.0
+    out = stat_cli("--dir", driver.dir, "--filter", "(")
+    assert out.returncode == 2 and "bad --filter regex: fault=user" in out.stderr and "Traceback" not in out.stderr
     del sub, hostile, weird
 
 
@@ -368,3 +396,5 @@ def test_no_driver_and_bad_arguments(tmp_path: Path) -> None:
     assert out.returncode == 1 and "no driver CnC file to read" in out.stderr
     out = stat_cli("--dir", str(tmp_path), "--stream", str(2**40))
     assert out.returncode == 2 and "--stream out of range" in out.stderr
+    out = stat_cli("--dir", str(tmp_path), "--prometheus", "--view", "loss")
+    assert out.returncode == 2 and "--prometheus prints the counters, not --view loss: fault=user" in out.stderr

@@ -42,13 +42,15 @@ def test_member_counters_show_in_stat_while_members_run(tmp_path, aeron_dir):  #
         assert st is not None and not st.refused
 
         def settled():
+            # (leadership may move under a loaded host's stalls: the roles are read, not assumed)
             c = member_counters(shared)
             if sorted(c) != sorted(cluster.topo.members):
                 return None
-            lead = c[leader]
-            ok = (lead["role"] == 2 and all(c[m]["role"] == 0 for m in c if m != leader)
+            commits = {v["commit position"] for v in c.values()}
+            ok = (sorted(v["role"] for v in c.values()) == [0, 0, 2]
+                  and len({v["term"] for v in c.values()}) == 1
                   and c[follower]["snapshots"] >= before + 1
-                  and all(v["commit position"] == lead["commit position"] > 0 for v in c.values())
+                  and len(commits) == 1 and commits.pop() > 0
                   and all(v["append position"] >= v["commit position"] >= v["applied position"] > 0 for v in c.values()))
             return c if ok else None
 
@@ -59,8 +61,9 @@ def test_member_counters_show_in_stat_while_members_run(tmp_path, aeron_dir):  #
             c = settled()
             time.sleep(0.05)
         assert c is not None, member_counters(shared)
+        leader = next(m for m, v in c.items() if v["role"] == 2)
         term = c[leader]["term"]
-        assert term >= 1 and all(v["term"] == term for v in c.values())
+        assert term >= 1
         assert c[leader]["elections"] >= 1  # the first election (term 0 -> 1) at least
         assert set(c[leader]) == {"commit position", "append position", "applied position", "term", "role",
                                   "elections", "snapshots"}
@@ -71,7 +74,7 @@ def test_member_counters_show_in_stat_while_members_run(tmp_path, aeron_dir):  #
         while follower in member_counters(shared) and time.monotonic() < deadline:
             time.sleep(0.05)
         left = member_counters(shared)
-        assert follower not in left and leader in left
+        assert sorted(left) == sorted(m for m in cluster.topo.members if m != follower)
     finally:
         load.client.close()
         cluster.stop()

@@ -131,13 +131,14 @@ std::shared_ptr<AeronCounter> add_counter(std::shared_ptr<Client> client, int32_
 }  // namespace
 
 void init_counter(py::module_ &m) {
+    // Made only by add_counter (a factory, like the client's objects): a counter made with
+    // cls.__new__(cls) would have no C++ object behind it.
     auto cls = py::class_<AeronCounter, std::shared_ptr<AeronCounter>>(m, "AeronCounter",
-        "A counter this process owns in the driver's CnC file (tickline stat shows it).  Use\n"
+        "A counter this process owns in the driver's CnC file (tickline stat shows it).  Made by\n"
         "tickline.transport.Aeron.add_counter.  After close() (or the client's close) writes are\n"
-        "ignored and get() raises ClosedError.")
-        .def(py::init(&add_counter), py::arg("client"), py::arg("type_id"), py::arg("label"), py::arg("key") = py::bytes(),
-             "Register a counter with the driver (blocks until the driver answers).")
-        .def_readonly("id", &AeronCounter::id)
+        "ignored and get() raises ClosedError.");
+    refuse_direct_construction(cls);
+    cls.def_readonly("id", &AeronCounter::id)
         .def_readonly("type_id", &AeronCounter::type_id)
         .def_readonly("registration_id", &AeronCounter::registration_id)
         .def_readonly("label", &AeronCounter::label)
@@ -150,8 +151,9 @@ void init_counter(py::module_ &m) {
             return "AeronCounter(id=" + std::to_string(c.id) + ", type_id=" + std::to_string(c.type_id) +
                    ", label=" + c.label + (c.usable() ? ")" : ", closed)");
         });
-    // The archive's earlier name for the same thing.
-    m.attr("ArchiveCounter") = cls;
+    m.def("add_counter", &add_counter, py::arg("client"), py::arg("type_id"), py::arg("label"),
+          py::arg("key") = py::bytes(),
+          "Register a counter of client's with the driver (blocks until the driver answers).");
 }
 
 }  // namespace tickline

@@ -165,7 +165,7 @@ class Aeron:
         The counter has ``set(v)``, ``add(d=1)`` (saturating), ``get()`` and ``close()``;
         after its close, or the client's, writes are ignored and ``get`` raises ``ClosedError``.
         Not thread safe (like the client's other objects: one thread, holding the GIL)."""
-        return _aeron.AeronCounter(self._client, type_id, label, key)
+        return _aeron.add_counter(self._client, type_id, label, key)
 
     def do_work(self) -> int:
         """One duty cycle of the client conductor (``invoker=True`` only); returns the work count."""

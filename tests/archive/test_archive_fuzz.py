@@ -109,7 +109,7 @@ def test_a_counter_written_after_its_client_closed_is_ignored_not_a_crash(driver
     from tickline.transport import Aeron, read_stat
 
     a = Aeron(driver.dir)
-    c = _aeron.ArchiveCounter(a._client, 100, "rec-pos: test counter")
+    c = a.add_counter(100, "rec-pos: test counter")
     c.set(4096)
     assert c.get() == 4096
     wait_until(lambda: any(r.value == 4096 for r in read_stat(driver.dir).counter("^rec-pos: test counter$")), what="counter")

@@ -341,7 +341,7 @@ class NodeAgent:
         # member's long-lived state (log entries, sessions, service state)
         # holds no cycles.
         self._gc_freeze_due = 0
-        self.counters: ClusterCounters | None = None  # Aeron counters (counters.py)
+        self.aeron_counters: ClusterCounters | None = None  # Aeron counters (counters.py)
 
     def role_name(self) -> str:
         return f"cluster-node-{self.member}"
@@ -364,7 +364,7 @@ class NodeAgent:
                           sync_thread=self.fsync_thread)
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, load_object(t.service)(t.source), self.io, random.Random(), now=self.now())
-            self.counters = ClusterCounters.start(self, self.stack.aeron)
+            self.aeron_counters = ClusterCounters.start(self, self.stack.aeron)
         except BaseException:
             self.on_close()
             raise
@@ -418,8 +418,8 @@ class NodeAgent:
         now = self.now()
         self.node.tick(now)
         work += self.io.flush()
-        if self.counters is not None:
-            self.counters.maybe_update()
+        if self.aeron_counters is not None:
+            self.aeron_counters.maybe_update()
         if now >= self._gc_freeze_due:
             gc.freeze()
             self._gc_freeze_due = now + GC_FREEZE_MS
@@ -438,9 +438,9 @@ class NodeAgent:
         return self.stopping_until is not None and (self.node is None or self.node.core.role is not Role.LEADER or self.now() >= self.stopping_until)
 
     def on_close(self) -> None:
-        if self.counters is not None:
-            self.counters.close()
-            self.counters = None
+        if self.aeron_counters is not None:
+            self.aeron_counters.close()
+            self.aeron_counters = None
         if self.node is not None:
             self.node.close()  # what waits for a sync in flight still goes out
         if self.io is not None:

@@ -13,17 +13,17 @@ from tickline.fix_gateway.bridge import ExecType
 from tickline.transport import counter_types as ct
 from tickline.transport.counter_group import ComponentCounters
 
-__all__ = ["ExchangeCounters", "OUTCOMES", "outcome_of"]
+__all__ = ["ExchangeCounters", "OUTCOMES", "OUTCOME_BY_EXEC_TYPE", "outcome_of"]
 
-_BY_EXEC_TYPE = {ExecType.NEW: "accepted", ExecType.TRADE: "filled", ExecType.CANCELED: "canceled",
+OUTCOME_BY_EXEC_TYPE = {ExecType.NEW: "accepted", ExecType.TRADE: "filled", ExecType.CANCELED: "canceled",
                  ExecType.REPLACED: "replaced", ExecType.REJECTED: "rejected"}
-OUTCOMES = (*_BY_EXEC_TYPE.values(), "cancel_rejected")
+OUTCOMES = (*OUTCOME_BY_EXEC_TYPE.values(), "cancel_rejected")
 
 
 def outcome_of(report: Any) -> str:
     """The outcome a venue report tells: an ExecutionReport's exec type, else (an
     OrderCancelReject) ``cancel_rejected``."""
-    return _BY_EXEC_TYPE.get(getattr(report, "exec_type", None), "cancel_rejected")  # type: ignore[arg-type]
+    return OUTCOME_BY_EXEC_TYPE.get(getattr(report, "exec_type", None), "cancel_rejected")  # type: ignore[arg-type]
 
 
 class ExchangeCounters(ComponentCounters):

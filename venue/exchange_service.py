@@ -48,7 +48,7 @@ from typing import Any, Callable
 from tickline.fix_gateway.aeron_bridge import AeronLink, AeronStreams, offer_bounded
 from tickline.fix_gateway.bridge import OrderRequest, VenueReport
 from tickline.fix_gateway.config import ConfigError, from_env, read_section
-from .counters import ExchangeCounters, outcome_of
+from .counters import OUTCOME_BY_EXEC_TYPE as _OUTCOME, ExchangeCounters
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, MODES, ExchangeSim
 from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
 
@@ -216,7 +216,7 @@ class ExchangeSimAgent:
         s = self.config.streams
         if offer_bounded(self.pub, view, n, s.offer_max_attempts, s.offer_timeout_us) > 0:
             self.reports += 1
-            self.outcomes[outcome_of(report)] += 1
+            self.outcomes[_OUTCOME.get(getattr(report, "exec_type", None), "cancel_rejected")] += 1  # outcome_of, inline
             return True
         return False  # stays queued in the venue, first in line
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import _aeron
+from ..transport import counter_types
 from ..transport.uri import ChannelUri
 from . import control, wire
 from .catalog import Catalog, fsync_dir, segment_dir, segment_files, segment_name, write_durably
@@ -48,8 +49,8 @@ MIGRATION_JOURNAL = "migrate-{}.json"
 MIGRATING_SUFFIX = ".migrating"
 
 # Aeron counter type ids of the archive's counters (tickline stat shows them with their labels).
-RECORDING_POSITION_TYPE_ID = 100
-ARCHIVE_TOTAL_TYPE_ID = 101
+RECORDING_POSITION_TYPE_ID = counter_types.ARCHIVE_RECORDING_POSITION  # 100
+ARCHIVE_TOTAL_TYPE_ID = counter_types.ARCHIVE_TOTAL  # 101
 TOTALS = ("bytes_recorded", "bytes_replayed", "replay_sessions", "recordings_active", "errors")
 FRAME_ALIGNMENT = 32
 
@@ -234,7 +235,7 @@ class _Session:
 
 class _Recording:
     def __init__(self, descriptor: RecordingDescriptor, recorder: _aeron.Recorder, subscription_id: int,
-                 counter: _aeron.ArchiveCounter | None = None) -> None:
+                 counter: _aeron.AeronCounter | None = None) -> None:
         self.descriptor = descriptor
         self.recorder = recorder
         self.subscription_id = subscription_id
@@ -292,7 +293,7 @@ class Archive:
         self._inbox: list[bytes] = []
         self.counters = {"dropped_requests": 0, "closed_slow_sessions": 0, "events_dropped": 0, "replay_errors": 0,
                          "recording_errors": 0, "catalog_errors": 0, "timed_out_sessions": 0, "bytes_recorded": 0, "bytes_replayed": 0}
-        self._totals: dict[str, _aeron.ArchiveCounter] = {}
+        self._totals: dict[str, _aeron.AeronCounter] = {}
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -321,9 +322,8 @@ class Archive:
         log.info("archive started: dir=%s recordings=%d control_channel=%s control_stream_id=%d", self.dir,
                  len(self.catalog.recordings), self.config.control_channel, self.config.control_stream_id)
 
-    def _counter(self, type_id: int, label: str) -> _aeron.ArchiveCounter:
-        client: _aeron.Client = getattr(self.aeron, "_client")  # the native client under transport.Aeron
-        return _aeron.ArchiveCounter(client, type_id, label[:300])
+    def _counter(self, type_id: int, label: str) -> _aeron.AeronCounter:
+        return self.aeron.add_counter(type_id, label[:300])  # type: ignore[attr-defined, no-any-return]
 
     def _update_totals(self) -> None:
         c = self.counters
@@ -798,7 +798,7 @@ class Archive:
                                           recorder.source_identity[: wire.MAX_STRING]))
         log.info("recording extended: recording_id=%d from_position=%d channel=%s", rid, d.stop_position, rs.channel)
 
-    def _position_counter(self, d: RecordingDescriptor) -> _aeron.ArchiveCounter | None:
+    def _position_counter(self, d: RecordingDescriptor) -> _aeron.AeronCounter | None:
         try:
             c = self._counter(RECORDING_POSITION_TYPE_ID, f"rec-pos: recording_id={d.recording_id} stream_id={d.stream_id} "
                                                           f"session_id={d.session_id} channel={d.original_channel}")

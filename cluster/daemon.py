@@ -86,6 +86,7 @@ from tickline.transport.idle import BackoffIdleStrategy, IdleStrategy, idle_stra
 
 from .admin import ErrorRing, ErrorTee, answer, describe
 from .config import ConsensusConfig
+from .counters import ClusterCounters
 from .disk import OsDisk
 from .errors import ClusterError, ConfigError, NotLeaderError
 from .log import FsyncPolicy
@@ -344,6 +345,7 @@ class NodeAgent:
         # member's long-lived state (log entries, sessions, service state)
         # holds no cycles.
         self._gc_freeze_due = 0
+        self.aeron_counters: ClusterCounters | None = None  # Aeron counters (counters.py)
 
     def role_name(self) -> str:
         return f"cluster-node-{self.member}"
@@ -367,6 +369,7 @@ class NodeAgent:
             cfg = NodeConfig(t.consensus(self.member), fsync=t.fsync, snapshot_interval=t.snapshot_interval)
             self.node = ClusterNode(cfg, disk, load_object(t.service)(t.source), self.io, random.Random(), now=self.now())
             self.node.on_action = self._on_action
+            self.aeron_counters = ClusterCounters.start(self, self.stack.aeron)
         except BaseException:
             self.on_close()
             raise
@@ -502,6 +505,8 @@ class NodeAgent:
         if self.node.terminated is not None:
             self._check_shutdown(now)
         work += self.io.flush()
+        if self.aeron_counters is not None:
+            self.aeron_counters.maybe_update()
         if now >= self._gc_freeze_due:
             gc.freeze()
             self._gc_freeze_due = now + GC_FREEZE_MS
@@ -522,6 +527,9 @@ class NodeAgent:
         return self.stopping_until is not None and (self.node is None or self.node.core.role is not Role.LEADER or self.now() >= self.stopping_until)
 
     def on_close(self) -> None:
+        if self.aeron_counters is not None:
+            self.aeron_counters.close()
+            self.aeron_counters = None
         if self.node is not None:
             self.node.close()  # what waits for a sync in flight still goes out
         if self.io is not None:

@@ -567,6 +567,7 @@ class SnapshotStore:
     def __init__(self, disk: Disk, *, keep: int = 2) -> None:
         self.disk = disk
         self.keep = keep
+        self.saved = 0  # snapshots saved (taken or installed) since start, for the member's counters
 
     @staticmethod
     def _name(position: int, term: int) -> str:
@@ -575,6 +576,7 @@ class SnapshotStore:
     def save(self, s: Snapshot) -> None:
         header = _SNAP.pack(_SNAP_MAGIC, s.position, s.term, len(s.data), zlib.crc32(s.data))
         self.disk.write_atomic(self._name(s.position, s.term), header + s.data, True)
+        self.saved += 1
         names = self._names()
         for name in names[: max(0, len(names) - self.keep)]:
             self.disk.delete(name)

@@ -675,61 +675,6 @@ ScanResult scan(const Geometry &g, int64_t from_position, int64_t limit) {
     return out;
 }
 
-// ---------------------------------------------------------------- Counters
-
-// An Aeron counter the archive owns (a recording's position, its totals), so
-// that `tickline stat` shows them.  Writes go to the CnC file's counter
-// values; after the client closes, that mapping is gone, so every write
-// checks the client first.
-struct ArchiveCounter {
-    std::shared_ptr<Client> client;
-    aeron_counter_t *counter = nullptr;
-    int64_t *addr = nullptr;
-    int32_t id = -1;
-    bool closed = false;
-
-    bool usable() const { return !closed && !client->closed; }
-    void set(int64_t value) {
-        if (usable()) __atomic_store_n(addr, value, __ATOMIC_RELEASE);
-    }
-    int64_t get() const {
-        if (!usable()) return 0;
-        return __atomic_load_n(addr, __ATOMIC_ACQUIRE);
-    }
-    void close() {
-        if (usable()) aeron_counter_close(counter, nullptr, nullptr);
-        closed = true;
-    }
-};
-
-std::shared_ptr<ArchiveCounter> make_counter(std::shared_ptr<Client> client, int32_t type_id, const std::string &label) {
-    client->check_open("add_counter");
-    aeron_async_add_counter_t *async = nullptr;
-    if (aeron_async_add_counter(&async, client->aeron, type_id, nullptr, 0, label.data(), label.size()) < 0) {
-        raise(RegistrationError, "counter registration failed: label=" + label + " error=" + aeron_error_text());
-    }
-    auto c = std::make_shared<ArchiveCounter>();
-    c->client = client;
-    // The client conductor answers every request (the driver's reply or its own timeout), so this ends.
-    for (int spins = 0;; ++spins) {
-        int rc = aeron_async_add_counter_poll(&c->counter, async);
-        if (rc > 0) break;
-        if (rc < 0) raise(RegistrationError, "counter registration failed: label=" + label + " error=" + aeron_error_text());
-        if (client->invoker) {
-            aeron_main_do_work(client->aeron);
-        } else {
-            py::gil_scoped_release nogil;
-            std::this_thread::sleep_for(std::chrono::microseconds(spins < 100 ? 10 : 1000));
-        }
-        if (spins % 64 == 63 && PyErr_CheckSignals() < 0) throw py::error_already_set();
-    }
-    c->addr = aeron_counter_addr(c->counter);
-    aeron_counter_constants_t k;
-    if (aeron_counter_constants(c->counter, &k) == 0) c->id = k.counter_id;
-    return c;
-}
-
-
 // ---------------------------------------------------------------- Bench loops
 
 // `tickline bench archive`'s publisher and subscriber: the full-rate loops a
@@ -865,15 +810,6 @@ void init_archive(py::module_ &m) {
         .def("replay", &Replayer::replay, py::arg("limit"), py::arg("max_bytes") = 1 << 16,
              "Offer one block below limit: bytes replayed, 0 (nothing / back pressure), -1 (publication closed).")
         .def("close", &Replayer::close);
-
-    py::class_<ArchiveCounter, std::shared_ptr<ArchiveCounter>>(m, "ArchiveCounter",
-        "An Aeron counter of the archive's (shown by tickline stat); writes after the client closed are ignored.")
-        .def(py::init(&make_counter), py::arg("client"), py::arg("type_id"), py::arg("label"))
-        .def_readonly("id", &ArchiveCounter::id)
-        .def("set", &ArchiveCounter::set, py::arg("value"))
-        .def("get", &ArchiveCounter::get)
-        .def("close", &ArchiveCounter::close);
-
 
     m.def("archive_crc32c", [](py::buffer b) {
         py::buffer_info info = b.request();

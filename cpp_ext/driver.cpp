@@ -1,5 +1,5 @@
-// The embedded C media driver and read-only access to a driver's CnC file
-// (counters, error log, liveness) for `tickline stat` and driver checks.
+// The embedded C media driver.  (A driver's CnC file is read in Python, as
+// untrusted bytes: tickline/transport/cnc.py.)
 #include "tickline_aeron.h"
 
 #include <pybind11/stl.h>
@@ -150,75 +150,6 @@ class EmbeddedDriver {
     bool manual_;
 };
 
-struct Counter {
-    int32_t id;
-    int32_t type_id;
-    int64_t value;
-    std::string label;
-    py::bytes key;
-};
-
-struct ErrorEntry {
-    int32_t count;
-    int64_t first_timestamp_ms;
-    int64_t last_timestamp_ms;
-    std::string text;
-};
-
-struct CncSnapshot {
-    std::string filename;
-    int32_t cnc_version;
-    int64_t pid;
-    int64_t start_timestamp_ms;
-    int64_t client_liveness_timeout_ns;
-    int64_t heartbeat_ms;
-    std::vector<Counter> counters;
-    std::vector<ErrorEntry> errors;
-};
-
-struct RawCounter {
-    int32_t id;
-    int32_t type_id;
-    int64_t value;
-    std::string label;
-    std::string key;
-};
-
-void collect_counter(int64_t value, int32_t id, int32_t type_id, const uint8_t *key, size_t key_length,
-                     const char *label, size_t label_length, void *clientd) {
-    static_cast<std::vector<RawCounter> *>(clientd)->push_back(
-        {id, type_id, value, std::string(label, label_length), std::string(reinterpret_cast<const char *>(key), key_length)});
-}
-
-void collect_error(int32_t count, int64_t first, int64_t last, const char *error, size_t length, void *clientd) {
-    static_cast<std::vector<ErrorEntry> *>(clientd)->push_back({count, first, last, std::string(error, length)});
-}
-
-CncSnapshot read_cnc(const std::string &dir, int64_t timeout_ms, bool with_counters, bool with_errors) {
-    aeron_cnc_t *cnc = nullptr;
-    int rc;
-    {
-        py::gil_scoped_release nogil;
-        rc = aeron_cnc_init(&cnc, dir.c_str(), timeout_ms);
-    }
-    if (rc < 0) raise(DriverError, "no driver CnC file to read: dir=" + dir + " error=" + aeron_error_text());
-    aeron_cnc_constants_t k;
-    aeron_cnc_constants(cnc, &k);
-    CncSnapshot snap;
-    snap.filename = aeron_cnc_filename(cnc);
-    snap.cnc_version = k.cnc_version;
-    snap.pid = k.pid;
-    snap.start_timestamp_ms = k.start_timestamp;
-    snap.client_liveness_timeout_ns = k.client_liveness_timeout;
-    snap.heartbeat_ms = aeron_cnc_to_driver_heartbeat(cnc);
-    std::vector<RawCounter> raw;
-    if (with_counters) aeron_counters_reader_foreach_counter(aeron_cnc_counters_reader(cnc), collect_counter, &raw);
-    if (with_errors) aeron_cnc_error_log_read(cnc, collect_error, &snap.errors, 0);
-    aeron_cnc_close(cnc);
-    for (auto &r : raw) snap.counters.push_back({r.id, r.type_id, r.value, r.label, py::bytes(r.key)});
-    return snap;
-}
-
 }  // namespace
 
 int embedded_driver_do_work(PyObject *obj) {
@@ -247,33 +178,8 @@ void init_driver(py::module_ &m) {
         .def("do_work", [](EmbeddedDriver &d) { return d.do_work(); }, "One duty cycle of an invoker-mode driver; returns the work count.")
         .def("close", [](EmbeddedDriver &d) { d.close(); });
 
-    py::class_<Counter>(m, "Counter")
-        .def_readonly("id", &Counter::id)
-        .def_readonly("type_id", &Counter::type_id)
-        .def_readonly("value", &Counter::value)
-        .def_readonly("label", &Counter::label)
-        .def_readonly("key", &Counter::key)
-        .def("__repr__", [](const Counter &c) {
-            return "Counter(id=" + std::to_string(c.id) + ", type_id=" + std::to_string(c.type_id) +
-                   ", value=" + std::to_string(c.value) + ", label=" + c.label + ")";
-        });
-    py::class_<ErrorEntry>(m, "ErrorEntry")
-        .def_readonly("count", &ErrorEntry::count)
-        .def_readonly("first_timestamp_ms", &ErrorEntry::first_timestamp_ms)
-        .def_readonly("last_timestamp_ms", &ErrorEntry::last_timestamp_ms)
-        .def_readonly("text", &ErrorEntry::text);
-    py::class_<CncSnapshot>(m, "CncSnapshot")
-        .def_readonly("filename", &CncSnapshot::filename)
-        .def_readonly("cnc_version", &CncSnapshot::cnc_version)
-        .def_readonly("pid", &CncSnapshot::pid)
-        .def_readonly("start_timestamp_ms", &CncSnapshot::start_timestamp_ms)
-        .def_readonly("client_liveness_timeout_ns", &CncSnapshot::client_liveness_timeout_ns)
-        .def_readonly("heartbeat_ms", &CncSnapshot::heartbeat_ms)
-        .def_readonly("counters", &CncSnapshot::counters)
-        .def_readonly("errors", &CncSnapshot::errors);
-    m.def("read_cnc", &read_cnc, py::arg("dir"), py::arg("timeout_ms") = 0, py::arg("counters") = true,
-          py::arg("errors") = true,
-          "Read a driver's CnC file: constants, heartbeat, counters and distinct errors.");
+    // The CnC file is read in Python, as untrusted bytes (tickline/transport/cnc.py): Aeron's C
+    // reader follows the file's lengths unchecked.
     m.def("epoch_ms", [] {
         return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     });

@@ -675,6 +675,7 @@ PYBIND11_MODULE(_aeron, m) {
     init_syncer(m);
     init_hmac(m);
     init_archive(m);
+    init_counter(m);
     init_mdencode(m);
     init_batch(m);
 }

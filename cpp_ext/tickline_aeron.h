@@ -209,5 +209,6 @@ void init_hmac(py::module_ &m);       // hmac.cpp: HMAC-SHA256 of the cluster's 
 void init_archive(py::module_ &m);    // archive.cpp: the archive's recorder, replayer and frame scanner
 void init_mdencode(py::module_ &m);   // mdencode.cpp: market-data TopOfBook batches encoded natively
 void init_batch(py::module_ &m);      // batch.cpp: the frame scanner of tickline.codecs.batch
+void init_counter(py::module_ &m);    // counter.cpp: counters a component owns (Aeron.add_counter)
 
 }  // namespace tickline

@@ -75,6 +75,7 @@ from .codec import GarbledMessage, ascii_uint, parse
 from .config import ConfigError, from_env, read_section
 from .io import AcceptorConfig, FixAcceptor, FixInitiator, InitiatorConfig
 from .admin import AdminServer
+from .counters import GatewayCounters
 from .auth import check_password_hash
 from .codec import MAX_SEQ_NUM
 from .msglog import MessageLog
@@ -259,6 +260,7 @@ class Gateway:
         self._status_path = config.status_path
         self.admin = AdminServer(admin_socket_path(config), config.admin_password_hash, self._admin_command) \
             if config.admin_password_hash else None
+        self.aeron_counters: GatewayCounters | None = None  # Aeron counters, from on_start (counters.py)
 
     def _wire(self, config: GatewayConfig, clock) -> None:
         for ep in (self.acceptor, self.initiator):
@@ -305,6 +307,7 @@ class Gateway:
             ep.on_start()
         if self.admin is not None:
             self.admin.start()
+        self.aeron_counters = GatewayCounters.for_gateway(self)
 
     def do_work(self) -> int:
         work = 0
@@ -314,6 +317,8 @@ class Gateway:
             work += b.do_work()
         if self.admin is not None and self.admin.jobs:
             work += self.admin.drain()
+        if self.aeron_counters is not None:
+            self.aeron_counters.maybe_update()
         now = self.clock()
         if self._status_path and now - self._last_status >= self.config.status_interval_s:
             self._last_status = now
@@ -341,6 +346,9 @@ class Gateway:
             self.write_status()
         if self.admin is not None:
             self.admin.close()
+        if self.aeron_counters is not None:
+            self.aeron_counters.close()
+            self.aeron_counters = None
         self.close_link()
 
     def close_link(self) -> None:

@@ -419,6 +419,11 @@ class Session:
         self._t = _Timers()
         self._test_req_seq = 0
         self._sent_reset = False
+        # totals since start, for the gateway's counters (fix_gateway/counters.py samples them)
+        self.messages_in = 0   # well-formed messages received
+        self.messages_out = 0  # messages written (resends and gap fills included)
+        self.resent = 0        # messages resent and gap fills, answering ResendRequests
+        self.rejects_sent = 0  # session-level Rejects (35=3)
 
     # -- outputs -----------------------------------------------------------
 
@@ -535,6 +540,7 @@ class Session:
                 except GarbledMessage as e:
                     self._events.append(GarbledReceived(e.reason))
                     continue
+            self.messages_in += 1
             self._t.last_received = now
             self._t.test_request_id = None  # any message from the peer answers our TestRequest
             self._on_message(msg, now)
@@ -635,6 +641,7 @@ class Session:
         if emit:
             self._out.append(raw)
             self._t.last_sent = now
+            self.messages_out += 1
         return seq
 
     def _send_admin(self, msg_type: str, fields: list[tuple[int, FieldValue]], now: float) -> int:
@@ -665,6 +672,7 @@ class Session:
             fields.append((371, tag))
         fields += [(372, msg.msg_type), (373, reason), (58, text)]
         self._send_admin("3", fields, now)
+        self.rejects_sent += 1
         self._events.append(RejectSent(seq, reason, tag, text))
 
     def _incr_target(self) -> None:
@@ -953,6 +961,8 @@ class Session:
                                       (43, "Y"), (52, ts), (122, ts), (123, "Y"), (36, new_seq)])
         self._out.append(raw)
         self._t.last_sent = now
+        self.messages_out += 1
+        self.resent += 1
 
     def _resend(self, orig: FixMessage, now: float) -> None:
         c = self.config
@@ -963,6 +973,8 @@ class Session:
         fields += [(t, v) for t, v in orig.fields if t not in skip]
         self._out.append(encode(c.begin_string, fields))
         self._t.last_sent = now
+        self.messages_out += 1
+        self.resent += 1
 
     def _on_sequence_reset(self, msg: FixMessage, now: float) -> None:
         gap_fill = msg.get(123) == "Y"

@@ -187,6 +187,11 @@ class FileStore:
         else:
             self._rewrite(now)
 
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of records in the log (the file may be longer: it grows in chunks)."""
+        return self._end
+
     @classmethod
     def for_session(cls, config: FileStoreConfig, session_id: str, now: float) -> "FileStore":
         return cls(Path(config.directory) / f"{safe_name(session_id)}.log", config.fsync, now)

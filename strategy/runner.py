@@ -27,6 +27,7 @@ from typing import Any, Callable, Protocol
 
 from tickline.feed.consumer import MarketDataDecoder
 
+from .counters import StrategyCounters
 from .orders import ClOrdIdGenerator, Order, OrderBookkeeping
 from .strategy import Strategy
 
@@ -102,6 +103,8 @@ class StrategyRunner:
         self.denied = 0
         self.callback_errors = 0
         self.timers_fired = 0
+        self.outcomes: collections.Counter[str] = collections.Counter()  # reports by kind (ack, fill, ...)
+        self.aeron_counters: StrategyCounters | None = None  # from on_start, with an Aeron client (counters.py)
         self.decoder = MarketDataDecoder(_Listener(self), symbols=cfg.symbols, name=f"{cfg.name}:md")
         self._md_handler = self.decoder.on_fragment
         self._report_handler = self._on_report
@@ -122,6 +125,7 @@ class StrategyRunner:
             self.subscription = self.aeron.add_subscription(
                 self.config.md_channel, self.config.md_stream,
                 on_unavailable_image=lambda image: self.decoder.tracker.forget(image.session_id))
+        self.aeron_counters = StrategyCounters.start(self, self.aeron)
         self._started = True
         self.strategy.on_start()
 
@@ -134,6 +138,8 @@ class StrategyRunner:
         work += self.subscription.poll(self._md_handler, limit)
         if self._timers and self._timers[0][0] <= self.clock.time_ns():
             work += self._fire_timers()
+        if self.aeron_counters is not None:
+            self.aeron_counters.maybe_update()
         return work
 
     def on_close(self) -> None:
@@ -146,6 +152,9 @@ class StrategyRunner:
                 if not order.pending_cancel:
                     self.cancel(order)
             self._flush()
+        if self.aeron_counters is not None:
+            self.aeron_counters.close()
+            self.aeron_counters = None
 
     def restore(self, reports: Any = (), positions: Any = None) -> int:
         """Recovery after a restart, before ``on_start``: take over the open orders the encoded
@@ -234,6 +243,7 @@ class StrategyRunner:
     def _on_report(self, buf: Any) -> None:
         ev = self.books.on_report(buf)
         if ev is not None:
+            self.outcomes[ev.kind] += 1
             self._guard(self._callbacks[ev.kind], ev.order, ev.report)
 
     def set_timer(self, name: str, interval_ns: int, repeat: bool) -> None:

@@ -169,30 +169,6 @@ class EmbeddedDriver:
     def do_work(self) -> int: ...
     def close(self) -> None: ...
 
-class Counter:
-    id: int
-    type_id: int
-    value: int
-    label: str
-    key: bytes
-
-class ErrorEntry:
-    count: int
-    first_timestamp_ms: int
-    last_timestamp_ms: int
-    text: str
-
-class CncSnapshot:
-    filename: str
-    cnc_version: int
-    pid: int
-    start_timestamp_ms: int
-    client_liveness_timeout_ns: int
-    heartbeat_ms: int
-    counters: list[Counter]
-    errors: list[ErrorEntry]
-
-def read_cnc(dir: str, timeout_ms: int = 0, counters: bool = True, errors: bool = True) -> CncSnapshot: ...
 def epoch_ms() -> int: ...
 def core_to_core_rtt_ns(cpu_a: int, cpu_b: int, iterations: int = 100000) -> int: ...
 
@@ -240,12 +216,19 @@ class Replayer:
     def replay(self, limit: int, max_bytes: int = 65536) -> int: ...
     def close(self) -> None: ...
 
-class ArchiveCounter:
-    def __init__(self, client: Client, type_id: int, label: str) -> None: ...
+class AeronCounter:
     id: int
+    type_id: int
+    registration_id: int
+    label: str
+    @property
+    def is_closed(self) -> bool: ...
     def set(self, value: int) -> None: ...
+    def add(self, delta: int = 1) -> None: ...
     def get(self) -> int: ...
     def close(self) -> None: ...
+
+def add_counter(client: Client, type_id: int, label: str, key: bytes = b"") -> AeronCounter: ...
 
 def archive_scan(dir: str, recording_id: int, start_position: int, term_length: int, segment_length: int,
                  initial_term_id: int, session_id: int, mtu: int, from_position: int, limit: int = -1,

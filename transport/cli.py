@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,17 +59,47 @@ def _cmd_driver(args: argparse.Namespace) -> int:
 
 def _cmd_stat(args: argparse.Namespace) -> int:
     from .._aeron import DriverError
-    from .counters import format_stat, read_stat
+    from . import counters as c
     from .driver import default_dir
 
     if args.cleanup:
         return _cleanup(args.dir)
     d = args.dir or default_dir()
+    if args.stream is not None and not -(2**31) <= args.stream < 2**31:
+        print(f"tickline stat: --stream out of range: fault=user value={args.stream} range=int32", file=sys.stderr)
+        return 2
+    if args.prometheus and args.view != "counters":
+        print(f"tickline stat: --prometheus prints the counters, not --view {args.view}: fault=user", file=sys.stderr)
+        return 2
     while True:
         try:
-            text = format_stat(read_stat(d), args.filter, errors=not args.no_errors)
+            if args.view == "loss":
+                text = c.format_loss(d, c.read_loss_report(d), args.channel, args.stream)
+            else:
+                stat = c.read_stat(d)
+                if args.prometheus:
+                    text = c.format_prometheus(stat).rstrip("\n")
+                elif args.view == "streams":
+                    text = c.format_streams(stat, args.channel, args.stream)
+                elif args.view == "backlog":
+                    text = c.format_backlog(stat, args.channel, args.stream)
+                else:
+                    text = c.format_stat(stat, args.filter, errors=not args.no_errors)
         except DriverError as e:
             print(f"tickline stat: {e}", file=sys.stderr)
+            return 1
+        except c.CncFormatError as e:
+            print(f"tickline stat: {e}", file=sys.stderr)
+            return 1
+        except FileNotFoundError as e:
+            print(f"tickline stat: no such file: file={e.filename} fault=user (no driver in this directory, "
+                  f"or it has reported no loss)", file=sys.stderr)
+            return 1
+        except re.error as e:
+            print(f"tickline stat: bad --filter regex: fault=user filter={args.filter!r} error={e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"tickline stat: cannot read: file={e.filename} error={e.strerror}", file=sys.stderr)
             return 1
         if args.watch:
             print("\033[H\033[2J", end="")
@@ -116,7 +147,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p = subparsers.add_parser("stat", help="print a driver's counters and errors, like AeronStat")
     p.add_argument("--dir", help="driver directory (default: $AERON_DIR or /dev/shm/aeron-$USER)")
-    p.add_argument("--filter", help="only counters whose label matches this regex")
+    p.add_argument("--filter", help="only counters whose label matches this regex (view counters)")
+    p.add_argument("--view", choices=("counters", "streams", "loss", "backlog"), default="counters",
+                   help="counters: every counter and the error log (AeronStat); streams: per stream, positions, "
+                        "limits and lag (StreamStat); loss: the driver's loss report (LossStat); backlog: sender, "
+                        "receiver and subscriber backlogs (BacklogStat) (default: %(default)s)")
+    p.add_argument("--channel", metavar="SUBSTR", help="views streams/loss/backlog: only channels containing SUBSTR")
+    p.add_argument("--stream", type=int, metavar="N", help="views streams/loss/backlog: only stream id N")
+    p.add_argument("--prometheus", action="store_true",
+                   help="print every counter (the driver's and components') in the Prometheus text format, "
+                        "for a node exporter's textfile collector")
     p.add_argument("--no-errors", action="store_true", help="leave the error log out")
     p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS")
     p.add_argument("--cleanup", action="store_true",

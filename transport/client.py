@@ -155,6 +155,18 @@ class Aeron:
         ``on_available_image`` call."""
         return self._client.add_subscription(_channel(channel), _stream_id(stream_id), on_available_image, on_unavailable_image)
 
+    def add_counter(self, type_id: int, label: str, key: bytes = b"") -> "_aeron.AeronCounter":
+        """A counter of this process's in the driver's CnC file, shown by ``tickline stat``
+        (and ``--prometheus``) beside the driver's; the way Aeron's archive and cluster publish theirs.
+
+        ``type_id``: from ``tickline.transport.counter_types`` (one registry for the project);
+        ``label``: up to 380 bytes (longer is cut at a character boundary); ``key``: up to
+        112 bytes of metadata (``ValueError`` beyond).  Blocks until the driver answers.
+        The counter has ``set(v)``, ``add(d=1)`` (saturating), ``get()`` and ``close()``;
+        after its close, or the client's, writes are ignored and ``get`` raises ``ClosedError``.
+        Not thread safe (like the client's other objects: one thread, holding the GIL)."""
+        return _aeron.add_counter(self._client, type_id, label, key)
+
     def do_work(self) -> int:
         """One duty cycle of the client conductor (``invoker=True`` only); returns the work count."""
         return int(self._client.do_work())

@@ -44,6 +44,7 @@ from typing import Mapping
 
 from .. import _aeron
 from .._aeron import DriverError
+from .cnc import CncFormatError, read_cnc
 
 __all__ = [
     "MediaDriver", "DriverError", "default_dir", "unique_dir", "driver_pid_if_active", "aeronmd_path",
@@ -91,13 +92,13 @@ def driver_pid_if_active(dir: str, liveness_timeout_ms: int = LIVENESS_TIMEOUT_M
     """The pid of a live driver using ``dir`` (recent CnC heartbeat), else None."""
     if not os.path.exists(os.path.join(dir, "cnc.dat")):
         return None
-    try:
-        snap = _aeron.read_cnc(dir, 0, counters=False, errors=False)
-    except DriverError:
+    try:  # read as untrusted bytes (cnc.py): a damaged file is no live driver
+        cnc = read_cnc(dir, counters=False, errors=False)
+    except (OSError, CncFormatError):
         return None
-    if _aeron.epoch_ms() - snap.heartbeat_ms > liveness_timeout_ms:
+    if _aeron.epoch_ms() - cnc.heartbeat_ms > liveness_timeout_ms:
         return None
-    return int(snap.pid)
+    return cnc.header.pid
 
 
 def private_umask(group_access: bool = False) -> int:
@@ -133,10 +134,9 @@ def _dead_driver_pid(dir: str) -> int | None:
     if not os.path.isfile(os.path.join(dir, "cnc.dat")):
         return None
     try:
-        snap = _aeron.read_cnc(dir, 0, counters=False, errors=False)
-    except DriverError:
+        pid = read_cnc(dir, counters=False, errors=False).header.pid
+    except (OSError, CncFormatError):
         return None  # not (yet) a readable CnC file: leave it to Aeron
-    pid = int(snap.pid)
     return None if _pid_alive(pid) else pid
 
 

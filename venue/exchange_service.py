@@ -48,6 +48,7 @@ from typing import Any, Callable
 from tickline.fix_gateway.aeron_bridge import AeronLink, AeronStreams, offer_bounded
 from tickline.fix_gateway.bridge import OrderRequest, VenueReport
 from tickline.fix_gateway.config import ConfigError, from_env, read_section
+from .counters import OUTCOME_BY_EXEC_TYPE as _OUTCOME, ExchangeCounters
 from .exchange_sim import DEFAULT_DUPLICATE_WINDOW, MODES, ExchangeSim
 from tickline.fix_gateway.sbe_orders import OrderCodec, SbeDecodeError
 
@@ -141,6 +142,9 @@ class ExchangeSimAgent:
         self.in_codec, self.out_codec = OrderCodec(), OrderCodec()
         self._assembler = FragmentAssembler(self._on_fragment)
         self.orders = self.reports = self.bad = 0
+        self.outcomes: collections.Counter[str] = collections.Counter()  # reports published, by outcome
+        self._aeron = aeron
+        self.aeron_counters: ExchangeCounters | None = None  # from on_start (counters.py)
         self.errors: collections.deque[str] = collections.deque(maxlen=32)
         self.md: Any = None
         self.md_pub: Any = None
@@ -162,9 +166,12 @@ class ExchangeSimAgent:
         return "exchange-sim"
 
     def on_start(self) -> None:
-        pass
+        self.aeron_counters = ExchangeCounters.start(self, self._aeron)
 
     def on_close(self) -> None:
+        if self.aeron_counters is not None:
+            self.aeron_counters.close()
+            self.aeron_counters = None
         self.sub.close()
         self.pub.close()
         if self.md_pub is not None:
@@ -209,6 +216,7 @@ class ExchangeSimAgent:
         s = self.config.streams
         if offer_bounded(self.pub, view, n, s.offer_max_attempts, s.offer_timeout_us) > 0:
             self.reports += 1
+            self.outcomes[_OUTCOME.get(getattr(report, "exec_type", None), "cancel_rejected")] += 1  # outcome_of, inline
             return True
         return False  # stays queued in the venue, first in line
 
@@ -219,6 +227,8 @@ class ExchangeSimAgent:
             work += int(self.sub.poll(self._assembler, self.config.poll_limit))
         if self._dirty:
             work += self._publish_books()
+        if self.aeron_counters is not None:
+            self.aeron_counters.maybe_update()
         return work
 
 

@@ -63,6 +63,9 @@ UNCONSTRUCTED = {
     "mixed.poll": "Mixed.__new__(Mixed).poll(lambda b, h: None, 1)",
     "mixed.last_header": "Mixed.__new__(Mixed).last_header",
     "mixed.close": "Mixed.__new__(Mixed).close()",
+    "counter.set": "A.AeronCounter.__new__(A.AeronCounter).set(1)",
+    "counter.get": "A.AeronCounter.__new__(A.AeronCounter).get()",
+    "counter.call": "A.AeronCounter()",
 }
 
 

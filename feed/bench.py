@@ -17,6 +17,9 @@ Group ``publish`` (TopOfBook, 80-byte messages, ``--batch`` a call):
 - ``tob_batch native`` / ``tob_batch py``: ``offer_top_of_book_batch`` (rows
   of tuples encoded per call, natively or in Python);
 - ``claim``: ``top_of_book``, one ``try_claim`` a message (a Python call each);
+- ``offer_frames``: the messages, encoded beforehand, offered by one
+  ``offer_frames`` call a batch (``publish_batch native`` without the
+  encoding: the difference is what encoding and stamping cost);
 - ``offer_batch views``: the messages, encoded beforehand, offered with
   ``offer_batch`` (a list of views: the path ``publish_batch`` took before
   ``offer_frames``);
@@ -82,6 +85,7 @@ class _PublishBench:
         for i, b in enumerate(self.pre):
             enc.encode_top_of_book(b, 0, i + 1, "ESZ6", 100, 1, 101, 1, 0, 0)
         self.one = bytes(self.pre[0])
+        self.block = bytearray(b"".join(self.pre))
 
     def cases(self) -> list[tuple[str, str, Callable[[], int], int]]:
         """(name, label, step, messages) per case; ``step()`` publishes and returns how many went."""
@@ -98,6 +102,8 @@ class _PublishBench:
         out.append(("publish/claim", "claim",
                     lambda: sum(py.top_of_book("ESZ6", 100, 1, 101, 1, 0) for _ in range(batch)),
                     min(self.count, CLAIM_COUNT_CAP)))
+        out.append(("publish/offer_frames", "offer_frames", lambda: int(pub.offer_frames(self.block, 0, 80, batch)),
+                    self.count))
         out.append(("publish/offer_batch views", "offer_batch views", lambda: int(pub.offer_batch(self.pre)),
                     self.count))
         out.append(("publish/peer raw offer loop", PEER, lambda: int(pub.offer_repeat(self.one, batch)), self.count))

@@ -258,7 +258,7 @@ def test_bench_feed_reports_every_case_in_the_common_format(tmp_path: Any) -> No
     native = {"publish/publish_batch native", "publish/tob_batch native"} if NATIVE_BUILT else set()
     cases = {c["name"]: c for c in doc["cases"]}
     assert set(cases) == native | {"publish/publish_batch py", "publish/tob_batch py", "publish/claim",
-                                   "publish/offer_batch views", "publish/peer raw offer loop",
+                                   "publish/offer_frames", "publish/offer_batch views", "publish/peer raw offer loop",
                                    "consume/peer poll_one", "consume/strategy"}
     assert doc["bench"] == "feed" and doc["reference"] == "peer"
     for name, c in cases.items():
@@ -266,7 +266,7 @@ def test_bench_feed_reports_every_case_in_the_common_format(tmp_path: Any) -> No
         assert c["throughput"] > 0 and c["p50"] > 0
         assert (c["peer_ratio"] is None) == (c["label"] == "peer"), name  # against the peer of its group
     e = doc["extra"]
-    assert e["publish_messages_offered"] == e["publish_messages_received"] >= 2 * 3000 * (len(native) + 5)
+    assert e["publish_messages_offered"] == e["publish_messages_received"] >= 2 * 3000 * (len(native) + 6)
     if NATIVE_BUILT:
         assert e["feed_alone_msgs_per_s"] == round(cases["publish/publish_batch native"]["throughput"])
 

@@ -65,6 +65,13 @@ def _publish_all(md: MarketDataPublisher, sub: MarketDataSubscriber, path: str, 
     return short
 
 
+def _receive(sub: MarketDataSubscriber, got: Collect, total: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(got.seqs) < total:
+        assert time.monotonic() < deadline, f"only {len(got.seqs)} of {total} arrived"
+        sub.do_work()
+
+
 def _expected(total: int) -> list[tuple[Any, ...]]:
     return [ROWS[k % len(ROWS)][:5] for k in range(total)]
 
@@ -78,10 +85,7 @@ def test_a_batch_published_stream_arrives_whole_and_in_order_across_term_rotatio
     md = MarketDataPublisher(pub, native=native)
     total = 3000  # 384 KB of log: about six terms
     _publish_all(md, sub, path, total)
-    deadline = time.monotonic() + 10
-    while len(got.seqs) < total:
-        assert time.monotonic() < deadline, f"only {len(got.seqs)} of {total} arrived"
-        sub.do_work()
+    _receive(sub, got, total)
     assert pub.position >= 5 * TERM  # the log rotated through several terms
     assert got.seqs == list(range(1, total + 1))
     assert got.items == _expected(total)
@@ -102,10 +106,7 @@ def test_a_slow_subscriber_back_pressures_the_batch_publisher_and_loses_nothing(
     md = MarketDataPublisher(pub, native=native)
     total = 2000
     short = _publish_all(md, sub, path, total)
-    deadline = time.monotonic() + 10
-    while len(got.seqs) < total:
-        assert time.monotonic() < deadline, f"only {len(got.seqs)} of {total} arrived"
-        sub.do_work()
+    _receive(sub, got, total)
     assert short > 0 and md.back_pressured == short  # refusals happened, and each was counted
     assert got.seqs == list(range(1, total + 1))
     assert got.items == _expected(total)

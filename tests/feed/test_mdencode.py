@@ -317,3 +317,85 @@ def test_rows_arguments_are_checked() -> None:
         md = MarketDataPublisher(pub, native=True)
         md.offer_top_of_book_batch([("ESZ6", 1, 1, 2, 1, 0), ("ESZ6", 1, -1, 2, 1, 0)])
     assert pub.frames == [] and md.next_seq == 1
+
+
+# ---------------------------------------------------------------- publish_top_of_book_batch (into claims)
+
+publish_tob = _aeron.publish_top_of_book_batch
+
+
+def _connected(aeron: Any, stream: int) -> tuple[Any, Any]:
+    sub = aeron.add_subscription("aeron:ipc", stream)
+    pub = aeron.add_exclusive_publication("aeron:ipc", stream)
+    run_until(lambda: None, lambda: pub.is_connected)
+    return pub, sub
+
+
+def _frames(sub: Any, n: int) -> list[bytes]:
+    got: list[bytes] = []
+    run_until(lambda: sub.poll(lambda b, h: got.append(bytes(b)), 100), lambda: len(got) >= n)
+    return got
+
+
+def test_publish_top_of_book_batch_puts_the_encoders_bytes_in_the_log_one_message_each(aeron: Any) -> None:
+    import random
+
+    pub, sub = _connected(aeron, 1101)
+    rnd = random.Random(7)
+    first = 1
+    for n in (1, 2, 37, 256):
+        rows = [(f"S{rnd.randrange(5)}", rnd.choice([None, rnd.randrange(-2**63 + 1, 2**63)]), rnd.randrange(2**64),
+                 rnd.choice([None, rnd.randrange(-2**63 + 1, 2**63)]), rnd.randrange(2**64), rnd.randrange(2**64),
+                 rnd.randrange(2**64)) for _ in range(n)]
+        want = reference(rows, first)
+        assert publish_tob(pub, n, [r[0] for r in rows], None, *columns(rows), first) == n
+        got = _frames(sub, n)
+        assert got == [want[i * MSG:(i + 1) * MSG] for i in range(n)]  # a fragment per message
+        first += n
+    # a symbol table with ids, and scalars for every message
+    assert publish_tob(pub, 3, ["ESZ6", "NQZ6"], array("q", [1, 0, 1]), 5, 6, NULL, 0, 7, 8, first) == 3
+    want = reference([(s, 5, 6, None, 0, 7, 8) for s in ("NQZ6", "ESZ6", "NQZ6")], first)
+    assert b"".join(_frames(sub, 3)) == want
+
+
+PUBLISH_BAD = [b for b in BAD if b[0] not in ("buffer", "offset") and "argument=buffer" not in b[2]
+               and b[2] != "reason=too_large"]
+
+
+@pytest.mark.parametrize("name,value,detail", PUBLISH_BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(PUBLISH_BAD)])
+def test_publish_top_of_book_batch_refuses_a_bad_argument_before_claiming(aeron: Any, name: str, value: Any,
+                                                                         detail: str) -> None:
+    pub, sub = _connected(aeron, 1102)
+    args = [pub, *good()[2:]]
+    args[NAMES.index(name) - 1] = value
+    with pytest.raises(ValueError) as e:
+        publish_tob(*args)
+    named = detail if detail.startswith("argument=") else f"argument={name} {detail}"
+    assert named in str(e.value) and "fault=user" in str(e.value)
+    assert pub.position == 0 and sub.drain(10) == 0
+
+
+def test_publish_top_of_book_batch_needs_an_open_publication(aeron: Any) -> None:
+    pub, sub = _connected(aeron, 1103)
+    args = good()[2:]
+    with pytest.raises(TypeError, match="expected type Publication"):
+        publish_tob(bytearray(160), *args)
+    with pytest.raises(TypeError, match="takes 11 positional arguments"):
+        publish_tob(pub, *args[:-1])
+    pub.close()
+    from tickline.transport import ClosedError
+
+    with pytest.raises(ClosedError, match="publication is closed"):
+        publish_tob(pub, *args)
+
+
+def test_publish_top_of_book_batch_stops_at_back_pressure_and_numbers_only_what_went(aeron: Any) -> None:
+    # 64 KiB terms: the window is half a term, 256 messages of 128 log bytes: well past it.
+    sub = aeron.add_subscription("aeron:ipc", 1104)
+    pub = aeron.add_exclusive_publication("aeron:ipc?term-length=65536", 1104)
+    run_until(lambda: None, lambda: pub.is_connected)
+    n = 1024
+    sent = publish_tob(pub, n, ["ESZ6"], 0, 1, 1, 2, 1, 0, 0, 1)
+    assert 0 < sent < n and pub.position == sent * 128
+    got = _frames(sub, sent)
+    assert [int.from_bytes(f[72:80], "little") for f in got] == list(range(1, sent + 1))

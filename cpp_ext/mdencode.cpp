@@ -259,77 +259,6 @@ struct Buffer {
     }
 };
 
-// The arguments of a batch call from ``symbols`` on (symbols, symbol_ids, bid,
-// bid_size, ask, ask_size, exchange_ts, local_ts, first_seq), every one checked
-// for ``count`` messages; then write(i, w) puts message i's 80 bytes at w and
-// cannot fail.  Holds buffer exports of the columns until it goes.
-struct TobColumns {
-    Column bid{"bid", true}, bid_size{"bid_size", false}, ask{"ask", true}, ask_size{"ask_size", false},
-        exchange_ts{"exchange_ts", false}, local_ts{"local_ts", false}, ids{"symbol_ids", true};
-    std::vector<unsigned char> table;
-    bool per_message = false;
-    std::uint64_t seq0 = 0;
-
-    // False with a Python error set.  ``a``: the 9 arguments above.
-    bool load(PyObject *const *a, Py_ssize_t count) {
-        if (!load_first_seq(a[8], count, seq0)) return false;
-        per_message = a[1] == Py_None;
-        Column *cols[] = {&bid, &bid_size, &ask, &ask_size, &exchange_ts, &local_ts, &ids};
-        PyObject *col_args[] = {a[2], a[3], a[4], a[5], a[6], a[7], a[1]};
-        for (int c = 0; c < (per_message ? 6 : 7); ++c)
-            if (!load_column(*cols[c], col_args[c], count)) return false;
-
-        // Symbols last: getting a buffer or a sequence may run Python code, and from
-        // here on none runs, so the list read below cannot change under the loop.
-        // With symbol_ids None, symbols has one str per message; else it is the
-        // table symbol_ids indexes.  Copied out either way (16 bytes a symbol).
-        PyObject *symbols =
-            PySequence_Fast(a[0], "top-of-book batch refused: argument=symbols reason=not_a_sequence fault=user");
-        if (symbols == nullptr) return false;
-        Py_ssize_t nsym = PySequence_Fast_GET_SIZE(symbols);
-        table.assign(static_cast<std::size_t>(nsym) * kSymbolLength, 0);
-        bool symbols_ok = true;
-        for (Py_ssize_t i = 0; i < nsym && symbols_ok; ++i)
-            symbols_ok = load_symbol(PySequence_Fast_GET_ITEM(symbols, i), "symbols", i,
-                                     table.data() + static_cast<std::size_t>(i) * kSymbolLength);
-        Py_DECREF(symbols);
-        if (!symbols_ok) return false;
-        if (per_message && nsym != count) {
-            bad("symbols", "reason=length_mismatch length=" + std::to_string(nsym) + " count=" + std::to_string(count));
-            return false;
-        }
-        if (!per_message) {
-            Py_ssize_t n = ids.has_view ? count : 1;
-            for (Py_ssize_t i = 0; i < n; ++i) {
-                std::uint64_t id = ids.at(i);  // as unsigned: a negative id is huge and refused too
-                if (id >= static_cast<std::uint64_t>(nsym)) {
-                    std::string shown = ids.unsigned_items ? std::to_string(id) : std::to_string(static_cast<std::int64_t>(id));
-                    bad("symbol_ids", "reason=out_of_range value=" + shown + " symbols=" + std::to_string(nsym) +
-                                          (ids.has_view ? " index=" + std::to_string(i) : std::string()));
-                    return false;
-                }
-            }
-        }
-        return true;
-    }
-
-    void write(Py_ssize_t i, unsigned char *w) const {
-        put_u16(w, kBlockLength);
-        put_u16(w + 2, kTemplateId);
-        put_u16(w + 4, kSchemaId);
-        put_u16(w + 6, kVersion);
-        std::uint64_t sym = per_message ? static_cast<std::uint64_t>(i) : ids.at(i);
-        std::memcpy(w + kSymbolAt, table.data() + sym * kSymbolLength, kSymbolLength);
-        put_u64(w + kExchangeTsAt, exchange_ts.at(i));
-        put_u64(w + kLocalTsAt, local_ts.at(i));
-        put_u64(w + kBidAt, bid.at(i));
-        put_u64(w + kBidSizeAt, bid_size.at(i));
-        put_u64(w + kAskAt, ask.at(i));
-        put_u64(w + kAskSizeAt, ask_size.at(i));
-        put_u64(w + kSeqAt, seq0 + static_cast<std::uint64_t>(i));
-    }
-};
-
 // encode_top_of_book_batch(buffer, offset, count, symbols, symbol_ids, bid, bid_size, ask, ask_size,
 //                          exchange_ts, local_ts, first_seq) -> bytes written (count * 80)
 PyObject *encode_top_of_book_batch(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
@@ -356,75 +285,63 @@ PyObject *encode_top_of_book_batch(PyObject *, PyObject *const *args, Py_ssize_t
         return bad("buffer", "reason=too_small offset=" + std::to_string(offset) + " count=" + std::to_string(count) +
                                  " message_length=80 buffer_length=" + std::to_string(out.view.len));
 
-    TobColumns cols;
-    if (!cols.load(args + 3, count)) return nullptr;
+    std::uint64_t seq0 = 0;
+    if (!load_first_seq(args[11], count, seq0)) return nullptr;
+
+    Column bid("bid", true), bid_size("bid_size", false), ask("ask", true), ask_size("ask_size", false),
+        exchange_ts("exchange_ts", false), local_ts("local_ts", false), ids("symbol_ids", true);
+    bool per_message = args[4] == Py_None;
+    Column *cols[] = {&bid, &bid_size, &ask, &ask_size, &exchange_ts, &local_ts, &ids};
+    PyObject *col_args[] = {args[5], args[6], args[7], args[8], args[9], args[10], args[4]};
+    for (int c = 0; c < (per_message ? 6 : 7); ++c)
+        if (!load_column(*cols[c], col_args[c], count)) return nullptr;
+
+    // Symbols last: getting a buffer or a sequence may run Python code, and from
+    // here on none runs, so the list read below cannot change under the loop.
+    // With symbol_ids None, symbols has one str per message; else it is the
+    // table symbol_ids indexes.  Copied out either way (16 bytes a symbol).
+    PyObject *symbols = PySequence_Fast(args[3], "top-of-book batch refused: argument=symbols reason=not_a_sequence fault=user");
+    if (symbols == nullptr) return nullptr;
+    Py_ssize_t nsym = PySequence_Fast_GET_SIZE(symbols);
+    std::vector<unsigned char> table(static_cast<std::size_t>(nsym) * kSymbolLength);
+    bool symbols_ok = true;
+    for (Py_ssize_t i = 0; i < nsym && symbols_ok; ++i)
+        symbols_ok = load_symbol(PySequence_Fast_GET_ITEM(symbols, i), "symbols", i,
+                                 table.data() + static_cast<std::size_t>(i) * kSymbolLength);
+    Py_DECREF(symbols);
+    if (!symbols_ok) return nullptr;
+    if (per_message && nsym != count)
+        return bad("symbols", "reason=length_mismatch length=" + std::to_string(nsym) + " count=" + std::to_string(count));
+    if (!per_message) {
+        Py_ssize_t n = ids.has_view ? count : 1;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            std::uint64_t id = ids.at(i);  // as unsigned: a negative id is huge and refused too
+            if (id >= static_cast<std::uint64_t>(nsym)) {
+                std::string shown = ids.unsigned_items ? std::to_string(id) : std::to_string(static_cast<std::int64_t>(id));
+                return bad("symbol_ids", "reason=out_of_range value=" + shown + " symbols=" + std::to_string(nsym) +
+                                             (ids.has_view ? " index=" + std::to_string(i) : std::string()));
+            }
+        }
+    }
+
     unsigned char *w = static_cast<unsigned char *>(out.view.buf) + offset;
-    for (Py_ssize_t i = 0; i < count; ++i, w += kMessageLength) cols.write(i, w);
+    for (Py_ssize_t i = 0; i < count; ++i, w += kMessageLength) {
+        put_u16(w, kBlockLength);
+        put_u16(w + 2, kTemplateId);
+        put_u16(w + 4, kSchemaId);
+        put_u16(w + 6, kVersion);
+        std::uint64_t sym = per_message ? static_cast<std::uint64_t>(i) : ids.at(i);
+        std::memcpy(w + kSymbolAt, table.data() + sym * kSymbolLength, kSymbolLength);
+        put_u64(w + kExchangeTsAt, exchange_ts.at(i));
+        put_u64(w + kLocalTsAt, local_ts.at(i));
+        put_u64(w + kBidAt, bid.at(i));
+        put_u64(w + kBidSizeAt, bid_size.at(i));
+        put_u64(w + kAskAt, ask.at(i));
+        put_u64(w + kAskSizeAt, ask_size.at(i));
+        put_u64(w + kSeqAt, seq0 + static_cast<std::uint64_t>(i));
+    }
     return PyLong_FromSize_t(bytes);
 }
-
-// ---- publish_top_of_book_batch: encoded straight into the log (claims)
-//
-// publish_top_of_book_batch(publication, count, symbols, symbol_ids, bid, bid_size, ask, ask_size,
-//                           exchange_ts, local_ts, first_seq) -> messages published
-// The messages of encode_top_of_book_batch (the same arguments after count),
-// each written straight into its own claim in the publication's log
-// (try_claim of 80 bytes, the fields stored, commit): no staging buffer, one
-// Python call a batch.  Every argument is checked before the first claim,
-// and nothing that can fail or run Python code happens between a claim and
-// its commit.  Stops at the first refusal (back pressure, no subscriber,
-// closed, max position) and returns how many went: message i of those has
-// seqNum first_seq + i, and the caller retries the rest with the next
-// numbers.  A term rotation (ADMIN_ACTION) is retried at once (a few times).
-constexpr int kClaimAdminRetries = 4;
-
-PyObject *publish_top_of_book_batch(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 11) {
-        PyErr_Format(PyExc_TypeError,
-                     "publish_top_of_book_batch() takes 11 positional arguments (publication, count, symbols, "
-                     "symbol_ids, bid, bid_size, ask, ask_size, exchange_ts, local_ts, first_seq), got %zd",
-                     nargs);
-        return nullptr;
-    }
-    Publication *p = checked_self<Publication>(args[0], "Publication", "publish_top_of_book_batch");
-    if (p == nullptr) return nullptr;
-    Py_ssize_t count = 0;
-    if (!load_index(args[1], "count", count)) return nullptr;
-    TobColumns cols;
-    if (!cols.load(args + 2, count)) return nullptr;
-    // Checked after the arguments (their exports may run Python code, which could close it).
-    if (!p->usable()) {
-        PyErr_Format(ClosedError, "publication is closed: channel=%s stream_id=%d reason=%s", p->channel.c_str(),
-                     p->stream_id, p->client->closed ? "client closed" : "closed by user");
-        return nullptr;
-    }
-    aeron_buffer_claim_t claim;
-    Py_ssize_t i = 0;
-    for (; i < count; ++i) {
-        int64_t r = AERON_PUBLICATION_ADMIN_ACTION;
-        for (int attempt = 0; r == AERON_PUBLICATION_ADMIN_ACTION && attempt <= kClaimAdminRetries; ++attempt)
-            r = p->xpub != nullptr ? aeron_exclusive_publication_try_claim(p->xpub, kMessageLength, &claim)
-                                   : aeron_publication_try_claim(p->pub, kMessageLength, &claim);
-        if (r < 0) {
-            if (r == AERON_PUBLICATION_ERROR) {
-                PyErr_Format(PublicationError, "try_claim failed: length=80 channel=%s stream_id=%d error=%s",
-                             p->channel.c_str(), p->stream_id, aeron_errmsg());
-                return nullptr;
-            }
-            break;
-        }
-        if (claim.data == nullptr || claim.length < kMessageLength) {  // never, by Aeron's contract: checked anyway
-            aeron_buffer_claim_abort(&claim);
-            PyErr_Format(PublicationError, "try_claim gave a short claim: length=%zu expected=80 channel=%s fault=ours",
-                         claim.length, p->channel.c_str());
-            return nullptr;
-        }
-        cols.write(i, claim.data);
-        aeron_buffer_claim_commit(&claim);
-    }
-    return PyLong_FromSsize_t(i);
-}
-// ---- end publish_top_of_book_batch
 
 // encode_top_of_book_rows(buffer, offset, rows, local_ts, first_seq) -> bytes written (len(rows) * 80)
 // rows: (symbol, bid | None, bid_size, ask | None, ask_size, exchange_ts) each, what
@@ -516,14 +433,6 @@ PyMethodDef kMethods[] = {
      "The same messages from rows of (symbol, bid | None, bid_size, ask | None, ask_size, exchange_ts)\n"
      "(tuples or lists), every message stamped local_ts, message i numbered first_seq + i.\n"
      "ValueError names the row (index=) and field; a refused call writes nothing."},
-    {"publish_top_of_book_batch",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(publish_top_of_book_batch)), METH_FASTCALL,
-     "publish_top_of_book_batch(publication, count, symbols, symbol_ids, bid, bid_size, ask, ask_size, "
-     "exchange_ts, local_ts, first_seq) -> int\n\n"
-     "The messages of encode_top_of_book_batch (same arguments after count), each encoded straight into\n"
-     "its own claim in the publication's log (try_claim, fields stored, commit) in one call.  Every\n"
-     "argument is checked first (ValueError names it; nothing published).  Returns how many went: stops\n"
-     "at the first refusal (back pressure, not connected), retries a term rotation."},
     {nullptr, nullptr, 0, nullptr},
 };
 

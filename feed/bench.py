@@ -13,11 +13,11 @@ included (on a loaded machine the two differ by the load).
 Group ``publish`` (TopOfBook, 80-byte messages, ``--batch`` a call):
 
 - ``publish_batch native``: the feed alone, what ``feed synthetic
-  --pregenerate`` sends: a ``TopOfBookBatch`` encoded by one
-  cpp_ext/mdencode.cpp call (every field, timestamps and seqNum included)
-  straight into a claim of the log per message;
+  --pregenerate`` sends: a ``TopOfBookBatch`` encoded whole by
+  cpp_ext/mdencode.cpp (every field, timestamps and seqNum included) and
+  offered by one ``Publication.offer_frames`` call (one message per frame);
 - ``publish_batch py``: the same batch stamped by one ``struct`` call (the
-  Python reference), offered by one ``Publication.offer_frames`` call;
+  Python reference), offered the same way;
 - ``tob_batch native`` / ``tob_batch py``: ``offer_top_of_book_batch`` (rows
   of tuples encoded per call, natively or in Python);
 - ``claim``: ``top_of_book``, one ``try_claim`` a message (a Python call each);

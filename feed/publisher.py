@@ -24,9 +24,7 @@ and ``publish_batch`` a ``TopOfBookBatch``, both encoded by
 cpp_ext/mdencode.cpp (``TICKLINE_FEED_NATIVE=0``: by the Python reference, the
 same bytes) into one buffer and offered by one ``Publication.offer_frames``
 call (each message its own Aeron message; a publication without
-``offer_frames`` gets one ``offer_batch``); ``publish_batch`` on an Aeron
-publication is encoded natively straight into claims of the log
-(``_aeron.publish_top_of_book_batch``, one call a batch).
+``offer_frames`` gets one ``offer_batch``).
 
 Not thread safe: one publisher per thread (give it an exclusive publication).
 """
@@ -58,21 +56,19 @@ _TOB = struct.Struct("<HHHH16sQQqQqQQ")
 _TRADE = struct.Struct("<HHHH16sQQQqQBQQQ")
 
 
-def _load_native() -> tuple[Any, Any, Any, Any]:
+def _load_native() -> tuple[Any, Any]:
     try:
         from tickline import _aeron
     except ImportError:  # a source tree without the built extension: the Python reference alone
-        return None, None, None, None
-    return (getattr(_aeron, "encode_top_of_book_batch", None), getattr(_aeron, "encode_top_of_book_rows", None),
-            getattr(_aeron, "publish_top_of_book_batch", None), getattr(_aeron, "Publication", None))
+        return None, None
+    return getattr(_aeron, "encode_top_of_book_batch", None), getattr(_aeron, "encode_top_of_book_rows", None)
 
 
 # cpp_ext/mdencode.cpp: TopOfBook batches encoded in C (the same bytes as the struct
 # layouts here; tests/feed/test_mdencode.py holds them equal).  NATIVE is the publishers'
 # default: built and not turned off with TICKLINE_FEED_NATIVE=0 (then the Python reference);
 # MarketDataPublisher(native=True/False) chooses for one publisher.
-# publish_top_of_book_batch encodes a batch straight into claims of an _aeron.Publication's log.
-_native_encode_tob, _native_encode_rows, _native_publish_tob, _AeronPublication = _load_native()
+_native_encode_tob, _native_encode_rows = _load_native()
 NATIVE_BUILT = _native_encode_tob is not None and _native_encode_rows is not None
 NATIVE = NATIVE_BUILT and os.environ.get("TICKLINE_FEED_NATIVE", "1") != "0"
 
@@ -265,10 +261,6 @@ class MarketDataPublisher:
         # Batches of TopOfBook go out through offer_frames (cpp_ext/fastpath.cpp) when the
         # publication has it: many messages from one buffer in one call.
         self._offer_frames: Callable[[Any, int, int, int], int] | None = getattr(publication, "offer_frames", None)
-        # publish_batch (native) on an Aeron publication: encoded straight into claims of the log.
-        self._publish_tob: Any = (_native_publish_tob if self.native and _native_publish_tob is not None
-                                  and _AeronPublication is not None and isinstance(publication, _AeronPublication)
-                                  else None)
         self._scratch = bytearray(self.encoder.book_length(2 * MAX_LEVELS))
         self._rows_buf = bytearray(0)
         self._views: list[memoryview] = []
@@ -354,15 +346,6 @@ class MarketDataPublisher:
         n = len(batch.views)
         if not (isinstance(start, int) and 0 <= start <= n):
             raise ValueError(f"start must be in 0..{n}: start={start!r} fault=user")
-        if self._publish_tob is not None:  # one call: every message encoded into its own claim
-            now = self.clock_ns()
-            cols = batch.columns if start == 0 else [c[start:] for c in batch.columns]
-            done = int(self._publish_tob(self.publication, n - start, batch.symbols, *cols, now, now, self.next_seq))
-            if done < n - start:
-                self.back_pressured += 1
-            self.next_seq += done
-            self.published += done
-            return done
         if self.native:
             now = self.clock_ns()
             cols = batch.columns if start == 0 else [c[start:] for c in batch.columns]

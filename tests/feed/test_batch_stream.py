@@ -78,38 +78,28 @@ def _expected(total: int) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("native", NATIVE, ids=lambda n: "native" if n else "python")
 @pytest.mark.parametrize("path", ["publish_batch", "offer_top_of_book_batch"])
-def test_a_batch_published_stream_arrives_whole_and_in_order_across_term_rotations(aeron: Any, native: bool,
-                                                                                    path: str) -> None:
+@pytest.mark.parametrize("subscriber", ["keeps_up", "slow"])
+def test_a_batch_published_stream_arrives_whole_and_in_order_across_rotations_and_back_pressure(
+        aeron: Any, native: bool, path: str, subscriber: str) -> None:
+    # 3000 messages of 128 log bytes over 64 KiB terms: the log rotates about six times.
+    # keeps_up: the subscriber polls up to 4096 fragments between the publisher's calls.
+    # slow: it reads 3 a cycle while the publisher offers up to 100: the publication's
+    # window (half a term) fills, offer_frames stops at the refusal, and the publisher
+    # retries the rest; nothing is lost, repeated or numbered twice either way.
+    slow = subscriber == "slow"
     got = Collect()
-    pub, sub = _setup(aeron, got, fragment_limit=4096)
+    pub, sub = _setup(aeron, got, fragment_limit=3 if slow else 4096)
     md = MarketDataPublisher(pub, native=native)
-    total = 3000  # 384 KB of log: about six terms
-    _publish_all(md, sub, path, total)
+    total = 3000
+    short = _publish_all(md, sub, path, total)
     _receive(sub, got, total)
     assert pub.position >= 5 * TERM  # the log rotated through several terms
+    assert md.back_pressured == short  # each refused (short) call counted
+    if slow:
+        assert short > 0  # the slow reader did push back
     assert got.seqs == list(range(1, total + 1))
     assert got.items == _expected(total)
     c = sub.counters
     assert (c.gaps, c.duplicates, c.malformed, c.missing) == (0, 0, 0, 0)
+    assert sub.do_work() == 0  # nothing more arrives: no message twice
     assert (md.published, md.next_seq) == (total, total + 1)
-
-
-@pytest.mark.parametrize("native", NATIVE, ids=lambda n: "native" if n else "python")
-@pytest.mark.parametrize("path", ["publish_batch", "offer_top_of_book_batch"])
-def test_a_slow_subscriber_back_pressures_the_batch_publisher_and_loses_nothing(aeron: Any, native: bool,
-                                                                                path: str) -> None:
-    # The subscriber reads 3 messages a cycle while the publisher offers up to 100: the
-    # publication's window (half a term) fills, offer_frames stops at the refusal, and the
-    # publisher retries the rest; nothing is lost, repeated or numbered twice.
-    got = Collect()
-    pub, sub = _setup(aeron, got, fragment_limit=3)
-    md = MarketDataPublisher(pub, native=native)
-    total = 2000
-    short = _publish_all(md, sub, path, total)
-    _receive(sub, got, total)
-    assert short > 0 and md.back_pressured == short  # refusals happened, and each was counted
-    assert got.seqs == list(range(1, total + 1))
-    assert got.items == _expected(total)
-    c = sub.counters
-    assert (c.gaps, c.duplicates, c.malformed) == (0, 0, 0)
-    assert sub.do_work() == 0 and md.published == total  # nothing more arrives: no message twice

@@ -1,7 +1,7 @@
 """tickline.feed: market data on Aeron streams (SBE messages of ``schemas/market_data.xml``).
 
 - ``MarketDataPublisher`` (``publisher.py``): TopOfBook, Trade, OrderBook with a
-  per-publisher ``seqNum``, encoded in place (``try_claim``) or batched (``offer_batch``);
+  per-publisher ``seqNum``, encoded in place (``try_claim``) or batched (``offer_frames``: many messages, one call);
 - ``MarketDataDecoder`` / ``MarketDataSubscriber`` / ``SequenceTracker``
   (``consumer.py``): checks, gap and duplicate detection, counters, dispatch to a listener;
 - ``RandomWalk`` / ``SyntheticFeed`` (``synthetic.py``): a seeded synthetic source as an Agent;
@@ -18,6 +18,7 @@ from tickline._lazy import lazy_exports
 _EXPORTS = {
     "MarketDataPublisher": "publisher",
     "MarketDataEncoder": "publisher",
+    "TopOfBookBatch": "publisher",
     "price": "publisher",
     "MarketDataDecoder": "consumer",
     "MarketDataSubscriber": "consumer",

@@ -184,7 +184,7 @@ def register_feed(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=float, default=100.0, help="first mid price")
     p.add_argument("--tick", type=float, default=0.01, help="price step")
-    p.add_argument("--batch", type=int, default=256, help="most messages per offer_batch")
+    p.add_argument("--batch", type=int, default=256, help="most messages per batch call (one offer_frames)")
     p.add_argument("--pregenerate", type=int, default=0, metavar="N",
                    help="load mode: encode the walk's first N quotes once and publish them in a loop, "
                         "stamped per batch (prices repeat every N)")

@@ -20,9 +20,11 @@ never blocks.  TopOfBook and Trade are encoded in place in the log buffer
 (``try_claim``) with one ``struct`` call whose layout the tests hold to the
 generated codec byte for byte; OrderBook is encoded with the generated encoder
 and offered.  ``offer_top_of_book_batch`` publishes many top-of-book updates
-with one ``offer_batch`` call; ``publish_batch`` publishes a ``TopOfBookBatch``
-encoded by cpp_ext/mdencode.cpp (``TICKLINE_FEED_NATIVE=0``: by the Python
-reference, the same bytes).
+and ``publish_batch`` a ``TopOfBookBatch``, both encoded by
+cpp_ext/mdencode.cpp (``TICKLINE_FEED_NATIVE=0``: by the Python reference, the
+same bytes) into one buffer and offered by one ``Publication.offer_frames``
+call (each message its own Aeron message; a publication without
+``offer_frames`` gets one ``offer_batch``).
 
 Not thread safe: one publisher per thread (give it an exclusive publication).
 """
@@ -183,7 +185,7 @@ class TopOfBookBatch:
     each message's constant bytes; ``MarketDataPublisher.publish_batch`` stamps the
     three fields that change per publication (exchangeTimestamp and localTimestamp:
     the publish time; seqNum: the publisher's next numbers) with one ``struct`` call
-    for the whole batch and offers it with one ``offer_batch``: no Python work per
+    for the whole batch and offers it with one ``offer_frames``: no Python work per
     message.  With the native encoder (``NATIVE``) the same rows, kept as columns
     (``symbols`` and ``columns``: symbol ids, bid, bid size, ask, ask size), are
     encoded whole by one C call instead.  Not thread safe.
@@ -256,8 +258,10 @@ class MarketDataPublisher:
         self.published = 0
         self.back_pressured = 0
         self._claim = BufferClaim()
+        # Batches of TopOfBook go out through offer_frames (cpp_ext/fastpath.cpp) when the
+        # publication has it: many messages from one buffer in one call.
+        self._offer_frames: Callable[[Any, int, int, int], int] | None = getattr(publication, "offer_frames", None)
         self._scratch = bytearray(self.encoder.book_length(2 * MAX_LEVELS))
-        self._batch: list[bytearray] = []
         self._rows_buf = bytearray(0)
         self._views: list[memoryview] = []
 
@@ -312,30 +316,12 @@ class MarketDataPublisher:
         return True
 
     def offer_top_of_book_batch(self, rows: Sequence[tuple[str, int | None, int, int | None, int, int]]) -> int:
-        """Publish many TopOfBook updates (symbol, bid, bid_size, ask, ask_size, ts) with one ``offer_batch``.
+        """Publish many TopOfBook updates (symbol, bid, bid_size, ask, ask_size, ts), encoded into one
+        buffer (natively or in Python), with one ``offer_frames`` (or ``offer_batch``) call.
 
-        Returns how many were published: a prefix of ``rows`` (``offer_batch``
+        Returns how many were published: a prefix of ``rows`` (the offer
         stops at the first refusal); the caller retries from that index.  The
         published ones used consecutive sequence numbers, the rest none."""
-        if self.native:
-            return self._offer_rows_native(rows)
-        enc, batch, seq, now = self.encoder, self._batch, self.next_seq, self.clock_ns()
-        n = len(rows)
-        while len(batch) < n:
-            batch.append(bytearray(_TOB.size))
-        for i in range(n):
-            symbol, bid, bid_size, ask, ask_size, ts = rows[i]
-            enc.encode_top_of_book(batch[i], 0, seq + i, symbol, bid, bid_size, ask, ask_size, ts, now)
-        if n == 0:
-            return 0
-        done = self.publication.offer_batch(batch if n == len(batch) else batch[:n])
-        if done < n:
-            self.back_pressured += 1
-        self.next_seq = seq + done
-        self.published += done
-        return int(done)
-
-    def _offer_rows_native(self, rows: Sequence[tuple[str, int | None, int, int | None, int, int]]) -> int:
         n = len(rows)
         if n == 0:
             return 0
@@ -343,12 +329,19 @@ class MarketDataPublisher:
             self._rows_buf = bytearray(_TOB.size * n)
             mv = memoryview(self._rows_buf)
             self._views = [mv[i * _TOB.size:(i + 1) * _TOB.size] for i in range(n)]
-        _native_encode_rows(self._rows_buf, 0, rows, self.clock_ns(), self.next_seq)
-        return self._offer_views(self._views if n == len(self._views) else self._views[:n])
+        buf, seq, now = self._rows_buf, self.next_seq, self.clock_ns()
+        if self.native:
+            _native_encode_rows(buf, 0, rows, now, seq)
+        else:
+            enc = self.encoder.encode_top_of_book
+            for i in range(n):
+                symbol, bid, bid_size, ask, ask_size, ts = rows[i]
+                enc(buf, i * _TOB.size, seq + i, symbol, bid, bid_size, ask, ask_size, ts, now)
+        return self._offer_block(buf, 0, n, self._views)
 
     def publish_batch(self, batch: TopOfBookBatch, start: int = 0) -> int:
         """Publish ``batch``'s messages from index ``start`` (stamped now, numbered from ``next_seq``)
-        with one ``offer_batch``; returns how many were published (the caller retries from
+        with one ``offer_frames`` (or ``offer_batch``); returns how many were published (the caller retries from
         ``start + that``)."""
         n = len(batch.views)
         if not (isinstance(start, int) and 0 <= start <= n):
@@ -358,19 +351,28 @@ class MarketDataPublisher:
             cols = batch.columns if start == 0 else [c[start:] for c in batch.columns]
             _native_encode_tob(batch.buf, start * _TOB.size, n - start, batch.symbols, *cols, now, now,
                                self.next_seq)
-            return self._offer_views(batch.views if start == 0 else batch.views[start:])
+            return self._offer_block(batch.buf, start, n, batch.views)
         args, now, first = batch.args, self.clock_ns(), self.next_seq - start
         args[4::5] = range(first, first + n)  # message i gets first + i: from start on, next_seq onwards
         stamps = [now] * n
         args[1::5] = stamps
         args[2::5] = stamps
         batch.struct.pack_into(batch.buf, 0, *args)
-        return self._offer_views(batch.views if start == 0 else batch.views[start:])
+        return self._offer_block(batch.buf, start, n, batch.views)
 
-    def _offer_views(self, views: Sequence[Any]) -> int:
-        """One ``offer_batch`` of encoded messages numbered from ``next_seq``; counts and returns how many went."""
-        done = int(self.publication.offer_batch(views))
-        if done < len(views):
+    def _offer_block(self, buf: bytearray, start: int, end: int, views: Sequence[Any]) -> int:
+        """Offers messages ``start``..``end - 1`` of ``buf`` (TopOfBook, back to back, numbered from
+        ``next_seq``) as one message each; counts and returns how many went.
+
+        One ``Publication.offer_frames`` call (one buffer export for the batch, a term
+        rotation retried inside); a publication without it (a test double, another
+        transport) gets one ``offer_batch`` of ``views[start:end]``."""
+        offer_frames = self._offer_frames
+        if offer_frames is not None:
+            done = int(offer_frames(buf, start * _TOB.size, _TOB.size, end - start))
+        else:
+            done = int(self.publication.offer_batch(views[start:end] if start or end != len(views) else views))
+        if done < end - start:
             self.back_pressured += 1
         self.next_seq += done
         self.published += done

@@ -3,7 +3,7 @@
 ``RandomWalk`` (sans-IO) makes the quotes; ``SyntheticFeed`` is the Agent that
 paces them onto a ``MarketDataPublisher``: ``rate`` top-of-book messages per
 second in total, symbols in turn, in batches of up to ``max_batch`` per duty
-cycle (``offer_batch``).  A batch the publication refuses stays pending, in
+cycle (``offer_frames``).  A batch the publication refuses stays pending, in
 order, and goes first next cycle, so the walk is the same sequence of quotes
 for a given seed whatever the back pressure.  When it falls more than
 ``max_backlog`` messages behind (a slow subscriber, a descheduled process)

@@ -236,23 +236,47 @@ def test_synthetic_feed_paces_by_its_clock(aeron: Any) -> None:
     assert got.seqs == list(range(1, 51)) and sub.counters.gaps == 0
 
 
-def test_bench_feed_runs_small_and_both_consumers_see_the_same_mids(tmp_path: Any) -> None:
+def _bench_feed_args(*argv: str) -> Any:
     import argparse
-    import json
 
-    from tickline.feed.bench import cmd_bench_feed
+    from tickline.feed.bench import register_bench
 
-    out = tmp_path / "bench.json"
-    assert cmd_bench_feed(argparse.Namespace(count=3000, batch=64, json=str(out))) == 0
-    figures = json.loads(out.read_text())  # no timing asserted: only that every case ran
+    parser = argparse.ArgumentParser()
+    register_bench(parser.add_subparsers())
+    return parser.parse_args(["feed", *argv])
+
+
+def test_bench_feed_reports_every_case_in_the_common_format(tmp_path: Any) -> None:
+    from tickline import benchkit
     from tickline.feed.publisher import NATIVE_BUILT
 
-    native = {"offer_top_of_book_batch native M msgs/s", "publish_batch native M msgs/s",
-              "publish_batch native / peer"} if NATIVE_BUILT else set()
-    assert set(figures) == native | {"claim M msgs/s", "offer_top_of_book_batch python M msgs/s",
-                                     "publish_batch python (encoded once, stamped) M msgs/s",
-                                     "peer: offer_batch pre-encoded M msgs/s",
-                                     "bare poll_one loop ns/msg", "strategy on_top_of_book ns/msg", "strategy / bare"}
+    out = tmp_path / "bench.json"
+    args = _bench_feed_args("--count", "3000", "--batch", "64", "--runs", "2", "--consume-count", "1500",
+                            "--json", str(out))
+    assert args.func(args) == 0
+    doc = benchkit.load(str(out))  # the common schema; no timing asserted: only that every case ran
+    native = {"publish/publish_batch native", "publish/tob_batch native"} if NATIVE_BUILT else set()
+    cases = {c["name"]: c for c in doc["cases"]}
+    assert set(cases) == native | {"publish/publish_batch py", "publish/tob_batch py", "publish/claim",
+                                   "publish/offer_frames", "publish/offer_batch views", "publish/peer raw offer loop",
+                                   "consume/peer poll_one", "consume/strategy"}
+    assert doc["bench"] == "feed" and doc["reference"] == "peer"
+    for name, c in cases.items():
+        assert c["unit"] == "ns" and len(c["runs"]) == 2 and c["skipped"] is None
+        assert c["count"] == sum(r["count"] for r in c["runs"]) >= 2  # a value per timed call
+        assert c["throughput"] > 0 and c["p50"] > 0 and all(r["throughput"] > 0 for r in c["runs"])
+        assert (c["peer_ratio"] is None) == (c["label"] == "peer"), name  # against the peer of its group
+    e = doc["extra"]
+    assert e["publish_messages_offered"] == e["publish_messages_received"] >= 2 * 3000 * (len(native) + 6)
+    if NATIVE_BUILT:
+        assert e["feed_alone_msgs_per_s"] == round(cases["publish/publish_batch native"]["throughput"])
+        assert e["feed_alone_uninterrupted_msgs_per_s"] > 0
+
+
+def test_bench_feed_refuses_a_bad_option_without_a_traceback(capsys: Any) -> None:
+    args = _bench_feed_args("--runs", "0")
+    assert args.func(args) == 2
+    assert "option out of range: option=--runs value=0 expected=1..100 fault=user" in capsys.readouterr().err
 
 
 def test_a_version_0_message_without_seqnum_is_delivered_unsequenced() -> None:

@@ -47,6 +47,7 @@ UNCONSTRUCTED = {
     "publication.offer": "A.Publication.__new__(A.Publication).offer(b'x')",
     "publication.try_claim": "A.Publication.__new__(A.Publication).try_claim(8, A.BufferClaim())",
     "publication.offer_batch": "A.Publication.__new__(A.Publication).offer_batch([b'x'])",
+    "publication.offer_frames": "A.Publication.__new__(A.Publication).offer_frames(b'x', 0, 1, 1)",
     "publication.close": "A.Publication.__new__(A.Publication).close()",
     "subscription.poll": "A.Subscription.__new__(A.Subscription).poll(lambda b, h: None, 1)",
     "subscription.poll_one": "A.Subscription.__new__(A.Subscription).poll_one()",

@@ -18,10 +18,14 @@ import argparse
 import os
 import secrets
 
+from tickline.logs import add_arguments as add_log_arguments
+
 
 def _cmd_node(args: argparse.Namespace) -> int:
+    from tickline.logs import argv_of
+
     from . import daemon
-    return daemon.main(["--config", args.config, "--member", str(args.member)])
+    return daemon.main(["--config", args.config, "--member", str(args.member), *argv_of(args)])
 
 
 def _cmd_tool(args: argparse.Namespace) -> int:
@@ -120,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     n = sub.add_parser("node", help="run one cluster member")
     n.add_argument("--config", required=True, help="topology TOML file")
     n.add_argument("--member", type=int, required=True)
+    add_log_arguments(n)
     n.set_defaults(func=_cmd_node)
     t = sub.add_parser("tool", help="show members; take a snapshot; step the leader down")
     t.add_argument("--config", required=True)

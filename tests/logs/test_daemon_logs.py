@@ -54,3 +54,50 @@ def test_cluster_node_logs_events(run, tmp_path, shm_dir):
     assert rc == 0 and " started " not in err, err
     event(log.read_text(), "INFO", "tickline.cluster", "closing", member="1")
 
+
+def _levels_and_file(run, tmp_path, argv, component, name, ready_path=None, quiet_ready=None, reset=None, **fields):
+    """The three checks every daemon gets: the start event (INFO, on stderr, stdout untouched but
+    for its machine-readable output), WARNING from the option and from TICKLINE_LOG_LEVEL
+    suppressing it (the run went through its start and its clean stop, exit 0: the event
+    happened and was not logged), and --log-file getting it instead of stderr.  ``ready_path``:
+    a file whose existence shows a quiet run got past its start (removed before each), or
+    ``quiet_ready()`` (``reset()`` before each); neither: the command ends by itself."""
+    marker = f" INFO {component} {name} "
+    rc, out, err = run(argv, lambda e: marker in e)
+    assert rc == 0, err
+    start = event(err, "INFO", component, name, **fields)
+    assert marker not in out
+    if ready_path is not None:
+        quiet_ready = ready_path.exists
+    for extra, env in ((["--log-level", "WARNING"], {}), ([], {"TICKLINE_LOG_LEVEL": "warning"})):
+        if ready_path is not None and ready_path.exists():
+            ready_path.unlink()
+        if reset is not None:
+            reset()
+        rc, out, err = run(argv + extra, (lambda e: quiet_ready()) if quiet_ready else (lambda e: True), env=env,
+                           stop=quiet_ready is not None)
+        assert rc == 0 and "INFO" not in _levels(err) and marker not in err, err
+    log = tmp_path / f"{component}.{name}.log"
+    rc, out, err = run(argv + ["--log-file", str(log)], lambda e: log.exists() and marker in log.read_text())
+    assert rc == 0 and marker not in err, err
+    event(log.read_text(), "INFO", component, name, **fields)
+    return start
+
+
+# ------------------------------------------------------------------ tickline strategy run
+
+def test_strategy_run_logs_events(run, tmp_path):
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text('[strategy]\nname = "mm1"\naccount = "ACC1"\nsymbols = ["ESZ6"]\nmd_stream = 1301\n'
+                   '[strategy.gateway]\nkind = "simulated"\n[strategy.params]\nspread = 0.02\nsize = 1\n')
+    status = tmp_path / "status.json"
+    argv = ["strategy", "run", "tickline.strategy.examples.market_maker:MarketMaker", "--config", str(cfg), "--embedded",
+            "--status-file", str(status)]
+    start = _levels_and_file(run, tmp_path, argv, "tickline.strategy", "running", ready_path=status, strategy="mm1",
+                             gateway="simulated", md="aeron:ipc#1301")
+    assert start["class"] == "tickline.strategy.examples.market_maker:MarketMaker" and start["pid"].isdigit()
+    # its final counters stay on stdout, as JSON
+    rc, out, err = run(argv + ["--seconds", "0.2"], lambda e: False, stop=False)
+    assert rc == 0 and json.loads(out.strip().splitlines()[-1])["strategy"] == "mm1", (out, err)
+
+

@@ -101,3 +101,23 @@ def test_strategy_run_logs_events(run, tmp_path):
     assert rc == 0 and json.loads(out.strip().splitlines()[-1])["strategy"] == "mm1", (out, err)
 
 
+# ------------------------------------------------------------------ tickline feed synthetic
+
+def test_feed_synthetic_logs_events(run, tmp_path):
+    argv = ["feed", "synthetic", "--embedded", "--stream", "1302", "--rate", "50", "--seconds", "0.5", "--symbols", "A,B"]
+    start = _levels_and_file(run, tmp_path, argv, "tickline.feed", "synthetic", channel="aeron:ipc", stream="1302",
+                             symbols="A,B")
+    assert start["session_id"].lstrip("-").isdigit()
+    rc, out, err = run(argv, lambda e: False, stop=False)  # the count stays on stdout, as JSON
+    assert rc == 0 and "published" in json.loads(out.strip().splitlines()[-1]), (out, err)
+
+
+# ------------------------------------------------------------------ tickline archive run
+
+def test_archive_run_logs_events(run, tmp_path, shm_dir):
+    argv = ["archive", "run", "--embedded-driver", "--aeron-dir", shm_dir, "--dir", str(tmp_path / "archive")]
+    start = _levels_and_file(run, tmp_path, argv, "tickline.archive", "ready", ready_path=tmp_path / "archive" / "archive.lock",
+                             aeron_dir=shm_dir)
+    assert start["dir"] == str(tmp_path / "archive")
+
+

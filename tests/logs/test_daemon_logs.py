@@ -121,3 +121,14 @@ def test_archive_run_logs_events(run, tmp_path, shm_dir):
     assert start["dir"] == str(tmp_path / "archive")
 
 
+# ------------------------------------------------------------------ tickline driver
+
+def test_driver_logs_events(run, tmp_path, shm_dir):
+    cnc = Path(shm_dir) / "cnc.dat"
+    argv = ["driver", "--dir", shm_dir, "-D", "aeron.threading.mode=SHARED"]
+    start = _levels_and_file(run, tmp_path, argv, "tickline.driver", "running", ready_path=cnc, dir=shm_dir)
+    assert start["aeronmd_pid"].isdigit()
+    rc, out, err = run(argv + ["-D", "aeron.no.such=1", "--log-level", "WARNING"], lambda e: " running " in e or "unknown" in e)
+    event(err, "WARNING", "tickline.driver", "unknown", fault="user", property="aeron.no.such")
+
+

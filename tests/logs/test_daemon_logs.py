@@ -132,3 +132,52 @@ def test_driver_logs_events(run, tmp_path, shm_dir):
     event(err, "WARNING", "tickline.driver", "unknown", fault="user", property="aeron.no.such")
 
 
+# ------------------------------------------------------------------ tickline exchange-sim
+
+def test_exchange_sim_logs_events(run, tmp_path, driver, aeron):
+    cfg = tmp_path / "topology.toml"
+    cfg.write_text(f'[exchange_sim]\ndir = "{driver.dir}"\norder_stream_id = 2101\nreport_stream_id = 2102\nidle = "sleeping"\n')
+    orders = aeron.add_publication("aeron:ipc", 2101)  # connected: the sim subscribed, it is past its start
+    argv = ["exchange-sim", "--config", str(cfg)]
+    def gone() -> None:  # the last sim's subscription gone (image liveness): a new one shows the next sim started
+        deadline = time.monotonic() + 30
+        while orders.is_connected:
+            assert time.monotonic() < deadline, "the stopped sim's subscription is still seen"
+            time.sleep(0.05)
+
+    _levels_and_file(run, tmp_path, argv, "tickline.venue.exchange_sim", "running", quiet_ready=lambda: orders.is_connected,
+                     reset=gone,
+                     orders="aeron:ipc#2101", reports="aeron:ipc#2102", default_mode="match")
+    rc, out, err = run(argv, lambda e: " running " in e)
+    event(err, "INFO", "tickline.venue.exchange_sim", "stopped", orders="0", reports="0", bad="0")
+
+
+# ------------------------------------------------- tickline up: venue, sequencer flow, every child's level
+
+def _small_deployment(tmp: Path, driver_dir: str) -> Path:
+    """A driver, one cluster member, the exchange simulator, the venue adapter and an order flow."""
+    p = tmp / "deploy.toml"
+    p.write_text(f'[driver]\ndir = "{driver_dir}"\n'
+                 f'[cluster]\nmembers = {{ 1 = "ipc" }}\ndata_dir = "{tmp}/cluster"\nfsync = "none"\n'
+                 'service = "tickline.sequencer.service:from_topology"\nmember_auth = "none"\nauthenticator = "none"\n'
+                 '[exchange_sim]\norder_stream_id = 1401\nreport_stream_id = 1402\ndefault_mode = "match"\nmodes = { FLOW = "auto-fill" }\n'
+                 '[venue]\nmax_orders = 16\n'
+                 '[[flow]]\nname = "flow-a"\nrate = 20\nsymbol = "FLOW"\naccount = "ACC1"\nseed = 1\n')
+    return p
+
+
+
+def test_venue_and_flow_log_events(run, tmp_path, driver):
+    # each on its own, on a running driver, no cluster up: each starts, keeps trying to connect, stops on SIGTERM
+    deploy = _small_deployment(tmp_path, driver.dir)
+    status = tmp_path / "venue.json"
+    argv = ["venue", "--config", str(deploy), "--status-file", str(status)]
+    assert _levels_and_file(run, tmp_path, argv, "tickline.venue", "running", ready_path=status)["pid"].isdigit()
+    rc, out, err = run(argv, lambda e: " running " in e)
+    event(err, "INFO", "tickline.venue", "totals", orders_sent="0", reports="0", duplicates_suppressed="0", bad="0")
+    status = tmp_path / "flow.json"
+    argv = ["sequencer", "flow", "--config", str(deploy), "--name", "flow-a", "--status-file", str(status)]
+    _levels_and_file(run, tmp_path, argv, "tickline.sequencer.flow", "running", ready_path=status, flow="flow-a")
+    rc, out, err = run(argv, lambda e: " running " in e)
+    event(err, "INFO", "tickline.sequencer.flow", "stopped", flow="flow-a")
+    event(err, "INFO", "tickline.sequencer.flow", "totals", flow="flow-a", sent="0", unanswered="0")

@@ -166,6 +166,40 @@ def _small_deployment(tmp: Path, driver_dir: str) -> Path:
     return p
 
 
+def _up(run, deploy: Path, *extra: str, env: dict[str, str] | None = None) -> str:
+    rc, out, err = run(["up", str(deploy), "--status-interval", "0", *extra], lambda e: False, env=env, stop=False, wait=120)
+    assert rc == 0, out + err
+    # every child ran through its start and its clean stop (a SIGTERM handled: code 0)
+    for name in ("driver", "member-1", "exchange-sim", "venue", "flow-a"):
+        assert f" {name:<12} | ** stopped code=0" in out, out
+    return out
+
+
+def test_up_stamps_each_line_once_and_passes_the_log_level_to_every_child(run, tmp_path, shm_dir):
+    deploy = _small_deployment(tmp_path, f"{shm_dir}/driver")
+    out = _up(run, deploy, "--seconds", "8")
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    # a child's event keeps its own UTC timestamp, in front, once; then the child's name
+    started = re.search(rf"^({stamp}) member-1\s+\| INFO tickline.cluster started member=1 transport=aeron-ipc ", out, re.M)
+    assert started, out
+    assert not re.search(rf"^{stamp} \S+\s+\| {stamp}", out, re.M), out
+    # each child's lines, the name taken out: its log events as it wrote them
+    lines = {name: "\n".join(f"{ln[:27]} {ln.split('| ', 1)[1]}" for ln in out.splitlines() if re.match(rf"{stamp} {name}\s+\| ", ln))
+             for name in ("venue", "flow-a", "exchange-sim")}
+    assert event(lines["venue"], "INFO", "tickline.venue", "running")["pid"].isdigit(), out
+    event(lines["venue"], "INFO", "tickline.venue", "totals", bad="0")
+    event(lines["flow-a"], "INFO", "tickline.sequencer.flow", "running", flow="flow-a")
+    event(lines["flow-a"], "INFO", "tickline.sequencer.flow", "totals", flow="flow-a")
+    event(lines["exchange-sim"], "INFO", "tickline.venue.exchange_sim", "running", orders="aeron:ipc#1401")
+    # --log-level given to up, or TICKLINE_LOG_LEVEL in its environment, reaches every child
+    for extra, env in ((["--log-level", "WARNING"], None), ([], {"TICKLINE_LOG_LEVEL": "WARNING"})):
+        out = _up(run, deploy, "--seconds", "5", *extra, env=env)
+        assert not re.search(r"\| INFO tickline", out), out
+    rc, out, err = run(["up", str(deploy), "--log-level", "chatty"], lambda e: False, stop=False)
+    assert rc == 2 and "argument --log-level: invalid choice: 'CHATTY'" in err, err
+    rc, out, err = run(["up", str(deploy)], lambda e: False, env={"TICKLINE_LOG_LEVEL": "chatty"}, stop=False)
+    assert rc == 2 and "bad log level: fault=user key=TICKLINE_LOG_LEVEL value='chatty'" in err and "driver" not in out, (out, err)
+
 
 def test_venue_and_flow_log_events(run, tmp_path, driver):
     # each on its own, on a running driver, no cluster up: each starts, keeps trying to connect, stops on SIGTERM

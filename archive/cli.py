@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from ..logs import add_arguments as add_log_arguments
+from tickline.logs import add_arguments as add_log_arguments
 
 if TYPE_CHECKING:
     from .client import ArchiveClient
@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .config import ArchiveConfig, read_archive_section, record_streams
     from .daemon import Archive
 
-    from ..logs import kv, start_daemon
+    from tickline.logs import kv, start_daemon
 
     if not start_daemon(args, "tickline archive"):
         return 2

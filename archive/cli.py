@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from tickline.logs import add_arguments as add_log_arguments
+
 if TYPE_CHECKING:
     from .client import ArchiveClient
 
@@ -49,7 +51,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .config import ArchiveConfig, read_archive_section, record_streams
     from .daemon import Archive
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from tickline.logs import kv, start_daemon
+
+    if not start_daemon(args, "tickline archive"):
+        return 2
     options: dict[str, object] = read_archive_section(args.config) if args.config else {}
     aeron_dir_option = options.pop("aeron_dir", None)
     record = record_streams(options.pop("record", []))
@@ -75,8 +80,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         archive.on_start()
         for channel, stream_id in record:  # the section's streams, recorded from the start (each image its own recording)
             archive.add_recording_subscription(channel, stream_id)
-        print(f"tickline archive: ready dir={config.dir} aeron_dir={aeron_dir} control_stream_id={config.control_stream_id}",
-              file=sys.stderr, flush=True)
+        logging.getLogger("tickline.archive").info("ready %s", kv(dir=config.dir, aeron_dir=aeron_dir,
+                                                                  control_stream_id=config.control_stream_id))
         idle = BackoffIdleStrategy()
         while not stop:
             idle.idle(archive.do_work())
@@ -259,6 +264,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--control-stream-id", type=int, help="stream id of the control requests (default: the config's)")
     r.add_argument("--segment-length", help="bytes per segment file (e.g. 64m)")
     r.add_argument("--fsync", help="none | segment | stop | <N>ms")
+    add_log_arguments(r)
     r.set_defaults(func=_guarded(_cmd_run))
 
     ls = sub.add_parser("list", help="list recordings (reads the catalog file)")

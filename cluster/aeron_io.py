@@ -64,10 +64,10 @@ Not thread-safe: one duty cycle owns each object here.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -79,12 +79,16 @@ from tickline.transport import Aeron, FragmentAssembler, MediaDriver, OfferResul
 from tickline.transport.driver import driver_pid_if_active
 from tickline.transport.uri import ChannelError, ChannelUri, free_ports, parse_size
 
+from tickline.logs import quote
+
 from . import wire
 from .auth import MemberAuth
 from .client import ClusterClient
 from .errors import ConfigError, RemoteProtocolError
 from .protocol import EventCode, SessionEvent
 from .messages import AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, RequestVote, TimeoutNow, VoteResponse
+
+log = logging.getLogger("tickline.cluster")
 
 __all__ = [
     "CONSENSUS_STREAM", "INGRESS_STREAM", "EGRESS_STREAM", "THREADING_MODES", "threading_mode", "AeronStack", "AeronNodeIO", "IoStats",
@@ -398,9 +402,9 @@ def _offer(pub: Publication, data: bytes, stats: IoStats, what: str) -> bool:
     if len(data) > pub.max_message_length:
         stats.too_large += 1
         if stats.too_large % 100 == 1:
-            print(f"error: message larger than the stream's max_message_length, not sent: to={what} length={len(data)} "
-                  f"max_message_length={pub.max_message_length} channel={pub.channel} fault=ours "
-                  f"(raise the term length) count={stats.too_large}", file=sys.stderr, flush=True)
+            log.error("message larger than the stream's max_message_length, not sent: to=%s length=%d "
+                      "max_message_length=%d channel=%s fault=ours count=%d (raise the term length)", what, len(data),
+                      pub.max_message_length, quote(pub.channel), stats.too_large)
         return False
     for _ in range(2):  # ADMIN_ACTION (term rotation) succeeds on an immediate retry
         r = pub.offer(data)
@@ -565,14 +569,14 @@ class AeronNodeIO:
         except RemoteProtocolError as exc:
             self.stats.malformed += 1
             if self.stats.malformed % 100 == 1:
-                print(f"error: {exc} member={self.member} count={self.stats.malformed}", file=sys.stderr, flush=True)
+                log.error("%s member=%d count=%d", exc, self.member, self.stats.malformed)
             return None
 
     def _unauthenticated(self, why: str, detail: str = "") -> None:
         self.stats.unauthenticated += 1
         if self.stats.unauthenticated % 100 == 1:
-            print(f"error: consensus message dropped: reason={why}{detail} member={self.member} fault=peer "
-                  f"count={self.stats.unauthenticated}", file=sys.stderr, flush=True)
+            log.error("consensus message dropped: reason=%s%s member=%d fault=peer count=%d", why, detail, self.member,
+                      self.stats.unauthenticated)
 
     def _on_consensus(self, buffer: memoryview, header: object) -> None:
         body = self.auth.open(buffer)
@@ -618,8 +622,8 @@ class AeronNodeIO:
                 if first:
                     self._refused_logged.add((channel, stream_id))
                 if first or self.stats.bad_channel % 100 == 1:
-                    print(f"error: egress channel refused: client={client_id} channel={channel[:200]!r} stream={stream_id} "
-                          f"reason={exc} fault=client count={self.stats.bad_channel}", file=sys.stderr, flush=True)
+                    log.error("egress channel refused: client=%s channel=%s stream=%s reason=%s fault=client count=%d",
+                              client_id, quote(channel[:200]), stream_id, quote(exc), self.stats.bad_channel)
                 answer = getattr(exc, "answer_channel", None)
                 if answer is not None:
                     self._answer_refusal(answer, stream_id, f"egress channel refused: {exc}")

@@ -25,10 +25,14 @@ import secrets
 import sys
 from typing import Any
 
+from tickline.logs import add_arguments as add_log_arguments
+
 
 def _cmd_node(args: argparse.Namespace) -> int:
+    from tickline.logs import argv_of
+
     from . import daemon
-    return daemon.main(["--config", args.config, "--member", str(args.member)])
+    return daemon.main(["--config", args.config, "--member", str(args.member), *argv_of(args)])
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, bytes]:
@@ -565,6 +569,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     n = sub.add_parser("node", help="run one cluster member")
     n.add_argument("--config", required=True, help="topology TOML file (its [members] table, data_dir, security settings)")
     n.add_argument("--member", type=int, required=True, help="which member of the topology's [members] this process runs (its id)")
+    add_log_arguments(n)
     n.set_defaults(func=_cmd_node)
     _register_tool(sub)
     sb = sub.add_parser("submit", help="send one message to the cluster's service and print the answer (for trying a service by hand)",

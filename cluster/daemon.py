@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import random
 import signal
@@ -81,6 +82,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from tickline.logs import add_arguments as add_log_arguments, kv, start_daemon
 from tickline.transport.loader import LoadError, load_object
 from tickline.transport.idle import BackoffIdleStrategy, IdleStrategy, idle_strategy_from_name
 
@@ -116,6 +118,7 @@ DEFAULT_SERVICE = "tickline.sequencer.basic:service"
 _MEMBER_MESSAGES = (RequestVote, VoteResponse, AppendRequest, AppendResponse, InstallSnapshot, InstallSnapshotResponse, TimeoutNow)
 _INGRESS = (SessionClose, IngressMessage)
 MEMBER_AUTH = ("hmac-sha256", "none")
+log = logging.getLogger("tickline.cluster")
 
 
 @dataclass(frozen=True)
@@ -399,8 +402,8 @@ class NodeAgent:
         elif isinstance(msg, wire.StatusRequest):
             refused = msg.action != 0 and not self.gate.is_admin(msg.credentials)
             if refused:
-                print(f"error: admin request refused: member={self.member} client={msg.client_id} action={msg.action} "
-                      f"reason=no_admin_credential fault=client", file=sys.stderr, flush=True)
+                log.warning("admin request refused %s", kv(member=self.member, client=msg.client_id, action=msg.action,
+                                                            reason="no_admin_credential", fault="client"))
             elif msg.action == 1:
                 node.take_snapshot()
             elif msg.action == 2:
@@ -518,7 +521,7 @@ class NodeAgent:
         """Clean shutdown: hand leadership over, then stop within one election timeout."""
         if self.stopping_until is None and self.node is not None:
             target = self.node.shutdown()
-            print(f"member={self.member} stopping transfer_to={target}", flush=True)
+            log.info("stopping %s", kv(member=self.member, transfer_to=target))
             self.stopping_until = self.now() + self.topology.election_timeout_min
 
     def done(self) -> bool:
@@ -534,10 +537,10 @@ class NodeAgent:
             self.node.close()  # what waits for a sync in flight still goes out
         if self.io is not None:
             s = self.io.stats
-            print(f"member={self.member} closing sent={s.sent} received={s.received} not_connected={s.not_connected} "
-                  f"back_pressured={s.back_pressured} too_large={s.too_large} malformed={s.malformed} "
-                  f"unknown_client={s.unknown_client} unauthenticated={s.unauthenticated} bad_channel={s.bad_channel} "
-                  f"sessions_rejected={self.gate.rejected if self.gate else 0}", flush=True)
+            log.info("closing %s", kv(member=self.member, sent=s.sent, received=s.received, not_connected=s.not_connected,
+                                      back_pressured=s.back_pressured, too_large=s.too_large, malformed=s.malformed,
+                                      unknown_client=s.unknown_client, unauthenticated=s.unauthenticated,
+                                      bad_channel=s.bad_channel, sessions_rejected=self.gate.rejected if self.gate else 0))
             self.io = None
         if self.stack is not None:
             self.stack.close()
@@ -566,14 +569,14 @@ def run(topology: Topology, member: int) -> int:
         node = agent.node
         assert node is not None and agent.stack is not None
         r = node.recovery
-        print(f"member={member} started transport={'aeron-ipc' if agent.stack.shared else 'aeron-udp'} aeron_dir={agent.stack.dir} "
-              f"aeron_threading={'invoker' if agent.stack.invoker else 'threaded'} fsync={topology.fsync.value} "
-              f"fsync_thread={str(agent.fsync_thread).lower()} idle={topology.idle}"
-              f"{f'/{topology.idle_max_park_us}us' if topology.idle == 'backoff' else ''} log_start={r.first_position} "
-              f"log_end={r.end_position} truncated_at={r.truncated_at} "
-              f"reason={r.reason} snapshot={node.core.base_position} term={node.core.term}", flush=True)
+        idle_name = topology.idle + (f"/{topology.idle_max_park_us}us" if topology.idle == "backoff" else "")
+        log.info("started %s", kv(member=member, transport="aeron-ipc" if agent.stack.shared else "aeron-udp",
+                                  aeron_dir=agent.stack.dir, aeron_threading="invoker" if agent.stack.invoker else "threaded",
+                                  fsync=topology.fsync.value, fsync_thread=str(agent.fsync_thread).lower(), idle=idle_name,
+                                  log_start=r.first_position, log_end=r.end_position, truncated_at=r.truncated_at,
+                                  reason=r.reason, snapshot=node.core.base_position, term=node.core.term))
         if r.damaged:  # not a torn tail: what was lost is named, and the member votes only once caught up
-            print(f"member={member} {r.describe()}", file=sys.stderr, flush=True)
+            log.warning("damaged log %s %s", kv(member=member), r.describe())
         while not agent.done():
             idle.idle(agent.do_work())
     finally:
@@ -588,7 +591,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tickline.cluster.daemon")
     p.add_argument("--config", required=True)
     p.add_argument("--member", type=int, required=True)
+    add_log_arguments(p)
     args = p.parse_args(argv)
+    if not start_daemon(args, "tickline cluster node"):
+        return 2
     try:
         topo = load_topology(args.config)
         if args.member not in topo.members:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
 from typing import Any, Iterator
+
+from tickline.logs import add_arguments as add_log_arguments
+from tickline.logs import kv, start_daemon
+
+log = logging.getLogger("tickline.feed")
 
 
 @contextlib.contextmanager
@@ -72,12 +78,14 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"tickline feed synthetic: {e}", file=sys.stderr)
         return 2
+    if not start_daemon(args, "tickline feed synthetic"):
+        return 2
     with aeron_client(args.aeron_dir, args.embedded) as aeron:
         pub = aeron.add_exclusive_publication(args.channel, args.stream)
         publisher = MarketDataPublisher(pub)
         feed = SyntheticFeed(publisher, walk, args.rate, max_batch=args.batch, pregenerate=args.pregenerate)
-        print(f"tickline feed synthetic: channel={args.channel} stream={args.stream} rate={args.rate} "
-              f"symbols={','.join(args.symbols)} session_id={pub.session_id}", file=sys.stderr, flush=True)
+        log.info("synthetic %s", kv(channel=args.channel, stream=args.stream, rate=args.rate, symbols=",".join(args.symbols),
+                                    session_id=pub.session_id))
         run_agent(feed, args.idle, args.seconds, stop)
         print(json.dumps({"published": publisher.published, "next_seq": publisher.next_seq,
                           "back_pressured": publisher.back_pressured, "skipped": feed.skipped}), flush=True)
@@ -91,6 +99,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from .replay import ArchiveSource, ReplaySourceError
 
     stop = StopFlag()
+    if not start_daemon(args, "tickline feed replay"):
+        return 2
     with aeron_client(args.aeron_dir, args.embedded) as aeron:
         try:
             source = ArchiveSource(aeron, recording_id=args.recording_id, channel=args.from_channel, stream_id=args.from_stream,
@@ -112,12 +122,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             print(f"tickline feed replay: {e}", file=sys.stderr)
             source.close()
             return 2
-        print(f"tickline feed replay: recording_id={rid} channel={args.channel} stream={args.stream} replay_session_id={rs}",
-              file=sys.stderr, flush=True)
+        log.info("replay %s", kv(recording_id=rid, channel=args.channel, stream=args.stream, replay_session_id=rs))
         try:
             while not stop.stop and (deadline is None or time.monotonic() < deadline):
                 for err in source.client.poll_errors():  # a replay that failed after it started
-                    print(f"tickline feed replay: archive error: {err}", file=sys.stderr, flush=True)
+                    log.error("replay archive_error %s", kv(error=err))
                 time.sleep(0.05)
         finally:
             source.close()
@@ -189,6 +198,7 @@ def register_feed(subparsers: argparse._SubParsersAction) -> None:  # type: igno
                    help="load mode: encode the walk's first N quotes once and publish them in a loop, "
                         "stamped per batch (prices repeat every N)")
     p.add_argument("--idle", default="backoff", help="idle strategy (busy-spin, yielding, backoff, sleeping)")
+    add_log_arguments(p)
     p.set_defaults(func=_cmd_synthetic)
 
     p = sub.add_parser("replay", help="the archive source: replay a recording onto --channel/--stream (the strategies' stream)")
@@ -201,6 +211,7 @@ def register_feed(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     p.add_argument("--archive-control-stream", type=int, default=None, help="the archive's control stream (default its default)")
     p.add_argument("--wait-subscriber", type=float, default=30.0, metavar="SECONDS",
                    help="wait up to this long for a subscriber of --stream before the replay starts (0: don't)")
+    add_log_arguments(p)
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("tail", help="print a market-data stream as JSON lines; counters (gaps, duplicates) at the end")

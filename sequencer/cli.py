@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tomllib
+
+from tickline.logs import add_arguments as add_log_arguments
+from tickline.logs import kv, start_daemon
 
 FLOW_KEYS = {"name", "rate", "symbol", "account", "mid", "qty", "bad_share", "seed", "cluster_credentials_file"}
 
@@ -33,12 +37,14 @@ def _cmd_flow(args: argparse.Namespace) -> int:
     except (KeyError, OSError, ClusterError, tomllib.TOMLDecodeError) as e:
         print(f"tickline sequencer flow: {e}", file=sys.stderr)
         return 2
+    if not start_daemon(args, "tickline sequencer flow"):
+        return 2
+    log = logging.getLogger("tickline.sequencer.flow")
     opts = {k: v for k, v in entry.items() if k not in ("name", CREDENTIALS_KEY)}
     flow = OrderFlow(gw, name=args.name, status_file=args.status_file, stop_after=args.seconds, **opts)
-    rc = run_agent(flow, f"flow {args.name}")
+    rc = run_agent(flow, log, flow=args.name)
     s = flow.stats()
-    print(f"tickline flow {args.name}: sent={s['sent']} sequenced={s['sequenced']} acked={s['acked']} filled={s['filled']} "
-          f"rejected={s['rejected']} unanswered={s['unanswered']}", file=sys.stderr, flush=True)
+    log.info("totals %s", kv(flow=args.name, **{k: s[k] for k in ("sent", "sequenced", "acked", "filled", "rejected", "unanswered")}))
     return rc
 
 
@@ -51,4 +57,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     f.add_argument("--name", required=True, help="the [[flow]] entry")
     f.add_argument("--seconds", type=float, default=None, help="stop sending after this long (keeps answering)")
     f.add_argument("--status-file", default="", help="write counters (JSON) here every 0.5 s")
+    add_log_arguments(f)
     f.set_defaults(func=_cmd_flow)

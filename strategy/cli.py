@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from tickline.feed.cli import StopFlag, aeron_client, register_feed
+from tickline.logs import add_arguments as add_log_arguments
 
 
 def load_strategy_class(spec: str) -> Any:
@@ -77,7 +78,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tickline.logs import kv, start_daemon
+
+    if not start_daemon(args, "tickline strategy run"):
+        return 2
+    log = logging.getLogger("tickline.strategy")
     try:
         cls = load_strategy_class(args.strategy)
         config = load_toml(args.config, args.section)
@@ -100,12 +105,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if state is not None:
                 reports, positions = state
                 adopted = runner.restore(reports, positions)
-                print(f"tickline strategy run: recovered open_orders={adopted} positions={dict(positions or {})}",
-                      file=sys.stderr, flush=True)
+                log.info("recovered %s", kv(open_orders=adopted, positions=dict(positions or {})))
         invoker = AgentInvoker(runner)
         idle = idle_strategy_from_name(config.idle)
-        print(f"tickline strategy run: strategy={config.name} class={args.strategy} md={config.md_channel}"
-              f"#{config.md_stream} gateway={config.gateway['kind']} pid={os.getpid()}", file=sys.stderr, flush=True)
+        log.info("running %s", kv(strategy=config.name, **{"class": args.strategy}, md=f"{config.md_channel}#{config.md_stream}",
+                                  gateway=config.gateway["kind"], pid=os.getpid()))
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
         next_status = 0.0
         try:
@@ -151,6 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--embedded", action="store_true", help="run a media driver inside this process")
     r.add_argument("--seconds", type=float, help="stop after this long")
     r.add_argument("--status-file", help="write counters, positions and the strategy's summary() here (JSON, every second)")
+    add_log_arguments(r)
     r.set_defaults(func=_cmd_run)
     register_feed(subparsers)
 

@@ -37,8 +37,16 @@ class UtcFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
-        t = time.gmtime(record.created)
-        return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(record.created % 1 * 1e6):06d}Z"
+        return utc_stamp(record.created)
+
+
+#: a line that starts with the common timestamp (``tickline up`` does not stamp such a line again)
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z(?= )")
+
+
+def utc_stamp(t: float) -> str:
+    """``t`` (seconds since the epoch) as the logs' timestamp: ``2026-12-06T02:07:01.123456Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 _UNSAFE = re.compile(r'[\x00-\x20"=\\\x7f]')
@@ -111,3 +119,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def configure_from_args(args: argparse.Namespace, logger: str = "tickline") -> logging.Handler:
     return configure(args.log_level, args.log_file, args.log_max_bytes, args.log_backups, logger)
+
+
+def argv_of(args: argparse.Namespace) -> list[str]:
+    """The options :func:`add_arguments` parsed, as a command line again (for a command that runs another's main)."""
+    out = ["--log-max-bytes", str(args.log_max_bytes), "--log-backups", str(args.log_backups)]
+    if args.log_level:
+        out += ["--log-level", args.log_level]
+    if args.log_file:
+        out += ["--log-file", args.log_file]
+    return out
+
+
+def start_daemon(args: argparse.Namespace, prog: str) -> bool:
+    """A daemon's first step: :func:`configure_from_args`; a bad option (level, unwritable file)
+    is printed as ``prog: error`` on stderr and False returned (the daemon exits 2)."""
+    try:
+        configure_from_args(args)
+    except LogConfigError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return False
+    return True

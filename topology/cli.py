@@ -7,6 +7,8 @@ import argparse
 import sys
 import time
 
+from tickline.logs import LEVELS
+
 
 def _load(path: str, **kw: object):
     from .config import TopologyError, load
@@ -21,12 +23,19 @@ def _load(path: str, **kw: object):
 def _cmd_up(args: argparse.Namespace) -> int:
     from .supervisor import Supervisor
 
+    from tickline.logs import LogConfigError, resolve_level
+
+    try:
+        resolve_level(args.log_level)  # the children's level, checked once here
+    except LogConfigError as exc:
+        print(f"tickline up: {exc}", file=sys.stderr)
+        return 2
     topo = _load(args.topology)
     if topo is None:
         return 2
     from .run import StopSignals
 
-    sup = Supervisor(topo, restart=args.restart)
+    sup = Supervisor(topo, restart=args.restart, log_level=args.log_level)
     signals = StopSignals()
     try:
         sup.start()
@@ -100,6 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--restart", action="store_true", help="restart a process that dies (default: report it only)")
     p.add_argument("--seconds", type=float, default=None, help="stop everything after this long")
     p.add_argument("--status-interval", type=float, default=5.0, help="seconds between status tables (0: none)")
+    p.add_argument("--log-level", choices=LEVELS, type=str.upper,
+                   help="every process's least severe level logged (default: $TICKLINE_LOG_LEVEL, else INFO)")
     p.set_defaults(func=_cmd_up)
     p = subparsers.add_parser("status", help="the processes of a running topology: roles, messages, errors")
     p.add_argument("topology", help="the topology file (TOML) the processes were started from")

@@ -256,7 +256,7 @@ def run_pipeline(run_dir: str, seconds: float, *, kills: int | Sequence[str] = 0
     topo.processes = [dataclasses.replace(p, argv=(*p.argv, *extra)) if p.role == "order flow" else p for p in topo.processes]
 
     def echo(name: str, line: str) -> bool:
-        return verbose or "Traceback" in line or "Error" in line or "fault=" in line
+        return verbose or "Traceback" in line or "Error" in line or " ERROR " in line or "fault=" in line
 
     victims = ["leader"] * kills if isinstance(kills, int) else list(kills)
     sup = Supervisor(topo, restart=bool(victims), out=out, echo=echo)

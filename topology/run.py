@@ -4,8 +4,9 @@ status).  Every application daemon of the pipeline uses this one loop."""
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
-import sys
 from typing import Any
 
 from tickline.transport.idle import BackoffIdleStrategy
@@ -36,16 +37,19 @@ def write_status(path: str, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_agent(agent: Any, name: str, until: Any = None) -> int:
-    """Run ``agent`` until a signal (or ``until()`` is true); returns the exit code."""
+def run_agent(agent: Any, log: logging.Logger, until: Any = None, **fields: object) -> int:
+    """Run ``agent`` until a signal (or ``until()`` is true); returns the exit code.  Its start
+    and stop are logged to ``log`` (``running pid=N`` and ``stopped``, with ``fields``)."""
+    from tickline.logs import kv
+
     signals = StopSignals()
     idle = BackoffIdleStrategy(max_park_ns=1_000_000)
-    print(f"tickline {name}: running pid={__import__('os').getpid()}", file=sys.stderr, flush=True)
+    log.info("running %s", kv(**fields, pid=os.getpid()))
     agent.on_start()
     try:
         while not signals.stop and (until is None or not until()):
             idle.idle(agent.do_work())
     finally:
         agent.on_close()
-    print(f"tickline {name}: stopped", file=sys.stderr, flush=True)
+    log.info(f"stopped {kv(**fields)}".rstrip())
     return 0

@@ -2,7 +2,8 @@
 
 - starts the children in their groups' order (driver, cluster members, venue,
   adapter, clients), each ``python -m tickline ...`` in its own process group;
-- prefixes and timestamps every line they print (``12:00:01.234 member-2 | ...``);
+- prefixes and timestamps every line they print (``2026-12-06T12:00:01.234567Z member-2 | ...``,
+  the UTC timestamp of the logs; a child's log line keeps its own, it is not stamped twice);
 - prints a status table (process, role, pid, uptime, state, messages, errors)
   every ``status_interval`` seconds, the cluster members' roles included;
 - a child that dies is reported, once; it is restarted only with ``restart``;
@@ -26,6 +27,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Callable
+
+from tickline.logs import STAMP, utc_stamp
 
 from .config import Process, Topology
 
@@ -58,15 +61,16 @@ class Child:
 
 
 def _stamp() -> str:
-    t = time.time()
-    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+    return utc_stamp(time.time())
 
 
 class Supervisor:
     def __init__(self, topology: Topology, *, restart: bool = False, out: IO[str] | None = None,
-                 echo: Callable[[str, str], bool] | None = None, grace: float = 8.0) -> None:
-        """``echo(name, line)`` decides which child lines are printed (default: all)."""
+                 echo: Callable[[str, str], bool] | None = None, grace: float = 8.0, log_level: str | None = None) -> None:
+        """``echo(name, line)`` decides which child lines are printed (default: all); ``log_level``
+        (else the inherited ``TICKLINE_LOG_LEVEL``) is every child's."""
         self.topology = topology
+        self.log_level = log_level
         self.restart = restart
         self.out = out or sys.stdout
         self.echo = echo
@@ -91,6 +95,8 @@ class Supervisor:
 
     def _spawn(self, c: Child) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.log_level:
+            env["TICKLINE_LOG_LEVEL"] = self.log_level
         c.proc = subprocess.Popen([sys.executable, "-m", "tickline", *c.spec.argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True, env=env, preexec_fn=_stop_with_supervisor)
         c.started = time.monotonic()
@@ -250,7 +256,10 @@ class Supervisor:
     def _line(self, c: Child, line: str, force: bool = False) -> None:
         c.lines = (c.lines + [line])[-20:]
         if force or self.echo is None or self.echo(c.spec.name, line):
-            print(f"{_stamp()} {c.spec.name:<12} | {line}", file=self.out, flush=True)
+            # a line that carries the common timestamp (a child's log event) keeps its own, in front
+            m = STAMP.match(line)
+            stamp, text = (m.group(), line[m.end() + 1:]) if m else (_stamp(), line)
+            print(f"{stamp} {c.spec.name:<12} | {text}", file=self.out, flush=True)
 
     # ---------------------------------------------------------------- status
 

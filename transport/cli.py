@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from tickline.logs import add_arguments as add_log_arguments
+
 
 def _die_with_parent() -> None:
     # in the aeronmd child: SIGTERM when `tickline driver` dies (even by SIGKILL), so no driver is orphaned
@@ -19,21 +21,27 @@ def _die_with_parent() -> None:
 
 
 def _cmd_driver(args: argparse.Namespace) -> int:
+    import logging
+
+    from tickline.logs import kv, start_daemon
+
     from .driver import aeronmd_path, default_dir, driver_pid_if_active, private_umask, remove_dead_driver_dir
 
+    if not start_daemon(args, "tickline driver"):
+        return 2
+    log = logging.getLogger("tickline.driver")
     d = args.dir or default_dir()
     dead = remove_dead_driver_dir(d)
     if dead is not None:
-        print(f"tickline driver: removed a dead driver's directory: dir={d} pid={dead}", file=sys.stderr)
+        log.warning("removed a dead driver's directory: %s", kv(dir=d, pid=dead))
     pid = driver_pid_if_active(d)
     if pid is not None:
-        print(f"tickline driver: a live media driver already uses this directory: dir={d} pid={pid}", file=sys.stderr)
+        log.error("a live media driver already uses this directory: %s", kv(dir=d, pid=pid))
         return 1
     from .driver_properties import unknown
 
     for name in unknown([o.partition("=")[0] for o in args.define]):
-        print(f"tickline driver: warning: unknown property, Aeron ignores it: fault=user property={name}",
-              file=sys.stderr)
+        log.warning("unknown property, Aeron ignores it: %s", kv(fault="user", property=name))
     argv = [aeronmd_path(), f"-Daeron.dir={d}"] + [f"-D{o}" for o in args.define]
     # Private files: directories 0700, cnc.dat and log buffers 0600 (0770/0660 with --group-access);
     # the aeronmd child inherits the umask.
@@ -41,7 +49,7 @@ def _cmd_driver(args: argparse.Namespace) -> int:
     # aeronmd runs as a child: SIGTERM/SIGINT are passed on to its clean shutdown, after
     # which it exits with the signal's number; that is a clean stop here, exit 0.
     child = subprocess.Popen(argv, preexec_fn=_die_with_parent)
-    print(f"tickline driver: dir={d} pid={os.getpid()} aeronmd_pid={child.pid}", file=sys.stderr, flush=True)
+    log.info("running %s", kv(dir=d, pid=os.getpid(), aeronmd_pid=child.pid))
     stopped_by: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
@@ -52,7 +60,7 @@ def _cmd_driver(args: argparse.Namespace) -> int:
         signal.signal(sig, forward)
     rc = child.wait()
     if stopped_by and rc in (*stopped_by, *(-s for s in stopped_by)):
-        print(f"tickline driver: stopped signal={signal.Signals(stopped_by[0]).name}", file=sys.stderr, flush=True)
+        log.info("stopped %s", kv(signal=signal.Signals(stopped_by[0]).name))
         return 0
     return rc if rc >= 0 else 128 - rc
 
@@ -143,6 +151,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="an Aeron driver property, e.g. -D aeron.threading.mode=SHARED (repeatable)")
     p.add_argument("--group-access", action="store_true",
                    help="directories 0770 and files 0660 (default 0700/0600): for clients of other users in the group")
+    add_log_arguments(p)
     p.set_defaults(func=_cmd_driver)
 
     p = subparsers.add_parser("stat", help="print a driver's counters and errors, like AeronStat")

@@ -156,6 +156,6 @@ def start_archive_process(procs, driver_dir: str, dir, **options: str):
     while True:
         line = p.stderr.readline()
         assert line, f"archive exited: rc={p.poll()}"
-        if "tickline archive: ready" in line:
+        if " INFO tickline.archive ready " in line:
             return p
         assert time.monotonic() < deadline, "archive did not start"

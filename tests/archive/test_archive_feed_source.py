@@ -129,7 +129,7 @@ def test_recorded_by_the_topology_archive_and_replayed_by_tickline_feed_replay(p
                         f'record = [{{ channel = "aeron:ipc", stream = {LIVE} }}]\n')
     archive = procs.start([sys.executable, "-m", "tickline", "archive", "run", "--config", str(topology)],
                           stderr=subprocess.PIPE, text=True)
-    _wait_line(archive, "tickline archive: ready")
+    _wait_line(archive, " INFO tickline.archive ready ")
     client = ArchiveClient.connect(aeron, timeout=20.0)
     try:
         sent, rid = publish_market_data(aeron, client)  # nobody asked for this recording: the section did
@@ -140,7 +140,7 @@ def test_recorded_by_the_topology_archive_and_replayed_by_tickline_feed_replay(p
         feed = procs.start([sys.executable, "-m", "tickline", "feed", "replay", "--aeron-dir", driver.dir,
                             "--from-stream", str(LIVE), "--stream", str(REPLAY), "--seconds", "30"],
                            stderr=subprocess.PIPE, text=True)
-        line = _wait_line(feed, "tickline feed replay: recording_id=")
+        line = _wait_line(feed, " INFO tickline.feed replay recording_id=")
         assert f"recording_id={rid} " in line
         run_to(runner, s, COUNT)
     finally:

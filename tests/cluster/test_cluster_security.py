@@ -192,8 +192,16 @@ def test_client_egress_channels_outside_the_topology_are_refused(tmp_path, aeron
             assert query_status(stray, leader, timeout=3) is None
             stray.poll_egress()
             assert stray.inbox == []
+        # a channel that carries a log line of its own (Aeron takes a newline in an alias): refused,
+        # and logged as one line, the channel quoted with the newline escaped, nothing forged
+        forged = "2026-01-01T00:00:00.000000Z INFO tickline.cluster forged member=9"
+        with ClusterLink(c.topo.members, aeron_base=aeron_dir,
+                         egress_channel=udp_channel("127.0.0.1", p_unlisted) + f"|alias=x\n{forged}") as hostile:
+            assert query_status(hostile, leader, timeout=3) is None
         st = query_status(c.link, leader, timeout=10)
-        assert st.bad_channels >= 2 and st.role == "leader"
+        assert st.bad_channels >= 3 and st.role == "leader"
         assert "egress channel refused: client=" in c.logs() and "endpoint not allowed by client_egress" in c.logs()
+        assert f"alias=x\\n{forged}" in c.logs(), c.logs()
+        assert not [ln for ln in c.logs().splitlines() if ln.startswith(forged)], c.logs()
     finally:
         c.stop()

@@ -109,7 +109,7 @@ modes = {{ AF = "auto-fill", RS = "rest" }}
 def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path, driver, procs, loop):
     port = free_port()
     cfg = topology(tmp_path, port, driver.dir)
-    sim_banner = "tickline exchange-sim: running orders=aeron:ipc#2001 reports=aeron:ipc#2002"
+    sim_banner = " INFO tickline.venue.exchange_sim running orders=aeron:ipc#2001 reports=aeron:ipc#2002 "
     sim = procs(cli("exchange-sim", "--config", str(cfg)), sim_banner)
     gw = procs(cli("fix-gateway", "--config", str(cfg)), "bridge=aeron")
 
@@ -189,7 +189,7 @@ def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path
     sim2.send_signal(signal.SIGTERM)
     assert sim2.wait(timeout=15) == 0
     tail = sim2.stderr.read()
-    assert "tickline exchange-sim: stopped orders=6 reports=12 bad=0 unsent=0" in tail, tail
+    assert " INFO tickline.venue.exchange_sim stopped orders=6 reports=12 bad=0 unsent=0 " in tail, tail
     reports = [(e.message[11], e.message[150]) for e in app(c1) if e.message.msg_type == "8" and not e.poss_dup]
     assert sorted(r for r in reports if r[0][0] in "NDO") == sorted(
         [(f"N{i}", t) for i in range(5) for t in ("0", "F")] + [("O1", "0"), ("O1", "F")])

@@ -85,11 +85,14 @@ def test_up_starts_everything_shows_roles_and_stops_it_all_on_sigterm(tmp_path):
         shutil.rmtree(run, ignore_errors=True)
     text = "\n".join(out)
     assert rc == 0, text
-    # lines are stamped and prefixed with the process's name
-    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} member-1\s+\| member=1 started", text, re.M), text
-    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} venue\s+\| tickline venue: running", text, re.M), text
+    # lines are stamped (UTC, once: a child's log event keeps its own) and prefixed with the process's name
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    assert re.search(rf"^{stamp} member-1\s+\| INFO tickline.cluster started member=1 ", text, re.M), text
+    assert re.search(rf"^{stamp} venue\s+\| INFO tickline.venue running pid=\d+$", text, re.M), text
+    assert re.search(rf"^{stamp} member-1\s+\| \*\* stopped code=0$", text, re.M), text
+    assert not re.search(rf"^{stamp} \S+\s+\| {stamp}", text, re.M), text
     # the leader steps down first: the first member to stop hands its leadership over
-    stops = re.findall(r"member=(\d) stopping transfer_to=(\w+)", text)
+    stops = re.findall(r"INFO tickline.cluster stopping member=(\d) transfer_to=(\w+)", text)
     assert stops and stops[0][1] != "None", stops
     assert len(pids) >= 10 and not [pid for pid in pids if _alive(pid)]
     assert "DIED" not in text

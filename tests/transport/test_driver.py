@@ -4,6 +4,7 @@ when there is no driver or it dies, invoker mode, counters and `tickline stat`."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def test_driver_command_runs_aeronmd_until_a_signal_then_exits_0(shm_dir: str, p
     assert p.wait(10) == 0  # a clean stop (aeronmd alone exits with the signal's number)
     assert b"Shutting down driver" in p.stdout.read()
     err = p.stderr.read().decode()
-    assert f"tickline driver: stopped signal={sig.name}" in err and "unknown property" not in err
+    assert re.search(rf"^\d{{4}}-\d\d-\d\dT[\d:.]+Z INFO tickline.driver stopped signal={sig.name}$", err, re.M), err
+    assert "unknown property" not in err
 
 
 def test_driver_command_warns_about_an_unknown_property_and_dies_with_its_parent(shm_dir: str, procs) -> None:  # type: ignore[no-untyped-def]
@@ -129,8 +131,8 @@ def test_driver_command_warns_about_an_unknown_property_and_dies_with_its_parent
                      "-D", "aeron.no.such.thing=1", "-D", "AERON_TERM_BUFFER_LENGTH=65536"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     line = p.stderr.readline().decode()
-    assert line.startswith("tickline driver: warning: unknown property, Aeron ignores it: fault=user "
-                           "property=aeron.no.such.thing"), line
+    assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z WARNING tickline.driver unknown property, Aeron ignores it: fault=user "
+                    r"property=aeron.no.such.thing$", line), line
     assert wait_for(lambda: driver_pid_if_active(shm_dir) not in (None, p.pid), 15)
     child = driver_pid_if_active(shm_dir)
     assert "AERON_TERM_BUFFER_LENGTH" not in p.stderr.readline().decode()  # the next line is the banner

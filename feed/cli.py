@@ -190,7 +190,7 @@ def register_feed(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     common(p)
     p.add_argument("--rate", type=float, default=1000.0, help="messages per second, all symbols together")
     p.add_argument("--symbols", type=_symbols, default=["ESZ6"], help="comma separated (default ESZ6)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seed of the random walk: the same seed publishes the same quotes")
     p.add_argument("--start", type=float, default=100.0, help="first mid price")
     p.add_argument("--tick", type=float, default=0.01, help="price step")
     p.add_argument("--batch", type=int, default=256, help="most messages per batch call (one offer_frames)")

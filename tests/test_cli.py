@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,20 @@ def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
         out = "".join(capsys.readouterr().out.split())  # argparse wraps lines (even at a hyphen)
         for w in wanted:
             assert "".join(w.split()) in out, (argv, w, out)
+
+
+def _undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                missing += _undocumented(sub, f"{path} {name}")
+        elif not action.help:
+            missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+def test_every_option_and_argument_of_every_command_has_help() -> None:
+    # `--help` is what an operator reads first: an option without a line of help is a guess
+    missing = _undocumented(tickline.cli.build_parser(), "tickline")
+    assert not missing, "\n".join(missing)

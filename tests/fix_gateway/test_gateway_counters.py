@@ -98,7 +98,7 @@ report_stream_id = 2402
 idle = "sleeping"
 modes = {{ AF = "auto-fill" }}
 """)
-    started([sys.executable, "-m", "tickline", "exchange-sim", "--config", str(cfg)], "tickline exchange-sim: running")
+    started([sys.executable, "-m", "tickline", "exchange-sim", "--config", str(cfg)], " INFO tickline.venue.exchange_sim running ")
     gw = started([sys.executable, "-m", "tickline", "fix-gateway", "--config", str(cfg)], "bridge=aeron")
 
     # registered as soon as the gateway runs, before any session logged on

@@ -75,7 +75,7 @@ modes = {{ AF = "auto-fill" }}
     sim = subprocess.Popen([sys.executable, "-m", "tickline", "exchange-sim", "--config", str(cfg)],
                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
-        assert "tickline exchange-sim: running" in sim.stderr.readline()
+        assert " INFO tickline.venue.exchange_sim running " in sim.stderr.readline()
         a = Aeron(driver.dir)
         pub = a.add_exclusive_publication("aeron:ipc", 2301)
         reports = a.add_subscription("aeron:ipc", 2302)

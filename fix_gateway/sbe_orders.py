@@ -50,6 +50,24 @@ def _ch(e: Any) -> int:
     return ord(e.value)
 
 
+# raw byte <-> enum member by table: an Enum call or ``.value`` costs several times a dict
+# lookup, a few of each per message.  A byte outside a table goes through the Enum call,
+# which raises as before.
+_BY_BYTE: dict[type, dict[int, Any]] = {cls: {ord(v.value): v for v in cls}
+                                        for cls in (Side, OrdType, TimeInForce, ExecType, OrdStatus, CxlRejResponseTo)}
+_SIDE_OF, _ORD_TYPE_OF, _TIF_OF = _BY_BYTE[Side], _BY_BYTE[OrdType], _BY_BYTE[TimeInForce]
+_BYTE_OF: dict[Any, int] = {v: b for table in _BY_BYTE.values() for b, v in table.items()}
+
+
+#: NewOrder's char arrays after ClOrdId (offset in the message, length): account, symbol
+_NEW_ORDER_TEXT = ((8 + 20, 12), (8 + 32, 16))
+
+
+def _member(table: dict[int, Any], cls: Any, raw: int) -> Any:
+    v = table.get(raw)
+    return cls(chr(raw)) if v is None else v
+
+
 class OrderCodec:
     def __init__(self, capacity: int = 4096) -> None:
         m = self.m = sbe_module()
@@ -63,6 +81,8 @@ class OrderCodec:
         self._decoders = {c.TEMPLATE_ID: c() for c in (m.NewOrderDecoder, m.CancelOrderDecoder, m.ReplaceOrderDecoder,
                                                          m.ExecutionReportDecoder, m.OrderRejectDecoder)}
         self._header = m.MessageHeader()
+        self._new_size = m.HEADER_LENGTH + m.NewOrderEncoder.BLOCK_LENGTH
+        self._new_head = bytes(self._new.wrap_and_apply_header(bytearray(self._new_size), 0).buffer[:m.HEADER_LENGTH])
 
     # -- encode -------------------------------------------------------------
 
@@ -76,7 +96,10 @@ class OrderCodec:
         if isinstance(msg, NewOrder):
             e = self._new.wrap_and_apply_header(b, 0)
             e.cl_ord_id, e.account, e.symbol = msg.cl_ord_id, msg.account, msg.symbol
-            e.side_raw, e.ord_type_raw, e.time_in_force_raw = _ch(msg.side), _ch(msg.ord_type), _ch(msg.time_in_force)
+            b_of = _BYTE_OF
+            e.side_raw = b_of.get(msg.side) or _ch(msg.side)
+            e.ord_type_raw = b_of.get(msg.ord_type) or _ch(msg.ord_type)
+            e.time_in_force_raw = b_of.get(msg.time_in_force) or _ch(msg.time_in_force)
             e.price.mantissa, e.stop_price.mantissa = msg.price, msg.stop_price
             e.quantity, e.transact_time, e.expire_time = msg.quantity, msg.transact_time, msg.expire_time
         elif isinstance(msg, CancelOrder):
@@ -107,6 +130,24 @@ class OrderCodec:
             raise TypeError(f"not an order message: type={type(msg).__name__}")
         return self.view, self.m.HEADER_LENGTH + e.encoded_length
 
+    def renumbered_new_order(self, data: bytes | bytearray | memoryview, cl_ord_id: str) -> bytes | None:
+        """The bytes ``encode(decode(data)._replace(cl_ord_id=cl_ord_id))`` gives, for ``data``
+        that :meth:`decode` accepted as a NewOrder, when it is in this schema's exact form (its
+        header, its block and nothing after, every char array NUL-padded after its text): a copy
+        with the ClOrdId replaced instead of every field encoded again; None for any other form
+        (then decode and encode it).  ``cl_ord_id``: ASCII, at most 20 characters."""
+        head, n = self._new_head, self._new_size
+        if len(data) != n or data[:8] != head:
+            return None
+        for off, length in _NEW_ORDER_TEXT:  # account, symbol: text, then only NULs
+            field = bytes(data[off:off + length])
+            end = field.find(0)
+            if end >= 0 and field.count(0) != length - end:
+                return None
+        out = bytearray(data)
+        out[8:28] = cl_ord_id.encode("ascii").ljust(20, b"\0")
+        return bytes(out)
+
     # -- decode -------------------------------------------------------------
 
     def decode(self, buf: Any, offset: int = 0, length: int | None = None) -> OrderRequest | VenueReport:
@@ -133,9 +174,9 @@ class OrderCodec:
     @staticmethod
     def _to_message(tid: int, d: Any) -> OrderRequest | VenueReport:
         if tid == 1:
-            return NewOrder(d.cl_ord_id, d.account, d.symbol, Side(chr(d.side_raw)), OrdType(chr(d.ord_type_raw)),
-                            TimeInForce(chr(d.time_in_force_raw)), d.price.mantissa, d.stop_price.mantissa, d.quantity,
-                            d.transact_time, d.expire_time)
+            return NewOrder(d.cl_ord_id, d.account, d.symbol, _member(_SIDE_OF, Side, d.side_raw),
+                            _member(_ORD_TYPE_OF, OrdType, d.ord_type_raw), _member(_TIF_OF, TimeInForce, d.time_in_force_raw),
+                            d.price.mantissa, d.stop_price.mantissa, d.quantity, d.transact_time, d.expire_time)
         if tid == 2:
             return CancelOrder(d.cl_ord_id, d.orig_cl_ord_id, d.symbol, Side(chr(d.side_raw)), d.transact_time)
         if tid == 3:

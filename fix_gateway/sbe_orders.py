@@ -13,6 +13,7 @@ call) and returns a frozen dataclass, so nothing keeps a reference into it.
 
 from __future__ import annotations
 
+import struct
 import types
 from typing import Any
 
@@ -59,6 +60,8 @@ _SIDE_OF, _ORD_TYPE_OF, _TIF_OF = _BY_BYTE[Side], _BY_BYTE[OrdType], _BY_BYTE[Ti
 _BYTE_OF: dict[Any, int] = {v: b for table in _BY_BYTE.values() for b, v in table.items()}
 
 
+_HEADER = struct.Struct("<HHHH")  # the SBE message header: blockLength, templateId, schemaId, version
+
 #: NewOrder's char arrays after ClOrdId (offset in the message, length): account, symbol
 _NEW_ORDER_TEXT = ((8 + 20, 12), (8 + 32, 16))
 
@@ -83,6 +86,11 @@ class OrderCodec:
         self._header = m.MessageHeader()
         self._new_size = m.HEADER_LENGTH + m.NewOrderEncoder.BLOCK_LENGTH
         self._new_head = bytes(self._new.wrap_and_apply_header(bytearray(self._new_size), 0).buffer[:m.HEADER_LENGTH])
+        h = self._header.wrap(self._new_head, 0)
+        if m.HEADER_LENGTH != _HEADER.size or _HEADER.unpack(self._new_head) != (
+                h.block_length, h.template_id, h.schema_id, h.version):
+            raise RuntimeError("orders.xml's message header is not blockLength, templateId, schemaId, version "
+                               "(uint16 each): fault=ours")
 
     # -- encode -------------------------------------------------------------
 
@@ -156,20 +164,21 @@ class OrderCodec:
         end = len(buf) if length is None else offset + length
         if end - offset < m.HEADER_LENGTH:
             raise SbeDecodeError(f"message shorter than the SBE header: fault=remote length={end - offset}")
-        h = self._header.wrap(buf, offset)
-        if h.schema_id != m.SCHEMA_ID:
-            raise SbeDecodeError(f"wrong SBE schema: fault=remote schema_id={h.schema_id} expected={m.SCHEMA_ID}")
-        d = self._decoders.get(h.template_id)
+        # the header in one unpack (its layout is checked against the generated one at __init__)
+        block_length, template_id, schema_id, version = _HEADER.unpack_from(buf, offset)
+        if schema_id != m.SCHEMA_ID:
+            raise SbeDecodeError(f"wrong SBE schema: fault=remote schema_id={schema_id} expected={m.SCHEMA_ID}")
+        d = self._decoders.get(template_id)
         if d is None:
-            raise SbeDecodeError(f"unknown SBE template: fault=remote schema_id={h.schema_id} template_id={h.template_id}")
-        if end - offset < m.HEADER_LENGTH + h.block_length or h.block_length < d.BLOCK_LENGTH:
-            raise SbeDecodeError(f"truncated SBE message: fault=remote template_id={h.template_id} "
-                                 f"length={end - offset} block_length={h.block_length}")
+            raise SbeDecodeError(f"unknown SBE template: fault=remote schema_id={schema_id} template_id={template_id}")
+        if end - offset < m.HEADER_LENGTH + block_length or block_length < d.BLOCK_LENGTH:
+            raise SbeDecodeError(f"truncated SBE message: fault=remote template_id={template_id} "
+                                 f"length={end - offset} block_length={block_length}")
         try:
-            d.wrap(buf, offset + m.HEADER_LENGTH, h.block_length, h.version)
-            return self._to_message(h.template_id, d)
+            d.wrap(buf, offset + m.HEADER_LENGTH, block_length, version)
+            return self._to_message(template_id, d)
         except (ValueError, IndexError, m.MessageError) as e:  # enum values outside the schema, bad text
-            raise SbeDecodeError(f"bad SBE message: fault=remote template_id={h.template_id} error={e}") from None
+            raise SbeDecodeError(f"bad SBE message: fault=remote template_id={template_id} error={e}") from None
 
     @staticmethod
     def _to_message(tid: int, d: Any) -> OrderRequest | VenueReport:

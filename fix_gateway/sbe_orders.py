@@ -62,8 +62,8 @@ _BYTE_OF: dict[Any, int] = {v: b for table in _BY_BYTE.values() for b, v in tabl
 
 _HEADER = struct.Struct("<HHHH")  # the SBE message header: blockLength, templateId, schemaId, version
 
-#: NewOrder's char arrays after ClOrdId (offset in the message, length): account, symbol
-_NEW_ORDER_TEXT = ((8 + 20, 12), (8 + 32, 16))
+#: NewOrder's char arrays after ClOrdId (start and end in the message): account, symbol
+_NEW_ORDER_TEXT = ((8 + 20, 8 + 32), (8 + 32, 8 + 48))
 
 
 def _member(table: dict[int, Any], cls: Any, raw: int) -> Any:
@@ -145,16 +145,17 @@ class OrderCodec:
         with the ClOrdId replaced instead of every field encoded again; None for any other form
         (then decode and encode it).  ``cl_ord_id``: ASCII, at most 20 characters."""
         head, n = self._new_head, self._new_size
-        if len(data) != n or data[:8] != head:
+        if len(data) != n:
             return None
-        for off, length in _NEW_ORDER_TEXT:  # account, symbol: text, then only NULs
-            field = bytes(data[off:off + length])
-            end = field.find(0)
-            if end >= 0 and field.count(0) != length - end:
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not data.startswith(head):
+            return None
+        for off, end in _NEW_ORDER_TEXT:  # account, symbol: text, then only NULs (searched in place)
+            nul = data.find(0, off, end)
+            if nul >= 0 and data.count(0, nul, end) != end - nul:
                 return None
-        out = bytearray(data)
-        out[8:28] = cl_ord_id.encode("ascii").ljust(20, b"\0")
-        return bytes(out)
+        return b"".join((head, cl_ord_id.encode("ascii").ljust(20, b"\0"), data[28:]))
 
     # -- decode -------------------------------------------------------------
 

@@ -17,7 +17,10 @@ from typing import Callable
 
 from .protocol import Challenge, ChallengeResponse, EgressMessage, EventCode, IngressMessage, SessionConnect, SessionEvent
 
-__all__ = ["ClusterClient", "Outstanding"]
+__all__ = ["ClusterClient", "Outstanding", "MAX_BACKOFF"]
+
+#: a message resent again and again to one leader waits at most 2**MAX_BACKOFF timeouts between sends
+MAX_BACKOFF = 3
 
 
 @dataclass(slots=True)
@@ -27,6 +30,7 @@ class Outstanding:
     next_retry: int  # when it is resent unless answered (its entry in the retry heap)
     last_sent: int = 0
     sends: int = 0
+    backoff: int = 0  # sends since the last leader change: the next timeout is the base one times 2**backoff (capped)
 
 
 class ClusterClient:
@@ -37,7 +41,11 @@ class ClusterClient:
     when it has gone unanswered for the retry timeout, which is
     ``max(retry_timeout, 4 x the smoothed latency of answers)`` (capped at
     ``8 x retry_timeout``), so a cluster that is merely behind is not flooded
-    with copies of its own backlog.  At most ``retry_window`` timed-out
+    with copies of its own backlog; and each further resend of one message to
+    the same leader waits twice as long as the one before (up to
+    ``2**MAX_BACKOFF`` times the timeout; a leader change starts again from
+    one), so an overloaded cluster gets a few copies of a message it is slow
+    to answer, not one per timeout.  At most ``retry_window`` timed-out
     messages are resent per :meth:`poll` and at most ``send_window`` messages
     go out per :meth:`poll` in all (the rest wait for the next one).  A
     timeout rotates the leader guess at most once per poll.
@@ -142,22 +150,35 @@ class ClusterClient:
                         self._rotate_if_stale()
             if to_send:
                 floor = self.floor
-                due = now + self.retry_after()
+                base = self.retry_after()
+                due = now + base
                 leader, cid, sid = self.leader_guess, self.client_id, self.session_id
                 send = self._out.append
                 sent: list[int] = []
+                backed_off: dict[int, list[int]] | None = None  # due -> resends that wait longer
                 for _ in range(min(len(to_send), self.send_window)):
                     c = to_send.popleft()
                     o = out.get(c)
                     if o is None or o.next_retry > now and o.sends:
                         continue  # answered, or already resent since it was queued
-                    o.next_retry = due
+                    k = o.backoff
+                    o.backoff = k + 1
+                    if k:
+                        o.next_retry = d = now + (base << min(k, MAX_BACKOFF))
+                        if backed_off is None:
+                            backed_off = {}
+                        backed_off.setdefault(d, []).append(c)
+                    else:
+                        o.next_retry = due
+                        sent.append(c)
                     o.last_sent = now
                     o.sends += 1
-                    sent.append(c)
                     send((leader, IngressMessage(cid, sid, c, floor, o.payload)))
                 if sent:
                     self._push_timer(due, sent)
+                if backed_off is not None:
+                    for d, ids in backed_off.items():
+                        self._push_timer(d, ids)
         out_msgs, self._out = self._out, []
         return out_msgs
 
@@ -170,6 +191,7 @@ class ClusterClient:
         self._to_send = deque(self.outstanding)
         for o in self.outstanding.values():
             o.next_retry = now
+            o.backoff = 0
 
     def _rotate_if_stale(self) -> None:
         i = self.members.index(self.leader_guess)
@@ -240,6 +262,7 @@ class ClusterClient:
                     self._connect_retry = min(self._connect_retry, now + delay)
                 elif msg.correlation_id in self.outstanding:
                     o = self.outstanding[msg.correlation_id]
+                    o.backoff = 0  # sent to the leader it names: its first timeout there
                     if o.next_retry > now + delay:
                         o.next_retry = now + delay
                         self._push_timer(o.next_retry, [msg.correlation_id])

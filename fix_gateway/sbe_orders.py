@@ -13,6 +13,7 @@ call) and returns a frozen dataclass, so nothing keeps a reference into it.
 
 from __future__ import annotations
 
+import struct
 import types
 from typing import Any
 
@@ -50,6 +51,26 @@ def _ch(e: Any) -> int:
     return ord(e.value)
 
 
+# raw byte <-> enum member by table: an Enum call or ``.value`` costs several times a dict
+# lookup, a few of each per message.  A byte outside a table goes through the Enum call,
+# which raises as before.
+_BY_BYTE: dict[type, dict[int, Any]] = {cls: {ord(v.value): v for v in cls}
+                                        for cls in (Side, OrdType, TimeInForce, ExecType, OrdStatus, CxlRejResponseTo)}
+_SIDE_OF, _ORD_TYPE_OF, _TIF_OF = _BY_BYTE[Side], _BY_BYTE[OrdType], _BY_BYTE[TimeInForce]
+_BYTE_OF: dict[Any, int] = {v: b for table in _BY_BYTE.values() for b, v in table.items()}
+
+
+_HEADER = struct.Struct("<HHHH")  # the SBE message header: blockLength, templateId, schemaId, version
+
+#: NewOrder's char arrays after ClOrdId (start and end in the message): account, symbol
+_NEW_ORDER_TEXT = ((8 + 20, 8 + 32), (8 + 32, 8 + 48))
+
+
+def _member(table: dict[int, Any], cls: Any, raw: int) -> Any:
+    v = table.get(raw)
+    return cls(chr(raw)) if v is None else v
+
+
 class OrderCodec:
     def __init__(self, capacity: int = 4096) -> None:
         m = self.m = sbe_module()
@@ -63,6 +84,13 @@ class OrderCodec:
         self._decoders = {c.TEMPLATE_ID: c() for c in (m.NewOrderDecoder, m.CancelOrderDecoder, m.ReplaceOrderDecoder,
                                                          m.ExecutionReportDecoder, m.OrderRejectDecoder)}
         self._header = m.MessageHeader()
+        self._new_size = m.HEADER_LENGTH + m.NewOrderEncoder.BLOCK_LENGTH
+        self._new_head = bytes(self._new.wrap_and_apply_header(bytearray(self._new_size), 0).buffer[:m.HEADER_LENGTH])
+        h = self._header.wrap(self._new_head, 0)
+        if m.HEADER_LENGTH != _HEADER.size or _HEADER.unpack(self._new_head) != (
+                h.block_length, h.template_id, h.schema_id, h.version):
+            raise RuntimeError("orders.xml's message header is not blockLength, templateId, schemaId, version "
+                               "(uint16 each): fault=ours")
 
     # -- encode -------------------------------------------------------------
 
@@ -76,7 +104,10 @@ class OrderCodec:
         if isinstance(msg, NewOrder):
             e = self._new.wrap_and_apply_header(b, 0)
             e.cl_ord_id, e.account, e.symbol = msg.cl_ord_id, msg.account, msg.symbol
-            e.side_raw, e.ord_type_raw, e.time_in_force_raw = _ch(msg.side), _ch(msg.ord_type), _ch(msg.time_in_force)
+            b_of = _BYTE_OF
+            e.side_raw = b_of.get(msg.side) or _ch(msg.side)
+            e.ord_type_raw = b_of.get(msg.ord_type) or _ch(msg.ord_type)
+            e.time_in_force_raw = b_of.get(msg.time_in_force) or _ch(msg.time_in_force)
             e.price.mantissa, e.stop_price.mantissa = msg.price, msg.stop_price
             e.quantity, e.transact_time, e.expire_time = msg.quantity, msg.transact_time, msg.expire_time
         elif isinstance(msg, CancelOrder):
@@ -107,6 +138,25 @@ class OrderCodec:
             raise TypeError(f"not an order message: type={type(msg).__name__}")
         return self.view, self.m.HEADER_LENGTH + e.encoded_length
 
+    def renumbered_new_order(self, data: bytes | bytearray | memoryview, cl_ord_id: str) -> bytes | None:
+        """The bytes ``encode(decode(data)._replace(cl_ord_id=cl_ord_id))`` gives, for ``data``
+        that :meth:`decode` accepted as a NewOrder, when it is in this schema's exact form (its
+        header, its block and nothing after, every char array NUL-padded after its text): a copy
+        with the ClOrdId replaced instead of every field encoded again; None for any other form
+        (then decode and encode it).  ``cl_ord_id``: ASCII, at most 20 characters."""
+        head, n = self._new_head, self._new_size
+        if len(data) != n:
+            return None
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not data.startswith(head):
+            return None
+        for off, end in _NEW_ORDER_TEXT:  # account, symbol: text, then only NULs (searched in place)
+            nul = data.find(0, off, end)
+            if nul >= 0 and data.count(0, nul, end) != end - nul:
+                return None
+        return b"".join((head, cl_ord_id.encode("ascii").ljust(20, b"\0"), data[28:]))
+
     # -- decode -------------------------------------------------------------
 
     def decode(self, buf: Any, offset: int = 0, length: int | None = None) -> OrderRequest | VenueReport:
@@ -115,27 +165,28 @@ class OrderCodec:
         end = len(buf) if length is None else offset + length
         if end - offset < m.HEADER_LENGTH:
             raise SbeDecodeError(f"message shorter than the SBE header: fault=remote length={end - offset}")
-        h = self._header.wrap(buf, offset)
-        if h.schema_id != m.SCHEMA_ID:
-            raise SbeDecodeError(f"wrong SBE schema: fault=remote schema_id={h.schema_id} expected={m.SCHEMA_ID}")
-        d = self._decoders.get(h.template_id)
+        # the header in one unpack (its layout is checked against the generated one at __init__)
+        block_length, template_id, schema_id, version = _HEADER.unpack_from(buf, offset)
+        if schema_id != m.SCHEMA_ID:
+            raise SbeDecodeError(f"wrong SBE schema: fault=remote schema_id={schema_id} expected={m.SCHEMA_ID}")
+        d = self._decoders.get(template_id)
         if d is None:
-            raise SbeDecodeError(f"unknown SBE template: fault=remote schema_id={h.schema_id} template_id={h.template_id}")
-        if end - offset < m.HEADER_LENGTH + h.block_length or h.block_length < d.BLOCK_LENGTH:
-            raise SbeDecodeError(f"truncated SBE message: fault=remote template_id={h.template_id} "
-                                 f"length={end - offset} block_length={h.block_length}")
+            raise SbeDecodeError(f"unknown SBE template: fault=remote schema_id={schema_id} template_id={template_id}")
+        if end - offset < m.HEADER_LENGTH + block_length or block_length < d.BLOCK_LENGTH:
+            raise SbeDecodeError(f"truncated SBE message: fault=remote template_id={template_id} "
+                                 f"length={end - offset} block_length={block_length}")
         try:
-            d.wrap(buf, offset + m.HEADER_LENGTH, h.block_length, h.version)
-            return self._to_message(h.template_id, d)
+            d.wrap(buf, offset + m.HEADER_LENGTH, block_length, version)
+            return self._to_message(template_id, d)
         except (ValueError, IndexError, m.MessageError) as e:  # enum values outside the schema, bad text
-            raise SbeDecodeError(f"bad SBE message: fault=remote template_id={h.template_id} error={e}") from None
+            raise SbeDecodeError(f"bad SBE message: fault=remote template_id={template_id} error={e}") from None
 
     @staticmethod
     def _to_message(tid: int, d: Any) -> OrderRequest | VenueReport:
         if tid == 1:
-            return NewOrder(d.cl_ord_id, d.account, d.symbol, Side(chr(d.side_raw)), OrdType(chr(d.ord_type_raw)),
-                            TimeInForce(chr(d.time_in_force_raw)), d.price.mantissa, d.stop_price.mantissa, d.quantity,
-                            d.transact_time, d.expire_time)
+            return NewOrder(d.cl_ord_id, d.account, d.symbol, _member(_SIDE_OF, Side, d.side_raw),
+                            _member(_ORD_TYPE_OF, OrdType, d.ord_type_raw), _member(_TIF_OF, TimeInForce, d.time_in_force_raw),
+                            d.price.mantissa, d.stop_price.mantissa, d.quantity, d.transact_time, d.expire_time)
         if tid == 2:
             return CancelOrder(d.cl_ord_id, d.orig_cl_ord_id, d.symbol, Side(chr(d.side_raw)), d.transact_time)
         if tid == 3:

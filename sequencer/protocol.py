@@ -89,9 +89,22 @@ def encode_venue_poll(after: int, max_orders: int = 256) -> bytes:
     return HEADER.pack(_POLL.size, VENUE_POLL, SCHEMA_ID, VERSION) + _POLL.pack(after, max_orders)
 
 
+SEQUENCED_HEADER = HEADER.pack(_SEQUENCED.size, SEQUENCED, SCHEMA_ID, VERSION)  # one is sent per order
+SEQUENCED_SIZE = HEADER.size + _SEQUENCED.size
+
+
 def encode_sequenced(order_id: int, timestamp: int, cl_ord_id: str) -> bytes:
-    return HEADER.pack(_SEQUENCED.size, SEQUENCED, SCHEMA_ID, VERSION) + _SEQUENCED.pack(
-        order_id, timestamp, cl_ord_id.encode("ascii", "replace")[:20])
+    return SEQUENCED_HEADER + _SEQUENCED.pack(order_id, timestamp, cl_ord_id.encode("ascii", "replace")[:20])
+
+
+def sequenced_fields(data: bytes) -> tuple[int, int, str] | None:
+    """(order id, timestamp, ClOrdId) of a Sequenced receipt in its exact form (this header, the
+    whole block), as :func:`decode` reads it; None for anything else (ask :func:`decode`)."""
+    if len(data) < SEQUENCED_SIZE or data[:HEADER.size] != SEQUENCED_HEADER:
+        return None
+    oid, ts, raw = _SEQUENCED.unpack_from(data, HEADER.size)
+    return oid, ts, raw.rstrip(b"\0").decode("ascii", "replace")
+
 
 
 def encode_recover(account: str) -> bytes:

@@ -170,6 +170,10 @@ class _Order:
 
 
 _FINISHED = frozenset(("filled", "cancelled", "rejected", "done"))  # done: a cancel request answered
+# enum members and values as module globals: an Enum class attribute or ``.value`` costs several
+# dict lookups, and each order needs a few
+_BUY, _MARKET = Side.BUY, OrdType.MARKET
+_SIDE_VALUE = {v: v.value for v in Side}
 _PRICE_SCALE = 10 ** 9
 
 
@@ -243,7 +247,7 @@ class SequencerService:
                 self._refuse(session, timestamp, "", "malformed", str(exc))
                 return
             if isinstance(msg, NewOrder):
-                self._new_order(session, timestamp, msg)
+                self._new_order(session, timestamp, msg, payload)
             elif isinstance(msg, CancelOrder):
                 self._cancel(session, timestamp, msg)
             elif isinstance(msg, ReplaceOrder):
@@ -333,7 +337,7 @@ class SequencerService:
         n = len(self.venue_queue)
         return ("venue_backlog", f"queued={n} max={self.limits.venue_backlog}") if n >= self.limits.venue_backlog else None
 
-    def _new_order(self, session: Any, ts: int, o: NewOrder) -> None:
+    def _new_order(self, session: Any, ts: int, o: NewOrder, payload: bytes | None = None) -> None:
         lim = self.limits
         sid = session.id
         full = self._venue_full()
@@ -355,10 +359,10 @@ class SequencerService:
             if len(recent) >= lim.max_orders:
                 self._refuse(session, ts, o.cl_ord_id, "rate_limit", f"orders={len(recent)} window_ms={lim.rate_window_ms} max={lim.max_orders}", o)
                 return
-        side = o.side.value
+        side = _SIDE_VALUE.get(o.side) or o.side.value
         pos = self.positions.get((o.account, o.symbol), 0)
         open_same = self.open_qty.get((o.account, o.symbol, side), 0)
-        worst = pos + open_same + o.quantity if o.side is Side.BUY else pos - open_same - o.quantity
+        worst = pos + open_same + o.quantity if o.side is _BUY else pos - open_same - o.quantity
         if abs(worst) > lim.max_position:
             self._refuse(session, ts, o.cl_ord_id, "position_limit", f"position={pos} open={open_same} quantity={o.quantity} max={lim.max_position}", o)
             return
@@ -371,7 +375,13 @@ class SequencerService:
         else:
             recent.append(ts)
         self.counters["accepted"] += 1
-        self._to_venue(seq, o._replace(cl_ord_id=str(seq)), ts)
+        venue_id = str(seq)
+        # the order as the venue gets it: the client's message under ClOrdId = its sequence
+        data = self.codec.renumbered_new_order(payload, venue_id) if payload is not None else None
+        if data is None:
+            self._to_venue(seq, o._replace(cl_ord_id=venue_id), ts)
+        else:
+            self._queue_for_venue(seq, data)
         session.offer(P.encode_sequenced(seq, ts, o.cl_ord_id))
 
     def _live_order(self, sid: int, orig_cl_ord_id: str) -> _Order | None:
@@ -420,7 +430,7 @@ class SequencerService:
             return "bad_quantity", f"quantity={qty}"
         if qty > lim.max_order_qty:
             return "max_order_size", f"quantity={qty} max={lim.max_order_qty}"
-        if px is not None and ord_type is not OrdType.MARKET:
+        if px is not None and ord_type is not _MARKET:
             ref = self.last_price.get(symbol)
             if ref is None and symbol in lim.reference_prices:
                 ref = int(lim.reference_prices[symbol] * _PRICE_SCALE)
@@ -456,9 +466,11 @@ class SequencerService:
         self.next_seq += 1
         return seq
 
-    def _to_venue(self, seq: int, msg: NewOrder | CancelOrder, ts: int) -> None:
+    def _to_venue(self, seq: int, msg: NewOrder | CancelOrder | ReplaceOrder, ts: int) -> None:
         view, n = self.codec.encode(msg)
-        data = bytes(view[:n])
+        self._queue_for_venue(seq, bytes(view[:n]))
+
+    def _queue_for_venue(self, seq: int, data: bytes) -> None:
         self.venue_queue.append((seq, data))
         self.venue_open[seq] = data
         vp = self.venue_poll

@@ -46,6 +46,16 @@ log = logging.getLogger("tickline.strategy")
 _HEADER = struct.Struct("<HHHH")
 _U32 = struct.Struct("<I")
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOW2 = tuple(a + b for a in _B36 for b in _B36)  # 0..1295 as two base-36 digits, zero-padded
+
+
+def _base36(n: int) -> str:
+    digits = []
+    while True:
+        n, r = divmod(n, 36)
+        digits.append(_B36[r])
+        if not n:
+            return "".join(reversed(digits))
 
 
 class OrderStatus(enum.Enum):
@@ -188,6 +198,10 @@ class ClOrdIdGenerator:
         self.prefix = prefix + "-"
         self.counter = seed
         self.width = 20 - len(self.prefix)
+        # the id without its last two digits changes once every 36**2 ids: kept, so that an id
+        # is one division, one table lookup and one concatenation (it is made once per order)
+        self._high = -1
+        self._head = ""
 
     def counter_of(self, cl_ord_id: str) -> int | None:
         """The counter of one of this generator's ids (None: another prefix, or not base 36)."""
@@ -207,15 +221,13 @@ class ClOrdIdGenerator:
     def __call__(self) -> str:
         n = self.counter
         self.counter = n + 1
-        digits = []
-        while True:
-            n, r = divmod(n, 36)
-            digits.append(_B36[r])
-            if not n:
-                break
-        if len(digits) > self.width:
-            raise OverflowError(f"cl_ord_id counter too large for 20 characters: prefix={self.prefix} fault=ours")
-        return self.prefix + "".join(reversed(digits))
+        high, low = divmod(n, 1296)
+        if high != self._high:
+            digits = _base36(high) if high else ""
+            if len(digits) + 2 > self.width:
+                raise OverflowError(f"cl_ord_id counter too large for 20 characters: prefix={self.prefix} fault=ours")
+            self._high, self._head = high, self.prefix + digits
+        return self._head + (_LOW2[low] if high else _B36[low] if low < 36 else _LOW2[low])
 
 
 class ReportEvent:

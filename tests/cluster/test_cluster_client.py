@@ -189,3 +189,22 @@ def test_the_leader_names_itself_in_its_answer_to_a_connect():
     net.run(20)
     [ok] = [m for m in net.egress[7] if type(m) is SessionEvent]
     assert ok.code == EventCode.OK and ok.leader == leader
+
+
+def test_a_message_the_leader_keeps_not_answering_is_resent_ever_later_and_a_leader_change_starts_again():
+    # an overloaded leader answers late: each resend of one message waits twice the one before
+    # (capped), so the client adds a few copies of its backlog, not one per timeout
+    c = connected(retry_timeout=100)
+    corr = c.offer(b"o", 0)
+    assert ingress(c.poll(0)) == [corr]
+    resent_at = [now for now in range(1, 4000) if ingress(c.poll(now)) == [corr]]
+    assert resent_at == [100, 300, 700, 1500, 2300, 3100, 3900]  # +100, +200, +400, +800, then +800 (2**MAX_BACKOFF)
+    assert c.retries == 7
+    c.on_egress(SessionEvent(70, corr, EventCode.ERROR, detail="unknown_session"), 4000)  # the session is gone
+    assert [type(m).__name__ for _, m in c.poll(4000)] == ["SessionConnect"]
+    c.on_egress(SessionEvent(70, 0, EventCode.OK, leader=1), 4000)
+    assert ingress(c.poll(4000)) == [corr]  # resent at once once the session is open again
+    assert ingress(c.poll(4099)) == []
+    assert ingress(c.poll(4100)) == [corr]  # and from there its first timeout is the base one again
+    assert ingress(c.poll(4299)) == []
+    assert ingress(c.poll(4300)) == [corr]

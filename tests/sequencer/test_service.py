@@ -455,3 +455,35 @@ def test_names_are_bounded_the_longest_closed_one_is_forgotten_and_open_ones_are
     h.send(C, P.encode_attach("c"))  # B closed first: its name goes
     assert h.service.origins == {"a": A, "c": C} and h.service.counters["origins_forgotten"] == 1
     assert list(h.service.closed_origins) == ["a"]
+
+
+def test_the_venue_gets_each_order_exactly_as_decoding_and_encoding_it_under_its_sequence_would_give():
+    # the service copies a NewOrder in the schema's exact form and replaces only its ClOrdId (no
+    # decode-and-encode of every field); any other form is encoded again.  Either way the venue's
+    # bytes are encode(decode(order) with ClOrdId = the sequence): random damage to a valid order
+    # (bytes after a text's NUL, other header fields, a longer message) checks every byte
+    h = Harness(SequencerLimits(max_position=10**12, max_order_qty=10**12, max_orders=10**6, price_band_pct=1000.0))
+    rnd = random.Random(19)
+    base = h.order("c", qty=7)
+    codec = OrderCodec()
+    expected = {}
+    for k in range(1500):
+        b = bytearray(base)
+        b[8:28] = f"c{k}".encode().ljust(20, b"\0")
+        for _ in range(rnd.randint(0, 3)):
+            b[rnd.randrange(28, len(b))] = rnd.choice([0, 0x41, 0x31, 0x32, rnd.randrange(256)])
+        if rnd.random() < 0.1:
+            b += bytes(rnd.randrange(1, 9))
+        try:
+            msg = codec.decode(bytes(b))
+        except Exception:
+            continue
+        out = h.send(A, bytes(b), ts=1000 + k)
+        if P.peek(out[A][0]) != (P.SCHEMA_ID, P.SEQUENCED):
+            continue  # refused by risk (a damaged quantity or price): nothing goes to the venue
+        seq = P.decode(out[A][0])
+        v, n = codec.encode(msg._replace(cl_ord_id=str(seq.order_id)))
+        expected[seq.order_id] = bytes(v[:n])
+    assert len(expected) > 300
+    assert {s: m for s, m in h.service.venue_queue} == expected
+    assert h.service.venue_open == expected

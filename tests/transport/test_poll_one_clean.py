@@ -1,0 +1,137 @@
+"""poll_one() views against the driver cleaning the log behind the subscriber.
+
+poll_one() consumes the fragment it returns: the image's subscriber position
+moves past it before Python reads the view.  For an IPC publication the
+media driver's conductor zeroes the log up to the slowest subscriber's
+position whenever it moves the publisher limit, so a view over the log itself
+could read zeros (or a later message) while it was still supposed to be
+valid.  The view now covers a copy the subscription owns.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Callable
+
+import pytest
+
+from tickline.transport import Aeron, ClosedError
+
+SIZE = 32  # sequence number at both ends, zeros between
+CHANNEL = "aeron:ipc?term-length=65536"
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.0005)
+
+
+def message(seq: int, out: bytearray) -> bytearray:
+    struct.pack_into("<q", out, 0, seq)
+    struct.pack_into("<q", out, SIZE - 8, seq)
+    return out
+
+
+def test_poll_one_views_never_read_the_cleaned_log(aeron: Aeron) -> None:
+    # The reproduction: one publisher, one subscriber pulling with poll_one(),
+    # 200,000 sequence-numbered messages on 64 KiB terms (the conductor
+    # cleans a few times per term).  Each view is read in full after
+    # poll_one returned; on the old code some were all zeros (gaps in the
+    # sequence).
+    count = 200_000
+    sub = aeron.add_subscription(CHANNEL, 41)
+    pub = aeron.add_publication(CHANNEL, 41)
+    wait_for(lambda: pub.is_connected, what="publication connected")
+    out = bytearray(SIZE)
+    sent = expected = 0
+    zero_views: list[int] = []  # the sequence number each all-zero view should have carried
+    wrong: list[tuple[int, int, int]] = []  # (expected, first, last) of views with another message
+    zero = bytes(SIZE)
+    deadline = time.monotonic() + 120  # a bound, not a timing assertion
+    while expected < count:
+        assert time.monotonic() < deadline, f"only {expected} of {count} messages arrived"
+        while sent < count and pub.offer(message(sent + 1, out)) > 0:
+            sent += 1
+        while (view := sub.poll_one()) is not None:
+            expected += 1
+            data = bytes(view)
+            if data == zero:
+                zero_views.append(expected)
+                continue
+            first, last = struct.unpack_from("<q", data, 0)[0], struct.unpack_from("<q", data, SIZE - 8)[0]
+            if (first, last) != (expected, expected) or len(data) != SIZE:
+                wrong.append((expected, first, last))
+    assert zero_views == [], f"all-zero poll_one views: count={len(zero_views)} at={zero_views[:20]}"
+    assert wrong == [], f"views with another message: count={len(wrong)} first={wrong[:20]}"
+    assert expected == count and sub.poll_one() is None
+
+
+def test_poll_one_view_holds_its_fragment_after_the_driver_cleaned_its_place(aeron: Aeron) -> None:
+    # Deterministic: a fragment longer than the conductor's trip gain (an
+    # eighth of the publication window) moves the subscriber position far
+    # enough that the conductor's next duty cycle cleans the log up to it and
+    # only then raises the publisher limit to position + window.  Once the
+    # limit shows that, the fragment's place in the log is zeros; the view
+    # (and a view made from it) must still show the fragment.  The next
+    # poll_one revokes both.
+    channel = "aeron:ipc?term-length=65536|mtu=8192"
+    sub = aeron.add_subscription(channel, 42)
+    pub = aeron.add_publication(channel, 42)
+    wait_for(lambda: pub.is_connected, what="publication connected")
+    window = pub.position_limit - pub.position  # nothing consumed yet
+    assert window > 0
+    big = bytes(range(256)) * 31 + b"tail"  # 7940 bytes: one fragment (mtu 8192)
+    assert len(big) <= pub.max_payload_length
+    assert pub.offer(big) > 0 and pub.offer(b"next") > 0
+    got: list[memoryview] = []
+    wait_for(lambda: (v := sub.poll_one()) is not None and got.append(v) is None, what="the big fragment")
+    view = got[0]
+    derived = view[-4:]
+    position = sub.last_header.position
+    assert position > window // 8
+    wait_for(lambda: pub.position_limit >= position + window, what="the conductor to clean and move the limit")
+    assert bytes(view) == big, "the view lost its fragment to the driver's clean-up"
+    assert bytes(derived) == b"tail"
+    nxt = sub.poll_one()
+    assert nxt is not None and bytes(nxt) == b"next"
+    for v in (view, derived):
+        with pytest.raises(ValueError, match="released"):
+            bytes(v)
+    assert sub.poll_one() is None
+
+
+def test_poll_one_across_images_keeps_each_sessions_order(aeron: Aeron) -> None:
+    # Two exclusive publications on one stream: two images with their own
+    # session ids.  Every view carries its session's next sequence number,
+    # last_header names that session, and no view is zeros.
+    count = 20_000
+    sub = aeron.add_subscription(CHANNEL, 43)
+    pubs = [aeron.add_exclusive_publication(CHANNEL, 43) for _ in range(2)]
+    assert pubs[0].session_id != pubs[1].session_id
+    wait_for(lambda: all(p.is_connected for p in pubs) and sub.image_count == 2, what="two images")
+    out = bytearray(SIZE)
+    sent = {p.session_id: 0 for p in pubs}
+    seen = {p.session_id: 0 for p in pubs}
+    bad: list[tuple[int, int, bytes]] = []
+    zero = bytes(SIZE)
+    deadline = time.monotonic() + 120
+    while min(seen.values()) < count:
+        assert time.monotonic() < deadline, f"only {seen} of {count} per session arrived"
+        for p in pubs:
+            while sent[p.session_id] < count and p.offer(message(sent[p.session_id] + 1, out)) > 0:
+                sent[p.session_id] += 1
+        while (view := sub.poll_one()) is not None:
+            session = sub.last_header.session_id
+            seen[session] += 1
+            data = bytes(view)
+            if data == zero or data != bytes(message(seen[session], bytearray(SIZE))):
+                bad.append((session, seen[session], data))
+    assert bad == [], f"views out of order or zeros: count={len(bad)} first={bad[:5]}"
+    assert seen == {p.session_id: count for p in pubs}
+    sub.close()
+    with pytest.raises(ClosedError):
+        sub.poll_one()

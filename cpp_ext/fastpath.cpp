@@ -9,6 +9,9 @@
 //   memory (see "revoking views" for the one case that is copied instead);
 // - the Header passed beside it is only a view of the frame during the call;
 //   if the handler keeps it, it is frozen into a copy of the values;
+// - poll_one() is not zero-copy: the fragment is consumed before Python reads
+//   it, and the log behind the subscriber position is the driver's to clean,
+//   so its view covers a copy the subscription owns ("pull-style polling");
 // - a BufferClaim is a writable view of the claimed frame until commit/abort,
 //   which release the memoryviews made of it;
 // - a poll on the stack defers close() of its subscription or client to its
@@ -1202,11 +1205,13 @@ PyMethodDef sub_fast[] = {
      "COMMIT, CONTINUE; None means CONTINUE)."},
     {"poll_one", FASTCALL(sub_poll_one), METH_FASTCALL,
      "poll_one() -> memoryview | None\n\n"
-     "Pull style: the next fragment as a read-only view over the log, or None.\n"
-     "The view stays valid until the next poll_one/poll/controlled_poll on this\n"
+     "Pull style: the next fragment, consumed, or None.  The view is read-only\n"
+     "and covers a copy of the fragment that the subscription owns (the log\n"
+     "behind the subscriber position is the driver's to clean).  It stays valid\n"
+     "until the next poll_one/poll/controlled_poll/poll_image/drain on this\n"
      "subscription or its close (then it and views made from it are released);\n"
-     "its header is last_header.  Raw\n"
-     "fragments: use poll with a FragmentAssembler for fragmented messages."},
+     "its header is last_header.  Raw fragments: use poll with a\n"
+     "FragmentAssembler for fragmented messages."},
     {"drain", FASTCALL(sub_drain), METH_FASTCALL,
      "drain(fragment_limit) -> int\n\nConsume and discard up to fragment_limit fragments without calling Python."},
     {nullptr, nullptr, 0, nullptr}};

@@ -135,3 +135,32 @@ def test_poll_one_across_images_keeps_each_sessions_order(aeron: Aeron) -> None:
     sub.close()
     with pytest.raises(ClosedError):
         sub.poll_one()
+
+
+def test_poll_one_buffer_grows_and_drain_revokes_the_view(aeron: Aeron) -> None:
+    # A small fragment, then one longer than the subscription's first buffer
+    # (4 KiB): the buffer grows while a view made from the small one is held;
+    # that view is revoked, the big one is whole.  drain() revokes as well.
+    channel = "aeron:ipc?term-length=65536|mtu=16384"
+    sub = aeron.add_subscription(channel, 44)
+    pub = aeron.add_publication(channel, 44)
+    wait_for(lambda: pub.is_connected, what="publication connected")
+    big = bytes(range(251)) * 50  # 12550 bytes, one fragment
+    for m in (b"small", big, b"after"):
+        assert pub.offer(m) > 0
+    got: list[memoryview] = []
+    wait_for(lambda: (v := sub.poll_one()) is not None and got.append(v) is None, what="the small fragment")
+    small = got.pop()
+    derived = small[1:]
+    assert bytes(small) == b"small" and bytes(derived) == b"mall"
+    view = sub.poll_one()
+    assert view is not None and bytes(view) == big and len(view) == len(big) and view.readonly
+    for v in (small, derived):
+        with pytest.raises(ValueError, match="released"):
+            bytes(v)
+    kept = view[-10:]
+    assert sub.drain(10) == 1  # "after"
+    for v in (view, kept):
+        with pytest.raises(ValueError, match="released"):
+            bytes(v)
+    assert sub.poll_one() is None

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Callable
-
 import pytest
 
 from tickline.transport import Aeron, ClosedError
@@ -22,12 +20,24 @@ SIZE = 32  # sequence number at both ends, zeros between
 CHANNEL = "aeron:ipc?term-length=65536"
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.0005)
+def connect(aeron: Aeron, channel: str, stream_id: int, publications: int = 1, exclusive: bool = False):  # type: ignore[no-untyped-def]
+    """A subscription and its connected publications (bounded wait)."""
+    sub = aeron.add_subscription(channel, stream_id)
+    add = aeron.add_exclusive_publication if exclusive else aeron.add_publication
+    pubs = [add(channel, stream_id) for _ in range(publications)]
+    deadline = time.monotonic() + 10
+    while not (all(p.is_connected for p in pubs) and sub.image_count == publications):
+        assert time.monotonic() < deadline, f"not connected: channel={channel} stream_id={stream_id}"
+        time.sleep(0.001)
+    return sub, pubs
+
+
+def next_view(sub) -> memoryview:  # type: ignore[no-untyped-def]
+    """The next poll_one() view, waiting for it a bounded time."""
+    deadline = time.monotonic() + 10
+    while (view := sub.poll_one()) is None:
+        assert time.monotonic() < deadline, "no fragment arrived"
+    return view
 
 
 def message(seq: int, out: bytearray) -> bytearray:
@@ -43,9 +53,7 @@ def test_poll_one_views_never_read_the_cleaned_log(aeron: Aeron) -> None:
     # poll_one returned; on the old code some were all zeros (gaps in the
     # sequence).
     count = 200_000
-    sub = aeron.add_subscription(CHANNEL, 41)
-    pub = aeron.add_publication(CHANNEL, 41)
-    wait_for(lambda: pub.is_connected, what="publication connected")
+    sub, (pub,) = connect(aeron, CHANNEL, 41)
     out = bytearray(SIZE)
     sent = expected = 0
     zero_views: list[int] = []  # the sequence number each all-zero view should have carried
@@ -79,21 +87,20 @@ def test_poll_one_view_holds_its_fragment_after_the_driver_cleaned_its_place(aer
     # (and a view made from it) must still show the fragment.  The next
     # poll_one revokes both.
     channel = "aeron:ipc?term-length=65536|mtu=8192"
-    sub = aeron.add_subscription(channel, 42)
-    pub = aeron.add_publication(channel, 42)
-    wait_for(lambda: pub.is_connected, what="publication connected")
+    sub, (pub,) = connect(aeron, channel, 42)
     window = pub.position_limit - pub.position  # nothing consumed yet
     assert window > 0
     big = bytes(range(256)) * 31 + b"tail"  # 7940 bytes: one fragment (mtu 8192)
     assert len(big) <= pub.max_payload_length
     assert pub.offer(big) > 0 and pub.offer(b"next") > 0
-    got: list[memoryview] = []
-    wait_for(lambda: (v := sub.poll_one()) is not None and got.append(v) is None, what="the big fragment")
-    view = got[0]
+    view = next_view(sub)
     derived = view[-4:]
     position = sub.last_header.position
     assert position > window // 8
-    wait_for(lambda: pub.position_limit >= position + window, what="the conductor to clean and move the limit")
+    deadline = time.monotonic() + 10
+    while pub.position_limit < position + window:  # the conductor cleans, then moves the limit
+        assert time.monotonic() < deadline, "the conductor did not move the publisher limit"
+        time.sleep(0.001)
     assert bytes(view) == big, "the view lost its fragment to the driver's clean-up"
     assert bytes(derived) == b"tail"
     nxt = sub.poll_one()
@@ -109,10 +116,8 @@ def test_poll_one_across_images_keeps_each_sessions_order(aeron: Aeron) -> None:
     # session ids.  Every view carries its session's next sequence number,
     # last_header names that session, and no view is zeros.
     count = 20_000
-    sub = aeron.add_subscription(CHANNEL, 43)
-    pubs = [aeron.add_exclusive_publication(CHANNEL, 43) for _ in range(2)]
+    sub, pubs = connect(aeron, CHANNEL, 43, publications=2, exclusive=True)
     assert pubs[0].session_id != pubs[1].session_id
-    wait_for(lambda: all(p.is_connected for p in pubs) and sub.image_count == 2, what="two images")
     out = bytearray(SIZE)
     sent = {p.session_id: 0 for p in pubs}
     seen = {p.session_id: 0 for p in pubs}
@@ -142,15 +147,11 @@ def test_poll_one_buffer_grows_and_drain_revokes_the_view(aeron: Aeron) -> None:
     # (4 KiB): the buffer grows while a view made from the small one is held;
     # that view is revoked, the big one is whole.  drain() revokes as well.
     channel = "aeron:ipc?term-length=65536|mtu=16384"
-    sub = aeron.add_subscription(channel, 44)
-    pub = aeron.add_publication(channel, 44)
-    wait_for(lambda: pub.is_connected, what="publication connected")
+    sub, (pub,) = connect(aeron, channel, 44)
     big = bytes(range(251)) * 50  # 12550 bytes, one fragment
     for m in (b"small", big, b"after"):
         assert pub.offer(m) > 0
-    got: list[memoryview] = []
-    wait_for(lambda: (v := sub.poll_one()) is not None and got.append(v) is None, what="the small fragment")
-    small = got.pop()
+    small = next_view(sub)
     derived = small[1:]
     assert bytes(small) == b"small" and bytes(derived) == b"mall"
     view = sub.poll_one()

@@ -14,13 +14,14 @@ import struct
 import time
 import pytest
 
-from tickline.transport import Aeron, ClosedError
+from tickline.transport import Aeron, ClosedError, Publication, Subscription
 
 SIZE = 32  # sequence number at both ends, zeros between
 CHANNEL = "aeron:ipc?term-length=65536"
 
 
-def connect(aeron: Aeron, channel: str, stream_id: int, publications: int = 1, exclusive: bool = False):  # type: ignore[no-untyped-def]
+def connect(aeron: Aeron, channel: str, stream_id: int, publications: int = 1,
+            exclusive: bool = False) -> tuple[Subscription, list[Publication]]:
     """A subscription and its connected publications (bounded wait)."""
     sub = aeron.add_subscription(channel, stream_id)
     add = aeron.add_exclusive_publication if exclusive else aeron.add_publication
@@ -32,7 +33,7 @@ def connect(aeron: Aeron, channel: str, stream_id: int, publications: int = 1, e
     return sub, pubs
 
 
-def next_view(sub) -> memoryview:  # type: ignore[no-untyped-def]
+def next_view(sub: Subscription) -> memoryview:
     """The next poll_one() view, waiting for it a bounded time."""
     deadline = time.monotonic() + 10
     while (view := sub.poll_one()) is None:
@@ -95,7 +96,9 @@ def test_poll_one_view_holds_its_fragment_after_the_driver_cleaned_its_place(aer
     assert pub.offer(big) > 0 and pub.offer(b"next") > 0
     view = next_view(sub)
     derived = view[-4:]
-    position = sub.last_header.position
+    header = sub.last_header
+    assert header is not None
+    position = header.position
     assert position > window // 8
     deadline = time.monotonic() + 10
     while pub.position_limit < position + window:  # the conductor cleans, then moves the limit
@@ -130,7 +133,9 @@ def test_poll_one_across_images_keeps_each_sessions_order(aeron: Aeron) -> None:
             while sent[p.session_id] < count and p.offer(message(sent[p.session_id] + 1, out)) > 0:
                 sent[p.session_id] += 1
         while (view := sub.poll_one()) is not None:
-            session = sub.last_header.session_id
+            header = sub.last_header
+            assert header is not None
+            session = header.session_id
             seen[session] += 1
             data = bytes(view)
             if data == zero or data != bytes(message(seen[session], bytearray(SIZE))):

@@ -9,6 +9,9 @@
 //   memory (see "revoking views" for the one case that is copied instead);
 // - the Header passed beside it is only a view of the frame during the call;
 //   if the handler keeps it, it is frozen into a copy of the values;
+// - poll_one() is not zero-copy: the fragment is consumed before Python reads
+//   it, and the log behind the subscriber position is the driver's to clean,
+//   so its view covers a copy the subscription owns ("pull-style polling");
 // - a BufferClaim is a writable view of the claimed frame until commit/abort,
 //   which release the memoryviews made of it;
 // - a poll on the stack defers close() of its subscription or client to its
@@ -17,6 +20,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace tickline {
 
@@ -1016,19 +1020,78 @@ PyObject *sub_controlled_poll(PyObject *self, PyObject *const *args, Py_ssize_t 
 }
 
 // ---- pull-style polling
+//
+// poll_one() consumes the fragment it returns: the controlled poll's BREAK
+// moves the image's subscriber position past it before Python sees the view.
+// The log behind that position is no longer ours: for an IPC publication the
+// driver's conductor zeroes it (its clean-buffer step runs up to the slowest
+// subscriber's position each time it moves the publisher limit), so a view
+// over the log could read zeros, or a later message, while the caller still
+// holds it.  The fragment is therefore copied, inside the handler and before
+// the position moves, into a buffer of the subscription; the view covers the
+// copy.  The buffer is rewritten only after revoke_pulled() has released the
+// previous view (or pointed the views made from it at a private copy), and
+// freed only with the subscription.
 
 struct Pulled {
-    const uint8_t *buffer;
+    Subscription *sub;
     size_t length;
     aeron_header_values_t values;
     int64_t position;
     bool got;
+    bool no_memory;  // the copy could not be made: the fragment stays in the log
+#ifndef TICKLINE_MEMORYVIEW_STRUCTS
+    PyObject *bytes;  // the copy, when views cannot be revoked (see sub_poll_one)
+#endif
 };
 
+#ifdef TICKLINE_MEMORYVIEW_STRUCTS
+// Makes room for length bytes in the subscription's pull buffer; false when
+// it cannot grow.  The old buffer is retired, not freed (see Subscription).
+bool pull_reserve(Subscription *s, size_t length) {
+    if (s->pull_buf != nullptr && length <= s->pull_cap) return true;
+    size_t cap = s->pull_cap > 0 ? s->pull_cap : 4096;
+    while (cap < length) {
+        if (cap > SIZE_MAX / 2) return false;
+        cap *= 2;
+    }
+    try {
+        std::unique_ptr<uint8_t[]> fresh(new uint8_t[cap]);
+        if (s->pull_buf != nullptr) s->pull_retired.push_back(std::move(s->pull_buf));
+        s->pull_buf = std::move(fresh);
+        s->pull_cap = cap;
+    } catch (const std::bad_alloc &) {
+        return false;
+    }
+    return true;
+}
+#endif
+
+// Takes one fragment: copies it while it is still unconsumed, then BREAK
+// consumes it and ends the poll.  Any later image of the same poll is left
+// alone (ABORT), and so is a fragment that could not be copied.
 aeron_controlled_fragment_handler_action_t on_pull(void *clientd, const uint8_t *buffer, size_t length,
                                                    aeron_header_t *header) {
     auto *p = static_cast<Pulled *>(clientd);
-    p->buffer = buffer;
+    if (p->got || p->no_memory) return AERON_ACTION_ABORT;
+#ifdef TICKLINE_MEMORYVIEW_STRUCTS
+    if (!pull_reserve(p->sub, length)) {
+        p->no_memory = true;
+        return AERON_ACTION_ABORT;
+    }
+    if (length > 0) std::memcpy(p->sub->pull_buf.get(), buffer, length);
+#else
+    if (length > static_cast<size_t>(PY_SSIZE_T_MAX)) {
+        p->no_memory = true;
+        return AERON_ACTION_ABORT;
+    }
+    p->bytes = PyBytes_FromStringAndSize(reinterpret_cast<const char *>(buffer), static_cast<Py_ssize_t>(length));
+    if (p->bytes == nullptr) {
+        PyErr_Clear();  // reported as MemoryError after the poll
+        p->no_memory = true;
+        return AERON_ACTION_ABORT;
+    }
+#endif
     p->length = length;
     aeron_header_values(header, &p->values);  // the header itself lives on poll's stack
     p->position = aeron_header_position(header);
@@ -1045,11 +1108,13 @@ void revoke_pulled(Subscription *s) {
 }
 
 // poll_one() -> memoryview | None: the next fragment, consumed, as a
-// read-only view over the log that stays valid until the next poll_one(),
-// poll() or controlled_poll() on this subscription (the publisher cannot
-// reach that memory again before then: its limit is the subscriber position
-// plus at most half a term, and a term is reused only two rotations later).
-// The fragment's header is in last_header.  Raw fragments: no reassembly.
+// read-only view over a copy of it that the subscription owns.  The view
+// stays valid until the next poll_one(), poll(), controlled_poll(),
+// poll_image() or drain() on this subscription, or its close (then it, and
+// views made from it, are revoked).  Python versions whose memoryviews cannot
+// be revoked (no TICKLINE_MEMORYVIEW_STRUCTS) get a view over a bytes copy of
+// their own instead, valid for as long as it is held.  The fragment's header
+// is in last_header.  Raw fragments: no reassembly.
 PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
     if (!arg_count("poll_one", nargs, 0, 0)) return nullptr;
     Subscription *s = checked_subscription(self, "poll_one");
@@ -1057,14 +1122,27 @@ PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
     PollGuard guard(*s);
     if (!guard.enter("poll_one")) return nullptr;
-    revoke_pulled(s);
+    revoke_pulled(s);  // before the buffer its view covers is rewritten
     if (!dispatch_pending_image_events(s)) return nullptr;
     if (!s->usable()) Py_RETURN_NONE;  // an image callback closed it
-    Pulled p{nullptr, 0, {}, 0, false};
+    Pulled p{};
+    p.sub = s;
     int n = aeron_subscription_controlled_poll(s->sub, on_pull, &p, 1);
-    if (n < 0) {
-        PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s->channel.c_str(), s->stream_id,
-                     aeron_errmsg());
+#ifndef TICKLINE_MEMORYVIEW_STRUCTS
+    PyObject *bytes = p.bytes;  // owned from here
+#endif
+    if (n < 0 || p.no_memory) {
+#ifndef TICKLINE_MEMORYVIEW_STRUCTS
+        Py_XDECREF(bytes);
+#endif
+        if (p.no_memory) {
+            PyErr_Format(PyExc_MemoryError,
+                         "poll_one could not copy a fragment: channel=%s stream_id=%d fault=ours (the fragment stays unconsumed)",
+                         s->channel.c_str(), s->stream_id);
+        } else {
+            PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s->channel.c_str(), s->stream_id,
+                         aeron_errmsg());
+        }
         return nullptr;
     }
     if (!p.got) Py_RETURN_NONE;
@@ -1073,7 +1151,13 @@ PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
         // A header the caller kept is left as it is; last_header gets a new one.
         Py_XDECREF(hdr);
         hdr = header_new_object();
-        if (hdr == nullptr) return nullptr;
+        if (hdr == nullptr) {
+#ifndef TICKLINE_MEMORYVIEW_STRUCTS
+            Py_DECREF(bytes);
+#endif
+            s->header = nullptr;
+            return nullptr;
+        }
         s->header = hdr;
     }
     auto *h = reinterpret_cast<HeaderObject *>(hdr);
@@ -1081,7 +1165,12 @@ PyObject *sub_poll_one(PyObject *self, PyObject *const *, Py_ssize_t nargs) {
     h->frozen = true;
     h->values = p.values;
     h->position = p.position;
-    PyObject *view = view_for(&s->view, p.buffer, p.length);
+#ifdef TICKLINE_MEMORYVIEW_STRUCTS
+    PyObject *view = view_for(&s->view, s->pull_buf.get(), p.length);
+#else
+    PyObject *view = PyMemoryView_FromObject(bytes);  // read-only: bytes is
+    Py_DECREF(bytes);                                  // the view's (and its derived views') own
+#endif
     if (view == nullptr) return nullptr;
     Py_INCREF(view);
     s->pulled = view;  // our reference, for revoking at the next poll
@@ -1111,6 +1200,7 @@ PyObject *sub_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!fragment_limit_arg(args[0], &limit)) return nullptr;
     PollGuard guard(*s);
     if (!guard.enter("drain")) return nullptr;
+    revoke_pulled(s);
     uint64_t bytes = 0;
     int n = aeron_subscription_poll(s->sub, count_fragment, &bytes, static_cast<size_t>(limit));
     if (n < 0) {
@@ -1202,11 +1292,13 @@ PyMethodDef sub_fast[] = {
      "COMMIT, CONTINUE; None means CONTINUE)."},
     {"poll_one", FASTCALL(sub_poll_one), METH_FASTCALL,
      "poll_one() -> memoryview | None\n\n"
-     "Pull style: the next fragment as a read-only view over the log, or None.\n"
-     "The view stays valid until the next poll_one/poll/controlled_poll on this\n"
+     "Pull style: the next fragment, consumed, or None.  The view is read-only\n"
+     "and covers a copy of the fragment that the subscription owns (the log\n"
+     "behind the subscriber position is the driver's to clean).  It stays valid\n"
+     "until the next poll_one/poll/controlled_poll/poll_image/drain on this\n"
      "subscription or its close (then it and views made from it are released);\n"
-     "its header is last_header.  Raw\n"
-     "fragments: use poll with a FragmentAssembler for fragmented messages."},
+     "its header is last_header.  Raw fragments: use poll with a\n"
+     "FragmentAssembler for fragmented messages."},
     {"drain", FASTCALL(sub_drain), METH_FASTCALL,
      "drain(fragment_limit) -> int\n\nConsume and discard up to fragment_limit fragments without calling Python."},
     {nullptr, nullptr, 0, nullptr}};

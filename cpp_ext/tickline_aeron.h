@@ -125,6 +125,13 @@ struct Subscription {
     PyObject *header = nullptr;  // a reusable Header, owned
     PyObject *view = nullptr;    // a reusable memoryview, owned (see fastpath.cpp)
     PyObject *pulled = nullptr;  // the view poll_one() last returned, owned, revoked at the next poll
+    // poll_one() copies each fragment here and its view covers the copy (the
+    // log behind the subscriber position is the driver's to clean, see
+    // fastpath.cpp).  Outgrown buffers are kept until the subscription is
+    // destroyed: an export of an old view (numpy) may still point into one.
+    std::unique_ptr<uint8_t[]> pull_buf;
+    size_t pull_cap = 0;
+    std::vector<std::unique_ptr<uint8_t[]>> pull_retired;
     int polling = 0;             // polls of this subscription on the stack (0 or 1: polls don't nest)
     bool close_pending = false;  // close() was called during a poll: release() at its end
 

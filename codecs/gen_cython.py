@@ -58,6 +58,8 @@ from tickline.codecs.gen_python import (
     _unknown_name,
     _versioned,
     _field_slot,
+    _is_plain,
+    row_columns,
 )
 from tickline.codecs.ir import (
     INT_RANGE,
@@ -108,6 +110,23 @@ static inline void tl_p_i64(unsigned char *p, int64_t v) { tl_p_u64(p, (uint64_t
 static inline void tl_p_f32(unsigned char *p, float v) { uint32_t u; memcpy(&u, &v, 4); tl_p_u32(p, u); }
 static inline void tl_p_f64(unsigned char *p, double v) { uint64_t u; memcpy(&u, &v, 8); tl_p_u64(p, u); }
 static inline void tl_clear(Py_buffer *b) { b->obj = NULL; }
+#include <structmember.h>
+/* Expose the object slot at ``offset`` of ``type``'s instances as the read-only attribute ``name``: a member
+   descriptor, which CPython reads without a call (LOAD_ATTR_SLOT), unlike a property.  The definition lives as
+   long as the type (the module's lifetime). */
+static int tl_expose(PyTypeObject *type, const char *name, Py_ssize_t offset) {
+    PyMemberDef *def = (PyMemberDef *)PyMem_RawCalloc(1, sizeof(PyMemberDef));
+    char *copy = (char *)PyMem_RawMalloc(strlen(name) + 1);
+    if (def == NULL || copy == NULL) { PyErr_NoMemory(); return -1; }
+    strcpy(copy, name);
+    def->name = copy; def->type = T_OBJECT_EX; def->offset = offset; def->flags = READONLY;
+    PyObject *descr = PyDescr_NewMember(type, def);
+    if (descr == NULL) return -1;
+    int rc = PyDict_SetItemString(type->tp_dict, name, descr);
+    Py_DECREF(descr);
+    PyType_Modified(type);
+    return rc;
+}
 static inline void tl_release(Py_buffer *b) { if (b->obj != NULL) PyBuffer_Release(b); }
 '''
 
@@ -117,6 +136,8 @@ from libc.string cimport memcpy, memset, memcmp
 from libc.math cimport isfinite, fabs
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyTypeObject, PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 cdef extern from *:
     """
@@ -143,6 +164,7 @@ __C__
     void tl_p_f32(unsigned char*, float)
     void tl_p_f64(unsigned char*, double)
     void tl_clear(Py_buffer*)
+    int tl_expose(PyTypeObject*, const char*, Py_ssize_t) except -1
     void tl_release(Py_buffer*)
 
 import math
@@ -169,15 +191,36 @@ cdef const unsigned char* _ro(object buf, Py_buffer* b, Py_ssize_t offset, Py_ss
     return <const unsigned char*>b.buf + offset
 
 
-cdef unsigned char* _rw(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t need, str what) except NULL:
-    """As _ro, for writing: refused (BufferError) by a read-only buffer or a committed/aborted claim."""
+cdef unsigned char* _rw(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t need, str what,
+                        bint bounds_first=True) except NULL:
+    """As _ro, for writing.  A buffer that refuses to be written (bytes, a committed or aborted claim) raises as
+    the Python codecs do: a group, var data or wrap checks the length first (MessageError when too short; an
+    ended claim has length 0), then TypeError, as struct.pack_into does for a field."""
     cdef Py_ssize_t n
-    PyObject_GetBuffer(buf, b, PyBUF_WRITABLE)
+    try:
+        PyObject_GetBuffer(buf, b, PyBUF_WRITABLE)
+    except BufferError as exc:
+        if bounds_first:
+            try:
+                n = len(buf)
+            except TypeError:
+                n = -1
+            if n >= 0 and (offset < 0 or need < 0 or need > n or offset > n - need):
+                raise MessageError(f"buffer too small: {what} needs {offset + need} bytes, buffer length={n}") from None
+        tp = type(buf)
+        raise TypeError(f"argument must be read-write bytes-like object, not {(<PyTypeObject*>tp).tp_name.decode()}") from exc
     if offset < 0 or need < 0 or need > b.len or offset > b.len - need:
         n = b.len
         PyBuffer_Release(b)
         raise MessageError(f"buffer too small: {what} needs {offset + need} bytes, buffer length={n}")
     return <unsigned char*>b.buf + offset
+
+
+cdef inline void _setm(PyObject** slot, object v):
+    """Store ``v`` in an object slot a member descriptor exposes (the slot holds a reference)."""
+    Py_INCREF(v)
+    Py_XDECREF(slot[0])
+    slot[0] = <PyObject*>v
 
 
 cdef int64_t _ci(object v, int64_t lo, int64_t hi) except? -1:
@@ -254,7 +297,7 @@ cdef inline unsigned char* _w(_Flyweight self, Py_buffer* b, Py_ssize_t off, Py_
         raise AttributeError("a decoder's view is read-only")
     if self._offset > (<Py_ssize_t>1 << 62):
         raise MessageError(f"offset={self._offset} is out of range")
-    return _rw(self._buf, b, self._offset + off, size, "field")
+    return _rw(self._buf, b, self._offset + off, size, "field", False)
 '''
 
 
@@ -266,9 +309,12 @@ class _CyGen(_Gen):
     """The Cython generator: reuses the Python generator's naming, enums, sets, JSON-form methods and
     the walk over messages and groups; writes cdef classes for composites, messages and groups."""
 
+    ANNOTATE = False
+
     def __init__(self, schema: Schema, source: str) -> None:
         super().__init__(schema, source)
         self.cdef_classes: list[str] = []
+        self.exposures: list[tuple[str, list[str]]] = []  # decoder class -> its plain fields (member descriptors)
         self._in_decoder = False  # generating a message or group decoder (fields read from its block copy)
 
     # -- module --------------------------------------------------------------------------------
@@ -466,37 +512,6 @@ class _CyGen(_Gen):
         return [f"cdef {ctype} c = {self._convert(t.primitive, val)}", "cdef Py_buffer b",
                 f"cdef unsigned char* p = _w(self, &b, {off}, {t.size})", f"tl_p_{short}(p, c)", "PyBuffer_Release(&b)"]
 
-    def slot_accessors(self, slot: _Slot, versioned: bool, writable: bool) -> None:
-        self.w("@property", 1)
-        self.w(f"def {slot.py}(self):", 1)
-        self.w(f'"""{slot.json}: {slot.doc}."""', 2)
-        for line in self.getter_expr_lines(slot, versioned):
-            self.w(line, 2)
-        self.w()
-        settable = slot.presence != "constant" and not isinstance(slot.t, CompositeType)
-        if writable and settable:
-            self.w(f"@{slot.py}.setter", 1)
-            self.w(f"def {slot.py}(self, value):", 1)
-            for line in self.setter_lines(slot):
-                self.w(line, 2)
-            self.w()
-        if isinstance(slot.t, EnumType) and slot.presence != "constant":
-            self.w("@property", 1)
-            self.w(f"def {slot.py}_raw(self):", 1)
-            self.w(f'"""{slot.json} as the raw wire value (no check against the validValues)."""', 2)
-            for line in self.getter_expr_lines(slot, versioned, raw=True):
-                self.w(line, 2)
-            self.w()
-            if writable:
-                self.w(f"@{slot.py}_raw.setter", 1)
-                self.w(f"def {slot.py}_raw(self, value):", 1)
-                for line in self.setter_lines(slot, raw=True):
-                    self.w(line, 2)
-                self.w()
-
-    def enum_tail(self, slot: _Slot, t: EnumType) -> list[str]:
-        return [line.replace("_STRICT_ENUMS", "_STRICT_ENUMS") for line in super().enum_tail(slot, t)]
-
     # -- composites ----------------------------------------------------------------------------
 
     def composite(self, name: str, t: CompositeType) -> None:
@@ -582,6 +597,12 @@ class _CyGen(_Gen):
             self.w(f"cdef {self.cls(c.t)} _c_{c.py}", 1)
         texts = [sl for sl in slots if dec and isinstance(sl.t, EncodedType) and sl.t.primitive == "char"
                  and sl.t.length > 1 and sl.presence != "constant"]
+        # A decoder's numeric fields and char arrays are converted once, when wrap()/next() copies the block, into
+        # object slots read through member descriptors (tl_expose): a read is then a load, not a property call.
+        plain = [sl for sl in slots if dec and _is_plain(sl)]
+        self._plain = plain
+        for sl in plain:
+            self.w(f"cdef PyObject* _m_{sl.py}", 1)
         for sl in texts:
             self.w(f"cdef unsigned char _sc_{sl.py}[{sl.t.length}]", 1)
             self.w(f"cdef object _ss_{sl.py}", 1)
@@ -605,7 +626,32 @@ class _CyGen(_Gen):
                 self.w(f"self._c_{c.py}._owner = self", 2)
         for g in groups:
             self.w(f"self._g_{_py(g)} = {base + naming.pascal(g.name) + role}()", 2)
+        for sl in plain:
+            self.w(f"_setm(&self._m_{sl.py}, None)", 2)
         self.w()
+        if plain:
+            self.w("def __dealloc__(self):", 1)
+            for sl in plain:
+                self.w(f"Py_XDECREF(self._m_{sl.py})", 2)
+                self.w(f"self._m_{sl.py} = NULL", 2)
+            self.w()
+            self.w("cdef int _load(self) except -1:", 1)
+            self.w('"""Convert the plain fields of the block copy into their slots."""', 2)
+            self.w("cdef const unsigned char* p = self._blk", 2)
+            for sl in plain:
+                t = sl.t
+                assert isinstance(t, EncodedType)
+                if t.primitive == "char":
+                    expr = f"self._text_{sl.py}()"
+                else:
+                    et = EncodedType(t.name, t.primitive, 1, sl.presence, t.null_value)
+                    expr = self._column_read(sl.offset, et).replace("(q + ", "(p + ")
+                if sl.since:
+                    expr = f"None if self._acting_version < {sl.since} else {expr}"
+                self.w(f"_setm(&self._m_{sl.py}, {expr})", 2)
+            self.w("return 0", 2)
+            self.w()
+            self.exposures.append((name, [sl.py for sl in plain]))
         self.w("@property", 1)
         self.w("def check_order(self):", 1)
         self.w('"""Whether access order is checked (module-wide in compiled codecs: set_check_order())."""', 2)
@@ -617,6 +663,13 @@ class _CyGen(_Gen):
             assert group is not None
             self.group_methods(name, dec, group, elems)
         for sl in slots:
+            if sl in plain:
+                if isinstance(sl.t, EncodedType) and sl.t.primitive == "char":
+                    self.w(f"cdef object _text_{sl.py}(self):", 1)
+                    for line in self.getter_expr_lines(sl, False):
+                        self.w(line, 2)
+                    self.w()
+                continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
         for i, (kind, el) in enumerate(elems):
             if kind == "group":
@@ -667,6 +720,8 @@ class _CyGen(_Gen):
             self.w("self._acting_block_length = acting_block_length", 2)
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
+            if self._plain:
+                self.w("self._load()", 2)
             if _has_empty(msg.groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
             self.w("self._step = 0", 2)
@@ -766,6 +821,8 @@ class _CyGen(_Gen):
             self.w("p = _ro(self._buf, &b, msg._limit, self._block_length, 'group entry')", 2)
             self._copy_block("p", "self._block_length", bl, 2)
             self.w("PyBuffer_Release(&b)", 2)
+            if self._plain:
+                self.w("self._load()", 2)
         else:
             self.w(f"cdef unsigned char* q = _rw(self._buf, &b, msg._limit, {bl}, 'group entry')", 2)
             if bl:
@@ -794,6 +851,88 @@ class _CyGen(_Gen):
             self.w("def __len__(self):", 1)
             self.w("return self._count", 2)
             self.w()
+        cols = row_columns(g)
+        if cols is not None:
+            self.rows_methods(g, dec, cols)
+
+    def _column_read(self, off: int, t: EncodedType) -> str:
+        short = _cname(t.primitive)[0]
+        get = f"tl_g_{short}(q + {off})"
+        if t.presence != "optional":
+            return get
+        null = t.null
+        if is_float(t.primitive):
+            if null != null:
+                return f"(None if {get} != {get} else {get})"
+            return f"(None if {get} == {null!r} else {get})"
+        bits = 8 * t.primitive_size
+        raw = f"tl_g_u{bits}(q + {off})"
+        return f"(None if {raw} == {hex(int(null) & ((1 << bits) - 1))}U else {get})"
+
+    def rows_methods(self, g: Group, dec: bool, cols: list[tuple[str, int, EncodedType]]) -> None:
+        """rows() / put_rows(): a flat group's entries as tuples, in one call (see gen_python.row_columns)."""
+        bl = g.block_length
+        paths = ", ".join(c[0] for c in cols)
+        if dec:
+            self.w("def rows(self):", 1)
+            self.w(f'"""The remaining entries, each a tuple of ({paths}) (None for a null)."""', 2)
+            self.w("cdef Py_buffer b", 2)
+            self.w("cdef const unsigned char* p", 2)
+            self.w("cdef const unsigned char* q", 2)
+            self.w("cdef Py_ssize_t i, n = self._count - self._index", 2)
+            self.w("cdef _Flyweight msg = self._msg", 2)
+            self.w(f"if n <= 0 or self._block_length < {bl}:  # an older, shorter entry: field by field", 2)
+            self.w(f"return [({''.join(f'e.{c[0]}, ' for c in cols)}) for e in self]", 3)
+            # n <= count, and count * entry <= the bytes present was checked when the group was opened.
+            self.w("p = _ro(self._buf, &b, msg._limit, n * self._block_length, 'group entries')", 2)
+            self.w("out = [None] * n", 2)
+            self.w("for i in range(n):", 2)
+            self.w("q = p + i * self._block_length", 3)
+            self.w(f"out[i] = ({''.join(self._column_read(off, t) + ', ' for _, off, t in cols)})", 3)
+            self.w("PyBuffer_Release(&b)", 2)
+            self.w("self._offset = msg._limit + (n - 1) * self._block_length", 2)
+            self.w("msg._limit += n * self._block_length", 2)
+            self.w("self._index = self._count", 2)
+            self.w("self._step = 0", 2)
+            self.w("self._open = None", 2)
+            self.w("return out", 2)
+            self.w()
+            return
+        self.w("def put_rows(self, rows):", 1)
+        self.w(f'"""Write one entry per tuple of ({paths}) (None for a null), as next() and assignments."""', 2)
+        self.w("cdef Py_buffer b", 2)
+        self.w("cdef unsigned char* p", 2)
+        self.w("cdef unsigned char* q", 2)
+        self.w("cdef Py_ssize_t i, n", 2)
+        self.w("cdef _Flyweight msg = self._msg", 2)
+        self.w("rows = rows if type(rows) is list or type(rows) is tuple else list(rows)", 2)
+        self.w("n = len(rows)", 2)
+        self.w("if n == 0:", 2)
+        self.w("return", 3)
+        self.w("if n > self._count - self._index:", 2)
+        self.w(f'raise MessageError(f"group {g.name}: no more entries (count={{self._count}})")', 3)
+        self.w(f"p = _rw(self._buf, &b, msg._limit, n * {bl}, 'group entries')", 2)
+        self.w("try:", 2)
+        self.w("for i in range(n):", 3)
+        self.w(f"q = p + i * {bl}", 4)
+        names = [f"v{k}" for k in range(len(cols))]
+        self.w(f"{', '.join(names)}, = rows[i]", 4)
+        if bl:
+            self.w(f"memset(q, 0, {bl})", 4)
+        for name, (_, off, t) in zip(names, cols):
+            short = _cname(t.primitive)[0]
+            val = name
+            if t.presence == "optional":
+                val = f"{self.null_literal(t.null)} if {name} is None else {name}"
+            self.w(f"tl_p_{short}(q + {off}, {self._convert(t.primitive, val)})", 4)
+        self.w("finally:", 2)
+        self.w("PyBuffer_Release(&b)", 3)
+        self.w(f"self._offset = msg._limit + (n - 1) * {bl}", 2)
+        self.w(f"msg._limit += n * {bl}", 2)
+        self.w("self._index += n", 2)
+        self.w("self._step = 0", 2)
+        self.w("self._open = None", 2)
+        self.w()
 
     def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
         py = _py(g)
@@ -933,6 +1072,16 @@ class _CyGen(_Gen):
 
     def dispatch(self) -> None:
         msgs = self.s.messages
+        for cls, names in self.exposures:
+            self.w()
+            self.w()
+            self.w(f"cdef _expose_{cls}():")
+            self.w(f"cdef {cls} o = {cls}.__new__({cls})", 1)
+            for n in names:
+                self.w(f"tl_expose(<PyTypeObject*>{cls}, {n.encode()!r}, <char*>&o._m_{n} - <char*><PyObject*>o)", 1)
+            self.w()
+            self.w()
+            self.w(f"_expose_{cls}()")
         self.w()
         self.w()
         self.w(f"DECODERS = {{{', '.join(f'{m.id}: {naming.pascal(m.name)}Decoder' for m in msgs)}}}")
@@ -986,7 +1135,8 @@ def generate(schema: Schema, source: str = "?") -> str:
 
 # -- building -----------------------------------------------------------------------------------------
 
-#: C compiler optimisation for built modules (``TICKLINE_CYTHON_OPT``, e.g. -O0 for quick test builds).
+#: C compiler flags for built modules (``TICKLINE_CYTHON_OPT``: -O0 for quick test builds; the sanitizer run uses
+#: "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined").
 DEFAULT_OPT = "-O2"
 
 
@@ -1010,7 +1160,7 @@ def build(source: str, module_name: str, outdir: str | os.PathLike[str], opt: st
         c_file = Path(work) / f"{module_name}.c"
         to_c(source, module_name, c_file)
         tmp_target = Path(work) / target.name
-        cmd = _compiler() + ["-shared", "-fPIC", opt, "-fno-strict-aliasing", "-w",
+        cmd = _compiler() + ["-shared", "-fPIC", *opt.split(), "-fno-strict-aliasing", "-w",
                              f"-I{sysconfig.get_paths()['include']}", str(c_file), "-o", str(tmp_target)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -138,6 +138,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyTypeObject, PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.number cimport PyNumber_Index
 
 cdef extern from *:
     """
@@ -227,6 +228,8 @@ cdef int64_t _ci(object v, int64_t lo, int64_t hi) except? -1:
     """A signed field's value: struct.error (as struct.pack_into) when it is not an integer in [lo, hi]."""
     cdef int64_t c
     try:
+        if not isinstance(v, int):
+            v = PyNumber_Index(v)  # as struct: a float is refused, an object with __index__ is not
         c = v
     except (OverflowError, TypeError) as exc:
         raise struct.error(f"value={v!r} does not fit the field: {exc}") from None
@@ -239,6 +242,8 @@ cdef uint64_t _cu(object v, uint64_t hi) except? 0xFFFFFFFFFFFFFFFF:
     """An unsigned field's value: struct.error when it is not an integer in [0, hi]."""
     cdef uint64_t c
     try:
+        if not isinstance(v, int):
+            v = PyNumber_Index(v)
         c = v
     except (OverflowError, TypeError) as exc:
         raise struct.error(f"value={v!r} does not fit the field: {exc}") from None
@@ -1129,8 +1134,14 @@ class _CyGen(_Gen):
 
 
 def generate(schema: Schema, source: str = "?") -> str:
-    """The Cython (.pyx) source of the compiled codecs for ``schema``."""
-    return _CyGen(schema, source).module()
+    """The Cython (.pyx) source of the compiled codecs for ``schema``; its last line names the hash of the rest
+    (``SOURCE_SHA256``), so that a built module can be told apart from what the generator writes today."""
+    body = _CyGen(schema, source).module()
+    return body + f'\n\nSOURCE_SHA256 = "{hashlib.sha256(body.encode()).hexdigest()}"\n'
+
+
+def _sha_line(source: str) -> str:
+    return source.rstrip("\n").rsplit("\n", 1)[-1].split('"')[1]
 
 
 # -- building -----------------------------------------------------------------------------------------
@@ -1226,14 +1237,20 @@ BUILTIN = ("market_data", "orders", "cluster")
 
 def load_builtin_compiled(name: str) -> Any:
     """The compiled codecs of one of tickline's own schemas (``"market_data.xml"``): the module the build
-    made (``make install``), else one built now into :func:`cache_dir` (a build without the compiled codecs)."""
-    stem = name.removesuffix(".xml")
-    try:
-        return importlib.import_module(f"tickline.codecs._cy_{stem}")
-    except ImportError:
-        from tickline.codecs.schema import load_builtin
+    made (``make install``), else (none, or one from another version of this generator) one built now into
+    :func:`cache_dir`."""
+    from tickline.codecs.schema import load_builtin
 
-        return load_module(load_builtin(f"{stem}.xml"), f"{stem}.xml")
+    stem = name.removesuffix(".xml")
+    schema = load_builtin(f"{stem}.xml")
+    try:
+        module = importlib.import_module(f"tickline.codecs._cy_{stem}")
+    except ImportError:
+        module = None
+    # A module built from an older generator (an editable install not rebuilt since) is not used.
+    if module is not None and getattr(module, "SOURCE_SHA256", None) == _sha_line(generate(schema, f"{stem}.xml")):
+        return module
+    return load_module(schema, f"{stem}.xml")
 
 
 def main(argv: list[str] | None = None) -> int:

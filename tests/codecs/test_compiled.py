@@ -36,7 +36,7 @@ def outcome(fn: Any) -> Any:
 # Each example builds a module (seconds of CPU, about a minute of wall time on a loaded machine): few examples,
 # each checked deeply.
 @pytest.mark.timeout(1800)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(text=schema_text(), data=st.data())
 def test_compiled_and_python_codecs_agree(tmp_path: Path, text: str, data: st.DataObject) -> None:
     path = tmp_path / f"s_{uuid.uuid4().hex[:8]}.xml"

@@ -184,11 +184,12 @@ _EMPTY = b""
 cdef const unsigned char* _ro(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t need, str what) except NULL:
     """Take ``buf``'s buffer (released by the caller) and check that ``need`` bytes at ``offset`` are in it."""
     cdef Py_ssize_t n
+    # The checks cannot overflow (need <= len, then offset > len - need); the messages add in Python ints.
     PyObject_GetBuffer(buf, b, PyBUF_SIMPLE)
     if offset < 0 or need < 0 or need > b.len or offset > b.len - need:
         n = b.len
         PyBuffer_Release(b)
-        raise MessageError(f"buffer too small: {what} needs {offset + need} bytes, buffer length={n}")
+        raise MessageError(f"buffer too small: {what} needs {<object>offset + need} bytes, buffer length={n}")
     return <const unsigned char*>b.buf + offset
 
 
@@ -207,13 +208,13 @@ cdef unsigned char* _rw(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t 
             except TypeError:
                 n = -1
             if n >= 0 and (offset < 0 or need < 0 or need > n or offset > n - need):
-                raise MessageError(f"buffer too small: {what} needs {offset + need} bytes, buffer length={n}") from None
+                raise MessageError(f"buffer too small: {what} needs {<object>offset + need} bytes, buffer length={n}") from None
         tp = type(buf)
         raise TypeError(f"argument must be read-write bytes-like object, not {(<PyTypeObject*>tp).tp_name.decode()}") from exc
     if offset < 0 or need < 0 or need > b.len or offset > b.len - need:
         n = b.len
         PyBuffer_Release(b)
-        raise MessageError(f"buffer too small: {what} needs {offset + need} bytes, buffer length={n}")
+        raise MessageError(f"buffer too small: {what} needs {<object>offset + need} bytes, buffer length={n}")
     return <unsigned char*>b.buf + offset
 
 
@@ -1031,7 +1032,7 @@ class _CyGen(_Gen):
             self.w("if n > <uint64_t>room:", 2)
             self.w("PyBuffer_Release(&b)", 3)
             self.w("msg._limit = start", 3)
-            self.w('raise MessageError(f"buffer too small: var data needs {start + n} bytes, buffer length={start + room}")', 3)
+            self.w('raise MessageError(f"buffer too small: var data needs {<object>start + n} bytes, buffer length={start + room}")', 3)
             self.w(f"v = PyBytes_FromStringAndSize(<const char*>p + {size}, <Py_ssize_t>n)", 2)
             self.w("PyBuffer_Release(&b)", 2)
             self.w("msg._limit = start + <Py_ssize_t>n", 2)

@@ -316,6 +316,8 @@ class _CyGen(_Gen):
     the walk over messages and groups; writes cdef classes for composites, messages and groups."""
 
     ANNOTATE = False
+    FINISHED_DEF = "cpdef bint _finished(self):"
+    FINISHED_OPEN = "self._open._finished()"
 
     def __init__(self, schema: Schema, source: str) -> None:
         super().__init__(schema, source)
@@ -677,22 +679,7 @@ class _CyGen(_Gen):
                     self.w()
                 continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
-        for i, (kind, el) in enumerate(elems):
-            if kind == "group":
-                assert isinstance(el, Group)
-                self.group_accessor(base, label, dec, i, el, elems)
-            else:
-                assert isinstance(el, VarData)
-                self.data_accessor(dec, i, el, elems)
-        self.w("cpdef bint _finished(self):", 1)
-        if msg is None:
-            self.w("if self._index < self._count:", 2)
-            self.w("return False", 3)
-            self.w("if self._count == 0:", 2)
-            self.w("return True", 3)
-        self.w(f"return self._step == {len(elems)} and (self._open is None or self._open._finished())", 2)
-        self.w()
-        self.dict_methods(slots, groups, data, versioned=dec, decoder=dec, encoder=not dec)
+        self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
 
     def _copy_block(self, src: str, length: str, block: int, ind: int) -> None:
         """Statements copying ``length`` bytes at ``src`` into the decoder's block, zero-padded to ``block``."""

@@ -818,6 +818,16 @@ class _Gen:
             if sl in self._plain or sl.py in attr_views:
                 continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
+        self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
+        self._cache = None
+
+    #: How a block class's _finished() is declared and reads its open group's (the Cython generator's differ).
+    FINISHED_DEF = "def _finished(self) -> bool:"
+    FINISHED_OPEN = "bool(self._open._finished())"
+
+    def block_tail(self, base: str, label: str, dec: bool, elems: list[tuple[str, Any]], slots: list[_Slot],
+                   groups: list[Group], data: list[VarData], is_group: bool) -> None:
+        """The end of a block class: group and var data accessors in schema order, _finished(), the JSON form."""
         for i, (kind, el) in enumerate(elems):
             if kind == "group":
                 assert isinstance(el, Group)
@@ -825,16 +835,15 @@ class _Gen:
             else:
                 assert isinstance(el, VarData)
                 self.data_accessor(dec, i, el, elems)
-        self.w("def _finished(self) -> bool:", 1)
-        if msg is None:
+        self.w(self.FINISHED_DEF, 1)
+        if is_group:
             self.w("if self._index < self._count:", 2)
             self.w("return False", 3)
             self.w("if self._count == 0:", 2)
             self.w("return True", 3)
-        self.w(f"return self._step == {len(elems)} and (self._open is None or bool(self._open._finished()))", 2)
+        self.w(f"return self._step == {len(elems)} and (self._open is None or {self.FINISHED_OPEN})", 2)
         self.w()
         self.dict_methods(slots, groups, data, versioned=dec, decoder=dec, encoder=not dec)
-        self._cache = None
 
     def plain_loads(self, tup: str, version_expr: str) -> list[str]:
         """Statements copying the plain numeric fields out of the unpacked tuple into their attributes."""

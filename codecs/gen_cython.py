@@ -327,7 +327,7 @@ class _CyGen(_Gen):
 
     # -- module --------------------------------------------------------------------------------
 
-    def module(self) -> str:  # type: ignore[override]
+    def module(self) -> str:
         s = self.s
         for t in s.types.values():
             self.register(t)
@@ -612,7 +612,7 @@ class _CyGen(_Gen):
         for sl in plain:
             self.w(f"cdef PyObject* _m_{sl.py}", 1)
         for sl in texts:
-            self.w(f"cdef unsigned char _sc_{sl.py}[{sl.t.length}]", 1)
+            self.w(f"cdef unsigned char _sc_{sl.py}[{sl.t.size}]", 1)
             self.w(f"cdef object _ss_{sl.py}", 1)
         for g in groups:
             self.w(f"cdef {base + naming.pascal(g.name) + role} _g_{_py(g)}", 1)
@@ -1172,7 +1172,7 @@ def build(source: str, module_name: str, outdir: str | os.PathLike[str], opt: st
 def to_c(source: str, module_name: str, c_file: str | os.PathLike[str]) -> None:
     """Translate the generated .pyx ``source`` into the C file of extension module ``module_name``."""
     try:
-        from Cython.Compiler import Main as cython_main
+        cython_main: Any = importlib.import_module("Cython.Compiler.Main")  # untyped
     except ImportError:
         raise RuntimeError(f"compiled codecs need Cython: pip install '{CYTHON_REQUIREMENT}' "
                            "(or tickline[cython]) fault=user") from None
@@ -1203,11 +1203,10 @@ def _import_extension(name: str, path: Path) -> Any:
 
 def load_module(schema: Schema, source: str = "?", opt: str | None = None, directory: str | os.PathLike[str] | None = None) -> Any:
     """Generate, build (once per distinct source: cached by content hash) and import the compiled codecs."""
-    import Cython
-
+    cython_version = getattr(importlib.import_module("Cython"), "__version__", "?")
     code = generate(schema, source)
     opt = opt or os.environ.get("TICKLINE_CYTHON_OPT") or DEFAULT_OPT
-    key = hashlib.sha256(f"{Cython.__version__}\0{opt}\0{sys.version}\0{code}".encode()).hexdigest()[:20]
+    key = hashlib.sha256(f"{cython_version}\0{opt}\0{sys.version}\0{code}".encode()).hexdigest()[:20]
     name = f"tl_cy_{key}"
     if name in sys.modules:
         return sys.modules[name]

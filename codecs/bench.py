@@ -2,9 +2,18 @@
 
 Three messages -- an L1 tick (TopOfBook), an ExecutionReport and a 20-level
 order book (OrderBook) -- each encoded in full and decoded in full (every field
-read into a Python value); for the tick also single reads from an already
-decoded/wrapped message: a plain integer (bid_size), a fixed-point price's
-mantissa (a composite member) and the symbol (a char array).  Every peer does the same work on the same values.
+read into a Python value); for the tick also single reads of a freshly received
+message (wrap/parse the bytes, then read one field): a plain integer (bid_size),
+a fixed-point price's mantissa (a composite member) and the symbol (a char
+array).  Every peer does the same work on the same values.
+
+The book cases write and read the levels with a group's ``put_rows()``/``rows()``
+(one call per side); ``book_*_per_entry`` do it entry by entry (``next()`` and
+one assignment or read per field), for SBE only.  Two SBE peers: ``sbe`` (the
+pure-Python flyweights of ``codegen --lang python``) and ``sbe-cython`` (the
+compiled codecs of ``codegen --lang cython``, as ``make install`` built them
+for tickline's schemas), driven by the same code.
+
 Times are ns per message: the median over ``runs`` measurements of
 ``iterations`` calls each, minus the cost of calling an empty function.
 
@@ -21,6 +30,7 @@ import struct
 import time
 from typing import Any, Callable
 
+from tickline.codecs import gen_cython
 from tickline.codecs.gen_python import load_module
 from tickline.codecs.schema import load_builtin
 
@@ -81,15 +91,10 @@ def _levels(side: int) -> list[tuple[int, int, int]]:
     return [(BID - side * i * 250000000, 10 + i, 1 + i % 7) for i in range(20)]
 
 
-def cases() -> dict[str, dict[str, Callable[[], Any]]]:
-    """name -> {peer -> callable}; each callable does one message's work."""
-    md = load_module(load_builtin("market_data.xml"), "_tickline_bench_md")
-    od = load_module(load_builtin("orders.xml"), "_tickline_bench_orders")
-    out: dict[str, dict[str, Callable[[], Any]]] = {}
+def _sbe_cases(md: Any, od: Any) -> dict[str, Callable[[], Any]]:
+    """case -> callable for one generated codec module pair (pure-Python or compiled): the same code drives both."""
     bids, asks = _levels(1), _levels(-1)
     text = "partial fill"
-
-    # --- L1 tick -------------------------------------------------------------------------------
     tob_buf = bytearray(256)
     tob_enc = md.TopOfBookEncoder()
 
@@ -112,43 +117,19 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
         return (d.symbol, d.exchange_timestamp, d.local_timestamp, d.bid_price.mantissa, d.bid_size,
                 d.ask_price.mantissa, d.ask_size)
 
-    wrapped = md.TopOfBookDecoder().wrap(tob_buf, hl, bl, 0)
-    tob_struct = struct.Struct("<HHHH16sQQqQqQ")
-    tob_sbuf = bytearray(256)
+    fresh = md.TopOfBookDecoder()
 
-    def struct_tob_encode() -> None:
-        tob_struct.pack_into(tob_sbuf, 0, bl, 1, 100, 0, SYMBOL.encode("ascii"), TS1, TS2, BID, 12, ASK, 7)
+    # A single read measured honestly: wrap the received bytes, then read one field (not a value wrap() unpacked
+    # for an earlier call).
+    def field_read() -> Any:
+        return fresh.wrap(tob_buf, hl, bl, 0).bid_size
 
-    struct_tob_encode()
+    def price_read() -> Any:
+        return fresh.wrap(tob_buf, hl, bl, 0).bid_price.mantissa
 
-    def struct_tob_decode() -> tuple[Any, ...]:
-        v = tob_struct.unpack_from(tob_sbuf, 0)
-        return (v[4].partition(b"\0")[0].decode("ascii"), v[5], v[6], v[7], v[8], v[9], v[10])
+    def symbol_read() -> Any:
+        return fresh.wrap(tob_buf, hl, bl, 0).symbol
 
-    struct_tuple = tob_struct.unpack_from(tob_sbuf, 0)
-    tob_dict = {"symbol": SYMBOL, "exchange_timestamp": TS1, "local_timestamp": TS2, "bid_price": BID,
-                "bid_size": 12, "ask_price": ASK, "ask_size": 7}
-    tob_json = json.dumps(tob_dict)
-
-    def json_tob_decode() -> tuple[Any, ...]:
-        d = json.loads(tob_json)
-        return (d["symbol"], d["exchange_timestamp"], d["local_timestamp"], d["bid_price"], d["bid_size"],
-                d["ask_price"], d["ask_size"])
-
-    parsed_json = json.loads(tob_json)
-    out["l1_encode"] = {"sbe": sbe_tob_encode, "struct": struct_tob_encode,
-                        "json": lambda: json.dumps({"symbol": SYMBOL, "exchange_timestamp": TS1, "local_timestamp": TS2,
-                                                    "bid_price": BID, "bid_size": 12, "ask_price": ASK, "ask_size": 7})}
-    out["l1_decode"] = {"sbe": sbe_tob_decode, "struct": struct_tob_decode, "json": json_tob_decode}
-    out["l1_field_read"] = {"sbe": lambda: wrapped.bid_size, "struct": lambda: struct_tuple[8],
-                            "json": lambda: parsed_json["bid_size"]}
-    out["l1_price_read"] = {"sbe": lambda: wrapped.bid_price.mantissa, "struct": lambda: struct_tuple[7],
-                            "json": lambda: parsed_json["bid_price"]}
-    out["l1_symbol_read"] = {"sbe": lambda: wrapped.symbol,
-                             "struct": lambda: struct_tuple[4].partition(b"\0")[0].decode("ascii"),
-                             "json": lambda: parsed_json["symbol"]}
-
-    # --- ExecutionReport -------------------------------------------------------------------------
     er_buf = bytearray(512)
     er_enc = od.ExecutionReportEncoder()
     Side, ExecType, OrdStatus = od.Side, od.ExecType, od.OrdStatus
@@ -182,6 +163,99 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
                 d.price.mantissa, d.last_price.mantissa, d.last_quantity, d.leaves_quantity, d.cum_quantity,
                 d.avg_price.mantissa, d.transact_time, d.text())
 
+    ob_buf = bytearray(4096)
+    ob_enc = md.OrderBookEncoder()
+
+    def sbe_ob_encode() -> None:
+        e = ob_enc.wrap_and_apply_header(ob_buf, 0)
+        e.symbol = SYMBOL
+        e.exchange_timestamp = TS1
+        e.local_timestamp = TS2
+        e.bids_count(20).put_rows(bids)
+        e.asks_count(20).put_rows(asks)
+
+    def sbe_ob_encode_per_entry() -> None:
+        e = ob_enc.wrap_and_apply_header(ob_buf, 0)
+        e.symbol = SYMBOL
+        e.exchange_timestamp = TS1
+        e.local_timestamp = TS2
+        g = e.bids_count(20)
+        for p, v, c in bids:
+            g.next()
+            g.price.mantissa = p
+            g.volume = v
+            g.order_count = c
+        g = e.asks_count(20)
+        for p, v, c in asks:
+            g.next()
+            g.price.mantissa = p
+            g.volume = v
+            g.order_count = c
+
+    sbe_ob_encode()
+    ob_dec = md.OrderBookDecoder()
+    ob_bl = md.OrderBookDecoder.BLOCK_LENGTH
+
+    def sbe_ob_decode() -> tuple[Any, ...]:
+        d = ob_dec.wrap(ob_buf, hl, ob_bl, 0)
+        return d.symbol, d.exchange_timestamp, d.local_timestamp, d.bids().rows(), d.asks().rows()
+
+    def sbe_ob_decode_per_entry() -> tuple[Any, ...]:
+        d = ob_dec.wrap(ob_buf, hl, ob_bl, 0)
+        b = [(x.price.mantissa, x.volume, x.order_count) for x in d.bids()]
+        a = [(x.price.mantissa, x.volume, x.order_count) for x in d.asks()]
+        return d.symbol, d.exchange_timestamp, d.local_timestamp, b, a
+
+    return {"l1_encode": sbe_tob_encode, "l1_decode": sbe_tob_decode, "l1_field_read": field_read,
+            "l1_price_read": price_read, "l1_symbol_read": symbol_read, "er_encode": sbe_er_encode,
+            "er_decode": sbe_er_decode, "book_encode": sbe_ob_encode, "book_decode": sbe_ob_decode,
+            "book_encode_per_entry": sbe_ob_encode_per_entry, "book_decode_per_entry": sbe_ob_decode_per_entry}
+
+
+def cases() -> dict[str, dict[str, Callable[[], Any]]]:
+    """name -> {peer -> callable}; each callable does one message's work."""
+    md = load_module(load_builtin("market_data.xml"), "_tickline_bench_md")
+    od = load_module(load_builtin("orders.xml"), "_tickline_bench_orders")
+    out: dict[str, dict[str, Callable[[], Any]]] = {}
+    bids, asks = _levels(1), _levels(-1)
+    text = "partial fill"
+
+    # --- L1 tick -------------------------------------------------------------------------------
+    hl, bl = md.HEADER_LENGTH, md.TopOfBookDecoder.BLOCK_LENGTH
+    tob_struct = struct.Struct("<HHHH16sQQqQqQ")
+    tob_sbuf = bytearray(256)
+
+    def struct_tob_encode() -> None:
+        tob_struct.pack_into(tob_sbuf, 0, bl, 1, 100, 0, SYMBOL.encode("ascii"), TS1, TS2, BID, 12, ASK, 7)
+
+    struct_tob_encode()
+
+    def struct_tob_decode() -> tuple[Any, ...]:
+        v = tob_struct.unpack_from(tob_sbuf, 0)
+        return (v[4].partition(b"\0")[0].decode("ascii"), v[5], v[6], v[7], v[8], v[9], v[10])
+
+    tob_dict = {"symbol": SYMBOL, "exchange_timestamp": TS1, "local_timestamp": TS2, "bid_price": BID,
+                "bid_size": 12, "ask_price": ASK, "ask_size": 7}
+    tob_json = json.dumps(tob_dict)
+
+    def json_tob_decode() -> tuple[Any, ...]:
+        d = json.loads(tob_json)
+        return (d["symbol"], d["exchange_timestamp"], d["local_timestamp"], d["bid_price"], d["bid_size"],
+                d["ask_price"], d["ask_size"])
+
+    out["l1_encode"] = {"struct": struct_tob_encode,
+                        "json": lambda: json.dumps({"symbol": SYMBOL, "exchange_timestamp": TS1, "local_timestamp": TS2,
+                                                    "bid_price": BID, "bid_size": 12, "ask_price": ASK, "ask_size": 7})}
+    out["l1_decode"] = {"struct": struct_tob_decode, "json": json_tob_decode}
+    unpack = tob_struct.unpack_from
+    out["l1_field_read"] = {"struct": lambda: unpack(tob_sbuf, 0)[8], "json": lambda: json.loads(tob_json)["bid_size"]}
+    out["l1_price_read"] = {"struct": lambda: unpack(tob_sbuf, 0)[7], "json": lambda: json.loads(tob_json)["bid_price"]}
+    out["l1_symbol_read"] = {"struct": lambda: unpack(tob_sbuf, 0)[4].partition(b"\0")[0].decode("ascii"),
+                             "json": lambda: json.loads(tob_json)["symbol"]}
+
+    # --- ExecutionReport -------------------------------------------------------------------------
+    er_bl = od.ExecutionReportDecoder.BLOCK_LENGTH
+    Side, ExecType, OrdStatus = od.Side, od.ExecType, od.OrdStatus
     er_struct = struct.Struct("<HHHHQQ20s16sBBBBqqQQQqQ")
     er_len = struct.Struct("<I")
     er_sbuf = bytearray(512)
@@ -208,45 +282,15 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
                "text": text}
     er_keys = tuple(er_dict)
     er_json = json.dumps(er_dict)
-    out["er_encode"] = {"sbe": sbe_er_encode, "struct": struct_er_encode, "json": lambda: json.dumps(er_dict)}
+    out["er_encode"] = {"struct": struct_er_encode, "json": lambda: json.dumps(er_dict)}
     def json_er_decode() -> tuple[Any, ...]:
         d = json.loads(er_json)
         return tuple([d[k] for k in er_keys])
 
-    out["er_decode"] = {"sbe": sbe_er_decode, "struct": struct_er_decode, "json": json_er_decode}
+    out["er_decode"] = {"struct": struct_er_decode, "json": json_er_decode}
 
     # --- 20-level order book -----------------------------------------------------------------------
-    ob_buf = bytearray(4096)
-    ob_enc = md.OrderBookEncoder()
-
-    def sbe_ob_encode() -> None:
-        e = ob_enc.wrap_and_apply_header(ob_buf, 0)
-        e.symbol = SYMBOL
-        e.exchange_timestamp = TS1
-        e.local_timestamp = TS2
-        g = e.bids_count(20)
-        for p, v, c in bids:
-            g.next()
-            g.price.mantissa = p
-            g.volume = v
-            g.order_count = c
-        g = e.asks_count(20)
-        for p, v, c in asks:
-            g.next()
-            g.price.mantissa = p
-            g.volume = v
-            g.order_count = c
-
-    sbe_ob_encode()
-    ob_dec = md.OrderBookDecoder()
     ob_bl = md.OrderBookDecoder.BLOCK_LENGTH
-
-    def sbe_ob_decode() -> tuple[Any, ...]:
-        d = ob_dec.wrap(ob_buf, hl, ob_bl, 0)
-        b = [(x.price.mantissa, x.volume, x.order_count) for x in d.bids()]
-        a = [(x.price.mantissa, x.volume, x.order_count) for x in d.asks()]
-        return d.symbol, d.exchange_timestamp, d.local_timestamp, b, a
-
     ob_head = struct.Struct("<HHHH16sQQ")
     ob_dim = struct.Struct("<HH")
     ob_level = struct.Struct("<qQI")
@@ -278,8 +322,8 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
     ob_doc = {"symbol": SYMBOL, "exchange_timestamp": TS1, "local_timestamp": TS2,
               "bids": [list(x) for x in bids], "asks": [list(x) for x in asks]}
     ob_json = json.dumps(ob_doc)
-    out["book_encode"] = {"sbe": sbe_ob_encode, "struct": struct_ob_encode, "json": lambda: json.dumps(ob_doc)}
-    out["book_decode"] = {"sbe": sbe_ob_decode, "struct": struct_ob_decode, "json": lambda: json.loads(ob_json)}
+    out["book_encode"] = {"struct": struct_ob_encode, "json": lambda: json.dumps(ob_doc)}
+    out["book_decode"] = {"struct": struct_ob_decode, "json": lambda: json.loads(ob_json)}
 
     # --- msgpack -------------------------------------------------------------------------------------
     try:
@@ -289,12 +333,11 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
     if msgpack is not None:
         tob_list = [SYMBOL, TS1, TS2, BID, 12, ASK, 7]
         tob_mp = msgpack.packb(tob_list)
-        parsed_mp = msgpack.unpackb(tob_mp)
         out["l1_encode"]["msgpack"] = lambda: msgpack.packb([SYMBOL, TS1, TS2, BID, 12, ASK, 7])
         out["l1_decode"]["msgpack"] = lambda: tuple(msgpack.unpackb(tob_mp))
-        out["l1_field_read"]["msgpack"] = lambda: parsed_mp[4]
-        out["l1_price_read"]["msgpack"] = lambda: parsed_mp[3]
-        out["l1_symbol_read"]["msgpack"] = lambda: parsed_mp[0]
+        out["l1_field_read"]["msgpack"] = lambda: msgpack.unpackb(tob_mp)[4]
+        out["l1_price_read"]["msgpack"] = lambda: msgpack.unpackb(tob_mp)[3]
+        out["l1_symbol_read"]["msgpack"] = lambda: msgpack.unpackb(tob_mp)[0]
         er_list = list(er_dict.values())
         er_mp = msgpack.packb(er_list)
         out["er_encode"]["msgpack"] = lambda: msgpack.packb(er_list)
@@ -326,12 +369,11 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
             m = Top.FromString(tob_pb)
             return (m.symbol, m.exchange_timestamp, m.local_timestamp, m.bid_price, m.bid_size, m.ask_price, m.ask_size)
 
-        parsed_pb = Top.FromString(tob_pb)
         out["l1_encode"]["protobuf"] = pb_tob_encode
         out["l1_decode"]["protobuf"] = pb_tob_decode
-        out["l1_field_read"]["protobuf"] = lambda: parsed_pb.bid_size
-        out["l1_price_read"]["protobuf"] = lambda: parsed_pb.bid_price
-        out["l1_symbol_read"]["protobuf"] = lambda: parsed_pb.symbol
+        out["l1_field_read"]["protobuf"] = lambda: Top.FromString(tob_pb).bid_size
+        out["l1_price_read"]["protobuf"] = lambda: Top.FromString(tob_pb).bid_price
+        out["l1_symbol_read"]["protobuf"] = lambda: Top.FromString(tob_pb).symbol
 
         def pb_er_encode() -> bytes:
             m = ER()
@@ -386,6 +428,10 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
 
         out["book_encode"]["protobuf"] = pb_ob_encode
         out["book_decode"]["protobuf"] = pb_ob_decode
+    # The SBE peers first in each row: pure Python, then compiled.
+    compiled = _sbe_cases(gen_cython.load_builtin_compiled("market_data.xml"), gen_cython.load_builtin_compiled("orders.xml"))
+    for case, fn in _sbe_cases(md, od).items():
+        out[case] = {"sbe": fn, "sbe-cython": compiled[case], **out.get(case, {})}
     return out
 
 
@@ -425,7 +471,7 @@ def run(iterations: int = 20000, runs: int = 5, only: set[str] | None = None) ->
 
 def format_table(report: dict[str, Any]) -> str:
     results = report["results"]
-    peers = ["sbe", "protobuf", "msgpack", "json", "struct"]
+    peers = ["sbe", "sbe-cython", "protobuf", "msgpack", "json", "struct"]
     lines = [f"tickline bench codecs: ns/message, median of {report['runs']} runs "
              f"(python {report['machine']['python']}, protobuf backend {report['machine']['protobuf_backend']}, "
              f"{report['call_overhead_ns_subtracted']} ns call overhead subtracted)",

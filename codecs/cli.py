@@ -21,10 +21,13 @@ from tickline.codecs.schema import load_schema
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("codegen", help="generate codecs from an SBE XML schema")
     p.add_argument("schema", help="SBE XML schema file")
-    p.add_argument("--lang", choices=["python"], default="python", help="target language (default: python)")
+    p.add_argument("--lang", choices=["python", "cython"], default="python",
+                   help="target language (default: python); cython writes <module>.pyx, compiled codecs of the same API")
     p.add_argument("-o", "--output", required=True, help="directory to write the module into")
     p.add_argument("--module", help="module name (default: the schema's package, made a valid identifier)")
     p.add_argument("--strict", action="store_true", help="treat schema warnings as errors")
+    p.add_argument("--build", action="store_true",
+                   help="with --lang cython: also compile the module in the output directory (needs Cython and a C compiler)")
     p.set_defaults(func=cmd_codegen)
 
     p = subparsers.add_parser("sbe-decode", help="decode SBE message(s) to JSON using only the schema")
@@ -76,7 +79,12 @@ def _module_name(args: argparse.Namespace, package: str | None) -> str:
 
 
 def cmd_codegen(args: argparse.Namespace) -> int:
-    from tickline.codecs.gen_python import generate
+    if args.lang == "cython":
+        from tickline.codecs.gen_cython import generate
+    else:
+        from tickline.codecs.gen_python import generate
+    if args.build and args.lang != "cython":
+        return _err("--build applies to --lang cython only (fault=user)")
 
     try:
         schema = load_schema(args.schema, strict=args.strict)
@@ -88,10 +96,18 @@ def cmd_codegen(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _err(f"cannot read schema file={args.schema}: {exc.strerror}")
     os.makedirs(args.output, exist_ok=True)
-    path = os.path.join(args.output, _module_name(args, schema.package) + ".py")
+    name = _module_name(args, schema.package)
+    path = os.path.join(args.output, name + (".pyx" if args.lang == "cython" else ".py"))
     with open(path, "w", encoding="utf-8") as f:
         f.write(source)
     print(path)
+    if args.build:
+        from tickline.codecs.gen_cython import build
+
+        try:
+            print(build(source, name, args.output))
+        except RuntimeError as exc:
+            return _err(str(exc))
     return 0
 
 

@@ -529,12 +529,18 @@ class _Gen:
             return [f"{p}_put(self._buf, {off}, {null_lit} if value is None else {val})"]
         return [f"{p}_put(self._buf, {off}, {val})"]
 
+    #: Whether generated signatures carry type annotations (the Cython generator, whose .pyx does not, clears it).
+    ANNOTATE = True
+
+    def _ann(self, text: str) -> str:
+        return text if self.ANNOTATE else ""
+
     def slot_accessors(self, slot: _Slot, versioned: bool, writable: bool) -> None:
         rtype = self.py_type(slot)
         if versioned and slot.since and "None" not in rtype:
             rtype += " | None"
         self.w("@property", 1)
-        self.w(f"def {slot.py}(self) -> {rtype}:", 1)
+        self.w(f"def {slot.py}(self){self._ann(' -> ' + rtype)}:", 1)
         self.w(f'"""{slot.json}: {slot.doc}."""', 2)
         for line in self.getter_expr_lines(slot, versioned):
             self.w(line, 2)
@@ -543,20 +549,20 @@ class _Gen:
         if writable and settable:
             vtype = self.py_type(slot)
             self.w(f"@{slot.py}.setter", 1)
-            self.w(f"def {slot.py}(self, value: {vtype}) -> None:", 1)
+            self.w(f"def {slot.py}(self, value{self._ann(': ' + vtype)}){self._ann(' -> None')}:", 1)
             for line in self.setter_lines(slot):
                 self.w(line, 2)
             self.w()
         if isinstance(slot.t, EnumType) and slot.presence != "constant":
             self.w("@property", 1)
-            self.w(f"def {slot.py}_raw(self) -> int{' | None' if versioned and slot.since else ''}:", 1)
+            self.w(f"def {slot.py}_raw(self){self._ann(' -> int' + (' | None' if versioned and slot.since else ''))}:", 1)
             self.w(f'"""{slot.json} as the raw wire value (no check against the validValues)."""', 2)
             for line in self.getter_expr_lines(slot, versioned, raw=True):
                 self.w(line, 2)
             self.w()
             if writable:
                 self.w(f"@{slot.py}_raw.setter", 1)
-                self.w(f"def {slot.py}_raw(self, value: int) -> None:", 1)
+                self.w(f"def {slot.py}_raw(self, value{self._ann(': int')}){self._ann(' -> None')}:", 1)
                 for line in self.setter_lines(slot, raw=True):
                     self.w(line, 2)
                 self.w()
@@ -812,6 +818,16 @@ class _Gen:
             if sl in self._plain or sl.py in attr_views:
                 continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
+        self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
+        self._cache = None
+
+    #: How a block class's _finished() is declared and reads its open group's (the Cython generator's differ).
+    FINISHED_DEF = "def _finished(self) -> bool:"
+    FINISHED_OPEN = "bool(self._open._finished())"
+
+    def block_tail(self, base: str, label: str, dec: bool, elems: list[tuple[str, Any]], slots: list[_Slot],
+                   groups: list[Group], data: list[VarData], is_group: bool) -> None:
+        """The end of a block class: group and var data accessors in schema order, _finished(), the JSON form."""
         for i, (kind, el) in enumerate(elems):
             if kind == "group":
                 assert isinstance(el, Group)
@@ -819,16 +835,15 @@ class _Gen:
             else:
                 assert isinstance(el, VarData)
                 self.data_accessor(dec, i, el, elems)
-        self.w("def _finished(self) -> bool:", 1)
-        if msg is None:
+        self.w(self.FINISHED_DEF, 1)
+        if is_group:
             self.w("if self._index < self._count:", 2)
             self.w("return False", 3)
             self.w("if self._count == 0:", 2)
             self.w("return True", 3)
-        self.w(f"return self._step == {len(elems)} and (self._open is None or bool(self._open._finished()))", 2)
+        self.w(f"return self._step == {len(elems)} and (self._open is None or {self.FINISHED_OPEN})", 2)
         self.w()
         self.dict_methods(slots, groups, data, versioned=dec, decoder=dec, encoder=not dec)
-        self._cache = None
 
     def plain_loads(self, tup: str, version_expr: str) -> list[str]:
         """Statements copying the plain numeric fields out of the unpacked tuple into their attributes."""
@@ -1043,6 +1058,20 @@ class _Gen:
             self.w("def __len__(self) -> int:", 1)
             self.w("return self._count", 2)
             self.w()
+        cols = row_columns(g)
+        if cols is not None:
+            paths = [c[0] for c in cols]
+            if dec:
+                self.w("def rows(self) -> list[tuple[Any, ...]]:", 1)
+                self.w(f'"""The remaining entries, each a tuple of ({", ".join(paths)}) (None for a null)."""', 2)
+                self.w(f"return [({''.join(f'e.{p}, ' for p in paths)}) for e in self]", 2)
+            else:
+                self.w("def put_rows(self, rows: Any) -> None:", 1)
+                self.w(f'"""Write one entry per tuple of ({", ".join(paths)}) (None for a null), as next() and assignments."""', 2)
+                self.w("for row in rows:", 2)
+                self.w("e = self.next()", 3)
+                self.w(f"{', '.join(f'e.{p}' for p in paths)}, = row", 3)
+            self.w()
 
     def _order_check(self, i: int, what: str, elems: list[tuple[str, Any]], where: str) -> None:
         self.w(f"if self.check_order and (self._step != {i} or not (self._open is None or self._open._finished())):", 2)
@@ -1212,6 +1241,40 @@ def _piecewise(steps: list[tuple[int, int]], version: str) -> str:
 def _may_be_empty(g: Group) -> bool:
     """Whether an entry of ``g`` can take no bytes: no field and no nested group or var data in version 0."""
     return not any(since == 0 for since, _ in block_needs(g.fields) + tail_mins(g.groups, g.data))
+
+
+def row_columns(g: Group) -> list[tuple[str, int, EncodedType]] | None:
+    """The columns of a group's ``rows()``/``put_rows()``: ``(attribute path, offset in the entry, type)`` of each
+    stored numeric field and numeric member of a composite field, in wire order; None when the group has no
+    such shape (nested groups or var data, other kinds of fields, fields or members with a sinceVersion)."""
+    if g.groups or g.data:
+        return None
+    cols: list[tuple[str, int, EncodedType]] = []
+    names = {_py(f) for f in g.fields}
+    if names & {"rows", "put_rows"}:
+        return None
+    for f in g.fields:
+        if f.presence == "constant":
+            continue
+        if f.since_version:
+            return None
+        t = f.type
+        if isinstance(t, EncodedType) and t.length == 1 and t.primitive != "char":
+            t = EncodedType(t.name, t.primitive, 1, f.presence, t.null_value)
+            cols.append((_py(f), f.offset, t))
+        elif isinstance(t, CompositeType):
+            for m in t.members:
+                mt = m.type
+                if not isinstance(mt, EncodedType) or mt.since_version:
+                    return None
+                if mt.presence == "constant":
+                    continue
+                if mt.length != 1 or mt.primitive == "char":
+                    return None
+                cols.append((f"{_py(f)}.{_py(m)}", f.offset + m.offset, mt))
+        else:
+            return None
+    return cols or None
 
 
 def _has_empty(groups: list[Group]) -> bool:

@@ -17,8 +17,20 @@ from tickline.codecs.ir import Schema
 SCHEMAS = Path(os.environ.get("TICKLINE_SBE_SCHEMAS") or Path(__file__).resolve().parents[1] / "testdata" / "sbe-schemas")
 
 
-def import_generated(schema: Schema, directory: Path, source: str = "test.xml") -> ModuleType:
-    """Write the generated module to ``directory`` and import it from the file, as a user would."""
+#: The two kinds of generated codecs the codec tests run against (the ``codec_kind`` fixture).
+KINDS = ["python", "cython"]
+
+
+def import_generated(schema: Schema, directory: Path, source: str = "test.xml", kind: str = "python") -> ModuleType:
+    """Write the generated module to ``directory`` and import it from the file, as a user would.
+
+    ``kind="cython"``: the compiled codecs instead, built with -O0 (quick to compile; the code is the same)
+    and cached by content in TICKLINE_CYTHON_CACHE (default ~/.cache/tickline/cython)."""
+    if kind == "cython":
+        from tickline.codecs import gen_cython
+
+        return gen_cython.load_module(schema, source, opt=os.environ.get("TICKLINE_CYTHON_OPT", "-O0"))  # type: ignore[no-any-return]
+    assert kind == "python", kind
     name = f"tl_gen_{uuid.uuid4().hex[:12]}"
     path = directory / f"{name}.py"
     path.write_text(generate(schema, source), encoding="utf-8")

@@ -10,7 +10,13 @@ import pytest
 from tickline.codecs.ir import Schema
 from tickline.codecs.schema import load_schema
 
-from codecs_helpers import HEADER_TYPES, SCHEMAS
+from codecs_helpers import HEADER_TYPES, KINDS, SCHEMAS
+
+
+@pytest.fixture(scope="session", params=KINDS)
+def codec_kind(request: pytest.FixtureRequest) -> str:
+    """Each test taking this runs against the pure-Python flyweights and the compiled (Cython) codecs."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +46,14 @@ def write_schema(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def car_schema(schemas_dir: Path) -> Schema:
     return load_schema(schemas_dir / "example-schema.xml")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of the compiled codecs may build them first (Cython, then the C compiler: about 5 s of CPU per
+    schema, minutes of wall time on a loaded machine; cached by content afterwards): it gets a longer timeout."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        if "cython" in (params.get("codec_kind"), params.get("kind")) or item.module.__name__.endswith("test_compiled"):
+            item.add_marker(pytest.mark.timeout(900))

@@ -42,14 +42,15 @@ def test_codegen_reports_schema_errors(codecs_only: None, tmp_path: Path, capsys
 def test_bench_codecs_measures_every_case_against_every_peer(codecs_only: None, capsys: pytest.CaptureFixture[str]) -> None:
     report = bench.run(iterations=20, runs=1)
     assert set(report["results"]) == {"l1_encode", "l1_decode", "l1_field_read", "l1_price_read", "l1_symbol_read",
-                                      "er_encode", "er_decode", "book_encode", "book_decode"}
+                                      "er_encode", "er_decode", "book_encode", "book_decode", "book_encode_per_entry",
+                                      "book_decode_per_entry"}
     for case, row in report["results"].items():
-        expected = {"sbe", "protobuf", "msgpack", "json", "struct"}
+        expected = {"sbe", "sbe-cython"} | (set() if case.endswith("_per_entry") else {"protobuf", "msgpack", "json", "struct"})
         assert set(row) == expected, case
         assert all(isinstance(v, float) and v >= 0 for v in row.values())
     assert report["machine"]["protobuf_backend"] == "upb"
     table = bench.format_table(report)
-    assert table.splitlines()[1].split() == ["case", "sbe", "protobuf", "msgpack", "json", "struct"]
+    assert table.splitlines()[1].split() == ["case", "sbe", "sbe-cython", "protobuf", "msgpack", "json", "struct"]
     assert tickline.cli.main(["bench", "codecs", "--iterations", "10", "--runs", "1"]) == 0
     assert "l1_decode" in capsys.readouterr().out
 
@@ -58,12 +59,20 @@ def test_bench_peers_decode_the_same_values() -> None:
     # The benchmark is only fair if every peer does the same work: check they all produce the same L1 tick.
     table = bench.cases()
     values = {peer: fn() for peer, fn in table["l1_decode"].items()}
-    assert values["sbe"] == values["protobuf"] == values["struct"] == values["msgpack"] == values["json"]
+    assert values["sbe"] == values["sbe-cython"] == values["protobuf"] == values["struct"] == values["msgpack"] == values["json"]
     for case in ("l1_field_read", "l1_price_read", "l1_symbol_read"):
         reads = {peer: fn() for peer, fn in table[case].items()}
         assert len(set(reads.values())) == 1, (case, reads)
-    book = {peer: fn() for peer, fn in table["book_decode"].items() if peer in ("sbe", "protobuf", "struct")}
-    assert book["sbe"] == book["protobuf"] == book["struct"]
+    book = {peer: fn() for peer, fn in table["book_decode"].items() if peer in ("sbe", "sbe-cython", "protobuf", "struct")}
+    assert book["sbe"] == book["sbe-cython"] == book["protobuf"] == book["struct"]
+    assert table["book_decode_per_entry"]["sbe"]() == table["book_decode_per_entry"]["sbe-cython"]() == book["sbe"]
+    # Both ways of encoding the book write the same bytes, in both kinds of codecs.
+    written = set()
+    for case in ("book_encode", "book_encode_per_entry"):
+        for peer in ("sbe", "sbe-cython"):
+            table[case][peer]()
+            written.add(repr(table["book_decode"][peer]()))  # decodes the buffer the encode just wrote
+    assert len(written) == 1
 
 
 def test_codegen_warnings_mode_and_strict_mode(codecs_only: None, write_schema: Callable[..., Path], tmp_path: Path,

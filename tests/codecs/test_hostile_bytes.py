@@ -37,8 +37,8 @@ def decode_both(schema: Schema, mod: ModuleType, data: bytes) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def car_mod(car_schema: Schema, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    return import_generated(car_schema, tmp_path_factory.mktemp("car"))
+def car_mod(car_schema: Schema, tmp_path_factory: pytest.TempPathFactory, codec_kind: str) -> ModuleType:
+    return import_generated(car_schema, tmp_path_factory.mktemp("car"), kind=codec_kind)
 
 
 # -- item 12: a block shorter than the fields of its acting version ---------------------------------------
@@ -84,9 +84,9 @@ def v_message(version: int, root: int, group: int) -> bytes:
     return (struct.pack("<HHHH", root, 1, 7, version) + bytes(root) + struct.pack("<HH", group, 1) + bytes(group))
 
 
-def test_a_block_needs_only_the_fields_of_its_version(write_schema: Callable[..., Path], tmp_path: Path) -> None:
+def test_a_block_needs_only_the_fields_of_its_version(write_schema: Callable[..., Path], tmp_path: Path, codec_kind: str) -> None:
     schema = load_schema(write_schema(VERSIONED, version=2))
-    mod = import_generated(schema, tmp_path)
+    mod = import_generated(schema, tmp_path, kind=codec_kind)
     # an older producer's shorter blocks are fine: the newer fields read as null
     for data in (v_message(0, 4, 2), v_message(1, 8, 2)):
         doc, used = otf.decode(schema, data)
@@ -134,10 +134,10 @@ def write_nested(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def nested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Schema, ModuleType]:
+def nested(tmp_path_factory: pytest.TempPathFactory, codec_kind: str) -> tuple[Schema, ModuleType]:
     directory = tmp_path_factory.mktemp("nested")
     schema = load_schema(write_nested(directory))
-    return schema, import_generated(schema, directory)
+    return schema, import_generated(schema, directory, kind=codec_kind)
 
 
 @pytest.mark.parametrize("size", [192, 512])

@@ -95,8 +95,8 @@ def test_car_bytes_match_hand_encoding_otf(car_schema: Schema) -> None:
     assert decoded == doc
 
 
-def test_car_bytes_match_hand_encoding_generated(car_schema: Schema, tmp_path: Path) -> None:
-    mod = import_generated(car_schema, tmp_path)
+def test_car_bytes_match_hand_encoding_generated(car_schema: Schema, tmp_path: Path, codec_kind: str) -> None:
+    mod = import_generated(car_schema, tmp_path, kind=codec_kind)
     buf = bytearray(512)
     e = mod.CarEncoder().wrap_and_apply_header(buf, 0)
     e.serial_number = 1234
@@ -136,8 +136,8 @@ def test_car_bytes_match_hand_encoding_generated(car_schema: Schema, tmp_path: P
     assert mod.CarEncoder.from_dict(FIELDS) == hand_encoded_car()
 
 
-def test_car_generated_decoder_reads_hand_encoding(car_schema: Schema, tmp_path: Path) -> None:
-    mod = import_generated(car_schema, tmp_path)
+def test_car_generated_decoder_reads_hand_encoding(car_schema: Schema, tmp_path: Path, codec_kind: str) -> None:
+    mod = import_generated(car_schema, tmp_path, kind=codec_kind)
     d = mod.decode(hand_encoded_car())
     assert isinstance(d, mod.CarDecoder)
     assert (d.serial_number, d.model_year, d.available, d.code, d.some_numbers) == (1234, 2013, mod.BooleanType.T, mod.Model.A, (1, 2, 3, 4))
@@ -198,18 +198,18 @@ def test_extension_layout(schemas_dir: Path, tmp_path: Path) -> None:
     assert struct.unpack_from("<HfB", wire, 8 + 46 + 4) == (30, pytest.approx(35.9, rel=1e-6), 77)
 
 
-def test_old_decoder_reads_new_message(car_schema: Schema, schemas_dir: Path, tmp_path: Path) -> None:
+def test_old_decoder_reads_new_message(car_schema: Schema, schemas_dir: Path, tmp_path: Path, codec_kind: str) -> None:
     ext = load_schema(write_extension(schemas_dir, tmp_path))
     doc = {"header": otf.default_header(ext, ext.messages[0]), "message": "Car", "fields": extension_fields()}
     wire = otf.encode(ext, doc)
     old_doc, used = otf.decode(car_schema, wire)  # the v0 schema skips the unknown block bytes
     assert old_doc["fields"] == FIELDS
     assert used == len(wire) - (4 + 7)  # the v1 var data at the end is unknown to v0
-    old = import_generated(car_schema, tmp_path)
+    old = import_generated(car_schema, tmp_path, kind=codec_kind)
     assert old.decode(wire).to_dict() == FIELDS
 
 
-def test_new_decoder_reads_old_message(car_schema: Schema, schemas_dir: Path, tmp_path: Path) -> None:
+def test_new_decoder_reads_old_message(car_schema: Schema, schemas_dir: Path, tmp_path: Path, codec_kind: str) -> None:
     ext = load_schema(write_extension(schemas_dir, tmp_path))
     wire = hand_encoded_car()
     new_doc, used = otf.decode(ext, wire)
@@ -220,7 +220,7 @@ def test_new_decoder_reads_old_message(car_schema: Schema, schemas_dir: Path, tm
     expected["notes"] = ""
     assert new_doc["fields"] == expected
     assert otf.encode(ext, new_doc) == wire  # acting version 0: the v0 bytes again
-    new = import_generated(ext, tmp_path)
+    new = import_generated(ext, tmp_path, kind=codec_kind)
     d = new.decode(wire)
     assert d.acting_version == 0 and d.cup_holder_count is None
     assert [(f.co2, f.usage_description()) for f in d.fuel_figures()] == [(None, "Urban Cycle"), (None, "Combined Cycle")]

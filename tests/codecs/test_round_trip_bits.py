@@ -19,9 +19,9 @@ from test_layout import FIELDS
 
 
 @pytest.fixture(scope="module")
-def car(tmp_path_factory: pytest.TempPathFactory, schemas_dir: Path) -> tuple[Schema, ModuleType]:
+def car(tmp_path_factory: pytest.TempPathFactory, schemas_dir: Path, codec_kind: str) -> tuple[Schema, ModuleType]:
     schema = load_schema(schemas_dir / "example-schema.xml")
-    return schema, import_generated(schema, tmp_path_factory.mktemp("bits"))
+    return schema, import_generated(schema, tmp_path_factory.mktemp("bits"), kind=codec_kind)
 
 
 def car_365(schema: Schema) -> bytearray:

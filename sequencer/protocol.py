@@ -16,7 +16,8 @@ from dataclasses import dataclass
 __all__ = [
     "SCHEMA_ID", "ORDERS_SCHEMA_ID", "HEADER", "ProtocolError", "EventPoll", "VenuePoll", "Sequenced",
     "Recover", "PositionReport", "Attach", "encode_recover", "encode_position", "encode_attach", "ORIGIN_LEN",
-    "encode_event_poll", "encode_venue_poll", "encode_sequenced", "encode_batch", "decode", "decode_batch", "peek",
+    "encode_event_poll", "encode_venue_poll", "encode_sequenced", "new_order_fields", "text", "NEW_ORDER_HEAD",
+    "encode_batch", "decode", "decode_batch", "peek",
 ]
 
 SCHEMA_ID = 110
@@ -93,8 +94,39 @@ SEQUENCED_HEADER = HEADER.pack(_SEQUENCED.size, SEQUENCED, SCHEMA_ID, VERSION)  
 SEQUENCED_SIZE = HEADER.size + _SEQUENCED.size
 
 
-def encode_sequenced(order_id: int, timestamp: int, cl_ord_id: str) -> bytes:
-    return SEQUENCED_HEADER + _SEQUENCED.pack(order_id, timestamp, cl_ord_id.encode("ascii", "replace")[:20])
+def encode_sequenced(order_id: int, timestamp: int, cl_ord_id: str | bytes) -> bytes:
+    """``cl_ord_id``: text, or the 20 bytes of a ClOrdId field as they came (NUL padded)."""
+    raw = cl_ord_id if type(cl_ord_id) is bytes else cl_ord_id.encode("ascii", "replace")[:20]  # type: ignore[union-attr]
+    return SEQUENCED_HEADER + _SEQUENCED.pack(order_id, timestamp, raw)
+
+
+#: orders.xml's NewOrder in its exact form: this header (blockLength 91, template 1, version 0) and
+#: the block, nothing after (a test holds both to the generated codec)
+NEW_ORDER_HEAD = HEADER.pack(91, 1, ORDERS_SCHEMA_ID, VERSION)
+NEW_ORDER_SIZE = HEADER.size + 91
+#: clOrdId, account + symbol (side by side), side, ordType, timeInForce, price, (stopPrice), quantity,
+#: (transactTime, expireTime)
+_NEW_ORDER_BLOCK = struct.Struct("<20s28s3Bq8xQ16x")
+_NULL_PRICE = -(2 ** 63)
+
+
+def text(raw: bytes) -> str | None:
+    """A char array in the form every encoder writes (ASCII text, then only NULs) as the decoder
+    reads it; None for any other form."""
+    t = raw.rstrip(b"\0")
+    return t.decode("ascii") if t.isascii() and b"\0" not in t else None
+
+
+def new_order_fields(data: bytes | memoryview) -> tuple[bytes, bytes, int, int, int, int | None, int] | None:
+    """The fields the sequencer needs of a NewOrder in its exact form (:data:`NEW_ORDER_HEAD`, the
+    block, nothing after), in one unpack: (raw ClOrdId (20 bytes), raw account + symbol (28 bytes),
+    side, ordType and timeInForce bytes, price mantissa (None: null), quantity).  None when ``data``
+    is not in that form (then decode it).  Nothing is validated beyond the form: see :func:`text`
+    for the char arrays; the enum bytes are the caller's to look up."""
+    if len(data) != NEW_ORDER_SIZE or data[:8] != NEW_ORDER_HEAD:
+        return None
+    cl, names, side, ord_type, tif, price, qty = _NEW_ORDER_BLOCK.unpack_from(data, 8)
+    return cl, names, side, ord_type, tif, None if price == _NULL_PRICE else price, qty
 
 
 def sequenced_fields(data: bytes) -> tuple[int, int, str] | None:

@@ -44,6 +44,11 @@ __all__ = ["Order", "OrderStatus", "Position", "OrderBookkeeping", "ClOrdIdGener
 log = logging.getLogger("tickline.strategy")
 
 _HEADER = struct.Struct("<HHHH")
+#: a NewOrder, header and block (schemas/orders.xml; a test holds it to the generated encoder): header,
+#: clOrdId, account, symbol, side, ordType, timeInForce, price, stopPrice, quantity, transactTime, expireTime
+_NEW_ORDER = struct.Struct("<8s20s12s16s3BqqQQQ")
+_NULL_PRICE, _NULL_U64 = -(2 ** 63), 2 ** 64 - 1
+_MAX_SYMBOLS = 1024  # symbols whose bytes are remembered
 _U32 = struct.Struct("<I")
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOW2 = tuple(a + b for a in _B36 for b in _B36)  # 0..1295 as two base-36 digits, zero-padded
@@ -262,6 +267,12 @@ class OrderBookkeeping:
         self._buf = bytearray(256)
         self._view = memoryview(self._buf)
         self._new = m.NewOrderEncoder()
+        self._new_head = bytes(self._new.wrap_and_apply_header(bytearray(_NEW_ORDER.size), 0).buffer[:_HEADER.size])
+        self._account_raw = raw
+        self._symbols: dict[str, bytes] = {}  # symbol -> its ASCII bytes, for _pack_new
+        # enum member -> its wire byte (what the encoder's setters write: int(member))
+        self._enum_byte: dict[Any, int] = {v: int(v) for cls in (m.Side, m.OrdType, m.TimeInForce) for v in cls
+                                           if 0 < int(v) < 128}
         self._cancel = m.CancelOrderEncoder()
         self._replace = m.ReplaceOrderEncoder()
         self._er = m.ExecutionReportDecoder()
@@ -284,6 +295,38 @@ class OrderBookkeeping:
     def new(self, symbol: str, side: Any, quantity: int, price: int | None, ord_type: Any, tif: Any,
             now_ns: int) -> tuple[Order, memoryview]:
         cl = self.next_cl_ord_id()
+        n = self._pack_new(cl, symbol, side, quantity, price, ord_type, tif, now_ns)
+        if n == 0:
+            n = self._encode_new(cl, symbol, side, quantity, price, ord_type, tif, now_ns)
+        order = Order(cl, symbol, side, price, quantity, ord_type, tif, now_ns)
+        self.live[cl] = order
+        return order, self._view[:n]
+
+    def _pack_new(self, cl: str, symbol: str, side: Any, quantity: int, price: int | None, ord_type: Any, tif: Any,
+                  now_ns: int) -> int:
+        """The NewOrder in one ``pack_into`` (header and block: the bytes the encoder writes field by
+        field); 0 when a value is not one this form takes as is (then :meth:`_encode_new`, which
+        writes it or raises as the encoder does)."""
+        raw_sym = self._symbols.get(symbol) if type(symbol) is str else None
+        if raw_sym is None:
+            if type(symbol) is not str or not symbol.isascii() or len(symbol) > 16:
+                return 0
+            raw_sym = symbol.encode()
+            if len(self._symbols) < _MAX_SYMBOLS:
+                self._symbols[symbol] = raw_sym
+        b_of = self._enum_byte
+        sb, tb, fb = b_of.get(side), b_of.get(ord_type), b_of.get(tif)
+        if sb is None or tb is None or fb is None or len(cl) > 20 or not cl.isascii():
+            return 0
+        try:
+            _NEW_ORDER.pack_into(self._buf, 0, self._new_head, cl.encode(), self._account_raw, raw_sym, sb, tb, fb,
+                                 _NULL_PRICE if price is None else price, _NULL_PRICE, quantity, now_ns, _NULL_U64)
+        except struct.error:  # a number out of its field's range: the encoder says which
+            return 0
+        return _NEW_ORDER.size
+
+    def _encode_new(self, cl: str, symbol: str, side: Any, quantity: int, price: int | None, ord_type: Any, tif: Any,
+                    now_ns: int) -> int:
         e = self._new.wrap_and_apply_header(self._buf, 0)
         e.cl_ord_id = cl
         e.account = self.account
@@ -296,9 +339,7 @@ class OrderBookkeeping:
         e.quantity = quantity
         e.transact_time = now_ns
         e.expire_time = None
-        order = Order(cl, symbol, side, price, quantity, ord_type, tif, now_ns)
-        self.live[cl] = order
-        return order, self._view[:self.m.HEADER_LENGTH + e.encoded_length]
+        return self.m.HEADER_LENGTH + e.encoded_length
 
     def cancel(self, order: Order, now_ns: int) -> memoryview:
         e = self._request(self._cancel, order)

@@ -65,3 +65,35 @@ def test_random_bytes_never_escape_as_anything_but_a_protocol_error():
                 fn(data)
             except P.ProtocolError:
                 pass
+
+
+def test_a_new_order_s_exact_form_is_the_codec_s_and_its_fields_read_in_one_unpack_are_the_decoder_s():
+    from tickline.fix_gateway.bridge import NewOrder, OrdType, Side, TimeInForce
+    from tickline.fix_gateway.sbe_orders import OrderCodec
+
+    codec = OrderCodec()
+    rnd = random.Random(5)
+    for k in range(500):
+        msg = NewOrder(f"id{k}"[:rnd.randint(0, 20)], rnd.choice(("", "A", "ACCOUNT12345")), rnd.choice(("X", "S" * 16)),
+                       rnd.choice(list(Side)), rnd.choice(list(OrdType)), rnd.choice(list(TimeInForce)),
+                       rnd.choice((None, -5, 0, 2**63 - 1, rnd.randrange(10**12))), rnd.choice((None, 7)),
+                       rnd.randrange(2**64), rnd.randrange(2**64), rnd.choice((None, 9)))
+        v, n = codec.encode(msg)
+        data = bytes(v[:n])
+        assert data[:8] == P.NEW_ORDER_HEAD and len(data) == P.NEW_ORDER_SIZE
+        cl, names, side, ord_type, tif, price, qty = P.new_order_fields(data)
+        got = (P.text(cl), P.text(names[:12]), P.text(names[12:]), side, ord_type, tif, price, qty)
+        assert got == (msg.cl_ord_id, msg.account, msg.symbol, ord(msg.side.value), ord(msg.ord_type.value),
+                       ord(msg.time_in_force.value), msg.price, msg.quantity)
+        assert P.new_order_fields(memoryview(data)) == P.new_order_fields(data)
+        # any other form is left to the decoder: another length, another header
+        assert P.new_order_fields(data + b"\0") is None and P.new_order_fields(data[:-1]) is None
+        other = bytearray(data)
+        other[rnd.randrange(8)] ^= 1 << rnd.randrange(8)
+        assert P.new_order_fields(bytes(other)) is None
+
+
+def test_text_reads_only_the_form_the_decoder_reads_the_same_way():
+    assert P.text(b"AB\0\0") == "AB" and P.text(b"\0\0") == "" and P.text(b"ABCD") == "ABCD"
+    assert P.text(b"A\0B\0") is None  # the decoder stops at the first NUL: left to it
+    assert P.text(b"A\x80\0\0") is None  # not ASCII: the decoder's escapes, left to it

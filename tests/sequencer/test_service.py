@@ -487,3 +487,59 @@ def test_the_venue_gets_each_order_exactly_as_decoding_and_encoding_it_under_its
     assert len(expected) > 300
     assert {s: m for s, m in h.service.venue_queue} == expected
     assert h.service.venue_open == expected
+
+
+def test_an_order_in_the_exact_form_read_in_one_unpack_gets_what_the_decoder_s_path_gives(monkeypatch):
+    # NewOrders in the schema's exact form skip the field-by-field decode: the answers, the venue's
+    # copies and every piece of state must be byte for byte what the general path (decode, then
+    # the same checks) gives, for accepted orders, every refusal, and damaged bytes (enum bytes
+    # outside the schema, text that is not ASCII, bytes after a text's NUL)
+    limits = SequencerLimits(max_position=60, max_order_qty=25, max_orders=8, rate_window_ms=50, price_band_pct=5.0,
+                             reference_prices={"X": 100.0}, venue_backlog=400)
+    rnd = random.Random(23)
+    codec = OrderCodec()
+    steps = []
+    for k in range(1200):
+        sid = rnd.choice((A, B))
+        if rnd.random() < 0.08 and steps:  # the venue fills one of the orders sent so far
+            steps.append(("fill", rnd.randint(1, k), rnd.randint(1, 10), rnd.choice((95.0, 100.0, 104.0)), 1000 + k * 2))
+            continue
+        cl = f"c{rnd.randrange(k + 1)}" if rnd.random() < 0.05 else f"c{k}"  # some reuse a ClOrdId
+        market = rnd.random() < 0.1
+        msg = NewOrder(cl, rnd.choice(("ACC", "ACC2")), rnd.choice(("X", "Y")), rnd.choice((Side.BUY, Side.SELL)),
+                       OrdType.MARKET if market else OrdType.LIMIT, rnd.choice((TimeInForce.DAY, TimeInForce.IMMEDIATE_OR_CANCEL)),
+                       None if market else int(rnd.choice((90.0, 99.0, 100.0, 101.0, 110.0)) * S), None,
+                       rnd.choice((0, 1, 5, 10, 30)), k)
+        v, n = codec.encode(msg)
+        b = bytearray(v[:n])
+        r = rnd.random()
+        if r < 0.05:
+            b[rnd.choice((56, 57, 58))] = rnd.randrange(256)  # side, ordType, timeInForce
+        elif r < 0.08:
+            b[rnd.randrange(8, 56)] = rnd.choice((0x80, 0xFF, 0))  # a text byte: not ASCII, or a NUL inside
+        steps.append(("order", sid, bytes(b), 1000 + k * 2))
+
+    def run():
+        h = Harness(limits)
+        out = []
+        for step in steps:
+            if step[0] == "order":
+                out.append(h.send(step[1], step[2], ts=step[3]))
+            else:
+                _, seq, qty, px, ts = step
+                h.send(VENUE, P.encode_venue_poll(-1), ts=ts)
+                out.append(h.send(VENUE, h.report(seq, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, last_qty=qty,
+                                                  price=px), ts=ts))
+        return h, out
+
+    fast, fast_out = run()
+    with monkeypatch.context() as m:
+        m.setattr(P, "new_order_fields", lambda data: None)  # every order through the decoder
+        general, general_out = run()
+    assert fast_out == general_out
+    assert fast.service.on_take_snapshot() == general.service.on_take_snapshot()
+    assert fast.service._names and not general.service._names  # the exact-form path was taken
+    counters = fast.service.counters
+    assert counters["accepted"] > 100 and counters["rejected_malformed"] > 10
+    for reason in ("position_limit", "rate_limit", "max_order_size", "price_band", "bad_quantity", "duplicate_clordid"):
+        assert counters[f"rejected_{reason}"] > 0, reason

@@ -389,3 +389,32 @@ def test_restore_refuses_what_is_not_this_strategys_open_order() -> None:
     reports, _ = venue.recover("ACC1")
     assert len(reports) == 1 and runner.restore(reports + [b"\x00" * 12]) == 0
     assert (runner.books.counters["unknown"], runner.books.counters["malformed"]) == (1, 1)
+
+
+def test_a_new_order_packed_at_once_is_byte_for_byte_the_encoders_and_odd_values_go_through_the_encoder() -> None:
+    import random
+
+    from tickline.strategy.orders import ClOrdIdGenerator, OrderBookkeeping
+
+    m = sbe.orders()
+    fast = OrderBookkeeping("ACC1", ClOrdIdGenerator("F", 0))
+    slow = OrderBookkeeping("ACC1", ClOrdIdGenerator("F", 0))
+    slow._pack_new = lambda *args: 0  # type: ignore[method-assign]  # every order through the encoder's setters
+    rnd = random.Random(3)
+    for k in range(400):
+        args = (rnd.choice(("ESZ6", "X", "S" * 16)), rnd.choice(list(m.Side)[:2]), rnd.choice((1, 7, 2**64 - 1)),
+                rnd.choice((None, 0, -3, 2**63 - 1, rnd.randrange(10**13))), rnd.choice(list(m.OrdType)[:4]),
+                rnd.choice(list(m.TimeInForce)[:5]), rnd.randrange(2**64))
+        a, b = fast.new(*args), slow.new(*args)
+        assert bytes(a[1]) == bytes(b[1]) and a[0].cl_ord_id == b[0].cl_ord_id
+        assert fast._pack_new(a[0].cl_ord_id, *args) == len(a[1])  # the one-pack path wrote it
+    # values the packed form does not take go through the encoder and fail (or not) as it does
+    for symbol, qty, px in (("S" * 17, 1, 5), ("É", 1, 5), ("X", 2**64, 5), ("X", -1, 5), ("X", 1, 2**63)):
+        errors = []
+        for books in (fast, slow):
+            try:
+                books.new(symbol, m.Side.Buy, qty, px, m.OrdType.Limit, m.TimeInForce.Day, 1)
+                errors.append(None)
+            except Exception as exc:  # noqa: BLE001 - the two must fail alike
+                errors.append((type(exc), str(exc)))
+        assert errors[0] == errors[1] and errors[0] is not None, (symbol, qty, px)

@@ -112,6 +112,9 @@ class StrategyRunner:
             "ack": strategy.on_ack, "fill": strategy.on_fill, "cancel": strategy.on_cancel,
             "replace": strategy.on_replace, "reject": strategy.on_reject}
         self._tif = {t.name: t for t in self.books.TimeInForce}
+        # the enum members every order names, looked up once (an Enum class attribute is several dict lookups)
+        b = self.books
+        self._buy, self._sell, self._market, self._limit = b.Side.Buy, b.Side.Sell, b.OrdType.Market, b.OrdType.Limit
         self._started = False
         strategy._runner = self
 
@@ -182,9 +185,8 @@ class StrategyRunner:
         t = self._tif.get(tif)
         if t is None:
             raise ValueError(f"unknown time in force: tif={tif!r} known={sorted(self._tif)} fault=user")
-        b = self.books
-        order, msg = b.new(symbol, b.Side.Buy if buy else b.Side.Sell, quantity, price,
-                           b.OrdType.Market if price is None else b.OrdType.Limit, t, self.clock.time_ns())
+        order, msg = self.books.new(symbol, self._buy if buy else self._sell, quantity, price,
+                                    self._market if price is None else self._limit, t, self.clock.time_ns())
         self._send(msg, order, "new")
         return order
 

@@ -177,9 +177,9 @@ class StrategyRunner:
         if symbol not in self.symbols:
             raise ValueError(f"symbol not in the strategy's config: symbol={symbol!r} "
                              f"symbols={sorted(self.symbols)} fault=user")
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        if (type(quantity) is not int and (isinstance(quantity, bool) or not isinstance(quantity, int))) or quantity <= 0:
             raise ValueError(f"quantity must be a whole number > 0: quantity={quantity!r} fault=user")
-        if price is not None and (isinstance(price, bool) or not isinstance(price, int)):
+        if price is not None and type(price) is not int and (isinstance(price, bool) or not isinstance(price, int)):
             raise ValueError(f"price must be an int mantissa (value x 10^9, see tickline.feed.price) or None: "
                              f"price={price!r} fault=user")
         t = self._tif.get(tif)

@@ -109,10 +109,12 @@ class Strategy:
     def buy(self, symbol: str, quantity: int, price: int | None = None, *, tif: str = "Day") -> Order:
         """A buy order: limit at ``price`` (mantissa), market when None.  ``tif``: Day |
         GoodTillCancel | ImmediateOrCancel | FillOrKill."""
-        return self.runner.submit(symbol, True, quantity, price, tif)
+        r = self._runner  # not the ``runner`` property: a call less per order
+        return (r or self.runner).submit(symbol, True, quantity, price, tif)
 
     def sell(self, symbol: str, quantity: int, price: int | None = None, *, tif: str = "Day") -> Order:
-        return self.runner.submit(symbol, False, quantity, price, tif)
+        r = self._runner
+        return (r or self.runner).submit(symbol, False, quantity, price, tif)
 
     def cancel(self, order: Order) -> bool:
         """Ask to cancel ``order``; False when it is not open or a cancel is already in flight."""

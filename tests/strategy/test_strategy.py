@@ -259,6 +259,12 @@ def test_cancel_replace_and_refused_requests() -> None:
         s.buy("NQZ6", 1, price(1))
     with pytest.raises(ValueError, match="price must be an int mantissa"):
         s.buy("ESZ6", 1, 10.5)  # type: ignore[arg-type]
+    for bad_px in (True, "10"):
+        with pytest.raises(ValueError, match="price must be an int mantissa"):
+            s.sell("ESZ6", 1, bad_px)  # type: ignore[arg-type]
+    for bad_qty in (True, 0, -1, 1.0, "1"):
+        with pytest.raises(ValueError, match="quantity must be a whole number > 0"):
+            s.buy("ESZ6", bad_qty, price(10))  # type: ignore[arg-type]
 
 
 def test_timers_fire_by_the_runners_clock() -> None:

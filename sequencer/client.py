@@ -110,7 +110,8 @@ class SequencerGateway:
     def poll(self, handler: Callable[[memoryview], None], limit: int = 64) -> int:
         work = 0
         cl = self.cluster
-        self._offer_attach()
+        if self._origin is not None and self._attach_corr is None:  # (a call less per poll when not needed)
+            self._offer_attach()
         # the next poll says which events were taken (``after``): only once every event of the
         # last batch went to the handler, so a client killed with events still queued here gets
         # them again (a successor under the same Attach name does)

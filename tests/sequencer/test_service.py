@@ -543,3 +543,17 @@ def test_an_order_in_the_exact_form_read_in_one_unpack_gets_what_the_decoder_s_p
     assert counters["accepted"] > 100 and counters["rejected_malformed"] > 10
     for reason in ("position_limit", "rate_limit", "max_order_size", "price_band", "bad_quantity", "duplicate_clordid"):
         assert counters[f"rejected_{reason}"] > 0, reason
+
+
+def test_the_decoded_account_and_symbol_names_are_bounded_and_orders_past_the_bound_are_sequenced_alike(monkeypatch):
+    import tickline.sequencer.service as service_module
+
+    monkeypatch.setattr(service_module, "_MAX_NAMES", 50)
+    h = Harness(SequencerLimits(max_position=10**6, max_order_qty=50, max_orders=10**6, price_band_pct=1000.0))
+    for k in range(120):  # a client naming a new account with every order
+        out = h.send(A, h.order(f"n{k}", account=f"A{k}", qty=3), ts=1000 + k)
+        s = P.decode(out[A][0])
+        assert isinstance(s, P.Sequenced) and s.cl_ord_id == f"n{k}"
+        assert h.service.orders[s.order_id].account == f"A{k}"
+        assert h.service.positions.get((f"A{k}", "X"), 0) == 0 and h.service.open_qty[(f"A{k}", "X", "1")] == 3
+    assert len(h.service._names) == 50

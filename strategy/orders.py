@@ -107,7 +107,9 @@ class Order:
         self.pending_cancel = False
         self.pending_replace: tuple[int | None, int] | None = None
         self.sent_ns = sent_ns
-        self.cl_ord_ids = [cl_ord_id]
+        # every ClOrdId the order went by (its own, then its requests'): a tuple, which the cyclic GC
+        # stops tracking, not a list it would walk on every collection while the order is open
+        self.cl_ord_ids: tuple[str, ...] = (cl_ord_id,)
         self.tag: Any = None
 
     @property
@@ -365,7 +367,7 @@ class OrderBookkeeping:
         e.orig_cl_ord_id = order.cl_ord_id
         e.symbol = order.symbol
         e.side = order.side
-        order.cl_ord_ids.append(cl)
+        order.cl_ord_ids += (cl,)
         self.live[cl] = order
         return e
 

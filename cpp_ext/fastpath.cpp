@@ -1211,6 +1211,162 @@ PyObject *sub_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return PyLong_FromLong(n);
 }
 
+// ---- receive_into (the native receive path)
+//
+// receive_into(buffer, spins=1) -> int | None: one whole message copied into
+// the caller's writable buffer, its length returned; None when no whole
+// message arrived within spins polls.  The polls run here, not in the
+// interpreter (one Python call per message, or per spins polls when idle);
+// fragmented messages are reassembled by Aeron's controlled fragment
+// assembler, which keeps partial messages per session between calls.
+//
+// One message per call: after it is taken every later fragment of the same
+// poll is left unconsumed (ABORT), because a subscription's poll goes on to
+// its other images after an image's BREAK.  A message longer than the buffer
+// is neither copied nor consumed (ABORT; the assembler rolls its last
+// fragment back) and MessageTooLong names both lengths, so a caller can
+// receive it again into a larger buffer.  The buffer is exported only while
+// no Python code runs (after the image callbacks) and released before return.
+// The GIL stays held while spinning (releasing it would cost more than a
+// poll); signals are checked every kReceiveSignalSpins polls.
+constexpr size_t kReceiveFragmentLimit = 256;
+constexpr long kReceiveMaxSpins = 1000000000L;
+constexpr long kReceiveSignalSpins = 4096;
+
+// The assembler's delegate: gets whole messages.
+aeron_controlled_fragment_handler_action_t on_received(void *clientd, const uint8_t *buffer, size_t length,
+                                                       aeron_header_t *header) {
+    auto *r = static_cast<ReceiveState *>(clientd);
+    if (r->got || r->too_long) return AERON_ACTION_ABORT;
+    if (length > r->cap) {
+        aeron_header_values_t v;
+        r->session_id = aeron_header_values(header, &v) == 0 ? v.frame.session_id : 0;
+        r->length = length;
+        r->too_long = true;
+        return AERON_ACTION_ABORT;
+    }
+    if (length > 0) std::memcpy(r->dst, buffer, length);
+    r->length = length;
+    r->got = true;
+    return AERON_ACTION_BREAK;
+}
+
+// In front of the assembler: once a message is taken (or refused), nothing
+// more of this poll reaches the assembler, so no later fragment is consumed.
+aeron_controlled_fragment_handler_action_t on_receive_fragment(void *clientd, const uint8_t *buffer, size_t length,
+                                                               aeron_header_t *header) {
+    auto *r = static_cast<ReceiveState *>(clientd);
+    if (r->got || r->too_long) return AERON_ACTION_ABORT;
+    return aeron_controlled_fragment_assembler_handler(r->assembler, buffer, length, header);
+}
+
+bool count_arg(PyObject *o, const char *fn, const char *name, long lo, long hi, long *out) {
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s() argument %s must be int: type=%s fault=user", fn, name, Py_TYPE(o)->tp_name);
+        return false;
+    }
+    int overflow = 0;
+    long v = PyLong_AsLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return false;
+    if (overflow != 0 || v < lo || v > hi) {
+        PyErr_Format(PyExc_ValueError, "%s() argument out of range: %s=%R expected=%ld..%ld fault=user", fn, name, o, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+PyObject *too_long_error(Subscription *s, const ReceiveState &r) {
+    PyObject *msg = PyUnicode_FromFormat(
+        "message longer than the buffer: length=%zu buffer_length=%zu channel=%s stream_id=%d session_id=%d fault=user "
+        "(the message stays unconsumed: receive it into a buffer of at least length bytes)",
+        r.length, r.cap, s->channel.c_str(), s->stream_id, r.session_id);
+    if (msg == nullptr) return nullptr;
+    PyObject *exc = PyObject_CallOneArg(MessageTooLong, msg);
+    Py_DECREF(msg);
+    if (exc == nullptr) return nullptr;
+    PyObject *length = PyLong_FromSize_t(r.length);
+    PyObject *cap = PyLong_FromSize_t(r.cap);
+    if (length != nullptr && cap != nullptr && PyObject_SetAttrString(exc, "length", length) == 0 &&
+        PyObject_SetAttrString(exc, "buffer_length", cap) == 0) {
+        PyErr_SetObject(MessageTooLong, exc);
+    }
+    Py_XDECREF(length);
+    Py_XDECREF(cap);
+    Py_DECREF(exc);
+    return nullptr;
+}
+
+PyObject *sub_receive_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arg_count("receive_into", nargs, 1, 2)) return nullptr;
+    Subscription *s = checked_subscription(self, "receive_into");
+    if (s == nullptr) return nullptr;
+    if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
+    long spins = 1;
+    if (nargs == 2 && !count_arg(args[1], "receive_into", "spins", 1, kReceiveMaxSpins, &spins)) return nullptr;
+    PollGuard guard(*s);
+    if (!guard.enter("receive_into")) return nullptr;
+    if (!dispatch_pending_image_events(s)) return nullptr;
+    if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
+    ReceiveState &r = s->receive;
+    if (r.assembler == nullptr &&
+        aeron_controlled_fragment_assembler_create(&r.assembler, on_received, &r) < 0) {
+        r.assembler = nullptr;
+        PyErr_Format(AeronError, "fragment assembler creation failed: channel=%s stream_id=%d error=%s fault=ours",
+                     s->channel.c_str(), s->stream_id, aeron_errmsg());
+        return nullptr;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return nullptr;  // no Python code runs until released
+    r.dst = static_cast<uint8_t *>(view.buf);
+    r.cap = static_cast<size_t>(view.len);
+    r.length = 0;
+    r.got = r.too_long = false;
+    int rc = 0;
+    for (long i = 0; i < spins; i++) {
+        rc = aeron_subscription_controlled_poll(s->sub, on_receive_fragment, &r, kReceiveFragmentLimit);
+        if (rc < 0 || r.got || r.too_long) break;
+        if (i % kReceiveSignalSpins == kReceiveSignalSpins - 1 && PyErr_CheckSignals() < 0) break;
+    }
+    PyBuffer_Release(&view);
+    r.dst = nullptr;
+    if (PyErr_Occurred()) return nullptr;  // a signal handler raised (KeyboardInterrupt)
+    if (rc < 0) {
+        PyErr_Format(AeronError, "poll failed: channel=%s stream_id=%d error=%s", s->channel.c_str(), s->stream_id,
+                     aeron_errmsg());
+        return nullptr;
+    }
+    if (r.too_long) return too_long_error(s, r);
+    if (!r.got) Py_RETURN_NONE;
+    return PyLong_FromSize_t(r.length);
+}
+
+// offer_retry(buffer, spins=100) -> position (> 0) or a negative status code:
+// offer, and retry in C up to spins more times while the outcome is one that
+// clears by itself (BACK_PRESSURED, ADMIN_ACTION); NOT_CONNECTED, CLOSED and
+// MAX_POSITION_EXCEEDED come back at once.  The GIL stays held.
+constexpr long kOfferMaxSpins = 1000000000L;
+
+PyObject *pub_offer_retry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!arg_count("offer_retry", nargs, 1, 2)) return nullptr;
+    Publication *p = checked_publication(self, "offer_retry");
+    if (p == nullptr) return nullptr;
+    if (!p->usable()) return closed_error("publication", p->channel, p->stream_id, p->client->closed);
+    long spins = 100;
+    if (nargs == 2 && !count_arg(args[1], "offer_retry", "spins", 0, kOfferMaxSpins, &spins)) return nullptr;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return nullptr;
+    const auto *data = static_cast<const uint8_t *>(view.buf);
+    const auto len = static_cast<size_t>(view.len);
+    int64_t r = do_offer(p, data, len);
+    for (long i = 0; i < spins && (r == AERON_PUBLICATION_BACK_PRESSURED || r == AERON_PUBLICATION_ADMIN_ACTION); i++) {
+        r = do_offer(p, data, len);
+    }
+    PyBuffer_Release(&view);
+    if (r == AERON_PUBLICATION_ERROR) return offer_error(p, len);
+    return PyLong_FromLongLong(r);
+}
+
 // turn([driver]) -> work count: one duty cycle of this invoker-mode client's
 // conductor, and first of an invoker-mode embedded driver when given, in one
 // call (a spin loop that turns both pays one interpreter call, not three).
@@ -1260,6 +1416,12 @@ PyMethodDef pub_fast[] = {
      "(stops at the first refusal, which the caller retries from that index; a term\n"
      "rotation (ADMIN_ACTION) is retried inside).  Ranges are checked before the first\n"
      "offer (ValueError); PublicationError as offer() for a terminal failure."},
+    {"offer_retry", FASTCALL(pub_offer_retry), METH_FASTCALL,
+     "offer_retry(buffer, spins=100) -> int\n\n"
+     "offer(buffer), retried in C up to spins more times while it is\n"
+     "BACK_PRESSURED or ADMIN_ACTION.  Returns the new position (> 0) or the last\n"
+     "negative OfferResult (NOT_CONNECTED, CLOSED, MAX_POSITION_EXCEEDED at once).\n"
+     "Raises as offer() does.  Holds the GIL while it retries."},
     {"try_claim", FASTCALL(pub_try_claim), METH_FASTCALL,
      "try_claim(length, claim) -> int\n\n"
      "Reserve length bytes in the log and point claim (a BufferClaim) at them for\n"
@@ -1299,6 +1461,15 @@ PyMethodDef sub_fast[] = {
      "subscription or its close (then it and views made from it are released);\n"
      "its header is last_header.  Raw fragments: use poll with a\n"
      "FragmentAssembler for fragmented messages."},
+    {"receive_into", FASTCALL(sub_receive_into), METH_FASTCALL,
+     "receive_into(buffer, spins=1) -> int | None\n\n"
+     "Poll in C, up to spins times, until one whole message has arrived; copy it\n"
+     "into buffer (any writable contiguous buffer: bytearray, memoryview, numpy)\n"
+     "and return its length.  None when no whole message arrived.  Fragmented\n"
+     "messages are reassembled (per session).  Exactly one message is consumed per\n"
+     "call.  A message longer than buffer raises MessageTooLong (length,\n"
+     "buffer_length) and stays unconsumed.  Holds the GIL while it spins (signals\n"
+     "are checked); image callbacks run first, on this thread."},
     {"drain", FASTCALL(sub_drain), METH_FASTCALL,
      "drain(fragment_limit) -> int\n\nConsume and discard up to fragment_limit fragments without calling Python."},
     {nullptr, nullptr, 0, nullptr}};

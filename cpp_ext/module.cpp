@@ -15,6 +15,7 @@ PyObject *DriverError = nullptr;
 PyObject *RegistrationError = nullptr;
 PyObject *ClosedError = nullptr;
 PyObject *PublicationError = nullptr;
+PyObject *MessageTooLong = nullptr;
 
 void raise(PyObject *type, const std::string &message) {
     PyErr_SetString(type, message.c_str());
@@ -294,6 +295,7 @@ void Subscription::release() {
 Subscription::~Subscription() {
     if (!closed) closed = true;
     if (client) release();
+    if (receive.assembler != nullptr) aeron_controlled_fragment_assembler_delete(receive.assembler);
 }
 
 bool PollGuard::enter(const char *fn) {
@@ -472,6 +474,11 @@ PYBIND11_MODULE(_aeron, m) {
     bases = PyTuple_Pack(2, AeronError, PyExc_ValueError);
     PublicationError = new_exception(m, "PublicationError", bases,
                                      "An offer or claim failed for a terminal reason (e.g. message too large).");
+    Py_DECREF(bases);
+    bases = PyTuple_Pack(2, AeronError, PyExc_ValueError);
+    MessageTooLong = new_exception(m, "MessageTooLong", bases,
+                                   "Subscription.receive_into: the next message is longer than the buffer given; it stays "
+                                   "unconsumed.  Attributes: length (the message's), buffer_length.");
     Py_DECREF(bases);
 
     m.attr("NOT_CONNECTED") = AERON_PUBLICATION_NOT_CONNECTED;

@@ -34,6 +34,7 @@ extern PyObject *DriverError;        // no driver / driver died / driver timed o
 extern PyObject *RegistrationError;  // the driver refused a resource (bad channel, ...)
 extern PyObject *ClosedError;        // a resource used after close
 extern PyObject *PublicationError;   // offer/try_claim failed for a terminal reason
+extern PyObject *MessageTooLong;     // receive_into: a message longer than the caller's buffer
 
 [[noreturn]] void raise(PyObject *type, const std::string &message);
 std::string aeron_error_text();
@@ -112,6 +113,20 @@ struct Publication {
     ~Publication();
 };
 
+// State of Subscription.receive_into (fastpath.cpp): Aeron's controlled
+// fragment assembler (made at the first call, freed with the subscription;
+// it keeps partial messages per session between calls) and the caller's
+// buffer for the duration of one call.
+struct ReceiveState {
+    aeron_controlled_fragment_assembler_t *assembler = nullptr;
+    uint8_t *dst = nullptr;  // the caller's buffer, exported for one call only
+    size_t cap = 0;
+    size_t length = 0;       // of the message taken, or refused as too long
+    int32_t session_id = 0;  // of the message refused as too long
+    bool got = false;
+    bool too_long = false;
+};
+
 struct Subscription {
     std::shared_ptr<Client> client;
     aeron_subscription_t *sub = nullptr;
@@ -134,6 +149,7 @@ struct Subscription {
     std::vector<std::unique_ptr<uint8_t[]>> pull_retired;
     int polling = 0;             // polls of this subscription on the stack (0 or 1: polls don't nest)
     bool close_pending = false;  // close() was called during a poll: release() at its end
+    ReceiveState receive;
 
     bool usable() const { return !closed && !client->closed; }
     void check_open() const;

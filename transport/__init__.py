@@ -36,6 +36,7 @@ _EXPORTS = {
     "ClosedError": "client",
     "DriverError": "client",
     "PublicationError": "client",
+    "MessageTooLong": "client",
     "RegistrationError": "client",
     # driver
     "MediaDriver": "driver",
@@ -79,6 +80,7 @@ __all__ = [
     "ImageStatus",
     "MediaDriver",
     "NoOpIdleStrategy",
+    "MessageTooLong",
     "OfferResult",
     "Publication",
     "PublicationError",
@@ -112,6 +114,7 @@ if TYPE_CHECKING:
         Header,
         ImageInfo,
         ImageStatus,
+        MessageTooLong,
         OfferResult,
         Publication,
         PublicationError,

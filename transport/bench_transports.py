@@ -9,7 +9,8 @@ that the echo is byte for byte the message it sent, whose first 8 bytes are
 the sequence number.  The C reference (``tickline-cping``) and pyaeron run
 their own loops, the same ones ``tickline bench ping`` uses.
 
-Transports: tickline Aeron IPC (poll with a handler, and ``poll_one``),
+Transports: tickline Aeron IPC (poll with a handler, ``poll_one``, and the
+native ``receive_into``/``offer_retry`` pair),
 tickline Aeron UDP over 127.0.0.1, the C reference over IPC, pyaeron over IPC
 (with ``--pyaeron PYTHON``), a shared-memory SPSC ring, Unix domain sockets
 (stream, datagram), TCP over 127.0.0.1 with TCP_NODELAY, a pair of pipes,
@@ -53,12 +54,15 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from tickline import benchkit
 
+if TYPE_CHECKING:
+    from tickline._aeron import Publication, Subscription
+
 #: Every transport, in the order of the table; the reference the ratios use.
-TRANSPORTS = ["tickline-ipc", "tickline-ipc-pull", "tickline-udp", "aeron-c", "pyaeron", "shm-ring", "uds-stream",
+TRANSPORTS = ["tickline-ipc", "tickline-ipc-pull", "tickline-ipc-recv", "tickline-udp", "aeron-c", "pyaeron", "shm-ring", "uds-stream",
               "uds-dgram", "tcp", "pipe", "zmq-ipc", "zmq-tcp", "redis"]
 REFERENCE = "aeron-c"
 DEFAULT_SIZES = "32,256,1024,4096"
@@ -274,8 +278,35 @@ class RedisLink:
                 return len(data)
 
 
+#: Polls per ``receive_into`` call, and retries per ``offer_retry`` call, before the link's loop
+#: gets control back (to turn an invoker-mode driver, or see a signal): tens of microseconds.
+NATIVE_SPINS = 1000
+
+
+def native_calls(pub: "Publication", sub: "Subscription",
+                 turn: Callable[[], object]) -> tuple[Callable[[bytearray], int], Callable[[bytearray], None]]:
+    """The link's recv_into and send over ``Subscription.receive_into`` and ``Publication.offer_retry``: each a
+    closure over the bound native call (no attribute lookups per message), which polls or retries in C and
+    comes back to Python only after NATIVE_SPINS tries without a message or without space."""
+
+    def recv_into(buf: bytearray) -> int:
+        n = receive_into(buf, NATIVE_SPINS)
+        while n is None:
+            turn()
+            n = receive_into(buf, NATIVE_SPINS)
+        return n
+
+    def send(msg: bytearray) -> None:
+        while offer_retry(msg, NATIVE_SPINS) < 0:
+            turn()
+
+    receive_into, offer_retry = sub.receive_into, pub.offer_retry
+    return recv_into, send
+
+
 class AeronLink:
-    """tickline over Aeron: busy-spin offers, and polls with a handler or ``poll_one``."""
+    """tickline over Aeron: busy-spin offers, and polls with a handler, ``poll_one``, or the native
+    ``receive_into`` (which polls and copies in C, paired with ``offer_retry``)."""
 
     def __init__(self, spec: dict[str, Any], role: str) -> None:
         from tickline.transport import FragmentAssembler
@@ -299,6 +330,8 @@ class AeronLink:
         self.assembler = FragmentAssembler(self._on_fragment)
         if spec["kind"] == "tickline-ipc-pull":
             self.recv_into = self._recv_pull  # type: ignore[method-assign]
+        elif spec["kind"] == "tickline-ipc-recv":
+            self.recv_into, self.send = native_calls(self.pub, self.sub, self.turn)  # type: ignore[method-assign,assignment]
 
     def send(self, msg: bytearray) -> None:
         offer, turn = self.pub.offer, self.turn
@@ -623,7 +656,7 @@ class Harness:
         self.stream += 10
         if kind in ("aeron-c", "pyaeron"):
             return self._run_native(kind, size)
-        if kind == "tickline-ipc" or kind == "tickline-ipc-pull":
+        if kind in ("tickline-ipc", "tickline-ipc-pull", "tickline-ipc-recv"):
             spec.update(dir=self._driver_dir(), ping_channel="aeron:ipc", pong_channel="aeron:ipc", stream=self.stream)
         elif kind == "tickline-udp":
             from tickline.transport import free_ports

@@ -35,6 +35,7 @@ from .._aeron import (
     Header,
     ImageInfo,
     ImageStatus,
+    MessageTooLong,
     Publication,
     PublicationError,
     RegistrationError,
@@ -60,6 +61,7 @@ __all__ = [
     "ClosedError",
     "DriverError",
     "PublicationError",
+    "MessageTooLong",
     "RegistrationError",
 ]
 

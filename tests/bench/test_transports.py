@@ -19,7 +19,7 @@ from tickline.transport import bench_transports as bt
 
 pytestmark = pytest.mark.multiprocess
 
-PYTHON_TRANSPORTS = ["tickline-ipc", "tickline-ipc-pull", "tickline-udp", "shm-ring", "uds-stream", "uds-dgram", "tcp",
+PYTHON_TRANSPORTS = ["tickline-ipc", "tickline-ipc-pull", "tickline-ipc-recv", "tickline-udp", "shm-ring", "uds-stream", "uds-dgram", "tcp",
                      "pipe", "zmq-ipc", "zmq-tcp"]
 
 

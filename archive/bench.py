@@ -4,7 +4,8 @@ Per message size (32 B and 1 KiB by default), per run:
 
 - **record**: a publisher process offers ``--bytes`` of messages at full rate
   (a native loop) on IPC to a subscriber process (a native fragment poll),
-  first with recording off, then with the archive recording the stream.
+  with recording off and with the archive recording the stream (the two in
+  turn first from run to run, so a drift in the machine weighs on both).
   Reported: the publisher's throughput on and off (target on >= 80% of off),
   and the live recording's throughput end to end (stream bytes from the
   publisher's first offer to the stopped, synced recording: bounded by the
@@ -18,7 +19,9 @@ Per message size (32 B and 1 KiB by default), per run:
   policy (target >= 90% at 1 KiB).
 - **replay**: the recording is replayed (from page cache: it was just
   written) to the same subscriber loop; its messages/s and MB/s against that
-  subscriber reading the live stream in the "off" run (target >= 80%).
+  subscriber reading the live stream in the "off" run (target >= 80%).  The
+  subscriber polls before the replay is requested, as it polls before the
+  publisher starts in the live case.
 
 Then **replay-merge**: a recording of ``--merge-bytes`` (1 GiB by default) of
 1 KiB messages whose publication stays open; the time from the
@@ -29,7 +32,19 @@ The archive runs in this process on its own thread (its own Aeron client);
 publisher and subscriber are child processes (``python -m
 tickline.archive.bench pub|drain``) talking to it over the same driver (an
 embedded one unless ``--aeron-dir`` names a running driver).  The ratios
-printed after the table are medians over the runs of each run's ratio.
+printed after the table are medians over the runs of each run's ratio, each
+run's beside it.  One unmeasured round of every case (a few MiB) comes first.
+
+Both native loops spin while they find nothing to do and yield the CPU every
+64 empty tries (Aeron's backoff without the park): the same loops in every
+case, which on a machine with fewer cores than busy threads stops a caught-up
+loop from spinning through the time of the thread it waits for.
+
+CPU seconds per GiB of stream are printed by role and case (Linux): the
+publisher's and subscriber's loop threads (from their first message), the
+archive's agent thread, and this process's other threads (the embedded
+driver's and the Aeron clients'), from "go" until every byte was published,
+received and recorded (or replayed).
 """
 
 from __future__ import annotations
@@ -329,9 +344,16 @@ class _Bench:
             drain.send(f"go any {count}")
             t0 = self.cpu.sample()
             self.client.replay(recording.recording_id, channel="aeron:ipc", stream_id=stream)
+            # The driver's and clients' threads from the answer on: before it the driver made the
+            # replay publication's log (allocated up front), which the live case's publisher
+            # did before its "go".  The archive's thread from the request on (it may replay
+            # before the answer arrives).
+            t0_driver = self.cpu.sample()
             r = drain.read()
-            cpu = self.cpu.between(t0, self.cpu.sample())
+            t1 = self.cpu.sample()
+            cpu = self.cpu.between(t0, t1)
             if cpu:
+                cpu["driver+clients"] = self.cpu.between(t0_driver, t1)["driver+clients"]
                 cpu["subscriber"] = r["cpu_ns"] / 1e9
             return r, cpu
         finally:

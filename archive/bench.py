@@ -4,7 +4,8 @@ Per message size (32 B and 1 KiB by default), per run:
 
 - **record**: a publisher process offers ``--bytes`` of messages at full rate
   (a native loop) on IPC to a subscriber process (a native fragment poll),
-  first with recording off, then with the archive recording the stream.
+  with recording off and with the archive recording the stream (the two in
+  turn first from run to run, so a drift in the machine weighs on both).
   Reported: the publisher's throughput on and off (target on >= 80% of off),
   and the live recording's throughput end to end (stream bytes from the
   publisher's first offer to the stopped, synced recording: bounded by the
@@ -18,7 +19,9 @@ Per message size (32 B and 1 KiB by default), per run:
   policy (target >= 90% at 1 KiB).
 - **replay**: the recording is replayed (from page cache: it was just
   written) to the same subscriber loop; its messages/s and MB/s against that
-  subscriber reading the live stream in the "off" run (target >= 80%).
+  subscriber reading the live stream in the "off" run (target >= 80%).  The
+  subscriber polls before the replay is requested, as it polls before the
+  publisher starts in the live case.
 
 Then **replay-merge**: a recording of ``--merge-bytes`` (1 GiB by default) of
 1 KiB messages whose publication stays open; the time from the
@@ -29,7 +32,19 @@ The archive runs in this process on its own thread (its own Aeron client);
 publisher and subscriber are child processes (``python -m
 tickline.archive.bench pub|drain``) talking to it over the same driver (an
 embedded one unless ``--aeron-dir`` names a running driver).  The ratios
-printed after the table are medians over the runs of each run's ratio.
+printed after the table are medians over the runs of each run's ratio, each
+run's beside it.  One unmeasured round of every case (a few MiB) comes first.
+
+Both native loops spin while they find nothing to do and yield the CPU every
+64 empty tries (Aeron's backoff without the park): the same loops in every
+case, which on a machine with fewer cores than busy threads stops a caught-up
+loop from spinning through the time of the thread it waits for.
+
+CPU seconds per GiB of stream are printed by role and case (Linux): the
+publisher's and subscriber's loop threads (from their first message), the
+archive's agent thread, and this process's other threads (the embedded
+driver's and the Aeron clients'), from "go" until every byte was published,
+received and recorded (or replayed).
 """
 
 from __future__ import annotations
@@ -81,19 +96,22 @@ def _child(argv: list[str]) -> int:
             if not words or words[0] != "go":
                 return 1
             count = int(words[1]) if len(words) > 1 else count
+            cpu = time.thread_time_ns()
             sent, start, end, pressured, position = _aeron.archive_bench_offer(pub, length, count, 600.0)
-            say(sent=sent, start_ns=start, end_ns=end, back_pressured=pressured, position=position)
+            cpu = time.thread_time_ns() - cpu
+            say(sent=sent, start_ns=start, end_ns=end, back_pressured=pressured, position=position, cpu_ns=cpu)
             sys.stdin.readline()  # "close": the publication stays open until then (replay-merge needs it live)
             pub.close()
         else:
             sub = aeron.add_subscription(channel, stream)
             say(ready=True)
-            words = sys.stdin.readline().split()
+            words = sys.stdin.readline().split()  # "go SESSION COUNT", or "go any COUNT": the first image that comes
             if not words or words[0] != "go":
                 return 1
-            session_id, count = int(words[1]), int(words[2])
-            fragments, nbytes, first, end, position = _aeron.archive_bench_drain(sub, session_id, count, 600.0)
-            say(fragments=fragments, bytes=nbytes, first_ns=first, end_ns=end, position=position)
+            any_image = words[1] == "any"
+            session_id, count = 0 if any_image else int(words[1]), int(words[2])
+            fragments, nbytes, first, end, position, cpu = _aeron.archive_bench_drain(sub, session_id, count, 600.0, any_image)
+            say(fragments=fragments, bytes=nbytes, first_ns=first, end_ns=end, position=position, cpu_ns=cpu)
             sub.close()
     return 0
 
@@ -165,6 +183,43 @@ def _frame(length: int) -> int:
     return (length + 32 + 31) & ~31
 
 
+class _ThreadCpu:
+    """CPU seconds of this process's threads, split into the archive's agent thread and the rest
+    but the main thread (the embedded driver's thread and the Aeron clients' conductors).
+
+    Linux only (elsewhere every sample is empty): a thread's CPU clock is read through the
+    kernel's per-thread CPU-clock id (``~tid << 3 | CPUCLOCK_PERTHREAD | CPUCLOCK_SCHED``, the
+    clock ``pthread_getcpuclockid`` hands out), nanosecond-exact, for any thread of this process
+    including C threads Python did not start (they are found in ``/proc/self/task``)."""
+
+    def __init__(self, archive_tid: int | None) -> None:
+        self.archive_tid = archive_tid
+        self.main_tid = threading.main_thread().native_id
+        self.linux = sys.platform.startswith("linux")
+
+    def sample(self) -> dict[int, float]:
+        if not self.linux:
+            return {}
+        out: dict[int, float] = {}
+        for name in os.listdir("/proc/self/task"):
+            tid = int(name)
+            try:
+                out[tid] = time.clock_gettime((~tid << 3) | 6)
+            except OSError:  # the thread ended between the listing and the read
+                pass
+        return out
+
+    def between(self, t0: dict[int, float], t1: dict[int, float]) -> dict[str, float]:
+        if not t1:
+            return {}
+        roles = {"archive": 0.0, "driver+clients": 0.0}
+        for tid, c1 in t1.items():
+            if tid == self.main_tid:
+                continue
+            roles["archive" if tid == self.archive_tid else "driver+clients"] += c1 - t0.get(tid, 0.0)
+        return roles
+
+
 class _Bench:
     """The archive under test (its own thread and client), a control client, and the measurements."""
 
@@ -187,6 +242,8 @@ class _Bench:
         self.archive = Archive(self.config, self.archive_aeron)
         self.errors: list[BaseException] = []
         self.runner = AgentRunner(self.archive, BackoffIdleStrategy(), self.errors.append).start()
+        agent_thread = next((t for t in threading.enumerate() if t.name == self.archive.role_name()), None)
+        self.cpu = _ThreadCpu(agent_thread.native_id if agent_thread is not None else None)
         self.aeron = Aeron(aeron_dir, timeout=60.0)
         self.client = ArchiveClient.connect(self.aeron, control_stream_id=31990, response_stream_id=31992, timeout=60.0)
 
@@ -200,9 +257,11 @@ class _Bench:
         self.stream += 1
         return self.stream
 
-    def publish(self, stream: int, length: int, count: int, record: bool) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    def publish(self, stream: int, length: int, count: int,
+                record: bool) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, float]]:
         """One publisher and one subscriber process on a fresh stream; with ``record``, the archive
-        records it too.  Returns (publisher's result, subscriber's result, the recording or None)."""
+        records it too.  Returns (publisher's result, subscriber's result, the recording or None,
+        CPU seconds by role from "go" until every byte was published, received and recorded)."""
         sub_id = self.client.start_recording("aeron:ipc", stream) if record else None
         drain = _Proc("drain", self.aeron_dir, "aeron:ipc", stream)
         pub = _Proc("pub", self.aeron_dir, self.channel, stream, length, count)
@@ -210,6 +269,7 @@ class _Bench:
             drain.read()
             ready = pub.read()
             d = self.client.wait_for_recording(stream, ready["session_id"], timeout=30.0) if record else None
+            t0 = self.cpu.sample()
             drain.send(f"go {ready['session_id']} {count}")
             pub.send("go")
             p = pub.read()
@@ -222,10 +282,15 @@ class _Bench:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"recording did not reach the publisher: recording_id={d.recording_id} fault=ours")
                     time.sleep(0.001)
+            cpu = self.cpu.between(t0, self.cpu.sample())
+            if record:
+                assert d is not None and sub_id is not None
                 self.client.stop_recording(sub_id)  # drains, syncs (unless fsync=none), saves the catalog
                 recorded_ns = time.monotonic_ns()
                 recording = (self.client.describe(d.recording_id), recorded_ns)
-            return p, s, recording
+            if cpu:
+                cpu.update(publisher=p["cpu_ns"] / 1e9, subscriber=s["cpu_ns"] / 1e9)
+            return p, s, recording, cpu
         finally:
             pub.close()
             drain.close()
@@ -268,16 +333,29 @@ class _Bench:
             for f in Path(self.config.dir).glob(f"{recording_id}-*.rec"):
                 f.unlink()
 
-    def replay(self, recording: Any, count: int) -> dict[str, Any]:
-        from .client import replay_image_session_id
-
+    def replay(self, recording: Any, count: int) -> tuple[dict[str, Any], dict[str, float]]:
+        """The subscriber loop reading a replay of ``recording``: (its result, CPU seconds by role).
+        The subscriber polls before the replay is requested, as it polls before the publisher starts
+        in the live case: no part of the replay is waiting for it when it starts."""
         stream = self.next_stream()
         drain = _Proc("drain", self.aeron_dir, "aeron:ipc", stream)
         try:
             drain.read()
-            rs = self.client.replay(recording.recording_id, channel="aeron:ipc", stream_id=stream)
-            drain.send(f"go {replay_image_session_id(rs)} {count}")
-            return drain.read()
+            drain.send(f"go any {count}")
+            t0 = self.cpu.sample()
+            self.client.replay(recording.recording_id, channel="aeron:ipc", stream_id=stream)
+            # The driver's and clients' threads from the answer on: before it the driver made the
+            # replay publication's log (allocated up front), which the live case's publisher
+            # did before its "go".  The archive's thread from the request on (it may replay
+            # before the answer arrives).
+            t0_driver = self.cpu.sample()
+            r = drain.read()
+            t1 = self.cpu.sample()
+            cpu = self.cpu.between(t0, t1)
+            if cpu:
+                cpu["driver+clients"] = self.cpu.between(t0_driver, t1)["driver+clients"]
+                cpu["subscriber"] = r["cpu_ns"] / 1e9
+            return r, cpu
         finally:
             drain.close()
 
@@ -362,18 +440,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          "segment_length": args.segment_length,
                          "targets": {k: {"sizes": v[0], "target": v[1]} for k, v in TARGETS.items()}})
     ratios: dict[str, list[float]] = {}
+    cpu_runs: dict[str, dict[str, list[float]]] = {}
     bench = _Bench(args, work, aeron_dir)
     try:
+        # One unmeasured round first, of every case (a few MiB each): the first measured case
+        # would otherwise be the only one paying the archive's, the driver's and the page
+        # cache's first-time costs.
+        for size in args.sizes:
+            warm = max(1, min(args.bytes, 8 * MiB) // _frame(size))
+            bench.publish(bench.next_stream(), size, warm, record=False)
+            d = bench.publish(bench.next_stream(), size, warm, record=True)[2][0]
+            bench.replay(d, warm)
+            bench.client.purge_recording(d.recording_id)
         for run in range(args.runs):
             for size in args.sizes:
                 count = max(1, args.bytes // _frame(size))
                 tag = f"{size}B"
-                # recording off: the publisher's and the live subscriber's rates
-                p, s, _ = bench.publish(bench.next_stream(), size, count, record=False)
+                # Recording off (the publisher's and the live subscriber's rates) and on, in turn
+                # first and second from run to run: a drift in the machine (other load, writeback)
+                # then weighs on both sides alike.
+                results = {}
+                for record in ((False, True) if run % 2 == 0 else (True, False)):
+                    results[record] = bench.publish(bench.next_stream(), size, count, record=record)
+                p, s, _, off_cpu = results[False]
                 off_rate = p["sent"] / ((p["end_ns"] - p["start_ns"]) / 1e9)
                 live_rate = s["fragments"] / ((s["end_ns"] - s["first_ns"]) / 1e9)
-                # recording on
-                p2, _s2, rec = bench.publish(bench.next_stream(), size, count, record=True)
+                p2, _s2, rec, on_cpu = results[True]
                 on_rate = p2["sent"] / ((p2["end_ns"] - p2["start_ns"]) / 1e9)
                 d, recorded_ns = rec
                 e2e_bytes = d.stop_position - d.start_position
@@ -382,7 +474,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 rec_bytes, rec_s, _ = bench.write(size, 1_000_000 + run * 100 + size % 97)
                 dd_s = dd_write(Path(bench.config.dir), rec_bytes, args.record_block_bytes, args.fsync)
                 # replay of that recording, from page cache, to the same subscriber loop
-                r = bench.replay(d, count)
+                r, replay_cpu = bench.replay(d, count)
                 for who, got in (("live subscriber", s["fragments"]), ("replay subscriber", r["fragments"]),
                                  ("publisher", p["sent"]), ("publisher (recording on)", p2["sent"])):
                     if got != count:
@@ -407,6 +499,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 _single(report.case(f"sub {tag} replay", label=ARCHIVE, group=g,
                                     extra={"MB_per_s": []}), 1e9 / replay_rate, replay_rate)
                 report.case(f"sub {tag} replay").extra["MB_per_s"].append(round(r["bytes"] / replay_s / 1e6, 1))
+                # CPU seconds per GiB of stream, by role and case (where each byte's work goes)
+                gib = count * _frame(size) / (1 << 30)
+                for case, cpu in ((f"pub {tag} rec off", off_cpu), (f"pub {tag} rec on", on_cpu), (f"sub {tag} replay", replay_cpu)):
+                    for role, seconds in cpu.items():
+                        cpu_runs.setdefault(case, {}).setdefault(role, []).append(seconds / gib)
                 for key, value in ((f"publisher_on_off_{size}", on_rate / off_rate),
                                    (f"record_write_vs_dd_{size}", dd_s / rec_s),
                                    (f"replay_vs_live_{size}", replay_rate / live_rate)):
@@ -424,15 +521,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     report.extra["ratios"] = {k: round(statistics.median(v), 3) for k, v in ratios.items()}
+    report.extra["ratio_runs"] = {k: [round(x, 3) for x in v] for k, v in ratios.items()}
+    report.extra["cpu_s_per_gib"] = {case: {role: round(statistics.median(v), 3) for role, v in roles.items()}
+                                     for case, roles in cpu_runs.items()}
     benchkit.emit(report, args)
-    print("ratios (median of the runs' ratios; throughput, higher is better):")
+    print("ratios (median of the runs' ratios, then each run's; throughput, higher is better):")
     for key, value in report.extra["ratios"].items():
         prefix, size = key.rsplit("_", 1)
         sizes, target = TARGETS.get(prefix, ((), None))
         if sizes is not None and int(size) not in sizes:
             target = None
         verdict = "" if target is None else f"  target >= {target:.2f}: {'met' if value >= target else 'MISSED'}"
-        print(f"  {key:<28}{value:6.2f}{verdict}")
+        runs = " ".join(f"{x:.2f}" for x in ratios[key])
+        print(f"  {key:<28}{value:6.2f}  (runs {runs}){verdict}")
+    if cpu_runs:
+        roles = ("publisher", "subscriber", "archive", "driver+clients")
+        print("CPU seconds per GiB of stream (median of the runs; archive: its agent thread; "
+              "driver+clients: this process's other threads):")
+        print(f"  {'case':<22}" + "".join(f"{r:>16}" for r in roles))
+        for case, by_role in report.extra["cpu_s_per_gib"].items():
+            print(f"  {case:<22}" + "".join(f"{by_role[r]:16.3f}" if r in by_role else f"{'-':>16}" for r in roles))
     return 0
 
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -508,6 +509,13 @@ struct Replayer {
     int64_t replay(int64_t limit, int64_t max_bytes) {
         if (closed || !pub->usable()) return -1;
         if (limit <= position) return 0;
+        // Back pressure is seen before a block is read: a block read and
+        // checked now would be read and checked again on every retry until
+        // the subscriber moves (a replay outrunning its subscriber spent
+        // most of its CPU that way).  A closed publication goes on to the
+        // offer below, which reports it.
+        int64_t pub_limit = aeron_exclusive_publication_position_limit(pub->xpub);
+        if (pub_limit >= 0 && pub_limit <= position) return 0;
         if (pad_end > position) return pad_chunk();
         int64_t base = g.segment_base(position);
         if (seg.base != base) open_segment(base);
@@ -687,6 +695,20 @@ int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+int64_t thread_cpu_ns() {
+    struct timespec ts{};
+    if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Both loops spin while they find nothing to do (back pressure, an empty
+// poll), and give their CPU away (sched_yield) every kSpinsBeforeYield empty
+// tries: Aeron's backoff without its park.  On a machine with a core per
+// busy thread the yield returns at once; on one with fewer (two cores for a
+// publisher, a subscriber, the archive's thread and the driver's) a caught-up
+// loop would otherwise spin through the time slice of the thread it waits for.
+constexpr int64_t kSpinsBeforeYield = 64;
+
 // Offers ``count`` messages of ``length`` bytes as fast as the publication
 // takes them: (sent, start_ns, end_ns, back_pressured offers, position).
 py::tuple bench_offer(std::shared_ptr<Publication> pub, int64_t length, int64_t count, double max_seconds) {
@@ -700,7 +722,7 @@ py::tuple bench_offer(std::shared_ptr<Publication> pub, int64_t length, int64_t 
     std::vector<uint8_t> msg(static_cast<size_t>(length));
     for (size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<uint8_t>(i * 31 + 7);
     int64_t deadline = now_ns() + static_cast<int64_t>(max_seconds * 1e9);
-    int64_t sent = 0, pressured = 0;
+    int64_t sent = 0, pressured = 0, empty = 0;
     int64_t start = now_ns();
     while (sent < count) {
         std::memcpy(msg.data(), &sent, std::min<size_t>(8, msg.size()));
@@ -708,12 +730,14 @@ py::tuple bench_offer(std::shared_ptr<Publication> pub, int64_t length, int64_t 
                                           : aeron_publication_offer(pub->pub, msg.data(), msg.size(), nullptr, nullptr);
         if (r > 0) {
             ++sent;
+            empty = 0;
             continue;
         }
         if (r == AERON_PUBLICATION_CLOSED || r == AERON_PUBLICATION_MAX_POSITION_EXCEEDED || r == AERON_PUBLICATION_ERROR) {
             raise(PublicationError, "bench offer failed: sent=" + std::to_string(sent) + " result=" + std::to_string(r));
         }
         ++pressured;
+        if (++empty % kSpinsBeforeYield == 0) std::this_thread::yield();
         if ((pressured & 0xFFFF) == 0) {
             if (now_ns() > deadline) break;
             if (PyErr_CheckSignals() < 0) throw py::error_already_set();
@@ -737,33 +761,48 @@ void on_drained(void *clientd, const uint8_t *, size_t length, aeron_header_t *)
 
 // Polls image ``session_id`` (fragment by fragment, as a subscriber does)
 // until ``count`` fragments came (or the image closed): (fragments, payload bytes,
-// first_ns, end_ns, position).  first_ns is when the first fragment came.
-py::tuple bench_drain(std::shared_ptr<Subscription> sub, int32_t session_id, int64_t count, double max_seconds) {
+// first_ns, end_ns, position, cpu_ns).  first_ns is when the first fragment
+// came; cpu_ns is this thread's CPU time from then to the end (the spinning
+// before the first fragment is not the stream's cost).
+// ``any_image``: poll the subscription's first image, whichever session it
+// is (the loop can then start before the image exists: a replay's session
+// is known only once the replay has started).
+py::tuple bench_drain(std::shared_ptr<Subscription> sub, int32_t session_id, int64_t count, double max_seconds,
+                      bool any_image) {
     sub->check_open();
     if (!(max_seconds >= 0 && max_seconds <= 3600)) raise(PyExc_ValueError, "bench max_seconds out of range [0, 3600]");
     PollGuard guard(*sub);
     if (!guard.enter("archive_bench_drain")) throw py::error_already_set();
     int64_t deadline = now_ns() + static_cast<int64_t>(max_seconds * 1e9);
     DrainCount c;
-    int64_t first = 0, position = -1;
+    int64_t first = 0, first_cpu = 0, position = -1, empty = 0;
     for (uint64_t spins = 0;; ++spins) {
-        aeron_image_t *image = aeron_subscription_image_by_session_id(sub->sub, session_id);
+        aeron_image_t *image = any_image ? aeron_subscription_image_at_index(sub->sub, 0)
+                                         : aeron_subscription_image_by_session_id(sub->sub, session_id);
         if (image != nullptr) {
             int rc = aeron_image_poll(image, on_drained, &c, 256);
             position = aeron_image_position(image);
             bool closed = aeron_image_is_closed(image);
             aeron_subscription_image_release(sub->sub, image);
             if (rc < 0) raise(AeronError, std::string("bench poll failed: error=") + aeron_error_text());
-            if (rc > 0 && first == 0) first = now_ns();
+            if (rc > 0 && first == 0) {
+                first = now_ns();
+                first_cpu = thread_cpu_ns();
+            }
             if (c.fragments >= count || (closed && rc == 0)) break;
-            if (rc > 0) continue;
+            if (rc > 0) {
+                empty = 0;
+                continue;
+            }
         }
+        if (++empty % kSpinsBeforeYield == 0) std::this_thread::yield();
         if ((spins & 0xFFF) == 0) {
             if (now_ns() > deadline) break;
             if (PyErr_CheckSignals() < 0) throw py::error_already_set();
         }
     }
-    return py::make_tuple(c.fragments, c.bytes, first, now_ns(), position);
+    int64_t end = now_ns();
+    return py::make_tuple(c.fragments, c.bytes, first, end, position, first == 0 ? 0 : thread_cpu_ns() - first_cpu);
 }
 
 }  // namespace
@@ -821,9 +860,10 @@ void init_archive(py::module_ &m) {
           "tickline bench archive's publisher: offer count messages of length bytes at full rate: "
           "(sent, start_ns, end_ns, back_pressured offers, position); clock: steady_clock (CLOCK_MONOTONIC).");
     m.def("archive_bench_drain", &bench_drain, py::arg("subscription"), py::arg("session_id"), py::arg("count"),
-          py::arg("max_seconds") = 60.0,
+          py::arg("max_seconds") = 60.0, py::arg("any_image") = false,
           "tickline bench archive's subscriber: poll an image fragment by fragment until count fragments came: "
-          "(fragments, payload bytes, first_ns, end_ns, position).");
+          "(fragments, payload bytes, first_ns, end_ns, position, cpu_ns from the first fragment).  any_image: the subscription's first image, "
+          "whichever its session (session_id is then ignored).");
     m.def("archive_scan", [](const std::string &dir, int64_t recording_id, int64_t start_position, int32_t term_length,
                              int64_t segment_length, int32_t initial_term_id, int32_t session_id, int32_t mtu,
                              int64_t from_position, int64_t limit, int32_t checksum) {

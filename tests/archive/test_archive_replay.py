@@ -371,3 +371,51 @@ def test_a_replay_whose_subscriber_leaves_ends(aeron, archive_client, running_ar
     assert rs in running_archive.archive.replays  # held back by the subscriber's window
     sub.close()
     wait_until(lambda: rs not in running_archive.archive.replays, what="the replay to end")
+
+
+def test_a_replay_held_back_by_its_subscriber_waits_in_place_then_delivers_every_message_once(aeron, archive_client, archive_dir):
+    # The native replayer offering to a subscriber that does not read: once the publication's
+    # window (half a 64 KiB term) is full, replay() answers 0 and its position stays put, however
+    # often it is called (the replayer sees the publication's limit before it reads a block); when
+    # the subscriber reads, the rest comes, every message in order, once.
+    from tickline import _aeron
+    from tickline.transport import FragmentAssembler
+
+    msgs = [message(i) for i in range(3000)]
+    sub_id = archive_client.start_recording("aeron:ipc", 3020)
+    src = aeron.add_exclusive_publication("aeron:ipc?term-length=65536", 3020)
+    d = archive_client.wait_for_recording(3020, src.session_id)
+    publish(src, msgs)
+    end = src.position
+    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording to catch up")
+    archive_client.stop_recording(sub_id)
+    src.close()
+    d = archive_client.describe(d.recording_id)
+    assert d.term_buffer_length == 65536 and d.stop_position == end > 4 * 65536
+
+    pub = aeron.add_exclusive_publication(
+        f"aeron:ipc?init-term-id={d.initial_term_id}|term-id={d.initial_term_id}|term-offset=0"
+        f"|term-length={d.term_buffer_length}|mtu={d.mtu_length}", 3021)
+    sub = aeron.add_subscription("aeron:ipc", 3021)
+    wait_until(lambda: pub.is_connected, what="connect")
+    r = _aeron.Replayer(pub, str(archive_dir), d.recording_id, d.start_position, d.term_buffer_length,
+                        d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length, 0)
+    for _ in range(1000):
+        if r.replay(d.stop_position, 4096) == 0:
+            break
+    held = r.position
+    assert 0 < held < d.stop_position
+    assert all(r.replay(d.stop_position, 4096) == 0 for _ in range(200))
+    assert r.position == held
+
+    got: list[bytes] = []
+    asm = FragmentAssembler(lambda buf, hdr: got.append(bytes(buf)))
+    deadline = time.monotonic() + 30
+    while len(got) < len(msgs):
+        assert time.monotonic() < deadline, f"replay delivered {len(got)} of {len(msgs)} messages"
+        r.replay(d.stop_position, 4096)
+        sub.poll(asm, 100)
+    assert r.position == d.stop_position and got == msgs
+    r.close()
+    sub.close()
+    pub.close()

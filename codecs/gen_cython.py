@@ -47,6 +47,7 @@ from typing import Any
 
 from tickline.codecs import naming
 from tickline.codecs.gen_python import (
+    Leaf,
     _Gen,
     _has_empty,
     _int_max,
@@ -324,6 +325,7 @@ class _CyGen(_Gen):
         self.cdef_classes: list[str] = []
         self.exposures: list[tuple[str, list[str]]] = []  # decoder class -> its plain fields (member descriptors)
         self._in_decoder = False  # generating a message or group decoder (fields read from its block copy)
+        self._text_cache = True  # a decoder's char array field reads through its one-entry cache
 
     # -- module --------------------------------------------------------------------------------
 
@@ -376,6 +378,13 @@ class _CyGen(_Gen):
         self.lines.extend(body)
         return "\n".join(self.lines).rstrip() + "\n"
 
+    def enum(self, name: str, t: EnumType) -> None:
+        super().enum(name, t)
+        if t.primitive in ("char", "uint8"):
+            # A read of a one-byte enum indexes this tuple in C (None: null or unknown, then the general path).
+            self.w(f"cdef tuple _{name}_LUT = tuple([_{name}_MEMBERS.get(i) for i in range(256)])")
+            self.w()
+
     # -- slot accessors ------------------------------------------------------------------------
 
     def getter_expr_lines(self, slot: _Slot, versioned: bool, raw: bool = False) -> list[str]:
@@ -406,7 +415,7 @@ class _CyGen(_Gen):
                       "return c"]
             return lines
         size = t.size
-        if self._in_decoder and isinstance(t, EncodedType) and t.primitive == "char" and t.length > 1:
+        if self._in_decoder and self._text_cache and isinstance(t, EncodedType) and t.primitive == "char" and t.length > 1:
             # The decoder remembers the last text it read for this field: a stream repeats its symbols, so a
             # memcmp of the bytes usually replaces making a bytes object and looking it up.
             enc = py_encoding(t.character_encoding)
@@ -424,6 +433,10 @@ class _CyGen(_Gen):
         else:
             lines += ["cdef Py_buffer b", f"cdef const unsigned char* p = _at(self, &b, {slot.offset}, {size})"]
             release = ["tl_release(&b)"]
+        if isinstance(t, EnumType) and not raw and t.primitive in ("char", "uint8"):
+            lines += ["cdef uint8_t r = tl_g_u8(p)"] + release
+            lines += [f"m = _{self.cls(t)}_LUT[r]", "if m is not None:", "    return m", "v = <object>r"]
+            return lines + self.enum_tail(slot, t)
         if isinstance(t, (EnumType, SetType)):
             short = _cname(t.primitive)[0]
             lines += [f"v = <object>tl_g_{short}(p)"] + release
@@ -569,6 +582,7 @@ class _CyGen(_Gen):
                     msg: Message | None, group: Group | None) -> None:
         name = base + role
         dec = role == "Decoder"
+        self._block_len = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
         self.cdef_classes.append(name)
         self._in_decoder = dec
         self._is_message_ctx = msg is not None
@@ -680,6 +694,88 @@ class _CyGen(_Gen):
                 continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
         self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
+
+    def unpack_method(self, leaves: list[Leaf]) -> None:
+        """unpack(): plain fields from their slots (converted at wrap()/next()), every other value read from the
+        block copy by a C method of its own, whose body is the getter's; one tuple built in C."""
+        exprs = []
+        plain = {sl.py for sl in self._plain}
+        for k, lf in enumerate(leaves):
+            if len(lf.path) == 1 and lf.path[0] in plain:
+                exprs.append(f"<object>self._m_{lf.path[0]}")
+                continue
+            self.w(f"cdef object _u{k}(self):", 1)
+            self._text_cache = False  # a composite's char array has no per-field cache
+            try:
+                for line in self.getter_expr_lines(lf.slot, True):
+                    self.w(line, 2)
+            finally:
+                self._text_cache = True
+            self.w()
+            exprs.append(f"self._u{k}()")
+        self.w("def unpack(self):", 1)
+        self.w(self.UNPACK_DOC, 2)
+        self.w(f"return ({''.join(e + ', ' for e in exprs)})", 2)
+        self.w()
+
+    def pack_method(self, name: str, leaves: list[Leaf], block: int) -> None:
+        """pack(): every value converted to C first (a refused value writes nothing), then one buffer access."""
+        self.w(f"def pack(self{''.join(f', v{k}' for k in range(len(leaves)))}):", 1)
+        self.w(self.PACK_DOC, 2)
+        if block == 0:
+            self.w("return self", 2)
+            self.w()
+            return
+        self.w("cdef Py_buffer b", 2)
+        self.w("cdef unsigned char* p", 2)
+        if any(isinstance(lf.slot.t, EncodedType) and lf.slot.t.length > 1 for lf in leaves):
+            self.w("cdef Py_ssize_t i", 2)
+        writes: list[str] = []
+        for k, lf in enumerate(leaves):
+            t, v, off = lf.slot.t, f"v{k}", lf.slot.offset
+            short, ctype = _cname(t.primitive)
+            if isinstance(t, (EnumType, SetType)):
+                val = f"int({v})" if isinstance(t, SetType) else f"{t.null_value} if {v} is None else int({v})"
+                self.w(f"cdef {ctype} c{k} = {self._convert(t.primitive, val)}", 2)
+                writes.append(f"tl_p_{short}(p + {off}, c{k})")
+                continue
+            assert isinstance(t, EncodedType)
+            if t.primitive == "char" and t.length > 1:
+                enc = py_encoding(t.character_encoding)
+                cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
+                self.bytes_caches.add(cache)
+                self.w(f"cdef Py_ssize_t n{k}", 2)
+                self.w(f"r{k} = {cache}.get({v})", 2)
+                self.w(f"if r{k} is None:", 2)
+                self.w(f"r{k} = _rt.encode_str({v}, {enc!r}, {cache})", 3)
+                self.w(f"n{k} = PyBytes_GET_SIZE(r{k})", 2)
+                self.w(f"if n{k} > {t.length}:", 2)
+                self.w(f'raise MessageError(f"{lf.slot.json}: value={{{v}!r}} is {{n{k}}} bytes, longer than length={t.length}")', 3)
+                writes.append(f"memcpy(p + {off}, PyBytes_AS_STRING(r{k}), n{k})")
+            elif t.length > 1:
+                src = f"_rt.array_put({v}, {self.null_literal(t.null)})" if lf.slot.presence == "optional" else f"tuple({v})"
+                self.w(f"cdef {ctype} c{k}[{t.length}]", 2)
+                self.w(f"a{k} = {src}", 2)
+                self.w(f"if len(a{k}) != {t.length}:", 2)
+                self.w(f'raise struct.error(f"pack expected {t.length} items for {lf.slot.json} (got {{len(a{k})}})")', 3)
+                self.w(f"for i in range({t.length}):", 2)
+                self.w(f"c{k}[i] = {self._convert(t.primitive, f'a{k}[i]')}", 3)
+                writes.append(f"for i in range({t.length}):")
+                writes.append(f"    tl_p_{short}(p + {off} + i * {t.primitive_size}, c{k}[i])")
+            else:
+                val = f"ord({v})" if t.primitive == "char" else v
+                if lf.slot.presence == "optional":
+                    null_lit = self.null_literal(t.null) if t.primitive != "char" else repr(t.null)
+                    val = f"{null_lit} if {v} is None else {val}"
+                self.w(f"cdef {ctype} c{k} = {self._convert(t.primitive, val)}", 2)
+                writes.append(f"tl_p_{short}(p + {off}, c{k})")
+        self.w(f"p = _w(self, &b, 0, {block})", 2)
+        self.w(f"memset(p, 0, {block})", 2)
+        for line in writes:
+            self.w(line, 2)
+        self.w("PyBuffer_Release(&b)", 2)
+        self.w("return self", 2)
+        self.w()
 
     def _copy_block(self, src: str, length: str, block: int, ind: int) -> None:
         """Statements copying ``length`` bytes at ``src`` into the decoder's block, zero-padded to ``block``."""

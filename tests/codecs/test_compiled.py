@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tickline.codecs import MessageError, cli, load_builtin, load_schema, otf
 
 import codecs_strategies
-from codecs_helpers import import_generated
+from codecs_helpers import check_one_call, import_generated
 from test_properties import schema_text
 
 
@@ -65,6 +65,9 @@ def test_compiled_and_python_codecs_agree(tmp_path: Path, text: str, data: st.Da
         for f in msg.fields:
             vp, vc = getattr(dp, f.py), getattr(dc, f.py)
             assert same(vp._dict() if hasattr(vp, "_dict") else vp, vc._dict() if hasattr(vc, "_dict") else vc), f.name
+        # One call per block: unpack() reads what the fields read, pack() writes what assigning them writes, alike
+        # in both kinds.
+        assert repr(check_one_call(cy, msg, wire)) == repr(check_one_call(py, msg, wire))
         # Hostile bytes: every cut, and corrupted bytes, end the same way in both.
         for cut in range(len(wire)):
             short = wire[:cut]

@@ -18,6 +18,14 @@ properties over the unpacked tuple.  The buffer itself is never
 copied; var data and group dimensions are read in place.  Encoders write
 through to the buffer on every assignment.
 
+One call per block: every decoder class (message or group entry) has
+``unpack()``, the tuple of all its fixed fields (composite fields walked down
+to their members, constants left out) in the order of the class's
+``UNPACK_NAMES``; every encoder class has ``pack(*values)``, which writes them
+all from positional values (the whole block: the same bytes as assigning each
+field, nothing written when a value is refused).  The compiled codecs of
+:mod:`tickline.codecs.gen_cython` have the same two methods.
+
 Schema evolution: decoders take the acting block length and version from the
 header; fields newer than the acting version read as ``None``, newer groups
 as empty, newer var data as empty; unknown trailing block bytes are skipped.
@@ -509,14 +517,8 @@ class _Gen:
             return [f"{self.st(t.primitive)}_put(self._buf, {off}, int(value))"]
         assert isinstance(t, EncodedType)
         if t.primitive == "char" and t.length > 1:
-            enc = py_encoding(t.character_encoding)
             self.structs[f"_S{t.length}"] = f"{self.s.endian}{t.length}s"
-            cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
-            self.bytes_caches.add(cache)
-            return [f"raw = {cache}.get(value)", "if raw is None:", f"    raw = _rt.encode_str(value, {enc!r}, {cache})",
-                    f"if len(raw) > {t.length}:",
-                    f'    raise MessageError(f"{slot.json}: value={{value!r}} is {{len(raw)}} bytes, longer than length={t.length}")',
-                    f"_S{t.length}_put(self._buf, {off}, raw)"]
+            return self.text_bytes_lines(t, slot.json, "value", "raw") + [f"_S{t.length}_put(self._buf, {off}, raw)"]
         if t.length > 1:
             if slot.presence == "optional":
                 return [f"{self.st(t.primitive, t.length)}_put(self._buf, {off}, *_rt.array_put(value, {self.null_literal(t.null)}))"]
@@ -528,6 +530,16 @@ class _Gen:
             null_lit = self.null_literal(null) if t.primitive != "char" else repr(null)
             return [f"{p}_put(self._buf, {off}, {null_lit} if value is None else {val})"]
         return [f"{p}_put(self._buf, {off}, {val})"]
+
+    def text_bytes_lines(self, t: EncodedType, json_name: str, value: str, raw: str) -> list[str]:
+        """Statements turning the text ``value`` into ``raw``, the bytes of char array ``t`` (through the module's
+        str -> bytes cache), refusing a text longer than the array."""
+        enc = py_encoding(t.character_encoding)
+        cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
+        self.bytes_caches.add(cache)
+        return [f"{raw} = {cache}.get({value})", f"if {raw} is None:", f"    {raw} = _rt.encode_str({value}, {enc!r}, {cache})",
+                f"if len({raw}) > {t.length}:",
+                f'    raise MessageError(f"{json_name}: value={{{value}!r}} is {{len({raw})}} bytes, longer than length={t.length}")']
 
     #: Whether generated signatures carry type annotations (the Cython generator, whose .pyx does not, clears it).
     ANNOTATE = True
@@ -899,14 +911,8 @@ class _Gen:
             assert isinstance(t, EncodedType)
             code = PRIMITIVES[t.primitive][0]
             if t.primitive == "char" and t.length > 1:
-                enc = py_encoding(t.character_encoding)
-                cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
-                self.bytes_caches.add(cache)
-                self.w(f"r{k} = {cache}.get({v})", 2)
-                self.w(f"if r{k} is None:", 2)
-                self.w(f"r{k} = _rt.encode_str({v}, {enc!r}, {cache})", 3)
-                self.w(f"if len(r{k}) > {t.length}:", 2)
-                self.w(f'raise MessageError(f"{lf.slot.json}: value={{{v}!r}} is {{len(r{k})}} bytes, longer than length={t.length}")', 3)
+                for line in self.text_bytes_lines(t, lf.slot.json, v, f"r{k}"):
+                    self.w(line, 2)
                 fmt += f"{t.length}s"
                 args.append(f"r{k}")
             elif t.length > 1:

@@ -816,7 +816,10 @@ class _CyGen(_Gen):
                     val = f"{null_lit} if {v} is None else {val}"
                 self.w(f"cdef {ctype} c{k} = {self._convert(t.primitive, val)}", 2)
                 writes.append(f"tl_p_{short}(p + {off}, c{k})")
-        self.w(f"p = _w(self, &b, 0, {block})", 2)
+        # As the Python codecs' pack(): the length first (a committed claim has none: MessageError), then writability.
+        self.w("if self._offset > (<Py_ssize_t>1 << 62):", 2)
+        self.w('raise MessageError(f"offset={self._offset} is out of range")', 3)
+        self.w(f"p = _rw(self._buf, &b, self._offset, {block}, 'block')", 2)
         self.w(f"memset(p, 0, {block})", 2)
         for line in writes:
             self.w(line, 2)

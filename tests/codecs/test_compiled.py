@@ -192,7 +192,7 @@ def test_python_code_run_by_a_write_cannot_free_the_bytes_it_writes(md: ModuleTy
     with pytest.raises(MessageError, match="buffer too small: field needs 56 bytes, buffer length=20"):
         enc.bid_size = Shrinks()
     buf.extend(bytes(236))
-    with pytest.raises(MessageError, match="buffer too small: field needs 80 bytes, buffer length=20"):
+    with pytest.raises(MessageError, match="buffer too small: block needs 80 bytes, buffer length=20"):
         enc.pack("ESZ6", 1, 2, 3, Shrinks(), 5, 6, 7)
     book = bytearray(1024)
     rows = md.OrderBookEncoder().wrap_and_apply_header(book, 0).bids_count(2)

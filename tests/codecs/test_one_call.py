@@ -97,6 +97,16 @@ def test_a_refused_value_writes_nothing(orders: Any) -> None:
     assert orders.decode(buf).order_id == 42
 
 
+def test_pack_into_a_buffer_grown_too_short(md: Any) -> None:
+    """The length is checked before anything is written (a committed claim has none), alike in both kinds."""
+    buf = bytearray(128)
+    enc = md.TopOfBookEncoder().wrap_and_apply_header(buf, 0)
+    del buf[40:]
+    with pytest.raises(MessageError, match="buffer too small: block needs 80 bytes, buffer length=40"):
+        enc.pack("ESZ6", 1, 2, 3, 4, 5, 6, 7)
+    assert buf == md.TopOfBookEncoder().wrap_and_apply_header(bytearray(128), 0).buffer[:40]
+
+
 def test_a_field_named_pack_is_mangled(write_schema: Callable[..., Path], tmp_path: Path, codec_kind: str) -> None:
     path = write_schema('<sbe:message name="M" id="1"><field name="pack" id="1" type="uint8"/>'
                         '<field name="unpack" id="2" type="uint16"/></sbe:message>')

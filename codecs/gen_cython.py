@@ -15,6 +15,14 @@ Memory rules (the reason for the design):
   the next call sees the new length or is refused (a committed claim exports
   no buffer), never reads or writes freed memory.  The flyweight keeps a
   reference to the buffer object itself (its owner), as the Python ones do.
+  A ``bytearray`` (exactly that type) is read and written through its own
+  pointer and length instead of an export, where no Python code can run
+  between the bounds check and the last touch of the bytes (values are
+  converted before; only C copies and allocations of int, bytes and str,
+  which the cyclic collector does not track, happen in between); the calls
+  that do run Python code while they touch the bytes (``put_rows()``,
+  ``rows()``, reading a numeric array of an encoder, a text decode that may
+  fail) take the export, so the bytearray cannot be resized under them.
 - A decoder copies its block (the root block at ``wrap()``, an entry's block at
   ``next()``) into an array inside the decoder object, and reads fields from
   that copy: a field read is a property call and a load, with no buffer
@@ -47,6 +55,7 @@ from typing import Any
 
 from tickline.codecs import naming
 from tickline.codecs.gen_python import (
+    Leaf,
     _Gen,
     _has_empty,
     _int_max,
@@ -136,6 +145,8 @@ from libc.string cimport memcpy, memset, memcmp
 from libc.math cimport isfinite, fabs
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_CheckExact, PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_DecodeASCII, PyUnicode_DecodeLatin1
 from cpython.object cimport PyTypeObject, PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.number cimport PyNumber_Index
@@ -181,9 +192,28 @@ cdef bint _STRICT_ENUMS = False
 _EMPTY = b""
 
 
-cdef const unsigned char* _ro(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t need, str what) except NULL:
+cdef inline const unsigned char* _bytearray(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t need,
+                                            str what) except NULL:
+    """A bytearray's bytes without an export (no buffer protocol round trip): ``b.obj`` stays NULL, so releasing
+    ``b`` does nothing.  The pointer is valid until Python code runs (only Python code can resize the bytearray):
+    callers that pass ``pinned=False`` to _ro/_rw touch it only with C copies and allocations of objects the cyclic
+    collector does not track (int, bytes, str from a C codec), which never run Python code, and are done with it
+    before they return.  A caller that runs Python code in between (a user's __index__, a list) pins the buffer."""
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(buf)
+    if offset < 0 or need < 0 or need > n or offset > n - need:
+        raise MessageError(f"buffer too small: {what} needs {<object>offset + need} bytes, buffer length={n}")
+    tl_clear(b)
+    b.buf = PyByteArray_AS_STRING(buf)
+    b.len = n
+    return <const unsigned char*>b.buf + offset
+
+
+cdef const unsigned char* _ro(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t need, str what,
+                              bint pinned=False) except NULL:
     """Take ``buf``'s buffer (released by the caller) and check that ``need`` bytes at ``offset`` are in it."""
     cdef Py_ssize_t n
+    if not pinned and PyByteArray_CheckExact(buf):
+        return _bytearray(buf, b, offset, need, what)
     # The checks cannot overflow (need <= len, then offset > len - need); the messages add in Python ints.
     PyObject_GetBuffer(buf, b, PyBUF_SIMPLE)
     if offset < 0 or need < 0 or need > b.len or offset > b.len - need:
@@ -194,11 +224,13 @@ cdef const unsigned char* _ro(object buf, Py_buffer* b, Py_ssize_t offset, Py_ss
 
 
 cdef unsigned char* _rw(object buf, Py_buffer* b, Py_ssize_t offset, Py_ssize_t need, str what,
-                        bint bounds_first=True) except NULL:
+                        bint bounds_first=True, bint pinned=False) except NULL:
     """As _ro, for writing.  A buffer that refuses to be written (bytes, a committed or aborted claim) raises as
     the Python codecs do: a group, var data or wrap checks the length first (MessageError when too short; an
     ended claim has length 0), then TypeError, as struct.pack_into does for a field."""
     cdef Py_ssize_t n
+    if not pinned and PyByteArray_CheckExact(buf):
+        return <unsigned char*>_bytearray(buf, b, offset, need, what)
     try:
         PyObject_GetBuffer(buf, b, PyBUF_WRITABLE)
     except BufferError as exc:
@@ -288,14 +320,15 @@ cdef class _Flyweight:
         return True
 
 
-cdef inline const unsigned char* _at(_Flyweight self, Py_buffer* b, Py_ssize_t off, Py_ssize_t size) except NULL:
+cdef inline const unsigned char* _at(_Flyweight self, Py_buffer* b, Py_ssize_t off, Py_ssize_t size,
+                                     bint pinned=False) except NULL:
     """Where a field's bytes are: in the decoder's copy (nothing to release), else in the buffer, taken into ``b``."""
     tl_clear(b)
     if self._ptr != NULL:
         return self._ptr + off
     if self._offset > (<Py_ssize_t>1 << 62):
         raise MessageError(f"offset={self._offset} is out of range")
-    return _ro(self._buf, b, self._offset + off, size, "field")
+    return _ro(self._buf, b, self._offset + off, size, "field", pinned)
 
 
 cdef inline unsigned char* _w(_Flyweight self, Py_buffer* b, Py_ssize_t off, Py_ssize_t size) except NULL:
@@ -324,6 +357,7 @@ class _CyGen(_Gen):
         self.cdef_classes: list[str] = []
         self.exposures: list[tuple[str, list[str]]] = []  # decoder class -> its plain fields (member descriptors)
         self._in_decoder = False  # generating a message or group decoder (fields read from its block copy)
+        self._text_cache = True  # a decoder's char array field reads through its one-entry cache
 
     # -- module --------------------------------------------------------------------------------
 
@@ -376,6 +410,13 @@ class _CyGen(_Gen):
         self.lines.extend(body)
         return "\n".join(self.lines).rstrip() + "\n"
 
+    def enum(self, name: str, t: EnumType) -> None:
+        super().enum(name, t)
+        if t.primitive in ("char", "uint8"):
+            # A read of a one-byte enum indexes this tuple in C (None: null or unknown, then the general path).
+            self.w(f"cdef tuple _{name}_LUT = tuple([_{name}_MEMBERS.get(i) for i in range(256)])")
+            self.w()
+
     # -- slot accessors ------------------------------------------------------------------------
 
     def getter_expr_lines(self, slot: _Slot, versioned: bool, raw: bool = False) -> list[str]:
@@ -406,7 +447,7 @@ class _CyGen(_Gen):
                       "return c"]
             return lines
         size = t.size
-        if self._in_decoder and isinstance(t, EncodedType) and t.primitive == "char" and t.length > 1:
+        if self._in_decoder and self._text_cache and isinstance(t, EncodedType) and t.primitive == "char" and t.length > 1:
             # The decoder remembers the last text it read for this field: a stream repeats its symbols, so a
             # memcmp of the bytes usually replaces making a bytes object and looking it up.
             enc = py_encoding(t.character_encoding)
@@ -424,6 +465,13 @@ class _CyGen(_Gen):
         else:
             lines += ["cdef Py_buffer b", f"cdef const unsigned char* p = _at(self, &b, {slot.offset}, {size})"]
             release = ["tl_release(&b)"]
+        if isinstance(t, EnumType) and not raw and t.primitive in ("char", "uint8"):
+            lines += ["cdef uint8_t r = tl_g_u8(p)"] + release
+            lines += [f"m = _{self.cls(t)}_LUT[r]", "if m is not None:", "    return m"]
+            if 0 <= t.null_value <= 255:
+                lines += [f"if r == {t.null_value}:", "    return None"]
+            lines += ["v = <object>r"]
+            return lines + self.enum_tail(slot, t)
         if isinstance(t, (EnumType, SetType)):
             short = _cname(t.primitive)[0]
             lines += [f"v = <object>tl_g_{short}(p)"] + release
@@ -441,6 +489,8 @@ class _CyGen(_Gen):
                 f"s = {cache}.get(v)", "if s is None:", f"    s = _rt.decode_str(v, {enc!r}, {cache})", "return s"]
         if t.length > 1:
             step = t.primitive_size
+            if not self._in_decoder:  # a list is built while the bytes are read: pin the buffer
+                lines[-1] = lines[-1].replace(f", {size})", f", {size}, True)")
             lines = lines[:-1] + ["cdef Py_ssize_t i", lines[-1]]
             lines += [f"v = tuple([tl_g_{short}(p + i * {step}) for i in range({t.length})])"] + release
             if slot.presence == "optional":
@@ -569,6 +619,7 @@ class _CyGen(_Gen):
                     msg: Message | None, group: Group | None) -> None:
         name = base + role
         dec = role == "Decoder"
+        self._block_len = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
         self.cdef_classes.append(name)
         self._in_decoder = dec
         self._is_message_ctx = msg is not None
@@ -611,6 +662,14 @@ class _CyGen(_Gen):
         self._plain = plain
         for sl in plain:
             self.w(f"cdef PyObject* _m_{sl.py}", 1)
+        # A decoder's composite fields likewise: the slot points at the composite's view (or None when the field is
+        # newer than the acting version), a borrowed reference (``_c_<name>`` owns the view; the view's _owner
+        # refers back to the decoder, a cycle the collector sees only through typed fields).
+        views = [sl for sl in comps if dec and sl.presence != "constant"]
+        self._views_exposed = views
+        self._loads = bool(plain or views)
+        for sl in views:
+            self.w(f"cdef PyObject* _m_{sl.py}", 1)
         for sl in texts:
             self.w(f"cdef unsigned char _sc_{sl.py}[{sl.t.size}]", 1)
             self.w(f"cdef object _ss_{sl.py}", 1)
@@ -636,16 +695,24 @@ class _CyGen(_Gen):
             self.w(f"self._g_{_py(g)} = {base + naming.pascal(g.name) + role}()", 2)
         for sl in plain:
             self.w(f"_setm(&self._m_{sl.py}, None)", 2)
+        for sl in views:
+            self.w(f"self._m_{sl.py} = <PyObject*>self._c_{sl.py}", 2)
         self.w()
-        if plain:
+        if plain or views:
             self.w("def __dealloc__(self):", 1)
             for sl in plain:
                 self.w(f"Py_XDECREF(self._m_{sl.py})", 2)
                 self.w(f"self._m_{sl.py} = NULL", 2)
+            for sl in views:
+                self.w(f"self._m_{sl.py} = NULL", 2)
             self.w()
             self.w("cdef int _load(self) except -1:", 1)
-            self.w('"""Convert the plain fields of the block copy into their slots."""', 2)
+            self.w('"""Convert the plain fields of the block copy into their slots, point the composites at their views."""', 2)
             self.w("cdef const unsigned char* p = self._blk", 2)
+            for sl in views:
+                self.w(f"self._c_{sl.py}._acting_version = self._acting_version", 2)
+                if sl.since:
+                    self.w(f"self._m_{sl.py} = <PyObject*>None if self._acting_version < {sl.since} else <PyObject*>self._c_{sl.py}", 2)
             for sl in plain:
                 t = sl.t
                 assert isinstance(t, EncodedType)
@@ -659,7 +726,7 @@ class _CyGen(_Gen):
                 self.w(f"_setm(&self._m_{sl.py}, {expr})", 2)
             self.w("return 0", 2)
             self.w()
-            self.exposures.append((name, [sl.py for sl in plain]))
+            self.exposures.append((name, [sl.py for sl in plain + views]))
         self.w("@property", 1)
         self.w("def check_order(self):", 1)
         self.w('"""Whether access order is checked (module-wide in compiled codecs: set_check_order())."""', 2)
@@ -678,8 +745,87 @@ class _CyGen(_Gen):
                         self.w(line, 2)
                     self.w()
                 continue
+            if sl in views:
+                continue
             self.slot_accessors(sl, versioned=dec, writable=not dec)
         self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
+
+    def unpack_method(self, leaves: list[Leaf]) -> None:
+        """unpack(): plain fields from their slots (converted at wrap()/next()), every other value read from the
+        block copy by a C method of its own, whose body is the getter's; one tuple built in C."""
+        exprs = []
+        plain = {sl.py for sl in self._plain}
+        for k, lf in enumerate(leaves):
+            if len(lf.path) == 1 and lf.path[0] in plain:
+                exprs.append(f"<object>self._m_{lf.path[0]}")
+                continue
+            self.w(f"cdef object _u{k}(self):", 1)
+            self._text_cache = False  # a composite's char array has no per-field cache
+            try:
+                for line in self.getter_expr_lines(lf.slot, True):
+                    self.w(line, 2)
+            finally:
+                self._text_cache = True
+            self.w()
+            exprs.append(f"self._u{k}()")
+        self.w("def unpack(self):", 1)
+        self.w(self.UNPACK_DOC, 2)
+        self.w(f"return ({''.join(e + ', ' for e in exprs)})", 2)
+        self.w()
+
+    def pack_method(self, name: str, leaves: list[Leaf], block: int) -> None:
+        """pack(): every value converted to C first (a refused value writes nothing), then one buffer access."""
+        self.w(f"def pack(self{''.join(f', v{k}' for k in range(len(leaves)))}):", 1)
+        self.w(self.PACK_DOC, 2)
+        if block == 0:
+            self.w("return self", 2)
+            self.w()
+            return
+        self.w("cdef Py_buffer b", 2)
+        self.w("cdef unsigned char* p", 2)
+        if any(isinstance(lf.slot.t, EncodedType) and lf.slot.t.length > 1 for lf in leaves):
+            self.w("cdef Py_ssize_t i", 2)
+        writes: list[str] = []
+        for k, lf in enumerate(leaves):
+            t, v, off = lf.slot.t, f"v{k}", lf.slot.offset
+            short, ctype = _cname(t.primitive)
+            if isinstance(t, (EnumType, SetType)):
+                val = f"int({v})" if isinstance(t, SetType) else f"{t.null_value} if {v} is None else int({v})"
+                self.w(f"cdef {ctype} c{k} = {self._convert(t.primitive, val)}", 2)
+                writes.append(f"tl_p_{short}(p + {off}, c{k})")
+                continue
+            assert isinstance(t, EncodedType)
+            if t.primitive == "char" and t.length > 1:
+                for line in self.text_bytes_lines(t, lf.slot.json, v, f"r{k}"):
+                    self.w(line, 2)
+                writes.append(f"memcpy(p + {off}, PyBytes_AS_STRING(r{k}), PyBytes_GET_SIZE(r{k}))")
+            elif t.length > 1:
+                src = f"_rt.array_put({v}, {self.null_literal(t.null)})" if lf.slot.presence == "optional" else f"tuple({v})"
+                self.w(f"cdef {ctype} c{k}[{t.length}]", 2)
+                self.w(f"a{k} = {src}", 2)
+                self.w(f"if len(a{k}) != {t.length}:", 2)
+                self.w(f'raise struct.error(f"pack expected {t.length} items for {lf.slot.json} (got {{len(a{k})}})")', 3)
+                self.w(f"for i in range({t.length}):", 2)
+                self.w(f"c{k}[i] = {self._convert(t.primitive, f'a{k}[i]')}", 3)
+                writes.append(f"for i in range({t.length}):")
+                writes.append(f"    tl_p_{short}(p + {off} + i * {t.primitive_size}, c{k}[i])")
+            else:
+                val = f"ord({v})" if t.primitive == "char" else v
+                if lf.slot.presence == "optional":
+                    null_lit = self.null_literal(t.null) if t.primitive != "char" else repr(t.null)
+                    val = f"{null_lit} if {v} is None else {val}"
+                self.w(f"cdef {ctype} c{k} = {self._convert(t.primitive, val)}", 2)
+                writes.append(f"tl_p_{short}(p + {off}, c{k})")
+        # As the Python codecs' pack(): the length first (a committed claim has none: MessageError), then writability.
+        self.w("if self._offset > (<Py_ssize_t>1 << 62):", 2)
+        self.w('raise MessageError(f"offset={self._offset} is out of range")', 3)
+        self.w(f"p = _rw(self._buf, &b, self._offset, {block}, 'block')", 2)
+        self.w(f"memset(p, 0, {block})", 2)
+        for line in writes:
+            self.w(line, 2)
+        self.w("PyBuffer_Release(&b)", 2)
+        self.w("return self", 2)
+        self.w()
 
     def _copy_block(self, src: str, length: str, block: int, ind: int) -> None:
         """Statements copying ``length`` bytes at ``src`` into the decoder's block, zero-padded to ``block``."""
@@ -713,7 +859,7 @@ class _CyGen(_Gen):
             self.w("self._acting_block_length = acting_block_length", 2)
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
-            if self._plain:
+            if self._loads:
                 self.w("self._load()", 2)
             if _has_empty(msg.groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
@@ -814,7 +960,7 @@ class _CyGen(_Gen):
             self.w("p = _ro(self._buf, &b, msg._limit, self._block_length, 'group entry')", 2)
             self._copy_block("p", "self._block_length", bl, 2)
             self.w("PyBuffer_Release(&b)", 2)
-            if self._plain:
+            if self._loads:
                 self.w("self._load()", 2)
         else:
             self.w(f"cdef unsigned char* q = _rw(self._buf, &b, msg._limit, {bl}, 'group entry')", 2)
@@ -877,7 +1023,7 @@ class _CyGen(_Gen):
             self.w(f"if n <= 0 or self._block_length < {bl}:  # an older, shorter entry: field by field", 2)
             self.w(f"return [({''.join(f'e.{c[0]}, ' for c in cols)}) for e in self]", 3)
             # n <= count, and count * entry <= the bytes present was checked when the group was opened.
-            self.w("p = _ro(self._buf, &b, msg._limit, n * self._block_length, 'group entries')", 2)
+            self.w("p = _ro(self._buf, &b, msg._limit, n * self._block_length, 'group entries', True)", 2)
             self.w("out = [None] * n", 2)
             self.w("for i in range(n):", 2)
             self.w("q = p + i * self._block_length", 3)
@@ -904,7 +1050,7 @@ class _CyGen(_Gen):
         self.w("return", 3)
         self.w("if n > self._count - self._index:", 2)
         self.w(f'raise MessageError(f"group {g.name}: no more entries (count={{self._count}})")', 3)
-        self.w(f"p = _rw(self._buf, &b, msg._limit, n * {bl}, 'group entries')", 2)
+        self.w(f"p = _rw(self._buf, &b, msg._limit, n * {bl}, 'group entries', True, True)", 2)
         self.w("try:", 2)
         self.w("for i in range(n):", 3)
         self.w(f"q = p + i * {bl}", 4)
@@ -1000,7 +1146,10 @@ class _CyGen(_Gen):
         msg_ref = "self" if self._is_message_ctx else "self._msg"
         enc = py_encoding(d.data_type.character_encoding) if d.data_type.character_encoding else None
         if dec:
-            self.w(f"def _{py}_bytes(self):", 1)
+            fast = {"utf-8": "PyUnicode_DecodeUTF8", "ascii": "PyUnicode_DecodeASCII", "latin-1": "PyUnicode_DecodeLatin1"}
+            decoder = fast.get(enc or "", "")
+            self.w(f"cdef object _{py}_read(self, bint text):", 1)
+            self.w('"""The var data\'s bytes, or (``text``) its text decoded straight from the buffer, in schema order."""', 2)
             self.w("cdef Py_buffer b", 2)
             self.w("cdef const unsigned char* p", 2)
             self.w("cdef uint64_t n", 2)
@@ -1010,9 +1159,11 @@ class _CyGen(_Gen):
             self.w("self._open = None", 2)
             if d.since_version:
                 self.w(f"if self._acting_version < {d.since_version}:", 2)
-                self.w('return b""', 3)
+                self.w('return "" if text else b""' if decoder else 'return b""', 3)
             self.w(f"cdef _Flyweight msg = {msg_ref}", 2)
-            self.w(f"p = _ro(self._buf, &b, msg._limit, {size}, 'var data {d.name} length')", 2)
+            # A decode error builds an exception (Python objects) while the bytes are read: the buffer is pinned then.
+            pinned = "text" if decoder else "False"
+            self.w(f"p = _ro(self._buf, &b, msg._limit, {size}, 'var data {d.name} length', {pinned})", 2)
             self.w(f"n = tl_g_{short}(p)", 2)
             self.w(f"start = msg._limit + {size}", 2)
             self.w(f"room = b.len - start", 2)
@@ -1020,17 +1171,29 @@ class _CyGen(_Gen):
             self.w("PyBuffer_Release(&b)", 3)
             self.w("msg._limit = start", 3)
             self.w('raise MessageError(f"buffer too small: var data needs {<object>start + n} bytes, buffer length={start + room}")', 3)
-            self.w(f"v = PyBytes_FromStringAndSize(<const char*>p + {size}, <Py_ssize_t>n)", 2)
-            self.w("PyBuffer_Release(&b)", 2)
             self.w("msg._limit = start + <Py_ssize_t>n", 2)
-            self.w("return v", 2)
+            if decoder:
+                self.w("try:", 2)
+                self.w(f"return {decoder}(<const char*>p + {size}, <Py_ssize_t>n, NULL) if text else "
+                       f"PyBytes_FromStringAndSize(<const char*>p + {size}, <Py_ssize_t>n)", 3)
+                self.w("finally:", 2)
+                self.w("PyBuffer_Release(&b)", 3)
+            else:
+                self.w(f"v = PyBytes_FromStringAndSize(<const char*>p + {size}, <Py_ssize_t>n)", 2)
+                self.w("PyBuffer_Release(&b)", 2)
+                self.w("return v", 2)
+            self.w()
+            self.w(f"def _{py}_bytes(self):", 1)
+            self.w(f"return self._{py}_read(False)", 2)
             self.w()
             self.w(f"def {py}(self):", 1)
             self.w(f'"""Var data {d.name} (id={d.id}), read in schema order."""', 2)
-            if enc:
-                self.w(f"return self._{py}_bytes().decode({enc!r})", 2)
+            if decoder:
+                self.w(f"return self._{py}_read(True)", 2)
+            elif enc:
+                self.w(f"return self._{py}_read(False).decode({enc!r})", 2)
             else:
-                self.w(f"return self._{py}_bytes()", 2)
+                self.w(f"return self._{py}_read(False)", 2)
             self.w()
         else:
             limit = _int_max(lt)

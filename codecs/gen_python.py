@@ -18,6 +18,14 @@ properties over the unpacked tuple.  The buffer itself is never
 copied; var data and group dimensions are read in place.  Encoders write
 through to the buffer on every assignment.
 
+One call per block: every decoder class (message or group entry) has
+``unpack()``, the tuple of all its fixed fields (composite fields walked down
+to their members, constants left out) in the order of the class's
+``UNPACK_NAMES``; every encoder class has ``pack(*values)``, which writes them
+all from positional values (the whole block: the same bytes as assigning each
+field, nothing written when a value is refused).  The compiled codecs of
+:mod:`tickline.codecs.gen_cython` have the same two methods.
+
 Schema evolution: decoders take the acting block length and version from the
 header; fields newer than the acting version read as ``None``, newer groups
 as empty, newer var data as empty; unknown trailing block bytes are skipped.
@@ -509,14 +517,8 @@ class _Gen:
             return [f"{self.st(t.primitive)}_put(self._buf, {off}, int(value))"]
         assert isinstance(t, EncodedType)
         if t.primitive == "char" and t.length > 1:
-            enc = py_encoding(t.character_encoding)
             self.structs[f"_S{t.length}"] = f"{self.s.endian}{t.length}s"
-            cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
-            self.bytes_caches.add(cache)
-            return [f"raw = {cache}.get(value)", "if raw is None:", f"    raw = _rt.encode_str(value, {enc!r}, {cache})",
-                    f"if len(raw) > {t.length}:",
-                    f'    raise MessageError(f"{slot.json}: value={{value!r}} is {{len(raw)}} bytes, longer than length={t.length}")',
-                    f"_S{t.length}_put(self._buf, {off}, raw)"]
+            return self.text_bytes_lines(t, slot.json, "value", "raw") + [f"_S{t.length}_put(self._buf, {off}, raw)"]
         if t.length > 1:
             if slot.presence == "optional":
                 return [f"{self.st(t.primitive, t.length)}_put(self._buf, {off}, *_rt.array_put(value, {self.null_literal(t.null)}))"]
@@ -528,6 +530,16 @@ class _Gen:
             null_lit = self.null_literal(null) if t.primitive != "char" else repr(null)
             return [f"{p}_put(self._buf, {off}, {null_lit} if value is None else {val})"]
         return [f"{p}_put(self._buf, {off}, {val})"]
+
+    def text_bytes_lines(self, t: EncodedType, json_name: str, value: str, raw: str) -> list[str]:
+        """Statements turning the text ``value`` into ``raw``, the bytes of char array ``t`` (through the module's
+        str -> bytes cache), refusing a text longer than the array."""
+        enc = py_encoding(t.character_encoding)
+        cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
+        self.bytes_caches.add(cache)
+        return [f"{raw} = {cache}.get({value})", f"if {raw} is None:", f"    {raw} = _rt.encode_str({value}, {enc!r}, {cache})",
+                f"if len({raw}) > {t.length}:",
+                f'    raise MessageError(f"{json_name}: value={{{value}!r}} is {{len({raw})}} bytes, longer than length={t.length}")']
 
     #: Whether generated signatures carry type annotations (the Cython generator, whose .pyx does not, clears it).
     ANNOTATE = True
@@ -724,6 +736,7 @@ class _Gen:
                     msg: Message | None, group: Group | None) -> None:
         name = base + role
         dec = role == "Decoder"
+        self._block_len = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
         # group classes reach the message (which owns the read/write position) through ``self._msg``
         self._is_message_ctx = msg is not None
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
@@ -844,6 +857,88 @@ class _Gen:
         self.w(f"return self._step == {len(elems)} and (self._open is None or {self.FINISHED_OPEN})", 2)
         self.w()
         self.dict_methods(slots, groups, data, versioned=dec, decoder=dec, encoder=not dec)
+        leaves = block_leaves(slots)
+        self.w(f"UNPACK_NAMES = {tuple(lf.name for lf in leaves)!r}  # the positions of unpack() and pack()", 1)
+        self.w()
+        if dec:
+            self.unpack_method(leaves)
+        else:
+            self.pack_method(base + "Encoder", leaves, self._block_len)
+
+    #: The docstrings of the one-call methods, the same in both kinds of codecs.
+    UNPACK_DOC = ('"""Every fixed field of the block, in one call: a tuple of what reading each field (and each member of a '
+                  'composite field) gives, in the order of UNPACK_NAMES (constants left out)."""')
+    PACK_DOC = ('"""Write every fixed field of the block from positional values, in the order of UNPACK_NAMES, in one '
+                'call: the bytes of the block are those of assigning each field (the rest zero); nothing is written '
+                'when a value is refused."""')
+
+    def unpack_method(self, leaves: list[Leaf]) -> None:
+        self.w("def unpack(self) -> tuple[Any, ...]:", 1)
+        self.w(self.UNPACK_DOC, 2)
+        exprs = []
+        for lf in leaves:
+            if len(lf.path) > 1 and lf.guarded:  # a composite on the way may read None (newer than the acting version)
+                exprs.append(f"_rt.path_value(self, {lf.path!r})")
+            else:
+                exprs.append("self." + ".".join(lf.path))
+        self.w(f"return ({''.join(e + ', ' for e in exprs)})", 2)
+        self.w()
+
+    def pack_method(self, name: str, leaves: list[Leaf], block: int) -> None:
+        params = "".join(f", v{k}: Any" for k in range(len(leaves)))
+        self.w(f"def pack(self{params}) -> {name}:", 1)
+        self.w(self.PACK_DOC, 2)
+        if block == 0:
+            self.w("return self", 2)
+            self.w()
+            return
+        fmt = self.s.endian
+        pos = 0
+        args: list[str] = []
+        for k, lf in enumerate(leaves):
+            t, v = lf.slot.t, f"v{k}"
+            if lf.slot.offset > pos:
+                fmt += f"{lf.slot.offset - pos}x"
+            pos = lf.slot.offset + t.size
+            if isinstance(t, EnumType):
+                fmt += PRIMITIVES[t.primitive][0]
+                args.append(f"{t.null_value} if {v} is None else int({v})")
+                continue
+            if isinstance(t, SetType):
+                fmt += PRIMITIVES[t.primitive][0]
+                args.append(f"int({v})")
+                continue
+            assert isinstance(t, EncodedType)
+            code = PRIMITIVES[t.primitive][0]
+            if t.primitive == "char" and t.length > 1:
+                for line in self.text_bytes_lines(t, lf.slot.json, v, f"r{k}"):
+                    self.w(line, 2)
+                fmt += f"{t.length}s"
+                args.append(f"r{k}")
+            elif t.length > 1:
+                fmt += f"{t.length}{code}"
+                src = f"_rt.array_put({v}, {self.null_literal(t.null)})" if lf.slot.presence == "optional" else v
+                self.w(f"a{k} = tuple({src})", 2)
+                self.w(f"if len(a{k}) != {t.length}:", 2)
+                self.w(f'raise struct.error(f"pack expected {t.length} items for {lf.slot.json} (got {{len(a{k})}})")', 3)
+                args.append(f"*a{k}")
+            else:
+                fmt += code
+                val = f"ord({v})" if t.primitive == "char" else v
+                if lf.slot.presence == "optional":
+                    null_lit = self.null_literal(t.null) if t.primitive != "char" else repr(t.null)
+                    val = f"{null_lit} if {v} is None else {val}"
+                args.append(val)
+        if pos < block:
+            fmt += f"{block - pos}x"
+        st = f"_BLOCK_{name}_PACK"
+        self.structs[st] = fmt
+        # Packed into bytes first, then copied: a value struct refuses leaves the buffer as it was.
+        self.w(f"raw = {st}.pack({', '.join(args)})", 2)
+        self.w(f"_rt.check_bounds(self._buf, self._offset + {block}, 'block')", 2)
+        self.w("_rt.write(self._buf, self._offset, raw)", 2)
+        self.w("return self", 2)
+        self.w()
 
     def plain_loads(self, tup: str, version_expr: str) -> list[str]:
         """Statements copying the plain numeric fields out of the unpacked tuple into their attributes."""
@@ -1275,6 +1370,37 @@ def row_columns(g: Group) -> list[tuple[str, int, EncodedType]] | None:
         else:
             return None
     return cols or None
+
+
+class Leaf:
+    """One position of a block's ``unpack()``/``pack()``: a stored field, or a stored member of a composite field
+    (composites are walked down to their members)."""
+
+    def __init__(self, path: tuple[str, ...], slot: _Slot, guarded: bool) -> None:
+        self.path = path  # attribute names from the block: ("bid_price", "mantissa")
+        self.name = ".".join(path)
+        self.slot = slot  # the member's slot, its offset from the start of the block, its since the largest on the way
+        self.guarded = guarded  # a composite on the way has a sinceVersion (it reads None in older versions)
+
+
+def block_leaves(slots: list[_Slot]) -> list[Leaf]:
+    """The values of a block's ``unpack()``/``pack()``, in schema order; constants take no position."""
+    out: list[Leaf] = []
+
+    def walk(sl: _Slot, path: tuple[str, ...], base: int, since: int, guarded: bool) -> None:
+        if sl.presence == "constant":
+            return
+        since = max(since, sl.since)
+        if isinstance(sl.t, CompositeType):
+            for ms in _member_slots(sl.t):
+                walk(ms, path + (ms.py,), base + sl.offset, since, guarded or bool(sl.since))
+            return
+        out.append(Leaf(path, _Slot(sl.json, sl.py, sl.t, sl.presence, base + sl.offset, since, sl.constant, sl.line,
+                                    sl.doc), guarded))
+
+    for sl in slots:
+        walk(sl, (sl.py,), 0, 0, False)
+    return out
 
 
 def _has_empty(groups: list[Group]) -> bool:

@@ -24,6 +24,7 @@ RESERVED_MEMBERS = frozenset({
     "from_dict", "acting_version", "acting_block_length", "header", "count", "next", "reset",
     "check_order", "block_length", "template_id", "schema_id", "schema_version", "name",
     "sbe_block_length", "sbe_template_id", "sbe_schema_id", "sbe_schema_version", "apply_dict",
+    "pack", "unpack",
 })
 
 # Module-level names of generated code that a type or message class must not take.

@@ -105,6 +105,16 @@ def get_bytes(buf: Buffer, offset: int, length: int) -> bytes:
     return read(buf, offset, length)
 
 
+def path_value(obj: Any, path: tuple[str, ...]) -> Any:
+    """``obj.a.b.c`` for ``("a", "b", "c")``, None as soon as a step reads None (a composite newer than the
+    acting version): a decoder's ``unpack()`` for members of versioned composites."""
+    for name in path:
+        if obj is None:
+            return None
+        obj = getattr(obj, name)
+    return obj
+
+
 def array_nulls(values: tuple[Any, ...], null: float) -> tuple[Any, ...]:
     """An optional array's elements, each None where it holds the null value (any NaN for a NaN null)."""
     if null != null:

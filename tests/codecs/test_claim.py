@@ -81,6 +81,7 @@ def test_encode_into_a_claim_and_decode_from_the_poll_view(aeron: Any, car: tupl
     enc = mod.CarEncoder().wrap_and_apply_header(claim, 0)  # used to raise: object does not support item assignment
     encode_car(enc)
     assert enc.encoded_length == length - 8
+    enc.pack(*mod.decode(reference).unpack())  # the root block again, in one call: the same bytes, written into the claim
     # The generated decoder reads the claim too, before it is published (char arrays and var data included).
     assert mod.decode(claim).to_dict() == mod.decode(reference).to_dict()
     assert otf.decode(schema, claim) == otf.decode(schema, bytes(reference[:length]))
@@ -93,6 +94,9 @@ def test_encode_into_a_claim_and_decode_from_the_poll_view(aeron: Any, car: tupl
         enc.serial_number = 1
     with pytest.raises(TypeError, match="read-write bytes-like object, not tickline._aeron.BufferClaim"):
         enc.vehicle_code = "zzzzzz"
+    # pack() checks the length first, in both kinds: a committed claim has none.
+    with pytest.raises(MessageError, match="buffer too small: block needs"):
+        enc.pack(*mod.decode(reference).unpack())
 
     got: list[tuple[bytes, int, str, list[str], dict[str, Any]]] = []
 

@@ -43,9 +43,10 @@ def test_bench_codecs_measures_every_case_against_every_peer(codecs_only: None, 
     report = bench.run(iterations=20, runs=1)
     assert set(report["results"]) == {"l1_encode", "l1_decode", "l1_field_read", "l1_price_read", "l1_symbol_read",
                                       "er_encode", "er_decode", "book_encode", "book_decode", "book_encode_per_entry",
-                                      "book_decode_per_entry"}
+                                      "book_decode_per_entry", "l1_encode_pack", "l1_decode_unpack", "er_encode_pack",
+                                      "er_decode_unpack", "book_encode_per_entry_pack", "book_decode_per_entry_unpack"}
     for case, row in report["results"].items():
-        expected = {"sbe", "sbe-cython"} | (set() if case.endswith("_per_entry") else {"protobuf", "msgpack", "json", "struct"})
+        expected = {"sbe", "sbe-cython"} | (set() if "_per_entry" in case else {"protobuf", "msgpack", "json", "struct"})
         assert set(row) == expected, case
         assert all(isinstance(v, float) and v >= 0 for v in row.values())
     assert report["machine"]["protobuf_backend"] == "upb"
@@ -73,6 +74,24 @@ def test_bench_peers_decode_the_same_values() -> None:
             table[case][peer]()
             written.add(repr(table["book_decode"][peer]()))  # decodes the buffer the encode just wrote
     assert len(written) == 1
+    # The one-call rows read the same values (TopOfBook's unpack() has seqNum too, None: the bench wraps at version 0,
+    # before seqNum), and write the same bytes.
+    for peer in ("sbe", "sbe-cython"):
+        assert table["l1_decode_unpack"][peer]() == values["sbe"] + (None,)
+        er = table["er_decode"][peer]()
+        fixed, text = table["er_decode_unpack"][peer]()
+        assert fixed + (text,) == er
+        head, bids, asks = table["book_decode_per_entry_unpack"][peer]()
+        assert (*head[:3], bids, asks) == book["sbe"]
+    for case, by_field in (("l1_encode_pack", "l1_encode"), ("er_encode_pack", "er_encode"),
+                           ("book_encode_per_entry_pack", "book_encode_per_entry")):
+        decoded = "er_decode" if case.startswith("er") else "l1_decode" if case.startswith("l1") else "book_decode"
+        for peer in ("sbe", "sbe-cython"):
+            table[decoded][peer]()
+            table[by_field][peer]()
+            before = table[decoded][peer]()
+            table[case][peer]()
+            assert table[decoded][peer]() == before, (case, peer)
 
 
 def test_codegen_warnings_mode_and_strict_mode(codecs_only: None, write_schema: Callable[..., Path], tmp_path: Path,

@@ -22,14 +22,17 @@ from hypothesis import strategies as st
 from tickline.codecs import MessageError, cli, load_builtin, load_schema, otf
 
 import codecs_strategies
-from codecs_helpers import import_generated
+from codecs_helpers import check_one_call, import_generated
 from test_properties import schema_text
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equal values, a NaN being equal to a NaN of the same sign."""
+    """Equal values, a NaN being equal to a NaN of the same sign, element by element in tuples (an array of
+    floats: two NaN objects are not ==, so neither are the tuples holding them)."""
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
         return math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     return bool(a == b)
 
 
@@ -65,6 +68,9 @@ def test_compiled_and_python_codecs_agree(tmp_path: Path, text: str, data: st.Da
         for f in msg.fields:
             vp, vc = getattr(dp, f.py), getattr(dc, f.py)
             assert same(vp._dict() if hasattr(vp, "_dict") else vp, vc._dict() if hasattr(vc, "_dict") else vc), f.name
+        # One call per block: unpack() reads what the fields read, pack() writes what assigning them writes, alike
+        # in both kinds.
+        assert same(check_one_call(cy, msg, wire), check_one_call(py, msg, wire))
         # Hostile bytes: every cut, and corrupted bytes, end the same way in both.
         for cut in range(len(wire)):
             short = wire[:cut]
@@ -169,3 +175,33 @@ def test_codegen_cython_builds_an_importable_module(tmp_path: Path, schemas_dir:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.COMPILED is True and mod.CarDecoder.BLOCK_LENGTH == 45
+
+
+def test_python_code_run_by_a_write_cannot_free_the_bytes_it_writes(md: ModuleType) -> None:
+    """A bytearray's bytes are touched without a buffer export where no Python code runs in between (a field, a
+    wrap, pack()): values are converted first, then the length is checked; put_rows(), which converts values while
+    it writes, holds an export, so the bytearray cannot be resized under it."""
+    buf = bytearray(256)
+    enc = md.TopOfBookEncoder().wrap_and_apply_header(buf, 0)
+
+    class Shrinks:
+        def __index__(self) -> int:
+            del buf[20:]
+            return 1
+
+    with pytest.raises(MessageError, match="buffer too small: field needs 56 bytes, buffer length=20"):
+        enc.bid_size = Shrinks()
+    buf.extend(bytes(236))
+    with pytest.raises(MessageError, match="buffer too small: block needs 80 bytes, buffer length=20"):
+        enc.pack("ESZ6", 1, 2, 3, Shrinks(), 5, 6, 7)
+    book = bytearray(1024)
+    rows = md.OrderBookEncoder().wrap_and_apply_header(book, 0).bids_count(2)
+
+    class Resizes:
+        def __index__(self) -> int:
+            del book[60:]
+            return 1
+
+    with pytest.raises(BufferError):
+        rows.put_rows([(1, Resizes(), 1), (2, 2, 2)])
+    assert len(book) == 1024

@@ -18,7 +18,7 @@ from tickline.codecs import load_schema, otf
 from tickline.codecs.ir import INT_RANGE
 
 import codecs_strategies
-from codecs_helpers import HEADER_TYPES, import_generated
+from codecs_helpers import HEADER_TYPES, check_one_call, import_generated
 
 PRIMS = ["char", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "double"]
 
@@ -151,4 +151,5 @@ def test_generated_schemas_round_trip(tmp_path: Path, text: str, data: st.DataOb
         assert otf.encode(schema, decoded) == wire
         assert mod.MsgEncoder.from_dict(decoded["fields"]) == wire
         assert mod.decode(wire).to_dict() == decoded["fields"]
+        check_one_call(mod, msg, wire)  # unpack()/pack(): the values and bytes of field-by-field access
         assert otf.decode(schema, otf.encode(schema, otf.from_json(otf.to_json(decoded))))[0] == decoded

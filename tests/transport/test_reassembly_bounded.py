@@ -162,3 +162,25 @@ def test_fragment_assembler_memory_stays_bounded_when_sessions_come_and_go(big_a
     assert r["sessions"] == 0, r
     assert r["dropped"] == ROUNDS // 2, r
     assert r["bytes"] <= SPARE_MAX, r
+
+
+def test_a_fragment_assembler_used_from_its_own_handler_is_refused(aeron: Aeron) -> None:
+    # Its partial buffers are in use while the handler runs: a poll of another
+    # subscription through the same assembler from there is a user error.
+    a_sub = aeron.add_subscription("aeron:ipc", 61)
+    b_sub = aeron.add_subscription("aeron:ipc", 62)
+    pub = aeron.add_publication("aeron:ipc", 61)
+    wait_for(lambda: pub.is_connected, what="publication connected")
+    errors: list[BaseException] = []
+
+    def handler(view: memoryview, header: object) -> None:
+        try:
+            b_sub.poll(assembler, 10)
+        except RuntimeError as e:
+            errors.append(e)
+
+    assembler = FragmentAssembler(handler)
+    assert pub.offer(b"x" * (2 * pub.max_payload_length + 3)) > 0
+    wait_for(lambda: a_sub.poll(assembler, 10) > 0 and bool(errors), what="the message")
+    assert "FragmentAssembler used from the handler" in str(errors[0])
+    assert assembler.reassembly["sessions"] == 0

@@ -114,6 +114,22 @@ def run_sessions(aeron: Aeron, sub: Any, take_whole: Callable[[], bytes | None],
     return ROUNDS
 
 
+def check_bounded(name: str, aeron: Aeron, sub: Any, take_whole: Callable[[], bytes | None],
+                  take_part: Callable[[], None], last_poll: Callable[[], object],
+                  stats: Callable[[], dict[str, int]]) -> None:
+    before = malloc_in_use()
+    run_sessions(aeron, sub, take_whole, take_part)
+    assert not last_poll()  # nothing left; the last image's loss reaches the reassembler
+    grown = malloc_in_use() - before
+    print(f"{name}: rounds={ROUNDS} malloc_growth={grown}")
+    assert grown < 6 << 20, f"malloc grew by {grown} bytes over {ROUNDS} sessions"
+    r = stats()
+    print(f"{name}: reassembly={r}")
+    assert r["sessions"] == 0, r
+    assert r["dropped"] == ROUNDS // 2, r
+    assert r["bytes"] <= SPARE_MAX, r
+
+
 def test_receive_into_memory_stays_bounded_when_sessions_come_and_go(big_aeron: Aeron) -> None:
     sub = big_aeron.add_subscription("aeron:ipc", STREAM)
     buf = bytearray(MESSAGE)
@@ -125,18 +141,8 @@ def test_receive_into_memory_stays_bounded_when_sessions_come_and_go(big_aeron: 
     def take_part() -> None:
         assert sub.receive_into(buf, 1) is None  # one poll: 256 fragments of ~360
 
-    before = malloc_in_use()
-    run_sessions(big_aeron, sub, take_whole, take_part)
-    assert sub.receive_into(buf, 1) is None  # the last image's loss reaches the reassembler
-    grown = malloc_in_use() - before
-    print(f"receive_into: rounds={ROUNDS} malloc_growth={grown}")
-    assert grown < 6 << 20, f"malloc grew by {grown} bytes over {ROUNDS} sessions"
-    r = sub.reassembly
-    print(f"receive_into: reassembly={r}")
-    assert r["sessions"] == 0, r
-    assert r["dropped"] == ROUNDS // 2, r
-    assert r["bytes"] <= SPARE_MAX, r
-
+    check_bounded("receive_into", big_aeron, sub, take_whole, take_part,
+                  last_poll=lambda: sub.receive_into(buf, 1), stats=lambda: sub.reassembly)
 
 def test_fragment_assembler_memory_stays_bounded_when_sessions_come_and_go(big_aeron: Aeron) -> None:
     sub = big_aeron.add_subscription("aeron:ipc", STREAM)
@@ -151,18 +157,8 @@ def test_fragment_assembler_memory_stays_bounded_when_sessions_come_and_go(big_a
         assert sub.poll(assembler, 100) == 100  # 100 fragments of ~360
         assert not got
 
-    before = malloc_in_use()
-    run_sessions(big_aeron, sub, take_whole, take_part)
-    assert sub.poll(assembler, 1) == 0  # the last image's loss reaches the assembler
-    grown = malloc_in_use() - before
-    print(f"FragmentAssembler: rounds={ROUNDS} malloc_growth={grown}")
-    assert grown < 6 << 20, f"malloc grew by {grown} bytes over {ROUNDS} sessions"
-    r = assembler.reassembly
-    print(f"FragmentAssembler: reassembly={r}")
-    assert r["sessions"] == 0, r
-    assert r["dropped"] == ROUNDS // 2, r
-    assert r["bytes"] <= SPARE_MAX, r
-
+    check_bounded("FragmentAssembler", big_aeron, sub, take_whole, take_part,
+                  last_poll=lambda: sub.poll(assembler, 1), stats=lambda: assembler.reassembly)
 
 def test_a_fragment_assembler_used_from_its_own_handler_is_refused(aeron: Aeron) -> None:
     # Its partial buffers are in use while the handler runs: a poll of another

@@ -18,6 +18,10 @@
 //   end (PollGuard) and delivers nothing after it.
 #include "tickline_aeron.h"
 
+extern "C" {
+#include "aeron_image.h"  // aeron_header_t and the data header: the whole message's header is built from them
+}
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -474,6 +478,18 @@ size_t max_message_length(const aeron_header_values_t &v) {
     return std::min<size_t>(16u << 20, term / 8);
 }
 
+static_assert(sizeof(aeron_data_header_t) == sizeof(Reassembly::Partial::first_frame), "data header size");
+
+// The log space a message of length bytes takes when fragmented into frames
+// of max_payload bytes (each frame a data header plus payload, 32-aligned).
+int32_t fragmented_frame_length(size_t length, size_t max_payload) {
+    constexpr size_t hdr = sizeof(aeron_data_header_t);
+    size_t full = length / max_payload;
+    size_t rest = length % max_payload;
+    size_t last = rest > 0 ? (rest + hdr + 31) & ~size_t{31} : 0;
+    return static_cast<int32_t>(full * (max_payload + hdr) + last);  // <= 16 MiB plus headers
+}
+
 Reassembly::Partial *find_partial(Reassembly &r, int32_t session_id, const void *owner) {
     for (auto &p : r.partials) {
         if (p.session_id == session_id && p.owner == owner) return &p;
@@ -548,6 +564,7 @@ aeron_controlled_fragment_handler_action_t reassemble(Reassembly &r, const void 
                 r.spare_cap = 0;
             }
         }
+        std::memcpy(p->first_frame, header->frame, sizeof(p->first_frame));
         if (!append_fragment(*p, buffer, length, max)) drop_partial(r, p);
         return AERON_ACTION_CONTINUE;
     }
@@ -557,7 +574,20 @@ aeron_controlled_fragment_handler_action_t reassemble(Reassembly &r, const void 
         return AERON_ACTION_CONTINUE;
     }
     if (!(flags & kFrameEnd)) return AERON_ACTION_CONTINUE;
-    aeron_controlled_fragment_handler_action_t action = deliver(p->buf.get(), p->len, header);
+    // The whole message's header: the BEGIN fragment's, flagged BEGIN|END,
+    // its frame length the message's, its position after the last fragment.
+    aeron_data_header_t frame;
+    std::memcpy(&frame, p->first_frame, sizeof(frame));
+    const int32_t first_length = frame.frame_header.frame_length;
+    const size_t first_frame = first_length > 0 ? static_cast<size_t>(first_length) : 0;
+    frame.frame_header.frame_length = static_cast<int32_t>(sizeof(aeron_data_header_t) + p->len);
+    frame.frame_header.flags |= flags;
+    aeron_header_t whole = *header;
+    whole.frame = &frame;
+    if (first_frame > sizeof(aeron_data_header_t)) {
+        whole.fragmented_frame_length = fragmented_frame_length(p->len, first_frame - sizeof(aeron_data_header_t));
+    }
+    aeron_controlled_fragment_handler_action_t action = deliver(p->buf.get(), p->len, &whole);
     if (action == AERON_ACTION_ABORT) {
         p->len -= length;  // this END fragment comes again
         return action;

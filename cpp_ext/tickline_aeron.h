@@ -132,6 +132,7 @@ struct Reassembly {
         std::unique_ptr<uint8_t[]> buf;
         size_t cap = 0;
         size_t len = 0;
+        uint8_t first_frame[32] = {};  // the BEGIN fragment's data header (the whole message's header is made from it)
     };
     std::vector<Partial> partials;  // one per session with a message in progress
     std::unique_ptr<uint8_t[]> spare;

@@ -180,3 +180,21 @@ def test_a_fragment_assembler_used_from_its_own_handler_is_refused(aeron: Aeron)
     wait_for(lambda: a_sub.poll(assembler, 10) > 0 and bool(errors), what="the message")
     assert "FragmentAssembler used from the handler" in str(errors[0])
     assert assembler.reassembly["sessions"] == 0
+
+
+def test_a_reassembled_message_has_the_header_of_the_whole_message(aeron: Aeron) -> None:
+    # The handler's header describes the whole message: BEGIN|END flags, the
+    # first fragment's term offset, its frame length, the position after it.
+    sub = aeron.add_subscription("aeron:ipc", 63)
+    pub = aeron.add_publication("aeron:ipc", 63)
+    wait_for(lambda: pub.is_connected, what="publication connected")
+    seen: list[tuple[int, int, int, int, int]] = []
+    assembler = FragmentAssembler(
+        lambda view, h: seen.append((len(view), h.flags, h.term_offset, h.frame_length, h.position)))
+    assert pub.offer(b"a" * 10) > 0
+    start = pub.position
+    msg = os.urandom(3 * pub.max_payload_length + 5)
+    assert pub.offer(msg) > 0
+    wait_for(lambda: (sub.poll(assembler, 10), len(seen) == 2)[1], what="two messages")
+    assert seen[1] == (len(msg), 0xC0, start, 32 + len(msg), pub.position)
+    assert seen[0][:2] == (10, 0xC0)

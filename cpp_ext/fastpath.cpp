@@ -18,6 +18,10 @@
 //   end (PollGuard) and delivers nothing after it.
 #include "tickline_aeron.h"
 
+extern "C" {
+#include "aeron_image.h"  // aeron_header_t and the data header: the whole message's header is built from them
+}
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -451,16 +455,184 @@ void revoke_claims(Publication &p) {
 
 namespace {
 
+// ---------------------------------------------------------------- reassembly
+
+// tickline's own reassembly of fragmented messages (see Reassembly in
+// tickline_aeron.h for the memory bound).  A fragment is BEGIN, middle, END or
+// both (unfragmented).  Fragments of a message whose BEGIN was never seen
+// (joined mid-message, or the partial was dropped) are skipped.  deliver gets
+// each whole message and returns the poll action; ABORT rolls the END fragment
+// back out of the partial so the same fragment can come again.
+
+// Frame flags of Aeron's data header (the wire protocol; not in aeronc.h).
+constexpr uint8_t kFrameBegin = 0x80;
+constexpr uint8_t kFrameEnd = 0x40;
+constexpr uint8_t kFrameWhole = kFrameBegin | kFrameEnd;
+
+// The largest message Aeron lets a publication send on a stream of this term
+// length: min(16 MiB, term length / 8).
+size_t max_message_length(const aeron_header_values_t &v) {
+    size_t shift = v.position_bits_to_shift;
+    if (shift < 16 || shift > 30) return 16u << 20;  // not a valid term length: the largest bound
+    size_t term = size_t{1} << shift;
+    return std::min<size_t>(16u << 20, term / 8);
+}
+
+static_assert(sizeof(aeron_data_header_t) == sizeof(Reassembly::Partial::first_frame), "data header size");
+
+// The log space a message of length bytes takes when fragmented into frames
+// of max_payload bytes (each frame a data header plus payload, 32-aligned).
+int32_t fragmented_frame_length(size_t length, size_t max_payload) {
+    constexpr size_t hdr = sizeof(aeron_data_header_t);
+    size_t full = length / max_payload;
+    size_t rest = length % max_payload;
+    size_t last = rest > 0 ? (rest + hdr + 31) & ~size_t{31} : 0;
+    return static_cast<int32_t>(full * (max_payload + hdr) + last);  // <= 16 MiB plus headers
+}
+
+Reassembly::Partial *find_partial(Reassembly &r, int32_t session_id, const void *owner) {
+    for (auto &p : r.partials) {
+        if (p.session_id == session_id && p.owner == owner) return &p;
+    }
+    return nullptr;
+}
+
+// Ends a partial: its buffer becomes the spare (when not above kSpareMax and
+// larger than the spare) or is freed.
+void end_partial(Reassembly &r, Reassembly::Partial *p) {
+    if (p->cap <= Reassembly::kSpareMax && p->cap > r.spare_cap) {
+        r.spare = std::move(p->buf);
+        r.spare_cap = p->cap;
+    }
+    size_t i = static_cast<size_t>(p - r.partials.data());
+    if (i + 1 != r.partials.size()) r.partials[i] = std::move(r.partials.back());
+    r.partials.pop_back();
+}
+
+void drop_partial(Reassembly &r, Reassembly::Partial *p) {
+    r.dropped++;
+    end_partial(r, p);
+}
+
+// Appends a fragment; false (nothing appended) when the message would pass
+// max bytes or memory ran out.  Overflow-safe: len <= cap <= max.
+bool append_fragment(Reassembly::Partial &p, const uint8_t *src, size_t n, size_t max) {
+    if (n > max || p.len > max - n) return false;
+    size_t need = p.len + n;
+    if (need > p.cap) {
+        size_t cap = std::max(need, std::min(max, std::max<size_t>(4096, p.cap * 2)));
+        std::unique_ptr<uint8_t[]> grown(new (std::nothrow) uint8_t[cap]);
+        if (!grown) return false;
+        if (p.len > 0) std::memcpy(grown.get(), p.buf.get(), p.len);
+        p.buf = std::move(grown);
+        p.cap = cap;
+    }
+    if (n > 0) std::memcpy(p.buf.get() + p.len, src, n);
+    p.len = need;
+    return true;
+}
+
+template <class Deliver>
+aeron_controlled_fragment_handler_action_t reassemble(Reassembly &r, const void *owner, const uint8_t *buffer,
+                                                      size_t length, aeron_header_t *header, Deliver deliver) {
+    aeron_header_values_t v;
+    if (aeron_header_values(header, &v) < 0) return deliver(buffer, length, header);
+    const uint8_t flags = v.frame.flags;
+    const int32_t session_id = v.frame.session_id;
+    if ((flags & kFrameWhole) == kFrameWhole) {
+        aeron_controlled_fragment_handler_action_t action = deliver(buffer, length, header);
+        if (action != AERON_ACTION_ABORT && !r.partials.empty()) {
+            // A whole message after an unfinished one: the unfinished one is lost.
+            if (Reassembly::Partial *p = find_partial(r, session_id, owner)) drop_partial(r, p);
+        }
+        return action;
+    }
+    const size_t max = max_message_length(v);
+    Reassembly::Partial *p = find_partial(r, session_id, owner);
+    if (flags & kFrameBegin) {
+        if (p != nullptr) {
+            r.dropped++;  // a new message before the last one ended
+            p->len = 0;
+        } else {
+            r.partials.emplace_back();
+            p = &r.partials.back();
+            p->session_id = session_id;
+            p->owner = owner;
+            if (r.spare) {
+                p->buf = std::move(r.spare);
+                p->cap = r.spare_cap;
+                r.spare_cap = 0;
+            }
+        }
+        std::memcpy(p->first_frame, header->frame, sizeof(p->first_frame));
+        if (!append_fragment(*p, buffer, length, max)) drop_partial(r, p);
+        return AERON_ACTION_CONTINUE;
+    }
+    if (p == nullptr) return AERON_ACTION_CONTINUE;  // its BEGIN was never seen
+    if (!append_fragment(*p, buffer, length, max)) {
+        drop_partial(r, p);
+        return AERON_ACTION_CONTINUE;
+    }
+    if (!(flags & kFrameEnd)) return AERON_ACTION_CONTINUE;
+    // The whole message's header: the BEGIN fragment's, flagged BEGIN|END,
+    // its frame length the message's, its position after the last fragment.
+    aeron_data_header_t frame;
+    std::memcpy(&frame, p->first_frame, sizeof(frame));
+    const int32_t first_length = frame.frame_header.frame_length;
+    const size_t first_frame = first_length > 0 ? static_cast<size_t>(first_length) : 0;
+    frame.frame_header.frame_length = static_cast<int32_t>(sizeof(aeron_data_header_t) + p->len);
+    frame.frame_header.flags |= flags;
+    aeron_header_t whole = *header;
+    whole.frame = &frame;
+    if (first_frame > sizeof(aeron_data_header_t)) {
+        whole.fragmented_frame_length = fragmented_frame_length(p->len, first_frame - sizeof(aeron_data_header_t));
+    }
+    aeron_controlled_fragment_handler_action_t action = deliver(p->buf.get(), p->len, &whole);
+    if (action == AERON_ACTION_ABORT) {
+        p->len -= length;  // this END fragment comes again
+        return action;
+    }
+    end_partial(r, p);
+    return action;
+}
+
+// Discards the partial messages of s's sessions that have no image any more,
+// when s has lost an image since the last look (one atomic load otherwise).
+void prune_gone_sessions(Reassembly &r, Subscription &s) {
+    if (r.partials.empty() || s.sub == nullptr) return;
+    uint64_t gone = s.events->unavailable.load(std::memory_order_acquire);
+    if (r.seen_owner == &s && r.seen_unavailable == gone) return;
+    r.seen_owner = &s;
+    r.seen_unavailable = gone;
+    for (size_t i = r.partials.size(); i-- > 0;) {
+        Reassembly::Partial &p = r.partials[i];
+        if (p.owner != &s) continue;
+        aeron_image_t *image = aeron_subscription_image_by_session_id(s.sub, p.session_id);
+        if (image != nullptr) {
+            aeron_subscription_image_release(s.sub, image);
+            continue;
+        }
+        drop_partial(r, &p);
+    }
+}
+
+PyObject *reassembly_stats(const Reassembly &r) {
+    return Py_BuildValue("{s:n,s:n,s:K}", "bytes", static_cast<Py_ssize_t>(r.bytes()), "sessions",
+                         static_cast<Py_ssize_t>(r.partials.size()), "dropped",
+                         static_cast<unsigned long long>(r.dropped));
+}
+
 // ---------------------------------------------------------------- FragmentAssembler
 
-// Reassembles fragmented messages before calling the handler.  Built on
-// Aeron's controlled assembler so that an exception from the handler can stop
-// the poll (BREAK) instead of being swallowed.
+// Reassembles fragmented messages before calling the handler (see
+// reassemble above); a controlled delegate, so an exception from the handler
+// can stop the poll (BREAK) instead of being swallowed.
 struct AssemblerObject {
     PyObject_HEAD
-    aeron_controlled_fragment_assembler_t *assembler;
+    Reassembly *reasm;
     PyObject *handler;
     bool controlled;
+    bool polling;  // in a poll now: the same assembler doesn't nest
 };
 
 PyTypeObject AssemblerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
@@ -600,18 +772,23 @@ aeron_controlled_fragment_handler_action_t on_fragment(void *clientd, const uint
     return deliver(static_cast<PollContext *>(clientd), buffer, length, header);
 }
 
-// The assembler's delegate: clientd is the AssemblerObject; the current poll
-// context is parked on it for the duration of the poll.
+// The fragment handler of a poll through a FragmentAssembler: clientd is the
+// AssemblerObject; the current poll context is parked for the duration of the
+// poll.
 thread_local PollContext *current_assembler_ctx = nullptr;
 
-aeron_controlled_fragment_handler_action_t on_assembled(void *clientd, const uint8_t *buffer, size_t length,
-                                                        aeron_header_t *header) {
+aeron_controlled_fragment_handler_action_t on_assembler_fragment(void *clientd, const uint8_t *buffer, size_t length,
+                                                                 aeron_header_t *header) {
     auto *a = static_cast<AssemblerObject *>(clientd);
     PollContext *outer = current_assembler_ctx;
-    PollContext inner{a->handler, outer->sub, outer->header_slot, a->controlled, false, outer->view_slot};
-    aeron_controlled_fragment_handler_action_t action = deliver(&inner, buffer, length, header);
-    if (inner.failed) outer->failed = true;
-    return action;
+    return reassemble(*a->reasm, outer->sub, buffer, length, header,
+                      [a, outer](const uint8_t *b, size_t n, aeron_header_t *h) {
+                          PollContext inner{a->handler, outer->sub, outer->header_slot, a->controlled, false,
+                                            outer->view_slot};
+                          aeron_controlled_fragment_handler_action_t action = deliver(&inner, b, n, h);
+                          if (inner.failed) outer->failed = true;
+                          return action;
+                      });
 }
 
 PyObject *assembler_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
@@ -625,21 +802,21 @@ PyObject *assembler_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     }
     auto *a = reinterpret_cast<AssemblerObject *>(type->tp_alloc(type, 0));
     if (a == nullptr) return nullptr;
-    a->assembler = nullptr;
-    if (aeron_controlled_fragment_assembler_create(&a->assembler, on_assembled, a) < 0) {
+    a->reasm = new (std::nothrow) Reassembly();
+    if (a->reasm == nullptr) {
         Py_DECREF(a);
-        PyErr_Format(AeronError, "fragment assembler creation failed: error=%s", aeron_errmsg());
-        return nullptr;
+        return PyErr_NoMemory();
     }
     Py_INCREF(handler);
     a->handler = handler;
     a->controlled = controlled != 0;
+    a->polling = false;
     return reinterpret_cast<PyObject *>(a);
 }
 
 void assembler_dealloc(PyObject *self) {
     auto *a = reinterpret_cast<AssemblerObject *>(self);
-    if (a->assembler != nullptr) aeron_controlled_fragment_assembler_delete(a->assembler);
+    delete a->reasm;
     Py_XDECREF(a->handler);
     Py_TYPE(self)->tp_free(self);
 }
@@ -650,8 +827,16 @@ PyObject *assembler_get_handler(PyObject *self, void *) {
     return a->handler;
 }
 
+PyObject *assembler_get_stats(PyObject *self, void *) {
+    return reassembly_stats(*reinterpret_cast<AssemblerObject *>(self)->reasm);
+}
+
 PyGetSetDef assembler_getset[] = {
     {"handler", assembler_get_handler, nullptr, "the handler that receives whole messages", nullptr},
+    {"reassembly", assembler_get_stats, nullptr,
+     "{'bytes': buffer bytes held for partial messages (and the one spare), 'sessions': sessions with a message "
+     "in progress, 'dropped': partial messages discarded (image gone, too long, broken sequence)}",
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 // ---------------------------------------------------------------- argument helpers
@@ -951,10 +1136,20 @@ int dispatch_poll(Subscription &s, PyObject *handler, bool controlled, PollFn po
     bool failed;
     if (Py_TYPE(handler) == &AssemblerType) {
         auto *a = reinterpret_cast<AssemblerObject *>(handler);
+        if (a->polling) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "a FragmentAssembler used from the handler of a poll through it: channel=%s stream_id=%d fault=user "
+                         "(use another FragmentAssembler for the inner poll)",
+                         s.channel.c_str(), s.stream_id);
+            return -1;
+        }
+        prune_gone_sessions(*a->reasm, s);
         PollContext ctx{a->handler, &s, &s.header, a->controlled, false, &s.view};
         PollContext *saved = current_assembler_ctx;
         current_assembler_ctx = &ctx;
-        n = poll_fn(aeron_controlled_fragment_assembler_handler, a->assembler);
+        a->polling = true;
+        n = poll_fn(on_assembler_fragment, a);
+        a->polling = false;
         current_assembler_ctx = saved;
         failed = ctx.failed;
     } else {
@@ -1217,13 +1412,13 @@ PyObject *sub_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 // the caller's writable buffer, its length returned; None when no whole
 // message arrived within spins polls.  The polls run here, not in the
 // interpreter (one Python call per message, or per spins polls when idle);
-// fragmented messages are reassembled by Aeron's controlled fragment
-// assembler, which keeps partial messages per session between calls.
+// fragmented messages are reassembled by the subscription's Reassembly
+// (reassemble above), which keeps partial messages per session between calls.
 //
 // One message per call: after it is taken every later fragment of the same
 // poll is left unconsumed (ABORT), because a subscription's poll goes on to
 // its other images after an image's BREAK.  A message longer than the buffer
-// is neither copied nor consumed (ABORT; the assembler rolls its last
+// is neither copied nor consumed (ABORT; reassemble rolls its last
 // fragment back) and MessageTooLong names both lengths, so a caller can
 // receive it again into a larger buffer.  The buffer is exported only while
 // no Python code runs (after the image callbacks) and released before return.
@@ -1233,11 +1428,9 @@ constexpr size_t kReceiveFragmentLimit = 256;
 constexpr long kReceiveMaxSpins = 1000000000L;
 constexpr long kReceiveSignalSpins = 4096;
 
-// The assembler's delegate: gets whole messages.
-aeron_controlled_fragment_handler_action_t on_received(void *clientd, const uint8_t *buffer, size_t length,
+// A whole message for the caller's buffer.
+aeron_controlled_fragment_handler_action_t on_received(ReceiveState *r, const uint8_t *buffer, size_t length,
                                                        aeron_header_t *header) {
-    auto *r = static_cast<ReceiveState *>(clientd);
-    if (r->got || r->too_long) return AERON_ACTION_ABORT;
     if (length > r->cap) {
         aeron_header_values_t v;
         r->session_id = aeron_header_values(header, &v) == 0 ? v.frame.session_id : 0;
@@ -1251,13 +1444,16 @@ aeron_controlled_fragment_handler_action_t on_received(void *clientd, const uint
     return AERON_ACTION_BREAK;
 }
 
-// In front of the assembler: once a message is taken (or refused), nothing
-// more of this poll reaches the assembler, so no later fragment is consumed.
+// Once a message is taken (or refused), nothing more of this poll is
+// reassembled, so no later fragment is consumed.
+thread_local Subscription *current_receive_sub = nullptr;
+
 aeron_controlled_fragment_handler_action_t on_receive_fragment(void *clientd, const uint8_t *buffer, size_t length,
                                                                aeron_header_t *header) {
     auto *r = static_cast<ReceiveState *>(clientd);
     if (r->got || r->too_long) return AERON_ACTION_ABORT;
-    return aeron_controlled_fragment_assembler_handler(r->assembler, buffer, length, header);
+    return reassemble(r->reasm, current_receive_sub, buffer, length, header,
+                      [r](const uint8_t *b, size_t n, aeron_header_t *h) { return on_received(r, b, n, h); });
 }
 
 bool count_arg(PyObject *o, const char *fn, const char *name, long lo, long hi, long *out) {
@@ -1309,13 +1505,6 @@ PyObject *sub_receive_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (!dispatch_pending_image_events(s)) return nullptr;
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
     ReceiveState &r = s->receive;
-    if (r.assembler == nullptr &&
-        aeron_controlled_fragment_assembler_create(&r.assembler, on_received, &r) < 0) {
-        r.assembler = nullptr;
-        PyErr_Format(AeronError, "fragment assembler creation failed: channel=%s stream_id=%d error=%s fault=ours",
-                     s->channel.c_str(), s->stream_id, aeron_errmsg());
-        return nullptr;
-    }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return nullptr;  // no Python code runs until released
     r.dst = static_cast<uint8_t *>(view.buf);
@@ -1323,11 +1512,15 @@ PyObject *sub_receive_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
     r.length = 0;
     r.got = r.too_long = false;
     int rc = 0;
+    Subscription *saved = current_receive_sub;
+    current_receive_sub = s;
     for (long i = 0; i < spins; i++) {
+        prune_gone_sessions(r.reasm, *s);
         rc = aeron_subscription_controlled_poll(s->sub, on_receive_fragment, &r, kReceiveFragmentLimit);
         if (rc < 0 || r.got || r.too_long) break;
         if (i % kReceiveSignalSpins == kReceiveSignalSpins - 1 && PyErr_CheckSignals() < 0) break;
     }
+    current_receive_sub = saved;
     PyBuffer_Release(&view);
     r.dst = nullptr;
     if (PyErr_Occurred()) return nullptr;  // a signal handler raised (KeyboardInterrupt)
@@ -1512,8 +1705,8 @@ int poll_image(Subscription &s, int32_t session_id, PyObject *handler, int fragm
     if (!s.usable()) return 0;  // an image callback closed it
     aeron_image_t *image = aeron_subscription_image_by_session_id(s.sub, session_id);
     if (image == nullptr) return -2;
-    // Aeron's subscription-level assembler keeps partial messages per session
-    // id, so the same FragmentAssembler serves per-image polls too.
+    // A FragmentAssembler keeps partial messages per session id (and
+    // subscription), so the same one serves per-image polls too.
     int n = dispatch_poll(s, handler, controlled, [&](aeron_controlled_fragment_handler_t fn, void *clientd) {
         return aeron_image_controlled_poll(image, fn, clientd, static_cast<size_t>(fragment_limit));
     });
@@ -1570,6 +1763,12 @@ void init_fastpath(py::module_ &m, py::class_<Client, std::shared_ptr<Client>> &
     add_fast_methods(client_cls, client_fast);
     add_fast_methods(pub_cls, pub_fast);
     add_fast_methods(sub_cls, sub_fast);
+    sub_cls.def_property_readonly(
+        "reassembly",
+        [](Subscription &s) { return py::reinterpret_steal<py::object>(reassembly_stats(s.receive.reasm)); },
+        "receive_into's reassembly: {'bytes': buffer bytes held for partial messages (and the one spare), "
+        "'sessions': sessions with a message in progress, 'dropped': partial messages discarded (image gone, "
+        "too long, broken sequence)}.");
 }
 
 }  // namespace tickline

@@ -67,6 +67,7 @@ void on_available_image(void *clientd, aeron_subscription_t *, aeron_image_t *im
 
 void on_unavailable_image(void *clientd, aeron_subscription_t *, aeron_image_t *image) {
     queue_image_event(clientd, image, false);
+    static_cast<ImageEvents *>(clientd)->unavailable.fetch_add(1, std::memory_order_release);
 }
 
 // Waits for an asynchronous request to the driver: poll_once() returns 1 when
@@ -295,7 +296,6 @@ void Subscription::release() {
 Subscription::~Subscription() {
     if (!closed) closed = true;
     if (client) release();
-    if (receive.assembler != nullptr) aeron_controlled_fragment_assembler_delete(receive.assembler);
 }
 
 bool PollGuard::enter(const char *fn) {

@@ -59,6 +59,9 @@ struct ImageEvents {
     std::mutex mu;
     std::vector<ImageEvent> queue;
     std::atomic<int> pending{0};
+    // Images gone unavailable so far (bumped by the conductor after it removed
+    // the image from the subscription): reassemblers prune on a change.
+    std::atomic<uint64_t> unavailable{0};
 };
 
 struct Subscription;
@@ -113,12 +116,43 @@ struct Publication {
     ~Publication();
 };
 
-// State of Subscription.receive_into (fastpath.cpp): Aeron's controlled
-// fragment assembler (made at the first call, freed with the subscription;
-// it keeps partial messages per session between calls) and the caller's
-// buffer for the duration of one call.
+// Partial messages of a reassembler (fastpath.cpp: the FragmentAssembler and
+// Subscription.receive_into), keyed by session id and the subscription they
+// came from.  Memory stays bounded when peers come and go: a session holds a
+// buffer only while one of its messages is in progress (at most the stream's
+// max message length, min(16 MiB, term length / 8)); a completed message's
+// buffer is kept as the one spare only up to kSpareMax, else freed; a partial
+// message whose image went away (the subscription's unavailable-image count
+// moved and the session has no image) is discarded and counted in dropped.
+struct Reassembly {
+    static constexpr size_t kSpareMax = 1 << 20;
+    struct Partial {
+        int32_t session_id = 0;
+        const void *owner = nullptr;  // the Subscription the fragments came from
+        std::unique_ptr<uint8_t[]> buf;
+        size_t cap = 0;
+        size_t len = 0;
+        uint8_t first_frame[32] = {};  // the BEGIN fragment's data header (the whole message's header is made from it)
+    };
+    std::vector<Partial> partials;  // one per session with a message in progress
+    std::unique_ptr<uint8_t[]> spare;
+    size_t spare_cap = 0;
+    uint64_t dropped = 0;  // partial messages discarded (image gone, too long, broken sequence)
+    const void *seen_owner = nullptr;
+    uint64_t seen_unavailable = 0;
+
+    size_t bytes() const {
+        size_t n = spare_cap;
+        for (const auto &p : partials) n += p.cap;
+        return n;
+    }
+};
+
+// State of Subscription.receive_into (fastpath.cpp): the reassembler (it
+// keeps partial messages per session between calls) and the caller's buffer
+// for the duration of one call.
 struct ReceiveState {
-    aeron_controlled_fragment_assembler_t *assembler = nullptr;
+    Reassembly reasm;
     uint8_t *dst = nullptr;  // the caller's buffer, exported for one call only
     size_t cap = 0;
     size_t length = 0;       // of the message taken, or refused as too long

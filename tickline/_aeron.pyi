@@ -67,6 +67,10 @@ class FragmentAssembler:
     def __init__(self, handler: FragmentHandler, controlled: bool = False) -> None: ...
     @property
     def handler(self) -> FragmentHandler: ...
+    @property
+    def reassembly(self) -> dict[str, int]:
+        """{'bytes': buffer bytes held for partial messages and the one spare, 'sessions': sessions with a
+        message in progress, 'dropped': partial messages discarded (image gone, too long, broken sequence)}."""
 
 class ImageInfo:
     session_id: int
@@ -137,6 +141,9 @@ class Subscription:
         copy it into the writable buffer and return its length; None when none arrived.  One message per
         call.  MessageTooLong (the message stays unconsumed) when it is longer than buffer; ClosedError
         after close.  Holds the GIL while spinning."""
+    @property
+    def reassembly(self) -> dict[str, int]:
+        """receive_into's reassembly: {'bytes', 'sessions', 'dropped'} as FragmentAssembler.reassembly."""
     def drain(self, fragment_limit: int, /) -> int: ...
     def images(self) -> list[ImageStatus]: ...
     def image_status(self, session_id: int) -> ImageStatus | None: ...

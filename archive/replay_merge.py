@@ -125,6 +125,13 @@ class ReplayMerge:
             self.state = CATCHUP
         if self.state == CATCHUP:
             n = self._poll_image(self.replay_sub, fragment_limit)
+            if self.position != self.join_position and self._partial is None:
+                # The join may sit on a term boundary behind padding (an offer that did not fit
+                # the term's end): no message ends there, but the replay image's position,
+                # which passes padding, reaches it.
+                st = self.replay_sub.image_status(self.session_id)
+                if st is not None and st.position == self.join_position:
+                    self.position = st.position
             if self.position == self.join_position:
                 try:
                     self.client.stop_replay(self.replay_session_id)

@@ -400,8 +400,7 @@ class SequencerService:
         if why is not None:
             self._refuse(session, ts, cl, why[0], why[1], o if o is not None else self.codec.decode(payload))  # type: ignore[arg-type]
             return
-        seq = self.next_seq
-        self.next_seq = seq + 1
+        seq = self._sequence()
         self.orders[seq] = _Order(seq, sid, cl, account, symbol, side, qty, price)
         self.by_client[(sid, cl)] = seq
         self.open_qty[(account, symbol, side)] = open_same + qty

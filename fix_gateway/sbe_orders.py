@@ -17,12 +17,14 @@ import struct
 import types
 from typing import Any
 
+from tickline.codecs.exact import ExactForm, exact_text
+
 from .bridge import (
     CancelOrder, CxlRejResponseTo, ExecType, ExecutionReport, NewOrder, OrdStatus, OrdType, OrderReject,
     OrderRequest, RejectReason, ReplaceOrder, Side, TimeInForce, VenueReport,
 )
 
-__all__ = ["OrderCodec", "SbeDecodeError", "sbe_module"]
+__all__ = ["NEW_ORDER", "OrderCodec", "SbeDecodeError", "exact_text", "sbe_module"]
 
 
 class SbeDecodeError(ValueError):
@@ -62,8 +64,20 @@ _BYTE_OF: dict[Any, int] = {v: b for table in _BY_BYTE.values() for b, v in tabl
 
 _HEADER = struct.Struct("<HHHH")  # the SBE message header: blockLength, templateId, schemaId, version
 
+
+def _new_order_form() -> ExactForm:
+    from tickline.codecs import load_builtin
+
+    return ExactForm(load_builtin("orders.xml"), "NewOrder")
+
+
+#: orders.xml's NewOrder in its exact form (its header, its block, nothing after: what every encoder
+#: writes), derived from the schema: the one layout the sequencer's and the strategy SDK's one-call
+#: readers and writers use (a test holds it to the generated codec, field by field)
+NEW_ORDER = _new_order_form()
 #: NewOrder's char arrays after ClOrdId (start and end in the message): account, symbol
-_NEW_ORDER_TEXT = ((8 + 20, 8 + 32), (8 + 32, 8 + 48))
+_NEW_ORDER_TEXT = (NEW_ORDER.span("account"), NEW_ORDER.span("symbol"))
+_CL_START, _CL_END = NEW_ORDER.span("cl_ord_id")
 
 
 def _member(table: dict[int, Any], cls: Any, raw: int) -> Any:
@@ -84,10 +98,11 @@ class OrderCodec:
         self._decoders = {c.TEMPLATE_ID: c() for c in (m.NewOrderDecoder, m.CancelOrderDecoder, m.ReplaceOrderDecoder,
                                                          m.ExecutionReportDecoder, m.OrderRejectDecoder)}
         self._header = m.MessageHeader()
-        self._new_size = m.HEADER_LENGTH + m.NewOrderEncoder.BLOCK_LENGTH
-        self._new_head = bytes(self._new.wrap_and_apply_header(bytearray(self._new_size), 0).buffer[:m.HEADER_LENGTH])
+        self._new_size = NEW_ORDER.size
+        self._new_head = NEW_ORDER.head
         h = self._header.wrap(self._new_head, 0)
-        if m.HEADER_LENGTH != _HEADER.size or _HEADER.unpack(self._new_head) != (
+        written = bytes(self._new.wrap_and_apply_header(bytearray(self._new_size), 0).buffer[:m.HEADER_LENGTH])
+        if m.HEADER_LENGTH != _HEADER.size or written != self._new_head or _HEADER.unpack(self._new_head) != (
                 h.block_length, h.template_id, h.schema_id, h.version):
             raise RuntimeError("orders.xml's message header is not blockLength, templateId, schemaId, version "
                                "(uint16 each): fault=ours")
@@ -151,11 +166,10 @@ class OrderCodec:
             data = bytes(data)
         if not data.startswith(head):
             return None
-        for off, end in _NEW_ORDER_TEXT:  # account, symbol: text, then only NULs (searched in place)
-            nul = data.find(0, off, end)
-            if nul >= 0 and data.count(0, nul, end) != end - nul:
+        for off, end in _NEW_ORDER_TEXT:  # account, symbol: text, then only NULs
+            if exact_text(data[off:end]) is None:
                 return None
-        return b"".join((head, cl_ord_id.encode("ascii").ljust(20, b"\0"), data[28:]))
+        return b"".join((data[:_CL_START], cl_ord_id.encode("ascii").ljust(_CL_END - _CL_START, b"\0"), data[_CL_END:]))
 
     # -- decode -------------------------------------------------------------
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from tickline.fix_gateway.sbe_orders import NEW_ORDER, exact_text
+
 __all__ = [
     "SCHEMA_ID", "ORDERS_SCHEMA_ID", "HEADER", "ProtocolError", "EventPoll", "VenuePoll", "Sequenced",
     "Recover", "PositionReport", "Attach", "encode_recover", "encode_position", "encode_attach", "ORIGIN_LEN",
-    "encode_event_poll", "encode_venue_poll", "encode_sequenced", "new_order_fields", "text", "NEW_ORDER_HEAD",
+    "encode_event_poll", "encode_venue_poll", "encode_sequenced", "new_order_fields", "text", "NEW_ORDER_HEAD", "NEW_ORDER_SIZE", "ACCOUNT_LEN",
+    "CL_ORD_ID_SPAN",
     "encode_batch", "decode", "decode_batch", "peek",
 ]
 
@@ -100,21 +103,20 @@ def encode_sequenced(order_id: int, timestamp: int, cl_ord_id: str | bytes) -> b
     return SEQUENCED_HEADER + _SEQUENCED.pack(order_id, timestamp, raw)
 
 
-#: orders.xml's NewOrder in its exact form: this header (blockLength 91, template 1, version 0) and
-#: the block, nothing after (a test holds both to the generated codec)
-NEW_ORDER_HEAD = HEADER.pack(91, 1, ORDERS_SCHEMA_ID, VERSION)
-NEW_ORDER_SIZE = HEADER.size + 91
-#: clOrdId, account + symbol (side by side), side, ordType, timeInForce, price, (stopPrice), quantity,
-#: (transactTime, expireTime)
-_NEW_ORDER_BLOCK = struct.Struct("<20s28s3Bq8xQ16x")
-_NULL_PRICE = -(2 ** 63)
-
-
-def text(raw: bytes) -> str | None:
-    """A char array in the form every encoder writes (ASCII text, then only NULs) as the decoder
-    reads it; None for any other form."""
-    t = raw.rstrip(b"\0")
-    return t.decode("ascii") if t.isascii() and b"\0" not in t else None
+#: orders.xml's NewOrder in its exact form (its header, its block, nothing after), as the schema lays it
+#: out (:data:`tickline.fix_gateway.sbe_orders.NEW_ORDER`, derived from the schema, is the one definition)
+NEW_ORDER_HEAD = NEW_ORDER.head
+NEW_ORDER_SIZE = NEW_ORDER.size
+_NEW_ORDER_HEAD_LEN = len(NEW_ORDER_HEAD)
+#: clOrdId, account + symbol (side by side: one bytes value), side, ordType, timeInForce, price, quantity
+_NEW_ORDER_BLOCK = NEW_ORDER.struct("cl_ord_id", ("account", "symbol"), "side", "ord_type", "time_in_force",
+                                    "price.mantissa", "quantity", head=False)
+_NULL_PRICE = NEW_ORDER.null("price.mantissa")
+#: where the account ends in the 'account + symbol' value of :func:`new_order_fields`
+ACCOUNT_LEN = NEW_ORDER.leaf("account").size
+#: the ClOrdId field (start, end) in the message
+CL_ORD_ID_SPAN = NEW_ORDER.span("cl_ord_id")
+text = exact_text
 
 
 def new_order_fields(data: bytes | memoryview) -> tuple[bytes, bytes, int, int, int, int | None, int] | None:
@@ -123,9 +125,9 @@ def new_order_fields(data: bytes | memoryview) -> tuple[bytes, bytes, int, int, 
     side, ordType and timeInForce bytes, price mantissa (None: null), quantity).  None when ``data``
     is not in that form (then decode it).  Nothing is validated beyond the form: see :func:`text`
     for the char arrays; the enum bytes are the caller's to look up."""
-    if len(data) != NEW_ORDER_SIZE or data[:8] != NEW_ORDER_HEAD:
+    if len(data) != NEW_ORDER_SIZE or data[:_NEW_ORDER_HEAD_LEN] != NEW_ORDER_HEAD:
         return None
-    cl, names, side, ord_type, tif, price, qty = _NEW_ORDER_BLOCK.unpack_from(data, 8)
+    cl, names, side, ord_type, tif, price, qty = _NEW_ORDER_BLOCK.unpack_from(data, _NEW_ORDER_HEAD_LEN)
     return cl, names, side, ord_type, tif, None if price == _NULL_PRICE else price, qty
 
 

@@ -178,6 +178,11 @@ _SIDE_VALUE = {v: v.value for v in Side}
 _SIDE_OF = {ord(v.value): v for v in Side}
 _ORD_TYPE_OF = {ord(v.value): v for v in OrdType}
 _TIF_BYTES = frozenset(ord(v.value) for v in TimeInForce)
+_ACCOUNT_LEN = P.ACCOUNT_LEN
+_CL_END = P.CL_ORD_ID_SPAN[1]
+_CL_LEN = P.CL_ORD_ID_SPAN[1] - P.CL_ORD_ID_SPAN[0]
+if P.CL_ORD_ID_SPAN[0] != len(P.NEW_ORDER_HEAD):  # the venue's copy below is the head, the new ClOrdId, the rest
+    raise RuntimeError(f"orders.xml's NewOrder does not start with clOrdId: span={P.CL_ORD_ID_SPAN} fault=ours")
 _MAX_NAMES = 4096  # (account, symbol) pairs whose bytes are remembered decoded
 _PRICE_SCALE = 10 ** 9
 
@@ -357,7 +362,7 @@ class SequencerService:
             return False
         names = self._names.get(raw_names)
         if names is None:
-            account, symbol = P.text(raw_names[:12]), P.text(raw_names[12:])
+            account, symbol = P.text(raw_names[:_ACCOUNT_LEN]), P.text(raw_names[_ACCOUNT_LEN:])
             if account is None or symbol is None:
                 return False
             names = (account, symbol)
@@ -412,7 +417,7 @@ class SequencerService:
         venue_id = str(seq)
         # the order as the venue gets it: the client's message under ClOrdId = its sequence
         if raw_cl is not None:
-            data: bytes | None = b"".join((P.NEW_ORDER_HEAD, venue_id.encode().ljust(20, b"\0"), payload[28:]))  # type: ignore[index]
+            data: bytes | None = b"".join((P.NEW_ORDER_HEAD, venue_id.encode().ljust(_CL_LEN, b"\0"), payload[_CL_END:]))  # type: ignore[index]
         else:
             data = self.codec.renumbered_new_order(payload, venue_id) if payload is not None else None
         if data is None:

@@ -38,16 +38,20 @@ import struct
 from typing import Any, Iterator
 
 from tickline.feed import sbe
+from tickline.fix_gateway.sbe_orders import NEW_ORDER
 
 __all__ = ["Order", "OrderStatus", "Position", "OrderBookkeeping", "ClOrdIdGenerator", "ReportEvent"]
 
 log = logging.getLogger("tickline.strategy")
 
 _HEADER = struct.Struct("<HHHH")
-#: a NewOrder, header and block (schemas/orders.xml; a test holds it to the generated encoder): header,
-#: clOrdId, account, symbol, side, ordType, timeInForce, price, stopPrice, quantity, transactTime, expireTime
-_NEW_ORDER = struct.Struct("<8s20s12s16s3BqqQQQ")
-_NULL_PRICE, _NULL_U64 = -(2 ** 63), 2 ** 64 - 1
+#: a NewOrder in its exact form, header and block, from the schema's one definition: header, clOrdId, account,
+#: symbol, side, ordType, timeInForce, price, stopPrice, quantity, transactTime, expireTime
+_NEW_ORDER = NEW_ORDER.struct()
+_NULL_PRICE, _NULL_U64 = NEW_ORDER.null("price.mantissa"), NEW_ORDER.null("expire_time")
+if NEW_ORDER.names != ("cl_ord_id", "account", "symbol", "side", "ord_type", "time_in_force", "price.mantissa",
+                       "stop_price.mantissa", "quantity", "transact_time", "expire_time"):
+    raise RuntimeError(f"orders.xml's NewOrder fields changed; _pack_new writes the old ones: names={NEW_ORDER.names} fault=ours")
 _MAX_SYMBOLS = 1024  # symbols whose bytes are remembered
 _U32 = struct.Struct("<I")
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -269,7 +273,7 @@ class OrderBookkeeping:
         self._buf = bytearray(256)
         self._view = memoryview(self._buf)
         self._new = m.NewOrderEncoder()
-        self._new_head = bytes(self._new.wrap_and_apply_header(bytearray(_NEW_ORDER.size), 0).buffer[:_HEADER.size])
+        self._new_head = NEW_ORDER.head
         self._account_raw = raw
         self._symbols: dict[str, bytes] = {}  # symbol -> its ASCII bytes, for _pack_new
         # enum member -> its wire byte (what the encoder's setters write: int(member))

@@ -141,7 +141,8 @@ class ClusterNode:
             # idle for a heartbeat interval: let the log's ``acked`` record say its last sync completed
             self._settle_due = now + self.config.consensus.heartbeat_interval
             self.log.settle()
-        if self.container.timers and self.core.role is _LEADER:
+        e = self.container.earliest_deadline  # None: no timer (a cycle with none due costs one comparison)
+        if e is not None and now >= e and self.core.role is _LEADER:
             for c in self.container.due_timers(now):
                 if c not in self._timers_proposed:
                     self._propose(KIND_TIMER, TIMER.pack(c))

@@ -136,6 +136,9 @@ class ServiceContainer:
         self.service = service
         self.sessions: dict[int, _SessionState] = {}
         self.timers: dict[int, int] = {}  # timer correlation id -> deadline (cluster time)
+        # never above the earliest deadline in ``timers`` (None only when there is none): the leader
+        # asks for due timers every duty cycle, and a cycle with nothing due costs one comparison
+        self.earliest_deadline: int | None = None
         self.time = 0
         self.log_position = 0
         self.role = Role.FOLLOWER
@@ -158,12 +161,22 @@ class ServiceContainer:
         """Ask for ``on_timer(correlation_id)`` once cluster time reaches ``deadline``
         (replaces an earlier timer with the same id)."""
         self.timers[correlation_id] = deadline
+        e = self.earliest_deadline
+        if e is None or deadline < e:
+            self.earliest_deadline = deadline
 
     def cancel_timer(self, correlation_id: int) -> bool:
         return self.timers.pop(correlation_id, None) is not None
 
     def due_timers(self, now: int) -> list[int]:
-        return sorted(c for c, d in self.timers.items() if d <= now)
+        """The correlation ids of the timers whose deadline is ``now`` or earlier, in order."""
+        e = self.earliest_deadline
+        if e is None or now < e:
+            return []
+        timers = self.timers
+        # a cancelled or fired timer may have left the bound low: it is tightened here
+        self.earliest_deadline = min(timers.values()) if timers else None
+        return sorted(c for c, d in timers.items() if d <= now)
 
     def answer(self, session_id: int, correlation_id: int, payload: bytes) -> bool:
         """Answer a message applied earlier (a long poll the service held back):
@@ -284,6 +297,7 @@ class ServiceContainer:
         self.time = state["time"]
         self.log_position = state["position"]
         self.timers = {c: d for c, d in state["timers"]}
+        self.earliest_deadline = min(self.timers.values()) if self.timers else None
         self.suspended = bool(state.get("suspended", False))  # absent from snapshots taken before it existed
         self.sessions = {
             sid: _SessionState(client, floor, {c: [bytes.fromhex(p) for p in ps] for c, ps in answered})

@@ -49,7 +49,8 @@ def exact_text(raw: bytes) -> str | None:
     """A char array in the form every encoder writes (ASCII text, then only NULs) as a decoder
     reads it; None for any other form (then decode the message)."""
     t = raw.rstrip(b"\0")
-    return t.decode("ascii") if t.isascii() and b"\0" not in t else None
+    # (``0 in t`` is a memchr; ``b"\0" in t`` a general search, ten times as long on a ClOrdId)
+    return t.decode("ascii") if t.isascii() and 0 not in t else None
 
 
 def _leaves(prefix: str, t: CompositeType, base: int, out: list[Leaf]) -> None:

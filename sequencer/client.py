@@ -103,7 +103,7 @@ class SequencerGateway:
             return False
         if self._origin is not None and self._attach_corr is None:
             self._offer_attach()  # ahead of this order in the log: the order is sent under the name
-        self.cluster.offer(bytes(message))
+        self.cluster.offer(message if type(message) is bytes else bytes(message))  # (bytes(b) of bytes is b: a call less)
         self.sent += 1
         return True
 
@@ -117,15 +117,17 @@ class SequencerGateway:
         # them again (a successor under the same Attach name does)
         if self._poll_corr is None and cl.client.connected and not self._undelivered:
             self._poll_corr = cl.offer(P.encode_event_poll(self._after, self.max_events))
+        sequenced_fields = P.sequenced_fields
         for corr, payload in cl.poll():
             work += 1
-            fields = P.sequenced_fields(payload)
+            fields = sequenced_fields(payload)
             if fields is not None and corr != self._poll_corr and corr != self._attach_corr:
                 # the answer to (nearly) every order: read in place, the general path below is for the rest
                 self.answers += 1
                 self.sequenced += 1
-                if self.on_sequenced is not None:
-                    self.on_sequenced(fields[2], fields[0], fields[1])
+                on_sequenced = self.on_sequenced
+                if on_sequenced is not None:
+                    on_sequenced(fields[2], fields[0], fields[1])
                 continue
             if corr == self._attach_corr:
                 self.attached = True

@@ -95,22 +95,23 @@ def encode_venue_poll(after: int, max_orders: int = 256) -> bytes:
 
 SEQUENCED_HEADER = HEADER.pack(_SEQUENCED.size, SEQUENCED, SCHEMA_ID, VERSION)  # one is sent per order
 SEQUENCED_SIZE = HEADER.size + _SEQUENCED.size
+_SEQUENCED_MESSAGE = struct.Struct(f"<{HEADER.size}s{_SEQUENCED.format[1:]}")  # the header, then the block: one pack
 
 
 def encode_sequenced(order_id: int, timestamp: int, cl_ord_id: str | bytes) -> bytes:
     """``cl_ord_id``: text, or the 20 bytes of a ClOrdId field as they came (NUL padded)."""
     raw = cl_ord_id if type(cl_ord_id) is bytes else cl_ord_id.encode("ascii", "replace")[:20]  # type: ignore[union-attr]
-    return SEQUENCED_HEADER + _SEQUENCED.pack(order_id, timestamp, raw)
+    return _SEQUENCED_MESSAGE.pack(SEQUENCED_HEADER, order_id, timestamp, raw)
 
 
 #: orders.xml's NewOrder in its exact form (its header, its block, nothing after), as the schema lays it
 #: out (:data:`tickline.fix_gateway.sbe_orders.NEW_ORDER`, derived from the schema, is the one definition)
 NEW_ORDER_HEAD = NEW_ORDER.head
 NEW_ORDER_SIZE = NEW_ORDER.size
-_NEW_ORDER_HEAD_LEN = len(NEW_ORDER_HEAD)
-#: clOrdId, account + symbol (side by side: one bytes value), side, ordType, timeInForce, price, quantity
-_NEW_ORDER_BLOCK = NEW_ORDER.struct("cl_ord_id", ("account", "symbol"), "side", "ord_type", "time_in_force",
-                                    "price.mantissa", "quantity", head=False)
+#: the header, then clOrdId, account + symbol (side by side: one bytes value), side, ordType, timeInForce,
+#: price, quantity
+_NEW_ORDER_FIELDS = NEW_ORDER.struct("cl_ord_id", ("account", "symbol"), "side", "ord_type", "time_in_force",
+                                     "price.mantissa", "quantity")
 _NULL_PRICE = NEW_ORDER.null("price.mantissa")
 #: where the account ends in the 'account + symbol' value of :func:`new_order_fields`
 ACCOUNT_LEN = NEW_ORDER.leaf("account").size
@@ -125,18 +126,22 @@ def new_order_fields(data: bytes | memoryview) -> tuple[bytes, bytes, int, int, 
     side, ordType and timeInForce bytes, price mantissa (None: null), quantity).  None when ``data``
     is not in that form (then decode it).  Nothing is validated beyond the form: see :func:`text`
     for the char arrays; the enum bytes are the caller's to look up."""
-    if len(data) != NEW_ORDER_SIZE or data[:_NEW_ORDER_HEAD_LEN] != NEW_ORDER_HEAD:
+    if len(data) != NEW_ORDER_SIZE:
         return None
-    cl, names, side, ord_type, tif, price, qty = _NEW_ORDER_BLOCK.unpack_from(data, _NEW_ORDER_HEAD_LEN)
+    head, cl, names, side, ord_type, tif, price, qty = _NEW_ORDER_FIELDS.unpack_from(data)  # (no slice of the head)
+    if head != NEW_ORDER_HEAD:
+        return None
     return cl, names, side, ord_type, tif, None if price == _NULL_PRICE else price, qty
 
 
 def sequenced_fields(data: bytes) -> tuple[int, int, str] | None:
     """(order id, timestamp, ClOrdId) of a Sequenced receipt in its exact form (this header, the
     whole block), as :func:`decode` reads it; None for anything else (ask :func:`decode`)."""
-    if len(data) < SEQUENCED_SIZE or data[:HEADER.size] != SEQUENCED_HEADER:
+    if len(data) < SEQUENCED_SIZE:
         return None
-    oid, ts, raw = _SEQUENCED.unpack_from(data, HEADER.size)
+    head, oid, ts, raw = _SEQUENCED_MESSAGE.unpack_from(data)  # (no slice of the head)
+    if head != SEQUENCED_HEADER:
+        return None
     return oid, ts, raw.rstrip(b"\0").decode("ascii", "replace")
 
 

@@ -383,8 +383,9 @@ class SequencerService:
         lim = self.limits
         sid = session.id
         account, symbol = names
-        why: tuple[str, str] | None = self._venue_full()
-        if why is None and (sid, cl) in self.by_client:
+        why: tuple[str, str] | None = self._venue_full() if len(self.venue_queue) >= lim.venue_backlog else None
+        client_key = (sid, cl)
+        if why is None and client_key in self.by_client:
             why = ("duplicate_clordid", f"ClOrdId already used by this session: cl_ord_id={cl}")
         if why is None:
             why = self._check_size_and_price(symbol, qty, price, ord_type)
@@ -396,9 +397,10 @@ class SequencerService:
             if len(recent) >= lim.max_orders:
                 why = ("rate_limit", f"orders={len(recent)} window_ms={lim.rate_window_ms} max={lim.max_orders}")
         side = _SIDE_VALUE.get(side_m) or side_m.value
+        open_key = (account, symbol, side)
         if why is None:
             pos = self.positions.get(names, 0)
-            open_same = self.open_qty.get((account, symbol, side), 0)
+            open_same = self.open_qty.get(open_key, 0)
             worst = pos + open_same + qty if side_m is _BUY else pos - open_same - qty
             if abs(worst) > lim.max_position:
                 why = ("position_limit", f"position={pos} open={open_same} quantity={qty} max={lim.max_position}")
@@ -407,8 +409,8 @@ class SequencerService:
             return
         seq = self._sequence()
         self.orders[seq] = _Order(seq, sid, cl, account, symbol, side, qty, price)
-        self.by_client[(sid, cl)] = seq
-        self.open_qty[(account, symbol, side)] = open_same + qty
+        self.by_client[client_key] = seq
+        self.open_qty[open_key] = open_same + qty
         if recent is None:
             self.recent[account] = deque((ts,))
         else:

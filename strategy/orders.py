@@ -48,7 +48,9 @@ _HEADER = struct.Struct("<HHHH")
 #: a NewOrder in its exact form, header and block, from the schema's one definition: header, clOrdId, account,
 #: symbol, side, ordType, timeInForce, price, stopPrice, quantity, transactTime, expireTime
 _NEW_ORDER = NEW_ORDER.struct()
+_PACK_NEW = _NEW_ORDER.pack
 _NULL_PRICE, _NULL_U64 = NEW_ORDER.null("price.mantissa"), NEW_ORDER.null("expire_time")
+_CL_LEN, _SYMBOL_LEN = NEW_ORDER.leaf("cl_ord_id").size, NEW_ORDER.leaf("symbol").size
 if NEW_ORDER.names != ("cl_ord_id", "account", "symbol", "side", "ord_type", "time_in_force", "price.mantissa",
                        "stop_price.mantissa", "quantity", "transact_time", "expire_time"):
     raise RuntimeError(f"orders.xml's NewOrder fields changed; _pack_new writes the old ones: names={NEW_ORDER.names} fault=ours")
@@ -296,40 +298,40 @@ class OrderBookkeeping:
         self._sides = frozenset(int(v) for v in m.Side)
         self._reasons = frozenset(int(v) for v in m.RejectReason) | {255}
 
-    # -- requests: each returns the encoded message (a view into a scratch buffer, valid until the next call)
+    # -- requests: each returns the encoded message (a view into a scratch buffer, valid until the next
+    # call; a NewOrder in its exact form is its own bytes)
 
     def new(self, symbol: str, side: Any, quantity: int, price: int | None, ord_type: Any, tif: Any,
-            now_ns: int) -> tuple[Order, memoryview]:
+            now_ns: int) -> tuple[Order, bytes | memoryview]:
         cl = self.next_cl_ord_id()
-        n = self._pack_new(cl, symbol, side, quantity, price, ord_type, tif, now_ns)
-        if n == 0:
-            n = self._encode_new(cl, symbol, side, quantity, price, ord_type, tif, now_ns)
+        msg: bytes | memoryview | None = self._pack_new(cl, symbol, side, quantity, price, ord_type, tif, now_ns)
+        if msg is None:
+            msg = self._view[:self._encode_new(cl, symbol, side, quantity, price, ord_type, tif, now_ns)]
         order = Order(cl, symbol, side, price, quantity, ord_type, tif, now_ns)
         self.live[cl] = order
-        return order, self._view[:n]
+        return order, msg
 
     def _pack_new(self, cl: str, symbol: str, side: Any, quantity: int, price: int | None, ord_type: Any, tif: Any,
-                  now_ns: int) -> int:
-        """The NewOrder in one ``pack_into`` (header and block: the bytes the encoder writes field by
-        field); 0 when a value is not one this form takes as is (then :meth:`_encode_new`, which
-        writes it or raises as the encoder does)."""
+                  now_ns: int) -> bytes | None:
+        """The NewOrder in one ``pack`` (header and block: the bytes the encoder writes field by field;
+        bytes of its own, which the gateway sends without another copy); None when a value is not one
+        this form takes as is (then :meth:`_encode_new`, which writes it or raises as the encoder does)."""
         raw_sym = self._symbols.get(symbol) if type(symbol) is str else None
         if raw_sym is None:
-            if type(symbol) is not str or not symbol.isascii() or len(symbol) > 16:
-                return 0
+            if type(symbol) is not str or not symbol.isascii() or len(symbol) > _SYMBOL_LEN:
+                return None
             raw_sym = symbol.encode()
             if len(self._symbols) < _MAX_SYMBOLS:
                 self._symbols[symbol] = raw_sym
         b_of = self._enum_byte
         sb, tb, fb = b_of.get(side), b_of.get(ord_type), b_of.get(tif)
-        if sb is None or tb is None or fb is None or len(cl) > 20 or not cl.isascii():
-            return 0
+        if sb is None or tb is None or fb is None or len(cl) > _CL_LEN or not cl.isascii():
+            return None
         try:
-            _NEW_ORDER.pack_into(self._buf, 0, self._new_head, cl.encode(), self._account_raw, raw_sym, sb, tb, fb,
-                                 _NULL_PRICE if price is None else price, _NULL_PRICE, quantity, now_ns, _NULL_U64)
+            return _PACK_NEW(self._new_head, cl.encode(), self._account_raw, raw_sym, sb, tb, fb,
+                             _NULL_PRICE if price is None else price, _NULL_PRICE, quantity, now_ns, _NULL_U64)
         except struct.error:  # a number out of its field's range: the encoder says which
-            return 0
-        return _NEW_ORDER.size
+            return None
 
     def _encode_new(self, cl: str, symbol: str, side: Any, quantity: int, price: int | None, ord_type: Any, tif: Any,
                     now_ns: int) -> int:

@@ -134,7 +134,7 @@ def test_the_derived_structs_are_the_hand_written_ones_they_replace():
     import random
 
     rng = random.Random(5)
-    for derived, hand in ((P._NEW_ORDER_BLOCK, struct.Struct("<20s28s3Bq8xQ16x")),
+    for derived, hand in ((P._NEW_ORDER_FIELDS, struct.Struct("<8s20s28s3Bq8xQ16x")),
                           (orders._NEW_ORDER, struct.Struct("<8s20s12s16s3BqqQQQ"))):
         assert derived.size == hand.size
         for _ in range(50):

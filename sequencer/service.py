@@ -155,13 +155,35 @@ class _Order:
                  "kind", "venue_id", "prev_venue", "cur_cl", "venue_exec")
 
     def __init__(self, seq: int, session: int, cl_ord_id: str, account: str, symbol: str, side: str, qty: int,
-                 price: int | None, cum: int = 0, status: str = "sequenced", cancel_of: int = 0, kind: str = "new",
-                 venue_id: int = 0, prev_venue: int = 0, cur_cl: str = "", venue_exec: int = 0) -> None:
+                 price: int | None) -> None:
+        """A new order's record (one is made per accepted order: no defaults to fill in, a cancel or a
+        replace sets its own fields after)."""
         self.seq, self.session, self.cl_ord_id, self.account, self.symbol = seq, session, cl_ord_id, account, symbol
-        self.side, self.qty, self.price, self.cum, self.status, self.cancel_of = side, qty, price, cum, status, cancel_of
-        self.kind, self.venue_id, self.prev_venue = kind, venue_id or seq, prev_venue
-        self.cur_cl = cur_cl or cl_ord_id  # the client's current ClOrdId of the order (a replace's, once the venue took it)
-        self.venue_exec = venue_exec  # the highest venue ExecID applied for this request (a replayed report is at or below it)
+        self.side, self.qty, self.price, self.cum, self.status, self.cancel_of = side, qty, price, 0, "sequenced", 0
+        self.kind, self.venue_id, self.prev_venue = "new", seq, 0
+        self.cur_cl = cl_ord_id  # the client's current ClOrdId of the order (a replace's, once the venue took it)
+        self.venue_exec = 0  # the highest venue ExecID applied for this request (a replayed report is at or below it)
+
+    @classmethod
+    def request(cls, seq: int, session: int, cl_ord_id: str, order: _Order, qty: int, price: int | None,
+                kind: str) -> _Order:
+        """A cancel's or a replace's record, on ``order``."""
+        r = cls(seq, session, cl_ord_id, order.account, order.symbol, order.side, qty, price)
+        r.cancel_of, r.kind = order.seq, kind
+        if kind == "replace":
+            r.prev_venue = order.venue_id
+        return r
+
+    @classmethod
+    def from_list(cls, values: list) -> _Order:
+        """A record from :meth:`to_list` (a snapshot's; one written before the last fields existed
+        lacks them: they take a new order's values)."""
+        o = cls(*values[:8])
+        for name, value in zip(cls.__slots__[8:], values[8:]):
+            setattr(o, name, value)
+        o.venue_id = o.venue_id or o.seq
+        o.cur_cl = o.cur_cl or o.cl_ord_id
+        return o
 
     def to_list(self) -> list:
         return [self.seq, self.session, self.cl_ord_id, self.account, self.symbol, self.side, self.qty, self.price,
@@ -325,7 +347,7 @@ class SequencerService:
     def on_load_snapshot(self, data: bytes) -> None:
         d = json.loads(data)
         self.next_seq, self.next_exec_id = d["next_seq"], d["next_exec_id"]
-        self.orders = {o[0]: _Order(*o) for o in d["orders"]}
+        self.orders = {o[0]: _Order.from_list(o) for o in d["orders"]}
         self.by_client = {(o.session, o.cl_ord_id): o.seq for o in self.orders.values()}
         self.done = deque(d["done"])
         self.positions = {(a, s): q for a, s, q in d["positions"]}
@@ -460,8 +482,7 @@ class SequencerService:
             self._refuse_cancel(session, ts, r.cl_ord_id, r.orig_cl_ord_id, to, why[0], why[1])
             return
         seq = self._sequence()
-        self.orders[seq] = _Order(seq, sid, r.cl_ord_id, order.account, order.symbol, order.side, r.quantity, r.price,
-                                  cancel_of=order.seq, kind="replace", prev_venue=order.venue_id)
+        self.orders[seq] = _Order.request(seq, sid, r.cl_ord_id, order, r.quantity, r.price, "replace")
         self.by_client[(sid, r.cl_ord_id)] = seq
         self.counters["accepted"] += 1
         self._to_venue(seq, r._replace(cl_ord_id=str(seq), orig_cl_ord_id=str(order.venue_id)), ts)
@@ -498,8 +519,7 @@ class SequencerService:
                                 f"ClOrdId already used by this session: cl_ord_id={c.cl_ord_id}")
             return
         seq = self._sequence()
-        self.orders[seq] = _Order(seq, sid, c.cl_ord_id, order.account, order.symbol, order.side, 0, None,
-                                  cancel_of=order.seq, kind="cancel")
+        self.orders[seq] = _Order.request(seq, sid, c.cl_ord_id, order, 0, None, "cancel")
         self.by_client[(sid, c.cl_ord_id)] = seq
         self.counters["accepted"] += 1
         self._to_venue(seq, c._replace(cl_ord_id=str(seq), orig_cl_ord_id=str(order.venue_id)), ts)

@@ -557,3 +557,18 @@ def test_the_decoded_account_and_symbol_names_are_bounded_and_orders_past_the_bo
         assert h.service.orders[s.order_id].account == f"A{k}"
         assert h.service.positions.get((f"A{k}", "X"), 0) == 0 and h.service.open_qty[(f"A{k}", "X", "1")] == 3
     assert len(h.service._names) == 50
+
+
+def test_an_order_record_from_a_snapshot_keeps_every_field_and_an_older_one_takes_a_new_order_s_defaults():
+    from tickline.sequencer.service import _Order
+
+    new = _Order(3, 7, "C1", "ACC", "ESZ6", "1", 5, 100)
+    assert new.to_list() == [3, 7, "C1", "ACC", "ESZ6", "1", 5, 100, 0, "sequenced", 0, "new", 3, 0, "C1", 0]
+    rep = _Order.request(4, 7, "C2", new, 9, 101, "replace")
+    assert rep.to_list() == [4, 7, "C2", "ACC", "ESZ6", "1", 9, 101, 0, "sequenced", 3, "replace", 4, 3, "C2", 0]
+    cxl = _Order.request(5, 7, "C3", new, 0, None, "cancel")
+    assert cxl.to_list() == [5, 7, "C3", "ACC", "ESZ6", "1", 0, None, 0, "sequenced", 3, "cancel", 5, 0, "C3", 0]
+    full = [6, 7, "C4", "ACC", "ESZ6", "2", 5, None, 2, "acked", 0, "new", 9, 8, "C9", 4]
+    assert _Order.from_list(full).to_list() == full
+    # a record from a snapshot written before venue_id, prev_venue, cur_cl and venue_exec existed
+    assert _Order.from_list(full[:12]).to_list() == full[:12] + [6, 0, "C4", 0]

@@ -80,6 +80,7 @@ class OrderStatus(enum.Enum):
 
 
 _OPEN = frozenset((OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED))
+_SUBMITTED = OrderStatus.SUBMITTED  # (an Enum class attribute is a lookup through the metaclass: ten times a global's)
 
 
 class Order:
@@ -105,7 +106,7 @@ class Order:
         self.quantity = quantity
         self.ord_type = ord_type
         self.time_in_force = time_in_force
-        self.status = OrderStatus.SUBMITTED
+        self.status = _SUBMITTED
         self.order_id: int | None = None
         self.filled = 0
         self.notional = 0  # sum of last quantity x last price (mantissa)

@@ -42,20 +42,29 @@ import struct
 from typing import Any
 
 from tickline.codecs import naming
-from tickline.codecs.errors import SchemaError
+from tickline.codecs.gen_base import (
+    BaseGen,
+    Leaf,
+    Slot,
+    has_empty,
+    has_versioned_member,
+    int_max,
+    is_plain,
+    may_be_empty,
+    member_slots,
+    piecewise,
+    py_name,
+    row_columns,
+)
 from tickline.codecs.ir import (
-    INT_RANGE,
     PRIMITIVES,
     CompositeType,
     EncodedType,
     EnumType,
-    Field,
     Group,
-    Member,
     Message,
     Schema,
     SetType,
-    TypeDef,
     VarData,
     block_needs,
     is_float,
@@ -67,74 +76,20 @@ _SHORT = {"char": "CHAR", "int8": "I8", "int16": "I16", "int32": "I32", "int64":
           "uint16": "U16", "uint32": "U32", "uint64": "U64", "float": "F32", "double": "F64"}
 
 
-class _Slot:
-    """A fixed-position value: a field of a block or a member of a composite."""
+class _PyGen(BaseGen):
+    """The Python generator: struct-based reads and writes, decoders that unpack a block once."""
 
-    def __init__(self, json_name: str, py: str, t: TypeDef, presence: str, offset: int, since: int,
-                 constant: Any, line: int, doc: str) -> None:
-        self.json = json_name
-        self.py = py
-        self.t = t
-        self.presence = presence
-        self.offset = offset
-        self.since = since
-        self.constant = constant
-        self.line = line
-        self.doc = doc
-
-
-def _field_slot(f: Field) -> _Slot:
-    doc = f"id={f.id} offset={f.offset} type={getattr(f.type, 'name', '?')}"
-    if f.since_version:
-        doc += f" sinceVersion={f.since_version}"
-    return _Slot(f.name, _py(f), f.type, f.presence, f.offset, f.since_version, f.constant, f.line, doc)
-
-
-def _py(el: Field | Group | VarData | Member) -> str:
-    """An element's name in generated code: as the parser assigned it (naming.assign), else derived."""
-    return el.py or naming.python_name(el.name)[0]
-
-
-def _member_slots(c: CompositeType) -> list[_Slot]:
-    out = []
-    for m in c.members:
-        presence = getattr(m.type, "presence", "required")
-        const = m.type.constant if isinstance(m.type, EncodedType) else None
-        if presence == "constant" and isinstance(m.type, EnumType):
-            presence = "required"  # a constant enum member without valueRef carries no value; treat as stored
-        since = getattr(m.type, "since_version", 0)
-        out.append(_Slot(m.name, _py(m), m.type, presence, m.offset, since, const, getattr(m.type, "line", 0),
-                         f"offset={m.offset}"))
-    return out
-
-
-class _Gen:
     def __init__(self, schema: Schema, source: str) -> None:
-        self.s = schema
-        self.source = source
-        self.lines: list[str] = []
+        super().__init__(schema, source)
         self.structs: dict[str, str] = {}  # name -> format
-        self.classes: dict[int, str] = {}  # id(typedef) -> class name
-        self.class_owner: dict[str, TypeDef] = {}
-        # Set while generating a decoder block or composite view: field -> (tuple expression, index expression).
-        self._cache: dict[str, tuple[str, str]] | None = None
         self._views: dict[int, str] = {}  # id(composite) -> view class name, for flat composites
-        self.str_caches: set[str] = set()
-        self.bytes_caches: set[str] = set()
         self.zero_consts: set[int] = set()
-        self._is_message_ctx = True
         self.emitted_views: set[str] = set()
-        self._slot_views: dict[str, str] = {}
-        self._plain: list[_Slot] = []
-        self._attr_views: set[str] = set()
-        self.view_plain: dict[str, list[tuple[_Slot, int]]] = {}
+        self.view_plain: dict[str, list[tuple[Slot, int]]] = {}
         self._block_struct = ""
         self._block_span = 0
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def w(self, text: str = "", indent: int = 0) -> None:
-        self.lines.append(("    " * indent + text) if text else "")
 
     def st(self, primitive: str, count: int = 1) -> str:
         name = f"_{_SHORT[primitive]}" if count == 1 else f"_{_SHORT[primitive]}X{count}"
@@ -142,73 +97,11 @@ class _Gen:
         self.structs[name] = f"{self.s.endian}{count if count > 1 else ''}{code}"
         return name
 
-    def cls(self, t: TypeDef) -> str:
-        return self.classes[id(t)]
-
-    def register(self, t: TypeDef) -> None:
-        if isinstance(t, EncodedType) or id(t) in self.classes:
-            return
-        name = naming.pascal(t.name)
-        other = self.class_owner.get(name)
-        if other is not None and other is not t:
-            raise SchemaError(f"two different types named {t.name} would both become class {name}",
-                              file=self.s.file, line=t.line, element=type(t).__name__)
-        self.classes[id(t)] = name
-        self.class_owner[name] = t
-        if isinstance(t, CompositeType):
-            for m in t.members:
-                self.register(m.type)
-
-    def py_type(self, slot: _Slot) -> str:
-        t = slot.t
-        if slot.presence == "constant":
-            if isinstance(t, EnumType):
-                return self.cls(t)
-            assert isinstance(t, EncodedType)
-            return "str" if t.primitive == "char" else ("float" if is_float(t.primitive) else "int")
-        if isinstance(t, EnumType):
-            return f"{self.cls(t)} | None"
-        if isinstance(t, SetType):
-            return self.cls(t)
-        if isinstance(t, CompositeType):
-            if self._cache is not None and slot.py in self._slot_views:
-                return self._slot_views[slot.py]
-            return self.cls(t)
-        base = "str" if t.primitive == "char" else ("float" if is_float(t.primitive) else "int")
-        if t.length > 1 and t.primitive != "char":
-            return f"tuple[{base}{' | None' if slot.presence == 'optional' else ''}, ...]"
-        if t.length > 1:
-            return base  # char arrays: "" when empty, never None (the JSON form's rule)
-        return base + (" | None" if slot.presence == "optional" else "")
-
-    def null_literal(self, value: int | float) -> str:
-        if isinstance(value, float) and math.isnan(value):
-            return "math.nan"
-        return repr(value)
-
     # -- module --------------------------------------------------------------------------------
 
     def module(self) -> str:
         s = self.s
-        for t in s.types.values():
-            self.register(t)
-        self.register(s.header)
-        body_start = len(self.lines)
-        for name, t in list(self.class_owner.items()):
-            if isinstance(t, EnumType):
-                self.enum(name, t)
-            elif isinstance(t, SetType):
-                self.set(name, t)
-        for name, t in list(self.class_owner.items()):
-            if isinstance(t, CompositeType):
-                self.composite(name, t)
-                if self.is_flat(t):
-                    self._views[id(t)] = name
-        for m in s.messages:
-            self.message(m)
-        self.dispatch()
-        body = self.lines[body_start:]
-        self.lines = self.lines[:body_start]
+        body = self.walk()
         self.w('"""SBE codecs generated by tickline codegen -- do not edit.')
         self.w()
         self.w(f"schema: {self.source}")
@@ -259,46 +152,13 @@ class _Gen:
             self.w(f"{name}_get = {name}.get")
         self.w()
         self.lines.extend(body)
-        return "\n".join(self.lines).rstrip() + "\n"
+        return self.text()
 
     # -- enums and sets ------------------------------------------------------------------------
 
-    def enum(self, name: str, t: EnumType) -> None:
-        self.w()
-        self.w(f"class {name}(IntEnum):")
-        self.w(f'"""enum {t.name}: encoding {t.primitive}, null value {t.null_value}."""', 1)
-        self.w()
-        for v in t.values:
-            comment = f"  # {chr(v.value)!r}" if t.primitive == "char" else ""
-            since = f" sinceVersion={v.since_version}" if v.since_version else ""
-            if since:
-                comment = (comment or "  #") + since
-            self.w(f"{naming.constant_name(v.name)} = {v.value}{comment}", 1)
-        self.w(f"{_unknown_name(t)} = {UNKNOWN_VALUE}  # a value read that is none of the above (see the field's _raw)", 1)
-        self.w()
-        self.w()
-        self.w(f"_{name}_NAMES: dict[int, str] = {{{', '.join(f'{v.value}: {v.name!r}' for v in t.values)}}}")
-        self.w(f"_{name}_MEMBERS: dict[int, {name}] = {{m.value: m for m in {name}}}  # faster than calling the enum")
-        self.w(f"_{name}_VALUES: dict[str, int] = {{{', '.join(f'{v.name!r}: {v.value}' for v in t.values)}}}")
-        self.w()
-
-    def set(self, name: str, t: SetType) -> None:
-        self.w()
-        self.w(f"class {name}(IntFlag):")
-        self.w(f'"""set {t.name}: encoding {t.primitive}; each choice is one bit."""', 1)
-        self.w()
-        if not t.choices:
-            self.w("pass", 1)
-        for c in t.choices:
-            self.w(f"{naming.constant_name(c.name)} = 1 << {c.bit}", 1)
-        self.w()
-        self.w()
-        self.w(f"_{name}_CHOICES: tuple[tuple[str, int], ...] = ({''.join(f'({c.name!r}, {c.bit}), ' for c in t.choices)})")
-        self.w()
-
     # -- slot accessors ------------------------------------------------------------------------
 
-    def getter_expr_lines(self, slot: _Slot, versioned: bool, raw: bool = False) -> list[str]:
+    def getter_expr_lines(self, slot: Slot, versioned: bool, raw: bool = False) -> list[str]:
         """Body lines of a getter (1-level indent relative to the def)."""
         t = slot.t
         off = f"self._offset + {slot.offset}" if slot.offset else "self._offset"
@@ -330,7 +190,7 @@ class _Gen:
             lines.append(f"c = self._c_{slot.py}")
             lines.append("c._buf = self._buf")
             lines.append(f"c._offset = {off}")
-            if _versioned(t):
+            if has_versioned_member(t):
                 lines.append("c._acting_version = self._acting_version")
             lines.append("return c")
             return lines
@@ -360,14 +220,7 @@ class _Gen:
             lines.append(f"return {g}_get(self._buf, {off})[0]")
         return lines
 
-    def enum_tail(self, slot: _Slot, t: EnumType) -> list[str]:
-        c = self.cls(t)
-        return [f"m = _{c}_MEMBERS.get(v)", "if m is None:", f"    if v == {t.null_value}:", "        return None",
-                "    if _STRICT_ENUMS:",
-                f'        raise MessageError(f"unknown {t.name} value={{v}} in field {slot.json} (strict enums; read {slot.py}_raw)")',
-                f"    return {c}.{_unknown_name(t)}", "return m"]
-
-    def cached_getter_lines(self, slot: _Slot, tup: str, i: str, raw: bool) -> list[str]:
+    def cached_getter_lines(self, slot: Slot, tup: str, i: str, raw: bool) -> list[str]:
         """Getter reading the block's values, unpacked once by wrap()/next() (decoders only)."""
         t = slot.t
         if isinstance(t, CompositeType):
@@ -403,13 +256,7 @@ class _Gen:
         lines.append("return chr(v)" if t.primitive == "char" else "return v")
         return lines
 
-    def str_cache(self, enc: str) -> str:
-        """Module-level bytes -> str cache for decoded char arrays (symbols repeat; decoding them does not need to)."""
-        name = "_STRS_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
-        self.str_caches.add(name)
-        return name
-
-    def block_struct(self, slots: list[_Slot], total: int) -> tuple[str, dict[str, tuple[str, str]], int, dict[str, int]]:
+    def block_struct(self, slots: list[Slot], total: int) -> tuple[str, dict[str, tuple[str, str]], int, dict[str, int]]:
         """struct format covering a block's plain fields and its flat composites' members, the tuple
         index of each plain field, the bytes it spans, and the base index of each flat composite."""
         fmt = self.s.endian
@@ -425,7 +272,7 @@ class _Gen:
                     continue
                 comp_base[sl.py] = idx
                 index[sl.py] = ("", "")
-                members = [(ms, sl.offset + ms.offset) for ms in _member_slots(sl.t) if ms.presence != "constant"]
+                members = [(ms, sl.offset + ms.offset) for ms in member_slots(sl.t) if ms.presence != "constant"]
             else:
                 index[sl.py] = ("self._v", str(idx))
                 members = [(sl, sl.offset)]
@@ -450,7 +297,7 @@ class _Gen:
     def view_index(self, t: CompositeType, base: int) -> dict[str, tuple[str, str]]:
         index: dict[str, tuple[str, str]] = {}
         k = base
-        for ms in _member_slots(t):
+        for ms in member_slots(t):
             if ms.presence == "constant":
                 continue
             index[ms.py] = ("self._p._v", str(k))
@@ -475,9 +322,9 @@ class _Gen:
             return view
         self.emitted_views.add(view)
         saved = self._cache
-        slots = _member_slots(t)
+        slots = member_slots(t)
         index = self.view_index(t, base)
-        plain = [sl for sl in slots if sl.py in index and _is_plain(sl)]
+        plain = [sl for sl in slots if sl.py in index and is_plain(sl)]
         self.view_plain[view] = [(sl, int(index[sl.py][1])) for sl in plain]
         self.w()
         self.w(f"class {view}:")
@@ -505,7 +352,7 @@ class _Gen:
         self._cache = saved
         return view
 
-    def setter_lines(self, slot: _Slot, raw: bool = False) -> list[str]:
+    def setter_lines(self, slot: Slot, raw: bool = False) -> list[str]:
         t = slot.t
         off = f"self._offset + {slot.offset}" if slot.offset else "self._offset"
         if isinstance(t, EnumType):
@@ -531,103 +378,10 @@ class _Gen:
             return [f"{p}_put(self._buf, {off}, {null_lit} if value is None else {val})"]
         return [f"{p}_put(self._buf, {off}, {val})"]
 
-    def text_bytes_lines(self, t: EncodedType, json_name: str, value: str, raw: str) -> list[str]:
-        """Statements turning the text ``value`` into ``raw``, the bytes of char array ``t`` (through the module's
-        str -> bytes cache), refusing a text longer than the array."""
-        enc = py_encoding(t.character_encoding)
-        cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
-        self.bytes_caches.add(cache)
-        return [f"{raw} = {cache}.get({value})", f"if {raw} is None:", f"    {raw} = _rt.encode_str({value}, {enc!r}, {cache})",
-                f"if len({raw}) > {t.length}:",
-                f'    raise MessageError(f"{json_name}: value={{{value}!r}} is {{len({raw})}} bytes, longer than length={t.length}")']
-
-    #: Whether generated signatures carry type annotations (the Cython generator, whose .pyx does not, clears it).
-    ANNOTATE = True
-
-    def _ann(self, text: str) -> str:
-        return text if self.ANNOTATE else ""
-
-    def slot_accessors(self, slot: _Slot, versioned: bool, writable: bool) -> None:
-        rtype = self.py_type(slot)
-        if versioned and slot.since and "None" not in rtype:
-            rtype += " | None"
-        self.w("@property", 1)
-        self.w(f"def {slot.py}(self){self._ann(' -> ' + rtype)}:", 1)
-        self.w(f'"""{slot.json}: {slot.doc}."""', 2)
-        for line in self.getter_expr_lines(slot, versioned):
-            self.w(line, 2)
-        self.w()
-        settable = slot.presence != "constant" and not isinstance(slot.t, CompositeType)
-        if writable and settable:
-            vtype = self.py_type(slot)
-            self.w(f"@{slot.py}.setter", 1)
-            self.w(f"def {slot.py}(self, value{self._ann(': ' + vtype)}){self._ann(' -> None')}:", 1)
-            for line in self.setter_lines(slot):
-                self.w(line, 2)
-            self.w()
-        if isinstance(slot.t, EnumType) and slot.presence != "constant":
-            self.w("@property", 1)
-            self.w(f"def {slot.py}_raw(self){self._ann(' -> int' + (' | None' if versioned and slot.since else ''))}:", 1)
-            self.w(f'"""{slot.json} as the raw wire value (no check against the validValues)."""', 2)
-            for line in self.getter_expr_lines(slot, versioned, raw=True):
-                self.w(line, 2)
-            self.w()
-            if writable:
-                self.w(f"@{slot.py}_raw.setter", 1)
-                self.w(f"def {slot.py}_raw(self, value{self._ann(': int')}){self._ann(' -> None')}:", 1)
-                for line in self.setter_lines(slot, raw=True):
-                    self.w(line, 2)
-                self.w()
-
-    def json_expr(self, slot: _Slot) -> str:
-        t = slot.t
-        if slot.presence == "constant":
-            return repr(slot.constant)
-        if isinstance(t, EnumType):
-            c = self.cls(t)
-            return f"_rt.enum_json(self.{slot.py}_raw, {t.null_value}, _{c}_NAMES, {t.primitive == 'char'})"
-        if isinstance(t, SetType):
-            return f"_rt.set_json(self.{slot.py}, _{self.cls(t)}_CHOICES)"
-        if isinstance(t, CompositeType):
-            if slot.since:
-                return f"None if self._acting_version < {slot.since} else self.{slot.py}._dict()"
-            return f"self.{slot.py}._dict()"
-        if is_float(t.primitive):
-            if t.length > 1:
-                return f"None if (v := self.{slot.py}) is None else [_rt.fj(x) for x in v]"
-            return f"_rt.fj(self.{slot.py})"
-        if t.length > 1 and t.primitive != "char":
-            return f"None if (v := self.{slot.py}) is None else list(v)"
-        return f"self.{slot.py}"
-
-    def apply_lines(self, slot: _Slot) -> list[str]:
-        t = slot.t
-        key = f"d[{slot.json!r}]"
-        if slot.presence == "constant":
-            return []
-        if isinstance(t, EnumType):
-            c = self.cls(t)
-            return [f"self.{slot.py}_raw = _rt.enum_from_json({key}, {t.null_value}, _{c}_VALUES, {t.primitive == 'char'})"]
-        if isinstance(t, SetType):
-            return [f"self.{slot.py} = {self.cls(t)}(_rt.set_from_json({key}, _{self.cls(t)}_CHOICES, {8 * t.size}))"]
-        if isinstance(t, CompositeType):
-            return [f"self.{slot.py}._apply({key})"]
-        if is_float(t.primitive):
-            if t.length > 1:
-                if slot.presence == "optional":
-                    return [f"self.{slot.py} = tuple(None if x is None else _rt.ff(x) for x in {key})"]
-                return [f"self.{slot.py} = tuple(_rt.ff(x) for x in {key})"]
-            if slot.presence == "optional":
-                return [f"self.{slot.py} = None if {key} is None else _rt.ff({key})"]
-            return [f"self.{slot.py} = _rt.ff({key})"]
-        if t.length > 1 and t.primitive != "char":
-            return [f"self.{slot.py} = tuple({key})"]
-        return [f"self.{slot.py} = {key}"]
-
     # -- composites ----------------------------------------------------------------------------
 
     def composite(self, name: str, t: CompositeType) -> None:
-        slots = _member_slots(t)
+        slots = member_slots(t)
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
         self.w()
         self.w(f"class {name}:")
@@ -655,84 +409,12 @@ class _Gen:
         self.w("def __repr__(self) -> str:", 1)
         self.w(f'return f"{name}({{self._dict()!r}})"', 2)
         self.w()
-
-    def dict_methods(self, slots: list[_Slot], groups: list[Group], data: list[VarData], versioned: bool, decoder: bool = True,
-                     encoder: bool = True, prefix: str = "") -> None:
-        if decoder:
-            self.w("def _dict(self) -> dict[str, Any]:", 1)
-            self.w("out: dict[str, Any] = {}", 2)
-            if any("v :=" in self.json_expr(sl) for sl in slots):
-                self.w("v: Any", 2)
-            for sl in slots:
-                self.w(f"out[{sl.json!r}] = {self.json_expr(sl)}", 2)
-            for g in groups:
-                self.w(f"out[{g.name!r}] = [e._dict() for e in self.{_py(g)}()]", 2)
-            for d in data:
-                # The JSON form (otf.var_data_to_json): text when the data has a characterEncoding, else hex.
-                if d.data_type.character_encoding:
-                    enc = py_encoding(d.data_type.character_encoding)
-                    self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().decode({enc!r}, 'surrogateescape')", 2)
-                else:
-                    self.w(f"out[{d.name!r}] = self._{_py(d)}_bytes().hex()", 2)
-            self.w("return out", 2)
-            self.w()
-        if encoder:
-            self.w("def _apply(self, d: dict[str, Any]) -> None:", 1)
-            n = 0
-            for sl in slots:
-                for line in self.apply_lines(sl):
-                    self.w(line, 2)
-                    n += 1
-            for g in groups:
-                py = _py(g)
-                self.w(f"g_{py} = self.{py}_count(len(d[{g.name!r}]))", 2)
-                self.w(f"for e_{py} in d[{g.name!r}]:", 2)
-                self.w(f"g_{py}.next()._apply(e_{py})", 3)
-                n += 1
-            for dd in data:
-                py = _py(dd)
-                if dd.data_type.character_encoding:
-                    enc = py_encoding(dd.data_type.character_encoding)
-                    self.w(f"self.put_{py}(d[{dd.name!r}].encode({enc!r}, 'surrogateescape'))", 2)
-                else:
-                    self.w(f"self.put_{py}(bytes.fromhex(d[{dd.name!r}]))", 2)
-                n += 1
-            if n == 0:
-                self.w("return None", 2)
-            self.w()
+        if self.is_flat(t):  # later block classes read it through views of their unpacked block
+            self._views[id(t)] = name
 
     # -- messages and groups -------------------------------------------------------------------
 
-    def check_names(self, cls: str, names: list[tuple[str, int]]) -> None:
-        seen: set[str] = set()
-        for n, line in names:
-            if n in seen or n in naming.RESERVED_MEMBERS:
-                raise SchemaError(f"generated member {n} of class {cls} collides with another member",
-                                  file=self.s.file, line=line, element="field")
-            seen.add(n)
-
-    def message(self, m: Message) -> None:
-        name = naming.pascal(m.name)
-        self.block_classes(name, m.name, m.fields, m.groups, m.data, m, None)
-
-    def block_classes(self, cls: str, label: str, fields: list[Field], groups: list[Group], data: list[VarData],
-                      msg: Message | None, group: Group | None) -> None:
-        # Nested group classes first, so annotations can name them without quotes at definition time.
-        for g in groups:
-            self.block_classes(cls + naming.pascal(g.name), f"{label}.{g.name}", g.fields, g.groups, g.data, None, g)
-        slots = [_field_slot(f) for f in fields]
-        names = [(sl.py, sl.line) for sl in slots] + [(sl.py + "_raw", sl.line) for sl in slots if isinstance(sl.t, EnumType)]
-        for g in groups:
-            py = _py(g)
-            names += [(py, g.line), (py + "_count", g.line)]
-        for d in data:
-            py = _py(d)
-            names += [(py, d.line), ("put_" + py, d.line)]
-        self.check_names(cls, names)
-        for role in ("Decoder", "Encoder"):
-            self.block_class(cls, role, label, slots, groups, data, msg, group)
-
-    def block_class(self, base: str, role: str, label: str, slots: list[_Slot], groups: list[Group], data: list[VarData],
+    def block_class(self, base: str, role: str, label: str, slots: list[Slot], groups: list[Group], data: list[VarData],
                     msg: Message | None, group: Group | None) -> None:
         name = base + role
         dec = role == "Decoder"
@@ -751,7 +433,7 @@ class _Gen:
             self.structs[self._block_struct] = fmt
             # Plain numeric fields become slot attributes filled at wrap()/next(): a read is then an
             # attribute load, not a property call (the largest cost of a decode in CPython).
-            self._plain = [sl for sl in slots if sl.py in index and _is_plain(sl)]
+            self._plain = [sl for sl in slots if sl.py in index and is_plain(sl)]
             comp_types = {sl.py: sl.t for sl in slots if isinstance(sl.t, CompositeType)}
             self._slot_views = {py: self.composite_view(comp_types[py], b) for py, b in comp_base.items()}
             self._cache = index
@@ -763,7 +445,7 @@ class _Gen:
         slots_attr += [c.py if c.py in attr_views else "_c_" + c.py for c in comps]
         slots_attr += [sl.py for sl in self._plain]
         if msg is not None:
-            slots_attr += ["_limit", "_acting_block_length"] + (["_empty_left"] if dec and _has_empty(groups) else [])
+            slots_attr += ["_limit", "_acting_block_length"] + (["_empty_left"] if dec and has_empty(groups) else [])
         else:
             slots_attr += ["_msg", "_block_length", "_count", "_index"]
         self.w()
@@ -814,7 +496,7 @@ class _Gen:
         if msg is not None:
             self.w("self._limit = 0", 2)
             self.w("self._acting_block_length = self.BLOCK_LENGTH", 2)
-            if dec and _has_empty(groups):
+            if dec and has_empty(groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES  # zero-byte group entries this message may still hold", 2)
         else:
             self.w("self._msg: Any = None", 2)
@@ -833,44 +515,6 @@ class _Gen:
             self.slot_accessors(sl, versioned=dec, writable=not dec)
         self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
         self._cache = None
-
-    #: How a block class's _finished() is declared and reads its open group's (the Cython generator's differ).
-    FINISHED_DEF = "def _finished(self) -> bool:"
-    FINISHED_OPEN = "bool(self._open._finished())"
-
-    def block_tail(self, base: str, label: str, dec: bool, elems: list[tuple[str, Any]], slots: list[_Slot],
-                   groups: list[Group], data: list[VarData], is_group: bool) -> None:
-        """The end of a block class: group and var data accessors in schema order, _finished(), the JSON form."""
-        for i, (kind, el) in enumerate(elems):
-            if kind == "group":
-                assert isinstance(el, Group)
-                self.group_accessor(base, label, dec, i, el, elems)
-            else:
-                assert isinstance(el, VarData)
-                self.data_accessor(dec, i, el, elems)
-        self.w(self.FINISHED_DEF, 1)
-        if is_group:
-            self.w("if self._index < self._count:", 2)
-            self.w("return False", 3)
-            self.w("if self._count == 0:", 2)
-            self.w("return True", 3)
-        self.w(f"return self._step == {len(elems)} and (self._open is None or {self.FINISHED_OPEN})", 2)
-        self.w()
-        self.dict_methods(slots, groups, data, versioned=dec, decoder=dec, encoder=not dec)
-        leaves = block_leaves(slots)
-        self.w(f"UNPACK_NAMES = {tuple(lf.name for lf in leaves)!r}  # the positions of unpack() and pack()", 1)
-        self.w()
-        if dec:
-            self.unpack_method(leaves)
-        else:
-            self.pack_method(base + "Encoder", leaves, self._block_len)
-
-    #: The docstrings of the one-call methods, the same in both kinds of codecs.
-    UNPACK_DOC = ('"""Every fixed field of the block, in one call: a tuple of what reading each field (and each member of a '
-                  'composite field) gives, in the order of UNPACK_NAMES (constants left out)."""')
-    PACK_DOC = ('"""Write every fixed field of the block from positional values, in the order of UNPACK_NAMES, in one '
-                'call: the bytes of the block are those of assigning each field (the rest zero); nothing is written '
-                'when a value is refused."""')
 
     def unpack_method(self, leaves: list[Leaf]) -> None:
         self.w("def unpack(self) -> tuple[Any, ...]:", 1)
@@ -961,7 +605,7 @@ class _Gen:
                 lines.append(f"c_{py}.{ms.py} = {self.plain_expr(ms, f'{tup}[{k}]')}")
         return lines
 
-    def plain_expr(self, sl: _Slot, expr: str) -> str:
+    def plain_expr(self, sl: Slot, expr: str) -> str:
         t = sl.t
         assert isinstance(t, EncodedType)
         if t.primitive == "char":  # a char array: its text, through the module's bytes -> str cache
@@ -991,13 +635,13 @@ class _Gen:
             self.w("self._acting_block_length = acting_block_length", 2)
             self.w("self._acting_version = acting_version", 2)
             self.w("self._limit = offset + acting_block_length", 2)
-            if _has_empty(msg.groups):
+            if has_empty(msg.groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
             st = self._block_struct
             self.w(f"if acting_block_length >= {self._block_span}:", 2)
             self.w(f"v = self._v = {st}.unpack_from(buf, offset)", 3)
             self.w("else:", 2)
-            need = _piecewise(block_needs(msg.fields), "acting_version")
+            need = piecewise(block_needs(msg.fields), "acting_version")
             error = f"raise _rt.short_block({'message=' + msg.name!r}, offset, acting_block_length, acting_version, {need})"
             if need == str(self._block_span):  # every version has all the fields: a shorter block is always an error
                 self.w(error, 3)
@@ -1077,15 +721,6 @@ class _Gen:
         self.w("def buffer(self) -> Buffer:", 1)
         self.w("return self._buf", 2)
         self.w()
-
-    def header_bytes(self, msg: Message) -> bytes:
-        """The message header for ``msg`` followed by its zeroed root block, precomputed."""
-        out = bytearray(self.s.header.size + msg.block_length)
-        values = {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": self.s.id, "version": self.s.version}
-        for m in self.s.header.members:
-            if m.name in values and isinstance(m.type, EncodedType) and m.type.presence != "constant":
-                struct.pack_into(self.s.endian + PRIMITIVES[m.type.primitive][0], out, m.offset, values[m.name])
-        return bytes(out)
 
     def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
         self.w(f"def _wrap(self, msg: Any, count: int, block_length: int, acting_version: int) -> {name}:", 1)
@@ -1168,13 +803,8 @@ class _Gen:
                 self.w(f"{', '.join(f'e.{p}' for p in paths)}, = row", 3)
             self.w()
 
-    def _order_check(self, i: int, what: str, elems: list[tuple[str, Any]], where: str) -> None:
-        self.w(f"if self.check_order and (self._step != {i} or not (self._open is None or self._open._finished())):", 2)
-        names = tuple(e.name for _, e in elems)
-        self.w(f"raise _rt.order_error({where!r}, _rt.expected({names!r}, self._step, self._open), {what!r})", 3)
-
     def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
-        py = _py(g)
+        py = py_name(g)
         gcls = base + naming.pascal(g.name) + ("Decoder" if dec else "Encoder")
         dim = g.dimension
         bl = dim.member("blockLength")
@@ -1198,15 +828,15 @@ class _Gen:
             self.w(f"msg._limit += {dim.size}", 2)
             what = f"{label}.{g.name}"
             if block_needs(g.fields):
-                need = _piecewise(block_needs(g.fields), "self._acting_version")
+                need = piecewise(block_needs(g.fields), "self._acting_version")
                 self.w(f"if block_length < {need}:", 2)
                 self.w(f"raise _rt.short_block({'group=' + what!r}, msg._limit, block_length, self._acting_version, {need})", 3)
             # Bound the work by the bytes present: each entry needs its block and its nested headers.
-            tail = _piecewise(tail_mins(g.groups, g.data), "self._acting_version")
+            tail = piecewise(tail_mins(g.groups, g.data), "self._acting_version")
             self.w("entry = block_length" + (f" + {tail}" if tail != "0" else ""), 2)
             self.w("if count * entry > len(self._buf) - msg._limit:", 2)
             self.w(f"raise _rt.count_too_large({what!r}, msg._limit, count, entry, len(self._buf) - msg._limit)", 3)
-            if _may_be_empty(g):
+            if may_be_empty(g):
                 self.w("if not entry:", 2)
                 self.w("msg._empty_left -= count", 3)
                 self.w("if msg._empty_left < 0:", 3)
@@ -1229,7 +859,7 @@ class _Gen:
             self.w()
 
     def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
-        py = _py(d)
+        py = py_name(d)
         lt = d.length_type
         g = self.st(lt.primitive)
         msg_ref = "self" if self._is_message_ctx else "self._msg"
@@ -1258,7 +888,7 @@ class _Gen:
                 self.w(f"return self._{py}_bytes()", 2)
             self.w()
         else:
-            limit = _int_max(lt)
+            limit = int_max(lt)
             self.w(f"def put_{py}(self, value: bytes | str) -> None:", 1)
             self.w(f'"""Write var data {d.name} (id={d.id}), in schema order."""', 2)
             self._order_check(i, d.name, elems, d.name)
@@ -1313,135 +943,15 @@ class _Gen:
         self.w("setattr(obj, 'check_order', enabled)", 3)
 
 
-#: The value of every generated enum's SBE_UNKNOWN member: outside every primitive's range, so never on the wire.
-UNKNOWN_VALUE = 2**64
-
-
-def _unknown_name(t: EnumType) -> str:
-    """The name of the enum member an unknown value reads as: SBE_UNKNOWN, unless a validValue has it."""
-    name = "SBE_UNKNOWN"
-    while name in {naming.constant_name(v.name) for v in t.values}:
-        name += "_"
-    return name
-
-
-def _piecewise(steps: list[tuple[int, int]], version: str) -> str:
-    """An expression of the ``version`` expression for ``(sinceVersion, value)`` steps (ir.block_needs, ir.tail_mins)."""
-    expr = "0"
-    for since, value in steps:
-        expr = str(value) if since == 0 else f"({value} if {version} >= {since} else {expr})"
-    return expr
-
-
-def _may_be_empty(g: Group) -> bool:
-    """Whether an entry of ``g`` can take no bytes: no field and no nested group or var data in version 0."""
-    return not any(since == 0 for since, _ in block_needs(g.fields) + tail_mins(g.groups, g.data))
-
-
-def row_columns(g: Group) -> list[tuple[str, int, EncodedType]] | None:
-    """The columns of a group's ``rows()``/``put_rows()``: ``(attribute path, offset in the entry, type)`` of each
-    stored numeric field and numeric member of a composite field, in wire order; None when the group has no
-    such shape (nested groups or var data, other kinds of fields, fields or members with a sinceVersion)."""
-    if g.groups or g.data:
-        return None
-    cols: list[tuple[str, int, EncodedType]] = []
-    names = {_py(f) for f in g.fields}
-    if names & {"rows", "put_rows"}:
-        return None
-    for f in g.fields:
-        if f.presence == "constant":
-            continue
-        if f.since_version:
-            return None
-        t = f.type
-        if isinstance(t, EncodedType) and t.length == 1 and t.primitive != "char":
-            t = EncodedType(t.name, t.primitive, 1, f.presence, t.null_value)
-            cols.append((_py(f), f.offset, t))
-        elif isinstance(t, CompositeType):
-            for m in t.members:
-                mt = m.type
-                if not isinstance(mt, EncodedType) or mt.since_version:
-                    return None
-                if mt.presence == "constant":
-                    continue
-                if mt.length != 1 or mt.primitive == "char":
-                    return None
-                cols.append((f"{_py(f)}.{_py(m)}", f.offset + m.offset, mt))
-        else:
-            return None
-    return cols or None
-
-
-class Leaf:
-    """One position of a block's ``unpack()``/``pack()``: a stored field, or a stored member of a composite field
-    (composites are walked down to their members)."""
-
-    def __init__(self, path: tuple[str, ...], slot: _Slot, guarded: bool) -> None:
-        self.path = path  # attribute names from the block: ("bid_price", "mantissa")
-        self.name = ".".join(path)
-        self.slot = slot  # the member's slot, its offset from the start of the block, its since the largest on the way
-        self.guarded = guarded  # a composite on the way has a sinceVersion (it reads None in older versions)
-
-
-def block_leaves(slots: list[_Slot]) -> list[Leaf]:
-    """The values of a block's ``unpack()``/``pack()``, in schema order; constants take no position."""
-    out: list[Leaf] = []
-
-    def walk(sl: _Slot, path: tuple[str, ...], base: int, since: int, guarded: bool) -> None:
-        if sl.presence == "constant":
-            return
-        since = max(since, sl.since)
-        if isinstance(sl.t, CompositeType):
-            for ms in _member_slots(sl.t):
-                walk(ms, path + (ms.py,), base + sl.offset, since, guarded or bool(sl.since))
-            return
-        out.append(Leaf(path, _Slot(sl.json, sl.py, sl.t, sl.presence, base + sl.offset, since, sl.constant, sl.line,
-                                    sl.doc), guarded))
-
-    for sl in slots:
-        walk(sl, (sl.py,), 0, 0, False)
-    return out
-
-
-def _has_empty(groups: list[Group]) -> bool:
-    return any(_may_be_empty(g) or _has_empty(g.groups) for g in groups)
-
-
-def _is_plain(sl: _Slot) -> bool:
-    """Whether a decoder copies this field into an attribute at wrap(): numeric scalars and char arrays."""
-    t = sl.t
-    if not isinstance(t, EncodedType) or sl.presence == "constant":
-        return False
-    return t.length == 1 and t.primitive != "char" or t.length > 1 and t.primitive == "char"
-
-
 def _default(typ: str) -> str:
     if "None" in typ:
         return "None"
     return {"float": "0.0", "str": '""'}.get(typ, "0")
 
 
-def _versioned(t: CompositeType) -> bool:
-    """Whether any member (at any depth) has a sinceVersion, so the acting version must be passed down."""
-    for m in t.members:
-        if getattr(m.type, "since_version", 0):
-            return True
-        if isinstance(m.type, CompositeType) and _versioned(m.type):
-            return True
-    return False
-
-
-def _int_max(t: EncodedType) -> int:
-    """Largest length a var data's length field allows (its type's range, or its maxValue)."""
-    hi = INT_RANGE[t.primitive][1]
-    if t.max_value is not None:
-        hi = min(hi, int(t.max_value))
-    return hi
-
-
 def generate(schema: Schema, source: str = "?") -> str:
     """The Python module source for ``schema``; ``source`` names the schema file in the header."""
-    gen = _Gen(schema, source)
+    gen = _PyGen(schema, source)
     return gen.module()
 
 

@@ -607,3 +607,183 @@ class BaseGen:
         self.w(f"if {self.CHECK_ORDER} and (self._step != {i} or not (self._open is None or self._open._finished())):", 2)
         names = tuple(e.name for _, e in elems)
         self.w(f"raise _rt.order_error({where!r}, _rt.expected({names!r}, self._step, self._open), {what!r})", 3)
+
+    # -- pieces of the block and composite classes both kinds write alike ------------------------
+
+    def composite_head(self, t: CompositeType) -> None:
+        """A composite class's docstring and ENCODED_LENGTH (after its ``class`` line)."""
+        self.w(f'"""composite {t.name}: {t.size} bytes; a flyweight, wrap() it over a buffer."""', 1)
+        self.w()
+        self.w(f"ENCODED_LENGTH = {t.size}", 1)
+
+    def composite_tail(self, name: str, slots: list[Slot]) -> None:
+        """A composite class's member accessors, JSON form and repr."""
+        for sl in slots:
+            self.slot_accessors(sl, versioned=True, writable=True)
+        self.dict_methods(slots, [], [], versioned=True)
+        self.w(f"def __repr__(self){self._ann(' -> str')}:", 1)
+        self.w(f'return f"{name}({{self._dict()!r}})"', 2)
+        self.w()
+
+    def assign_lines(self, names: list[str], indent: int = 2) -> None:
+        """``self._<name> = <name>`` for each of ``names`` (a wrap() taking its arguments)."""
+        for n in names:
+            self.w(f"self._{n} = {n}", indent)
+
+    def restart_lines(self, indent: int = 2) -> None:
+        """The end of a wrap() or next(): no group or var data visited yet in the new block."""
+        self.w("self._step = 0", indent)
+        self.w("self._open = None", indent)
+        self.w("return self", indent)
+        self.w()
+
+    def block_doc(self, role: str, label: str, msg: Message | None, group: Group | None, about: list[str]) -> None:
+        """A message or group class's docstring; ``about`` are a message class's lines after its first."""
+        if msg is not None:
+            self.w(f'"""{role} flyweight for message {msg.name} (templateId={msg.id}, blockLength={msg.block_length}).', 1)
+            self.w()
+            for line in about:
+                self.w(line, 1)
+            self.w('"""', 1)
+        else:
+            assert group is not None
+            self.w(f'"""{role} for repeating group {label} (id={group.id}, blockLength={group.block_length})."""', 1)
+
+    def decoder_tail(self, name: str) -> None:
+        """A message decoder's acting_version, to_dict() and repr."""
+        self.w("@property", 1)
+        self.w(f"def acting_version(self){self._ann(' -> int')}:", 1)
+        self.w("return self._acting_version", 2)
+        self.w()
+        self.w(f"def to_dict(self){self._ann(' -> dict[str, Any]')}:", 1)
+        self.w('"""All fields in the ``sbe-decode`` JSON form (decodes a fresh copy of the flyweight)."""', 2)
+        self.w(f"return {name}().wrap(self._buf, self._offset, self._acting_block_length, self._acting_version)._dict()", 2)
+        self.w()
+        self.w(f"def __repr__(self){self._ann(' -> str')}:", 1)
+        self.w(f'return f"{name}({{self.to_dict()!r}})"', 2)
+        self.w()
+
+    def from_dict_method(self, end: str) -> None:
+        """A message encoder's from_dict(); ``end`` is the expression of the message's end in ``buf``."""
+        self.w("@classmethod", 1)
+        self.w(f"def from_dict(cls, fields{self._ann(': dict[str, Any]')}){self._ann(' -> bytes')}:", 1)
+        self.w('"""Encode a message (header included) from the ``sbe-decode`` JSON form of its fields."""', 2)
+        self.w("size = 256", 2)
+        self.w("while True:", 2)
+        self.w("buf = bytearray(size)", 3)
+        self.w("try:", 3)
+        self.w("enc = cls().wrap_and_apply_header(buf, 0)", 4)
+        self.w("enc._apply(fields)", 4)
+        self.w(f"return bytes(buf[:{end}])", 4)
+        self.w("except (struct.error, IndexError, MessageError) as exc:", 3)
+        self.w("if size > 1 << 26 or 'buffer too small' not in str(exc) and not isinstance(exc, (struct.error, IndexError)):", 4)
+        self.w("raise", 5)
+        self.w("size *= 4", 4)
+        self.w()
+
+    def position_methods(self) -> None:
+        """A message class's encoded_length and buffer."""
+        self.w("@property", 1)
+        self.w(f"def encoded_length(self){self._ann(' -> int')}:", 1)
+        self.w('"""Bytes from the root block to the current position (the whole message once everything is visited)."""', 2)
+        self.w("return self._limit - self._offset", 2)
+        self.w()
+        self.w("@property", 1)
+        self.w(f"def buffer(self){self._ann(' -> Buffer')}:", 1)
+        self.w("return self._buf", 2)
+        self.w()
+
+    def group_wrap_body(self) -> None:
+        """The body of a group class's _wrap(msg, count, block_length, acting_version), and its count property."""
+        self.w("self._msg = msg", 2)
+        self.w("self._buf = msg._buf", 2)
+        self.assign_lines(["count"])
+        self.w("self._index = 0", 2)
+        self.assign_lines(["block_length", "acting_version"])
+        self.restart_lines()
+        self.w("@property", 1)
+        self.w(f"def count(self){self._ann(' -> int')}:", 1)
+        self.w("return self._count", 2)
+        self.w()
+
+    def next_checks(self, g: Group, elems: list[tuple[str, Any]]) -> None:
+        """A group class's next() refusing to move past the last entry, or on before the entry is fully visited."""
+        self.w("if self._index >= self._count:", 2)
+        self.w(f'raise MessageError(f"group {g.name}: no more entries (count={{self._count}})")', 3)
+        self.w(f"if {self.CHECK_ORDER} and self._index > 0 and not (self._step == {len(elems)} and "
+               "(self._open is None or self._open._finished())):", 2)
+        self.w(f'raise _rt.order_error("group {g.name}", "all groups and var data of the entry", "next()")', 3)
+
+    def next_tail(self) -> None:
+        """The end of a group class's next()."""
+        self.w("self._index += 1", 2)
+        self.restart_lines()
+
+    def len_method(self) -> None:
+        self.w(f"def __len__(self){self._ann(' -> int')}:", 1)
+        self.w("return self._count", 2)
+        self.w()
+
+    GROUP_DEC_DOC = "Repeating group {name} (id={id}); iterate it fully before the next group or var data."
+    GROUP_ENC_DOC = "Start group {name} (id={id}) with ``count`` entries; call ``next()`` before each entry."
+
+    def group_doc(self, g: Group, dec: bool) -> None:
+        doc = self.GROUP_DEC_DOC if dec else self.GROUP_ENC_DOC
+        self.w(f'"""{doc.format(name=g.name, id=g.id)}"""', 2)
+
+    def group_entry_checks(self, label: str, g: Group) -> None:
+        """A group decoder's check of the entries' block length against the fields its version has, and the
+        statement of ``entry``, the fewest bytes one entry takes (to bound the count by the bytes present)."""
+        what = f"{label}.{g.name}"
+        if block_needs(g.fields):
+            need = piecewise(block_needs(g.fields), "self._acting_version")
+            self.w(f"if block_length < {need}:", 2)
+            self.w(f"raise _rt.short_block({'group=' + what!r}, msg._limit, block_length, self._acting_version, {need})", 3)
+        tail = piecewise(tail_mins(g.groups, g.data), "self._acting_version")
+        self.w("entry = block_length" + (f" + {tail}" if tail != "0" else ""), 2)
+
+    def data_visit(self, i: int) -> None:
+        """A var data accessor marking itself visited (the ``i``-th of the block's groups and var data)."""
+        self.w(f"self._step = {i + 1}", 2)
+        self.w("self._open = None", 2)
+
+    def decoder_maps(self, annotate: bool) -> None:
+        """The module's DECODERS and ENCODERS, by templateId."""
+        msgs = self.s.messages
+        decs = ", ".join(f"{m.id}: {naming.pascal(m.name)}Decoder" for m in msgs)
+        encs = ", ".join(f"{m.id}: {naming.pascal(m.name)}Encoder" for m in msgs)
+        self.w(f"DECODERS{': dict[int, type[AnyDecoder]]' if annotate else ''} = {{{decs}}}")
+        self.w(f"ENCODERS{': dict[int, type[Any]]' if annotate else ''} = {{{encs}}}")
+
+    #: The docstrings of the methods both kinds of codecs have.
+    DOCS = {
+        "wrap_decoder": "Wrap the root block at ``offset`` (just after the header); block length and version come from the header.",
+        "wrap_encoder": "Wrap the root block at ``offset`` and clear it (unwritten bytes are zero).",
+        "wrap_and_apply_header": "Write the message header at ``offset``, then wrap the root block after it.",
+        "next": "Move to the next entry (the previous entry's groups and var data must have been visited).",
+        "decode": "Read the message header at ``offset`` and wrap the decoder its templateId names.",
+    }
+
+    #: set_strict_enums()'s docstring, the part both kinds share (the second line goes on "(off, the default").
+    STRICT_ENUMS_DOC = ("Whether reading an enum value the schema does not know raises MessageError (on) or gives the",
+                        "enum's SBE_UNKNOWN member, the raw value staying readable as ``<field>_raw`` (off, the default")
+
+    def doc(self, key: str, indent: int = 2) -> None:
+        """A method's docstring from :attr:`DOCS`."""
+        self.w(f'"""{self.DOCS[key]}"""', indent)
+
+    def data_doc(self, d: VarData, dec: bool) -> None:
+        """A var data accessor's docstring."""
+        self.w(f'"""Var data {d.name} (id={d.id}), read in schema order."""' if dec else
+               f'"""Write var data {d.name} (id={d.id}), in schema order."""', 2)
+
+    def module_function(self, signature: str, doc: list[str], body: list[str]) -> None:
+        """A module-level function after two blank lines: ``def`` + ``signature``, its docstring (``doc``, one
+        string a line) and ``body`` (its lines, indented relative to the function's)."""
+        self.w()
+        self.w()
+        self.w(f"def {signature}:")
+        for k, line in enumerate(doc):
+            self.w(('"""' if k == 0 else "") + line + ('"""' if k == len(doc) - 1 else ""), 1)
+        for line in body:
+            self.w(line, 1)

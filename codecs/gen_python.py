@@ -385,9 +385,7 @@ class _PyGen(BaseGen):
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
         self.w()
         self.w(f"class {name}:")
-        self.w(f'"""composite {t.name}: {t.size} bytes; a flyweight, wrap() it over a buffer."""', 1)
-        self.w()
-        self.w(f"ENCODED_LENGTH = {t.size}", 1)
+        self.composite_head(t)
         self.w(f"__slots__ = ({''.join(repr(x) + ', ' for x in ['_buf', '_offset', '_acting_version'] + ['_c_' + c.py for c in comps])})", 1)
         self.w()
         self.w("def __init__(self) -> None:", 1)
@@ -398,17 +396,10 @@ class _PyGen(BaseGen):
             self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
         self.w()
         self.w(f"def wrap(self, buf: Buffer, offset: int, acting_version: int = SCHEMA_VERSION) -> {name}:", 1)
-        self.w("self._buf = buf", 2)
-        self.w("self._offset = offset", 2)
-        self.w("self._acting_version = acting_version", 2)
+        self.assign_lines(["buf", "offset", "acting_version"])
         self.w("return self", 2)
         self.w()
-        for sl in slots:
-            self.slot_accessors(sl, versioned=True, writable=True)
-        self.dict_methods(slots, [], [], versioned=True)
-        self.w("def __repr__(self) -> str:", 1)
-        self.w(f'return f"{name}({{self._dict()!r}})"', 2)
-        self.w()
+        self.composite_tail(name, slots)
         if self.is_flat(t):  # later block classes read it through views of their unpacked block
             self._views[id(t)] = name
 
@@ -450,18 +441,12 @@ class _PyGen(BaseGen):
             slots_attr += ["_msg", "_block_length", "_count", "_index"]
         self.w()
         self.w(f"class {name}:")
-        if msg is not None:
-            self.w(f'"""{role} flyweight for message {msg.name} (templateId={msg.id}, blockLength={msg.block_length}).', 1)
-            self.w()
-            self.w("Wraps a buffer without copying it; reuse one instance per stream.  Not thread-safe.", 1)
-            if role == "Decoder":
-                self.w("wrap() unpacks the root block's fields once (one struct call) and fills numeric fields,", 1)
-                self.w("char arrays and flat composites as attributes, so later writes to the buffer are seen only", 1)
-                self.w("after the next wrap(); groups and var data are read in place.", 1)
-            self.w('"""', 1)
-        else:
-            assert group is not None
-            self.w(f'"""{role} for repeating group {label} (id={group.id}, blockLength={group.block_length})."""', 1)
+        about = ["Wraps a buffer without copying it; reuse one instance per stream.  Not thread-safe."]
+        if dec:
+            about += ["wrap() unpacks the root block's fields once (one struct call) and fills numeric fields,",
+                      "char arrays and flat composites as attributes, so later writes to the buffer are seen only",
+                      "after the next wrap(); groups and var data are read in place."]
+        self.block_doc(role, label, msg, group, about)
         self.w()
         self.w("check_order = True", 1)
         if msg is not None:
@@ -629,11 +614,8 @@ class _PyGen(BaseGen):
         if dec:
             self.w(f"def wrap(self, buf: Buffer, offset: int, acting_block_length: int = {msg.block_length}, "
                    f"acting_version: int = SCHEMA_VERSION) -> {name}:", 1)
-            self.w('"""Wrap the root block at ``offset`` (just after the header); block length and version come from the header."""', 2)
-            self.w("self._buf = buf", 2)
-            self.w("self._offset = offset", 2)
-            self.w("self._acting_block_length = acting_block_length", 2)
-            self.w("self._acting_version = acting_version", 2)
+            self.doc("wrap_decoder")
+            self.assign_lines(["buf", "offset", "acting_block_length", "acting_version"])
             self.w("self._limit = offset + acting_block_length", 2)
             if has_empty(msg.groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
@@ -653,38 +635,24 @@ class _PyGen(BaseGen):
             for line in self.plain_loads("v", "acting_version"):
                 self.w(line, 2)
             if msg.groups or msg.data:
-                self.w("self._step = 0", 2)
-                self.w("self._open = None", 2)
-            self.w("return self", 2)
-            self.w()
-            self.w("@property", 1)
-            self.w("def acting_version(self) -> int:", 1)
-            self.w("return self._acting_version", 2)
-            self.w()
-            self.w("def to_dict(self) -> dict[str, Any]:", 1)
-            self.w('"""All fields in the ``sbe-decode`` JSON form (decodes a fresh copy of the flyweight)."""', 2)
-            self.w(f"return {name}().wrap(self._buf, self._offset, self._acting_block_length, self._acting_version)._dict()", 2)
-            self.w()
-            self.w("def __repr__(self) -> str:", 1)
-            self.w(f'return f"{name}({{self.to_dict()!r}})"', 2)
-            self.w()
+                self.restart_lines()
+            else:
+                self.w("return self", 2)
+                self.w()
+            self.decoder_tail(name)
         else:
             self.w(f"def wrap(self, buf: Buffer, offset: int) -> {name}:", 1)
-            self.w('"""Wrap the root block at ``offset`` and clear it (unwritten bytes are zero)."""', 2)
+            self.doc("wrap_encoder")
             self.w(f"end = offset + {msg.block_length}", 2)
             self.w("if end > len(buf):", 2)
             self.w("_rt.check_bounds(buf, end, 'root block')", 3)
             self.w(f"_rt.write(buf, offset, _ZERO_{msg.block_length})", 2)
             self.zero_consts.add(msg.block_length)
-            self.w("self._buf = buf", 2)
-            self.w("self._offset = offset", 2)
+            self.assign_lines(["buf", "offset"])
             self.w("self._limit = end", 2)
-            self.w("self._step = 0", 2)
-            self.w("self._open = None", 2)
-            self.w("return self", 2)
-            self.w()
+            self.restart_lines()
             self.w(f"def wrap_and_apply_header(self, buf: Buffer, offset: int = 0) -> {name}:", 1)
-            self.w('"""Write the message header at ``offset``, then wrap the root block after it."""', 2)
+            self.doc("wrap_and_apply_header")
             hb = self.header_bytes(msg)
             self.w(f"end = offset + {len(hb)}", 2)
             self.w("if end > len(buf):", 2)
@@ -693,57 +661,16 @@ class _PyGen(BaseGen):
             self.w("self._buf = buf", 2)
             self.w("self._offset = offset + HEADER_LENGTH", 2)
             self.w("self._limit = end", 2)
-            self.w("self._step = 0", 2)
-            self.w("self._open = None", 2)
-            self.w("return self", 2)
-            self.w()
-            self.w("@classmethod", 1)
-            self.w("def from_dict(cls, fields: dict[str, Any]) -> bytes:", 1)
-            self.w('"""Encode a message (header included) from the ``sbe-decode`` JSON form of its fields."""', 2)
-            self.w("size = 256", 2)
-            self.w("while True:", 2)
-            self.w("buf = bytearray(size)", 3)
-            self.w("try:", 3)
-            self.w("enc = cls().wrap_and_apply_header(buf, 0)", 4)
-            self.w("enc._apply(fields)", 4)
-            self.w("return bytes(buf[:enc._limit])", 4)
-            self.w("except (struct.error, IndexError, MessageError) as exc:", 3)
-            self.w("if size > 1 << 26 or 'buffer too small' not in str(exc) and not isinstance(exc, (struct.error, IndexError)):", 4)
-            self.w("raise", 5)
-            self.w("size *= 4", 4)
-            self.w()
-        self.w("@property", 1)
-        self.w("def encoded_length(self) -> int:", 1)
-        self.w('"""Bytes from the root block to the current position (the whole message once everything is visited)."""', 2)
-        self.w("return self._limit - self._offset", 2)
-        self.w()
-        self.w("@property", 1)
-        self.w("def buffer(self) -> Buffer:", 1)
-        self.w("return self._buf", 2)
-        self.w()
+            self.restart_lines()
+            self.from_dict_method("enc._limit")
+        self.position_methods()
 
     def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
         self.w(f"def _wrap(self, msg: Any, count: int, block_length: int, acting_version: int) -> {name}:", 1)
-        self.w("self._msg = msg", 2)
-        self.w("self._buf = msg._buf", 2)
-        self.w("self._count = count", 2)
-        self.w("self._index = 0", 2)
-        self.w("self._block_length = block_length", 2)
-        self.w("self._acting_version = acting_version", 2)
-        self.w("self._step = 0", 2)
-        self.w("self._open = None", 2)
-        self.w("return self", 2)
-        self.w()
-        self.w("@property", 1)
-        self.w("def count(self) -> int:", 1)
-        self.w("return self._count", 2)
-        self.w()
+        self.group_wrap_body()
         self.w(f"def next(self) -> {name}:", 1)
-        self.w('"""Move to the next entry (the previous entry\'s groups and var data must have been visited)."""', 2)
-        self.w("if self._index >= self._count:", 2)
-        self.w(f'raise MessageError(f"group {g.name}: no more entries (count={{self._count}})")', 3)
-        self.w(f"if self.check_order and self._index > 0 and not (self._step == {len(elems)} and (self._open is None or self._open._finished())):", 2)
-        self.w(f'raise _rt.order_error("group {g.name}", "all groups and var data of the entry", "next()")', 3)
+        self.doc("next")
+        self.next_checks(g, elems)
         self.w("msg = self._msg", 2)
         self.w("self._offset = msg._limit", 2)
         self.w("msg._limit += self._block_length", 2)
@@ -757,11 +684,7 @@ class _PyGen(BaseGen):
             self.w(self.unpack_line("self._block_length"), 2)
             for line in self.plain_loads("v", "self._acting_version"):
                 self.w(line, 2)
-        self.w("self._index += 1", 2)
-        self.w("self._step = 0", 2)
-        self.w("self._open = None", 2)
-        self.w("return self", 2)
-        self.w()
+        self.next_tail()
         if dec:
             self.w(f"def __iter__(self) -> Iterator[{name}]:", 1)
             if not elems and g.block_length > 0:
@@ -785,9 +708,7 @@ class _PyGen(BaseGen):
             self.w("while self._index < self._count:", 2)
             self.w("yield self.next()", 3)
             self.w()
-            self.w("def __len__(self) -> int:", 1)
-            self.w("return self._count", 2)
-            self.w()
+            self.len_method()
         cols = row_columns(g)
         if cols is not None:
             paths = [c[0] for c in cols]
@@ -814,7 +735,7 @@ class _PyGen(BaseGen):
         msg_ref = "self" if self._is_message_ctx else "self._msg"
         if dec:
             self.w(f"def {py}(self) -> {gcls}:", 1)
-            self.w(f'"""Repeating group {g.name} (id={g.id}); iterate it fully before the next group or var data."""', 2)
+            self.group_doc(g, dec)
             self._order_check(i, g.name, [e for e in elems], g.name)
             self.w(f"msg = {msg_ref}", 2)
             self.w(f"self._step = {i + 1}", 2)
@@ -826,14 +747,9 @@ class _PyGen(BaseGen):
             self.w(f"block_length = {self.st(bl.type.primitive)}_get(self._buf, msg._limit + {bl.offset})[0]", 2)
             self.w(f"count = {self.st(n.type.primitive)}_get(self._buf, msg._limit + {n.offset})[0]", 2)
             self.w(f"msg._limit += {dim.size}", 2)
-            what = f"{label}.{g.name}"
-            if block_needs(g.fields):
-                need = piecewise(block_needs(g.fields), "self._acting_version")
-                self.w(f"if block_length < {need}:", 2)
-                self.w(f"raise _rt.short_block({'group=' + what!r}, msg._limit, block_length, self._acting_version, {need})", 3)
             # Bound the work by the bytes present: each entry needs its block and its nested headers.
-            tail = piecewise(tail_mins(g.groups, g.data), "self._acting_version")
-            self.w("entry = block_length" + (f" + {tail}" if tail != "0" else ""), 2)
+            self.group_entry_checks(label, g)
+            what = f"{label}.{g.name}"
             self.w("if count * entry > len(self._buf) - msg._limit:", 2)
             self.w(f"raise _rt.count_too_large({what!r}, msg._limit, count, entry, len(self._buf) - msg._limit)", 3)
             if may_be_empty(g):
@@ -846,7 +762,7 @@ class _PyGen(BaseGen):
             self.w()
         else:
             self.w(f"def {py}_count(self, count: int) -> {gcls}:", 1)
-            self.w(f'"""Start group {g.name} (id={g.id}) with ``count`` entries; call ``next()`` before each entry."""', 2)
+            self.group_doc(g, dec)
             self._order_check(i, g.name, [e for e in elems], g.name)
             self.w(f"msg = {msg_ref}", 2)
             self.w(f"self._step = {i + 1}", 2)
@@ -867,8 +783,7 @@ class _PyGen(BaseGen):
         if dec:
             self.w(f"def _{py}_bytes(self) -> bytes:", 1)
             self._order_check(i, d.name, elems, d.name)
-            self.w(f"self._step = {i + 1}", 2)
-            self.w("self._open = None", 2)
+            self.data_visit(i)
             if d.since_version:
                 self.w(f"if self._acting_version < {d.since_version}:", 2)
                 self.w('return b""', 3)
@@ -881,7 +796,7 @@ class _PyGen(BaseGen):
             self.w()
             rtype = "str" if enc else "bytes"
             self.w(f"def {py}(self) -> {rtype}:", 1)
-            self.w(f'"""Var data {d.name} (id={d.id}), read in schema order."""', 2)
+            self.data_doc(d, dec)
             if enc:
                 self.w(f"return self._{py}_bytes().decode({enc!r})", 2)
             else:
@@ -890,13 +805,12 @@ class _PyGen(BaseGen):
         else:
             limit = int_max(lt)
             self.w(f"def put_{py}(self, value: bytes | str) -> None:", 1)
-            self.w(f'"""Write var data {d.name} (id={d.id}), in schema order."""', 2)
+            self.data_doc(d, dec)
             self._order_check(i, d.name, elems, d.name)
             self.w(f"raw = value.encode({(enc or 'utf-8')!r}) if isinstance(value, str) else value", 2)
             self.w(f"if len(raw) > {limit}:", 2)
             self.w(f'raise MessageError(f"var data {d.name}: length={{len(raw)}} > max={limit}")', 3)
-            self.w(f"self._step = {i + 1}", 2)
-            self.w("self._open = None", 2)
+            self.data_visit(i)
             self.w(f"msg = {msg_ref}", 2)
             self.w(f"_rt.check_bounds(self._buf, msg._limit + {lt.primitive_size} + len(raw), 'var data {d.name}')", 2)
             self.w(f"{g}_put(self._buf, msg._limit, len(raw))", 2)
@@ -910,12 +824,11 @@ class _PyGen(BaseGen):
         self.w()
         self.w(f"AnyDecoder = Union[{decs or 'Any'}]")
         self.w()
-        self.w(f"DECODERS: dict[int, type[AnyDecoder]] = {{{', '.join(f'{m.id}: {naming.pascal(m.name)}Decoder' for m in self.s.messages)}}}")
-        self.w(f"ENCODERS: dict[int, type[Any]] = {{{', '.join(f'{m.id}: {naming.pascal(m.name)}Encoder' for m in self.s.messages)}}}")
+        self.decoder_maps(annotate=True)
         self.w()
         self.w()
         self.w("def decode(buf: Buffer, offset: int = 0) -> AnyDecoder:")
-        self.w('"""Read the message header at ``offset`` and wrap the decoder its templateId names."""', 1)
+        self.doc("decode", 1)
         self.w("_rt.check_bounds(buf, offset + HEADER_LENGTH, 'message header')", 1)
         self.w(f"h = {header_cls}().wrap(buf, offset)", 1)
         if self.s.header_constant("schemaId") is None:  # a constant schemaId carries nothing to check
@@ -926,21 +839,14 @@ class _PyGen(BaseGen):
         self.w('raise MessageError(f"unknown templateId={h.template_id} for schema id={SCHEMA_ID}")', 2)
         self.w("_rt.check_bounds(buf, offset + HEADER_LENGTH + h.block_length, 'root block')", 1)
         self.w("return cls().wrap(buf, offset + HEADER_LENGTH, h.block_length, h.version)", 1)
-        self.w()
-        self.w()
-        self.w("def set_strict_enums(enabled: bool) -> None:")
-        self.w('"""Whether reading an enum value the schema does not know raises MessageError (on) or gives the', 1)
-        self.w("enum's SBE_UNKNOWN member, the raw value staying readable as ``<field>_raw`` (off, the default: an", 1)
-        self.w('older reader of a newer producer\'s values, as sbe-tool\'s decoders)."""', 1)
-        self.w("global _STRICT_ENUMS", 1)
-        self.w("_STRICT_ENUMS = enabled", 1)
-        self.w()
-        self.w()
-        self.w("def set_check_order(enabled: bool) -> None:")
-        self.w('"""Turn access-order checks of every generated class on or off (off is faster)."""', 1)
-        self.w("for obj in list(globals().values()):", 1)
-        self.w("if isinstance(obj, type) and 'check_order' in vars(obj):", 2)
-        self.w("setattr(obj, 'check_order', enabled)", 3)
+        self.module_function("set_strict_enums(enabled: bool) -> None", [
+            self.STRICT_ENUMS_DOC[0], self.STRICT_ENUMS_DOC[1] + ": an",
+            "older reader of a newer producer's values, as sbe-tool's decoders)."],
+            ["global _STRICT_ENUMS", "_STRICT_ENUMS = enabled"])
+        self.module_function("set_check_order(enabled: bool) -> None",
+                             ["Turn access-order checks of every generated class on or off (off is faster)."],
+                             ["for obj in list(globals().values()):", "    if isinstance(obj, type) and 'check_order' in vars(obj):",
+                              "        setattr(obj, 'check_order', enabled)"])
 
 
 def _default(typ: str) -> str:

@@ -79,7 +79,6 @@ from tickline.codecs.ir import (
     VarData,
     block_needs,
     is_float,
-    tail_mins,
 )
 from tickline.codecs.schema import py_encoding
 
@@ -562,9 +561,7 @@ class _CyGen(BaseGen):
         self.w()
         self.w()
         self.w(f"cdef class {name}(_Flyweight):")
-        self.w(f'"""composite {t.name}: {t.size} bytes; a flyweight, wrap() it over a buffer."""', 1)
-        self.w()
-        self.w(f"ENCODED_LENGTH = {t.size}", 1)
+        self.composite_head(t)
         for c in comps:
             self.w(f"cdef {self.cls(c.t)} _c_{c.py}", 1)
         self.w()
@@ -575,19 +572,12 @@ class _CyGen(BaseGen):
             self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
         self.w()
         self.w(f"def wrap(self, buf, Py_ssize_t offset, long long acting_version={self.s.version}):", 1)
-        self.w("self._buf = buf", 2)
-        self.w("self._offset = offset", 2)
-        self.w("self._acting_version = acting_version", 2)
+        self.assign_lines(["buf", "offset", "acting_version"])
         self.w("self._ptr = NULL", 2)
         self.w("self._owner = None", 2)
         self.w("return self", 2)
         self.w()
-        for sl in slots:
-            self.slot_accessors(sl, versioned=True, writable=True)
-        self.dict_methods(slots, [], [], versioned=True)
-        self.w("def __repr__(self):", 1)
-        self.w(f'return f"{name}({{self._dict()!r}})"', 2)
-        self.w()
+        self.composite_tail(name, slots)
 
     # -- messages and groups -------------------------------------------------------------------
 
@@ -609,18 +599,12 @@ class _CyGen(BaseGen):
         self.w()
         self.w()
         self.w(f"cdef class {name}(_Flyweight):")
-        if msg is not None:
-            self.w(f'"""{role} flyweight for message {msg.name} (templateId={msg.id}, blockLength={msg.block_length}).', 1)
-            self.w()
-            self.w("Compiled; wraps a buffer without keeping a pointer into it; reuse one instance per stream.", 1)
-            self.w("Not thread-safe.", 1)
-            if dec:
-                self.w("wrap() copies the root block into the decoder; fields are read from that copy, so later", 1)
-                self.w("writes to the buffer are seen only after the next wrap(); groups and var data are read in place.", 1)
-            self.w('"""', 1)
-        else:
-            assert group is not None
-            self.w(f'"""{role} for repeating group {label} (id={group.id}, blockLength={group.block_length})."""', 1)
+        about = ["Compiled; wraps a buffer without keeping a pointer into it; reuse one instance per stream.",
+                 "Not thread-safe."]
+        if dec:
+            about += ["wrap() copies the root block into the decoder; fields are read from that copy, so later",
+                      "writes to the buffer are seen only after the next wrap(); groups and var data are read in place."]
+        self.block_doc(role, label, msg, group, about)
         self.w()
         self.w(f"BLOCK_LENGTH = {block}", 1)
         if msg is not None:
@@ -818,7 +802,7 @@ class _CyGen(BaseGen):
         if dec:
             self.w(f"def wrap(self, buf, Py_ssize_t offset, Py_ssize_t acting_block_length={bl}, "
                    f"long long acting_version={self.s.version}):", 1)
-            self.w('"""Wrap the root block at ``offset`` (just after the header); block length and version come from the header."""', 2)
+            self.doc("wrap_decoder")
             self.w("cdef Py_buffer b", 2)
             self.w("cdef const unsigned char* p", 2)
             need = piecewise(block_needs(msg.fields), "acting_version")
@@ -830,47 +814,27 @@ class _CyGen(BaseGen):
             self.w("p = _ro(buf, &b, offset, acting_block_length, 'root block')", 2)
             self._copy_block("p", "acting_block_length", bl, 2)
             self.w("PyBuffer_Release(&b)", 2)
-            self.w("self._buf = buf", 2)
-            self.w("self._offset = offset", 2)
-            self.w("self._acting_block_length = acting_block_length", 2)
-            self.w("self._acting_version = acting_version", 2)
+            self.assign_lines(["buf", "offset", "acting_block_length", "acting_version"])
             self.w("self._limit = offset + acting_block_length", 2)
             if self._loads:
                 self.w("self._load()", 2)
             if has_empty(msg.groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
-            self.w("self._step = 0", 2)
-            self.w("self._open = None", 2)
-            self.w("return self", 2)
-            self.w()
-            self.w("@property", 1)
-            self.w("def acting_version(self):", 1)
-            self.w("return self._acting_version", 2)
-            self.w()
-            self.w("def to_dict(self):", 1)
-            self.w('"""All fields in the ``sbe-decode`` JSON form (decodes a fresh copy of the flyweight)."""', 2)
-            self.w(f"return {name}().wrap(self._buf, self._offset, self._acting_block_length, self._acting_version)._dict()", 2)
-            self.w()
-            self.w("def __repr__(self):", 1)
-            self.w(f'return f"{name}({{self.to_dict()!r}})"', 2)
-            self.w()
+            self.restart_lines()
+            self.decoder_tail(name)
         else:
             self.w("def wrap(self, buf, Py_ssize_t offset):", 1)
-            self.w('"""Wrap the root block at ``offset`` and clear it (unwritten bytes are zero)."""', 2)
+            self.doc("wrap_encoder")
             self.w("cdef Py_buffer b", 2)
             self.w(f"cdef unsigned char* p = _rw(buf, &b, offset, {bl}, 'root block')", 2)
             self.w(f"memset(p, 0, {bl})", 2)
             self.w("PyBuffer_Release(&b)", 2)
-            self.w("self._buf = buf", 2)
-            self.w("self._offset = offset", 2)
+            self.assign_lines(["buf", "offset"])
             self.w(f"self._limit = offset + {bl}", 2)
-            self.w("self._step = 0", 2)
-            self.w("self._open = None", 2)
-            self.w("return self", 2)
-            self.w()
+            self.restart_lines()
             hb = self.header_bytes(msg)
             self.w("def wrap_and_apply_header(self, buf, Py_ssize_t offset=0):", 1)
-            self.w('"""Write the message header at ``offset``, then wrap the root block after it."""', 2)
+            self.doc("wrap_and_apply_header")
             self.w("cdef Py_buffer b", 2)
             self.w(f"cdef unsigned char* p = _rw(buf, &b, offset, {len(hb)}, 'header and root block')", 2)
             self.w(f"memcpy(p, <const char*>{hb!r}, {len(hb)})", 2)
@@ -878,59 +842,18 @@ class _CyGen(BaseGen):
             self.w("self._buf = buf", 2)
             self.w(f"self._offset = offset + {self.s.header.size}", 2)
             self.w(f"self._limit = offset + {len(hb)}", 2)
-            self.w("self._step = 0", 2)
-            self.w("self._open = None", 2)
-            self.w("return self", 2)
-            self.w()
-            self.w("@classmethod", 1)
-            self.w("def from_dict(cls, fields):", 1)
-            self.w('"""Encode a message (header included) from the ``sbe-decode`` JSON form of its fields."""', 2)
-            self.w("size = 256", 2)
-            self.w("while True:", 2)
-            self.w("buf = bytearray(size)", 3)
-            self.w("try:", 3)
-            self.w("enc = cls().wrap_and_apply_header(buf, 0)", 4)
-            self.w("enc._apply(fields)", 4)
-            self.w("return bytes(buf[:enc.encoded_length + HEADER_LENGTH])", 4)
-            self.w("except (struct.error, IndexError, MessageError) as exc:", 3)
-            self.w("if size > 1 << 26 or 'buffer too small' not in str(exc) and not isinstance(exc, (struct.error, IndexError)):", 4)
-            self.w("raise", 5)
-            self.w("size *= 4", 4)
-            self.w()
-        self.w("@property", 1)
-        self.w("def encoded_length(self):", 1)
-        self.w('"""Bytes from the root block to the current position (the whole message once everything is visited)."""', 2)
-        self.w("return self._limit - self._offset", 2)
-        self.w()
-        self.w("@property", 1)
-        self.w("def buffer(self):", 1)
-        self.w("return self._buf", 2)
-        self.w()
+            self.restart_lines()
+            self.from_dict_method("enc.encoded_length + HEADER_LENGTH")
+        self.position_methods()
 
     def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
         bl = g.block_length
         self.w("cdef _wrap(self, _Flyweight msg, Py_ssize_t count, Py_ssize_t block_length, long long acting_version):", 1)
-        self.w("self._msg = msg", 2)
-        self.w("self._buf = msg._buf", 2)
-        self.w("self._count = count", 2)
-        self.w("self._index = 0", 2)
-        self.w("self._block_length = block_length", 2)
-        self.w("self._acting_version = acting_version", 2)
-        self.w("self._step = 0", 2)
-        self.w("self._open = None", 2)
-        self.w("return self", 2)
-        self.w()
-        self.w("@property", 1)
-        self.w("def count(self):", 1)
-        self.w("return self._count", 2)
-        self.w()
+        self.group_wrap_body()
         self.w("cdef _next(self):", 1)
         self.w("cdef Py_buffer b", 2)
         self.w("cdef const unsigned char* p", 2)
-        self.w("if self._index >= self._count:", 2)
-        self.w(f'raise MessageError(f"group {g.name}: no more entries (count={{self._count}})")', 3)
-        self.w(f"if _CHECK_ORDER and self._index > 0 and not (self._step == {len(elems)} and (self._open is None or self._open._finished())):", 2)
-        self.w(f'raise _rt.order_error("group {g.name}", "all groups and var data of the entry", "next()")', 3)
+        self.next_checks(g, elems)
         self.w("cdef _Flyweight msg = self._msg", 2)
         if dec:
             self.w("p = _ro(self._buf, &b, msg._limit, self._block_length, 'group entry')", 2)
@@ -945,13 +868,9 @@ class _CyGen(BaseGen):
             self.w("PyBuffer_Release(&b)", 2)
         self.w("self._offset = msg._limit", 2)
         self.w("msg._limit += self._block_length", 2)
-        self.w("self._index += 1", 2)
-        self.w("self._step = 0", 2)
-        self.w("self._open = None", 2)
-        self.w("return self", 2)
-        self.w()
+        self.next_tail()
         self.w("def next(self):", 1)
-        self.w('"""Move to the next entry (the previous entry\'s groups and var data must have been visited)."""', 2)
+        self.doc("next")
         self.w("return self._next()", 2)
         self.w()
         if dec:
@@ -963,9 +882,7 @@ class _CyGen(BaseGen):
             self.w("raise StopIteration", 3)
             self.w("return self._next()", 2)
             self.w()
-            self.w("def __len__(self):", 1)
-            self.w("return self._count", 2)
-            self.w()
+            self.len_method()
         cols = row_columns(g)
         if cols is not None:
             self.rows_methods(g, dec, cols)
@@ -1059,7 +976,7 @@ class _CyGen(BaseGen):
         msg_ref = "self" if self._is_message_ctx else "self._msg"
         if dec:
             self.w(f"def {py}(self):", 1)
-            self.w(f'"""Repeating group {g.name} (id={g.id}); iterate it fully before the next group or var data."""', 2)
+            self.group_doc(g, dec)
             self.w("cdef Py_buffer b", 2)
             self.w("cdef const unsigned char* p", 2)
             self.w("cdef Py_ssize_t block_length, entry, room", 2)
@@ -1077,13 +994,8 @@ class _CyGen(BaseGen):
             self.w(f"room = b.len - msg._limit - {dim.size}", 2)
             self.w("PyBuffer_Release(&b)", 2)
             self.w(f"msg._limit += {dim.size}", 2)
+            self.group_entry_checks(label, g)
             what = f"{label}.{g.name}"
-            if block_needs(g.fields):
-                need = piecewise(block_needs(g.fields), "self._acting_version")
-                self.w(f"if block_length < {need}:", 2)
-                self.w(f"raise _rt.short_block({'group=' + what!r}, msg._limit, block_length, self._acting_version, {need})", 3)
-            tail = piecewise(tail_mins(g.groups, g.data), "self._acting_version")
-            self.w("entry = block_length" + (f" + {tail}" if tail != "0" else ""), 2)
             # count * entry could overflow: compare by division (entry > 0), bounded by the bytes present.
             self.w("if entry > 0 and count > <uint64_t>(room // entry):", 2)
             self.w(f"raise _rt.count_too_large({what!r}, msg._limit, count, entry, room)", 3)
@@ -1098,7 +1010,7 @@ class _CyGen(BaseGen):
         else:
             cshort = _cname(n.type.primitive)[0]
             self.w(f"def {py}_count(self, count):", 1)
-            self.w(f'"""Start group {g.name} (id={g.id}) with ``count`` entries; call ``next()`` before each entry."""', 2)
+            self.group_doc(g, dec)
             self.w("cdef Py_buffer b", 2)
             self._order_check(i, g.name, elems, g.name)
             self.w(f"cdef uint64_t c = {self._convert(n.type.primitive, 'count')}", 2)
@@ -1131,8 +1043,7 @@ class _CyGen(BaseGen):
             self.w("cdef uint64_t n", 2)
             self.w("cdef Py_ssize_t start, room", 2)
             self._order_check(i, d.name, elems, d.name)
-            self.w(f"self._step = {i + 1}", 2)
-            self.w("self._open = None", 2)
+            self.data_visit(i)
             if d.since_version:
                 self.w(f"if self._acting_version < {d.since_version}:", 2)
                 self.w('return "" if text else b""' if decoder else 'return b""', 3)
@@ -1163,7 +1074,7 @@ class _CyGen(BaseGen):
             self.w(f"return self._{py}_read(False)", 2)
             self.w()
             self.w(f"def {py}(self):", 1)
-            self.w(f'"""Var data {d.name} (id={d.id}), read in schema order."""', 2)
+            self.data_doc(d, dec)
             if decoder:
                 self.w(f"return self._{py}_read(True)", 2)
             elif enc:
@@ -1174,7 +1085,7 @@ class _CyGen(BaseGen):
         else:
             limit = int_max(lt)
             self.w(f"def put_{py}(self, value):", 1)
-            self.w(f'"""Write var data {d.name} (id={d.id}), in schema order."""', 2)
+            self.data_doc(d, dec)
             self.w("cdef Py_buffer b", 2)
             self.w("cdef unsigned char* p", 2)
             self.w("cdef Py_ssize_t n", 2)
@@ -1183,8 +1094,7 @@ class _CyGen(BaseGen):
             self.w("n = len(raw)", 2)
             self.w(f"if n > {limit}:", 2)
             self.w(f'raise MessageError(f"var data {d.name}: length={{n}} > max={limit}")', 3)
-            self.w(f"self._step = {i + 1}", 2)
-            self.w("self._open = None", 2)
+            self.data_visit(i)
             self.w(f"cdef _Flyweight msg = {msg_ref}", 2)
             self.w(f"p = _rw(self._buf, &b, msg._limit, {size} + n, 'var data {d.name}')", 2)
             self.w(f"tl_p_{short}(p, n)", 2)
@@ -1203,7 +1113,6 @@ class _CyGen(BaseGen):
         self.w(f"{var} = tl_g_{_cname(m.type.primitive)[0]}(p + {m.offset})", 1)
 
     def dispatch(self) -> None:
-        msgs = self.s.messages
         for cls, names in self.exposures:
             self.w()
             self.w()
@@ -1216,12 +1125,11 @@ class _CyGen(BaseGen):
             self.w(f"_expose_{cls}()")
         self.w()
         self.w()
-        self.w(f"DECODERS = {{{', '.join(f'{m.id}: {naming.pascal(m.name)}Decoder' for m in msgs)}}}")
-        self.w(f"ENCODERS = {{{', '.join(f'{m.id}: {naming.pascal(m.name)}Encoder' for m in msgs)}}}")
+        self.decoder_maps(annotate=False)
         self.w()
         self.w()
         self.w("def decode(buf, Py_ssize_t offset=0):")
-        self.w('"""Read the message header at ``offset`` and wrap the decoder its templateId names."""', 1)
+        self.doc("decode", 1)
         self.w("cdef Py_buffer b", 1)
         self.w("cdef Py_ssize_t n, block_length", 1)
         self.w("cdef long long template_id, schema_id, version", 1)
@@ -1245,19 +1153,11 @@ class _CyGen(BaseGen):
         self.w(f"if block_length > n - offset - {hl}:", 1)
         self.w(f'raise MessageError(f"buffer too small: root block needs {{offset + {hl} + block_length}} bytes, buffer length={{n}}")', 2)
         self.w(f"return cls().wrap(buf, offset + {hl}, block_length, version)", 1)
-        self.w()
-        self.w()
-        self.w("def set_strict_enums(enabled):")
-        self.w('"""Whether reading an enum value the schema does not know raises MessageError (on) or gives the', 1)
-        self.w("enum's SBE_UNKNOWN member, the raw value staying readable as ``<field>_raw`` (off, the default).\"\"\"", 1)
-        self.w("global _STRICT_ENUMS", 1)
-        self.w("_STRICT_ENUMS = bool(enabled)", 1)
-        self.w()
-        self.w()
-        self.w("def set_check_order(enabled):")
-        self.w('"""Turn access-order checks of every class of this module on or off (off is faster)."""', 1)
-        self.w("global _CHECK_ORDER", 1)
-        self.w("_CHECK_ORDER = bool(enabled)", 1)
+        self.module_function("set_strict_enums(enabled)", [self.STRICT_ENUMS_DOC[0], self.STRICT_ENUMS_DOC[1] + ")."],
+                             ["global _STRICT_ENUMS", "_STRICT_ENUMS = bool(enabled)"])
+        self.module_function("set_check_order(enabled)",
+                             ["Turn access-order checks of every class of this module on or off (off is faster)."],
+                             ["global _CHECK_ORDER", "_CHECK_ORDER = bool(enabled)"])
 
 
 def generate(schema: Schema, source: str = "?") -> str:

@@ -68,7 +68,6 @@ from tickline.codecs.ir import (
     VarData,
     block_needs,
     is_float,
-    tail_mins,
 )
 from tickline.codecs.schema import py_encoding
 

@@ -392,8 +392,7 @@ class BaseGen:
         """Statements turning the text ``value`` into ``raw``, the bytes of char array ``t`` (through the module's
         str -> bytes cache), refusing a text longer than the array."""
         enc = py_encoding(t.character_encoding)
-        cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
-        self.bytes_caches.add(cache)
+        cache = self.bytes_cache(enc)
         return [f"{raw} = {cache}.get({value})", f"if {raw} is None:", f"    {raw} = _rt.encode_str({value}, {enc!r}, {cache})",
                 f"if len({raw}) > {t.length}:",
                 f'    raise MessageError(f"{json_name}: value={{{value}!r}} is {{len({raw})}} bytes, longer than length={t.length}")']
@@ -787,3 +786,37 @@ class BaseGen:
             self.w(('"""' if k == 0 else "") + line + ('"""' if k == len(doc) - 1 else ""), 1)
         for line in body:
             self.w(line, 1)
+
+    # -- pieces of field accessors both kinds write alike -------------------------------------------
+
+    def getter_prelude(self, slot: Slot, versioned: bool, raw: bool) -> tuple[list[str], bool]:
+        """A getter's first lines: None before the field's sinceVersion, and a constant's value.  Returns the
+        lines and whether they are the whole getter (a constant, read other than raw)."""
+        lines: list[str] = []
+        if versioned and slot.since:
+            lines.append(f"if self._acting_version < {slot.since}:")
+            lines.append("    return None")
+        if slot.presence == "constant" and not raw:
+            t = slot.t
+            if isinstance(t, EnumType):
+                lines.append(f"return {self.cls(t)}.{naming.constant_name(str(slot.constant))}")
+            else:
+                lines.append(f"return {slot.constant!r}")
+            return lines, True
+        return lines, False
+
+    def or_null(self, t: EncodedType, value: str, converted: str) -> str:
+        """The value written for an optional field: its null value when ``value`` is None, else ``converted``."""
+        null_lit = self.null_literal(t.null) if t.primitive != "char" else repr(t.null)
+        return f"{null_lit} if {value} is None else {converted}"
+
+    def bytes_cache(self, enc: str) -> str:
+        """Module-level str -> bytes cache for encoded char arrays (the writer's side of :meth:`str_cache`)."""
+        name = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
+        self.bytes_caches.add(name)
+        return name
+
+    def array_length_check(self, k: int, t: EncodedType, json_name: str) -> None:
+        """pack()'s refusal of the ``k``-th value, an array field's, when it has not ``t.length`` items."""
+        self.w(f"if len(a{k}) != {t.length}:", 2)
+        self.w(f'raise struct.error(f"pack expected {t.length} items for {json_name} (got {{len(a{k})}})")', 3)

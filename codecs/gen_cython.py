@@ -401,15 +401,8 @@ class _CyGen(BaseGen):
 
     def getter_expr_lines(self, slot: Slot, versioned: bool, raw: bool = False) -> list[str]:
         t = slot.t
-        lines: list[str] = []
-        if versioned and slot.since:
-            lines.append(f"if self._acting_version < {slot.since}:")
-            lines.append("    return None")
-        if slot.presence == "constant" and not raw:
-            if isinstance(t, EnumType):
-                lines.append(f"return {self.cls(t)}.{naming.constant_name(str(slot.constant))}")
-            else:
-                lines.append(f"return {slot.constant!r}")
+        lines, done = self.getter_prelude(slot, versioned, raw)
+        if done:
             return lines
         if isinstance(t, CompositeType):
             if self._in_decoder:  # wired to the decoder's block copy once, in __cinit__
@@ -517,8 +510,7 @@ class _CyGen(BaseGen):
         short, ctype = _cname(t.primitive)
         if t.primitive == "char" and t.length > 1:
             enc = py_encoding(t.character_encoding)
-            cache = "_BYTES_" + "".join(c if c.isalnum() else "_" for c in enc.upper())
-            self.bytes_caches.add(cache)
+            cache = self.bytes_cache(enc)
             return ["cdef Py_buffer b", "cdef unsigned char* p", "cdef Py_ssize_t n",
                     f"raw = {cache}.get(value)", "if raw is None:", f"    raw = _rt.encode_str(value, {enc!r}, {cache})",
                     "n = PyBytes_GET_SIZE(raw)",
@@ -544,9 +536,7 @@ class _CyGen(BaseGen):
                     "PyBuffer_Release(&b)"]
         val = "ord(value)" if t.primitive == "char" else "value"
         if slot.presence == "optional":
-            null = t.null
-            null_lit = self.null_literal(null) if t.primitive != "char" else repr(null)
-            val = f"{null_lit} if value is None else {val}"
+            val = self.or_null(t, "value", val)
         return [f"cdef {ctype} c = {self._convert(t.primitive, val)}", "cdef Py_buffer b",
                 f"cdef unsigned char* p = _w(self, &b, {off}, {t.size})", f"tl_p_{short}(p, c)", "PyBuffer_Release(&b)"]
 
@@ -763,8 +753,7 @@ class _CyGen(BaseGen):
                 src = f"_rt.array_put({v}, {self.null_literal(t.null)})" if lf.slot.presence == "optional" else f"tuple({v})"
                 self.w(f"cdef {ctype} c{k}[{t.length}]", 2)
                 self.w(f"a{k} = {src}", 2)
-                self.w(f"if len(a{k}) != {t.length}:", 2)
-                self.w(f'raise struct.error(f"pack expected {t.length} items for {lf.slot.json} (got {{len(a{k})}})")', 3)
+                self.array_length_check(k, t, lf.slot.json)
                 self.w(f"for i in range({t.length}):", 2)
                 self.w(f"c{k}[i] = {self._convert(t.primitive, f'a{k}[i]')}", 3)
                 writes.append(f"for i in range({t.length}):")
@@ -772,8 +761,7 @@ class _CyGen(BaseGen):
             else:
                 val = f"ord({v})" if t.primitive == "char" else v
                 if lf.slot.presence == "optional":
-                    null_lit = self.null_literal(t.null) if t.primitive != "char" else repr(t.null)
-                    val = f"{null_lit} if {v} is None else {val}"
+                    val = self.or_null(t, v, val)
                 self.w(f"cdef {ctype} c{k} = {self._convert(t.primitive, val)}", 2)
                 writes.append(f"tl_p_{short}(p + {off}, c{k})")
         # As the Python codecs' pack(): the length first (a committed claim has none: MessageError), then writability.

@@ -161,20 +161,13 @@ class _PyGen(BaseGen):
         """Body lines of a getter (1-level indent relative to the def)."""
         t = slot.t
         off = f"self._offset + {slot.offset}" if slot.offset else "self._offset"
-        lines: list[str] = []
-        if versioned and slot.since:
-            lines.append(f"if self._acting_version < {slot.since}:")
-            lines.append("    return None")
+        lines, done = self.getter_prelude(slot, versioned, raw)
+        if done:
+            return lines
         cache = self._cache
-        if cache is not None and slot.py in cache and not (slot.presence == "constant" and not raw):
+        if cache is not None and slot.py in cache:
             tup, idx = cache[slot.py]
             return lines + self.cached_getter_lines(slot, tup, idx, raw)
-        if slot.presence == "constant" and not raw:
-            if isinstance(t, EnumType):
-                lines.append(f"return {self.cls(t)}.{naming.constant_name(str(slot.constant))}")
-            else:
-                lines.append(f"return {slot.constant!r}")
-            return lines
         if isinstance(t, EnumType):
             g = self.st(t.primitive)
             if raw:
@@ -372,9 +365,7 @@ class _PyGen(BaseGen):
         p = self.st(t.primitive)
         val = "ord(value)" if t.primitive == "char" else "value"
         if slot.presence == "optional":
-            null = t.null
-            null_lit = self.null_literal(null) if t.primitive != "char" else repr(null)
-            return [f"{p}_put(self._buf, {off}, {null_lit} if value is None else {val})"]
+            val = self.or_null(t, "value", val)
         return [f"{p}_put(self._buf, {off}, {val})"]
 
     # -- composites ----------------------------------------------------------------------------
@@ -547,15 +538,13 @@ class _PyGen(BaseGen):
                 fmt += f"{t.length}{code}"
                 src = f"_rt.array_put({v}, {self.null_literal(t.null)})" if lf.slot.presence == "optional" else v
                 self.w(f"a{k} = tuple({src})", 2)
-                self.w(f"if len(a{k}) != {t.length}:", 2)
-                self.w(f'raise struct.error(f"pack expected {t.length} items for {lf.slot.json} (got {{len(a{k})}})")', 3)
+                self.array_length_check(k, t, lf.slot.json)
                 args.append(f"*a{k}")
             else:
                 fmt += code
                 val = f"ord({v})" if t.primitive == "char" else v
                 if lf.slot.presence == "optional":
-                    null_lit = self.null_literal(t.null) if t.primitive != "char" else repr(t.null)
-                    val = f"{null_lit} if {v} is None else {val}"
+                    val = self.or_null(t, v, val)
                 args.append(val)
         if pos < block:
             fmt += f"{block - pos}x"

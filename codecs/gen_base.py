@@ -820,3 +820,20 @@ class BaseGen:
         """pack()'s refusal of the ``k``-th value, an array field's, when it has not ``t.length`` items."""
         self.w(f"if len(a{k}) != {t.length}:", 2)
         self.w(f'raise struct.error(f"pack expected {t.length} items for {json_name} (got {{len(a{k})}})")', 3)
+
+    # -- groups and var data -------------------------------------------------------------------------
+
+    @property
+    def msg_ref(self) -> str:
+        """How a block class reaches the message, which owns the read/write position: itself, or a group's
+        ``self._msg``."""
+        return "self" if self._is_message_ctx else "self._msg"
+
+    @staticmethod
+    def group_dimensions(g: Group) -> tuple[Member, Member]:
+        """The blockLength and numInGroup members of a group's dimension composite (the parser checked them)."""
+        bl = g.dimension.member("blockLength")
+        n = g.dimension.member("numInGroup")
+        assert bl is not None and n is not None
+        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)
+        return bl, n

@@ -957,11 +957,9 @@ class _CyGen(BaseGen):
     def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
         py = py_name(g)
         dim = g.dimension
-        bl = dim.member("blockLength")
-        n = dim.member("numInGroup")
-        assert bl is not None and n is not None
-        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)
-        msg_ref = "self" if self._is_message_ctx else "self._msg"
+        bl, n = self.group_dimensions(g)
+        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)  # for mypy
+        msg_ref = self.msg_ref
         if dec:
             self.w(f"def {py}(self):", 1)
             self.group_doc(g, dec)
@@ -1019,7 +1017,7 @@ class _CyGen(BaseGen):
         lt = d.length_type
         short = _cname(lt.primitive)[0]
         size = lt.primitive_size
-        msg_ref = "self" if self._is_message_ctx else "self._msg"
+        msg_ref = self.msg_ref
         enc = py_encoding(d.data_type.character_encoding) if d.data_type.character_encoding else None
         if dec:
             fast = {"utf-8": "PyUnicode_DecodeUTF8", "ascii": "PyUnicode_DecodeASCII", "latin-1": "PyUnicode_DecodeLatin1"}

@@ -197,15 +197,7 @@ class _PyGen(BaseGen):
             return lines
         g = self.st(t.primitive)
         if slot.presence == "optional":
-            lines.append(f"v = {g}_get(self._buf, {off})[0]")
-            null = t.null
-            if isinstance(null, float) and math.isnan(null):
-                lines.append("return None if v != v else v")
-            elif t.primitive == "char":
-                lines.append(f"return None if v == {null!r} else chr(v)")
-            else:
-                lines.append(f"return None if v == {self.null_literal(null)} else v")
-            return lines
+            return lines + [f"v = {g}_get(self._buf, {off})[0]", self.null_return(t)]
         if t.primitive == "char":
             lines.append(f"return chr({g}_get(self._buf, {off})[0])")
         else:
@@ -235,18 +227,18 @@ class _PyGen(BaseGen):
                 return [f"a: tuple[{typ} | None, ...] = _rt.array_nulls({tup}[{i}:{i} + {t.length}], {self.null_literal(t.null)})",
                         "return a"]
             return [f"a: tuple[{typ}, ...] = {tup}[{i}:{i} + {t.length}]", "return a"]
-        lines = [f"v: {typ} = {tup}[{i}]"]
         if slot.presence == "optional":
-            null = t.null
-            if isinstance(null, float) and math.isnan(null):
-                lines.append("return None if v != v else v")
-            elif t.primitive == "char":
-                lines.append(f"return None if v == {null!r} else chr(v)")
-            else:
-                lines.append(f"return None if v == {self.null_literal(null)} else v")
-            return lines
-        lines.append("return chr(v)" if t.primitive == "char" else "return v")
-        return lines
+            return [f"v: {typ} = {tup}[{i}]", self.null_return(t)]
+        return [f"v: {typ} = {tup}[{i}]", "return chr(v)" if t.primitive == "char" else "return v"]
+
+    def null_return(self, t: EncodedType) -> str:
+        """The return statement of an optional scalar's getter, its value read into ``v``: None for the null."""
+        null = t.null
+        if isinstance(null, float) and math.isnan(null):
+            return "return None if v != v else v"
+        if t.primitive == "char":
+            return f"return None if v == {null!r} else chr(v)"
+        return f"return None if v == {self.null_literal(null)} else v"
 
     def block_struct(self, slots: list[Slot], total: int) -> tuple[str, dict[str, tuple[str, str]], int, dict[str, int]]:
         """struct format covering a block's plain fields and its flat composites' members, the tuple
@@ -716,11 +708,9 @@ class _PyGen(BaseGen):
         py = py_name(g)
         gcls = base + naming.pascal(g.name) + ("Decoder" if dec else "Encoder")
         dim = g.dimension
-        bl = dim.member("blockLength")
-        n = dim.member("numInGroup")
-        assert bl is not None and n is not None
-        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)
-        msg_ref = "self" if self._is_message_ctx else "self._msg"
+        bl, n = self.group_dimensions(g)
+        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)  # for mypy
+        msg_ref = self.msg_ref
         if dec:
             self.w(f"def {py}(self) -> {gcls}:", 1)
             self.group_doc(g, dec)
@@ -766,7 +756,7 @@ class _PyGen(BaseGen):
         py = py_name(d)
         lt = d.length_type
         g = self.st(lt.primitive)
-        msg_ref = "self" if self._is_message_ctx else "self._msg"
+        msg_ref = self.msg_ref
         enc = py_encoding(d.data_type.character_encoding) if d.data_type.character_encoding else None
         if dec:
             self.w(f"def _{py}_bytes(self) -> bytes:", 1)

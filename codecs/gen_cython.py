@@ -738,6 +738,7 @@ class _CyGen(BaseGen):
         writes: list[str] = []
         for k, lf in enumerate(leaves):
             t, v, off = lf.slot.t, f"v{k}", lf.slot.offset
+            assert not isinstance(t, CompositeType)  # leaves are the members composites are walked down to
             short, ctype = _cname(t.primitive)
             if isinstance(t, (EnumType, SetType)):
                 val = f"int({v})" if isinstance(t, SetType) else f"{t.null_value} if {v} is None else int({v})"

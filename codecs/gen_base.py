@@ -823,6 +823,31 @@ class BaseGen:
 
     # -- groups and var data -------------------------------------------------------------------------
 
+    #: How a group or var data accessor declares ``msg``, the message (a format of :attr:`msg_ref`).
+    MSG_DECL = "msg = {}"
+    #: How a group accessor returns the group it opened.
+    OPEN_RETURN = "return self._open  # type: ignore[no-any-return]"
+
+    def msg_decl(self) -> None:
+        self.w(self.MSG_DECL.format(self.msg_ref), 2)
+
+    def enter_group(self, i: int) -> None:
+        """A group accessor taking the message and marking the group (the ``i``-th of the block's groups and var
+        data) visited."""
+        self.msg_decl()
+        self.w(f"self._step = {i + 1}", 2)
+
+    def open_group(self, group: str, count: str, block_length: str, version: str, indent: int = 2) -> None:
+        """A group accessor's end: wrap the group's flyweight ``group`` over its entries and return it."""
+        self.w(f"self._open = {group}._wrap(msg, {count}, {block_length}, {version})", indent)
+        self.w(self.OPEN_RETURN, indent)
+
+    def older_than_group(self, g: Group, group: str) -> None:
+        """A group decoder's empty group when the message is older than the group."""
+        if g.since_version:
+            self.w(f"if self._acting_version < {g.since_version}:", 2)
+            self.open_group(group, "0", str(g.block_length), "self._acting_version", 3)
+
     @property
     def msg_ref(self) -> str:
         """How a block class reaches the message, which owns the read/write position: itself, or a group's

@@ -344,6 +344,8 @@ class _CyGen(BaseGen):
     this writes cdef classes for composites, messages and groups, and the C reads and writes of their fields."""
 
     ANNOTATE = False
+    MSG_DECL = "cdef _Flyweight msg = {}"
+    OPEN_RETURN = "return self._open"
     CHECK_ORDER = "_CHECK_ORDER"
     FINISHED_DEF = "cpdef bint _finished(self):"
     FINISHED_OPEN = "self._open._finished()"
@@ -960,7 +962,6 @@ class _CyGen(BaseGen):
         dim = g.dimension
         bl, n = self.group_dimensions(g)
         assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)  # for mypy
-        msg_ref = self.msg_ref
         if dec:
             self.w(f"def {py}(self):", 1)
             self.group_doc(g, dec)
@@ -969,12 +970,8 @@ class _CyGen(BaseGen):
             self.w("cdef Py_ssize_t block_length, entry, room", 2)
             self.w("cdef uint64_t count", 2)
             self._order_check(i, g.name, elems, g.name)
-            self.w(f"cdef _Flyweight msg = {msg_ref}", 2)
-            self.w(f"self._step = {i + 1}", 2)
-            if g.since_version:
-                self.w(f"if self._acting_version < {g.since_version}:", 2)
-                self.w(f"self._open = self._g_{py}._wrap(msg, 0, {g.block_length}, self._acting_version)", 3)
-                self.w("return self._open", 3)
+            self.enter_group(i)
+            self.older_than_group(g, f"self._g_{py}")
             self.w(f"p = _ro(self._buf, &b, msg._limit, {dim.size}, 'group {g.name} dimensions')", 2)
             self.w(f"block_length = tl_g_{_cname(bl.type.primitive)[0]}(p + {bl.offset})", 2)
             self.w(f"count = tl_g_{_cname(n.type.primitive)[0]}(p + {n.offset})", 2)
@@ -991,8 +988,7 @@ class _CyGen(BaseGen):
                 self.w("if count > <uint64_t>msg._empty_left:", 3)
                 self.w(f"raise _rt.too_many_empty({what!r}, msg._limit, count)", 4)
                 self.w("msg._empty_left -= <Py_ssize_t>count", 3)
-            self.w(f"self._open = self._g_{py}._wrap(msg, <Py_ssize_t>count, block_length, self._acting_version)", 2)
-            self.w("return self._open", 2)
+            self.open_group(f"self._g_{py}", "<Py_ssize_t>count", "block_length", "self._acting_version")
             self.w()
         else:
             cshort = _cname(n.type.primitive)[0]
@@ -1001,16 +997,14 @@ class _CyGen(BaseGen):
             self.w("cdef Py_buffer b", 2)
             self._order_check(i, g.name, elems, g.name)
             self.w(f"cdef uint64_t c = {self._convert(n.type.primitive, 'count')}", 2)
-            self.w(f"cdef _Flyweight msg = {msg_ref}", 2)
-            self.w(f"self._step = {i + 1}", 2)
+            self.enter_group(i)
             self.w(f"cdef unsigned char* p = _rw(self._buf, &b, msg._limit, {dim.size}, 'block')", 2)
             self.w(f"memset(p, 0, {dim.size})", 2)
             self.w(f"tl_p_{_cname(bl.type.primitive)[0]}(p + {bl.offset}, {g.block_length})", 2)
             self.w(f"tl_p_{cshort}(p + {n.offset}, c)", 2)
             self.w("PyBuffer_Release(&b)", 2)
             self.w(f"msg._limit += {dim.size}", 2)
-            self.w(f"self._open = self._g_{py}._wrap(msg, <Py_ssize_t>c, {g.block_length}, {self.s.version})", 2)
-            self.w("return self._open", 2)
+            self.open_group(f"self._g_{py}", "<Py_ssize_t>c", str(g.block_length), str(self.s.version))
             self.w()
 
     def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
@@ -1018,7 +1012,6 @@ class _CyGen(BaseGen):
         lt = d.length_type
         short = _cname(lt.primitive)[0]
         size = lt.primitive_size
-        msg_ref = self.msg_ref
         enc = py_encoding(d.data_type.character_encoding) if d.data_type.character_encoding else None
         if dec:
             fast = {"utf-8": "PyUnicode_DecodeUTF8", "ascii": "PyUnicode_DecodeASCII", "latin-1": "PyUnicode_DecodeLatin1"}
@@ -1034,7 +1027,7 @@ class _CyGen(BaseGen):
             if d.since_version:
                 self.w(f"if self._acting_version < {d.since_version}:", 2)
                 self.w('return "" if text else b""' if decoder else 'return b""', 3)
-            self.w(f"cdef _Flyweight msg = {msg_ref}", 2)
+            self.msg_decl()
             # A decode error builds an exception (Python objects) while the bytes are read: the buffer is pinned then.
             pinned = "text" if decoder else "False"
             self.w(f"p = _ro(self._buf, &b, msg._limit, {size}, 'var data {d.name} length', {pinned})", 2)
@@ -1082,7 +1075,7 @@ class _CyGen(BaseGen):
             self.w(f"if n > {limit}:", 2)
             self.w(f'raise MessageError(f"var data {d.name}: length={{n}} > max={limit}")', 3)
             self.data_visit(i)
-            self.w(f"cdef _Flyweight msg = {msg_ref}", 2)
+            self.msg_decl()
             self.w(f"p = _rw(self._buf, &b, msg._limit, {size} + n, 'var data {d.name}')", 2)
             self.w(f"tl_p_{short}(p, n)", 2)
             self.w(f"memcpy(p + {size}, PyBytes_AS_STRING(raw), n)", 2)

@@ -362,18 +362,22 @@ class _PyGen(BaseGen):
 
     # -- composites ----------------------------------------------------------------------------
 
+    def init_head(self, slots_attr: list[str]) -> None:
+        """A flyweight class's ``__slots__`` and the start of its ``__init__``: no buffer yet, this version."""
+        self.w(f"__slots__ = ({''.join(repr(x) + ', ' for x in slots_attr)})", 1)
+        self.w()
+        self.w("def __init__(self) -> None:", 1)
+        self.w("self._buf: Buffer = _rt.EMPTY", 2)
+        self.w("self._offset = 0", 2)
+        self.w("self._acting_version = SCHEMA_VERSION", 2)
+
     def composite(self, name: str, t: CompositeType) -> None:
         slots = member_slots(t)
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
         self.w()
         self.w(f"class {name}:")
         self.composite_head(t)
-        self.w(f"__slots__ = ({''.join(repr(x) + ', ' for x in ['_buf', '_offset', '_acting_version'] + ['_c_' + c.py for c in comps])})", 1)
-        self.w()
-        self.w("def __init__(self) -> None:", 1)
-        self.w("self._buf: Buffer = _rt.EMPTY", 2)
-        self.w("self._offset = 0", 2)
-        self.w("self._acting_version = SCHEMA_VERSION", 2)
+        self.init_head(['_buf', '_offset', '_acting_version'] + ['_c_' + c.py for c in comps])
         for c in comps:
             self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
         self.w()
@@ -438,12 +442,7 @@ class _PyGen(BaseGen):
         else:
             assert group is not None
             self.w(f"BLOCK_LENGTH = {group.block_length}", 1)
-        self.w(f"__slots__ = ({''.join(repr(x) + ', ' for x in slots_attr)})", 1)
-        self.w()
-        self.w("def __init__(self) -> None:", 1)
-        self.w("self._buf: Buffer = _rt.EMPTY", 2)
-        self.w("self._offset = 0", 2)
-        self.w("self._acting_version = SCHEMA_VERSION", 2)
+        self.init_head(slots_attr)
         self.w("self._step = 0", 2)
         self.w("self._open: Any = None", 2)
         self.w("self._v: tuple[Any, ...] = ()", 2)
@@ -710,17 +709,12 @@ class _PyGen(BaseGen):
         dim = g.dimension
         bl, n = self.group_dimensions(g)
         assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)  # for mypy
-        msg_ref = self.msg_ref
         if dec:
             self.w(f"def {py}(self) -> {gcls}:", 1)
             self.group_doc(g, dec)
             self._order_check(i, g.name, [e for e in elems], g.name)
-            self.w(f"msg = {msg_ref}", 2)
-            self.w(f"self._step = {i + 1}", 2)
-            if g.since_version:
-                self.w(f"if self._acting_version < {g.since_version}:", 2)
-                self.w(f"self._open = {gcls}()._wrap(msg, 0, {g.block_length}, self._acting_version)", 3)
-                self.w("return self._open  # type: ignore[no-any-return]", 3)
+            self.enter_group(i)
+            self.older_than_group(g, f"{gcls}()")
             self.w(f"_rt.check_bounds(self._buf, msg._limit + {dim.size}, 'group {g.name} dimensions')", 2)
             self.w(f"block_length = {self.st(bl.type.primitive)}_get(self._buf, msg._limit + {bl.offset})[0]", 2)
             self.w(f"count = {self.st(n.type.primitive)}_get(self._buf, msg._limit + {n.offset})[0]", 2)
@@ -735,28 +729,24 @@ class _PyGen(BaseGen):
                 self.w("msg._empty_left -= count", 3)
                 self.w("if msg._empty_left < 0:", 3)
                 self.w(f"raise _rt.too_many_empty({what!r}, msg._limit, count)", 4)
-            self.w(f"self._open = {gcls}()._wrap(msg, count, block_length, self._acting_version)", 2)
-            self.w("return self._open  # type: ignore[no-any-return]", 2)
+            self.open_group(f"{gcls}()", "count", "block_length", "self._acting_version")
             self.w()
         else:
             self.w(f"def {py}_count(self, count: int) -> {gcls}:", 1)
             self.group_doc(g, dec)
             self._order_check(i, g.name, [e for e in elems], g.name)
-            self.w(f"msg = {msg_ref}", 2)
-            self.w(f"self._step = {i + 1}", 2)
+            self.enter_group(i)
             self.w(f"_rt.zero(self._buf, msg._limit, {dim.size})", 2)
             self.w(f"{self.st(bl.type.primitive)}_put(self._buf, msg._limit + {bl.offset}, {g.block_length})", 2)
             self.w(f"{self.st(n.type.primitive)}_put(self._buf, msg._limit + {n.offset}, count)", 2)
             self.w(f"msg._limit += {dim.size}", 2)
-            self.w(f"self._open = {gcls}()._wrap(msg, count, {g.block_length}, SCHEMA_VERSION)", 2)
-            self.w("return self._open  # type: ignore[no-any-return]", 2)
+            self.open_group(f"{gcls}()", "count", str(g.block_length), "SCHEMA_VERSION")
             self.w()
 
     def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
         py = py_name(d)
         lt = d.length_type
         g = self.st(lt.primitive)
-        msg_ref = self.msg_ref
         enc = py_encoding(d.data_type.character_encoding) if d.data_type.character_encoding else None
         if dec:
             self.w(f"def _{py}_bytes(self) -> bytes:", 1)
@@ -765,7 +755,7 @@ class _PyGen(BaseGen):
             if d.since_version:
                 self.w(f"if self._acting_version < {d.since_version}:", 2)
                 self.w('return b""', 3)
-            self.w(f"msg = {msg_ref}", 2)
+            self.msg_decl()
             self.w(f"_rt.check_bounds(self._buf, msg._limit + {lt.primitive_size}, 'var data {d.name} length')", 2)
             self.w(f"n = {g}_get(self._buf, msg._limit)[0]", 2)
             self.w(f"start = msg._limit + {lt.primitive_size}", 2)
@@ -789,7 +779,7 @@ class _PyGen(BaseGen):
             self.w(f"if len(raw) > {limit}:", 2)
             self.w(f'raise MessageError(f"var data {d.name}: length={{len(raw)}} > max={limit}")', 3)
             self.data_visit(i)
-            self.w(f"msg = {msg_ref}", 2)
+            self.msg_decl()
             self.w(f"_rt.check_bounds(self._buf, msg._limit + {lt.primitive_size} + len(raw), 'var data {d.name}')", 2)
             self.w(f"{g}_put(self._buf, msg._limit, len(raw))", 2)
             self.w(f"_rt.put_bytes(self._buf, msg._limit + {lt.primitive_size}, raw)", 2)

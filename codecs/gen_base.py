@@ -557,6 +557,33 @@ class BaseGen:
 
     FINISHED_OPEN = "bool(self._open._finished())"
 
+    def block_body(self, name: str, base: str, label: str, dec: bool, slots: list[Slot], groups: list[Group],
+                   data: list[VarData], msg: Message | None, group: Group | None) -> None:
+        """A message or group class after its constructor: the message's or group's own methods, the field
+        accessors (those :meth:`own_accessor` does not write), then :meth:`block_tail`."""
+        elems = [("group", g) for g in groups] + [("data", d) for d in data]
+        if msg is not None:
+            self.message_methods(name, dec, msg)
+        else:
+            assert group is not None
+            self.group_methods(name, dec, group, elems)
+        for sl in slots:
+            if self.own_accessor(sl):
+                continue
+            self.slot_accessors(sl, versioned=dec, writable=not dec)
+        self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
+
+    def own_accessor(self, sl: Slot) -> bool:
+        """Whether the block class being written reads field ``sl`` its own way (no property from
+        :meth:`slot_accessors`); writes what it needs instead."""
+        return False
+
+    def message_methods(self, name: str, dec: bool, msg: Message) -> None:
+        raise NotImplementedError
+
+    def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
+        raise NotImplementedError
+
     def block_tail(self, base: str, label: str, dec: bool, elems: list[tuple[str, Any]], slots: list[Slot],
                    groups: list[Group], data: list[VarData], is_group: bool) -> None:
         """The end of a block class: group and var data accessors in schema order, _finished(), the JSON form."""

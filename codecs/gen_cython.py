@@ -586,7 +586,6 @@ class _CyGen(BaseGen):
         self._slot_views = {}
         self._attr_views = set()
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
-        elems = [("group", g) for g in groups] + [("data", d) for d in data]
         block = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
         self.w()
         self.w()
@@ -684,23 +683,19 @@ class _CyGen(BaseGen):
         self.w('"""Whether access order is checked (module-wide in compiled codecs: set_check_order())."""', 2)
         self.w("return _CHECK_ORDER", 2)
         self.w()
-        if msg is not None:
-            self.message_methods(name, dec, msg)
-        else:
-            assert group is not None
-            self.group_methods(name, dec, group, elems)
-        for sl in slots:
-            if sl in plain:
-                if isinstance(sl.t, EncodedType) and sl.t.primitive == "char":
-                    self.w(f"cdef object _text_{sl.py}(self):", 1)
-                    for line in self.getter_expr_lines(sl, False):
-                        self.w(line, 2)
-                    self.w()
-                continue
-            if sl in views:
-                continue
-            self.slot_accessors(sl, versioned=dec, writable=not dec)
-        self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
+        self.block_body(name, base, label, dec, slots, groups, data, msg, group)
+
+    def own_accessor(self, sl: Slot) -> bool:
+        # A decoder's plain fields and composites are member descriptors filled by _load(); a char array's text
+        # is read for _load() by a C method of its own.
+        if sl in self._plain:
+            if isinstance(sl.t, EncodedType) and sl.t.primitive == "char":
+                self.w(f"cdef object _text_{sl.py}(self):", 1)
+                for line in self.getter_expr_lines(sl, False):
+                    self.w(line, 2)
+                self.w()
+            return True
+        return sl in self._views_exposed
 
     def unpack_method(self, leaves: list[Leaf]) -> None:
         """unpack(): plain fields from their slots (converted at wrap()/next()), every other value read from the

@@ -414,7 +414,6 @@ class _PyGen(BaseGen):
             comp_types = {sl.py: sl.t for sl in slots if isinstance(sl.t, CompositeType)}
             self._slot_views = {py: self.composite_view(comp_types[py], b) for py, b in comp_base.items()}
             self._cache = index
-        elems = [("group", g) for g in groups] + [("data", d) for d in data]
         # A decoder's flat composites that exist in every version are plain attributes holding their view.
         attr_views = {c.py for c in comps if c.py in self._slot_views and not c.since} if dec else set()
         self._attr_views = attr_views
@@ -470,17 +469,12 @@ class _PyGen(BaseGen):
             self.w("self._count = 0", 2)
             self.w("self._index = 0", 2)
         self.w()
-        if msg is not None:
-            self.message_methods(name, dec, msg)
-        else:
-            assert group is not None
-            self.group_methods(name, dec, group, elems)
-        for sl in slots:
-            if sl in self._plain or sl.py in attr_views:
-                continue
-            self.slot_accessors(sl, versioned=dec, writable=not dec)
-        self.block_tail(base, label, dec, elems, slots, groups, data, msg is None)
+        self.block_body(name, base, label, dec, slots, groups, data, msg, group)
         self._cache = None
+
+    def own_accessor(self, sl: Slot) -> bool:
+        # A decoder's plain fields and always-present flat composites are attributes, filled at wrap()/next().
+        return sl in self._plain or sl.py in self._attr_views
 
     def unpack_method(self, leaves: list[Leaf]) -> None:
         self.w("def unpack(self) -> tuple[Any, ...]:", 1)

@@ -23,33 +23,15 @@ import math
 import struct
 from typing import Any
 
-from tickline.codecs import naming
+from tickline.codecs import ir, naming
 from tickline.codecs.errors import SchemaError
-from tickline.codecs.ir import (
-    INT_RANGE,
-    PRIMITIVES,
-    CompositeType,
-    EncodedType,
-    EnumType,
-    Field,
-    Group,
-    Member,
-    Message,
-    Schema,
-    SetType,
-    TypeDef,
-    VarData,
-    block_needs,
-    is_float,
-    tail_mins,
-)
 from tickline.codecs.schema import py_encoding
 
 
 class Slot:
     """A fixed-position value: a field of a block or a member of a composite."""
 
-    def __init__(self, json_name: str, py: str, t: TypeDef, presence: str, offset: int, since: int,
+    def __init__(self, json_name: str, py: str, t: ir.TypeDef, presence: str, offset: int, since: int,
                  constant: Any, line: int, doc: str) -> None:
         self.json = json_name
         self.py = py
@@ -62,24 +44,24 @@ class Slot:
         self.doc = doc
 
 
-def field_slot(f: Field) -> Slot:
+def field_slot(f: ir.Field) -> Slot:
     doc = f"id={f.id} offset={f.offset} type={getattr(f.type, 'name', '?')}"
     if f.since_version:
         doc += f" sinceVersion={f.since_version}"
     return Slot(f.name, py_name(f), f.type, f.presence, f.offset, f.since_version, f.constant, f.line, doc)
 
 
-def py_name(el: Field | Group | VarData | Member) -> str:
+def py_name(el: ir.Field | ir.Group | ir.VarData | ir.Member) -> str:
     """An element's name in generated code: as the parser assigned it (naming.assign), else derived."""
     return el.py or naming.python_name(el.name)[0]
 
 
-def member_slots(c: CompositeType) -> list[Slot]:
+def member_slots(c: ir.CompositeType) -> list[Slot]:
     out = []
     for m in c.members:
         presence = getattr(m.type, "presence", "required")
-        const = m.type.constant if isinstance(m.type, EncodedType) else None
-        if presence == "constant" and isinstance(m.type, EnumType):
+        const = m.type.constant if isinstance(m.type, ir.EncodedType) else None
+        if presence == "constant" and isinstance(m.type, ir.EnumType):
             presence = "required"  # a constant enum member without valueRef carries no value; treat as stored
         since = getattr(m.type, "since_version", 0)
         out.append(Slot(m.name, py_name(m), m.type, presence, m.offset, since, const, getattr(m.type, "line", 0),
@@ -91,7 +73,7 @@ def member_slots(c: CompositeType) -> list[Slot]:
 UNKNOWN_VALUE = 2**64
 
 
-def unknown_name(t: EnumType) -> str:
+def unknown_name(t: ir.EnumType) -> str:
     """The name of the enum member an unknown value reads as: SBE_UNKNOWN, unless a validValue has it."""
     name = "SBE_UNKNOWN"
     while name in {naming.constant_name(v.name) for v in t.values}:
@@ -107,18 +89,18 @@ def piecewise(steps: list[tuple[int, int]], version: str) -> str:
     return expr
 
 
-def may_be_empty(g: Group) -> bool:
+def may_be_empty(g: ir.Group) -> bool:
     """Whether an entry of ``g`` can take no bytes: no field and no nested group or var data in version 0."""
-    return not any(since == 0 for since, _ in block_needs(g.fields) + tail_mins(g.groups, g.data))
+    return not any(since == 0 for since, _ in ir.block_needs(g.fields) + ir.tail_mins(g.groups, g.data))
 
 
-def row_columns(g: Group) -> list[tuple[str, int, EncodedType]] | None:
+def row_columns(g: ir.Group) -> list[tuple[str, int, ir.EncodedType]] | None:
     """The columns of a group's ``rows()``/``put_rows()``: ``(attribute path, offset in the entry, type)`` of each
     stored numeric field and numeric member of a composite field, in wire order; None when the group has no
     such shape (nested groups or var data, other kinds of fields, fields or members with a sinceVersion)."""
     if g.groups or g.data:
         return None
-    cols: list[tuple[str, int, EncodedType]] = []
+    cols: list[tuple[str, int, ir.EncodedType]] = []
     names = {py_name(f) for f in g.fields}
     if names & {"rows", "put_rows"}:
         return None
@@ -128,13 +110,13 @@ def row_columns(g: Group) -> list[tuple[str, int, EncodedType]] | None:
         if f.since_version:
             return None
         t = f.type
-        if isinstance(t, EncodedType) and t.length == 1 and t.primitive != "char":
-            t = EncodedType(t.name, t.primitive, 1, f.presence, t.null_value)
+        if isinstance(t, ir.EncodedType) and t.length == 1 and t.primitive != "char":
+            t = ir.EncodedType(t.name, t.primitive, 1, f.presence, t.null_value)
             cols.append((py_name(f), f.offset, t))
-        elif isinstance(t, CompositeType):
+        elif isinstance(t, ir.CompositeType):
             for m in t.members:
                 mt = m.type
-                if not isinstance(mt, EncodedType) or mt.since_version:
+                if not isinstance(mt, ir.EncodedType) or mt.since_version:
                     return None
                 if mt.presence == "constant":
                     continue
@@ -165,7 +147,7 @@ def block_leaves(slots: list[Slot]) -> list[Leaf]:
         if sl.presence == "constant":
             return
         since = max(since, sl.since)
-        if isinstance(sl.t, CompositeType):
+        if isinstance(sl.t, ir.CompositeType):
             for ms in member_slots(sl.t):
                 walk(ms, path + (ms.py,), base + sl.offset, since, guarded or bool(sl.since))
             return
@@ -177,31 +159,31 @@ def block_leaves(slots: list[Slot]) -> list[Leaf]:
     return out
 
 
-def has_empty(groups: list[Group]) -> bool:
+def has_empty(groups: list[ir.Group]) -> bool:
     return any(may_be_empty(g) or has_empty(g.groups) for g in groups)
 
 
 def is_plain(sl: Slot) -> bool:
     """Whether a decoder copies this field into an attribute at wrap(): numeric scalars and char arrays."""
     t = sl.t
-    if not isinstance(t, EncodedType) or sl.presence == "constant":
+    if not isinstance(t, ir.EncodedType) or sl.presence == "constant":
         return False
     return t.length == 1 and t.primitive != "char" or t.length > 1 and t.primitive == "char"
 
 
-def has_versioned_member(t: CompositeType) -> bool:
+def has_versioned_member(t: ir.CompositeType) -> bool:
     """Whether any member (at any depth) has a sinceVersion, so the acting version must be passed down."""
     for m in t.members:
         if getattr(m.type, "since_version", 0):
             return True
-        if isinstance(m.type, CompositeType) and has_versioned_member(m.type):
+        if isinstance(m.type, ir.CompositeType) and has_versioned_member(m.type):
             return True
     return False
 
 
-def int_max(t: EncodedType) -> int:
+def int_max(t: ir.EncodedType) -> int:
     """Largest length a var data's length field allows (its type's range, or its maxValue)."""
-    hi = INT_RANGE[t.primitive][1]
+    hi = ir.INT_RANGE[t.primitive][1]
     if t.max_value is not None:
         hi = min(hi, int(t.max_value))
     return hi
@@ -219,12 +201,12 @@ class BaseGen:
     #: The expression that says whether access order is checked (a class attribute, or the compiled module's flag).
     CHECK_ORDER = "self.check_order"
 
-    def __init__(self, schema: Schema, source: str) -> None:
+    def __init__(self, schema: ir.Schema, source: str) -> None:
         self.s = schema
         self.source = source
         self.lines: list[str] = []
         self.classes: dict[int, str] = {}  # id(typedef) -> class name
-        self.class_owner: dict[str, TypeDef] = {}
+        self.class_owner: dict[str, ir.TypeDef] = {}
         # Set while generating a decoder block or composite view: field -> (tuple expression, index expression).
         self._cache: dict[str, tuple[str, str]] | None = None
         self.str_caches: set[str] = set()
@@ -247,12 +229,12 @@ class BaseGen:
         self.register(s.header)
         body_start = len(self.lines)
         for name, t in list(self.class_owner.items()):
-            if isinstance(t, EnumType):
+            if isinstance(t, ir.EnumType):
                 self.enum(name, t)
-            elif isinstance(t, SetType):
+            elif isinstance(t, ir.SetType):
                 self.set(name, t)
         for name, t in list(self.class_owner.items()):
-            if isinstance(t, CompositeType):
+            if isinstance(t, ir.CompositeType):
                 self.composite(name, t)
         for m in s.messages:
             self.message(m)
@@ -265,14 +247,14 @@ class BaseGen:
         """The module's source from ``self.lines``."""
         return "\n".join(self.lines).rstrip() + "\n"
 
-    def composite(self, name: str, t: CompositeType) -> None:
+    def composite(self, name: str, t: ir.CompositeType) -> None:
         raise NotImplementedError
 
     def dispatch(self) -> None:
         raise NotImplementedError
 
-    def block_class(self, base: str, role: str, label: str, slots: list[Slot], groups: list[Group], data: list[VarData],
-                    msg: Message | None, group: Group | None) -> None:
+    def block_class(self, base: str, role: str, label: str, slots: list[Slot], groups: list[ir.Group],
+                    data: list[ir.VarData], msg: ir.Message | None, group: ir.Group | None) -> None:
         raise NotImplementedError
 
     def getter_expr_lines(self, slot: Slot, versioned: bool, raw: bool = False) -> list[str]:
@@ -287,10 +269,10 @@ class BaseGen:
     def pack_method(self, name: str, leaves: list[Leaf], block: int) -> None:
         raise NotImplementedError
 
-    def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def group_accessor(self, base: str, label: str, dec: bool, i: int, g: ir.Group, elems: list[tuple[str, Any]]) -> None:
         raise NotImplementedError
 
-    def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
+    def data_accessor(self, dec: bool, i: int, d: ir.VarData, elems: list[tuple[str, Any]]) -> None:
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------------
@@ -298,11 +280,11 @@ class BaseGen:
     def w(self, text: str = "", indent: int = 0) -> None:
         self.lines.append(("    " * indent + text) if text else "")
 
-    def cls(self, t: TypeDef) -> str:
+    def cls(self, t: ir.TypeDef) -> str:
         return self.classes[id(t)]
 
-    def register(self, t: TypeDef) -> None:
-        if isinstance(t, EncodedType) or id(t) in self.classes:
+    def register(self, t: ir.TypeDef) -> None:
+        if isinstance(t, ir.EncodedType) or id(t) in self.classes:
             return
         name = naming.pascal(t.name)
         other = self.class_owner.get(name)
@@ -311,26 +293,26 @@ class BaseGen:
                               file=self.s.file, line=t.line, element=type(t).__name__)
         self.classes[id(t)] = name
         self.class_owner[name] = t
-        if isinstance(t, CompositeType):
+        if isinstance(t, ir.CompositeType):
             for m in t.members:
                 self.register(m.type)
 
     def py_type(self, slot: Slot) -> str:
         t = slot.t
         if slot.presence == "constant":
-            if isinstance(t, EnumType):
+            if isinstance(t, ir.EnumType):
                 return self.cls(t)
-            assert isinstance(t, EncodedType)
-            return "str" if t.primitive == "char" else ("float" if is_float(t.primitive) else "int")
-        if isinstance(t, EnumType):
+            assert isinstance(t, ir.EncodedType)
+            return "str" if t.primitive == "char" else ("float" if ir.is_float(t.primitive) else "int")
+        if isinstance(t, ir.EnumType):
             return f"{self.cls(t)} | None"
-        if isinstance(t, SetType):
+        if isinstance(t, ir.SetType):
             return self.cls(t)
-        if isinstance(t, CompositeType):
+        if isinstance(t, ir.CompositeType):
             if self._cache is not None and slot.py in self._slot_views:
                 return self._slot_views[slot.py]
             return self.cls(t)
-        base = "str" if t.primitive == "char" else ("float" if is_float(t.primitive) else "int")
+        base = "str" if t.primitive == "char" else ("float" if ir.is_float(t.primitive) else "int")
         if t.length > 1 and t.primitive != "char":
             return f"tuple[{base}{' | None' if slot.presence == 'optional' else ''}, ...]"
         if t.length > 1:
@@ -342,7 +324,7 @@ class BaseGen:
             return "math.nan"
         return repr(value)
 
-    def enum(self, name: str, t: EnumType) -> None:
+    def enum(self, name: str, t: ir.EnumType) -> None:
         self.w()
         self.w(f"class {name}(IntEnum):")
         self.w(f'"""enum {t.name}: encoding {t.primitive}, null value {t.null_value}."""', 1)
@@ -361,7 +343,7 @@ class BaseGen:
         self.w(f"_{name}_VALUES: dict[str, int] = {{{', '.join(f'{v.name!r}: {v.value}' for v in t.values)}}}")
         self.w()
 
-    def set(self, name: str, t: SetType) -> None:
+    def set(self, name: str, t: ir.SetType) -> None:
         self.w()
         self.w(f"class {name}(IntFlag):")
         self.w(f'"""set {t.name}: encoding {t.primitive}; each choice is one bit."""', 1)
@@ -375,7 +357,7 @@ class BaseGen:
         self.w(f"_{name}_CHOICES: tuple[tuple[str, int], ...] = ({''.join(f'({c.name!r}, {c.bit}), ' for c in t.choices)})")
         self.w()
 
-    def enum_tail(self, slot: Slot, t: EnumType) -> list[str]:
+    def enum_tail(self, slot: Slot, t: ir.EnumType) -> list[str]:
         c = self.cls(t)
         return [f"m = _{c}_MEMBERS.get(v)", "if m is None:", f"    if v == {t.null_value}:", "        return None",
                 "    if _STRICT_ENUMS:",
@@ -388,7 +370,7 @@ class BaseGen:
         self.str_caches.add(name)
         return name
 
-    def text_bytes_lines(self, t: EncodedType, json_name: str, value: str, raw: str) -> list[str]:
+    def text_bytes_lines(self, t: ir.EncodedType, json_name: str, value: str, raw: str) -> list[str]:
         """Statements turning the text ``value`` into ``raw``, the bytes of char array ``t`` (through the module's
         str -> bytes cache), refusing a text longer than the array."""
         enc = py_encoding(t.character_encoding)
@@ -411,7 +393,7 @@ class BaseGen:
         for line in self.getter_expr_lines(slot, versioned):
             self.w(line, 2)
         self.w()
-        settable = slot.presence != "constant" and not isinstance(slot.t, CompositeType)
+        settable = slot.presence != "constant" and not isinstance(slot.t, ir.CompositeType)
         if writable and settable:
             vtype = self.py_type(slot)
             self.w(f"@{slot.py}.setter", 1)
@@ -419,7 +401,7 @@ class BaseGen:
             for line in self.setter_lines(slot):
                 self.w(line, 2)
             self.w()
-        if isinstance(slot.t, EnumType) and slot.presence != "constant":
+        if isinstance(slot.t, ir.EnumType) and slot.presence != "constant":
             self.w("@property", 1)
             self.w(f"def {slot.py}_raw(self){self._ann(' -> int' + (' | None' if versioned and slot.since else ''))}:", 1)
             self.w(f'"""{slot.json} as the raw wire value (no check against the validValues)."""', 2)
@@ -437,16 +419,16 @@ class BaseGen:
         t = slot.t
         if slot.presence == "constant":
             return repr(slot.constant)
-        if isinstance(t, EnumType):
+        if isinstance(t, ir.EnumType):
             c = self.cls(t)
             return f"_rt.enum_json(self.{slot.py}_raw, {t.null_value}, _{c}_NAMES, {t.primitive == 'char'})"
-        if isinstance(t, SetType):
+        if isinstance(t, ir.SetType):
             return f"_rt.set_json(self.{slot.py}, _{self.cls(t)}_CHOICES)"
-        if isinstance(t, CompositeType):
+        if isinstance(t, ir.CompositeType):
             if slot.since:
                 return f"None if self._acting_version < {slot.since} else self.{slot.py}._dict()"
             return f"self.{slot.py}._dict()"
-        if is_float(t.primitive):
+        if ir.is_float(t.primitive):
             if t.length > 1:
                 return f"None if (v := self.{slot.py}) is None else [_rt.fj(x) for x in v]"
             return f"_rt.fj(self.{slot.py})"
@@ -459,14 +441,14 @@ class BaseGen:
         key = f"d[{slot.json!r}]"
         if slot.presence == "constant":
             return []
-        if isinstance(t, EnumType):
+        if isinstance(t, ir.EnumType):
             c = self.cls(t)
             return [f"self.{slot.py}_raw = _rt.enum_from_json({key}, {t.null_value}, _{c}_VALUES, {t.primitive == 'char'})"]
-        if isinstance(t, SetType):
+        if isinstance(t, ir.SetType):
             return [f"self.{slot.py} = {self.cls(t)}(_rt.set_from_json({key}, _{self.cls(t)}_CHOICES, {8 * t.size}))"]
-        if isinstance(t, CompositeType):
+        if isinstance(t, ir.CompositeType):
             return [f"self.{slot.py}._apply({key})"]
-        if is_float(t.primitive):
+        if ir.is_float(t.primitive):
             if t.length > 1:
                 if slot.presence == "optional":
                     return [f"self.{slot.py} = tuple(None if x is None else _rt.ff(x) for x in {key})"]
@@ -478,8 +460,8 @@ class BaseGen:
             return [f"self.{slot.py} = tuple({key})"]
         return [f"self.{slot.py} = {key}"]
 
-    def dict_methods(self, slots: list[Slot], groups: list[Group], data: list[VarData], versioned: bool, decoder: bool = True,
-                     encoder: bool = True, prefix: str = "") -> None:
+    def dict_methods(self, slots: list[Slot], groups: list[ir.Group], data: list[ir.VarData], versioned: bool,
+                     decoder: bool = True, encoder: bool = True, prefix: str = "") -> None:
         if decoder:
             self.w("def _dict(self) -> dict[str, Any]:", 1)
             self.w("out: dict[str, Any] = {}", 2)
@@ -531,17 +513,18 @@ class BaseGen:
                                   file=self.s.file, line=line, element="field")
             seen.add(n)
 
-    def message(self, m: Message) -> None:
+    def message(self, m: ir.Message) -> None:
         name = naming.pascal(m.name)
         self.block_classes(name, m.name, m.fields, m.groups, m.data, m, None)
 
-    def block_classes(self, cls: str, label: str, fields: list[Field], groups: list[Group], data: list[VarData],
-                      msg: Message | None, group: Group | None) -> None:
+    def block_classes(self, cls: str, label: str, fields: list[ir.Field], groups: list[ir.Group], data: list[ir.VarData],
+                      msg: ir.Message | None, group: ir.Group | None) -> None:
         # Nested group classes first, so annotations can name them without quotes at definition time.
         for g in groups:
             self.block_classes(cls + naming.pascal(g.name), f"{label}.{g.name}", g.fields, g.groups, g.data, None, g)
         slots = [field_slot(f) for f in fields]
-        names = [(sl.py, sl.line) for sl in slots] + [(sl.py + "_raw", sl.line) for sl in slots if isinstance(sl.t, EnumType)]
+        names = [(sl.py, sl.line) for sl in slots]
+        names += [(sl.py + "_raw", sl.line) for sl in slots if isinstance(sl.t, ir.EnumType)]
         for g in groups:
             py = py_name(g)
             names += [(py, g.line), (py + "_count", g.line)]
@@ -557,8 +540,8 @@ class BaseGen:
 
     FINISHED_OPEN = "bool(self._open._finished())"
 
-    def block_body(self, name: str, base: str, label: str, dec: bool, slots: list[Slot], groups: list[Group],
-                   data: list[VarData], msg: Message | None, group: Group | None) -> None:
+    def block_body(self, name: str, base: str, label: str, dec: bool, slots: list[Slot], groups: list[ir.Group],
+                   data: list[ir.VarData], msg: ir.Message | None, group: ir.Group | None) -> None:
         """A message or group class after its constructor: the message's or group's own methods, the field
         accessors (those :meth:`own_accessor` does not write), then :meth:`block_tail`."""
         elems = [("group", g) for g in groups] + [("data", d) for d in data]
@@ -578,21 +561,21 @@ class BaseGen:
         :meth:`slot_accessors`); writes what it needs instead."""
         return False
 
-    def message_methods(self, name: str, dec: bool, msg: Message) -> None:
+    def message_methods(self, name: str, dec: bool, msg: ir.Message) -> None:
         raise NotImplementedError
 
-    def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def group_methods(self, name: str, dec: bool, g: ir.Group, elems: list[tuple[str, Any]]) -> None:
         raise NotImplementedError
 
     def block_tail(self, base: str, label: str, dec: bool, elems: list[tuple[str, Any]], slots: list[Slot],
-                   groups: list[Group], data: list[VarData], is_group: bool) -> None:
+                   groups: list[ir.Group], data: list[ir.VarData], is_group: bool) -> None:
         """The end of a block class: group and var data accessors in schema order, _finished(), the JSON form."""
         for i, (kind, el) in enumerate(elems):
             if kind == "group":
-                assert isinstance(el, Group)
+                assert isinstance(el, ir.Group)
                 self.group_accessor(base, label, dec, i, el, elems)
             else:
-                assert isinstance(el, VarData)
+                assert isinstance(el, ir.VarData)
                 self.data_accessor(dec, i, el, elems)
         self.w(self.FINISHED_DEF, 1)
         if is_group:
@@ -619,13 +602,13 @@ class BaseGen:
                 'call: the bytes of the block are those of assigning each field (the rest zero); nothing is written '
                 'when a value is refused."""')
 
-    def header_bytes(self, msg: Message) -> bytes:
+    def header_bytes(self, msg: ir.Message) -> bytes:
         """The message header for ``msg`` followed by its zeroed root block, precomputed."""
         out = bytearray(self.s.header.size + msg.block_length)
         values = {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": self.s.id, "version": self.s.version}
         for m in self.s.header.members:
-            if m.name in values and isinstance(m.type, EncodedType) and m.type.presence != "constant":
-                struct.pack_into(self.s.endian + PRIMITIVES[m.type.primitive][0], out, m.offset, values[m.name])
+            if m.name in values and isinstance(m.type, ir.EncodedType) and m.type.presence != "constant":
+                struct.pack_into(self.s.endian + ir.PRIMITIVES[m.type.primitive][0], out, m.offset, values[m.name])
         return bytes(out)
 
     def _order_check(self, i: int, what: str, elems: list[tuple[str, Any]], where: str) -> None:
@@ -636,7 +619,7 @@ class BaseGen:
 
     # -- pieces of the block and composite classes both kinds write alike ------------------------
 
-    def composite_head(self, t: CompositeType) -> None:
+    def composite_head(self, t: ir.CompositeType) -> None:
         """A composite class's docstring and ENCODED_LENGTH (after its ``class`` line)."""
         self.w(f'"""composite {t.name}: {t.size} bytes; a flyweight, wrap() it over a buffer."""', 1)
         self.w()
@@ -663,7 +646,7 @@ class BaseGen:
         self.w("return self", indent)
         self.w()
 
-    def block_doc(self, role: str, label: str, msg: Message | None, group: Group | None, about: list[str]) -> None:
+    def block_doc(self, role: str, label: str, msg: ir.Message | None, group: ir.Group | None, about: list[str]) -> None:
         """A message or group class's docstring; ``about`` are a message class's lines after its first."""
         if msg is not None:
             self.w(f'"""{role} flyweight for message {msg.name} (templateId={msg.id}, blockLength={msg.block_length}).', 1)
@@ -732,7 +715,7 @@ class BaseGen:
         self.w("return self._count", 2)
         self.w()
 
-    def next_checks(self, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def next_checks(self, g: ir.Group, elems: list[tuple[str, Any]]) -> None:
         """A group class's next() refusing to move past the last entry, or on before the entry is fully visited."""
         self.w("if self._index >= self._count:", 2)
         self.w(f'raise MessageError(f"group {g.name}: no more entries (count={{self._count}})")', 3)
@@ -753,19 +736,19 @@ class BaseGen:
     GROUP_DEC_DOC = "Repeating group {name} (id={id}); iterate it fully before the next group or var data."
     GROUP_ENC_DOC = "Start group {name} (id={id}) with ``count`` entries; call ``next()`` before each entry."
 
-    def group_doc(self, g: Group, dec: bool) -> None:
+    def group_doc(self, g: ir.Group, dec: bool) -> None:
         doc = self.GROUP_DEC_DOC if dec else self.GROUP_ENC_DOC
         self.w(f'"""{doc.format(name=g.name, id=g.id)}"""', 2)
 
-    def group_entry_checks(self, label: str, g: Group) -> None:
+    def group_entry_checks(self, label: str, g: ir.Group) -> None:
         """A group decoder's check of the entries' block length against the fields its version has, and the
         statement of ``entry``, the fewest bytes one entry takes (to bound the count by the bytes present)."""
         what = f"{label}.{g.name}"
-        if block_needs(g.fields):
-            need = piecewise(block_needs(g.fields), "self._acting_version")
+        if ir.block_needs(g.fields):
+            need = piecewise(ir.block_needs(g.fields), "self._acting_version")
             self.w(f"if block_length < {need}:", 2)
             self.w(f"raise _rt.short_block({'group=' + what!r}, msg._limit, block_length, self._acting_version, {need})", 3)
-        tail = piecewise(tail_mins(g.groups, g.data), "self._acting_version")
+        tail = piecewise(ir.tail_mins(g.groups, g.data), "self._acting_version")
         self.w("entry = block_length" + (f" + {tail}" if tail != "0" else ""), 2)
 
     def data_visit(self, i: int) -> None:
@@ -798,7 +781,7 @@ class BaseGen:
         """A method's docstring from :attr:`DOCS`."""
         self.w(f'"""{self.DOCS[key]}"""', indent)
 
-    def data_doc(self, d: VarData, dec: bool) -> None:
+    def data_doc(self, d: ir.VarData, dec: bool) -> None:
         """A var data accessor's docstring."""
         self.w(f'"""Var data {d.name} (id={d.id}), read in schema order."""' if dec else
                f'"""Write var data {d.name} (id={d.id}), in schema order."""', 2)
@@ -825,14 +808,14 @@ class BaseGen:
             lines.append("    return None")
         if slot.presence == "constant" and not raw:
             t = slot.t
-            if isinstance(t, EnumType):
+            if isinstance(t, ir.EnumType):
                 lines.append(f"return {self.cls(t)}.{naming.constant_name(str(slot.constant))}")
             else:
                 lines.append(f"return {slot.constant!r}")
             return lines, True
         return lines, False
 
-    def or_null(self, t: EncodedType, value: str, converted: str) -> str:
+    def or_null(self, t: ir.EncodedType, value: str, converted: str) -> str:
         """The value written for an optional field: its null value when ``value`` is None, else ``converted``."""
         null_lit = self.null_literal(t.null) if t.primitive != "char" else repr(t.null)
         return f"{null_lit} if {value} is None else {converted}"
@@ -843,7 +826,7 @@ class BaseGen:
         self.bytes_caches.add(name)
         return name
 
-    def array_length_check(self, k: int, t: EncodedType, json_name: str) -> None:
+    def array_length_check(self, k: int, t: ir.EncodedType, json_name: str) -> None:
         """pack()'s refusal of the ``k``-th value, an array field's, when it has not ``t.length`` items."""
         self.w(f"if len(a{k}) != {t.length}:", 2)
         self.w(f'raise struct.error(f"pack expected {t.length} items for {json_name} (got {{len(a{k})}})")', 3)
@@ -869,7 +852,7 @@ class BaseGen:
         self.w(f"self._open = {group}._wrap(msg, {count}, {block_length}, {version})", indent)
         self.w(self.OPEN_RETURN, indent)
 
-    def older_than_group(self, g: Group, group: str) -> None:
+    def older_than_group(self, g: ir.Group, group: str) -> None:
         """A group decoder's empty group when the message is older than the group."""
         if g.since_version:
             self.w(f"if self._acting_version < {g.since_version}:", 2)
@@ -882,10 +865,10 @@ class BaseGen:
         return "self" if self._is_message_ctx else "self._msg"
 
     @staticmethod
-    def group_dimensions(g: Group) -> tuple[Member, Member]:
+    def group_dimensions(g: ir.Group) -> tuple[ir.Member, ir.Member]:
         """The blockLength and numInGroup members of a group's dimension composite (the parser checked them)."""
         bl = g.dimension.member("blockLength")
         n = g.dimension.member("numInGroup")
         assert bl is not None and n is not None
-        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)
+        assert isinstance(bl.type, ir.EncodedType) and isinstance(n.type, ir.EncodedType)
         return bl, n

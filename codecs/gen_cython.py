@@ -53,20 +53,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tickline.codecs import naming
-from tickline.codecs.gen_base import (
-    BaseGen,
-    Leaf,
-    Slot,
-    has_empty,
-    int_max,
-    is_plain,
-    may_be_empty,
-    member_slots,
-    piecewise,
-    py_name,
-    row_columns,
-)
+from tickline.codecs import gen_base, naming
+from tickline.codecs.gen_base import BaseGen, Leaf, Slot
 from tickline.codecs.ir import (
     INT_RANGE,
     CompositeType,
@@ -545,7 +533,7 @@ class _CyGen(BaseGen):
     # -- composites ----------------------------------------------------------------------------
 
     def composite(self, name: str, t: CompositeType) -> None:
-        slots = member_slots(t)
+        slots = gen_base.member_slots(t)
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
         self.cdef_classes.append(name)
         self._cache = None
@@ -609,7 +597,7 @@ class _CyGen(BaseGen):
                  and sl.t.length > 1 and sl.presence != "constant"]
         # A decoder's numeric fields and char arrays are converted once, when wrap()/next() copies the block, into
         # object slots read through member descriptors (tl_expose): a read is then a load, not a property call.
-        plain = [sl for sl in slots if dec and is_plain(sl)]
+        plain = [sl for sl in slots if dec and gen_base.is_plain(sl)]
         self._plain = plain
         for sl in plain:
             self.w(f"cdef PyObject* _m_{sl.py}", 1)
@@ -625,7 +613,7 @@ class _CyGen(BaseGen):
             self.w(f"cdef unsigned char _sc_{sl.py}[{sl.t.size}]", 1)
             self.w(f"cdef object _ss_{sl.py}", 1)
         for g in groups:
-            self.w(f"cdef {base + naming.pascal(g.name) + role} _g_{py_name(g)}", 1)
+            self.w(f"cdef {base + naming.pascal(g.name) + role} _g_{gen_base.py_name(g)}", 1)
         self.w()
         self.w("def __cinit__(self):", 1)
         self.w("self._buf = _EMPTY", 2)
@@ -635,7 +623,7 @@ class _CyGen(BaseGen):
         if dec:
             self.w(f"memset(self._blk, 0, {max(block, 1)})", 2)
             self.w("self._ptr = self._blk", 2)
-        if msg is not None and dec and has_empty(groups):
+        if msg is not None and dec and gen_base.has_empty(groups):
             self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
         for c in comps:
             self.w(f"self._c_{c.py} = {self.cls(c.t)}()", 2)
@@ -643,7 +631,7 @@ class _CyGen(BaseGen):
                 self.w(f"self._c_{c.py}._ptr = self._blk + {c.offset}", 2)
                 self.w(f"self._c_{c.py}._owner = self", 2)
         for g in groups:
-            self.w(f"self._g_{py_name(g)} = {base + naming.pascal(g.name) + role}()", 2)
+            self.w(f"self._g_{gen_base.py_name(g)} = {base + naming.pascal(g.name) + role}()", 2)
         for sl in plain:
             self.w(f"_setm(&self._m_{sl.py}, None)", 2)
         for sl in views:
@@ -791,7 +779,7 @@ class _CyGen(BaseGen):
             self.doc("wrap_decoder")
             self.w("cdef Py_buffer b", 2)
             self.w("cdef const unsigned char* p", 2)
-            need = piecewise(block_needs(msg.fields), "acting_version")
+            need = gen_base.piecewise(block_needs(msg.fields), "acting_version")
             if need != "0":
                 self.w(f"if acting_block_length < {need}:", 2)
                 self.w(f"raise _rt.short_block({'message=' + msg.name!r}, offset, acting_block_length, acting_version, {need})", 3)
@@ -804,7 +792,7 @@ class _CyGen(BaseGen):
             self.w("self._limit = offset + acting_block_length", 2)
             if self._loads:
                 self.w("self._load()", 2)
-            if has_empty(msg.groups):
+            if gen_base.has_empty(msg.groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
             self.restart_lines()
             self.decoder_tail(name)
@@ -869,7 +857,7 @@ class _CyGen(BaseGen):
             self.w("return self._next()", 2)
             self.w()
             self.len_method()
-        cols = row_columns(g)
+        cols = gen_base.row_columns(g)
         if cols is not None:
             self.rows_methods(g, dec, cols)
 
@@ -953,7 +941,7 @@ class _CyGen(BaseGen):
         self.w()
 
     def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
-        py = py_name(g)
+        py = gen_base.py_name(g)
         dim = g.dimension
         bl, n = self.group_dimensions(g)
         assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)  # for mypy
@@ -978,7 +966,7 @@ class _CyGen(BaseGen):
             # count * entry could overflow: compare by division (entry > 0), bounded by the bytes present.
             self.w("if entry > 0 and count > <uint64_t>(room // entry):", 2)
             self.w(f"raise _rt.count_too_large({what!r}, msg._limit, count, entry, room)", 3)
-            if may_be_empty(g):
+            if gen_base.may_be_empty(g):
                 self.w("if entry == 0:", 2)
                 self.w("if count > <uint64_t>msg._empty_left:", 3)
                 self.w(f"raise _rt.too_many_empty({what!r}, msg._limit, count)", 4)
@@ -1003,7 +991,7 @@ class _CyGen(BaseGen):
             self.w()
 
     def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
-        py = py_name(d)
+        py = gen_base.py_name(d)
         lt = d.length_type
         short = _cname(lt.primitive)[0]
         size = lt.primitive_size
@@ -1058,7 +1046,7 @@ class _CyGen(BaseGen):
                 self.w(f"return self._{py}_read(False)", 2)
             self.w()
         else:
-            limit = int_max(lt)
+            limit = gen_base.int_max(lt)
             self.w(f"def put_{py}(self, value):", 1)
             self.data_doc(d, dec)
             self.w("cdef Py_buffer b", 2)

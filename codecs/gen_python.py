@@ -41,21 +41,8 @@ import math
 import struct
 from typing import Any
 
-from tickline.codecs import naming
-from tickline.codecs.gen_base import (
-    BaseGen,
-    Leaf,
-    Slot,
-    has_empty,
-    has_versioned_member,
-    int_max,
-    is_plain,
-    may_be_empty,
-    member_slots,
-    piecewise,
-    py_name,
-    row_columns,
-)
+from tickline.codecs import gen_base, naming
+from tickline.codecs.gen_base import BaseGen, Leaf, Slot
 from tickline.codecs.ir import (
     PRIMITIVES,
     CompositeType,
@@ -182,7 +169,7 @@ class _PyGen(BaseGen):
             lines.append(f"c = self._c_{slot.py}")
             lines.append("c._buf = self._buf")
             lines.append(f"c._offset = {off}")
-            if has_versioned_member(t):
+            if gen_base.has_versioned_member(t):
                 lines.append("c._acting_version = self._acting_version")
             lines.append("return c")
             return lines
@@ -256,7 +243,7 @@ class _PyGen(BaseGen):
                     continue
                 comp_base[sl.py] = idx
                 index[sl.py] = ("", "")
-                members = [(ms, sl.offset + ms.offset) for ms in member_slots(sl.t) if ms.presence != "constant"]
+                members = [(ms, sl.offset + ms.offset) for ms in gen_base.member_slots(sl.t) if ms.presence != "constant"]
             else:
                 index[sl.py] = ("self._v", str(idx))
                 members = [(sl, sl.offset)]
@@ -281,7 +268,7 @@ class _PyGen(BaseGen):
     def view_index(self, t: CompositeType, base: int) -> dict[str, tuple[str, str]]:
         index: dict[str, tuple[str, str]] = {}
         k = base
-        for ms in member_slots(t):
+        for ms in gen_base.member_slots(t):
             if ms.presence == "constant":
                 continue
             index[ms.py] = ("self._p._v", str(k))
@@ -306,9 +293,9 @@ class _PyGen(BaseGen):
             return view
         self.emitted_views.add(view)
         saved = self._cache
-        slots = member_slots(t)
+        slots = gen_base.member_slots(t)
         index = self.view_index(t, base)
-        plain = [sl for sl in slots if sl.py in index and is_plain(sl)]
+        plain = [sl for sl in slots if sl.py in index and gen_base.is_plain(sl)]
         self.view_plain[view] = [(sl, int(index[sl.py][1])) for sl in plain]
         self.w()
         self.w(f"class {view}:")
@@ -372,7 +359,7 @@ class _PyGen(BaseGen):
         self.w("self._acting_version = SCHEMA_VERSION", 2)
 
     def composite(self, name: str, t: CompositeType) -> None:
-        slots = member_slots(t)
+        slots = gen_base.member_slots(t)
         comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
         self.w()
         self.w(f"class {name}:")
@@ -410,7 +397,7 @@ class _PyGen(BaseGen):
             self.structs[self._block_struct] = fmt
             # Plain numeric fields become slot attributes filled at wrap()/next(): a read is then an
             # attribute load, not a property call (the largest cost of a decode in CPython).
-            self._plain = [sl for sl in slots if sl.py in index and is_plain(sl)]
+            self._plain = [sl for sl in slots if sl.py in index and gen_base.is_plain(sl)]
             comp_types = {sl.py: sl.t for sl in slots if isinstance(sl.t, CompositeType)}
             self._slot_views = {py: self.composite_view(comp_types[py], b) for py, b in comp_base.items()}
             self._cache = index
@@ -421,7 +408,8 @@ class _PyGen(BaseGen):
         slots_attr += [c.py if c.py in attr_views else "_c_" + c.py for c in comps]
         slots_attr += [sl.py for sl in self._plain]
         if msg is not None:
-            slots_attr += ["_limit", "_acting_block_length"] + (["_empty_left"] if dec and has_empty(groups) else [])
+            slots_attr += ["_limit", "_acting_block_length"]
+            slots_attr += ["_empty_left"] if dec and gen_base.has_empty(groups) else []
         else:
             slots_attr += ["_msg", "_block_length", "_count", "_index"]
         self.w()
@@ -461,7 +449,7 @@ class _PyGen(BaseGen):
         if msg is not None:
             self.w("self._limit = 0", 2)
             self.w("self._acting_block_length = self.BLOCK_LENGTH", 2)
-            if dec and has_empty(groups):
+            if dec and gen_base.has_empty(groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES  # zero-byte group entries this message may still hold", 2)
         else:
             self.w("self._msg: Any = None", 2)
@@ -590,13 +578,13 @@ class _PyGen(BaseGen):
             self.doc("wrap_decoder")
             self.assign_lines(["buf", "offset", "acting_block_length", "acting_version"])
             self.w("self._limit = offset + acting_block_length", 2)
-            if has_empty(msg.groups):
+            if gen_base.has_empty(msg.groups):
                 self.w("self._empty_left = _rt.MAX_EMPTY_ENTRIES", 2)
             st = self._block_struct
             self.w(f"if acting_block_length >= {self._block_span}:", 2)
             self.w(f"v = self._v = {st}.unpack_from(buf, offset)", 3)
             self.w("else:", 2)
-            need = piecewise(block_needs(msg.fields), "acting_version")
+            need = gen_base.piecewise(block_needs(msg.fields), "acting_version")
             error = f"raise _rt.short_block({'message=' + msg.name!r}, offset, acting_block_length, acting_version, {need})"
             if need == str(self._block_span):  # every version has all the fields: a shorter block is always an error
                 self.w(error, 3)
@@ -682,7 +670,7 @@ class _PyGen(BaseGen):
             self.w("yield self.next()", 3)
             self.w()
             self.len_method()
-        cols = row_columns(g)
+        cols = gen_base.row_columns(g)
         if cols is not None:
             paths = [c[0] for c in cols]
             if dec:
@@ -698,7 +686,7 @@ class _PyGen(BaseGen):
             self.w()
 
     def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
-        py = py_name(g)
+        py = gen_base.py_name(g)
         gcls = base + naming.pascal(g.name) + ("Decoder" if dec else "Encoder")
         dim = g.dimension
         bl, n = self.group_dimensions(g)
@@ -718,7 +706,7 @@ class _PyGen(BaseGen):
             what = f"{label}.{g.name}"
             self.w("if count * entry > len(self._buf) - msg._limit:", 2)
             self.w(f"raise _rt.count_too_large({what!r}, msg._limit, count, entry, len(self._buf) - msg._limit)", 3)
-            if may_be_empty(g):
+            if gen_base.may_be_empty(g):
                 self.w("if not entry:", 2)
                 self.w("msg._empty_left -= count", 3)
                 self.w("if msg._empty_left < 0:", 3)
@@ -738,7 +726,7 @@ class _PyGen(BaseGen):
             self.w()
 
     def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
-        py = py_name(d)
+        py = gen_base.py_name(d)
         lt = d.length_type
         g = self.st(lt.primitive)
         enc = py_encoding(d.data_type.character_encoding) if d.data_type.character_encoding else None
@@ -765,7 +753,7 @@ class _PyGen(BaseGen):
                 self.w(f"return self._{py}_bytes()", 2)
             self.w()
         else:
-            limit = int_max(lt)
+            limit = gen_base.int_max(lt)
             self.w(f"def put_{py}(self, value: bytes | str) -> None:", 1)
             self.data_doc(d, dec)
             self._order_check(i, d.name, elems, d.name)

@@ -53,21 +53,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tickline.codecs import gen_base, naming
+from tickline.codecs import gen_base, ir, naming
 from tickline.codecs.gen_base import BaseGen, Leaf, Slot
-from tickline.codecs.ir import (
-    INT_RANGE,
-    CompositeType,
-    EncodedType,
-    EnumType,
-    Group,
-    Message,
-    Schema,
-    SetType,
-    VarData,
-    block_needs,
-    is_float,
-)
 from tickline.codecs.schema import py_encoding
 
 #: The Cython release the generated code is written for and tested with (pyproject's ``cython`` extra pins it).
@@ -338,7 +325,7 @@ class _CyGen(BaseGen):
     FINISHED_DEF = "cpdef bint _finished(self):"
     FINISHED_OPEN = "self._open._finished()"
 
-    def __init__(self, schema: Schema, source: str) -> None:
+    def __init__(self, schema: ir.Schema, source: str) -> None:
         super().__init__(schema, source)
         self.cdef_classes: list[str] = []
         self.exposures: list[tuple[str, list[str]]] = []  # decoder class -> its plain fields (member descriptors)
@@ -380,7 +367,7 @@ class _CyGen(BaseGen):
         self.lines.extend(body)
         return self.text()
 
-    def enum(self, name: str, t: EnumType) -> None:
+    def enum(self, name: str, t: ir.EnumType) -> None:
         super().enum(name, t)
         if t.primitive in ("char", "uint8"):
             # A read of a one-byte enum indexes this tuple in C (None: null or unknown, then the general path).
@@ -394,7 +381,7 @@ class _CyGen(BaseGen):
         lines, done = self.getter_prelude(slot, versioned, raw)
         if done:
             return lines
-        if isinstance(t, CompositeType):
+        if isinstance(t, ir.CompositeType):
             if self._in_decoder:  # wired to the decoder's block copy once, in __cinit__
                 return lines + [f"cdef {self.cls(t)} c = self._c_{slot.py}", "c._acting_version = self._acting_version",
                                 "return c"]
@@ -410,7 +397,7 @@ class _CyGen(BaseGen):
                       "return c"]
             return lines
         size = t.size
-        if self._in_decoder and self._text_cache and isinstance(t, EncodedType) and t.primitive == "char" and t.length > 1:
+        if self._in_decoder and self._text_cache and isinstance(t, ir.EncodedType) and t.is_char_array:
             # The decoder remembers the last text it read for this field: a stream repeats its symbols, so a
             # memcmp of the bytes usually replaces making a bytes object and looking it up.
             enc = py_encoding(t.character_encoding)
@@ -428,22 +415,22 @@ class _CyGen(BaseGen):
         else:
             lines += ["cdef Py_buffer b", f"cdef const unsigned char* p = _at(self, &b, {slot.offset}, {size})"]
             release = ["tl_release(&b)"]
-        if isinstance(t, EnumType) and not raw and t.primitive in ("char", "uint8"):
+        if isinstance(t, ir.EnumType) and not raw and t.primitive in ("char", "uint8"):
             lines += ["cdef uint8_t r = tl_g_u8(p)"] + release
             lines += [f"m = _{self.cls(t)}_LUT[r]", "if m is not None:", "    return m"]
             if 0 <= t.null_value <= 255:
                 lines += [f"if r == {t.null_value}:", "    return None"]
             lines += ["v = <object>r"]
             return lines + self.enum_tail(slot, t)
-        if isinstance(t, (EnumType, SetType)):
+        if isinstance(t, (ir.EnumType, ir.SetType)):
             short = _cname(t.primitive)[0]
             lines += [f"v = <object>tl_g_{short}(p)"] + release
-            if isinstance(t, SetType):
+            if isinstance(t, ir.SetType):
                 return lines + [f"return {self.cls(t)}(v)"]
             if raw:
                 return lines + ["return v"]
             return lines + self.enum_tail(slot, t)
-        assert isinstance(t, EncodedType)
+        assert isinstance(t, ir.EncodedType)
         short, _ctype = _cname(t.primitive)
         if t.primitive == "char" and t.length > 1:
             enc = py_encoding(t.character_encoding)
@@ -463,7 +450,7 @@ class _CyGen(BaseGen):
             null = t.null
             if isinstance(null, float) and null != null:
                 return lines + [f"cdef double v = tl_g_{short}(p)"] + release + ["if v != v:", "    return None", "return v"]
-            if is_float(t.primitive):
+            if ir.is_float(t.primitive):
                 return lines + [f"v = tl_g_{short}(p)"] + release + [f"return None if v == {null!r} else v"]
             # Compare the raw bits in C: the null of a signed type is its two's complement pattern.
             bits = 8 * t.primitive_size
@@ -478,9 +465,9 @@ class _CyGen(BaseGen):
 
     def _convert(self, primitive: str, value: str) -> str:
         """C expression converting the Python expression ``value`` for a field of ``primitive``."""
-        if is_float(primitive):
+        if ir.is_float(primitive):
             return f"_cf({value}, {primitive == 'float'})"
-        lo, hi = INT_RANGE[primitive]
+        lo, hi = ir.INT_RANGE[primitive]
         if lo < 0:
             return f"_ci({value}, {lo + 1} - 1, {hi})"
         return f"_cu({value}, {hi}u)" if hi < 2**63 else f"_cu({value}, 0xFFFFFFFFFFFFFFFF)"
@@ -488,15 +475,15 @@ class _CyGen(BaseGen):
     def setter_lines(self, slot: Slot, raw: bool = False) -> list[str]:
         t = slot.t
         off = slot.offset
-        if isinstance(t, (EnumType, SetType)):
+        if isinstance(t, (ir.EnumType, ir.SetType)):
             short, ctype = _cname(t.primitive)
-            if isinstance(t, SetType) or raw:
+            if isinstance(t, ir.SetType) or raw:
                 val = "int(value)"
             else:
                 val = f"{t.null_value} if value is None else int(value)"
             return [f"cdef {ctype} c = {self._convert(t.primitive, val)}", "cdef Py_buffer b",
                     f"cdef unsigned char* p = _w(self, &b, {off}, {t.size})", f"tl_p_{short}(p, c)", "PyBuffer_Release(&b)"]
-        assert isinstance(t, EncodedType)
+        assert isinstance(t, ir.EncodedType)
         short, ctype = _cname(t.primitive)
         if t.primitive == "char" and t.length > 1:
             enc = py_encoding(t.character_encoding)
@@ -532,9 +519,9 @@ class _CyGen(BaseGen):
 
     # -- composites ----------------------------------------------------------------------------
 
-    def composite(self, name: str, t: CompositeType) -> None:
+    def composite(self, name: str, t: ir.CompositeType) -> None:
         slots = gen_base.member_slots(t)
-        comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
+        comps = [sl for sl in slots if isinstance(sl.t, ir.CompositeType)]
         self.cdef_classes.append(name)
         self._cache = None
         self._in_decoder = False
@@ -561,8 +548,8 @@ class _CyGen(BaseGen):
 
     # -- messages and groups -------------------------------------------------------------------
 
-    def block_class(self, base: str, role: str, label: str, slots: list[Slot], groups: list[Group], data: list[VarData],
-                    msg: Message | None, group: Group | None) -> None:
+    def block_class(self, base: str, role: str, label: str, slots: list[Slot], groups: list[ir.Group],
+                    data: list[ir.VarData], msg: ir.Message | None, group: ir.Group | None) -> None:
         name = base + role
         dec = role == "Decoder"
         self._block_len = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
@@ -573,7 +560,7 @@ class _CyGen(BaseGen):
         self._plain = []
         self._slot_views = {}
         self._attr_views = set()
-        comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
+        comps = [sl for sl in slots if isinstance(sl.t, ir.CompositeType)]
         block = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
         self.w()
         self.w()
@@ -593,7 +580,7 @@ class _CyGen(BaseGen):
             self.w(f"cdef unsigned char _blk[{max(block, 1)}]", 1)
         for c in comps:
             self.w(f"cdef {self.cls(c.t)} _c_{c.py}", 1)
-        texts = [sl for sl in slots if dec and isinstance(sl.t, EncodedType) and sl.t.primitive == "char"
+        texts = [sl for sl in slots if dec and isinstance(sl.t, ir.EncodedType) and sl.t.primitive == "char"
                  and sl.t.length > 1 and sl.presence != "constant"]
         # A decoder's numeric fields and char arrays are converted once, when wrap()/next() copies the block, into
         # object slots read through member descriptors (tl_expose): a read is then a load, not a property call.
@@ -654,11 +641,11 @@ class _CyGen(BaseGen):
                     self.w(f"self._m_{sl.py} = <PyObject*>None if self._acting_version < {sl.since} else <PyObject*>self._c_{sl.py}", 2)
             for sl in plain:
                 t = sl.t
-                assert isinstance(t, EncodedType)
+                assert isinstance(t, ir.EncodedType)
                 if t.primitive == "char":
                     expr = f"self._text_{sl.py}()"
                 else:
-                    et = EncodedType(t.name, t.primitive, 1, sl.presence, t.null_value)
+                    et = ir.EncodedType(t.name, t.primitive, 1, sl.presence, t.null_value)
                     expr = self._column_read(sl.offset, et).replace("(q + ", "(p + ")
                 if sl.since:
                     expr = f"None if self._acting_version < {sl.since} else {expr}"
@@ -677,7 +664,7 @@ class _CyGen(BaseGen):
         # A decoder's plain fields and composites are member descriptors filled by _load(); a char array's text
         # is read for _load() by a C method of its own.
         if sl in self._plain:
-            if isinstance(sl.t, EncodedType) and sl.t.primitive == "char":
+            if isinstance(sl.t, ir.EncodedType) and sl.t.primitive == "char":
                 self.w(f"cdef object _text_{sl.py}(self):", 1)
                 for line in self.getter_expr_lines(sl, False):
                     self.w(line, 2)
@@ -718,19 +705,19 @@ class _CyGen(BaseGen):
             return
         self.w("cdef Py_buffer b", 2)
         self.w("cdef unsigned char* p", 2)
-        if any(isinstance(lf.slot.t, EncodedType) and lf.slot.t.length > 1 for lf in leaves):
+        if any(isinstance(lf.slot.t, ir.EncodedType) and lf.slot.t.length > 1 for lf in leaves):
             self.w("cdef Py_ssize_t i", 2)
         writes: list[str] = []
         for k, lf in enumerate(leaves):
             t, v, off = lf.slot.t, f"v{k}", lf.slot.offset
-            assert not isinstance(t, CompositeType)  # leaves are the members composites are walked down to
+            assert not isinstance(t, ir.CompositeType)  # leaves are the members composites are walked down to
             short, ctype = _cname(t.primitive)
-            if isinstance(t, (EnumType, SetType)):
-                val = f"int({v})" if isinstance(t, SetType) else f"{t.null_value} if {v} is None else int({v})"
+            if isinstance(t, (ir.EnumType, ir.SetType)):
+                val = f"int({v})" if isinstance(t, ir.SetType) else f"{t.null_value} if {v} is None else int({v})"
                 self.w(f"cdef {ctype} c{k} = {self._convert(t.primitive, val)}", 2)
                 writes.append(f"tl_p_{short}(p + {off}, c{k})")
                 continue
-            assert isinstance(t, EncodedType)
+            assert isinstance(t, ir.EncodedType)
             if t.primitive == "char" and t.length > 1:
                 for line in self.text_bytes_lines(t, lf.slot.json, v, f"r{k}"):
                     self.w(line, 2)
@@ -771,7 +758,7 @@ class _CyGen(BaseGen):
         self.w(f"memcpy(self._blk, {src}, {length})", ind + 1)
         self.w(f"memset(self._blk + {length}, 0, {block} - {length})", ind + 1)
 
-    def message_methods(self, name: str, dec: bool, msg: Message) -> None:
+    def message_methods(self, name: str, dec: bool, msg: ir.Message) -> None:
         bl = msg.block_length
         if dec:
             self.w(f"def wrap(self, buf, Py_ssize_t offset, Py_ssize_t acting_block_length={bl}, "
@@ -779,7 +766,7 @@ class _CyGen(BaseGen):
             self.doc("wrap_decoder")
             self.w("cdef Py_buffer b", 2)
             self.w("cdef const unsigned char* p", 2)
-            need = gen_base.piecewise(block_needs(msg.fields), "acting_version")
+            need = gen_base.piecewise(ir.block_needs(msg.fields), "acting_version")
             if need != "0":
                 self.w(f"if acting_block_length < {need}:", 2)
                 self.w(f"raise _rt.short_block({'message=' + msg.name!r}, offset, acting_block_length, acting_version, {need})", 3)
@@ -820,7 +807,7 @@ class _CyGen(BaseGen):
             self.from_dict_method("enc.encoded_length + HEADER_LENGTH")
         self.position_methods()
 
-    def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def group_methods(self, name: str, dec: bool, g: ir.Group, elems: list[tuple[str, Any]]) -> None:
         bl = g.block_length
         self.w("cdef _wrap(self, _Flyweight msg, Py_ssize_t count, Py_ssize_t block_length, long long acting_version):", 1)
         self.group_wrap_body()
@@ -861,13 +848,13 @@ class _CyGen(BaseGen):
         if cols is not None:
             self.rows_methods(g, dec, cols)
 
-    def _column_read(self, off: int, t: EncodedType) -> str:
+    def _column_read(self, off: int, t: ir.EncodedType) -> str:
         short = _cname(t.primitive)[0]
         get = f"tl_g_{short}(q + {off})"
         if t.presence != "optional":
             return get
         null = t.null
-        if is_float(t.primitive):
+        if ir.is_float(t.primitive):
             if null != null:
                 return f"(None if {get} != {get} else {get})"
             return f"(None if {get} == {null!r} else {get})"
@@ -875,7 +862,7 @@ class _CyGen(BaseGen):
         raw = f"tl_g_u{bits}(q + {off})"
         return f"(None if {raw} == {hex(int(null) & ((1 << bits) - 1))}U else {get})"
 
-    def rows_methods(self, g: Group, dec: bool, cols: list[tuple[str, int, EncodedType]]) -> None:
+    def rows_methods(self, g: ir.Group, dec: bool, cols: list[tuple[str, int, ir.EncodedType]]) -> None:
         """rows() / put_rows(): a flat group's entries as tuples, in one call (see gen_python.row_columns)."""
         bl = g.block_length
         paths = ", ".join(c[0] for c in cols)
@@ -940,11 +927,12 @@ class _CyGen(BaseGen):
         self.w("self._open = None", 2)
         self.w()
 
-    def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def group_accessor(self, base: str, label: str, dec: bool, i: int, g: ir.Group,
+                       elems: list[tuple[str, Any]]) -> None:
         py = gen_base.py_name(g)
         dim = g.dimension
         bl, n = self.group_dimensions(g)
-        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)  # for mypy
+        assert isinstance(bl.type, ir.EncodedType) and isinstance(n.type, ir.EncodedType)  # for mypy
         if dec:
             self.w(f"def {py}(self):", 1)
             self.group_doc(g, dec)
@@ -990,7 +978,7 @@ class _CyGen(BaseGen):
             self.open_group(f"self._g_{py}", "<Py_ssize_t>c", str(g.block_length), str(self.s.version))
             self.w()
 
-    def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
+    def data_accessor(self, dec: bool, i: int, d: ir.VarData, elems: list[tuple[str, Any]]) -> None:
         py = gen_base.py_name(d)
         lt = d.length_type
         short = _cname(lt.primitive)[0]
@@ -1072,7 +1060,7 @@ class _CyGen(BaseGen):
         if const is not None:
             self.w(f"{var} = {int(const)}", 1)
             return
-        assert m is not None and isinstance(m.type, EncodedType)
+        assert m is not None and isinstance(m.type, ir.EncodedType)
         self.w(f"{var} = tl_g_{_cname(m.type.primitive)[0]}(p + {m.offset})", 1)
 
     def dispatch(self) -> None:
@@ -1123,7 +1111,7 @@ class _CyGen(BaseGen):
                              ["global _CHECK_ORDER", "_CHECK_ORDER = bool(enabled)"])
 
 
-def generate(schema: Schema, source: str = "?") -> str:
+def generate(schema: ir.Schema, source: str = "?") -> str:
     """The Cython (.pyx) source of the compiled codecs for ``schema``; its last line names the hash of the rest
     (``SOURCE_SHA256``), so that a built module can be told apart from what the generator writes today."""
     body = _CyGen(schema, source).module()
@@ -1203,7 +1191,8 @@ def _import_extension(name: str, path: Path) -> Any:
     return module
 
 
-def load_module(schema: Schema, source: str = "?", opt: str | None = None, directory: str | os.PathLike[str] | None = None) -> Any:
+def load_module(schema: ir.Schema, source: str = "?", opt: str | None = None,
+                directory: str | os.PathLike[str] | None = None) -> Any:
     """Generate, build (once per distinct source: cached by content hash) and import the compiled codecs."""
     cython_version = getattr(importlib.import_module("Cython"), "__version__", "?")
     code = generate(schema, source)

@@ -41,21 +41,8 @@ import math
 import struct
 from typing import Any
 
-from tickline.codecs import gen_base, naming
+from tickline.codecs import gen_base, ir, naming
 from tickline.codecs.gen_base import BaseGen, Leaf, Slot
-from tickline.codecs.ir import (
-    PRIMITIVES,
-    CompositeType,
-    EncodedType,
-    EnumType,
-    Group,
-    Message,
-    Schema,
-    SetType,
-    VarData,
-    block_needs,
-    is_float,
-)
 from tickline.codecs.schema import py_encoding
 
 _SHORT = {"char": "CHAR", "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64", "uint8": "U8",
@@ -65,7 +52,7 @@ _SHORT = {"char": "CHAR", "int8": "I8", "int16": "I16", "int32": "I32", "int64":
 class _PyGen(BaseGen):
     """The Python generator: struct-based reads and writes, decoders that unpack a block once."""
 
-    def __init__(self, schema: Schema, source: str) -> None:
+    def __init__(self, schema: ir.Schema, source: str) -> None:
         super().__init__(schema, source)
         self.structs: dict[str, str] = {}  # name -> format
         self._views: dict[int, str] = {}  # id(composite) -> view class name, for flat composites
@@ -79,7 +66,7 @@ class _PyGen(BaseGen):
 
     def st(self, primitive: str, count: int = 1) -> str:
         name = f"_{_SHORT[primitive]}" if count == 1 else f"_{_SHORT[primitive]}X{count}"
-        code = PRIMITIVES[primitive][0]
+        code = ir.PRIMITIVES[primitive][0]
         self.structs[name] = f"{self.s.endian}{count if count > 1 else ''}{code}"
         return name
 
@@ -155,17 +142,17 @@ class _PyGen(BaseGen):
         if cache is not None and slot.py in cache:
             tup, idx = cache[slot.py]
             return lines + self.cached_getter_lines(slot, tup, idx, raw)
-        if isinstance(t, EnumType):
+        if isinstance(t, ir.EnumType):
             g = self.st(t.primitive)
             if raw:
                 lines.append(f"return {g}_get(self._buf, {off})[0]")
                 return lines
             lines.append(f"v = {g}_get(self._buf, {off})[0]")
             return lines + self.enum_tail(slot, t)
-        if isinstance(t, SetType):
+        if isinstance(t, ir.SetType):
             lines.append(f"return {self.cls(t)}({self.st(t.primitive)}_get(self._buf, {off})[0])")
             return lines
-        if isinstance(t, CompositeType):
+        if isinstance(t, ir.CompositeType):
             lines.append(f"c = self._c_{slot.py}")
             lines.append("c._buf = self._buf")
             lines.append(f"c._offset = {off}")
@@ -194,21 +181,21 @@ class _PyGen(BaseGen):
     def cached_getter_lines(self, slot: Slot, tup: str, i: str, raw: bool) -> list[str]:
         """Getter reading the block's values, unpacked once by wrap()/next() (decoders only)."""
         t = slot.t
-        if isinstance(t, CompositeType):
+        if isinstance(t, ir.CompositeType):
             return [f"return self._c_{slot.py}"]
-        if isinstance(t, EnumType):
+        if isinstance(t, ir.EnumType):
             if raw:
                 return [f"r: int = {tup}[{i}]", "return r"]
             return [f"v: int = {tup}[{i}]"] + self.enum_tail(slot, t)
-        if isinstance(t, SetType):
+        if isinstance(t, ir.SetType):
             return [f"return {self.cls(t)}({tup}[{i}])"]
-        assert isinstance(t, EncodedType)
+        assert isinstance(t, ir.EncodedType)
         if t.primitive == "char" and t.length > 1:
             enc = py_encoding(t.character_encoding)
             cache = self.str_cache(enc)
             return [f"b: bytes = {tup}[{i}]", f"s = {cache}_get(b)", "if s is None:",
                     f"    s = _rt.decode_str(b, {enc!r}, {cache})", "return s"]
-        typ = "float" if is_float(t.primitive) else "int"
+        typ = "float" if ir.is_float(t.primitive) else "int"
         if t.length > 1:
             if slot.presence == "optional":
                 return [f"a: tuple[{typ} | None, ...] = _rt.array_nulls({tup}[{i}:{i} + {t.length}], {self.null_literal(t.null)})",
@@ -218,7 +205,7 @@ class _PyGen(BaseGen):
             return [f"v: {typ} = {tup}[{i}]", self.null_return(t)]
         return [f"v: {typ} = {tup}[{i}]", "return chr(v)" if t.primitive == "char" else "return v"]
 
-    def null_return(self, t: EncodedType) -> str:
+    def null_return(self, t: ir.EncodedType) -> str:
         """The return statement of an optional scalar's getter, its value read into ``v``: None for the null."""
         null = t.null
         if isinstance(null, float) and math.isnan(null):
@@ -238,7 +225,7 @@ class _PyGen(BaseGen):
         for sl in slots:
             if sl.presence == "constant":
                 continue
-            if isinstance(sl.t, CompositeType):
+            if isinstance(sl.t, ir.CompositeType):
                 if id(sl.t) not in self._views:
                     continue
                 comp_base[sl.py] = idx
@@ -249,11 +236,11 @@ class _PyGen(BaseGen):
                 members = [(sl, sl.offset)]
             for ms, offset in members:
                 t = ms.t
-                assert not isinstance(t, CompositeType)
+                assert not isinstance(t, ir.CompositeType)
                 if offset > pos:
                     fmt += f"{offset - pos}x"
-                code = PRIMITIVES[t.primitive][0]
-                if isinstance(t, EncodedType) and t.length > 1:
+                code = ir.PRIMITIVES[t.primitive][0]
+                if isinstance(t, ir.EncodedType) and t.length > 1:
                     fmt += f"{t.length}s" if t.primitive == "char" else f"{t.length}{code}"
                     idx += 1 if t.primitive == "char" else t.length
                 else:
@@ -265,7 +252,7 @@ class _PyGen(BaseGen):
             pos = total
         return fmt, index, pos, comp_base
 
-    def view_index(self, t: CompositeType, base: int) -> dict[str, tuple[str, str]]:
+    def view_index(self, t: ir.CompositeType, base: int) -> dict[str, tuple[str, str]]:
         index: dict[str, tuple[str, str]] = {}
         k = base
         for ms in gen_base.member_slots(t):
@@ -273,19 +260,19 @@ class _PyGen(BaseGen):
                 continue
             index[ms.py] = ("self._p._v", str(k))
             mt = ms.t
-            k += mt.length if isinstance(mt, EncodedType) and mt.length > 1 and mt.primitive != "char" else 1
+            k += mt.length if isinstance(mt, ir.EncodedType) and mt.length > 1 and mt.primitive != "char" else 1
         return index
 
     @staticmethod
-    def is_flat(t: CompositeType) -> bool:
+    def is_flat(t: ir.CompositeType) -> bool:
         for m in t.members:
-            if isinstance(m.type, CompositeType) or m.type.since_version > 0:
+            if isinstance(m.type, ir.CompositeType) or m.type.since_version > 0:
                 return False
-            if isinstance(m.type, EnumType) and m.type.presence == "constant":
+            if isinstance(m.type, ir.EnumType) and m.type.presence == "constant":
                 return False
         return True
 
-    def composite_view(self, t: CompositeType, base: int) -> str:
+    def composite_view(self, t: ir.CompositeType, base: int) -> str:
         """A read-only view of a flat composite whose members sit at tuple index ``base`` onwards of a
         decoder's unpacked block (one class per composite and position, so every read is a constant index)."""
         view = f"{self.cls(t)}ViewAt{base}"
@@ -326,14 +313,14 @@ class _PyGen(BaseGen):
     def setter_lines(self, slot: Slot, raw: bool = False) -> list[str]:
         t = slot.t
         off = f"self._offset + {slot.offset}" if slot.offset else "self._offset"
-        if isinstance(t, EnumType):
+        if isinstance(t, ir.EnumType):
             p = self.st(t.primitive)
             if raw:
                 return [f"{p}_put(self._buf, {off}, value)"]
             return [f"{p}_put(self._buf, {off}, {t.null_value} if value is None else int(value))"]
-        if isinstance(t, SetType):
+        if isinstance(t, ir.SetType):
             return [f"{self.st(t.primitive)}_put(self._buf, {off}, int(value))"]
-        assert isinstance(t, EncodedType)
+        assert isinstance(t, ir.EncodedType)
         if t.primitive == "char" and t.length > 1:
             self.structs[f"_S{t.length}"] = f"{self.s.endian}{t.length}s"
             return self.text_bytes_lines(t, slot.json, "value", "raw") + [f"_S{t.length}_put(self._buf, {off}, raw)"]
@@ -358,9 +345,9 @@ class _PyGen(BaseGen):
         self.w("self._offset = 0", 2)
         self.w("self._acting_version = SCHEMA_VERSION", 2)
 
-    def composite(self, name: str, t: CompositeType) -> None:
+    def composite(self, name: str, t: ir.CompositeType) -> None:
         slots = gen_base.member_slots(t)
-        comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
+        comps = [sl for sl in slots if isinstance(sl.t, ir.CompositeType)]
         self.w()
         self.w(f"class {name}:")
         self.composite_head(t)
@@ -378,14 +365,14 @@ class _PyGen(BaseGen):
 
     # -- messages and groups -------------------------------------------------------------------
 
-    def block_class(self, base: str, role: str, label: str, slots: list[Slot], groups: list[Group], data: list[VarData],
-                    msg: Message | None, group: Group | None) -> None:
+    def block_class(self, base: str, role: str, label: str, slots: list[Slot], groups: list[ir.Group],
+                    data: list[ir.VarData], msg: ir.Message | None, group: ir.Group | None) -> None:
         name = base + role
         dec = role == "Decoder"
         self._block_len = msg.block_length if msg is not None else (group.block_length if group is not None else 0)
         # group classes reach the message (which owns the read/write position) through ``self._msg``
         self._is_message_ctx = msg is not None
-        comps = [sl for sl in slots if isinstance(sl.t, CompositeType)]
+        comps = [sl for sl in slots if isinstance(sl.t, ir.CompositeType)]
         self._cache = None
         comp_base: dict[str, int] = {}
         self._plain = []
@@ -398,7 +385,7 @@ class _PyGen(BaseGen):
             # Plain numeric fields become slot attributes filled at wrap()/next(): a read is then an
             # attribute load, not a property call (the largest cost of a decode in CPython).
             self._plain = [sl for sl in slots if sl.py in index and gen_base.is_plain(sl)]
-            comp_types = {sl.py: sl.t for sl in slots if isinstance(sl.t, CompositeType)}
+            comp_types = {sl.py: sl.t for sl in slots if isinstance(sl.t, ir.CompositeType)}
             self._slot_views = {py: self.composite_view(comp_types[py], b) for py, b in comp_base.items()}
             self._cache = index
         # A decoder's flat composites that exist in every version are plain attributes holding their view.
@@ -492,16 +479,16 @@ class _PyGen(BaseGen):
             if lf.slot.offset > pos:
                 fmt += f"{lf.slot.offset - pos}x"
             pos = lf.slot.offset + t.size
-            if isinstance(t, EnumType):
-                fmt += PRIMITIVES[t.primitive][0]
+            if isinstance(t, ir.EnumType):
+                fmt += ir.PRIMITIVES[t.primitive][0]
                 args.append(f"{t.null_value} if {v} is None else int({v})")
                 continue
-            if isinstance(t, SetType):
-                fmt += PRIMITIVES[t.primitive][0]
+            if isinstance(t, ir.SetType):
+                fmt += ir.PRIMITIVES[t.primitive][0]
                 args.append(f"int({v})")
                 continue
-            assert isinstance(t, EncodedType)
-            code = PRIMITIVES[t.primitive][0]
+            assert isinstance(t, ir.EncodedType)
+            code = ir.PRIMITIVES[t.primitive][0]
             if t.primitive == "char" and t.length > 1:
                 for line in self.text_bytes_lines(t, lf.slot.json, v, f"r{k}"):
                     self.w(line, 2)
@@ -536,7 +523,7 @@ class _PyGen(BaseGen):
         assert self._cache is not None
         for sl in self._plain:
             t = sl.t
-            assert isinstance(t, EncodedType)
+            assert isinstance(t, ir.EncodedType)
             i = self._cache[sl.py][1]
             expr = self.plain_expr(sl, f"{tup}[{i}]")
             if sl.since:
@@ -553,7 +540,7 @@ class _PyGen(BaseGen):
 
     def plain_expr(self, sl: Slot, expr: str) -> str:
         t = sl.t
-        assert isinstance(t, EncodedType)
+        assert isinstance(t, ir.EncodedType)
         if t.primitive == "char":  # a char array: its text, through the module's bytes -> str cache
             enc = py_encoding(t.character_encoding)
             cache = self.str_cache(enc)
@@ -571,7 +558,7 @@ class _PyGen(BaseGen):
         return (f"v = self._v = {st}.unpack_from(self._buf, self._offset) if {block_length_expr} >= {self._block_span} "
                 f"else {st}.unpack(_rt.padded(self._buf, self._offset, {block_length_expr}, {self._block_span}))")
 
-    def message_methods(self, name: str, dec: bool, msg: Message) -> None:
+    def message_methods(self, name: str, dec: bool, msg: ir.Message) -> None:
         if dec:
             self.w(f"def wrap(self, buf: Buffer, offset: int, acting_block_length: int = {msg.block_length}, "
                    f"acting_version: int = SCHEMA_VERSION) -> {name}:", 1)
@@ -584,7 +571,7 @@ class _PyGen(BaseGen):
             self.w(f"if acting_block_length >= {self._block_span}:", 2)
             self.w(f"v = self._v = {st}.unpack_from(buf, offset)", 3)
             self.w("else:", 2)
-            need = gen_base.piecewise(block_needs(msg.fields), "acting_version")
+            need = gen_base.piecewise(ir.block_needs(msg.fields), "acting_version")
             error = f"raise _rt.short_block({'message=' + msg.name!r}, offset, acting_block_length, acting_version, {need})"
             if need == str(self._block_span):  # every version has all the fields: a shorter block is always an error
                 self.w(error, 3)
@@ -626,7 +613,7 @@ class _PyGen(BaseGen):
             self.from_dict_method("enc._limit")
         self.position_methods()
 
-    def group_methods(self, name: str, dec: bool, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def group_methods(self, name: str, dec: bool, g: ir.Group, elems: list[tuple[str, Any]]) -> None:
         self.w(f"def _wrap(self, msg: Any, count: int, block_length: int, acting_version: int) -> {name}:", 1)
         self.group_wrap_body()
         self.w(f"def next(self) -> {name}:", 1)
@@ -685,12 +672,13 @@ class _PyGen(BaseGen):
                 self.w(f"{', '.join(f'e.{p}' for p in paths)}, = row", 3)
             self.w()
 
-    def group_accessor(self, base: str, label: str, dec: bool, i: int, g: Group, elems: list[tuple[str, Any]]) -> None:
+    def group_accessor(self, base: str, label: str, dec: bool, i: int, g: ir.Group,
+                       elems: list[tuple[str, Any]]) -> None:
         py = gen_base.py_name(g)
         gcls = base + naming.pascal(g.name) + ("Decoder" if dec else "Encoder")
         dim = g.dimension
         bl, n = self.group_dimensions(g)
-        assert isinstance(bl.type, EncodedType) and isinstance(n.type, EncodedType)  # for mypy
+        assert isinstance(bl.type, ir.EncodedType) and isinstance(n.type, ir.EncodedType)  # for mypy
         if dec:
             self.w(f"def {py}(self) -> {gcls}:", 1)
             self.group_doc(g, dec)
@@ -725,7 +713,7 @@ class _PyGen(BaseGen):
             self.open_group(f"{gcls}()", "count", str(g.block_length), "SCHEMA_VERSION")
             self.w()
 
-    def data_accessor(self, dec: bool, i: int, d: VarData, elems: list[tuple[str, Any]]) -> None:
+    def data_accessor(self, dec: bool, i: int, d: ir.VarData, elems: list[tuple[str, Any]]) -> None:
         py = gen_base.py_name(d)
         lt = d.length_type
         g = self.st(lt.primitive)
@@ -805,13 +793,13 @@ def _default(typ: str) -> str:
     return {"float": "0.0", "str": '""'}.get(typ, "0")
 
 
-def generate(schema: Schema, source: str = "?") -> str:
+def generate(schema: ir.Schema, source: str = "?") -> str:
     """The Python module source for ``schema``; ``source`` names the schema file in the header."""
     gen = _PyGen(schema, source)
     return gen.module()
 
 
-def load_module(schema: Schema, name: str, source: str = "?") -> Any:
+def load_module(schema: ir.Schema, name: str, source: str = "?") -> Any:
     """Generate the module for ``schema`` and import it in memory as ``name`` (tests, tooling, benchmarks)."""
     import sys
     import types

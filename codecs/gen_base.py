@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import struct
+import textwrap
 from typing import Any
 
 from tickline.codecs import ir, naming
@@ -658,49 +659,59 @@ class BaseGen:
             assert group is not None
             self.w(f'"""{role} for repeating group {label} (id={group.id}, blockLength={group.block_length})."""', 1)
 
+    def emit(self, code: str, indent: int = 1) -> None:
+        """Write ``code``, lines of generated code as one piece (dedented, then indented by ``indent`` levels; the
+        first and last line breaks dropped), followed by a blank line."""
+        for line in textwrap.dedent(code).strip("\n").split("\n"):
+            self.w(line, indent)
+        self.w()
+
     def decoder_tail(self, name: str) -> None:
         """A message decoder's acting_version, to_dict() and repr."""
-        self.w("@property", 1)
-        self.w(f"def acting_version(self){self._ann(' -> int')}:", 1)
-        self.w("return self._acting_version", 2)
-        self.w()
-        self.w(f"def to_dict(self){self._ann(' -> dict[str, Any]')}:", 1)
-        self.w('"""All fields in the ``sbe-decode`` JSON form (decodes a fresh copy of the flyweight)."""', 2)
-        self.w(f"return {name}().wrap(self._buf, self._offset, self._acting_block_length, self._acting_version)._dict()", 2)
-        self.w()
-        self.w(f"def __repr__(self){self._ann(' -> str')}:", 1)
-        self.w(f'return f"{name}({{self.to_dict()!r}})"', 2)
-        self.w()
+        self.emit(f"""
+            @property
+            def acting_version(self){self._ann(' -> int')}:
+                return self._acting_version
+
+            def to_dict(self){self._ann(' -> dict[str, Any]')}:
+                \"\"\"All fields in the ``sbe-decode`` JSON form (decodes a fresh copy of the flyweight).\"\"\"
+                return {name}().wrap(self._buf, self._offset, self._acting_block_length, self._acting_version)._dict()
+
+            def __repr__(self){self._ann(' -> str')}:
+                return f"{name}({{self.to_dict()!r}})"
+            """)
 
     def from_dict_method(self, end: str) -> None:
         """A message encoder's from_dict(); ``end`` is the expression of the message's end in ``buf``."""
-        self.w("@classmethod", 1)
-        self.w(f"def from_dict(cls, fields{self._ann(': dict[str, Any]')}){self._ann(' -> bytes')}:", 1)
-        self.w('"""Encode a message (header included) from the ``sbe-decode`` JSON form of its fields."""', 2)
-        self.w("size = 256", 2)
-        self.w("while True:", 2)
-        self.w("buf = bytearray(size)", 3)
-        self.w("try:", 3)
-        self.w("enc = cls().wrap_and_apply_header(buf, 0)", 4)
-        self.w("enc._apply(fields)", 4)
-        self.w(f"return bytes(buf[:{end}])", 4)
-        self.w("except (struct.error, IndexError, MessageError) as exc:", 3)
-        self.w("if size > 1 << 26 or 'buffer too small' not in str(exc) and not isinstance(exc, (struct.error, IndexError)):", 4)
-        self.w("raise", 5)
-        self.w("size *= 4", 4)
-        self.w()
+        self.emit(f"""
+            @classmethod
+            def from_dict(cls, fields{self._ann(': dict[str, Any]')}){self._ann(' -> bytes')}:
+                \"\"\"Encode a message (header included) from the ``sbe-decode`` JSON form of its fields.\"\"\"
+                size = 256
+                while True:
+                    buf = bytearray(size)
+                    try:
+                        enc = cls().wrap_and_apply_header(buf, 0)
+                        enc._apply(fields)
+                        return bytes(buf[:{end}])
+                    except (struct.error, IndexError, MessageError) as exc:
+                        if size > 1 << 26 or 'buffer too small' not in str(exc) and not isinstance(exc, (struct.error, IndexError)):
+                            raise
+                        size *= 4
+            """)
 
     def position_methods(self) -> None:
         """A message class's encoded_length and buffer."""
-        self.w("@property", 1)
-        self.w(f"def encoded_length(self){self._ann(' -> int')}:", 1)
-        self.w('"""Bytes from the root block to the current position (the whole message once everything is visited)."""', 2)
-        self.w("return self._limit - self._offset", 2)
-        self.w()
-        self.w("@property", 1)
-        self.w(f"def buffer(self){self._ann(' -> Buffer')}:", 1)
-        self.w("return self._buf", 2)
-        self.w()
+        self.emit(f"""
+            @property
+            def encoded_length(self){self._ann(' -> int')}:
+                \"\"\"Bytes from the root block to the current position (the whole message once everything is visited).\"\"\"
+                return self._limit - self._offset
+
+            @property
+            def buffer(self){self._ann(' -> Buffer')}:
+                return self._buf
+            """)
 
     def group_wrap_body(self) -> None:
         """The body of a group class's _wrap(msg, count, block_length, acting_version), and its count property."""

@@ -863,7 +863,7 @@ class _CyGen(BaseGen):
         return f"(None if {raw} == {hex(int(null) & ((1 << bits) - 1))}U else {get})"
 
     def rows_methods(self, g: ir.Group, dec: bool, cols: list[tuple[str, int, ir.EncodedType]]) -> None:
-        """rows() / put_rows(): a flat group's entries as tuples, in one call (see gen_python.row_columns)."""
+        """rows() / put_rows(): a flat group's entries as tuples, in one call (see gen_base.row_columns)."""
         bl = g.block_length
         paths = ", ".join(c[0] for c in cols)
         if dec:

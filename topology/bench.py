@@ -26,8 +26,14 @@ p50 over its group's ``bare`` case):
   receipt.  ``bare``: ``bench cluster``'s client and service (the struct
   codec, ``tickline.sequencer.basic``) up to its answer.  Both clusters run
   at once, each is primed (its members' first orders load code) and each
-  rate's two phases follow each other, so the machine's load falls on both
-  alike.  No venue runs: the venue stages are ``tickline demo``'s.
+  rate's two phases alternate ``--rounds`` times (who goes first alternates
+  too), so the machine's load falls on both alike.  A case's histogram holds
+  every round; after the table, one line a rate gives each round's
+  pipeline/bare p50 ratio, their median against the target (< 1.2x), and the
+  cores the phases kept busy (process CPU of the client, the three members
+  and aeronmd over the phase's wall time): when that is close to the
+  machine's cores, the ratio says how the scheduler shared them.  No venue
+  runs: the venue stages are ``tickline demo``'s.
 - ``fanout``: one feed process publishing top of book (``MarketDataPublisher.
   publish_batch``, flat out, paced only by back pressure) to 1, 2, 4 strategy
   processes (``--strategies``) on one shared aeronmd.  Each strategy process
@@ -55,6 +61,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -389,11 +396,25 @@ class _Schedule:
         return out
 
 
+#: counts of a phase's ``extra`` that add up over rounds (the rest is kept per round)
+_SUMMED = ("offered", "unanswered", "rejected", "denied", "send_retries", "retries")
+
+
 def _order_result(report: benchkit.Report, rate: int, name: str, label: str, group: str, samples: list[int],
                   seconds: float, extra: dict[str, Any] | None = None) -> None:
-    c = report.case(f"order@{rate} {name}", label=label, group=group, extra=extra or {})
-    c.histograms.append(benchkit.histogram_of(samples))
-    c.throughput = round(len(samples) / seconds, 1) if seconds > 0 else None
+    """One round of one case: its histogram is appended (a run of the case), its counts added up,
+    and its own figures (p50, CPU, leaders) kept under ``rounds``."""
+    c = report.case(f"order@{rate} {name}", label=label, group=group)
+    h = benchkit.histogram_of(samples)
+    c.histograms.append(h)
+    c.run_throughputs.append(round(len(samples) / seconds, 1) if seconds > 0 else 0.0)
+    c.throughput = round(statistics.median(c.run_throughputs), 1)
+    if extra is not None:
+        for k in _SUMMED:
+            if k in extra:
+                c.extra[k] = c.extra.get(k, 0) + extra[k]
+        p50 = h.get_value_at_percentile(50) / 1000 if samples else None
+        c.extra.setdefault("rounds", []).append({"p50_us": p50, **extra})
 
 
 def _rounded(d: dict[str, float]) -> dict[str, float]:
@@ -540,12 +561,13 @@ def _pipeline_rate(cluster: Any, report: benchkit.Report, leader: int, rate: int
         aeron.close()
 
 
-def order_part(report: benchkit.Report, rates: list[int], seconds: float, warm: float) -> None:
+def order_part(report: benchkit.Report, rates: list[int], seconds: float, warm: float, rounds: int = 1) -> None:
     from tickline.cluster.aeron_io import threading_mode
     from tickline.cluster.bench import _Cluster, _wait_leader
 
-    # Both clusters run at once and each rate's two phases follow each other, so the machine's
-    # load (other jobs, heat) falls on the bare and the pipeline phase alike.
+    # Both clusters run at once, and each rate's phases alternate, bare and pipeline, ``rounds``
+    # times (which goes first alternates too), so the machine's load (other jobs, heat, the host)
+    # falls on both alike; each round's ratio is kept, and their median is what ``order_summary`` says.
     kinds = ("bare", "pipeline")
     with tempfile.TemporaryDirectory(prefix="tickline-bench-pipeline-") as tmp:
         clusters: dict[str, Any] = {}
@@ -562,13 +584,15 @@ def order_part(report: benchkit.Report, rates: list[int], seconds: float, warm: 
                 run = _pipeline_rate if kind == "pipeline" else _bare_rate
                 run(clusters[kind], benchkit.Report("prime"), leaders[kind], 200, 0.5, 0.0)
             for rate in rates:
-                for kind in kinds:
-                    _progress(f"order: {kind} at {rate}/s for {warm + seconds:.1f} s")
-                    run = _pipeline_rate if kind == "pipeline" else _bare_rate
-                    run(clusters[kind], report, leaders[kind], rate, seconds, warm)
-                    # an overloaded cluster may have elected another (or be electing: then the last one known
-                    # names the roles of the next phase's busy cores; its client finds the leader itself)
-                    leaders[kind] = clusters[kind].leader() or leaders[kind]
+                for r in range(rounds):
+                    for kind in (kinds if r % 2 == 0 else kinds[::-1]):
+                        _progress(f"order: {kind} at {rate}/s for {warm + seconds:.1f} s"
+                                  + (f" (round {r + 1} of {rounds})" if rounds > 1 else ""))
+                        run = _pipeline_rate if kind == "pipeline" else _bare_rate
+                        run(clusters[kind], report, leaders[kind], rate, seconds, warm)
+                        # an overloaded cluster may have elected another (or be electing: then the last one known
+                        # names the roles of the next phase's busy cores; its client finds the leader itself)
+                        leaders[kind] = clusters[kind].leader() or leaders[kind]
         except RuntimeError as exc:  # the members' logs go with the directory: say what they said
             logs = "".join(f"\n{kind} member-{m}.log:\n" + _tail(os.path.join(tmp, kind, f"member-{m}.log"))
                            for kind, c in clusters.items() for m in c.procs)
@@ -579,6 +603,34 @@ def order_part(report: benchkit.Report, rates: list[int], seconds: float, warm: 
     # per rate, the end-to-end cases (bare, pipeline) and then the stages: the table reads top to bottom
     ordered = [c for r in rates for g in (f"order@{r}", f"order@{r} stages") for c in report.cases if c.group == g]
     report.cases = [c for c in report.cases if c not in ordered] + ordered
+    report.extra["order_summary"] = [_order_summary(report, rate) for rate in rates]
+
+
+#: the issue's target: the pipeline adds less than 20% to the bare sequencer's p50
+ORDER_TARGET = 1.2
+
+
+def _order_summary(report: benchkit.Report, rate: int) -> dict[str, Any]:
+    """One rate's reading: each round's pipeline/bare p50 ratio, their median against the target,
+    and the CPU the phases kept busy (cores, of ``os.cpu_count()``): a ratio measured while the
+    machine had no core to spare says how the scheduler shared it as much as what the pipeline costs."""
+    by = {c.name: c for c in report.cases}
+    bare, pipe = by[f"order@{rate} bare"].extra["rounds"], by[f"order@{rate} pipeline"].extra["rounds"]
+    ratios = [round(p["p50_us"] / b["p50_us"], 3) for b, p in zip(bare, pipe) if b["p50_us"] and p["p50_us"]]
+    median = round(statistics.median(ratios), 3) if ratios else None
+    cores = {kind: round(statistics.median(r["total_cores"] for r in rounds), 2)
+             for kind, rounds in (("bare", bare), ("pipeline", pipe)) if all("total_cores" in r for r in rounds)}
+    return {"rate": rate, "round_ratios": ratios, "median_ratio": median, "target": ORDER_TARGET,
+            "met": median is not None and median < ORDER_TARGET, "cores_busy": cores, "cpu_count": os.cpu_count()}
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    ratios = ", ".join(f"{r:.2f}" for r in s["round_ratios"])
+    verdict = "no ratio" if s["median_ratio"] is None else (
+        f"median {s['median_ratio']:.2f}x, target < {s['target']}x: {'met' if s['met'] else 'NOT met'}")
+    busy = ", ".join(f"{k} {v:.2f}" for k, v in s["cores_busy"].items())
+    return (f"order@{s['rate']}: pipeline/bare p50 by round {ratios} ({verdict}); "
+            f"CPU busy (cores of {s['cpu_count']}): {busy}")
 
 
 # ---------------------------------------------------------------- part 3: feed fan-out
@@ -823,7 +875,10 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         raise benchkit.BenchInputError(f"bad duration: option=--seconds value={seconds} expected=0.1..3600 fault=user")
     warm = min(1.0, seconds / 2)
     report = benchkit.Report("pipeline", reference="bare")
+    if not 1 <= args.rounds <= 20:
+        raise benchkit.BenchInputError(f"bad round count: option=--rounds value={args.rounds} expected=1..20 fault=user")
     report.extra = {"parts": list(parts), "seconds": seconds, "rates": rates, "strategies": counts,
+                    "rounds": 1 if args.quick else args.rounds,
                     "quick": bool(args.quick), "order_warmup_s": warm}
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up as Ctrl-C does
     try:
@@ -832,7 +887,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             _progress(f"tick: tick-to-order, SDK vs bare poll_one, {seconds:.1f} s")
             tick_part(report, seconds)
         if "order" in parts:
-            order_part(report, rates, seconds, warm)
+            order_part(report, rates, seconds, warm, 1 if args.quick else args.rounds)
         if "fanout" in parts:
             fanout_part(report, counts, seconds)
         _progress(f"done in {time.monotonic() - t0:.1f} s")
@@ -842,6 +897,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     benchkit.emit(report, args)
+    for s in report.extra.get("order_summary", []):
+        print(_summary_line(s))
     return 0
 
 
@@ -851,6 +908,8 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
     p.add_argument("--parts", default=",".join(PARTS), help="which parts to run, comma-separated: tick,order,fanout")
     p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per phase (a part, a rate, a fan-out width)")
     p.add_argument("--rates", default="1000,10000", help="orders/s of the order part, comma-separated")
+    p.add_argument("--rounds", type=int, default=3, help="order part: bare and pipeline phases alternate this many "
+                                                         "times per rate (1..20; --quick: 1)")
     p.add_argument("--strategies", default="1,2,4", help="strategy processes of the fan-out rounds, comma-separated")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS} s per phase (tests, a first look)")
     benchkit.add_output_args(p)

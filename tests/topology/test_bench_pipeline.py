@@ -81,6 +81,14 @@ def test_quick_run_measures_every_part_and_leaves_nothing_behind(tmp_path, procs
         e = by[f"order@{rate} pipeline"]["extra"]
         assert e["offered"] > 0 and e["unanswered"] == 0 and e["rejected"] == 0 and e["denied"] == 0, e
         assert by[f"order@{rate} bare"]["extra"]["unanswered"] == 0
+    # one round a rate (--quick): its ratio is the table's, and the CPU each phase kept busy is said
+    summary = {s["rate"]: s for s in doc["extra"]["order_summary"]}
+    assert sorted(summary) == [500, 2000]
+    for rate, s in summary.items():
+        assert len(s["round_ratios"]) == 1 and s["median_ratio"] == s["round_ratios"][0] > 0, s
+        assert abs(s["median_ratio"] - by[f"order@{rate} pipeline"]["peer_ratio"]) < 0.01, s
+        assert set(s["cores_busy"]) == {"bare", "pipeline"} and all(v > 0 for v in s["cores_busy"].values()), s
+        assert f"order@{rate}: pipeline/bare p50 by round" in r.stdout
     # the fan-out: each strategy received every published message once, through the SDK and the bare loop
     for n in (1, 2):
         e = by[f"fanout {n}: strategy SDK"]["extra"]
@@ -100,6 +108,7 @@ def test_quick_run_measures_every_part_and_leaves_nothing_behind(tmp_path, procs
     (["--rates", "0"], "bad rate (orders/s): option=--rates value=0 expected=1..1000000"),
     (["--strategies", "1,99"], "bad strategy count: option=--strategies value=99 expected=1..16"),
     (["--seconds", "0"], "bad duration: option=--seconds value=0.0"),
+    (["--rounds", "0"], "bad round count: option=--rounds value=0 expected=1..20"),
     (["--json", "/nonexistent-dir/x.json"], "output path is not writable"),
 ])
 def test_bad_option_exits_nonzero_with_a_message_and_no_traceback(args, message):
@@ -132,3 +141,26 @@ def test_sigterm_mid_run_kills_every_child_and_removes_its_directories(procs):
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _round(p50_us: float, cores: float) -> dict:
+    return {"p50_us": p50_us, "offered": 10, "unanswered": 0, "total_cores": cores}
+
+
+def test_order_summary_takes_the_median_of_each_rounds_own_ratio():
+    from tickline import benchkit
+    from tickline.topology.bench import _order_summary, _summary_line
+
+    report = benchkit.Report("pipeline", reference="bare")
+    report.case("order@10000 bare", label="bare").extra["rounds"] = [_round(500, 1.7), _round(1000, 1.8), _round(600, 1.9)]
+    report.case("order@10000 pipeline", label="pipeline").extra["rounds"] = [
+        _round(550, 1.75), _round(1300, 1.8), _round(900, 1.85)]
+    s = _order_summary(report, 10000)
+    # by round 1.1, 1.3, 1.5: the median is the middle round's, not the ratio of pooled figures
+    assert s["round_ratios"] == [1.1, 1.3, 1.5] and s["median_ratio"] == 1.3 and not s["met"]
+    assert s["cores_busy"] == {"bare": 1.8, "pipeline": 1.8}
+    line = _summary_line(s)
+    assert "by round 1.10, 1.30, 1.50" in line and "median 1.30x, target < 1.2x: NOT met" in line
+    report.case("order@10000 pipeline").extra["rounds"] = [_round(500, 1.0), _round(1000, 1.0), _round(700, 1.0)]
+    s = _order_summary(report, 10000)
+    assert s["median_ratio"] == 1.0 and s["met"] and "target < 1.2x: met" in _summary_line(s)

@@ -366,17 +366,23 @@ def _chunks(msgs):
     return [m for m in msgs if isinstance(m, InstallSnapshot)]
 
 
+def steps_of(net, member):
+    """The list of messages ``member``'s core steps on from now on (filled as they arrive)."""
+    seen = []
+    real_step = net.cores[member].step
+
+    def spy(m):
+        seen.append(m)
+        real_step(m)
+
+    net.cores[member].step = spy
+    return seen
+
+
 def test_a_snapshot_larger_than_one_chunk_arrives_in_chunks_and_installs_whole():
     net, leader, lagger, snap = _lagging_behind_a_big_snapshot()
     net.restart(lagger)
-    sent = []
-    real_step = net.cores[lagger].step
-
-    def spy(m):
-        sent.append(m)
-        real_step(m)
-
-    net.cores[lagger].step = spy
+    sent = steps_of(net, lagger)
     net.advance_time(net.now + 60)
     chunks = _chunks(sent)
     assert len({m.offset for m in chunks}) == 11  # 10 full chunks of 1000 bytes and one of 500
@@ -438,14 +444,7 @@ def test_a_partial_snapshot_is_never_in_a_ready_and_a_new_leader_resumes_the_sam
     assert all(rd.snapshot is None for rd in net.readies[lagger])
     assert net.cores[lagger].base_position == 0
     net.crash(leader)
-    seen = []
-    real_step = net.cores[lagger].step
-
-    def spy(m):
-        seen.append(m)
-        real_step(m)
-
-    net.cores[lagger].step = spy
+    seen = steps_of(net, lagger)
     net.advance_time(net.now + 200)
     assert net.leader() == other
     from_new = [m for m in _chunks(seen) if m.src == other]

@@ -18,6 +18,8 @@ from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
 from tickline.transport import free_ports
 from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, SessionConfig, utc_timestamp
 
+from fix_helpers import acceptor_toml
+
 pytestmark = pytest.mark.multiprocess
 
 
@@ -77,24 +79,7 @@ dir = "{aeron_dir}"
 order_stream_id = 2001
 report_stream_id = 2002
 
-[fix_gateway.acceptor]
-host = "127.0.0.1"
-port = {port}
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C1"
-begin_string = "FIX.4.4"
-transport_dictionary = "FIX44"
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C2"
-begin_string = "FIX.4.2"
-transport_dictionary = "FIX42"
-
+{acceptor_toml(port)}
 [exchange_sim]
 dir = "{aeron_dir}"
 order_stream_id = 2001

@@ -15,6 +15,8 @@ from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
 from tickline.transport import free_ports
 from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, LoggedOut, SessionConfig, utc_timestamp
 
+from fix_helpers import acceptor_toml
+
 pytestmark = pytest.mark.multiprocess
 
 SHIM = os.environ.get("PYTHONPATH", "")
@@ -34,27 +36,10 @@ status_file = "{tmp_path / 'status.json'}"
 status_interval_s = 0.05
 idle = "sleeping"
 
-[fix_gateway.acceptor]
-host = "127.0.0.1"
-port = {port}
-
+{acceptor_toml(port)}
 [fix_gateway.venue]
 default_mode = "match"
 modes = {{ AF = "auto-fill" }}
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C1"
-begin_string = "FIX.4.4"
-transport_dictionary = "FIX44"
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C2"
-begin_string = "FIX.4.2"
-transport_dictionary = "FIX42"
 """)
     return p
 

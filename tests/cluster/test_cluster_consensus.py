@@ -165,27 +165,28 @@ def test_follower_truncates_a_divergent_uncommitted_tail():
     assert any(rd.truncate_to is not None for rd in net.readies[old])
 
 
-def test_lagging_follower_catches_up_after_a_long_absence():
-    net = Net(3)
+def lagger_missing(proposals, **cfg):
+    """A 3-member net (``cfg`` goes to it) whose leader took ``proposals`` entries (m0, m1, ...,
+    one a tick) while a follower, the lagger, was down: (net, leader, lagger)."""
+    net = Net(3, **cfg)
     leader = net.elect()
     lagger = next(i for i in net.ids if i != leader)
     net.crash(lagger)
-    for k in range(30):
+    for k in range(proposals):
         net.propose(leader, b"m%d" % k)
         net.advance_time(net.now + 1)
+    return net, leader, lagger
+
+
+def test_lagging_follower_catches_up_after_a_long_absence():
+    net, leader, lagger = lagger_missing(30)
     net.restart(lagger)
     net.advance_time(net.now + 60)
     assert net.payloads(lagger) == [b"m%d" % k for k in range(30)]
 
 
 def test_restarted_follower_behind_a_compacted_log_gets_the_snapshot():
-    net = Net(3)
-    leader = net.elect()
-    lagger = next(i for i in net.ids if i != leader)
-    net.crash(lagger)
-    for k in range(10):
-        net.propose(leader, b"m%d" % k)
-        net.advance_time(net.now + 1)
+    net, leader, lagger = lagger_missing(10)
     c = net.cores[leader]
     snap = Snapshot(c.applied_position, c.term_at(c.applied_position), b"state-after-10")
     c.compact(snap)
@@ -348,13 +349,7 @@ def test_proposals_between_two_readies_go_to_each_peer_in_one_append_and_are_ack
 def _lagging_behind_a_big_snapshot(chunk=1000, size=10_500, **cfg):
     """A 3-member net whose leader compacted past a crashed follower with a
     ``size``-byte snapshot; returns (net, leader, lagger, snapshot)."""
-    net = Net(3, snapshot_chunk_bytes=chunk, **cfg)
-    leader = net.elect()
-    lagger = next(i for i in net.ids if i != leader)
-    net.crash(lagger)
-    for k in range(5):
-        net.propose(leader, b"m%d" % k)
-        net.advance_time(net.now + 1)
+    net, leader, lagger = lagger_missing(5, snapshot_chunk_bytes=chunk, **cfg)
     c = net.cores[leader]
     data = random.Random(7).randbytes(size)
     snap = Snapshot(c.applied_position, c.term_at(c.applied_position), data)

@@ -57,20 +57,24 @@ def live_recording(aeron, client: ArchiveClient, stream_id: int, channel: str = 
     return sub_id, pub, client.wait_for_recording(stream_id, pub.session_id)
 
 
+def recorded_to(client: ArchiveClient, recording_id: int, pub) -> int:
+    """``pub``'s position, once recording ``recording_id`` has all up to there."""
+    end = pub.position
+    wait_until(lambda: client.describe(recording_id).stop_position == end, what="recording to catch up")
+    return end
+
+
 def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[bytes], channel: str = "aeron:ipc"):
     """Record ``messages`` published on ``channel`` (an IPC channel) ``stream_id`` and stop the
     recording (the publication closes)."""
     sub_id, pub, d = live_recording(aeron, client, stream_id, channel)
     publish(pub, messages)
-    end = pub.position
-    wait_until(lambda: client.describe(d.recording_id).stop_position == end, what="recording to catch up")
+    end = recorded_to(client, d.recording_id, pub)
     client.stop_recording(sub_id)
     pub.close()
     d = client.describe(d.recording_id)
     assert d.state == RecordingState.STOPPED and d.stop_position == end
     return d
-
-
 
 
 def direct_replayer(aeron, archive_dir, d, stream_id: int):

@@ -25,7 +25,7 @@ from tickline.archive.errors import ConfigError
 from tickline.archive.wire import RecordingDescriptor
 
 from archive_helpers import (ArchiveThread, FakeClock, collect, collect_to_end, direct_replayer, live_recording, message,
-                             publish, record_stopped, start_archive_process, wait_until)
+                             publish, record_stopped, recorded_to, start_archive_process, wait_until)
 
 
 def digest(dir: Path) -> dict[str, str]:
@@ -202,8 +202,7 @@ def test_kill_9_mid_recording_then_restart_recovers_and_every_frame_on_disk_repl
     _, pub, d = live_recording(aeron, client, 3010)
     msgs = [message(i) for i in range(4000)]
     publish(pub, msgs[:2000])
-    confirmed = pub.position
-    wait_until(lambda: client.describe(d.recording_id).stop_position == confirmed, what="recording")
+    confirmed = recorded_to(client, d.recording_id, pub)
     publish(pub, msgs[2000:2300])  # the archive may or may not have these on disk when it dies
     os.kill(p.pid, signal.SIGKILL)
     p.wait()

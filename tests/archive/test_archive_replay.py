@@ -14,7 +14,7 @@ import pytest
 from tickline.archive import ErrorCode, RecordingState, RequestError, replay_image_session_id
 
 from archive_helpers import (collect, collect_to_end, direct_replayer, live_recording, message, publish, record_stopped,
-                             wait_until)
+                             recorded_to, wait_until)
 
 
 def test_a_recorded_stream_replays_every_message_in_order(aeron, archive_client, running_archive):
@@ -38,8 +38,7 @@ def test_a_replay_from_a_frame_for_a_length_gives_exactly_those_messages(aeron, 
     for m in msgs:
         pub_positions.append(pub.position)
         publish(pub, [m])
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     archive_client.stop_recording(sub_id)
     start, stop = pub_positions[100], pub_positions[250]
     sub = aeron.add_subscription("aeron:ipc", 2002)
@@ -161,8 +160,7 @@ def test_truncate_cuts_a_stopped_recording_at_a_frame_and_purge_deletes_one(aero
     for m in msgs:
         positions.append(pub.position)
         publish(pub, [m])
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     with pytest.raises(RequestError, match="still recording") as e:
         archive_client.truncate_recording(d.recording_id, positions[10])
     assert e.value.code == ErrorCode.RECORDING_ACTIVE
@@ -224,8 +222,7 @@ def test_a_udp_stream_is_recorded_and_replayed_over_udp(aeron, archive_client):
     assert d.source_identity.startswith("127.0.0.1:") and d.stripped_channel == live
     msgs = [message(i) for i in range(1000)]
     publish(pub, msgs)
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     sub = aeron.add_subscription(replay, 2010)
     rs = archive_client.replay(d.recording_id, length=end, channel=replay, stream_id=2010)
     got, last = collect_to_end(sub, replay_image_session_id(rs))
@@ -283,8 +280,7 @@ def test_a_stopped_recording_is_extended_by_a_publication_that_continues_it(aero
     wait_until(lambda: archive_client.describe(d.recording_id).state == RecordingState.RECORDING, what="extension")
     more = [message(i) for i in range(700, 1600)]
     publish(pub, more)
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="extended recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     archive_client.stop_recording(sub_id)
     pub.close()
     e = archive_client.describe(d.recording_id)
@@ -346,8 +342,7 @@ def test_a_bounded_replay_past_a_live_recording_ends_where_the_recording_stops(a
     sub = aeron.add_subscription("aeron:ipc", 2016)
     rs = archive_client.replay(d.recording_id, position=0, length=10 * 1024 * 1024, stream_id=2016)  # far past the live end
     got = collect(sub, replay_image_session_id(rs), 100)
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     archive_client.stop_recording(sub_id)
     pub.close()
     rest, last = collect_to_end(sub, replay_image_session_id(rs))

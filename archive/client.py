@@ -38,6 +38,15 @@ UNBOUNDED = -1  # replay length: to the stop, following a live recording
 FROM_START = -1  # replay position: the recording's start
 
 
+def _decoded(reader: ArchiveClient | RecordingEvents, buffer: memoryview) -> wire.Message | None:
+    """The archive message in ``buffer``, or None (counted in ``reader.skipped``) when it is not one."""
+    try:
+        return wire.decode(buffer)
+    except ArchiveProtocolError:
+        reader.skipped += 1
+        return None
+
+
 def replay_image_session_id(replay_session_id: int) -> int:
     """The session id of a replay's image (the low 32 bits of its replay session id)."""
     low = replay_session_id & 0xFFFFFFFF
@@ -206,12 +215,9 @@ class ArchiveClient:
             self._idle()
 
     def _on_fragment(self, buffer: memoryview, _header: object) -> None:
-        try:
-            m = wire.decode(buffer)
-        except ArchiveProtocolError:
-            self.skipped += 1
-            return
-        self._inbox.append(m)
+        m = _decoded(self, buffer)
+        if m is not None:
+            self._inbox.append(m)
 
     def _await_response(self, correlation_id: int, descriptors: list[RecordingDescriptor] | None = None,
                         timeout: float | None = None) -> wire.ControlResponse:
@@ -259,14 +265,10 @@ class RecordingEvents:
         self.skipped = 0
 
     def _on_fragment(self, buffer: memoryview, _header: object) -> None:
-        try:
-            m = wire.decode(buffer)
-        except ArchiveProtocolError:
-            self.skipped += 1
-            return
+        m = _decoded(self, buffer)
         if isinstance(m, (wire.RecordingStarted, wire.RecordingProgress, wire.RecordingStopped)):
             self._handler(m)
-        else:
+        elif m is not None:
             self.skipped += 1
 
     def poll(self, handler: Callable[[RecordingEvent], object], fragment_limit: int = 100) -> int:

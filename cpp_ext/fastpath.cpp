@@ -853,16 +853,35 @@ bool arg_count(const char *fn, Py_ssize_t nargs, Py_ssize_t lo, Py_ssize_t hi) {
     return true;
 }
 
-bool fragment_limit_arg(PyObject *o, int *out) {
-    long v = PyLong_AsLong(o);
-    if (v == -1 && PyErr_Occurred()) return false;
-    if (v <= 0 || v > (1 << 20)) {
-        PyErr_Format(PyExc_ValueError, "fragment_limit out of range: fragment_limit=%ld expected=1..1048576", v);
+// A whole-number argument (an int, or anything with __index__) in [lo, hi].  The range is checked
+// before narrowing: a number beyond a long is out of range too (ValueError, not OverflowError).
+// The messages name the method and the argument: "poll() argument fragment_limit out of range:
+// fragment_limit=0 expected=1..1048576 fault=user".
+bool count_arg(PyObject *o, const char *fn, const char *name, long lo, long hi, long *out) {
+    if (!PyIndex_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s() argument %s must be int: type=%s fault=user", fn, name, Py_TYPE(o)->tp_name);
         return false;
     }
-    *out = static_cast<int>(v);
+    PyObject *n = PyNumber_Index(o);
+    if (n == nullptr) return false;
+    int overflow = 0;
+    long v = PyLong_AsLongAndOverflow(n, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        Py_DECREF(n);
+        return false;
+    }
+    if (overflow != 0 || v < lo || v > hi) {
+        PyErr_Format(PyExc_ValueError, "%s() argument %s out of range: %s=%R expected=%ld..%ld fault=user", fn, name, name,
+                     n, lo, hi);
+        Py_DECREF(n);
+        return false;
+    }
+    Py_DECREF(n);
+    *out = v;
     return true;
 }
+
+constexpr long kMaxFragmentLimit = 1 << 20;
 
 PyObject *closed_error(const char *what, const std::string &channel, int32_t stream_id, bool client_closed) {
     PyErr_Format(ClosedError, "%s is closed: channel=%s stream_id=%d reason=%s", what, channel.c_str(), stream_id,
@@ -1199,9 +1218,9 @@ PyObject *sub_poll_common(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Subscription *s = checked_subscription(self, name);
     if (s == nullptr) return nullptr;
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
-    int limit;
-    if (!fragment_limit_arg(args[1], &limit)) return nullptr;
-    return run_poll(s, args[0], limit, controlled, name);
+    long limit;
+    if (!count_arg(args[1], name, "fragment_limit", 1, kMaxFragmentLimit, &limit)) return nullptr;
+    return run_poll(s, args[0], static_cast<int>(limit), controlled, name);
 }
 
 // poll(handler, fragment_limit) -> fragments read
@@ -1391,8 +1410,8 @@ PyObject *sub_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Subscription *s = checked_subscription(self, "drain");
     if (s == nullptr) return nullptr;
     if (!s->usable()) return closed_error("subscription", s->channel, s->stream_id, s->client->closed);
-    int limit;
-    if (!fragment_limit_arg(args[0], &limit)) return nullptr;
+    long limit;
+    if (!count_arg(args[0], "drain", "fragment_limit", 1, kMaxFragmentLimit, &limit)) return nullptr;
     PollGuard guard(*s);
     if (!guard.enter("drain")) return nullptr;
     revoke_pulled(s);
@@ -1454,22 +1473,6 @@ aeron_controlled_fragment_handler_action_t on_receive_fragment(void *clientd, co
     if (r->got || r->too_long) return AERON_ACTION_ABORT;
     return reassemble(r->reasm, current_receive_sub, buffer, length, header,
                       [r](const uint8_t *b, size_t n, aeron_header_t *h) { return on_received(r, b, n, h); });
-}
-
-bool count_arg(PyObject *o, const char *fn, const char *name, long lo, long hi, long *out) {
-    if (!PyLong_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s() argument %s must be int: type=%s fault=user", fn, name, Py_TYPE(o)->tp_name);
-        return false;
-    }
-    int overflow = 0;
-    long v = PyLong_AsLongAndOverflow(o, &overflow);
-    if (v == -1 && PyErr_Occurred()) return false;
-    if (overflow != 0 || v < lo || v > hi) {
-        PyErr_Format(PyExc_ValueError, "%s() argument out of range: %s=%R expected=%ld..%ld fault=user", fn, name, o, lo, hi);
-        return false;
-    }
-    *out = v;
-    return true;
 }
 
 PyObject *too_long_error(Subscription *s, const ReceiveState &r) {

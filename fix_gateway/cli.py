@@ -216,17 +216,9 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # typ
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m tickline.fix_gateway.cli``), same commands as under ``tickline``."""
-    parser = argparse.ArgumentParser(prog="tickline")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    bench = sub.add_parser("bench")
-    register_bench(bench.add_subparsers(dest="bench", metavar="BENCH"))
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
-    return int(func(args) or 0)
+    from tickline import cli
+
+    return cli.main(argv, modules=["tickline.fix_gateway.cli"])
 
 
 if __name__ == "__main__":

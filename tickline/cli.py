@@ -168,9 +168,12 @@ def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, modules: list[str] | None = None) -> int:
+    """Run the command ``argv`` names (default: ``sys.argv[1:]``); its exit code.  ``modules``: the
+    command modules to offer (default: those ``argv`` needs); a subsystem's stand-alone entry
+    (``python -m tickline.fix_gateway.cli``) passes its own."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_modules_for(argv))
+    parser = build_parser(_modules_for(argv) if modules is None else modules)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

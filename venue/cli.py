@@ -97,14 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m tickline.venue.cli``), the same commands as under ``tickline``."""
-    parser = argparse.ArgumentParser(prog="tickline")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
-    return int(func(args) or 0)
+    from tickline import cli
+
+    return cli.main(argv, modules=["tickline.venue.cli"])
 
 
 if __name__ == "__main__":

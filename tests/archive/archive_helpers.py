@@ -48,14 +48,28 @@ def collect(sub, session_id: int, count: int, timeout: float = 10.0) -> list[byt
     return got
 
 
-def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[bytes]):
-    """Record ``messages`` on ``stream_id`` and stop the recording (the publication closes)."""
+def live_recording(aeron, client: ArchiveClient, stream_id: int, channel: str = "aeron:ipc"):
+    """Record IPC stream ``stream_id`` and add an exclusive publication on ``channel`` (an IPC
+    channel) ``stream_id``, once the archive is recording it: (subscription id, publication,
+    descriptor)."""
     sub_id = client.start_recording("aeron:ipc", stream_id)
-    pub = aeron.add_exclusive_publication("aeron:ipc", stream_id)
-    d = client.wait_for_recording(stream_id, pub.session_id)
-    publish(pub, messages)
+    pub = aeron.add_exclusive_publication(channel, stream_id)
+    return sub_id, pub, client.wait_for_recording(stream_id, pub.session_id)
+
+
+def recorded_to(client: ArchiveClient, recording_id: int, pub) -> int:
+    """``pub``'s position, once recording ``recording_id`` has all up to there."""
     end = pub.position
-    wait_until(lambda: client.describe(d.recording_id).stop_position == end, what="recording to catch up")
+    wait_until(lambda: client.describe(recording_id).stop_position == end, what="recording to catch up")
+    return end
+
+
+def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[bytes], channel: str = "aeron:ipc"):
+    """Record ``messages`` published on ``channel`` (an IPC channel) ``stream_id`` and stop the
+    recording (the publication closes)."""
+    sub_id, pub, d = live_recording(aeron, client, stream_id, channel)
+    publish(pub, messages)
+    end = recorded_to(client, d.recording_id, pub)
     client.stop_recording(sub_id)
     pub.close()
     d = client.describe(d.recording_id)
@@ -63,6 +77,20 @@ def record_stopped(aeron, client: ArchiveClient, stream_id: int, messages: list[
     return d
 
 
+def direct_replayer(aeron, archive_dir, d, stream_id: int):
+    """A ``Replayer`` of recording ``d`` (a descriptor) read from ``archive_dir``, onto a new exclusive
+    IPC publication of the recording's term geometry on ``stream_id``, which a new subscription
+    has connected to: (publication, subscription, replayer)."""
+    from tickline import _aeron
+
+    pub = aeron.add_exclusive_publication(
+        f"aeron:ipc?init-term-id={d.initial_term_id}|term-id={d.initial_term_id}|term-offset=0"
+        f"|term-length={d.term_buffer_length}|mtu={d.mtu_length}", stream_id)
+    sub = aeron.add_subscription("aeron:ipc", stream_id)
+    wait_until(lambda: pub.is_connected, what="connect")
+    r = _aeron.Replayer(pub, str(archive_dir), d.recording_id, d.start_position, d.term_buffer_length,
+                        d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length, 0)
+    return pub, sub, r
 
 
 def collect_to_end(sub, session_id: int, timeout: float = 30.0) -> tuple[list[bytes], int | None]:

@@ -1,26 +1,11 @@
-"""Make ``tickline.archive`` importable when pytest runs from the repository root.
+"""Fixtures of the archive tests: an archive in a temporary directory, and a client of it."""
 
-``python -m pytest`` puts the current directory first on ``sys.path``, so the
-root's ``tickline/`` folder (which holds only the package's own files) shadows
-the installed or shimmed package whose subpackages are the root's sibling
-folders (ARCHITECTURE.md, "Layout").  Extending ``tickline.__path__`` with the root
-reproduces the ``pyproject.toml`` mapping for this test session only.
-"""
+from pathlib import Path
+from typing import Iterator
 
-import importlib.util
-import os
+import pytest
 
-import tickline
-
-if importlib.util.find_spec("tickline.archive") is None:
-    tickline.__path__.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from pathlib import Path  # noqa: E402
-from typing import Iterator  # noqa: E402
-
-import pytest  # noqa: E402
-
-from archive_helpers import RunningArchive  # noqa: E402
+from archive_helpers import RunningArchive
 
 
 @pytest.fixture

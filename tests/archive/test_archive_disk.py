@@ -14,7 +14,7 @@ from tickline.archive import ArchiveClient, RecordingState, replay_image_session
 
 from tickline.transport import OfferResult
 
-from archive_helpers import collect_to_end, message, wait_until
+from archive_helpers import collect_to_end, live_recording, message, wait_until
 from archive_helpers import RunningArchive
 
 
@@ -35,9 +35,7 @@ def test_a_full_disk_stops_the_recording_at_the_last_whole_block_and_the_rest_re
     a = RunningArchive(driver.dir, small_disk / "archive", segment_length=128 * 1024)
     try:
         client = ArchiveClient.connect(aeron, timeout=10.0)
-        client.start_recording("aeron:ipc", 5001)
-        pub = aeron.add_exclusive_publication("aeron:ipc", 5001)
-        d = client.wait_for_recording(5001, pub.session_id)
+        _, pub, d = live_recording(aeron, client, 5001)
         msgs = [message(i) for i in range(4000)]  # ~700 KB: more than the 400 KiB disk holds
         sent = 0
         deadline = time.monotonic() + 20

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from archive_helpers import wait_until
+from archive_helpers import recorded_to, wait_until
 from tickline.archive import ArchiveClient, RecordingState
 from tickline.feed import MarketDataPublisher
 from tickline.strategy import Strategy, StrategyRunner, load_config
@@ -47,8 +47,7 @@ def publish_market_data(aeron: Any, client: ArchiveClient) -> tuple[list[tuple[i
             assert time.monotonic() < deadline, "market data back pressured for too long"
             time.sleep(0.0005)
         sent.append((md.next_seq - 1, symbol, i + 1, 2 * i + 1, 1000 + i))
-    end = pub.position
-    wait_until(lambda: client.describe(d.recording_id).stop_position == end, what="the recording to catch up")
+    recorded_to(client, d.recording_id, pub)
     pub.close()  # the image goes: the archive stops the recording
     wait_until(lambda: client.describe(d.recording_id).state == RecordingState.STOPPED, what="the recording to stop")
     return sent, d.recording_id

@@ -20,7 +20,7 @@ import pytest
 
 from tickline.archive import ArchiveClient, Catalog, ErrorCode, RecordingState, RequestError, replay_image_session_id
 
-from archive_helpers import collect_to_end, message, publish, record_stopped, start_archive_process, wait_until
+from archive_helpers import collect_to_end, live_recording, message, publish, record_stopped, start_archive_process, wait_until
 
 
 def files_of(dir: Path, recording_id: int) -> dict[str, str]:
@@ -85,9 +85,7 @@ def test_migrate_moves_the_segments_and_everything_works_from_there(aeron, drive
 
 def test_migrate_refuses_an_active_recording_an_unknown_id_and_a_bad_destination(aeron, archive_dir, archive_client, tmp_path):
     stopped = record_stopped(aeron, archive_client, 7002, [message(i) for i in range(50)])
-    sub_id = archive_client.start_recording("aeron:ipc", 7003)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 7003)
-    active = archive_client.wait_for_recording(7003, pub.session_id)
+    sub_id, pub, active = live_recording(aeron, archive_client, 7003)
     publish(pub, [message(i) for i in range(20)])
     dest = tmp_path / "dest"
     dest.mkdir()

@@ -24,8 +24,8 @@ from tickline.archive.daemon import Archive, recover_recording, scan
 from tickline.archive.errors import ConfigError
 from tickline.archive.wire import RecordingDescriptor
 
-from archive_helpers import (ArchiveThread, FakeClock, collect, collect_to_end, message, publish, record_stopped,
-                             start_archive_process, wait_until)
+from archive_helpers import (ArchiveThread, FakeClock, collect, collect_to_end, direct_replayer, live_recording, message,
+                             publish, record_stopped, recorded_to, start_archive_process, wait_until)
 
 
 def digest(dir: Path) -> dict[str, str]:
@@ -131,12 +131,7 @@ def test_a_flipped_header_byte_and_a_missing_segment_are_storage_errors(aeron, a
     data[first_len + 8] ^= 0x40  # the second frame's term offset
     seg0.write_bytes(data)
     with pytest.raises(ArchiveDamageError, match=f"recording_id={d.recording_id}.*offset={first_len} position={first_len}"):
-        pub = aeron.add_exclusive_publication(
-            f"aeron:ipc?init-term-id={d.initial_term_id}|term-id={d.initial_term_id}|term-offset=0|term-length={d.term_buffer_length}|mtu={d.mtu_length}", 4104)
-        s = aeron.add_subscription("aeron:ipc", 4104)
-        wait_until(lambda: pub.is_connected, what="connect")
-        r = _aeron.Replayer(pub, str(archive_dir), d.recording_id, d.start_position, d.term_buffer_length,
-                            d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length, 0)
+        pub, s, r = direct_replayer(aeron, archive_dir, d, 4104)
         for _ in range(10):
             r.replay(d.stop_position)
         s.close()
@@ -204,13 +199,10 @@ def test_requests_from_unknown_sessions_and_garbage_are_dropped_and_counted(aero
 def test_kill_9_mid_recording_then_restart_recovers_and_every_frame_on_disk_replays(procs, driver, aeron, archive_dir):
     p = start_archive_process(procs, driver.dir, archive_dir)
     client = ArchiveClient.connect(aeron, timeout=20.0)
-    client.start_recording("aeron:ipc", 3010)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 3010)
-    d = client.wait_for_recording(3010, pub.session_id)
+    _, pub, d = live_recording(aeron, client, 3010)
     msgs = [message(i) for i in range(4000)]
     publish(pub, msgs[:2000])
-    confirmed = pub.position
-    wait_until(lambda: client.describe(d.recording_id).stop_position == confirmed, what="recording")
+    confirmed = recorded_to(client, d.recording_id, pub)
     publish(pub, msgs[2000:2300])  # the archive may or may not have these on disk when it dies
     os.kill(p.pid, signal.SIGKILL)
     p.wait()

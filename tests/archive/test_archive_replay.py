@@ -13,7 +13,8 @@ import pytest
 
 from tickline.archive import ErrorCode, RecordingState, RequestError, replay_image_session_id
 
-from archive_helpers import collect, collect_to_end, message, publish, record_stopped, wait_until
+from archive_helpers import (collect, collect_to_end, direct_replayer, live_recording, message, publish, record_stopped,
+                             recorded_to, wait_until)
 
 
 def test_a_recorded_stream_replays_every_message_in_order(aeron, archive_client, running_archive):
@@ -33,14 +34,11 @@ def test_a_recorded_stream_replays_every_message_in_order(aeron, archive_client,
 def test_a_replay_from_a_frame_for_a_length_gives_exactly_those_messages(aeron, archive_client):
     msgs = [message(i) for i in range(400)]
     pub_positions = []
-    sub_id = archive_client.start_recording("aeron:ipc", 1002)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 1002)
-    d = archive_client.wait_for_recording(1002, pub.session_id)
+    sub_id, pub, d = live_recording(aeron, archive_client, 1002)
     for m in msgs:
         pub_positions.append(pub.position)
         publish(pub, [m])
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     archive_client.stop_recording(sub_id)
     start, stop = pub_positions[100], pub_positions[250]
     sub = aeron.add_subscription("aeron:ipc", 2002)
@@ -78,9 +76,7 @@ def test_bad_replay_requests_get_errors_naming_the_recording_and_position(aeron,
 
 
 def test_an_unbounded_replay_follows_a_live_recording_until_it_stops(aeron, archive_client):
-    sub_id = archive_client.start_recording("aeron:ipc", 1004)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 1004)
-    d = archive_client.wait_for_recording(1004, pub.session_id)
+    sub_id, pub, d = live_recording(aeron, archive_client, 1004)
     first = [message(i) for i in range(200)]
     publish(pub, first)
     sub = aeron.add_subscription("aeron:ipc", 2004)
@@ -159,15 +155,12 @@ def test_the_cli_lists_describes_and_verifies_recordings(aeron, archive_client, 
 
 def test_truncate_cuts_a_stopped_recording_at_a_frame_and_purge_deletes_one(aeron, archive_client, archive_dir):
     msgs = [message(i) for i in range(1500)]
-    sub_id = archive_client.start_recording("aeron:ipc", 1008)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 1008)
-    d = archive_client.wait_for_recording(1008, pub.session_id)
+    sub_id, pub, d = live_recording(aeron, archive_client, 1008)
     positions = []
     for m in msgs:
         positions.append(pub.position)
         publish(pub, [m])
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     with pytest.raises(RequestError, match="still recording") as e:
         archive_client.truncate_recording(d.recording_id, positions[10])
     assert e.value.code == ErrorCode.RECORDING_ACTIVE
@@ -229,8 +222,7 @@ def test_a_udp_stream_is_recorded_and_replayed_over_udp(aeron, archive_client):
     assert d.source_identity.startswith("127.0.0.1:") and d.stripped_channel == live
     msgs = [message(i) for i in range(1000)]
     publish(pub, msgs)
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     sub = aeron.add_subscription(replay, 2010)
     rs = archive_client.replay(d.recording_id, length=end, channel=replay, stream_id=2010)
     got, last = collect_to_end(sub, replay_image_session_id(rs))
@@ -288,8 +280,7 @@ def test_a_stopped_recording_is_extended_by_a_publication_that_continues_it(aero
     wait_until(lambda: archive_client.describe(d.recording_id).state == RecordingState.RECORDING, what="extension")
     more = [message(i) for i in range(700, 1600)]
     publish(pub, more)
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="extended recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     archive_client.stop_recording(sub_id)
     pub.close()
     e = archive_client.describe(d.recording_id)
@@ -303,9 +294,7 @@ def test_a_stopped_recording_is_extended_by_a_publication_that_continues_it(aero
 def test_tickline_stat_shows_the_recording_position_and_the_archive_totals(driver, aeron, archive_client, running_archive):
     from tickline.transport import read_stat
 
-    sub_id = archive_client.start_recording("aeron:ipc", 1014)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 1014)
-    d = archive_client.wait_for_recording(1014, pub.session_id)
+    sub_id, pub, d = live_recording(aeron, archive_client, 1014)
     publish(pub, [message(i) for i in range(500)])
     end = pub.position
 
@@ -347,16 +336,13 @@ def test_the_cli_asks_a_running_archive_to_replay_truncate_and_purge(driver, aer
 
 
 def test_a_bounded_replay_past_a_live_recording_ends_where_the_recording_stops(aeron, archive_client):
-    sub_id = archive_client.start_recording("aeron:ipc", 1016)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 1016)
-    d = archive_client.wait_for_recording(1016, pub.session_id)
+    sub_id, pub, d = live_recording(aeron, archive_client, 1016)
     msgs = [message(i) for i in range(100)]
     publish(pub, msgs)
     sub = aeron.add_subscription("aeron:ipc", 2016)
     rs = archive_client.replay(d.recording_id, position=0, length=10 * 1024 * 1024, stream_id=2016)  # far past the live end
     got = collect(sub, replay_image_session_id(rs), 100)
-    end = pub.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording")
+    end = recorded_to(archive_client, d.recording_id, pub)
     archive_client.stop_recording(sub_id)
     pub.close()
     rest, last = collect_to_end(sub, replay_image_session_id(rs))
@@ -378,28 +364,13 @@ def test_a_replay_held_back_by_its_subscriber_waits_in_place_then_delivers_every
     # window (half a 64 KiB term) is full, replay() answers 0 and its position stays put, however
     # often it is called (the replayer sees the publication's limit before it reads a block); when
     # the subscriber reads, the rest comes, every message in order, once.
-    from tickline import _aeron
     from tickline.transport import FragmentAssembler
 
     msgs = [message(i) for i in range(3000)]
-    sub_id = archive_client.start_recording("aeron:ipc", 3020)
-    src = aeron.add_exclusive_publication("aeron:ipc?term-length=65536", 3020)
-    d = archive_client.wait_for_recording(3020, src.session_id)
-    publish(src, msgs)
-    end = src.position
-    wait_until(lambda: archive_client.describe(d.recording_id).stop_position == end, what="recording to catch up")
-    archive_client.stop_recording(sub_id)
-    src.close()
-    d = archive_client.describe(d.recording_id)
-    assert d.term_buffer_length == 65536 and d.stop_position == end > 4 * 65536
+    d = record_stopped(aeron, archive_client, 3020, msgs, channel="aeron:ipc?term-length=65536")  # stopped at its end
+    assert d.term_buffer_length == 65536 and d.stop_position > 4 * 65536
 
-    pub = aeron.add_exclusive_publication(
-        f"aeron:ipc?init-term-id={d.initial_term_id}|term-id={d.initial_term_id}|term-offset=0"
-        f"|term-length={d.term_buffer_length}|mtu={d.mtu_length}", 3021)
-    sub = aeron.add_subscription("aeron:ipc", 3021)
-    wait_until(lambda: pub.is_connected, what="connect")
-    r = _aeron.Replayer(pub, str(archive_dir), d.recording_id, d.start_position, d.term_buffer_length,
-                        d.segment_file_length, d.initial_term_id, d.session_id, d.mtu_length, 0)
+    pub, sub, r = direct_replayer(aeron, archive_dir, d, 3021)
     for _ in range(1000):
         if r.replay(d.stop_position, 4096) == 0:
             break

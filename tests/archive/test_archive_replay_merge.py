@@ -8,13 +8,11 @@ import time
 
 from tickline.archive.replay_merge import ReplayMerge
 
-from archive_helpers import message
+from archive_helpers import live_recording, message
 
 
 def test_a_late_joiner_replays_then_merges_into_the_live_stream_without_gap_or_duplicate(aeron, archive_client):
-    archive_client.start_recording("aeron:ipc", 6001)
-    pub = aeron.add_exclusive_publication("aeron:ipc", 6001)
-    d = archive_client.wait_for_recording(6001, pub.session_id)
+    _, pub, d = live_recording(aeron, archive_client, 6001)
     sent = 0
 
     def publish_some(n: int) -> None:
@@ -58,9 +56,7 @@ def test_a_join_at_a_term_boundary_after_padding_merges(aeron, archive_client):
     from tickline.transport import OfferResult
 
     term = 64 * 1024
-    archive_client.start_recording("aeron:ipc", 6002)
-    pub = aeron.add_exclusive_publication(f"aeron:ipc?term-length={term}", 6002)
-    d = archive_client.wait_for_recording(6002, pub.session_id)
+    _, pub, d = live_recording(aeron, archive_client, 6002, channel=f"aeron:ipc?term-length={term}")
     sent, big = 0, bytes(1000)
 
     def offer(m: bytes) -> int:

@@ -4,7 +4,7 @@ refuse client messages without losing them; a shutdown snapshots every member
 at one position, and is never acted on again when replayed or learnt late."""
 
 from cluster_harness import NodeNet
-from test_cluster_service import Recorder, open_session
+from test_cluster_service import Recorder, session_net
 
 from tickline.cluster.messages import Entry, EntryKind
 from tickline.cluster.protocol import EgressMessage, EventCode, IngressMessage, SessionEvent
@@ -16,9 +16,7 @@ def messages(net, i):
 
 
 def test_suspend_refuses_client_messages_on_every_member_and_resume_applies_their_retries():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     net.nodes[leader].propose_action(ACTION_SUSPEND, 9, 1)
     net.run(10)
     assert all(net.nodes[i].container.suspended for i in net.ids)
@@ -39,9 +37,7 @@ def test_suspend_refuses_client_messages_on_every_member_and_resume_applies_thei
 
 
 def test_a_message_already_in_the_log_behind_a_suspend_is_refused_on_apply_by_every_member_alike():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     node = net.nodes[leader]
     node.core.propose(EntryKind.ACTION, ACTION.pack(ACTION_SUSPEND, 9, 1))
     node.core.propose(EntryKind.MESSAGE, b"".join(x.to_bytes(8, "little") for x in (70, 1, 1)) + b"raced")  # appended before applied
@@ -66,9 +62,7 @@ def test_suspended_survives_a_snapshot_and_a_restart():
 
 
 def test_a_shutdown_snapshots_every_member_at_or_past_its_position():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     net.ingress(leader, IngressMessage(7, 70, 1, 1, b"before"))
     net.run(5)
     entry = net.nodes[leader].propose_action(ACTION_SHUTDOWN, 9, 5)

@@ -53,18 +53,15 @@ def test_topology_file_errors_name_the_file_and_key(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_topology(str(p))
     assert f"file={p} key=members value=127.0.0.1 expected='host:port or ipc' fault=user" in str(exc.value)
-    p.write_text('data_dir = "/tmp/x"\nelection_timeot_min = 5\n[members]\n1 = "h:1"\n')
-    with pytest.raises(ConfigError, match="key=election_timeot_min"):
-        load_topology(str(p))
-    p.write_text('[members]\n1 = "h:1"\n')
-    with pytest.raises(ConfigError, match="key=data_dir expected='a directory path'"):
-        load_topology(str(p))
-    p.write_text('data_dir = "d"\nheartbeat_interval = 500\n[members]\n1 = "h:1"\n')
-    with pytest.raises(ConfigError, match="key=heartbeat_interval value=500"):
-        load_topology(str(p))
-    p.write_text("members = [")
-    with pytest.raises(ConfigError, match="not valid TOML"):
-        load_topology(str(p))
+    for text, error in [
+        ('data_dir = "/tmp/x"\nelection_timeot_min = 5\n[members]\n1 = "h:1"\n', "key=election_timeot_min"),
+        ('[members]\n1 = "h:1"\n', "key=data_dir expected='a directory path'"),
+        ('data_dir = "d"\nheartbeat_interval = 500\n[members]\n1 = "h:1"\n', "key=heartbeat_interval value=500"),
+        ("members = [", "not valid TOML"),
+    ]:
+        p.write_text(text)
+        with pytest.raises(ConfigError, match=error):
+            load_topology(str(p))
     p.write_text('data_dir = "d"\nfsync = "none"\n[members]\n1 = "127.0.0.1:9000"\n2 = "127.0.0.1:9001"\n')
     t = load_topology(str(p))
     assert t.members == {1: ("127.0.0.1", 9000), 2: ("127.0.0.1", 9001)} and t.fsync is FsyncPolicy.NONE

@@ -165,27 +165,28 @@ def test_follower_truncates_a_divergent_uncommitted_tail():
     assert any(rd.truncate_to is not None for rd in net.readies[old])
 
 
-def test_lagging_follower_catches_up_after_a_long_absence():
-    net = Net(3)
+def lagger_missing(proposals, **cfg):
+    """A 3-member net (``cfg`` goes to it) whose leader took ``proposals`` entries (m0, m1, ...,
+    one a tick) while a follower, the lagger, was down: (net, leader, lagger)."""
+    net = Net(3, **cfg)
     leader = net.elect()
     lagger = next(i for i in net.ids if i != leader)
     net.crash(lagger)
-    for k in range(30):
+    for k in range(proposals):
         net.propose(leader, b"m%d" % k)
         net.advance_time(net.now + 1)
+    return net, leader, lagger
+
+
+def test_lagging_follower_catches_up_after_a_long_absence():
+    net, leader, lagger = lagger_missing(30)
     net.restart(lagger)
     net.advance_time(net.now + 60)
     assert net.payloads(lagger) == [b"m%d" % k for k in range(30)]
 
 
 def test_restarted_follower_behind_a_compacted_log_gets_the_snapshot():
-    net = Net(3)
-    leader = net.elect()
-    lagger = next(i for i in net.ids if i != leader)
-    net.crash(lagger)
-    for k in range(10):
-        net.propose(leader, b"m%d" % k)
-        net.advance_time(net.now + 1)
+    net, leader, lagger = lagger_missing(10)
     c = net.cores[leader]
     snap = Snapshot(c.applied_position, c.term_at(c.applied_position), b"state-after-10")
     c.compact(snap)
@@ -348,13 +349,7 @@ def test_proposals_between_two_readies_go_to_each_peer_in_one_append_and_are_ack
 def _lagging_behind_a_big_snapshot(chunk=1000, size=10_500, **cfg):
     """A 3-member net whose leader compacted past a crashed follower with a
     ``size``-byte snapshot; returns (net, leader, lagger, snapshot)."""
-    net = Net(3, snapshot_chunk_bytes=chunk, **cfg)
-    leader = net.elect()
-    lagger = next(i for i in net.ids if i != leader)
-    net.crash(lagger)
-    for k in range(5):
-        net.propose(leader, b"m%d" % k)
-        net.advance_time(net.now + 1)
+    net, leader, lagger = lagger_missing(5, snapshot_chunk_bytes=chunk, **cfg)
     c = net.cores[leader]
     data = random.Random(7).randbytes(size)
     snap = Snapshot(c.applied_position, c.term_at(c.applied_position), data)
@@ -366,17 +361,23 @@ def _chunks(msgs):
     return [m for m in msgs if isinstance(m, InstallSnapshot)]
 
 
+def steps_of(net, member):
+    """The list of messages ``member``'s core steps on from now on (filled as they arrive)."""
+    seen = []
+    real_step = net.cores[member].step
+
+    def spy(m):
+        seen.append(m)
+        real_step(m)
+
+    net.cores[member].step = spy
+    return seen
+
+
 def test_a_snapshot_larger_than_one_chunk_arrives_in_chunks_and_installs_whole():
     net, leader, lagger, snap = _lagging_behind_a_big_snapshot()
     net.restart(lagger)
-    sent = []
-    real_step = net.cores[lagger].step
-
-    def spy(m):
-        sent.append(m)
-        real_step(m)
-
-    net.cores[lagger].step = spy
+    sent = steps_of(net, lagger)
     net.advance_time(net.now + 60)
     chunks = _chunks(sent)
     assert len({m.offset for m in chunks}) == 11  # 10 full chunks of 1000 bytes and one of 500
@@ -438,14 +439,7 @@ def test_a_partial_snapshot_is_never_in_a_ready_and_a_new_leader_resumes_the_sam
     assert all(rd.snapshot is None for rd in net.readies[lagger])
     assert net.cores[lagger].base_position == 0
     net.crash(leader)
-    seen = []
-    real_step = net.cores[lagger].step
-
-    def spy(m):
-        seen.append(m)
-        real_step(m)
-
-    net.cores[lagger].step = spy
+    seen = steps_of(net, lagger)
     net.advance_time(net.now + 200)
     assert net.leader() == other
     from_new = [m for m in _chunks(seen) if m.src == other]

@@ -4,7 +4,7 @@ shrinks under a live leader, a peer's message that would break an invariant,
 a client with an unknown session (issue 13, items 1, 2, 4 and 6)."""
 
 from cluster_harness import NodeNet
-from test_cluster_service import Recorder, open_session
+from test_cluster_service import Recorder, open_session, session_net
 
 from tickline.cluster import log as cluster_log
 from tickline.cluster.messages import (ENTRY_HEADER_LENGTH, AppendRequest, AppendResponse, Entry, EntryKind, InstallSnapshot, RequestVote,
@@ -39,9 +39,7 @@ def messages(net, i):
 
 def leader_and_follower(orders=3, segment_size=4096):
     """Three nodes, a session open and ``orders`` orders committed: (net, leader, a follower)."""
-    net = NodeNet(Recorder, segment_size=segment_size)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net(segment_size=segment_size)
     send(net, leader, 1, orders)
     return net, leader, next(i for i in net.ids if i != leader)
 

@@ -27,6 +27,15 @@ def open_log(path, **kw):
     return log, report
 
 
+def synced_log(path, n):
+    """A log at ``path`` holding ``n`` synced entries: (log, entries, path of its last segment)."""
+    log, _ = open_log(path)
+    entries = make_entries(n)
+    log.append(entries)
+    log.sync()
+    return log, entries, os.path.join(path, log.segment_names()[-1])
+
+
 def test_entries_survive_a_reopen(tmp_path):
     log, report = open_log(tmp_path)
     assert report.entries == () and report.end_position == 0
@@ -40,11 +49,7 @@ def test_entries_survive_a_reopen(tmp_path):
 
 
 def test_torn_tail_mid_entry_is_truncated_to_the_last_good_entry(tmp_path):
-    log, _ = open_log(tmp_path)
-    entries = make_entries(4)
-    log.append(entries)
-    log.sync()
-    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    log, entries, seg = synced_log(tmp_path, 4)
     os.truncate(seg, entries[3].position + 30)  # header plus 2 payload bytes of the last entry
     log2, report = open_log(tmp_path)
     assert list(report.entries) == entries[:3]
@@ -59,11 +64,7 @@ def test_torn_tail_mid_entry_is_truncated_to_the_last_good_entry(tmp_path):
 
 
 def test_torn_header_is_truncated(tmp_path):
-    log, _ = open_log(tmp_path)
-    entries = make_entries(2)
-    log.append(entries)
-    log.sync()
-    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    log, entries, seg = synced_log(tmp_path, 2)
     with open(seg, "ab") as f:
         f.write(b"\x05\x00\x00")
     _, report = open_log(tmp_path)
@@ -73,11 +74,7 @@ def test_torn_header_is_truncated(tmp_path):
 
 @pytest.mark.parametrize("where", ["payload", "term", "crc", "length"])
 def test_a_flipped_byte_is_detected_and_nothing_from_it_on_is_applied(tmp_path, where):
-    log, _ = open_log(tmp_path)
-    entries = make_entries(5)
-    log.append(entries)
-    log.sync()
-    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    log, entries, seg = synced_log(tmp_path, 5)
     victim = entries[2]
     offset = victim.position + {"payload": 30, "term": 9, "crc": 5, "length": 1}[where]
     with open(seg, "r+b") as f:
@@ -92,11 +89,7 @@ def test_a_flipped_byte_is_detected_and_nothing_from_it_on_is_applied(tmp_path, 
 
 
 def test_a_frame_copied_to_another_position_fails_its_checksum(tmp_path):
-    log, _ = open_log(tmp_path)
-    entries = make_entries(2)
-    log.append(entries)
-    log.sync()
-    seg = os.path.join(tmp_path, log.segment_names()[-1])
+    log, entries, seg = synced_log(tmp_path, 2)
     with open(seg, "ab") as f:
         f.write(encode_entry(entries[1]))  # valid frame, wrong position
     _, report = open_log(tmp_path)

@@ -63,10 +63,16 @@ def open_session(net, leader, client=7, session=70):
     assert SessionEvent(session, 0, EventCode.OK, leader=leader) in net.egress[client]
 
 
-def test_messages_reach_every_replica_once_and_only_the_leader_answers():
-    net = NodeNet(Recorder)
+def session_net(**kwargs):
+    """A NodeNet of Recorders (``kwargs`` go to it) with a leader elected and client 7's session 70 open."""
+    net = NodeNet(Recorder, **kwargs)
     leader = net.elect()
     open_session(net, leader)
+    return net, leader
+
+
+def test_messages_reach_every_replica_once_and_only_the_leader_answers():
+    net, leader = session_net()
     net.ingress(leader, IngressMessage(7, 70, 1, 1, b"hello"))
     net.run(10)
     for i in net.ids:
@@ -85,9 +91,7 @@ def test_a_follower_redirects_the_client_to_the_leader():
 
 
 def test_a_retry_after_leader_change_is_applied_once_and_answered_from_the_cache():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     net.ingress(leader, IngressMessage(7, 70, 1, 1, b"buy"))
     net.run(10)
     net.stop(leader)  # the answer may never have reached the client
@@ -108,9 +112,7 @@ def test_a_retry_after_leader_change_is_applied_once_and_answered_from_the_cache
 
 
 def test_a_retry_of_a_message_still_in_the_leaders_log_is_dropped_without_an_append():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     node = net.nodes[leader]
     node.on_ingress(IngressMessage(7, 70, 1, 1, b"buy"))  # appended and sent to the followers, not yet committed
     end = node.core.last_position()
@@ -126,9 +128,7 @@ def test_a_retry_of_a_message_still_in_the_leaders_log_is_dropped_without_an_app
 
 
 def test_ids_below_the_clients_floor_are_forgotten_and_never_reapplied():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     net.ingress(leader, IngressMessage(7, 70, 1, 1, b"a"))
     net.ingress(leader, IngressMessage(7, 70, 2, 2, b"b"))  # floor 2: id 1 was answered
     net.run(10)
@@ -190,9 +190,7 @@ def test_message_for_an_unknown_session_is_not_applied():
 
 
 def test_session_close_reaches_the_service_everywhere():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     net.ingress(leader, SessionClose(7, 70))
     net.run(10)
     for i in net.ids:
@@ -201,9 +199,7 @@ def test_session_close_reaches_the_service_everywhere():
 
 
 def test_timers_fire_through_the_log_at_the_same_position_on_every_member():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     net.ingress(leader, IngressMessage(7, 70, 1, 1, b"timer:20"))
     net.run(5)
     scheduled_at = net.nodes[leader].container.time
@@ -219,9 +215,7 @@ def test_timers_fire_through_the_log_at_the_same_position_on_every_member():
 
 
 def test_a_cancelled_timer_never_fires():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     net.ingress(leader, IngressMessage(7, 70, 1, 1, b"timer:20"))
     net.ingress(leader, IngressMessage(7, 70, 2, 1, b"cancel"))
     net.run(50)
@@ -231,9 +225,7 @@ def test_a_cancelled_timer_never_fires():
 
 def test_recovery_loads_the_snapshot_and_replays_only_the_log_after_it(tmp_path):
     disks = {i: OsDisk(tmp_path / f"m{i}") for i in (1, 2, 3)}
-    net = NodeNet(Recorder, disks=disks, segment_size=200)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net(disks=disks, segment_size=200)
     for c in range(1, 11):
         net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
     net.run(10)
@@ -262,17 +254,22 @@ def test_recovery_loads_the_snapshot_and_replays_only_the_log_after_it(tmp_path)
     assert len([p for p, k in node.applied if k == EntryKind.MESSAGE]) == 3
 
 
-def test_a_damaged_newest_snapshot_falls_back_to_the_previous_one_and_the_log(tmp_path):
+def follower_with_snapshots(tmp_path, segment_size, snapshot_after):
+    """Members on disk under ``tmp_path``; 20 messages of session 70, a follower ``f``
+    taking a snapshot after each message number in ``snapshot_after``.  Returns (net, f)."""
     disks = {i: OsDisk(tmp_path / f"m{i}") for i in (1, 2, 3)}
-    net = NodeNet(Recorder, disks=disks, segment_size=200)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net(disks=disks, segment_size=segment_size)
     f = next(i for i in net.ids if i != leader)
     for c in range(1, 21):
         net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
         net.run(2)
-        if c in (8, 16):
+        if c in snapshot_after:
             net.nodes[f].take_snapshot()
+    return net, f
+
+
+def test_a_damaged_newest_snapshot_falls_back_to_the_previous_one_and_the_log(tmp_path):
+    net, f = follower_with_snapshots(tmp_path, segment_size=200, snapshot_after=(8, 16))
     net.run(10)
     expected = list(net.services[f].calls)
     net.stop(f)
@@ -288,16 +285,7 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_previous_one_and_the_log(tm
 
 
 def test_log_starting_after_every_valid_snapshot_is_refused(tmp_path):
-    disks = {i: OsDisk(tmp_path / f"m{i}") for i in (1, 2, 3)}
-    net = NodeNet(Recorder, disks=disks, segment_size=100)
-    leader = net.elect()
-    open_session(net, leader)
-    f = next(i for i in net.ids if i != leader)
-    for c in range(1, 21):
-        net.ingress(leader, IngressMessage(7, 70, c, c, b"m%d" % c))
-        net.run(2)
-        if c in (6, 12, 18):
-            net.nodes[f].take_snapshot()
+    net, f = follower_with_snapshots(tmp_path, segment_size=100, snapshot_after=(6, 12, 18))
     net.stop(f)
     for p in (tmp_path / f"m{f}").iterdir():
         if p.name.startswith("snap-"):
@@ -308,9 +296,7 @@ def test_log_starting_after_every_valid_snapshot_is_refused(tmp_path):
 
 
 def test_clean_shutdown_transfers_leadership():
-    net = NodeNet(Recorder)
-    leader = net.elect()
-    open_session(net, leader)
+    net, leader = session_net()
     target = net.nodes[leader].shutdown()
     net.deliver()
     net.run(1)

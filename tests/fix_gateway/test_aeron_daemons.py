@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
 from tickline.transport import free_ports
-from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, SessionConfig, utc_timestamp
+from tickline.fix_gateway.session import ApplicationMessage, utc_timestamp
+
+from fix_helpers import acceptor_toml, logged_on_clients
 
 pytestmark = pytest.mark.multiprocess
 
@@ -77,24 +78,7 @@ dir = "{aeron_dir}"
 order_stream_id = 2001
 report_stream_id = 2002
 
-[fix_gateway.acceptor]
-host = "127.0.0.1"
-port = {port}
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C1"
-begin_string = "FIX.4.4"
-transport_dictionary = "FIX44"
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C2"
-begin_string = "FIX.4.2"
-transport_dictionary = "FIX42"
-
+{acceptor_toml(port)}
 [exchange_sim]
 dir = "{aeron_dir}"
 order_stream_id = 2001
@@ -119,14 +103,7 @@ def test_fix_orders_through_aeron_and_exchange_sim_killed_and_restarted(tmp_path
         except (OSError, ValueError, KeyError):
             return {}
 
-    events = {"FIX.4.4:C1->GW": [], "FIX.4.2:C2->GW": []}
-    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=lambda sid, e: events[sid].append(e))
-    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator"), port=port)
-    ini.add_session(SessionConfig(sender_comp_id="C2", target_comp_id="GW", role="initiator", begin_string="FIX.4.2"),
-                    port=port)
-    loop.add(ini)
-    loop.run_until(lambda: all(any(isinstance(e, LoggedOn) for e in ev) for ev in events.values()), timeout=20,
-                   what="both sessions logged on")
+    ini, events = logged_on_clients(loop, port, timeout=20)
     loop.run_until(lambda: bridge().get("connected") is True, timeout=10, what="gateway's order stream connected")
     status = subprocess.run(cli("fix-gateway", "--config", str(cfg), "--status"), capture_output=True, text=True,
                             timeout=30).stdout

@@ -15,6 +15,8 @@ from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
 from tickline.transport import free_ports
 from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, LoggedOut, SessionConfig, utc_timestamp
 
+from fix_helpers import acceptor_toml, logged_on_clients
+
 pytestmark = pytest.mark.multiprocess
 
 SHIM = os.environ.get("PYTHONPATH", "")
@@ -34,27 +36,10 @@ status_file = "{tmp_path / 'status.json'}"
 status_interval_s = 0.05
 idle = "sleeping"
 
-[fix_gateway.acceptor]
-host = "127.0.0.1"
-port = {port}
-
+{acceptor_toml(port)}
 [fix_gateway.venue]
 default_mode = "match"
 modes = {{ AF = "auto-fill" }}
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C1"
-begin_string = "FIX.4.4"
-transport_dictionary = "FIX44"
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C2"
-begin_string = "FIX.4.2"
-transport_dictionary = "FIX42"
 """)
     return p
 
@@ -84,14 +69,7 @@ def test_daemon_trades_reports_status_and_logs_out_on_sigterm(tmp_path, daemon, 
     port = free_port()
     cfg = topology(tmp_path, port)
     proc = daemon(cfg)
-    events = {"FIX.4.4:C1->GW": [], "FIX.4.2:C2->GW": []}
-    ini = FixInitiator(InitiatorConfig(reconnect_min_s=0.05), on_event=lambda sid, e: events[sid].append(e))
-    ini.add_session(SessionConfig(sender_comp_id="C1", target_comp_id="GW", role="initiator"), port=port)
-    ini.add_session(SessionConfig(sender_comp_id="C2", target_comp_id="GW", role="initiator", begin_string="FIX.4.2"),
-                    port=port)
-    loop.add(ini)
-    loop.run_until(lambda: all(any(isinstance(e, LoggedOn) for e in ev) for ev in events.values()), timeout=15,
-                   what="both sessions logged on")
+    ini, events = logged_on_clients(loop, port, timeout=15)
     now = utc_timestamp(time.time())
     ini.submit("FIX.4.4:C1->GW", "D", [(11, "S1"), (55, "XYZ"), (54, "2"), (60, now), (38, "10"), (40, "2"), (44, "5")])
     ini.submit("FIX.4.2:C2->GW", "D", [(11, "B1"), (21, "1"), (55, "XYZ"), (54, "1"), (60, now), (38, "4"), (40, "2"),

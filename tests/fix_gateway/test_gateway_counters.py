@@ -17,6 +17,8 @@ from tickline.fix_gateway.io import FixInitiator, InitiatorConfig
 from tickline.fix_gateway.session import ApplicationMessage, LoggedOn, SessionConfig, utc_timestamp
 from tickline.transport import free_ports
 
+from fix_helpers import acceptor_toml
+
 pytestmark = pytest.mark.multiprocess
 
 SID = "FIX.4.4:GW->C1"  # the gateway's name for the session
@@ -80,17 +82,7 @@ dir = "{driver.dir}"
 order_stream_id = 2401
 report_stream_id = 2402
 
-[fix_gateway.acceptor]
-host = "127.0.0.1"
-port = {port}
-
-[[fix_gateway.sessions]]
-role = "acceptor"
-sender_comp_id = "GW"
-target_comp_id = "C1"
-begin_string = "FIX.4.4"
-transport_dictionary = "FIX44"
-
+{acceptor_toml(port, ("C1",))}
 [exchange_sim]
 dir = "{driver.dir}"
 order_stream_id = 2401

@@ -5,23 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-TICKLINE = [sys.executable, "-m", "tickline"]
-
-
-def _config(tmp_path: Path, stream: int, **extra: str) -> Path:
-    path = tmp_path / "mm.toml"
-    lines = ['[strategy]', 'name = "mm1"', 'account = "ACC1"', 'symbols = ["ESZ6"]', f"md_stream = {stream}",
-             *[f"{k} = {v}" for k, v in extra.items()],
-             '[strategy.gateway]', 'kind = "simulated"', '[strategy.params]', 'spread = 0.02', 'size = 1']
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from strategy_helpers import TICKLINE, mm_config, start_market_maker
 
 
 def published_of(stdout: str) -> int:
@@ -32,19 +22,12 @@ def published_of(stdout: str) -> int:
 def test_strategy_run_trades_a_synthetic_feed_and_reports_its_counters(tmp_path: Path) -> None:
     from tickline.transport import MediaDriver
 
-    cfg = _config(tmp_path, 1201)
+    cfg = mm_config(tmp_path, 1201)
     status = tmp_path / "status.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with MediaDriver.embedded() as driver:
-        strat = subprocess.Popen(TICKLINE + ["strategy", "run", "tickline.strategy.examples.market_maker:MarketMaker",
-                                             "--config", str(cfg), "--aeron-dir", driver.dir, "--seconds", "60",
-                                             "--status-file", str(status)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        strat = start_market_maker(cfg, driver.dir, status, env)
         try:
-            deadline = time.monotonic() + 60
-            while not status.exists():  # written from the first duty cycle on: subscribed by then
-                assert strat.poll() is None and time.monotonic() < deadline, strat.communicate()[1]
-                time.sleep(0.05)
             feed = subprocess.run(TICKLINE + ["feed", "synthetic", "--stream", "1201", "--rate", "300", "--seconds", "3",
                                               "--aeron-dir", driver.dir, "--seed", "5"],
                                   capture_output=True, text=True, env=env, timeout=60)
@@ -70,7 +53,7 @@ def test_strategy_run_trades_a_synthetic_feed_and_reports_its_counters(tmp_path:
 
 
 def test_strategy_run_refuses_a_bad_config_naming_the_key(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, 1202, fragment_limit="0")
+    cfg = mm_config(tmp_path, 1202, fragment_limit="0")
     proc = subprocess.run(TICKLINE + ["strategy", "run", "tickline.strategy.examples.market_maker:MarketMaker",
                                       "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

@@ -9,13 +9,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-TICKLINE = [sys.executable, "-m", "tickline"]
+from strategy_helpers import TICKLINE, mm_config, start_market_maker
 
 
 def strategy_counters(dir: str) -> dict[str, int]:
@@ -33,21 +32,12 @@ def strategy_counters(dir: str) -> dict[str, int]:
 def test_strategy_counters_show_in_stat_while_it_runs(tmp_path: Path) -> None:
     from tickline.transport import MediaDriver
 
-    cfg = tmp_path / "mm.toml"
-    cfg.write_text('[strategy]\nname = "mm2"\naccount = "ACC1"\nsymbols = ["ESZ6"]\nmd_stream = 1251\n'
-                   '[strategy.gateway]\nkind = "simulated"\n[strategy.params]\nspread = 0.02\nsize = 1\n')
+    cfg = mm_config(tmp_path, 1251, name="mm2")
     status = tmp_path / "status.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with MediaDriver.embedded() as driver:
-        strat = subprocess.Popen(TICKLINE + ["strategy", "run", "tickline.strategy.examples.market_maker:MarketMaker",
-                                             "--config", str(cfg), "--aeron-dir", driver.dir, "--seconds", "60",
-                                             "--status-file", str(status)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        strat = start_market_maker(cfg, driver.dir, status, env)
         try:
-            deadline = time.monotonic() + 60
-            while not status.exists():
-                assert strat.poll() is None and time.monotonic() < deadline, strat.communicate()[1]
-                time.sleep(0.05)
             # registered at start, before any order
             assert strategy_counters(driver.dir) == {"sent": 0, "denied": 0, "acked": 0, "filled": 0, "canceled": 0,
                                                      "replaced": 0, "rejected": 0, "callback_error": 0}

@@ -13,12 +13,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Callable
 
 import pytest
 
 from tickline import _aeron
 from tickline.transport import Aeron, BufferClaim, ClosedError, FragmentAssembler, MediaDriver
+
+from transport_helpers import wait_for
 
 
 def run_child(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -31,14 +32,6 @@ def assert_clean_exit(proc: subprocess.CompletedProcess[str]) -> None:
         f"child died: returncode={proc.returncode} (negative: killed by that signal)\n"
         f"stdout={proc.stdout}\nstderr={proc.stderr[-3000:]}"
     )
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.001)
 
 
 # ---------------------------------------------------------------- objects never constructed (item 8)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import struct
 import time
-from typing import Callable
 
 import pytest
 
@@ -23,13 +22,7 @@ from tickline.transport import (
     RegistrationError,
 )
 
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.0005)
+from transport_helpers import ipc_pair, wait_for
 
 
 def poll_until(sub, handler, n_fragments: int, timeout: float = 5.0) -> int:  # type: ignore[no-untyped-def]
@@ -44,10 +37,7 @@ def poll_until(sub, handler, n_fragments: int, timeout: float = 5.0) -> int:  # 
 
 @pytest.fixture
 def pair(aeron: Aeron):  # type: ignore[no-untyped-def]
-    sub = aeron.add_subscription("aeron:ipc", 10)
-    pub = aeron.add_publication("aeron:ipc", 10)
-    wait_for(lambda: pub.is_connected, what="publication connected")
-    return pub, sub
+    return ipc_pair(aeron, 10)
 
 
 def test_offer_and_poll_zero_copy_with_header(pair) -> None:  # type: ignore[no-untyped-def]
@@ -384,6 +374,12 @@ def test_poll_bad_arguments(pair) -> None:  # type: ignore[no-untyped-def]
         sub.poll(lambda b, h: None, 0)
     with pytest.raises(ValueError, match="fragment_limit=-5"):
         sub.drain(-5)
+    # one range check for every count argument: beyond a C long is out of range too (checked before narrowing)
+    with pytest.raises(ValueError, match=r"poll\(\) argument fragment_limit out of range: fragment_limit=1180591620717411303424 "
+                                         r"expected=1\.\.1048576 fault=user"):
+        sub.poll(lambda b, h: None, 2**70)
+    with pytest.raises(TypeError, match="drain\\(\\) argument fragment_limit must be int: type=float fault=user"):
+        sub.drain(1.5)
     with pytest.raises(TypeError, match="poll\\(\\) takes 2 positional arguments: given=1"):
         sub.poll(lambda b, h: None)
     with pytest.raises(TypeError, match="handler must be callable"):

@@ -31,18 +31,12 @@ import pytest
 from tickline.transport import Aeron, FragmentAssembler, MediaDriver
 from tickline.transport.driver import unique_dir
 
+from transport_helpers import wait_for
+
 ROUNDS = 24          # publications in turn (12 whole messages, 12 left half way)
 MESSAGE = 480 << 10  # under the max message length of a 4 MiB term (512 KiB)
 SPARE_MAX = 1 << 20  # the one spare buffer a reassembler may keep
 STREAM = 60
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.001)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -89,7 +83,7 @@ def run_sessions(aeron: Aeron, sub: Any, take_whole: Callable[[], bytes | None],
     images gone (seen through the on_unavailable_image callback)."""
     for i in range(ROUNDS):
         pub = aeron.add_exclusive_publication("aeron:ipc", STREAM)
-        wait_for(lambda: pub.is_connected and sub.image_count == 1, what="publication connected")
+        wait_for(lambda: pub.is_connected and sub.image_count == 1, timeout=10.0, what="publication connected")
         assert pub.max_message_length >= MESSAGE > pub.max_payload_length * 256
         msg = os.urandom(MESSAGE)
         deadline = time.monotonic() + 5
@@ -110,7 +104,7 @@ def run_sessions(aeron: Aeron, sub: Any, take_whole: Callable[[], bytes | None],
                 assert time.monotonic() < deadline, "the log never drained"
                 sub.drain(1000)
         pub.close()
-        wait_for(lambda: sub.image_count == 0, what="image unavailable")
+        wait_for(lambda: sub.image_count == 0, timeout=10.0, what="image unavailable")
     return ROUNDS
 
 
@@ -166,7 +160,7 @@ def test_a_fragment_assembler_used_from_its_own_handler_is_refused(aeron: Aeron)
     a_sub = aeron.add_subscription("aeron:ipc", 61)
     b_sub = aeron.add_subscription("aeron:ipc", 62)
     pub = aeron.add_publication("aeron:ipc", 61)
-    wait_for(lambda: pub.is_connected, what="publication connected")
+    wait_for(lambda: pub.is_connected, timeout=10.0, what="publication connected")
     errors: list[BaseException] = []
 
     def handler(view: memoryview, header: object) -> None:
@@ -177,7 +171,7 @@ def test_a_fragment_assembler_used_from_its_own_handler_is_refused(aeron: Aeron)
 
     assembler = FragmentAssembler(handler)
     assert pub.offer(b"x" * (2 * pub.max_payload_length + 3)) > 0
-    wait_for(lambda: a_sub.poll(assembler, 10) > 0 and bool(errors), what="the message")
+    wait_for(lambda: a_sub.poll(assembler, 10) > 0 and bool(errors), timeout=10.0, what="the message")
     assert "FragmentAssembler used from the handler" in str(errors[0])
     assert assembler.reassembly["sessions"] == 0
 
@@ -187,7 +181,7 @@ def test_a_reassembled_message_has_the_header_of_the_whole_message(aeron: Aeron)
     # first fragment's term offset, its frame length, the position after it.
     sub = aeron.add_subscription("aeron:ipc", 63)
     pub = aeron.add_publication("aeron:ipc", 63)
-    wait_for(lambda: pub.is_connected, what="publication connected")
+    wait_for(lambda: pub.is_connected, timeout=10.0, what="publication connected")
     seen: list[tuple[int, int, int, int, int]] = []
     assembler = FragmentAssembler(
         lambda view, h: seen.append((len(view), h.flags, h.term_offset, h.frame_length, h.position)))
@@ -195,6 +189,6 @@ def test_a_reassembled_message_has_the_header_of_the_whole_message(aeron: Aeron)
     start = pub.position
     msg = os.urandom(3 * pub.max_payload_length + 5)
     assert pub.offer(msg) > 0
-    wait_for(lambda: (sub.poll(assembler, 10), len(seen) == 2)[1], what="two messages")
+    wait_for(lambda: (sub.poll(assembler, 10), len(seen) == 2)[1], timeout=10.0, what="two messages")
     assert seen[1] == (len(msg), 0xC0, start, 32 + len(msg), pub.position)
     assert seen[0][:2] == (10, 0xC0)

@@ -11,20 +11,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
 
 import numpy as np
 import pytest
 
 from tickline.transport import Aeron, ClosedError, FragmentAssembler, MessageTooLong, OfferResult
 
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.0005)
+from transport_helpers import ipc_pair, wait_for
 
 
 def receive(sub, buf, timeout: float = 5.0) -> int:  # type: ignore[no-untyped-def]
@@ -44,10 +37,7 @@ def offer(pub, sub_drain, msg: bytes) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def pair(aeron: Aeron):  # type: ignore[no-untyped-def]
-    sub = aeron.add_subscription("aeron:ipc", 30)
-    pub = aeron.add_publication("aeron:ipc", 30)
-    wait_for(lambda: pub.is_connected, what="publication connected")
-    return pub, sub
+    return ipc_pair(aeron, 30)
 
 
 def test_receive_into_copies_each_message_and_returns_its_length(pair) -> None:  # type: ignore[no-untyped-def]

@@ -357,16 +357,18 @@ class AeronStack:
         sends only a few datagrams per publication and reads only a few, and a
         node's duty cycle (fsync included) is long, so one turn per cycle would
         cap the cluster at a few datagrams per fsync."""
-        work = 0
         if not self.invoker:
             return 0
         turn = self._turn
         assert turn is not None
-        for _ in range(DRIVER_TURNS):
+        work = turn()
+        if work == 0:  # (nearly every call of an idle client or member: no loop to set up)
+            return 0
+        for _ in range(DRIVER_TURNS - 1):
             n = turn()
-            work += n
             if n == 0:
                 break
+            work += n
         return work
 
     def close(self) -> None:
@@ -713,7 +715,7 @@ class ClusterLink:
 
     @staticmethod
     def now() -> int:
-        return int(time.monotonic() * 1000)
+        return time.monotonic_ns() // 1_000_000
 
     def send(self, member: int, message: object, now: int) -> bool:
         """Send to ``member`` (after an EgressChannel when due); False if dropped."""
@@ -820,7 +822,7 @@ class AeronClusterClient:
             for member, msgs in by_member.items():
                 link.send_batch(member, msgs, now)
         link.stack.do_work()
-        self.work = len(sends) + int(link.egress_sub.poll(link._assembler, POLL_LIMIT))  # messages only, as NodeAgent.do_work
+        self.work = len(sends) + link.egress_sub.poll(link._assembler, POLL_LIMIT)  # messages only, as NodeAgent.do_work
         out: list[tuple[int, bytes]] = []
         if link.inbox:
             inbox, link.inbox = link.inbox, []

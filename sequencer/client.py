@@ -108,18 +108,31 @@ class SequencerGateway:
         return True
 
     def poll(self, handler: Callable[[memoryview], None], limit: int = 64) -> int:
-        work = 0
         cl = self.cluster
-        if self._origin is not None and self._attach_corr is None:  # (a call less per poll when not needed)
+        # the Attach still to offer, or no long poll outstanding (both rare: one check for both)
+        if self._poll_corr is None or self._attach_corr is None and self._origin is not None:
+            self._keep_polling()
+        answers = cl.poll()
+        work = self._take(answers) if answers else 0
+        if self._ready:
+            work += self._deliver(handler, limit)
+        return work + cl.work
+
+    def _keep_polling(self) -> None:
+        cl = self.cluster
+        if self._origin is not None and self._attach_corr is None:
             self._offer_attach()
         # the next poll says which events were taken (``after``): only once every event of the
         # last batch went to the handler, so a client killed with events still queued here gets
         # them again (a successor under the same Attach name does)
         if self._poll_corr is None and cl.client.connected and not self._undelivered:
             self._poll_corr = cl.offer(P.encode_event_poll(self._after, self.max_events))
+
+    def _take(self, answers: list[tuple[int, bytes]]) -> int:
+        """The cluster's answers: Sequenced receipts to ``on_sequenced``, the long poll's batch
+        and rejects into the queue the handler is given."""
         sequenced_fields = P.sequenced_fields
-        for corr, payload in cl.poll():
-            work += 1
+        for corr, payload in answers:
             fields = sequenced_fields(payload)
             if fields is not None and corr != self._poll_corr and corr != self._attach_corr:
                 # the answer to (nearly) every order: read in place, the general path below is for the rest
@@ -149,6 +162,9 @@ class SequencerGateway:
                     self.on_sequenced(s.cl_ord_id, s.order_id, s.timestamp)  # type: ignore[union-attr]
             else:
                 self._ready.append(payload)  # a reject, from the sequencer's risk checks
+        return len(answers)
+
+    def _deliver(self, handler: Callable[[memoryview], None], limit: int) -> int:
         n = 0
         ready = self._ready
         while ready and n < limit:
@@ -158,7 +174,7 @@ class SequencerGateway:
                 item = item[1]
             handler(memoryview(item))  # type: ignore[arg-type]
             n += 1
-        return work + n + cl.work
+        return n
 
     def recover(self, account: str, timeout: float = 10.0) -> tuple[list[bytes], dict[str, tuple[int, int, int]]] | None:
         """A restarted strategy takes over ``account`` (``tickline strategy run`` asks before it

@@ -107,6 +107,7 @@ class StrategyRunner:
         self.aeron_counters: StrategyCounters | None = None  # from on_start, with an Aeron client (counters.py)
         self.decoder = MarketDataDecoder(_Listener(self), symbols=cfg.symbols, name=f"{cfg.name}:md")
         self._md_handler = self.decoder.on_fragment
+        self._limit = cfg.fragment_limit
         self._report_handler = self._on_report
         self._callbacks: dict[str, Callable[[Order, Any], None]] = {
             "ack": strategy.on_ack, "fill": strategy.on_fill, "cancel": strategy.on_cancel,
@@ -133,13 +134,11 @@ class StrategyRunner:
         self.strategy.on_start()
 
     def do_work(self) -> int:
-        work = 0
-        if self._pending:
-            work += self._flush()
-        limit = self.config.fragment_limit
-        work += self.gateway.poll(self._report_handler, limit)
-        work += self.subscription.poll(self._md_handler, limit)
-        if self._timers and self._timers[0][0] <= self.clock.time_ns():
+        work = self._flush() if self._pending else 0
+        limit = self._limit
+        work += self.gateway.poll(self._report_handler, limit) + self.subscription.poll(self._md_handler, limit)
+        timers = self._timers
+        if timers and timers[0][0] <= self.clock.time_ns():
             work += self._fire_timers()
         if self.aeron_counters is not None:
             self.aeron_counters.maybe_update()

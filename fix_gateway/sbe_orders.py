@@ -13,6 +13,7 @@ call) and returns a frozen dataclass, so nothing keeps a reference into it.
 
 from __future__ import annotations
 
+import functools
 import struct
 import types
 from typing import Any
@@ -24,7 +25,7 @@ from .bridge import (
     OrderRequest, RejectReason, ReplaceOrder, Side, TimeInForce, VenueReport,
 )
 
-__all__ = ["NEW_ORDER", "OrderCodec", "SbeDecodeError", "exact_text", "sbe_module"]
+__all__ = ["NEW_ORDER", "OrderCodec", "SbeDecodeError", "exact_text", "sbe_module", "with_cl_ord_id"]
 
 
 class SbeDecodeError(ValueError):
@@ -38,10 +39,9 @@ def sbe_module() -> types.ModuleType:
     """The generated flyweight module for ``schemas/orders.xml`` (built once per process)."""
     global _MODULE
     if _MODULE is None:
-        from tickline.codecs import load_builtin
         from tickline.codecs.gen_python import generate
 
-        src = generate(load_builtin("orders.xml"), "orders.xml")
+        src = generate(_schema(), "orders.xml")
         mod = types.ModuleType("tickline.fix_gateway._orders_sbe")
         exec(compile(src, "<generated from schemas/orders.xml>", "exec"), mod.__dict__)
         mod.set_check_order(False)  # our encode/decode below visit fields in schema order
@@ -65,19 +65,28 @@ _BYTE_OF: dict[Any, int] = {v: b for table in _BY_BYTE.values() for b, v in tabl
 _HEADER = struct.Struct("<HHHH")  # the SBE message header: blockLength, templateId, schemaId, version
 
 
-def _new_order_form() -> ExactForm:
+@functools.cache
+def _schema() -> Any:
+    """orders.xml, parsed once: the exact form below and the generated module both come from it."""
     from tickline.codecs import load_builtin
 
-    return ExactForm(load_builtin("orders.xml"), "NewOrder")
+    return load_builtin("orders.xml")
 
 
 #: orders.xml's NewOrder in its exact form (its header, its block, nothing after: what every encoder
 #: writes), derived from the schema: the one layout the sequencer's and the strategy SDK's one-call
 #: readers and writers use (a test holds it to the generated codec, field by field)
-NEW_ORDER = _new_order_form()
+NEW_ORDER = ExactForm(_schema(), "NewOrder")
 #: NewOrder's char arrays after ClOrdId (start and end in the message): account, symbol
 _NEW_ORDER_TEXT = (NEW_ORDER.span("account"), NEW_ORDER.span("symbol"))
 _CL_START, _CL_END = NEW_ORDER.span("cl_ord_id")
+_CL_LEN = _CL_END - _CL_START
+
+
+def with_cl_ord_id(data: bytes, cl_ord_id: str) -> bytes:
+    """A copy of ``data``, a NewOrder in its exact form (the caller has checked that), with its ClOrdId
+    field holding ``cl_ord_id`` (ASCII, at most 20 characters), NUL-padded."""
+    return b"".join((data[:_CL_START], cl_ord_id.encode("ascii").ljust(_CL_LEN, b"\0"), data[_CL_END:]))
 
 
 def _member(table: dict[int, Any], cls: Any, raw: int) -> Any:
@@ -169,7 +178,7 @@ class OrderCodec:
         for off, end in _NEW_ORDER_TEXT:  # account, symbol: text, then only NULs
             if exact_text(data[off:end]) is None:
                 return None
-        return b"".join((data[:_CL_START], cl_ord_id.encode("ascii").ljust(_CL_END - _CL_START, b"\0"), data[_CL_END:]))
+        return with_cl_ord_id(data, cl_ord_id)
 
     # -- decode -------------------------------------------------------------
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from tickline.fix_gateway.sbe_orders import NEW_ORDER, exact_text
+from tickline.fix_gateway.sbe_orders import NEW_ORDER, exact_text, with_cl_ord_id
 
 __all__ = [
     "SCHEMA_ID", "ORDERS_SCHEMA_ID", "HEADER", "ProtocolError", "EventPoll", "VenuePoll", "Sequenced",
     "Recover", "PositionReport", "Attach", "encode_recover", "encode_position", "encode_attach", "ORIGIN_LEN",
-    "encode_event_poll", "encode_venue_poll", "encode_sequenced", "new_order_fields", "text", "NEW_ORDER_HEAD", "NEW_ORDER_SIZE", "ACCOUNT_LEN",
-    "CL_ORD_ID_SPAN",
+    "encode_event_poll", "encode_venue_poll", "encode_sequenced", "new_order_fields", "text", "with_cl_ord_id",
+    "NEW_ORDER_HEAD", "NEW_ORDER_SIZE", "ACCOUNT_LEN", "CL_ORD_ID_SPAN",
     "encode_batch", "decode", "decode_batch", "peek",
 ]
 

@@ -202,10 +202,6 @@ _ORD_TYPE_OF = {ord(v.value): v for v in OrdType}
 _TIF_BYTES = frozenset(ord(v.value) for v in TimeInForce)
 _ACCOUNT_LEN = P.ACCOUNT_LEN
 _text = P.text
-_CL_END = P.CL_ORD_ID_SPAN[1]
-_CL_LEN = P.CL_ORD_ID_SPAN[1] - P.CL_ORD_ID_SPAN[0]
-if P.CL_ORD_ID_SPAN[0] != len(P.NEW_ORDER_HEAD):  # the venue's copy below is the head, the new ClOrdId, the rest
-    raise RuntimeError(f"orders.xml's NewOrder does not start with clOrdId: span={P.CL_ORD_ID_SPAN} fault=ours")
 _MAX_NAMES = 4096  # (account, symbol) pairs whose bytes are remembered decoded
 _PRICE_SCALE = 10 ** 9
 
@@ -270,22 +266,8 @@ class SequencerService:
 
     def on_message(self, session: Any, timestamp: int, payload: bytes) -> None:
         f = P.new_order_fields(payload)
-        if f is not None:
-            # A NewOrder in its exact form (nearly every client's), read in one unpack instead of decoded
-            # field by field (here, not in a method of its own: a call less per order).  When one of its
-            # enum bytes or char arrays is not in the form the decoder reads the same way, the general
-            # path below decodes it (and refuses it if bad).
-            raw_cl, raw_names, side_b, type_b, tif_b, price, qty = f
-            side, ord_type = _SIDE_OF.get(side_b), _ORD_TYPE_OF.get(type_b)
-            if side is not None and ord_type is not None and tif_b in _TIF_BYTES:
-                names = self._names.get(raw_names)
-                if names is None:
-                    names = self._read_names(raw_names)
-                if names is not None:
-                    cl = _text(raw_cl)
-                    if cl is not None:
-                        self._new_order(session, timestamp, cl, names, side, qty, price, ord_type, payload, None, raw_cl)
-                        return
+        if f is not None and self._exact_new_order(session, timestamp, payload, f):
+            return
         try:
             schema, template = P.peek(payload)
         except P.ProtocolError as exc:
@@ -389,16 +371,27 @@ class SequencerService:
         n = len(self.venue_queue)
         return ("venue_backlog", f"queued={n} max={self.limits.venue_backlog}") if n >= self.limits.venue_backlog else None
 
-    def _read_names(self, raw_names: bytes) -> tuple[str, str] | None:
-        """(account, symbol) of an exact-form NewOrder's account + symbol bytes, remembered (bounded);
-        None when either is not in the form the decoder reads the same way."""
-        account, symbol = _text(raw_names[:_ACCOUNT_LEN]), _text(raw_names[_ACCOUNT_LEN:])
-        if account is None or symbol is None:
-            return None
-        names = (account, symbol)
-        if len(self._names) < _MAX_NAMES:
-            self._names[raw_names] = names
-        return names
+    def _exact_new_order(self, session: Any, ts: int, payload: bytes, f: tuple[Any, ...]) -> bool:
+        """A NewOrder in its exact form (nearly every client's), read in one unpack instead of
+        decoded field by field: False when one of its enum bytes or char arrays is not in the form
+        the decoder reads the same way (then the general path decodes it, and refuses it if bad)."""
+        raw_cl, raw_names, side_b, type_b, tif_b, price, qty = f
+        side, ord_type = _SIDE_OF.get(side_b), _ORD_TYPE_OF.get(type_b)
+        if side is None or ord_type is None or tif_b not in _TIF_BYTES:
+            return False
+        names = self._names.get(raw_names)
+        if names is None:
+            account, symbol = _text(raw_names[:_ACCOUNT_LEN]), _text(raw_names[_ACCOUNT_LEN:])
+            if account is None or symbol is None:
+                return False
+            names = (account, symbol)
+            if len(self._names) < _MAX_NAMES:  # (account, symbol) pairs remembered: bounded
+                self._names[raw_names] = names
+        cl = _text(raw_cl)
+        if cl is None:
+            return False
+        self._new_order(session, ts, cl, names, side, qty, price, ord_type, payload, None, raw_cl)
+        return True
 
     def _new_order(self, session: Any, ts: int, cl: str, names: tuple[str, str], side_m: Side, qty: int,
                    price: int | None, ord_type: OrdType, payload: bytes | None, o: NewOrder | None,
@@ -409,7 +402,7 @@ class SequencerService:
         lim = self.limits
         sid = session.id
         account, symbol = names
-        why: tuple[str, str] | None = self._venue_full() if len(self.venue_queue) >= lim.venue_backlog else None
+        why: tuple[str, str] | None = self._venue_full()
         client_key = (sid, cl)
         if why is None and client_key in self.by_client:
             why = ("duplicate_clordid", f"ClOrdId already used by this session: cl_ord_id={cl}")
@@ -445,7 +438,7 @@ class SequencerService:
         venue_id = str(seq)
         # the order as the venue gets it: the client's message under ClOrdId = its sequence
         if raw_cl is not None:
-            data: bytes | None = b"".join((P.NEW_ORDER_HEAD, venue_id.encode().ljust(_CL_LEN, b"\0"), payload[_CL_END:]))  # type: ignore[index]
+            data: bytes | None = P.with_cl_ord_id(payload, venue_id)  # type: ignore[arg-type]
         else:
             data = self.codec.renumbered_new_order(payload, venue_id) if payload is not None else None
         if data is None:

@@ -873,12 +873,12 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     seconds = QUICK_SECONDS if args.quick else args.seconds
     if not (isinstance(seconds, float) and 0.1 <= seconds <= 3600):
         raise benchkit.BenchInputError(f"bad duration: option=--seconds value={seconds} expected=0.1..3600 fault=user")
-    warm = min(1.0, seconds / 2)
-    report = benchkit.Report("pipeline", reference="bare")
     if not 1 <= args.rounds <= 20:
         raise benchkit.BenchInputError(f"bad round count: option=--rounds value={args.rounds} expected=1..20 fault=user")
-    report.extra = {"parts": list(parts), "seconds": seconds, "rates": rates, "strategies": counts,
-                    "rounds": 1 if args.quick else args.rounds,
+    rounds = 1 if args.quick else args.rounds
+    warm = min(1.0, seconds / 2)
+    report = benchkit.Report("pipeline", reference="bare")
+    report.extra = {"parts": list(parts), "seconds": seconds, "rates": rates, "strategies": counts, "rounds": rounds,
                     "quick": bool(args.quick), "order_warmup_s": warm}
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up as Ctrl-C does
     try:
@@ -887,7 +887,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             _progress(f"tick: tick-to-order, SDK vs bare poll_one, {seconds:.1f} s")
             tick_part(report, seconds)
         if "order" in parts:
-            order_part(report, rates, seconds, warm, 1 if args.quick else args.rounds)
+            order_part(report, rates, seconds, warm, rounds)
         if "fanout" in parts:
             fanout_part(report, counts, seconds)
         _progress(f"done in {time.monotonic() - t0:.1f} s")
